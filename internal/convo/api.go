@@ -1,0 +1,58 @@
+package convo
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Subscriber receives the events of the conversations it subscribes to as
+// encoded JSON frames. internal/conn implements it for a WebSocket.
+type Subscriber interface {
+	// Send queues one frame without blocking. It returns false when the
+	// subscriber cannot keep up; the hub then drops it, and the subscriber
+	// is expected to close itself as a slow consumer.
+	Send(frame []byte) bool
+	// SendWait queues one frame, waiting for room in the queue until ctx
+	// is done. Replays use it, so that a long history paces itself to the
+	// client instead of overflowing its queue.
+	SendWait(ctx context.Context, frame []byte) error
+}
+
+// Config tunes a Service. Zero values mean the documented defaults.
+type Config struct {
+	// DefaultModel is the model id of conversations created without one.
+	DefaultModel string
+	// MaxTextBytes bounds a user message (default 64 KiB).
+	MaxTextBytes int
+	// MaxQueuedTurns bounds the turns waiting behind a running one in a
+	// conversation (default 16); more sends get "busy".
+	MaxQueuedTurns int
+	// Logger receives the service's logs (default slog.Default()).
+	Logger *slog.Logger
+	// OpenTimeout bounds the wait for the database file lock (default 2s).
+	OpenTimeout time.Duration
+}
+
+// Action is an action event published by an external agent.
+type Action struct {
+	Turn   string
+	Name   string
+	Input  json.RawMessage
+	Output json.RawMessage
+}
+
+// Errors that convo returns; each is a *protocol.Error so the transports
+// can send it as it is. Compare with errors.Is.
+var (
+	ErrNotFound    = &protocol.Error{Code: protocol.CodeNotFound, Message: "conversation not found"}
+	ErrExists      = &protocol.Error{Code: protocol.CodeBadRequest, Message: "conversation already exists"}
+	ErrTooLarge    = &protocol.Error{Code: protocol.CodeTooLarge, Message: "message text too large"}
+	ErrBusy        = &protocol.Error{Code: protocol.CodeBusy, Message: "too many queued turns in this conversation"}
+	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "storage unavailable, try again"}
+	ErrClosed      = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the gateway is shutting down"}
+)
+

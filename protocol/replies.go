@@ -1,0 +1,156 @@
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Reply types: the frames the gateway sends in answer to a request.
+const (
+	ReplyAck           = "ack"
+	ReplySubscribed    = "subscribed"
+	ReplyUnsubscribed  = "unsubscribed"
+	ReplyCancelled     = "cancelled"
+	ReplyHistory       = "history"
+	ReplyConversations = "conversations"
+	ReplyCreated       = "created"
+	ReplyDeleted       = "deleted"
+	ReplyPong          = "pong"
+	ReplyError         = "error"
+)
+
+// Ack answers a send once the user message is durably stored, before the
+// model is called.
+type Ack struct {
+	Type         string   `json:"type"`
+	ID           string   `json:"id,omitempty"`
+	Conversation string   `json:"conversation"`
+	Message      *Message `json:"message"`
+}
+
+// Subscribed answers a subscribe. Seq is the conversation's last seq when
+// the subscription began; the replayed and live events follow it.
+type Subscribed struct {
+	Type         string `json:"type"`
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation"`
+	Seq          uint64 `json:"seq"`
+}
+
+// HistoryReply answers a history request: Messages oldest first, and
+// HasMore when older messages remain.
+type HistoryReply struct {
+	Type         string    `json:"type"`
+	ID           string    `json:"id,omitempty"`
+	Conversation string    `json:"conversation"`
+	Messages     []Message `json:"messages"`
+	HasMore      bool      `json:"has_more"`
+}
+
+// ConversationsReply answers a list request, newest first.
+type ConversationsReply struct {
+	Type          string         `json:"type"`
+	ID            string         `json:"id,omitempty"`
+	Conversations []Conversation `json:"conversations"`
+}
+
+// Created answers a create request with the new conversation.
+type Created struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	// Conversation is the new conversation's id; Info describes it.
+	Conversation string        `json:"conversation"`
+	Info         *Conversation `json:"info"`
+}
+
+// Done answers unsubscribe, cancel, delete and ping: Type says which.
+type Done struct {
+	Type         string `json:"type"`
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+}
+
+// ErrorReply is the error frame: the request id and conversation where
+// known, and the error's code and message.
+type ErrorReply struct {
+	Type         string `json:"type"`
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+// NewErrorReply builds the error frame for err in answer to request id.
+func NewErrorReply(id, conversation string, err *Error) *ErrorReply {
+	return &ErrorReply{Type: ReplyError, ID: id, Conversation: conversation,
+		Code: err.Code, Message: err.Message, RetryAfterMS: err.RetryAfterMS}
+}
+
+// ServerFrame decodes any frame the gateway sends, for Go clients: a reply
+// or an event. Message stays raw because it is an object in ack and event
+// frames but a string in error frames; use StoredMessage or ErrorMessage.
+type ServerFrame struct {
+	Type         string    `json:"type"`
+	ID           string    `json:"id"`
+	Conversation string    `json:"conversation"`
+	Seq          uint64    `json:"seq"`
+	TS           time.Time `json:"ts"`
+
+	Message       json.RawMessage `json:"message"`
+	Messages      []Message       `json:"messages"`
+	HasMore       bool            `json:"has_more"`
+	Conversations []Conversation  `json:"conversations"`
+	Info          *Conversation   `json:"info"`
+
+	Turn       string          `json:"turn"`
+	Model      string          `json:"model"`
+	Text       string          `json:"text"`
+	Name       string          `json:"name"`
+	Input      json.RawMessage `json:"input"`
+	Output     json.RawMessage `json:"output"`
+	StopReason string          `json:"stop_reason"`
+	Usage      *Usage          `json:"usage"`
+	LatencyMS  *int64          `json:"latency_ms"`
+	Error      *Error          `json:"error"`
+
+	Code         string `json:"code"`
+	RetryAfterMS int64  `json:"retry_after_ms"`
+}
+
+// StoredMessage returns the message object of an ack, message or turn_end
+// frame, or nil when the frame has none.
+func (f *ServerFrame) StoredMessage() *Message {
+	if len(f.Message) == 0 || f.Message[0] != '{' {
+		return nil
+	}
+	var m Message
+	if json.Unmarshal(f.Message, &m) != nil {
+		return nil
+	}
+	return &m
+}
+
+// ErrorMessage returns the message of an error frame.
+func (f *ServerFrame) ErrorMessage() string {
+	var s string
+	_ = json.Unmarshal(f.Message, &s)
+	return s
+}
+
+// EncodeRequest returns the JSON frame for r, with its "type" set.
+func EncodeRequest(r Request) ([]byte, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	typ, _ := json.Marshal(r.Type())
+	// body is a JSON object; put "type" first.
+	out := make([]byte, 0, len(body)+len(typ)+9)
+	out = append(out, `{"type":`...)
+	out = append(out, typ...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
+}
