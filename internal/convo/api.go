@@ -50,8 +50,6 @@ type Action struct {
 var (
 	ErrNotFound    = &protocol.Error{Code: protocol.CodeNotFound, Message: "conversation not found"}
 	ErrExists      = &protocol.Error{Code: protocol.CodeBadRequest, Message: "conversation already exists"}
-	ErrTooLarge    = &protocol.Error{Code: protocol.CodeTooLarge, Message: "message text too large"}
-	ErrBusy        = &protocol.Error{Code: protocol.CodeBusy, Message: "too many queued turns in this conversation"}
 	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "storage unavailable, try again"}
 	ErrClosed      = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the gateway is shutting down"}
 )

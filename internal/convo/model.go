@@ -41,8 +41,6 @@ type ModelRequest struct {
 type HistoryMessage struct {
 	Role string // protocol.RoleUser or protocol.RoleAssistant
 	Text string
-	// StopReason is the turn_end stop reason of an assistant message.
-	StopReason string
 }
 
 // ChunkKind says what a Chunk carries.

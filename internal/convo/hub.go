@@ -1,0 +1,123 @@
+package convo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// replayPage is how many events a replay reads from the log at a time.
+const replayPage = 256
+
+// hub is the live side of one conversation: its subscribers and its running
+// turn. The Service keeps one per active conversation and drops it when
+// nothing uses it; a new one starts from the log.
+type hub struct {
+	id string
+
+	mu sync.Mutex
+	// last is the seq of the newest event delivered to live subscribers.
+	// Every seq ≤ last is in the log, because events are published only
+	// after their commit.
+	last uint64
+	// subs maps each live subscriber to the seq after which it wants
+	// events.
+	subs map[Subscriber]uint64
+	// running is the turn in progress, or nil.
+	running *turn
+	// refs counts calls in progress that need the hub to stay.
+	refs int
+}
+
+// idle reports whether nothing uses h. Call with h.mu held.
+func (h *hub) idle() bool { return len(h.subs) == 0 && h.running == nil && h.refs == 0 }
+
+// publish delivers the committed events of h's conversation to its live
+// subscribers, skipping any at or below h.last (already covered by the
+// log when h was created). A subscriber whose queue is full is dropped.
+func (h *hub) publish(events []committed) (dropped int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range events {
+		if ev.seq <= h.last {
+			continue
+		}
+		h.last = ev.seq
+		for sub, after := range h.subs {
+			if ev.seq <= after {
+				continue
+			}
+			if !sub.Send(ev.frame) {
+				delete(h.subs, sub)
+				dropped++
+			}
+		}
+	}
+	return dropped
+}
+
+// addLive subscribes sub from the live edge if it is not subscribed yet,
+// and reports whether it did.
+func (h *hub) addLive(sub Subscriber) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[sub]; ok {
+		return false
+	}
+	h.subs[sub] = h.last
+	return true
+}
+
+// subscribe replays the log from after up to the live edge into sub, then
+// registers sub as live. Each round reads only up to the last published
+// seq and registers under the same lock that publish holds, so no event is
+// missed or sent twice; a busy conversation needs more rounds, never a
+// buffer.
+func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscriber, ready func(uint64)) error {
+	h.mu.Lock()
+	last := h.last
+	_, already := h.subs[sub]
+	h.mu.Unlock()
+	if after > last && after > st.lastSeq(h.id) {
+		return protocol.Errorf(protocol.CodeBadRequest, "after: %d is beyond the conversation's last seq %d", after, st.lastSeq(h.id))
+	}
+	ready(last)
+	if already {
+		return nil
+	}
+	pos := after
+	for {
+		h.mu.Lock()
+		if pos >= h.last {
+			h.subs[sub] = pos
+			h.mu.Unlock()
+			return nil
+		}
+		upTo := h.last
+		h.mu.Unlock()
+		for pos < upTo {
+			frames, err := st.readEvents(h.id, pos, upTo, replayPage)
+			if err != nil {
+				return fmt.Errorf("convo: replay %s after %d: %w", h.id, pos, err)
+			}
+			if len(frames) == 0 {
+				return fmt.Errorf("convo: replay %s: log ends before seq %d", h.id, upTo)
+			}
+			for _, f := range frames {
+				if err := sub.SendWait(ctx, f); err != nil {
+					return err
+				}
+				pos++
+			}
+		}
+	}
+}
+
+// unsubscribe removes sub.
+func (h *hub) unsubscribe(sub Subscriber) {
+	h.mu.Lock()
+	delete(h.subs, sub)
+	h.mu.Unlock()
+}
