@@ -53,4 +53,3 @@ var (
 	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "storage unavailable, try again"}
 	ErrClosed      = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the gateway is shutting down"}
 )
-

@@ -1,6 +1,7 @@
 package convo
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -31,4 +32,179 @@ func TestSendStreamsReply(t *testing.T) {
 	if evs[0].Type != protocol.EventMessage || evs[1].Type != protocol.EventTurnStart || evs[1].Model != "test-model" {
 		t.Fatalf("first events: %+v %+v", evs[0], evs[1])
 	}
+}
+
+func TestAckBeforeModel(t *testing.T) {
+	m := &scriptModel{gate: make(chan struct{})}
+	s, _ := openTest(t, m)
+	rec := newRecorder(100)
+	// The model cannot emit anything until the gate opens, yet Send
+	// returns: the ack does not wait for the model.
+	ack := send(t, s, "", "first", rec)
+	if ack.Message.Text != "first" {
+		t.Fatalf("ack %+v", ack)
+	}
+	close(m.gate)
+	rec.until(t, protocol.EventTurnEnd)
+}
+
+func TestClientMsgIDIsIdempotent(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{})
+	rec := newRecorder(100)
+	first, err := s.Send(context.Background(), "u1", &protocol.Send{Text: "once", ClientMsgID: "k1"}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.until(t, protocol.EventTurnEnd)
+	again, err := s.Send(context.Background(), "u1", &protocol.Send{Conversation: first.Conversation, Text: "once", ClientMsgID: "k1"}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Message.ID != first.Message.ID || again.Message.Seq != first.Message.Seq {
+		t.Fatalf("second ack %+v, first %+v", again.Message, first.Message)
+	}
+	h, err := s.History(context.Background(), "u1", first.Conversation, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Messages) != 2 {
+		t.Fatalf("history has %d messages, want 2 (one user, one reply)", len(h.Messages))
+	}
+}
+
+func TestQueuedTurnsRunInOrderWithHistory(t *testing.T) {
+	m := &scriptModel{gate: make(chan struct{})}
+	s, _ := openTest(t, m)
+	rec := newRecorder(1000)
+	ack := send(t, s, "", "one", rec)
+	send(t, s, ack.Conversation, "two", nil)
+	send(t, s, ack.Conversation, "three", nil)
+	close(m.gate)
+	var turns []string
+	open := ""
+	for len(turns) < 3 {
+		ev := rec.next(t)
+		switch ev.Type {
+		case protocol.EventTurnStart:
+			if open != "" {
+				t.Fatalf("turn %s started while %s runs", ev.Turn, open)
+			}
+			open = ev.Turn
+		case protocol.EventDelta:
+			if ev.Turn != open {
+				t.Fatalf("delta of %s while %s runs", ev.Turn, open)
+			}
+		case protocol.EventTurnEnd:
+			if ev.Turn != open {
+				t.Fatalf("turn_end of %s while %s runs", ev.Turn, open)
+			}
+			turns = append(turns, open)
+			open = ""
+		}
+	}
+	reqs := m.requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d model calls, want 3", len(reqs))
+	}
+	// Turn 3 sees each message followed by its reply, then "three".
+	got := []string{}
+	for _, h := range reqs[2].History {
+		got = append(got, h.Role+":"+h.Text)
+	}
+	want := []string{"user:one", "assistant:hello from the script", "user:two", "assistant:hello from the script", "user:three"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("turn 3 history\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestCancelKeepsPartialText(t *testing.T) {
+	m := &scriptModel{gate: make(chan struct{})}
+	s, _ := openTest(t, m)
+	rec := newRecorder(100)
+	ack := send(t, s, "", "go", rec)
+	m.gate <- struct{}{} // one word
+	for ev := rec.next(t); ev.Type != protocol.EventDelta; ev = rec.next(t) {
+	}
+	if err := s.Cancel(context.Background(), "u1", ack.Conversation); err != nil {
+		t.Fatal(err)
+	}
+	end := rec.until(t, protocol.EventTurnEnd)
+	last := end[len(end)-1]
+	if last.StopReason != protocol.StopCancelled || last.Message.Text != "hello " {
+		t.Fatalf("turn_end %+v text %q", last, last.Message.Text)
+	}
+}
+
+func TestOtherUsersSeeNothing(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{})
+	ack := send(t, s, "", "mine", nil)
+	ctx := context.Background()
+	checks := map[string]error{
+		"send": func() error {
+			_, err := s.Send(ctx, "u2", &protocol.Send{Conversation: ack.Conversation, Text: "x"}, nil)
+			return err
+		}(),
+		"subscribe": s.Subscribe(ctx, "u2", ack.Conversation, 0, newRecorder(10), func(uint64) {}),
+		"history":   func() error { _, err := s.History(ctx, "u2", ack.Conversation, 0, 0); return err }(),
+		"cancel":    s.Cancel(ctx, "u2", ack.Conversation),
+		"delete":    s.Delete(ctx, "u2", ack.Conversation),
+		"events":    func() error { _, err := s.Events(ctx, "u2", ack.Conversation, 0, 10); return err }(),
+	}
+	for name, err := range checks {
+		if protocol.AsError(err).Code != protocol.CodeNotFound {
+			t.Errorf("%s by another user: %v, want not_found", name, err)
+		}
+	}
+	list, err := s.List(ctx, "u2")
+	if err != nil || len(list) != 0 {
+		t.Errorf("list of u2 = %v, %v", list, err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{})
+	ctx := context.Background()
+	ack := send(t, s, "", "hi", nil)
+	tests := []struct {
+		name string
+		err  error
+		code string
+	}{
+		{"unknown conversation", s.Subscribe(ctx, "u1", "nope", 0, newRecorder(1), func(uint64) {}), protocol.CodeNotFound},
+		{"after beyond the end", s.Subscribe(ctx, "u1", ack.Conversation, 999, newRecorder(10), func(uint64) {}), protocol.CodeBadRequest},
+		{"text too large", func() error {
+			_, err := s.Send(ctx, "u1", &protocol.Send{Text: strings.Repeat("x", DefaultMaxTextBytes+1)}, nil)
+			return err
+		}(), protocol.CodeTooLarge},
+		{"create existing", func() error {
+			_, err := s.Create(ctx, "u1", &protocol.Create{Conversation: ack.Conversation})
+			return err
+		}(), protocol.CodeBadRequest},
+		{"action without name", func() error { _, err := s.PublishAction(ctx, "u1", ack.Conversation, Action{}); return err }(), protocol.CodeBadRequest},
+		{"action with bad JSON", func() error {
+			_, err := s.PublishAction(ctx, "u1", ack.Conversation, Action{Name: "x", Input: []byte("{")})
+			return err
+		}(), protocol.CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := protocol.AsError(tt.err).Code; got != tt.code {
+				t.Fatalf("error %v, want code %s", tt.err, tt.code)
+			}
+		})
+	}
+}
+
+func TestBusyWhenTooManyQueued(t *testing.T) {
+	m := &scriptModel{gate: make(chan struct{})}
+	s, _ := openTest(t, m)
+	ack := send(t, s, "", "0", nil)
+	var err error
+	for i := 0; i < DefaultMaxQueuedTurns+2 && err == nil; i++ {
+		_, err = s.Send(context.Background(), "u1", &protocol.Send{Conversation: ack.Conversation, Text: "more"}, nil)
+	}
+	if protocol.AsError(err).Code != protocol.CodeBusy {
+		t.Fatalf("err = %v, want busy", err)
+	}
+	close(m.gate)
 }

@@ -57,14 +57,16 @@ type store struct {
 	db       *bolt.DB
 	onCommit func([]committed) // called by the loop after each commit, in seq order
 	now      func() time.Time
-	// failCommit, when set (tests), makes a commit fail with its error.
+	mu       sync.Mutex
+	// failCommit, when set, makes every commit fail with its error: the
+	// seam through which tests inject storage faults.
 	failCommit func() error
-
-	mu      sync.Mutex
-	queue   []*op
-	stopped bool
-	wake    chan struct{} // capacity 1: "the queue is not empty"
-	exited  chan struct{}
+	// commits and ops count transactions and the ops they carried.
+	commits, ops uint64
+	queue        []*op
+	stopped      bool
+	wake         chan struct{} // capacity 1: "the queue is not empty"
+	exited       chan struct{}
 }
 
 // openStore opens the bbolt file at path, waiting at most timeout for its
@@ -124,9 +126,14 @@ func (s *store) loop() {
 		ops := s.queue
 		s.queue = nil
 		stopped := s.stopped
+		fail := s.failCommit
+		if len(ops) > 0 {
+			s.commits++
+			s.ops += uint64(len(ops))
+		}
 		s.mu.Unlock()
 		if len(ops) > 0 {
-			s.commit(ops)
+			s.commit(ops, fail)
 		}
 		if stopped {
 			return
@@ -136,7 +143,7 @@ func (s *store) loop() {
 
 // commit applies ops in one transaction, publishes the stored events, then
 // completes each op.
-func (s *store) commit(ops []*op) {
+func (s *store) commit(ops []*op, fail func() error) {
 	b := &batch{now: s.now(), metas: map[string]*meta{}, dirty: map[string]bool{}}
 	errs := make([]error, len(ops))
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -155,8 +162,8 @@ func (s *store) commit(ops []*op) {
 		if err := b.flush(); err != nil {
 			return err
 		}
-		if s.failCommit != nil {
-			return s.failCommit()
+		if fail != nil {
+			return fail()
 		}
 		return nil
 	})
@@ -173,6 +180,21 @@ func (s *store) commit(ops []*op) {
 	for i, o := range ops {
 		o.done <- errs[i]
 	}
+}
+
+// setFailCommit makes every later commit fail with fail's error (nil: heal).
+func (s *store) setFailCommit(fail func() error) {
+	s.mu.Lock()
+	s.failCommit = fail
+	s.mu.Unlock()
+}
+
+// stats returns how many transactions the loop committed and how many ops
+// they carried.
+func (s *store) stats() (commits, ops uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits, s.ops
 }
 
 // close stops the commit loop after the queued ops and closes the file.
