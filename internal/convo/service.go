@@ -33,9 +33,10 @@ type Service struct {
 	stopTurns context.CancelCauseFunc
 	turns     sync.WaitGroup
 
-	mu     sync.Mutex // guards hubs and closed; taken before any hub's mu
-	hubs   map[string]*hub
-	closed bool
+	mu   sync.Mutex // guards hubs, draining and closed; taken before any hub's mu
+	hubs map[string]*hub
+	// draining stops new turns from starting; closed also stops sends.
+	draining, closed bool
 }
 
 // Open opens (or creates) the bbolt file at path, ends turns a crash left
@@ -97,21 +98,39 @@ func (s *Service) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	s.stopTurns(errShutdown)
-	waited := make(chan struct{})
-	go func() {
-		s.turns.Wait()
-		close(waited)
-	}()
-	var err error
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		err = fmt.Errorf("convo: close: turns still running: %w", ctx.Err())
+	err := s.waitTurns(ctx)
+	if err != nil {
+		err = fmt.Errorf("convo: close: %w", err)
 	}
 	if cerr := s.st.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("convo: close database: %w", cerr)
 	}
 	return err
+}
+
+// Drain lets the running turns finish, starting no new ones, until they
+// are done or ctx ends (then it returns ctx's error). Queued turns stay
+// stored and run at the next start. Call Close after Drain.
+func (s *Service) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	return s.waitTurns(ctx)
+}
+
+// waitTurns waits until no turn runs or ctx ends.
+func (s *Service) waitTurns(ctx context.Context) error {
+	waited := make(chan struct{})
+	go func() {
+		s.turns.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("turns still running: %w", ctx.Err())
+	}
 }
 
 // dispatch hands each committed batch to the hubs of its conversations. The
@@ -170,7 +189,7 @@ func (s *Service) releaseIfIdle(h *hub) {
 func (s *Service) kick(h *hub) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.draining {
 		return
 	}
 	h.mu.Lock()
