@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OpenTimeout bounds the wait for the database file lock (default 2s).
 	OpenTimeout time.Duration
+	// Metrics receives the service's measurements (default: a private
+	// registry nobody reads).
+	Metrics *metrics.Metrics
 }
 
 // Action is an action event published by an external agent.

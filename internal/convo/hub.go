@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -15,7 +16,8 @@ const replayPage = 256
 // turn. The Service keeps one per active conversation and drops it when
 // nothing uses it; a new one starts from the log.
 type hub struct {
-	id string
+	id      string
+	metrics *metrics.Metrics
 
 	mu sync.Mutex
 	// last is the seq of the newest event delivered to live subscribers.
@@ -50,7 +52,7 @@ func (h *hub) publish(events []committed) (dropped int) {
 				continue
 			}
 			if !sub.Send(ev.frame) {
-				delete(h.subs, sub)
+				h.remove(sub)
 				dropped++
 			}
 		}
@@ -66,8 +68,22 @@ func (h *hub) addLive(sub Subscriber) bool {
 	if _, ok := h.subs[sub]; ok {
 		return false
 	}
-	h.subs[sub] = h.last
+	h.add(sub, h.last)
 	return true
+}
+
+// add registers sub as live from seq after. Call with h.mu held.
+func (h *hub) add(sub Subscriber, after uint64) {
+	h.subs[sub] = after
+	h.metrics.Subscriptions.Inc()
+}
+
+// remove unregisters sub, if registered. Call with h.mu held.
+func (h *hub) remove(sub Subscriber) {
+	if _, ok := h.subs[sub]; ok {
+		delete(h.subs, sub)
+		h.metrics.Subscriptions.Dec()
+	}
 }
 
 // subscribe replays the log from after up to the live edge into sub, then
@@ -91,7 +107,7 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 	for {
 		h.mu.Lock()
 		if pos >= h.last {
-			h.subs[sub] = pos
+			h.add(sub, pos)
 			h.mu.Unlock()
 			return nil
 		}
@@ -118,6 +134,15 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 // unsubscribe removes sub.
 func (h *hub) unsubscribe(sub Subscriber) {
 	h.mu.Lock()
-	delete(h.subs, sub)
+	h.remove(sub)
+	h.mu.Unlock()
+}
+
+// removeAll unregisters every subscriber.
+func (h *hub) removeAll() {
+	h.mu.Lock()
+	for sub := range h.subs {
+		h.remove(sub)
+	}
 	h.mu.Unlock()
 }

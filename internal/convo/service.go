@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -56,9 +57,12 @@ func Open(path string, model Model, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	s := &Service{cfg: cfg, log: cfg.Logger, model: model, hubs: map[string]*hub{}}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
-	st, err := openStore(path, cfg.OpenTimeout, s.dispatch)
+	st, err := openStore(path, cfg.OpenTimeout, cfg.Metrics, s.dispatch)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +162,9 @@ func (s *Service) acquire(id string) *hub {
 	defer s.mu.Unlock()
 	h := s.hubs[id]
 	if h == nil {
-		h = &hub{id: id, subs: map[Subscriber]uint64{}, last: s.st.lastSeq(id)}
+		h = &hub{id: id, metrics: s.cfg.Metrics, subs: map[Subscriber]uint64{}, last: s.st.lastSeq(id)}
 		s.hubs[id] = h
+		s.cfg.Metrics.Hubs.Inc()
 	}
 	h.mu.Lock()
 	h.refs++
@@ -181,8 +186,14 @@ func (s *Service) releaseIfIdle(h *hub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.idle() && s.hubs[h.id] == h {
-		delete(s.hubs, h.id)
+		s.dropHub(h)
 	}
+}
+
+// dropHub forgets h. Call with s.mu held.
+func (s *Service) dropHub(h *hub) {
+	delete(s.hubs, h.id)
+	s.cfg.Metrics.Hubs.Dec()
 }
 
 // kick starts a turn runner for h unless one is running.
@@ -224,6 +235,7 @@ func (s *Service) turnDone(h *hub, t *turn, next bool) {
 // subscribed to the conversation from the live edge first (if it was not
 // already), so it sees its own message event and the whole reply.
 func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub Subscriber) (*protocol.Ack, error) {
+	start := time.Now()
 	if len(req.Text) > s.cfg.MaxTextBytes {
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "text: %d bytes is over the limit of %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
@@ -276,6 +288,7 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		return nil, err
 	}
 	s.kick(h)
+	s.cfg.Metrics.AckSeconds.Observe(time.Since(start).Seconds())
 	return ack, nil
 }
 
@@ -430,12 +443,10 @@ func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 		// A conversation created later under the same id starts a new hub.
 		s.mu.Lock()
 		if s.hubs[conversation] == h {
-			delete(s.hubs, conversation)
+			s.dropHub(h)
 		}
 		s.mu.Unlock()
-		h.mu.Lock()
-		clear(h.subs)
-		h.mu.Unlock()
+		h.removeAll()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -36,6 +37,7 @@ var (
 // committed is one stored event, handed to the hubs after its commit.
 type committed struct {
 	conversation string
+	typ          string
 	seq          uint64
 	frame        []byte
 }
@@ -57,6 +59,7 @@ type store struct {
 	db       *bolt.DB
 	onCommit func([]committed) // called by the loop after each commit, in seq order
 	now      func() time.Time
+	metrics  *metrics.Metrics
 	mu       sync.Mutex
 	// failCommit, when set, makes every commit fail with its error: the
 	// seam through which tests inject storage faults.
@@ -71,7 +74,7 @@ type store struct {
 
 // openStore opens the bbolt file at path, waiting at most timeout for its
 // lock, and starts the commit loop.
-func openStore(path string, timeout time.Duration, onCommit func([]committed)) (*store, error) {
+func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit func([]committed)) (*store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("convo: database %s is in use by another process (waited %s for its lock)", path, timeout)
@@ -91,7 +94,7 @@ func openStore(path string, timeout time.Duration, onCommit func([]committed)) (
 		db.Close()
 		return nil, fmt.Errorf("convo: prepare database %s: %w", path, err)
 	}
-	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() },
+	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m,
 		wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go s.loop()
 	return s, nil
@@ -146,6 +149,7 @@ func (s *store) loop() {
 func (s *store) commit(ops []*op, fail func() error) {
 	b := &batch{now: s.now(), metas: map[string]*meta{}, dirty: map[string]bool{}}
 	errs := make([]error, len(ops))
+	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
 		for i, o := range ops {
@@ -173,6 +177,11 @@ func (s *store) commit(ops []*op, fail func() error) {
 			o.done <- err
 		}
 		return
+	}
+	s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.CommitOps.Observe(float64(len(ops)))
+	for _, c := range b.out {
+		s.metrics.Events.WithLabelValues(c.typ).Inc()
 	}
 	if len(b.out) > 0 {
 		s.onCommit(b.out)
@@ -310,7 +319,7 @@ func (b *batch) append(m *meta, ev *protocol.Event) error {
 	}
 	m.apply(ev)
 	b.dirty[m.ID] = true
-	b.out = append(b.out, committed{conversation: m.ID, seq: ev.Seq, frame: frame})
+	b.out = append(b.out, committed{conversation: m.ID, typ: ev.Type, seq: ev.Seq, frame: frame})
 	return nil
 }
 

@@ -149,11 +149,16 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	}
 	req := ModelRequest{Model: start.Model, System: start.System, History: modelHistory(msgs, pt.MsgSeq),
 		MaxTokens: start.MaxTokens, Temperature: start.Temperature}
+	s.cfg.Metrics.Turns.Inc()
 	end, text := s.stream(ctx, h.id, pt.Turn, req)
+	s.cfg.Metrics.Turns.Dec()
 	if end == nil { // the conversation was deleted
 		return false
 	}
 	s.endTurn(h.id, pt.Turn, end, text)
+	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
+	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
+	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))
 	log.Debug("turn ended", "stop_reason", end.StopReason)
 	return true
 }
@@ -204,8 +209,10 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	}
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {
-		ms := first.Sub(started).Milliseconds()
+		ttft := first.Sub(started)
+		ms := ttft.Milliseconds()
 		end.LatencyMS = &ms
+		s.cfg.Metrics.FirstTokenSeconds.WithLabelValues(req.Model).Observe(ttft.Seconds())
 	}
 	cause := context.Cause(ctx)
 	switch {

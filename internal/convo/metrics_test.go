@@ -1,0 +1,46 @@
+package convo
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+func TestMetricsAreRecorded(t *testing.T) {
+	reg := metrics.New()
+	s, err := Open(filepath.Join(t.TempDir(), "db"), &scriptModel{}, Config{Metrics: reg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	rec := newRecorder(100)
+	ack := send(t, s, "", "hi", rec)
+	evs := rec.until(t, protocol.EventTurnEnd)
+	s.Unsubscribe(ack.Conversation, rec)
+	waitIdle(t, s, ack.Conversation)
+
+	got, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"gateway_events_appended_total":     float64(len(evs)),
+		"gateway_ack_seconds_count":         1,
+		"gateway_turns_ended_total":         1,
+		"gateway_first_token_seconds_count": 1,
+		"gateway_model_tokens_total":        3 + 4,
+		"gateway_subscriptions":             0,
+		"gateway_turns_active":              0,
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+	if got["gateway_commit_seconds_count"] < 1 || got["gateway_commit_ops_sum"] < got["gateway_commit_seconds_count"] {
+		t.Errorf("commit metrics: %v commits carrying %v ops", got["gateway_commit_seconds_count"], got["gateway_commit_ops_sum"])
+	}
+}

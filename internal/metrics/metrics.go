@@ -1,0 +1,123 @@
+// Package metrics defines the gateway's Prometheus metrics in one place, so
+// that every package records into the same registry and the names stay
+// consistent. Each package gets the *Metrics it records into from main.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every collector the gateway records into.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	// Connections is the number of open WebSocket connections.
+	Connections prometheus.Gauge
+	// Subscriptions is the number of live (conversation, connection) pairs.
+	Subscriptions prometheus.Gauge
+	// Hubs is the number of conversations with a live hub.
+	Hubs prometheus.Gauge
+	// Turns is the number of turns streaming now.
+	Turns prometheus.Gauge
+	// Events counts stored events by type.
+	Events *prometheus.CounterVec
+	// CommitSeconds is the latency of one group commit (one fsync).
+	CommitSeconds prometheus.Histogram
+	// CommitOps is how many ops one commit carried.
+	CommitOps prometheus.Histogram
+	// AckSeconds is the time from a send request to its durable ack.
+	AckSeconds prometheus.Histogram
+	// RelaySeconds is the time from a model chunk's arrival to the write
+	// of the delta that carries it to a client's socket.
+	RelaySeconds prometheus.Histogram
+	// FirstTokenSeconds is each turn's time to the first model chunk.
+	FirstTokenSeconds *prometheus.HistogramVec
+	// Tokens counts model tokens by model and direction (in, out).
+	Tokens *prometheus.CounterVec
+	// TurnsEnded counts ended turns by stop reason.
+	TurnsEnded *prometheus.CounterVec
+	// SlowConsumers counts connections closed for not keeping up.
+	SlowConsumers prometheus.Counter
+	// Errors counts error frames and HTTP errors sent, by code.
+	Errors *prometheus.CounterVec
+	// RateLimited counts requests refused by a rate limit, by kind.
+	RateLimited *prometheus.CounterVec
+}
+
+// latencyBuckets spans 50µs to about 10s.
+var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 18)
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_connections_open",
+			Help: "Open WebSocket connections."}),
+		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_subscriptions",
+			Help: "Live subscriptions of connections to conversations."}),
+		Hubs: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_hubs_active",
+			Help: "Conversations with a live hub."}),
+		Turns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_turns_active",
+			Help: "Turns streaming from a model now."}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_events_appended_total",
+			Help: "Events stored in conversation logs, by type."}, []string{"type"}),
+		CommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_seconds",
+			Help: "Latency of one group commit (one bbolt transaction and its fsync).", Buckets: latencyBuckets}),
+		CommitOps: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_ops",
+			Help: "Ops carried by one group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		AckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_ack_seconds",
+			Help: "Time from a send to its durable ack.", Buckets: latencyBuckets}),
+		RelaySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_relay_seconds",
+			Help: "Time from a model chunk's arrival to the socket write of its delta.", Buckets: latencyBuckets}),
+		FirstTokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_first_token_seconds",
+			Help: "Time from the model call to its first chunk, by model.", Buckets: latencyBuckets}, []string{"model"}),
+		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_model_tokens_total",
+			Help: "Model tokens by model and direction (in, out)."}, []string{"model", "direction"}),
+		TurnsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_turns_ended_total",
+			Help: "Ended turns by stop reason."}, []string{"stop_reason"}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_slow_consumer_closes_total",
+			Help: "Connections closed because they did not keep up."}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_errors_total",
+			Help: "Errors sent to clients, by code."}, []string{"code"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_rate_limited_total",
+			Help: "Requests refused by a rate limit, by kind."}, []string{"kind"}),
+	}
+	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
+		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.FirstTokenSeconds,
+		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.Errors, m.RateLimited,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Gather returns the current values, for tests and the load generator.
+func (m *Metrics) Gather() (map[string]float64, error) {
+	families, err := m.registry.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			switch {
+			case metric.GetCounter() != nil:
+				out[f.GetName()] += metric.GetCounter().GetValue()
+			case metric.GetGauge() != nil:
+				out[f.GetName()] += metric.GetGauge().GetValue()
+			case metric.GetHistogram() != nil:
+				out[f.GetName()+"_count"] += float64(metric.GetHistogram().GetSampleCount())
+				out[f.GetName()+"_sum"] += metric.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return out, nil
+}
