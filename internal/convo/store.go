@@ -75,7 +75,7 @@ type store struct {
 // openStore opens the bbolt file at path, waiting at most timeout for its
 // lock, and starts the commit loop.
 func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit func([]committed)) (*store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("convo: database %s is in use by another process (waited %s for its lock)", path, timeout)
 	}
