@@ -5,26 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
-
-// rawFrame holds the known fields of a client frame undecoded, so that each
-// can be checked on its own and an error can name the field at fault.
-type rawFrame struct {
-	Type         json.RawMessage `json:"type"`
-	ID           json.RawMessage `json:"id"`
-	Conversation json.RawMessage `json:"conversation"`
-	Text         json.RawMessage `json:"text"`
-	ClientMsgID  json.RawMessage `json:"client_msg_id"`
-	After        json.RawMessage `json:"after"`
-	Before       json.RawMessage `json:"before"`
-	Limit        json.RawMessage `json:"limit"`
-	Title        json.RawMessage `json:"title"`
-	System       json.RawMessage `json:"system"`
-	Model        json.RawMessage `json:"model"`
-	MaxTokens    json.RawMessage `json:"max_tokens"`
-	Temperature  json.RawMessage `json:"temperature"`
-}
 
 // DecodeClientFrame turns one client text frame into a typed Request.
 //
@@ -36,76 +19,80 @@ func DecodeClientFrame(data []byte) (Request, string, error) {
 	if !utf8.Valid(data) {
 		return nil, "", Errorf(CodeBadRequest, "frame is not valid UTF-8")
 	}
-	trimmed := bytes.TrimSpace(data)
+	// Only JSON's own whitespace may precede the object: bytes.TrimSpace
+	// would also accept Unicode spaces that json.Unmarshal rejects.
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, "", Errorf(CodeBadRequest, "frame must be one JSON object")
 	}
-	var raw rawFrame
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
+	// A map, not a struct: encoding/json matches struct fields case-
+	// insensitively, so {"TEXT":…} would count as "text", while the contract
+	// says field names are snake_case and unknown fields are ignored.
+	d := fieldDecoder{}
+	if err := json.Unmarshal(trimmed, &d.fields); err != nil {
 		return nil, "", Errorf(CodeBadRequest, "invalid JSON: %s", jsonProblem(err))
 	}
-	d := fieldDecoder{}
-	id := d.str("id", raw.ID, false)
+	id := d.str("id", false)
 	if d.err == nil && len(id) > MaxRequestIDLen {
 		d.fail("id", "longer than %d bytes", MaxRequestIDLen)
 	}
 	if d.err != nil {
 		return nil, "", d.err
 	}
-	typ := d.str("type", raw.Type, true)
+	typ := d.str("type", true)
 	if d.err != nil {
 		return nil, id, d.err
 	}
-	req := d.request(typ, id, &raw)
+	req := d.request(typ, id)
 	if d.err != nil {
 		return nil, id, d.err
 	}
 	return req, id, nil
 }
 
-// request builds the Request of type typ from raw's fields.
-func (d *fieldDecoder) request(typ, id string, raw *rawFrame) Request {
+// request builds the Request of type typ from the frame's fields.
+func (d *fieldDecoder) request(typ, id string) Request {
 	switch typ {
 	case TypeSend:
 		r := &Send{ID: id}
-		r.Conversation = d.conversation(raw.Conversation, false)
-		r.Text = d.str("text", raw.Text, true)
+		r.Conversation = d.conversation(false)
+		r.Text = d.str("text", true)
 		if d.err == nil && r.Text == "" {
 			d.fail("text", "must not be empty")
 		}
-		r.ClientMsgID = d.str("client_msg_id", raw.ClientMsgID, false)
+		r.ClientMsgID = d.str("client_msg_id", false)
 		if d.err == nil && len(r.ClientMsgID) > MaxRequestIDLen {
 			d.fail("client_msg_id", "longer than %d bytes", MaxRequestIDLen)
 		}
 		return r
 	case TypeSubscribe:
 		r := &Subscribe{ID: id}
-		r.Conversation = d.conversation(raw.Conversation, true)
-		r.After = d.seq("after", raw.After)
+		r.Conversation = d.conversation(true)
+		r.After = d.seq("after")
 		return r
 	case TypeUnsubscribe:
-		return &Unsubscribe{ID: id, Conversation: d.conversation(raw.Conversation, true)}
+		return &Unsubscribe{ID: id, Conversation: d.conversation(true)}
 	case TypeCancel:
-		return &Cancel{ID: id, Conversation: d.conversation(raw.Conversation, true)}
+		return &Cancel{ID: id, Conversation: d.conversation(true)}
 	case TypeHistory:
 		r := &History{ID: id}
-		r.Conversation = d.conversation(raw.Conversation, true)
-		r.Before = d.seq("before", raw.Before)
-		r.Limit = d.limit(raw.Limit)
+		r.Conversation = d.conversation(true)
+		r.Before = d.seq("before")
+		r.Limit = d.limit()
 		return r
 	case TypeList:
 		return &List{ID: id}
 	case TypeCreate:
 		r := &Create{ID: id}
-		r.Conversation = d.conversation(raw.Conversation, false)
-		r.Title = d.str("title", raw.Title, false)
-		r.System = d.str("system", raw.System, false)
-		r.Model = d.str("model", raw.Model, false)
-		r.MaxTokens = d.maxTokens(raw.MaxTokens)
-		r.Temperature = d.temperature(raw.Temperature)
+		r.Conversation = d.conversation(false)
+		r.Title = d.str("title", false)
+		r.System = d.str("system", false)
+		r.Model = d.str("model", false)
+		r.MaxTokens = d.maxTokens()
+		r.Temperature = d.temperature()
 		return r
 	case TypeDelete:
-		return &Delete{ID: id, Conversation: d.conversation(raw.Conversation, true)}
+		return &Delete{ID: id, Conversation: d.conversation(true)}
 	case TypePing:
 		return &Ping{ID: id}
 	}
@@ -113,9 +100,11 @@ func (d *fieldDecoder) request(typ, id string, raw *rawFrame) Request {
 	return nil
 }
 
-// fieldDecoder decodes fields one by one and keeps the first error.
+// fieldDecoder decodes a frame's fields one by one, so that an error can
+// name the field at fault, and keeps the first error.
 type fieldDecoder struct {
-	err *Error
+	fields map[string]json.RawMessage
+	err    *Error
 }
 
 func (d *fieldDecoder) fail(field, format string, args ...any) {
@@ -124,16 +113,22 @@ func (d *fieldDecoder) fail(field, format string, args ...any) {
 	}
 }
 
-// present reports whether a field was given a value other than null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && string(raw) != "null"
+// value returns the raw value of field, or nil when the field is absent or
+// null: null counts as absent.
+func (d *fieldDecoder) value(field string) json.RawMessage {
+	raw := d.fields[field]
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
 }
 
-func (d *fieldDecoder) str(field string, raw json.RawMessage, required bool) string {
+func (d *fieldDecoder) str(field string, required bool) string {
+	raw := d.value(field)
 	if d.err != nil {
 		return ""
 	}
-	if !present(raw) {
+	if raw == nil {
 		if required {
 			d.fail(field, "required")
 		}
@@ -146,16 +141,23 @@ func (d *fieldDecoder) str(field string, raw json.RawMessage, required bool) str
 	return s
 }
 
-func (d *fieldDecoder) conversation(raw json.RawMessage, required bool) string {
-	id := d.str("conversation", raw, required)
-	if d.err == nil && id != "" && !ValidConversationID(id) {
-		d.fail("conversation", "must be 1 to %d letters, digits, '-', '_' or '.'", MaxConversationIDLen)
+// conversation reads a conversation id; "" counts as absent, so a required
+// one must be a valid id.
+func (d *fieldDecoder) conversation(required bool) string {
+	id := d.str("conversation", required)
+	switch {
+	case d.err != nil:
+	case id == "" && required:
+		d.fail("conversation", "required")
+	case id != "" && !ValidConversationID(id):
+		d.fail("conversation", "must be 1 to %d letters, digits, '-', '_' or '.', and not '.' or '..'", MaxConversationIDLen)
 	}
 	return id
 }
 
-func (d *fieldDecoder) seq(field string, raw json.RawMessage) uint64 {
-	if d.err != nil || !present(raw) {
+func (d *fieldDecoder) seq(field string) uint64 {
+	raw := d.value(field)
+	if d.err != nil || raw == nil {
 		return 0
 	}
 	var n uint64
@@ -165,13 +167,22 @@ func (d *fieldDecoder) seq(field string, raw json.RawMessage) uint64 {
 	return n
 }
 
-func (d *fieldDecoder) limit(raw json.RawMessage) int {
-	if d.err != nil || !present(raw) {
+// limit reads a history limit: absent or 0 means DefaultHistoryLimit, and
+// any integer above MaxHistoryLimit, however large, means MaxHistoryLimit.
+func (d *fieldDecoder) limit() int {
+	raw := d.value("limit")
+	if d.err != nil || raw == nil {
 		return DefaultHistoryLimit
 	}
-	var n int64
-	if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
-		d.fail("limit", "must be an integer from 1 to %d", MaxHistoryLimit)
+	// raw is one valid JSON value, so a JSON integer is exactly what
+	// ParseInt accepts; a string, a fraction or an exponent fail here.
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if errors.Is(err, strconv.ErrRange) && raw[0] != '-' {
+		return MaxHistoryLimit
+	}
+	if err != nil || n < 0 {
+		d.fail("limit", "must be a non-negative integer (0 means %d, above %d means %d)",
+			DefaultHistoryLimit, MaxHistoryLimit, MaxHistoryLimit)
 		return 0
 	}
 	switch {
@@ -183,8 +194,9 @@ func (d *fieldDecoder) limit(raw json.RawMessage) int {
 	return int(n)
 }
 
-func (d *fieldDecoder) maxTokens(raw json.RawMessage) *int32 {
-	if d.err != nil || !present(raw) {
+func (d *fieldDecoder) maxTokens() *int32 {
+	raw := d.value("max_tokens")
+	if d.err != nil || raw == nil {
 		return nil
 	}
 	var n int32
@@ -195,8 +207,9 @@ func (d *fieldDecoder) maxTokens(raw json.RawMessage) *int32 {
 	return &n
 }
 
-func (d *fieldDecoder) temperature(raw json.RawMessage) *float32 {
-	if d.err != nil || !present(raw) {
+func (d *fieldDecoder) temperature() *float32 {
+	raw := d.value("temperature")
+	if d.err != nil || raw == nil {
 		return nil
 	}
 	var f float32
@@ -208,9 +221,10 @@ func (d *fieldDecoder) temperature(raw json.RawMessage) *float32 {
 }
 
 // ValidConversationID reports whether id may name a conversation: 1 to
-// MaxConversationIDLen bytes of ASCII letters, digits, '-', '_' and '.'.
+// MaxConversationIDLen bytes of ASCII letters, digits, '-', '_' and '.',
+// other than "." and "..", which cannot be a path segment of the HTTP API.
 func ValidConversationID(id string) bool {
-	if id == "" || len(id) > MaxConversationIDLen {
+	if id == "" || len(id) > MaxConversationIDLen || id == "." || id == ".." {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

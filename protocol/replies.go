@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,11 +49,36 @@ type HistoryReply struct {
 	HasMore      bool      `json:"has_more"`
 }
 
+// MarshalJSON encodes r with "messages" as [] rather than null when there
+// are none, so clients can iterate without a check.
+func (r HistoryReply) MarshalJSON() ([]byte, error) {
+	type plain HistoryReply // without this method
+	r.Messages = nonNil(r.Messages)
+	return json.Marshal(plain(r))
+}
+
 // ConversationsReply answers a list request, newest first.
 type ConversationsReply struct {
 	Type          string         `json:"type"`
 	ID            string         `json:"id,omitempty"`
 	Conversations []Conversation `json:"conversations"`
+}
+
+// MarshalJSON encodes r with "conversations" as [] rather than null when
+// there are none.
+func (r ConversationsReply) MarshalJSON() ([]byte, error) {
+	type plain ConversationsReply // without this method
+	r.Conversations = nonNil(r.Conversations)
+	return json.Marshal(plain(r))
+}
+
+// nonNil returns s, or an empty slice when s is nil, which JSON encodes as
+// [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Created answers a create request with the new conversation.
@@ -138,11 +165,19 @@ func (f *ServerFrame) ErrorMessage() string {
 	return s
 }
 
-// EncodeRequest returns the JSON frame for r, with its "type" set.
+// EncodeRequest returns the JSON frame for r, with its "type" set. It fails
+// for a nil request and for one that does not encode as a JSON object,
+// such as a nil *Send.
 func EncodeRequest(r Request) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("protocol: encode a nil request")
+	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("protocol: encode %s request: %w", r.Type(), err)
+	}
+	if len(body) < 2 || body[0] != '{' {
+		return nil, fmt.Errorf("protocol: %s request does not encode as a JSON object", r.Type())
 	}
 	typ, _ := json.Marshal(r.Type())
 	// body is a JSON object; put "type" first.
