@@ -1,0 +1,203 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Limits on what a caller presents.
+const (
+	// MinSecretBytes is the shortest HS256 secret NewJWT accepts: the
+	// size of the SHA-256 output, as RFC 7518 section 3.2 requires.
+	MinSecretBytes = 32
+	// MaxSubjectBytes bounds the "sub" claim, which becomes the user id.
+	MaxSubjectBytes = 128
+	// maxTokenBytes bounds a token before any parsing work is spent on it.
+	maxTokenBytes = 8 << 10
+)
+
+// JWTOptions configures NewJWT. At least one of Secret and JWKS is needed.
+type JWTOptions struct {
+	// Secret verifies HS256 tokens (the gateway reads it from
+	// GATEWAY_JWT_SECRET); at least MinSecretBytes long. Empty: HS256
+	// tokens are refused.
+	Secret []byte
+	// JWKS is a file path or an http(s) URL of a JSON Web Key Set whose
+	// RSA keys verify RS256 tokens and P-256 keys ES256 tokens, picked by
+	// the token's "kid". Empty: RS256 and ES256 tokens are refused.
+	JWKS string
+	// Issuer, when set, must equal the token's "iss".
+	Issuer string
+	// Audience, when set, must be one of the token's "aud".
+	Audience string
+	// Leeway is the clock skew tolerated when checking "exp", "nbf" and
+	// "iat"; zero tolerates none.
+	Leeway time.Duration
+	// HTTPClient fetches a JWKS URL (default http.DefaultClient); each
+	// fetch is bounded to 10 s.
+	HTTPClient *http.Client
+	// Logger receives key refreshes and refused tokens, never a token
+	// itself (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// JWT verifies bearer tokens. Its User method is the gateway's user hook
+// for "-auth jwt"; it is safe for concurrent use.
+type JWT struct {
+	secret   []byte
+	keys     *keySource // nil without a JWKS
+	issuer   string
+	audience string
+	methods  []string // the algorithms accepted
+	parser   *jwt.Parser
+	log      *slog.Logger
+}
+
+// NewJWT returns a JWT verifier for opts. A JWKS is loaded before NewJWT
+// returns, and NewJWT fails if it cannot be loaded or holds no usable key;
+// it is then reloaded every 10 minutes, and at once (at most once a
+// minute) when a token names a key it does not hold, until ctx ends.
+func NewJWT(ctx context.Context, opts JWTOptions) (*JWT, error) {
+	if len(opts.Secret) == 0 && opts.JWKS == "" {
+		return nil, errors.New("auth: jwt needs a secret or a JWKS")
+	}
+	if len(opts.Secret) > 0 && len(opts.Secret) < MinSecretBytes {
+		return nil, fmt.Errorf("auth: the HS256 secret has %d bytes, want at least %d", len(opts.Secret), MinSecretBytes)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	j := &JWT{
+		secret:   opts.Secret,
+		issuer:   opts.Issuer,
+		audience: opts.Audience,
+		log:      opts.Logger,
+	}
+	if len(opts.Secret) > 0 {
+		j.methods = append(j.methods, jwt.SigningMethodHS256.Alg())
+	}
+	if opts.JWKS != "" {
+		ks, err := newKeySource(ctx, opts.JWKS, opts.HTTPClient, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		j.keys = ks
+		j.methods = append(j.methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg())
+	}
+	j.parser = jwt.NewParser(
+		jwt.WithValidMethods(j.methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(opts.Leeway),
+		jwt.WithStrictDecoding(),
+	)
+	return j, nil
+}
+
+// User returns the "sub" of the request's token, taken from
+// "Authorization: Bearer <token>" or else from the "token" query
+// parameter. Any failure is an unauthorized *protocol.Error whose message
+// names the failed check.
+func (j *JWT) User(r *http.Request) (string, error) {
+	token, err := bearer(r)
+	if err == nil {
+		var user string
+		if user, err = j.verify(r.Context(), token); err == nil {
+			return user, nil
+		}
+	}
+	err = unauthorized(err)
+	j.log.Debug("token refused", "err", err)
+	return "", err
+}
+
+// bearer finds the request's token. A present Authorization header wins
+// over the query parameter, even when it is unusable.
+func bearer(r *http.Request) (string, error) {
+	token := r.URL.Query().Get("token")
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", errNotBearer
+		}
+		token = strings.TrimSpace(rest)
+	}
+	switch {
+	case token == "":
+		return "", errNoToken
+	case len(token) > maxTokenBytes:
+		return "", errTokenTooLong
+	}
+	return token, nil
+}
+
+// verify checks token's signature and claims and returns its subject.
+func (j *JWT) verify(ctx context.Context, token string) (string, error) {
+	var claims jwt.RegisteredClaims
+	parsed, err := j.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		return j.key(ctx, t)
+	})
+	if err != nil {
+		// The parser reports a refused algorithm as a bad signature; name
+		// it properly, for the client and for whoever reads the logs.
+		if parsed != nil && !errors.Is(err, jwt.ErrTokenMalformed) {
+			if alg, _ := parsed.Header["alg"].(string); !slices.Contains(j.methods, alg) {
+				return "", fmt.Errorf("%w: %q", errAlgNotAllowed, alg)
+			}
+		}
+		return "", err
+	}
+	switch {
+	case j.issuer != "" && claims.Issuer != j.issuer:
+		return "", jwt.ErrTokenInvalidIssuer
+	case j.audience != "" && !slices.Contains(claims.Audience, j.audience):
+		return "", jwt.ErrTokenInvalidAudience
+	}
+	if err := checkSubject(claims.Subject); err != nil {
+		return "", err
+	}
+	return claims.Subject, nil
+}
+
+// key returns the key that verifies t: the secret for HS256, the JWKS key
+// named by "kid" for RS256 and ES256. The parser has already refused every
+// other algorithm, and each branch hands back only the key type of its
+// algorithm, so an HS256 token can never be checked against a public key.
+func (j *JWT) key(ctx context.Context, t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		return j.secret, nil
+	case *jwt.SigningMethodRSA, *jwt.SigningMethodECDSA:
+		kid, ok := t.Header["kid"].(string)
+		if !ok && t.Header["kid"] != nil {
+			return nil, fmt.Errorf("%w: kid is not a string", errUnknownKey)
+		}
+		return j.keys.key(ctx, kid, t.Method.Alg())
+	default:
+		return nil, errAlgNotAllowed
+	}
+}
+
+// checkSubject accepts a "sub" fit to be a user id: present, short, and
+// printable UTF-8 (it reaches logs and storage keys).
+func checkSubject(sub string) error {
+	switch {
+	case sub == "":
+		return errNoSubject
+	case len(sub) > MaxSubjectBytes:
+		return errSubjectTooLong
+	case !utf8.ValidString(sub) || strings.ContainsFunc(sub, unicode.IsControl):
+		return errSubjectNotValid
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package auth
+
+import (
+	"context"
+	"crypto"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// rsaToken returns a valid RS256 token for alice naming kid, signed with
+// the first or (second) the other RSA test key.
+func rsaToken(t testing.TB, kid string, second bool) string {
+	k := testKeys()
+	key := k.rsa
+	if second {
+		key = k.rsa2
+	}
+	return sign(t, jwt.SigningMethodRS256, key, kid, claimsFor("alice"))
+}
+
+// verifyToken runs token through j's user hook.
+func verifyToken(j *JWT, token string) error {
+	r := httptest.NewRequest("GET", "/v1/conversations", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	_, err := j.User(r)
+	return err
+}
+
+func TestJWKSURLRotation(t *testing.T) {
+	k := testKeys()
+	jwks := &jwksServer{}
+	jwks.set(0, jwksOf(t, map[string]crypto.PublicKey{"r1": &k.rsa.PublicKey}))
+	srv := httptest.NewTLSServer(jwks)
+	t.Cleanup(srv.Close)
+
+	j, err := NewJWT(t.Context(), JWTOptions{JWKS: srv.URL + "/jwks.json", HTTPClient: srv.Client(), Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatalf("NewJWT: %v", err)
+	}
+	if n := jwks.count(); n != 1 {
+		t.Fatalf("%d fetches at start, want 1", n)
+	}
+	if err := verifyToken(j, rsaToken(t, "r1", false)); err != nil {
+		t.Fatalf("known key: %v", err)
+	}
+
+	// The issuer rotates to r2; tokens signed by it arrive at once, all
+	// together, and cause one reload between them.
+	jwks.set(0, jwksOf(t, map[string]crypto.PublicKey{"r2": &k.rsa2.PublicKey}))
+	rotated := rsaToken(t, "r2", true)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = verifyToken(j, rotated) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("rotated key, caller %d: %v", i, err)
+		}
+	}
+	if n := jwks.count(); n != 2 {
+		t.Fatalf("%d fetches after the rotation, want 2", n)
+	}
+
+	// Another unknown kid within the minute is refused without a fetch.
+	wantUnauthorized(t, verifyToken(j, rsaToken(t, "r3", false)), "token signing key unknown", "")
+	if n := jwks.count(); n != 2 {
+		t.Fatalf("%d fetches after a second unknown kid, want still 2", n)
+	}
+}
+
+func TestJWKSURLMustLoadAtStart(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"server error", http.StatusInternalServerError, "oops"},
+		{"not JSON", 0, "<html>"},
+		{"no keys", 0, `{"keys":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jwks := &jwksServer{}
+			jwks.set(tt.status, []byte(tt.body))
+			srv := httptest.NewServer(jwks)
+			t.Cleanup(srv.Close)
+			if _, err := NewJWT(t.Context(), JWTOptions{JWKS: srv.URL, Logger: testLogger(t, nil)}); err == nil {
+				t.Fatal("NewJWT succeeded without a usable JWKS")
+			}
+		})
+	}
+}
+
+// TestJWKSRefreshTiming runs in a synctest bubble whose JWKS "server" is
+// reached through handlerTransport, so the clock is fake and the scheduled
+// and rate-limited reloads can be stepped through exactly.
+func TestJWKSRefreshTiming(t *testing.T) {
+	k := testKeys()
+	first := jwksOf(t, map[string]crypto.PublicKey{"r1": &k.rsa.PublicKey})
+	second := jwksOf(t, map[string]crypto.PublicKey{"r2": &k.rsa2.PublicKey})
+	synctest.Test(t, func(t *testing.T) {
+		jwks := &jwksServer{}
+		jwks.set(0, first)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		j, err := NewJWT(ctx, JWTOptions{
+			JWKS:       "https://issuer.test/jwks.json",
+			HTTPClient: &http.Client{Transport: handlerTransport{jwks}},
+			Logger:     testLogger(t, nil),
+		})
+		if err != nil {
+			t.Fatalf("NewJWT: %v", err)
+		}
+		wantFetches := func(step string, want int) {
+			t.Helper()
+			synctest.Wait()
+			if n := jwks.count(); n != want {
+				t.Fatalf("%s: %d fetches, want %d", step, n, want)
+			}
+		}
+		wantFetches("start", 1)
+
+		time.Sleep(refreshInterval - time.Second)
+		wantFetches("just before the interval", 1)
+		time.Sleep(time.Second)
+		wantFetches("at the interval", 2)
+
+		// A failed refresh keeps the keys it had.
+		jwks.set(http.StatusBadGateway, nil)
+		time.Sleep(refreshInterval)
+		wantFetches("failed refresh", 3)
+		if err := verifyToken(j, rsaToken(t, "r1", false)); err != nil {
+			t.Fatalf("after a failed refresh: %v", err)
+		}
+
+		// A scheduled refresh picks up a rotation without any refetch.
+		jwks.set(0, second)
+		time.Sleep(refreshInterval)
+		wantFetches("rotated", 4)
+		if err := verifyToken(j, rsaToken(t, "r2", true)); err != nil {
+			t.Fatalf("after the rotation: %v", err)
+		}
+		wantFetches("known key after the rotation", 4)
+
+		// Unknown kids reload at most once per refetchMinInterval.
+		unknown := rsaToken(t, "r9", false)
+		wantUnauthorized(t, verifyToken(j, unknown), "token signing key unknown", "")
+		wantFetches("first unknown kid", 5)
+		wantUnauthorized(t, verifyToken(j, unknown), "token signing key unknown", "")
+		wantFetches("unknown kid again within the minute", 5)
+		time.Sleep(refetchMinInterval)
+		wantUnauthorized(t, verifyToken(j, unknown), "token signing key unknown", "")
+		wantFetches("unknown kid after the minute", 6)
+
+		// Ending ctx stops the refreshes.
+		cancel()
+		time.Sleep(3 * refreshInterval)
+		wantFetches("after ctx ended", 6)
+	})
+}
