@@ -1,0 +1,232 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/conn"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/httpapi"
+	"github.com/chatgateway/gateway/protocol"
+	"github.com/chatgateway/gateway/web"
+)
+
+// stepModel is a convo.Model the test drives: each reply streams the
+// chunks the test hands it with say and ends when the test calls end, so a
+// test can look at the page between any two chunks without sleeping.
+type stepModel struct {
+	chunks chan convo.Chunk
+	ends   chan convo.Result
+	fails  chan error
+}
+
+func newStepModel() *stepModel {
+	return &stepModel{chunks: make(chan convo.Chunk), ends: make(chan convo.Result), fails: make(chan error)}
+}
+
+func (m *stepModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for {
+		select {
+		case c := <-m.chunks:
+			emit(c)
+		case r := <-m.ends:
+			return r, nil
+		case err := <-m.fails:
+			return convo.Result{}, err
+		case <-ctx.Done():
+			return convo.Result{}, fmt.Errorf("step model: %w", ctx.Err())
+		}
+	}
+}
+
+// say hands the running reply a text chunk.
+func (m *stepModel) say(t *testing.T, text string) {
+	t.Helper()
+	select {
+	case m.chunks <- convo.Chunk{Kind: convo.ChunkText, Text: text}:
+	case <-time.After(stepTimeout):
+		t.Fatalf("no reply was streaming to take %q", text)
+	}
+}
+
+// end finishes the running reply with usage in/out.
+func (m *stepModel) end(t *testing.T, in, out int64) {
+	t.Helper()
+	select {
+	case m.ends <- convo.Result{StopReason: protocol.StopEndTurn, Usage: protocol.Usage{InputTokens: in, OutputTokens: out}}:
+	case <-time.After(stepTimeout):
+		t.Fatal("no reply was streaming to end")
+	}
+}
+
+// fail ends the running reply with err.
+func (m *stepModel) fail(t *testing.T, err error) {
+	t.Helper()
+	select {
+	case m.fails <- err:
+	case <-time.After(stepTimeout):
+		t.Fatal("no reply was streaming to fail")
+	}
+}
+
+// gateway is the real gateway (convo over bbolt, httpapi, conn) serving
+// the page on a loopback port.
+type gateway struct {
+	url string
+}
+
+const testModelID = "test.step-model-v1"
+
+// gatewayConfig varies the gateway a test starts.
+type gatewayConfig struct {
+	// provider is what GET /v1/info names (default "test").
+	provider string
+	// model is the default model id (default testModelID).
+	model string
+	// user authenticates WebSocket upgrades; nil lets everyone in.
+	user func(*http.Request) (string, error)
+}
+
+func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
+	t.Helper()
+	if cfg.provider == "" {
+		cfg.provider = "test"
+	}
+	if cfg.model == "" {
+		cfg.model = testModelID
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := convo.Open(filepath.Join(t.TempDir(), "db"), model, convo.Config{DefaultModel: cfg.model, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpapi.New(svc, httpapi.Options{
+		Logger:    logger,
+		Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: cfg.model, Version: "dev", Auth: "none"},
+		WebSocket: conn.NewHandler(svc, conn.Options{Logger: logger, User: cfg.user}),
+		Page:      web.Handler(),
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		defer cancel()
+		if err := svc.Close(ctx); err != nil {
+			t.Errorf("closing the service: %v", err)
+		}
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return &gateway{url: srv.URL}
+}
+
+// post sends body as JSON to path and fails the test unless the status is
+// want.
+func (g *gateway) post(t *testing.T, path, body string, want int) {
+	t.Helper()
+	res, err := http.Post(g.url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("POST %s: status %d, want %d", path, res.StatusCode, want)
+	}
+}
+
+// messages returns the stored messages of conversation, oldest first.
+func (g *gateway) messages(t *testing.T, conversation string) []protocol.Message {
+	t.Helper()
+	res, err := http.Get(g.url + "/v1/conversations/" + conversation + "/messages?limit=500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h protocol.HistoryReply
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("history: status %d, %v", res.StatusCode, err)
+	}
+	return h.Messages
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// proxy is a TCP proxy in front of the gateway whose connections the test
+// can cut, as a network failure would.
+type proxy struct {
+	ln       net.Listener
+	backend  string
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted chan struct{}
+}
+
+func startProxy(t *testing.T, backendURL string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, backend: strings.TrimPrefix(backendURL, "http://"), accepted: make(chan struct{}, 64)}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", p.backend)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, b)
+		p.mu.Unlock()
+		go pipe(c, b)
+		go pipe(b, c)
+		select {
+		case p.accepted <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func pipe(dst, src net.Conn) {
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+}
+
+// cut closes every connection through the proxy.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

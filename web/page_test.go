@@ -1,0 +1,222 @@
+package web_test
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/demo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+func TestThinkingAndActions(t *testing.T) {
+	g := startGateway(t, demo.New(demo.Options{WordDelay: -1}), gatewayConfig{provider: "demo"})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	tb.waitFor("the demo badge", `!document.querySelector('[data-testid=demo-badge]').hidden`)
+	if badge := tb.text(`document.querySelector('[data-testid=demo-badge]').textContent`); badge != "Demo model — no AWS" {
+		t.Errorf("demo badge %q", badge)
+	}
+	tb.waitFor("the default model", `document.querySelector('[data-testid=model]').textContent === `+js(testModelID))
+
+	tb.send(demo.ThinkCommand + " why?")
+	id := tb.conversation()
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	thinking := lastReply + `.querySelector('[data-testid=thinking]')`
+	var got struct {
+		Open bool   `json:"open"`
+		Text string `json:"text"`
+	}
+	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').textContent})`, &got)
+	wantThought := "The user asked to see my reasoning. I am the demo model, so I will echo the message."
+	if got.Open || got.Text != wantThought {
+		t.Errorf("thinking section open=%v text %q, want closed with %q", got.Open, got.Text, wantThought)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=thinking] summary`)))
+	tb.waitFor("the thinking section to open", thinking+`.open`)
+	checkStoredOnce(t, g, tb, id)
+
+	tb.send(demo.ToolCommand + " what time is it?")
+	tb.waitFor("the second reply", assistants+`.length === 2 && `+lastReply+`.dataset.state === 'done'`)
+	action := lastReply + `.querySelector('[data-testid=action]')`
+	var card struct {
+		Name, Input, Output string
+	}
+	tb.eval(`({Name: `+action+`.querySelector('[data-testid=action-name]').textContent,
+		Input: `+action+`.querySelector('[data-testid=action-input]').textContent,
+		Output: `+action+`.querySelector('[data-testid=action-output]').textContent})`, &card)
+	if card.Name != "clock" || card.Input != "{\n  \"tz\": \"UTC\"\n}" || !strings.HasPrefix(card.Output, "{\n  \"time\": ") {
+		t.Errorf("action card %+v, want clock with pretty JSON input and output", card)
+	}
+
+	// An external agent's action, outside any turn, stands on its own.
+	g.post(t, "/v1/conversations/"+id+"/actions", `{"name":"deploy","input":{"env":"prod"},"output":{"ok":true}}`, http.StatusCreated)
+	tb.waitFor("the agent's action card", `[...document.querySelectorAll('[data-testid=messages] > [data-testid=action]')].some(
+		c => c.querySelector('[data-testid=action-name]').textContent === 'deploy')`)
+}
+
+func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
+	g := startGateway(t, demo.New(demo.Options{WordDelay: -1}), gatewayConfig{})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+
+	tb.do(
+		chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-title]`), "Trip planning"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-system]`), "Answer briefly."),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-model]`), "custom.model-v2"),
+		chromedp.Click(chromedp.CSS(`[data-testid=create]`)),
+	)
+	first := tb.conversation()
+	tb.waitFor("the title", `document.querySelector('[data-testid=title]').textContent === 'Trip planning'`)
+	tb.waitFor("the model", `document.querySelector('[data-testid=model]').textContent === 'custom.model-v2'`)
+	tb.send("Where to?")
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	usage := tb.text(lastReply + `.querySelector('[data-testid=usage]').textContent`)
+	if !strings.HasPrefix(usage, "custom.model-v2 · ") {
+		t.Errorf("usage line %q: want the conversation's model first", usage)
+	}
+
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)), chromedp.Click(chromedp.CSS(`[data-testid=create]`)))
+	tb.waitFor("a second conversation", `location.hash !== `+js("#/c/"+first))
+	second := tb.conversation()
+	tb.waitFor("two entries", `document.querySelectorAll('[data-testid=conversation]').length === 2`)
+	tb.waitFor("the empty conversation", `document.querySelector('[data-testid=empty]') !== null`)
+
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=conversation][href="#/c/` + first + `"]`)))
+	tb.waitUserMessage("Where to?")
+	if tb.conversation() != first {
+		t.Fatal("clicking the first entry did not open it")
+	}
+
+	// Delete takes two clicks on the same button.
+	del := chromedp.CSS(`li[data-id="` + first + `"] [data-testid=delete]`)
+	tb.do(chromedp.Click(del))
+	tb.waitFor("the armed delete button", `document.querySelector('li[data-id="`+first+`"] [data-testid=delete]').dataset.armed === 'true'`)
+	tb.do(chromedp.Click(del))
+	tb.waitFor("the entry to go", `document.querySelectorAll('[data-testid=conversation]').length === 1`)
+	tb.waitFor("the URL to leave it", `location.hash === ''`)
+	var left string
+	tb.eval(`document.querySelector('[data-testid=conversation]').getAttribute('href')`, &left)
+	if left != "#/c/"+second {
+		t.Errorf("remaining entry %q, want %q", left, "#/c/"+second)
+	}
+}
+
+func TestPhoneWidthCollapsesTheSidebar(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	tb := newTab(t, "tab")
+	tb.do(chromedp.EmulateViewport(390, 800))
+	tb.open(g.url, "/")
+	sidebarShown := `document.querySelector('#sidebar').getBoundingClientRect().right > 0`
+	tb.waitFor("the sidebar off screen", `!(`+sidebarShown+`)`)
+	tb.waitFor("the menu button", `getComputedStyle(document.querySelector('#menu')).display !== 'none'`)
+	var composerWidth float64
+	tb.eval(`document.querySelector('[data-testid=composer]').getBoundingClientRect().width`, &composerWidth)
+	if composerWidth < 200 {
+		t.Errorf("composer is %.0f px wide at 390 px, want most of the width", composerWidth)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`#menu`)))
+	// Clicks need the sidebar where it stops sliding.
+	tb.waitFor("the sidebar on screen", `document.querySelector('#sidebar').getBoundingClientRect().left === 0`)
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)), chromedp.Click(chromedp.CSS(`[data-testid=create]`)))
+	tb.conversation()
+	tb.waitFor("the sidebar to close", `!(`+sidebarShown+`)`)
+}
+
+func TestErrorsAreShown(t *testing.T) {
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/no-such-conversation")
+	tb.waitFor("the error notice", `!document.querySelector('[data-testid=error]').hidden`)
+	var notice struct{ Code, Text string }
+	tb.eval(`({Code: document.querySelector('[data-testid=error]').dataset.code,
+		Text: document.querySelector('[data-testid=error]').textContent})`, &notice)
+	if notice.Code != protocol.CodeNotFound || !strings.Contains(notice.Text, "does not exist") {
+		t.Errorf("notice %+v, want not_found saying the conversation does not exist", notice)
+	}
+
+	tb.open(g.url, "/")
+	tb.send("Fail, please")
+	model.say(t, "Partial ")
+	model.fail(t, errors.New("upstream throttled"))
+	tb.waitTurnEnd(protocol.StopError)
+	note := tb.text(lastReply + `.querySelector('[data-testid=turn-note]').textContent`)
+	if note != "Error (model_error): upstream throttled" {
+		t.Errorf("turn note %q", note)
+	}
+	tb.waitReply("Partial ")
+}
+
+func TestTokenFromTheFragment(t *testing.T) {
+	const token = "s3cret.token"
+	user := func(r *http.Request) (string, error) {
+		if r.URL.Query().Get("token") != token {
+			return "", protocol.Errorf(protocol.CodeUnauthorized, "bad token")
+		}
+		return "alice", nil
+	}
+	g := startGateway(t, newStepModel(), gatewayConfig{user: user})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#token="+token)
+	if hash := tb.text(`location.hash`); hash != "" {
+		t.Errorf("the token stayed in the URL: %q", hash)
+	}
+	// The tab keeps the token across a reload.
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+}
+
+// TestScreenshot saves a screenshot of a finished demo conversation at
+// $GATEWAY_SCREENSHOT (docs/screenshot.png comes from it):
+//
+//	GATEWAY_SCREENSHOT=$PWD/docs/screenshot.png go test ./web -run TestScreenshot
+func TestScreenshot(t *testing.T) {
+	path := os.Getenv("GATEWAY_SCREENSHOT")
+	if path == "" {
+		t.Skip("set GATEWAY_SCREENSHOT=file.png to save a screenshot")
+	}
+	replies := map[string]string{
+		"Plan a weekend in Lisbon": "Saturday: Alfama in the morning, tram 28 to Graça, sunset at the Miradouro.",
+		"What does this gateway do?": "It lets browsers and scripts chat with Bedrock models over WebSockets. " +
+			"Every event is stored before anyone sees it, so a reload or a reconnect resumes exactly where it left off.",
+		demo.ThinkCommand + " Why store events before sending them?": "Because then a client that reconnects " +
+			"with after=N gets every later event once, in order — nothing shown can be lost in a crash.",
+		demo.ToolCommand + " What time is it?": "The clock tool answered; the card above shows its input and output.",
+	}
+	model := demo.New(demo.Options{FirstDelay: 150 * time.Millisecond, WordDelay: 20 * time.Millisecond, Reply: func(req convo.ModelRequest) string {
+		return replies[req.History[len(req.History)-1].Text]
+	}})
+	g := startGateway(t, model, gatewayConfig{provider: "demo", model: "demo"})
+	tb := newTab(t, "tab")
+	tb.do(chromedp.EmulateViewport(1280, 960))
+	tb.open(g.url, "/")
+	tb.send("Plan a weekend in Lisbon")
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-title]`), "Tour of the gateway"),
+		chromedp.Click(chromedp.CSS(`[data-testid=create]`)))
+	tb.conversation()
+	for i, text := range []string{"What does this gateway do?", demo.ThinkCommand + " Why store events before sending them?", demo.ToolCommand + " What time is it?"} {
+		tb.send(text)
+		tb.waitFor("the reply", assistants+`.length === `+strconv.Itoa(i+1)+` && `+lastReply+`.dataset.state === 'done'`)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=thinking] summary`)))
+	tb.waitFor("the sidebar", `document.querySelectorAll('[data-testid=conversation]').length === 2`)
+	shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("saved %s", path)
+}

@@ -1,0 +1,222 @@
+// socket.js owns the page's one WebSocket to /v1/ws: it connects,
+// subscribes, matches replies to requests by id, keeps the connection alive
+// with pings, and reconnects with exponential backoff and jitter. After a
+// reconnect it subscribes again with after = the last seq it passed on, so
+// the events it delivers are each conversation's log in order, each once.
+
+const EVENT_TYPES = new Set(['message', 'turn_start', 'delta', 'thinking', 'action', 'turn_end']);
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+// A connection that stayed up this long starts the backoff over.
+const STABLE_MS = 10000;
+const PING_EVERY_MS = 20000;
+const PONG_WITHIN_MS = 10000;
+
+// wsURL is /v1/ws on this page's host, ws: or wss: like the page, with the
+// token (if any) as a query parameter because browsers cannot set headers.
+export function wsURL(token) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const url = new URL(`${scheme}//${location.host}/v1/ws`);
+  if (token) url.searchParams.set('token', token);
+  return url.href;
+}
+
+// RequestError is a request's rejection: an error frame (code, message) or
+// a connection lost before the reply (code "disconnected").
+export class RequestError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// GatewaySocket delivers conversation events to onEvent and connection
+// states ("connecting", "connected", "reconnecting") to onStatus; error
+// frames that answer no pending request go to onError.
+export class GatewaySocket {
+  constructor({ url, onEvent, onStatus, onError }) {
+    this.url = url;
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.onError = onError;
+    this.ws = null;
+    this.attempt = 0;
+    this.openedAt = 0;
+    this.nextID = 0;
+    this.retryTimer = 0;
+    this.pingTimer = 0;
+    // conversation id → {last: last seq passed to onEvent, waiting: id of
+    // the subscribe whose reply has not come yet, or ""}
+    this.subs = new Map();
+    // request id → {frame, resolve, reject, retry, sent}
+    this.pending = new Map();
+  }
+
+  start() {
+    this.connect();
+    addEventListener('online', () => {
+      if (this.ws === null) this.connect();
+    });
+  }
+
+  connected() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  // subscribe asks for every event of conversation with seq > after, now
+  // and after every reconnect (then from the last seq delivered). A failed
+  // subscribe ends the subscription and goes to onError with the
+  // conversation set.
+  subscribe(conversation, after = 0) {
+    this.subs.set(conversation, { last: after, waiting: '' });
+    if (this.connected()) this.sendSubscribe(conversation);
+  }
+
+  unsubscribe(conversation) {
+    if (!this.subs.delete(conversation)) return;
+    if (this.connected()) this.request({ type: 'unsubscribe', conversation }).catch(() => {});
+  }
+
+  sendSubscribe(conversation) {
+    const sub = this.subs.get(conversation);
+    const { id, promise } = this.issue({ type: 'subscribe', conversation, after: sub.last }, false);
+    // Events of this conversation before the reply to this very frame are
+    // left over from an earlier subscription: they are dropped, and the
+    // replay that follows the reply sends them again in order.
+    sub.waiting = id;
+    promise.catch((err) => {
+      if (err.code === 'disconnected' || this.subs.get(conversation) !== sub) return;
+      this.subs.delete(conversation);
+      err.conversation = conversation;
+      this.onError(err);
+    });
+  }
+
+  // request sends frame with a fresh id and resolves with the reply that
+  // carries it, or rejects with a RequestError. Frames wait for the
+  // connection; if it drops after sending, the request is rejected unless
+  // retry is set (only for idempotent frames, such as a send with a
+  // client_msg_id), in which case it is sent again after the reconnect.
+  request(frame, { retry = false } = {}) {
+    return this.issue(frame, retry).promise;
+  }
+
+  issue(frame, retry) {
+    const id = `r${++this.nextID}`;
+    let p;
+    const promise = new Promise((resolve, reject) => {
+      p = { frame: { ...frame, id }, resolve, reject, retry, sent: false };
+    });
+    this.pending.set(id, p);
+    if (this.connected()) this.transmit(p);
+    return { id, promise };
+  }
+
+  transmit(p) {
+    p.sent = true;
+    this.ws.send(JSON.stringify(p.frame));
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => this.opened(ws);
+    ws.onmessage = (e) => this.received(ws, e.data);
+    ws.onclose = () => this.closed(ws);
+  }
+
+  opened(ws) {
+    if (ws !== this.ws) return;
+    this.openedAt = Date.now();
+    this.onStatus('connected');
+    // Subscriptions first, so that a retried send finds its conversation
+    // already resumed at the right seq.
+    for (const conversation of this.subs.keys()) this.sendSubscribe(conversation);
+    for (const p of this.pending.values()) {
+      if (!p.sent) this.transmit(p);
+    }
+    this.schedulePing();
+  }
+
+  received(ws, data) {
+    if (ws !== this.ws) return;
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (EVENT_TYPES.has(f.type) && typeof f.seq === 'number') {
+      this.deliver(f);
+      return;
+    }
+    const p = f.id !== undefined ? this.pending.get(f.id) : undefined;
+    if (p === undefined) {
+      if (f.type === 'error') this.onError(new RequestError(f.code, f.message));
+      return;
+    }
+    this.pending.delete(f.id);
+    if (f.type === 'subscribed') {
+      const sub = this.subs.get(f.conversation);
+      if (sub !== undefined && sub.waiting === f.id) sub.waiting = '';
+    }
+    if (f.type === 'error') p.reject(new RequestError(f.code, f.message));
+    else p.resolve(f);
+  }
+
+  // deliver passes on an event of a live subscription that is newer than
+  // the last one passed on.
+  deliver(ev) {
+    const sub = this.subs.get(ev.conversation);
+    if (sub === undefined || sub.waiting !== '' || ev.seq <= sub.last) return;
+    sub.last = ev.seq;
+    this.onEvent(ev);
+  }
+
+  closed(ws) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    clearTimeout(this.pingTimer);
+    for (const [id, p] of this.pending) {
+      if (!p.sent) continue;
+      if (p.retry) {
+        p.sent = false;
+      } else {
+        this.pending.delete(id);
+        p.reject(new RequestError('disconnected', 'connection lost'));
+      }
+    }
+    if (this.openedAt !== 0 && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
+    this.openedAt = 0;
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    this.attempt++;
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.onStatus('reconnecting');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  // schedulePing sends a ping every PING_EVERY_MS and closes a connection
+  // whose pong does not come back in time; closing it reconnects.
+  schedulePing() {
+    clearTimeout(this.pingTimer);
+    this.pingTimer = setTimeout(() => {
+      const ws = this.ws;
+      if (ws === null) return;
+      // A dead network can hold a closing handshake for minutes: give up
+      // on the socket at once and let it close in the background.
+      const deadline = setTimeout(() => {
+        this.closed(ws);
+        ws.close(4000, 'ping timeout');
+      }, PONG_WITHIN_MS);
+      this.request({ type: 'ping' })
+        .then(() => {
+          clearTimeout(deadline);
+          this.schedulePing();
+        })
+        .catch(() => clearTimeout(deadline));
+    }, PING_EVERY_MS);
+  }
+}
