@@ -20,7 +20,9 @@ func TestMetricsAreRecorded(t *testing.T) {
 	ack := send(t, s, "", "hi", rec)
 	evs := rec.until(t, protocol.EventTurnEnd)
 	s.Unsubscribe(ack.Conversation, rec)
-	waitIdle(t, s, ack.Conversation)
+	if err := s.waitTurns(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	got, err := reg.Gather()
 	if err != nil {

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// urlLine finds the URL in the "gateway listening" log line.
+var urlLine = regexp.MustCompile(`msg="gateway listening" url=(http://\S+)/`)
+
+// logScan reads a gateway's log, logging each line to t.
+type logScan struct {
+	// url receives the listening URL; it is closed at the end of the log.
+	url chan string
+	// done is closed once the whole log is read.
+	done chan struct{}
+}
+
+func scanLog(t *testing.T, r io.Reader) *logScan {
+	s := &logScan{url: make(chan string, 1), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer close(s.url)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			t.Log(sc.Text())
+			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
+				s.url <- m[1]
+			}
+		}
+	}()
+	return s
+}
+
+// listening returns the URL the gateway listens on, failing t if its log
+// ends first.
+func (s *logScan) listening(t *testing.T) string {
+	t.Helper()
+	url, ok := <-s.url
+	if !ok {
+		t.Fatal("the gateway ended before listening")
+	}
+	return url
+}
+
+// gateway is a running run().
+type gateway struct {
+	URL  string
+	stop context.CancelFunc
+	done chan error
+	log  *logScan
+}
+
+// startRun starts run with args and the environment env, and waits until
+// it listens. The test's end stops it.
+func startRun(t *testing.T, env map[string]string, args ...string) *gateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	g := &gateway{stop: cancel, done: make(chan error, 1), log: scanLog(t, pr)}
+	go func() {
+		err := run(ctx, args, func(k string) string { return env[k] }, pw)
+		pw.Close()
+		g.done <- err
+	}()
+	t.Cleanup(func() { g.Stop(t) })
+	g.URL = g.log.listening(t)
+	return g
+}
+
+// Stop stops the gateway (as SIGTERM does) and checks that run returned nil.
+func (g *gateway) Stop(t *testing.T) {
+	t.Helper()
+	if g.stop == nil {
+		return
+	}
+	g.stop()
+	g.stop = nil
+	if err := <-g.done; err != nil {
+		t.Errorf("run returned %v", err)
+	}
+	<-g.log.done
+}
+
+func get(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// TestRunRestart chats with the real program, stops it while a client is
+// connected (close 1001), starts it again on the same file and finds the
+// conversation.
+func TestRunRestart(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "gateway.db")
+	env := map[string]string{"GATEWAY_DB": db, "GATEWAY_DEMO_WORD_DELAY": "-1ns"}
+	g := startRun(t, env, "-addr", "127.0.0.1:0")
+
+	var info struct{ Provider, DefaultModel string }
+	get(t, g.URL+"/v1/info", &info)
+	if info.Provider != "demo" {
+		t.Errorf("info %+v, want provider demo", info)
+	}
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	c.Request(&protocol.Send{ID: "s", Text: "hello"})
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	end := frames[len(frames)-1]
+	if reply := end.StoredMessage().Text; !strings.Contains(reply, "Demo model") || !strings.Contains(reply, "hello") {
+		t.Errorf("reply %q does not say it is the demo model and echo the message", reply)
+	}
+
+	closed := make(chan error, 1)
+	go func() {
+		_, err := c.ReadErr()
+		closed <- err
+	}()
+	g.Stop(t)
+	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("on shutdown the client got %v, want close 1001", err)
+	}
+
+	g = startRun(t, env, "-addr", "127.0.0.1:0")
+	c = conntest.Dial(t, g.URL, "/v1/ws")
+	h := c.Call(&protocol.History{ID: "h", Conversation: end.Conversation})
+	if len(h.Messages) != 2 || h.Messages[0].Text != "hello" || h.Messages[1].Text != end.StoredMessage().Text {
+		t.Errorf("history after restart %+v", h.Messages)
+	}
+}
+
+func TestDatabaseInUse(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "gateway.db")
+	startRun(t, nil, "-addr", "127.0.0.1:0", "-db", db)
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-db", db}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "database "+db+" is in use by another process") {
+		t.Errorf("second gateway on the same file: %v, want 'in use by another process'", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(*config) bool
+		wantErr string
+	}{
+		{name: "defaults", want: func(c *config) bool {
+			return c.addr == "localhost:8080" && c.db == "gateway.db" && c.provider == "demo" && c.sendQueue == 0
+		}},
+		{name: "environment", env: map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_SEND_QUEUE": "64", "GATEWAY_DEMO_WORD_DELAY": "5ms"},
+			want: func(c *config) bool {
+				return c.addr == ":9000" && c.sendQueue == 64 && c.demoWordDelay == 5*time.Millisecond
+			}},
+		{name: "flag beats environment", args: []string{"-addr", ":7000"}, env: map[string]string{"GATEWAY_ADDR": ":9000"},
+			want: func(c *config) bool { return c.addr == ":7000" }},
+		{name: "bedrock with model", args: []string{"-provider", "bedrock", "-model", "m", "-region", "eu-west-3"},
+			want: func(c *config) bool { return c.provider == "bedrock" && c.model == "m" && c.region == "eu-west-3" }},
+		{name: "bedrock without model", args: []string{"-provider", "bedrock"}, wantErr: "needs -model"},
+		{name: "unknown provider", args: []string{"-provider", "openai"}, wantErr: "want demo or bedrock"},
+		{name: "bad environment value", env: map[string]string{"GATEWAY_SEND_QUEUE": "many"}, wantErr: "GATEWAY_SEND_QUEUE"},
+		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: "log-format"},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "log-level"},
+		{name: "unknown flag", args: []string{"-colour"}, wantErr: "colour"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c) {
+				t.Errorf("config %+v", c)
+			}
+		})
+	}
+}
+
+// TestCrash builds the binary, kills it with SIGKILL in the middle of a
+// turn, restarts it on the same file and checks that every event the
+// client saw is stored unchanged and that the turn ended "interrupted".
+func TestCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "gateway.db")
+	// start starts the binary; stop(sig) signals it and waits for it.
+	start := func() (url string, stop func(os.Signal)) {
+		cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-demo-word-delay", "100ms")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		log := scanLog(t, out)
+		var once sync.Once
+		stop = func(sig os.Signal) {
+			once.Do(func() {
+				_ = cmd.Process.Signal(sig)
+				<-log.done // read the whole log before Wait closes the pipe
+				_ = cmd.Wait()
+			})
+		}
+		t.Cleanup(func() { stop(os.Kill) })
+		return log.listening(t), stop
+	}
+
+	url, stop := start()
+	c := conntest.Dial(t, url, "/v1/ws")
+	c.Request(&protocol.Send{Text: "tell me a story"})
+	var seen []protocol.ServerFrame
+	for deltas := 0; deltas < 3; {
+		f := c.Read()
+		if f.Seq > 0 && f.Type != protocol.ReplyAck && f.Type != protocol.ReplySubscribed {
+			seen = append(seen, f)
+		}
+		if f.Type == protocol.EventDelta {
+			deltas++
+		}
+	}
+	stop(os.Kill)
+
+	url, stop = start()
+	defer stop(os.Interrupt)
+	var stored []protocol.ServerFrame
+	get(t, url+"/v1/conversations/"+seen[0].Conversation+"/events", &stored)
+	if len(stored) <= len(seen) {
+		t.Fatalf("stored %d events, the client saw %d before the crash", len(stored), len(seen))
+	}
+	for i, f := range seen {
+		s := stored[i]
+		if s.Seq != f.Seq || s.Type != f.Type || s.Text != f.Text || s.Turn != f.Turn || string(s.Message) != string(f.Message) {
+			t.Errorf("seen event %+v, stored %+v", f, s)
+		}
+	}
+	var deltas strings.Builder
+	for _, f := range stored {
+		if f.Type == protocol.EventDelta {
+			deltas.WriteString(f.Text)
+		}
+	}
+	end := stored[len(stored)-1]
+	if end.Type != protocol.EventTurnEnd || end.StopReason != protocol.StopInterrupted {
+		t.Fatalf("last stored event %s %q, want turn_end interrupted", end.Type, end.StopReason)
+	}
+	if text := end.StoredMessage().Text; text == "" || text != deltas.String() {
+		t.Errorf("interrupted turn kept %q, its deltas were %q", text, deltas.String())
+	}
+}

@@ -1,0 +1,163 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// errClosed is what SendWait returns once the connection is closing.
+var errClosed = errors.New("conn: connection closed")
+
+// conn is one WebSocket connection. The handler goroutine reads and calls
+// convo; a writer goroutine, started whenever frames are queued and gone
+// when the queue is empty, owns every write to the socket.
+type conn struct {
+	h    *Handler
+	ws   *websocket.Conn
+	user string
+	log  *slog.Logger
+	// ctx is done when reading has ended; it bounds the calls into convo
+	// and the writes.
+	ctx    context.Context
+	cancel context.CancelFunc
+	ping   *time.Timer
+
+	// subs holds the conversations this connection subscribed to, to
+	// unsubscribe them at the end. Only the reader goroutine uses it.
+	subs map[string]struct{}
+
+	mu sync.Mutex
+	// queue holds the frames waiting for the writer, oldest first.
+	queue [][]byte
+	// held collects the frames delivered while a send is in progress, so
+	// that its ack goes out before them (see hold).
+	held    [][]byte
+	holding bool
+	// writing is true while a writer goroutine runs.
+	writing bool
+	// room, when not nil, is closed once the queue is at most half full.
+	room chan struct{}
+	// closeCode, once set, refuses new frames; the writer closes the
+	// socket with it after the queue.
+	closeCode   websocket.StatusCode
+	closeReason string
+	// dead is set when reading has ended or a write failed: nothing more
+	// is written.
+	dead   bool
+	writer sync.WaitGroup
+}
+
+// Subscriber is what a conn is to convo.
+var _ convo.Subscriber = (*conn)(nil)
+
+func newConn(h *Handler, ws *websocket.Conn, user string) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{h: h, ws: ws, user: user, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
+	c.log = h.log.With("conn", h.ids.Add(1))
+	return c
+}
+
+// serve runs the reader loop until the connection ends, then cleans up.
+func (c *conn) serve(q url.Values) {
+	c.log.Debug("connection open", "user", c.user)
+	c.ping = time.AfterFunc(c.h.opts.PingInterval, c.keepalive)
+	defer c.finish()
+	if q.Has("conversation") {
+		c.subscribeFromQuery(q)
+	}
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			c.logEnd(err)
+			return
+		}
+		if c.closing() {
+			continue
+		}
+		if typ == websocket.MessageBinary {
+			const msg = "binary frames are not supported"
+			c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, msg))
+			c.closeAfterQueue(websocket.StatusUnsupportedData, msg)
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// subscribeFromQuery subscribes as the upgrade's query asks.
+func (c *conn) subscribeFromQuery(q url.Values) {
+	req := &protocol.Subscribe{Conversation: q.Get("conversation")}
+	if !protocol.ValidConversationID(req.Conversation) {
+		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: not a valid conversation id"))
+		return
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			c.replyError("", req.Conversation, protocol.Errorf(protocol.CodeBadRequest, "after: must be a non-negative integer"))
+			return
+		}
+		req.After = n
+	}
+	c.dispatch(req)
+}
+
+// finish ends the connection once reading has stopped: it leaves every
+// conversation, stops the writer and waits for it.
+func (c *conn) finish() {
+	c.cancel()
+	c.ping.Stop()
+	for id := range c.subs {
+		c.h.svc.Unsubscribe(id, c)
+		c.untrack(id)
+	}
+	c.mu.Lock()
+	c.dead = true
+	c.queue, c.held = nil, nil
+	c.mu.Unlock()
+	_ = c.ws.CloseNow()
+	c.writer.Wait()
+	c.log.Debug("connection closed")
+}
+
+// logEnd logs why reading ended; expected endings are not errors.
+func (c *conn) logEnd(err error) {
+	switch status := websocket.CloseStatus(err); {
+	case status == websocket.StatusNormalClosure, status == websocket.StatusGoingAway,
+		status == websocket.StatusNoStatusRcvd, c.closing(),
+		errors.Is(err, context.Canceled), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection ended", "err", err)
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.log.Info("connection closed: frame over the size limit", "limit", c.h.opts.MaxFrameBytes)
+	default:
+		c.log.Info("connection ended", "err", err)
+	}
+}
+
+// keepalive pings the peer and schedules the next ping. A peer that does
+// not answer within WriteTimeout is disconnected.
+func (c *conn) keepalive() {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.log.Info("keepalive ping failed, disconnecting", "err", err)
+			_ = c.ws.CloseNow()
+		}
+		return
+	}
+	c.ping.Reset(c.h.opts.PingInterval)
+}

@@ -1,0 +1,144 @@
+package conntest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/conn"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/demo"
+	"github.com/chatgateway/gateway/internal/httpapi"
+)
+
+// Config describes a test gateway. Zero values mean: the demo model
+// without pauses, a fresh database in t.TempDir(), default limits.
+type Config struct {
+	Model convo.Model
+	Convo convo.Config
+	Conn  conn.Options
+	API   httpapi.Options
+	// Path is the database file.
+	Path string
+	// SendBuffer, when > 0, sets the kernel send buffer of every accepted
+	// connection, so that a client that stops reading fills it quickly.
+	SendBuffer int
+}
+
+// Server is a gateway serving its real HTTP API and WebSocket handler on
+// loopback, with a real bbolt database.
+type Server struct {
+	URL  string
+	Path string
+	Svc  *convo.Service
+	WS   *conn.Handler
+	HTTP *httptest.Server
+
+	closeOnce sync.Once
+}
+
+// Start starts a test gateway and stops it when the test ends.
+func Start(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	log := Logger(t)
+	if cfg.Model == nil {
+		cfg.Model = demo.New(demo.Options{WordDelay: -1})
+	}
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "gateway.db")
+	}
+	if cfg.Convo.Logger == nil {
+		cfg.Convo.Logger = log
+	}
+	if cfg.Conn.Logger == nil {
+		cfg.Conn.Logger = log
+	}
+	if cfg.API.Logger == nil {
+		cfg.API.Logger = log
+	}
+	svc, err := convo.Open(cfg.Path, cfg.Model, cfg.Convo)
+	if err != nil {
+		t.Fatalf("convo.Open: %v", err)
+	}
+	ws := conn.NewHandler(svc, cfg.Conn)
+	cfg.API.WebSocket = ws
+	srv := httptest.NewUnstartedServer(httpapi.New(svc, cfg.API))
+	if cfg.SendBuffer > 0 {
+		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}
+	}
+	srv.Start()
+	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv}
+	t.Cleanup(func() { s.Close(t) })
+	return s
+}
+
+// Close stops the gateway as main does: WebSockets closed with 1001, the
+// service closed, the listener closed. It runs once.
+func (s *Server) Close(t testing.TB) {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		s.HTTP.Close()
+		if err := s.Svc.Close(ctx); err != nil {
+			t.Errorf("closing the service: %v", err)
+		}
+		if err := s.WS.Shutdown(ctx); err != nil {
+			t.Errorf("closing the WebSockets: %v", err)
+		}
+	})
+}
+
+// Dial connects a client to the server's /v1/ws with query (e.g.
+// "conversation=c&after=3", or "").
+func (s *Server) Dial(t testing.TB, query string) *Client {
+	t.Helper()
+	return DialWith(t, s.URL, WSPath(query), 0)
+}
+
+// WSPath is /v1/ws with query, if not empty.
+func WSPath(query string) string {
+	if query == "" {
+		return "/v1/ws"
+	}
+	return "/v1/ws?" + query
+}
+
+// bufferListener sets the send buffer of the connections it accepts.
+type bufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l bufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
+// Logger returns a logger that writes to t.Log, at debug level.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}
+
+// Deadline is a context for one test step that should not hang.
+func Deadline(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,208 @@
+package conn
+
+import (
+	"context"
+
+	"github.com/coder/websocket"
+)
+
+// Send queues frame without blocking; it implements convo.Subscriber. A
+// full queue makes the connection a slow consumer: its queue is dropped,
+// it is closed with 1008, and Send returns false.
+func (c *conn) Send(frame []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pushLocked(frame)
+}
+
+// SendWait queues frame once the queue is at most half full, so that a
+// replay paces itself to the client while live events of other
+// conversations still fit; it implements convo.Subscriber.
+func (c *conn) SendWait(ctx context.Context, frame []byte) error {
+	for {
+		c.mu.Lock()
+		if c.closeCode != 0 || c.dead {
+			c.mu.Unlock()
+			return errClosed
+		}
+		if len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 {
+			c.pushLocked(frame)
+			c.mu.Unlock()
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return errClosed
+		}
+	}
+}
+
+// pushLocked queues frame (or holds it during a send) and makes sure a
+// writer runs. It reports false when the connection is closing or too
+// slow. Call with c.mu held.
+func (c *conn) pushLocked(frame []byte) bool {
+	if c.closeCode != 0 || c.dead {
+		return false
+	}
+	if len(c.queue)+len(c.held) >= c.h.opts.SendQueue {
+		c.log.Warn("closing slow consumer", "queued", len(c.queue)+len(c.held))
+		c.h.metrics.SlowConsumers.Inc()
+		c.queue, c.held = nil, nil
+		c.wakeLocked()
+		c.closeLocked(websocket.StatusPolicyViolation, "slow consumer")
+		return false
+	}
+	if c.holding {
+		c.held = append(c.held, frame)
+		return true
+	}
+	c.queue = append(c.queue, frame)
+	c.startWriterLocked()
+	return true
+}
+
+// hold delays the frames delivered from now on until release, so that the
+// ack of a send precedes its own message event.
+func (c *conn) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// release queues first (when not nil), then the held frames.
+func (c *conn) release(first []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	held := c.held
+	c.held = nil
+	if first != nil {
+		held = append([][]byte{first}, held...)
+	}
+	for _, f := range held {
+		if !c.pushLocked(f) {
+			return
+		}
+	}
+}
+
+// closeAfterQueue closes the connection with code and reason once the
+// frames already queued are written; later frames are refused.
+func (c *conn) closeAfterQueue(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
+	if c.closeCode != 0 || c.dead {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	c.startWriterLocked()
+}
+
+// closing reports whether the connection is being closed.
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0 || c.dead
+}
+
+// wakeLocked wakes SendWait callers once the queue is at most half full.
+func (c *conn) wakeLocked() {
+	if c.room != nil && len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 {
+		close(c.room)
+		c.room = nil
+	}
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing || c.dead {
+		return
+	}
+	c.writing = true
+	c.writer.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop writes the queued frames, then the close frame if one is due,
+// and exits when there is nothing left to do. It owns every write to the
+// socket; a connection with nothing to send has no writer goroutine.
+func (c *conn) writeLoop() {
+	defer c.writer.Done()
+	for {
+		frame, closeCode, closeReason := c.next()
+		switch {
+		case frame != nil:
+			if err := c.write(frame); err != nil {
+				c.writeFailed(err)
+				return
+			}
+		case closeCode != 0:
+			if err := c.ws.Close(closeCode, closeReason); err != nil {
+				c.log.Debug("close handshake failed", "err", err)
+			}
+			return
+		default:
+			return
+		}
+	}
+}
+
+// next pops the writer's next frame; with none left it returns the close
+// code when a close is due, or nothing and marks the writer stopped.
+func (c *conn) next() ([]byte, websocket.StatusCode, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		c.writing = false
+		return nil, 0, ""
+	}
+	if len(c.queue) > 0 {
+		f := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let an idle connection hold no buffer
+		}
+		c.wakeLocked()
+		return f, 0, ""
+	}
+	if c.closeCode != 0 {
+		// This writer closes the socket; no other starts after it.
+		c.dead = true
+		return nil, c.closeCode, c.closeReason
+	}
+	c.writing = false
+	return nil, 0, ""
+}
+
+func (c *conn) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// writeFailed stops writing after a failed write; the websocket library
+// has closed the connection, so the reader ends too.
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	c.dead = true
+	c.writing = false
+	c.queue = nil
+	c.wakeLocked()
+	c.mu.Unlock()
+	if c.ctx.Err() == nil {
+		c.log.Info("write failed, closing", "err", err)
+	}
+	_ = c.ws.CloseNow()
+}

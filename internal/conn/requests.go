@@ -1,0 +1,138 @@
+package conn
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// handle decodes one text frame and serves it; a bad frame or a failed
+// request gets an error frame and the connection stays open.
+func (c *conn) handle(data []byte) {
+	req, id, err := protocol.DecodeClientFrame(data)
+	if err != nil {
+		c.replyError(id, "", err)
+		return
+	}
+	c.dispatch(req)
+}
+
+// dispatch serves one request and queues its reply.
+func (c *conn) dispatch(req protocol.Request) {
+	conversation, err := c.serveRequest(req)
+	if err != nil {
+		c.replyError(req.RequestID(), conversation, err)
+	}
+}
+
+// serveRequest calls convo for req and queues the reply. On failure it
+// returns the conversation the request was about, for the error frame.
+func (c *conn) serveRequest(req protocol.Request) (string, error) {
+	svc, ctx, user := c.h.svc, c.ctx, c.user
+	switch r := req.(type) {
+	case *protocol.Send:
+		c.hold()
+		ack, err := svc.Send(ctx, user, r, c)
+		if err != nil {
+			c.release(nil)
+			return r.Conversation, err
+		}
+		c.track(ack.Conversation)
+		c.release(encode(ack))
+	case *protocol.Subscribe:
+		err := svc.Subscribe(ctx, user, r.Conversation, r.After, c, func(last uint64) {
+			c.Send(encode(&protocol.Subscribed{Type: protocol.ReplySubscribed, ID: r.ID, Conversation: r.Conversation, Seq: last}))
+		})
+		if err != nil {
+			return r.Conversation, err
+		}
+		c.track(r.Conversation)
+	case *protocol.Unsubscribe:
+		svc.Unsubscribe(r.Conversation, c)
+		c.untrack(r.Conversation)
+		c.reply(&protocol.Done{Type: protocol.ReplyUnsubscribed, ID: r.ID, Conversation: r.Conversation})
+	case *protocol.Cancel:
+		if err := svc.Cancel(ctx, user, r.Conversation); err != nil {
+			return r.Conversation, err
+		}
+		c.reply(&protocol.Done{Type: protocol.ReplyCancelled, ID: r.ID, Conversation: r.Conversation})
+	case *protocol.History:
+		h, err := svc.History(ctx, user, r.Conversation, r.Before, r.Limit)
+		if err != nil {
+			return r.Conversation, err
+		}
+		h.Type, h.ID = protocol.ReplyHistory, r.ID
+		c.reply(h)
+	case *protocol.List:
+		list, err := svc.List(ctx, user)
+		if err != nil {
+			return "", err
+		}
+		if list == nil {
+			list = []protocol.Conversation{}
+		}
+		c.reply(&protocol.ConversationsReply{Type: protocol.ReplyConversations, ID: r.ID, Conversations: list})
+	case *protocol.Create:
+		info, err := svc.Create(ctx, user, r)
+		if err != nil {
+			return r.Conversation, err
+		}
+		c.reply(&protocol.Created{Type: protocol.ReplyCreated, ID: r.ID, Conversation: info.ID, Info: info})
+	case *protocol.Delete:
+		if err := svc.Delete(ctx, user, r.Conversation); err != nil {
+			return r.Conversation, err
+		}
+		c.untrack(r.Conversation)
+		c.reply(&protocol.Done{Type: protocol.ReplyDeleted, ID: r.ID, Conversation: r.Conversation})
+	case *protocol.Ping:
+		c.reply(&protocol.Done{Type: protocol.ReplyPong, ID: r.ID})
+	default:
+		return "", protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", req.Type())
+	}
+	return "", nil
+}
+
+// track notes that the connection is subscribed to conversation.
+func (c *conn) track(conversation string) {
+	if _, ok := c.subs[conversation]; !ok {
+		c.subs[conversation] = struct{}{}
+		c.h.metrics.Subscriptions.Inc()
+	}
+}
+
+// untrack notes that the connection left conversation.
+func (c *conn) untrack(conversation string) {
+	if _, ok := c.subs[conversation]; ok {
+		delete(c.subs, conversation)
+		c.h.metrics.Subscriptions.Dec()
+	}
+}
+
+// reply queues a reply frame, waiting for room like a replay does.
+func (c *conn) reply(v any) {
+	// An error means the connection is closing: nobody is left to tell.
+	_ = c.SendWait(c.ctx, encode(v))
+}
+
+// replyError queues the error frame for err. An error that is not a
+// *protocol.Error is unexpected: it is logged with its detail and the
+// client gets a bare "internal".
+func (c *conn) replyError(id, conversation string, err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) && c.ctx.Err() == nil && !errors.Is(err, errClosed) {
+		c.log.Error("request failed", "conversation", conversation, "err", err)
+	}
+	pe = protocol.AsError(err)
+	c.h.metrics.Errors.WithLabelValues(pe.Code).Inc()
+	c.reply(protocol.NewErrorReply(id, conversation, pe))
+}
+
+// encode marshals a reply. The protocol types always marshal.
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("conn: encoding a reply: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// readObject reads r's body, at most MaxBodyBytes, as one JSON object; an
+// empty body is an empty object.
+func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: %v", err)
+	}
+	if int64(len(body)) > a.opts.MaxBodyBytes {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "body: over the limit of %d bytes", a.opts.MaxBodyBytes)
+	}
+	obj := map[string]json.RawMessage{}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return obj, nil
+	}
+	if body[0] != '{' || json.Unmarshal(body, &obj) != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: must be one JSON object")
+	}
+	return obj, nil
+}
+
+// decodeRequest decodes r's body as a client frame of type typ for
+// conversation (when not empty), so that the HTTP API validates exactly as
+// the WebSocket does, with the same messages naming the bad field.
+func (a *api) decodeRequest(r *http.Request, typ, conversation string) (protocol.Request, error) {
+	obj, err := a.readObject(r)
+	if err != nil {
+		return nil, err
+	}
+	delete(obj, "id")
+	obj["type"], _ = json.Marshal(typ)
+	if conversation != "" {
+		obj["conversation"], _ = json.Marshal(conversation)
+	}
+	frame, err := json.Marshal(obj)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: %v", err)
+	}
+	req, _, err := protocol.DecodeClientFrame(frame)
+	return req, err
+}
+
+// decodeAction decodes the body of POST …/actions: name (required), input,
+// output (any JSON) and turn.
+func (a *api) decodeAction(r *http.Request) (convo.Action, error) {
+	obj, err := a.readObject(r)
+	if err != nil {
+		return convo.Action{}, err
+	}
+	act := convo.Action{Input: obj["input"], Output: obj["output"]}
+	if err := decodeString(obj, "name", &act.Name); err != nil {
+		return act, err
+	}
+	if act.Name == "" {
+		return act, protocol.Errorf(protocol.CodeBadRequest, "name: required")
+	}
+	return act, decodeString(obj, "turn", &act.Turn)
+}
+
+// decodeString sets *dst to obj[field] when it is present.
+func decodeString(obj map[string]json.RawMessage, field string, dst *string) error {
+	raw, ok := obj[field]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	if json.Unmarshal(raw, dst) != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "%s: must be a string", field)
+	}
+	return nil
+}
+
+// queryUint parses the query parameter name as a non-negative integer; an
+// absent one is 0.
+func queryUint(q url.Values, name string) (uint64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s: must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+// queryLimit parses the query parameter "limit": absent or 0 means def,
+// more than max means max.
+func queryLimit(q url.Values, def, max int) (int, error) {
+	n, err := queryUint(q, "limit")
+	switch {
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return def, nil
+	case n > uint64(max):
+		return max, nil
+	}
+	return int(n), nil
+}

@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Limits of GET …/events.
+const (
+	DefaultEventsLimit = 100
+	MaxEventsLimit     = 1000
+)
+
+// handlerFunc serves one API request for user and returns the status and
+// JSON body of the answer, or an error to answer instead.
+type handlerFunc func(r *http.Request, user string) (int, any, error)
+
+// with adapts h to http: it names the user, then writes h's answer.
+func (a *api) with(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, err := a.opts.User(r)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		status, body, err := h(r, user)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		httperr.WriteJSON(w, status, body)
+	}
+}
+
+// withID adapts h, a handler of a route under /{id}, to http: it checks
+// the id, then calls h with it.
+func (a *api) withID(h func(r *http.Request, user, id string) (int, any, error)) http.HandlerFunc {
+	return a.with(func(r *http.Request, user string) (int, any, error) {
+		id := chi.URLParam(r, "id")
+		if !protocol.ValidConversationID(id) {
+			return 0, nil, protocol.Errorf(protocol.CodeBadRequest, "conversation: not a valid conversation id")
+		}
+		return h(r, user, id)
+	})
+}
+
+func (a *api) list(r *http.Request, user string) (int, any, error) {
+	list, err := a.svc.List(r.Context(), user)
+	if err != nil {
+		return 0, nil, err
+	}
+	if list == nil {
+		list = []protocol.Conversation{}
+	}
+	return http.StatusOK, &protocol.ConversationsReply{Type: protocol.ReplyConversations, Conversations: list}, nil
+}
+
+func (a *api) create(r *http.Request, user string) (int, any, error) {
+	req, err := a.decodeRequest(r, protocol.TypeCreate, "")
+	if err != nil {
+		return 0, nil, err
+	}
+	c, err := a.svc.Create(r.Context(), user, req.(*protocol.Create))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, c, nil
+}
+
+func (a *api) get(r *http.Request, user, id string) (int, any, error) {
+	c, err := a.svc.Get(r.Context(), user, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
+func (a *api) delete(r *http.Request, user, id string) (int, any, error) {
+	if err := a.svc.Delete(r.Context(), user, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, &protocol.Done{Type: protocol.ReplyDeleted, Conversation: id}, nil
+}
+
+func (a *api) history(r *http.Request, user, id string) (int, any, error) {
+	q := r.URL.Query()
+	before, err := queryUint(q, "before")
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryLimit(q, protocol.DefaultHistoryLimit, protocol.MaxHistoryLimit)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, err := a.svc.History(r.Context(), user, id, before, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, h, nil
+}
+
+func (a *api) send(r *http.Request, user, id string) (int, any, error) {
+	req, err := a.decodeRequest(r, protocol.TypeSend, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	ack, err := a.svc.Send(r.Context(), user, req.(*protocol.Send), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, ack, nil
+}
+
+func (a *api) events(r *http.Request, user, id string) (int, any, error) {
+	q := r.URL.Query()
+	after, err := queryUint(q, "after")
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryLimit(q, DefaultEventsLimit, MaxEventsLimit)
+	if err != nil {
+		return 0, nil, err
+	}
+	events, err := a.svc.Events(r.Context(), user, id, after, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	if events == nil {
+		events = []json.RawMessage{}
+	}
+	return http.StatusOK, events, nil
+}
+
+func (a *api) action(r *http.Request, user, id string) (int, any, error) {
+	act, err := a.decodeAction(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ev, err := a.svc.PublishAction(r.Context(), user, id, act)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, ev, nil
+}
+
+func (a *api) cancel(r *http.Request, user, id string) (int, any, error) {
+	if err := a.svc.Cancel(r.Context(), user, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, &protocol.Done{Type: protocol.ReplyCancelled, Conversation: id}, nil
+}
