@@ -40,10 +40,10 @@ type conn struct {
 
 	mu sync.Mutex
 	// queue holds the frames waiting for the writer, oldest first.
-	queue [][]byte
+	queue []convo.Frame
 	// held collects the frames delivered while a send is in progress, so
 	// that its ack goes out before them (see hold).
-	held    [][]byte
+	held    []convo.Frame
 	holding bool
 	// writing is true while a writer goroutine runs.
 	writing bool

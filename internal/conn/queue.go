@@ -2,23 +2,32 @@ package conn
 
 import (
 	"context"
+	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/internal/convo"
 )
 
-// Send queues frame without blocking; it implements convo.Subscriber. A
-// full queue makes the connection a slow consumer: its queue is dropped,
-// it is closed with 1008, and Send returns false.
-func (c *conn) Send(frame []byte) bool {
+// Send queues f without blocking; it implements convo.Subscriber. A full
+// queue makes the connection a slow consumer: its queue is dropped, it is
+// closed with 1008, and Send returns false.
+func (c *conn) Send(f convo.Frame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pushLocked(frame)
+	return c.pushLocked(f)
 }
 
-// SendWait queues frame once the queue is at most half full, so that a
-// replay paces itself to the client while live events of other
-// conversations still fit; it implements convo.Subscriber.
-func (c *conn) SendWait(ctx context.Context, frame []byte) error {
+// SendWait implements convo.Subscriber with pushWait.
+func (c *conn) SendWait(ctx context.Context, f convo.Frame) error { return c.pushWait(ctx, f) }
+
+// push queues a reply frame without blocking, like Send.
+func (c *conn) push(data []byte) bool { return c.Send(convo.Frame{Data: data}) }
+
+// pushWait queues f once the queue is at most half full, so that a replay
+// paces itself to the client while live events of other conversations
+// still fit.
+func (c *conn) pushWait(ctx context.Context, frame convo.Frame) error {
 	for {
 		c.mu.Lock()
 		if c.closeCode != 0 || c.dead {
@@ -48,7 +57,7 @@ func (c *conn) SendWait(ctx context.Context, frame []byte) error {
 // pushLocked queues frame (or holds it during a send) and makes sure a
 // writer runs. It reports false when the connection is closing or too
 // slow. Call with c.mu held.
-func (c *conn) pushLocked(frame []byte) bool {
+func (c *conn) pushLocked(frame convo.Frame) bool {
 	if c.closeCode != 0 || c.dead {
 		return false
 	}
@@ -85,7 +94,7 @@ func (c *conn) release(first []byte) {
 	held := c.held
 	c.held = nil
 	if first != nil {
-		held = append([][]byte{first}, held...)
+		held = append([]convo.Frame{{Data: first}}, held...)
 	}
 	for _, f := range held {
 		if !c.pushLocked(f) {
@@ -142,10 +151,13 @@ func (c *conn) writeLoop() {
 	for {
 		frame, closeCode, closeReason := c.next()
 		switch {
-		case frame != nil:
-			if err := c.write(frame); err != nil {
+		case frame.Data != nil:
+			if err := c.write(frame.Data); err != nil {
 				c.writeFailed(err)
 				return
+			}
+			if !frame.Born.IsZero() {
+				c.h.metrics.RelaySeconds.Observe(time.Since(frame.Born).Seconds())
 			}
 		case closeCode != 0:
 			if err := c.ws.Close(closeCode, closeReason); err != nil {
@@ -160,16 +172,16 @@ func (c *conn) writeLoop() {
 
 // next pops the writer's next frame; with none left it returns the close
 // code when a close is due, or nothing and marks the writer stopped.
-func (c *conn) next() ([]byte, websocket.StatusCode, string) {
+func (c *conn) next() (convo.Frame, websocket.StatusCode, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
 		c.writing = false
-		return nil, 0, ""
+		return convo.Frame{}, 0, ""
 	}
 	if len(c.queue) > 0 {
 		f := c.queue[0]
-		c.queue[0] = nil
+		c.queue[0] = convo.Frame{}
 		c.queue = c.queue[1:]
 		if len(c.queue) == 0 {
 			c.queue = nil // let an idle connection hold no buffer
@@ -180,10 +192,10 @@ func (c *conn) next() ([]byte, websocket.StatusCode, string) {
 	if c.closeCode != 0 {
 		// This writer closes the socket; no other starts after it.
 		c.dead = true
-		return nil, c.closeCode, c.closeReason
+		return convo.Frame{}, c.closeCode, c.closeReason
 	}
 	c.writing = false
-	return nil, 0, ""
+	return convo.Frame{}, 0, ""
 }
 
 func (c *conn) write(frame []byte) error {

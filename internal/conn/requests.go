@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -42,7 +43,7 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 		c.release(encode(ack))
 	case *protocol.Subscribe:
 		err := svc.Subscribe(ctx, user, r.Conversation, r.After, c, func(last uint64) {
-			c.Send(encode(&protocol.Subscribed{Type: protocol.ReplySubscribed, ID: r.ID, Conversation: r.Conversation, Seq: last}))
+			c.push(encode(&protocol.Subscribed{Type: protocol.ReplySubscribed, ID: r.ID, Conversation: r.Conversation, Seq: last}))
 		})
 		if err != nil {
 			return r.Conversation, err
@@ -93,26 +94,17 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 	return "", nil
 }
 
-// track notes that the connection is subscribed to conversation.
-func (c *conn) track(conversation string) {
-	if _, ok := c.subs[conversation]; !ok {
-		c.subs[conversation] = struct{}{}
-		c.h.metrics.Subscriptions.Inc()
-	}
-}
+// track notes that the connection is subscribed to conversation (convo's
+// hubs count subscriptions in the metrics).
+func (c *conn) track(conversation string) { c.subs[conversation] = struct{}{} }
 
 // untrack notes that the connection left conversation.
-func (c *conn) untrack(conversation string) {
-	if _, ok := c.subs[conversation]; ok {
-		delete(c.subs, conversation)
-		c.h.metrics.Subscriptions.Dec()
-	}
-}
+func (c *conn) untrack(conversation string) { delete(c.subs, conversation) }
 
 // reply queues a reply frame, waiting for room like a replay does.
 func (c *conn) reply(v any) {
 	// An error means the connection is closing: nobody is left to tell.
-	_ = c.SendWait(c.ctx, encode(v))
+	_ = c.pushWait(c.ctx, convo.Frame{Data: encode(v)})
 }
 
 // replyError queues the error frame for err. An error that is not a

@@ -10,14 +10,19 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
 func TestFanOut(t *testing.T) {
 	t.Parallel()
-	s := conntest.Start(t, conntest.Config{Model: scripted(words(40), time.Millisecond)})
+	m := metrics.New()
+	s := conntest.Start(t, conntest.Config{Model: scripted(words(40), time.Millisecond),
+		Convo: convo.Config{Metrics: m}, Conn: conn.Options{Metrics: m}})
 	clients := []*conntest.Client{s.Dial(t, ""), s.Dial(t, ""), s.Dial(t, "")}
 	createConversation(t, clients[0], "fan")
 	for _, c := range clients[1:] {
@@ -39,6 +44,16 @@ func TestFanOut(t *testing.T) {
 		if !reflect.DeepEqual(got[i], got[0]) {
 			t.Errorf("client %d saw\n%v\nclient 0 saw\n%v", i, got[i], got[0])
 		}
+	}
+	// Every delta written to a socket is timed from its model chunk.
+	deltas := 0
+	for _, ev := range got[0] {
+		if ev.Type == protocol.EventDelta {
+			deltas++
+		}
+	}
+	if got, _ := m.Gather(); got["gateway_relay_seconds_count"] < float64(deltas) {
+		t.Errorf("relay latency observed %v times, want at least %d (deltas) ", got["gateway_relay_seconds_count"], deltas)
 	}
 }
 

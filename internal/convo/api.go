@@ -10,17 +10,27 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// Subscriber receives the events of the conversations it subscribes to as
-// encoded JSON frames. internal/conn implements it for a WebSocket.
+// Frame is one encoded event on its way to a subscriber.
+type Frame struct {
+	// Data is the event's JSON, exactly as stored.
+	Data []byte
+	// Born is when the first model chunk the event carries arrived; it is
+	// zero for replayed events and events not made from model chunks.
+	// Transports measure relay latency from it.
+	Born time.Time
+}
+
+// Subscriber receives the events of the conversations it subscribes to.
+// internal/conn implements it for a WebSocket.
 type Subscriber interface {
 	// Send queues one frame without blocking. It returns false when the
 	// subscriber cannot keep up; the hub then drops it, and the subscriber
 	// is expected to close itself as a slow consumer.
-	Send(frame []byte) bool
+	Send(f Frame) bool
 	// SendWait queues one frame, waiting for room in the queue until ctx
 	// is done. Replays use it, so that a long history paces itself to the
 	// client instead of overflowing its queue.
-	SendWait(ctx context.Context, frame []byte) error
+	SendWait(ctx context.Context, f Frame) error
 }
 
 // Config tunes a Service. Zero values mean the documented defaults.

@@ -15,9 +15,9 @@ import (
 // discard is a Subscriber that only counts frames.
 type discard struct{ n atomic.Int64 }
 
-func (d *discard) Send([]byte) bool { d.n.Add(1); return true }
+func (d *discard) Send(Frame) bool { d.n.Add(1); return true }
 
-func (d *discard) SendWait(context.Context, []byte) error { d.n.Add(1); return nil }
+func (d *discard) SendWait(context.Context, Frame) error { d.n.Add(1); return nil }
 
 // BenchmarkHubBroadcast measures publishing one event to S live
 // subscribers.

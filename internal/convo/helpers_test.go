@@ -62,18 +62,18 @@ type recorder struct {
 
 func newRecorder(size int) *recorder { return &recorder{ch: make(chan []byte, size)} }
 
-func (r *recorder) Send(f []byte) bool {
+func (r *recorder) Send(f Frame) bool {
 	select {
-	case r.ch <- f:
+	case r.ch <- f.Data:
 		return true
 	default:
 		return false
 	}
 }
 
-func (r *recorder) SendWait(ctx context.Context, f []byte) error {
+func (r *recorder) SendWait(ctx context.Context, f Frame) error {
 	select {
-	case r.ch <- f:
+	case r.ch <- f.Data:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

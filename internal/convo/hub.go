@@ -51,7 +51,7 @@ func (h *hub) publish(events []committed) (dropped int) {
 			if ev.seq <= after {
 				continue
 			}
-			if !sub.Send(ev.frame) {
+			if !sub.Send(Frame{Data: ev.frame, Born: ev.born}) {
 				h.remove(sub)
 				dropped++
 			}
@@ -122,7 +122,7 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 				return fmt.Errorf("convo: replay %s: log ends before seq %d", h.id, upTo)
 			}
 			for _, f := range frames {
-				if err := sub.SendWait(ctx, f); err != nil {
+				if err := sub.SendWait(ctx, Frame{Data: f}); err != nil {
 					return err
 				}
 				pos++

@@ -40,6 +40,7 @@ type committed struct {
 	typ          string
 	seq          uint64
 	frame        []byte
+	born         time.Time // see Frame.Born
 }
 
 // op is one unit of work for the commit loop. apply runs inside the shared
@@ -294,6 +295,12 @@ func (b *batch) remove(m *meta) error {
 // append stores ev as the next event of conversation m: it assigns seq and
 // time, stores the message it carries, and updates m.
 func (b *batch) append(m *meta, ev *protocol.Event) error {
+	return b.appendBorn(m, ev, time.Time{})
+}
+
+// appendBorn is append for an event made from model chunks, the first of
+// which arrived at born.
+func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
 	cb := b.tx.Bucket(bucketConvos).Bucket([]byte(m.ID))
 	ev.Conversation = m.ID
 	ev.Seq = m.LastSeq + 1
@@ -319,7 +326,7 @@ func (b *batch) append(m *meta, ev *protocol.Event) error {
 	}
 	m.apply(ev)
 	b.dirty[m.ID] = true
-	b.out = append(b.out, committed{conversation: m.ID, typ: ev.Type, seq: ev.Seq, frame: frame})
+	b.out = append(b.out, committed{conversation: m.ID, typ: ev.Type, seq: ev.Seq, frame: frame, born: born})
 	return nil
 }
 

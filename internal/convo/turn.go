@@ -32,9 +32,15 @@ type chunkBuffer struct {
 	turn string
 
 	mu     sync.Mutex
-	events []*protocol.Event
+	events []chunkEvent
 	first  time.Time // when the first chunk arrived
 	ready  chan struct{}
+}
+
+// chunkEvent is an event made from chunks, with when its first chunk came.
+type chunkEvent struct {
+	ev   *protocol.Event
+	born time.Time
 }
 
 func newChunkBuffer(turnID string) *chunkBuffer {
@@ -43,23 +49,24 @@ func newChunkBuffer(turnID string) *chunkBuffer {
 
 // emit is the Model's callback: it never waits for storage.
 func (b *chunkBuffer) emit(c Chunk) {
+	now := time.Now()
 	b.mu.Lock()
 	if b.first.IsZero() {
-		b.first = time.Now()
+		b.first = now
 	}
 	typ := protocol.EventDelta
 	switch c.Kind {
 	case ChunkThinking:
 		typ = protocol.EventThinking
 	case ChunkAction:
-		b.events = append(b.events, &protocol.Event{Type: protocol.EventAction, Turn: b.turn,
-			Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)})
+		b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: protocol.EventAction,
+			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
 	}
 	if c.Kind != ChunkAction && c.Text != "" {
-		if n := len(b.events); n > 0 && b.events[n-1].Type == typ {
-			b.events[n-1].Text += c.Text
+		if n := len(b.events); n > 0 && b.events[n-1].ev.Type == typ {
+			b.events[n-1].ev.Text += c.Text
 		} else {
-			b.events = append(b.events, &protocol.Event{Type: typ, Turn: b.turn, Text: c.Text})
+			b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: typ, Turn: b.turn, Text: c.Text}})
 		}
 	}
 	b.mu.Unlock()
@@ -70,7 +77,7 @@ func (b *chunkBuffer) emit(c Chunk) {
 }
 
 // take returns the buffered events and empties the buffer.
-func (b *chunkBuffer) take() []*protocol.Event {
+func (b *chunkBuffer) take() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	evs := b.events
@@ -191,9 +198,9 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			cancel(errStorage)
 			return
 		}
-		for _, ev := range evs {
-			if ev.Type == protocol.EventDelta {
-				text.WriteString(ev.Text)
+		for _, ce := range evs {
+			if ce.ev.Type == protocol.EventDelta {
+				text.WriteString(ce.ev.Text)
 			}
 		}
 	}
@@ -250,7 +257,7 @@ func modelError(err error) *protocol.Error {
 
 // appendTurnEvents stores a turn's chunk events, provided the turn is still
 // the open one.
-func (s *Service) appendTurnEvents(id, turnID string, evs []*protocol.Event) error {
+func (s *Service) appendTurnEvents(id, turnID string, evs []chunkEvent) error {
 	return s.st.do(func(b *batch) error {
 		m, err := b.meta(id)
 		if err != nil {
@@ -259,8 +266,8 @@ func (s *Service) appendTurnEvents(id, turnID string, evs []*protocol.Event) err
 		if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
 			return protocol.Errorf(protocol.CodeNotFound, "turn %s is not running", turnID)
 		}
-		for _, ev := range evs {
-			if err := b.append(m, ev); err != nil {
+		for _, ce := range evs {
+			if err := b.appendBorn(m, ce.ev, ce.born); err != nil {
 				return err
 			}
 		}
