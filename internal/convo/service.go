@@ -298,14 +298,7 @@ func (s *Service) sendTarget(b *batch, user, id string, create bool) (*meta, err
 		m := s.newMeta(user, &protocol.Create{Conversation: id})
 		return m, b.create(m)
 	}
-	m, err := b.meta(id)
-	if err != nil {
-		return nil, err
-	}
-	if m.Owner != user {
-		return nil, ErrNotFound
-	}
-	return m, nil
+	return b.owned(user, id)
 }
 
 func (s *Service) newMeta(user string, req *protocol.Create) *meta {
@@ -427,12 +420,9 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 // with its whole log.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	err := s.st.do(func(b *batch) error {
-		m, err := b.meta(conversation)
+		m, err := b.owned(user, conversation)
 		if err != nil {
 			return err
-		}
-		if m.Owner != user {
-			return ErrNotFound
 		}
 		return b.remove(m)
 	})
@@ -480,12 +470,9 @@ func (s *Service) PublishAction(ctx context.Context, user, conversation string, 
 	}
 	ev := &protocol.Event{Type: protocol.EventAction, Turn: a.Turn, Name: a.Name, Input: a.Input, Output: a.Output}
 	err := s.st.do(func(b *batch) error {
-		m, err := b.meta(conversation)
+		m, err := b.owned(user, conversation)
 		if err != nil {
 			return err
-		}
-		if m.Owner != user {
-			return ErrNotFound
 		}
 		return b.append(m, ev)
 	})

@@ -250,6 +250,19 @@ func (b *batch) meta(id string) (*meta, error) {
 	return m, nil
 }
 
+// owned returns the metadata of conversation id for update if it belongs
+// to user; other users get ErrNotFound, as if it did not exist.
+func (b *batch) owned(user, id string) (*meta, error) {
+	m, err := b.meta(id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Owner != user {
+		return nil, ErrNotFound
+	}
+	return m, nil
+}
+
 // create stores a new conversation described by m.
 func (b *batch) create(m *meta) error {
 	if _, err := b.meta(m.ID); err == nil {
