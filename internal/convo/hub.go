@@ -94,15 +94,14 @@ func (h *hub) remove(sub Subscriber) {
 func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscriber, ready func(uint64)) error {
 	h.mu.Lock()
 	last := h.last
-	_, already := h.subs[sub]
+	// Subscribing again starts over from after: the client asked for
+	// every event after it, whatever it was sent before.
+	h.remove(sub)
 	h.mu.Unlock()
 	if after > last && after > st.lastSeq(h.id) {
 		return protocol.Errorf(protocol.CodeBadRequest, "after: %d is beyond the conversation's last seq %d", after, st.lastSeq(h.id))
 	}
 	ready(last)
-	if already {
-		return nil
-	}
 	pos := after
 	for {
 		h.mu.Lock()

@@ -138,3 +138,17 @@ func TestDeleteThenRecreateSameID(t *testing.T) {
 		t.Fatalf("new conversation starts at seq %d", evs[0].Seq)
 	}
 }
+
+func TestSubscribeAgainStartsOver(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{})
+	rec := newRecorder(100)
+	ack := send(t, s, "", "hi", rec) // send subscribes rec at the live edge
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if err := s.Subscribe(context.Background(), "u1", ack.Conversation, 0, rec, func(uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	again := rec.until(t, protocol.EventTurnEnd)
+	if len(again) != len(evs) || again[0].Seq != 1 {
+		t.Fatalf("subscribe after=0 again replayed %d events from seq %d, want %d from 1", len(again), again[0].Seq, len(evs))
+	}
+}

@@ -317,8 +317,8 @@ func (s *Service) newMeta(user string, req *protocol.Create) *meta {
 // in order, exactly once: first from the log (with sub.SendWait), then live
 // (with sub.Send). ready is called with the conversation's last seq before
 // the first event is delivered, so the caller can send "subscribed" first.
-// It returns once sub is live. Subscribing a live subscriber again only
-// calls ready. An after beyond the last seq is a bad_request.
+// It returns once sub is live. Subscribing a subscriber again starts over
+// from the new after. An after beyond the last seq is a bad_request.
 func (s *Service) Subscribe(ctx context.Context, user, conversation string, after uint64, sub Subscriber, ready func(last uint64)) error {
 	if _, err := s.st.getMeta(user, conversation); err != nil {
 		return err
