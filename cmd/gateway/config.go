@@ -25,7 +25,35 @@ type config struct {
 	maxQueuedTurns int
 	logFormat      string
 	logLevel       string
+
+	auth        string
+	jwtJWKS     string
+	jwtIssuer   string
+	jwtAudience string
+	jwtLeeway   time.Duration
+	// jwtSecret comes only from the environment (GATEWAY_JWT_SECRET),
+	// never from a flag, so that it does not show in ps or shell history.
+	jwtSecret      string
+	allowedOrigins string
+
+	maxSubscriptions int
+	maxConns         int
+	maxConnsPerUser  int
+	sendRate         float64
+	sendBurst        int
+	upgradeRate      float64
+	upgradeBurst     int
+	drainTimeout     time.Duration
 }
+
+// Auth modes.
+const (
+	authNone = "none"
+	authJWT  = "jwt"
+)
+
+// secretEnv holds the HS256 secret for -auth jwt.
+const secretEnv = "GATEWAY_JWT_SECRET"
 
 // Providers of the model.
 const (
@@ -57,6 +85,20 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.auth, "auth", authNone, "authentication: none (local use: every caller is the user \"local\") or jwt (a bearer token on every upgrade and /v1 request; HS256 secret in "+secretEnv+")")
+	fs.StringVar(&c.jwtJWKS, "jwt-jwks", "", "JWKS file or URL with the RS256/ES256 public keys of -auth jwt")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "with -auth jwt: the required iss claim (empty: not checked)")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "with -auth jwt: a required aud claim (empty: not checked)")
+	fs.DurationVar(&c.jwtLeeway, "jwt-leeway", 30*time.Second, "with -auth jwt: clock skew tolerated on exp, nbf and iat")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated origin patterns (host[:port] such as app.example.com or *.example.com, or scheme://host) whose pages may open WebSockets besides the gateway's own host")
+	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 0, "conversations one connection may follow at once (0: 1000)")
+	fs.IntVar(&c.maxConns, "max-conns", 10000, "open WebSocket connections in all (0: no limit)")
+	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 100, "open WebSocket connections per user with -auth jwt (0: no limit)")
+	fs.Float64Var(&c.sendRate, "send-rate", 5, "sends per second per user with -auth jwt, over WebSocket and HTTP together (0: no limit)")
+	fs.IntVar(&c.sendBurst, "send-burst", 20, "sends a user may make in a burst before -send-rate paces them")
+	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
+	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += fmt.Sprintf(" (env %s)", envName(f.Name)) })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -79,6 +121,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	if err != nil {
 		return nil, err
 	}
+	c.jwtSecret = getenv(secretEnv)
 	return &c, c.check()
 }
 
@@ -100,7 +143,54 @@ func (c *config) check() error {
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: want debug, info, warn or error", c.logLevel)
 	}
+	if err := c.checkAuth(); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name     string
+		negative bool
+	}{
+		{"max-subscriptions", c.maxSubscriptions < 0}, {"max-conns", c.maxConns < 0},
+		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
+		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
+	} {
+		if f.negative {
+			return fmt.Errorf("-%s: must not be negative", f.name)
+		}
+	}
+	if c.sendRate > 0 && c.sendBurst < 1 || c.upgradeRate > 0 && c.upgradeBurst < 1 {
+		return fmt.Errorf("-send-burst and -upgrade-burst: must be at least 1 when their rate is set")
+	}
 	return nil
+}
+
+// checkAuth rejects an auth mode that cannot verify anything, and JWT
+// settings that would be ignored.
+func (c *config) checkAuth() error {
+	switch c.auth {
+	case authJWT:
+		if c.jwtSecret == "" && c.jwtJWKS == "" {
+			return fmt.Errorf("-auth jwt needs keys: the HS256 secret in %s, or -jwt-jwks", secretEnv)
+		}
+	case authNone:
+		if c.jwtJWKS != "" || c.jwtIssuer != "" || c.jwtAudience != "" {
+			return fmt.Errorf("-jwt-jwks, -jwt-issuer and -jwt-audience need -auth jwt")
+		}
+	default:
+		return fmt.Errorf("-auth %q: want none or jwt", c.auth)
+	}
+	return nil
+}
+
+// origins returns the patterns of -allowed-origins.
+func (c *config) origins() []string {
+	var out []string
+	for o := range strings.SplitSeq(c.allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // logger returns the logger c asks for, writing to out.

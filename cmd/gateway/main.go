@@ -19,11 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/bedrock"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/internal/httpapi"
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/web"
 )
@@ -32,8 +34,17 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signalled, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts the drain. It also restores the default
+	// action before run sees it, so that a second signal kills the
+	// process at once (the log is durable: nothing acknowledged is lost).
+	ctx, cancel := context.WithCancel(context.Background())
+	context.AfterFunc(signalled, func() {
+		stop()
+		cancel()
+	})
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	cancel()
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -45,9 +56,10 @@ func main() {
 
 // run starts the gateway with the flags in args (each also set by its
 // GATEWAY_… environment twin, read with getenv), logs to stdout, and
-// serves until ctx is done; then it shuts down: it stops accepting,
-// stores running turns as interrupted, closes the WebSockets with 1001
-// and closes the database.
+// serves until ctx is done. Then it drains: /readyz answers 503 and new
+// upgrades are refused at once, running turns get -drain-timeout to
+// finish, the rest end interrupted, the WebSockets close with 1001, the
+// HTTP server stops and the database is closed.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
@@ -55,6 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := cfg.logger(stdout)
 	model, modelID, err := newModel(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	user, err := newAuth(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -75,17 +91,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 
-	ws := conn.NewHandler(svc, conn.Options{Logger: log, MaxFrameBytes: cfg.maxFrameBytes, SendQueue: cfg.sendQueue, Metrics: m})
+	lim := newLimits(cfg, m)
+	ws := conn.NewHandler(svc, conn.Options{
+		Logger:           log,
+		User:             user,
+		MaxFrameBytes:    cfg.maxFrameBytes,
+		SendQueue:        cfg.sendQueue,
+		Metrics:          m,
+		OriginPatterns:   cfg.origins(),
+		MaxSubscriptions: cfg.maxSubscriptions,
+		MaxConns:         cfg.maxConns,
+		MaxConnsPerUser:  lim.connsPerUser,
+		SendLimiter:      lim.send,
+		UpgradeLimiter:   lim.upgrade,
+	})
 	var ready atomic.Bool
 	ready.Store(true)
 	srv := &http.Server{
 		Handler: httpapi.New(svc, httpapi.Options{
-			Logger:    log,
-			Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: "none"},
-			WebSocket: ws,
-			Page:      web.Handler(),
-			Metrics:   m,
-			Ready:     ready.Load,
+			Logger:      log,
+			Info:        httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: cfg.auth},
+			WebSocket:   ws,
+			Page:        web.Handler(),
+			Metrics:     m,
+			Ready:       ready.Load,
+			User:        user,
+			SendLimiter: lim.send,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -93,15 +124,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("gateway listening", "url", openURL(cfg.addr, ln.Addr()), "provider", cfg.provider,
-		"model", modelID, "db", cfg.db)
+		"model", modelID, "db", cfg.db, "auth", cfg.auth)
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
+		log.Info("shutting down: draining", "drain_timeout", cfg.drainTimeout)
+		ready.Store(false)
+		ws.StopAccepting()
+		drain(svc, cfg.drainTimeout, log)
 	case err = <-served:
 		err = fmt.Errorf("serve: %w", err)
+		ready.Store(false)
 	}
-	ready.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	// Stop accepting; the WebSockets are hijacked, so this does not wait
@@ -109,8 +143,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if serr := srv.Shutdown(sctx); serr != nil {
 		log.Warn("http shutdown", "err", serr)
 	}
-	// End the running turns as interrupted while the connections are
-	// still open to see it, then close them with 1001.
+	// End the turns still running as interrupted while the connections
+	// are open to see it, then close them with 1001.
 	if cerr := svc.Close(sctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -119,6 +153,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("gateway stopped")
 	return err
+}
+
+// drain lets the running turns finish, for at most timeout; the HTTP
+// server keeps serving meanwhile, so that load balancers see /readyz fail
+// and clients watch their turns end.
+func drain(svc *convo.Service, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := svc.Drain(ctx); err != nil {
+		log.Warn("drain timed out: the turns still running end interrupted", "err", err)
+		return
+	}
+	log.Info("drained: no turn running")
+}
+
+// newAuth returns the user hook of cfg.auth.
+func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Request) (string, error), error) {
+	if cfg.auth == authNone {
+		log.Info("auth none: every caller is the local user; keep the gateway on loopback")
+		return auth.None(conn.LocalUser), nil
+	}
+	j, err := auth.NewJWT(ctx, auth.JWTOptions{
+		Secret:   []byte(cfg.jwtSecret),
+		JWKS:     cfg.jwtJWKS,
+		Issuer:   cfg.jwtIssuer,
+		Audience: cfg.jwtAudience,
+		Leeway:   cfg.jwtLeeway,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("-auth jwt: %w", err)
+	}
+	return j.User, nil
+}
+
+// limitSet is the rate limits and per-user bound that cfg asks for.
+type limitSet struct {
+	send, upgrade *limits.Limiter
+	connsPerUser  int
+}
+
+// newLimits builds the limiters of cfg, counting refusals in m. With
+// -auth none every caller is the same user, so the per-user limits would
+// act as global ones: they are off, and -max-conns and the per-IP upgrade
+// limit still apply.
+func newLimits(cfg *config, m *metrics.Metrics) limitSet {
+	l := limitSet{
+		upgrade: limits.NewLimiter(limits.Rate{PerSecond: cfg.upgradeRate, Burst: cfg.upgradeBurst},
+			limits.LimiterOptions{Message: "too many connection attempts, slow down", Refused: m.RateLimited.WithLabelValues("upgrade")}),
+	}
+	if cfg.auth == authNone {
+		return l
+	}
+	l.send = limits.NewLimiter(limits.Rate{PerSecond: cfg.sendRate, Burst: cfg.sendBurst},
+		limits.LimiterOptions{Message: "too many messages, slow down", Refused: m.RateLimited.WithLabelValues("send")})
+	l.connsPerUser = cfg.maxConnsPerUser
+	return l
 }
 
 // newModel builds the model cfg.provider names, and returns it with the

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,17 @@ func (g *gateway) Stop(t *testing.T) {
 	<-g.log.done
 }
 
+// status returns the status of GET url.
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func get(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -173,8 +185,28 @@ func TestConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: func(c *config) bool {
-			return c.addr == "localhost:8080" && c.db == "gateway.db" && c.provider == "demo" && c.sendQueue == 0
+			return c.addr == "localhost:8080" && c.db == "gateway.db" && c.provider == "demo" && c.sendQueue == 0 &&
+				c.auth == "none" && c.maxSubscriptions == 0 && c.maxConns == 10000 && c.maxConnsPerUser == 100 &&
+				c.sendRate == 5 && c.sendBurst == 20 && c.upgradeRate == 20 && c.upgradeBurst == 50 &&
+				c.drainTimeout == 30*time.Second && c.jwtLeeway == 30*time.Second && c.origins() == nil
 		}},
+		{name: "jwt from the environment", env: map[string]string{"GATEWAY_AUTH": "jwt", "GATEWAY_JWT_SECRET": "s3cret",
+			"GATEWAY_JWT_ISSUER": "iss", "GATEWAY_JWT_AUDIENCE": "aud", "GATEWAY_JWT_JWKS": "keys.json"},
+			want: func(c *config) bool {
+				return c.auth == "jwt" && c.jwtSecret == "s3cret" && c.jwtIssuer == "iss" && c.jwtAudience == "aud" && c.jwtJWKS == "keys.json"
+			}},
+		{name: "limits from the environment", env: map[string]string{"GATEWAY_MAX_CONNS": "5", "GATEWAY_SEND_RATE": "0.5",
+			"GATEWAY_DRAIN_TIMEOUT": "1s", "GATEWAY_ALLOWED_ORIGINS": " a.example , ,*.b.example "},
+			want: func(c *config) bool {
+				return c.maxConns == 5 && c.sendRate == 0.5 && c.drainTimeout == time.Second &&
+					slices.Equal(c.origins(), []string{"a.example", "*.b.example"})
+			}},
+		{name: "jwt without keys", args: []string{"-auth", "jwt"}, wantErr: "GATEWAY_JWT_SECRET"},
+		{name: "unknown auth", args: []string{"-auth", "basic"}, wantErr: "want none or jwt"},
+		{name: "jwt settings without jwt", args: []string{"-jwt-issuer", "iss"}, wantErr: "need -auth jwt"},
+		{name: "no secret flag", args: []string{"-jwt-secret", "s"}, wantErr: "jwt-secret"},
+		{name: "negative limit", args: []string{"-max-conns", "-1"}, wantErr: "max-conns: must not be negative"},
+		{name: "zero burst", args: []string{"-send-burst", "0"}, wantErr: "at least 1"},
 		{name: "environment", env: map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_SEND_QUEUE": "64", "GATEWAY_DEMO_WORD_DELAY": "5ms"},
 			want: func(c *config) bool {
 				return c.addr == ":9000" && c.sendQueue == 64 && c.demoWordDelay == 5*time.Millisecond

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	scenario := fs.String("scenario", "all", "scenarios to run, comma-separated: "+strings.Join(loadtest.Scenarios, ", ")+", or all")
 	fs.StringVar(&cfg.URL, "url", "", "drive the running gateway at this ws://host:port/v1/ws instead of an in-process one")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary database files (default the system's temp dir)")
-	fs.Func("c", "streams: concurrent conversations, comma-separated (default 10,100,1000)", intList(&cfg.Conversations))
+	fs.Func("c", "streams: concurrent conversations, comma-separated (default 1,10,100,1000)", intList(&cfg.Conversations))
 	fs.Func("s", "fanout: subscribers of the one conversation, comma-separated (default 10,100,1000,5000)", intList(&cfg.Subscribers))
 	fs.Func("n", "idle: idle connections, comma-separated (default 1000,5000,10000)", intList(&cfg.Idle))
 	fs.IntVar(&cfg.Turns, "turns", 0, "messages per conversation, each sent after the previous reply (default 5)")
@@ -62,9 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&cfg.ChunkDelay, "chunk-delay", 0, "pause between two chunks of a reply, 1/rate (default 20ms = 50 chunks/s; negative: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "time cap of each step (default 30s)")
 	fs.IntVar(&cfg.Commits, "commits", 0, "baseline: bare bbolt commits to time (default 2000)")
+	fs.IntVar(&cfg.PacedCommits, "paced-commits", 0, "baseline: bare bbolt commits to time again, -chunk-delay apart (default 200)")
 	fs.IntVar(&cfg.BedrockCalls, "bedrock-calls", 0, "baseline: SDK calls to the fake Bedrock (default 50)")
 	maxThroughput := fs.Bool("max-throughput", true, "streams: also run the largest -c with no pause between chunks")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&cfg.IdleHeapProfile, "memprofile", "", "idle: write a heap profile to this file while the gateway's idle connections are open (the last -n)")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace -pprof=syscall shows where commits block)")
 	verbose := fs.Bool("v", false, "log each step's progress")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,18 +85,54 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	cfg.GatewayLog = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := startProfiles(*cpuProfile, *traceFile)
+	if err != nil {
+		return err
 	}
-	return loadtest.Run(ctx, cfg, stdout)
+	err = loadtest.Run(ctx, cfg, stdout)
+	return errors.Join(err, stopProfiles())
+}
+
+// startProfiles starts a CPU profile into cpuFile and an execution trace
+// into traceFile, each when its name is not empty, and returns the
+// function that stops them and closes their files.
+func startProfiles(cpuFile, traceFile string) (func() error, error) {
+	var stops []func() error
+	stopAll := func() error {
+		var errs []error
+		for _, stop := range slices.Backward(stops) {
+			errs = append(errs, stop())
+		}
+		return errors.Join(errs...)
+	}
+	for _, p := range []struct {
+		file        string
+		start       func(io.Writer) error
+		stop        func()
+		description string
+	}{
+		{cpuFile, pprof.StartCPUProfile, pprof.StopCPUProfile, "cpu profile"},
+		{traceFile, trace.Start, trace.Stop, "trace"},
+	} {
+		if p.file == "" {
+			continue
+		}
+		f, err := os.Create(p.file)
+		if err == nil {
+			err = p.start(f)
+			if err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("%s: %w", p.description, err), stopAll())
+		}
+		stops = append(stops, func() error {
+			p.stop()
+			return f.Close()
+		})
+	}
+	return stopAll, nil
 }
 
 // fromEnv sets each flag not given on the command line from its

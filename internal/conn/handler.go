@@ -5,6 +5,7 @@ package conn
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -25,6 +28,9 @@ const (
 	DefaultSendQueue     = 1024
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultPingInterval  = 30 * time.Second
+	// DefaultMaxSubscriptions bounds the conversations one connection
+	// follows at once.
+	DefaultMaxSubscriptions = 1000
 )
 
 // LocalUser is the user every connection runs as when Options.User is nil.
@@ -35,8 +41,8 @@ type Options struct {
 	// Logger receives the connections' logs (default slog.Default()).
 	Logger *slog.Logger
 	// User names the caller of an upgrade request. An error refuses the
-	// upgrade with the HTTP status of its *protocol.Error code. Default:
-	// every caller is LocalUser.
+	// upgrade with 401 as auth.Reject answers, before any socket is
+	// opened. Default: every caller is LocalUser.
 	User func(*http.Request) (string, error)
 	// MaxFrameBytes bounds a client frame (default 1 MiB); a larger one
 	// closes the connection with 1009.
@@ -53,8 +59,29 @@ type Options struct {
 	// Metrics receives the connection metrics (default: a private set).
 	Metrics *metrics.Metrics
 	// OriginPatterns lists the other origins whose pages may connect (see
-	// websocket.AcceptOptions); the gateway's own origin always may.
+	// websocket.AcceptOptions); the gateway's own origin always may, and
+	// so may clients that send no Origin (wscat, Go programs). Any other
+	// Origin is refused with 403.
 	OriginPatterns []string
+	// MaxSubscriptions bounds the conversations one connection is
+	// subscribed to (default DefaultMaxSubscriptions); a subscribe, or a
+	// send to a conversation not yet followed, beyond it gets a busy error
+	// and the connection stays open.
+	MaxSubscriptions int
+	// MaxConns bounds the open connections (default: no bound); an
+	// upgrade beyond it is refused with 503 busy.
+	MaxConns int
+	// MaxConnsPerUser bounds the open connections of one user (default:
+	// no bound); an upgrade beyond it is refused with 503 busy.
+	MaxConnsPerUser int
+	// SendLimiter, keyed by user, limits the sends (default: no limit); a
+	// refused send gets a rate_limited error with retry_after_ms. Share it
+	// with the HTTP API so that both count against one budget.
+	SendLimiter *limits.Limiter
+	// UpgradeLimiter, keyed by client address (limits.AddrKey of the
+	// request's RemoteAddr), limits upgrades (default: no limit); a
+	// refused one gets 429 with Retry-After.
+	UpgradeLimiter *limits.Limiter
 }
 
 // Handler accepts WebSocket upgrades and serves the protocol against a
@@ -66,10 +93,14 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	ids     atomic.Uint64
+	slots   *limits.Slots
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	closed bool
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	// refusing, once set by StopAccepting or Shutdown, refuses upgrades;
+	// closed, set by Shutdown, also closes the connections.
+	refusing bool
+	closed   bool
 	// live counts the connections being served; Shutdown waits for it.
 	live sync.WaitGroup
 }
@@ -97,27 +128,33 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	return &Handler{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: make(map[*conn]struct{})}
+	if opts.MaxSubscriptions <= 0 {
+		opts.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	return &Handler{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics,
+		slots: limits.NewSlots(opts.MaxConns, opts.MaxConnsPerUser), conns: make(map[*conn]struct{})}
 }
 
-// errShuttingDown refuses upgrades once Shutdown has begun.
+// errShuttingDown refuses upgrades once StopAccepting or Shutdown has
+// been called.
 var errShuttingDown = protocol.Errorf(protocol.CodeUnavailable, "the gateway is shutting down")
 
 // ServeHTTP upgrades r to a WebSocket and serves it until it closes. The
-// query parameters conversation=ID&after=N subscribe at once.
+// query parameters conversation=ID&after=N subscribe at once. An upgrade
+// is refused, before any socket is opened, while the handler is not
+// accepting (503 unavailable), by the upgrade rate limit (429), by the
+// User hook (401), by the connection bounds (503 busy) and by the origin
+// check (403).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, err := h.opts.User(r)
-	if err == nil && h.isClosed() {
-		err = errShuttingDown
-	}
+	user, err := h.admit(r)
 	if err != nil {
-		h.metrics.Errors.WithLabelValues(protocol.AsError(err).Code).Inc()
-		httperr.Write(w, h.log, err)
+		h.refuse(w, err)
 		return
 	}
+	defer h.slots.Release(user)
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
-		// Accept has answered the request.
+		// Accept has answered the request (403 for a foreign origin).
 		h.log.Debug("websocket upgrade refused", "err", err)
 		return
 	}
@@ -131,10 +168,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.serve(r.URL.Query())
 }
 
-func (h *Handler) isClosed() bool {
+// admit decides whether r may upgrade, cheapest check first, and returns
+// its user with a connection slot taken.
+func (h *Handler) admit(r *http.Request) (string, error) {
+	if h.isRefusing() {
+		return "", errShuttingDown
+	}
+	if err := h.opts.UpgradeLimiter.Allow(limits.AddrKey(r.RemoteAddr)); err != nil {
+		return "", err
+	}
+	user, err := h.opts.User(r)
+	if err != nil {
+		return "", &authError{err}
+	}
+	if err := h.slots.Acquire(user); err != nil {
+		return "", err
+	}
+	return user, nil
+}
+
+// authError marks a refusal by the User hook, answered by auth.Reject.
+type authError struct{ error }
+
+// Unwrap returns the User hook's error.
+func (e *authError) Unwrap() error { return e.error }
+
+// refuse answers an upgrade that admit refused, and counts it.
+func (h *Handler) refuse(w http.ResponseWriter, err error) {
+	if ae := (*authError)(nil); errors.As(err, &ae) {
+		h.metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+		h.log.Debug("websocket upgrade unauthorized", "err", ae.error)
+		auth.Reject(w, ae.error)
+		return
+	}
+	h.metrics.Errors.WithLabelValues(protocol.AsError(err).Code).Inc()
+	httperr.Write(w, h.log, err)
+}
+
+func (h *Handler) isRefusing() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.closed
+	return h.refusing
+}
+
+// StopAccepting refuses new upgrades with 503 unavailable from now on,
+// while the open connections go on; a draining gateway calls it before
+// letting the running turns finish, and Shutdown after.
+func (h *Handler) StopAccepting() {
+	h.mu.Lock()
+	h.refusing = true
+	h.mu.Unlock()
 }
 
 // register adds c to the registry unless Shutdown has begun.
@@ -164,7 +247,7 @@ func (h *Handler) unregister(c *conn) {
 // ctx.Err().
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
-	h.closed = true
+	h.refusing, h.closed = true, true
 	for c := range h.conns {
 		c.closeAfterQueue(websocket.StatusGoingAway, "server shutting down")
 	}

@@ -33,6 +33,12 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 	svc, ctx, user := c.h.svc, c.ctx, c.user
 	switch r := req.(type) {
 	case *protocol.Send:
+		if err := c.h.opts.SendLimiter.Allow(user); err != nil {
+			return r.Conversation, err
+		}
+		if err := c.roomFor(r.Conversation); err != nil {
+			return r.Conversation, err
+		}
 		c.hold()
 		ack, err := svc.Send(ctx, user, r, c)
 		if err != nil {
@@ -42,6 +48,9 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 		c.track(ack.Conversation)
 		c.release(encode(ack))
 	case *protocol.Subscribe:
+		if err := c.roomFor(r.Conversation); err != nil {
+			return r.Conversation, err
+		}
 		err := svc.Subscribe(ctx, user, r.Conversation, r.After, c, func(last uint64) {
 			c.push(encode(&protocol.Subscribed{Type: protocol.ReplySubscribed, ID: r.ID, Conversation: r.Conversation, Seq: last}))
 		})
@@ -92,6 +101,22 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 		return "", protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", req.Type())
 	}
 	return "", nil
+}
+
+// errTooManySubscriptions refuses a subscription beyond
+// Options.MaxSubscriptions.
+var errTooManySubscriptions = protocol.Errorf(protocol.CodeBusy, "too many subscriptions on this connection")
+
+// roomFor checks that the connection may follow conversation (an empty
+// id is a new one): it already does, or it is under MaxSubscriptions.
+func (c *conn) roomFor(conversation string) error {
+	if _, ok := c.subs[conversation]; ok && conversation != "" {
+		return nil
+	}
+	if len(c.subs) >= c.h.opts.MaxSubscriptions {
+		return errTooManySubscriptions
+	}
+	return nil
 }
 
 // track notes that the connection is subscribed to conversation (convo's

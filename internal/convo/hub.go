@@ -99,7 +99,7 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 	h.remove(sub)
 	h.mu.Unlock()
 	if after > last && after > st.lastSeq(h.id) {
-		return protocol.Errorf(protocol.CodeBadRequest, "after: %d is beyond the conversation's last seq %d", after, st.lastSeq(h.id))
+		return afterBeyondEnd(after, st.lastSeq(h.id))
 	}
 	ready(last)
 	pos := after
@@ -128,6 +128,11 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 			}
 		}
 	}
+}
+
+// afterBeyondEnd is the error for a resume point the log has not reached.
+func afterBeyondEnd(after, last uint64) error {
+	return protocol.Errorf(protocol.CodeBadRequest, "after: %d is beyond the conversation's last seq %d", after, last)
 }
 
 // unsubscribe removes sub.

@@ -441,10 +441,15 @@ func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	return nil
 }
 
-// Events returns up to limit encoded events with seq > after, in order.
+// Events returns up to limit encoded events with seq > after, in order. An
+// after beyond the last seq is a bad_request, as for Subscribe.
 func (s *Service) Events(ctx context.Context, user, conversation string, after uint64, limit int) ([]json.RawMessage, error) {
-	if _, err := s.st.getMeta(user, conversation); err != nil {
+	m, err := s.st.getMeta(user, conversation)
+	if err != nil {
 		return nil, err
+	}
+	if after > m.LastSeq {
+		return nil, afterBeyondEnd(after, m.LastSeq)
 	}
 	frames, err := s.st.readEvents(conversation, after, 0, limit)
 	if err != nil {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -92,22 +93,30 @@ func queryUint(q url.Values, name string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s: must be a non-negative integer", name)
+		return 0, notUint(name)
 	}
 	return n, nil
 }
 
 // queryLimit parses the query parameter "limit": absent or 0 means def,
-// more than max means max.
+// more than max means max, also beyond uint64, as a limit in a WebSocket
+// frame does.
 func queryLimit(q url.Values, def, max int) (int, error) {
-	n, err := queryUint(q, "limit")
+	s := q.Get("limit")
+	n, err := strconv.ParseUint(s, 10, 64)
 	switch {
-	case err != nil:
-		return 0, err
-	case n == 0:
+	case s == "" || err == nil && n == 0:
 		return def, nil
-	case n > uint64(max):
+	case errors.Is(err, strconv.ErrRange) || err == nil && n > uint64(max):
 		return max, nil
+	case err != nil:
+		return 0, notUint("limit")
 	}
 	return int(n), nil
+}
+
+// notUint is the error for a query parameter that is not a non-negative
+// integer.
+func notUint(name string) error {
+	return protocol.Errorf(protocol.CodeBadRequest, "%s: must be a non-negative integer", name)
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -46,10 +48,15 @@ type Options struct {
 	// and it is not draining); nil means always. GET /readyz answers 503
 	// when it returns false.
 	Ready func() bool
-	// User names the caller of a request; an error refuses it with the
-	// HTTP status of its *protocol.Error code. Default: every caller is
-	// "local".
+	// User names the caller of every request under /v1/conversations; an
+	// error refuses it with 401 as auth.Reject answers. The probes,
+	// /metrics, /v1/info and the page are open to all; /v1/ws
+	// authenticates in its own handler. Default: every caller is "local".
 	User func(*http.Request) (string, error)
+	// SendLimiter, keyed by user, limits POST …/messages (default: no
+	// limit); a refused send gets 429 rate_limited with Retry-After and
+	// retry_after_ms.
+	SendLimiter *limits.Limiter
 	// MaxBodyBytes bounds a request body (default MaxBodyBytes); a larger
 	// one gets 413 too_large.
 	MaxBodyBytes int64
@@ -68,7 +75,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 		opts.Logger = slog.Default()
 	}
 	if opts.User == nil {
-		opts.User = func(*http.Request) (string, error) { return "local", nil }
+		opts.User = auth.None("local")
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = MaxBodyBytes
@@ -98,6 +105,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 		r.Get("/metrics", opts.Metrics.Handler().ServeHTTP)
 	}
 	r.Route("/v1/conversations", func(r chi.Router) {
+		r.Use(a.authenticate)
 		r.Get("/", a.with(a.list))
 		r.Post("/", a.with(a.create))
 		r.Route("/{id}", func(r chi.Router) {
@@ -124,6 +132,18 @@ func (a *api) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeText(w, http.StatusOK, "ok")
+}
+
+// authenticate names the caller with Options.User (see auth.UserFrom), or
+// refuses the request with 401.
+func (a *api) authenticate(next http.Handler) http.Handler {
+	return auth.Middleware(func(r *http.Request) (string, error) {
+		user, err := a.opts.User(r)
+		if err != nil {
+			a.opts.Metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+		}
+		return user, err
+	})(next)
 }
 
 func (a *api) fail(w http.ResponseWriter, err error) {

@@ -168,9 +168,11 @@ func TestConversationLifecycle(t *testing.T) {
 	if len(evs) != 2 || evs[0].Seq != 2 || evs[0].Type != protocol.EventTurnStart {
 		t.Errorf("events after 1, limit 2: %+v", evs)
 	}
-	callJSON(t, "GET", base+"/c1/events?after=1000", "", 200, &evs)
-	if len(evs) != 0 {
-		t.Errorf("events after the end: %+v", evs)
+	// A resume point beyond the log is an error, as over the WebSocket.
+	var e struct{ Error protocol.Error }
+	callJSON(t, "GET", base+"/c1/events?after=1000", "", 400, &e)
+	if e.Error.Code != protocol.CodeBadRequest {
+		t.Errorf("events after the end: %+v", e)
 	}
 
 	var done protocol.Done

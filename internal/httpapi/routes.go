@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/httpapi/httperr"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -20,15 +21,11 @@ const (
 // JSON body of the answer, or an error to answer instead.
 type handlerFunc func(r *http.Request, user string) (int, any, error)
 
-// with adapts h to http: it names the user, then writes h's answer.
+// with adapts h to http: it calls h for the user authenticate named,
+// then writes h's answer.
 func (a *api) with(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		user, err := a.opts.User(r)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		status, body, err := h(r, user)
+		status, body, err := h(r, auth.UserFrom(r.Context()))
 		if err != nil {
 			a.fail(w, err)
 			return
@@ -105,6 +102,9 @@ func (a *api) history(r *http.Request, user, id string) (int, any, error) {
 }
 
 func (a *api) send(r *http.Request, user, id string) (int, any, error) {
+	if err := a.opts.SendLimiter.Allow(user); err != nil {
+		return 0, nil, err
+	}
 	req, err := a.decodeRequest(r, protocol.TypeSend, id)
 	if err != nil {
 		return 0, nil, err

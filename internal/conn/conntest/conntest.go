@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -54,10 +55,30 @@ func DialWith(t testing.TB, base, pathAndQuery string, readBuffer int) *Client {
 // DialErr is DialWith for use off the test goroutine; the caller closes
 // the connection.
 func DialErr(base, pathAndQuery string, readBuffer int) (*Client, error) {
+	c, _, err := dial(base, pathAndQuery, readBuffer, nil)
+	return c, err
+}
+
+// DialHeader dials like Dial with header on the upgrade request (e.g.
+// Authorization or Origin), and returns the server's answer to the
+// upgrade too: for a refused upgrade, the error, and the response with its
+// status, headers and (the first KiB of) its body. A connection is closed
+// when the test ends.
+func DialHeader(t testing.TB, base, pathAndQuery string, header http.Header) (*Client, *http.Response, error) {
+	c, resp, err := dial(base, pathAndQuery, 0, header)
+	if err != nil {
+		return nil, resp, err
+	}
+	c.t = t
+	t.Cleanup(func() { _ = c.WS.CloseNow() })
+	return c, resp, nil
+}
+
+func dial(base, pathAndQuery string, readBuffer int, header http.Header) (*Client, *http.Response, error) {
 	url := strings.Replace(base, "http", "ws", 1) + pathAndQuery
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	var opts websocket.DialOptions
+	opts := websocket.DialOptions{HTTPHeader: header}
 	if readBuffer > 0 {
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -69,12 +90,12 @@ func DialErr(base, pathAndQuery string, readBuffer int) (*Client, error) {
 			},
 		}}
 	}
-	ws, _, err := websocket.Dial(ctx, url, &opts)
+	ws, resp, err := websocket.Dial(ctx, url, &opts)
 	if err != nil {
-		return nil, err
+		return nil, resp, err
 	}
 	ws.SetReadLimit(64 << 20)
-	return &Client{WS: ws}, nil
+	return &Client{WS: ws}, resp, nil
 }
 
 // Request sends req as a text frame.
@@ -179,4 +200,39 @@ func (c *Client) Call(req protocol.Request) protocol.ServerFrame {
 // IsType returns a ReadUntil condition: a frame of type typ.
 func IsType(typ string) func(*protocol.ServerFrame) bool {
 	return func(f *protocol.ServerFrame) bool { return f.Type == typ }
+}
+
+// Answer is the server's answer to an upgrade request.
+type Answer struct {
+	// Status is 101 when the upgrade succeeded.
+	Status int
+	// Client is the connection after a successful upgrade.
+	Client *Client
+	// Error is the refusal's JSON error body; nil when the upgrade
+	// succeeded or the body is not the gateway's (the origin check's 403
+	// is text).
+	Error *protocol.Error
+	// Header is the header of the server's answer.
+	Header http.Header
+}
+
+// Upgrade requests /v1/ws?query with header and returns the answer,
+// failing t only when no HTTP answer came at all.
+func Upgrade(t testing.TB, base, query string, header http.Header) Answer {
+	t.Helper()
+	c, resp, err := DialHeader(t, base, WSPath(query), header)
+	if err == nil {
+		return Answer{Status: http.StatusSwitchingProtocols, Client: c, Header: resp.Header}
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer resp.Body.Close()
+	a := Answer{Status: resp.StatusCode, Header: resp.Header}
+	b, _ := io.ReadAll(resp.Body)
+	var body struct{ Error *protocol.Error }
+	if json.Unmarshal(b, &body) == nil {
+		a.Error = body.Error
+	}
+	return a
 }

@@ -1,0 +1,193 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
+)
+
+// baselineResult holds the limits the gateway's figures are compared with.
+type baselineResult struct {
+	// commit is bare bbolt commits one after another, in the same
+	// directory as the gateway's files; paced the same one pacing apart
+	// (the chunk delay: how a lone stream's commits come).
+	commit, paced bareCommits
+	pacing        time.Duration
+	// firstEvent and wholeStream are the time from a direct SDK
+	// ConverseStream call to the fake Bedrock to its first event and to the
+	// end of its stream.
+	firstEvent, wholeStream summary
+	elapsed                 time.Duration
+	cut                     bool
+}
+
+// baseline measures the bare limits, each bounded by count and by
+// cfg.Duration.
+func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
+	var res baselineResult
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	var err error
+	if res.commit, err = r.bareCommits(ctx, r.cfg.Commits, 0); err != nil {
+		return res, err
+	}
+	if res.pacing = r.cfg.ChunkDelay; res.pacing > 0 {
+		if res.paced, err = r.bareCommits(ctx, r.cfg.PacedCommits, res.pacing); err != nil {
+			return res, err
+		}
+	}
+	first, whole, err := r.fakeBedrockCalls(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.firstEvent, res.wholeStream = summarize(first), summarize(whole)
+	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
+	return res, nil
+}
+
+// bareCommits is the latency of bare bbolt commits and the bytes each
+// wrote to storage.
+type bareCommits struct {
+	latency summary
+	written float64
+}
+
+// bareCommits times n bbolt transactions that each put one 8-byte key
+// with a 64-byte value, in a fresh file in cfg.Dir, waiting gap before
+// each.
+func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bareCommits, error) {
+	var res bareCommits
+	path := filepath.Join(r.dir, "bare.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return res, fmt.Errorf("loadtest: open %s: %w", path, err)
+	}
+	defer os.Remove(path)
+	defer db.Close()
+	bucket, value := []byte("events"), make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	written := storageWritten()
+	pause := time.NewTimer(0)
+	defer pause.Stop()
+	for i := range n {
+		if gap > 0 {
+			pause.Reset(gap)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		key := binary.BigEndian.AppendUint64(nil, uint64(i)+1)
+		start := time.Now()
+		err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucket)
+			if err != nil {
+				return err
+			}
+			return b.Put(key, value)
+		})
+		if err != nil {
+			return res, fmt.Errorf("loadtest: bare commit: %w", err)
+		}
+		out = append(out, time.Since(start))
+	}
+	res.latency = summarize(out)
+	if len(out) > 0 {
+		res.written = float64(storageWritten()-written) / float64(len(out))
+	}
+	return res, nil
+}
+
+// fakeBedrockCalls makes cfg.BedrockCalls ConverseStream calls, one after
+// another, with the AWS SDK to a local fake Bedrock that streams
+// cfg.Chunks text chunks, and times each call's first event and end.
+func (r *runner) fakeBedrockCalls(ctx context.Context) (first, whole []time.Duration, err error) {
+	chunks := make([]string, r.cfg.Chunks)
+	for i := range chunks {
+		chunks[i] = stamp(time.Now(), i)
+	}
+	fake := fakebedrock.New(fakebedrock.Always(fakebedrock.Reply{Chunks: chunks}))
+	defer fake.Close()
+	rt := bedrockruntime.New(bedrockruntime.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(fake.URL),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDLOADTEST", SecretAccessKey: "secret", Source: "loadtest"}, nil
+		}),
+		RetryMaxAttempts: 1,
+		HTTPClient:       bufferedBody{http.DefaultClient},
+	})
+	in := &bedrockruntime.ConverseStreamInput{
+		ModelId: aws.String("loadtest"),
+		Messages: []types.Message{{
+			Role:    types.ConversationRoleUser,
+			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "load test"}},
+		}},
+	}
+	for range r.cfg.BedrockCalls {
+		if ctx.Err() != nil {
+			break
+		}
+		f, w, err := converseOnce(ctx, rt, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		first, whole = append(first, f), append(whole, w)
+	}
+	return first, whole, nil
+}
+
+// bufferedBody sends each request with its body read into memory first,
+// as internal/bedrock does (see its httpclient.go): smithy-go closes the
+// body when the response headers arrive, and over loopback the fake can
+// answer while net/http still writes the body, which kills the stream.
+type bufferedBody struct{ next bedrockruntime.HTTPClient }
+
+// Do implements bedrockruntime.HTTPClient.
+func (c bufferedBody) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: request body: %w", err)
+		}
+		req = req.Clone(req.Context())
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	}
+	return c.next.Do(req)
+}
+
+func converseOnce(ctx context.Context, rt *bedrockruntime.Client, in *bedrockruntime.ConverseStreamInput) (first, whole time.Duration, err error) {
+	start := time.Now()
+	out, err := rt.ConverseStream(ctx, in)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loadtest: fake bedrock: %w", err)
+	}
+	es := out.GetStream()
+	defer es.Close()
+	for range es.Events() {
+		if first == 0 {
+			first = time.Since(start)
+		}
+	}
+	if err := es.Err(); err != nil {
+		return 0, 0, fmt.Errorf("loadtest: fake bedrock stream: %w", err)
+	}
+	return first, time.Since(start), nil
+}

@@ -1,0 +1,131 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/conn"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/httpapi"
+	"github.com/chatgateway/gateway/internal/metrics"
+)
+
+// target is the gateway a scenario step drives: one started in-process
+// (then its metrics are read directly) or a running one at a URL.
+type target struct {
+	// wsURL is the WebSocket endpoint, ws://host:port/v1/ws.
+	wsURL string
+	// gather reads the gateway's metrics.
+	gather func(ctx context.Context) (map[string]float64, error)
+	// inProcess says the gateway runs in this process, so that its CPU
+	// and memory are this process's.
+	inProcess bool
+	close     func() error
+}
+
+// dbCount numbers the database files of the in-process gateways.
+var dbCount atomic.Int64
+
+// startGateway starts the gateway in-process on 127.0.0.1:0 with a fresh
+// bbolt file in dir, answering with model.
+func startGateway(dir string, model convo.Model, log *slog.Logger) (*target, error) {
+	m := metrics.New()
+	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.db", dbCount.Add(1)))
+	svc, err := convo.Open(path, model, convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m})
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: open the gateway: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = svc.Close(context.Background())
+		return nil, fmt.Errorf("loadtest: listen: %w", err)
+	}
+	ws := conn.NewHandler(svc, conn.Options{Logger: log, Metrics: m})
+	srv := &http.Server{
+		Handler:           httpapi.New(svc, httpapi.Options{Logger: log, WebSocket: ws, Metrics: m}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return &target{
+		wsURL:     "ws://" + ln.Addr().String() + "/v1/ws",
+		gather:    func(context.Context) (map[string]float64, error) { return m.Gather() },
+		inProcess: true,
+		close: func() error {
+			// The order of cmd/gateway: stop accepting, end the turns, then
+			// close the WebSockets.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := srv.Shutdown(ctx)
+			err = errors.Join(err, svc.Close(ctx), ws.Shutdown(ctx))
+			if err != nil {
+				return fmt.Errorf("loadtest: stop the gateway: %w", err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// remoteTarget is the running gateway whose WebSocket endpoint is wsURL;
+// its metrics are scraped from /metrics on the same host.
+func remoteTarget(wsURL string) (*target, error) {
+	host, ok := strings.CutPrefix(wsURL, "ws://")
+	if !ok {
+		return nil, fmt.Errorf("loadtest: -url %q: want ws://host:port/v1/ws (loopback only, no TLS)", wsURL)
+	}
+	host, _, _ = strings.Cut(host, "/")
+	metricsURL := "http://" + host + "/metrics"
+	return &target{
+		wsURL:  wsURL,
+		gather: func(ctx context.Context) (map[string]float64, error) { return scrape(ctx, metricsURL) },
+		close:  func() error { return nil },
+	}, nil
+}
+
+// scrape reads a Prometheus text exposition at url into the shape of
+// metrics.Gather: each name summed over its labels.
+func scrape(ctx context.Context, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: scrape: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadtest: scrape %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, " ")
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			name = line[:i]
+			_, rest, _ = strings.Cut(line[i:], "} ")
+		}
+		value, _, _ := strings.Cut(rest, " ")
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("loadtest: scrape: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,108 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// load is what the gateway did during a step, from its metrics and this
+// process's counters.
+type load struct {
+	elapsed time.Duration
+	// cut says the step hit the time cap before it was done.
+	cut bool
+	// firstErr is the first unexpected client error; errs counts them.
+	firstErr error
+	errs     int
+	// chunks counts the stamped chunks clients received.
+	chunks int
+	// events and commits are deltas of the gateway's counters; opsSum is
+	// the delta of the ops carried by those commits; slow counts slow
+	// consumer closes.
+	events, commits, opsSum, slow float64
+	// commitSum is the time those commits took, in seconds.
+	commitSum  float64
+	metricsErr error
+	// written is the bytes this process wrote to storage during the step
+	// (the gateway's database when inProcess).
+	written uint64
+	// cpu is this process's CPU time over the step; peak its highest
+	// memory (the gateway's only when inProcess).
+	cpu  time.Duration
+	peak memory
+	// others is the CPU time the machine's other processes used meanwhile.
+	others time.Duration
+}
+
+// loadMeter measures one step.
+type loadMeter struct {
+	start   time.Time
+	cpu     time.Duration
+	busy    time.Duration
+	written uint64
+	before  map[string]float64
+	sampler *peakSampler
+	mu      sync.Mutex
+	res     load
+}
+
+func (r *runner) startLoad(ctx context.Context, t *target) *loadMeter {
+	// Return what earlier steps left, so that the peaks are this step's.
+	settledMemory()
+	m := &loadMeter{sampler: startPeakSampler(250 * time.Millisecond)}
+	m.before, m.res.metricsErr = t.gather(ctx)
+	m.start, m.cpu, m.busy, m.written = time.Now(), cpuTime(), machineBusy(), storageWritten()
+	return m
+}
+
+// fail records a client's error: an ended step context means the step was
+// cut by its time cap.
+func (m *loadMeter) fail(ctx context.Context, err error) {
+	if err == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// An error once the step's context ended is (almost surely) its
+	// consequence: a read cut short.
+	if ctx.Err() != nil {
+		m.res.cut = true
+		return
+	}
+	if m.res.firstErr == nil {
+		m.res.firstErr = err
+	}
+	m.res.errs++
+}
+
+func (m *loadMeter) stop(ctx context.Context, t *target) load {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res := m.res
+	res.elapsed, res.cpu, res.written = time.Since(m.start), cpuTime()-m.cpu, storageWritten()-m.written
+	res.others = max(machineBusy()-m.busy-res.cpu, 0)
+	res.peak = m.sampler.done()
+	// The step's context may have ended: read the metrics regardless.
+	after, err := t.gather(context.WithoutCancel(ctx))
+	if err != nil || res.metricsErr != nil {
+		res.metricsErr = errors.Join(res.metricsErr, err)
+		return res
+	}
+	delta := func(name string) float64 { return after[name] - m.before[name] }
+	res.events = delta("gateway_events_appended_total")
+	res.commits = delta("gateway_commit_seconds_count")
+	res.opsSum = delta("gateway_commit_ops_sum")
+	res.commitSum = delta("gateway_commit_seconds_sum")
+	res.slow = delta("gateway_slow_consumer_closes_total")
+	return res
+}
+
+// perSecond is n per second of the step.
+func (l load) perSecond(n float64) float64 {
+	if l.elapsed <= 0 {
+		return 0
+	}
+	return n / l.elapsed.Seconds()
+}

@@ -1,0 +1,226 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/demo"
+)
+
+// TestMain lets the test binary serve as the idle scenario's client
+// process.
+func TestMain(m *testing.M) {
+	if child, err := RunChild(os.Stdin, os.Stdout); child {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// tiny is a configuration small enough for a smoke test under -race. The
+// time cap only guards against a hang: the test checks nothing was cut.
+func tiny(t *testing.T) Config {
+	return Config{
+		Dir:           t.TempDir(),
+		Conversations: []int{2},
+		Subscribers:   []int{3},
+		Idle:          []int{5},
+		Turns:         2,
+		Chunks:        3,
+		ChunkDelay:    time.Millisecond,
+		Duration:      30 * time.Second,
+		Commits:       20,
+		PacedCommits:  5,
+		BedrockCalls:  2,
+		Log:           testLogger(t),
+		GatewayLog:    testLogger(t),
+	}
+}
+
+// TestRunSmoke runs every scenario at tiny sizes and checks that each
+// step ran to its end.
+func TestRunSmoke(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), tiny(t), &out); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	for _, want := range []string{"### Baseline", "### streams", "### fanout", "### idle", "### Targets", "| 2 | 1ms | 4 |", "| 2 | 0s | 4 |"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the report lacks %q:\n%s", want, report)
+		}
+	}
+	for _, bad := range []string{"failed", "client errors", "cut by the time cap", "missed a subscriber", "metrics:"} {
+		if strings.Contains(report, bad) {
+			t.Errorf("the report says %q:\n%s", bad, report)
+		}
+	}
+}
+
+// remoteRunner starts a gateway answering with the model newModel returns
+// for the tiny configuration, and returns a runner that drives it as a
+// remote target: by URL, its metrics scraped. (Its steps start no gateway
+// of their own, so runner.model is not used.)
+func remoteRunner(t *testing.T, newModel func(Config) convo.Model) *runner {
+	t.Helper()
+	cfg, err := tiny(t).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := startGateway(cfg.Dir, newModel(cfg), cfg.GatewayLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := gw.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	cfg.URL = gw.wsURL
+	return &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
+}
+
+// TestStepsAgainstURL drives a gateway as a remote target (by URL, its
+// metrics scraped) and checks the counts the steps measured.
+func TestStepsAgainstURL(t *testing.T) {
+	r := remoteRunner(t, func(cfg Config) convo.Model { return newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay) })
+	ctx := context.Background()
+	const c, s = 3, 4
+	turns, chunks := r.cfg.Turns, r.cfg.Chunks
+	model := r.model
+
+	t.Run("streams", func(t *testing.T) {
+		res, err := r.streams(ctx, c, model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := res.load
+		if l.errs > 0 || l.cut || l.metricsErr != nil {
+			t.Fatalf("errors %d (first %v), cut %v, metrics %v", l.errs, l.firstErr, l.cut, l.metricsErr)
+		}
+		if res.turns != c*turns || res.ack.n != c*turns || res.relay.n != c*turns*chunks {
+			t.Errorf("turns %d, acks %d, chunks %d; want %d, %d, %d", res.turns, res.ack.n, res.relay.n, c*turns, c*turns, c*turns*chunks)
+		}
+		// Each turn stores its message, turn_start, turn_end and 1 to
+		// chunks deltas.
+		if lo, hi := float64(c*turns*4), float64(c*turns*(3+chunks)); l.events < lo || l.events > hi {
+			t.Errorf("stored events %v, want %v to %v", l.events, lo, hi)
+		}
+	})
+	t.Run("fanout", func(t *testing.T) {
+		res, err := r.fanout(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := res.load; l.errs > 0 || l.cut {
+			t.Fatalf("errors %d (first %v), cut %v", l.errs, l.firstErr, l.cut)
+		}
+		if res.toLast.n != turns*chunks || res.missing != 0 || res.each.n != s*turns*chunks {
+			t.Errorf("chunks to all %d, missing %d, deliveries %d; want %d, 0, %d", res.toLast.n, res.missing, res.each.n, turns*chunks, s*turns*chunks)
+		}
+	})
+}
+
+// TestStepsAgainstUnstampedModel drives a gateway whose model does not
+// stamp its chunks (the demo model), as a -url target may: latencies are
+// missing, and nothing counts as an error or a lost chunk.
+func TestStepsAgainstUnstampedModel(t *testing.T) {
+	r := remoteRunner(t, func(Config) convo.Model { return demo.New(demo.Options{WordDelay: -1}) })
+	cfg, ctx := r.cfg, context.Background()
+
+	st, err := r.streams(ctx, 2, r.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := st.load; l.errs > 0 || l.cut || st.turns != 2*cfg.Turns || st.relay.n != 0 || l.events == 0 {
+		t.Errorf("streams: errors %d (first %v), cut %v, turns %d, relay samples %d, events %v", l.errs, l.firstErr, l.cut, st.turns, st.relay.n, l.events)
+	}
+	fo, err := r.fanout(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := fo.load; l.errs > 0 || l.cut || fo.toLast.n != 0 || fo.missing != 0 {
+		t.Errorf("fanout: errors %d (first %v), cut %v, chunks %d, missing %d", l.errs, l.firstErr, l.cut, fo.toLast.n, fo.missing)
+	}
+}
+
+func TestParseStamps(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 123_456_789)
+	t1 := t0.Add(time.Millisecond)
+	tests := []struct {
+		name string
+		text string
+		want []chunkStamp
+	}{
+		{"one chunk with padding", stamp(t0, 0) + "....", []chunkStamp{{t0, 0}}},
+		{"two coalesced chunks", stamp(t0, 7) + ".." + stamp(t1, 8) + "..", []chunkStamp{{t0, 7}, {t1, 8}}},
+		{"another model's text", "Hello @you, 42 #1", nil},
+		{"a cut stamp", stamp(t0, 1)[:MinChunkBytes-1], nil},
+		{"a malformed stamp then a good one", "@12345678901234567x9#000001" + stamp(t1, 2), []chunkStamp{{t1, 2}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseStamps(tc.text)
+			if len(got) != len(tc.want) {
+				t.Fatalf("parseStamps(%q) = %v, want %v", tc.text, got, tc.want)
+			}
+			for i := range got {
+				if !got[i].created.Equal(tc.want[i].created) || got[i].index != tc.want[i].index {
+					t.Errorf("stamp %d = %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, v := range n {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		want summary
+	}{
+		{"empty", nil, summary{}},
+		{"one", ms(5), summary{1, 5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}},
+		{"unsorted 1..100", ms(hundred...), summary{100, 50 * time.Millisecond, 99 * time.Millisecond, 100 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := summarize(tc.in); got != tc.want {
+				t.Errorf("summarize = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
