@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 )
@@ -18,6 +19,14 @@ type config struct {
 	provider       string
 	model          string
 	region         string
+	// bedrockEndpoint, maxTokens and temperature configure -provider
+	// bedrock; temperature < 0 leaves it to the model.
+	bedrockEndpoint string
+	maxTokens       int
+	temperature     float64
+	bedrockAttempts int
+	// pprof, when set, is the localhost address of the profiling server.
+	pprof          string
 	demoWordDelay  time.Duration
 	maxFrameBytes  int64
 	maxTextBytes   int
@@ -78,6 +87,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	fs.StringVar(&c.provider, "provider", providerDemo, "model provider: demo (no AWS account needed) or bedrock")
 	fs.StringVar(&c.model, "model", "", "default model id (with bedrock: a model or inference-profile id; required)")
 	fs.StringVar(&c.region, "region", "", "AWS region for bedrock (default: the AWS default chain's)")
+	fs.StringVar(&c.bedrockEndpoint, "bedrock-endpoint", "", "Bedrock Runtime endpoint URL (default: AWS_ENDPOINT_URL_BEDROCK_RUNTIME, else the region's)")
+	fs.IntVar(&c.maxTokens, "max-tokens", 0, "bedrock: default maximum tokens of a reply (0: the model's default); a conversation's max_tokens wins")
+	fs.Float64Var(&c.temperature, "temperature", -1, "bedrock: default temperature from 0 to 1 (negative: the model's default); a conversation's temperature wins")
+	fs.IntVar(&c.bedrockAttempts, "bedrock-attempts", 0, "bedrock: calls per turn while Bedrock throttles or is unavailable before the first chunk (0: 4)")
+	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. localhost:6060 (empty: off; keep it on localhost)")
 	fs.DurationVar(&c.demoWordDelay, "demo-word-delay", 0, "pause between the demo model's words (0: 30ms; negative: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
 	fs.IntVar(&c.maxTextBytes, "max-text-bytes", 0, "largest user message text (0: 64 KiB)")
@@ -136,6 +150,12 @@ func (c *config) check() error {
 	default:
 		return fmt.Errorf("-provider %q: want demo or bedrock", c.provider)
 	}
+	if c.maxTokens > math.MaxInt32 {
+		return fmt.Errorf("-max-tokens %d: too large", c.maxTokens)
+	}
+	if c.temperature > 1 {
+		return fmt.Errorf("-temperature %v: want 0 to 1, or negative for the model's default", c.temperature)
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
@@ -153,6 +173,7 @@ func (c *config) check() error {
 		{"max-subscriptions", c.maxSubscriptions < 0}, {"max-conns", c.maxConns < 0},
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
 		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
+		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

@@ -91,6 +91,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 
+	if cfg.pprof != "" {
+		stop, err := servePprof(cfg.pprof, log)
+		if err != nil {
+			_ = ln.Close()
+			_ = svc.Close(context.Background())
+			return err
+		}
+		defer stop()
+	}
 	lim := newLimits(cfg, m)
 	ws := conn.NewHandler(svc, conn.Options{
 		Logger:           log,
@@ -216,7 +225,13 @@ func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 // default model id.
 func newModel(ctx context.Context, cfg *config, log *slog.Logger) (convo.Model, string, error) {
 	if cfg.provider == providerBedrock {
-		client, err := bedrock.New(ctx, bedrock.Options{Region: cfg.region, Logger: log})
+		opts := bedrock.Options{Region: cfg.region, Endpoint: cfg.bedrockEndpoint,
+			MaxTokens: int32(cfg.maxTokens), MaxAttempts: cfg.bedrockAttempts, Logger: log}
+		if cfg.temperature >= 0 {
+			t := float32(cfg.temperature)
+			opts.Temperature = &t
+		}
+		client, err := bedrock.New(ctx, opts)
 		if err != nil {
 			return nil, "", err
 		}

@@ -216,6 +216,13 @@ func TestConfig(t *testing.T) {
 		{name: "bedrock with model", args: []string{"-provider", "bedrock", "-model", "m", "-region", "eu-west-3"},
 			want: func(c *config) bool { return c.provider == "bedrock" && c.model == "m" && c.region == "eu-west-3" }},
 		{name: "bedrock without model", args: []string{"-provider", "bedrock"}, wantErr: "needs -model"},
+		{name: "bedrock settings", args: []string{"-provider", "bedrock", "-model", "m", "-bedrock-endpoint", "http://127.0.0.1:9",
+			"-max-tokens", "512", "-temperature", "0.2", "-bedrock-attempts", "2"},
+			want: func(c *config) bool {
+				return c.bedrockEndpoint == "http://127.0.0.1:9" && c.maxTokens == 512 && c.temperature == 0.2 && c.bedrockAttempts == 2
+			}},
+		{name: "temperature above 1", args: []string{"-temperature", "1.5"}, wantErr: "want 0 to 1"},
+		{name: "negative max tokens", args: []string{"-max-tokens", "-1"}, wantErr: "max-tokens: must not be negative"},
 		{name: "unknown provider", args: []string{"-provider", "openai"}, wantErr: "want demo or bedrock"},
 		{name: "bad environment value", env: map[string]string{"GATEWAY_SEND_QUEUE": "many"}, wantErr: "GATEWAY_SEND_QUEUE"},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: "log-format"},

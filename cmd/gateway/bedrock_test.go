@@ -1,0 +1,52 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestRunBedrock runs the real program with -provider bedrock against the
+// local eventstream fake, through the flags a user would give: the reply
+// streams from the fake, and the model id and inference defaults reach it.
+func TestRunBedrock(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	fake := fakebedrock.New(fakebedrock.Always(fakebedrock.Reply{Chunks: []string{"Hello ", "from ", "Bedrock."},
+		StopReason: "end_turn", Usage: fakebedrock.Usage{InputTokens: 7, OutputTokens: 3}}))
+	defer fake.Close()
+
+	const model = "anthropic.claude-3-5-haiku-20241022-v1:0"
+	g := startRun(t, map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"},
+		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", model, "-region", "us-east-1",
+		"-bedrock-endpoint", fake.URL, "-max-tokens", "256", "-temperature", "0.3")
+	var info struct {
+		Provider     string `json:"provider"`
+		DefaultModel string `json:"default_model"`
+	}
+	get(t, g.URL+"/v1/info", &info)
+	if info.Provider != "bedrock" || info.DefaultModel != model {
+		t.Errorf("info %+v", info)
+	}
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	c.Request(&protocol.Send{ID: "s", Text: "hi"})
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	end := frames[len(frames)-1]
+	if end.StopReason != protocol.StopEndTurn || end.StoredMessage().Text != "Hello from Bedrock." ||
+		end.Usage == nil || end.Usage.OutputTokens != 3 {
+		t.Fatalf("turn_end %+v text %q", end, end.StoredMessage().Text)
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 1 || reqs[0].ModelID != model {
+		t.Fatalf("fake got %d requests (model %q)", len(reqs), reqs[0].ModelID)
+	}
+	ic := reqs[0].Body.InferenceConfig
+	if ic == nil || ic.MaxTokens == nil || *ic.MaxTokens != 256 || ic.Temperature == nil || *ic.Temperature != 0.3 {
+		t.Errorf("inference config %+v", ic)
+	}
+}
