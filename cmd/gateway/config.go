@@ -14,11 +14,11 @@ import (
 // twins. A zero value means the documented default of the package that
 // uses it.
 type config struct {
-	addr           string
-	db             string
-	provider       string
-	model          string
-	region         string
+	addr     string
+	db       string
+	provider string
+	model    string
+	region   string
 	// bedrockEndpoint, maxTokens and temperature configure -provider
 	// bedrock; temperature < 0 leaves it to the model.
 	bedrockEndpoint string
