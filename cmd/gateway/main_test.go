@@ -7,12 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -256,37 +254,12 @@ func TestConfig(t *testing.T) {
 func TestCrash(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildGateway(t, dir)
 	db := filepath.Join(dir, "gateway.db")
-	// start starts the binary; stop(sig) signals it and waits for it.
-	start := func() (url string, stop func(os.Signal)) {
-		cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-demo-word-delay", "100ms")
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		log := scanLog(t, out)
-		var once sync.Once
-		stop = func(sig os.Signal) {
-			once.Do(func() {
-				_ = cmd.Process.Signal(sig)
-				<-log.done // read the whole log before Wait closes the pipe
-				_ = cmd.Wait()
-			})
-		}
-		t.Cleanup(func() { stop(os.Kill) })
-		return log.listening(t), stop
-	}
+	args := []string{"-addr", "127.0.0.1:0", "-db", db, "-demo-word-delay", "100ms"}
 
-	url, stop := start()
-	c := conntest.Dial(t, url, "/v1/ws")
+	p := startBinary(t, bin, args...)
+	c := conntest.Dial(t, p.URL, "/v1/ws")
 	c.Request(&protocol.Send{Text: "tell me a story"})
 	var seen []protocol.ServerFrame
 	for deltas := 0; deltas < 3; {
@@ -298,12 +271,12 @@ func TestCrash(t *testing.T) {
 			deltas++
 		}
 	}
-	stop(os.Kill)
+	_ = p.end(os.Kill)
 
-	url, stop = start()
-	defer stop(os.Interrupt)
+	p = startBinary(t, bin, args...)
+	defer p.end(os.Interrupt)
 	var stored []protocol.ServerFrame
-	get(t, url+"/v1/conversations/"+seen[0].Conversation+"/events", &stored)
+	get(t, p.URL+"/v1/conversations/"+seen[0].Conversation+"/events", &stored)
 	if len(stored) <= len(seen) {
 		t.Fatalf("stored %d events, the client saw %d before the crash", len(stored), len(seen))
 	}
