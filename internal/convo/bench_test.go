@@ -59,7 +59,7 @@ func BenchmarkAppend(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				return bk.Put(seqKey(uint64(i)), val)
+				return bk.Put(seqKey("c", uint64(i)), val)
 			})
 			if err != nil {
 				b.Fatal(err)

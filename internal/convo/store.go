@@ -1,10 +1,12 @@
 package convo
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -16,23 +18,30 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// Bucket layout:
+// Bucket layout: flat top-level buckets whose keys start with the
+// conversation id and a 0 byte (ids never contain one), so that a commit
+// touching many conversations dirties few pages:
 //
-//	convos/<id>/meta            JSON meta
-//	convos/<id>/events/<seq>    JSON event, exactly as sent to clients
-//	convos/<id>/messages/<seq>  JSON message (user and assistant)
-//	convos/<id>/cmids/<key>     seq of the message stored with that client_msg_id
-//	owners/<user>/<id>          empty: the index behind list
+//	meta      <id>                 JSON meta
+//	events    <id> 0 <seq>         JSON event, exactly as sent to clients
+//	messages  <id> 0 <seq>         JSON message (user and assistant)
+//	cmids     <id> 0 <key>         seq of the message stored with that client_msg_id
+//	owners    <user> 0 <id>        empty: the index behind list
 //
-// Seqs are 8-byte big-endian so that cursors walk them in order.
+// Seqs are 8-byte big-endian so that cursors walk them in order. A
+// conversation's last seq is its last events key, so storing a delta
+// writes one key and no metadata.
 var (
-	bucketConvos   = []byte("convos")
-	bucketOwners   = []byte("owners")
+	bucketMeta     = []byte("meta")
 	bucketEvents   = []byte("events")
 	bucketMessages = []byte("messages")
 	bucketCMIDs    = []byte("cmids")
-	keyMeta        = []byte("meta")
+	bucketOwners   = []byte("owners")
+	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketMessages, bucketCMIDs, bucketOwners}
 )
+
+// metaCacheSize bounds the metadata the commit loop keeps decoded.
+const metaCacheSize = 10000
 
 // committed is one stored event, handed to the hubs after its commit.
 type committed struct {
@@ -61,7 +70,12 @@ type store struct {
 	onCommit func([]committed) // called by the loop after each commit, in seq order
 	now      func() time.Time
 	metrics  *metrics.Metrics
-	mu       sync.Mutex
+	// cache holds decoded metadata between commits; only the commit loop
+	// uses it. A batch works on copies and hands them back on success,
+	// so a failed commit leaves the cache as the file is.
+	cache map[string]*meta
+
+	mu sync.Mutex
 	// failCommit, when set, makes every commit fail with its error: the
 	// seam through which tests inject storage faults.
 	failCommit func() error
@@ -84,7 +98,7 @@ func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit 
 		return nil, fmt.Errorf("convo: open database %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConvos, bucketOwners} {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -95,7 +109,7 @@ func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit 
 		db.Close()
 		return nil, fmt.Errorf("convo: prepare database %s: %w", path, err)
 	}
-	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m,
+	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m, cache: map[string]*meta{},
 		wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go s.loop()
 	return s, nil
@@ -148,7 +162,7 @@ func (s *store) loop() {
 // commit applies ops in one transaction, publishes the stored events, then
 // completes each op.
 func (s *store) commit(ops []*op, fail func() error) {
-	b := &batch{now: s.now(), metas: map[string]*meta{}, dirty: map[string]bool{}}
+	b := &batch{now: s.now(), cache: s.cache, metas: map[string]*meta{}, dirty: map[string]bool{}}
 	errs := make([]error, len(ops))
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -179,6 +193,7 @@ func (s *store) commit(ops []*op, fail func() error) {
 		}
 		return
 	}
+	b.keep(s.cache)
 	s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.CommitOps.Observe(float64(len(ops)))
 	for _, c := range b.out {
@@ -229,7 +244,8 @@ func (s *store) close() error {
 type batch struct {
 	tx    *bolt.Tx
 	now   time.Time
-	metas map[string]*meta // nil value: deleted in this batch
+	cache map[string]*meta // the store's, read-only here
+	metas map[string]*meta // copies for this batch; nil value: deleted
 	dirty map[string]bool  // metas to write back
 	out   []committed
 }
@@ -242,12 +258,31 @@ func (b *batch) meta(id string) (*meta, error) {
 		}
 		return m, nil
 	}
-	m, err := readMeta(b.tx, id)
-	if err != nil {
-		return nil, err
+	m, ok := b.cache[id]
+	if ok {
+		m = m.clone()
+	} else {
+		var err error
+		if m, err = readMeta(b.tx, id); err != nil {
+			return nil, err
+		}
 	}
 	b.metas[id] = m
 	return m, nil
+}
+
+// keep hands the batch's metadata to cache once its commit succeeded.
+func (b *batch) keep(cache map[string]*meta) {
+	if len(cache)+len(b.metas) > metaCacheSize {
+		clear(cache)
+	}
+	for id, m := range b.metas {
+		if m == nil {
+			delete(cache, id)
+		} else {
+			cache[id] = m
+		}
+	}
 }
 
 // owned returns the metadata of conversation id for update if it belongs
@@ -268,20 +303,7 @@ func (b *batch) create(m *meta) error {
 	if _, err := b.meta(m.ID); err == nil {
 		return ErrExists
 	}
-	cb, err := b.tx.Bucket(bucketConvos).CreateBucket([]byte(m.ID))
-	if err != nil {
-		return err
-	}
-	for _, name := range [][]byte{bucketEvents, bucketMessages, bucketCMIDs} {
-		if _, err := cb.CreateBucket(name); err != nil {
-			return err
-		}
-	}
-	ob, err := b.tx.Bucket(bucketOwners).CreateBucketIfNotExists([]byte(m.Owner))
-	if err != nil {
-		return err
-	}
-	if err := ob.Put([]byte(m.ID), nil); err != nil {
+	if err := b.tx.Bucket(bucketOwners).Put(prefixed(m.Owner, []byte(m.ID)), nil); err != nil {
 		return err
 	}
 	m.CreatedAt, m.UpdatedAt = b.now, b.now
@@ -292,16 +314,34 @@ func (b *batch) create(m *meta) error {
 
 // remove deletes conversation m with its whole log.
 func (b *batch) remove(m *meta) error {
-	if err := b.tx.Bucket(bucketConvos).DeleteBucket([]byte(m.ID)); err != nil {
-		return err
-	}
-	if ob := b.tx.Bucket(bucketOwners).Bucket([]byte(m.Owner)); ob != nil {
-		if err := ob.Delete([]byte(m.ID)); err != nil {
+	for _, name := range [][]byte{bucketEvents, bucketMessages, bucketCMIDs} {
+		if err := deletePrefix(b.tx.Bucket(name), prefix(m.ID)); err != nil {
 			return err
 		}
 	}
+	if err := b.tx.Bucket(bucketMeta).Delete([]byte(m.ID)); err != nil {
+		return err
+	}
+	if err := b.tx.Bucket(bucketOwners).Delete(prefixed(m.Owner, []byte(m.ID))); err != nil {
+		return err
+	}
 	b.metas[m.ID] = nil
 	delete(b.dirty, m.ID)
+	return nil
+}
+
+// deletePrefix deletes every key of bk that starts with p.
+func deletePrefix(bk *bolt.Bucket, p []byte) error {
+	var keys [][]byte
+	c := bk.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := bk.Delete(k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -314,11 +354,10 @@ func (b *batch) append(m *meta, ev *protocol.Event) error {
 // appendBorn is append for an event made from model chunks, the first of
 // which arrived at born.
 func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
-	cb := b.tx.Bucket(bucketConvos).Bucket([]byte(m.ID))
 	ev.Conversation = m.ID
 	ev.Seq = m.LastSeq + 1
 	ev.TS = b.now
-	key := seqKey(ev.Seq)
+	key := seqKey(m.ID, ev.Seq)
 	if ev.Message != nil {
 		ev.Message.Seq = ev.Seq
 		ev.Message.CreatedAt = b.now
@@ -326,7 +365,7 @@ func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
 		if err != nil {
 			return err
 		}
-		if err := cb.Bucket(bucketMessages).Put(key, msg); err != nil {
+		if err := b.tx.Bucket(bucketMessages).Put(key, msg); err != nil {
 			return err
 		}
 	}
@@ -334,11 +373,15 @@ func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := cb.Bucket(bucketEvents).Put(key, frame); err != nil {
+	if err := b.tx.Bucket(bucketEvents).Put(key, frame); err != nil {
 		return err
 	}
 	m.apply(ev)
-	b.dirty[m.ID] = true
+	// The last seq is read back from the events; only other changes need
+	// the metadata rewritten, so a streaming reply writes one key a chunk.
+	if ev.Type != protocol.EventDelta && ev.Type != protocol.EventThinking {
+		b.dirty[m.ID] = true
+	}
 	b.out = append(b.out, committed{conversation: m.ID, typ: ev.Type, seq: ev.Seq, frame: frame, born: born})
 	return nil
 }
@@ -346,12 +389,11 @@ func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
 // flush writes the metadata of every conversation the batch changed.
 func (b *batch) flush() error {
 	for id := range b.dirty {
-		m := b.metas[id]
-		data, err := json.Marshal(m)
+		data, err := json.Marshal(b.metas[id])
 		if err != nil {
 			return err
 		}
-		if err := b.tx.Bucket(bucketConvos).Bucket([]byte(id)).Put(keyMeta, data); err != nil {
+		if err := b.tx.Bucket(bucketMeta).Put([]byte(id), data); err != nil {
 			return err
 		}
 	}
@@ -361,7 +403,7 @@ func (b *batch) flush() error {
 // clientMsgSeq returns the seq of the message stored in conversation id
 // with client_msg_id key, or 0.
 func (b *batch) clientMsgSeq(id, key string) uint64 {
-	v := b.tx.Bucket(bucketConvos).Bucket([]byte(id)).Bucket(bucketCMIDs).Get([]byte(key))
+	v := b.tx.Bucket(bucketCMIDs).Get(prefixed(id, []byte(key)))
 	if len(v) != 8 {
 		return 0
 	}
@@ -369,30 +411,65 @@ func (b *batch) clientMsgSeq(id, key string) uint64 {
 }
 
 func (b *batch) putClientMsgSeq(id, key string, seq uint64) error {
-	return b.tx.Bucket(bucketConvos).Bucket([]byte(id)).Bucket(bucketCMIDs).Put([]byte(key), seqKey(seq))
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], seq)
+	return b.tx.Bucket(bucketCMIDs).Put(prefixed(id, []byte(key)), v[:])
 }
 
-func seqKey(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
+// prefix is the start of every key of conversation (or user) id.
+func prefix(id string) []byte {
+	return append([]byte(id), 0)
 }
 
+// prefixed is id's prefix followed by rest.
+func prefixed(id string, rest []byte) []byte {
+	return append(prefix(id), rest...)
+}
+
+// seqKey is the key of seq in conversation id.
+func seqKey(id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(prefix(id), seq)
+}
+
+// keySeq is the seq at the end of a key made by seqKey.
+func keySeq(k []byte) uint64 {
+	return binary.BigEndian.Uint64(k[len(k)-8:])
+}
+
+// clone returns a copy of m that shares nothing mutable with it.
+func (m *meta) clone() *meta {
+	c := *m
+	c.Pending = slices.Clone(m.Pending)
+	if m.OpenTurn != nil {
+		ot := *m.OpenTurn
+		c.OpenTurn = &ot
+	}
+	return &c
+}
+
+// readMeta reads conversation id's metadata and its last seq.
 func readMeta(tx *bolt.Tx, id string) (*meta, error) {
-	cb := tx.Bucket(bucketConvos).Bucket([]byte(id))
-	if cb == nil {
+	v := tx.Bucket(bucketMeta).Get([]byte(id))
+	if v == nil {
 		return nil, ErrNotFound
 	}
 	var m meta
-	if err := json.Unmarshal(cb.Get(keyMeta), &m); err != nil {
+	if err := json.Unmarshal(v, &m); err != nil {
 		return nil, fmt.Errorf("convo: conversation %s: corrupt metadata: %w", id, err)
+	}
+	m.LastSeq = 0
+	c := tx.Bucket(bucketEvents).Cursor()
+	// The last key below the next prefix ("<id>\x01") is the newest event.
+	c.Seek(append([]byte(id), 1))
+	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
+		m.LastSeq = keySeq(k)
 	}
 	return &m, nil
 }
 
 // readMessage returns the message stored at seq in conversation id.
 func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) {
-	v := tx.Bucket(bucketConvos).Bucket([]byte(id)).Bucket(bucketMessages).Get(seqKey(seq))
+	v := tx.Bucket(bucketMessages).Get(seqKey(id, seq))
 	if v == nil {
 		return nil, fmt.Errorf("convo: conversation %s: no message at seq %d", id, seq)
 	}
@@ -429,28 +506,25 @@ func (s *store) getMeta(user, id string) (*meta, error) {
 // lastSeq returns the seq of the newest stored event of conversation id
 // (0 when it does not exist).
 func (s *store) lastSeq(id string) uint64 {
-	var last uint64
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if m, err := readMeta(tx, id); err == nil {
-			last = m.LastSeq
-		}
-		return nil
-	})
-	return last
+	m, err := s.meta(id)
+	if err != nil {
+		return 0
+	}
+	return m.LastSeq
 }
 
 // readEvents returns up to limit encoded events of conversation id with
 // after < seq ≤ upTo (upTo 0: no upper bound), in order.
 func (s *store) readEvents(id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte
+	p := prefix(id)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketConvos).Bucket([]byte(id))
-		if cb == nil {
+		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
-		c := cb.Bucket(bucketEvents).Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			if upTo > 0 && binary.BigEndian.Uint64(k) > upTo {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(seqKey(id, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
+			if upTo > 0 && keySeq(k) > upTo {
 				break
 			}
 			out = append(out, append([]byte(nil), v...))
@@ -465,16 +539,15 @@ func (s *store) readEvents(id string, after, upTo uint64, limit int) ([][]byte, 
 func (s *store) readMessages(id string, before uint64, limit int) ([]protocol.Message, bool, error) {
 	msgs := []protocol.Message{}
 	more := false
+	p := prefix(id)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketConvos).Bucket([]byte(id)).Bucket(bucketMessages).Cursor()
-		var k, v []byte
+		c := tx.Bucket(bucketMessages).Cursor()
 		if before == 0 {
-			k, v = c.Last()
+			c.Seek(append([]byte(id), 1))
 		} else {
-			c.Seek(seqKey(before))
-			k, v = c.Prev()
+			c.Seek(seqKey(id, before))
 		}
-		for ; k != nil; k, v = c.Prev() {
+		for k, v := c.Prev(); k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
 			if len(msgs) == limit {
 				more = true
 				break
@@ -487,28 +560,24 @@ func (s *store) readMessages(id string, before uint64, limit int) ([]protocol.Me
 		}
 		return nil
 	})
-	for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
-		msgs[i], msgs[j] = msgs[j], msgs[i]
-	}
+	slices.Reverse(msgs)
 	return msgs, more, err
 }
 
 // allMessages returns every message of conversation id in seq order.
 func (s *store) allMessages(id string) ([]protocol.Message, error) {
 	var msgs []protocol.Message
+	p := prefix(id)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		cb := tx.Bucket(bucketConvos).Bucket([]byte(id))
-		if cb == nil {
-			return ErrNotFound
-		}
-		return cb.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+		c := tx.Bucket(bucketMessages).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			var m protocol.Message
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("convo: conversation %s: corrupt message: %w", id, err)
 			}
 			msgs = append(msgs, m)
-			return nil
-		})
+		}
+		return nil
 	})
 	return msgs, err
 }
@@ -516,19 +585,17 @@ func (s *store) allMessages(id string) ([]protocol.Message, error) {
 // list returns user's conversations, most recently updated first.
 func (s *store) list(user string) ([]protocol.Conversation, error) {
 	out := []protocol.Conversation{}
+	p := prefix(user)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bucketOwners).Bucket([]byte(user))
-		if ob == nil {
-			return nil
-		}
-		return ob.ForEach(func(k, _ []byte) error {
-			m, err := readMeta(tx, string(k))
+		c := tx.Bucket(bucketOwners).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			m, err := readMeta(tx, string(k[len(p):]))
 			if err != nil {
 				return err
 			}
 			out = append(out, m.Conversation)
-			return nil
-		})
+		}
+		return nil
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
 	return out, err
@@ -539,7 +606,7 @@ func (s *store) list(user string) ([]protocol.Conversation, error) {
 func (s *store) unfinished() ([]*meta, error) {
 	var out []*meta
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketConvos).ForEachBucket(func(k []byte) error {
+		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
 			m, err := readMeta(tx, string(k))
 			if err != nil {
 				return err
