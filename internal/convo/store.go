@@ -67,7 +67,7 @@ type op struct {
 // its seq (do), and read the events after a seq (readEvents).
 type store struct {
 	db       *bolt.DB
-	onCommit func([]committed) // called by the loop after each commit, in seq order
+	onCommit func([]committed) // called after each commit, in commit order, by the deliver goroutine
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	// cache holds decoded metadata between commits; only the commit loop
@@ -85,6 +85,11 @@ type store struct {
 	stopped      bool
 	wake         chan struct{} // capacity 1: "the queue is not empty"
 	exited       chan struct{}
+	// outbox carries committed events from the loop to deliver, so that
+	// fanning a batch out to many subscribers overlaps the next commit
+	// instead of delaying it.
+	outbox    chan []committed
+	delivered chan struct{}
 }
 
 // openStore opens the bbolt file at path, waiting at most timeout for its
@@ -110,8 +115,10 @@ func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit 
 		return nil, fmt.Errorf("convo: prepare database %s: %w", path, err)
 	}
 	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m, cache: map[string]*meta{},
-		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		wake: make(chan struct{}, 1), exited: make(chan struct{}),
+		outbox: make(chan []committed, 64), delivered: make(chan struct{})}
 	go s.loop()
+	go s.deliver()
 	return s, nil
 }
 
@@ -139,6 +146,7 @@ func (s *store) do(apply func(b *batch) error) error {
 // fsync among everything that queued while the last one ran.
 func (s *store) loop() {
 	defer close(s.exited)
+	defer close(s.outbox)
 	for range s.wake {
 		s.mu.Lock()
 		ops := s.queue
@@ -159,8 +167,8 @@ func (s *store) loop() {
 	}
 }
 
-// commit applies ops in one transaction, publishes the stored events, then
-// completes each op.
+// commit applies ops in one transaction, queues the stored events for
+// delivery, then completes each op.
 func (s *store) commit(ops []*op, fail func() error) {
 	b := &batch{now: s.now(), cache: s.cache, metas: map[string]*meta{}, dirty: map[string]bool{}}
 	errs := make([]error, len(ops))
@@ -200,7 +208,7 @@ func (s *store) commit(ops []*op, fail func() error) {
 		s.metrics.Events.WithLabelValues(c.typ).Inc()
 	}
 	if len(b.out) > 0 {
-		s.onCommit(b.out)
+		s.outbox <- b.out
 	}
 	for i, o := range ops {
 		o.done <- errs[i]
@@ -236,7 +244,16 @@ func (s *store) close() error {
 	default:
 	}
 	<-s.exited
+	<-s.delivered
 	return s.db.Close()
+}
+
+// deliver hands each committed batch to onCommit, in commit order.
+func (s *store) deliver() {
+	defer close(s.delivered)
+	for events := range s.outbox {
+		s.onCommit(events)
+	}
 }
 
 // batch is the state of one commit: the transaction, its time, and the
