@@ -20,19 +20,23 @@ import (
 // errClosed is what SendWait returns once the connection is closing.
 var errClosed = errors.New("conn: connection closed")
 
-// conn is one WebSocket connection. The handler goroutine reads and calls
-// convo; a writer goroutine, started whenever frames are queued and gone
-// when the queue is empty, owns every write to the socket.
+// conn is one WebSocket connection. Its reader goroutine, started by
+// ServeHTTP once the socket is hijacked, reads and calls convo; a writer
+// goroutine, started whenever frames are queued and gone when the queue is
+// empty, owns every write to the socket.
 type conn struct {
 	h    *Handler
 	ws   *websocket.Conn
 	user string
 	log  *slog.Logger
-	// ctx is done when reading has ended; it bounds the calls into convo
-	// and the writes.
+	// ctx is done when reading has ended; it bounds the calls into convo.
 	ctx    context.Context
 	cancel context.CancelFunc
 	ping   *time.Timer
+	// stall closes the socket when a write outlasts WriteTimeout; made by
+	// the first write, it runs only while a write is in progress. Only
+	// the writer goroutine uses it.
+	stall *time.Timer
 
 	// subs holds the conversations this connection subscribed to, to
 	// unsubscribe them at the end. Only the reader goroutine uses it.

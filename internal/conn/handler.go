@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,33 +140,45 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 // been called.
 var errShuttingDown = protocol.Errorf(protocol.CodeUnavailable, "the gateway is shutting down")
 
-// ServeHTTP upgrades r to a WebSocket and serves it until it closes. The
-// query parameters conversation=ID&after=N subscribe at once. An upgrade
-// is refused, before any socket is opened, while the handler is not
-// accepting (503 unavailable), by the upgrade rate limit (429), by the
-// User hook (401), by the connection bounds (503 busy) and by the origin
-// check (403).
+// ServeHTTP upgrades r to a WebSocket and returns; a goroutine of the
+// connection's own serves it until it closes, and Shutdown waits for it.
+// The query parameters conversation=ID&after=N subscribe at once. An
+// upgrade is refused, before any socket is opened, while the handler is
+// not accepting (503 unavailable), by the upgrade rate limit (429), by
+// the User hook (401), by the connection bounds (503 busy) and by the
+// origin check (403).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, err := h.admit(r)
 	if err != nil {
 		h.refuse(w, err)
 		return
 	}
-	defer h.slots.Release(user)
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
 		// Accept has answered the request (403 for a foreign origin).
+		h.slots.Release(user)
 		h.log.Debug("websocket upgrade refused", "err", err)
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
 	c := newConn(h, ws, user)
 	if !h.register(c) {
+		h.slots.Release(user)
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
+	// Accept has hijacked the socket, so it outlives this request. Serving
+	// it on a new goroutine frees net/http's goroutine, with the stack
+	// the router and middleware grew, the request and its context: an
+	// idle connection costs one small stack. Nothing below uses r.
+	go h.serve(c, r.URL.Query())
+}
+
+// serve runs c until it ends, then gives back its slot and registry entry.
+func (h *Handler) serve(c *conn, q url.Values) {
 	defer h.unregister(c)
-	c.serve(r.URL.Query())
+	defer h.slots.Release(c.user)
+	c.serve(q)
 }
 
 // admit decides whether r may upgrade, cheapest check first, and returns

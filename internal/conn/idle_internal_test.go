@@ -14,43 +14,59 @@ import (
 	"github.com/chatgateway/gateway/internal/demo"
 )
 
-// TestIdleConnectionHasNoWriter checks that a connection with nothing to
-// send keeps no writer goroutine and no queue buffer.
-func TestIdleConnectionHasNoWriter(t *testing.T) {
-	t.Parallel()
+// serveOne starts a Handler with opts, dials it, and returns the client
+// and the server side of that one connection.
+func serveOne(t *testing.T, opts Options) (*websocket.Conn, *conn) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	svc, err := convo.Open(filepath.Join(t.TempDir(), "gateway.db"), demo.New(demo.Options{}), convo.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(svc, Options{Logger: log})
+	opts.Logger = log
+	h := NewHandler(svc, opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		_ = h.Shutdown(context.Background())
 		_ = svc.Close(context.Background())
 	})
-
-	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	ws, _, err := websocket.Dial(t.Context(), strings.Replace(srv.URL, "http", "ws", 1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
-	for range 3 {
-		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := ws.Read(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	// The upgrade has answered, but the connection may not be registered
+	// yet: a ping's pong proves it is.
+	ping(t, ws)
 	h.mu.Lock()
-	var c *conn
-	for c = range h.conns {
+	defer h.mu.Unlock()
+	for c := range h.conns {
+		return ws, c
 	}
-	h.mu.Unlock()
+	t.Fatal("no connection registered")
+	return nil, nil
+}
+
+// ping sends a ping request on ws and reads its reply.
+func ping(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := ws.Read(t.Context()); err != nil || !strings.Contains(string(b), `"pong"`) {
+		t.Fatalf("ping: got %s, %v; want a pong", b, err)
+	}
+}
+
+// TestIdleConnectionHasNoWriter checks that a connection with nothing to
+// send keeps no writer goroutine and no queue buffer.
+func TestIdleConnectionHasNoWriter(t *testing.T) {
+	t.Parallel()
+	ws, c := serveOne(t, Options{})
+	for range 2 {
+		ping(t, ws)
+	}
 	c.writer.Wait() // the writer of the last pong exits on its own
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -2,6 +2,8 @@ package conn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/coder/websocket"
@@ -198,10 +200,26 @@ func (c *conn) next() (convo.Frame, websocket.StatusCode, string) {
 	return convo.Frame{}, 0, ""
 }
 
+// errWriteTimeout is why a write that outlasted WriteTimeout failed.
+var errWriteTimeout = errors.New("conn: write timed out")
+
+// write writes one frame within WriteTimeout. The frame is written with a
+// context that is never done, so that the websocket library arms nothing
+// per frame; instead one timer per connection, armed around each write,
+// closes the socket when the write takes too long, which makes it fail.
+// Only the writer goroutine calls write (one at a time, ordered by c.mu).
 func (c *conn) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	if c.stall == nil {
+		c.stall = time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.ws.CloseNow() })
+	} else {
+		c.stall.Reset(c.h.opts.WriteTimeout)
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+	if !c.stall.Stop() {
+		// The timer fired: the socket is closed, whatever err says.
+		return fmt.Errorf("%w after %v", errWriteTimeout, c.h.opts.WriteTimeout)
+	}
+	return err
 }
 
 // writeFailed stops writing after a failed write; the websocket library

@@ -9,8 +9,9 @@ import (
 )
 
 // logRequests logs every request once it is served: method, path, status,
-// bytes and duration. Probes log at debug level. A WebSocket is logged
-// when it closes, with status 101.
+// bytes and duration. Probes log at debug level. A WebSocket upgrade is
+// logged once upgraded, with status 101 and the upgrade's duration; the
+// connection itself goes on in its own goroutine (see internal/conn).
 func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
