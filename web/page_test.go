@@ -110,6 +110,27 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	}
 }
 
+// TestDeleteInAnotherTab deletes the open conversation in one tab: the
+// other tab leaves it and drops it from its sidebar.
+func TestDeleteInAnotherTab(t *testing.T) {
+	g := startGateway(t, demo.New(demo.Options{WordDelay: -1}), gatewayConfig{})
+	a := newTab(t, "tab A")
+	a.open(g.url, "/")
+	a.send("Soon gone")
+	a.waitTurnEnd(protocol.StopEndTurn)
+	id := a.conversation()
+	b := newTab(t, "tab B")
+	b.open(g.url, "/#/c/"+id)
+	b.waitUserMessage("Soon gone")
+
+	del := chromedp.CSS(`li[data-id="` + id + `"] [data-testid=delete]`)
+	a.do(chromedp.Click(del))
+	a.waitFor("the armed delete button", `document.querySelector('li[data-id="`+id+`"] [data-testid=delete]').dataset.armed === 'true'`)
+	a.do(chromedp.Click(del))
+	b.waitFor("tab B to leave the conversation", `location.hash === ''`)
+	b.waitFor("tab B's sidebar to drop it", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
+}
+
 func TestPhoneWidthCollapsesTheSidebar(t *testing.T) {
 	g := startGateway(t, newStepModel(), gatewayConfig{})
 	tb := newTab(t, "tab")

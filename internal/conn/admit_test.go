@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
@@ -259,5 +260,29 @@ func TestStopAccepting(t *testing.T) {
 	}
 	if f := open.Call(&protocol.Send{ID: "s", Text: "still here"}); f.Type != protocol.ReplyAck {
 		t.Errorf("an open connection's send got %s %q", f.Type, f.Code)
+	}
+}
+
+// TestDeleteTellsSubscribers deletes a conversation another connection
+// follows: that connection gets a "deleted" frame without an id, and the
+// subscription no longer counts toward MaxSubscriptions.
+func TestDeleteTellsSubscribers(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	s := conntest.Start(t, conntest.Config{Convo: convo.Config{Metrics: m}, Conn: conn.Options{MaxSubscriptions: 1, Metrics: m}})
+	owner, other := s.Dial(t, ""), s.Dial(t, "")
+	createConversation(t, owner, "doomed")
+	createConversation(t, owner, "next")
+	subscribe(t, other, "doomed", 0)
+	if f := owner.Call(&protocol.Delete{ID: "d", Conversation: "doomed"}); f.Type != protocol.ReplyDeleted {
+		t.Fatalf("delete got %s %q", f.Type, f.Code)
+	}
+	f := other.ReadUntil(conntest.IsType(protocol.ReplyDeleted))
+	if got := f[len(f)-1]; got.Conversation != "doomed" || got.ID != "" {
+		t.Errorf("the follower got %+v, want deleted for doomed without an id", got)
+	}
+	subscribe(t, other, "next", 0)
+	if got, _ := m.Gather(); got["gateway_subscriptions"] != 1 {
+		t.Errorf("gateway_subscriptions = %v, want 1", got["gateway_subscriptions"])
 	}
 }

@@ -43,6 +43,9 @@ type conn struct {
 	subs map[string]struct{}
 
 	mu sync.Mutex
+	// gone holds conversations deleted since the reader last looked (see
+	// Gone); the reader drops them from subs.
+	gone map[string]struct{}
 	// queue holds the frames waiting for the writer, oldest first.
 	queue []convo.Frame
 	// held collects the frames delivered while a send is in progress, so

@@ -21,6 +21,7 @@ func (c *conn) handle(data []byte) {
 
 // dispatch serves one request and queues its reply.
 func (c *conn) dispatch(req protocol.Request) {
+	c.forgetGone()
 	conversation, err := c.serveRequest(req)
 	if err != nil {
 		c.replyError(req.RequestID(), conversation, err)
@@ -117,6 +118,31 @@ func (c *conn) roomFor(conversation string) error {
 		return errTooManySubscriptions
 	}
 	return nil
+}
+
+// Gone implements convo.Subscriber: conversation was deleted. The client
+// gets a "deleted" frame without an id; the reader forgets the
+// subscription before its next request.
+func (c *conn) Gone(conversation string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone == nil {
+		c.gone = map[string]struct{}{}
+	}
+	c.gone[conversation] = struct{}{}
+	c.pushLocked(convo.Frame{Data: encode(&protocol.Done{Type: protocol.ReplyDeleted, Conversation: conversation})})
+}
+
+// forgetGone drops the subscriptions of deleted conversations, so they no
+// longer count toward MaxSubscriptions.
+func (c *conn) forgetGone() {
+	c.mu.Lock()
+	gone := c.gone
+	c.gone = nil
+	c.mu.Unlock()
+	for id := range gone {
+		c.untrack(id)
+	}
 }
 
 // track notes that the connection is subscribed to conversation (convo's

@@ -31,6 +31,9 @@ type Subscriber interface {
 	// is done. Replays use it, so that a long history paces itself to the
 	// client instead of overflowing its queue.
 	SendWait(ctx context.Context, f Frame) error
+	// Gone tells the subscriber that conversation was deleted: it is no
+	// longer subscribed to it. It must not block.
+	Gone(conversation string)
 }
 
 // Config tunes a Service. Zero values mean the documented defaults.

@@ -19,6 +19,8 @@ func (d *discard) Send(Frame) bool { d.n.Add(1); return true }
 
 func (d *discard) SendWait(context.Context, Frame) error { d.n.Add(1); return nil }
 
+func (d *discard) Gone(string) {}
+
 // BenchmarkHubBroadcast measures publishing one event to S live
 // subscribers.
 func BenchmarkHubBroadcast(b *testing.B) {

@@ -80,6 +80,11 @@ func (r *recorder) SendWait(ctx context.Context, f Frame) error {
 	}
 }
 
+// Gone records a deleted conversation as a frame of type "gone".
+func (r *recorder) Gone(conversation string) {
+	r.ch <- []byte(`{"type":"gone","conversation":"` + conversation + `"}`)
+}
+
 // next returns the next event, failing the test after a while.
 func (r *recorder) next(t *testing.T) *protocol.Event {
 	t.Helper()

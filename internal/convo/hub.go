@@ -142,11 +142,13 @@ func (h *hub) unsubscribe(sub Subscriber) {
 	h.mu.Unlock()
 }
 
-// removeAll unregisters every subscriber.
+// removeAll unregisters every subscriber, telling each that the
+// conversation is gone.
 func (h *hub) removeAll() {
 	h.mu.Lock()
 	for sub := range h.subs {
 		h.remove(sub)
+		sub.Gone(h.id)
 	}
 	h.mu.Unlock()
 }

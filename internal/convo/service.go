@@ -416,8 +416,8 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 	return &m.Conversation, nil
 }
 
-// Delete cancels conversation's turn, drops its subscribers and removes it
-// with its whole log.
+// Delete cancels conversation's turn, removes it with its whole log, and
+// drops its subscribers, calling Gone on each.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	err := s.st.do(func(b *batch) error {
 		m, err := b.owned(user, conversation)

@@ -36,6 +36,10 @@ const socket = new GatewaySocket({
     s.textContent = STATUS_TEXT[state];
     if (state === 'connected') refreshList();
   },
+  onGone: (id) => {
+    if (id === current) navigate(null);
+    refreshListSoon();
+  },
   onError: (err) => {
     if (err.conversation !== undefined && err.conversation === current && err.code === 'not_found') {
       showNotice(err, 'This conversation does not exist (any more).');

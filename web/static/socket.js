@@ -35,11 +35,12 @@ export class RequestError extends Error {
 // states ("connecting", "connected", "reconnecting") to onStatus; error
 // frames that answer no pending request go to onError.
 export class GatewaySocket {
-  constructor({ url, onEvent, onStatus, onError }) {
+  constructor({ url, onEvent, onStatus, onError, onGone }) {
     this.url = url;
     this.onEvent = onEvent;
     this.onStatus = onStatus;
     this.onError = onError;
+    this.onGone = onGone;
     this.ws = null;
     this.attempt = 0;
     this.openedAt = 0;
@@ -156,6 +157,11 @@ export class GatewaySocket {
     const p = f.id !== undefined ? this.pending.get(f.id) : undefined;
     if (p === undefined) {
       if (f.type === 'error') this.onError(new RequestError(f.code, f.message));
+      if (f.type === 'deleted') {
+        // Another tab or client deleted a conversation this socket follows.
+        this.subs.delete(f.conversation);
+        this.onGone(f.conversation);
+      }
       return;
     }
     this.pending.delete(f.id);
