@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/chatgateway/gateway/internal/flagenv"
 )
 
 // config is the gateway's configuration, from flags and their environment
@@ -70,12 +72,6 @@ const (
 	providerBedrock = "bedrock"
 )
 
-// envName is the environment twin of flag name: -send-queue is
-// GATEWAY_SEND_QUEUE.
-func envName(name string) string {
-	return "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
-
 // parseConfig reads the flags in args; a flag not given takes its
 // environment twin from getenv when that is set.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
@@ -113,26 +109,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
-	fs.VisitAll(func(f *flag.Flag) { f.Usage += fmt.Sprintf(" (env %s)", envName(f.Name)) })
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(envName(f.Name))
-		if err != nil || given[f.Name] || v == "" {
-			return
-		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, serr)
-		}
-	})
-	if err != nil {
+	if err := flagenv.Parse(fs, "GATEWAY", args, getenv); err != nil {
 		return nil, err
 	}
 	c.jwtSecret = getenv(secretEnv)

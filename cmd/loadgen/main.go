@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/chatgateway/gateway/internal/flagenv"
 	"github.com/chatgateway/gateway/internal/loadtest"
 )
 
@@ -71,10 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.IdleHeapProfile, "memprofile", "", "idle: write a heap profile to this file while the gateway's idle connections are open (the last -n)")
 	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace -pprof=syscall shows where commits block)")
 	verbose := fs.Bool("v", false, "log each step's progress")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fromEnv(fs, getenv); err != nil {
+	if err := flagenv.Parse(fs, "LOADGEN", args, getenv); err != nil {
 		return err
 	}
 	if *scenario != "all" {
@@ -133,24 +131,6 @@ func startProfiles(cpuFile, traceFile string) (func() error, error) {
 		})
 	}
 	return stopAll, nil
-}
-
-// fromEnv sets each flag not given on the command line from its
-// environment twin: LOADGEN_ and the flag's name in upper case, with '-'
-// as '_'.
-func fromEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "LOADGEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && !given[f.Name] && err == nil {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
-		}
-	})
-	return err
 }
 
 // intList parses a comma-separated list of positive integers into *dst.
