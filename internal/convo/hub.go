@@ -98,8 +98,10 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 	// every event after it, whatever it was sent before.
 	h.remove(sub)
 	h.mu.Unlock()
-	if after > last && after > st.lastSeq(h.id) {
-		return afterBeyondEnd(after, st.lastSeq(h.id))
+	if after > last {
+		if end := st.lastSeq(h.id); after > end {
+			return afterBeyondEnd(after, end)
+		}
 	}
 	ready(last)
 	pos := after

@@ -303,16 +303,24 @@ func (b *batch) keep(cache map[string]*meta) {
 }
 
 // owned returns the metadata of conversation id for update if it belongs
-// to user; other users get ErrNotFound, as if it did not exist.
+// to user.
 func (b *batch) owned(user, id string) (*meta, error) {
-	m, err := b.meta(id)
-	if err != nil {
-		return nil, err
+	return ownedBy(user)(b.meta(id))
+}
+
+// ownedBy passes on a metadata lookup's result if the conversation
+// belongs to user; other users get ErrNotFound, as if it did not exist.
+// Every check of ownership goes through it.
+func ownedBy(user string) func(*meta, error) (*meta, error) {
+	return func(m *meta, err error) (*meta, error) {
+		if err != nil {
+			return nil, err
+		}
+		if m.Owner != user {
+			return nil, ErrNotFound
+		}
+		return m, nil
 	}
-	if m.Owner != user {
-		return nil, ErrNotFound
-	}
-	return m, nil
 }
 
 // create stores a new conversation described by m.
@@ -487,14 +495,20 @@ func readMeta(tx *bolt.Tx, id string) (*meta, error) {
 	if err := json.Unmarshal(v, &m); err != nil {
 		return nil, fmt.Errorf("convo: conversation %s: corrupt metadata: %w", id, err)
 	}
-	m.LastSeq = 0
+	m.LastSeq = lastEventSeq(tx, id)
+	return &m, nil
+}
+
+// lastEventSeq is the seq of conversation id's newest event: its last
+// events key (0 without events).
+func lastEventSeq(tx *bolt.Tx, id string) uint64 {
 	c := tx.Bucket(bucketEvents).Cursor()
 	// The last key below the next prefix ("<id>\x01") is the newest event.
 	c.Seek(append([]byte(id), 1))
 	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
-		m.LastSeq = keySeq(k)
+		return keySeq(k)
 	}
-	return &m, nil
+	return 0
 }
 
 // readMessage returns the message stored at seq in conversation id.
@@ -523,24 +537,18 @@ func (s *store) meta(id string) (*meta, error) {
 
 // getMeta reads conversation id's metadata, checking it belongs to user.
 func (s *store) getMeta(user, id string) (*meta, error) {
-	m, err := s.meta(id)
-	if err != nil {
-		return nil, err
-	}
-	if m.Owner != user {
-		return nil, ErrNotFound
-	}
-	return m, nil
+	return ownedBy(user)(s.meta(id))
 }
 
 // lastSeq returns the seq of the newest stored event of conversation id
 // (0 when it does not exist).
 func (s *store) lastSeq(id string) uint64 {
-	m, err := s.meta(id)
-	if err != nil {
-		return 0
-	}
-	return m.LastSeq
+	var last uint64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		last = lastEventSeq(tx, id)
+		return nil
+	})
+	return last
 }
 
 // readEvents returns up to limit encoded events of conversation id with
