@@ -27,8 +27,12 @@ type hub struct {
 	// subs maps each live subscriber to the seq after which it wants
 	// events.
 	subs map[Subscriber]uint64
-	// running is the turn in progress, or nil.
+	// running is the turn runner in progress, or nil.
 	running *turn
+	// kicked records a kick that came while a runner was in progress:
+	// that runner may have looked for pending turns before the kick's
+	// message was stored, so it must look again when it is done.
+	kicked bool
 	// refs counts calls in progress that need the hub to stay.
 	refs int
 }

@@ -206,6 +206,7 @@ func (s *Service) kick(h *hub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.running != nil {
+		h.kicked = true
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.turnCtx)
@@ -215,11 +216,14 @@ func (s *Service) kick(h *hub) {
 	go s.runTurn(ctx, h, t)
 }
 
-// turnDone clears h's running turn and, if another may be pending, kicks.
+// turnDone clears h's running turn and, if another may be pending (the
+// runner says so, or a kick came meanwhile), kicks.
 func (s *Service) turnDone(h *hub, t *turn, next bool) {
 	h.mu.Lock()
 	if h.running == t {
 		h.running = nil
+		next = next || h.kicked
+		h.kicked = false
 	}
 	h.mu.Unlock()
 	if next {

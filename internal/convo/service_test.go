@@ -2,6 +2,7 @@ package convo
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -207,4 +208,20 @@ func TestBusyWhenTooManyQueued(t *testing.T) {
 		t.Fatalf("err = %v, want busy", err)
 	}
 	close(m.gate)
+}
+
+// TestSendRightAfterTurnEndRuns sends each message the moment the previous
+// turn_end arrives, when the runner that ended the turn is still looking
+// for a next one: a send's kick must not be lost to that runner. The lost
+// kick left a message without a turn; it showed on a loaded machine (3 of
+// 20 runs failed with six busy loops beside them, none after the fix).
+func TestSendRightAfterTurnEndRuns(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{words: func(ModelRequest) []string { return []string{"ok"} }})
+	rec := newRecorder(64)
+	id := send(t, s, "", "first", rec).Conversation
+	rec.until(t, protocol.EventTurnEnd)
+	for i := range 300 {
+		send(t, s, id, fmt.Sprint("message ", i), nil)
+		rec.until(t, protocol.EventTurnEnd)
+	}
 }
