@@ -28,6 +28,8 @@ import (
 //	cmids     <id> 0 <key>         seq of the message stored with that client_msg_id
 //	owners    <user> 0 <id>        empty: the index behind list
 //
+// plus the tail, where replies in progress are written (see tail.go).
+//
 // Seqs are 8-byte big-endian so that cursors walk them in order. A
 // conversation's last seq is its last events key, so storing a delta
 // writes one key and no metadata.
@@ -37,7 +39,7 @@ var (
 	bucketMessages = []byte("messages")
 	bucketCMIDs    = []byte("cmids")
 	bucketOwners   = []byte("owners")
-	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketMessages, bucketCMIDs, bucketOwners}
+	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketMessages, bucketCMIDs, bucketOwners, bucketTail, bucketTailIdx}
 )
 
 // metaCacheSize bounds the metadata the commit loop keeps decoded.
@@ -70,10 +72,14 @@ type store struct {
 	onCommit func([]committed) // called after each commit, in commit order, by the deliver goroutine
 	now      func() time.Time
 	metrics  *metrics.Metrics
-	// cache holds decoded metadata between commits; only the commit loop
-	// uses it. A batch works on copies and hands them back on success,
-	// so a failed commit leaves the cache as the file is.
-	cache map[string]*meta
+	// cache holds decoded metadata between commits. A batch works on
+	// copies and hands them back on success, so a failed commit leaves
+	// the cache as the file is. Only the commit loop writes it; readers
+	// use it to skip decoding (see meta).
+	cache *metaCache
+	// tail is the state of the tail as of the last commit; only the
+	// commit loop uses it.
+	tail tailState
 
 	mu sync.Mutex
 	// failCommit, when set, makes every commit fail with its error: the
@@ -102,19 +108,21 @@ func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit 
 	if err != nil {
 		return nil, fmt.Errorf("convo: open database %s: %w", path, err)
 	}
+	var tail tailState
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
+		tail = loadTail(tx)
 		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("convo: prepare database %s: %w", path, err)
 	}
-	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m, cache: map[string]*meta{},
+	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m, cache: &metaCache{m: map[string]*meta{}}, tail: tail,
 		wake: make(chan struct{}, 1), exited: make(chan struct{}),
 		outbox: make(chan []committed, 64), delivered: make(chan struct{})}
 	go s.loop()
@@ -170,7 +178,8 @@ func (s *store) loop() {
 // commit applies ops in one transaction, queues the stored events for
 // delivery, then completes each op.
 func (s *store) commit(ops []*op, fail func() error) {
-	b := &batch{now: s.now(), cache: s.cache, metas: map[string]*meta{}, dirty: map[string]bool{}}
+	b := &batch{now: s.now(), cache: s.cache, metas: map[string]*meta{}, dirty: map[string]bool{},
+		tail: tailBatch{next: s.tail.next, first: map[string]uint64{}}}
 	errs := make([]error, len(ops))
 	start := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -189,6 +198,9 @@ func (s *store) commit(ops []*op, fail func() error) {
 		if err := b.flush(); err != nil {
 			return err
 		}
+		if err := b.truncateTail(&s.tail); err != nil {
+			return err
+		}
 		if fail != nil {
 			return fail()
 		}
@@ -201,7 +213,8 @@ func (s *store) commit(ops []*op, fail func() error) {
 		}
 		return
 	}
-	b.keep(s.cache)
+	s.cache.keep(b.metas)
+	s.tail.apply(b.tail)
 	s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.CommitOps.Observe(float64(len(ops)))
 	for _, c := range b.out {
@@ -261,9 +274,10 @@ func (s *store) deliver() {
 type batch struct {
 	tx    *bolt.Tx
 	now   time.Time
-	cache map[string]*meta // the store's, read-only here
+	cache *metaCache       // the store's, read-only here
 	metas map[string]*meta // copies for this batch; nil value: deleted
 	dirty map[string]bool  // metas to write back
+	tail  tailBatch
 	out   []committed
 }
 
@@ -275,10 +289,8 @@ func (b *batch) meta(id string) (*meta, error) {
 		}
 		return m, nil
 	}
-	m, ok := b.cache[id]
-	if ok {
-		m = m.clone()
-	} else {
+	m := b.cache.get(id)
+	if m == nil {
 		var err error
 		if m, err = readMeta(b.tx, id); err != nil {
 			return nil, err
@@ -288,16 +300,35 @@ func (b *batch) meta(id string) (*meta, error) {
 	return m, nil
 }
 
-// keep hands the batch's metadata to cache once its commit succeeded.
-func (b *batch) keep(cache map[string]*meta) {
-	if len(cache)+len(b.metas) > metaCacheSize {
-		clear(cache)
+// metaCache is the decoded metadata of recently written conversations, as
+// of the last commit. The values are never modified: get hands out copies.
+type metaCache struct {
+	mu sync.RWMutex
+	m  map[string]*meta
+}
+
+// get returns a copy of conversation id's cached metadata, or nil.
+func (c *metaCache) get(id string) *meta {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if m := c.m[id]; m != nil {
+		return m.clone()
 	}
-	for id, m := range b.metas {
+	return nil
+}
+
+// keep stores a committed batch's metadata (nil: deleted).
+func (c *metaCache) keep(metas map[string]*meta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m)+len(metas) > metaCacheSize {
+		clear(c.m)
+	}
+	for id, m := range metas {
 		if m == nil {
-			delete(cache, id)
+			delete(c.m, id)
 		} else {
-			cache[id] = m
+			c.m[id] = m
 		}
 	}
 }
@@ -350,6 +381,12 @@ func (b *batch) remove(m *meta) error {
 	if err := b.tx.Bucket(bucketOwners).Delete(prefixed(m.Owner, []byte(m.ID))); err != nil {
 		return err
 	}
+	if b.tx.Bucket(bucketTailIdx).Get([]byte(m.ID)) != nil {
+		if err := b.tx.Bucket(bucketTailIdx).Delete([]byte(m.ID)); err != nil {
+			return err
+		}
+		b.tail.first[m.ID] = 0
+	}
 	b.metas[m.ID] = nil
 	delete(b.dirty, m.ID)
 	return nil
@@ -398,13 +435,23 @@ func (b *batch) appendBorn(m *meta, ev *protocol.Event, born time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := b.appendOnly(bucketEvents).Put(key, frame); err != nil {
+	if tailEvent(ev.Type) {
+		err = b.appendTail(m.ID, ev.Seq, frame)
+	} else {
+		err = b.appendOnly(bucketEvents).Put(key, frame)
+	}
+	if err != nil {
 		return err
+	}
+	if ev.Type == protocol.EventTurnEnd {
+		if err := b.moveTail(m.ID); err != nil {
+			return err
+		}
 	}
 	m.apply(ev)
 	// The last seq is read back from the events; only other changes need
-	// the metadata rewritten, so a streaming reply writes one key a chunk.
-	if ev.Type != protocol.EventDelta && ev.Type != protocol.EventThinking {
+	// the metadata rewritten, so a streaming reply writes no metadata.
+	if !tailEvent(ev.Type) {
 		b.dirty[m.ID] = true
 	}
 	b.out = append(b.out, committed{conversation: m.ID, typ: ev.Type, seq: ev.Seq, frame: frame, born: born})
@@ -500,15 +547,19 @@ func readMeta(tx *bolt.Tx, id string) (*meta, error) {
 }
 
 // lastEventSeq is the seq of conversation id's newest event: its last
-// events key (0 without events).
+// events key or its last event in the tail (0 without events).
 func lastEventSeq(tx *bolt.Tx, id string) uint64 {
+	var last uint64
+	if refs := tailSeqs(tx, id); len(refs) > 0 {
+		last = refs[len(refs)-1].seq
+	}
 	c := tx.Bucket(bucketEvents).Cursor()
 	// The last key below the next prefix ("<id>\x01") is the newest event.
 	c.Seek(append([]byte(id), 1))
 	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
-		return keySeq(k)
+		last = max(last, keySeq(k))
 	}
-	return 0
+	return last
 }
 
 // readMessage returns the message stored at seq in conversation id.
@@ -524,8 +575,15 @@ func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) 
 	return &msg, nil
 }
 
-// meta reads conversation id's metadata.
+// meta reads conversation id's metadata: from the cache when the
+// conversation was written lately, which is as fresh as the file (the
+// cache is updated before the commit's ops are answered), else from the
+// file. Only the commit loop fills the cache: a reader that did could put
+// back metadata a commit had just replaced.
 func (s *store) meta(id string) (*meta, error) {
+	if m := s.cache.get(id); m != nil {
+		return m, nil
+	}
 	var m *meta
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -543,6 +601,9 @@ func (s *store) getMeta(user, id string) (*meta, error) {
 // lastSeq returns the seq of the newest stored event of conversation id
 // (0 when it does not exist).
 func (s *store) lastSeq(id string) uint64 {
+	if m := s.cache.get(id); m != nil {
+		return m.LastSeq
+	}
 	var last uint64
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		last = lastEventSeq(tx, id)
@@ -560,12 +621,37 @@ func (s *store) readEvents(id string, after, upTo uint64, limit int) ([][]byte, 
 		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
+		// Merge the events bucket and the tail, both in seq order.
+		refs := tailSeqs(tx, id)
+		for len(refs) > 0 && refs[0].seq <= after {
+			refs = refs[1:]
+		}
+		tail := tx.Bucket(bucketTail)
 		c := tx.Bucket(bucketEvents).Cursor()
-		for k, v := c.Seek(seqKey(id, after+1)); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
-			if upTo > 0 && keySeq(k) > upTo {
-				break
+		k, v := c.Seek(seqKey(id, after+1))
+		for len(out) < limit {
+			if k != nil && !bytes.HasPrefix(k, p) {
+				k = nil
 			}
-			out = append(out, append([]byte(nil), v...))
+			var seq uint64
+			var frame []byte
+			switch {
+			case k != nil && (len(refs) == 0 || keySeq(k) < refs[0].seq):
+				seq, frame = keySeq(k), v
+				k, v = c.Next()
+			case len(refs) > 0:
+				seq, frame = refs[0].seq, tail.Get(binary.BigEndian.AppendUint64(nil, refs[0].g))
+				if frame == nil {
+					return fmt.Errorf("convo: conversation %s: event %d is missing from the tail", id, seq)
+				}
+				refs = refs[1:]
+			default:
+				return nil
+			}
+			if upTo > 0 && seq > upTo {
+				return nil
+			}
+			out = append(out, bytes.Clone(frame))
 		}
 		return nil
 	})

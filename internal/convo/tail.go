@@ -1,0 +1,181 @@
+package convo
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// The tail keeps the events of replies in progress (deltas and thinking,
+// the bulk of what a gateway stores) out of the per-conversation events
+// bucket while they stream. A commit that stores one chunk for each of
+// a thousand conversations would dirty a thousand events pages there
+// (about 6 KiB written per event); in the tail, whose keys are one global
+// sequence, it appends to the last few pages.
+//
+//	tail      <g>    JSON event, exactly as sent to clients
+//	tailidx   <id>   (seq, g) pairs, 8+8 bytes big-endian, in seq order:
+//	                 conversation id's events that are in the tail
+//
+// When a turn ends (and when a long reply has tailMoveAt events in the
+// tail, or its conversation is deleted) its events move to the events
+// bucket in one contiguous run, as if they had been written there, and
+// its tailidx key is deleted. The moved tail entries stay behind until
+// every older entry has moved too: then each commit deletes the head of
+// the tail below the oldest entry still listed, which frees whole pages
+// instead of dirtying pages shared with live replies. Readers see the
+// tail through tailidx in their own transaction, so a reply is never
+// half moved for them.
+var (
+	bucketTail    = []byte("tail")
+	bucketTailIdx = []byte("tailidx")
+)
+
+// tailMoveAt is how many events a reply keeps in the tail before they
+// move early, which bounds both a tailidx value and how far a long reply
+// holds back the truncation of the tail.
+const tailMoveAt = 256
+
+// tailTruncateMax bounds the tail entries one commit deletes.
+const tailTruncateMax = 4096
+
+// tailEvent reports whether events of type typ are stored in the tail.
+func tailEvent(typ string) bool {
+	return typ == protocol.EventDelta || typ == protocol.EventThinking
+}
+
+// tailRef is one tailidx pair: an event's seq and its key in the tail.
+type tailRef struct{ seq, g uint64 }
+
+// tailRefs decodes a tailidx value.
+func tailRefs(v []byte) []tailRef {
+	refs := make([]tailRef, 0, len(v)/16)
+	for ; len(v) >= 16; v = v[16:] {
+		refs = append(refs, tailRef{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])})
+	}
+	return refs
+}
+
+// tailState is what the commit loop remembers of the tail between
+// commits: the next key, and for each conversation with events in it the
+// key of its oldest one, whose minimum is how far the tail can be cut.
+type tailState struct {
+	next  uint64
+	first map[string]uint64
+}
+
+// loadTail reads the tail's state at start-up.
+func loadTail(tx *bolt.Tx) tailState {
+	st := tailState{next: 1, first: map[string]uint64{}}
+	if k, _ := tx.Bucket(bucketTail).Cursor().Last(); k != nil {
+		st.next = binary.BigEndian.Uint64(k) + 1
+	}
+	_ = tx.Bucket(bucketTailIdx).ForEach(func(k, v []byte) error {
+		if refs := tailRefs(v); len(refs) > 0 {
+			st.first[string(k)] = refs[0].g
+		}
+		return nil
+	})
+	return st
+}
+
+// tailBatch is a commit's changes to the tail state, applied to it only
+// once the commit succeeded.
+type tailBatch struct {
+	next  uint64
+	first map[string]uint64 // 0: no events in the tail any more
+}
+
+// appendTail stores ev, already encoded as frame, in the tail.
+func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
+	g := b.tail.next
+	b.tail.next++
+	if err := b.appendOnly(bucketTail).Put(binary.BigEndian.AppendUint64(nil, g), frame); err != nil {
+		return err
+	}
+	idx := b.tx.Bucket(bucketTailIdx)
+	old := idx.Get([]byte(id))
+	if len(old) == 0 {
+		b.tail.first[id] = g
+	}
+	v := make([]byte, len(old), len(old)+16)
+	copy(v, old)
+	v = binary.BigEndian.AppendUint64(v, seq)
+	v = binary.BigEndian.AppendUint64(v, g)
+	if err := idx.Put([]byte(id), v); err != nil {
+		return err
+	}
+	if len(v)/16 >= tailMoveAt {
+		return b.moveTail(id)
+	}
+	return nil
+}
+
+// moveTail moves conversation id's events from the tail to the events
+// bucket.
+func (b *batch) moveTail(id string) error {
+	idx := b.tx.Bucket(bucketTailIdx)
+	v := idx.Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	tail, events := b.tx.Bucket(bucketTail), b.appendOnly(bucketEvents)
+	for _, r := range tailRefs(v) {
+		frame := tail.Get(binary.BigEndian.AppendUint64(nil, r.g))
+		// Put keeps the slice until the commit; the tail's page may
+		// change before then.
+		if err := events.Put(seqKey(id, r.seq), bytes.Clone(frame)); err != nil {
+			return err
+		}
+	}
+	b.tail.first[id] = 0
+	return idx.Delete([]byte(id))
+}
+
+// truncateTail deletes the tail's entries that every conversation has
+// moved out: those below the oldest one still listed.
+func (b *batch) truncateTail(st *tailState) error {
+	below := b.tail.next
+	for id, g := range st.first {
+		if _, changed := b.tail.first[id]; !changed {
+			below = min(below, g)
+		}
+	}
+	for _, g := range b.tail.first {
+		if g != 0 {
+			below = min(below, g)
+		}
+	}
+	tail := b.tx.Bucket(bucketTail)
+	var dead [][]byte
+	c := tail.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < below && len(dead) < tailTruncateMax; k, _ = c.Next() {
+		dead = append(dead, bytes.Clone(k))
+	}
+	for _, k := range dead {
+		if err := tail.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply makes a committed batch's changes part of the state.
+func (st *tailState) apply(tb tailBatch) {
+	st.next = tb.next
+	for id, g := range tb.first {
+		if g == 0 {
+			delete(st.first, id)
+		} else {
+			st.first[id] = g
+		}
+	}
+}
+
+// tailSeqs returns conversation id's events in the tail, as of tx.
+func tailSeqs(tx *bolt.Tx, id string) []tailRef {
+	return tailRefs(tx.Bucket(bucketTailIdx).Get([]byte(id)))
+}
