@@ -18,6 +18,10 @@ type Frame struct {
 	// zero for replayed events and events not made from model chunks.
 	// Transports measure relay latency from it.
 	Born time.Time
+	// Durable is when the commit that stored the event finished; it is
+	// zero for replayed events. Transports measure delivery latency from
+	// it: what the gateway adds to the time storage takes.
+	Durable time.Time
 }
 
 // Subscriber receives the events of the conversations it subscribes to.

@@ -55,7 +55,7 @@ func (h *hub) publish(events []committed) (dropped int) {
 			if ev.seq <= after {
 				continue
 			}
-			if !sub.Send(Frame{Data: ev.frame, Born: ev.born}) {
+			if !sub.Send(Frame{Data: ev.frame, Born: ev.born, Durable: ev.durable}) {
 				h.remove(sub)
 				dropped++
 			}

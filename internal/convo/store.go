@@ -52,6 +52,7 @@ type committed struct {
 	seq          uint64
 	frame        []byte
 	born         time.Time // see Frame.Born
+	durable      time.Time // see Frame.Durable
 }
 
 // op is one unit of work for the commit loop. apply runs inside the shared
@@ -213,12 +214,14 @@ func (s *store) commit(ops []*op, fail func() error) {
 		}
 		return
 	}
+	durable := time.Now()
 	s.cache.keep(b.metas)
 	s.tail.apply(b.tail)
-	s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.CommitSeconds.Observe(durable.Sub(start).Seconds())
 	s.metrics.CommitOps.Observe(float64(len(ops)))
-	for _, c := range b.out {
-		s.metrics.Events.WithLabelValues(c.typ).Inc()
+	for i := range b.out {
+		b.out[i].durable = durable
+		s.metrics.Events.WithLabelValues(b.out[i].typ).Inc()
 	}
 	if len(b.out) > 0 {
 		s.outbox <- b.out

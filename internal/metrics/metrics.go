@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,6 +35,9 @@ type Metrics struct {
 	// RelaySeconds is the time from a model chunk's arrival to the write
 	// of the delta that carries it to a client's socket.
 	RelaySeconds prometheus.Histogram
+	// DeliverySeconds is the time from an event's commit to its write to
+	// a live subscriber's socket: the relay latency less storage.
+	DeliverySeconds prometheus.Histogram
 	// FirstTokenSeconds is each turn's time to the first model chunk.
 	FirstTokenSeconds *prometheus.HistogramVec
 	// Tokens counts model tokens by model and direction (in, out).
@@ -50,6 +54,10 @@ type Metrics struct {
 
 // latencyBuckets spans 50µs to about 10s.
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 18)
+
+// fineLatencyBuckets spans 20µs to about 1.4s in steps of 25%, for a
+// latency whose target is under a millisecond.
+var fineLatencyBuckets = prometheus.ExponentialBuckets(20e-6, 1.25, 50)
 
 // New creates the collectors and registers them, with the Go runtime and
 // process collectors, in a fresh registry.
@@ -74,6 +82,8 @@ func New() *Metrics {
 			Help: "Time from a send to its durable ack.", Buckets: latencyBuckets}),
 		RelaySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_relay_seconds",
 			Help: "Time from a model chunk's arrival to the socket write of its delta.", Buckets: latencyBuckets}),
+		DeliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_delivery_seconds",
+			Help: "Time from an event's commit to its socket write to a live subscriber.", Buckets: fineLatencyBuckets}),
 		FirstTokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_first_token_seconds",
 			Help: "Time from the model call to its first chunk, by model.", Buckets: latencyBuckets}, []string{"model"}),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_model_tokens_total",
@@ -88,7 +98,7 @@ func New() *Metrics {
 			Help: "Requests refused by a rate limit, by kind."}, []string{"kind"}),
 	}
 	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
-		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.FirstTokenSeconds,
+		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
 		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.Errors, m.RateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -99,7 +109,9 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// Gather returns the current values, for tests and the load generator.
+// Gather returns the current values, for tests and the load generator,
+// each name summed over its labels; a histogram gives name_count,
+// name_sum and, per bucket, BucketKey(name, upper bound).
 func (m *Metrics) Gather() (map[string]float64, error) {
 	families, err := m.registry.Gather()
 	if err != nil {
@@ -114,10 +126,21 @@ func (m *Metrics) Gather() (map[string]float64, error) {
 			case metric.GetGauge() != nil:
 				out[f.GetName()] += metric.GetGauge().GetValue()
 			case metric.GetHistogram() != nil:
-				out[f.GetName()+"_count"] += float64(metric.GetHistogram().GetSampleCount())
-				out[f.GetName()+"_sum"] += metric.GetHistogram().GetSampleSum()
+				h := metric.GetHistogram()
+				out[f.GetName()+"_count"] += float64(h.GetSampleCount())
+				out[f.GetName()+"_sum"] += h.GetSampleSum()
+				for _, b := range h.GetBucket() {
+					out[BucketKey(f.GetName(), b.GetUpperBound())] += float64(b.GetCumulativeCount())
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// BucketKey is the key under which Gather reports the cumulative count of
+// histogram name's bucket with upper bound le: the series as the text
+// exposition names it, e.g. gateway_ack_seconds_bucket{le="0.001"}.
+func BucketKey(name string, le float64) string {
+	return name + `_bucket{le="` + strconv.FormatFloat(le, 'g', -1, 64) + `"}`
 }
