@@ -25,8 +25,11 @@ var errClosed = errors.New("conn: connection closed")
 // goroutine, started whenever frames are queued and gone when the queue is
 // empty, owns every write to the socket.
 type conn struct {
-	h    *Handler
-	ws   *websocket.Conn
+	h  *Handler
+	ws *websocket.Conn
+	// sock is ws's socket; the writer corks it to write several frames
+	// at once.
+	sock *corkConn
 	user string
 	log  *slog.Logger
 	// ctx is done when reading has ended; it bounds the calls into convo.
@@ -69,9 +72,9 @@ type conn struct {
 // Subscriber is what a conn is to convo.
 var _ convo.Subscriber = (*conn)(nil)
 
-func newConn(h *Handler, ws *websocket.Conn, user string) *conn {
+func newConn(h *Handler, ws *websocket.Conn, sock *corkConn, user string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{h: h, ws: ws, user: user, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
+	c := &conn{h: h, ws: ws, sock: sock, user: user, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
 	c.log = h.log.With("conn", h.ids.Add(1))
 	return c
 }

@@ -153,7 +153,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, err)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
+	cw := &corkResponse{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
 		// Accept has answered the request (403 for a foreign origin).
 		h.slots.Release(user)
@@ -161,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
-	c := newConn(h, ws, user)
+	c := newConn(h, ws, cw.sock, user)
 	if !h.register(c) {
 		h.slots.Release(user)
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")

@@ -16,7 +16,7 @@ import (
 
 // serveOne starts a Handler with opts, dials it, and returns the client
 // and the server side of that one connection.
-func serveOne(t *testing.T, opts Options) (*websocket.Conn, *conn) {
+func serveOne(t testing.TB, opts Options) (*websocket.Conn, *conn) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	svc, err := convo.Open(filepath.Join(t.TempDir(), "gateway.db"), demo.New(demo.Options{}), convo.Config{Logger: log})
@@ -49,7 +49,7 @@ func serveOne(t *testing.T, opts Options) (*websocket.Conn, *conn) {
 }
 
 // ping sends a ping request on ws and reads its reply.
-func ping(t *testing.T, ws *websocket.Conn) {
+func ping(t testing.TB, ws *websocket.Conn) {
 	t.Helper()
 	if err := ws.Write(t.Context(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
 		t.Fatal(err)

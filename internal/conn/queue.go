@@ -145,22 +145,34 @@ func (c *conn) startWriterLocked() {
 	go c.writeLoop()
 }
 
+// maxBatchBytes bounds the frames the writer takes from the queue to
+// write at once; a larger frame is written alone.
+const maxBatchBytes = 64 << 10
+
 // writeLoop writes the queued frames, then the close frame if one is due,
 // and exits when there is nothing left to do. It owns every write to the
 // socket; a connection with nothing to send has no writer goroutine.
 func (c *conn) writeLoop() {
 	defer c.writer.Done()
 	for {
-		frame, closeCode, closeReason := c.next()
+		batch, closeCode, closeReason := c.next()
 		switch {
-		case frame.Data != nil:
-			if err := c.write(frame.Data); err != nil {
+		case len(batch) > 0:
+			if err := c.write(batch); err != nil {
 				c.writeFailed(err)
 				return
 			}
-			if !frame.Born.IsZero() {
-				c.h.metrics.RelaySeconds.Observe(time.Since(frame.Born).Seconds())
+			now := time.Now()
+			for _, f := range batch {
+				if !f.Born.IsZero() {
+					c.h.metrics.RelaySeconds.Observe(now.Sub(f.Born).Seconds())
+				}
+				if !f.Durable.IsZero() {
+					c.h.metrics.DeliverySeconds.Observe(now.Sub(f.Durable).Seconds())
+				}
 			}
+			// The batch is the writer's; let its frames go.
+			clear(batch)
 		case closeCode != 0:
 			if err := c.ws.Close(closeCode, closeReason); err != nil {
 				c.log.Debug("close handshake failed", "err", err)
@@ -172,54 +184,83 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// next pops the writer's next frame; with none left it returns the close
-// code when a close is due, or nothing and marks the writer stopped.
-func (c *conn) next() (convo.Frame, websocket.StatusCode, string) {
+// next pops the writer's next frames: every queued one, up to
+// maxBatchBytes. With none left it returns the close code when a close is
+// due, or nothing and marks the writer stopped.
+func (c *conn) next() ([]convo.Frame, websocket.StatusCode, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
 		c.writing = false
-		return convo.Frame{}, 0, ""
+		return nil, 0, ""
 	}
 	if len(c.queue) > 0 {
-		f := c.queue[0]
-		c.queue[0] = convo.Frame{}
-		c.queue = c.queue[1:]
+		n, size := 1, len(c.queue[0].Data)
+		for n < len(c.queue) && size+len(c.queue[n].Data) <= maxBatchBytes {
+			size += len(c.queue[n].Data)
+			n++
+		}
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
 		if len(c.queue) == 0 {
 			c.queue = nil // let an idle connection hold no buffer
 		}
 		c.wakeLocked()
-		return f, 0, ""
+		return batch, 0, ""
 	}
 	if c.closeCode != 0 {
 		// This writer closes the socket; no other starts after it.
 		c.dead = true
-		return convo.Frame{}, c.closeCode, c.closeReason
+		return nil, c.closeCode, c.closeReason
 	}
 	c.writing = false
-	return convo.Frame{}, 0, ""
+	return nil, 0, ""
 }
 
 // errWriteTimeout is why a write that outlasted WriteTimeout failed.
 var errWriteTimeout = errors.New("conn: write timed out")
 
-// write writes one frame within WriteTimeout. The frame is written with a
-// context that is never done, so that the websocket library arms nothing
-// per frame; instead one timer per connection, armed around each write,
-// closes the socket when the write takes too long, which makes it fail.
-// Only the writer goroutine calls write (one at a time, ordered by c.mu).
-func (c *conn) write(frame []byte) error {
+// write writes a batch of frames within WriteTimeout. Several frames are
+// written to the corked socket and reach it with one system call. The
+// frames are written with a context that is never done, so that the
+// websocket library arms nothing per frame; instead one timer per
+// connection, armed around each batch, closes the socket when the write
+// takes too long, which makes it fail. Only the writer goroutine calls
+// write (one at a time, ordered by c.mu).
+func (c *conn) write(batch []convo.Frame) error {
 	if c.stall == nil {
 		c.stall = time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.ws.CloseNow() })
 	} else {
 		c.stall.Reset(c.h.opts.WriteTimeout)
 	}
-	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+	err := c.writeFrames(batch)
 	if !c.stall.Stop() {
 		// The timer fired: the socket is closed, whatever err says.
 		return fmt.Errorf("%w after %v", errWriteTimeout, c.h.opts.WriteTimeout)
 	}
 	return err
+}
+
+// maxFrameHeader is the longest header of a frame the server writes.
+const maxFrameHeader = 10
+
+// writeFrames writes the frames, corking the socket around several.
+func (c *conn) writeFrames(batch []convo.Frame) error {
+	if len(batch) == 1 {
+		return c.ws.Write(context.Background(), websocket.MessageText, batch[0].Data)
+	}
+	size := 0
+	for _, f := range batch {
+		size += len(f.Data) + maxFrameHeader
+	}
+	c.sock.cork(size)
+	for _, f := range batch {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
+			_ = c.sock.uncork()
+			return err
+		}
+	}
+	return c.sock.uncork()
 }
 
 // writeFailed stops writing after a failed write; the websocket library

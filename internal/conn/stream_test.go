@@ -52,8 +52,14 @@ func TestFanOut(t *testing.T) {
 			deltas++
 		}
 	}
-	if got, _ := m.Gather(); got["gateway_relay_seconds_count"] < float64(deltas) {
-		t.Errorf("relay latency observed %v times, want at least %d (deltas) ", got["gateway_relay_seconds_count"], deltas)
+	// Every event (all were live) is timed from its commit, for each
+	// client.
+	g, _ := m.Gather()
+	if g["gateway_relay_seconds_count"] < float64(deltas) {
+		t.Errorf("relay latency observed %v times, want at least %d (deltas) ", g["gateway_relay_seconds_count"], deltas)
+	}
+	if want := float64(len(clients) * len(got[0])); g["gateway_delivery_seconds_count"] != want {
+		t.Errorf("delivery latency observed %v times, want %v (events × clients)", g["gateway_delivery_seconds_count"], want)
 	}
 }
 

@@ -1,8 +1,8 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -21,9 +21,12 @@ const dialParallel = 64
 // write, without the cost of a context per call.
 type client struct {
 	ws *websocket.Conn
-	// ctx is the dial context; ended is the error a read or write gets
-	// once it is done.
+	// ctx is the dial context: once it is done, reads and writes fail
+	// (see failed).
 	ctx context.Context
+	// buf holds the message being read; it is reused for every message,
+	// so a client allocates nothing per message once it has grown.
+	buf bytes.Buffer
 }
 
 func dial(ctx context.Context, url string) (*client, error) {
@@ -92,31 +95,35 @@ func (c *client) request(req protocol.Request) error {
 
 // read returns the next frame and the time it was read off the socket. An
 // error frame is returned as an error.
-func (c *client) read() (protocol.ServerFrame, time.Time, error) {
-	var f protocol.ServerFrame
-	_, data, err := c.ws.Read(context.Background())
+func (c *client) read() (frame, time.Time, error) {
+	var f frame
+	_, r, err := c.ws.Reader(context.Background())
+	if err == nil {
+		c.buf.Reset()
+		_, err = c.buf.ReadFrom(r)
+	}
 	at := time.Now()
 	if err != nil {
 		return f, at, c.failed(fmt.Errorf("loadtest: read: %w", err))
 	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		return f, at, fmt.Errorf("loadtest: decode %.200s: %w", data, err)
+	if err := decodeFrame(c.buf.Bytes(), &f); err != nil {
+		return f, at, fmt.Errorf("loadtest: decode %.200s: %w", c.buf.Bytes(), err)
 	}
-	if f.Type == protocol.ReplyError {
-		return f, at, fmt.Errorf("loadtest: the gateway answered %s: %s", f.Code, f.ErrorMessage())
+	if f.typ == protocol.ReplyError {
+		return f, at, fmt.Errorf("loadtest: the gateway answered %s: %s", f.code, f.message)
 	}
 	return f, at, nil
 }
 
 // readUntil reads frames until one of type typ and returns it, handing
 // each frame read before it to each (when not nil).
-func (c *client) readUntil(typ string, each func(*protocol.ServerFrame, time.Time)) (protocol.ServerFrame, error) {
+func (c *client) readUntil(typ string, each func(*frame, time.Time)) (frame, error) {
 	for {
 		f, at, err := c.read()
 		if err != nil {
 			return f, err
 		}
-		if f.Type == typ {
+		if f.typ == typ {
 			return f, nil
 		}
 		if each != nil {

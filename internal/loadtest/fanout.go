@@ -93,7 +93,7 @@ func (r *runner) fanout(ctx context.Context, s int) (fanoutResult, error) {
 	if err != nil {
 		return res, err
 	}
-	conv := created.Conversation
+	conv := created.conversation
 	subs, err := dialAll(ctx, t.wsURL+"?conversation="+url.QueryEscape(conv), s)
 	if err != nil {
 		return res, err
@@ -137,11 +137,11 @@ func (r *runner) subscriber(c *client, arrivals *chunkArrivals, each *recorder, 
 	}
 	var lat []time.Duration
 	for turn := range r.cfg.Turns {
-		_, err := c.readUntil(protocol.EventTurnEnd, func(f *protocol.ServerFrame, at time.Time) {
-			if f.Type != protocol.EventDelta {
+		_, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
+			if f.typ != protocol.EventDelta {
 				return
 			}
-			for _, s := range parseStamps(f.Text) {
+			for _, s := range parseStamps(f.text) {
 				if s.index >= r.cfg.Chunks {
 					continue
 				}

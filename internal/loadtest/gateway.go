@@ -117,7 +117,14 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		name, rest, _ := strings.Cut(line, " ")
 		if i := strings.IndexByte(line, '{'); i >= 0 {
 			name = line[:i]
-			_, rest, _ = strings.Cut(line[i:], "} ")
+			labels := ""
+			labels, rest, _ = strings.Cut(line[i:], "} ")
+			// Keep a histogram bucket's bound, as metrics.BucketKey does.
+			if le, ok := strings.CutPrefix(labels, `{le="`); ok && strings.HasSuffix(name, "_bucket") {
+				if v, err := strconv.ParseFloat(strings.TrimSuffix(le, `"`), 64); err == nil {
+					name = metrics.BucketKey(strings.TrimSuffix(name, "_bucket"), v)
+				}
+			}
 		}
 		value, _, _ := strings.Cut(rest, " ")
 		if v, err := strconv.ParseFloat(value, 64); err == nil {

@@ -23,7 +23,10 @@ type load struct {
 	// consumer closes.
 	events, commits, opsSum, slow float64
 	// commitSum is the time those commits took, in seconds.
-	commitSum  float64
+	commitSum float64
+	// delivery is the gateway's commit → socket write latency over the
+	// step, from its histogram (n: samples).
+	delivery   summary
 	metricsErr error
 	// written is the bytes this process wrote to storage during the step
 	// (the gateway's database when inProcess).
@@ -96,6 +99,7 @@ func (m *loadMeter) stop(ctx context.Context, t *target) load {
 	res.opsSum = delta("gateway_commit_ops_sum")
 	res.commitSum = delta("gateway_commit_seconds_sum")
 	res.slow = delta("gateway_slow_consumer_closes_total")
+	res.delivery = histogramSummary(m.before, after, "gateway_delivery_seconds")
 	return res
 }
 

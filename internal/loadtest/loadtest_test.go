@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
+	"github.com/chatgateway/gateway/internal/metrics"
 )
 
 // TestMain lets the test binary serve as the idle scenario's client
@@ -222,5 +224,49 @@ func TestSummarize(t *testing.T) {
 				t.Errorf("summarize = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHistogramSummary estimates quantiles from the gateway's delivery
+// histogram, gathered in process and scraped from /metrics alike.
+func TestHistogramSummary(t *testing.T) {
+	m := metrics.New()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	// snapshot reads the metrics both ways.
+	snapshot := func() (gathered, scraped map[string]float64) {
+		gathered, err := m.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		scraped, err = scrape(context.Background(), srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gathered, scraped
+	}
+	before, scrapedBefore := snapshot()
+	for i := range 100 {
+		d := time.Millisecond
+		if i >= 98 {
+			d = 50 * time.Millisecond
+		}
+		m.DeliverySeconds.Observe(d.Seconds())
+	}
+	after, scrapedAfter := snapshot()
+	got := histogramSummary(before, after, "gateway_delivery_seconds")
+	if scraped := histogramSummary(scrapedBefore, scrapedAfter, "gateway_delivery_seconds"); scraped != got {
+		t.Errorf("scraped %+v, gathered %+v", scraped, got)
+	}
+	// Buckets are 25% apart: each estimate is within its sample's bucket.
+	within := func(d, sample time.Duration) bool {
+		return float64(d) > float64(sample)/1.25 && float64(d) < float64(sample)*1.25
+	}
+	if got.n != 100 || !within(got.p50, time.Millisecond) || !within(got.p99, 50*time.Millisecond) ||
+		got.max < 50*time.Millisecond || !within(got.max, 50*time.Millisecond) {
+		t.Errorf("summary %+v, want 100 samples, p50 ≈ 1ms, p99 and max ≈ 50ms", got)
+	}
+	if empty := histogramSummary(after, after, "gateway_delivery_seconds"); empty != (summary{}) {
+		t.Errorf("no samples: %+v", empty)
 	}
 }

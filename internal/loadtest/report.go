@@ -124,7 +124,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
-			"chunks/s", "stored events/s", "commits/s", "commit mean", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
+			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	for _, s := range rep.streams {
 		if s.err != nil {
@@ -135,13 +135,14 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		row := []string{strconv.Itoa(s.res.c), s.res.delay.String(), strconv.Itoa(s.res.turns)}
 		row = append(row, s.res.ack.cells()...)
 		row = append(row, s.res.relay.cells()...)
+		row = append(row, l.delivery.cells()[:2]...)
 		row = append(row, fmt.Sprintf("%.0f", l.perSecond(float64(l.chunks))), fmt.Sprintf("%.0f", l.perSecond(l.events)))
 		row = append(row, l.commitCells()...)
 		row = append(row, l.cpuCells()...)
 		row = append(row, mib(float64(l.peak.goBytes)), mib(float64(l.peak.rss)), l.notes())
 		t.add(row...)
 	}
-	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent.")
+	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does.")
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean and ops/commit: its gateway_commit_seconds and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {
 		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have.")
@@ -175,7 +176,7 @@ func (rep *report) fanoutTable() *table {
 		row = append(row, mib(float64(l.peak.rss)), notes)
 		t.add(row...)
 	}
-	t.note("to last: per chunk, model chunk created → read by the last of the S subscribers; each: every (chunk, subscriber) delivery. The subscribers run in the same process as the gateway and share its 2 cores.")
+	t.note("to last: per chunk, model chunk created → read by the last of the S subscribers; each: every (chunk, subscriber) delivery. The subscribers run in the same process as the gateway and share its 2 cores; each decodes only the fields it reads of a frame (type, text, …), into a buffer it reuses.")
 	return t
 }
 
@@ -222,9 +223,10 @@ func (rep *report) targetsTable() *table {
 			met(float64(ack) <= targetAckRatio*float64(commitP99)))
 	}
 	for _, s := range rep.streams {
-		if s.err == nil && s.res.c == targetRelayC && s.res.delay == rep.delay && s.res.relay.n > 0 {
-			t.add(fmt.Sprintf("relay p99 < %s at C=%d", ms(targetRelayP99), targetRelayC), ms(s.res.relay.p99),
-				fmt.Sprintf("%s (bare commit p50, inside every relay: %s)", ms(targetRelayP99), ms(rep.commitP50())), met(s.res.relay.p99 < targetRelayP99))
+		if d := s.res.load.delivery; s.err == nil && s.res.c == targetRelayC && s.res.delay == rep.delay && d.n > 0 {
+			t.add(fmt.Sprintf("relay overhead p99 < %s at C=%d (delivery: commit → socket)", ms(targetRelayP99), targetRelayC),
+				fmt.Sprintf("%s (whole relay, with the commit: p99 %s)", ms(d.p99), ms(s.res.relay.p99)),
+				fmt.Sprintf("%s (bare commit p50, not counted: %s)", ms(targetRelayP99), ms(rep.commitP50())), met(d.p99 < targetRelayP99))
 		}
 	}
 	for _, s := range rep.fanout {

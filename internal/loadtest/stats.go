@@ -1,8 +1,12 @@
 package loadtest
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -80,3 +84,56 @@ func ratio(a, b float64) string {
 	}
 	return fmt.Sprintf("%.2f", a/b)
 }
+
+// histogramSummary estimates the p50, p99 and max of what Prometheus
+// histogram name observed between two gatherings (see metrics.Gather), as
+// histogram_quantile does: linearly within the bucket that holds the
+// quantile. Its max is the upper bound of the highest bucket used.
+func histogramSummary(before, after map[string]float64, name string) summary {
+	type bucket struct{ le, count float64 }
+	var bs []bucket
+	prefix := name + `_bucket{le="`
+	for k, v := range after {
+		le, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			continue
+		}
+		bound, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64)
+		if err == nil {
+			bs = append(bs, bucket{bound, v - before[k]})
+		}
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	// The count includes what is beyond the last bucket: Gather reports
+	// no +Inf bucket, the text exposition does.
+	total := after[name+"_count"] - before[name+"_count"]
+	if len(bs) == 0 || total <= 0 {
+		return summary{}
+	}
+	at := func(q float64) time.Duration {
+		rank := q * total
+		lower, below := 0.0, 0.0
+		for _, b := range bs {
+			if b.count >= rank {
+				if math.IsInf(b.le, 1) {
+					return seconds(lower)
+				}
+				return seconds(lower + (b.le-lower)*(rank-below)/(b.count-below))
+			}
+			lower, below = b.le, b.count
+		}
+		return seconds(lower)
+	}
+	s := summary{n: int(total), p50: at(0.5), p99: at(0.99)}
+	for _, b := range bs {
+		if !math.IsInf(b.le, 1) {
+			s.max = seconds(b.le)
+		}
+		if b.count >= total {
+			break
+		}
+	}
+	return s
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

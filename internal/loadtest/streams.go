@@ -76,11 +76,11 @@ func converse(c *client, turns int, ack, relay *recorder) (int, error) {
 			return i, err
 		}
 		ack.add(time.Since(sent))
-		conv = f.Conversation
+		conv = f.conversation
 		lat = lat[:0]
-		end, err := c.readUntil(protocol.EventTurnEnd, func(f *protocol.ServerFrame, at time.Time) {
-			if f.Type == protocol.EventDelta {
-				for _, s := range parseStamps(f.Text) {
+		end, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
+			if f.typ == protocol.EventDelta {
+				for _, s := range parseStamps(f.text) {
 					lat = append(lat, at.Sub(s.created))
 				}
 			}
@@ -89,8 +89,8 @@ func converse(c *client, turns int, ack, relay *recorder) (int, error) {
 			return i, err
 		}
 		relay.add(lat...)
-		if end.StopReason != protocol.StopEndTurn {
-			return i + 1, fmt.Errorf("loadtest: turn ended with %s: %s", end.StopReason, errorText(end.Error))
+		if end.stopReason != protocol.StopEndTurn {
+			return i + 1, fmt.Errorf("loadtest: turn ended with %s: %s", end.stopReason, errorText(end.err))
 		}
 	}
 	return turns, nil

@@ -1,0 +1,166 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/internal/convo"
+)
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// countWrites makes c's socket count the writes that reach it.
+func countWrites(c *conn) *countingConn {
+	c.sock.mu.Lock()
+	defer c.sock.mu.Unlock()
+	cc := &countingConn{Conn: c.sock.Conn}
+	c.sock.Conn = cc
+	return cc
+}
+
+// sendBatch queues n numbered frames at once, as a send's release does,
+// so that the writer finds them all queued.
+func sendBatch(t testing.TB, c *conn, n int) {
+	c.hold()
+	for i := range n {
+		if !c.Send(convo.Frame{Data: []byte(strconv.Itoa(i))}) {
+			t.Fatal("Send refused a frame")
+		}
+	}
+	c.release(nil)
+}
+
+// readNumbered reads n frames numbered from 0, in order.
+func readNumbered(t testing.TB, ws *websocket.Conn, n int) error {
+	for i := range n {
+		_, b, err := ws.Read(t.Context())
+		if err != nil {
+			return fmt.Errorf("frame %d: %w", i, err)
+		}
+		if string(b) != strconv.Itoa(i) {
+			return fmt.Errorf("frame %d: got %q", i, b)
+		}
+	}
+	return nil
+}
+
+// TestQueuedFramesShareAWrite checks that frames queued together reach
+// the socket in one write, in order, and that control frames written
+// meanwhile (pongs to the client's pings) still get through.
+func TestQueuedFramesShareAWrite(t *testing.T) {
+	t.Parallel()
+	ws, c := serveOne(t, Options{})
+	cc := countWrites(c)
+	const n = 200
+	sendBatch(t, c, n)
+	if err := readNumbered(t, ws, n); err != nil {
+		t.Fatal(err)
+	}
+	if got := cc.writes.Load(); got != 1 {
+		t.Errorf("%d frames queued together took %d writes, want 1", n, got)
+	}
+
+	// Batches and pongs, concurrently: the client pings while the server
+	// writes and the client reads. Each batch waits for the previous one
+	// to be read, to stay within the send queue.
+	const rounds = 20
+	read := make(chan error)
+	go func() {
+		for range rounds {
+			read <- readNumbered(t, ws, n)
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range rounds {
+			if err := ws.Ping(t.Context()); err != nil {
+				t.Errorf("ping: %v", err)
+				return
+			}
+		}
+	})
+	for range rounds {
+		sendBatch(t, c, n)
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A ping gets its pong only while the client reads.
+	ws.CloseRead(t.Context())
+	wg.Wait()
+}
+
+// TestCorkConn checks that a corked socket writes nothing until uncork,
+// then everything at once, and reports a failed write.
+func TestCorkConn(t *testing.T) {
+	t.Parallel()
+	server, client := net.Pipe()
+	defer client.Close()
+	sock := &corkConn{Conn: server}
+	sock.cork(6)
+	for _, s := range []string{"a", "bc", "def"} {
+		if _, err := sock.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 16)
+		n, _ := client.Read(b) // a net.Pipe read returns one write
+		got <- string(b[:n])
+	}()
+	if err := sock.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "abcdef" {
+		t.Errorf("one read got %q, want abcdef", s)
+	}
+	if sock.buf != nil || sock.corked {
+		t.Errorf("after uncork: buf %q, corked %v", sock.buf, sock.corked)
+	}
+
+	_ = server.Close()
+	sock.cork(1)
+	if _, err := sock.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sock.uncork(); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("uncork on a closed socket: %v, want %v", err, io.ErrClosedPipe)
+	}
+}
+
+// BenchmarkQueuedFrames measures the cost per frame of writing frames to
+// a WebSocket client over loopback (and of the client reading them), one
+// at a time or queued together.
+func BenchmarkQueuedFrames(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("queued=%d", n), func(b *testing.B) {
+			ws, c := serveOne(b, Options{})
+			b.ReportAllocs()
+			for b.Loop() {
+				sendBatch(b, c, n)
+				if err := readNumbered(b, ws, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")
+		})
+	}
+}
