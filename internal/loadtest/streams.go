@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -22,7 +23,9 @@ type streamsResult struct {
 
 // streams runs c concurrent conversations with model, each driven by one
 // client that sends cfg.Turns messages one after another and reads each
-// reply.
+// reply. The clients start at random moments within one chunk delay:
+// started together, every reply's chunks would arrive in the same
+// instant, a burst that no real traffic makes.
 func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streamsResult, error) {
 	res := streamsResult{c: c, delay: model.delay}
 	t, err := r.newTarget(model)
@@ -44,6 +47,9 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 	var wg sync.WaitGroup
 	for _, cl := range clients {
 		wg.Go(func() {
+			if model.delay > 0 {
+				time.Sleep(rand.N(model.delay))
+			}
 			n, err := converse(cl, r.cfg.Turns, &ack, &relay)
 			mu.Lock()
 			defer mu.Unlock()
