@@ -21,7 +21,8 @@ import (
 //	                 conversation id's events that are in the tail
 //
 // When a turn ends (and when a long reply has tailMoveAt events in the
-// tail, or its conversation is deleted) its events move to the events
+// tail, or a stalled one's oldest is tailMaxBehind entries old, or its
+// conversation is deleted) its events move to the events
 // bucket in one contiguous run, as if they had been written there, and
 // its tailidx key is deleted. The moved tail entries stay behind until
 // every older entry has moved too: then each commit deletes the head of
@@ -41,6 +42,12 @@ const tailMoveAt = 256
 
 // tailTruncateMax bounds the tail entries one commit deletes.
 const tailTruncateMax = 4096
+
+// tailMaxBehind bounds how far behind the newest entry a reply's oldest
+// entry in the tail may be: a reply that stalls after a few chunks while
+// others stream would otherwise keep the whole tail from being cut. Such
+// a reply's events move out early.
+const tailMaxBehind = 1 << 14
 
 // tailEvent reports whether events of type typ are stored in the tail.
 func tailEvent(typ string) bool {
@@ -136,17 +143,28 @@ func (b *batch) moveTail(id string) error {
 }
 
 // truncateTail deletes the tail's entries that every conversation has
-// moved out: those below the oldest one still listed.
+// moved out: those below the oldest one still listed, after moving out
+// the replies more than tailMaxBehind entries old.
 func (b *batch) truncateTail(st *tailState) error {
-	below := b.tail.next
-	for id, g := range st.first {
-		if _, changed := b.tail.first[id]; !changed {
-			below = min(below, g)
+	first := func(id string) uint64 {
+		if g, changed := b.tail.first[id]; changed {
+			return g
 		}
+		return st.first[id]
 	}
-	for _, g := range b.tail.first {
-		if g != 0 {
-			below = min(below, g)
+	below := b.tail.next
+	for _, ids := range []map[string]uint64{st.first, b.tail.first} {
+		for id := range ids {
+			g := first(id)
+			if g != 0 && b.tail.next-g > tailMaxBehind {
+				if err := b.moveTail(id); err != nil {
+					return err
+				}
+				continue
+			}
+			if g != 0 {
+				below = min(below, g)
+			}
 		}
 	}
 	tail := b.tx.Bucket(bucketTail)

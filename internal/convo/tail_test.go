@@ -32,9 +32,10 @@ func appendEvents(t *testing.T, st *store, id string, evs ...*protocol.Event) {
 }
 
 // checkLog reads conversation id's events through readEvents in every
-// way a replay does (from each after, with and without upTo, in pages)
-// and checks they are seqs 1…want, in order, each with its own seq.
-func checkLog(t *testing.T, st *store, id string, want uint64) {
+// way a replay does (from each after, with and without upTo, in pages of
+// each of limits, default 1, 7 and 1000) and checks they are seqs
+// 1…want, in order, each with its own seq.
+func checkLog(t *testing.T, st *store, id string, want uint64, limits ...int) {
 	t.Helper()
 	if got := st.lastSeq(id); got != want {
 		t.Fatalf("lastSeq = %d, want %d", got, want)
@@ -48,7 +49,10 @@ func checkLog(t *testing.T, st *store, id string, want uint64) {
 			if end == 0 {
 				end = want
 			}
-			for _, limit := range []int{1, 7, 1000} {
+			if limits == nil {
+				limits = []int{1, 7, 1000}
+			}
+			for _, limit := range limits {
 				pos := after
 				for pos < end {
 					frames, err := st.readEvents(id, pos, upTo, limit)
@@ -166,4 +170,38 @@ func TestTailKeepsTheLogWhole(t *testing.T) {
 		t.Fatalf("tail has %d entries of %d conversations after the delete, want none", entries, convs)
 	}
 	checkLog(t, s.st, a.ID, last+1)
+}
+
+// TestStalledReplyDoesNotPinTheTail streams a long reply in one
+// conversation while another reply stalls after one chunk: the stalled
+// reply's event moves out of the tail once it is tailMaxBehind entries
+// old, so the tail stays bounded, and its log stays whole.
+func TestStalledReplyDoesNotPinTheTail(t *testing.T) {
+	s, _ := openTest(t, &scriptModel{gate: make(chan struct{})})
+	ctx := context.Background()
+	for _, id := range []string{"stalled", "busy"} {
+		if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+		appendEvents(t, s.st, id, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
+	}
+	appendEvents(t, s.st, "stalled", delta("only"))
+	const perCommit = 1000
+	batch := make([]*protocol.Event, perCommit)
+	for i := range batch {
+		batch[i] = delta("x")
+	}
+	commits := tailMaxBehind/perCommit + 3
+	for range commits {
+		appendEvents(t, s.st, "busy", batch...)
+	}
+	// Without the bound, the stalled reply's one delta would keep every
+	// busy delta after it in the tail.
+	if entries, _ := tailLen(t, s.st); entries > tailMaxBehind {
+		t.Fatalf("tail has %d entries, want at most %d", entries, tailMaxBehind)
+	}
+	checkLog(t, s.st, "stalled", 2)
+	checkLog(t, s.st, "busy", uint64(1+commits*perCommit), 4096)
+	appendEvents(t, s.st, "stalled", delta("more"))
+	checkLog(t, s.st, "stalled", 3)
 }
