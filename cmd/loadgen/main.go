@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Func("s", "fanout: subscribers of the one conversation, comma-separated (default 10,100,1000,5000)", intList(&cfg.Subscribers))
 	fs.Func("n", "idle: idle connections, comma-separated (default 1000,5000,10000)", intList(&cfg.Idle))
 	fs.IntVar(&cfg.Turns, "turns", 0, "messages per conversation, each sent after the previous reply (default 5)")
+	fs.IntVar(&cfg.MinSends, "min-sends", 0, "streams: sends per step at least; few conversations send more than -turns each, within half of -duration (default 200)")
 	fs.IntVar(&cfg.Chunks, "chunks", 0, "chunks per model reply (default 20)")
 	fs.IntVar(&cfg.ChunkBytes, "chunk-bytes", 0, fmt.Sprintf("bytes per chunk (default and minimum %d, the timestamp)", loadtest.MinChunkBytes))
 	fs.DurationVar(&cfg.ChunkDelay, "chunk-delay", 0, "pause between two chunks of a reply, 1/rate (default 20ms = 50 chunks/s; negative: none)")

@@ -45,6 +45,11 @@ type Config struct {
 	// Turns is the number of messages each conversation sends, one after
 	// the reply to the other (default 5).
 	Turns int
+	// MinSends is how many sends a streams step makes at least (default
+	// 200): with few conversations each sends more than Turns messages,
+	// as far as half of Duration allows, so that the ack latencies are not
+	// a handful of samples (a p99 of fewer than 100 is their maximum).
+	MinSends int
 	// Chunks is the number of chunks the model streams per reply (default
 	// 20); ChunkBytes their size (default and minimum MinChunkBytes);
 	// ChunkDelay the pause between two chunks (default 20ms, i.e. 50
@@ -111,6 +116,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	positive(&c.Turns, 5)
+	positive(&c.MinSends, 200)
 	positive(&c.Chunks, 20)
 	positive(&c.ChunkBytes, MinChunkBytes)
 	c.ChunkBytes = max(c.ChunkBytes, MinChunkBytes)
@@ -143,3 +149,13 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c Config) runs(scenario string) bool { return slices.Contains(c.Scenarios, scenario) }
+
+// streamTurns is the number of messages each of c conversations sends in
+// a streams step (see MinSends).
+func (c Config) streamTurns(conversations int) int {
+	turns := max(c.Turns, (c.MinSends+conversations-1)/conversations)
+	if reply := time.Duration(c.Chunks) * c.ChunkDelay; reply > 0 {
+		turns = min(turns, max(c.Turns, int(c.Duration/2/reply)))
+	}
+	return turns
+}

@@ -50,6 +50,7 @@ func tiny(t *testing.T) Config {
 		Subscribers:   []int{3},
 		Idle:          []int{5},
 		Turns:         2,
+		MinSends:      6, // 3 turns each for the 2 conversations
 		Chunks:        3,
 		ChunkDelay:    time.Millisecond,
 		Duration:      30 * time.Second,
@@ -69,7 +70,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, want := range []string{"### Baseline", "### streams", "### fanout", "### idle", "### Targets", "| 2 | 1ms | 4 |", "| 2 | 0s | 4 |"} {
+	for _, want := range []string{"### Baseline", "### streams", "### fanout", "### idle", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
@@ -156,7 +157,7 @@ func TestStepsAgainstUnstampedModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := st.load; l.errs > 0 || l.cut || st.turns != 2*cfg.Turns || st.relay.n != 0 || l.events == 0 {
+	if l := st.load; l.errs > 0 || l.cut || st.turns != 2*cfg.streamTurns(2) || st.relay.n != 0 || l.events == 0 {
 		t.Errorf("streams: errors %d (first %v), cut %v, turns %d, relay samples %d, events %v", l.errs, l.firstErr, l.cut, st.turns, st.relay.n, l.events)
 	}
 	fo, err := r.fanout(ctx, 2)

@@ -43,8 +43,8 @@ func (rep *report) write(w io.Writer, r *runner) {
 	fmt.Fprintf(w, "## Load test, %s\n\n", rep.start.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "- Machine: %s; load average %s before, %s after.\n", machine(), rep.loadBefore, rep.loadAfter)
 	fmt.Fprintf(w, "- Target: %s; open-files limit %d.\n", target, r.fdLimit)
-	fmt.Fprintf(w, "- Model: %d chunks of %d bytes per reply, %s between chunks; %d turns per conversation; each step capped at %s; run took %s.\n\n",
-		cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay, cfg.Turns, cfg.Duration, rep.elapsed.Round(time.Second))
+	fmt.Fprintf(w, "- Model: %d chunks of %d bytes per reply, %s between chunks; %d turns per conversation (streams: at least %d sends per step, within half the time cap); each step capped at %s; run took %s.\n\n",
+		cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay, cfg.Turns, cfg.MinSends, cfg.Duration, rep.elapsed.Round(time.Second))
 	if rep.baseline != nil {
 		rep.baselineTable().write(w)
 	}

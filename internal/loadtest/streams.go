@@ -22,8 +22,8 @@ type streamsResult struct {
 }
 
 // streams runs c concurrent conversations with model, each driven by one
-// client that sends cfg.Turns messages one after another and reads each
-// reply. The clients start at random moments within one chunk delay:
+// client that sends cfg.streamTurns(c) messages one after another and
+// reads each reply. The clients start at random moments within one chunk delay:
 // started together, every reply's chunks would arrive in the same
 // instant, a burst that no real traffic makes.
 func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streamsResult, error) {
@@ -43,6 +43,7 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 
 	var ack, relay recorder
 	var mu sync.Mutex
+	turns := r.cfg.streamTurns(c)
 	m := r.startLoad(ctx, t)
 	var wg sync.WaitGroup
 	for _, cl := range clients {
@@ -50,7 +51,7 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 			if model.delay > 0 {
 				time.Sleep(rand.N(model.delay))
 			}
-			n, err := converse(cl, r.cfg.Turns, &ack, &relay)
+			n, err := converse(cl, turns, &ack, &relay)
 			mu.Lock()
 			defer mu.Unlock()
 			res.turns += n
