@@ -31,8 +31,8 @@ import (
 // plus the tail, where replies in progress are written (see tail.go).
 //
 // Seqs are 8-byte big-endian so that cursors walk them in order. A
-// conversation's last seq is its last events key, so storing a delta
-// writes one key and no metadata.
+// conversation's last seq is its last event's, in events or in the tail
+// (see lastEventSeq), so storing a delta writes no metadata.
 var (
 	bucketMeta     = []byte("meta")
 	bucketEvents   = []byte("events")
@@ -384,11 +384,8 @@ func (b *batch) remove(m *meta) error {
 	if err := b.tx.Bucket(bucketOwners).Delete(prefixed(m.Owner, []byte(m.ID))); err != nil {
 		return err
 	}
-	if b.tx.Bucket(bucketTailIdx).Get([]byte(m.ID)) != nil {
-		if err := b.tx.Bucket(bucketTailIdx).Delete([]byte(m.ID)); err != nil {
-			return err
-		}
-		b.tail.first[m.ID] = 0
+	if err := b.dropTail(m.ID); err != nil {
+		return err
 	}
 	b.metas[m.ID] = nil
 	delete(b.dirty, m.ID)
@@ -397,10 +394,16 @@ func (b *batch) remove(m *meta) error {
 
 // deletePrefix deletes every key of bk that starts with p.
 func deletePrefix(bk *bolt.Bucket, p []byte) error {
+	return deleteFrom(bk, p, func(k []byte) bool { return bytes.HasPrefix(k, p) })
+}
+
+// deleteFrom deletes the keys of bk from the first at or after start for
+// as long as while holds, in order.
+func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error {
 	var keys [][]byte
 	c := bk.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		keys = append(keys, append([]byte(nil), k...))
+	for k, _ := c.Seek(start); k != nil && while(k); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
 		if err := bk.Delete(k); err != nil {
@@ -643,7 +646,7 @@ func (s *store) readEvents(id string, after, upTo uint64, limit int) ([][]byte, 
 				seq, frame = keySeq(k), v
 				k, v = c.Next()
 			case len(refs) > 0:
-				seq, frame = refs[0].seq, tail.Get(binary.BigEndian.AppendUint64(nil, refs[0].g))
+				seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g))
 				if frame == nil {
 					return fmt.Errorf("convo: conversation %s: event %d is missing from the tail", id, seq)
 				}

@@ -54,6 +54,9 @@ func tailEvent(typ string) bool {
 	return typ == protocol.EventDelta || typ == protocol.EventThinking
 }
 
+// tailKey is the tail's key for g.
+func tailKey(g uint64) []byte { return binary.BigEndian.AppendUint64(nil, g) }
+
 // tailRef is one tailidx pair: an event's seq and its key in the tail.
 type tailRef struct{ seq, g uint64 }
 
@@ -100,7 +103,7 @@ type tailBatch struct {
 func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	g := b.tail.next
 	b.tail.next++
-	if err := b.appendOnly(bucketTail).Put(binary.BigEndian.AppendUint64(nil, g), frame); err != nil {
+	if err := b.appendOnly(bucketTail).Put(tailKey(g), frame); err != nil {
 		return err
 	}
 	idx := b.tx.Bucket(bucketTailIdx)
@@ -131,15 +134,21 @@ func (b *batch) moveTail(id string) error {
 	}
 	tail, events := b.tx.Bucket(bucketTail), b.appendOnly(bucketEvents)
 	for _, r := range tailRefs(v) {
-		frame := tail.Get(binary.BigEndian.AppendUint64(nil, r.g))
+		frame := tail.Get(tailKey(r.g))
 		// Put keeps the slice until the commit; the tail's page may
 		// change before then.
 		if err := events.Put(seqKey(id, r.seq), bytes.Clone(frame)); err != nil {
 			return err
 		}
 	}
+	return b.dropTail(id)
+}
+
+// dropTail forgets conversation id's events in the tail: moved, or
+// deleted with the conversation. The entries go with the tail's head.
+func (b *batch) dropTail(id string) error {
 	b.tail.first[id] = 0
-	return idx.Delete([]byte(id))
+	return b.tx.Bucket(bucketTailIdx).Delete([]byte(id))
 }
 
 // truncateTail deletes the tail's entries that every conversation has
@@ -167,18 +176,11 @@ func (b *batch) truncateTail(st *tailState) error {
 			}
 		}
 	}
-	tail := b.tx.Bucket(bucketTail)
-	var dead [][]byte
-	c := tail.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < below && len(dead) < tailTruncateMax; k, _ = c.Next() {
-		dead = append(dead, bytes.Clone(k))
-	}
-	for _, k := range dead {
-		if err := tail.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	n := 0
+	return deleteFrom(b.tx.Bucket(bucketTail), nil, func(k []byte) bool {
+		n++
+		return n <= tailTruncateMax && binary.BigEndian.Uint64(k) < below
+	})
 }
 
 // apply makes a committed batch's changes part of the state.
