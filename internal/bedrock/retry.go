@@ -1,7 +1,6 @@
 package bedrock
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -69,18 +68,6 @@ func backoff(attempt int, base, max time.Duration) time.Duration {
 	d = min(d, max)
 	half := d / 2
 	return half + rand.N(half+1)
-}
-
-// sleep waits d, or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // cause strips the SDK's wrappers that only say which operation failed

@@ -14,6 +14,7 @@ import (
 	smithy "github.com/aws/smithy-go"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/pause"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -46,7 +47,7 @@ func (c *Client) Stream(ctx context.Context, req convo.ModelRequest, emit func(c
 		}
 		wait := backoff(attempt, c.opts.BackoffBase, c.opts.BackoffMax)
 		c.log.Info("bedrock: retrying", "model", req.Model, "attempt", attempt, "wait", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return convo.Result{}, fmt.Errorf("bedrock: stream of %s: %w", req.Model, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/pause"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -82,7 +83,7 @@ func (m *Model) Stream(ctx context.Context, req convo.ModelRequest, emit func(co
 
 	wait := m.opts.FirstDelay
 	for _, c := range chunks {
-		if err := sleep(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return convo.Result{}, fmt.Errorf("demo: %w", err)
 		}
 		emit(c)
@@ -95,21 +96,6 @@ func (m *Model) Stream(ctx context.Context, req convo.ModelRequest, emit func(co
 			OutputTokens: int64(len(strings.Fields(reply))),
 		},
 	}, nil
-}
-
-// sleep waits for d or until ctx is done, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // clockAction is the tool call the demo model makes for ToolCommand.
