@@ -23,9 +23,9 @@ type streamsResult struct {
 
 // streams runs c concurrent conversations with model, each driven by one
 // client that sends cfg.streamTurns(c) messages one after another and
-// reads each reply. The clients start at random moments within one chunk delay:
-// started together, every reply's chunks would arrive in the same
-// instant, a burst that no real traffic makes.
+// reads each reply. The clients start at random moments within one
+// chunk delay: started together, every reply's chunks would arrive in
+// the same instant, a burst that no real traffic makes.
 func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streamsResult, error) {
 	res := streamsResult{c: c, delay: model.delay}
 	t, err := r.newTarget(model)
