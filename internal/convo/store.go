@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -69,8 +70,11 @@ type op struct {
 // one fsync. It is the seam for a clustered log: append an event and learn
 // its seq (do), and read the events after a seq (readEvents).
 type store struct {
-	db       *bolt.DB
-	onCommit func([]committed) // called after each commit, in commit order, by the deliver goroutine
+	db *bolt.DB
+	// onCommit is called by the commit loop after each commit, in commit
+	// order, before the commit's ops are answered. It must not block nor
+	// wait for the store: the next commit waits for it.
+	onCommit func([]committed)
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	// cache holds decoded metadata between commits. A batch works on
@@ -92,11 +96,6 @@ type store struct {
 	stopped      bool
 	wake         chan struct{} // capacity 1: "the queue is not empty"
 	exited       chan struct{}
-	// outbox carries committed events from the loop to deliver, so that
-	// fanning a batch out to many subscribers overlaps the next commit
-	// instead of delaying it.
-	outbox    chan []committed
-	delivered chan struct{}
 }
 
 // openStore opens the bbolt file at path, waiting at most timeout for its
@@ -124,10 +123,8 @@ func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit 
 		return nil, fmt.Errorf("convo: prepare database %s: %w", path, err)
 	}
 	s := &store{db: db, onCommit: onCommit, now: func() time.Time { return time.Now().UTC() }, metrics: m, cache: &metaCache{m: map[string]*meta{}}, tail: tail,
-		wake: make(chan struct{}, 1), exited: make(chan struct{}),
-		outbox: make(chan []committed, 64), delivered: make(chan struct{})}
+		wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go s.loop()
-	go s.deliver()
 	return s, nil
 }
 
@@ -155,7 +152,6 @@ func (s *store) do(apply func(b *batch) error) error {
 // fsync among everything that queued while the last one ran.
 func (s *store) loop() {
 	defer close(s.exited)
-	defer close(s.outbox)
 	for range s.wake {
 		s.mu.Lock()
 		ops := s.queue
@@ -176,8 +172,8 @@ func (s *store) loop() {
 	}
 }
 
-// commit applies ops in one transaction, queues the stored events for
-// delivery, then completes each op.
+// commit applies ops in one transaction, hands the stored events to
+// onCommit, then completes each op.
 func (s *store) commit(ops []*op, fail func() error) {
 	b := &batch{now: s.now(), cache: s.cache, metas: map[string]*meta{}, dirty: map[string]bool{},
 		tail: tailBatch{next: s.tail.next, first: map[string]uint64{}}}
@@ -224,11 +220,17 @@ func (s *store) commit(ops []*op, fail func() error) {
 		s.metrics.Events.WithLabelValues(b.out[i].typ).Inc()
 	}
 	if len(b.out) > 0 {
-		s.outbox <- b.out
+		s.onCommit(b.out)
 	}
 	for i, o := range ops {
 		o.done <- errs[i]
 	}
+	// Yield, so that the goroutines this commit woke (the subscribers'
+	// writers, the ops' callers) run now on this thread. Otherwise they
+	// wait in its run queue while the next commit holds it in fsync, until
+	// another thread wakes to take them: on the 2-vCPU VM of the README
+	// that doubled the median commit → socket time (see docs/ARCHITECTURE.md).
+	runtime.Gosched()
 }
 
 // setFailCommit makes every later commit fail with fail's error (nil: heal).
@@ -260,16 +262,7 @@ func (s *store) close() error {
 	default:
 	}
 	<-s.exited
-	<-s.delivered
 	return s.db.Close()
-}
-
-// deliver hands each committed batch to onCommit, in commit order.
-func (s *store) deliver() {
-	defer close(s.delivered)
-	for events := range s.outbox {
-		s.onCommit(events)
-	}
 }
 
 // batch is the state of one commit: the transaction, its time, and the
