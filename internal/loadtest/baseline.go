@@ -72,7 +72,8 @@ type bareCommits struct {
 func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bareCommits, error) {
 	var res bareCommits
 	path := filepath.Join(r.dir, "bare.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	// The options internal/convo opens its file with.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return res, fmt.Errorf("loadtest: open %s: %w", path, err)
 	}

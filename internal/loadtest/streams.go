@@ -23,9 +23,12 @@ type streamsResult struct {
 
 // streams runs c concurrent conversations with model, each driven by one
 // client that sends cfg.streamTurns(c) messages one after another and
-// reads each reply. The clients start at random moments within one
-// chunk delay: started together, every reply's chunks would arrive in
-// the same instant, a burst that no real traffic makes.
+// reads each reply. The clients start at random moments within the time
+// one reply takes (chunks × chunk delay), so that sends and chunks come
+// evenly, as from independent users. Started together, every reply's
+// chunks would come in the same instant; started within one chunk delay,
+// every client's next send would still come in one window: at C = 100,
+// 100 sends in 20 ms, then none for 400 ms.
 func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streamsResult, error) {
 	res := streamsResult{c: c, delay: model.delay}
 	t, err := r.newTarget(model)
@@ -49,7 +52,7 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 	for _, cl := range clients {
 		wg.Go(func() {
 			if model.delay > 0 {
-				time.Sleep(rand.N(model.delay))
+				time.Sleep(rand.N(model.delay * time.Duration(model.chunks)))
 			}
 			n, err := converse(cl, turns, &ack, &relay)
 			mu.Lock()
