@@ -106,15 +106,16 @@ func (l load) cpuCells() []string {
 	return []string{fmt.Sprintf("%.1f s (%.2f cores)", l.cpu.Seconds(), l.cpu.Seconds()/s), fmt.Sprintf("%.2f cores", l.others.Seconds()/s)}
 }
 
-// commitCells are the commits per second, their mean latency, the ops
+// commitCells are the commits per second, their mean and p99 latency, the ops
 // they carried and the bytes written to storage per commit.
 func (l load) commitCells() []string {
 	if l.commits == 0 {
-		return []string{"n/a", "n/a", "n/a", "n/a"}
+		return []string{"n/a", "n/a", "n/a", "n/a", "n/a"}
 	}
 	return []string{
 		fmt.Sprintf("%.0f", l.perSecond(l.commits)),
 		ms(time.Duration(l.commitSum / l.commits * float64(time.Second))),
+		l.commit.cells()[1],
 		fmt.Sprintf("%.1f", l.opsSum/l.commits),
 		kib(float64(l.written) / l.commits),
 	}
@@ -124,7 +125,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
-			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
+			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	for _, s := range rep.streams {
 		if s.err != nil {
@@ -143,7 +144,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		t.add(row...)
 	}
 	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does.")
-	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean and ops/commit: its gateway_commit_seconds and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
+	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {
 		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have.")
 	} else {
@@ -216,6 +217,9 @@ func (rep *report) targetsTable() *table {
 		measured := fmt.Sprintf("%s (%s× back to back", ms(ack), ratio(float64(ack), float64(commitP99)))
 		if pacedP99 > 0 {
 			measured += fmt.Sprintf(", %s× paced", ratio(float64(ack), float64(pacedP99)))
+		}
+		if own := s.res.load.commit; own.n > 0 {
+			measured += fmt.Sprintf("; %s× the gateway's own commit p99", ratio(float64(ack), float64(own.p99)))
 		}
 		t.add(fmt.Sprintf("ack p99 ≤ %.0f × bare bbolt commit p99 (C=%d, chunk delay %s)", targetAckRatio, s.res.c, s.res.delay),
 			measured+")",

@@ -56,7 +56,7 @@ type Metrics struct {
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 18)
 
 // fineLatencyBuckets spans 20µs to about 1.4s in steps of 25%, for a
-// latency whose target is under a millisecond.
+// latency whose target is a millisecond or two.
 var fineLatencyBuckets = prometheus.ExponentialBuckets(20e-6, 1.25, 50)
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -75,7 +75,7 @@ func New() *Metrics {
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_events_appended_total",
 			Help: "Events stored in conversation logs, by type."}, []string{"type"}),
 		CommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_seconds",
-			Help: "Latency of one group commit (one bbolt transaction and its fsync).", Buckets: latencyBuckets}),
+			Help: "Latency of one group commit (one bbolt transaction and its fsync).", Buckets: fineLatencyBuckets}),
 		CommitOps: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_ops",
 			Help: "Ops carried by one group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		AckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_ack_seconds",
