@@ -229,7 +229,8 @@ func (s *store) commit(ops []*op, fail func() error) {
 	// writers, the ops' callers) run now on this thread. Otherwise they
 	// wait in its run queue while the next commit holds it in fsync, until
 	// another thread wakes to take them: on the 2-vCPU VM of the README
-	// that doubled the median commit → socket time (see docs/ARCHITECTURE.md).
+	// that made the commit → socket time 1.5 times longer at the median
+	// and up to 3 times at the 99th percentile (see docs/ARCHITECTURE.md).
 	runtime.Gosched()
 }
 
