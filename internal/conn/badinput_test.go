@@ -87,7 +87,9 @@ func TestBadInputWebSocket(t *testing.T) {
 		{name: "null text", frame: `{"type":"send","id":"t2","conversation":"known","text":null}`, code: protocol.CodeBadRequest, id: "t2", messageHas: "text"},
 		{name: "empty text", frame: `{"type":"send","id":"t3","conversation":"known","text":""}`, code: protocol.CodeBadRequest, id: "t3", messageHas: "text"},
 		{name: "text over the limit", frame: `{"type":"send","id":"t4","conversation":"known","text":"` + long + `"}`, code: protocol.CodeTooLarge, id: "t4", conversation: "known", messageHas: "text"},
-		{name: "text with control characters", frame: `{"type":"send","id":"t5","conversation":"known","text":"bell\u0007 nul\u0000 esc\u001b[2J"}`, reply: protocol.ReplyAck, id: "t5"},
+		// A send that succeeds goes to a new conversation: "known" must
+		// stay empty for "after beyond the end", which runs in parallel.
+		{name: "text with control characters", frame: `{"type":"send","id":"t5","text":"bell\u0007 nul\u0000 esc\u001b[2J"}`, reply: protocol.ReplyAck, id: "t5"},
 		{name: "client_msg_id over 64 bytes", frame: `{"type":"send","id":"t6","conversation":"known","text":"hi","client_msg_id":"` + strings.Repeat("c", 65) + `"}`, code: protocol.CodeBadRequest, id: "t6", messageHas: "client_msg_id"},
 		{name: "conversation over 128 bytes", frame: `{"type":"subscribe","id":"c1","conversation":"` + strings.Repeat("c", 129) + `"}`, code: protocol.CodeBadRequest, id: "c1", messageHas: "conversation"},
 		{name: "conversation with a control character", frame: `{"type":"history","id":"c2","conversation":"kno\u0001wn"}`, code: protocol.CodeBadRequest, id: "c2", messageHas: "conversation"},
