@@ -160,6 +160,7 @@ func BenchmarkFirstDelta(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
 	c := newClient(b, srv, bedrock.Options{Logger: log})
 	ws := startGateway(b, c, log).Dial(b, "")
+	b.ReportAllocs()
 	b.ResetTimer()
 	var direct, gateway time.Duration
 	for range b.N {
