@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
+	"github.com/chatgateway/gateway/internal/pause"
 )
 
 // baselineResult holds the limits the gateway's figures are compared with.
@@ -82,17 +83,8 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bar
 	bucket, value := []byte("events"), make([]byte, 64)
 	out := make([]time.Duration, 0, n)
 	written := storageWritten()
-	pause := time.NewTimer(0)
-	defer pause.Stop()
 	for i := range n {
-		if gap > 0 {
-			pause.Reset(gap)
-			select {
-			case <-pause.C:
-			case <-ctx.Done():
-			}
-		}
-		if ctx.Err() != nil {
+		if pause.For(ctx, gap) != nil {
 			break
 		}
 		key := binary.BigEndian.AppendUint64(nil, uint64(i)+1)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/pause"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -52,7 +53,8 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 	for _, cl := range clients {
 		wg.Go(func() {
 			if model.delay > 0 {
-				time.Sleep(rand.N(model.delay * time.Duration(model.chunks)))
+				// A cut step fails converse at once, as it would anyway.
+				_ = pause.For(ctx, rand.N(model.delay*time.Duration(model.chunks)))
 			}
 			n, err := converse(cl, turns, &ack, &relay)
 			mu.Lock()
