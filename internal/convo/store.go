@@ -98,10 +98,18 @@ type store struct {
 	exited       chan struct{}
 }
 
+// BoltOptions are the options the gateway opens its bbolt file with,
+// waiting at most timeout for its lock. The load generator's bare-commit
+// baseline opens its file with them too, so that it times the same kind
+// of commit.
+func BoltOptions(timeout time.Duration) *bolt.Options {
+	return &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+}
+
 // openStore opens the bbolt file at path, waiting at most timeout for its
 // lock, and starts the commit loop.
 func openStore(path string, timeout time.Duration, m *metrics.Metrics, onCommit func([]committed)) (*store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, BoltOptions(timeout))
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("convo: database %s is in use by another process (waited %s for its lock)", path, timeout)
 	}

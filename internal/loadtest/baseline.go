@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/pause"
 )
 
@@ -73,8 +74,7 @@ type bareCommits struct {
 func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bareCommits, error) {
 	var res bareCommits
 	path := filepath.Join(r.dir, "bare.db")
-	// The options internal/convo opens its file with.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, convo.BoltOptions(2*time.Second))
 	if err != nil {
 		return res, fmt.Errorf("loadtest: open %s: %w", path, err)
 	}
