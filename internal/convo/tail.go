@@ -127,13 +127,12 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 // moveTail moves conversation id's events from the tail to the events
 // bucket.
 func (b *batch) moveTail(id string) error {
-	idx := b.tx.Bucket(bucketTailIdx)
-	v := idx.Get([]byte(id))
-	if v == nil {
+	refs := tailSeqs(b.tx, id)
+	if len(refs) == 0 {
 		return nil
 	}
 	tail, events := b.tx.Bucket(bucketTail), b.appendOnly(bucketEvents)
-	for _, r := range tailRefs(v) {
+	for _, r := range refs {
 		frame := tail.Get(tailKey(r.g))
 		// Put keeps the slice until the commit; the tail's page may
 		// change before then.
