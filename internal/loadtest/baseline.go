@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +31,10 @@ type baselineResult struct {
 	// (the chunk delay: how a lone stream's commits come).
 	commit, paced bareCommits
 	pacing        time.Duration
+	// twoFiles is bare commits back to back to two files at once, one
+	// writer each: whether a second bbolt file (a second writer) would
+	// commit more.
+	twoFiles bareCommits
 	// firstEvent and wholeStream are the time from a direct SDK
 	// ConverseStream call to the fake Bedrock to its first event and to the
 	// end of its stream.
@@ -44,11 +51,14 @@ func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
 	defer cancel()
 	start := time.Now()
 	var err error
-	if res.commit, err = r.bareCommits(ctx, r.cfg.Commits, 0); err != nil {
+	if res.commit, err = r.bareCommits(ctx, r.cfg.Commits, 0, 1); err != nil {
+		return res, err
+	}
+	if res.twoFiles, err = r.bareCommits(ctx, r.cfg.Commits, 0, 2); err != nil {
 		return res, err
 	}
 	if res.pacing = r.cfg.ChunkDelay; res.pacing > 0 {
-		if res.paced, err = r.bareCommits(ctx, r.cfg.PacedCommits, res.pacing); err != nil {
+		if res.paced, err = r.bareCommits(ctx, r.cfg.PacedCommits, res.pacing, 1); err != nil {
 			return res, err
 		}
 	}
@@ -61,28 +71,55 @@ func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
 	return res, nil
 }
 
-// bareCommits is the latency of bare bbolt commits and the bytes each
-// wrote to storage.
+// bareCommits is the latency of bare bbolt commits, how many were made
+// per second, and the bytes each wrote to storage.
 type bareCommits struct {
-	latency summary
-	written float64
+	latency   summary
+	perSecond float64
+	written   float64
 }
 
 // bareCommits times n bbolt transactions that each put one 8-byte key
-// with a 64-byte value, in a fresh file in cfg.Dir, waiting gap before
-// each.
-func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bareCommits, error) {
+// with a 64-byte value, waiting gap before each, spread over files new files in cfg.Dir, each
+// with its own writer goroutine (n/files commits each).
+func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, files int) (bareCommits, error) {
 	var res bareCommits
-	path := filepath.Join(r.dir, "bare.db")
+	times := make([][]time.Duration, files)
+	errs := make([]error, files)
+	written := storageWritten()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for f := range files {
+		wg.Go(func() {
+			path := filepath.Join(r.dir, fmt.Sprintf("bare%d.db", f))
+			times[f], errs[f] = bareCommitsTo(ctx, path, n/files, gap)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	all := slices.Concat(times...)
+	res.latency = summarize(all)
+	if len(all) > 0 {
+		res.perSecond = float64(len(all)) / elapsed.Seconds()
+		res.written = float64(storageWritten()-written) / float64(len(all))
+	}
+	return res, nil
+}
+
+// bareCommitsTo times n bare commits to a new bbolt file at path, opened
+// with the gateway's options, and removes it.
+func bareCommitsTo(ctx context.Context, path string, n int, gap time.Duration) ([]time.Duration, error) {
 	db, err := bolt.Open(path, 0o600, convo.BoltOptions(2*time.Second))
 	if err != nil {
-		return res, fmt.Errorf("loadtest: open %s: %w", path, err)
+		return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
 	}
 	defer os.Remove(path)
 	defer db.Close()
 	bucket, value := []byte("events"), make([]byte, 64)
 	out := make([]time.Duration, 0, n)
-	written := storageWritten()
 	for i := range n {
 		if pause.For(ctx, gap) != nil {
 			break
@@ -97,15 +134,11 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration) (bar
 			return b.Put(key, value)
 		})
 		if err != nil {
-			return res, fmt.Errorf("loadtest: bare commit: %w", err)
+			return out, fmt.Errorf("loadtest: bare commit: %w", err)
 		}
 		out = append(out, time.Since(start))
 	}
-	res.latency = summarize(out)
-	if len(out) > 0 {
-		res.written = float64(storageWritten()-written) / float64(len(out))
-	}
-	return res, nil
+	return out, nil
 }
 
 // fakeBedrockCalls makes cfg.BedrockCalls ConverseStream calls, one after

@@ -63,8 +63,10 @@ func (rep *report) write(w io.Writer, r *runner) {
 func (rep *report) baselineTable() *table {
 	b := rep.baseline
 	t := &table{title: "Baseline: the limits on this machine", header: []string{"measure", "n", "p50", "p99", "max"}}
-	t.add(append([]string{fmt.Sprintf("bare bbolt commit, back to back (db.Update of one 8-byte key, fsync; %s written per commit)", kib(b.commit.written)),
+	t.add(append([]string{fmt.Sprintf("bare bbolt commit, back to back (db.Update of one 8-byte key, fsync; %s written per commit; %.0f commits/s)", kib(b.commit.written), b.commit.perSecond),
 		strconv.Itoa(b.commit.latency.n)}, b.commit.latency.cells()...)...)
+	t.add(append([]string{fmt.Sprintf("… the same to two files at once, one writer each (%.0f commits/s in all)", b.twoFiles.perSecond),
+		strconv.Itoa(b.twoFiles.latency.n)}, b.twoFiles.latency.cells()...)...)
 	if b.pacing > 0 {
 		t.add(append([]string{fmt.Sprintf("bare bbolt commit, one every %s (%s written per commit)", b.pacing, kib(b.paced.written)),
 			strconv.Itoa(b.paced.latency.n)}, b.paced.latency.cells()...)...)
