@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&cfg.ChunkBytes, "chunk-bytes", 0, fmt.Sprintf("bytes per chunk (default and minimum %d, the timestamp)", loadtest.MinChunkBytes))
 	fs.DurationVar(&cfg.ChunkDelay, "chunk-delay", 0, "pause between two chunks of a reply, 1/rate (default 20ms = 50 chunks/s; negative: none)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "time cap of each step (default 30s)")
-	fs.IntVar(&cfg.Commits, "commits", 0, "baseline: bare bbolt commits to time (default 2000)")
+	fs.IntVar(&cfg.Commits, "commits", 0, "baseline: bare bbolt commits to time back to back, to one file and again to two at once (default 2000)")
 	fs.IntVar(&cfg.PacedCommits, "paced-commits", 0, "baseline: bare bbolt commits to time again, -chunk-delay apart (default 200)")
 	fs.IntVar(&cfg.BedrockCalls, "bedrock-calls", 0, "baseline: SDK calls to the fake Bedrock (default 50)")
 	maxThroughput := fs.Bool("max-throughput", true, "streams: also run the largest -c with no pause between chunks")

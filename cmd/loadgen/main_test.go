@@ -20,7 +20,7 @@ func TestRun(t *testing.T) {
 			name: "baseline with flags and environment twins",
 			args: []string{"-scenario", "baseline", "-commits", "5", "-paced-commits", "3", "-dir", t.TempDir()},
 			env:  map[string]string{"LOADGEN_BEDROCK_CALLS": "1", "LOADGEN_DURATION": "20s", "LOADGEN_COMMITS": "bad, but the flag wins"},
-			want: "written per commit) | 5 |",
+			want: "commits/s) | 5 |",
 		},
 		{name: "unknown scenario", args: []string{"-scenario", "nope"}, wantErr: `unknown scenario "nope"`},
 		{name: "bad list", args: []string{"-c", "10,x"}, wantErr: `"x" is not a positive integer`},

@@ -80,8 +80,8 @@ type bareCommits struct {
 }
 
 // bareCommits times n bbolt transactions that each put one 8-byte key
-// with a 64-byte value, waiting gap before each, spread over files new files in cfg.Dir, each
-// with its own writer goroutine (n/files commits each).
+// with a 64-byte value, waiting gap before each. They are spread over
+// files new files in cfg.Dir, each with its own writer goroutine.
 func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, files int) (bareCommits, error) {
 	var res bareCommits
 	times := make([][]time.Duration, files)
@@ -92,7 +92,7 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, file
 	for f := range files {
 		wg.Go(func() {
 			path := filepath.Join(r.dir, fmt.Sprintf("bare%d.db", f))
-			times[f], errs[f] = bareCommitsTo(ctx, path, n/files, gap)
+			times[f], errs[f] = bareCommitsTo(ctx, path, (n+f)/files, gap)
 		})
 	}
 	wg.Wait()

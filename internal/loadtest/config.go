@@ -60,8 +60,9 @@ type Config struct {
 	// Duration caps each step of a scenario (default 30s); a step cut
 	// short says so in its table.
 	Duration time.Duration
-	// Commits is the number of bare bbolt commits the baseline times
-	// (default 2000); BedrockCalls the number of fake Bedrock calls
+	// Commits is the number of bare bbolt commits the baseline times back
+	// to back, to one file and again to two files at once (default 2000);
+	// BedrockCalls the number of fake Bedrock calls
 	// (default 50).
 	Commits      int
 	BedrockCalls int
