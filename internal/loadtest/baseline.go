@@ -134,7 +134,7 @@ func bareCommitsTo(ctx context.Context, path string, n int, gap time.Duration) (
 			return b.Put(key, value)
 		})
 		if err != nil {
-			return out, fmt.Errorf("loadtest: bare commit: %w", err)
+			return nil, fmt.Errorf("loadtest: bare commit: %w", err)
 		}
 		out = append(out, time.Since(start))
 	}

@@ -62,8 +62,7 @@ type Config struct {
 	Duration time.Duration
 	// Commits is the number of bare bbolt commits the baseline times back
 	// to back, to one file and again to two files at once (default 2000);
-	// BedrockCalls the number of fake Bedrock calls
-	// (default 50).
+	// BedrockCalls the number of fake Bedrock calls (default 50).
 	Commits      int
 	BedrockCalls int
 	// PacedCommits is the number of bare bbolt commits the baseline times
