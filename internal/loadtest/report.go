@@ -116,7 +116,7 @@ func (l load) commitCells() []string {
 	}
 	return []string{
 		fmt.Sprintf("%.0f", l.perSecond(l.commits)),
-		ms(time.Duration(l.commitSum / l.commits * float64(time.Second))),
+		ms(seconds(l.commitSum / l.commits)),
 		l.commit.cells()[1],
 		fmt.Sprintf("%.1f", l.opsSum/l.commits),
 		kib(float64(l.written) / l.commits),

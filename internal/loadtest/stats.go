@@ -136,4 +136,5 @@ func histogramSummary(before, after map[string]float64, name string) summary {
 	return s
 }
 
+// seconds is s seconds as a Duration.
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
