@@ -80,8 +80,8 @@ type bareCommits struct {
 }
 
 // bareCommits times n bbolt transactions that each put one 8-byte key
-// with a 64-byte value, waiting gap before each. They are spread over
-// files new files in cfg.Dir, each with its own writer goroutine.
+// with a 64-byte value, waiting gap before each, spread over as many new
+// files in r.dir as files says, each with its own writer goroutine.
 func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, files int) (bareCommits, error) {
 	var res bareCommits
 	times := make([][]time.Duration, files)

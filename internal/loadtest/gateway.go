@@ -117,7 +117,7 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		name, rest, _ := strings.Cut(line, " ")
 		if i := strings.IndexByte(line, '{'); i >= 0 {
 			name = line[:i]
-			labels := ""
+			var labels string
 			labels, rest, _ = strings.Cut(line[i:], "} ")
 			// Keep a histogram bucket's bound, as metrics.BucketKey does.
 			if le, ok := strings.CutPrefix(labels, `{le="`); ok && strings.HasSuffix(name, "_bucket") {
