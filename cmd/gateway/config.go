@@ -76,6 +76,17 @@ const (
 // environment twin from getenv when that is set.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
 	var c config
+	fs := c.flagSet(out)
+	if err := flagenv.Parse(fs, "GATEWAY", args, getenv); err != nil {
+		return nil, err
+	}
+	c.jwtSecret = getenv(secretEnv)
+	return &c, c.check()
+}
+
+// flagSet defines every flag of the gateway, each setting a field of c.
+// docs/CONFIGURATION.md is generated from it (TestConfigurationDoc).
+func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", "localhost:8080", "address to listen on (host:port)")
@@ -109,11 +120,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
-	if err := flagenv.Parse(fs, "GATEWAY", args, getenv); err != nil {
-		return nil, err
-	}
-	c.jwtSecret = getenv(secretEnv)
-	return &c, c.check()
+	return fs
 }
 
 // check rejects values no package could use.
