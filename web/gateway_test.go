@@ -159,6 +159,21 @@ func (g *gateway) messages(t *testing.T, conversation string) []protocol.Message
 	return h.Messages
 }
 
+// list returns the conversations, newest first.
+func (g *gateway) list(t *testing.T) []protocol.Conversation {
+	t.Helper()
+	res, err := http.Get(g.url + "/v1/conversations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var l protocol.ConversationsReply
+	if err := json.NewDecoder(res.Body).Decode(&l); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("list: status %d, %v", res.StatusCode, err)
+	}
+	return l.Conversations
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {

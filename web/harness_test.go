@@ -180,11 +180,11 @@ func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 
 // eval evaluates a JavaScript expression in the tab and decodes its value
 // into out.
-func (tb *tab) eval(expr string, out any) {
+func (tb *tab) eval(expr string, out any, opts ...chromedp.EvaluateOption) {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr))
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, opts...))
 	if err == nil {
 		err = json.Unmarshal(raw, out)
 	}
@@ -269,10 +269,11 @@ func js(s string) string {
 
 // Expressions over the message list.
 const (
-	assistants   = `[...document.querySelectorAll('[data-testid=messages] [data-role=assistant]')]`
-	users        = `[...document.querySelectorAll('[data-testid=messages] [data-role=user]')]`
-	lastReply    = assistants + `.at(-1)`
-	lastReplyTxt = `(` + lastReply + `?.querySelector('[data-testid=reply-text]').textContent ?? null)`
+	assistants = `[...document.querySelectorAll('[data-testid=messages] [data-role=assistant]')]`
+	users      = `[...document.querySelectorAll('[data-testid=messages] [data-role=user]')]`
+	lastReply  = assistants + `.at(-1)`
+	// lastReplyTxt is the Markdown source the newest reply shows.
+	lastReplyTxt = `(` + lastReply + `?.querySelector('[data-testid=reply-text]').dataset.source ?? null)`
 )
 
 // waitReply waits until the newest reply's text is exactly want.

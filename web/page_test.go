@@ -34,7 +34,7 @@ func TestThinkingAndActions(t *testing.T) {
 		Open bool   `json:"open"`
 		Text string `json:"text"`
 	}
-	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').textContent})`, &got)
+	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').dataset.source})`, &got)
 	wantThought := "The user asked to see my reasoning. I am the demo model, so I will echo the message."
 	if got.Open || got.Text != wantThought {
 		t.Errorf("thinking section open=%v text %q, want closed with %q", got.Open, got.Text, wantThought)
@@ -240,4 +240,22 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("saved %s", path)
+}
+
+// TestNewChatEnterTwiceCreatesOne presses Enter twice quickly in the new
+// chat form: one conversation is created, not two.
+func TestNewChatEnterTwiceCreatesOne(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-title]`), "Only one"),
+		pressEnter(0), pressEnter(0))
+	tb.conversation()
+	// The page opens the conversation after its list request is answered;
+	// the gateway answers one connection's frames in order, so a second
+	// create, sent at the second Enter, would be stored by now.
+	if n := len(g.list(t)); n != 1 {
+		t.Fatalf("%d conversations after pressing Enter twice, want 1", n)
+	}
 }

@@ -131,6 +131,9 @@ async function submit() {
 }
 
 async function create(form) {
+  // Enter pressed twice, or a double click, would otherwise create two.
+  if (form.dataset.busy === 'true') return;
+  form.dataset.busy = 'true';
   const frame = { type: 'create' };
   for (const name of ['title', 'system', 'model']) {
     const v = form.elements[name].value.trim();
@@ -144,6 +147,8 @@ async function create(form) {
     navigate(created.conversation);
   } catch (err) {
     showNotice(err);
+  } finally {
+    form.dataset.busy = 'false';
   }
 }
 
@@ -210,8 +215,8 @@ $('notice-close').addEventListener('click', () => {
 });
 $('menu').addEventListener('click', () => setSidebar(!document.body.classList.contains('sidebar-open')));
 $('scrim').addEventListener('click', () => setSidebar(false));
+// Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL()));
-addEventListener('popstate', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);
 
 showInfo();

@@ -1,7 +1,9 @@
-// view.js renders one conversation's events into the message list. It only
-// ever inserts model and user text as text nodes, never as markup, and it
-// renders each seq once: an event with seq <= the last rendered one is
-// ignored, so replays after a reload or a reconnect add nothing twice.
+// view.js renders one conversation's events into the message list. User
+// text is only ever inserted as text nodes; model text (replies and
+// thinking) is Markdown, rendered into sanitized fragments by markdown.js.
+// It trusts its caller (socket.js) to pass each seq once, in order.
+
+import { MarkdownBlock } from './markdown.js';
 
 const STOP_NOTES = {
   cancelled: 'Stopped',
@@ -59,8 +61,7 @@ export class ConversationView {
   // reset empties the view for conversation (null: none open).
   reset(conversation) {
     this.conversation = conversation;
-    this.lastSeq = 0;
-    // turn id → {article, text (a Text node), thinking, actions, model}
+    // turn id → {article, meta, actions, text and thinking (MarkdownBlocks), model}
     this.turns = new Map();
     this.running = null;
     this.list.replaceChildren(this.placeholder(conversation));
@@ -74,11 +75,9 @@ export class ConversationView {
     return p;
   }
 
-  // apply renders ev if it belongs to the open conversation and is newer
-  // than everything rendered so far.
+  // apply renders ev if it belongs to the open conversation.
   apply(ev) {
-    if (ev.conversation !== this.conversation || ev.seq <= this.lastSeq) return;
-    this.lastSeq = ev.seq;
+    if (ev.conversation !== this.conversation) return;
     const stick = this.atBottom();
     this.list.querySelector(':scope > .empty')?.remove();
     const render = RENDERERS[ev.type];
@@ -112,7 +111,7 @@ export class ConversationView {
   }
 
   delta(ev) {
-    this.turn(ev).text.appendData(ev.text ?? '');
+    this.turn(ev).text.append(ev.text ?? '');
   }
 
   // turn finds or makes the reply element of ev.turn.
@@ -127,11 +126,9 @@ export class ConversationView {
     const meta = el('div', 'meta', { text: 'Assistant' });
     const actions = el('div', 'actions');
     const body = el('div', 'text', { testid: 'reply-text' });
-    const text = document.createTextNode('');
-    body.append(text);
     a.append(meta, actions, body);
     this.list.append(a);
-    t = { article: a, meta, actions, text, thinking: null, model: '' };
+    t = { article: a, meta, actions, text: new MarkdownBlock(body), thinking: null, model: '' };
     this.turns.set(ev.turn, t);
     return t;
   }
@@ -144,10 +141,9 @@ export class ConversationView {
       const body = el('div', 'thinking-text', { testid: 'thinking-text' });
       d.append(body);
       t.meta.after(d);
-      t.thinking = document.createTextNode('');
-      body.append(t.thinking);
+      t.thinking = new MarkdownBlock(body);
     }
-    t.thinking.appendData(ev.text ?? '');
+    t.thinking.append(ev.text ?? '');
   }
 
   action(ev) {
@@ -180,12 +176,14 @@ export class ConversationView {
     a.dataset.stopReason = reason;
     a.dataset.seq = String(ev.seq);
     const stored = ev.message?.text;
-    if (typeof stored === 'string' && stored !== t.text.data) {
+    if (typeof stored === 'string' && stored !== t.text.source) {
       // The deltas should add up to the stored text; if they ever do not,
       // the stored text wins and the element says so (tests check it).
       a.dataset.mismatch = 'true';
-      t.text.data = stored;
+      t.text.source = stored;
     }
+    t.text.flush();
+    t.thinking?.flush();
     if (STOP_NOTES[reason] !== undefined) {
       let note = STOP_NOTES[reason];
       if (reason === 'error' && ev.error) note = `Error (${ev.error.code}): ${ev.error.message}`;

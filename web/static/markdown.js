@@ -1,0 +1,136 @@
+// markdown.js turns model text (Markdown) into a sanitized DOM fragment:
+// marked parses it, highlight.js colours code blocks, and DOMPurify cleans
+// every fragment before it reaches the page. Raw HTML in the Markdown is
+// shown as text, never parsed; images become links and load nothing;
+// links open in a new tab without a referrer.
+
+import { Marked } from './vendor/marked/marked.esm.js';
+import DOMPurify from './vendor/dompurify/purify.es.mjs';
+import hljs from './vendor/highlight/highlight.min.js';
+
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escapeHTML(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+}
+
+// Code longer than this is shown uncoloured: highlighting runs on every
+// render of a streaming reply.
+const HIGHLIGHT_MAX = 20000;
+
+const marked = new Marked({
+  gfm: true,
+  async: false,
+  renderer: {
+    // Raw HTML, block or inline, is text.
+    html({ text, block }) {
+      return block ? `<p>${escapeHTML(text)}</p>\n` : escapeHTML(text);
+    },
+    // An image is a link to it, so that nothing loads by itself.
+    image({ href, text }) {
+      return `<a href="${escapeHTML(href)}">${escapeHTML(`[image: ${text || href}]`)}</a>`;
+    },
+    code({ text, lang }) {
+      const language = (lang ?? '').trim().split(/\s+/)[0].toLowerCase();
+      let body = escapeHTML(text);
+      if (language !== '' && text.length <= HIGHLIGHT_MAX && hljs.getLanguage(language) !== undefined) {
+        body = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+      }
+      const cls = language === '' ? 'hljs' : `hljs language-${escapeHTML(language)}`;
+      return `<pre><code class="${cls}">${body}</code></pre>\n`;
+    },
+  },
+});
+
+const PURIFY = {
+  USE_PROFILES: { html: true },
+  FORBID_TAGS: ['style', 'img', 'picture', 'source', 'video', 'audio', 'iframe', 'form', 'button', 'textarea', 'select'],
+  FORBID_ATTR: ['style', 'srcset', 'src', 'action', 'formaction'],
+  RETURN_DOM_FRAGMENT: true,
+};
+
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName === 'A' && node.hasAttribute('href')) {
+    node.setAttribute('target', '_blank');
+    node.setAttribute('rel', 'noopener noreferrer nofollow');
+  }
+});
+
+// renderMarkdown returns the sanitized fragment for text, code blocks with
+// a copy button.
+export function renderMarkdown(text) {
+  const frag = DOMPurify.sanitize(marked.parse(text), PURIFY);
+  for (const pre of frag.querySelectorAll('pre')) pre.append(copyButton(pre));
+  return frag;
+}
+
+function copyButton(pre) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'button copy';
+  b.dataset.testid = 'copy';
+  b.textContent = 'Copy';
+  b.addEventListener('click', async () => {
+    const code = pre.querySelector('code')?.textContent ?? '';
+    b.textContent = (await copyText(code)) ? 'Copied' : 'Copy failed';
+    setTimeout(() => {
+      b.textContent = 'Copy';
+    }, 1500);
+  });
+  return b;
+}
+
+// copyText puts text on the clipboard: with the Clipboard API where the
+// page is a secure context, else with a selection and execCommand.
+async function copyText(text) {
+  try {
+    if (navigator.clipboard !== undefined) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch {
+    // fall through to the selection
+  }
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.className = 'offscreen';
+  document.body.append(area);
+  area.select();
+  const ok = document.execCommand('copy');
+  area.remove();
+  return ok;
+}
+
+// RENDER_MS is how long a streaming block gathers text before it renders
+// again: a burst of deltas (a replay) costs one render, not one each.
+const RENDER_MS = 40;
+
+// MarkdownBlock is an element that shows Markdown which may grow: append
+// adds text and renders soon, flush renders now. The element's
+// data-source holds the text it shows.
+export class MarkdownBlock {
+  constructor(element) {
+    this.element = element;
+    this.source = '';
+    this.timer = 0;
+    element.classList.add('markdown');
+  }
+
+  append(text) {
+    if (!text) return;
+    this.source += text;
+    if (this.timer === 0) this.timer = setTimeout(() => this.flush(), RENDER_MS);
+  }
+
+  set(text) {
+    this.source = text;
+    this.flush();
+  }
+
+  flush() {
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.element.dataset.source = this.source;
+    this.element.replaceChildren(renderMarkdown(this.source));
+  }
+}
