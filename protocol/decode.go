@@ -90,11 +90,47 @@ func (d *fieldDecoder) request(typ, id string) Request {
 		r.Model = d.str("model", false)
 		r.MaxTokens = d.maxTokens()
 		r.Temperature = d.temperature()
+		r.Agent = d.name("agent", false)
+		// An agent brings its own model and system prompt.
+		if r.Agent != "" && r.Model != "" {
+			d.fail("model", "not allowed with agent (the agent sets the model)")
+		}
+		if r.Agent != "" && r.System != "" {
+			d.fail("system", "not allowed with agent (the agent sets the system prompt)")
+		}
 		return r
 	case TypeDelete:
 		return &Delete{ID: id, Conversation: d.conversation(true)}
 	case TypePing:
 		return &Ping{ID: id}
+	case TypeAgents:
+		return &Agents{ID: id}
+	case TypeApprove:
+		r := &Approve{ID: id}
+		r.Conversation = d.conversation(true)
+		r.Call = d.name("call", true)
+		r.Approved = d.boolean("approved")
+		r.Reason = d.str("reason", false)
+		if d.err == nil && len(r.Reason) > MaxReasonLen {
+			d.fail("reason", "longer than %d bytes", MaxReasonLen)
+		}
+		return r
+	case TypeToolOutput:
+		r := &ToolOutput{ID: id}
+		r.Conversation = d.conversation(true)
+		r.Call = d.name("call", true)
+		r.Output = d.json("output")
+		r.Error = d.str("error", false)
+		switch {
+		case d.err != nil:
+		case r.Output != nil && d.value("error") != nil:
+			d.fail("error", "not allowed with output")
+		case r.Output == nil && d.value("error") == nil:
+			d.fail("output", "required (or error, when the tool failed)")
+		case r.Output == nil && r.Error == "":
+			d.fail("error", "must not be empty")
+		}
+		return r
 	}
 	d.err = Errorf(CodeUnknownType, "unknown frame type %q", truncate(typ, 64))
 	return nil
@@ -153,6 +189,46 @@ func (d *fieldDecoder) conversation(required bool) string {
 		d.fail("conversation", "must be 1 to %d letters, digits, '-', '_' or '.', and not '.' or '..'", MaxConversationIDLen)
 	}
 	return id
+}
+
+// name reads an agent name or a call id; "" counts as absent.
+func (d *fieldDecoder) name(field string, required bool) string {
+	s := d.str(field, required)
+	switch {
+	case d.err != nil:
+	case s == "" && required:
+		d.fail(field, "required")
+	case s != "" && !ValidName(s):
+		d.fail(field, "must be 1 to %d letters, digits, '_' or '-'", MaxNameLen)
+	}
+	return s
+}
+
+// boolean reads a required true or false.
+func (d *fieldDecoder) boolean(field string) bool {
+	raw := d.value(field)
+	if d.err != nil {
+		return false
+	}
+	var b bool
+	if raw == nil {
+		d.fail(field, "required (true or false)")
+	} else if err := json.Unmarshal(raw, &b); err != nil {
+		d.fail(field, "must be true or false")
+	}
+	return b
+}
+
+// json reads any JSON value other than null, as EncodeRequest writes it
+// back (compact, with <, > and & escaped), so that it round-trips.
+func (d *fieldDecoder) json(field string) json.RawMessage {
+	raw := d.value(field)
+	if d.err != nil || raw == nil {
+		return nil
+	}
+	// raw is one valid JSON value, so marshaling it only normalises it.
+	norm, _ := json.Marshal(raw)
+	return norm
 }
 
 func (d *fieldDecoder) seq(field string) uint64 {
@@ -227,15 +303,28 @@ func ValidConversationID(id string) bool {
 	if id == "" || len(id) > MaxConversationIDLen || id == "." || id == ".." {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	return idChars(id, true)
+}
+
+// idChars reports whether s holds only ASCII letters, digits, '-' and '_',
+// and '.' when dot is set.
+func idChars(s string, dot bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.'
+			c == '-' || c == '_' || dot && c == '.'
 		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// ValidName reports whether s may name an agent or a call: 1 to MaxNameLen
+// ASCII letters, digits, '_' and '-', the names Bedrock accepts for tools
+// and tool-use ids, and valid as a path segment of the HTTP API.
+func ValidName(s string) bool {
+	return s != "" && len(s) <= MaxNameLen && idChars(s, false)
 }
 
 // jsonProblem describes a JSON syntax error without echoing the input.

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -80,6 +81,23 @@ var decodeCases = []decodeCase{
 		want: &protocol.Create{MaxTokens: new(int32(1)), Temperature: new(float32(1))}},
 	{name: "delete", in: `{"type":"delete","id":"d","conversation":"c1"}`,
 		want: &protocol.Delete{ID: "d", Conversation: "c1"}, id: "d"},
+	{name: "create with an agent", in: `{"type":"create","id":"c","title":"Orders","agent":"support","max_tokens":64}`,
+		want: &protocol.Create{ID: "c", Title: "Orders", Agent: "support", MaxTokens: new(int32(64))}, id: "c"},
+	{name: "create empty agent is absent", in: `{"type":"create","agent":"","model":"m"}`,
+		want: &protocol.Create{Model: "m"}},
+	{name: "agents", in: `{"type":"agents","id":"a"}`, want: &protocol.Agents{ID: "a"}, id: "a"},
+	{name: "approve", in: `{"type":"approve","id":"p","conversation":"c1","call":"tooluse_1","approved":true}`,
+		want: &protocol.Approve{ID: "p", Conversation: "c1", Call: "tooluse_1", Approved: true}, id: "p"},
+	{name: "approve denied with a reason", in: `{"type":"approve","conversation":"c1","call":"t-2","approved":false,"reason":"not now"}`,
+		want: &protocol.Approve{Conversation: "c1", Call: "t-2", Reason: "not now"}},
+	{name: "tool_output object", in: `{"type":"tool_output","id":"o","conversation":"c1","call":"t1","output":{ "ok" : true }}`,
+		want: &protocol.ToolOutput{ID: "o", Conversation: "c1", Call: "t1", Output: json.RawMessage(`{"ok":true}`)}, id: "o"},
+	{name: "tool_output any JSON, HTML escaped", in: `{"type":"tool_output","conversation":"c1","call":"t1","output":"<b>"}`,
+		want: &protocol.ToolOutput{Conversation: "c1", Call: "t1", Output: json.RawMessage(`"\u003cb\u003e"`)}},
+	{name: "tool_output false", in: `{"type":"tool_output","conversation":"c1","call":"t1","output":false}`,
+		want: &protocol.ToolOutput{Conversation: "c1", Call: "t1", Output: json.RawMessage(`false`)}},
+	{name: "tool_output error", in: `{"type":"tool_output","conversation":"c1","call":"t1","error":"no such file","output":null}`,
+		want: &protocol.ToolOutput{Conversation: "c1", Call: "t1", Error: "no such file"}},
 	{name: "ping", in: `{"type":"ping"}`, want: &protocol.Ping{}},
 	{name: "ping with id", in: `{"type":"ping","id":"p"}`, want: &protocol.Ping{ID: "p"}, id: "p"},
 
@@ -188,6 +206,30 @@ var decodeCases = []decodeCase{
 	{name: "title a number", in: `{"type":"create","title":1}`, code: protocol.CodeBadRequest, msg: "title: must be a string"},
 	{name: "system a boolean", in: `{"type":"create","system":true}`, code: protocol.CodeBadRequest, msg: "system: must be a string"},
 	{name: "model an array", in: `{"type":"create","model":["m"]}`, code: protocol.CodeBadRequest, msg: "model: must be a string"},
+
+	// Agents (v1.1).
+	{name: "create agent with model", in: `{"type":"create","id":"r1","agent":"support","model":"m"}`, code: protocol.CodeBadRequest, msg: "model: not allowed with agent", id: "r1"},
+	{name: "create agent with system", in: `{"type":"create","agent":"support","system":"Be brief."}`, code: protocol.CodeBadRequest, msg: "system: not allowed with agent"},
+	{name: "create agent a number", in: `{"type":"create","agent":7}`, code: protocol.CodeBadRequest, msg: "agent: must be a string"},
+	{name: "create agent with a space", in: `{"type":"create","agent":"my agent"}`, code: protocol.CodeBadRequest, msg: "agent: must be 1 to 64"},
+	{name: "create agent of 1 MiB", in: `{"type":"create","agent":"` + huge + `"}`, code: protocol.CodeBadRequest, msg: "agent: must be 1 to 64"},
+	{name: "approve missing conversation", in: `{"type":"approve","call":"t1","approved":true}`, code: protocol.CodeBadRequest, msg: "conversation: required"},
+	{name: "approve missing call", in: `{"type":"approve","id":"r1","conversation":"c1","approved":true}`, code: protocol.CodeBadRequest, msg: "call: required", id: "r1"},
+	{name: "approve empty call", in: `{"type":"approve","conversation":"c1","call":"","approved":true}`, code: protocol.CodeBadRequest, msg: "call: required"},
+	{name: "approve call with a slash", in: `{"type":"approve","conversation":"c1","call":"a/b","approved":true}`, code: protocol.CodeBadRequest, msg: "call: must be 1 to 64"},
+	{name: "approve call of 65 bytes", in: `{"type":"approve","conversation":"c1","call":"` + id65 + `","approved":true}`, code: protocol.CodeBadRequest, msg: "call: must be 1 to 64"},
+	{name: "approve missing approved", in: `{"type":"approve","conversation":"c1","call":"t1"}`, code: protocol.CodeBadRequest, msg: "approved: required"},
+	{name: "approve null approved", in: `{"type":"approve","conversation":"c1","call":"t1","approved":null}`, code: protocol.CodeBadRequest, msg: "approved: required"},
+	{name: "approve approved a string", in: `{"type":"approve","conversation":"c1","call":"t1","approved":"yes"}`, code: protocol.CodeBadRequest, msg: "approved: must be true or false"},
+	{name: "approve approved a number", in: `{"type":"approve","conversation":"c1","call":"t1","approved":1}`, code: protocol.CodeBadRequest, msg: "approved: must be true or false"},
+	{name: "approve reason a number", in: `{"type":"approve","conversation":"c1","call":"t1","approved":false,"reason":1}`, code: protocol.CodeBadRequest, msg: "reason: must be a string"},
+	{name: "approve reason too long", in: `{"type":"approve","conversation":"c1","call":"t1","approved":false,"reason":"` + strings.Repeat("r", protocol.MaxReasonLen+1) + `"}`, code: protocol.CodeBadRequest, msg: "reason: longer than 1024"},
+	{name: "tool_output missing call", in: `{"type":"tool_output","conversation":"c1","output":1}`, code: protocol.CodeBadRequest, msg: "call: required"},
+	{name: "tool_output neither output nor error", in: `{"type":"tool_output","id":"r1","conversation":"c1","call":"t1"}`, code: protocol.CodeBadRequest, msg: "output: required", id: "r1"},
+	{name: "tool_output null output", in: `{"type":"tool_output","conversation":"c1","call":"t1","output":null}`, code: protocol.CodeBadRequest, msg: "output: required"},
+	{name: "tool_output both", in: `{"type":"tool_output","conversation":"c1","call":"t1","output":{},"error":"x"}`, code: protocol.CodeBadRequest, msg: "error: not allowed with output"},
+	{name: "tool_output empty error", in: `{"type":"tool_output","conversation":"c1","call":"t1","error":""}`, code: protocol.CodeBadRequest, msg: "error: must not be empty"},
+	{name: "tool_output error an object", in: `{"type":"tool_output","conversation":"c1","call":"t1","error":{"message":"x"}}`, code: protocol.CodeBadRequest, msg: "error: must be a string"},
 }
 
 func TestDecodeClientFrame(t *testing.T) {
@@ -268,5 +310,27 @@ func TestValidConversationID(t *testing.T) {
 				t.Errorf("ValidConversationID(%q) = %v, want %v", tc.id, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestValidName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"support", true},
+		{"tooluse_AbC-09", true},
+		{id64, true},
+		{"", false},
+		{id65, false},
+		{"a.b", false},
+		{"a b", false},
+		{"a/b", false},
+		{"é", false},
+	} {
+		if got := protocol.ValidName(tc.name); got != tc.want {
+			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

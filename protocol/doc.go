@@ -1,4 +1,4 @@
-// Package protocol is the gateway's wire contract, version 1: the JSON frames
+// Package protocol is the gateway's wire contract, version 1.1: the JSON frames
 // a client sends over GET /v1/ws, the replies and conversation events the
 // gateway sends back, and the error codes both use. It imports only the
 // standard library so that Go clients can import it.

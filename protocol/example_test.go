@@ -95,3 +95,62 @@ func ExampleServerFrame() {
 	// turn t1: end_turn, streamed "Hello there.", stored "Hello there.", first chunk after 120 ms
 	// error r2: not_found: conversation not found
 }
+
+// A client answers an agent's tool calls: it approves a call that awaits
+// approval, and gives a client tool's output. The gateway replies
+// "accepted", then the call's tool_approval and tool_result events follow.
+func ExampleEncodeRequest_agent() {
+	frame, _ := protocol.EncodeRequest(&protocol.Approve{ID: "a1", Conversation: "conv-3", Call: "tooluse_2", Approved: true})
+	fmt.Println(string(frame))
+	frame, _ = protocol.EncodeRequest(&protocol.ToolOutput{ID: "a2", Conversation: "conv-3", Call: "tooluse_4",
+		Output: json.RawMessage(`{"confirmed":true}`)})
+	fmt.Println(string(frame))
+	// Output:
+	// {"type":"approve","id":"a1","conversation":"conv-3","call":"tooluse_2","approved":true}
+	// {"type":"tool_output","id":"a2","conversation":"conv-3","call":"tooluse_4","output":{"confirmed":true}}
+}
+
+// A Go client follows an agent's turn: each tool_call is answered by
+// exactly one tool_result, before the turn_end.
+func ExampleServerFrame_agent() {
+	frames := []string{
+		`{"type":"turn_start","conversation":"conv-3","seq":2,"ts":"2026-11-26T09:30:00Z","turn":"t1","model":"demo","agent":"support"}`,
+		`{"type":"tool_call","conversation":"conv-3","seq":3,"ts":"2026-11-26T09:30:00Z","turn":"t1","call":"c1","name":"lookup_order","input":{"id":"1234"},"step":1,"status":"running"}`,
+		`{"type":"tool_call","conversation":"conv-3","seq":4,"ts":"2026-11-26T09:30:00Z","turn":"t1","call":"c2","name":"refund","input":{},"step":1,"status":"awaiting_approval"}`,
+		`{"type":"tool_progress","conversation":"conv-3","seq":5,"ts":"2026-11-26T09:30:00Z","turn":"t1","call":"c1","progress":1,"total":2,"message":"halfway"}`,
+		`{"type":"tool_result","conversation":"conv-3","seq":6,"ts":"2026-11-26T09:30:01Z","turn":"t1","call":"c1","name":"lookup_order","status":"ok","output":{"status":"shipped"},"duration_ms":40}`,
+		`{"type":"tool_approval","conversation":"conv-3","seq":7,"ts":"2026-11-26T09:30:02Z","turn":"t1","call":"c2","approved":false,"by":"user-7"}`,
+		`{"type":"tool_result","conversation":"conv-3","seq":8,"ts":"2026-11-26T09:30:02Z","turn":"t1","call":"c2","name":"refund","status":"denied","error":"denied by the user","duration_ms":0}`,
+		`{"type":"turn_end","conversation":"conv-3","seq":9,"ts":"2026-11-26T09:30:03Z","turn":"t1","stop_reason":"end_turn","steps":2,` +
+			`"message":{"id":"m2","seq":9,"role":"assistant","text":"Shipped.","turn":"t1","created_at":"2026-11-26T09:30:03Z"},"usage":{"input_tokens":90,"output_tokens":12}}`,
+	}
+	for _, line := range frames {
+		var f protocol.ServerFrame
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			panic(err)
+		}
+		switch f.Type {
+		case protocol.EventTurnStart:
+			fmt.Printf("agent %s on %s\n", f.Agent, f.Model)
+		case protocol.EventToolCall:
+			fmt.Printf("step %d: %s %s %s\n", f.Step, f.Name, f.Input, f.Status)
+		case protocol.EventToolProgress:
+			fmt.Printf("%s: %v of %v, %s\n", f.Call, *f.Progress, *f.Total, f.ProgressMessage())
+		case protocol.EventToolApproval:
+			fmt.Printf("%s approved: %v by %s\n", f.Call, *f.Approved, f.By)
+		case protocol.EventToolResult:
+			fmt.Printf("%s %s: %s%s\n", f.Name, f.Status, f.Output, f.ToolError)
+		case protocol.EventTurnEnd:
+			fmt.Printf("%s after %d steps: %q\n", f.StopReason, f.Steps, f.StoredMessage().Text)
+		}
+	}
+	// Output:
+	// agent support on demo
+	// step 1: lookup_order {"id":"1234"} running
+	// step 1: refund {} awaiting_approval
+	// c1: 1 of 2, halfway
+	// lookup_order ok: {"status":"shipped"}
+	// c2 approved: false by user-7
+	// refund denied: denied by the user
+	// end_turn after 2 steps: "Shipped."
+}

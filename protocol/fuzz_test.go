@@ -92,6 +92,12 @@ func checkRequest(t *testing.T, req protocol.Request, id string) {
 		if r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 1) {
 			t.Fatalf("temperature %v", *r.Temperature)
 		}
+		if r.Agent != "" {
+			checkName(t, r.Agent)
+			if r.Model != "" || r.System != "" {
+				t.Fatalf("create with agent %q and model %q or system %q", r.Agent, r.Model, r.System)
+			}
+		}
 	case *protocol.Subscribe:
 		conv = r.Conversation
 	case *protocol.Unsubscribe:
@@ -105,12 +111,32 @@ func checkRequest(t *testing.T, req protocol.Request, id string) {
 		if r.Limit < 1 || r.Limit > protocol.MaxHistoryLimit {
 			t.Fatalf("history limit %d", r.Limit)
 		}
-	case *protocol.List, *protocol.Ping:
+	case *protocol.Approve:
+		conv = r.Conversation
+		checkName(t, r.Call)
+		if len(r.Reason) > protocol.MaxReasonLen {
+			t.Fatalf("reason of %d bytes", len(r.Reason))
+		}
+	case *protocol.ToolOutput:
+		conv = r.Conversation
+		checkName(t, r.Call)
+		if (r.Output == nil) == (r.Error == "") {
+			t.Fatalf("tool_output with output %q and error %q", r.Output, r.Error)
+		}
+	case *protocol.List, *protocol.Ping, *protocol.Agents:
 		return
 	default:
 		t.Fatalf("unknown request type %T (Type() %q)", req, req.Type())
 	}
 	if (required || conv != "") && !protocol.ValidConversationID(conv) {
 		t.Fatalf("%s request with conversation %q", req.Type(), conv)
+	}
+}
+
+// checkName asserts that an accepted agent name or call id is valid.
+func checkName(t *testing.T, name string) {
+	t.Helper()
+	if !protocol.ValidName(name) {
+		t.Fatalf("name %q accepted", name)
 	}
 }

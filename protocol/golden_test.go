@@ -33,6 +33,13 @@ var (
 	convTuned = protocol.Conversation{ID: "conv-2", Title: "Haiku", System: "Answer in haiku.",
 		Model: "anthropic.claude-3-haiku-20240307-v1:0", CreatedAt: t0, UpdatedAt: t0,
 		MaxTokens: new(int32(256)), Temperature: new(float32(0.25))}
+	convAgent = protocol.Conversation{ID: "conv-3", Title: "Order 1234", Agent: "support",
+		Model: "anthropic.claude-3-5-haiku-20241022-v1:0", CreatedAt: t0, UpdatedAt: t1, LastSeq: 12}
+	agentSupport = protocol.AgentInfo{Name: "support", Description: "Answers questions about orders",
+		Model: "anthropic.claude-3-5-haiku-20241022-v1:0", Tools: []protocol.ToolInfo{
+			{Name: "lookup_order", Description: "Look up an order by its id", Kind: protocol.ToolKindHTTP},
+			{Name: "confirm", Description: "Ask the person to confirm", Kind: protocol.ToolKindClient},
+			{Name: "files__read_file", Description: "Read a file", Kind: protocol.ToolKindMCP}}}
 )
 
 // serverFrames are every reply and event the gateway sends, by golden name.
@@ -70,6 +77,29 @@ var serverFrames = []struct {
 	{"event_turn_end_cancelled", &protocol.Event{Type: protocol.EventTurnEnd, Conversation: "conv-1", Seq: 9, TS: t1, Turn: "turn-2",
 		StopReason: protocol.StopCancelled, Usage: &protocol.Usage{InputTokens: 20, OutputTokens: 1}, LatencyMS: new(int64(95)),
 		Message: &protocol.Message{ID: "msg-a2", Seq: 9, Role: protocol.RoleAssistant, Text: "Well", Turn: "turn-2", CreatedAt: t1}}},
+	{"reply_agents", &protocol.AgentsReply{Type: protocol.ReplyAgents, ID: "r12", Agents: []protocol.AgentInfo{
+		agentSupport, {Name: "plain", Model: "demo"}}}},
+	{"reply_agents_empty", &protocol.AgentsReply{Type: protocol.ReplyAgents}},
+	{"reply_accepted", &protocol.Accepted{Type: protocol.ReplyAccepted, ID: "r13", Conversation: "conv-3", Call: "tooluse_1"}},
+	{"reply_created_agent", &protocol.Created{Type: protocol.ReplyCreated, ID: "r14", Conversation: "conv-3", Info: &convAgent}},
+	{"event_turn_start_agent", &protocol.Event{Type: protocol.EventTurnStart, Conversation: "conv-3", Seq: 2, TS: t0,
+		Turn: "turn-1", Model: "anthropic.claude-3-5-haiku-20241022-v1:0", Agent: "support"}},
+	{"event_tool_call", &protocol.Event{Type: protocol.EventToolCall, Conversation: "conv-3", Seq: 4, TS: t0, Turn: "turn-1",
+		Call: "tooluse_1", Name: "lookup_order", Input: json.RawMessage(`{"id":"1234"}`), Step: 1, Status: protocol.CallRunning}},
+	{"event_tool_call_awaiting_approval", &protocol.Event{Type: protocol.EventToolCall, Conversation: "conv-3", Seq: 4, TS: t0,
+		Turn: "turn-1", Call: "tooluse_2", Name: "refund", Input: json.RawMessage(`{}`), Step: 2, Status: protocol.CallAwaitingApproval}},
+	{"event_tool_approval", &protocol.Event{Type: protocol.EventToolApproval, Conversation: "conv-3", Seq: 5, TS: t0, Turn: "turn-1",
+		Call: "tooluse_2", Approved: new(false), By: "user-7", Reason: "not this one"}},
+	{"event_tool_progress", &protocol.Event{Type: protocol.EventToolProgress, Conversation: "conv-3", Seq: 6, TS: t0, Turn: "turn-1",
+		Call: "tooluse_3", Progress: new(0.0), Total: new(10.0), ProgressMessage: "starting"}},
+	{"event_tool_result", &protocol.Event{Type: protocol.EventToolResult, Conversation: "conv-3", Seq: 7, TS: t1, Turn: "turn-1",
+		Call: "tooluse_1", Name: "lookup_order", Status: protocol.ResultOK, Output: json.RawMessage(`{"status":"shipped"}`),
+		DurationMS: new(int64(42))}},
+	{"event_tool_result_error", &protocol.Event{Type: protocol.EventToolResult, Conversation: "conv-3", Seq: 8, TS: t1, Turn: "turn-1",
+		Call: "tooluse_2", Name: "refund", Status: protocol.ResultDenied, ToolError: "denied by the user", DurationMS: new(int64(0))}},
+	{"event_turn_end_max_steps", &protocol.Event{Type: protocol.EventTurnEnd, Conversation: "conv-3", Seq: 12, TS: t1, Turn: "turn-1",
+		StopReason: protocol.StopMaxSteps, Steps: 10, Usage: &protocol.Usage{InputTokens: 900, OutputTokens: 120}, LatencyMS: new(int64(210)),
+		Message: &protocol.Message{ID: "msg-a4", Seq: 12, Role: protocol.RoleAssistant, Text: "Let me look.", Turn: "turn-1", CreatedAt: t1}}},
 	{"event_turn_end_error", &protocol.Event{Type: protocol.EventTurnEnd, Conversation: "conv-1", Seq: 12, TS: t1, Turn: "turn-3",
 		StopReason: protocol.StopError, Usage: &protocol.Usage{},
 		Message: &protocol.Message{ID: "msg-a3", Seq: 12, Role: protocol.RoleAssistant, Text: "", Turn: "turn-3", CreatedAt: t1},
@@ -92,6 +122,12 @@ var clientRequests = []struct {
 		Model: "anthropic.claude-3-haiku-20240307-v1:0", MaxTokens: new(int32(256)), Temperature: new(float32(0.25))}},
 	{"request_delete", &protocol.Delete{Conversation: "conv-1"}},
 	{"request_ping", &protocol.Ping{ID: "r5"}},
+	{"request_create_agent", &protocol.Create{ID: "r6", Conversation: "conv-3", Title: "Order 1234", Agent: "support"}},
+	{"request_agents", &protocol.Agents{ID: "r7"}},
+	{"request_approve", &protocol.Approve{ID: "r8", Conversation: "conv-3", Call: "tooluse_2", Approved: true}},
+	{"request_approve_denied", &protocol.Approve{Conversation: "conv-3", Call: "tooluse_2", Reason: "not this one"}},
+	{"request_tool_output", &protocol.ToolOutput{ID: "r9", Conversation: "conv-3", Call: "tooluse_4", Output: json.RawMessage(`{"confirmed":true}`)}},
+	{"request_tool_output_error", &protocol.ToolOutput{Conversation: "conv-3", Call: "tooluse_4", Error: "the person closed the dialog"}},
 }
 
 // TestGoldenServerFrames pins the JSON of every reply and event, and checks
@@ -115,6 +151,32 @@ func TestGoldenServerFrames(t *testing.T) {
 			compactRaw(t, &f.Output)
 			if !reflect.DeepEqual(f, want) {
 				t.Errorf("ServerFrame decoded\n%+v\nwant\n%+v", f, want)
+			}
+		})
+	}
+}
+
+// TestGoldenEventsRoundTrip checks that every golden event decodes into
+// the Event it was made from: convo reads its log back this way.
+func TestGoldenEventsRoundTrip(t *testing.T) {
+	for _, tc := range serverFrames {
+		want, ok := tc.frame.(*protocol.Event)
+		if !ok {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			golden, err := os.ReadFile(filepath.Join(goldenDir, tc.name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got protocol.Event
+			if err := json.Unmarshal(golden, &got); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			compactRaw(t, &got.Input)
+			compactRaw(t, &got.Output)
+			if !reflect.DeepEqual(&got, want) {
+				t.Errorf("decoded\n%+v\nwant\n%+v", got, *want)
 			}
 		})
 	}
@@ -147,6 +209,14 @@ func expectFrame(t *testing.T, f *protocol.ServerFrame, frame any) protocol.Serv
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Info: v.Info}
 	case *protocol.Done:
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation}
+	case *protocol.AgentsReply:
+		agents := emptyIfNil(v.Agents)
+		for i := range agents {
+			agents[i].Tools = emptyIfNil(agents[i].Tools)
+		}
+		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Agents: agents}
+	case *protocol.Accepted:
+		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Call: v.Call}
 	case *protocol.ErrorReply:
 		if got := f.ErrorMessage(); got != v.Message {
 			t.Errorf("ErrorMessage() = %q, want %q", got, v.Message)
@@ -154,10 +224,19 @@ func expectFrame(t *testing.T, f *protocol.ServerFrame, frame any) protocol.Serv
 		checkStored(nil)
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Code: v.Code, RetryAfterMS: v.RetryAfterMS}
 	case *protocol.Event:
-		checkStored(v.Message)
+		if v.Type == protocol.EventToolProgress {
+			if got := f.ProgressMessage(); got != v.ProgressMessage {
+				t.Errorf("ProgressMessage() = %q, want %q", got, v.ProgressMessage)
+			}
+		} else {
+			checkStored(v.Message)
+		}
 		return protocol.ServerFrame{Type: v.Type, Conversation: v.Conversation, Seq: v.Seq, TS: v.TS,
 			Turn: v.Turn, Model: v.Model, Text: v.Text, Name: v.Name, Input: v.Input, Output: v.Output,
-			StopReason: v.StopReason, Usage: v.Usage, LatencyMS: v.LatencyMS, Error: v.Error}
+			StopReason: v.StopReason, Usage: v.Usage, LatencyMS: v.LatencyMS, Error: v.Error,
+			Agent: v.Agent, Steps: v.Steps, Call: v.Call, Step: v.Step, Status: v.Status, Approved: v.Approved,
+			By: v.By, Reason: v.Reason, Progress: v.Progress, Total: v.Total, DurationMS: v.DurationMS,
+			ToolError: v.ToolError}
 	}
 	t.Fatalf("no expectation for %T", frame)
 	return protocol.ServerFrame{}

@@ -19,6 +19,15 @@ const (
 	ReplyDeleted       = "deleted"
 	ReplyPong          = "pong"
 	ReplyError         = "error"
+	ReplyAgents        = "agents"
+	ReplyAccepted      = "accepted"
+)
+
+// The kinds of tool an agent lists.
+const (
+	ToolKindHTTP   = "http"
+	ToolKindMCP    = "mcp"
+	ToolKindClient = "client"
 )
 
 // Ack answers a send once the user message is durably stored, before the
@@ -90,6 +99,54 @@ type Created struct {
 	Info         *Conversation `json:"info"`
 }
 
+// AgentsReply answers an agents request (and GET /v1/agents) with the
+// agents the caller may use.
+type AgentsReply struct {
+	Type   string      `json:"type"`
+	ID     string      `json:"id,omitempty"`
+	Agents []AgentInfo `json:"agents"`
+}
+
+// MarshalJSON encodes r with "agents", and every agent's "tools", as []
+// rather than null when there are none.
+func (r AgentsReply) MarshalJSON() ([]byte, error) {
+	type plain AgentsReply // without this method
+	agents := make([]AgentInfo, len(r.Agents))
+	for i, a := range r.Agents {
+		a.Tools = nonNil(a.Tools)
+		agents[i] = a
+	}
+	r.Agents = agents
+	return json.Marshal(plain(r))
+}
+
+// AgentInfo describes an agent to its users; its system prompt is not
+// shown.
+type AgentInfo struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description,omitempty"`
+	Model       string     `json:"model"`
+	Tools       []ToolInfo `json:"tools"`
+}
+
+// ToolInfo is one tool as the agent's model sees it: an MCP server's
+// tools are listed one by one, as "<server>__<tool>".
+type ToolInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Kind is ToolKindHTTP, ToolKindMCP or ToolKindClient.
+	Kind string `json:"kind"`
+}
+
+// Accepted answers approve and tool_output: the answer is recorded, and the
+// call's tool_approval or tool_result event follows.
+type Accepted struct {
+	Type         string `json:"type"`
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation"`
+	Call         string `json:"call"`
+}
+
 // Done answers unsubscribe, cancel, delete and ping: Type says which.
 type Done struct {
 	Type         string `json:"type"`
@@ -116,7 +173,9 @@ func NewErrorReply(id, conversation string, err *Error) *ErrorReply {
 
 // ServerFrame decodes any frame the gateway sends, for Go clients: a reply
 // or an event. Message stays raw because it is an object in ack and event
-// frames but a string in error frames; use StoredMessage or ErrorMessage.
+// frames but a string in error and tool_progress frames; use StoredMessage,
+// ErrorMessage or ProgressMessage. A tool_result's "error" string goes in
+// ToolError, the error object of other frames in Error.
 type ServerFrame struct {
 	Type         string    `json:"type"`
 	ID           string    `json:"id"`
@@ -141,8 +200,39 @@ type ServerFrame struct {
 	LatencyMS  *int64          `json:"latency_ms"`
 	Error      *Error          `json:"error"`
 
+	Agent      string      `json:"agent"`
+	Steps      int         `json:"steps"`
+	Call       string      `json:"call"`
+	Step       int         `json:"step"`
+	Status     string      `json:"status"`
+	Approved   *bool       `json:"approved"`
+	By         string      `json:"by"`
+	Reason     string      `json:"reason"`
+	Progress   *float64    `json:"progress"`
+	Total      *float64    `json:"total"`
+	DurationMS *int64      `json:"duration_ms"`
+	ToolError  string      `json:"-"`
+	Agents     []AgentInfo `json:"agents"`
+
 	Code         string `json:"code"`
 	RetryAfterMS int64  `json:"retry_after_ms"`
+}
+
+// UnmarshalJSON decodes a frame, putting its "error" in Error when it is an
+// object and in ToolError when it is a string (a tool_result's).
+func (f *ServerFrame) UnmarshalJSON(data []byte) error {
+	type plain ServerFrame // without this method
+	w := struct {
+		*plain
+		Error json.RawMessage `json:"error"`
+	}{plain: (*plain)(f)}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	if present(w.Error) {
+		return unmarshalError(w.Error, &f.Error, &f.ToolError)
+	}
+	return nil
 }
 
 // StoredMessage returns the message object of an ack, message or turn_end
@@ -159,7 +249,13 @@ func (f *ServerFrame) StoredMessage() *Message {
 }
 
 // ErrorMessage returns the message of an error frame.
-func (f *ServerFrame) ErrorMessage() string {
+func (f *ServerFrame) ErrorMessage() string { return f.messageText() }
+
+// ProgressMessage returns the message of a tool_progress frame.
+func (f *ServerFrame) ProgressMessage() string { return f.messageText() }
+
+// messageText returns "message" when it is a string, else "".
+func (f *ServerFrame) messageText() string {
 	var s string
 	_ = json.Unmarshal(f.Message, &s)
 	return s

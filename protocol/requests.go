@@ -1,5 +1,7 @@
 package protocol
 
+import "encoding/json"
+
 // Request types: the frames a client sends.
 const (
 	TypeSend        = "send"
@@ -11,6 +13,11 @@ const (
 	TypeCreate      = "create"
 	TypeDelete      = "delete"
 	TypePing        = "ping"
+
+	// Requests of agents (v1.1).
+	TypeAgents     = "agents"
+	TypeApprove    = "approve"
+	TypeToolOutput = "tool_output"
 )
 
 // History limits: the default and the largest page a history request gets.
@@ -25,8 +32,15 @@ const MaxRequestIDLen = 64
 // MaxConversationIDLen is the longest conversation id, in bytes.
 const MaxConversationIDLen = 128
 
+// MaxNameLen is the longest agent name, and the longest call id, in bytes.
+const MaxNameLen = 64
+
+// MaxReasonLen is the longest reason an approve request may give, in bytes.
+const MaxReasonLen = 1024
+
 // Request is a decoded client frame: one of *Send, *Subscribe, *Unsubscribe,
-// *Cancel, *History, *List, *Create, *Delete or *Ping.
+// *Cancel, *History, *List, *Create, *Delete, *Ping, *Agents, *Approve or
+// *ToolOutput.
 type Request interface {
 	// RequestID is the client's "id", echoed in the reply.
 	RequestID() string
@@ -79,6 +93,8 @@ type List struct {
 
 // Create makes a conversation. Every field is optional: an empty
 // Conversation gets a generated id, an empty Model the gateway's default.
+// Agent binds the conversation to an agent, which brings its own model and
+// system prompt: DecodeClientFrame refuses Agent with Model or System.
 type Create struct {
 	ID           string   `json:"id,omitempty"`
 	Conversation string   `json:"conversation,omitempty"`
@@ -87,6 +103,7 @@ type Create struct {
 	Model        string   `json:"model,omitempty"`
 	MaxTokens    *int32   `json:"max_tokens,omitempty"`
 	Temperature  *float32 `json:"temperature,omitempty"`
+	Agent        string   `json:"agent,omitempty"`
 }
 
 // Delete removes a conversation and its log.
@@ -98,6 +115,32 @@ type Delete struct {
 // Ping asks for a pong; clients use it to check the connection.
 type Ping struct {
 	ID string `json:"id,omitempty"`
+}
+
+// Agents asks for the agents the caller may use.
+type Agents struct {
+	ID string `json:"id,omitempty"`
+}
+
+// Approve answers a tool call that awaits approval: Approved runs it, and
+// a denied call is sent to the model as an error result. Reason is
+// optional.
+type Approve struct {
+	ID           string `json:"id,omitempty"`
+	Conversation string `json:"conversation"`
+	Call         string `json:"call"`
+	Approved     bool   `json:"approved"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// ToolOutput answers a client tool's call with its Output (any JSON value)
+// or, when the tool failed, an Error message; exactly one is set.
+type ToolOutput struct {
+	ID           string          `json:"id,omitempty"`
+	Conversation string          `json:"conversation"`
+	Call         string          `json:"call"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	Error        string          `json:"error,omitempty"`
 }
 
 // RequestID implements Request.
@@ -127,6 +170,15 @@ func (r *Delete) RequestID() string { return r.ID }
 // RequestID implements Request.
 func (r *Ping) RequestID() string { return r.ID }
 
+// RequestID implements Request.
+func (r *Agents) RequestID() string { return r.ID }
+
+// RequestID implements Request.
+func (r *Approve) RequestID() string { return r.ID }
+
+// RequestID implements Request.
+func (r *ToolOutput) RequestID() string { return r.ID }
+
 // Type implements Request.
 func (*Send) Type() string { return TypeSend }
 
@@ -153,3 +205,12 @@ func (*Delete) Type() string { return TypeDelete }
 
 // Type implements Request.
 func (*Ping) Type() string { return TypePing }
+
+// Type implements Request.
+func (*Agents) Type() string { return TypeAgents }
+
+// Type implements Request.
+func (*Approve) Type() string { return TypeApprove }
+
+// Type implements Request.
+func (*ToolOutput) Type() string { return TypeToolOutput }
