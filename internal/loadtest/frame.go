@@ -18,7 +18,8 @@ type frame struct {
 	conversation string
 	text         string
 	stopReason   string
-	// code and message are an error reply's.
+	// code and message are an error reply's (message is also a
+	// tool_progress's, which the load generator does not use).
 	code, message string
 	// err is a turn_end's error, when it has one.
 	err *protocol.Error
@@ -91,6 +92,9 @@ func (f *frame) set(key, v []byte) error {
 		}
 		dst = &f.message
 	case "error":
+		if v[0] == '"' {
+			return nil // a tool_result's error, which the load generator does not read
+		}
 		f.err = new(protocol.Error)
 		if err := json.Unmarshal(v, f.err); err != nil {
 			return fmt.Errorf("loadtest: decode %q: %w", key, err)

@@ -48,9 +48,8 @@ func fromServerFrame(t testing.TB, data []byte) frame {
 		t.Fatal(err)
 	}
 	f := frame{typ: sf.Type, conversation: sf.Conversation, text: sf.Text, stopReason: sf.StopReason, code: sf.Code, err: sf.Error}
-	if sf.Type == protocol.ReplyError {
-		f.message = sf.ErrorMessage()
-	}
+	// A string message: an error reply's, or a tool_progress's.
+	f.message = sf.ErrorMessage()
 	return f
 }
 
