@@ -50,6 +50,13 @@ type Metrics struct {
 	Errors *prometheus.CounterVec
 	// RateLimited counts requests refused by a rate limit, by kind.
 	RateLimited *prometheus.CounterVec
+	// ToolCalls counts agents' tool calls by tool and status (ok, error,
+	// timeout, cancelled, …).
+	ToolCalls *prometheus.CounterVec
+	// ToolCallSeconds is the duration of one tool call, by tool.
+	ToolCallSeconds *prometheus.HistogramVec
+	// TurnSteps is the number of model calls (steps) of one agent turn.
+	TurnSteps prometheus.Histogram
 }
 
 // latencyBuckets spans 50µs to about 10s.
@@ -58,6 +65,10 @@ var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 18)
 // fineLatencyBuckets spans 20µs to about 1.4s in steps of 25%, for a
 // latency whose target is a millisecond or two.
 var fineLatencyBuckets = prometheus.ExponentialBuckets(20e-6, 1.25, 50)
+
+// toolBuckets spans 1ms to about 17 minutes: a tool call may wait minutes
+// for a person.
+var toolBuckets = prometheus.ExponentialBuckets(1e-3, 2, 21)
 
 // New creates the collectors and registers them, with the Go runtime and
 // process collectors, in a fresh registry.
@@ -96,10 +107,17 @@ func New() *Metrics {
 			Help: "Errors sent to clients, by code."}, []string{"code"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_rate_limited_total",
 			Help: "Requests refused by a rate limit, by kind."}, []string{"kind"}),
+		ToolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_tool_calls_total",
+			Help: "Agents' tool calls, by tool and status."}, []string{"tool", "status"}),
+		ToolCallSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_tool_call_seconds",
+			Help: "Duration of one tool call, by tool.", Buckets: toolBuckets}, []string{"tool"}),
+		TurnSteps: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_turn_steps",
+			Help: "Model calls (steps) of one agent turn.", Buckets: prometheus.LinearBuckets(1, 1, 20)}),
 	}
 	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
 		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
 		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.Errors, m.RateLimited,
+		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+)
+
+func TestBuiltin(t *testing.T) {
+	t.Parallel()
+	r, err := New(Builtin(), Options{DefaultModel: "demo-model"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	a, ok := r.Agent("demo")
+	if !ok {
+		t.Fatal("no demo agent")
+	}
+	var names []string
+	for _, tool := range a.Tools {
+		names = append(names, tool.Name)
+		if tool.Kind != KindMCP || tool.InputSchema["type"] != "object" {
+			t.Errorf("tool %s: kind %q, schema %v", tool.Name, tool.Kind, tool.InputSchema)
+		}
+	}
+	if want := []string{"example__calc", "example__clock", "example__countdown"}; !slices.Equal(names, want) {
+		t.Fatalf("tools %v, want %v", names, want)
+	}
+	if a.Model != "demo-model" || a.MaxSteps != DefaultMaxSteps {
+		t.Errorf("model %q, max steps %d", a.Model, a.MaxSteps)
+	}
+	ctx := context.Background()
+	res, err := a.Call(ctx, "example__calc", CallInfo{}, json.RawMessage(`{"a": 6, "op": "*", "b": 7}`), nil)
+	if err != nil || string(res.Output) != `{"result":42}` {
+		t.Errorf("calc: %s %q %v", res.Output, res.Error, err)
+	}
+	res, err = a.Call(ctx, "example__calc", CallInfo{}, json.RawMessage(`{"a": 1, "op": "/", "b": 0}`), nil)
+	if err != nil || res.Error != "division by zero" || res.Output != nil {
+		t.Errorf("calc by zero: %s %q %v", res.Output, res.Error, err)
+	}
+	res, err = a.Call(ctx, "example__clock", CallInfo{}, nil, nil)
+	var clock struct{ Time, TimeZone string }
+	if err != nil || json.Unmarshal(res.Output, &clock) != nil || clock.Time == "" || clock.TimeZone != "UTC" {
+		t.Errorf("clock: %s %q %v", res.Output, res.Error, err)
+	}
+}

@@ -1,0 +1,416 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// How MCP sessions live: each server of the registry has a keeper
+// goroutine that connects at start, lists the tools, waits for the
+// session to end and connects again, backing off from minBackoff to
+// maxBackoff while the server cannot be reached. The gateway starts
+// whether or not a server is up; an agent taken while its server is down
+// lacks that server's tools, and a call made while it is down tries once
+// to connect, then fails as a tool-level error.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+	// DefaultConnectTimeout bounds connecting to an MCP server and listing
+	// its tools.
+	DefaultConnectTimeout = 10 * time.Second
+	// ProgressInterval is the least time between two progress reports of
+	// one call; notifications that come sooner are dropped.
+	ProgressInterval = 250 * time.Millisecond
+)
+
+// mcpTool is one tool an MCP server listed, allow-list applied.
+type mcpTool struct {
+	model       string // the name the model sees, before agent-wide dedup
+	name        string // the server's name for it
+	description string
+	schema      map[string]any
+}
+
+// mcpServer is the client side of one MCP server.
+type mcpServer struct {
+	cfg    MCPServer
+	env    *env
+	client *mcp.Client
+	ctx    context.Context // the keeper's lifetime
+	stop   context.CancelFunc
+	ready  chan struct{} // closed when the first connect attempt has ended
+	tokens atomic.Uint64
+	sinks  sync.Map // progress token (string) → *progressSink
+
+	mu         sync.Mutex
+	sess       *mcp.ClientSession
+	tools      []mcpTool // as last listed
+	connecting *attempt  // the connect in flight, if any
+	inflight   int       // calls running
+	retired    bool      // no longer in the registry's config
+}
+
+// attempt is one connect; waiters share it.
+type attempt struct {
+	done chan struct{}
+	sess *mcp.ClientSession
+	err  error
+}
+
+func newMCPServer(cfg MCPServer, e *env) *mcpServer {
+	s := &mcpServer{cfg: cfg, env: e, ready: make(chan struct{})}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.client = mcp.NewClient(&mcp.Implementation{Name: "gateway", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			if v, ok := s.sinks.Load(fmt.Sprint(req.Params.ProgressToken)); ok {
+				v.(*progressSink).send(Progress{Progress: req.Params.Progress, Total: req.Params.Total, Message: req.Params.Message})
+			}
+		},
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			go s.relist()
+		},
+	})
+	return s
+}
+
+// start runs the keeper.
+func (s *mcpServer) start() {
+	go s.keep()
+}
+
+// keep connects, waits for the session to end, and connects again, until
+// the server is retired.
+func (s *mcpServer) keep() {
+	backoff := minBackoff
+	first := true
+	for s.ctx.Err() == nil {
+		sess, err := s.session(s.ctx)
+		if first {
+			close(s.ready)
+			first = false
+		}
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.env.log.Warn("mcp server not reachable", "server", s.cfg.Name, "retry_in", backoff, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		s.env.log.Info("mcp server connected", "server", s.cfg.Name, "tools", len(s.listed()))
+		err = sess.Wait()
+		s.drop(sess)
+		if s.ctx.Err() == nil {
+			s.env.log.Warn("mcp session ended", "server", s.cfg.Name, "err", err)
+		}
+	}
+}
+
+// session returns the live session, connecting (once, for all waiters)
+// if there is none.
+func (s *mcpServer) session(ctx context.Context) (*mcp.ClientSession, error) {
+	s.mu.Lock()
+	if s.sess != nil {
+		defer s.mu.Unlock()
+		return s.sess, nil
+	}
+	a := s.connecting
+	if a == nil {
+		a = &attempt{done: make(chan struct{})}
+		s.connecting = a
+		go s.connect(a)
+	}
+	s.mu.Unlock()
+	select {
+	case <-a.done:
+		return a.sess, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// connect makes attempt a: connect, then list the tools.
+func (s *mcpServer) connect(a *attempt) {
+	// Not the keeper's context: a retired server still connects for the
+	// calls of turns that started before the reload.
+	ctx, cancel := context.WithTimeout(context.Background(), s.env.connectTimeout)
+	defer cancel()
+	sess, tools, err := s.dial(ctx)
+	s.mu.Lock()
+	s.connecting = nil
+	if err == nil {
+		s.sess, s.tools = sess, tools
+	}
+	s.mu.Unlock()
+	a.sess, a.err = sess, err
+	close(a.done)
+	s.closeIfIdle()
+}
+
+func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, error) {
+	var t mcp.Transport
+	switch {
+	case s.cfg.inProcess != nil:
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := s.cfg.inProcess.Connect(ctx, st, nil); err != nil {
+			return nil, nil, err
+		}
+		t = ct
+	case s.cfg.URL != "":
+		base := s.env.httpClient
+		t = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: &http.Client{
+			Transport:     headerTransport{base: base.Transport, headers: s.cfg.Headers},
+			CheckRedirect: base.CheckRedirect,
+		}}
+	default:
+		cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
+		cmd.Stderr = os.Stderr
+		t = &mcp.CommandTransport{Command: cmd}
+	}
+	sess, err := s.client.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	tools, err := s.list(ctx, sess)
+	if err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	return sess, tools, nil
+}
+
+// list lists sess's tools, keeping those of the allow-list if there is one.
+func (s *mcpServer) list(ctx context.Context, sess *mcp.ClientSession) ([]mcpTool, error) {
+	var tools []mcpTool
+	for t, err := range sess.Tools(ctx, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("listing tools: %w", err)
+		}
+		if len(s.cfg.Tools) > 0 && !slices.Contains(s.cfg.Tools, t.Name) {
+			continue
+		}
+		schema, _ := t.InputSchema.(map[string]any)
+		if schema == nil {
+			schema = map[string]any{"type": "object"}
+		}
+		tools = append(tools, mcpTool{model: modelName(s.cfg.Name, t.Name), name: t.Name,
+			description: t.Description, schema: schema})
+	}
+	for _, name := range s.cfg.Tools {
+		if !slices.ContainsFunc(tools, func(t mcpTool) bool { return t.name == name }) {
+			s.env.log.Warn("mcp server lacks an allowed tool", "server", s.cfg.Name, "tool", name)
+		}
+	}
+	return tools, nil
+}
+
+// relist lists the tools again after the server said they changed.
+func (s *mcpServer) relist() {
+	s.mu.Lock()
+	sess := s.sess
+	s.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.env.connectTimeout)
+	defer cancel()
+	tools, err := s.list(ctx, sess)
+	if err != nil {
+		s.env.log.Warn("mcp tools not listed", "server", s.cfg.Name, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.sess == sess {
+		s.tools = tools
+	}
+	s.mu.Unlock()
+}
+
+// listed is the server's tools as last listed (none if it was never
+// reached).
+func (s *mcpServer) listed() []mcpTool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tools
+}
+
+// drop forgets sess, if it is still the live session, and closes it.
+func (s *mcpServer) drop(sess *mcp.ClientSession) {
+	s.mu.Lock()
+	if s.sess == sess {
+		s.sess = nil
+	}
+	s.mu.Unlock()
+	sess.Close()
+}
+
+// retire stops the keeper and closes the session once no call runs. A
+// call made later (by a turn that took its agent before a reload)
+// connects again, and the session is closed after it.
+func (s *mcpServer) retire() {
+	s.stop()
+	s.mu.Lock()
+	s.retired = true
+	s.mu.Unlock()
+	s.closeIfIdle()
+}
+
+func (s *mcpServer) closeIfIdle() {
+	s.mu.Lock()
+	sess := s.sess
+	idle := s.retired && s.inflight == 0 && sess != nil
+	if idle {
+		s.sess = nil
+	}
+	s.mu.Unlock()
+	if idle {
+		sess.Close()
+	}
+}
+
+// call runs tool name of this server.
+func (s *mcpServer) call(ctx context.Context, name string, input json.RawMessage, progress func(Progress)) (Result, error) {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight--
+		s.mu.Unlock()
+		s.closeIfIdle()
+	}()
+	sess, err := s.session(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("MCP server %s is not reachable: %w", s.cfg.Name, err)
+	}
+	token := s.cfg.Name + "-" + strconv.FormatUint(s.tokens.Add(1), 10)
+	sink := &progressSink{f: progress}
+	s.sinks.Store(token, sink)
+	defer func() {
+		s.sinks.Delete(token)
+		sink.close()
+	}()
+	params := &mcp.CallToolParams{Name: name, Arguments: input}
+	params.SetProgressToken(token)
+	res, err := sess.CallTool(ctx, params)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, mcp.ErrConnectionClosed) {
+			s.drop(sess)
+		}
+		return Result{}, fmt.Errorf("MCP server %s: %w", s.cfg.Name, err)
+	}
+	return mcpResult(res)
+}
+
+// mcpResult maps an MCP result: isError to an error holding its text;
+// otherwise the structured content if there is some, else {"text": …}
+// when all content is text, else {"content": [the MCP content blocks]}.
+func mcpResult(r *mcp.CallToolResult) (Result, error) {
+	var texts []string
+	onlyText := true
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			texts = append(texts, t.Text)
+		} else {
+			onlyText = false
+		}
+	}
+	text := strings.Join(texts, "\n")
+	if r.IsError {
+		if strings.TrimSpace(text) == "" {
+			text = "the tool reported an error"
+		}
+		return Result{Error: text}, nil
+	}
+	var v any
+	switch {
+	case r.StructuredContent != nil:
+		v = r.StructuredContent
+	case onlyText:
+		v = map[string]string{"text": text}
+	default:
+		v = map[string]any{"content": r.Content}
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return Result{}, fmt.Errorf("the tool's result is not JSON: %w", err)
+	}
+	return Result{Output: out}, nil
+}
+
+// progressSink passes one call's progress on, at most one report per
+// ProgressInterval, and none after close.
+type progressSink struct {
+	f      func(Progress)
+	mu     sync.Mutex
+	last   time.Time
+	closed bool
+}
+
+func (p *progressSink) send(pr Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if p.closed || (!p.last.IsZero() && now.Sub(p.last) < ProgressInterval) {
+		return
+	}
+	p.last = now
+	p.f(pr)
+}
+
+func (p *progressSink) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+}
+
+// mcpRunner runs one tool of an MCP server.
+type mcpRunner struct {
+	srv  *mcpServer
+	name string
+}
+
+var _ runner = mcpRunner{}
+
+func (r mcpRunner) run(ctx context.Context, _ CallInfo, input json.RawMessage, progress func(Progress)) (Result, error) {
+	return r.srv.call(ctx, r.name, input, progress)
+}
+
+// headerTransport adds the configured headers to each request.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+}
+
+func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := h.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if len(h.headers) > 0 {
+		req = req.Clone(req.Context())
+		for k, v := range h.headers {
+			req.Header.Set(k, v)
+		}
+	}
+	return base.RoundTrip(req)
+}

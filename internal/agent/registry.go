@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/metrics"
+)
+
+// Options tunes a Registry. Zero values mean the documented defaults.
+type Options struct {
+	// Logger gets one line per call and the MCP connection news (default:
+	// discard).
+	Logger *slog.Logger
+	// Metrics records tool calls (default: a fresh, unexported set).
+	Metrics *metrics.Metrics
+	// MaxOutputBytes caps one call's output (default
+	// DefaultMaxOutputBytes, at least 1 KiB).
+	MaxOutputBytes int
+	// HTTPClient makes HTTP tool calls and MCP streamable HTTP requests
+	// (default: one that does not follow redirects, so that a 3xx is an
+	// error result). Its Timeout should be zero: tools have their own.
+	HTTPClient *http.Client
+	// DefaultModel is the model of agents whose entry names none.
+	DefaultModel string
+	// ConnectTimeout bounds connecting to an MCP server and listing its
+	// tools (default DefaultConnectTimeout). New and Reload wait at most
+	// this long for new servers.
+	ConnectTimeout time.Duration
+}
+
+// Registry is the live set of agents and tools. Its methods are safe for
+// concurrent use.
+type Registry struct {
+	env          *env
+	defaultModel string
+
+	reload sync.Mutex // serialises Reload and Close
+
+	mu      sync.Mutex
+	cfg     *Config
+	servers map[string]*mcpServer
+	closed  bool
+}
+
+// ErrClosed is Reload's error after Close.
+var ErrClosed = errors.New("agent: registry closed")
+
+// New validates cfg and returns a registry of its agents. It starts a
+// connection to each MCP server and waits for the first attempts to end
+// (at most ConnectTimeout); a server that cannot be reached does not make
+// New fail: it is logged and retried in the background, and its tools
+// appear once it is reached. Close stops the connections.
+func New(cfg *Config, opts Options) (*Registry, error) {
+	e := &env{log: opts.Logger, metrics: opts.Metrics, maxOutput: opts.MaxOutputBytes,
+		connectTimeout: opts.ConnectTimeout, httpClient: opts.HTTPClient}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.metrics == nil {
+		e.metrics = metrics.New()
+	}
+	if e.maxOutput == 0 {
+		e.maxOutput = DefaultMaxOutputBytes
+	}
+	e.maxOutput = max(e.maxOutput, minOutputBytes)
+	if e.connectTimeout <= 0 {
+		e.connectTimeout = DefaultConnectTimeout
+	}
+	if e.httpClient == nil {
+		e.httpClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
+	}
+	r := &Registry{env: e, defaultModel: opts.DefaultModel, servers: map[string]*mcpServer{}}
+	if err := r.Reload(cfg); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload replaces the agents and tools with cfg's. An invalid cfg changes
+// nothing and is returned as the error. Turns keep the *Agent they took;
+// MCP servers whose entry did not change keep their connection, the
+// others are connected anew (waiting as New does) and the old ones
+// closed once their calls end.
+func (r *Registry) Reload(cfg *Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r.reload.Lock()
+	defer r.reload.Unlock()
+	r.mu.Lock()
+	old, closed := r.servers, r.closed
+	r.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	servers := map[string]*mcpServer{}
+	var fresh []*mcpServer
+	for _, sc := range cfg.MCPServers {
+		if s, ok := old[sc.Name]; ok && reflect.DeepEqual(s.cfg, sc) {
+			servers[sc.Name] = s
+			continue
+		}
+		s := newMCPServer(sc, r.env)
+		servers[sc.Name] = s
+		fresh = append(fresh, s)
+		s.start()
+	}
+	for _, s := range fresh {
+		<-s.ready
+	}
+	r.mu.Lock()
+	r.cfg, r.servers = cfg, servers
+	r.mu.Unlock()
+	for name, s := range old {
+		if servers[name] != s {
+			s.retire()
+		}
+	}
+	return nil
+}
+
+// Close stops every MCP connection. Agents taken before keep working:
+// their MCP calls connect for the call.
+func (r *Registry) Close() error {
+	r.reload.Lock()
+	defer r.reload.Unlock()
+	r.mu.Lock()
+	servers := r.servers
+	r.closed = true
+	r.mu.Unlock()
+	for _, s := range servers {
+		s.retire()
+	}
+	return nil
+}
+
+// Agent returns the agent named name as it is now, with the tools its MCP
+// servers list now. It does not check allow: see Agent.Allowed.
+func (r *Registry) Agent(name string) (*Agent, bool) {
+	r.mu.Lock()
+	cfg, servers := r.cfg, r.servers
+	r.mu.Unlock()
+	i := slices.IndexFunc(cfg.Agents, func(a AgentConfig) bool { return a.Name == name })
+	if i < 0 {
+		return nil, false
+	}
+	return r.build(cfg, servers, &cfg.Agents[i]), true
+}
+
+// List is the agents a user with these claims may use, in the file's
+// order.
+func (r *Registry) List(claims map[string]any) []AgentInfo {
+	r.mu.Lock()
+	cfg, servers := r.cfg, r.servers
+	r.mu.Unlock()
+	out := []AgentInfo{}
+	for i := range cfg.Agents {
+		ac := &cfg.Agents[i]
+		if ac.Allow != nil && !allowed(ac.Allow.Claims, claims) {
+			continue
+		}
+		out = append(out, r.build(cfg, servers, ac).Info())
+	}
+	return out
+}
+
+// build makes the Agent of ac from cfg and the servers' tools now.
+func (r *Registry) build(cfg *Config, servers map[string]*mcpServer, ac *AgentConfig) *Agent {
+	a := &Agent{Name: ac.Name, Description: ac.Description, Model: ac.Model, System: ac.System,
+		MaxSteps: ac.MaxSteps, MaxTokens: ac.MaxTokens, Temperature: ac.Temperature,
+		runners: map[string]runner{}, env: r.env}
+	if a.Model == "" {
+		a.Model = r.defaultModel
+	}
+	if a.MaxSteps == 0 {
+		a.MaxSteps = DefaultMaxSteps
+	}
+	if ac.Allow != nil {
+		a.allow = ac.Allow.Claims
+	}
+	approval := map[string]bool{}
+	for _, name := range ac.Approval {
+		approval[name] = true
+	}
+	taken := map[string]bool{}
+	for _, name := range ac.Tools {
+		if t := cfg.tool(name); t != nil {
+			info := ToolInfo{Name: t.Name, Description: t.Description, InputSchema: t.InputSchema,
+				Approval: approval[t.Name]}
+			if info.InputSchema == nil {
+				info.InputSchema = map[string]any{"type": "object", "properties": map[string]any{}}
+			}
+			if t.Client != nil {
+				info.Kind, info.Timeout = KindClient, t.Timeout.or(DefaultClientTimeout)
+			} else {
+				info.Kind, info.Timeout = KindHTTP, t.Timeout.or(DefaultTimeout)
+				a.runners[t.Name] = &httpTool{url: t.HTTP.URL, headers: t.HTTP.Headers,
+					client: r.env.httpClient, max: r.env.maxOutput}
+			}
+			taken[info.Name] = true
+			a.Tools = append(a.Tools, info)
+			continue
+		}
+		s := servers[name]
+		for _, mt := range s.listed() {
+			info := ToolInfo{Name: uniqueName(mt.model, taken), Description: mt.description, Kind: KindMCP,
+				InputSchema: mt.schema, Timeout: s.cfg.Timeout.or(DefaultTimeout),
+				Approval: approval[name] || approval[mt.model] || approval[name+mcpSeparator+mt.name]}
+			taken[info.Name] = true
+			a.Tools = append(a.Tools, info)
+			a.runners[info.Name] = mcpRunner{srv: s, name: mt.name}
+		}
+	}
+	return a
+}
