@@ -30,7 +30,7 @@ func TestStreamText(t *testing.T) {
 		t.Errorf("text = %q, want %q", got, want)
 	}
 	want := convo.Result{StopReason: protocol.StopEndTurn, Usage: protocol.Usage{InputTokens: 12, OutputTokens: 6}}
-	if res != want {
+	if !reflect.DeepEqual(res, want) {
 		t.Errorf("result = %+v, want %+v", res, want)
 	}
 	// Turns reuse the client's connection. Without inMemoryBody (see
