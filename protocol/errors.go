@@ -18,6 +18,11 @@ const (
 	CodeModelError   = "model_error"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
+	// CodeMethodNotAllowed and CodeUnsupportedMediaType occur only over
+	// HTTP: a method the path does not serve, and a state-changing request
+	// whose body is not declared as JSON.
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeUnsupportedMediaType = "unsupported_media_type"
 )
 
 // Error is the wire form of every failure: a stable code and a message safe
@@ -60,8 +65,12 @@ func HTTPStatus(code string) int {
 		return 403
 	case CodeNotFound:
 		return 404
+	case CodeMethodNotAllowed:
+		return 405
 	case CodeTooLarge:
 		return 413
+	case CodeUnsupportedMediaType:
+		return 415
 	case CodeRateLimited:
 		return 429
 	case CodeBusy, CodeUnavailable:

@@ -12,18 +12,20 @@ import (
 func TestHTTPStatus(t *testing.T) {
 	t.Parallel()
 	for code, want := range map[string]int{
-		protocol.CodeBadRequest:   400,
-		protocol.CodeUnknownType:  400,
-		protocol.CodeUnauthorized: 401,
-		protocol.CodeForbidden:    403,
-		protocol.CodeNotFound:     404,
-		protocol.CodeTooLarge:     413,
-		protocol.CodeRateLimited:  429,
-		protocol.CodeModelError:   502,
-		protocol.CodeBusy:         503,
-		protocol.CodeUnavailable:  503,
-		protocol.CodeInternal:     500,
-		"no_such_code":            500,
+		protocol.CodeBadRequest:           400,
+		protocol.CodeUnknownType:          400,
+		protocol.CodeUnauthorized:         401,
+		protocol.CodeForbidden:            403,
+		protocol.CodeNotFound:             404,
+		protocol.CodeMethodNotAllowed:     405,
+		protocol.CodeTooLarge:             413,
+		protocol.CodeUnsupportedMediaType: 415,
+		protocol.CodeRateLimited:          429,
+		protocol.CodeModelError:           502,
+		protocol.CodeBusy:                 503,
+		protocol.CodeUnavailable:          503,
+		protocol.CodeInternal:             500,
+		"no_such_code":                    500,
 	} {
 		t.Run(code, func(t *testing.T) {
 			if got := protocol.HTTPStatus(code); got != want {

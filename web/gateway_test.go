@@ -96,6 +96,9 @@ type gatewayConfig struct {
 	model string
 	// user authenticates WebSocket upgrades; nil lets everyone in.
 	user func(*http.Request) (string, error)
+	// loopback refuses Hosts that are not loopback names, as the gateway
+	// does when it listens on loopback.
+	loopback bool
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -116,6 +119,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: cfg.model, Version: "dev", Auth: "none"},
 		WebSocket: conn.NewHandler(svc, conn.Options{Logger: logger, User: cfg.user}),
 		Page:      web.Handler(),
+		Loopback:  cfg.loopback,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

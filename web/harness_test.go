@@ -75,6 +75,9 @@ func browser(t *testing.T) context.Context {
 			chromedp.DisableGPU,
 			chromedp.Flag("disable-quic", true),
 			chromedp.Flag("disable-component-update", true),
+			// A name for a page of another site that resolves to the
+			// gateway, as after DNS rebinding (see crosssite_test.go).
+			chromedp.Flag("host-resolver-rules", "MAP "+reboundName+" 127.0.0.1"),
 			chromedp.UserDataDir(dir),
 			chromedp.WindowSize(1280, 800),
 		)

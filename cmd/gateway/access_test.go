@@ -65,6 +65,7 @@ func TestRunJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header = conntest.Bearer(t, "alice")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "with -auth jwt: the required iss claim (empty: not checked)")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "with -auth jwt: a required aud claim (empty: not checked)")
 	fs.DurationVar(&c.jwtLeeway, "jwt-leeway", 30*time.Second, "with -auth jwt: clock skew tolerated on exp, nbf and iat")
-	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated origin patterns (host[:port] such as app.example.com or *.example.com, or scheme://host) whose pages may open WebSockets besides the gateway's own host")
+	fs.StringVar(&c.allowedOrigins, "allowed-origins", "", "comma-separated origin patterns (host[:port] such as app.example.com or *.example.com, or scheme://host) whose pages may open WebSockets and make state-changing HTTP requests besides the gateway's own origin; on loopback, also the Host names accepted besides loopback ones")
 	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 0, "conversations one connection may follow at once (0: 1000)")
 	fs.IntVar(&c.maxConns, "max-conns", 10000, "open WebSocket connections in all (0: no limit)")
 	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 100, "open WebSocket connections per user with -auth jwt (0: no limit)")

@@ -118,14 +118,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready.Store(true)
 	srv := &http.Server{
 		Handler: httpapi.New(svc, httpapi.Options{
-			Logger:      log,
-			Info:        httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: cfg.auth},
-			WebSocket:   ws,
-			Page:        web.Handler(),
-			Metrics:     m,
-			Ready:       ready.Load,
-			User:        user,
-			SendLimiter: lim.send,
+			Logger:         log,
+			Info:           httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: cfg.auth},
+			WebSocket:      ws,
+			Page:           web.Handler(),
+			Metrics:        m,
+			Ready:          ready.Load,
+			User:           user,
+			SendLimiter:    lim.send,
+			AllowedOrigins: cfg.origins(),
+			Loopback:       isLoopback(ln.Addr()),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -255,6 +257,13 @@ func openURL(addr string, bound net.Addr) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// isLoopback reports whether addr, a bound listener's address, accepts
+// only connections from this machine.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // version is the module version the binary was built from.

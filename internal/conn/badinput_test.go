@@ -241,9 +241,9 @@ func TestBadInputHTTP(t *testing.T) {
 		{"cancel in an unknown conversation", "POST", "/v1/conversations/nope/cancel", "", 404, protocol.CodeNotFound},
 		{"delete an unknown conversation", "DELETE", "/v1/conversations/nope", "", 404, protocol.CodeNotFound},
 		{"unknown API path", "GET", "/v1/nothing", "", 404, protocol.CodeNotFound},
-		{"PUT a conversation", "PUT", known, `{}`, 405, protocol.CodeBadRequest},
-		{"PATCH the list", "PATCH", "/v1/conversations", `{}`, 405, protocol.CodeBadRequest},
-		{"GET the cancel action", "GET", known + "/cancel", "", 405, protocol.CodeBadRequest},
+		{"PUT a conversation", "PUT", known, `{}`, 405, protocol.CodeMethodNotAllowed},
+		{"PATCH the list", "PATCH", "/v1/conversations", `{}`, 405, protocol.CodeMethodNotAllowed},
+		{"GET the cancel action", "GET", known + "/cancel", "", 405, protocol.CodeMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

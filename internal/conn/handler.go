@@ -154,11 +154,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cw := &corkResponse{ResponseWriter: w}
-	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
+	rw := &refusalWriter{corkResponse: cw}
+	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
-		// Accept has answered the request (403 for a foreign origin).
 		h.slots.Release(user)
 		h.log.Debug("websocket upgrade refused", "err", err)
+		if rw.status != 0 {
+			h.refuse(w, rw.refusal())
+		}
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)

@@ -32,6 +32,9 @@ func do(t *testing.T, method, url, body, user, auth string) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if user != "" {
 		auth = "Bearer " + conntest.Token(t, user)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -22,6 +23,9 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 	}
 	if int64(len(body)) > a.opts.MaxBodyBytes {
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "body: over the limit of %d bytes", a.opts.MaxBodyBytes)
+	}
+	if !utf8.Valid(body) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: invalid UTF-8")
 	}
 	obj := map[string]json.RawMessage{}
 	body = bytes.TrimSpace(body)

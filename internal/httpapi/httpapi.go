@@ -6,8 +6,12 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -60,6 +64,17 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (default MaxBodyBytes); a larger
 	// one gets 413 too_large.
 	MaxBodyBytes int64
+	// AllowedOrigins lists the origin patterns, besides the gateway's own
+	// origin, whose pages may make state-changing requests (see
+	// coder/websocket's AcceptOptions.OriginPatterns for the syntax; pass
+	// the WebSocket handler the same list). A state-changing request or
+	// an upgrade with any other Origin is refused with 403 forbidden.
+	AllowedOrigins []string
+	// Loopback, set when the gateway listens only on loopback addresses,
+	// refuses with 403 forbidden every request whose Host is neither a
+	// loopback name nor matched by AllowedOrigins: a page whose own name
+	// was rebound to 127.0.0.1 must not reach the gateway.
+	Loopback bool
 }
 
 // api holds what the route handlers share.
@@ -87,43 +102,116 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, opts: opts, log: opts.Logger}
 	r := chi.NewRouter()
-	r.Use(logRequests(a.log))
-	notFound := func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, protocol.Errorf(protocol.CodeNotFound, "no route for %s", r.URL.Path))
-	}
-	r.NotFound(notFound)
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		httperr.WriteJSON(w, http.StatusMethodNotAllowed, httperr.Body{Error: protocol.Errorf(protocol.CodeBadRequest, "method %s not allowed on %s", r.Method, r.URL.Path)})
-	})
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
-	r.Get("/readyz", a.ready)
-	r.Get("/v1/info", func(w http.ResponseWriter, _ *http.Request) { httperr.WriteJSON(w, http.StatusOK, a.opts.Info) })
-	if opts.WebSocket != nil {
-		r.Get("/v1/ws", opts.WebSocket.ServeHTTP)
-	}
-	if serveMetrics {
-		r.Get("/metrics", opts.Metrics.Handler().ServeHTTP)
-	}
-	r.Route("/v1/conversations", func(r chi.Router) {
-		r.Use(a.authenticate)
-		r.Get("/", a.with(a.list))
-		r.Post("/", a.with(a.create))
-		r.Route("/{id}", func(r chi.Router) {
-			r.Get("/", a.withID(a.get))
-			r.Delete("/", a.withID(a.delete))
-			r.Get("/messages", a.withID(a.history))
-			r.Post("/messages", a.withID(a.send))
-			r.Get("/events", a.withID(a.events))
-			r.Post("/actions", a.withID(a.action))
-			r.Post("/cancel", a.withID(a.cancel))
+	r.Use(logRequests(a.log), a.checkHost, middleware.GetHead)
+	r.NotFound(a.notFound)
+	r.MethodNotAllowed(a.methodNotAllowed(r))
+	// Every route goes in this group: its requests pass the origin and
+	// content-type checks, and only those of a route that exists, so that
+	// a wrong path or method is told as such first.
+	r.Group(func(r chi.Router) {
+		r.Use(a.checkOrigin, a.requireJSON)
+		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+		r.Get("/readyz", a.ready)
+		r.Get("/v1/info", func(w http.ResponseWriter, _ *http.Request) { httperr.WriteJSON(w, http.StatusOK, a.opts.Info) })
+		if opts.WebSocket != nil {
+			r.Get("/v1/ws", opts.WebSocket.ServeHTTP)
+		}
+		if serveMetrics {
+			r.Get("/metrics", opts.Metrics.Handler().ServeHTTP)
+		}
+		r.Route("/v1/conversations", func(r chi.Router) {
+			r.Use(a.authenticate)
+			r.Get("/", a.with(a.list))
+			r.Post("/", a.with(a.create))
+			r.Route("/{id}", func(r chi.Router) {
+				r.Get("/", a.withID(a.get))
+				r.Delete("/", a.withID(a.delete))
+				r.Get("/messages", a.withID(a.history))
+				r.Post("/messages", a.withID(a.send))
+				r.Get("/events", a.withID(a.events))
+				r.Post("/actions", a.withID(a.action))
+				r.Post("/cancel", a.withID(a.cancel))
+			})
+		})
+		// The page serves every other path; unknown API paths get a JSON
+		// 404, not the page's.
+		r.Get("/*", func(w http.ResponseWriter, r *http.Request) {
+			if opts.Page == nil || strings.HasPrefix(r.URL.Path, "/v1/") {
+				a.notFound(w, r)
+				return
+			}
+			opts.Page.ServeHTTP(w, r)
 		})
 	})
-	// Unknown API paths get a JSON 404, not the page's.
-	r.HandleFunc("/v1/*", notFound)
-	if opts.Page != nil {
-		r.Handle("/*", opts.Page)
-	}
 	return r
+}
+
+// notFound answers a path no route serves.
+func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
+	a.fail(w, protocol.Errorf(protocol.CodeNotFound, "no route for %s", r.URL.Path))
+}
+
+// methodNotAllowed answers a request whose path the router has, but not
+// for its method, with 405 and the methods it has in Allow. The page's
+// catch-all GET does not count: a POST to a path only the page serves is
+// a 404.
+func (a *api) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	type route struct {
+		segments []string
+		method   string
+	}
+	// The routes are registered after this handler; walk them once they are.
+	routeTable := sync.OnceValue(func() []route {
+		var table []route
+		_ = chi.Walk(routes, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+			if pattern != "/*" {
+				table = append(table, route{splitPath(pattern), method})
+			}
+			return nil
+		})
+		return table
+	})
+	return func(w http.ResponseWriter, r *http.Request) {
+		table, path := routeTable(), splitPath(r.URL.Path)
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if slices.ContainsFunc(table, func(rt route) bool { return rt.method == m && matchPath(rt.segments, path) }) {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			a.notFound(w, r)
+			return
+		}
+		if allow[0] == http.MethodGet && !slices.Contains(allow, http.MethodHead) {
+			allow = slices.Insert(allow, 1, http.MethodHead) // GetHead serves it
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		a.fail(w, protocol.Errorf(protocol.CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+	}
+}
+
+// splitPath splits a path or route pattern into its segments, ignoring a
+// trailing slash as the router does for a subrouter's "/".
+func splitPath(p string) []string {
+	return strings.Split(strings.Trim(p, "/"), "/")
+}
+
+// matchPath reports whether path matches a route pattern's segments: a
+// {param} matches one segment, a * the rest.
+func matchPath(pattern, path []string) bool {
+	for i, seg := range pattern {
+		switch {
+		case seg == "*":
+			return true
+		case i >= len(path):
+			return false
+		case strings.HasPrefix(seg, "{"):
+		case seg != path[i]:
+			return false
+		}
+	}
+	return len(pattern) == len(path)
 }
 
 func (a *api) ready(w http.ResponseWriter, _ *http.Request) {

@@ -23,6 +23,9 @@ func call(t *testing.T, method, url, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +229,8 @@ func TestErrors(t *testing.T) {
 		{"action on unknown", "POST", "/nope/actions", `{"name":"x"}`, 404, "not_found", ""},
 		{"cancel unknown", "POST", "/nope/cancel", "", 404, "not_found", ""},
 		{"unknown route", "GET", "/e1/nothing", "", 404, "not_found", "no route"},
-		{"wrong method", "PUT", "/e1", "", 405, "bad_request", "PUT"},
+		{"wrong method", "PUT", "/e1", "", 405, "method_not_allowed", "PUT"},
+		{"invalid UTF-8 body", "POST", "/e1/messages", "{\"text\":\"caf\xe9\"}", 400, "bad_request", "body: invalid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

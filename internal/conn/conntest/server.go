@@ -67,6 +67,10 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	ws := conn.NewHandler(svc, cfg.Conn)
 	cfg.API.WebSocket = ws
+	if cfg.API.AllowedOrigins == nil {
+		// One list for both, as main passes -allowed-origins.
+		cfg.API.AllowedOrigins = cfg.Conn.OriginPatterns
+	}
 	srv := httptest.NewUnstartedServer(httpapi.New(svc, cfg.API))
 	if cfg.SendBuffer > 0 {
 		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}

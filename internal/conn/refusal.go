@@ -1,0 +1,54 @@
+package conn
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// refusalWriter is the ResponseWriter handed to websocket.Accept. Accept
+// answers a request it refuses (not an upgrade, a foreign origin, a bad
+// handshake) in plain text; refusalWriter keeps that answer back, so that
+// the handler sends the gateway's JSON error instead, as for every other
+// refusal.
+type refusalWriter struct {
+	*corkResponse
+	// status and text are the refusal Accept wrote, if any.
+	status int
+	text   strings.Builder
+}
+
+// WriteHeader implements http.ResponseWriter: 101 goes through, anything
+// else is kept back.
+func (w *refusalWriter) WriteHeader(status int) {
+	if status == http.StatusSwitchingProtocols {
+		w.corkResponse.WriteHeader(status)
+		return
+	}
+	w.status = status
+}
+
+// Write implements http.ResponseWriter.
+func (w *refusalWriter) Write(p []byte) (int, error) {
+	if w.status != 0 {
+		return w.text.Write(p)
+	}
+	return w.corkResponse.Write(p)
+}
+
+// refusal is the error to answer once Accept has refused the request:
+// the code that fits the status Accept chose, with Accept's message.
+func (w *refusalWriter) refusal() error {
+	msg := strings.TrimSpace(w.text.String())
+	// Accept's own headers describe its plain-text body.
+	w.Header().Del("Content-Type")
+	switch w.status {
+	case http.StatusForbidden:
+		return protocol.Errorf(protocol.CodeForbidden, "%s", msg)
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodGet)
+		return protocol.Errorf(protocol.CodeMethodNotAllowed, "%s", msg)
+	}
+	return protocol.Errorf(protocol.CodeBadRequest, "%s", msg)
+}
