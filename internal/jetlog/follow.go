@@ -1,0 +1,59 @@
+package jetlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Follower delivers a conversation's events as JetStream stores them.
+type Follower struct {
+	cc jetstream.ConsumeContext
+}
+
+// Follow calls fn with every event of conversation id at position from or
+// later, in order, as each is stored, whichever node appends it; fn runs
+// on one goroutine at a time and must not block for long. It uses an
+// ordered consumer, which JetStream recreates from the last delivered
+// position after a disconnection, so fn sees no gap and no repeat. Call
+// Stop when done.
+func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logger, fn func(Entry)) (*Follower, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	cons, err := l.js.OrderedConsumer(ctx, l.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.subject(id)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    max(from, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: follow %s: %w", id, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			log.Error("follow: message without metadata", "conversation", id, "err", err)
+			return
+		}
+		e, err := entryOf(md.Sequence.Stream, msg.Headers(), msg.Data(), md.Timestamp)
+		if err != nil {
+			log.Error("follow: bad message", "conversation", id, "err", err)
+			return
+		}
+		fn(e)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		log.Debug("follow", "conversation", id, "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: follow %s: %w", id, err)
+	}
+	return &Follower{cc: cc}, nil
+}
+
+// Stop ends the delivery and waits until fn has returned for the last
+// time. It must not be called from fn.
+func (f *Follower) Stop() {
+	f.cc.Stop()
+	<-f.cc.Closed()
+}

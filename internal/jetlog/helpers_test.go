@@ -1,0 +1,34 @@
+package jetlog_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/chatgateway/gateway/internal/jetlog"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+)
+
+// open starts a JetStream server and opens a Log on it.
+func open(t *testing.T, opts jetlog.Options) (*jetlog.Log, *natstest.Server) {
+	t.Helper()
+	srv := natstest.Start(t)
+	return connect(t, srv.URL(), opts), srv
+}
+
+// connect opens a Log on the servers at urls, with a connection of its own.
+func connect(t *testing.T, urls string, opts jetlog.Options) *jetlog.Log {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	l, err := jetlog.Open(context.Background(), nc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

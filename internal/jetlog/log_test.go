@@ -1,0 +1,243 @@
+package jetlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/jetlog"
+)
+
+func TestAppendIsFencedByPosition(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	p1, err := l.Append(ctx, "c.1", 1, 0, []byte(`one`), "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A writer that has not seen event 1 must not store another seq 1.
+	if _, err := l.Append(ctx, "c.1", 1, 0, []byte(`fork`), ""); !errors.Is(err, jetlog.ErrFenced) {
+		t.Fatalf("stale append: got %v, want ErrFenced", err)
+	}
+	// Another conversation's events do not move this one's position.
+	if _, err := l.Append(ctx, "other", 1, 0, []byte(`x`), ""); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := l.Append(ctx, "c.1", 2, p1, []byte(`two`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := l.Last(ctx, "c.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Seq != 2 || last.Pos != p2 || string(last.Data) != "two" {
+		t.Fatalf("last = %+v, want seq 2 at %d", last, p2)
+	}
+	got, err := l.Read(ctx, "c.1", 1, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Seq != 1 || got[0].ClientMsgID != "k1" || got[1].Seq != 2 || string(got[1].Data) != "two" {
+		t.Fatalf("read = %+v", got)
+	}
+	if empty, err := l.Last(ctx, "none"); err != nil || empty.Seq != 0 {
+		t.Fatalf("last of an empty conversation = %+v, %v", empty, err)
+	}
+}
+
+func TestConcurrentWritersStayGapless(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	const writers, each = 4, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; i < each; {
+				last, err := l.Last(ctx, "c")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, err = l.Append(ctx, "c", last.Seq+1, last.Pos, fmt.Appendf(nil, "%d.%d", w, i), "")
+				if errors.Is(err, jetlog.ErrFenced) {
+					continue // read what the others wrote, then try again
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	}
+	wg.Wait()
+	var all []jetlog.Entry
+	for from := uint64(1); ; {
+		got, err := l.Read(ctx, "c", from, 0, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		all = append(all, got...)
+		from = got[len(got)-1].Pos + 1
+	}
+	if len(all) != writers*each {
+		t.Fatalf("%d events, want %d", len(all), writers*each)
+	}
+	for i, e := range all {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
+	}
+}
+
+func TestLocateFindsEverySeq(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	want := map[uint64]uint64{}
+	var prev [2]uint64
+	for i := range 40 {
+		// Interleave two conversations so that positions skip.
+		c := i % 2
+		seq := uint64(i/2 + 1)
+		pos, err := l.Append(ctx, fmt.Sprint("c", c), seq, prev[c], nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev[c] = pos
+		if c == 1 {
+			want[seq] = pos
+		}
+	}
+	for seq, pos := range want {
+		got, err := l.Locate(ctx, "c1", seq)
+		if err != nil || got != pos {
+			t.Fatalf("locate %d = %d, %v; want %d", seq, got, err, pos)
+		}
+	}
+	if _, err := l.Locate(ctx, "c1", 21); !errors.Is(err, jetlog.ErrNotFound) {
+		t.Fatalf("locate beyond the end: %v", err)
+	}
+}
+
+func TestFollowSeesEveryWriter(t *testing.T) {
+	l, srv := open(t, jetlog.Options{})
+	other := connect(t, srv.URL(), jetlog.Options{})
+	ctx := context.Background()
+	got := make(chan jetlog.Entry, 100)
+	f, err := l.Follow(ctx, "c", 1, slog.Default(), func(e jetlog.Entry) { got <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	var prev uint64
+	for i := range 10 {
+		w := l
+		if i%2 == 1 {
+			w = other
+		}
+		if prev, err = w.Append(ctx, "c", uint64(i+1), prev, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if e := <-got; e.Seq != uint64(i+1) {
+			t.Fatalf("followed seq %d, want %d", e.Seq, i+1)
+		}
+	}
+}
+
+func TestMetaCompareAndSet(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	rev, err := l.CreateMeta(ctx, "c.1", "ann@example.com", []byte(`v1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CreateMeta(ctx, "c.1", "ann@example.com", []byte(`v1`)); !errors.Is(err, jetlog.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	rev2, err := l.UpdateMeta(ctx, "c.1", []byte(`v2`), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.UpdateMeta(ctx, "c.1", []byte(`stale`), rev); !errors.Is(err, jetlog.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	data, got, err := l.Meta(ctx, "c.1")
+	if err != nil || got != rev2 || string(data) != "v2" {
+		t.Fatalf("meta = %s @%d, %v", data, got, err)
+	}
+	if _, err := l.CreateMeta(ctx, "c2", "ann@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := l.Owned(ctx, "ann@example.com")
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("owned = %v, %v", ids, err)
+	}
+	if ids, err := l.Owned(ctx, "bob"); err != nil || len(ids) != 0 {
+		t.Fatalf("bob owns %v, %v", ids, err)
+	}
+	if _, err := l.Append(ctx, "c.1", 1, 0, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(ctx, "c.1", "ann@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Meta(ctx, "c.1"); !errors.Is(err, jetlog.ErrNotFound) {
+		t.Fatalf("meta after delete: %v", err)
+	}
+	if last, err := l.Last(ctx, "c.1"); err != nil || last.Seq != 0 {
+		t.Fatalf("events after delete: %+v, %v", last, err)
+	}
+	if ids, _ := l.Owned(ctx, "ann@example.com"); len(ids) != 1 || ids[0] != "c2" {
+		t.Fatalf("owned after delete = %v", ids)
+	}
+}
+
+func TestLeaseIsExclusive(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	a, err := l.Acquire(ctx, "c", "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Valid() {
+		t.Fatal("a fresh lease is not valid")
+	}
+	if _, err := l.Acquire(ctx, "c", "node-b"); !errors.Is(err, jetlog.ErrLeaseHeld) {
+		t.Fatalf("b acquired a held lease: %v", err)
+	}
+	if h, _ := l.Holder(ctx, "c"); h != "node-a" {
+		t.Fatalf("holder = %q", h)
+	}
+	// node-a restarted: it takes its own lease back, and the old handle is
+	// fenced.
+	a2, err := l.Acquire(ctx, "c", "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Renew(ctx); !errors.Is(err, jetlog.ErrLeaseLost) {
+		t.Fatalf("renewing a superseded lease: %v", err)
+	}
+	if a.Valid() {
+		t.Fatal("a lost lease is still valid")
+	}
+	if err := a2.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Acquire(ctx, "c", "node-b")
+	if err != nil {
+		t.Fatalf("b after release: %v", err)
+	}
+	_ = b.Release(ctx)
+}

@@ -1,0 +1,145 @@
+package jetlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConflict means a compare-and-set lost: the value changed since the
+// revision the caller read.
+var ErrConflict = errors.New("jetlog: the value changed meanwhile")
+
+func metaKey(id string) string        { return "m." + token(id) }
+func ownerKey(user, id string) string { return "o." + userToken(user) + "." + token(id) }
+func ownerPrefix(user string) string  { return "o." + userToken(user) + "." }
+func workKey(id string) string        { return "w." + token(id) }
+
+// CreateMeta stores the metadata of a new conversation id owned by user,
+// and indexes it under its owner. It fails with ErrExists if the
+// conversation exists. It returns the metadata's revision.
+func (l *Log) CreateMeta(ctx context.Context, id, user string, data []byte) (uint64, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	// The index entry goes first: an entry whose metadata is missing (the
+	// node died between the two writes) is skipped by Owned.
+	if _, err := l.meta.Put(ctx, ownerKey(user, id), nil); err != nil {
+		return 0, fmt.Errorf("jetlog: index %s: %w", id, err)
+	}
+	rev, err := l.meta.Create(ctx, metaKey(id), data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrExists
+	}
+	if err != nil {
+		return 0, fmt.Errorf("jetlog: create %s: %w", id, err)
+	}
+	return rev, nil
+}
+
+// Meta returns conversation id's metadata and its revision, or ErrNotFound.
+func (l *Log) Meta(ctx context.Context, id string) ([]byte, uint64, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	e, err := l.meta.Get(ctx, metaKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("jetlog: read %s: %w", id, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// UpdateMeta replaces conversation id's metadata if its revision is still
+// rev, and returns the new revision; otherwise it fails with ErrConflict.
+func (l *Log) UpdateMeta(ctx context.Context, id string, data []byte, rev uint64) (uint64, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	next, err := l.meta.Update(ctx, metaKey(id), data, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("jetlog: update %s: %w", id, err)
+	}
+	return next, nil
+}
+
+// Delete removes conversation id, owned by user: its metadata, its index
+// entry, its pending work and every event.
+func (l *Log) Delete(ctx context.Context, id, user string) error {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	if err := l.meta.Purge(ctx, metaKey(id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	if err := l.meta.Purge(ctx, ownerKey(user, id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	if err := l.work.Purge(ctx, workKey(id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	s, err := l.js.Stream(ctx, l.stream)
+	if err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(l.subject(id))); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// Owned returns the ids of user's conversations (in no order), including
+// some whose metadata a crash left unwritten: callers skip those.
+func (l *Log) Owned(ctx context.Context, user string) ([]string, error) {
+	return l.keys(ctx, l.meta, ownerPrefix(user))
+}
+
+// keys lists the keys of kv that start with prefix, without it.
+func (l *Log) keys(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]string, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	lister, err := kv.ListKeysFiltered(ctx, prefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: list %s: %w", kv.Bucket(), err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for k := range lister.Keys() {
+		id := untoken(strings.TrimPrefix(k, prefix))
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// MarkWork records that conversation id has turns to run, so that
+// another node runs them if this one dies first.
+func (l *Log) MarkWork(ctx context.Context, id string) error {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	if _, err := l.work.Put(ctx, workKey(id), nil); err != nil {
+		return fmt.Errorf("jetlog: mark %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClearWork forgets that conversation id has turns to run.
+func (l *Log) ClearWork(ctx context.Context, id string) error {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	if err := l.work.Purge(ctx, workKey(id)); err != nil {
+		return fmt.Errorf("jetlog: clear %s: %w", id, err)
+	}
+	return nil
+}
+
+// Work returns the conversations marked as having turns to run.
+func (l *Log) Work(ctx context.Context) ([]string, error) {
+	return l.keys(ctx, l.work, "w.")
+}

@@ -1,0 +1,195 @@
+// Package natstest runs NATS servers with JetStream inside a test process:
+// one server, or a cluster of several on loopback ports, each of which a
+// test can stop and start again on the same store. Nothing needs to be
+// installed: the server is the nats-server module itself.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// readyTimeout bounds a server's start.
+const readyTimeout = 10 * time.Second
+
+// Server is one embedded NATS server with JetStream, listening on a
+// loopback port, storing in a directory of the test's.
+type Server struct {
+	t    testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// Start runs a single JetStream server that fsyncs every write (as the
+// documented one-server setup does) and stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, opts: baseOptions(t, "s1", freePort(t))}
+	s.opts.SyncAlways = true
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// baseOptions are the options every test server shares.
+func baseOptions(t testing.TB, name string, port int) server.Options {
+	return server.Options{
+		ServerName: name,
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		NoLog:      true,
+		NoSigs:     true,
+		// Bounded, so that several servers fit on a shared test machine.
+		JetStreamMaxMemory: 64 << 20,
+		JetStreamMaxStore:  1 << 30,
+		// Stop hands its leaderships over and closes its clients within
+		// about a second and a half, instead of the default two minutes.
+		LameDuckDuration: 500 * time.Millisecond,
+		// Negative to pass the server's check that the grace period is
+		// shorter than the duration; the server uses its absolute value.
+		LameDuckGracePeriod: -time.Millisecond,
+	}
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port)
+}
+
+// Running reports whether the server runs now.
+func (s *Server) Running() bool { return s.srv != nil }
+
+// Stop shuts the server down (its store stays for Restart), handing its
+// JetStream leaderships to the other servers of a cluster first, as a
+// rolling restart does: otherwise the rest of the cluster waits for
+// election timeouts of several seconds. Stopping a stopped server does
+// nothing.
+func (s *Server) Stop() {
+	if s.srv == nil {
+		return
+	}
+	if s.opts.Cluster.Port != 0 {
+		s.srv.LameDuckShutdown()
+	}
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	s.srv = nil
+}
+
+// Restart starts the server (again) with its store and port.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	opts := s.opts
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		s.t.Fatalf("natstest: new server %s: %v", s.opts.ServerName, err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(readyTimeout) {
+		srv.Shutdown()
+		s.t.Fatalf("natstest: server %s did not start within %s", s.opts.ServerName, readyTimeout)
+	}
+	s.srv = srv
+}
+
+// Cluster is several embedded servers routed to each other, forming one
+// JetStream cluster.
+type Cluster struct {
+	Servers []*Server
+}
+
+// StartCluster runs n servers on loopback ports as one JetStream cluster,
+// waits until it has a meta leader, and stops it when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	routes := make([]*url.URL, n)
+	for i := range n {
+		ports[i] = freePort(t)
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := baseOptions(t, fmt.Sprintf("s%d", i+1), ports[i])
+		opts.Cluster = server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: routePort(routes[i])}
+		opts.Routes = routes
+		c.Servers = append(c.Servers, &Server{t: t, opts: opts})
+	}
+	t.Cleanup(c.Stop)
+	for _, s := range c.Servers {
+		// A server waits for its routes only in the background, so all
+		// start at once.
+		srv, err := server.NewServer(&s.opts)
+		if err != nil {
+			t.Fatalf("natstest: new server %s: %v", s.opts.ServerName, err)
+		}
+		go srv.Start()
+		s.srv = srv
+	}
+	for _, s := range c.Servers {
+		if !s.srv.ReadyForConnections(readyTimeout) {
+			t.Fatalf("natstest: server %s did not start within %s", s.opts.ServerName, readyTimeout)
+		}
+	}
+	c.WaitLeader(t)
+	return c
+}
+
+// URLs is the comma-separated client URLs of every server, as -nats takes
+// them.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.URL())
+	}
+	return strings.Join(urls, ",")
+}
+
+// WaitLeader waits until a running server is the cluster's JetStream meta
+// leader.
+func (c *Cluster) WaitLeader(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Servers {
+			if s.srv != nil && s.srv.JetStreamIsLeader() {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("natstest: no JetStream meta leader within %s", readyTimeout)
+}
+
+// Stop shuts every server down.
+func (c *Cluster) Stop() {
+	for _, s := range c.Servers {
+		s.Stop()
+	}
+}
+
+func routePort(u *url.URL) int {
+	var port int
+	fmt.Sscanf(u.Port(), "%d", &port)
+	return port
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,166 @@
+package jetlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// msgGetRequest is JetStream's request for stored messages.
+type msgGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
+	UpToSeq uint64 `json:"up_to_seq,omitempty"`
+}
+
+// msgGetResponse is the stream leader's answer to a msgGetRequest.
+type msgGetResponse struct {
+	Error   *jetstream.APIError `json:"error,omitempty"`
+	Message *struct {
+		Seq    uint64    `json:"seq"`
+		Header []byte    `json:"hdrs,omitempty"`
+		Data   []byte    `json:"data,omitempty"`
+		Time   time.Time `json:"time"`
+	} `json:"message,omitempty"`
+}
+
+// Last returns the newest event of conversation id, or an Entry with Seq
+// and Pos 0 if it has none. It asks the stream's leader, so it sees every
+// acknowledged append.
+func (l *Log) Last(ctx context.Context, id string) (Entry, error) {
+	e, err := l.leaderGet(ctx, msgGetRequest{LastFor: l.subject(id)})
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, nil
+	}
+	return e, err
+}
+
+// leaderGet asks the stream's leader for one message.
+func (l *Log) leaderGet(ctx context.Context, req msgGetRequest) (Entry, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Entry{}, err
+	}
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	reply, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.stream, body)
+	if err != nil {
+		return Entry{}, fmt.Errorf("jetlog: get message: %w", err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return Entry{}, fmt.Errorf("jetlog: get message: bad reply: %w", err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return Entry{}, ErrNotFound
+		}
+		return Entry{}, fmt.Errorf("jetlog: get message: %w", resp.Error)
+	}
+	if resp.Message == nil {
+		return Entry{}, fmt.Errorf("jetlog: get message: empty reply")
+	}
+	hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
+	if err != nil {
+		return Entry{}, fmt.Errorf("jetlog: get message %d: %w", resp.Message.Seq, err)
+	}
+	return entryOf(resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time)
+}
+
+// Read returns up to limit events of conversation id from position from
+// on (in seq order), stopping after position upTo (0: no bound). Any
+// replica may answer, and a replica may lag behind the leader: a caller
+// that knows an event exists must read again if it is missing.
+func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, UpToSeq: upTo})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	inbox := l.nc.NewRespInbox()
+	sub, err := l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
+	}
+	defer sub.Unsubscribe()
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.stream, inbox, body); err != nil {
+		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
+	}
+	var out []Entry
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
+		}
+		switch msg.Header.Get("Status") {
+		case "":
+		case "204": // end of the batch
+			return out, nil
+		case "404": // nothing at or after from
+			return out, nil
+		default:
+			return nil, fmt.Errorf("jetlog: read %s: status %s %s", id, msg.Header.Get("Status"), msg.Header.Get("Description"))
+		}
+		pos, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("jetlog: read %s: bad %s header", id, jetstream.SequenceHeader)
+		}
+		t, _ := time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
+		e, err := entryOf(pos, msg.Header, msg.Data, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+}
+
+// Locate returns the position of event seq of conversation id, or
+// ErrNotFound. It searches the stream by position, a few direct gets in
+// all; callers keep the positions they learn to skip it.
+func (l *Log) Locate(ctx context.Context, id string, seq uint64) (uint64, error) {
+	last, err := l.Last(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if seq == 0 || seq > last.Seq {
+		return 0, fmt.Errorf("%w: conversation %s has no seq %d", ErrNotFound, id, seq)
+	}
+	// The first position p whose next event of the subject has a seq ≥
+	// the one sought holds it: seqs grow with positions.
+	lo, hi := uint64(1), last.Pos
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := l.leaderGet(ctx, msgGetRequest{Seq: mid, NextFor: l.subject(id)})
+		if err != nil {
+			return 0, err
+		}
+		if e.Seq >= seq {
+			hi = min(mid, e.Pos)
+			if e.Seq == seq {
+				return e.Pos, nil
+			}
+		} else {
+			lo = e.Pos + 1
+		}
+	}
+	e, err := l.leaderGet(ctx, msgGetRequest{Seq: lo, NextFor: l.subject(id)})
+	if err != nil {
+		return 0, err
+	}
+	if e.Seq != seq {
+		return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing (found %d at %d)", id, seq, e.Seq, e.Pos)
+	}
+	return e.Pos, nil
+}
