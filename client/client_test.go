@@ -1,0 +1,399 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/client"
+	"github.com/chatgateway/gateway/internal/conn"
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/demo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// fast reconnects quickly, so that tests do not wait on backoff.
+var fast = client.Options{MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+
+// dial connects a client to url, closed when the test ends.
+func dial(t *testing.T, url string, opts client.Options) *client.Client {
+	t.Helper()
+	c, err := client.Dial(conntest.Deadline(t), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// startTurn creates conversation, subscribes to it from its start and
+// sends it a message.
+func startTurn(t *testing.T, c *client.Client, conversation string) *client.Subscription {
+	t.Helper()
+	ctx := conntest.Deadline(t)
+	if _, err := c.Create(ctx, protocol.Create{Conversation: conversation}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(ctx, conversation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(ctx, conversation, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// readTurn reads events until a turn_end and returns them all.
+func readTurn(t *testing.T, sub *client.Subscription) []protocol.Event {
+	t.Helper()
+	var evs []protocol.Event
+	for {
+		ev, err := sub.Next(conntest.Deadline(t))
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(evs), err)
+		}
+		evs = append(evs, ev)
+		if ev.Type == protocol.EventTurnEnd {
+			return evs
+		}
+	}
+}
+
+// readUntilText reads events until the delta texts hold want.
+func readUntilText(t *testing.T, sub *client.Subscription, want string) []protocol.Event {
+	t.Helper()
+	var evs []protocol.Event
+	var text strings.Builder
+	for !strings.Contains(text.String(), want) {
+		ev, err := sub.Next(conntest.Deadline(t))
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(evs), err)
+		}
+		evs = append(evs, ev)
+		if ev.Type == protocol.EventDelta {
+			text.WriteString(ev.Text)
+		}
+	}
+	return evs
+}
+
+// checkLog checks that got is the conversation's stored log from seq 1
+// on, event for event: nothing missing, nothing twice, in order.
+func checkLog(t *testing.T, base, conversation string, got []protocol.Event) {
+	t.Helper()
+	stored := storedLog(t, base, conversation)
+	if len(got) != len(stored) {
+		t.Fatalf("got %d events (first seqs %v), the log has %d", len(got), seqs(got[:min(len(got), 20)]), len(stored))
+	}
+	for i := range got {
+		if got[i].Seq != uint64(i+1) || got[i].Seq != stored[i].Seq || got[i].Type != stored[i].Type || got[i].Text != stored[i].Text {
+			t.Fatalf("event %d: got seq %d %s %q, stored seq %d %s %q", i, got[i].Seq, got[i].Type, got[i].Text,
+				stored[i].Seq, stored[i].Type, stored[i].Text)
+		}
+	}
+}
+
+// storedLog reads the conversation's whole log over HTTP, page by page.
+func storedLog(t *testing.T, base, conversation string) []protocol.Event {
+	t.Helper()
+	var all []protocol.Event
+	for {
+		url := fmt.Sprintf("%s/v1/conversations/%s/events?after=%d&limit=1000", base, conversation, uint64(len(all)))
+		status, body := conntest.Do(t, http.MethodGet, url, "")
+		if status != http.StatusOK {
+			t.Fatalf("events: %d %s", status, body)
+		}
+		var page []protocol.Event
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+	}
+}
+
+func seqs(evs []protocol.Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// gatedModel streams "a0 … a4 ", waits for gate, then streams "b0 … b4 ".
+type gatedModel struct{ gate chan struct{} }
+
+func (m gatedModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for i := range 5 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("a%d ", i)})
+	}
+	select {
+	case <-m.gate:
+	case <-ctx.Done():
+		return convo.Result{}, ctx.Err()
+	}
+	for i := range 5 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("b%d ", i)})
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// TestRequests runs every request against a real gateway.
+func TestRequests(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	c := dial(t, srv.URL, fast)
+	ctx := conntest.Deadline(t)
+
+	conv, err := c.Create(ctx, protocol.Create{Conversation: "trip", Title: "Trip", System: "Be brief."})
+	if err != nil || conv.ID != "trip" || conv.Title != "Trip" {
+		t.Fatalf("Create: %+v, %v", conv, err)
+	}
+	sub, err := c.Subscribe(ctx, "trip", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.Send(ctx, "trip", "hello")
+	if err != nil || ack.Message.Seq != 1 || ack.Conversation != "trip" {
+		t.Fatalf("Send: %+v, %v", ack, err)
+	}
+	evs := readTurn(t, sub)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn || end.Message == nil {
+		t.Fatalf("turn_end %+v", end)
+	}
+	checkLog(t, srv.URL, "trip", evs)
+
+	h, err := c.History(ctx, "trip", 0, 10)
+	if err != nil || len(h.Messages) != 2 || h.Messages[0].Text != "hello" {
+		t.Fatalf("History: %+v, %v", h, err)
+	}
+	list, err := c.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != "trip" {
+		t.Fatalf("List: %+v, %v", list, err)
+	}
+	if err := c.Cancel(ctx, "trip"); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	var perr *protocol.Error
+	if _, err := c.Send(ctx, "nope", "hi"); !errors.As(err, &perr) || perr.Code != protocol.CodeNotFound {
+		t.Fatalf("Send to an unknown conversation: %v, want not_found", err)
+	}
+	if _, err := c.Subscribe(ctx, "nope", 0); !errors.As(err, &perr) || perr.Code != protocol.CodeNotFound {
+		t.Fatalf("Subscribe to an unknown conversation: %v, want not_found", err)
+	}
+	if err := c.Delete(ctx, "trip"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) {
+		t.Fatalf("Next after Delete: %+v, %v; want ErrDeleted", ev, err)
+	}
+}
+
+// TestResumeAfterDrop cuts the connection in the middle of a reply: the
+// subscriber still sees every event once, in order.
+func TestResumeAfterDrop(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	srv := conntest.Start(t, conntest.Config{Model: gatedModel{gate}})
+	p := newProxy(t, srv.URL)
+	c := dial(t, p.URL(), fast)
+	sub := startTurn(t, c, "c")
+	evs := readUntilText(t, sub, "a4")
+	p.drop()
+	close(gate)
+	evs = append(evs, readTurn(t, sub)...)
+	checkLog(t, srv.URL, "c", evs)
+	if n := p.connections(); n < 2 {
+		t.Fatalf("%d connections through the proxy, want a reconnection", n)
+	}
+}
+
+// TestResumeAcrossRestart stops the gateway in the middle of a reply and
+// starts it again on the same file and address: the subscriber sees the
+// turn end "interrupted", then the next turn, every event once, in order.
+func TestResumeAcrossRestart(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Model: gatedModel{make(chan struct{})}})
+	p := newProxy(t, srv.URL)
+	c := dial(t, p.URL(), fast)
+	ctx := conntest.Deadline(t)
+	sub := startTurn(t, c, "c")
+	evs := readUntilText(t, sub, "a4")
+	srv.Close(t)
+	srv2 := conntest.Start(t, conntest.Config{Path: srv.Path})
+	p.setBackend(srv2.URL)
+
+	evs = append(evs, readTurn(t, sub)...)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted {
+		t.Fatalf("first turn ended %q, want interrupted", end.StopReason)
+	}
+	if _, err := c.Send(ctx, "c", "again"); err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, readTurn(t, sub)...)
+	checkLog(t, srv2.URL, "c", evs)
+}
+
+// TestResumeAfterSlowConsumerClose stops reading a subscription while a
+// long reply streams, until the gateway closes the connection as a slow
+// consumer; the subscriber then still sees every event once, in order.
+func TestResumeAfterSlowConsumerClose(t *testing.T) {
+	t.Parallel()
+	closed := make(chan struct{})
+	log := slog.New(newSignalHandler(conntest.Logger(t).Handler(), "closing slow consumer", closed))
+	long := strings.Repeat("word ", 3000)
+	srv := conntest.Start(t, conntest.Config{
+		Model:      demo.New(demo.Options{WordDelay: 200 * time.Microsecond, Reply: func(convo.ModelRequest) string { return long }}),
+		Conn:       conn.Options{SendQueue: 8, Logger: log},
+		SendBuffer: 4096,
+	})
+	opts := fast
+	opts.Buffer = 1
+	opts.HTTPClient = smallReadBuffer(4096)
+	var connects atomic.Int32
+	opts.OnConnect = func() { connects.Add(1) }
+	c := dial(t, srv.URL, opts)
+	ctx := conntest.Deadline(t)
+	sub := startTurn(t, c, "c")
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("the gateway never closed the stalled client")
+	}
+	evs := readTurn(t, sub)
+	checkLog(t, srv.URL, "c", evs)
+	if n := connects.Load(); n < 2 {
+		t.Fatalf("%d connections, want a reconnection", n)
+	}
+}
+
+// TestSendRetriedOnce loses the ack of a send: the client sends it again
+// on the next connection, and the gateway stores it once.
+func TestSendRetriedOnce(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	p := newProxy(t, srv.URL)
+	c := dial(t, p.URL(), fast)
+	ctx := conntest.Deadline(t)
+	if _, err := c.Create(ctx, protocol.Create{Conversation: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	watcher := srv.Dial(t, "conversation=c")
+	watcher.ReadUntil(conntest.IsType(protocol.ReplySubscribed))
+
+	p.silence()
+	type result struct {
+		ack *protocol.Ack
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ack, err := c.Send(ctx, "c", "hello")
+		done <- result{ack, err}
+	}()
+	stored := watcher.ReadUntil(conntest.IsType(protocol.EventMessage))
+	p.drop()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Send: %v", r.err)
+	}
+	if want := stored[len(stored)-1].Seq; r.ack.Message.Seq != want {
+		t.Fatalf("ack of seq %d, want the stored message's %d", r.ack.Message.Seq, want)
+	}
+	watcher.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	h, err := c.History(ctx, "c", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Messages) != 2 {
+		t.Fatalf("history %+v, want the message once and its reply", h.Messages)
+	}
+}
+
+// TestToken asks TokenFunc for a token on every connection.
+func TestToken(t *testing.T) {
+	t.Parallel()
+	user := conntest.JWTUser(t)
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{User: user}})
+	p := newProxy(t, srv.URL)
+
+	var perr *protocol.Error
+	if _, err := client.Dial(conntest.Deadline(t), p.URL(), fast); !errors.As(err, &perr) || perr.Code != protocol.CodeUnauthorized {
+		t.Fatalf("Dial without a token: %v, want unauthorized", err)
+	}
+	var calls atomic.Int32
+	opts := fast
+	opts.TokenFunc = func(context.Context) (string, error) {
+		calls.Add(1)
+		return conntest.Token(t, "alice"), nil
+	}
+	c := dial(t, p.URL(), opts)
+	ctx := conntest.Deadline(t)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.drop()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n < 2 {
+		t.Fatalf("TokenFunc called %d times, want once per connection", n)
+	}
+}
+
+// signalHandler closes seen at the first record whose message is msg.
+type signalHandler struct {
+	slog.Handler
+	msg  string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func newSignalHandler(h slog.Handler, msg string, seen chan struct{}) *signalHandler {
+	return &signalHandler{Handler: h, msg: msg, seen: seen, once: new(sync.Once)}
+}
+
+func (h *signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *signalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &signalHandler{Handler: h.Handler.WithAttrs(attrs), msg: h.msg, seen: h.seen, once: h.once}
+}
+
+func (h *signalHandler) WithGroup(name string) slog.Handler {
+	return &signalHandler{Handler: h.Handler.WithGroup(name), msg: h.msg, seen: h.seen, once: h.once}
+}
+
+// smallReadBuffer dials with a small kernel receive buffer, so that a
+// client that stops reading stalls the gateway quickly.
+func smallReadBuffer(size int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(size)
+			}
+			return c, err
+		},
+	}}
+}

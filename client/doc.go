@@ -1,0 +1,25 @@
+// Package client is a Go client for the gateway's WebSocket protocol
+// (PROTOCOL.md): typed requests, and subscriptions that deliver every
+// event of a conversation in seq order, exactly once, across dropped
+// connections, gateway restarts and slow-consumer closes.
+//
+// A Client reconnects on its own, waiting a jittered, exponentially
+// growing time between attempts, and subscribes every Subscription again
+// after the last event it delivered. Requests that are safe to repeat
+// (Send to an existing conversation, thanks to the client_msg_id it sets;
+// Subscribe, History, List, Cancel, Ping) are sent again on the next
+// connection when one drops before their reply.
+//
+//	c, err := client.Dial(ctx, "ws://localhost:8080", client.Options{})
+//	if err != nil { … }
+//	defer c.Close()
+//	conv, _ := c.Create(ctx, protocol.Create{Title: "hello"})
+//	sub, _ := c.Subscribe(ctx, conv.ID, 0)
+//	c.Send(ctx, conv.ID, "Hello!")
+//	for {
+//		ev, err := sub.Next(ctx)
+//		if err != nil { … }
+//		fmt.Print(ev.Text)
+//		if ev.Type == protocol.EventTurnEnd { break }
+//	}
+package client

@@ -1,0 +1,144 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Subscription is the event stream of one conversation. Next returns its
+// events in seq order, each exactly once, across reconnections.
+type Subscription struct {
+	c            *Client
+	conversation string
+	ch           chan protocol.Event
+	// ended is closed by end; err says why.
+	ended chan struct{}
+	once  sync.Once
+	err   error
+
+	mu sync.Mutex
+	// last is the seq of the newest event handed to ch: a reconnection
+	// subscribes again after it.
+	last uint64
+}
+
+// Subscribe follows conversation from the event after seq after (0: from
+// its first event), on this and every later connection of the client. It
+// returns once the gateway has accepted the subscription; an error reply
+// (not_found, …) is returned as a *protocol.Error. A client follows a
+// conversation at most once: subscribing again ends the previous
+// Subscription with an error.
+func (c *Client) Subscribe(ctx context.Context, conversation string, after uint64) (*Subscription, error) {
+	s := &Subscription{c: c, conversation: conversation, ch: make(chan protocol.Event, c.opts.Buffer),
+		ended: make(chan struct{}), last: after}
+	c.mu.Lock()
+	old := c.subs[conversation]
+	c.subs[conversation] = s
+	c.mu.Unlock()
+	if old != nil {
+		old.end(errors.New("client: subscribed again"))
+	}
+	id := c.requestID()
+	err := c.call(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, nil)
+	if err != nil {
+		c.drop(s, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// resubscribe subscribes ws again to s after the last event s delivered.
+func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
+	s.mu.Lock()
+	after := s.last
+	s.mu.Unlock()
+	id := c.requestID()
+	r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after})
+	if r.err == nil && r.typ == protocol.ReplyError {
+		var e protocol.Error
+		_ = json.Unmarshal(r.data, &e)
+		c.drop(s, &e)
+	}
+}
+
+// deliver hands ev to s's reader unless s has had it already. It waits
+// while s's buffer is full: the gateway then sees a slow consumer, and
+// the next connection resumes after s.last.
+func (s *Subscription) deliver(ctx context.Context, ev protocol.Event) {
+	s.mu.Lock()
+	if ev.Seq <= s.last {
+		s.mu.Unlock()
+		return
+	}
+	s.last = ev.Seq
+	s.mu.Unlock()
+	select {
+	case s.ch <- ev:
+	case <-s.ended:
+	case <-ctx.Done():
+	}
+}
+
+// drop removes s from c and ends it with err.
+func (c *Client) drop(s *Subscription, err error) {
+	c.mu.Lock()
+	if c.subs[s.conversation] == s {
+		delete(c.subs, s.conversation)
+	}
+	c.mu.Unlock()
+	s.end(err)
+}
+
+func (s *Subscription) end(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.ended)
+	})
+}
+
+// Next returns the next event. After the subscription ends (Close,
+// ErrDeleted, ErrClosed, …) it returns the events still buffered, then the
+// reason it ended.
+func (s *Subscription) Next(ctx context.Context) (protocol.Event, error) {
+	select {
+	case ev := <-s.ch:
+		return ev, nil
+	case <-s.ended:
+		select {
+		case ev := <-s.ch:
+			return ev, nil
+		default:
+			return protocol.Event{}, s.err
+		}
+	case <-ctx.Done():
+		return protocol.Event{}, ctx.Err()
+	}
+}
+
+// Conversation is the id of the conversation s follows.
+func (s *Subscription) Conversation() string { return s.conversation }
+
+// Close stops s: the gateway stops sending its events, and Next returns
+// ErrClosed once the buffered ones are read.
+func (s *Subscription) Close() error {
+	c := s.c
+	c.drop(s, ErrClosed)
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws == nil {
+		return nil // closed or reconnecting: the next connection does not subscribe s
+	}
+	id := c.requestID()
+	r := c.roundTrip(c.ctx, ws, id, &protocol.Unsubscribe{ID: id, Conversation: s.conversation})
+	if r.err != nil && !errors.Is(r.err, errLost) && !errors.Is(r.err, ErrClosed) {
+		return r.err
+	}
+	return nil
+}

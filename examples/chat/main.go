@@ -1,0 +1,143 @@
+// Command chat is a terminal chat with the gateway: type a line, watch
+// the reply stream in. Drop the connection or restart the gateway in the
+// middle of a reply, and it picks up where it was, showing nothing twice.
+//
+//	go run ./cmd/gateway &
+//	go run ./examples/chat                       # a new conversation
+//	go run ./examples/chat -conversation c_1234  # replays it, then goes on
+//
+// With -auth jwt, put the token in GATEWAY_TOKEN.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+
+	"github.com/chatgateway/gateway/client"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+func main() {
+	url := flag.String("url", "ws://localhost:8080", "the gateway's URL")
+	conv := flag.String("conversation", "", "the conversation to continue (default: a new one)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *url, *conv, os.Getenv("GATEWAY_TOKEN"), os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "chat:", err)
+		os.Exit(1)
+	}
+}
+
+// run chats in conversation (a new one if empty), reading lines from in
+// and writing the conversation to out. At the end of in it waits for the
+// replies to what it sent.
+func run(ctx context.Context, url, conversation, token string, in io.Reader, out io.Writer) error {
+	var mu sync.Mutex // serialises writes to out
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	// online is used only on the client's goroutine, which calls both hooks.
+	online := true
+	c, err := client.Dial(ctx, url, client.Options{
+		Token: token,
+		OnDisconnect: func(err error) {
+			if online {
+				say("\n[connection lost (%v); reconnecting…]\n", err)
+			}
+			online = false
+		},
+		OnConnect: func() {
+			if !online {
+				say("[reconnected]\n")
+			}
+			online = true
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if conversation == "" {
+		info, err := c.Create(ctx, protocol.Create{Title: "terminal chat"})
+		if err != nil {
+			return err
+		}
+		conversation = info.ID
+	}
+	sub, err := c.Subscribe(ctx, conversation, 0)
+	if err != nil {
+		return err
+	}
+	say("conversation %s: type a message and Enter; Ctrl-D ends\n", conversation)
+
+	ended := make(chan string, 16) // turns that ended
+	go func() {
+		for {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				close(ended)
+				return
+			}
+			say("%s", render(ev))
+			if ev.Type == protocol.EventTurnEnd {
+				ended <- ev.Turn
+			}
+		}
+	}()
+
+	waiting := map[string]bool{} // turns of our messages not ended yet
+	lines := bufio.NewScanner(in)
+	for lines.Scan() {
+		if lines.Text() == "" {
+			continue
+		}
+		ack, err := c.Send(ctx, conversation, lines.Text())
+		if err != nil {
+			say("[not sent: %v]\n", err)
+			continue
+		}
+		waiting[ack.Message.Turn] = true
+	}
+	for len(waiting) > 0 {
+		turn, ok := <-ended
+		if !ok {
+			return ctx.Err()
+		}
+		delete(waiting, turn)
+	}
+	return lines.Err()
+}
+
+// render is how an event shows in the terminal.
+func render(ev protocol.Event) string {
+	switch ev.Type {
+	case protocol.EventMessage:
+		return fmt.Sprintf("\nyou: %s\n", ev.Message.Text)
+	case protocol.EventTurnStart:
+		return "assistant: "
+	case protocol.EventDelta:
+		return ev.Text
+	case protocol.EventThinking:
+		return "\x1b[2m" + ev.Text + "\x1b[0m"
+	case protocol.EventAction:
+		return fmt.Sprintf("\n[%s %s → %s]\n", ev.Name, ev.Input, ev.Output)
+	case protocol.EventTurnEnd:
+		if ev.StopReason == protocol.StopEndTurn {
+			return "\n"
+		}
+		if ev.Error != nil {
+			return fmt.Sprintf("\n[%s: %s]\n", ev.StopReason, ev.Error.Message)
+		}
+		return fmt.Sprintf("\n[%s]\n", ev.StopReason)
+	}
+	return ""
+}
