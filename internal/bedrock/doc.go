@@ -44,12 +44,27 @@
 // temperature, else Options.MaxTokens and Options.Temperature, else
 // nothing (the model's defaults).
 //
+// # Tools
+//
+// ModelRequest.Tools become toolConfig (schemas sent as decoded JSON
+// values, numbers exact: the SDK encodes a document by reflection, so a
+// json.RawMessage would go out as an array of bytes). An agent's earlier
+// steps are replayed exactly: an assistant message's text, then its
+// toolUse blocks (an input that is not a JSON object, as when the model
+// sent broken JSON, goes as {}), and the next user message starts with one
+// toolResult per tool use, in their order (an object output as json, any
+// other as text, never blank; an error as status error with its message;
+// a use without a result gets an error result). toolConfig is sent
+// whenever the history holds tool blocks, declaring with an open schema
+// any tool used there that Tools lacks (the service refuses tool blocks
+// without it).
+//
 // # Replies
 //
-// Text deltas become ChunkText, reasoning text ChunkThinking, and each
-// tool use block one ChunkAction (its name and assembled JSON input) when
-// the block stops. messageStop's stop reason and metadata's usage make the
-// Result. Bedrock's own metadata.metrics.latencyMs (the service-side
+// Text deltas become ChunkText and reasoning text ChunkThinking. Tool use
+// blocks are assembled from their streamed fragments ({} when a tool
+// without arguments streams none) and returned in Result.ToolUses, in
+// order, with messageStop's stop reason and metadata's usage. Bedrock's own metadata.metrics.latencyMs (the service-side
 // duration of the call) is only logged at debug level: turn_end.latency_ms
 // is measured by convo, as the time from the start of the turn to its
 // first chunk, so it includes the network path to Bedrock and any retries.

@@ -34,24 +34,23 @@ func (c *Client) input(req convo.ModelRequest) (*bedrockruntime.ConverseStreamIn
 	if inf.MaxTokens != nil || inf.Temperature != nil {
 		in.InferenceConfig = &inf
 	}
+	in.ToolConfig = toolConfig(req.Tools, msgs)
 	return in, nil
 }
 
 // messages shapes the stored history the way the service requires: roles
-// alternate, starting and ending with user, and no text block is blank.
-// Blank messages (a cancelled or failed turn that produced no text) are
-// skipped, consecutive messages of one role (a message queued during a
-// turn, or the neighbours of a skipped reply) are merged with a blank line
-// between them, and assistant messages before the first user message or
-// after the last one are dropped. Partial replies with text are kept.
+// alternate, starting and ending with user; no text block is blank; and
+// the tool uses of an assistant message are answered, in order, by tool
+// results at the start of the next user message. Blank messages (a
+// cancelled or failed turn that produced no text) are skipped, consecutive
+// messages of one role (a message queued during a turn, or the neighbours
+// of a skipped reply) are merged with a blank line between their texts,
+// and assistant messages before the first user message or after the last
+// one are dropped. Partial replies with text are kept.
 func messages(history []convo.HistoryMessage) []types.Message {
-	type msg struct {
-		role  types.ConversationRole
-		texts []string
-	}
 	var ms []msg
 	for _, h := range history {
-		if strings.TrimSpace(h.Text) == "" {
+		if strings.TrimSpace(h.Text) == "" && len(h.ToolUses) == 0 && len(h.ToolResults) == 0 {
 			continue
 		}
 		role := types.ConversationRoleUser
@@ -61,21 +60,64 @@ func messages(history []convo.HistoryMessage) []types.Message {
 		if len(ms) == 0 && role != types.ConversationRoleUser {
 			continue
 		}
+		m := msg{role: role, uses: h.ToolUses, results: h.ToolResults}
+		if strings.TrimSpace(h.Text) != "" {
+			m.texts = []string{h.Text}
+		}
 		if n := len(ms); n > 0 && ms[n-1].role == role {
-			ms[n-1].texts = append(ms[n-1].texts, h.Text)
+			ms[n-1].merge(m)
 			continue
 		}
-		ms = append(ms, msg{role: role, texts: []string{h.Text}})
+		ms = append(ms, m)
 	}
 	if n := len(ms); n > 0 && ms[n-1].role != types.ConversationRoleUser {
 		ms = ms[:n-1]
 	}
 	out := make([]types.Message, len(ms))
+	var uses []convo.ToolUse // the tool uses the next user message answers
 	for i, m := range ms {
-		out[i] = types.Message{
-			Role:    m.role,
-			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: strings.Join(m.texts, "\n\n")}},
-		}
+		out[i] = types.Message{Role: m.role, Content: m.content(uses)}
+		uses = m.uses
 	}
 	return out
+}
+
+// msg is a message being shaped; only an assistant's has uses.
+type msg struct {
+	role    types.ConversationRole
+	results []convo.ToolResult
+	texts   []string
+	uses    []convo.ToolUse
+}
+
+func (m *msg) merge(next msg) {
+	m.results = append(m.results, next.results...)
+	m.texts = append(m.texts, next.texts...)
+	m.uses = append(m.uses, next.uses...)
+}
+
+// content is m's content blocks: for a user message, one result per tool
+// use of the assistant message before it (answered), in their order, then
+// its text; for an assistant message, its text, then its tool uses.
+func (m *msg) content(answered []convo.ToolUse) []types.ContentBlock {
+	var blocks []types.ContentBlock
+	if m.role == types.ConversationRoleUser {
+		for _, u := range answered {
+			blocks = append(blocks, resultBlock(u.ID, m.results))
+		}
+	}
+	if len(m.texts) > 0 {
+		blocks = append(blocks, &types.ContentBlockMemberText{Value: strings.Join(m.texts, "\n\n")})
+	}
+	if m.role == types.ConversationRoleAssistant {
+		for _, u := range m.uses {
+			blocks = append(blocks, useBlock(u))
+		}
+	}
+	if len(blocks) == 0 {
+		// Only results that answer no tool use: the service refuses them
+		// and an empty message alike.
+		blocks = append(blocks, &types.ContentBlockMemberText{Value: "(tool results without their calls were left out)"})
+	}
+	return blocks
 }

@@ -19,7 +19,7 @@ func assistant(text string) convo.HistoryMessage {
 }
 
 func msg(role, text string) fakebedrock.Message {
-	return fakebedrock.Message{Role: role, Content: []fakebedrock.TextBlock{{Text: text}}}
+	return fakebedrock.Message{Role: role, Content: []fakebedrock.ContentBlock{{Text: text}}}
 }
 
 func TestHistory(t *testing.T) {

@@ -24,7 +24,8 @@ import (
 var errStreamCut = errors.New("the connection to Bedrock closed before the end of the reply")
 
 // Stream sends req to Bedrock with ConverseStream and emits the reply's
-// text, reasoning and tool use blocks as they arrive. Retryable failures
+// text and reasoning as they arrive; the tool uses, assembled from their
+// streamed fragments, come in the Result. Retryable failures
 // before the first chunk are retried (see Options.MaxAttempts); any other
 // failure is returned as a *protocol.Error with code model_error. When ctx
 // is done, the HTTP stream is closed and the error wraps ctx.Err().
@@ -92,7 +93,7 @@ func (c *Client) attempt(ctx context.Context, in *bedrockruntime.ConverseStreamI
 				c.log.Debug("bedrock: reply done", "model", aws.ToString(in.ModelId), "stop_reason", *r.stop,
 					"input_tokens", r.usage.InputTokens, "output_tokens", r.usage.OutputTokens,
 					"bedrock_latency_ms", r.latencyMS)
-				return convo.Result{StopReason: stopReason(*r.stop, c.log), Usage: r.usage}, r.phase(), nil
+				return convo.Result{StopReason: stopReason(*r.stop, c.log), Usage: r.usage, ToolUses: r.uses}, r.phase(), nil
 			}
 			r.handle(ev)
 		}
@@ -104,8 +105,9 @@ type reader struct {
 	emit    func(convo.Chunk)
 	emitted bool
 	// tools holds the tool use blocks being assembled, by content block
-	// index.
+	// index; uses those complete, in order.
 	tools map[int32]*toolUse
+	uses  []convo.ToolUse
 	// stop is messageStop's stop reason, once it arrived.
 	stop      *string
 	usage     protocol.Usage
@@ -114,8 +116,8 @@ type reader struct {
 }
 
 type toolUse struct {
-	name  string
-	input strings.Builder
+	id, name string
+	input    strings.Builder
 }
 
 func (r *reader) phase() phase {
@@ -134,7 +136,7 @@ func (r *reader) handle(ev types.ConverseStreamOutput) {
 	switch e := ev.(type) {
 	case *types.ConverseStreamOutputMemberContentBlockStart:
 		if tu, ok := e.Value.Start.(*types.ContentBlockStartMemberToolUse); ok {
-			r.tools[aws.ToInt32(e.Value.ContentBlockIndex)] = &toolUse{name: aws.ToString(tu.Value.Name)}
+			r.tools[aws.ToInt32(e.Value.ContentBlockIndex)] = &toolUse{id: aws.ToString(tu.Value.ToolUseId), name: aws.ToString(tu.Value.Name)}
 		}
 	case *types.ConverseStreamOutputMemberContentBlockDelta:
 		r.delta(aws.ToInt32(e.Value.ContentBlockIndex), e.Value.Delta)
@@ -142,7 +144,7 @@ func (r *reader) handle(ev types.ConverseStreamOutput) {
 		index := aws.ToInt32(e.Value.ContentBlockIndex)
 		if tu := r.tools[index]; tu != nil {
 			delete(r.tools, index)
-			r.send(convo.Chunk{Kind: convo.ChunkAction, Name: tu.name, Input: toolInput(tu.input.String())})
+			r.uses = append(r.uses, convo.ToolUse{ID: tu.id, Name: tu.name, Input: toolInput(tu.input.String())})
 		}
 	case *types.ConverseStreamOutputMemberMessageStop:
 		stop := string(e.Value.StopReason)

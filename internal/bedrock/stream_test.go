@@ -95,15 +95,22 @@ func TestReasoningAndToolUse(t *testing.T) {
 		{Kind: convo.ChunkThinking, Text: "the weather."},
 		{Kind: convo.ChunkText, Text: "Let me "},
 		{Kind: convo.ChunkText, Text: "check."},
-		{Kind: convo.ChunkAction, Name: "get_weather", Input: json.RawMessage(`{"city": "Paris", "units": "C"}`)},
-		{Kind: convo.ChunkAction, Name: "now", Input: json.RawMessage(`{}`)},
-		{Kind: convo.ChunkAction, Name: "broken", Input: json.RawMessage(`"{\"a\": tru"`)},
 	}
 	if !reflect.DeepEqual(chunks, want) {
 		t.Errorf("chunks:\n got %s\nwant %s", dump(chunks), dump(want))
 	}
 	if res.StopReason != protocol.StopToolUse {
 		t.Errorf("stop reason = %q, want tool_use", res.StopReason)
+	}
+	// Assembled from their fragments; no fragment at all is {}; broken
+	// JSON is kept as a string, for the tool to refuse.
+	wantUses := []convo.ToolUse{
+		{ID: "t1", Name: "get_weather", Input: json.RawMessage(`{"city": "Paris", "units": "C"}`)},
+		{ID: "t2", Name: "now", Input: json.RawMessage(`{}`)},
+		{ID: "t3", Name: "broken", Input: json.RawMessage(`"{\"a\": tru"`)},
+	}
+	if !reflect.DeepEqual(res.ToolUses, wantUses) {
+		t.Errorf("tool uses = %+v, want %+v", res.ToolUses, wantUses)
 	}
 }
 
@@ -112,7 +119,7 @@ func dump(chunks []convo.Chunk) string {
 	for _, ch := range chunks {
 		b.WriteString("\n  ")
 		b.WriteString(strings.TrimSpace(strings.ReplaceAll(
-			strings.Join([]string{[]string{"text", "thinking", "action"}[ch.Kind], ch.Text, ch.Name, string(ch.Input)}, " "), "  ", " ")))
+			strings.Join([]string{[]string{"text", "thinking", "action"}[ch.Kind], ch.Text}, " "), "  ", " ")))
 	}
 	return b.String()
 }

@@ -6,7 +6,9 @@
 // eventstream package, in the JSON shapes the SDK's deserializers expect. It
 // records every request and answers each one as its script says: text
 // chunks, reasoning, tool use, delays, an exception or a dropped connection
-// after k chunks, or an HTTP error before the stream.
+// after k chunks, or an HTTP error before the stream. Like the service, it
+// answers a request it finds invalid (see validate.go) with 400
+// ValidationException, after recording it, without asking the script.
 //
 // Point a client at it with the Endpoint option of internal/bedrock, or with
 // AWS_ENDPOINT_URL_BEDROCK_RUNTIME=srv.URL. It does not check signatures;
@@ -44,17 +46,66 @@ type Body struct {
 	Messages        []Message        `json:"messages"`
 	System          []TextBlock      `json:"system,omitempty"`
 	InferenceConfig *InferenceConfig `json:"inferenceConfig,omitempty"`
+	ToolConfig      *ToolConfig      `json:"toolConfig,omitempty"`
 }
 
 // Message is one message of a request body.
 type Message struct {
-	Role    string      `json:"role"`
-	Content []TextBlock `json:"content"`
+	Role    string         `json:"role"`
+	Content []ContentBlock `json:"content"`
 }
 
-// TextBlock is a text content block (or system block).
+// ContentBlock is one content block of a message: text, a tool use or a
+// tool result.
+type ContentBlock struct {
+	Text       string           `json:"text,omitempty"`
+	ToolUse    *ToolUseBlock    `json:"toolUse,omitempty"`
+	ToolResult *ToolResultBlock `json:"toolResult,omitempty"`
+}
+
+// TextBlock is a system block.
 type TextBlock struct {
 	Text string `json:"text"`
+}
+
+// ToolUseBlock is an assistant message's tool use, replayed.
+type ToolUseBlock struct {
+	ToolUseID string          `json:"toolUseId"`
+	Name      string          `json:"name"`
+	Input     json.RawMessage `json:"input"`
+}
+
+// ToolResultBlock is a user message's result of a tool use.
+type ToolResultBlock struct {
+	ToolUseID string              `json:"toolUseId"`
+	Content   []ToolResultContent `json:"content"`
+	// Status is "error" for a failed call, else empty ("success").
+	Status string `json:"status,omitempty"`
+}
+
+// ToolResultContent is one block of a tool result: text or JSON.
+type ToolResultContent struct {
+	Text string          `json:"text,omitempty"`
+	JSON json.RawMessage `json:"json,omitempty"`
+}
+
+// ToolConfig declares the tools the model may use.
+type ToolConfig struct {
+	Tools []Tool `json:"tools"`
+}
+
+// Tool is one tool of a ToolConfig.
+type Tool struct {
+	ToolSpec ToolSpec `json:"toolSpec"`
+}
+
+// ToolSpec describes a tool: its name, description and input schema.
+type ToolSpec struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	InputSchema struct {
+		JSON json.RawMessage `json:"json"`
+	} `json:"inputSchema"`
 }
 
 // InferenceConfig is the request's inferenceConfig.
@@ -137,6 +188,10 @@ func (s *Server) converseStream(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, req)
 	call := len(s.requests)
 	s.mu.Unlock()
+	if err := validate(raw); err != nil {
+		writeHTTPError(w, &HTTPError{Status: http.StatusBadRequest, Type: "ValidationException", Message: err.Error()})
+		return
+	}
 
 	reply := s.script(call, req)
 	if reply.ResponseDelay > 0 {

@@ -1,0 +1,139 @@
+package bedrock
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithydocument "github.com/aws/smithy-go/document"
+
+	"github.com/chatgateway/gateway/internal/convo"
+)
+
+// toolConfig declares tools to the model, or is nil when there are none.
+// The service refuses a history with tool blocks and no toolConfig, so a
+// tool that the history uses but tools lacks (an agent reloaded without
+// it) is declared too, with an open schema.
+func toolConfig(tools []convo.ToolSpec, msgs []types.Message) *types.ToolConfiguration {
+	var out []types.Tool
+	declared := map[string]bool{}
+	for _, t := range tools {
+		if declared[t.Name] {
+			continue
+		}
+		declared[t.Name] = true
+		out = append(out, toolSpec(t.Name, t.Description, t.InputSchema))
+	}
+	for _, m := range msgs {
+		for _, b := range m.Content {
+			if u, ok := b.(*types.ContentBlockMemberToolUse); ok && !declared[aws.ToString(u.Value.Name)] {
+				name := aws.ToString(u.Value.Name)
+				declared[name] = true
+				out = append(out, toolSpec(name, "No longer available.", nil))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &types.ToolConfiguration{Tools: out}
+}
+
+func toolSpec(name, description string, schema json.RawMessage) types.Tool {
+	spec := types.ToolSpecification{Name: aws.String(name),
+		InputSchema: &types.ToolInputSchemaMemberJson{Value: object(schema, `{"type":"object"}`)}}
+	if description != "" {
+		spec.Description = aws.String(description)
+	}
+	return &types.ToolMemberToolSpec{Value: spec}
+}
+
+// useBlock replays a tool use as the model sent it. An input that is not
+// a JSON object (the model sent broken JSON) is replayed as {}: the
+// service takes objects only.
+func useBlock(u convo.ToolUse) types.ContentBlock {
+	return &types.ContentBlockMemberToolUse{Value: types.ToolUseBlock{
+		ToolUseId: aws.String(u.ID), Name: aws.String(u.Name), Input: object(u.Input, `{}`)}}
+}
+
+// resultBlock is the result that answers the tool use id, from results;
+// a use without a result (which convo does not produce) gets an error
+// result, as the service requires one.
+func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
+	b := types.ToolResultBlock{ToolUseId: aws.String(id)}
+	r := convo.ToolResult{ID: id, Error: "no result was recorded for this call"}
+	for _, res := range results {
+		if res.ID == id {
+			r = res
+			break
+		}
+	}
+	switch {
+	case r.Error != "":
+		b.Status = types.ToolResultStatusError
+		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: r.Error}}
+	case isObject(r.Output):
+		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberJson{Value: object(r.Output, `{}`)}}
+	default:
+		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: outputText(r.Output)}}
+	}
+	return &types.ContentBlockMemberToolResult{Value: b}
+}
+
+// outputText is a tool output that is not an object as text: a string as
+// itself, anything else as its JSON; never blank, which the service
+// refuses.
+func outputText(out json.RawMessage) string {
+	var s string
+	if json.Unmarshal(out, &s) != nil {
+		s = string(out)
+	}
+	if strings.TrimSpace(s) == "" {
+		return "(empty output)"
+	}
+	return s
+}
+
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '{'
+}
+
+// object is raw, a JSON object, as a document the SDK sends as that same
+// JSON, or fallback when raw is not an object. The SDK encodes a document
+// by reflection: a json.RawMessage would go out as an array of bytes, so
+// the value is decoded first, its numbers kept exact.
+func object(raw json.RawMessage, fallback string) document.Interface {
+	var v any
+	if !isObject(raw) || decodeExact(raw, &v) != nil {
+		_ = decodeExact(json.RawMessage(fallback), &v) // fallback is ours, valid
+	}
+	return document.NewLazyDocument(exactNumbers(v))
+}
+
+func decodeExact(raw json.RawMessage, v *any) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+// exactNumbers replaces the json.Numbers in v, which the SDK would send as
+// strings, with document.Numbers, which it sends as the same numbers.
+func exactNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		return smithydocument.Number(v)
+	case map[string]any:
+		for k, e := range v {
+			v[k] = exactNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = exactNumbers(e)
+		}
+	}
+	return v
+}
