@@ -53,7 +53,10 @@ func New(opts Options) *Model {
 
 // Commands that make the demo model show the other kinds of chunk: a last
 // user message starting with ThinkCommand gets thinking chunks before the
-// answer, one starting with ToolCommand a "clock" action.
+// answer. In a conversation with tools (an agent's), lines of the form
+// "/tool NAME {json}" make the model call those tools, and it answers
+// their results with a summary; without tools, a message starting with
+// ToolCommand gets a "clock" action, as in protocol v1.
 const (
 	ThinkCommand = "/think"
 	ToolCommand  = "/tool"
@@ -61,12 +64,14 @@ const (
 
 // Stream implements convo.Model: it emits the reply one word at a time,
 // after FirstDelay and then WordDelay between chunks, and ends with stop
-// reason end_turn and word counts as usage. A done ctx ends it promptly
-// with an error wrapping ctx.Err().
+// reason end_turn (tool_use when it calls tools) and word counts as usage.
+// A done ctx ends it promptly with an error wrapping ctx.Err().
 func (m *Model) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
 	last := lastUserText(req.History)
 	var chunks []convo.Chunk
+	reply, uses, agentic := toolStep(req)
 	switch {
+	case agentic:
 	case strings.HasPrefix(last, ThinkCommand):
 		chunks = append(chunks,
 			convo.Chunk{Kind: convo.ChunkThinking, Text: "The user asked to see my reasoning. "},
@@ -74,7 +79,9 @@ func (m *Model) Stream(ctx context.Context, req convo.ModelRequest, emit func(co
 	case strings.HasPrefix(last, ToolCommand):
 		chunks = append(chunks, clockAction())
 	}
-	reply := m.opts.Reply(req)
+	if !agentic {
+		reply = m.opts.Reply(req)
+	}
 	for _, w := range strings.SplitAfter(reply, " ") {
 		if w != "" {
 			chunks = append(chunks, convo.Chunk{Kind: convo.ChunkText, Text: w})
@@ -89,13 +96,18 @@ func (m *Model) Stream(ctx context.Context, req convo.ModelRequest, emit func(co
 		emit(c)
 		wait = m.opts.WordDelay
 	}
-	return convo.Result{
+	res := convo.Result{
 		StopReason: protocol.StopEndTurn,
 		Usage: protocol.Usage{
 			InputTokens:  inputWords(req),
 			OutputTokens: int64(len(strings.Fields(reply))),
 		},
-	}, nil
+		ToolUses: uses,
+	}
+	if len(uses) > 0 {
+		res.StopReason = protocol.StopToolUse
+	}
+	return res, nil
 }
 
 // clockAction is the tool call the demo model makes for ToolCommand.
