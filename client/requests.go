@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -77,4 +78,35 @@ func (c *Client) Delete(ctx context.Context, conversation string) error {
 func (c *Client) Ping(ctx context.Context) error {
 	id := c.requestID()
 	return c.call(ctx, id, &protocol.Ping{ID: id}, true, nil)
+}
+
+// Agents returns the agents the caller may bind a conversation to
+// (protocol v1.1).
+func (c *Client) Agents(ctx context.Context) ([]protocol.AgentInfo, error) {
+	id := c.requestID()
+	var r protocol.AgentsReply
+	if err := c.call(ctx, id, &protocol.Agents{ID: id}, true, &r); err != nil {
+		return nil, err
+	}
+	return r.Agents, nil
+}
+
+// Approve answers a tool call of conversation that waits for a person's
+// approval (a tool_call event with status awaiting_approval); reason is
+// optional. The first answer wins: a call already answered is a
+// bad_request, also when a retry after a drop finds its own first answer.
+func (c *Client) Approve(ctx context.Context, conversation, call string, approved bool, reason string) error {
+	id := c.requestID()
+	req := &protocol.Approve{ID: id, Conversation: conversation, Call: call, Approved: approved, Reason: reason}
+	return c.call(ctx, id, req, false, nil)
+}
+
+// ToolOutput answers a tool call that a client runs (a tool_call event
+// with status awaiting_client) with its output (any JSON) or, when errText
+// is not empty, with that error. Like Approve, it is not retried after a
+// drop: it returns ErrConnectionLost.
+func (c *Client) ToolOutput(ctx context.Context, conversation, call string, output json.RawMessage, errText string) error {
+	id := c.requestID()
+	req := &protocol.ToolOutput{ID: id, Conversation: conversation, Call: call, Output: output, Error: errText}
+	return c.call(ctx, id, req, false, nil)
 }
