@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -57,8 +58,10 @@ func (d *fieldDecoder) request(typ, id string) Request {
 		r := &Send{ID: id}
 		r.Conversation = d.conversation(false)
 		r.Text = d.str("text", true)
-		if d.err == nil && r.Text == "" {
-			d.fail("text", "must not be empty")
+		if d.err == nil && strings.TrimSpace(r.Text) == "" {
+			// The model request drops white space, so such a message
+			// would start a turn about nothing.
+			d.fail("text", "must not be empty or only white space")
 		}
 		r.ClientMsgID = d.str("client_msg_id", false)
 		if d.err == nil && len(r.ClientMsgID) > MaxRequestIDLen {

@@ -159,6 +159,7 @@ var decodeCases = []decodeCase{
 	{name: "send missing text", in: `{"type":"send","id":"r1","conversation":"c1"}`, code: protocol.CodeBadRequest, msg: "text: required", id: "r1"},
 	{name: "send null text", in: `{"type":"send","text":null}`, code: protocol.CodeBadRequest, msg: "text: required"},
 	{name: "send empty text", in: `{"type":"send","id":"r1","text":""}`, code: protocol.CodeBadRequest, msg: "text: must not be empty", id: "r1"},
+	{name: "send white-space text", in: `{"type":"send","id":"r1","text":" \n\t\u00a0\u3000"}`, code: protocol.CodeBadRequest, msg: "only white space", id: "r1"},
 	{name: "send text a number", in: `{"type":"send","text":5}`, code: protocol.CodeBadRequest, msg: "text: must be a string"},
 	{name: "send text an array", in: `{"type":"send","text":["a"]}`, code: protocol.CodeBadRequest, msg: "text: must be a string"},
 	{name: "send client_msg_id a number", in: `{"type":"send","text":"a","client_msg_id":1}`, code: protocol.CodeBadRequest, msg: "client_msg_id: must be a string"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,7 +100,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.temperature, "temperature", -1, "bedrock: default temperature from 0 to 1 (negative: the model's default); a conversation's temperature wins")
 	fs.IntVar(&c.bedrockAttempts, "bedrock-attempts", 0, "bedrock: calls per turn while Bedrock throttles or is unavailable before the first chunk (0: 4)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. localhost:6060 (empty: off; keep it on localhost)")
-	fs.DurationVar(&c.demoWordDelay, "demo-word-delay", 0, "pause between the demo model's words (0: 30ms; negative: none)")
+	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
 	fs.IntVar(&c.maxTextBytes, "max-text-bytes", 0, "largest user message text (0: 64 KiB)")
 	fs.IntVar(&c.sendQueue, "send-queue", 0, "frames queued for one connection before it is closed as a slow consumer (0: 1024)")
@@ -184,6 +185,28 @@ func (c *config) checkAuth() error {
 	default:
 		return fmt.Errorf("-auth %q: want none or jwt", c.auth)
 	}
+	return nil
+}
+
+// delayValue is a duration flag that also takes a bare number of 0 or
+// less ("-1"), which needs no unit: "negative means none" should be
+// sayable as -1.
+type delayValue time.Duration
+
+// String implements flag.Value.
+func (d *delayValue) String() string { return time.Duration(*d).String() }
+
+// Set implements flag.Value.
+func (d *delayValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseInt(s, 10, 64)
+		if nerr != nil || n > 0 {
+			return fmt.Errorf("want a duration such as 30ms, 0, or a negative number for none")
+		}
+		v = time.Duration(n)
+	}
+	*d = delayValue(v)
 	return nil
 }
 

@@ -209,6 +209,9 @@ func TestConfig(t *testing.T) {
 			want: func(c *config) bool {
 				return c.addr == ":9000" && c.sendQueue == 64 && c.demoWordDelay == 5*time.Millisecond
 			}},
+		{name: "no word delay", args: []string{"-demo-word-delay", "-1"}, want: func(c *config) bool { return c.demoWordDelay < 0 }},
+		{name: "no word delay as a duration", args: []string{"-demo-word-delay=-1ms"}, want: func(c *config) bool { return c.demoWordDelay == -time.Millisecond }},
+		{name: "word delay without a unit", args: []string{"-demo-word-delay", "5"}, wantErr: "duration such as 30ms"},
 		{name: "flag beats environment", args: []string{"-addr", ":7000"}, env: map[string]string{"GATEWAY_ADDR": ":9000"},
 			want: func(c *config) bool { return c.addr == ":7000" }},
 		{name: "bedrock with model", args: []string{"-provider", "bedrock", "-model", "m", "-region", "eu-west-3"},
