@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/flagenv"
+	"github.com/chatgateway/gateway/internal/limits"
 )
 
 // config is the gateway's configuration, from flags and their environment
@@ -33,6 +34,7 @@ type config struct {
 	demoWordDelay  time.Duration
 	maxFrameBytes  int64
 	maxTextBytes   int
+	sizes          limits.Sizes
 	sendQueue      int
 	maxQueuedTurns int
 	logFormat      string
@@ -103,6 +105,9 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
 	fs.IntVar(&c.maxTextBytes, "max-text-bytes", 0, "largest user message text (0: 64 KiB)")
+	fs.IntVar(&c.sizes.Title, "max-title-bytes", 0, "largest conversation title (0: 1 KiB)")
+	fs.IntVar(&c.sizes.System, "max-system-bytes", 0, "largest system prompt (0: 32 KiB)")
+	fs.IntVar(&c.sizes.Action, "max-action-bytes", 0, "largest action published over HTTP: name, turn, input and output together (0: 64 KiB)")
 	fs.IntVar(&c.sendQueue, "send-queue", 0, "frames queued for one connection before it is closed as a slow consumer (0: 1024)")
 	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -116,8 +121,8 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxSubscriptions, "max-subscriptions", 0, "conversations one connection may follow at once (0: 1000)")
 	fs.IntVar(&c.maxConns, "max-conns", 10000, "open WebSocket connections in all (0: no limit)")
 	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 100, "open WebSocket connections per user with -auth jwt (0: no limit)")
-	fs.Float64Var(&c.sendRate, "send-rate", 5, "sends per second per user with -auth jwt, over WebSocket and HTTP together (0: no limit)")
-	fs.IntVar(&c.sendBurst, "send-burst", 20, "sends a user may make in a burst before -send-rate paces them")
+	fs.Float64Var(&c.sendRate, "send-rate", 5, "sends, creates and actions per second per user with -auth jwt, over WebSocket and HTTP together (0: no limit)")
+	fs.IntVar(&c.sendBurst, "send-burst", 20, "sends, creates and actions a user may make in a burst before -send-rate paces them")
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
@@ -159,6 +164,7 @@ func (c *config) check() error {
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
 		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
+		{"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

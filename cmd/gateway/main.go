@@ -113,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxConnsPerUser:  lim.connsPerUser,
 		SendLimiter:      lim.send,
 		UpgradeLimiter:   lim.upgrade,
+		Sizes:            cfg.sizes,
 	})
 	var ready atomic.Bool
 	ready.Store(true)
@@ -126,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Ready:          ready.Load,
 			User:           user,
 			SendLimiter:    lim.send,
+			Sizes:          cfg.sizes,
 			AllowedOrigins: cfg.origins(),
 			Loopback:       isLoopback(ln.Addr()),
 		}),

@@ -75,10 +75,14 @@ type Options struct {
 	// MaxConnsPerUser bounds the open connections of one user (default:
 	// no bound); an upgrade beyond it is refused with 503 busy.
 	MaxConnsPerUser int
-	// SendLimiter, keyed by user, limits the sends (default: no limit); a
-	// refused send gets a rate_limited error with retry_after_ms. Share it
-	// with the HTTP API so that both count against one budget.
+	// SendLimiter, keyed by user, limits the requests that store
+	// something, sends and creates (default: no limit); a refused one gets
+	// a rate_limited error with retry_after_ms. Share it with the HTTP API
+	// so that both count against one budget.
 	SendLimiter *limits.Limiter
+	// Sizes bounds the title and system prompt of a create (default:
+	// limits' defaults); a larger one gets too_large.
+	Sizes limits.Sizes
 	// UpgradeLimiter, keyed by client address (limits.AddrKey of the
 	// request's RemoteAddr), limits upgrades (default: no limit); a
 	// refused one gets 429 with Retry-After.

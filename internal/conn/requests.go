@@ -85,6 +85,12 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 		}
 		c.reply(&protocol.ConversationsReply{Type: protocol.ReplyConversations, ID: r.ID, Conversations: list})
 	case *protocol.Create:
+		if err := c.h.opts.Sizes.CheckCreate(r); err != nil {
+			return r.Conversation, err
+		}
+		if err := c.h.opts.SendLimiter.Allow(user); err != nil {
+			return r.Conversation, err
+		}
 		info, err := svc.Create(ctx, user, r)
 		if err != nil {
 			return r.Conversation, err

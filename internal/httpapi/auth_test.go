@@ -188,3 +188,57 @@ func TestSendRateLimitOverHTTP(t *testing.T) {
 		t.Errorf("rate limited %v, want 1", got["gateway_rate_limited_total"])
 	}
 }
+
+// TestWriteBudget checks that creates and actions, over either transport,
+// take from the same per-user budget as sends, and that titles, system
+// prompts and actions are bounded in size.
+func TestWriteBudget(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	limiter := limits.NewLimiter(limits.Rate{PerSecond: 1e-3, Burst: 3}, limits.LimiterOptions{Refused: m.RateLimited.WithLabelValues("send")})
+	sizes := limits.Sizes{Title: 8, System: 16, Action: 64}
+	user := conntest.JWTUser(t)
+	s := conntest.Start(t, conntest.Config{
+		API:  httpapi.Options{User: user, SendLimiter: limiter, Sizes: sizes, Metrics: m},
+		Conn: conn.Options{User: user, SendLimiter: limiter, Sizes: sizes},
+	})
+	base := s.URL + "/v1/conversations"
+	ws := s.Dial(t, "token="+conntest.Token(t, "alice"))
+
+	// Refused for size: no token is taken.
+	if a := do(t, "POST", base, `{"title":"123456789"}`, "alice", ""); a.status != 413 || a.err.Code != protocol.CodeTooLarge {
+		t.Errorf("a long title over HTTP: %d %s, want 413 too_large", a.status, a.body)
+	}
+	if f := ws.Call(&protocol.Create{ID: "k", System: strings.Repeat("s", 17)}); f.Code != protocol.CodeTooLarge {
+		t.Errorf("a long system prompt over the WebSocket: %+v, want too_large", f)
+	}
+	// Three writes take the burst...
+	if a := do(t, "POST", base, `{"conversation":"a1","title":"12345678"}`, "alice", ""); a.status != 201 {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	if f := ws.Call(&protocol.Create{ID: "k", Conversation: "a2"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create over the WebSocket: %+v", f)
+	}
+	if a := do(t, "POST", base+"/a1/actions", `{"name":"big","input":"`+strings.Repeat("x", 64)+`"}`, "alice", ""); a.status != 413 {
+		t.Errorf("a large action: %d %s, want 413", a.status, a.body)
+	}
+	if a := do(t, "POST", base+"/a1/actions", `{"name":"n","input":{"k":1}}`, "alice", ""); a.status != 201 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	// ...and every kind of write is refused after it.
+	for name, a := range map[string]answer{
+		"create": do(t, "POST", base, `{}`, "alice", ""),
+		"action": do(t, "POST", base+"/a1/actions", `{"name":"n"}`, "alice", ""),
+		"send":   do(t, "POST", base+"/a1/messages", `{"text":"hi"}`, "alice", ""),
+	} {
+		if a.status != 429 || a.err.Code != protocol.CodeRateLimited {
+			t.Errorf("%s after the burst: %d %s, want 429", name, a.status, a.body)
+		}
+	}
+	if f := ws.Call(&protocol.Create{ID: "k"}); f.Code != protocol.CodeRateLimited {
+		t.Errorf("create over the WebSocket after the burst: %+v, want rate_limited", f)
+	}
+	if a := do(t, "POST", base, `{}`, "bob", ""); a.status != 201 {
+		t.Errorf("another user's create: %d %s", a.status, a.body)
+	}
+}

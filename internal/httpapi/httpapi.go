@@ -57,10 +57,15 @@ type Options struct {
 	// /metrics, /v1/info and the page are open to all; /v1/ws
 	// authenticates in its own handler. Default: every caller is "local".
 	User func(*http.Request) (string, error)
-	// SendLimiter, keyed by user, limits POST …/messages (default: no
-	// limit); a refused send gets 429 rate_limited with Retry-After and
-	// retry_after_ms.
+	// SendLimiter, keyed by user, limits the requests that store
+	// something: POST …/messages, POST /v1/conversations and POST
+	// …/actions (default: no limit); a refused one gets 429 rate_limited
+	// with Retry-After and retry_after_ms.
 	SendLimiter *limits.Limiter
+	// Sizes bounds the title and system prompt of a create and the size
+	// of an action (default: limits' defaults); a larger one gets 413
+	// too_large.
+	Sizes limits.Sizes
 	// MaxBodyBytes bounds a request body (default MaxBodyBytes); a larger
 	// one gets 413 too_large.
 	MaxBodyBytes int64

@@ -62,6 +62,12 @@ func (a *api) create(r *http.Request, user string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.opts.Sizes.CheckCreate(req.(*protocol.Create)); err != nil {
+		return 0, nil, err
+	}
+	if err := a.opts.SendLimiter.Allow(user); err != nil {
+		return 0, nil, err
+	}
 	c, err := a.svc.Create(r.Context(), user, req.(*protocol.Create))
 	if err != nil {
 		return 0, nil, err
@@ -139,6 +145,12 @@ func (a *api) events(r *http.Request, user, id string) (int, any, error) {
 func (a *api) action(r *http.Request, user, id string) (int, any, error) {
 	act, err := a.decodeAction(r)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.opts.Sizes.CheckAction(act.Name, act.Turn, act.Input, act.Output); err != nil {
+		return 0, nil, err
+	}
+	if err := a.opts.SendLimiter.Allow(user); err != nil {
 		return 0, nil, err
 	}
 	ev, err := a.svc.PublishAction(r.Context(), user, id, act)

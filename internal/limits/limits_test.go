@@ -205,3 +205,45 @@ func TestSlots(t *testing.T) {
 		})
 	}
 }
+
+func TestSizes(t *testing.T) {
+	t.Parallel()
+	small := limits.Sizes{Title: 4, System: 8, Action: 10}
+	tests := []struct {
+		name  string
+		sizes limits.Sizes
+		err   func(limits.Sizes) error
+		code  string // "" for no error
+		field string
+	}{
+		{"title at the bound", small, func(s limits.Sizes) error { return s.CheckCreate(&protocol.Create{Title: "abcd"}) }, "", ""},
+		{"title over", small, func(s limits.Sizes) error { return s.CheckCreate(&protocol.Create{Title: "abcde"}) }, protocol.CodeTooLarge, "title"},
+		{"system over", small, func(s limits.Sizes) error { return s.CheckCreate(&protocol.Create{System: "123456789"}) }, protocol.CodeTooLarge, "system"},
+		{"model id over", small, func(s limits.Sizes) error {
+			return s.CheckCreate(&protocol.Create{Model: strings.Repeat("m", limits.MaxModelIDBytes+1)})
+		}, protocol.CodeBadRequest, "model"},
+		{"default title bound", limits.Sizes{}, func(s limits.Sizes) error {
+			return s.CheckCreate(&protocol.Create{Title: strings.Repeat("t", limits.DefaultMaxTitleBytes+1)})
+		}, protocol.CodeTooLarge, "title"},
+		{"default system bound", limits.Sizes{}, func(s limits.Sizes) error {
+			return s.CheckCreate(&protocol.Create{System: strings.Repeat("s", limits.DefaultMaxSystemBytes)})
+		}, "", ""},
+		{"action at the bound", small, func(s limits.Sizes) error { return s.CheckAction("n", "t", []byte(`{"a":1}`), []byte("1")) }, "", ""},
+		{"action over, counting every part", small, func(s limits.Sizes) error { return s.CheckAction("n", "t", []byte(`{"a":1}`), []byte("12")) }, protocol.CodeTooLarge, "action"},
+		{"default action bound", limits.Sizes{}, func(s limits.Sizes) error {
+			return s.CheckAction("n", "", []byte(`"`+strings.Repeat("x", limits.DefaultMaxActionBytes)+`"`), nil)
+		}, protocol.CodeTooLarge, "action"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.err(tt.sizes)
+			var pe *protocol.Error
+			switch {
+			case tt.code == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.code != "" && (!errors.As(err, &pe) || pe.Code != tt.code || !strings.HasPrefix(pe.Message, tt.field+":")):
+				t.Errorf("got %v, want %s about %s", err, tt.code, tt.field)
+			}
+		})
+	}
+}
