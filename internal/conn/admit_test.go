@@ -201,7 +201,8 @@ func TestConnectionBounds(t *testing.T) {
 func TestSendRateLimit(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
-	limiter := limits.NewLimiter(limits.Rate{PerSecond: 1e-3, Burst: 2},
+	// A burst of 3: the create takes one, two sends the rest.
+	limiter := limits.NewLimiter(limits.Rate{PerSecond: 1e-3, Burst: 3},
 		limits.LimiterOptions{Message: "too many messages, slow down", Refused: m.RateLimited.WithLabelValues("send")})
 	s := conntest.Start(t, conntest.Config{Conn: conn.Options{User: queryUser, SendLimiter: limiter, Metrics: m}})
 	alice, bob := s.Dial(t, "user=alice"), s.Dial(t, "user=bob")

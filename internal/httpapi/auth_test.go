@@ -162,7 +162,8 @@ func TestOwnershipOverHTTP(t *testing.T) {
 func TestSendRateLimitOverHTTP(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
-	limiter := limits.NewLimiter(limits.Rate{PerSecond: 1e-3, Burst: 1},
+	// A burst of 2: the create takes one, the first send the other.
+	limiter := limits.NewLimiter(limits.Rate{PerSecond: 1e-3, Burst: 2},
 		limits.LimiterOptions{Message: "too many messages, slow down", Refused: m.RateLimited.WithLabelValues("send")})
 	s := startJWT(t, httpapi.Options{SendLimiter: limiter, Metrics: m})
 	base := s.URL + "/v1/conversations"
