@@ -36,6 +36,7 @@ type config struct {
 	maxTextBytes   int
 	sizes          limits.Sizes
 	sendQueue      int
+	sendQueueBytes int
 	maxQueuedTurns int
 	logFormat      string
 	logLevel       string
@@ -109,6 +110,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.sizes.System, "max-system-bytes", 0, "largest system prompt (0: 32 KiB)")
 	fs.IntVar(&c.sizes.Action, "max-action-bytes", 0, "largest action published over HTTP: name, turn, input and output together (0: 64 KiB)")
 	fs.IntVar(&c.sendQueue, "send-queue", 0, "frames queued for one connection before it is closed as a slow consumer (0: 1024)")
+	fs.IntVar(&c.sendQueueBytes, "send-queue-bytes", 0, "bytes queued for one connection before it is closed as a slow consumer; a replay fills at most half (0: 4 MiB)")
 	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -164,7 +166,7 @@ func (c *config) check() error {
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
 		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
-		{"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
+		{"send-queue-bytes", c.sendQueueBytes < 0}, {"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		User:             user,
 		MaxFrameBytes:    cfg.maxFrameBytes,
 		SendQueue:        cfg.sendQueue,
+		SendQueueBytes:   cfg.sendQueueBytes,
 		Metrics:          m,
 		OriginPatterns:   cfg.origins(),
 		MaxSubscriptions: cfg.maxSubscriptions,

@@ -65,7 +65,12 @@ type conn struct {
 	closeReason string
 	// dead is set when reading has ended or a write failed: nothing more
 	// is written.
-	dead   bool
+	dead bool
+	// ended is why the connection ends, once a cause is known (see
+	// ends.go).
+	ended string
+	// queued is the size in bytes of the frames in queue and held.
+	queued int
 	writer sync.WaitGroup
 }
 
@@ -90,6 +95,7 @@ func (c *conn) serve(q url.Values) {
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
+			c.noteEnd(endForRead(err))
 			c.logEnd(err)
 			return
 		}
@@ -135,11 +141,13 @@ func (c *conn) finish() {
 	}
 	c.mu.Lock()
 	c.dead = true
-	c.queue, c.held = nil, nil
+	c.queue, c.held, c.queued = nil, nil, 0
+	ended := c.ended
 	c.mu.Unlock()
 	_ = c.ws.CloseNow()
 	c.writer.Wait()
-	c.log.Debug("connection closed")
+	c.h.metrics.ConnectionCloses.WithLabelValues(ended).Inc()
+	c.log.Debug("connection closed", "reason", ended)
 }
 
 // logEnd logs why reading ended; expected endings are not errors.
@@ -165,6 +173,7 @@ func (c *conn) keepalive() {
 	if err != nil {
 		if c.ctx.Err() == nil {
 			c.log.Info("keepalive ping failed, disconnecting", "err", err)
+			c.noteEnd(endPingTimeout)
 			_ = c.ws.CloseNow()
 		}
 		return

@@ -27,8 +27,10 @@ import (
 const (
 	DefaultMaxFrameBytes = 1 << 20
 	DefaultSendQueue     = 1024
-	DefaultWriteTimeout  = 10 * time.Second
-	DefaultPingInterval  = 30 * time.Second
+	// DefaultSendQueueBytes bounds the bytes queued for one connection.
+	DefaultSendQueueBytes = 4 << 20
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultPingInterval   = 30 * time.Second
 	// DefaultMaxSubscriptions bounds the conversations one connection
 	// follows at once.
 	DefaultMaxSubscriptions = 1000
@@ -52,6 +54,12 @@ type Options struct {
 	// (default 1024); a connection whose queue overflows is closed with
 	// 1008 "slow consumer".
 	SendQueue int
+	// SendQueueBytes bounds the bytes of those frames (default
+	// DefaultSendQueueBytes), with the same consequence; a frame larger
+	// than the bound still goes through an empty queue. A replay fills at
+	// most half of it, so this bounds the memory a replay holds for a
+	// client that does not read.
+	SendQueueBytes int
 	// WriteTimeout bounds each write to the socket, and the wait for the
 	// pong that answers a keepalive ping (default 10 s).
 	WriteTimeout time.Duration
@@ -123,6 +131,9 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 	}
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = DefaultSendQueue
+	}
+	if opts.SendQueueBytes <= 0 {
+		opts.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
@@ -286,6 +297,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	for c := range h.conns {
+		c.noteEnd(endShutdown)
 		_ = c.ws.CloseNow()
 	}
 	h.mu.Unlock()

@@ -18,6 +18,12 @@ import (
 // and the server side of that one connection.
 func serveOne(t testing.TB, opts Options) (*websocket.Conn, *conn) {
 	t.Helper()
+	return serveOneDial(t, opts, nil)
+}
+
+// serveOneDial is serveOne with the client dialled with dopts.
+func serveOneDial(t testing.TB, opts Options, dopts *websocket.DialOptions) (*websocket.Conn, *conn) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	svc, err := convo.Open(filepath.Join(t.TempDir(), "gateway.db"), demo.New(demo.Options{}), convo.Config{Logger: log})
 	if err != nil {
@@ -31,7 +37,7 @@ func serveOne(t testing.TB, opts Options) (*websocket.Conn, *conn) {
 		_ = h.Shutdown(context.Background())
 		_ = svc.Close(context.Background())
 	})
-	ws, _, err := websocket.Dial(t.Context(), strings.Replace(srv.URL, "http", "ws", 1), nil)
+	ws, _, err := websocket.Dial(t.Context(), strings.Replace(srv.URL, "http", "ws", 1), dopts)
 	if err != nil {
 		t.Fatal(err)
 	}

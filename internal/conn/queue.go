@@ -26,9 +26,10 @@ func (c *conn) SendWait(ctx context.Context, f convo.Frame) error { return c.pus
 // push queues a reply frame without blocking, like Send.
 func (c *conn) push(data []byte) bool { return c.Send(convo.Frame{Data: data}) }
 
-// pushWait queues f once the queue is at most half full, so that a replay
-// paces itself to the client while live events of other conversations
-// still fit.
+// pushWait queues f once it fits in half the queue, in frames and in
+// bytes, so that a replay paces itself to the client while live events of
+// other conversations still fit: a replay never holds more than half of
+// SendQueueBytes in the queue, however large the log.
 func (c *conn) pushWait(ctx context.Context, frame convo.Frame) error {
 	for {
 		c.mu.Lock()
@@ -36,7 +37,7 @@ func (c *conn) pushWait(ctx context.Context, frame convo.Frame) error {
 			c.mu.Unlock()
 			return errClosed
 		}
-		if len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 {
+		if c.roomLocked(len(frame.Data)) {
 			c.pushLocked(frame)
 			c.mu.Unlock()
 			return nil
@@ -63,14 +64,16 @@ func (c *conn) pushLocked(frame convo.Frame) bool {
 	if c.closeCode != 0 || c.dead {
 		return false
 	}
-	if len(c.queue)+len(c.held) >= c.h.opts.SendQueue {
-		c.log.Warn("closing slow consumer", "queued", len(c.queue)+len(c.held))
+	n := len(c.queue) + len(c.held)
+	if n >= c.h.opts.SendQueue || n > 0 && c.queued+len(frame.Data) > c.h.opts.SendQueueBytes {
+		c.log.Warn("closing slow consumer", "queued", n, "bytes", c.queued)
 		c.h.metrics.SlowConsumers.Inc()
-		c.queue, c.held = nil, nil
+		c.queue, c.held, c.queued = nil, nil, 0
 		c.wakeLocked()
 		c.closeLocked(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
+	c.queued += len(frame.Data)
 	if c.holding {
 		c.held = append(c.held, frame)
 		return true
@@ -95,6 +98,9 @@ func (c *conn) release(first []byte) {
 	c.holding = false
 	held := c.held
 	c.held = nil
+	for _, f := range held {
+		c.queued -= len(f.Data) // counted again as they are queued
+	}
 	if first != nil {
 		held = append([]convo.Frame{{Data: first}}, held...)
 	}
@@ -117,6 +123,7 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 	if c.closeCode != 0 || c.dead {
 		return
 	}
+	c.noteEndLocked(endForCode(code))
 	c.closeCode, c.closeReason = code, reason
 	c.startWriterLocked()
 }
@@ -128,9 +135,17 @@ func (c *conn) closing() bool {
 	return c.closeCode != 0 || c.dead
 }
 
-// wakeLocked wakes SendWait callers once the queue is at most half full.
+// roomLocked reports whether a frame of size bytes fits in half the
+// queue; an empty queue takes any frame.
+func (c *conn) roomLocked(size int) bool {
+	n := len(c.queue) + len(c.held)
+	return n == 0 || n <= c.h.opts.SendQueue/2 && c.queued+size <= c.h.opts.SendQueueBytes/2
+}
+
+// wakeLocked wakes SendWait callers once the queue is at most half full;
+// each checks again whether its frame fits.
 func (c *conn) wakeLocked() {
-	if c.room != nil && len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 {
+	if c.room != nil && len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 && c.queued <= c.h.opts.SendQueueBytes/2 {
 		close(c.room)
 		c.room = nil
 	}
@@ -202,6 +217,7 @@ func (c *conn) next() ([]convo.Frame, websocket.StatusCode, string) {
 		}
 		batch := c.queue[:n:n]
 		c.queue = c.queue[n:]
+		c.queued -= size
 		if len(c.queue) == 0 {
 			c.queue = nil // let an idle connection hold no buffer
 		}
@@ -229,7 +245,10 @@ var errWriteTimeout = errors.New("conn: write timed out")
 // write (one at a time, ordered by c.mu).
 func (c *conn) write(batch []convo.Frame) error {
 	if c.stall == nil {
-		c.stall = time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.ws.CloseNow() })
+		c.stall = time.AfterFunc(c.h.opts.WriteTimeout, func() {
+			c.noteEnd(endWriteTimeout)
+			_ = c.ws.CloseNow()
+		})
 	} else {
 		c.stall.Reset(c.h.opts.WriteTimeout)
 	}
@@ -267,9 +286,10 @@ func (c *conn) writeFrames(batch []convo.Frame) error {
 // has closed the connection, so the reader ends too.
 func (c *conn) writeFailed(err error) {
 	c.mu.Lock()
+	c.noteEndLocked(endWriteError)
 	c.dead = true
 	c.writing = false
-	c.queue = nil
+	c.queue, c.held, c.queued = nil, nil, 0
 	c.wakeLocked()
 	c.mu.Unlock()
 	if c.ctx.Err() == nil {

@@ -25,7 +25,7 @@ func TestWriteTimeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ws, c := serveOne(t, Options{WriteTimeout: time.Second})
+			ws, c := serveOne(t, Options{WriteTimeout: time.Second, SendQueueBytes: 128 << 20})
 			ws.SetReadLimit(int64(tc.size))
 			frame := bytes.Repeat([]byte("x"), tc.size)
 			for range frames {
@@ -37,6 +37,11 @@ func TestWriteTimeout(t *testing.T) {
 				// The timer closes the socket, so reading ends; the test's
 				// own timeout guards against a write that never ends.
 				<-c.ctx.Done()
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if c.ended != endWriteTimeout {
+					t.Errorf("ended as %q, want %q", c.ended, endWriteTimeout)
+				}
 				return
 			}
 			for i := range frames {

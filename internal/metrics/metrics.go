@@ -46,6 +46,9 @@ type Metrics struct {
 	TurnsEnded *prometheus.CounterVec
 	// SlowConsumers counts connections closed for not keeping up.
 	SlowConsumers prometheus.Counter
+	// ConnectionCloses counts ended WebSocket connections by why they
+	// ended (see conn's close reasons; PROTOCOL.md lists them).
+	ConnectionCloses *prometheus.CounterVec
 	// Errors counts error frames and HTTP errors sent, by code.
 	Errors *prometheus.CounterVec
 	// RateLimited counts requests refused by a rate limit, by kind.
@@ -103,6 +106,8 @@ func New() *Metrics {
 			Help: "Ended turns by stop reason."}, []string{"stop_reason"}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_slow_consumer_closes_total",
 			Help: "Connections closed because they did not keep up."}),
+		ConnectionCloses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_connection_closes_total",
+			Help: "Ended WebSocket connections, by reason."}, []string{"reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_errors_total",
 			Help: "Errors sent to clients, by code."}, []string{"code"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_rate_limited_total",
@@ -116,7 +121,7 @@ func New() *Metrics {
 	}
 	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
 		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
-		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.Errors, m.RateLimited,
+		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.ConnectionCloses, m.Errors, m.RateLimited,
 		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
