@@ -18,16 +18,49 @@ export function takeToken() {
 }
 
 // getJSON fetches path with the bearer token (if any) and returns the
-// decoded body, or throws an Error with the gateway's error message.
+// decoded body, or throws an Error with the gateway's error message and
+// code.
 export async function getJSON(path, token) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(path, { headers, cache: 'no-store' });
   const body = await res.json().catch(() => null);
   if (!res.ok) {
-    throw new Error(body?.error?.message ?? `${path}: HTTP ${res.status}`);
+    const err = new Error(body?.error?.message ?? `${path}: HTTP ${res.status}`);
+    err.code = body?.error?.code ?? '';
+    throw err;
   }
   return body;
+}
+
+// conversationPath is the HTTP API's path of conversation id, plus rest.
+function conversationPath(id, rest) {
+  return `/v1/conversations/${encodeURIComponent(id)}/${rest}`;
+}
+
+// fetchHistory returns GET …/messages: up to limit messages with seq <
+// before (0: the newest), oldest first, and has_more.
+export function fetchHistory(id, before, limit, token) {
+  return getJSON(conversationPath(id, `messages?before=${before}&limit=${limit}`), token);
+}
+
+// EVENTS_PAGE is the most events GET …/events returns at once.
+const EVENTS_PAGE = 1000;
+
+// fetchEvents returns the stored events of conversation id with
+// after < seq <= until, oldest first, from GET …/events: for many events,
+// much faster than a socket's replay of them one frame at a time.
+export async function fetchEvents(id, after, until, token) {
+  const events = [];
+  while (after < until) {
+    const batch = await getJSON(conversationPath(id, `events?after=${after}&limit=${EVENTS_PAGE}`), token);
+    for (const ev of batch) {
+      if (ev.seq <= until) events.push(ev);
+    }
+    if (batch.length < EVENTS_PAGE) break;
+    after = batch.at(-1).seq;
+  }
+  return events;
 }
 
 // fetchInfo returns GET /v1/info: {provider, default_model, version, auth}.

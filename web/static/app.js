@@ -2,25 +2,54 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchInfo, takeToken } from './api.js';
+import { fetchEvents, fetchHistory, fetchInfo, takeToken } from './api.js';
+import { el } from './dom.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, wsURL } from './socket.js';
+import { KINDS } from './tools.js';
 import { ConversationView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
 
 const STATUS_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
 const LIST_REFRESH_MS = 250;
+// HISTORY_PAGE is how many messages a conversation opens with, and how
+// many more each scroll to the top shows.
+const HISTORY_PAGE = 20;
 
 const token = takeToken();
 let current = null;
+// opening counts open calls, so that a slow history reply for a
+// conversation left meanwhile is dropped.
+let opening = 0;
+let loadingOlder = false;
 let defaultModel = '';
 let listTimer = 0;
+// The agents the gateway offers this user (none from a v1 gateway).
+let agents = [];
+
+// answered shows a failed answer to a tool call and passes the failure on
+// to the card, which enables its buttons again.
+function answered(promise) {
+  return promise.catch((err) => {
+    showNotice(err);
+    throw err;
+  });
+}
 
 const view = new ConversationView($('messages'), {
   onRunning: (turn) => {
     $('stop').hidden = turn === null;
   },
+  answer: {
+    approve: (call, approved, reason) => {
+      const frame = { type: 'approve', conversation: current, call, approved };
+      if (reason) frame.reason = reason;
+      return answered(socket.request(frame));
+    },
+    output: (call, result) => answered(socket.request({ type: 'tool_output', conversation: current, call, ...result })),
+  },
+  loadOlder: () => loadOlder(),
 });
 const sidebar = new Sidebar($('conversations'), { onDelete: remove });
 const socket = new GatewaySocket({
@@ -34,7 +63,10 @@ const socket = new GatewaySocket({
     const s = $('status');
     s.dataset.state = state;
     s.textContent = STATUS_TEXT[state];
-    if (state === 'connected') refreshList();
+    if (state === 'connected') {
+      refreshList();
+      loadAgents();
+    }
   },
   onGone: (id) => {
     if (id === current) navigate(null);
@@ -42,12 +74,14 @@ const socket = new GatewaySocket({
   },
   onError: (err) => {
     if (err.conversation !== undefined && err.conversation === current && err.code === 'not_found') {
-      showNotice(err, 'This conversation does not exist (any more).');
+      showNotice(err, NOT_FOUND);
       return;
     }
     showNotice(err);
   },
 });
+
+const NOT_FOUND = 'This conversation does not exist (any more).';
 
 function showNotice(err, text) {
   $('notice').dataset.code = err.code ?? '';
@@ -60,18 +94,75 @@ function openedFromURL() {
   return m === null ? null : decodeURIComponent(m[1]);
 }
 
-// open shows conversation id (null: none) and subscribes to it from seq 0,
-// so the whole conversation renders from its event log.
-function open(id) {
+// open shows conversation id (null: none): its latest page of messages,
+// found with history, with all their events (tool calls, thinking, a
+// running turn), then everything live from the socket. The first two come
+// over HTTP, in bulk and without waiting for the socket to connect.
+async function open(id) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
   current = id;
+  const mine = ++opening;
   view.reset(id);
   sidebar.highlight(id);
   heading();
-  if (id !== null) socket.subscribe(id, 0);
   setSidebar(false);
   $('input').focus();
+  if (id === null) return;
+  let from = 0;
+  let more = false;
+  let events = [];
+  try {
+    const h = await fetchHistory(id, 0, HISTORY_PAGE, token);
+    if (h.has_more && h.messages.length > 0) {
+      from = h.messages[0].seq - 1;
+      more = true;
+    }
+    if (mine !== opening) return;
+    events = await fetchEvents(id, from, Infinity, token);
+  } catch (err) {
+    if (mine !== opening) return;
+    if (err.code === 'not_found') {
+      showNotice(err, NOT_FOUND);
+      return;
+    }
+    // Otherwise (a lost connection, a failed fetch) the subscription
+    // below replays the events instead.
+    events = [];
+  }
+  if (mine !== opening) return;
+  // A conversation just made (or made elsewhere) is not listed yet; its
+  // fetched events went to the view without passing onEvent.
+  if (sidebar.get(id) === undefined) refreshListSoon();
+  view.start(from, more);
+  for (const ev of events) view.apply(ev);
+  const last = events.at(-1)?.seq ?? from;
+  // With the fetched events shown, the conversation is open; later ones
+  // come live. (After a failed fetch, it is open once the socket's replay
+  // reaches the seq of its subscribed reply.)
+  if (events.length > 0) view.ready(last);
+  socket.subscribe(id, last, (seq) => view.ready(seq));
+}
+
+// loadOlder puts the previous page of messages, with their events, above
+// the ones shown.
+async function loadOlder() {
+  if (loadingOlder || current === null) return;
+  loadingOlder = true;
+  const id = current;
+  const mine = opening;
+  const until = view.from;
+  try {
+    const h = await fetchHistory(id, until + 1, HISTORY_PAGE, token);
+    const more = h.has_more && h.messages.length > 0;
+    const from = more ? h.messages[0].seq - 1 : 0;
+    const events = await fetchEvents(id, from, until, token);
+    if (mine === opening) view.prepend(events, from, more);
+  } catch (err) {
+    showNotice(err);
+  } finally {
+    loadingOlder = false;
+  }
 }
 
 function navigate(id) {
@@ -84,6 +175,50 @@ function heading() {
   const c = current === null ? undefined : sidebar.get(current);
   $('title').textContent = current === null ? 'New conversation' : c?.title || 'Untitled';
   $('model').textContent = c?.model || defaultModel;
+  const agent = c?.agent ? agents.find((a) => a.name === c.agent) : undefined;
+  $('agent').hidden = !c?.agent;
+  $('agent').textContent = c?.agent ?? '';
+  $('agent').title = agent?.description ?? '';
+  const tools = (agent?.tools ?? []).map((t) => {
+    const chip = el('span', 'tool-chip', { testid: 'agent-tool', text: t.name });
+    chip.dataset.kind = t.kind ?? '';
+    chip.title = `${KINDS[t.kind] ?? t.kind ?? ''} tool${t.description ? `: ${t.description}` : ''}`;
+    return chip;
+  });
+  $('agent-tools').replaceChildren(...tools);
+}
+
+// loadAgents asks for the agents this user may pick; a gateway without
+// agents answers unknown_type, and the form then offers none.
+async function loadAgents() {
+  try {
+    const reply = await socket.request({ type: 'agents' });
+    agents = reply.agents ?? [];
+  } catch {
+    agents = [];
+  }
+  const select = $('new-form').elements.agent;
+  const chosen = select.value;
+  const options = agents.map((a) => {
+    const o = el('option', '', { text: a.name });
+    o.value = a.name;
+    return o;
+  });
+  select.replaceChildren(select.options[0], ...options);
+  select.value = agents.some((a) => a.name === chosen) ? chosen : '';
+  $('agent-field').hidden = agents.length === 0;
+  agentChosen();
+  heading();
+}
+
+// agentChosen shows the chosen agent's description; with an agent, the
+// system prompt and model are the agent's.
+function agentChosen() {
+  const form = $('new-form');
+  const agent = agents.find((a) => a.name === form.elements.agent.value);
+  $('agent-description').textContent = agent?.description ?? '';
+  $('agent-description').hidden = agent === undefined;
+  for (const name of ['system', 'model']) form.elements[name].disabled = agent !== undefined;
 }
 
 async function refreshList() {
@@ -135,13 +270,15 @@ async function create(form) {
   if (form.dataset.busy === 'true') return;
   form.dataset.busy = 'true';
   const frame = { type: 'create' };
-  for (const name of ['title', 'system', 'model']) {
-    const v = form.elements[name].value.trim();
-    if (v !== '') frame[name] = v;
+  for (const name of ['title', 'system', 'model', 'agent']) {
+    const field = form.elements[name];
+    const v = field.value.trim();
+    if (v !== '' && !field.disabled) frame[name] = v;
   }
   try {
     const created = await socket.request(frame);
     form.reset();
+    agentChosen();
     showForm(false);
     await refreshList();
     navigate(created.conversation);
@@ -206,6 +343,7 @@ $('stop').addEventListener('click', () => {
 });
 $('new-toggle').addEventListener('click', () => showForm($('new-form').hidden));
 $('new-cancel').addEventListener('click', () => showForm(false));
+$('new-form').elements.agent.addEventListener('change', agentChosen);
 $('new-form').addEventListener('submit', (e) => {
   e.preventDefault();
   create(e.target);

@@ -106,12 +106,16 @@ async function copyText(text) {
 const RENDER_MS = 40;
 
 // MarkdownBlock is an element that shows Markdown which may grow: append
-// adds text and renders soon, flush renders now. The element's
-// data-source holds the text it shows.
+// adds text and renders soon, flush renders now (and calls onFlush). The
+// element's data-source holds the text it shows. While shown() is false
+// (a folded section), rendering waits for the flush that follows.
 export class MarkdownBlock {
-  constructor(element) {
+  constructor(element, { onFlush = () => {}, shown = () => true } = {}) {
     this.element = element;
+    this.onFlush = onFlush;
+    this.shown = shown;
     this.source = '';
+    this.rendered = '';
     this.timer = 0;
     element.classList.add('markdown');
   }
@@ -122,15 +126,14 @@ export class MarkdownBlock {
     if (this.timer === 0) this.timer = setTimeout(() => this.flush(), RENDER_MS);
   }
 
-  set(text) {
-    this.source = text;
-    this.flush();
-  }
-
   flush() {
     clearTimeout(this.timer);
     this.timer = 0;
     this.element.dataset.source = this.source;
-    this.element.replaceChildren(renderMarkdown(this.source));
+    if (this.shown() && this.rendered !== this.source) {
+      this.element.replaceChildren(renderMarkdown(this.source));
+      this.rendered = this.source;
+    }
+    this.onFlush();
   }
 }

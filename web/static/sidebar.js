@@ -1,7 +1,10 @@
-// sidebar.js renders the conversation list. Deleting takes two clicks on
-// the same button (no blocking confirm dialog).
+// sidebar.js renders the conversation list, a page at a time: more show
+// as the list is scrolled to its end. Deleting takes two clicks on the same
+// button (no blocking confirm dialog).
 
 const ARM_MS = 3000;
+// PAGE is how many entries show at first, and how many more each time.
+const PAGE = 50;
 
 // Sidebar shows conversations in ul; onDelete(id) is called on a confirmed
 // delete. Links point at #/c/<id>, so opening one is plain navigation.
@@ -12,14 +15,41 @@ export class Sidebar {
     this.current = null;
     // id → conversation, as the last render got them.
     this.byID = new Map();
+    this.all = [];
+    this.shown = PAGE;
+    this.more = document.createElement('li');
+    this.more.className = 'more';
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'button';
+    button.dataset.testid = 'more-conversations';
+    button.textContent = 'Show more';
+    button.addEventListener('click', () => this.showMore());
+    this.more.append(button);
+    ul.addEventListener('scroll', () => {
+      if (ul.scrollHeight - ul.scrollTop - ul.clientHeight < 100) this.showMore();
+    });
   }
 
-  // render replaces the list with conversations (newest first).
+  // render replaces the list with conversations (newest first), showing
+  // as many as before.
   render(conversations) {
     this.byID = new Map(conversations.map((c) => [c.id, c]));
-    const items = conversations.map((c) => this.item(c));
+    this.all = conversations;
+    this.draw();
+  }
+
+  draw() {
+    const items = this.all.slice(0, this.shown).map((c) => this.item(c));
+    if (this.all.length > this.shown) items.push(this.more);
     this.ul.replaceChildren(...items);
     this.highlight(this.current);
+  }
+
+  showMore() {
+    if (this.all.length <= this.shown) return;
+    this.shown += PAGE;
+    this.draw();
   }
 
   item(c) {
@@ -34,7 +64,7 @@ export class Sidebar {
     title.textContent = c.title || 'Untitled';
     const sub = document.createElement('span');
     sub.className = 'conversation-sub muted';
-    sub.textContent = c.model;
+    sub.textContent = c.agent ? `${c.agent} · ${c.model}` : c.model;
     a.append(title, sub);
     const del = document.createElement('button');
     del.type = 'button';
@@ -64,6 +94,7 @@ export class Sidebar {
   highlight(id) {
     this.current = id;
     for (const li of this.ul.children) {
+      if (li === this.more) continue;
       li.classList.toggle('active', li.dataset.id === id);
       const a = li.querySelector('a');
       if (li.dataset.id === id) a.setAttribute('aria-current', 'page');

@@ -4,8 +4,6 @@
 // reconnect it subscribes again with after = the last seq it passed on, so
 // the events it delivers are each conversation's log in order, each once.
 
-const EVENT_TYPES = new Set(['message', 'turn_start', 'delta', 'thinking', 'action', 'turn_end']);
-
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 // A connection that stayed up this long starts the backoff over.
@@ -66,11 +64,12 @@ export class GatewaySocket {
   }
 
   // subscribe asks for every event of conversation with seq > after, now
-  // and after every reconnect (then from the last seq delivered). A failed
-  // subscribe ends the subscription and goes to onError with the
-  // conversation set.
-  subscribe(conversation, after = 0) {
-    this.subs.set(conversation, { last: after, waiting: '' });
+  // and after every reconnect (then from the last seq delivered);
+  // onSubscribed(seq) gets each subscribed reply's seq, the last one stored
+  // then. A failed subscribe ends the subscription and goes to onError with
+  // the conversation set.
+  subscribe(conversation, after = 0, onSubscribed = () => {}) {
+    this.subs.set(conversation, { last: after, waiting: '', onSubscribed });
     if (this.connected()) this.sendSubscribe(conversation);
   }
 
@@ -150,7 +149,9 @@ export class GatewaySocket {
     } catch {
       return;
     }
-    if (EVENT_TYPES.has(f.type) && typeof f.seq === 'number') {
+    // Events, whatever their type, are the frames with a seq and a ts;
+    // replies have no ts.
+    if (typeof f.seq === 'number' && typeof f.ts === 'string') {
       this.deliver(f);
       return;
     }
@@ -167,7 +168,10 @@ export class GatewaySocket {
     this.pending.delete(f.id);
     if (f.type === 'subscribed') {
       const sub = this.subs.get(f.conversation);
-      if (sub !== undefined && sub.waiting === f.id) sub.waiting = '';
+      if (sub !== undefined && sub.waiting === f.id) {
+        sub.waiting = '';
+        sub.onSubscribed(f.seq);
+      }
     }
     if (f.type === 'error') p.reject(new RequestError(f.code, f.message));
     else p.resolve(f);

@@ -1,14 +1,22 @@
 // view.js renders one conversation's events into the message list. User
 // text is only ever inserted as text nodes; model text (replies and
-// thinking) is Markdown, rendered into sanitized fragments by markdown.js.
-// It trusts its caller (socket.js) to pass each seq once, in order.
+// thinking) is Markdown, rendered into sanitized fragments by markdown.js;
+// tool calls are cards (tools.js). It trusts its caller (socket.js) to
+// pass each seq once, in order.
+//
+// A long conversation is shown from a window: the view starts at a seq
+// (after it, the events come live), and older events are rendered in
+// chunks put above the others as the reader scrolls up.
 
+import { clock, el, prettyJSON, seconds } from './dom.js';
 import { MarkdownBlock } from './markdown.js';
+import { ToolCard } from './tools.js';
 
 const STOP_NOTES = {
   cancelled: 'Stopped',
   interrupted: 'Interrupted — the gateway stopped during this reply',
   max_tokens: 'Cut off: the reply reached the token limit',
+  max_steps: 'Stopped: the agent reached its step limit',
   content_filtered: 'Blocked by the content filter',
   error: 'Error',
 };
@@ -21,73 +29,107 @@ const RENDERERS = {
   delta: 'delta',
   thinking: 'thinking',
   action: 'action',
+  tool_call: 'toolCall',
+  tool_approval: 'toolApproval',
+  tool_progress: 'toolProgress',
+  tool_result: 'toolResult',
   turn_end: 'turnEnd',
 };
 
-// el makes an element with a class, optional test id and optional text.
-function el(tag, className, { testid, text } = {}) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (testid) e.dataset.testid = testid;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function clock(ts) {
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
-
-function prettyJSON(v) {
-  if (v === undefined || v === null) return '';
-  return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
-}
-
-function seconds(ms) {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-}
-
-// ConversationView renders the events of the open conversation into list
-// (the message section). onRunning(turn or null) is told when a turn
-// starts or ends, so the page can show or hide its Stop button.
-export class ConversationView {
-  constructor(list, { onRunning }) {
-    this.list = list;
-    this.onRunning = onRunning;
-    this.reset(null);
+// Turn is the reply element of one turn: its text is a run of Markdown
+// segments with the tool cards of each step between them, in the order the
+// events came.
+class Turn {
+  constructor(ev, complete) {
+    // complete: the view saw the turn from its turn_start, so its deltas
+    // should add up to the stored text.
+    this.complete = complete;
+    this.model = '';
+    this.agent = '';
+    const a = el('article', 'msg assistant', { testid: 'message' });
+    a.dataset.role = 'assistant';
+    a.dataset.turn = ev.turn ?? '';
+    a.dataset.seq = String(ev.seq);
+    a.dataset.state = 'streaming';
+    this.meta = el('div', 'meta', { text: 'Assistant' });
+    this.actions = el('div', 'actions');
+    this.body = el('div', 'text', { testid: 'reply-text' });
+    this.body.dataset.source = '';
+    a.append(this.meta, this.actions, this.body);
+    this.article = a;
+    this.source = '';
+    this.segment = null;
+    this.thinking = null;
   }
 
-  // reset empties the view for conversation (null: none open).
-  reset(conversation) {
-    this.conversation = conversation;
-    // turn id → {article, meta, actions, text and thinking (MarkdownBlocks), model}
+  appendText(text) {
+    if (!text) return;
+    if (this.segment === null) {
+      const d = el('div', 'segment');
+      this.body.append(d);
+      this.segment = new MarkdownBlock(d, {
+        onFlush: () => {
+          this.body.dataset.source = this.source;
+        },
+      });
+    }
+    this.source += text;
+    this.segment.append(text);
+  }
+
+  // appendCard puts a tool card after the text so far; text after it
+  // starts a new segment.
+  appendCard(card) {
+    this.segment?.flush();
+    this.segment = null;
+    this.body.append(card.element);
+  }
+
+  appendThinking(text) {
+    if (this.thinking === null) {
+      const d = el('details', 'thinking', { testid: 'thinking' });
+      d.append(el('summary', '', { text: 'Thinking' }));
+      const body = el('div', 'thinking-text', { testid: 'thinking-text' });
+      d.append(body);
+      this.meta.after(d);
+      // Folded thinking renders when it is opened.
+      this.thinking = new MarkdownBlock(body, { shown: () => d.open });
+      d.addEventListener('toggle', () => this.thinking.flush());
+    }
+    this.thinking.append(text);
+  }
+
+  // finish shows the stored text: if the deltas do not add up to it (they
+  // should, in a turn seen whole), it replaces them and the element says
+  // so (tests check it).
+  finish(stored) {
+    if (typeof stored === 'string' && stored !== this.source) {
+      if (this.complete) this.article.dataset.mismatch = 'true';
+      for (const s of this.body.querySelectorAll(':scope > .segment')) s.remove();
+      this.source = '';
+      this.segment = null;
+      this.appendText(stored);
+    }
+    this.segment?.flush();
+    this.thinking?.flush();
+    this.body.dataset.source = this.source;
+  }
+}
+
+// Renderer renders events into container: the live part of the view, or
+// a chunk of older events.
+class Renderer {
+  constructor(container, view) {
+    this.container = container;
+    this.view = view;
+    // turn id → Turn; call id → ToolCard
     this.turns = new Map();
-    this.running = null;
-    this.list.replaceChildren(this.placeholder(conversation));
-    this.onRunning(null);
+    this.cards = new Map();
   }
 
-  placeholder(conversation) {
-    const p = el('div', 'empty', { testid: 'empty' });
-    p.append(el('p', 'empty-title', { text: conversation === null ? 'Start a conversation' : 'No messages yet' }));
-    p.append(el('p', 'muted', { text: 'Type a message below. Replies stream in as the model writes them.' }));
-    return p;
-  }
-
-  // apply renders ev if it belongs to the open conversation.
   apply(ev) {
-    if (ev.conversation !== this.conversation) return;
-    const stick = this.atBottom();
-    this.list.querySelector(':scope > .empty')?.remove();
     const render = RENDERERS[ev.type];
     if (render !== undefined) this[render](ev);
-    if (stick) this.list.scrollTop = this.list.scrollHeight;
-  }
-
-  atBottom() {
-    const l = this.list;
-    return l.scrollHeight - l.scrollTop - l.clientHeight < 80;
   }
 
   message(ev) {
@@ -98,52 +140,35 @@ export class ConversationView {
     a.dataset.seq = String(ev.seq);
     if (m.turn) a.dataset.turn = m.turn;
     a.append(el('div', 'meta', { text: `${role === 'user' ? 'You' : 'Assistant'} · ${clock(m.created_at ?? ev.ts)}` }));
-    a.append(el('div', 'text', { testid: 'message-text', text: m.text ?? '' }));
-    this.list.append(a);
-  }
-
-  turnStart(ev) {
-    const t = this.turn(ev);
-    t.model = ev.model ?? '';
-    t.meta.textContent = `Assistant · ${t.model} · ${clock(ev.ts)}`;
-    this.running = ev.turn;
-    this.onRunning(ev.turn);
-  }
-
-  delta(ev) {
-    this.turn(ev).text.append(ev.text ?? '');
+    a.append(el('div', 'text plain', { testid: 'message-text', text: m.text ?? '' }));
+    this.container.append(a);
   }
 
   // turn finds or makes the reply element of ev.turn.
   turn(ev) {
     let t = this.turns.get(ev.turn);
-    if (t !== undefined) return t;
-    const a = el('article', 'msg assistant', { testid: 'message' });
-    a.dataset.role = 'assistant';
-    a.dataset.turn = ev.turn ?? '';
-    a.dataset.seq = String(ev.seq);
-    a.dataset.state = 'streaming';
-    const meta = el('div', 'meta', { text: 'Assistant' });
-    const actions = el('div', 'actions');
-    const body = el('div', 'text', { testid: 'reply-text' });
-    a.append(meta, actions, body);
-    this.list.append(a);
-    t = { article: a, meta, actions, text: new MarkdownBlock(body), thinking: null, model: '' };
-    this.turns.set(ev.turn, t);
+    if (t === undefined) {
+      t = new Turn(ev, ev.type === 'turn_start');
+      this.container.append(t.article);
+      this.turns.set(ev.turn, t);
+    }
     return t;
   }
 
-  thinking(ev) {
+  turnStart(ev) {
     const t = this.turn(ev);
-    if (t.thinking === null) {
-      const d = el('details', 'thinking', { testid: 'thinking' });
-      d.append(el('summary', '', { text: 'Thinking' }));
-      const body = el('div', 'thinking-text', { testid: 'thinking-text' });
-      d.append(body);
-      t.meta.after(d);
-      t.thinking = new MarkdownBlock(body);
-    }
-    t.thinking.append(ev.text ?? '');
+    t.model = ev.model ?? '';
+    t.agent = ev.agent ?? '';
+    t.meta.textContent = ['Assistant', t.agent, t.model, clock(ev.ts)].filter((s) => s !== '').join(' · ');
+    this.view.started(ev.turn, this);
+  }
+
+  delta(ev) {
+    this.turn(ev).appendText(ev.text ?? '');
+  }
+
+  thinking(ev) {
+    this.turn(ev).appendThinking(ev.text ?? '');
   }
 
   action(ev) {
@@ -164,8 +189,38 @@ export class ConversationView {
     } else {
       // An external agent's action outside a reply stands on its own.
       card.classList.add('standalone');
-      this.list.append(card);
+      this.container.append(card);
     }
+  }
+
+  toolCall(ev) {
+    const card = new ToolCard(ev, this.view.answer);
+    this.cards.set(card.call, card);
+    this.turn(ev).appendCard(card);
+    this.view.watch(card);
+  }
+
+  // card finds the card of ev.call; one whose tool_call came before the
+  // view's window is made from the later event.
+  card(ev) {
+    let card = this.cards.get(ev.call);
+    if (card === undefined) {
+      this.toolCall({ ...ev, type: 'tool_call', status: 'running' });
+      card = this.cards.get(ev.call);
+    }
+    return card;
+  }
+
+  toolApproval(ev) {
+    this.card(ev).approval(ev);
+  }
+
+  toolProgress(ev) {
+    this.card(ev).progress(ev);
+  }
+
+  toolResult(ev) {
+    this.card(ev).result(ev);
   }
 
   turnEnd(ev) {
@@ -175,15 +230,7 @@ export class ConversationView {
     a.dataset.state = 'done';
     a.dataset.stopReason = reason;
     a.dataset.seq = String(ev.seq);
-    const stored = ev.message?.text;
-    if (typeof stored === 'string' && stored !== t.text.source) {
-      // The deltas should add up to the stored text; if they ever do not,
-      // the stored text wins and the element says so (tests check it).
-      a.dataset.mismatch = 'true';
-      t.text.source = stored;
-    }
-    t.text.flush();
-    t.thinking?.flush();
+    t.finish(ev.message?.text);
     if (STOP_NOTES[reason] !== undefined) {
       let note = STOP_NOTES[reason];
       if (reason === 'error' && ev.error) note = `Error (${ev.error.code}): ${ev.error.message}`;
@@ -191,13 +238,159 @@ export class ConversationView {
     }
     const parts = [];
     if (t.model) parts.push(t.model);
+    if (typeof ev.steps === 'number' && ev.steps > 1) parts.push(`${ev.steps} steps`);
     if (ev.usage) parts.push(`${ev.usage.input_tokens} in / ${ev.usage.output_tokens} out tokens`);
     // latency_ms is the time the model took to its first chunk.
     if (typeof ev.latency_ms === 'number') parts.push(`first token ${seconds(ev.latency_ms)}`);
     if (parts.length > 0) a.append(el('div', 'usage', { testid: 'usage', text: parts.join(' · ') }));
-    if (this.running === ev.turn) {
-      this.running = null;
-      this.onRunning(null);
+    this.view.ended(ev.turn, this);
+  }
+}
+
+const TICK_MS = 1000;
+
+// ConversationView renders the events of the open conversation into list
+// (the message section). onRunning(turn or null) is told when a turn
+// starts or ends, so the page can show or hide its Stop button; answer
+// ({approve, output}) sends a tool card's answers; loadOlder() is called
+// when the reader wants the events before the window.
+export class ConversationView {
+  constructor(list, { onRunning, answer, loadOlder }) {
+    this.list = list;
+    this.onRunning = onRunning;
+    this.answer = answer;
+    this.loadOlder = loadOlder;
+    this.ticker = 0;
+    this.older = el('div', 'older');
+    const button = el('button', 'button', { testid: 'load-older', text: 'Show earlier messages' });
+    button.type = 'button';
+    button.addEventListener('click', () => this.loadOlder());
+    this.older.append(button);
+    list.addEventListener('scroll', () => {
+      if (!this.older.hidden && list.scrollTop < 200) this.loadOlder();
+    });
+    this.reset(null);
+  }
+
+  // reset empties the view for conversation (null: none open).
+  reset(conversation) {
+    this.conversation = conversation;
+    this.live = new Renderer(this.list, this);
+    this.chunks = [];
+    this.lastSeq = 0;
+    this.from = 0;
+    this.running = null;
+    this.open = new Set();
+    this.readyAt = null;
+    this.older.hidden = true;
+    delete this.list.dataset.ready;
+    this.empty = this.placeholder(conversation);
+    this.list.replaceChildren(this.older, this.empty);
+    this.onRunning(null);
+  }
+
+  placeholder(conversation) {
+    const p = el('div', 'empty', { testid: 'empty' });
+    p.append(el('p', 'empty-title', { text: conversation === null ? 'Start a conversation' : 'No messages yet' }));
+    p.append(el('p', 'muted', { text: 'Type a message below. Replies stream in as the model writes them.' }));
+    return p;
+  }
+
+  // start says where the window begins: events with seq > from are to
+  // come (the subscription starts there); hasMore, whether older messages
+  // exist.
+  start(from, hasMore) {
+    this.from = from;
+    this.lastSeq = from;
+    this.older.hidden = !hasMore;
+  }
+
+  // ready marks the list ready (data-ready, and a performance mark) once
+  // the events up to seq, the conversation's last when subscribing, are
+  // rendered.
+  ready(seq) {
+    if (this.readyAt === null) this.readyAt = seq;
+    this.checkReady();
+  }
+
+  checkReady() {
+    if (this.readyAt === null || this.lastSeq < this.readyAt || this.list.dataset.ready !== undefined) return;
+    this.list.dataset.ready = 'true';
+    performance.mark('conversation-ready', { detail: this.conversation });
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  // apply renders ev if it belongs to the open conversation.
+  apply(ev) {
+    if (ev.conversation !== this.conversation) return;
+    this.lastSeq = ev.seq;
+    if (this.list.dataset.ready === undefined) {
+      // Replaying: no layout until the replay is in (checkReady scrolls).
+      this.empty?.remove();
+      this.live.apply(ev);
+      this.checkReady();
+      return;
     }
+    const stick = this.atBottom();
+    this.empty?.remove();
+    this.live.apply(ev);
+    if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  atBottom() {
+    const l = this.list;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < 80;
+  }
+
+  // prepend renders events (older than everything shown) above the
+  // rest, keeping what the reader sees in place, and moves the window's
+  // start to from. The events of a reply already shown are skipped: that
+  // turn began before the newer chunk and is shown there, with its stored
+  // text. (Its user message is not part of it.)
+  prepend(events, from, hasMore) {
+    const chunk = el('div', 'chunk');
+    const r = new Renderer(chunk, this);
+    const shown = (ev) => ev.type !== 'message' && ev.turn && [this.live, ...this.chunks].some((c) => c.turns.has(ev.turn));
+    for (const ev of events) {
+      if (ev.seq > from && ev.seq <= this.from && !shown(ev)) r.apply(ev);
+    }
+    this.chunks.unshift(r);
+    const before = this.list.scrollHeight;
+    this.empty?.remove();
+    this.older.after(...chunk.childNodes);
+    r.container = this.list;
+    this.list.scrollTop += this.list.scrollHeight - before;
+    this.from = from;
+    this.older.hidden = !hasMore;
+  }
+
+  started(turn, renderer) {
+    if (renderer !== this.live) return;
+    this.running = turn;
+    this.onRunning(turn);
+  }
+
+  ended(turn, renderer) {
+    if (renderer !== this.live || this.running !== turn) return;
+    this.running = null;
+    this.onRunning(null);
+  }
+
+  // watch keeps card's timer going while the call is open.
+  watch(card) {
+    if (!card.open) return;
+    this.open.add(card);
+    if (this.ticker !== 0) return;
+    this.ticker = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.open) {
+        if (c.open && c.element.isConnected) c.tick(now);
+        else this.open.delete(c);
+      }
+      if (this.open.size === 0) {
+        clearInterval(this.ticker);
+        this.ticker = 0;
+      }
+    }, TICK_MS);
   }
 }

@@ -1,0 +1,128 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// floodModel answers every turn with chunks alternating between thinking
+// and text, which the gateway stores as one event each.
+type floodModel struct {
+	chunks int
+}
+
+func (m *floodModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for i := range m.chunks {
+		kind := convo.ChunkText
+		if i%2 == 1 {
+			kind = convo.ChunkThinking
+		}
+		emit(convo.Chunk{Kind: kind, Text: fmt.Sprintf("w%d ", i)})
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn, Usage: protocol.Usage{InputTokens: 1, OutputTokens: int64(m.chunks)}}, nil
+}
+
+// TestLongConversationOpensFast fills a conversation with 10,000 events
+// (100 turns of 100), opens it, and reports how long the page took to
+// show it: the latest page of messages, with the rest loading as the
+// reader scrolls up.
+func TestLongConversationOpensFast(t *testing.T) {
+	const turns, perTurn = 100, 100
+	model := &floodModel{chunks: perTurn - 3} // + message, turn_start, turn_end
+	g := startGateway(t, model, gatewayConfig{})
+	const id = "long"
+	g.post(t, "/v1/conversations", `{"conversation":"long","title":"A long one"}`, http.StatusCreated)
+	// Each message is sent once the turn before has ended, so that the
+	// log is 100 whole turns one after the other.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*stepTimeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.url, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(-1)
+	for i := range turns {
+		if err := wsjson.Write(ctx, ws, map[string]string{"type": "send", "conversation": id, "text": fmt.Sprintf("question %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var f protocol.ServerFrame
+			if err := wsjson.Read(ctx, ws, &f); err != nil {
+				t.Fatalf("turn %d: %v", i, err)
+			}
+			if f.Type == protocol.EventTurnEnd {
+				break
+			}
+		}
+	}
+	msgs := g.messages(t, id)
+	if len(msgs) != 2*turns {
+		t.Fatalf("%d messages stored, want %d", len(msgs), 2*turns)
+	}
+
+	// Opening from the page (a fragment change), then by loading the page.
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	var ok bool
+	tb.eval(`window.t0 = performance.now(); location.hash = '#/c/long'; true`, &ok)
+	ready := `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`
+	tb.waitFor("the conversation", ready)
+	var switchMS float64
+	tb.eval(`performance.getEntriesByName('conversation-ready').at(-1).startTime - t0`, &switchMS)
+	tb.do(chromedp.Reload())
+	tb.waitFor("the conversation after a reload", ready)
+	var loadMS float64
+	tb.eval(`performance.getEntriesByName('conversation-ready').at(-1).startTime`, &loadMS)
+	t.Logf("a conversation of %d events: shown %.0f ms after opening it from the page, %.0f ms after the navigation started",
+		turns*perTurn, switchMS, loadMS)
+
+	// The latest page shows: the last 10 turns, the last reply whole.
+	var shown struct {
+		Replies, Users int
+		Last           string
+		Older          bool
+	}
+	tb.eval(`({Replies: `+assistants+`.length, Users: `+users+`.length, Last: `+lastReplyTxt+`,
+		Older: !document.querySelector('[data-testid=load-older]').parentElement.hidden})`, &shown)
+	if shown.Replies != 10 || shown.Users != 10 || shown.Last != msgs[len(msgs)-1].Text || !shown.Older {
+		t.Fatalf("shown %+v: want the last 10 turns, the last reply %q, and a way to older ones", shown, msgs[len(msgs)-1].Text)
+	}
+
+	// Scrolling up shows older pages, in order, until the first message.
+	for want := 20; want <= turns; want += 10 {
+		tb.eval(`document.querySelector('[data-testid=messages]').scrollTop = 0; true`, &ok)
+		tb.waitFor("older messages", users+`.length === `+strconv.Itoa(want))
+	}
+	tb.waitFor("the first message", users+`[0].querySelector('[data-testid=message-text]').textContent === 'question 0'`)
+	var seqs []int
+	tb.eval(`[...document.querySelectorAll('[data-testid=messages] [data-role]')].map(e => +e.dataset.seq)`, &seqs)
+	if len(seqs) != 2*turns || !sort.IntsAreSorted(seqs) {
+		t.Errorf("%d messages shown, seqs in order: %v; want all %d in order", len(seqs), sort.IntsAreSorted(seqs), 2*turns)
+	}
+	var texts []string
+	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').dataset.source)`, &texts)
+	i := 0
+	for _, m := range msgs {
+		if m.Role != protocol.RoleAssistant {
+			continue
+		}
+		if i >= len(texts) || texts[i] != m.Text {
+			t.Fatalf("reply %d of %d shown differs from the stored %q", i, len(texts), m.Text)
+		}
+		i++
+	}
+	tb.waitFor("the load button to go", `document.querySelector('[data-testid=load-older]').parentElement.hidden`)
+}
