@@ -63,8 +63,14 @@ func (m *stepModel) say(t *testing.T, text string) {
 // end finishes the running reply with usage in/out.
 func (m *stepModel) end(t *testing.T, in, out int64) {
 	t.Helper()
+	m.finish(t, convo.Result{StopReason: protocol.StopEndTurn, Usage: protocol.Usage{InputTokens: in, OutputTokens: out}})
+}
+
+// finish ends the running model call with r.
+func (m *stepModel) finish(t *testing.T, r convo.Result) {
+	t.Helper()
 	select {
-	case m.ends <- convo.Result{StopReason: protocol.StopEndTurn, Usage: protocol.Usage{InputTokens: in, OutputTokens: out}}:
+	case m.ends <- r:
 	case <-time.After(stepTimeout):
 		t.Fatal("no reply was streaming to end")
 	}

@@ -259,3 +259,23 @@ func TestNewChatEnterTwiceCreatesOne(t *testing.T) {
 		t.Fatalf("%d conversations after pressing Enter twice, want 1", n)
 	}
 }
+
+// TestSidebarShowsAPageAtATime lists many conversations: the sidebar
+// shows 50, and the rest as it is scrolled to its end.
+func TestSidebarShowsAPageAtATime(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	for i := range 60 {
+		g.post(t, "/v1/conversations", `{"title":"Conversation `+strconv.Itoa(i)+`"}`, http.StatusCreated)
+	}
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	entries := `document.querySelectorAll('[data-testid=conversation]').length`
+	tb.waitFor("the first page", entries+` === 50`)
+	if title := tb.text(`document.querySelector('[data-testid=conversation]').textContent`); !strings.HasPrefix(title, "Conversation 59") {
+		t.Errorf("first entry %q, want the newest", title)
+	}
+	var ok bool
+	tb.eval(`const ul = document.querySelector('[data-testid=conversations]'); ul.scrollTop = ul.scrollHeight; true`, &ok)
+	tb.waitFor("the rest", entries+` === 60`)
+	tb.waitFor("the button to go", `document.querySelector('[data-testid=more-conversations]') === null`)
+}
