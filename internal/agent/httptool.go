@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,7 +23,9 @@ type httpTool struct {
 var _ runner = (*httpTool)(nil)
 
 // run POSTs input with the configured headers and the X-Gateway-* ones. A
-// 2xx JSON body is the output, any other 2xx body is {"text": body}; a
+// 2xx body that is valid JSON is the output, whatever its content type
+// says (servers often send none, or text/plain); any other 2xx body is
+// {"text": body}; a
 // non-2xx status is an error holding the status and the start of the
 // body. Cancelling ctx aborts the request (and closes its connection).
 func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _ func(Progress)) (Result, error) {
@@ -56,7 +57,7 @@ func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _
 		}
 		return Result{Error: msg}, nil
 	}
-	if len(body) <= t.max && isJSON(resp.Header.Get("Content-Type"), body) {
+	if len(body) <= t.max && json.Valid(body) {
 		return Result{Output: body}, nil
 	}
 	if len(body) > t.max {
@@ -68,19 +69,6 @@ func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _
 		return Result{}, err
 	}
 	return Result{Output: out}, nil
-}
-
-// isJSON reports whether a 2xx body is JSON: valid JSON, with a JSON
-// content type or none.
-func isJSON(contentType string, body []byte) bool {
-	if !json.Valid(body) {
-		return false
-	}
-	if contentType == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // unwrapURLError drops the *url.Error layer, whose text repeats the

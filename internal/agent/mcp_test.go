@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// stdioFlag makes the test binary an MCP server on stdio (see TestMain),
+// so that a test can start it as a stdio server's command.
+const stdioFlag = "-agent-test-mcp-stdio"
+
+func TestMain(m *testing.M) {
+	if slices.Contains(os.Args[1:], stdioFlag) {
+		srv, _ := testServer()
+		if err := srv.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serverHooks lets a test see inside testServer's "slow" tool: started
+// gets a value when a call starts, ended when its context ends; a value
+// sent to release makes it return.
+type serverHooks struct {
+	started, ended chan struct{}
+	release        chan struct{}
+}
+
+type echoArgs struct {
+	Say string `json:"say"`
+}
+
+// testServer is an MCP server with tools that show every kind of result.
+func testServer() (*mcp.Server, *serverHooks) {
+	h := &serverHooks{started: make(chan struct{}, 1), ended: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echoes its input."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, echoArgs, error) {
+			return nil, in, nil
+		})
+	obj := json.RawMessage(`{"type": "object"}`)
+	s.AddTool(&mcp.Tool{Name: "text", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "one"}, &mcp.TextContent{Text: "two"}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "image", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.ImageContent{Data: []byte{1, 2}, MIMEType: "image/png"}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "fail", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "no such order"}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "slow", InputSchema: obj}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(),
+			Progress: 1, Total: 3, Message: "working"})
+		h.started <- struct{}{}
+		select {
+		case <-h.release:
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
+		case <-ctx.Done():
+			h.ended <- struct{}{}
+			return nil, ctx.Err()
+		}
+	})
+	s.AddTool(&mcp.Tool{Name: "hidden", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{}, nil
+	})
+	return s, h
+}
+
+// httpMCP serves testServer over streamable HTTP and records the X-Key
+// header of its requests in keys.
+func httpMCP(t *testing.T) (url string, h *serverHooks, keys chan string) {
+	t.Helper()
+	s, h := testServer()
+	keys = make(chan string, 100)
+	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case keys <- r.Header.Get("X-Key"):
+		default:
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, h, keys
+}
+
+// mcpAgent is a registry with MCP server "m" as sc says (name set here)
+// and an agent "a" using it.
+func mcpAgent(t *testing.T, sc MCPServer) (*Registry, *Agent) {
+	t.Helper()
+	sc.Name = "m"
+	r, err := New(&Config{MCPServers: []MCPServer{sc}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}, Approval: []string{"m__fail"}}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	a, _ := r.Agent("a")
+	return r, a
+}
+
+func toolNames(a *Agent) []string {
+	var names []string
+	for _, t := range a.Tools {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+func TestMCPToolsOverHTTP(t *testing.T) {
+	t.Parallel()
+	url, _, keys := httpMCP(t)
+	_, a := mcpAgent(t, MCPServer{URL: url, Headers: map[string]string{"X-Key": "k1"},
+		Tools: []string{"echo", "text", "image", "fail", "missing"}})
+	if got, want := toolNames(a), []string{"m__echo", "m__fail", "m__image", "m__text"}; !slices.Equal(got, want) {
+		t.Fatalf("tools %v, want %v (the allow-list applied)", got, want)
+	}
+	echo, _ := a.Tool("m__echo")
+	if echo.Kind != KindMCP || echo.Description != "Echoes its input." || echo.Timeout != DefaultTimeout || echo.Approval {
+		t.Errorf("echo: %+v", echo)
+	}
+	if props, _ := echo.InputSchema["properties"].(map[string]any); props["say"] == nil {
+		t.Errorf("echo's schema lacks its property: %v", echo.InputSchema)
+	}
+	if fail, _ := a.Tool("m__fail"); !fail.Approval {
+		t.Error("m__fail does not need approval")
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		tool, input, output, err string
+	}{
+		{tool: "m__echo", input: `{"say": "hi"}`, output: `{"say":"hi"}`},
+		{tool: "m__text", output: `{"text":"one\ntwo"}`},
+		{tool: "m__image", output: `{"content":[{"type":"image","mimeType":"image/png","data":"AQI="}]}`},
+		{tool: "m__fail", err: "no such order"},
+		{tool: "m__hidden", err: `agent a has no tool "m__hidden"`},
+	} {
+		res, err := a.Call(ctx, tc.tool, testCall, json.RawMessage(tc.input), nil)
+		if err != nil || string(res.Output) != tc.output || res.Error != tc.err {
+			t.Errorf("%s: got %s, %q, %v; want %s, %q", tc.tool, res.Output, res.Error, err, tc.output, tc.err)
+		}
+	}
+	for len(keys) > 0 {
+		if k := <-keys; k != "k1" {
+			t.Fatalf("a request to the MCP server had X-Key %q", k)
+		}
+	}
+}
+
+func TestMCPToolOverStdio(t *testing.T) {
+	t.Parallel()
+	_, a := mcpAgent(t, MCPServer{Command: []string{os.Args[0], stdioFlag}, Tools: []string{"echo", "fail"}})
+	if got := toolNames(a); !slices.Equal(got, []string{"m__echo", "m__fail"}) {
+		t.Fatalf("tools %v", got)
+	}
+	res, err := a.Call(context.Background(), "m__echo", testCall, json.RawMessage(`{"say": "over stdio"}`), nil)
+	if err != nil || string(res.Output) != `{"say":"over stdio"}` {
+		t.Fatalf("got %s, %q, %v", res.Output, res.Error, err)
+	}
+}
+
+func TestMCPProgress(t *testing.T) {
+	t.Parallel()
+	url, h, _ := httpMCP(t)
+	_, a := mcpAgent(t, MCPServer{URL: url})
+	got := make(chan Progress, 10)
+	go func() {
+		<-h.started
+		<-got // hold the call open until its progress arrived
+		h.release <- struct{}{}
+	}()
+	var reports []Progress
+	res, err := a.Call(context.Background(), "m__slow", testCall, nil, func(p Progress) {
+		reports = append(reports, p)
+		got <- p
+	})
+	if err != nil || string(res.Output) != `{"text":"done"}` {
+		t.Fatalf("got %s, %q, %v", res.Output, res.Error, err)
+	}
+	if want := []Progress{{Progress: 1, Total: 3, Message: "working"}}; !slices.Equal(reports, want) {
+		t.Errorf("progress %+v, want %+v", reports, want)
+	}
+}
+
+func TestMCPCancel(t *testing.T) {
+	t.Parallel()
+	url, h, _ := httpMCP(t)
+	_, a := mcpAgent(t, MCPServer{URL: url})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-h.started
+		cancel()
+	}()
+	res, err := a.Call(ctx, "m__slow", testCall, nil, nil)
+	if !errors.Is(err, context.Canceled) || Status(res, err) != StatusCancelled {
+		t.Fatalf("Call = %+v, %v; want cancelled", res, err)
+	}
+	<-h.ended // the server's handler saw the call cancelled
+	// The session survives a cancelled call.
+	if res, err := a.Call(context.Background(), "m__echo", testCall, json.RawMessage(`{"say": "x"}`), nil); err != nil || res.Error != "" {
+		t.Fatalf("call after a cancel: %+v, %v", res, err)
+	}
+}
+
+func TestMCPTimeout(t *testing.T) {
+	t.Parallel()
+	url, h, _ := httpMCP(t)
+	_, a := mcpAgent(t, MCPServer{URL: url, Timeout: Duration(50 * time.Millisecond)})
+	res, err := a.Call(context.Background(), "m__slow", testCall, nil, nil)
+	if !errors.Is(err, ErrTimeout) || Status(res, err) != StatusTimeout {
+		t.Fatalf("Call = %+v, %v; want a timeout", res, err)
+	}
+	select { // as in TestHTTPToolTimeout
+	case <-h.started:
+		<-h.ended
+	default:
+	}
+}
+
+func TestMCPServerDown(t *testing.T) {
+	t.Parallel()
+	// A port with nothing behind it, which the server takes later.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r, a := mcpAgent(t, MCPServer{URL: "http://" + addr + "/mcp"})
+	if len(a.Tools) != 0 {
+		t.Fatalf("tools of a server that is down: %v", toolNames(a))
+	}
+	if list := r.List(nil); len(list) != 1 || len(list[0].Tools) != 0 {
+		t.Fatalf("List = %+v", list)
+	}
+	// The server comes up: a call (here, the connect a call makes)
+	// reaches it, and the agent gets its tools.
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	s, _ := testServer()
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}}
+	srv.Start()
+	// Close the session first: the server waits for its open stream.
+	t.Cleanup(func() {
+		r.Close()
+		srv.Close()
+	})
+	if _, err := r.servers["m"].session(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = r.Agent("a")
+	if len(a.Tools) != 6 {
+		t.Fatalf("tools after the server came up: %v", toolNames(a))
+	}
+}
+
+func TestProgressSink(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var got []float64
+		p := &progressSink{f: func(pr Progress) { got = append(got, pr.Progress) }}
+		for i := range 5 {
+			p.send(Progress{Progress: float64(i)})
+		}
+		time.Sleep(ProgressInterval)
+		p.send(Progress{Progress: 5})
+		time.Sleep(ProgressInterval / 2)
+		p.send(Progress{Progress: 6})
+		p.close()
+		time.Sleep(ProgressInterval)
+		p.send(Progress{Progress: 7})
+		if want := []float64{0, 5}; !slices.Equal(got, want) {
+			t.Errorf("passed on %v, want %v", got, want)
+		}
+	})
+}
+
+func TestMCPResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		r      *mcp.CallToolResult
+		output string
+		err    string
+	}{
+		{"structured wins over text", &mcp.CallToolResult{StructuredContent: map[string]any{"n": 1},
+			Content: []mcp.Content{&mcp.TextContent{Text: `{"n":1}`}}}, `{"n":1}`, ""},
+		{"no content", &mcp.CallToolResult{}, `{"text":""}`, ""},
+		{"error without text", &mcp.CallToolResult{IsError: true}, "", "the tool reported an error"},
+		{"error with text", &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "a"}, &mcp.TextContent{Text: "b"}}}, "", "a\nb"},
+	} {
+		res, err := mcpResult(tc.r)
+		if err != nil || string(res.Output) != tc.output || res.Error != tc.err {
+			t.Errorf("%s: got %s, %q, %v; want %s, %q", tc.name, res.Output, res.Error, err, tc.output, tc.err)
+		}
+	}
+}
+
+func TestModelName(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 70)
+	for _, tc := range []struct{ server, tool, want string }{
+		{"files", "read_file", "files__read_file"},
+		{"files", "read.file/v2 é", "files__read_file_v2__"},
+		{"s", long, "s__" + strings.Repeat("x", 52) + "_" + "c2d5c5f6"},
+	} {
+		got := modelName(tc.server, tc.tool)
+		if !nameRE.MatchString(got) {
+			t.Errorf("modelName(%q, %q) = %q, not a valid name", tc.server, tc.tool, got)
+		}
+		if tc.want != "" && got != tc.want && !strings.HasPrefix(tc.want, "s__") {
+			t.Errorf("modelName(%q, %q) = %q, want %q", tc.server, tc.tool, got, tc.want)
+		}
+	}
+	if a, b := modelName("s", long+"a"), modelName("s", long+"b"); a == b || len(a) != 64 {
+		t.Errorf("two long names map to %q and %q", a, b)
+	}
+	taken := map[string]bool{"a": true, "a_2": true}
+	if got := uniqueName("a", taken); got != "a_3" {
+		t.Errorf("uniqueName = %q", got)
+	}
+	taken = map[string]bool{long[:64]: true}
+	if got := uniqueName(long[:64], taken); len(got) != 64 || taken[got] {
+		t.Errorf("uniqueName of a 64-character name = %q", got)
+	}
+}
