@@ -29,6 +29,8 @@ type config struct {
 	maxTokens       int
 	temperature     float64
 	bedrockAttempts int
+	// bedrockHeaderTimeout bounds the wait for Bedrock's response headers.
+	bedrockHeaderTimeout time.Duration
 	// pprof, when set, is the localhost address of the profiling server.
 	pprof          string
 	demoWordDelay  time.Duration
@@ -102,6 +104,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxTokens, "max-tokens", 0, "bedrock: default maximum tokens of a reply (0: the model's default); a conversation's max_tokens wins")
 	fs.Float64Var(&c.temperature, "temperature", -1, "bedrock: default temperature from 0 to 1 (negative: the model's default); a conversation's temperature wins")
 	fs.IntVar(&c.bedrockAttempts, "bedrock-attempts", 0, "bedrock: calls per turn while Bedrock throttles or is unavailable before the first chunk (0: 4)")
+	fs.DurationVar(&c.bedrockHeaderTimeout, "bedrock-header-timeout", 0, "bedrock: how long one call waits for Bedrock to answer before it fails and is retried like a connection error (0: 60s)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. localhost:6060 (empty: off; keep it on localhost)")
 	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
@@ -166,6 +169,7 @@ func (c *config) check() error {
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
 		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
+		{"bedrock-header-timeout", c.bedrockHeaderTimeout < 0},
 		{"send-queue-bytes", c.sendQueueBytes < 0}, {"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
 	} {
 		if f.negative {

@@ -231,7 +231,8 @@ func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 func newModel(ctx context.Context, cfg *config, log *slog.Logger) (convo.Model, string, error) {
 	if cfg.provider == providerBedrock {
 		opts := bedrock.Options{Region: cfg.region, Endpoint: cfg.bedrockEndpoint,
-			MaxTokens: int32(cfg.maxTokens), MaxAttempts: cfg.bedrockAttempts, Logger: log}
+			MaxTokens: int32(cfg.maxTokens), MaxAttempts: cfg.bedrockAttempts,
+			HeaderTimeout: cfg.bedrockHeaderTimeout, Logger: log}
 		if cfg.temperature >= 0 {
 			t := float32(cfg.temperature)
 			opts.Temperature = &t

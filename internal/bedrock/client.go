@@ -40,6 +40,13 @@ type Options struct {
 	// jittered.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// HeaderTimeout bounds the wait for the response headers of one call
+	// (default 60s): an endpoint that accepts the connection and never
+	// answers fails the attempt, which is retried as a connection error,
+	// so a turn against it ends model_error after at most MaxAttempts such
+	// waits and their backoff. It does not bound the stream once it has
+	// begun.
+	HeaderTimeout time.Duration
 	// CredentialsTimeout bounds New's check that credentials resolve
 	// (default 10s; the chain may probe the EC2 instance metadata service).
 	CredentialsTimeout time.Duration
@@ -94,7 +101,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		}
 		// Stream owns the retries (see retry.go): one attempt per call.
 		o.RetryMaxAttempts = 1
-		o.HTTPClient = inMemoryBody{next: o.HTTPClient}
+		o.HTTPClient = inMemoryBody{next: withHeaderTimeout(o.HTTPClient, opts.HeaderTimeout)}
 	})
 	return &Client{rt: rt, region: cfg.Region, opts: opts, log: opts.Logger}, nil
 }
@@ -108,6 +115,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 4 * time.Second
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 60 * time.Second
 	}
 	if o.CredentialsTimeout <= 0 {
 		o.CredentialsTimeout = 10 * time.Second

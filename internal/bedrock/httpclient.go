@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 )
 
@@ -41,4 +43,16 @@ func (c inMemoryBody) Do(req *http.Request) (*http.Response, error) {
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	r.ContentLength = int64(len(b))
 	return c.next.Do(r)
+}
+
+// withHeaderTimeout sets the response header timeout of the SDK's default
+// HTTP client, which has none: without it a turn against an endpoint that
+// never answers would wait until it is cancelled. A client the AWS
+// configuration replaced is used as it is.
+func withHeaderTimeout(c bedrockruntime.HTTPClient, d time.Duration) bedrockruntime.HTTPClient {
+	b, ok := c.(*awshttp.BuildableClient)
+	if !ok {
+		return c
+	}
+	return b.WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = d })
 }
