@@ -34,6 +34,21 @@ type Options struct {
 	ConnectTimeout time.Duration
 }
 
+// maxIdlePerHost is how many idle connections to one tool host the
+// default client keeps: the calls of one step run at once, and Go's
+// default of 2 would open (and close) a connection for each call past two.
+const maxIdlePerHost = 64
+
+// defaultHTTPClient does not follow redirects (a 3xx is an error result:
+// a POST redirected becomes a GET) and keeps enough idle connections.
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdlePerHost
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
 // Registry is the live set of agents and tools. Its methods are safe for
 // concurrent use.
 type Registry struct {
@@ -73,9 +88,7 @@ func New(cfg *Config, opts Options) (*Registry, error) {
 		e.connectTimeout = DefaultConnectTimeout
 	}
 	if e.httpClient == nil {
-		e.httpClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}
+		e.httpClient = defaultHTTPClient()
 	}
 	r := &Registry{env: e, defaultModel: opts.DefaultModel, servers: map[string]*mcpServer{}}
 	if err := r.Reload(cfg); err != nil {
