@@ -100,25 +100,18 @@ func (g *gateway) Stop(t *testing.T) {
 // status returns the status of GET url.
 func status(t *testing.T, url string) int {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := conntest.Do(t, http.MethodGet, url, "")
+	return code
 }
 
+// get decodes the answer to GET url into v, failing t unless it is 200.
 func get(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	code, b := conntest.Do(t, http.MethodGet, url, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, b)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }

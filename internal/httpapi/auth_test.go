@@ -12,6 +12,7 @@ import (
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/internal/spec"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -50,6 +51,8 @@ func do(t *testing.T, method, url, body, user, auth string) answer {
 	if a.body, err = io.ReadAll(resp.Body); err != nil {
 		t.Fatal(err)
 	}
+	conntest.CheckHTTP(t, spec.Exchange{Method: method, URL: url, RequestBody: []byte(body), Status: a.status,
+		ContentType: resp.Header.Get("Content-Type"), ResponseBody: a.body})
 	var e struct{ Error *protocol.Error }
 	if json.Unmarshal(a.body, &e) == nil {
 		a.err = e.Error

@@ -10,6 +10,7 @@ import (
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/httpapi"
+	"github.com/chatgateway/gateway/internal/spec"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -53,6 +54,8 @@ func send(t *testing.T, base string, req request) (int, string, http.Header) {
 		return resp.StatusCode, "", resp.Header
 	}
 	b, _ := io.ReadAll(resp.Body)
+	conntest.CheckHTTP(t, spec.Exchange{Method: req.method, URL: base + req.path, RequestBody: []byte(req.body),
+		Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), ResponseBody: b})
 	var e struct{ Error *protocol.Error }
 	code := ""
 	if json.Unmarshal(b, &e) == nil && e.Error != nil {

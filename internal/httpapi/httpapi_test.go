@@ -19,23 +19,7 @@ import (
 // call makes one request and returns the status and body.
 func call(t *testing.T, method, url, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if method != http.MethodGet && method != http.MethodHead {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return conntest.Do(t, method, url, body)
 }
 
 // callJSON makes a request, checks its status and decodes the body into v.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/spec"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -28,7 +29,15 @@ const Timeout = 20 * time.Second
 type Client struct {
 	t  testing.TB
 	WS *websocket.Conn
+	// unchecked turns off the spec check of what it reads.
+	unchecked bool
 }
+
+// Unchecked stops checking the frames c reads against
+// protocol/asyncapi.yaml. Only tests whose many readers must keep up with
+// a fast stream use it: a check costs tens of microseconds a frame under
+// the race detector.
+func (c *Client) Unchecked() { c.unchecked = true }
 
 // Dial connects to the gateway at base (http://host or ws://host) with
 // path and query, e.g. "/v1/ws?conversation=c&after=3", and closes the
@@ -112,6 +121,9 @@ func (c *Client) RequestErr(req protocol.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFrame((*spec.Spec).ClientFrame, b); err != nil {
+		return err
+	}
 	return c.WriteErr(websocket.MessageText, b)
 }
 
@@ -156,7 +168,10 @@ func (c *Client) ReadErr() (protocol.ServerFrame, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return f, fmt.Errorf("conntest: decoding %s: %w", data, err)
 	}
-	return f, nil
+	if c.unchecked {
+		return f, nil
+	}
+	return f, checkFrame((*spec.Spec).ServerFrame, data)
 }
 
 // ReadUntil reads frames until one satisfies stop and returns them all,

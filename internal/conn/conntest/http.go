@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chatgateway/gateway/internal/spec"
 )
 
 // Do sends an HTTP request with method to url, with body as its JSON
@@ -31,5 +33,7 @@ func Do(t testing.TB, method, url, body string) (int, []byte) {
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, url, err)
 	}
+	CheckHTTP(t, spec.Exchange{Method: method, URL: url, RequestBody: []byte(body), Status: resp.StatusCode,
+		ContentType: resp.Header.Get("Content-Type"), ResponseBody: b})
 	return resp.StatusCode, b
 }
