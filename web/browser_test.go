@@ -78,6 +78,9 @@ func TestReplyStreamsAndEndsWithUsage(t *testing.T) {
 	}
 	tb.waitFor("the Stop button to go", `document.querySelector('[data-testid=stop]').hidden`)
 	checkStoredOnce(t, g, tb, id)
+	// The first message titles the conversation.
+	tb.waitFor("the title", `document.querySelector('[data-testid=title]').textContent === 'Hello there'`)
+	tb.waitFor("the sidebar entry", `document.querySelector('[data-testid=conversation] .conversation-title')?.textContent === 'Hello there'`)
 }
 
 func TestComposerKeys(t *testing.T) {

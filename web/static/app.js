@@ -243,6 +243,14 @@ function clientMsgID() {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// TITLE_MAX is how much of a first message titles its conversation.
+const TITLE_MAX = 80;
+
+function titleOf(text) {
+  const line = text.trim().split('\n')[0];
+  return line.length <= TITLE_MAX ? line : `${line.slice(0, TITLE_MAX - 1)}…`;
+}
+
 async function submit() {
   const input = $('input');
   const text = input.value;
@@ -251,8 +259,8 @@ async function submit() {
   try {
     if (current === null) {
       // Create first, so that the page is subscribed before its first
-      // message event exists.
-      const created = await socket.request({ type: 'create' });
+      // message event exists; titled as the gateway would title it.
+      const created = await socket.request({ type: 'create', title: titleOf(text) });
       navigate(created.conversation);
     }
     await socket.request(
