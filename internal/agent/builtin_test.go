@@ -46,3 +46,23 @@ func TestBuiltin(t *testing.T) {
 		t.Errorf("clock: %s %q %v", res.Output, res.Error, err)
 	}
 }
+
+func TestReloadBuiltin(t *testing.T) {
+	t.Parallel()
+	r, err := New(Builtin(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	old := r.servers["example"]
+	if err := r.Reload(Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	if r.servers["example"] == old || !old.retired {
+		t.Error("a new in-process server kept the old one's connection")
+	}
+	a, _ := r.Agent("demo")
+	if res, err := a.Call(context.Background(), "example__clock", CallInfo{}, nil, nil); err != nil || res.Error != "" {
+		t.Fatalf("clock after a reload: %+v, %v", res, err)
+	}
+}

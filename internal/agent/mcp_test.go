@@ -339,3 +339,57 @@ func TestModelName(t *testing.T) {
 		t.Errorf("uniqueName of a 64-character name = %q", got)
 	}
 }
+
+func TestMCPToolListChanged(t *testing.T) {
+	t.Parallel()
+	s, _ := testServer()
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	r, a := mcpAgent(t, MCPServer{URL: srv.URL})
+	if len(a.Tools) != 6 {
+		t.Fatalf("tools %v", toolNames(a))
+	}
+	relisted := make(chan struct{}, 1)
+	m := r.servers["m"]
+	m.mu.Lock()
+	m.relisted = func() { relisted <- struct{}{} }
+	m.mu.Unlock()
+	s.AddTool(&mcp.Tool{Name: "new", InputSchema: json.RawMessage(`{"type": "object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "new"}}}, nil
+		})
+	<-relisted
+	if old := toolNames(a); len(old) != 6 {
+		t.Errorf("an agent taken before the change changed: %v", old)
+	}
+	a, _ = r.Agent("a")
+	_, ok := a.Tool("m__new")
+	if !ok {
+		t.Fatalf("after the change: %v", toolNames(a))
+	}
+	if res, err := a.Call(context.Background(), "m__new", testCall, nil, nil); err != nil || string(res.Output) != `{"text":"new"}` {
+		t.Fatalf("calling the new tool: %s, %q, %v", res.Output, res.Error, err)
+	}
+}
+
+func TestObjectSchema(t *testing.T) {
+	t.Parallel()
+	given := map[string]any{"properties": map[string]any{}}
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{nil, `{"type":"object"}`},
+		{"not a map", `{"type":"object"}`},
+		{given, `{"properties":{},"type":"object"}`},
+		{map[string]any{"type": "object", "required": []any{"a"}}, `{"required":["a"],"type":"object"}`},
+	} {
+		b, _ := json.Marshal(objectSchema(tc.in))
+		if string(b) != tc.want {
+			t.Errorf("objectSchema(%v) = %s, want %s", tc.in, b, tc.want)
+		}
+	}
+	if _, ok := given["type"]; ok {
+		t.Error("objectSchema changed the server's schema")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,6 +62,8 @@ type mcpServer struct {
 	connecting *attempt  // the connect in flight, if any
 	inflight   int       // calls running
 	retired    bool      // no longer in the registry's config
+
+	relisted func() // if set, called after each relist (for tests); under mu
 }
 
 // attempt is one connect; waiters share it.
@@ -208,12 +211,8 @@ func (s *mcpServer) list(ctx context.Context, sess *mcp.ClientSession) ([]mcpToo
 		if len(s.cfg.Tools) > 0 && !slices.Contains(s.cfg.Tools, t.Name) {
 			continue
 		}
-		schema, _ := t.InputSchema.(map[string]any)
-		if schema == nil {
-			schema = map[string]any{"type": "object"}
-		}
 		tools = append(tools, mcpTool{model: modelName(s.cfg.Name, t.Name), name: t.Name,
-			description: t.Description, schema: schema})
+			description: t.Description, schema: objectSchema(t.InputSchema)})
 	}
 	for _, name := range s.cfg.Tools {
 		if !slices.ContainsFunc(tools, func(t mcpTool) bool { return t.name == name }) {
@@ -221,6 +220,20 @@ func (s *mcpServer) list(ctx context.Context, sess *mcp.ClientSession) ([]mcpToo
 		}
 	}
 	return tools, nil
+}
+
+// objectSchema is an MCP tool's input schema as Bedrock takes it: an
+// object schema. MCP requires one too, but a server may leave "type" out.
+func objectSchema(v any) map[string]any {
+	schema, _ := v.(map[string]any)
+	if schema == nil {
+		return map[string]any{"type": "object"}
+	}
+	if schema["type"] != "object" {
+		schema = maps.Clone(schema)
+		schema["type"] = "object"
+	}
+	return schema
 }
 
 // relist lists the tools again after the server said they changed.
@@ -242,7 +255,11 @@ func (s *mcpServer) relist() {
 	if s.sess == sess {
 		s.tools = tools
 	}
+	hook := s.relisted
 	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 }
 
 // listed is the server's tools as last listed (none if it was never

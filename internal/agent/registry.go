@@ -117,7 +117,7 @@ func (r *Registry) Reload(cfg *Config) error {
 	servers := map[string]*mcpServer{}
 	var fresh []*mcpServer
 	for _, sc := range cfg.MCPServers {
-		if s, ok := old[sc.Name]; ok && reflect.DeepEqual(s.cfg, sc) {
+		if s, ok := old[sc.Name]; ok && sameServer(s.cfg, sc) {
 			servers[sc.Name] = s
 			continue
 		}
@@ -233,4 +233,15 @@ func (r *Registry) build(cfg *Config, servers map[string]*mcpServer, ac *AgentCo
 		}
 	}
 	return a
+}
+
+// sameServer reports whether two MCP server entries are the same, so that
+// a reload keeps the connection. An in-process server is compared by
+// identity only: comparing a live mcp.Server's insides would race with it.
+func sameServer(a, b MCPServer) bool {
+	if a.inProcess != b.inProcess {
+		return false
+	}
+	a.inProcess, b.inProcess = nil, nil
+	return reflect.DeepEqual(a, b)
 }
