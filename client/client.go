@@ -58,6 +58,10 @@ type Options struct {
 	Buffer int
 	// MaxFrameBytes bounds one frame from the gateway (default 64 MiB).
 	MaxFrameBytes int64
+	// PingInterval is how often the client pings the gateway (default
+	// 30s); a ping not answered within the interval drops the connection,
+	// so that a gateway that vanished without closing it is noticed.
+	PingInterval time.Duration
 	// OnConnect, when set, is called after every successful connection,
 	// and OnDisconnect when one ends or an attempt fails, with the reason.
 	// They run on the client's goroutine: they must not block.
@@ -82,6 +86,9 @@ func (o Options) withDefaults() Options {
 		o.MaxBackoff = 10 * time.Second
 	}
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
 	if o.Buffer <= 0 {
 		o.Buffer = 256
 	}
@@ -273,7 +280,10 @@ func (c *Client) serve(ws *websocket.Conn) error {
 	for _, s := range subs {
 		go c.resubscribe(ws, s)
 	}
+	stop := make(chan struct{})
+	go c.keepalive(ws, stop)
 	err := c.read(ws)
+	close(stop)
 	_ = ws.CloseNow()
 	c.mu.Lock()
 	c.ws = nil
@@ -284,6 +294,28 @@ func (c *Client) serve(ws *websocket.Conn) error {
 	}
 	c.mu.Unlock()
 	return err
+}
+
+// keepalive pings ws every PingInterval until stop is closed, and drops
+// it when a pong does not come within the interval.
+func (c *Client) keepalive(ws *websocket.Conn, stop <-chan struct{}) {
+	t := time.NewTicker(c.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.PingInterval)
+		err := ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			c.opts.Logger.Debug("client: no pong from the gateway", "err", err)
+			_ = ws.CloseNow()
+			return
+		}
+	}
 }
 
 // read dispatches ws's frames until it fails: events to their

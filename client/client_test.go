@@ -397,3 +397,27 @@ func smallReadBuffer(size int) *http.Client {
 		},
 	}}
 }
+
+// TestSilentGatewayDropped stops everything the gateway sends, as a dead
+// peer or network would: the client's pings go unanswered, it drops the
+// connection and makes a new one, and a request in flight gets its reply
+// there.
+func TestSilentGatewayDropped(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	p := newProxy(t, srv.URL)
+	opts := fast
+	opts.PingInterval = 50 * time.Millisecond
+	c := dial(t, p.URL(), opts)
+	ctx := conntest.Deadline(t)
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.silence()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping on a silent connection: %v", err)
+	}
+	if n := p.connections(); n < 2 {
+		t.Fatalf("%d connections through the proxy, want a reconnection", n)
+	}
+}
