@@ -32,7 +32,9 @@ type config struct {
 	// bedrockHeaderTimeout bounds the wait for Bedrock's response headers.
 	bedrockHeaderTimeout time.Duration
 	// pprof, when set, is the localhost address of the profiling server.
-	pprof          string
+	pprof string
+	// otelEndpoint is the OTLP/HTTP collector that gets the spans.
+	otelEndpoint   string
 	demoWordDelay  time.Duration
 	maxFrameBytes  int64
 	maxTextBytes   int
@@ -106,6 +108,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.bedrockAttempts, "bedrock-attempts", 0, "bedrock: calls per turn while Bedrock throttles or is unavailable before the first chunk (0: 4)")
 	fs.DurationVar(&c.bedrockHeaderTimeout, "bedrock-header-timeout", 0, "bedrock: how long one call waits for Bedrock to answer before it fails and is retried like a connection error (0: 60s)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. localhost:6060 (empty: off; keep it on localhost)")
+	fs.StringVar(&c.otelEndpoint, "otel-endpoint", "", "OpenTelemetry collector's OTLP/HTTP base URL for traces, e.g. http://localhost:4318 (empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither: tracing off)")
 	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
 	fs.IntVar(&c.maxTextBytes, "max-text-bytes", 0, "largest user message text (0: 64 KiB)")

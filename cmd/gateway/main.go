@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/bedrock"
 	"github.com/chatgateway/gateway/internal/conn"
@@ -27,6 +29,7 @@ import (
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/internal/tracing"
 	"github.com/chatgateway/gateway/web"
 )
 
@@ -66,7 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := cfg.logger(stdout)
-	model, modelID, err := newModel(ctx, cfg, log)
+	tp, stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: cfg.otelEndpoint, Getenv: getenv,
+		Logger: log, ServiceName: "gateway", ServiceVersion: version()})
+	if err != nil {
+		return err
+	}
+	defer flushTraces(stopTracing, log)
+	model, modelID, err := newModel(ctx, cfg, tp, log)
 	if err != nil {
 		return err
 	}
@@ -115,6 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SendLimiter:      lim.send,
 		UpgradeLimiter:   lim.upgrade,
 		Sizes:            cfg.sizes,
+		TracerProvider:   tp,
 	})
 	var ready atomic.Bool
 	ready.Store(true)
@@ -167,6 +177,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("gateway stopped")
 	return err
+}
+
+// flushTraces sends the spans still queued and stops tracing.
+func flushTraces(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("tracing: flushing the last spans", "err", err)
+	}
 }
 
 // drain lets the running turns finish, for at most timeout; the HTTP
@@ -228,11 +247,11 @@ func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 
 // newModel builds the model cfg.provider names, and returns it with the
 // default model id.
-func newModel(ctx context.Context, cfg *config, log *slog.Logger) (convo.Model, string, error) {
+func newModel(ctx context.Context, cfg *config, tp trace.TracerProvider, log *slog.Logger) (convo.Model, string, error) {
 	if cfg.provider == providerBedrock {
 		opts := bedrock.Options{Region: cfg.region, Endpoint: cfg.bedrockEndpoint,
 			MaxTokens: int32(cfg.maxTokens), MaxAttempts: cfg.bedrockAttempts,
-			HeaderTimeout: cfg.bedrockHeaderTimeout, Logger: log}
+			HeaderTimeout: cfg.bedrockHeaderTimeout, Logger: log, TracerProvider: tp}
 		if cfg.temperature >= 0 {
 			t := float32(cfg.temperature)
 			opts.Temperature = &t

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/convo"
 )
@@ -52,6 +54,9 @@ type Options struct {
 	CredentialsTimeout time.Duration
 	// Logger receives the client's logs (default slog.Default()).
 	Logger *slog.Logger
+	// TracerProvider receives a span per model call (default: the global
+	// provider, a no-op unless tracing is on).
+	TracerProvider trace.TracerProvider
 }
 
 // Errors New returns when the AWS default chain lacks what the client
@@ -72,6 +77,7 @@ type Client struct {
 	region string
 	opts   Options
 	log    *slog.Logger
+	tracer trace.Tracer
 }
 
 var _ convo.Model = (*Client)(nil)
@@ -103,7 +109,8 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		o.RetryMaxAttempts = 1
 		o.HTTPClient = inMemoryBody{next: withHeaderTimeout(o.HTTPClient, opts.HeaderTimeout)}
 	})
-	return &Client{rt: rt, region: cfg.Region, opts: opts, log: opts.Logger}, nil
+	return &Client{rt: rt, region: cfg.Region, opts: opts, log: opts.Logger,
+		tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/bedrock")}, nil
 }
 
 func withDefaults(o Options) Options {
@@ -124,6 +131,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
 	}
 	return o
 }

@@ -23,13 +23,8 @@ import (
 // event frames, a normal end of stream without messageStop.
 var errStreamCut = errors.New("the connection to Bedrock closed before the end of the reply")
 
-// Stream sends req to Bedrock with ConverseStream and emits the reply's
-// text and reasoning as they arrive; the tool uses, assembled from their
-// streamed fragments, come in the Result. Retryable failures
-// before the first chunk are retried (see Options.MaxAttempts); any other
-// failure is returned as a *protocol.Error with code model_error. When ctx
-// is done, the HTTP stream is closed and the error wraps ctx.Err().
-func (c *Client) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+// stream is Stream without its span.
+func (c *Client) stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
 	in, err := c.input(req)
 	if err != nil {
 		return convo.Result{}, err
@@ -48,6 +43,7 @@ func (c *Client) Stream(ctx context.Context, req convo.ModelRequest, emit func(c
 		}
 		wait := backoff(attempt, c.opts.BackoffBase, c.opts.BackoffMax)
 		c.log.Info("bedrock: retrying", "model", req.Model, "attempt", attempt, "wait", wait, "err", err)
+		retrying(ctx, attempt, wait, err)
 		if err := pause.For(ctx, wait); err != nil {
 			return convo.Result{}, fmt.Errorf("bedrock: stream of %s: %w", req.Model, err)
 		}

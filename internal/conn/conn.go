@@ -127,7 +127,7 @@ func (c *conn) subscribeFromQuery(q url.Values) {
 		}
 		req.After = n
 	}
-	c.dispatch(req)
+	c.dispatch(req, time.Now())
 }
 
 // finish ends the connection once reading has stopped: it leaves every

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -91,6 +93,9 @@ type Options struct {
 	// Sizes bounds the title and system prompt of a create (default:
 	// limits' defaults); a larger one gets too_large.
 	Sizes limits.Sizes
+	// TracerProvider receives the spans of sends (default: the global
+	// provider, a no-op unless tracing is on).
+	TracerProvider trace.TracerProvider
 	// UpgradeLimiter, keyed by client address (limits.AddrKey of the
 	// request's RemoteAddr), limits upgrades (default: no limit); a
 	// refused one gets 429 with Retry-After.
@@ -105,6 +110,7 @@ type Handler struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	tracer  trace.Tracer
 	ids     atomic.Uint64
 	slots   *limits.Slots
 
@@ -144,11 +150,15 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
+	}
 	if opts.MaxSubscriptions <= 0 {
 		opts.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	return &Handler{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics,
-		slots: limits.NewSlots(opts.MaxConns, opts.MaxConnsPerUser), conns: make(map[*conn]struct{})}
+		tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/conn"),
+		slots:  limits.NewSlots(opts.MaxConns, opts.MaxConnsPerUser), conns: make(map[*conn]struct{})}
 }
 
 // errShuttingDown refuses upgrades once StopAccepting or Shutdown has

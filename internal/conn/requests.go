@@ -1,8 +1,10 @@
 package conn
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -11,18 +13,20 @@ import (
 // handle decodes one text frame and serves it; a bad frame or a failed
 // request gets an error frame and the connection stays open.
 func (c *conn) handle(data []byte) {
+	read := time.Now()
 	req, id, err := protocol.DecodeClientFrame(data)
 	if err != nil {
 		c.replyError(id, "", err)
 		return
 	}
-	c.dispatch(req)
+	c.dispatch(req, read)
 }
 
-// dispatch serves one request and queues its reply.
-func (c *conn) dispatch(req protocol.Request) {
+// dispatch serves one request, whose frame was read at read, and queues
+// its reply.
+func (c *conn) dispatch(req protocol.Request, read time.Time) {
 	c.forgetGone()
-	conversation, err := c.serveRequest(req)
+	conversation, err := c.serveRequest(req, read)
 	if err != nil {
 		c.replyError(req.RequestID(), conversation, err)
 	}
@@ -30,20 +34,15 @@ func (c *conn) dispatch(req protocol.Request) {
 
 // serveRequest calls convo for req and queues the reply. On failure it
 // returns the conversation the request was about, for the error frame.
-func (c *conn) serveRequest(req protocol.Request) (string, error) {
+func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error) {
 	svc, ctx, user := c.h.svc, c.ctx, c.user
 	switch r := req.(type) {
 	case *protocol.Send:
-		if err := c.h.opts.SendLimiter.Allow(user); err != nil {
-			return r.Conversation, err
-		}
-		if err := c.roomFor(r.Conversation); err != nil {
-			return r.Conversation, err
-		}
-		c.hold()
-		ack, err := svc.Send(ctx, user, r, c)
+		ctx, span := c.startSend(ctx, r, read)
+		defer span.End()
+		ack, err := c.send(ctx, r)
+		sent(span, ack, err)
 		if err != nil {
-			c.release(nil)
 			return r.Conversation, err
 		}
 		c.track(ack.Conversation)
@@ -108,6 +107,25 @@ func (c *conn) serveRequest(req protocol.Request) (string, error) {
 		return "", protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", req.Type())
 	}
 	return "", nil
+}
+
+// send stores a send's message, unless the rate limit or the bound on
+// subscriptions refuses it. On success the connection holds the frames
+// delivered meanwhile until the caller releases them after the ack.
+func (c *conn) send(ctx context.Context, r *protocol.Send) (*protocol.Ack, error) {
+	if err := c.h.opts.SendLimiter.Allow(c.user); err != nil {
+		return nil, err
+	}
+	if err := c.roomFor(r.Conversation); err != nil {
+		return nil, err
+	}
+	c.hold()
+	ack, err := c.h.svc.Send(ctx, c.user, r, c)
+	if err != nil {
+		c.release(nil)
+		return nil, err
+	}
+	return ack, nil
 }
 
 // errTooManySubscriptions refuses a subscription beyond
