@@ -271,3 +271,35 @@ func TestHistogramSummary(t *testing.T) {
 		t.Errorf("no samples: %+v", empty)
 	}
 }
+
+func TestReplyCheck(t *testing.T) {
+	m := newStampModel(3, MinChunkBytes+2, 0)
+	now := time.Now()
+	chunk := func(i int) string { return stamp(now, i) + ".." }
+	tests := []struct {
+		name   string
+		deltas []string
+		ok     bool
+	}{
+		{"one delta per chunk", []string{chunk(0), chunk(1), chunk(2)}, true},
+		{"coalesced", []string{chunk(0) + chunk(1), chunk(2)}, true},
+		{"all in one", []string{chunk(0) + chunk(1) + chunk(2)}, true},
+		{"a chunk lost", []string{chunk(0), chunk(2)}, false},
+		{"reordered", []string{chunk(0), chunk(2), chunk(1)}, false},
+		{"repeated", []string{chunk(0), chunk(1), chunk(1), chunk(2)}, false},
+		{"text lost", []string{chunk(0), chunk(1), chunk(2)[:MinChunkBytes]}, false},
+		{"nothing", nil, false},
+		{"another model's text", []string{"Hello", " world"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r replyCheck
+			for _, d := range tc.deltas {
+				r.add(parseStamps(d), len(d))
+			}
+			if err := r.check(m); (err == nil) != tc.ok {
+				t.Errorf("check = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

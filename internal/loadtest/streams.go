@@ -56,7 +56,7 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 				// A cut step fails converse at once, as it would anyway.
 				_ = pause.For(ctx, rand.N(model.delay*time.Duration(model.chunks)))
 			}
-			n, err := converse(cl, turns, &ack, &relay)
+			n, err := converse(cl, turns, model, &ack, &relay)
 			mu.Lock()
 			defer mu.Unlock()
 			res.turns += n
@@ -72,11 +72,13 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 
 // converse sends turns messages on one new conversation, each after the
 // reply to the previous one ended, recording the ack latency of each send
-// and the relay latency of each stamped chunk. It returns the number of
-// turns that ended.
-func converse(c *client, turns int, ack, relay *recorder) (int, error) {
+// and the relay latency of each stamped chunk. Every reply must carry the
+// model's chunks, all of them and in order (coalesced into fewer deltas or
+// not), or converse fails. It returns the number of turns that ended.
+func converse(c *client, turns int, model *stampModel, ack, relay *recorder) (int, error) {
 	conv := ""
 	var lat []time.Duration
+	var got replyCheck
 	for i := range turns {
 		send := &protocol.Send{ID: "s" + strconv.Itoa(i), Conversation: conv, Text: "load test"}
 		sent := time.Now()
@@ -90,9 +92,12 @@ func converse(c *client, turns int, ack, relay *recorder) (int, error) {
 		ack.add(time.Since(sent))
 		conv = f.conversation
 		lat = lat[:0]
+		got = replyCheck{}
 		end, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
 			if f.typ == protocol.EventDelta {
-				for _, s := range parseStamps(f.text) {
+				stamps := parseStamps(f.text)
+				got.add(stamps, len(f.text))
+				for _, s := range stamps {
 					lat = append(lat, at.Sub(s.created))
 				}
 			}
@@ -104,8 +109,46 @@ func converse(c *client, turns int, ack, relay *recorder) (int, error) {
 		if end.stopReason != protocol.StopEndTurn {
 			return i + 1, fmt.Errorf("loadtest: turn ended with %s: %s", end.stopReason, errorText(end.err))
 		}
+		if err := got.check(model); err != nil {
+			return i + 1, err
+		}
 	}
 	return turns, nil
+}
+
+// replyCheck follows the chunks of one reply as its deltas arrive.
+type replyCheck struct {
+	// stamps and bytes count the chunks and text received.
+	stamps, bytes int
+	// disorder is the first chunk found out of its place.
+	disorder error
+}
+
+// add takes the stamps of one delta and its text's length.
+func (r *replyCheck) add(stamps []chunkStamp, bytes int) {
+	r.bytes += bytes
+	for _, s := range stamps {
+		if s.index != r.stamps && r.disorder == nil {
+			r.disorder = fmt.Errorf("loadtest: a reply's chunk %d came where chunk %d was due", s.index, r.stamps)
+		}
+		r.stamps++
+	}
+}
+
+// check reports a reply that lost, repeated or reordered chunks. A reply
+// with text but no stamp is another model's (a -url gateway's own): there
+// is nothing to check.
+func (r *replyCheck) check(m *stampModel) error {
+	if r.stamps == 0 && r.bytes > 0 {
+		return nil
+	}
+	if r.disorder != nil {
+		return r.disorder
+	}
+	if r.stamps != m.chunks || r.bytes != m.chunks*m.size {
+		return fmt.Errorf("loadtest: a reply carried %d chunks in %d bytes, want %d in %d", r.stamps, r.bytes, m.chunks, m.chunks*m.size)
+	}
+	return nil
 }
 
 func errorText(e *protocol.Error) string {
