@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/protocol"
 	"github.com/chatgateway/gateway/web"
@@ -116,7 +117,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		cfg.model = testModelID
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := convo.Open(filepath.Join(t.TempDir(), "db"), model, convo.Config{DefaultModel: cfg.model, Logger: logger})
+	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/chatgateway/gateway/internal/bedrock"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/internal/limits"
@@ -84,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	m := metrics.New()
-	svc, err := convo.Open(cfg.db, model, convo.Config{
+	svc, err := boltlog.OpenService(cfg.db, boltlog.Options{}, model, convo.Config{
 		DefaultModel:   modelID,
 		MaxTextBytes:   cfg.maxTextBytes,
 		MaxQueuedTurns: cfg.maxQueuedTurns,

@@ -35,16 +35,16 @@ func countWrites(c *conn) *countingConn {
 	return cc
 }
 
-// sendBatch queues n numbered frames at once, as a send's release does,
-// so that the writer finds them all queued.
+// sendBatch queues n numbered frames at once, as a commit that stores
+// many events does, so that the writer finds them all queued.
 func sendBatch(t testing.TB, c *conn, n int) {
-	c.hold()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for i := range n {
-		if !c.Send(convo.Frame{Data: []byte(strconv.Itoa(i))}) {
-			t.Fatal("Send refused a frame")
+		if !c.pushLocked(convo.Frame{Data: []byte(strconv.Itoa(i))}) {
+			t.Fatal("a frame was refused")
 		}
 	}
-	c.release(nil)
 }
 
 // readNumbered reads n frames numbered from 0, in order.

@@ -51,10 +51,6 @@ type conn struct {
 	gone map[string]struct{}
 	// queue holds the frames waiting for the writer, oldest first.
 	queue []convo.Frame
-	// held collects the frames delivered while a send is in progress, so
-	// that its ack goes out before them (see hold).
-	held    []convo.Frame
-	holding bool
 	// writing is true while a writer goroutine runs.
 	writing bool
 	// room, when not nil, is closed once the queue is at most half full.
@@ -69,7 +65,7 @@ type conn struct {
 	// ended is why the connection ends, once a cause is known (see
 	// ends.go).
 	ended string
-	// queued is the size in bytes of the frames in queue and held.
+	// queued is the size in bytes of the frames in queue.
 	queued int
 	writer sync.WaitGroup
 }
@@ -141,7 +137,7 @@ func (c *conn) finish() {
 	}
 	c.mu.Lock()
 	c.dead = true
-	c.queue, c.held, c.queued = nil, nil, 0
+	c.queue, c.queued = nil, 0
 	ended := c.ended
 	c.mu.Unlock()
 	_ = c.ws.CloseNow()

@@ -24,8 +24,8 @@ func TestQueueBytes(t *testing.T) {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 
-	// Held frames stay queued: the writer does not take them.
-	c.hold()
+	// With the writer stalled, queued frames stay queued.
+	stallWriter(c)
 	for i := range 5 {
 		if !c.Send(convo.Frame{Data: hundred}) {
 			t.Fatalf("frame %d refused", i)
@@ -106,10 +106,12 @@ func TestCloseReasons(t *testing.T) {
 			readToEnd(ws)
 		}, endBinary},
 		{"slow consumer", Options{SendQueue: 2}, nil, func(t *testing.T, ws *websocket.Conn, c *conn) {
-			c.hold()
+			// Queued at once, before the writer can take any.
+			c.mu.Lock()
 			for range 3 {
-				c.Send(convo.Frame{Data: []byte("{}")})
+				c.pushLocked(convo.Frame{Data: []byte("{}")})
 			}
+			c.mu.Unlock()
 			readToEnd(ws)
 		}, endSlowConsumer},
 		{"write timeout", Options{WriteTimeout: 100 * time.Millisecond, SendQueueBytes: 128 << 20}, nil, func(t *testing.T, ws *websocket.Conn, c *conn) {
@@ -155,4 +157,12 @@ func readToEnd(ws *websocket.Conn) {
 			return
 		}
 	}
+}
+
+// stallWriter keeps a writer from starting, as one blocked on a socket
+// that does not drain would: queued frames stay queued.
+func stallWriter(c *conn) {
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
 }

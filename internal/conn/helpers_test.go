@@ -1,6 +1,7 @@
 package conn_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -109,4 +110,19 @@ func subscribe(t *testing.T, c *conntest.Client, conversation string, after uint
 		t.Fatalf("subscribe: got %s %s %s", f.Type, f.Code, f.ErrorMessage())
 	}
 	return f
+}
+
+// gatedModel answers gatedReply once gate is closed.
+type gatedModel struct{ gate chan struct{} }
+
+const gatedReply = "the gate opened"
+
+func (m gatedModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	select {
+	case <-m.gate:
+	case <-ctx.Done():
+		return convo.Result{}, ctx.Err()
+	}
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: gatedReply})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/demo"
 )
 
@@ -25,7 +26,7 @@ func serveOne(t testing.TB, opts Options) (*websocket.Conn, *conn) {
 func serveOneDial(t testing.TB, opts Options, dopts *websocket.DialOptions) (*websocket.Conn, *conn) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	svc, err := convo.Open(filepath.Join(t.TempDir(), "gateway.db"), demo.New(demo.Options{}), convo.Config{Logger: log})
+	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{}, demo.New(demo.Options{}), convo.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,58 +57,26 @@ func (c *conn) pushWait(ctx context.Context, frame convo.Frame) error {
 	}
 }
 
-// pushLocked queues frame (or holds it during a send) and makes sure a
+// pushLocked queues frame and makes sure a
 // writer runs. It reports false when the connection is closing or too
 // slow. Call with c.mu held.
 func (c *conn) pushLocked(frame convo.Frame) bool {
 	if c.closeCode != 0 || c.dead {
 		return false
 	}
-	n := len(c.queue) + len(c.held)
+	n := len(c.queue)
 	if n >= c.h.opts.SendQueue || n > 0 && c.queued+len(frame.Data) > c.h.opts.SendQueueBytes {
 		c.log.Warn("closing slow consumer", "queued", n, "bytes", c.queued)
 		c.h.metrics.SlowConsumers.Inc()
-		c.queue, c.held, c.queued = nil, nil, 0
+		c.queue, c.queued = nil, 0
 		c.wakeLocked()
 		c.closeLocked(websocket.StatusPolicyViolation, "slow consumer")
 		return false
 	}
 	c.queued += len(frame.Data)
-	if c.holding {
-		c.held = append(c.held, frame)
-		return true
-	}
 	c.queue = append(c.queue, frame)
 	c.startWriterLocked()
 	return true
-}
-
-// hold delays the frames delivered from now on until release, so that the
-// ack of a send precedes its own message event.
-func (c *conn) hold() {
-	c.mu.Lock()
-	c.holding = true
-	c.mu.Unlock()
-}
-
-// release queues first (when not nil), then the held frames.
-func (c *conn) release(first []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.holding = false
-	held := c.held
-	c.held = nil
-	for _, f := range held {
-		c.queued -= len(f.Data) // counted again as they are queued
-	}
-	if first != nil {
-		held = append([]convo.Frame{{Data: first}}, held...)
-	}
-	for _, f := range held {
-		if !c.pushLocked(f) {
-			return
-		}
-	}
 }
 
 // closeAfterQueue closes the connection with code and reason once the
@@ -138,14 +106,14 @@ func (c *conn) closing() bool {
 // roomLocked reports whether a frame of size bytes fits in half the
 // queue; an empty queue takes any frame.
 func (c *conn) roomLocked(size int) bool {
-	n := len(c.queue) + len(c.held)
+	n := len(c.queue)
 	return n == 0 || n <= c.h.opts.SendQueue/2 && c.queued+size <= c.h.opts.SendQueueBytes/2
 }
 
 // wakeLocked wakes SendWait callers once the queue is at most half full;
 // each checks again whether its frame fits.
 func (c *conn) wakeLocked() {
-	if c.room != nil && len(c.queue)+len(c.held) <= c.h.opts.SendQueue/2 && c.queued <= c.h.opts.SendQueueBytes/2 {
+	if c.room != nil && len(c.queue) <= c.h.opts.SendQueue/2 && c.queued <= c.h.opts.SendQueueBytes/2 {
 		close(c.room)
 		c.room = nil
 	}
@@ -289,7 +257,7 @@ func (c *conn) writeFailed(err error) {
 	c.noteEndLocked(endWriteError)
 	c.dead = true
 	c.writing = false
-	c.queue, c.held, c.queued = nil, nil, 0
+	c.queue, c.queued = nil, 0
 	c.wakeLocked()
 	c.mu.Unlock()
 	if c.ctx.Err() == nil {

@@ -46,7 +46,6 @@ func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error
 			return r.Conversation, err
 		}
 		c.track(ack.Conversation)
-		c.release(encode(ack))
 	case *protocol.Subscribe:
 		if err := c.roomFor(r.Conversation); err != nil {
 			return r.Conversation, err
@@ -110,8 +109,8 @@ func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error
 }
 
 // send stores a send's message, unless the rate limit or the bound on
-// subscriptions refuses it. On success the connection holds the frames
-// delivered meanwhile until the caller releases them after the ack.
+// subscriptions refuses it. convo queues the ack to c before the message
+// event.
 func (c *conn) send(ctx context.Context, r *protocol.Send) (*protocol.Ack, error) {
 	if err := c.h.opts.SendLimiter.Allow(c.user); err != nil {
 		return nil, err
@@ -119,13 +118,7 @@ func (c *conn) send(ctx context.Context, r *protocol.Send) (*protocol.Ack, error
 	if err := c.roomFor(r.Conversation); err != nil {
 		return nil, err
 	}
-	c.hold()
-	ack, err := c.h.svc.Send(ctx, c.user, r, c)
-	if err != nil {
-		c.release(nil)
-		return nil, err
-	}
-	return ack, nil
+	return c.h.svc.Send(ctx, c.user, r, c)
 }
 
 // errTooManySubscriptions refuses a subscription beyond

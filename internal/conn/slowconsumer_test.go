@@ -1,11 +1,14 @@
 package conn_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,8 +27,9 @@ type timedFrame struct {
 	at time.Time
 }
 
-// readTurn reads c until a turn_end, noting when each frame arrived.
-func readTurn(c *conntest.Client) ([]timedFrame, error) {
+// readTurn reads c until a turn_end, noting when each frame arrived and
+// telling p about each delta.
+func readTurn(c *conntest.Client, p *pacer) ([]timedFrame, error) {
 	var frames []timedFrame
 	for {
 		f, err := c.ReadErr()
@@ -33,21 +37,86 @@ func readTurn(c *conntest.Client) ([]timedFrame, error) {
 			return frames, err
 		}
 		frames = append(frames, timedFrame{f, time.Now()})
-		if f.Type == protocol.EventTurnEnd {
+		switch f.Type {
+		case protocol.EventDelta:
+			p.saw()
+		case protocol.EventTurnEnd:
 			return frames, nil
 		}
 	}
 }
 
+// pacer is a model that emits each word of its reply only once every
+// reader has seen the delta of the word before, so that no reader falls
+// behind however the machine shares its CPU among them: only a client
+// that stops reading fills its queue. Each delta then carries one word
+// (the next is emitted once the previous is stored and delivered).
+type pacer struct {
+	replies []string // the reply of each turn, in turn
+	readers int
+	next    chan struct{} // a token per word after the first
+	// passed is closed once the first turn has emitted passAt words.
+	passAt int
+	passed chan struct{}
+
+	mu    sync.Mutex
+	seen  int // readers that saw the latest delta
+	turns int
+}
+
+func newPacer(readers, passAt int, replies ...string) *pacer {
+	return &pacer{replies: replies, readers: readers, next: make(chan struct{}, 1),
+		passAt: passAt, passed: make(chan struct{})}
+}
+
+func (p *pacer) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	select {
+	case <-p.next: // the token the last delta of the previous turn left
+	default:
+	}
+	p.mu.Lock()
+	reply := p.replies[p.turns%len(p.replies)]
+	p.turns++
+	p.mu.Unlock()
+	for i, w := range strings.SplitAfter(reply, " ") {
+		if i > 0 {
+			select {
+			case <-p.next:
+			case <-ctx.Done():
+				return convo.Result{}, ctx.Err()
+			}
+		}
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: w})
+		if i+1 == p.passAt {
+			select {
+			case <-p.passed:
+			default:
+				close(p.passed)
+			}
+		}
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// saw notes that one reader got the latest delta.
+func (p *pacer) saw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen++; p.seen == p.readers {
+		p.seen = 0
+		p.next <- struct{}{}
+	}
+}
+
 // streamTurn sends text to conversation over HTTP and reads the turn on
-// every client at once; it returns each client's frames.
-func streamTurn(t *testing.T, s *conntest.Server, clients []*conntest.Client, conversation, text string) [][]timedFrame {
+// every client at once, pacing p by them; it returns each client's frames.
+func streamTurn(t *testing.T, s *conntest.Server, p *pacer, clients []*conntest.Client, conversation, text string) [][]timedFrame {
 	t.Helper()
 	results := make([]chan []timedFrame, len(clients))
 	for i, c := range clients {
 		results[i] = make(chan []timedFrame, 1)
 		go func() {
-			frames, err := readTurn(c)
+			frames, err := readTurn(c, p)
 			if err != nil {
 				t.Errorf("reader %d after %d frames: %v", i, len(frames), err)
 			}
@@ -122,12 +191,14 @@ func waitGauge(t *testing.T, m *metrics.Metrics, name string, want float64) {
 // order (their delivery latency with and without the stalled client is
 // logged), and the stalled one resumes by seq with nothing lost.
 //
-// It does not run in parallel with other tests: the queue bound is for
-// clients that stop reading, not for readers starved of CPU.
+// The model paces the stream by the readers (see pacer), so that a reader
+// starved of CPU on a busy machine slows the stream down instead of
+// overflowing its queue.
 func TestSlowConsumerAmongMany(t *testing.T) {
+	t.Parallel()
 	const (
 		readers = 50
-		queue   = 256
+		queue   = 32
 		buf     = 4 << 10
 		// kernelBytes bounds what the socket buffers between the server's
 		// writer and the stalled client hold: both kernel buffers (set
@@ -135,14 +206,20 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		// write and read buffers, with a margin.
 		kernelBytes = 4*buf + 2*(4<<10) + 8<<10
 	)
-	// 800 words of 100 bytes, a word every 4 ms: the stream is more
-	// events than the queue and the buffers hold (unless its deltas
-	// coalesce more than twofold), and slow enough that 50 readers keep
-	// up on a busy 2-core machine.
-	reply := strings.Repeat(strings.Repeat("abcdefghij", 10)+" ", 800)
+	// 100 words of 1,000 bytes, a delta each: the first reply is more
+	// events than the queue and the buffers hold; the second only shows
+	// that the readers go on.
+	const wordBytes = 1000
+	word := strings.Repeat("abcdefghij", wordBytes/10) + " "
+	first, second := strings.Repeat(word, 100), strings.Repeat(word, 10)
+	// The stalled client has overflowed once the stream is past its
+	// queue and what the buffers hold of its deltas; it reads from then
+	// on. Reading only after the turn would wait for TCP's zero-window
+	// probes, whose interval grows while it stalls.
+	p := newPacer(readers, queue+kernelBytes/wordBytes+8, first, second)
 	m := metrics.New()
 	s := conntest.Start(t, conntest.Config{
-		Model:      scripted(reply, 4*time.Millisecond),
+		Model:      p,
 		Convo:      convo.Config{Metrics: m},
 		Conn:       conn.Options{SendQueue: queue, WriteTimeout: time.Minute, Metrics: m},
 		SendBuffer: buf,
@@ -168,7 +245,19 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		}
 	}
 
-	with := streamTurn(t, s, fast, "many", "first")
+	type stalled struct {
+		frames          []protocol.ServerFrame
+		bytes, smallest int
+		err             error
+	}
+	stalledDone := make(chan stalled, 1)
+	go func() {
+		<-p.passed
+		var r stalled
+		r.frames, r.bytes, r.smallest, r.err = readUntilSlowClose(t, slow)
+		stalledDone <- r
+	}()
+	with := streamTurn(t, s, p, fast, "many", "first")
 	// The hub drops the stalled subscriber when its queue overflows,
 	// before it publishes the turn_end the readers have now seen.
 	if got := gauge(t, m, "gateway_slow_consumer_closes_total"); got != 1 {
@@ -178,9 +267,11 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		t.Errorf("gateway_subscriptions = %v after the stalled client overflowed, want %d", got, readers)
 	}
 
-	// The stalled client reads again now: while its socket is full, TCP
-	// only probes it at growing intervals, which would delay the close.
-	got, bytes, smallest := readUntilSlowClose(t, slow)
+	r := <-stalledDone
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got, bytes, smallest := r.frames, r.bytes, r.smallest
 	seen := events(got)
 	checkGapless(t, seen, 0)
 	bound := queue + kernelBytes/smallest + 1
@@ -193,7 +284,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		t.Errorf("gateway_subscriptions = %v after the stalled client closed, want %d", got, readers)
 	}
 
-	without := streamTurn(t, s, fast, "many", "second")
+	without := streamTurn(t, s, p, fast, "many", "second")
 	if got := gauge(t, m, "gateway_slow_consumer_closes_total"); got != 1 {
 		t.Errorf("%v slow consumer closes after both replies, want 1: a reader was too slow", got)
 	}
@@ -203,8 +294,8 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		for _, f := range slices.Concat(with[i], without[i]) {
 			frames = append(frames, f.ServerFrame)
 		}
-		if text := checkTurnText(t, frames); text != reply {
-			t.Errorf("reader %d: the second reply has %d bytes, want %d", i, len(text), len(reply))
+		if text := checkTurnText(t, frames); text != second {
+			t.Errorf("reader %d: the second reply has %d bytes, want %d", i, len(text), len(second))
 		}
 		evs := events(frames)
 		checkGapless(t, evs, 0)
@@ -230,20 +321,19 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 // readUntilSlowClose reads c until the server closes it, checks that the
 // close is 1008 "slow consumer", and returns the frames before it, their
 // total size and the size of the smallest.
-func readUntilSlowClose(t *testing.T, c *conntest.Client) (frames []protocol.ServerFrame, total, smallest int) {
-	t.Helper()
+func readUntilSlowClose(t *testing.T, c *conntest.Client) (frames []protocol.ServerFrame, total, smallest int, err error) {
 	for {
 		_, data, err := c.WS.Read(conntest.Deadline(t))
 		if err != nil {
 			var ce websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "slow consumer" {
-				t.Fatalf("the stalled client ended with %v, want close 1008 slow consumer", err)
+				return frames, total, smallest, fmt.Errorf("the stalled client ended with %v, want close 1008 slow consumer", err)
 			}
-			return frames, total, smallest
+			return frames, total, smallest, nil
 		}
 		var f protocol.ServerFrame
 		if err := json.Unmarshal(data, &f); err != nil {
-			t.Fatal(err)
+			return frames, total, smallest, err
 		}
 		frames = append(frames, f)
 		total += len(data)

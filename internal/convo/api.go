@@ -51,8 +51,6 @@ type Config struct {
 	MaxQueuedTurns int
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
-	// OpenTimeout bounds the wait for the database file lock (default 2s).
-	OpenTimeout time.Duration
 	// Metrics receives the service's measurements (default: a private
 	// registry nobody reads).
 	Metrics *metrics.Metrics

@@ -1,31 +1,37 @@
 package convo
 
 import (
+	"slices"
 	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// meta is a conversation's stored metadata. Besides what clients see it
-// tracks the turn bookkeeping that crash recovery needs; both are updated
-// in the transaction that stores each event (see apply), so they can never
-// disagree with the log.
-type meta struct {
+// Meta is a conversation's stored metadata. Besides what clients see (the
+// embedded protocol.Conversation) it tracks the turn bookkeeping that
+// scheduling and crash recovery need. Every field but the ones set at
+// creation follows from the conversation's events through Apply, which
+// every Log calls for each event it stores, so it never disagrees with
+// the log.
+type Meta struct {
 	protocol.Conversation
+	// Owner is the id of the user who created the conversation.
 	Owner string `json:"owner"`
 	// OpenTurn is the turn with a turn_start and no turn_end yet.
-	OpenTurn *openTurn `json:"open_turn,omitempty"`
+	OpenTurn *OpenTurn `json:"open_turn,omitempty"`
 	// Pending lists the stored user messages whose turns have not started,
 	// in seq order.
-	Pending []pendingTurn `json:"pending,omitempty"`
+	Pending []PendingTurn `json:"pending,omitempty"`
 }
 
-type openTurn struct {
+// OpenTurn is a conversation's running (or, after a crash, cut-off) turn.
+type OpenTurn struct {
 	Turn string `json:"turn"`
 	Seq  uint64 `json:"seq"` // the turn_start's seq
 }
 
-type pendingTurn struct {
+// PendingTurn is a stored user message waiting for its turn.
+type PendingTurn struct {
 	Turn   string `json:"turn"`
 	MsgSeq uint64 `json:"msg_seq"`
 }
@@ -34,8 +40,8 @@ type pendingTurn struct {
 // default title, in bytes.
 const titleLen = 60
 
-// apply updates m for a stored event ev.
-func (m *meta) apply(ev *protocol.Event) {
+// Apply updates m for a stored event ev.
+func (m *Meta) Apply(ev *protocol.Event) {
 	m.LastSeq = ev.Seq
 	m.UpdatedAt = ev.TS
 	switch ev.Type {
@@ -43,7 +49,7 @@ func (m *meta) apply(ev *protocol.Event) {
 		if ev.Message.Role != protocol.RoleUser {
 			return
 		}
-		m.Pending = append(m.Pending, pendingTurn{Turn: ev.Message.Turn, MsgSeq: ev.Seq})
+		m.Pending = append(m.Pending, PendingTurn{Turn: ev.Message.Turn, MsgSeq: ev.Seq})
 		if m.Title == "" {
 			m.Title = titleFrom(ev.Message.Text)
 		}
@@ -54,10 +60,21 @@ func (m *meta) apply(ev *protocol.Event) {
 				break
 			}
 		}
-		m.OpenTurn = &openTurn{Turn: ev.Turn, Seq: ev.Seq}
+		m.OpenTurn = &OpenTurn{Turn: ev.Turn, Seq: ev.Seq}
 	case protocol.EventTurnEnd:
 		m.OpenTurn = nil
 	}
+}
+
+// Clone returns a copy of m that shares nothing mutable with it.
+func (m *Meta) Clone() *Meta {
+	c := *m
+	c.Pending = slices.Clone(m.Pending)
+	if m.OpenTurn != nil {
+		ot := *m.OpenTurn
+		c.OpenTurn = &ot
+	}
+	return &c
 }
 
 // titleFrom makes a title from the first line of a message, cut at a rune

@@ -1,17 +1,19 @@
-package convo
+package convo_test
 
 import (
 	"context"
 	"path/filepath"
 	"testing"
 
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
 func TestMetricsAreRecorded(t *testing.T) {
 	reg := metrics.New()
-	s, err := Open(filepath.Join(t.TempDir(), "db"), &scriptModel{}, Config{Metrics: reg, Logger: testLogger(t)})
+	s, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, &scriptModel{}, convo.Config{Metrics: reg, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +22,7 @@ func TestMetricsAreRecorded(t *testing.T) {
 	ack := send(t, s, "", "hi", rec)
 	evs := rec.until(t, protocol.EventTurnEnd)
 	s.Unsubscribe(ack.Conversation, rec)
-	if err := s.waitTurns(context.Background()); err != nil {
+	if err := s.WaitTurns(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

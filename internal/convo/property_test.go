@@ -1,12 +1,14 @@
-package convo
+package convo_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -23,8 +25,8 @@ func (c *client) drain() error {
 	for {
 		select {
 		case f := <-c.rec.ch:
-			ev, err := decodeEvent(f)
-			if err != nil {
+			var ev protocol.Event
+			if err := json.Unmarshal(f, &ev); err != nil {
 				return err
 			}
 			if ev.Seq != c.lastSeen+1 {
@@ -45,7 +47,7 @@ func TestHubProperty(t *testing.T) {
 	for seed := uint64(1); seed <= 8; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, seed))
-			s, _ := openTest(t, &scriptModel{})
+			s := openTest(t, &scriptModel{})
 			ctx := context.Background()
 			ack := send(t, s, "", "start", nil)
 			id := ack.Conversation
@@ -80,7 +82,7 @@ func TestHubProperty(t *testing.T) {
 					}
 					c.rec, c.subscribed = newRecorder(10000), false
 				case 3:
-					if sends < DefaultMaxQueuedTurns {
+					if sends < convo.DefaultMaxQueuedTurns {
 						send(t, s, id, "more", nil)
 						sends++
 					}
@@ -110,14 +112,11 @@ func TestHubProperty(t *testing.T) {
 
 // waitIdle waits until conversation id has no running or pending turn and
 // returns its last seq.
-func waitIdle(t *testing.T, s *Service, id string) uint64 {
+func waitIdle(t *testing.T, s *testService, id string) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		m, err := s.st.meta(id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := s.meta(t, id)
 		if m.OpenTurn == nil && len(m.Pending) == 0 {
 			return m.LastSeq
 		}
@@ -129,7 +128,7 @@ func waitIdle(t *testing.T, s *Service, id string) uint64 {
 
 func TestDrainLetsTurnsFinish(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	rec := newRecorder(100)
 	ack := send(t, s, "", "one", rec)
 	send(t, s, ack.Conversation, "queued", nil)
@@ -143,7 +142,7 @@ func TestDrainLetsTurnsFinish(t *testing.T) {
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn {
 		t.Fatalf("drained turn ended %q", end.StopReason)
 	}
-	m2, _ := s.st.meta(ack.Conversation)
+	m2 := s.meta(t, ack.Conversation)
 	if len(m2.Pending) != 1 || m2.OpenTurn != nil {
 		t.Fatalf("after drain: pending %v open %v; the queued turn must wait for the next start", m2.Pending, m2.OpenTurn)
 	}
@@ -151,7 +150,7 @@ func TestDrainLetsTurnsFinish(t *testing.T) {
 
 func TestDrainTimeoutThenCloseInterrupts(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	rec := newRecorder(100)
 	send(t, s, "", "one", rec)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,14 +165,4 @@ func TestDrainTimeoutThenCloseInterrupts(t *testing.T) {
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted {
 		t.Fatalf("turn ended %q, want interrupted", end.StopReason)
 	}
-}
-
-func TestLockedDatabaseFailsFast(t *testing.T) {
-	_, path := openTest(t, &scriptModel{})
-	start := time.Now()
-	_, err := Open(path, &scriptModel{}, Config{OpenTimeout: 200 * time.Millisecond, Logger: testLogger(t)})
-	if err == nil {
-		t.Fatal("a second Open of a locked file succeeded")
-	}
-	t.Logf("second open failed after %s: %v", time.Since(start), err)
 }

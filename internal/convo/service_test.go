@@ -1,4 +1,4 @@
-package convo
+package convo_test
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
 func TestSendStreamsReply(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{})
+	s := openTest(t, &scriptModel{})
 	rec := newRecorder(100)
 	ack := send(t, s, "", "hi there", rec)
 	if ack.Message.Seq != 1 || ack.Conversation == "" {
@@ -37,7 +38,7 @@ func TestSendStreamsReply(t *testing.T) {
 
 func TestAckBeforeModel(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	rec := newRecorder(100)
 	// The model cannot emit anything until the gate opens, yet Send
 	// returns: the ack does not wait for the model.
@@ -50,7 +51,7 @@ func TestAckBeforeModel(t *testing.T) {
 }
 
 func TestClientMsgIDIsIdempotent(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{})
+	s := openTest(t, &scriptModel{})
 	rec := newRecorder(100)
 	first, err := s.Send(context.Background(), "u1", &protocol.Send{Text: "once", ClientMsgID: "k1"}, rec)
 	if err != nil {
@@ -75,7 +76,7 @@ func TestClientMsgIDIsIdempotent(t *testing.T) {
 
 func TestQueuedTurnsRunInOrderWithHistory(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	rec := newRecorder(1000)
 	ack := send(t, s, "", "one", rec)
 	send(t, s, ack.Conversation, "two", nil)
@@ -120,7 +121,7 @@ func TestQueuedTurnsRunInOrderWithHistory(t *testing.T) {
 
 func TestCancelKeepsPartialText(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	rec := newRecorder(100)
 	ack := send(t, s, "", "go", rec)
 	m.gate <- struct{}{} // one word
@@ -137,7 +138,7 @@ func TestCancelKeepsPartialText(t *testing.T) {
 }
 
 func TestOtherUsersSeeNothing(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{})
+	s := openTest(t, &scriptModel{})
 	ack := send(t, s, "", "mine", nil)
 	ctx := context.Background()
 	checks := map[string]error{
@@ -163,7 +164,7 @@ func TestOtherUsersSeeNothing(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{})
+	s := openTest(t, &scriptModel{})
 	ctx := context.Background()
 	ack := send(t, s, "", "hi", nil)
 	tests := []struct {
@@ -174,16 +175,16 @@ func TestBadRequests(t *testing.T) {
 		{"unknown conversation", s.Subscribe(ctx, "u1", "nope", 0, newRecorder(1), func(uint64) {}), protocol.CodeNotFound},
 		{"after beyond the end", s.Subscribe(ctx, "u1", ack.Conversation, 999, newRecorder(10), func(uint64) {}), protocol.CodeBadRequest},
 		{"text too large", func() error {
-			_, err := s.Send(ctx, "u1", &protocol.Send{Text: strings.Repeat("x", DefaultMaxTextBytes+1)}, nil)
+			_, err := s.Send(ctx, "u1", &protocol.Send{Text: strings.Repeat("x", convo.DefaultMaxTextBytes+1)}, nil)
 			return err
 		}(), protocol.CodeTooLarge},
 		{"create existing", func() error {
 			_, err := s.Create(ctx, "u1", &protocol.Create{Conversation: ack.Conversation})
 			return err
 		}(), protocol.CodeBadRequest},
-		{"action without name", func() error { _, err := s.PublishAction(ctx, "u1", ack.Conversation, Action{}); return err }(), protocol.CodeBadRequest},
+		{"action without name", func() error { _, err := s.PublishAction(ctx, "u1", ack.Conversation, convo.Action{}); return err }(), protocol.CodeBadRequest},
 		{"action with bad JSON", func() error {
-			_, err := s.PublishAction(ctx, "u1", ack.Conversation, Action{Name: "x", Input: []byte("{")})
+			_, err := s.PublishAction(ctx, "u1", ack.Conversation, convo.Action{Name: "x", Input: []byte("{")})
 			return err
 		}(), protocol.CodeBadRequest},
 	}
@@ -198,10 +199,10 @@ func TestBadRequests(t *testing.T) {
 
 func TestBusyWhenTooManyQueued(t *testing.T) {
 	m := &scriptModel{gate: make(chan struct{})}
-	s, _ := openTest(t, m)
+	s := openTest(t, m)
 	ack := send(t, s, "", "0", nil)
 	var err error
-	for i := 0; i < DefaultMaxQueuedTurns+2 && err == nil; i++ {
+	for i := 0; i < convo.DefaultMaxQueuedTurns+2 && err == nil; i++ {
 		_, err = s.Send(context.Background(), "u1", &protocol.Send{Conversation: ack.Conversation, Text: "more"}, nil)
 	}
 	if protocol.AsError(err).Code != protocol.CodeBusy {
@@ -216,7 +217,7 @@ func TestBusyWhenTooManyQueued(t *testing.T) {
 // kick left a message without a turn; it showed on a loaded machine (3 of
 // 20 runs failed with six busy loops beside them, none after the fix).
 func TestSendRightAfterTurnEndRuns(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{words: func(ModelRequest) []string { return []string{"ok"} }})
+	s := openTest(t, &scriptModel{words: func(convo.ModelRequest) []string { return []string{"ok"} }})
 	rec := newRecorder(64)
 	id := send(t, s, "", "first", rec).Conversation
 	rec.until(t, protocol.EventTurnEnd)

@@ -20,7 +20,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
-	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/pause"
 )
 
@@ -112,7 +112,7 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, file
 // bareCommitsTo times n bare commits to a new bbolt file at path, opened
 // with the gateway's options, and removes it.
 func bareCommitsTo(ctx context.Context, path string, n int, gap time.Duration) ([]time.Duration, error) {
-	db, err := bolt.Open(path, 0o600, convo.BoltOptions(2*time.Second))
+	db, err := bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/internal/metrics"
 )
@@ -41,7 +42,7 @@ var dbCount atomic.Int64
 func startGateway(dir string, model convo.Model, log *slog.Logger) (*target, error) {
 	m := metrics.New()
 	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.db", dbCount.Add(1)))
-	svc, err := convo.Open(path, model, convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m})
+	svc, err := boltlog.OpenService(path, boltlog.Options{}, model, convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m})
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open the gateway: %w", err)
 	}

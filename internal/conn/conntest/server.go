@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/internal/httpapi"
 )
@@ -61,9 +62,9 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.API.Logger == nil {
 		cfg.API.Logger = log
 	}
-	svc, err := convo.Open(cfg.Path, cfg.Model, cfg.Convo)
+	svc, err := boltlog.OpenService(cfg.Path, boltlog.Options{}, cfg.Model, cfg.Convo)
 	if err != nil {
-		t.Fatalf("convo.Open: %v", err)
+		t.Fatalf("open the service: %v", err)
 	}
 	ws := conn.NewHandler(svc, cfg.Conn)
 	cfg.API.WebSocket = ws

@@ -1,4 +1,4 @@
-package convo
+package boltlog
 
 import (
 	"bytes"

@@ -1,45 +1,18 @@
-package convo
+package convo_test
 
 import (
 	"bytes"
 	"context"
-	"errors"
-	"sync"
+	"path/filepath"
 	"testing"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// TestGroupCommit checks that concurrent appends share transactions.
-func TestGroupCommit(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{gate: make(chan struct{})})
-	const senders = 200
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < senders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if _, err := s.Send(context.Background(), "u1", &protocol.Send{Text: "hi"}, nil); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	c0, o0 := s.st.stats()
-	close(start)
-	wg.Wait()
-	c1, o1 := s.st.stats()
-	commits, ops := c1-c0, o1-o0
-	t.Logf("%d ops in %d commits", ops, commits)
-	if commits >= ops {
-		t.Fatalf("%d ops took %d commits: no grouping", ops, commits)
-	}
-}
-
 func TestRestartKeepsEverything(t *testing.T) {
 	ctx := context.Background()
-	s, path := openTest(t, &scriptModel{})
+	s := openTest(t, &scriptModel{})
 	rec := newRecorder(100)
 	ack := send(t, s, "", "one", rec)
 	rec.until(t, protocol.EventTurnEnd)
@@ -51,11 +24,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2, err := Open(path, &scriptModel{}, Config{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close(ctx)
+	s2 := openAt(t, s.path, &scriptModel{})
 	events2, _ := s2.Events(ctx, "u1", ack.Conversation, 0, 1000)
 	hist2, _ := s2.History(ctx, "u1", ack.Conversation, 0, 0)
 	if len(events2) != len(events) || len(events) == 0 {
@@ -83,7 +52,11 @@ func TestRestartKeepsEverything(t *testing.T) {
 func TestCrashEndsTurnInterrupted(t *testing.T) {
 	ctx := context.Background()
 	m := &scriptModel{gate: make(chan struct{})}
-	s, path := openTest(t, m)
+	var faults *faultLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
+		faults = &faultLog{Log: l}
+		return faults
+	})
 	rec := newRecorder(100)
 	ack := send(t, s, "", "one", rec)
 	send(t, s, ack.Conversation, "queued", nil)
@@ -95,15 +68,10 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 			seen += ev.Text
 		}
 	}
-	crash := errors.New("crashed")
-	s.st.setFailCommit(func() error { return crash })
+	faults.set(func([]convo.Draft) bool { return true }) // the crash
 	s.Close(ctx)
 
-	s2, err := Open(path, &scriptModel{}, Config{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close(ctx)
+	s2 := openAt(t, s.path, &scriptModel{})
 	rec2 := newRecorder(100)
 	if err := s2.Subscribe(ctx, "u1", ack.Conversation, 0, rec2, func(uint64) {}); err != nil {
 		t.Fatal(err)
@@ -120,8 +88,12 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 }
 
 func TestFailedCommitIsUnavailableAndRecovers(t *testing.T) {
-	s, _ := openTest(t, &scriptModel{})
-	s.st.setFailCommit(func() error { return errors.New("disk full") })
+	var faults *faultLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
+		faults = &faultLog{Log: l}
+		return faults
+	})
+	faults.set(func([]convo.Draft) bool { return true })
 	_, err := s.Send(context.Background(), "u1", &protocol.Send{Text: "x"}, nil)
 	if protocol.AsError(err).Code != protocol.CodeUnavailable {
 		t.Fatalf("send during failure: %v", err)
@@ -130,7 +102,7 @@ func TestFailedCommitIsUnavailableAndRecovers(t *testing.T) {
 	if len(list) != 0 {
 		t.Fatalf("a failed commit left %d conversations", len(list))
 	}
-	s.st.setFailCommit(nil)
+	faults.set(nil)
 	rec := newRecorder(100)
 	send(t, s, "", "works again", rec)
 	rec.until(t, protocol.EventTurnEnd)

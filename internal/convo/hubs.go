@@ -35,6 +35,8 @@ type hub struct {
 	kicked bool
 	// refs counts calls in progress that need the hub to stay.
 	refs int
+	// unfollow ends the Log's reports of the conversation (see Log.Follow).
+	unfollow func()
 }
 
 // idle reports whether nothing uses h. Call with h.mu held.
@@ -43,19 +45,19 @@ func (h *hub) idle() bool { return len(h.subs) == 0 && h.running == nil && h.ref
 // publish delivers the committed events of h's conversation to its live
 // subscribers, skipping any at or below h.last (already covered by the
 // log when h was created). A subscriber whose queue is full is dropped.
-func (h *hub) publish(events []committed) (dropped int) {
+func (h *hub) publish(events []Committed) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, ev := range events {
-		if ev.seq <= h.last {
+		if ev.Seq <= h.last {
 			continue
 		}
-		h.last = ev.seq
+		h.last = ev.Seq
 		for sub, after := range h.subs {
-			if ev.seq <= after {
+			if ev.Seq <= after {
 				continue
 			}
-			if !sub.Send(Frame{Data: ev.frame, Born: ev.born, Durable: ev.durable}) {
+			if !sub.Send(Frame{Data: ev.Frame, Born: ev.Born, Durable: ev.Durable}) {
 				h.remove(sub)
 				dropped++
 			}
@@ -95,7 +97,7 @@ func (h *hub) remove(sub Subscriber) {
 // seq and registers under the same lock that publish holds, so no event is
 // missed or sent twice; a busy conversation needs more rounds, never a
 // buffer.
-func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscriber, ready func(uint64)) error {
+func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscriber, ready func(uint64)) error {
 	h.mu.Lock()
 	last := h.last
 	// Subscribing again starts over from after: the client asked for
@@ -103,8 +105,12 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 	h.remove(sub)
 	h.mu.Unlock()
 	if after > last {
-		if end := st.lastSeq(h.id); after > end {
-			return afterBeyondEnd(after, end)
+		m, err := log.Meta(ctx, h.id)
+		if err != nil {
+			return err
+		}
+		if after > m.LastSeq {
+			return afterBeyondEnd(after, m.LastSeq)
 		}
 	}
 	ready(last)
@@ -119,7 +125,7 @@ func (h *hub) subscribe(ctx context.Context, st *store, after uint64, sub Subscr
 		upTo := h.last
 		h.mu.Unlock()
 		for pos < upTo {
-			frames, err := st.readEvents(h.id, pos, upTo, replayPage)
+			frames, err := log.Events(ctx, h.id, pos, upTo, replayPage)
 			if err != nil {
 				return fmt.Errorf("convo: replay %s after %d: %w", h.id, pos, err)
 			}
@@ -157,4 +163,87 @@ func (h *hub) removeAll() {
 		sub.Gone(h.id)
 	}
 	h.mu.Unlock()
+}
+
+// dispatch hands committed events to the hubs of their conversations; the
+// Log calls it (see Log.Start) in commit order.
+func (s *Service) dispatch(events []Committed) {
+	for i := 0; i < len(events); {
+		j := i + 1
+		for j < len(events) && events[j].Conversation == events[i].Conversation {
+			j++
+		}
+		s.mu.Lock()
+		h := s.hubs[events[i].Conversation]
+		s.mu.Unlock()
+		if h != nil && h.publish(events[i:j]) > 0 {
+			s.releaseIfIdle(h)
+		}
+		i = j
+	}
+}
+
+// acquire returns the hub of conversation id, creating it at the log's
+// current end, and holds it until release.
+func (s *Service) acquire(id string) *hub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hubs[id]
+	if h == nil {
+		var last uint64
+		// A conversation that does not exist (yet) starts at 0.
+		if m, err := s.log.Meta(context.Background(), id); err == nil {
+			last = m.LastSeq
+		}
+		h = &hub{id: id, metrics: s.cfg.Metrics, subs: map[Subscriber]uint64{}, last: last}
+		h.unfollow = s.log.Follow(id, last)
+		s.hubs[id] = h
+		s.cfg.Metrics.Hubs.Inc()
+	}
+	h.mu.Lock()
+	h.refs++
+	h.mu.Unlock()
+	return h
+}
+
+// release undoes acquire and drops the hub when nothing uses it.
+func (s *Service) release(h *hub) {
+	h.mu.Lock()
+	h.refs--
+	h.mu.Unlock()
+	s.releaseIfIdle(h)
+}
+
+func (s *Service) releaseIfIdle(h *hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.idle() && s.hubs[h.id] == h {
+		s.dropHub(h)
+	}
+}
+
+// dropHub forgets h. Call with s.mu held.
+func (s *Service) dropHub(h *hub) {
+	delete(s.hubs, h.id)
+	h.unfollow()
+	s.cfg.Metrics.Hubs.Dec()
+}
+
+// stopTurn cancels conversation's running turn, if any, with cause, and
+// returns its hub (nil without one).
+func (s *Service) stopTurn(conversation string, cause error) *hub {
+	s.mu.Lock()
+	h := s.hubs[conversation]
+	s.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	if h.running != nil {
+		h.running.cancel(cause)
+	}
+	h.mu.Unlock()
+	return h
 }

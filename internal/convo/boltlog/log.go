@@ -1,0 +1,289 @@
+// Package boltlog is the convo.Log of a single gateway: one bbolt file,
+// written by one commit loop that groups every queued append into one
+// transaction (one fsync).
+package boltlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/metrics"
+)
+
+var _ convo.Log = (*Log)(nil)
+
+// DefaultTimeout is the default of Options.Timeout.
+const DefaultTimeout = 2 * time.Second
+
+// Options tune a Log. Zero values mean the documented defaults.
+type Options struct {
+	// Timeout bounds the wait for the file's lock, which another process
+	// may hold (default DefaultTimeout).
+	Timeout time.Duration
+	// Metrics receives the commit measurements (default: a private
+	// registry nobody reads).
+	Metrics *metrics.Metrics
+}
+
+// Log is a convo.Log on one bbolt file. Every write goes through the
+// commit loop: it takes everything queued, applies it in one transaction
+// and only then reports the stored events. There is no timer: an idle
+// gateway commits a lone append at once, a busy one shares each fsync
+// among all that queued while the previous one ran.
+type Log struct {
+	db      *bolt.DB
+	metrics *metrics.Metrics
+	now     func() time.Time
+	// committed receives the stored events after each commit (see Start).
+	committed func([]convo.Committed)
+	// cache holds decoded metadata between commits. A batch works on
+	// copies and hands them back on success, so a failed commit leaves
+	// the cache as the file is. Only the commit loop writes it; readers
+	// use it to skip decoding (see Meta).
+	cache *metaCache
+	// tail is the state of the tail as of the last commit; only the
+	// commit loop uses it.
+	tail tailState
+
+	mu sync.Mutex
+	// failCommit, when set, makes every commit fail with its error: the
+	// seam through which this package's tests inject storage faults.
+	failCommit func() error
+	// commits and ops count transactions and the ops they carried.
+	commits, ops uint64
+	queue        []*op
+	stopped      bool
+	wake         chan struct{} // capacity 1: "the queue is not empty"
+	exited       chan struct{}
+}
+
+// op is one unit of work for the commit loop. apply runs inside the shared
+// write transaction; it returns refused for an error that fails this op
+// alone (it wrote nothing), and any other error aborts the whole batch.
+type op struct {
+	ctx     context.Context
+	apply   func(b *batch) (refused, err error)
+	durable func() // called after the commit, before the events are reported
+	err     error
+	done    chan struct{}
+}
+
+// BoltOptions are the options the gateway opens its bbolt file with,
+// waiting at most timeout for its lock. The load generator's bare-commit
+// baseline opens its file with them too, so that it times the same kind
+// of commit.
+func BoltOptions(timeout time.Duration) *bolt.Options {
+	return &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+}
+
+// Open opens (or creates) the bbolt file at path and starts the commit
+// loop. A file locked by another process fails within opts.Timeout.
+func Open(path string, opts Options) (*Log, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	db, err := bolt.Open(path, 0o600, BoltOptions(opts.Timeout))
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("boltlog: database %s is in use by another process (waited %s for its lock)", path, opts.Timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boltlog: open database %s: %w", path, err)
+	}
+	var tail tailState
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		tail = loadTail(tx)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltlog: prepare database %s: %w", path, err)
+	}
+	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
+		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail,
+		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	go l.loop()
+	return l, nil
+}
+
+// Start implements convo.Log.
+func (l *Log) Start(committed func([]convo.Committed)) {
+	l.mu.Lock()
+	l.committed = committed
+	l.mu.Unlock()
+}
+
+// Follow implements convo.Log: this process is the file's only writer,
+// and every commit is reported whether followed or not.
+func (l *Log) Follow(string, uint64) func() { return func() {} }
+
+// do queues o for the next commit and waits until it is durable, refused,
+// or dropped because o.ctx ended before the commit took it up. Once taken
+// up, an op is committed or failed within one commit.
+func (l *Log) do(o *op) error {
+	o.done = make(chan struct{})
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return convo.ErrClosed
+	}
+	l.queue = append(l.queue, o)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-o.done
+	return o.err
+}
+
+// loop commits whatever is queued as soon as the previous commit is done.
+func (l *Log) loop() {
+	defer close(l.exited)
+	for range l.wake {
+		l.mu.Lock()
+		ops := l.queue
+		l.queue = nil
+		stopped := l.stopped
+		fail := l.failCommit
+		committed := l.committed
+		l.mu.Unlock()
+		live := ops[:0]
+		for _, o := range ops {
+			if err := o.ctx.Err(); err != nil {
+				o.err = err
+				close(o.done)
+				continue
+			}
+			live = append(live, o)
+		}
+		if len(live) > 0 {
+			l.mu.Lock()
+			l.commits++
+			l.ops += uint64(len(live))
+			l.mu.Unlock()
+			l.commit(live, fail, committed)
+		}
+		if stopped {
+			return
+		}
+	}
+}
+
+// commit applies ops in one transaction, calls their durable functions,
+// reports the stored events, then completes each op.
+func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Committed)) {
+	b := &batch{now: l.now(), cache: l.cache, metas: map[string]*convo.Meta{}, dirty: map[string]bool{},
+		tail: tailBatch{next: l.tail.next, first: map[string]uint64{}}}
+	start := time.Now()
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b.tx = tx
+		for _, o := range ops {
+			refused, err := o.apply(b)
+			if err != nil {
+				return err
+			}
+			o.err = refused
+		}
+		if err := b.flush(); err != nil {
+			return err
+		}
+		if err := b.truncateTail(&l.tail); err != nil {
+			return err
+		}
+		if fail != nil {
+			return fail()
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
+		for _, o := range ops {
+			o.err = err
+			close(o.done)
+		}
+		return
+	}
+	durable := time.Now()
+	l.cache.keep(b.metas)
+	l.tail.apply(b.tail)
+	l.metrics.CommitSeconds.Observe(durable.Sub(start).Seconds())
+	l.metrics.CommitOps.Observe(float64(len(ops)))
+	for i := range b.out {
+		b.out[i].Durable = durable
+		l.metrics.Events.WithLabelValues(b.out[i].Type).Inc()
+	}
+	for _, o := range ops {
+		if o.err == nil && o.durable != nil {
+			o.durable()
+		}
+	}
+	if len(b.out) > 0 {
+		committed(b.out)
+	}
+	for _, o := range ops {
+		close(o.done)
+	}
+	// Yield, so that the goroutines this commit woke (the subscribers'
+	// writers, the ops' callers) run now on this thread. Otherwise they
+	// wait in its run queue while the next commit holds it in fsync, until
+	// another thread wakes to take them: on the 2-vCPU VM of the README
+	// that made the commit → socket time 1.5 times longer at the median
+	// and up to 3 times at the 99th percentile (see docs/ARCHITECTURE.md).
+	runtime.Gosched()
+}
+
+// Stats returns how many transactions the commit loop committed and how
+// many ops they carried.
+func (l *Log) Stats() (commits, ops uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commits, l.ops
+}
+
+// Close implements convo.Log: it stops the commit loop after the queued
+// ops and closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return nil
+	}
+	l.stopped = true
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-l.exited
+	return l.db.Close()
+}
+
+// OpenService opens the bbolt file at path and runs a convo.Service on
+// it, which closes the file when it closes. opts.Metrics defaults to
+// cfg.Metrics.
+func OpenService(path string, opts Options, model convo.Model, cfg convo.Config) (*convo.Service, error) {
+	if opts.Metrics == nil {
+		opts.Metrics = cfg.Metrics
+	}
+	l, err := Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return convo.New(l, model, cfg)
+}

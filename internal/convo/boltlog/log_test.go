@@ -1,0 +1,133 @@
+package boltlog
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/logtest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+func TestConformance(t *testing.T) {
+	logtest.Run(t, func(t *testing.T) func(t *testing.T) convo.Log {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		return func(t *testing.T) convo.Log {
+			l, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+	})
+}
+
+// TestGroupCommit checks that concurrent appends share transactions.
+func TestGroupCommit(t *testing.T) {
+	l := openTest(t)
+	create(t, l, "c")
+	const writers = 200
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			appendEvents(t, l, "c", delta("x"))
+		}()
+	}
+	c0, o0 := l.Stats()
+	close(start)
+	wg.Wait()
+	c1, o1 := l.Stats()
+	commits, ops := c1-c0, o1-o0
+	t.Logf("%d ops in %d commits", ops, commits)
+	if ops != writers || commits >= ops {
+		t.Fatalf("%d ops took %d commits: no grouping", ops, commits)
+	}
+}
+
+// TestFailedCommitLeavesNothing fails a commit that carries a new
+// conversation and appends to an existing one, and checks that neither
+// the file nor the metadata the Log keeps in memory changed, and that
+// nothing was reported.
+func TestFailedCommitLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t)
+	var reported []convo.Committed
+	l.Start(func(evs []convo.Committed) { reported = append(reported, evs...) })
+	create(t, l, "c")
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
+	reported = nil
+	l.failCommit = func() error { return errors.New("disk full") }
+	_, err := l.Append(ctx, &convo.Append{Conversation: "c", Build: func(*convo.Meta) ([]convo.Draft, error) {
+		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1"}}}, nil
+	}})
+	if !errors.Is(err, convo.ErrUnavailable) {
+		t.Fatalf("append in a failing commit: %v, want ErrUnavailable", err)
+	}
+	if _, err := l.Append(ctx, &convo.Append{Conversation: "new", New: &convo.Meta{Owner: "u1"},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); !errors.Is(err, convo.ErrUnavailable) {
+		t.Fatalf("create in a failing commit: %v", err)
+	}
+	l.failCommit = nil
+	if len(reported) != 0 {
+		t.Fatalf("a failed commit reported %+v", reported)
+	}
+	m, err := l.Meta(ctx, "c")
+	if err != nil || m.OpenTurn == nil || m.LastSeq != 1 {
+		t.Fatalf("metadata after a failed commit: %+v, %v", m, err)
+	}
+	if _, err := l.Meta(ctx, "new"); !errors.Is(err, convo.ErrNotFound) {
+		t.Fatalf("a failed create left a conversation: %v", err)
+	}
+	appendEvents(t, l, "c", delta("works again"))
+	checkLog(t, l, "c", 2)
+}
+
+// TestLockedDatabaseFailsFast opens a file another Log holds: the second
+// Open must give up after its timeout with a clear error, instead of
+// waiting for the lock for ever.
+func TestLockedDatabaseFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	openAt(t, path)
+	const timeout = 200 * time.Millisecond
+	type result struct {
+		err     error
+		elapsed time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		l, err := Open(path, Options{Timeout: timeout})
+		if err == nil {
+			l.Close()
+		}
+		done <- result{err, time.Since(start)}
+	}()
+	// A hang shows as the test's own timeout; a wait far beyond the
+	// option's is the same bug.
+	select {
+	case r := <-done:
+		if r.err == nil {
+			t.Fatal("a second Open of a locked file succeeded")
+		}
+		// bbolt retries the lock every 50ms and may give up one retry
+		// early; failing much sooner means it did not wait at all.
+		if r.elapsed < timeout/2 {
+			t.Fatalf("second Open failed after %s, long before its %s timeout: %v", r.elapsed, timeout, r.err)
+		}
+		want := "in use by another process"
+		if !strings.Contains(r.err.Error(), want) {
+			t.Fatalf("error %q does not say %q", r.err, want)
+		}
+	case <-time.After(100 * timeout):
+		t.Fatalf("second Open still waiting after %s with a %s timeout", 100*timeout, timeout)
+	}
+}

@@ -1,0 +1,188 @@
+package boltlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Readers run in their own read transactions, concurrently with the commit
+// loop, and see what the last commit left.
+
+// Meta implements convo.Log: from the cache when the conversation was
+// written lately, which is as fresh as the file (the cache is updated
+// before a commit's events are reported), else from the file. Only the
+// commit loop fills the cache: a reader that did could put back metadata
+// a commit had just replaced.
+func (l *Log) Meta(_ context.Context, id string) (*convo.Meta, error) {
+	if m := l.cache.get(id); m != nil {
+		return m, nil
+	}
+	var m *convo.Meta
+	err := l.view(func(tx *bolt.Tx) error {
+		var err error
+		m, err = readMeta(tx, id)
+		return err
+	})
+	return m, err
+}
+
+// view runs fn in a read transaction; a failure to start one is storage
+// being unavailable.
+func (l *Log) view(fn func(tx *bolt.Tx) error) error {
+	tx, err := l.db.Begin(false)
+	if err != nil {
+		return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// readMeta reads conversation id's metadata and its last seq.
+func readMeta(tx *bolt.Tx, id string) (*convo.Meta, error) {
+	v := tx.Bucket(bucketMeta).Get([]byte(id))
+	if v == nil {
+		return nil, convo.ErrNotFound
+	}
+	var m convo.Meta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, fmt.Errorf("boltlog: conversation %s: corrupt metadata: %w", id, err)
+	}
+	m.LastSeq = lastEventSeq(tx, id)
+	return &m, nil
+}
+
+// lastEventSeq is the seq of conversation id's newest event: its last
+// events key or its last event in the tail (0 without events).
+func lastEventSeq(tx *bolt.Tx, id string) uint64 {
+	var last uint64
+	if refs := tailSeqs(tx, id); len(refs) > 0 {
+		last = refs[len(refs)-1].seq
+	}
+	c := tx.Bucket(bucketEvents).Cursor()
+	// The last key below the next prefix ("<id>\x01") is the newest event.
+	c.Seek(append([]byte(id), 1))
+	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
+		last = max(last, keySeq(k))
+	}
+	return last
+}
+
+// Events implements convo.Log, merging the events bucket and the tail.
+func (l *Log) Events(_ context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
+	var out [][]byte
+	p := prefix(id)
+	err := l.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
+			return convo.ErrNotFound
+		}
+		// Merge the events bucket and the tail, both in seq order.
+		refs := tailSeqs(tx, id)
+		for len(refs) > 0 && refs[0].seq <= after {
+			refs = refs[1:]
+		}
+		tail := tx.Bucket(bucketTail)
+		c := tx.Bucket(bucketEvents).Cursor()
+		k, v := c.Seek(seqKey(id, after+1))
+		for len(out) < limit {
+			if k != nil && !bytes.HasPrefix(k, p) {
+				k = nil
+			}
+			var seq uint64
+			var frame []byte
+			switch {
+			case k != nil && (len(refs) == 0 || keySeq(k) < refs[0].seq):
+				seq, frame = keySeq(k), v
+				k, v = c.Next()
+			case len(refs) > 0:
+				seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g))
+				if frame == nil {
+					return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
+				}
+				refs = refs[1:]
+			default:
+				return nil
+			}
+			if upTo > 0 && seq > upTo {
+				return nil
+			}
+			out = append(out, bytes.Clone(frame))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Messages implements convo.Log.
+func (l *Log) Messages(_ context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
+	msgs := []protocol.Message{}
+	more := false
+	p := prefix(id)
+	err := l.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMessages).Cursor()
+		if before == 0 {
+			c.Seek(append([]byte(id), 1))
+		} else {
+			c.Seek(seqKey(id, before))
+		}
+		for k, v := c.Prev(); k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
+			if limit > 0 && len(msgs) == limit {
+				more = true
+				break
+			}
+			var m protocol.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("boltlog: conversation %s: corrupt message: %w", id, err)
+			}
+			msgs = append(msgs, m)
+		}
+		return nil
+	})
+	slices.Reverse(msgs)
+	return msgs, more, err
+}
+
+// List implements convo.Log.
+func (l *Log) List(_ context.Context, owner string) ([]protocol.Conversation, error) {
+	out := []protocol.Conversation{}
+	p := prefix(owner)
+	err := l.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOwners).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			m, err := readMeta(tx, string(k[len(p):]))
+			if err != nil {
+				return err
+			}
+			out = append(out, m.Conversation)
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
+	return out, err
+}
+
+// Unfinished implements convo.Log.
+func (l *Log) Unfinished(context.Context) ([]*convo.Meta, error) {
+	var out []*convo.Meta
+	err := l.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
+			m, err := readMeta(tx, string(k))
+			if err != nil {
+				return err
+			}
+			if m.OpenTurn != nil || len(m.Pending) > 0 {
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,108 @@
+package convo_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// stubbornModel emits "a", waits for gate (paying no attention to its
+// context, as a model with a chunk already on its way does), emits "b"
+// and ends.
+type stubbornModel struct{ gate chan struct{} }
+
+func (m stubbornModel) Stream(_ context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: "a"})
+	<-m.gate
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: "b"})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// TestDeleteDuringReply deletes a conversation while its reply streams:
+// the chunk that comes after the delete finds the conversation gone, and
+// the turn ends quietly, with no error logged for a user's action.
+func TestDeleteDuringReply(t *testing.T) {
+	ctx := context.Background()
+	m := stubbornModel{gate: make(chan struct{})}
+	s := openTest(t, m)
+	rec := newRecorder(100)
+	ack := send(t, s, "", "hi", rec)
+	for ev := rec.next(t); ev.Type != protocol.EventDelta; ev = rec.next(t) {
+	}
+	if err := s.Delete(ctx, "u1", ack.Conversation); err != nil {
+		t.Fatal(err)
+	}
+	close(m.gate)
+	if err := s.WaitTurns(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.errorLogs.Load(); n != 0 {
+		t.Fatalf("%d errors logged for a delete during a reply", n)
+	}
+	if f := <-rec.ch; string(f) != `{"type":"gone","conversation":"`+ack.Conversation+`"}` {
+		t.Fatalf("after the delete the subscriber got %s", f)
+	}
+	if len(rec.ch) != 0 {
+		t.Fatalf("%d more frames after the delete", len(rec.ch))
+	}
+}
+
+// TestFailedTurnEndIsRetried fails every write of a turn_end for a while:
+// a message sent meanwhile is stored and acked, and once storage works
+// again the turn ends and the message is answered, with no restart.
+func TestFailedTurnEndIsRetried(t *testing.T) {
+	faults := &faultLog{failed: make(chan struct{}, 1)}
+	m := &scriptModel{}
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
+		faults.Log = l
+		return faults
+	})
+	faults.set(func(drafts []convo.Draft) bool {
+		for _, d := range drafts {
+			if d.Event.Type == protocol.EventTurnEnd {
+				return true
+			}
+		}
+		return false
+	})
+	rec := newRecorder(100)
+	ack := send(t, s, "", "one", rec)
+	<-faults.failed
+	<-faults.failed // a retry failed too
+	second := send(t, s, ack.Conversation, "two", nil)
+	if second.Message.Seq == 0 {
+		t.Fatalf("second ack %+v", second)
+	}
+	faults.set(nil)
+	first := rec.until(t, protocol.EventTurnEnd)
+	if end := first[len(first)-1]; end.StopReason != protocol.StopEndTurn || end.Message.Text != "hello from the script" {
+		t.Fatalf("first turn ended %+v", end)
+	}
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if evs[0].Type != protocol.EventTurnStart || evs[0].Turn != second.Message.Turn {
+		t.Fatalf("after the first turn: %+v, want the second's turn_start", evs[0])
+	}
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Fatalf("second turn ended %+v", end)
+	}
+	if n := len(m.requests()); n != 2 {
+		t.Fatalf("the model was called %d times for 2 turns", n)
+	}
+}
+
+// TestAckBeforeMessageEvent checks that the sender's ack is queued before
+// the message event it acknowledges.
+func TestAckBeforeMessageEvent(t *testing.T) {
+	s := openTest(t, &scriptModel{})
+	rec := newRecorder(100)
+	ack := send(t, s, "", "hi", rec)
+	rec.until(t, protocol.EventTurnEnd)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.acks) != 1 || rec.acks[0].before != 0 || rec.acks[0].ack.Message.ID != ack.Message.ID {
+		t.Fatalf("acks %+v: want the send's ack, before any event", rec.acks)
+	}
+}

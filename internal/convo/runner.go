@@ -1,0 +1,318 @@
+package convo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/pause"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Why a turn's context was cancelled.
+var (
+	errCancelled = errors.New("convo: turn cancelled")
+	errShutdown  = errors.New("convo: gateway shutting down")
+	errDeleted   = errors.New("convo: conversation deleted")
+	errStorage   = errors.New("convo: storing the reply failed")
+)
+
+// errTurnGone refuses a turn's write when the turn is no longer the open
+// one (its conversation was deleted and made again under the same id).
+var errTurnGone = errors.New("convo: the turn is no longer open")
+
+// turn is a running turn runner as its hub sees it.
+type turn struct {
+	cancel context.CancelCauseFunc
+}
+
+// kick starts a turn runner for h unless one is running (or the service
+// is draining or closed). The runner starts the pending turns one after
+// another.
+func (s *Service) kick(h *hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A runner may not start once Drain waits for them (a WaitGroup must
+	// not grow while waited for). A send that opened its turn as Drain
+	// began leaves it for the next start to end as interrupted.
+	if s.closed || s.draining.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.running != nil {
+		h.kicked = true
+		return
+	}
+	ctx, cancel := context.WithCancelCause(s.turnCtx)
+	t := &turn{cancel: cancel}
+	h.running = t
+	s.turns.Add(1)
+	go s.runTurn(ctx, h, t)
+}
+
+// turnDone clears h's running turn and, if another may be pending (the
+// runner says so, or a kick came meanwhile), kicks.
+func (s *Service) turnDone(h *hub, t *turn, next bool) {
+	h.mu.Lock()
+	if h.running == t {
+		h.running = nil
+		next = next || h.kicked
+		h.kicked = false
+	}
+	h.mu.Unlock()
+	if next {
+		s.kick(h)
+	}
+	s.releaseIfIdle(h)
+}
+
+// runTurn runs the open or next pending turn of h's conversation, if any,
+// then looks for the one after it.
+func (s *Service) runTurn(ctx context.Context, h *hub, t *turn) {
+	defer s.turns.Done()
+	defer t.cancel(nil)
+	next := s.turn(ctx, h)
+	s.turnDone(h, t, next)
+}
+
+// turn runs one turn to its end: the one a send opened in its own commit,
+// or else the oldest pending one, which it opens. It returns whether
+// another turn may be waiting.
+func (s *Service) turn(ctx context.Context, h *hub) bool {
+	m, err := s.openTurn(h.id)
+	if err != nil || m == nil {
+		return false
+	}
+	turnID := m.OpenTurn.Turn
+	log := s.logger.With("conversation", h.id, "turn", turnID)
+	msgs, _, err := s.log.Messages(ctx, h.id, 0, 0)
+	if err != nil {
+		log.Error("read history", "err", err)
+		s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
+		return true
+	}
+	req := ModelRequest{Model: m.Model, System: m.System, History: modelHistory(msgs, turnID),
+		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
+	s.cfg.Metrics.Turns.Inc()
+	end, text := s.stream(ctx, h.id, turnID, req)
+	s.cfg.Metrics.Turns.Dec()
+	if end == nil { // the conversation was deleted
+		return false
+	}
+	s.endTurn(s.turnCtx, h.id, turnID, end, text)
+	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
+	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
+	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))
+	log.Debug("turn ended", "stop_reason", end.StopReason)
+	return true
+}
+
+// openTurn returns the metadata of conversation id with the turn to run
+// open: the turn a send opened (in this process only the runner ends
+// turns, so an open turn is one no runner has taken yet), or the oldest
+// pending one, opened now unless the service is draining. It returns nil
+// when there is nothing to run.
+func (s *Service) openTurn(id string) (*Meta, error) {
+	m, err := s.log.Meta(context.Background(), id)
+	if err != nil || m.OpenTurn != nil {
+		return m, err
+	}
+	if len(m.Pending) == 0 || s.draining.Load() {
+		return nil, nil
+	}
+	pt := m.Pending[0]
+	var res *Appended
+	err = s.retry(s.turnCtx, id, "store turn_start", func() error {
+		res, err = s.log.Append(context.Background(), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
+			if m.OpenTurn != nil || len(m.Pending) == 0 || m.Pending[0] != pt {
+				return nil, fmt.Errorf("convo: turn %s is no longer next", pt.Turn)
+			}
+			return []Draft{{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: pt.Turn, Model: m.Model}}}, nil
+		}})
+		return err
+	})
+	if err != nil {
+		s.logger.Warn("turn did not start", "conversation", id, "turn", pt.Turn, "err", err)
+		return nil, err
+	}
+	return res.Meta, nil
+}
+
+// appendTurnEvents stores a turn's chunk events, provided the turn is still
+// the open one.
+func (s *Service) appendTurnEvents(id, turnID string, evs []chunkEvent) error {
+	_, err := s.log.Append(context.Background(), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
+		if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
+			return nil, errTurnGone
+		}
+		drafts := make([]Draft, len(evs))
+		for i, ce := range evs {
+			c := *ce.ev // Build may run again: the Log stamps its own copy.
+			drafts[i] = Draft{Event: &c, Born: ce.born}
+		}
+		return drafts, nil
+	}})
+	return err
+}
+
+// endTurn stores end (its Type, Turn and Message filled in here) as the
+// turn's turn_end, with text as the assistant message. While storage
+// fails it retries until ctx is done, so that the conversation does not
+// stay with a turn open and its later messages unanswered: the runners
+// pass s.turnCtx, which ends when the service closes (the next start then
+// ends the turn as interrupted). A conversation that is gone is not an
+// error.
+func (s *Service) endTurn(ctx context.Context, id, turnID string, end *protocol.Event, text string) error {
+	end.Type = protocol.EventTurnEnd
+	end.Turn = turnID
+	end.Message = &protocol.Message{ID: newID("m_"), Role: protocol.RoleAssistant, Text: text, Turn: turnID}
+	if end.Usage == nil {
+		end.Usage = &protocol.Usage{}
+	}
+	err := s.retry(ctx, id, "store turn_end", func() error {
+		_, err := s.log.Append(context.WithoutCancel(ctx), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
+			if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
+				return nil, errTurnGone
+			}
+			c := *end
+			msg := *end.Message
+			c.Message = &msg
+			return []Draft{{Event: &c}}, nil
+		}})
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone):
+		return nil
+	case err != nil:
+		s.logger.Error("store turn_end", "conversation", id, "turn", turnID, "err", err)
+	}
+	return err
+}
+
+// Backoff bounds of retry.
+const (
+	retryFirst = 20 * time.Millisecond
+	retryMax   = 2 * time.Second
+)
+
+// retry calls op until it succeeds or fails with something else than
+// ErrUnavailable (returned as is), waiting longer after each failure, up
+// to retryMax; once ctx is done it stops with op's last error.
+func (s *Service) retry(ctx context.Context, id, what string, op func() error) error {
+	wait := retryFirst
+	for failures := 0; ; failures++ {
+		err := op()
+		if !errors.Is(err, ErrUnavailable) {
+			if failures > 0 && err == nil {
+				s.logger.Info(what+" succeeded again", "conversation", id, "failures", failures)
+			}
+			return err
+		}
+		if failures == 0 {
+			s.logger.Warn(what+" failed, retrying", "conversation", id, "err", err)
+		}
+		if perr := pause.For(ctx, wait); perr != nil {
+			return err
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// modelHistory orders a conversation's messages for the model: each user
+// message up to and including the one that turn answers, followed by the
+// reply to it. Replies are stored after any message queued during their
+// turn, so seq order alone would misplace them.
+func modelHistory(msgs []protocol.Message, turn string) []HistoryMessage {
+	replies := map[string]string{}
+	var upTo uint64
+	for _, m := range msgs {
+		switch {
+		case m.Role == protocol.RoleAssistant:
+			replies[m.Turn] = m.Text
+		case m.Turn == turn:
+			upTo = m.Seq
+		}
+	}
+	var out []HistoryMessage
+	for _, m := range msgs {
+		if m.Role != protocol.RoleUser || m.Seq > upTo {
+			continue
+		}
+		out = append(out, HistoryMessage{Role: protocol.RoleUser, Text: m.Text})
+		if r, ok := replies[m.Turn]; ok {
+			out = append(out, HistoryMessage{Role: protocol.RoleAssistant, Text: r})
+		}
+	}
+	return out
+}
+
+// modelError is the error a turn_end shows for a failed model call.
+func modelError(err error) *protocol.Error {
+	var perr *protocol.Error
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return &protocol.Error{Code: protocol.CodeModelError, Message: err.Error()}
+}
+
+// recover ends the turns a crash left open as "interrupted", keeping the
+// text their stored deltas hold, and starts the queued turns.
+func (s *Service) recover() error {
+	unfinished, err := s.log.Unfinished(context.Background())
+	if err != nil {
+		return fmt.Errorf("convo: recover: %w", err)
+	}
+	for _, m := range unfinished {
+		if m.OpenTurn != nil {
+			if err := s.recoverTurn(m); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range unfinished {
+		if len(m.Pending) > 0 {
+			h := s.acquire(m.ID)
+			s.kick(h)
+			s.release(h)
+		}
+	}
+	return nil
+}
+
+// recoverTurn ends m's open turn as "interrupted", with the text of its
+// stored deltas.
+func (s *Service) recoverTurn(m *Meta) error {
+	var text strings.Builder
+	after := m.OpenTurn.Seq
+	for {
+		frames, err := s.log.Events(context.Background(), m.ID, after, 0, replayPage)
+		if err != nil {
+			return fmt.Errorf("convo: recover %s: %w", m.ID, err)
+		}
+		if len(frames) == 0 {
+			break
+		}
+		for _, f := range frames {
+			ev, err := decodeEvent(f)
+			if err != nil {
+				return fmt.Errorf("convo: recover %s: %w", m.ID, err)
+			}
+			if ev.Type == protocol.EventDelta && ev.Turn == m.OpenTurn.Turn {
+				text.WriteString(ev.Text)
+			}
+			after = ev.Seq
+		}
+	}
+	// One try: storage that cannot write at start-up fails the start.
+	once, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted}, text.String()); err != nil {
+		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
+	}
+	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)
+	return nil
+}

@@ -1,0 +1,184 @@
+package convo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// chunkBuffer collects a turn's chunks while earlier ones are being
+// committed. Consecutive text of one kind merges into one event, so a slow
+// commit makes fewer, larger deltas instead of a backlog.
+type chunkBuffer struct {
+	turn string
+
+	mu     sync.Mutex
+	events []chunkEvent
+	first  time.Time // when the first chunk arrived
+	ready  chan struct{}
+}
+
+// chunkEvent is an event made from chunks, with when its first chunk came.
+type chunkEvent struct {
+	ev   *protocol.Event
+	born time.Time
+}
+
+func newChunkBuffer(turnID string) *chunkBuffer {
+	return &chunkBuffer{turn: turnID, ready: make(chan struct{}, 1)}
+}
+
+// emit is the Model's callback: it never waits for storage.
+func (b *chunkBuffer) emit(c Chunk) {
+	now := time.Now()
+	b.mu.Lock()
+	if b.first.IsZero() {
+		b.first = now
+	}
+	typ := protocol.EventDelta
+	switch c.Kind {
+	case ChunkThinking:
+		typ = protocol.EventThinking
+	case ChunkAction:
+		b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: protocol.EventAction,
+			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
+	}
+	if c.Kind != ChunkAction && c.Text != "" {
+		if n := len(b.events); n > 0 && b.events[n-1].ev.Type == typ {
+			b.events[n-1].ev.Text += c.Text
+		} else {
+			b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: typ, Turn: b.turn, Text: c.Text}})
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the buffered events and empties the buffer.
+func (b *chunkBuffer) take() []chunkEvent {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	evs := b.events
+	b.events = nil
+	return evs
+}
+
+// firstChunk returns when the first chunk arrived (zero: none yet).
+func (b *chunkBuffer) firstChunk() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.first
+}
+
+// validJSON returns raw if it is a JSON value, raw as a JSON string if it
+// is not, and nil if it is empty; a model's bad tool input must not make
+// the event unstorable.
+func validJSON(raw []byte) []byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	if json.Valid(raw) {
+		return raw
+	}
+	quoted, _ := json.Marshal(string(raw)) // a string always marshals
+	return quoted
+}
+
+func decodeEvent(frame []byte) (*protocol.Event, error) {
+	var ev protocol.Event
+	if err := json.Unmarshal(frame, &ev); err != nil {
+		return nil, fmt.Errorf("corrupt event: %w", err)
+	}
+	return &ev, nil
+}
+
+// stream calls the model and stores its chunks as they come, coalescing
+// while a commit is in flight. It returns the turn_end to store (nil when
+// the conversation is gone) and the text stored in deltas.
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest) (*protocol.Event, string) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	buf := newChunkBuffer(turnID)
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	started := time.Now()
+	go func() {
+		res, err := s.model.Stream(ctx, req, buf.emit)
+		done <- outcome{res, err}
+	}()
+	var text strings.Builder
+	store := func() {
+		evs := buf.take()
+		if len(evs) == 0 || ctx.Err() != nil && context.Cause(ctx) == errStorage {
+			return
+		}
+		err := s.appendTurnEvents(id, turnID, evs)
+		switch {
+		case errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone):
+			// Deleted while streaming: a user's action, not a failure.
+			cancel(errDeleted)
+			return
+		case err != nil:
+			s.logger.Error("store reply chunk", "conversation", id, "turn", turnID, "err", err)
+			cancel(errStorage)
+			return
+		}
+		for _, ce := range evs {
+			if ce.ev.Type == protocol.EventDelta {
+				text.WriteString(ce.ev.Text)
+			}
+		}
+	}
+	var out outcome
+	for running := true; running; {
+		select {
+		case <-buf.ready:
+			store()
+		case out = <-done:
+			store()
+			running = false
+		}
+	}
+	end := &protocol.Event{Usage: &protocol.Usage{}}
+	if first := buf.firstChunk(); !first.IsZero() {
+		ttft := first.Sub(started)
+		ms := ttft.Milliseconds()
+		end.LatencyMS = &ms
+		s.cfg.Metrics.FirstTokenSeconds.WithLabelValues(req.Model).Observe(ttft.Seconds())
+	}
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errDeleted):
+		return nil, ""
+	case out.err == nil:
+		end.StopReason = out.res.StopReason
+		if end.StopReason == "" {
+			end.StopReason = protocol.StopEndTurn
+		}
+		*end.Usage = out.res.Usage
+	case errors.Is(cause, errCancelled):
+		end.StopReason = protocol.StopCancelled
+	case errors.Is(cause, errShutdown):
+		end.StopReason = protocol.StopInterrupted
+	case errors.Is(cause, errStorage):
+		end.StopReason = protocol.StopError
+		end.Error = protocol.AsError(ErrUnavailable)
+	default:
+		end.StopReason = protocol.StopError
+		end.Error = modelError(out.err)
+		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
+	}
+	return end, text.String()
+}
