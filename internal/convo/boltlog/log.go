@@ -242,9 +242,8 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 	// Yield, so that the goroutines this commit woke (the subscribers'
 	// writers, the ops' callers) run now on this thread. Otherwise they
 	// wait in its run queue while the next commit holds it in fsync, until
-	// another thread wakes to take them: on the 2-vCPU VM of the README
-	// that made the commit → socket time 1.5 times longer at the median
-	// and up to 3 times at the 99th percentile (see docs/ARCHITECTURE.md).
+	// another thread wakes to take them (measured in docs/PERFORMANCE.md,
+	// "What limits each figure": Relay).
 	runtime.Gosched()
 }
 
