@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -391,5 +392,72 @@ func TestObjectSchema(t *testing.T) {
 	}
 	if _, ok := given["type"]; ok {
 		t.Error("objectSchema changed the server's schema")
+	}
+}
+
+// signalHandler is a slog handler that sends on ch each record whose
+// message is msg, so that a test can wait for what the keeper logs.
+type signalHandler struct {
+	msg string
+	ch  chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h signalHandler) WithGroup(string) slog.Handler            { return h }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.ch <- struct{}{}
+	}
+	return nil
+}
+
+func TestMCPServerRestart(t *testing.T) {
+	t.Parallel()
+	serve := func(l net.Listener) *httptest.Server {
+		s, _ := testServer() // a new server: the old session is unknown to it
+		srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}}
+		srv.Start()
+		return srv
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := serve(l)
+	connected := make(chan struct{}, 10)
+	r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", URL: first.URL}}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}},
+		Options{Logger: slog.New(signalHandler{"mcp server connected", connected})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-connected
+	a, _ := r.Agent("a")
+	call := func() (Result, error) {
+		return a.Call(context.Background(), "m__echo", testCall, json.RawMessage(`{"say": "x"}`), nil)
+	}
+
+	// The server goes away: a call is an error result, not a hang.
+	first.CloseClientConnections()
+	first.Listener.Close()
+	if res, err := call(); err != nil || res.Error == "" {
+		t.Fatalf("call while the server is down: %+v, %v", res, err)
+	}
+
+	// It comes back as a new process would (no sessions): the keeper
+	// connects again and calls work.
+	l, err = net.Listen("tcp", first.Listener.Addr().String())
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	second := serve(l)
+	t.Cleanup(func() {
+		r.Close()
+		second.Close()
+		first.Close()
+	})
+	<-connected
+	if res, err := call(); err != nil || string(res.Output) != `{"say":"x"}` {
+		t.Fatalf("call after the server came back: %s, %q, %v", res.Output, res.Error, err)
 	}
 }
