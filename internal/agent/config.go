@@ -95,7 +95,8 @@ type AgentConfig struct {
 	// Tools names tools and MCP servers (all of a server's tools).
 	Tools []string `yaml:"tools"`
 	// Approval names the calls that wait for a person's approval: a tool,
-	// an MCP server (all its tools) or one MCP tool as <server>__<tool>.
+	// an MCP server (all its tools) or one MCP tool as <server>__<tool>
+	// (the server's name for the tool, or the name the model sees).
 	Approval []string `yaml:"approval"`
 	// MaxSteps bounds the model calls of one turn (default
 	// DefaultMaxSteps, at most MaxMaxSteps).

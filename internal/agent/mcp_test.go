@@ -461,3 +461,30 @@ func TestMCPServerRestart(t *testing.T) {
 		t.Fatalf("call after the server came back: %s, %q, %v", res.Output, res.Error, err)
 	}
 }
+
+func TestMCPApprovalNames(t *testing.T) {
+	t.Parallel()
+	s := mcp.NewServer(&mcp.Implementation{Name: "names", Version: "1"}, nil)
+	for _, name := range []string{"do.it", "other"} {
+		s.AddTool(&mcp.Tool{Name: name, InputSchema: json.RawMessage(`{"type": "object"}`)},
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+	}
+	// Approval may name an MCP tool by the server's name for it or by the
+	// name the model sees, even with an allow-list.
+	for _, approval := range []string{"m__do.it", "m__do_it"} {
+		r, err := New(&Config{
+			MCPServers: []MCPServer{{Name: "m", inProcess: s, Tools: []string{"do.it", "other"}}},
+			Agents:     []AgentConfig{{Name: "a", Tools: []string{"m"}, Approval: []string{approval}}},
+		}, Options{})
+		if err != nil {
+			t.Fatalf("approval %s: %v", approval, err)
+		}
+		a, _ := r.Agent("a")
+		doIt, _ := a.Tool("m__do_it")
+		other, _ := a.Tool("m__other")
+		if !doIt.Approval || other.Approval {
+			t.Errorf("approval %s: tools %v, approval of do.it %v, of other %v", approval, toolNames(a), doIt.Approval, other.Approval)
+		}
+		r.Close()
+	}
+}

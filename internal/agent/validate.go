@@ -168,7 +168,9 @@ func (c *Config) validateAgent(a *AgentConfig) error {
 		if !ok || !seen[server] || c.server(server) == nil {
 			return fmt.Errorf("approval: %q is none of the agent's tools", name)
 		}
-		if s := c.server(server); len(s.Tools) > 0 && !slices.Contains(s.Tools, tool) {
+		if s := c.server(server); len(s.Tools) > 0 && !slices.ContainsFunc(s.Tools, func(t string) bool {
+			return t == tool || modelName(server, t) == name
+		}) {
 			return fmt.Errorf("approval: %q is not in MCP server %q's tools", name, server)
 		}
 	}
