@@ -467,7 +467,9 @@ func TestMCPApprovalNames(t *testing.T) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "names", Version: "1"}, nil)
 	for _, name := range []string{"do.it", "other"} {
 		s.AddTool(&mcp.Tool{Name: name, InputSchema: json.RawMessage(`{"type": "object"}`)},
-			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{}, nil
+			})
 	}
 	// Approval may name an MCP tool by the server's name for it or by the
 	// name the model sees, even with an allow-list.
