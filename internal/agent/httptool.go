@@ -25,9 +25,9 @@ var _ runner = (*httpTool)(nil)
 // run POSTs input with the configured headers and the X-Gateway-* ones. A
 // 2xx body that is valid JSON is the output, whatever its content type
 // says (servers often send none, or text/plain); any other 2xx body is
-// {"text": body}; a
-// non-2xx status is an error holding the status and the start of the
-// body. Cancelling ctx aborts the request (and closes its connection).
+// {"text": body}; a non-2xx status is an error holding the status and
+// the start of the body. Cancelling ctx aborts the request (and closes
+// its connection).
 func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _ func(Progress)) (Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(input))
 	if err != nil {
