@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,10 +30,13 @@ type logScan struct {
 	url chan string
 	// done is closed once the whole log is read.
 	done chan struct{}
+
+	mu       sync.Mutex
+	watchers map[*regexp.Regexp]chan struct{}
 }
 
 func scanLog(t *testing.T, r io.Reader) *logScan {
-	s := &logScan{url: make(chan string, 1), done: make(chan struct{})}
+	s := &logScan{url: make(chan string, 1), done: make(chan struct{}), watchers: map[*regexp.Regexp]chan struct{}{}}
 	go func() {
 		defer close(s.done)
 		defer close(s.url)
@@ -42,9 +46,27 @@ func scanLog(t *testing.T, r io.Reader) *logScan {
 			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
 				s.url <- m[1]
 			}
+			s.mu.Lock()
+			for re, ch := range s.watchers {
+				if re.MatchString(sc.Text()) {
+					close(ch)
+					delete(s.watchers, re)
+				}
+			}
+			s.mu.Unlock()
 		}
 	}()
 	return s
+}
+
+// watch returns a channel that is closed once a later line of the log
+// matches re.
+func (s *logScan) watch(re *regexp.Regexp) <-chan struct{} {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.watchers[re] = ch
+	s.mu.Unlock()
+	return ch
 }
 
 // listening returns the URL the gateway listens on, failing t if its log

@@ -88,7 +88,9 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	}
 	turnID := m.OpenTurn.Turn
 	log := s.logger.With("conversation", h.id, "turn", turnID)
-	msgs, _, err := s.log.Messages(ctx, h.id, 0, 0)
+	// The history is read even for a turn cancelled meanwhile: stream
+	// then ends it with the right stop reason.
+	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0)
 	if err != nil {
 		log.Error("read history", "err", err)
 		s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")

@@ -22,12 +22,12 @@ import (
 // before a commit's events are reported), else from the file. Only the
 // commit loop fills the cache: a reader that did could put back metadata
 // a commit had just replaced.
-func (l *Log) Meta(_ context.Context, id string) (*convo.Meta, error) {
+func (l *Log) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	if m := l.cache.get(id); m != nil {
 		return m, nil
 	}
 	var m *convo.Meta
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		m, err = readMeta(tx, id)
 		return err
@@ -35,9 +35,12 @@ func (l *Log) Meta(_ context.Context, id string) (*convo.Meta, error) {
 	return m, err
 }
 
-// view runs fn in a read transaction; a failure to start one is storage
-// being unavailable.
-func (l *Log) view(fn func(tx *bolt.Tx) error) error {
+// view runs fn in a read transaction, unless ctx has ended; a failure to
+// start one is storage being unavailable.
+func (l *Log) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	tx, err := l.db.Begin(false)
 	if err != nil {
 		return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
@@ -77,10 +80,10 @@ func lastEventSeq(tx *bolt.Tx, id string) uint64 {
 }
 
 // Events implements convo.Log, merging the events bucket and the tail.
-func (l *Log) Events(_ context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
+func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte
 	p := prefix(id)
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
 			return convo.ErrNotFound
 		}
@@ -122,11 +125,11 @@ func (l *Log) Events(_ context.Context, id string, after, upTo uint64, limit int
 }
 
 // Messages implements convo.Log.
-func (l *Log) Messages(_ context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
+func (l *Log) Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
 	msgs := []protocol.Message{}
 	more := false
 	p := prefix(id)
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMessages).Cursor()
 		if before == 0 {
 			c.Seek(append([]byte(id), 1))
@@ -151,10 +154,10 @@ func (l *Log) Messages(_ context.Context, id string, before uint64, limit int) (
 }
 
 // List implements convo.Log.
-func (l *Log) List(_ context.Context, owner string) ([]protocol.Conversation, error) {
+func (l *Log) List(ctx context.Context, owner string) ([]protocol.Conversation, error) {
 	out := []protocol.Conversation{}
 	p := prefix(owner)
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOwners).Cursor()
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 			m, err := readMeta(tx, string(k[len(p):]))
@@ -170,9 +173,9 @@ func (l *Log) List(_ context.Context, owner string) ([]protocol.Conversation, er
 }
 
 // Unfinished implements convo.Log.
-func (l *Log) Unfinished(context.Context) ([]*convo.Meta, error) {
+func (l *Log) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
 	var out []*convo.Meta
-	err := l.view(func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
 			m, err := readMeta(tx, string(k))
 			if err != nil {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestDiskFull runs the program on a small tmpfs and fills it while a
+// reply streams. While it cannot write, a send is refused with
+// unavailable, never acked without being stored, and the connection stays
+// open; once space is freed, the conversation answers again without a
+// restart. It needs root to mount the tmpfs and skips without.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	dir := smallDisk(t, "4m")
+	env := map[string]string{"GATEWAY_DB": filepath.Join(dir, "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "20ms"}
+	g := startRun(t, env, "-addr", "127.0.0.1:0")
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	c.Request(&protocol.Send{ID: "first", Text: "tell me a story"})
+	frames := c.ReadUntil(conntest.IsType(protocol.EventDelta))
+	conversation, firstTurn := frames[0].Conversation, frames[len(frames)-1].Turn
+
+	// The reply's next chunk fails, and so does its turn_end, which the
+	// gateway retries while the disk stays full.
+	retrying := g.log.watch(regexp.MustCompile(`msg="store turn_end failed, retrying"`))
+	fill := fillDisk(t, dir)
+	// Each send carries 60 KB, which a full disk cannot take for long.
+	big := strings.Repeat("x", 60<<10)
+	var acked []string
+	refused := false
+	for i := 0; i < 100 && !refused; i++ {
+		id := fmt.Sprint("s", i)
+		reply := c.Call(&protocol.Send{ID: id, Conversation: conversation, Text: big})
+		switch {
+		case reply.Type == protocol.ReplyAck:
+			acked = append(acked, reply.StoredMessage().ID)
+		case reply.Type == protocol.ReplyError && reply.Code == protocol.CodeUnavailable:
+			refused = true
+		default:
+			t.Fatalf("send %d on a full disk: %+v, want an ack or unavailable", i, reply)
+		}
+	}
+	if !refused {
+		t.Fatal("100 sends of 60 KB on a full disk were all acked")
+	}
+	t.Logf("%d sends acked, then one refused with unavailable", len(acked))
+	select {
+	case <-retrying:
+	case <-time.After(conntest.Timeout):
+		t.Fatal("the reply's turn_end was not retried")
+	}
+
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	// The turn cut by the full disk ends, the acked messages' turns run,
+	// and a new message is answered.
+	rest := c.ReadUntil(func(f *protocol.ServerFrame) bool { return f.Type == protocol.EventTurnEnd && f.Turn == firstTurn })
+	if end := rest[len(rest)-1]; end.StopReason != protocol.StopError || end.Error == nil || end.Error.Code != protocol.CodeUnavailable {
+		t.Errorf("the cut reply ended %q (%+v), want error unavailable", end.StopReason, end.Error)
+	}
+	after := c.Call(&protocol.Send{ID: "after", Conversation: conversation, Text: "are you there?"})
+	if after.Type != protocol.ReplyAck {
+		t.Fatalf("send after freeing space: %+v", after)
+	}
+	turn := after.StoredMessage().Turn
+	c.ReadUntil(func(f *protocol.ServerFrame) bool { return f.Type == protocol.EventTurnEnd && f.Turn == turn })
+	h := c.Call(&protocol.History{ID: "h", Conversation: conversation, Limit: protocol.MaxHistoryLimit})
+	stored := map[string]bool{}
+	for _, m := range h.Messages {
+		stored[m.ID] = true
+	}
+	for _, id := range append(acked, after.StoredMessage().ID) {
+		if !stored[id] {
+			t.Errorf("acked message %s is not in the history", id)
+		}
+	}
+}
+
+// smallDisk mounts a tmpfs of size on a new directory and unmounts it at
+// the end of the test, or skips the test where that cannot be done.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a size-limited tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file in dir until the disk is full and returns its
+// path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "fill")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return path
+		}
+	}
+}
