@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -248,6 +249,37 @@ func TestSendAnswersBeforeTheModel(t *testing.T) {
 	for _, e := range evs {
 		if e.Type == protocol.EventDelta || e.Type == protocol.EventTurnEnd {
 			t.Errorf("event %s stored before the model answered", e.Type)
+		}
+	}
+}
+
+// TestEventsInPages checks GET …/events across the pages it streams in:
+// every event once, in order, up to the limit.
+func TestEventsInPages(t *testing.T) {
+	t.Parallel()
+	s := start(t, httpapi.Options{})
+	base := s.URL + "/v1/conversations"
+	callJSON(t, "POST", base, `{"conversation":"p"}`, 201, &protocol.Conversation{})
+	for i := range 25 {
+		callJSON(t, "POST", base+"/p/actions", fmt.Sprintf(`{"name":"a%d"}`, i), 201, &protocol.Event{})
+	}
+	for _, tt := range []struct {
+		query       string
+		first, want int
+	}{
+		{"", 1, 25}, {"?limit=8", 1, 8}, {"?limit=16", 1, 16}, {"?limit=20", 1, 20},
+		{"?after=20", 21, 5}, {"?after=3&limit=17", 4, 17}, {"?after=25", 0, 0},
+	} {
+		var evs []protocol.Event
+		callJSON(t, "GET", base+"/p/events"+tt.query, "", 200, &evs)
+		if len(evs) != tt.want || evs == nil {
+			t.Errorf("events%s: %d events, want %d", tt.query, len(evs), tt.want)
+			continue
+		}
+		for i, e := range evs {
+			if e.Seq != uint64(tt.first+i) || e.Name != fmt.Sprintf("a%d", tt.first+i-1) {
+				t.Errorf("events%s: event %d is seq %d %q", tt.query, i, e.Seq, e.Name)
+			}
 		}
 	}
 }

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
+	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -17,6 +17,11 @@ const (
 	MaxEventsLimit     = 1000
 )
 
+// eventsPage is how many events GET …/events reads from the log at a
+// time: a reply is streamed, so it holds at most this many events in
+// memory however many it returns.
+const eventsPage = 8
+
 // handlerFunc serves one API request for user and returns the status and
 // JSON body of the answer, or an error to answer instead.
 type handlerFunc func(r *http.Request, user string) (int, any, error)
@@ -30,7 +35,29 @@ func (a *api) with(h handlerFunc) http.HandlerFunc {
 			a.fail(w, err)
 			return
 		}
+		if st, ok := body.(streamer); ok {
+			a.stream(w, r, status, st)
+			return
+		}
 		httperr.WriteJSON(w, status, body)
+	}
+}
+
+// streamer is a JSON body too large to build in memory: it writes itself
+// to w in parts.
+type streamer func(w io.Writer) error
+
+// stream answers with status and st's body. An error once the body has
+// begun cannot change the status: it is logged and the response cut
+// short, so that the client sees it incomplete rather than complete.
+func (a *api) stream(w http.ResponseWriter, r *http.Request, status int, st streamer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := st(w); err != nil {
+		if r.Context().Err() == nil {
+			a.log.Error("streaming a reply failed", "path", r.URL.Path, "err", err)
+		}
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -132,16 +159,41 @@ func (a *api) events(r *http.Request, user, id string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	events, err := a.svc.Events(r.Context(), user, id, after, limit)
+	// The first page is read before answering, so that an unknown
+	// conversation or a bad after still gets its error status.
+	page, err := a.svc.Events(r.Context(), user, id, after, min(limit, eventsPage))
 	if err != nil {
 		return 0, nil, err
 	}
-	if events == nil {
-		events = []json.RawMessage{}
-	}
-	return http.StatusOK, events, nil
+	return http.StatusOK, streamer(func(w io.Writer) error {
+		if _, err := io.WriteString(w, "["); err != nil {
+			return err
+		}
+		for sent := 0; ; {
+			for _, ev := range page {
+				if sent > 0 {
+					if _, err := io.WriteString(w, ","); err != nil {
+						return err
+					}
+				}
+				if _, err := w.Write(ev); err != nil {
+					return err
+				}
+				sent++
+			}
+			// Seqs are gapless: the next page starts after the events sent.
+			if len(page) < eventsPage || sent == limit {
+				break
+			}
+			page, err = a.svc.Events(r.Context(), user, id, after+uint64(sent), min(limit-sent, eventsPage))
+			if err != nil {
+				return err
+			}
+		}
+		_, err := io.WriteString(w, "]\n")
+		return err
+	}), nil
 }
-
 func (a *api) action(r *http.Request, user, id string) (int, any, error) {
 	act, err := a.decodeAction(r)
 	if err != nil {
