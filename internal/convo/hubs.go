@@ -10,7 +10,10 @@ import (
 )
 
 // replayPage is how many events a replay reads from the log at a time.
-const replayPage = 256
+// The page stays in memory until the client has taken it, so it bounds
+// what a replay to a client that stops reading holds (16 events of at
+// most the largest event's size), beside the connection's queue.
+const replayPage = 16
 
 // hub is the live side of one conversation: its subscribers and its running
 // turn. The Service keeps one per active conversation and drops it when
