@@ -121,6 +121,14 @@ type Append struct {
 	// must not block. The Service queues a send's ack there, so that the
 	// ack reaches the sender before the message event does.
 	Durable func(*Appended)
+	// Deferrable marks an append that may wait: a reply's chunks, whose
+	// turn sends the next ones only once these are stored. A busy Log may
+	// put the other appends first and leave deferrable ones for a later
+	// commit, so that a send never waits behind a flood of other
+	// conversations' replies; their turns meanwhile merge the chunks that
+	// keep coming into fewer, larger events. Deferrable appends keep their
+	// order.
+	Deferrable bool
 }
 
 // Draft is an event not stored yet: the Log fills in its Conversation,

@@ -146,7 +146,7 @@ func (s *Service) openTurn(id string) (*Meta, error) {
 // appendTurnEvents stores a turn's chunk events, provided the turn is still
 // the open one.
 func (s *Service) appendTurnEvents(id, turnID string, evs []chunkEvent) error {
-	_, err := s.log.Append(context.Background(), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
+	_, err := s.log.Append(context.Background(), &Append{Conversation: id, Deferrable: true, Build: func(m *Meta) ([]Draft, error) {
 		if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
 			return nil, errTurnGone
 		}

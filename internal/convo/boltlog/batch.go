@@ -44,15 +44,21 @@ const metaCacheSize = 10000
 
 // Append implements convo.Log.
 func (l *Log) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
-	res := &convo.Appended{}
-	o := &op{ctx: ctx, apply: func(b *batch) (error, error) { return b.appendOp(a, res) }}
-	if a.Durable != nil {
-		o.durable = func() { a.Durable(res) }
-	}
+	o, res := newAppendOp(ctx, a)
 	if err := l.do(o); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// newAppendOp returns the op that applies a, and the result it fills.
+func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
+	res := &convo.Appended{}
+	o := &op{ctx: ctx, deferrable: a.Deferrable, apply: func(b *batch) (error, error) { return b.appendOp(a, res) }}
+	if a.Durable != nil {
+		o.durable = func() { a.Durable(res) }
+	}
+	return o, res
 }
 
 // Delete implements convo.Log.

@@ -31,7 +31,17 @@ type Options struct {
 	// Metrics receives the commit measurements (default: a private
 	// registry nobody reads).
 	Metrics *metrics.Metrics
+	// MaxDeferrable bounds the deferrable appends (a reply's chunks) that
+	// one commit carries; the others wait for the next commits, oldest
+	// first. Every other append goes into the next commit (default
+	// DefaultMaxDeferrable).
+	MaxDeferrable int
 }
+
+// DefaultMaxDeferrable is the default of Options.MaxDeferrable. It bounds
+// how long a commit takes, and so how long a send waits for the commit in
+// flight before its own: see docs/PERFORMANCE.md.
+const DefaultMaxDeferrable = 256
 
 // Log is a convo.Log on one bbolt file. Every write goes through the
 // commit loop: it takes everything queued, applies it in one transaction
@@ -52,6 +62,8 @@ type Log struct {
 	// tail is the state of the tail as of the last commit; only the
 	// commit loop uses it.
 	tail tailState
+	// maxDeferrable is Options.MaxDeferrable.
+	maxDeferrable int
 
 	mu sync.Mutex
 	// failCommit, when set, makes every commit fail with its error: the
@@ -72,8 +84,11 @@ type op struct {
 	ctx     context.Context
 	apply   func(b *batch) (refused, err error)
 	durable func() // called after the commit, before the events are reported
-	err     error
-	done    chan struct{}
+	// deferrable says the op may wait for a later commit (see
+	// convo.Append.Deferrable).
+	deferrable bool
+	err        error
+	done       chan struct{}
 }
 
 // BoltOptions are the options the gateway opens its bbolt file with,
@@ -92,6 +107,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
+	}
+	if opts.MaxDeferrable <= 0 {
+		opts.MaxDeferrable = DefaultMaxDeferrable
 	}
 	db, err := bolt.Open(path, 0o600, BoltOptions(opts.Timeout))
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -116,7 +134,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
 		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail,
-		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		maxDeferrable: opts.MaxDeferrable, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go l.loop()
 	return l, nil
 }
@@ -132,10 +150,20 @@ func (l *Log) Start(committed func([]convo.Committed)) {
 // and every commit is reported whether followed or not.
 func (l *Log) Follow(string, uint64) func() { return func() {} }
 
-// do queues o for the next commit and waits until it is durable, refused,
-// or dropped because o.ctx ended before the commit took it up. Once taken
-// up, an op is committed or failed within one commit.
+// do queues o and waits until it is durable, refused, or dropped because
+// o.ctx ended before a commit took it up. Once taken up, an op is
+// committed or failed within one commit. An op that is not deferrable is
+// taken up by the next commit.
 func (l *Log) do(o *op) error {
+	if err := l.enqueue(o); err != nil {
+		return err
+	}
+	<-o.done
+	return o.err
+}
+
+// enqueue queues o for the commit loop.
+func (l *Log) enqueue(o *op) error {
 	o.done = make(chan struct{})
 	l.mu.Lock()
 	if l.stopped {
@@ -144,22 +172,25 @@ func (l *Log) do(o *op) error {
 	}
 	l.queue = append(l.queue, o)
 	l.mu.Unlock()
+	l.wakeLoop()
+	return nil
+}
+
+// wakeLoop tells the commit loop that ops are queued.
+func (l *Log) wakeLoop() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
-	<-o.done
-	return o.err
 }
 
-// loop commits whatever is queued as soon as the previous commit is done.
+// loop commits what is queued as soon as the previous commit is done.
 func (l *Log) loop() {
 	defer close(l.exited)
 	for range l.wake {
 		l.mu.Lock()
-		ops := l.queue
-		l.queue = nil
 		stopped := l.stopped
+		ops := l.take(stopped)
 		fail := l.failCommit
 		committed := l.committed
 		l.mu.Unlock()
@@ -183,6 +214,39 @@ func (l *Log) loop() {
 			return
 		}
 	}
+}
+
+// take removes from the queue the ops of the next commit: all of them,
+// but for the deferrable ones beyond maxDeferrable, which stay queued in
+// their order (unless all is set: the loop is stopping). Call with l.mu
+// held.
+func (l *Log) take(all bool) []*op {
+	ops := l.queue
+	l.queue = nil
+	deferrable := 0
+	for _, o := range ops {
+		if o.deferrable {
+			deferrable++
+		}
+	}
+	if all || deferrable <= l.maxDeferrable {
+		return ops
+	}
+	taken := make([]*op, 0, len(ops)-deferrable+l.maxDeferrable)
+	n := 0
+	for _, o := range ops {
+		if o.deferrable {
+			if n == l.maxDeferrable {
+				l.queue = append(l.queue, o)
+				continue
+			}
+			n++
+		}
+		taken = append(taken, o)
+	}
+	// The loop comes round again for the ops left.
+	l.wakeLoop()
+	return taken
 }
 
 // commit applies ops in one transaction, calls their durable functions,
