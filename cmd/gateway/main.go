@@ -206,7 +206,7 @@ func drain(svc *convo.Service, timeout time.Duration, log *slog.Logger) {
 func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Request) (string, error), error) {
 	if cfg.auth == authNone {
 		log.Info("auth none: every caller is the local user; keep the gateway on loopback")
-		return auth.None(conn.LocalUser), nil
+		return auth.None(auth.LocalUser), nil
 	}
 	j, err := auth.NewJWT(ctx, auth.JWTOptions{
 		Secret:   []byte(cfg.jwtSecret),

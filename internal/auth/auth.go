@@ -5,9 +5,12 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/protocol"
 )
+
+// LocalUser is the user every caller is with "-auth none".
+const LocalUser = "local"
 
 // None returns the hook for "-auth none": every request is made by user.
 // It never fails.

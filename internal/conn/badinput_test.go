@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -25,7 +26,7 @@ const badInputTextBytes = 4 << 10
 func startBadInput(t *testing.T) *conntest.Server {
 	t.Helper()
 	s := conntest.Start(t, conntest.Config{Convo: convo.Config{MaxTextBytes: badInputTextBytes}})
-	if _, err := s.Svc.Create(conntest.Deadline(t), conn.LocalUser, &protocol.Create{Conversation: "known"}); err != nil {
+	if _, err := s.Svc.Create(conntest.Deadline(t), auth.LocalUser, &protocol.Create{Conversation: "known"}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -285,7 +286,7 @@ func TestTenThousandSubscribes(t *testing.T) {
 	s := conntest.Start(t, conntest.Config{Convo: convo.Config{Metrics: m}, Conn: conn.Options{MaxSubscriptions: limit, Metrics: m}})
 	ctx := conntest.Deadline(t)
 	for i := range convs {
-		if _, err := s.Svc.Create(ctx, conn.LocalUser, &protocol.Create{Conversation: fmt.Sprintf("c%d", i)}); err != nil {
+		if _, err := s.Svc.Create(ctx, auth.LocalUser, &protocol.Create{Conversation: fmt.Sprintf("c%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

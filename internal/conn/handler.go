@@ -19,7 +19,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
@@ -38,16 +38,13 @@ const (
 	DefaultMaxSubscriptions = 1000
 )
 
-// LocalUser is the user every connection runs as when Options.User is nil.
-const LocalUser = "local"
-
 // Options tunes a Handler. Zero values mean the documented defaults.
 type Options struct {
 	// Logger receives the connections' logs (default slog.Default()).
 	Logger *slog.Logger
 	// User names the caller of an upgrade request. An error refuses the
 	// upgrade with 401 as auth.Reject answers, before any socket is
-	// opened. Default: every caller is LocalUser.
+	// opened. Default: every caller is auth.LocalUser.
 	User func(*http.Request) (string, error)
 	// MaxFrameBytes bounds a client frame (default 1 MiB); a larger one
 	// closes the connection with 1009.
@@ -130,7 +127,7 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 		opts.Logger = slog.Default()
 	}
 	if opts.User == nil {
-		opts.User = func(*http.Request) (string, error) { return LocalUser, nil }
+		opts.User = auth.None(auth.LocalUser)
 	}
 	if opts.MaxFrameBytes == 0 {
 		opts.MaxFrameBytes = DefaultMaxFrameBytes

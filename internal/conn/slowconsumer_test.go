@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -224,7 +225,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 		Conn:       conn.Options{SendQueue: queue, WriteTimeout: time.Minute, Metrics: m},
 		SendBuffer: buf,
 	})
-	if _, err := s.Svc.Create(conntest.Deadline(t), conn.LocalUser, &protocol.Create{Conversation: "many"}); err != nil {
+	if _, err := s.Svc.Create(conntest.Deadline(t), auth.LocalUser, &protocol.Create{Conversation: "many"}); err != nil {
 		t.Fatal(err)
 	}
 	fast := make([]*conntest.Client, readers)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
@@ -55,7 +55,7 @@ type Options struct {
 	// User names the caller of every request under /v1/conversations; an
 	// error refuses it with 401 as auth.Reject answers. The probes,
 	// /metrics, /v1/info and the page are open to all; /v1/ws
-	// authenticates in its own handler. Default: every caller is "local".
+	// authenticates in its own handler. Default: every caller is auth.LocalUser.
 	User func(*http.Request) (string, error)
 	// SendLimiter, keyed by user, limits the requests that store
 	// something: POST …/messages, POST /v1/conversations and POST
@@ -95,7 +95,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 		opts.Logger = slog.Default()
 	}
 	if opts.User == nil {
-		opts.User = auth.None("local")
+		opts.User = auth.None(auth.LocalUser)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = MaxBodyBytes

@@ -7,7 +7,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/chatgateway/gateway/internal/auth"
-	"github.com/chatgateway/gateway/internal/httpapi/httperr"
+	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/protocol"
 )
 
