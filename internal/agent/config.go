@@ -70,6 +70,11 @@ type MCPServer struct {
 	// Headers are sent with every HTTP request to URL. ${VAR} is expanded
 	// in values.
 	Headers map[string]string `yaml:"headers"`
+	// Env is the environment of a stdio server's process, added to the
+	// few variables it inherits from the gateway (PATH, HOME, USER,
+	// LOGNAME, SHELL, TERM, TMPDIR, LANG, LC_ALL, TZ). ${VAR} is expanded
+	// in values.
+	Env map[string]string `yaml:"env"`
 	// Tools, when set, is the allow-list of the server's tools (by the
 	// server's names) that agents get; the default is all of them.
 	Tools []string `yaml:"tools"`
@@ -177,7 +182,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 // Parse decodes an agents file (YAML, or JSON, which is YAML too),
-// rejecting unknown fields, expands ${VAR} in URLs, headers and commands
+// rejecting unknown fields, expands ${VAR} in URLs, headers, commands and env
 // with getenv (an unset or empty variable is an error), and validates it.
 // Its errors name the entry and the field, e.g.
 // `agents[2] (support): tools: unknown tool or MCP server "x"`.

@@ -29,7 +29,8 @@ func expandVars(s string, getenv func(string) string) (string, error) {
 	return out, nil
 }
 
-// expand applies expandVars to every URL, header value and command word.
+// expand applies expandVars to every URL, header value, command word and
+// env value.
 func (c *Config) expand(getenv func(string) string) error {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -78,6 +79,13 @@ func (c *Config) expand(getenv func(string) string) error {
 		}
 		if err := headers(label, s.Headers); err != nil {
 			return err
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+			v := s.Env[k]
+			if err := one(label+": env: "+k, &v); err != nil {
+				return err
+			}
+			s.Env[k] = v
 		}
 	}
 	return nil

@@ -25,11 +25,23 @@ const stdioFlag = "-agent-test-mcp-stdio"
 func TestMain(m *testing.M) {
 	if slices.Contains(os.Args[1:], stdioFlag) {
 		srv, _ := testServer()
+		// env tells what the process's environment holds.
+		mcp.AddTool(srv, &mcp.Tool{Name: "env"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
+			Names []string `json:"names"`
+		}) (*mcp.CallToolResult, map[string]string, error) {
+			out := map[string]string{}
+			for _, name := range in.Names {
+				out[name] = os.Getenv(name)
+			}
+			return nil, out, nil
+		})
 		if err := srv.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
+	// A secret of the gateway's, which stdio servers must not inherit.
+	os.Setenv("AGENT_TEST_SECRET", "leaked")
 	os.Exit(m.Run())
 }
 
@@ -170,6 +182,36 @@ func TestMCPToolOverStdio(t *testing.T) {
 	res, err := a.Call(context.Background(), "m__echo", testCall, json.RawMessage(`{"say": "over stdio"}`), nil)
 	if err != nil || string(res.Output) != `{"say":"over stdio"}` {
 		t.Fatalf("got %s, %q, %v", res.Output, res.Error, err)
+	}
+}
+
+func TestMCPStdioEnvironment(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(`
+mcp_servers:
+  - name: m
+    command: ["`+os.Args[0]+`", "`+stdioFlag+`"]
+    env: {TOKEN: "${ORDERS_TOKEN}", HOME: /elsewhere}
+    tools: [env]
+agents:
+  - {name: a, tools: [m]}
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	a, _ := r.Agent("a")
+	res, err := a.Call(context.Background(), "m__env", testCall, json.RawMessage(`{"names": ["AGENT_TEST_SECRET", "TOKEN", "HOME", "PATH"]}`), nil)
+	var env map[string]string
+	if err != nil || json.Unmarshal(res.Output, &env) != nil {
+		t.Fatalf("got %s, %q, %v", res.Output, res.Error, err)
+	}
+	if env["AGENT_TEST_SECRET"] != "" || env["TOKEN"] != "secret-token" || env["HOME"] != "/elsewhere" || env["PATH"] != os.Getenv("PATH") {
+		t.Errorf("the server's environment: %v (want no secret, TOKEN expanded, HOME set, PATH inherited)", env)
 	}
 }
 

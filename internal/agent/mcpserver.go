@@ -186,6 +186,7 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 		}}
 	default:
 		cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
+		cmd.Env = childEnv(os.Environ(), s.cfg.Env)
 		cmd.Stderr = os.Stderr
 		t = &mcp.CommandTransport{Command: cmd}
 	}
@@ -410,6 +411,32 @@ var _ runner = mcpRunner{}
 
 func (r mcpRunner) run(ctx context.Context, _ CallInfo, input json.RawMessage, progress func(Progress)) (Result, error) {
 	return r.srv.call(ctx, r.name, input, progress)
+}
+
+// inheritedEnv are the variables a stdio MCP server inherits from the
+// gateway: what a program needs to run, not the gateway's secrets (AWS
+// credentials, tokens), which a server gets only when its env names them.
+var inheritedEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "LANG", "LC_ALL", "TZ"}
+
+// childEnv is the environment of a stdio MCP server's process: the
+// variables of inheritedEnv (PATH, HOME, USER, LOGNAME, SHELL, TERM,
+// TMPDIR, LANG, LC_ALL, TZ) found in environ, then env's, which win.
+func childEnv(environ []string, env map[string]string) []string {
+	var out []string
+	for _, kv := range environ {
+		if k, _, ok := strings.Cut(kv, "="); ok && slices.Contains(inheritedEnv, k) && !hasKey(env, k) {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // headerTransport adds the configured headers to each request.

@@ -136,6 +136,14 @@ func (s *MCPServer) validate() error {
 	if err := validateHeaders(s.Headers); err != nil {
 		return fmt.Errorf("headers: %w", err)
 	}
+	if len(s.Env) > 0 && len(s.Command) == 0 {
+		return errors.New("env: only an MCP server with a command takes env")
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(s.Env[k], 0) {
+			return fmt.Errorf("env: %q is not a valid variable", k)
+		}
+	}
 	seen := map[string]bool{}
 	for _, name := range s.Tools {
 		if name == "" || seen[name] {
