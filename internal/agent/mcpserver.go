@@ -97,14 +97,13 @@ func (s *mcpServer) start() {
 // keep connects, waits for the session to end, and connects again, until
 // the server is retired.
 func (s *mcpServer) keep() {
+	var ready sync.Once
+	markReady := func() { ready.Do(func() { close(s.ready) }) }
+	defer markReady()
 	backoff := minBackoff
-	first := true
 	for s.ctx.Err() == nil {
 		sess, err := s.session(s.ctx)
-		if first {
-			close(s.ready)
-			first = false
-		}
+		markReady()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
