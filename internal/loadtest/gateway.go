@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -94,7 +96,8 @@ func remoteTarget(wsURL string) (*target, error) {
 }
 
 // scrape reads a Prometheus text exposition at url into the shape of
-// metrics.Gather: each name summed over its labels.
+// metrics.Gather: each name summed over its labels (a labelled
+// histogram's buckets by their bound).
 func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -108,32 +111,14 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("loadtest: scrape %s: %s", url, resp.Status)
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest, _ := strings.Cut(line, " ")
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			name = line[:i]
-			var labels string
-			labels, rest, _ = strings.Cut(line[i:], "} ")
-			// Keep a histogram bucket's bound, as metrics.BucketKey does.
-			if le, ok := strings.CutPrefix(labels, `{le="`); ok && strings.HasSuffix(name, "_bucket") {
-				if v, err := strconv.ParseFloat(strings.TrimSuffix(le, `"`), 64); err == nil {
-					name = metrics.BucketKey(strings.TrimSuffix(name, "_bucket"), v)
-				}
-			}
-		}
-		value, _, _ := strings.Cut(rest, " ")
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] += v
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: scrape %s: %w", url, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("loadtest: scrape: %w", err)
+	list := make([]*dto.MetricFamily, 0, len(families))
+	for _, f := range families {
+		list = append(list, f)
 	}
-	return out, nil
+	return metrics.Flatten(list), nil
 }

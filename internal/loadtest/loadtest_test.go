@@ -228,6 +228,48 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestScrapeMatchesGather checks that scraping /metrics reads every series
+// as Gather does in process, labelled histograms included (each bucket
+// summed over the labels by its bound, not every bucket into one key).
+func TestScrapeMatchesGather(t *testing.T) {
+	m := metrics.New()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	for i, model := range []string{"a", "b", "a"} {
+		m.FirstTokenSeconds.WithLabelValues(model).Observe(float64(i+1) / 100)
+		m.Tokens.WithLabelValues(model, "out").Add(float64(i))
+	}
+	m.AckSeconds.Observe(0.002)
+	m.Connections.Set(3)
+	gathered, err := m.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped, err := scrape(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's own series; the runtime's change between the reads.
+	ours := func(all map[string]float64) map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range all {
+			if strings.HasPrefix(k, "gateway_") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	gathered, scraped = ours(gathered), ours(scraped)
+	for k, v := range gathered {
+		if scraped[k] != v {
+			t.Errorf("%s: scraped %v, gathered %v", k, scraped[k], v)
+		}
+	}
+	if len(scraped) != len(gathered) || gathered[metrics.BucketKey("gateway_first_token_seconds", 0.0256)] != 2 {
+		t.Errorf("scraped %d series, gathered %d: %v", len(scraped), len(gathered), gathered)
+	}
+}
+
 // TestHistogramSummary estimates quantiles from the gateway's delivery
 // histogram, gathered in process and scraped from /metrics alike.
 func TestHistogramSummary(t *testing.T) {

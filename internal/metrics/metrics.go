@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	dto "github.com/prometheus/client_model/go"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -140,6 +142,13 @@ func (m *Metrics) Gather() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Flatten(families), nil
+}
+
+// Flatten sums each metric family over its labels, in the shape Gather
+// returns: counters and gauges under their names, histograms as _count,
+// _sum and one BucketKey per bound.
+func Flatten(families []*dto.MetricFamily) map[string]float64 {
 	out := map[string]float64{}
 	for _, f := range families {
 		for _, metric := range f.GetMetric() {
@@ -153,12 +162,16 @@ func (m *Metrics) Gather() (map[string]float64, error) {
 				out[f.GetName()+"_count"] += float64(h.GetSampleCount())
 				out[f.GetName()+"_sum"] += h.GetSampleSum()
 				for _, b := range h.GetBucket() {
-					out[BucketKey(f.GetName(), b.GetUpperBound())] += float64(b.GetCumulativeCount())
+					// The text exposition lists the +Inf bucket, which
+					// the count already is; the registry leaves it out.
+					if !math.IsInf(b.GetUpperBound(), 1) {
+						out[BucketKey(f.GetName(), b.GetUpperBound())] += float64(b.GetCumulativeCount())
+					}
 				}
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // BucketKey is the key under which Gather reports the cumulative count of
