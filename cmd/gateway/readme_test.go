@@ -2,9 +2,11 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // TestReadmeCommands keeps the README's two commands true: the first runs
@@ -34,4 +36,67 @@ func TestReadmeCommands(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(cmds[1]) + `$`).Match(ci) {
 		t.Errorf(".ci/run does not run README.md's test command %q on a line of its own", cmds[1])
 	}
+}
+
+// TestDocLinks checks every relative link of the Markdown documentation:
+// the file exists and, for a #fragment, so does the heading.
+func TestDocLinks(t *testing.T) {
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)#\s]*)(#[^)\s]*)?\)`)
+	for _, doc := range append(docs, "../../README.md", "../../PROTOCOL.md") {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(text), -1) {
+			path, fragment := m[1], strings.TrimPrefix(m[2], "#")
+			if strings.Contains(path, "://") || strings.HasPrefix(path, "mailto:") {
+				continue
+			}
+			target := doc
+			if path != "" {
+				target = filepath.Join(filepath.Dir(doc), path)
+			}
+			if _, err := os.Stat(target); err != nil {
+				t.Errorf("%s: link %s: %v", doc, m[0], err)
+				continue
+			}
+			if fragment != "" && strings.HasSuffix(target, ".md") && !hasHeading(t, target, fragment) {
+				t.Errorf("%s: link %s: %s has no heading %q", doc, m[0], target, fragment)
+			}
+		}
+	}
+}
+
+// hasHeading reports whether the Markdown file has a heading whose
+// GitHub anchor is anchor.
+func hasHeading(t *testing.T, file, anchor string) bool {
+	text, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^#+ (.*)$`).FindAllStringSubmatch(string(text), -1) {
+		if slug(m[1]) == anchor {
+			return true
+		}
+	}
+	return false
+}
+
+// slug is GitHub's anchor for a heading: lower case, punctuation dropped,
+// spaces as hyphens.
+func slug(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
 }
