@@ -1,57 +1,89 @@
 package jetlog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
-// Headers of an event's message.
+// Headers of a record's message.
 const (
-	// hdrSeq is the event's seq in its conversation.
+	// hdrSeq is the seq of the record's first event.
 	hdrSeq = "Gw-Seq"
-	// hdrClientMsgID is the client_msg_id a user message was sent with.
-	hdrClientMsgID = "Gw-Cmid"
+	// hdrCount is how many events the record holds, when more than one.
+	hdrCount = "Gw-Count"
+	// hdrMeta is the conversation's metadata after the record.
+	hdrMeta = "Gw-Meta"
+	// hdrID is the record's unique id, by which a writer recognises its
+	// own record after an append whose answer it did not get.
+	hdrID = "Gw-Id"
 )
 
-// Entry is one stored event of a conversation.
-type Entry struct {
-	// Seq is the event's seq in its conversation: 1, 2, 3, … without gaps.
+// Record is one append to a conversation: one or more consecutive events,
+// stored as one message, so that they are stored together or not at all.
+type Record struct {
+	// ID identifies the record; Append sets it if it is empty. An append
+	// tried again with the same ID after an error is stored at most once.
+	ID string
+	// Seq is the seq of the first event; the others follow without gaps.
 	Seq uint64
-	// Pos is the event's position in the stream, which counts across
-	// every conversation.
+	// Pos is the record's position in the stream, which counts across
+	// every conversation (set by the Log).
 	Pos uint64
-	// Data is the event as stored (the JSON frame clients get).
-	Data []byte
-	// ClientMsgID is the client_msg_id of a user message, if it had one.
-	ClientMsgID string
-	// Time is when the stream stored the event.
+	// Frames are the events as stored (the JSON frames clients get).
+	Frames [][]byte
+	// Meta is the conversation's metadata after these events, as the
+	// writer encoded it (a header: it must not hold CR or LF).
+	Meta []byte
+	// Time is when the stream stored the record (set by the Log).
 	Time time.Time
 }
 
-// Append stores data as event seq of conversation id, on condition that
-// the conversation's newest event is at position prev (0: it has none).
-// It returns once JetStream has acknowledged the event (stored it on a
-// quorum of replicas, fsynced where the server is set to), with the
-// event's position. It fails with ErrFenced if another event was stored
-// after prev meanwhile: the caller must read what it missed before it
-// tries again.
-func (l *Log) Append(ctx context.Context, id string, seq, prev uint64, data []byte, clientMsgID string) (uint64, error) {
+// Last is the seq of the record's last event.
+func (r *Record) Last() uint64 { return r.Seq + uint64(len(r.Frames)) - 1 }
+
+// Append stores rec in conversation id's log, on condition that the
+// conversation's newest record is at position prev (0: it has none). It
+// returns once JetStream has acknowledged it (stored it on a quorum of
+// replicas, fsynced where the server is set to), with its position. It
+// fails with ErrFenced if another record was stored after prev meanwhile:
+// the caller must read what it missed before it tries again. When an
+// append fails otherwise (a timeout, a lost connection), the record may
+// or may not be stored: trying the same rec again tells which.
+func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (uint64, error) {
+	if rec.ID == "" {
+		rec.ID = nuid.Next()
+	}
 	msg := nats.NewMsg(l.subject(id))
-	msg.Data = data
-	msg.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
-	if clientMsgID != "" {
-		msg.Header.Set(hdrClientMsgID, clientMsgID)
+	if len(rec.Frames) == 1 {
+		msg.Data = rec.Frames[0]
+	} else {
+		// A JSON array of the frames, which are JSON objects.
+		msg.Data = append(append([]byte{'['}, bytes.Join(rec.Frames, []byte{','})...), ']')
+		msg.Header.Set(hdrCount, strconv.Itoa(len(rec.Frames)))
+	}
+	msg.Header.Set(hdrSeq, strconv.FormatUint(rec.Seq, 10))
+	msg.Header.Set(hdrID, rec.ID)
+	if len(rec.Meta) > 0 {
+		msg.Header.Set(hdrMeta, string(rec.Meta))
 	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
-	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithExpectStream(l.stream))
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(prev))
 	if wrongLast(err) {
-		return 0, fmt.Errorf("%w: conversation %s, seq %d after position %d", ErrFenced, id, seq, prev)
+		// An earlier try of this record may have been stored without its
+		// answer reaching us: then it is the record right after prev.
+		if next, gerr := l.leaderGet(ctx, msgGetRequest{Seq: prev + 1, NextFor: l.subject(id)}); gerr == nil && next.ID == rec.ID {
+			return next.Pos, nil
+		}
+		return 0, fmt.Errorf("%w: conversation %s, seq %d after position %d", ErrFenced, id, rec.Seq, prev)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("jetlog: append to %s: %w", id, err)
@@ -59,11 +91,27 @@ func (l *Log) Append(ctx context.Context, id string, seq, prev uint64, data []by
 	return ack.Sequence, nil
 }
 
-// entryOf decodes a stored message of the stream.
-func entryOf(pos uint64, hdr nats.Header, data []byte, t time.Time) (Entry, error) {
+// recordOf decodes a stored message of the stream.
+func recordOf(pos uint64, hdr nats.Header, data []byte, t time.Time) (*Record, error) {
 	seq, err := strconv.ParseUint(hdr.Get(hdrSeq), 10, 64)
 	if err != nil || seq == 0 {
-		return Entry{}, fmt.Errorf("jetlog: message at position %d has no valid %s header", pos, hdrSeq)
+		return nil, fmt.Errorf("jetlog: message at position %d has no valid %s header", pos, hdrSeq)
 	}
-	return Entry{Seq: seq, Pos: pos, Data: data, ClientMsgID: hdr.Get(hdrClientMsgID), Time: t}, nil
+	rec := &Record{ID: hdr.Get(hdrID), Seq: seq, Pos: pos, Time: t}
+	if m := hdr.Get(hdrMeta); m != "" {
+		rec.Meta = []byte(m)
+	}
+	if hdr.Get(hdrCount) == "" {
+		rec.Frames = [][]byte{data}
+		return rec, nil
+	}
+	var frames []json.RawMessage
+	if err := json.Unmarshal(data, &frames); err != nil {
+		return nil, fmt.Errorf("jetlog: message at position %d: %w", pos, err)
+	}
+	rec.Frames = make([][]byte, len(frames))
+	for i, f := range frames {
+		rec.Frames[i] = f
+	}
+	return rec, nil
 }

@@ -8,18 +8,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Follower delivers a conversation's events as JetStream stores them.
+// Follower delivers a conversation's records as JetStream stores them.
 type Follower struct {
 	cc jetstream.ConsumeContext
 }
 
-// Follow calls fn with every event of conversation id at position from or
+// Follow calls fn with every record of conversation id at position from or
 // later, in order, as each is stored, whichever node appends it; fn runs
 // on one goroutine at a time and must not block for long. It uses an
 // ordered consumer, which JetStream recreates from the last delivered
 // position after a disconnection, so fn sees no gap and no repeat. Call
 // Stop when done.
-func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logger, fn func(Entry)) (*Follower, error) {
+func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logger, fn func(*Record)) (*Follower, error) {
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
 	cons, err := l.js.OrderedConsumer(ctx, l.stream, jetstream.OrderedConsumerConfig{
@@ -36,12 +36,12 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 			log.Error("follow: message without metadata", "conversation", id, "err", err)
 			return
 		}
-		e, err := entryOf(md.Sequence.Stream, msg.Headers(), msg.Data(), md.Timestamp)
+		rec, err := recordOf(md.Sequence.Stream, msg.Headers(), msg.Data(), md.Timestamp)
 		if err != nil {
 			log.Error("follow: bad message", "conversation", id, "err", err)
 			return
 		}
-		fn(e)
+		fn(rec)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Debug("follow", "conversation", id, "err", err)
 	}))

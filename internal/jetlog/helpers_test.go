@@ -32,3 +32,12 @@ func connect(t *testing.T, urls string, opts jetlog.Options) *jetlog.Log {
 	}
 	return l
 }
+
+// rec is a record of frames from seq on.
+func rec(seq uint64, frames ...string) *jetlog.Record {
+	r := &jetlog.Record{Seq: seq}
+	for _, f := range frames {
+		r.Frames = append(r.Frames, []byte(f))
+	}
+	return r
+}

@@ -14,19 +14,26 @@ import (
 func TestAppendIsFencedByPosition(t *testing.T) {
 	l, _ := open(t, jetlog.Options{})
 	ctx := context.Background()
-	p1, err := l.Append(ctx, "c.1", 1, 0, []byte(`one`), "k1")
+	first := rec(1, `{"n":1}`)
+	p1, err := l.Append(ctx, "c.1", first, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Trying the same record again (its answer was lost) stores nothing.
+	if again, err := l.Append(ctx, "c.1", first, 0); err != nil || again != p1 {
+		t.Fatalf("the same record again: %d, %v; want %d", again, err, p1)
+	}
 	// A writer that has not seen event 1 must not store another seq 1.
-	if _, err := l.Append(ctx, "c.1", 1, 0, []byte(`fork`), ""); !errors.Is(err, jetlog.ErrFenced) {
+	if _, err := l.Append(ctx, "c.1", rec(1, `{"fork":1}`), 0); !errors.Is(err, jetlog.ErrFenced) {
 		t.Fatalf("stale append: got %v, want ErrFenced", err)
 	}
 	// Another conversation's events do not move this one's position.
-	if _, err := l.Append(ctx, "other", 1, 0, []byte(`x`), ""); err != nil {
+	if _, err := l.Append(ctx, "other", rec(1, `{}`), 0); err != nil {
 		t.Fatal(err)
 	}
-	p2, err := l.Append(ctx, "c.1", 2, p1, []byte(`two`), "")
+	two := rec(2, `{"n":2}`, `{"n":3}`)
+	two.Meta = []byte(`{"last_seq":3}`)
+	p2, err := l.Append(ctx, "c.1", two, p1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,18 +41,18 @@ func TestAppendIsFencedByPosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last.Seq != 2 || last.Pos != p2 || string(last.Data) != "two" {
-		t.Fatalf("last = %+v, want seq 2 at %d", last, p2)
+	if last.Seq != 2 || last.Last() != 3 || last.Pos != p2 || string(last.Frames[1]) != `{"n":3}` || string(last.Meta) != `{"last_seq":3}` {
+		t.Fatalf("last = %+v, want seqs 2 and 3 at %d", last, p2)
 	}
 	got, err := l.Read(ctx, "c.1", 1, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Seq != 1 || got[0].ClientMsgID != "k1" || got[1].Seq != 2 || string(got[1].Data) != "two" {
+	if len(got) != 2 || got[0].Seq != 1 || string(got[0].Frames[0]) != `{"n":1}` || got[1].Seq != 2 || len(got[1].Frames) != 2 {
 		t.Fatalf("read = %+v", got)
 	}
-	if empty, err := l.Last(ctx, "none"); err != nil || empty.Seq != 0 {
-		t.Fatalf("last of an empty conversation = %+v, %v", empty, err)
+	if none, err := l.Last(ctx, "none"); err != nil || none != nil {
+		t.Fatalf("last of an empty conversation = %+v, %v", none, err)
 	}
 }
 
@@ -62,7 +69,11 @@ func TestConcurrentWritersStayGapless(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_, err = l.Append(ctx, "c", last.Seq+1, last.Pos, fmt.Appendf(nil, "%d.%d", w, i), "")
+				var seq, pos uint64
+				if last != nil {
+					seq, pos = last.Last(), last.Pos
+				}
+				_, err = l.Append(ctx, "c", rec(seq+1, fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)), pos)
 				if errors.Is(err, jetlog.ErrFenced) {
 					continue // read what the others wrote, then try again
 				}
@@ -75,7 +86,7 @@ func TestConcurrentWritersStayGapless(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	var all []jetlog.Entry
+	var all []*jetlog.Record
 	for from := uint64(1); ; {
 		got, err := l.Read(ctx, "c", from, 0, 30)
 		if err != nil {
@@ -100,28 +111,35 @@ func TestConcurrentWritersStayGapless(t *testing.T) {
 func TestLocateFindsEverySeq(t *testing.T) {
 	l, _ := open(t, jetlog.Options{})
 	ctx := context.Background()
-	want := map[uint64]uint64{}
+	want := map[uint64]uint64{} // seq of c1 → position of its record
+	var next [2]uint64
 	var prev [2]uint64
 	for i := range 40 {
-		// Interleave two conversations so that positions skip.
+		// Interleave two conversations so that positions skip, and
+		// store some records with two events.
 		c := i % 2
-		seq := uint64(i/2 + 1)
-		pos, err := l.Append(ctx, fmt.Sprint("c", c), seq, prev[c], nil, "")
+		r := rec(next[c]+1, `{}`)
+		if i%3 == 0 {
+			r = rec(next[c]+1, `{}`, `{}`)
+		}
+		pos, err := l.Append(ctx, fmt.Sprint("c", c), r, prev[c])
 		if err != nil {
 			t.Fatal(err)
 		}
-		prev[c] = pos
+		prev[c], next[c] = pos, r.Last()
 		if c == 1 {
-			want[seq] = pos
+			for seq := r.Seq; seq <= r.Last(); seq++ {
+				want[seq] = pos
+			}
 		}
 	}
 	for seq, pos := range want {
-		got, err := l.Locate(ctx, "c1", seq)
+		got, err := l.Locate(ctx, "c1", seq, nil)
 		if err != nil || got != pos {
 			t.Fatalf("locate %d = %d, %v; want %d", seq, got, err, pos)
 		}
 	}
-	if _, err := l.Locate(ctx, "c1", 21); !errors.Is(err, jetlog.ErrNotFound) {
+	if _, err := l.Locate(ctx, "c1", next[1]+1, nil); !errors.Is(err, jetlog.ErrNotFound) {
 		t.Fatalf("locate beyond the end: %v", err)
 	}
 }
@@ -130,8 +148,8 @@ func TestFollowSeesEveryWriter(t *testing.T) {
 	l, srv := open(t, jetlog.Options{})
 	other := connect(t, srv.URL(), jetlog.Options{})
 	ctx := context.Background()
-	got := make(chan jetlog.Entry, 100)
-	f, err := l.Follow(ctx, "c", 1, slog.Default(), func(e jetlog.Entry) { got <- e })
+	got := make(chan *jetlog.Record, 100)
+	f, err := l.Follow(ctx, "c", 1, slog.Default(), func(r *jetlog.Record) { got <- r })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +160,13 @@ func TestFollowSeesEveryWriter(t *testing.T) {
 		if i%2 == 1 {
 			w = other
 		}
-		if prev, err = w.Append(ctx, "c", uint64(i+1), prev, nil, ""); err != nil {
+		if prev, err = w.Append(ctx, "c", rec(uint64(i+1), `{}`), prev); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 10 {
-		if e := <-got; e.Seq != uint64(i+1) {
-			t.Fatalf("followed seq %d, want %d", e.Seq, i+1)
+		if r := <-got; r.Seq != uint64(i+1) {
+			t.Fatalf("followed seq %d, want %d", r.Seq, i+1)
 		}
 	}
 }
@@ -184,7 +202,7 @@ func TestMetaCompareAndSet(t *testing.T) {
 	if ids, err := l.Owned(ctx, "bob"); err != nil || len(ids) != 0 {
 		t.Fatalf("bob owns %v, %v", ids, err)
 	}
-	if _, err := l.Append(ctx, "c.1", 1, 0, nil, ""); err != nil {
+	if _, err := l.Append(ctx, "c.1", rec(1, `{}`), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Delete(ctx, "c.1", "ann@example.com"); err != nil {
@@ -193,7 +211,7 @@ func TestMetaCompareAndSet(t *testing.T) {
 	if _, _, err := l.Meta(ctx, "c.1"); !errors.Is(err, jetlog.ErrNotFound) {
 		t.Fatalf("meta after delete: %v", err)
 	}
-	if last, err := l.Last(ctx, "c.1"); err != nil || last.Seq != 0 {
+	if last, err := l.Last(ctx, "c.1"); err != nil || last != nil {
 		t.Fatalf("events after delete: %+v, %v", last, err)
 	}
 	if ids, _ := l.Owned(ctx, "ann@example.com"); len(ids) != 1 || ids[0] != "c2" {

@@ -32,54 +32,53 @@ type msgGetResponse struct {
 	} `json:"message,omitempty"`
 }
 
-// Last returns the newest event of conversation id, or an Entry with Seq
-// and Pos 0 if it has none. It asks the stream's leader, so it sees every
-// acknowledged append.
-func (l *Log) Last(ctx context.Context, id string) (Entry, error) {
-	e, err := l.leaderGet(ctx, msgGetRequest{LastFor: l.subject(id)})
+// Last returns the newest record of conversation id, or nil if it has
+// none. It asks the stream's leader, so it sees every acknowledged append.
+func (l *Log) Last(ctx context.Context, id string) (*Record, error) {
+	rec, err := l.leaderGet(ctx, msgGetRequest{LastFor: l.subject(id)})
 	if errors.Is(err, ErrNotFound) {
-		return Entry{}, nil
+		return nil, nil
 	}
-	return e, err
+	return rec, err
 }
 
 // leaderGet asks the stream's leader for one message.
-func (l *Log) leaderGet(ctx context.Context, req msgGetRequest) (Entry, error) {
+func (l *Log) leaderGet(ctx context.Context, req msgGetRequest) (*Record, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
 	reply, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.stream, body)
 	if err != nil {
-		return Entry{}, fmt.Errorf("jetlog: get message: %w", err)
+		return nil, fmt.Errorf("jetlog: get message: %w", err)
 	}
 	var resp msgGetResponse
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return Entry{}, fmt.Errorf("jetlog: get message: bad reply: %w", err)
+		return nil, fmt.Errorf("jetlog: get message: bad reply: %w", err)
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
-			return Entry{}, ErrNotFound
+			return nil, ErrNotFound
 		}
-		return Entry{}, fmt.Errorf("jetlog: get message: %w", resp.Error)
+		return nil, fmt.Errorf("jetlog: get message: %w", resp.Error)
 	}
 	if resp.Message == nil {
-		return Entry{}, fmt.Errorf("jetlog: get message: empty reply")
+		return nil, fmt.Errorf("jetlog: get message: empty reply")
 	}
 	hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
 	if err != nil {
-		return Entry{}, fmt.Errorf("jetlog: get message %d: %w", resp.Message.Seq, err)
+		return nil, fmt.Errorf("jetlog: get message %d: %w", resp.Message.Seq, err)
 	}
-	return entryOf(resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time)
+	return recordOf(resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time)
 }
 
-// Read returns up to limit events of conversation id from position from
+// Read returns up to limit records of conversation id from position from
 // on (in seq order), stopping after position upTo (0: no bound). Any
 // replica may answer, and a replica may lag behind the leader: a caller
-// that knows an event exists must read again if it is missing.
-func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int) ([]Entry, error) {
+// that knows a record exists must read again if it is missing.
+func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int) ([]*Record, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -98,7 +97,7 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.stream, inbox, body); err != nil {
 		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
 	}
-	var out []Entry
+	var out []*Record
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -118,49 +117,48 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 			return nil, fmt.Errorf("jetlog: read %s: bad %s header", id, jetstream.SequenceHeader)
 		}
 		t, _ := time.Parse(time.RFC3339Nano, msg.Header.Get(jetstream.TimeStampHeaer))
-		e, err := entryOf(pos, msg.Header, msg.Data, t)
+		rec, err := recordOf(pos, msg.Header, msg.Data, t)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		out = append(out, rec)
 	}
 }
 
-// Locate returns the position of event seq of conversation id, or
-// ErrNotFound. It searches the stream by position, a few direct gets in
-// all; callers keep the positions they learn to skip it.
-func (l *Log) Locate(ctx context.Context, id string, seq uint64) (uint64, error) {
-	last, err := l.Last(ctx, id)
-	if err != nil {
-		return 0, err
+// Locate returns the position of the record that holds event seq of
+// conversation id, or ErrNotFound. It searches the stream by position, a
+// few requests to the leader in all, when last (the conversation's newest
+// record, if the caller has it) does not hold seq.
+func (l *Log) Locate(ctx context.Context, id string, seq uint64, last *Record) (uint64, error) {
+	if last == nil {
+		var err error
+		if last, err = l.Last(ctx, id); err != nil {
+			return 0, err
+		}
 	}
-	if seq == 0 || seq > last.Seq {
+	if last == nil || seq == 0 || seq > last.Last() {
 		return 0, fmt.Errorf("%w: conversation %s has no seq %d", ErrNotFound, id, seq)
 	}
-	// The first position p whose next event of the subject has a seq ≥
-	// the one sought holds it: seqs grow with positions.
+	if seq >= last.Seq {
+		return last.Pos, nil
+	}
+	// Seqs grow with positions: find the first position whose next record
+	// of the subject ends at or after seq.
 	lo, hi := uint64(1), last.Pos
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		e, err := l.leaderGet(ctx, msgGetRequest{Seq: mid, NextFor: l.subject(id)})
+		rec, err := l.leaderGet(ctx, msgGetRequest{Seq: mid, NextFor: l.subject(id)})
 		if err != nil {
 			return 0, err
 		}
-		if e.Seq >= seq {
-			hi = min(mid, e.Pos)
-			if e.Seq == seq {
-				return e.Pos, nil
-			}
-		} else {
-			lo = e.Pos + 1
+		switch {
+		case rec.Seq <= seq && seq <= rec.Last():
+			return rec.Pos, nil
+		case rec.Seq > seq:
+			hi = min(mid, rec.Pos)
+		default:
+			lo = rec.Pos + 1
 		}
 	}
-	e, err := l.leaderGet(ctx, msgGetRequest{Seq: lo, NextFor: l.subject(id)})
-	if err != nil {
-		return 0, err
-	}
-	if e.Seq != seq {
-		return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing (found %d at %d)", id, seq, e.Seq, e.Pos)
-	}
-	return e.Pos, nil
+	return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, seq)
 }

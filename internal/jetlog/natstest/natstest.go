@@ -155,13 +155,20 @@ func (c *Cluster) URLs() string {
 }
 
 // WaitLeader waits until a running server is the cluster's JetStream meta
-// leader.
+// leader and knows every running server as a peer, so that replicated
+// streams can be placed.
 func (c *Cluster) WaitLeader(t testing.TB) {
 	t.Helper()
+	running := 0
+	for _, s := range c.Servers {
+		if s.srv != nil {
+			running++
+		}
+	}
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		for _, s := range c.Servers {
-			if s.srv != nil && s.srv.JetStreamIsLeader() {
+			if s.srv != nil && s.srv.JetStreamIsLeader() && len(s.srv.JetStreamClusterPeers()) >= running {
 				return
 			}
 		}
