@@ -63,6 +63,14 @@ type config struct {
 	upgradeRate      float64
 	upgradeBurst     int
 	drainTimeout     time.Duration
+
+	// nats, when set, switches to cluster mode: the comma-separated NATS
+	// URLs whose JetStream keeps the conversations (db is then unused).
+	nats         string
+	natsReplicas int
+	natsCreds    string
+	natsLease    time.Duration
+	node         string
 }
 
 // Auth modes.
@@ -134,6 +142,11 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
+	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "cluster mode: servers that keep each stream and bucket (1 to 5; 3 in production, with sync_interval always on a single server)")
+	fs.StringVar(&c.natsCreds, "nats-creds", "", "cluster mode: a NATS credentials file (user JWT and NKey seed)")
+	fs.DurationVar(&c.natsLease, "nats-lease", 15*time.Second, "cluster mode: how long a turn's lease outlives its gateway; a turn cut off by a dead gateway ends interrupted within about this time")
+	fs.StringVar(&c.node, "node", "", "cluster mode: this gateway's name in turn leases, unique in the cluster and the same across restarts (empty: the host name)")
 	return fs
 }
 
@@ -162,6 +175,9 @@ func (c *config) check() error {
 		return fmt.Errorf("-log-level %q: want debug, info, warn or error", c.logLevel)
 	}
 	if err := c.checkAuth(); err != nil {
+		return err
+	}
+	if err := c.checkCluster(); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -222,6 +238,24 @@ func (d *delayValue) Set(s string) error {
 		v = time.Duration(n)
 	}
 	*d = delayValue(v)
+	return nil
+}
+
+// checkCluster rejects cluster settings that cannot work, or would be
+// ignored without -nats.
+func (c *config) checkCluster() error {
+	if c.nats == "" {
+		if c.natsCreds != "" || c.node != "" {
+			return fmt.Errorf("-nats-creds and -node need -nats")
+		}
+		return nil
+	}
+	if c.natsReplicas < 1 || c.natsReplicas > 5 {
+		return fmt.Errorf("-nats-replicas %d: want 1 to 5", c.natsReplicas)
+	}
+	if c.natsLease < time.Second {
+		return fmt.Errorf("-nats-lease %s: want at least 1s", c.natsLease)
+	}
 	return nil
 }
 

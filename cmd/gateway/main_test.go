@@ -243,6 +243,14 @@ func TestConfig(t *testing.T) {
 		{name: "bad environment value", env: map[string]string{"GATEWAY_SEND_QUEUE": "many"}, wantErr: "GATEWAY_SEND_QUEUE"},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: "log-format"},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "log-level"},
+		{name: "cluster from the environment", env: map[string]string{"GATEWAY_NATS": "nats://a:4222,nats://b:4222",
+			"GATEWAY_NATS_REPLICAS": "3", "GATEWAY_NODE": "gw1", "GATEWAY_NATS_LEASE": "5s"},
+			want: func(c *config) bool {
+				return c.nats == "nats://a:4222,nats://b:4222" && c.natsReplicas == 3 && c.node == "gw1" && c.natsLease == 5*time.Second
+			}},
+		{name: "too many replicas", args: []string{"-nats", "nats://a:4222", "-nats-replicas", "7"}, wantErr: "want 1 to 5"},
+		{name: "short lease", args: []string{"-nats", "nats://a:4222", "-nats-lease", "10ms"}, wantErr: "at least 1s"},
+		{name: "node without nats", args: []string{"-node", "gw1"}, wantErr: "need -nats"},
 		{name: "unknown flag", args: []string{"-colour"}, wantErr: "colour"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
