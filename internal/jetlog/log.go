@@ -86,19 +86,8 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("jetlog: %w", err)
 	}
 	l := &Log{nc: nc, js: js, opts: opts, stream: opts.Stream}
-	ctx, cancel := context.WithTimeout(ctx, 4*opts.Timeout)
-	defer cancel()
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        opts.Stream,
-		Description: "gateway conversation events, one subject per conversation",
-		Subjects:    []string{l.subjectPrefix() + ">"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    opts.Replicas,
-		// Direct gets let any replica answer reads, in batches.
-		AllowDirect: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("jetlog: create stream %s: %w", opts.Stream, err)
+	if err := l.ensureStream(ctx); err != nil {
+		return nil, err
 	}
 	buckets := []struct {
 		kv  *jetstream.KeyValue
@@ -111,13 +100,99 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	for _, b := range buckets {
 		b.cfg.Replicas = opts.Replicas
 		b.cfg.Storage = jetstream.FileStorage
-		kv, err := js.CreateOrUpdateKeyValue(ctx, b.cfg)
+		kv, err := l.ensureBucket(ctx, b.cfg)
 		if err != nil {
-			return nil, fmt.Errorf("jetlog: create bucket %s: %w", b.cfg.Bucket, err)
+			return nil, err
 		}
 		*b.kv = kv
 	}
 	return l, nil
+}
+
+// setupAttempts bounds the tries of Open to find or create the stream
+// and each bucket. Several gateways starting at once race to create them,
+// and a cluster that has just started may not have a leader yet: the
+// losers wait and look again.
+const setupAttempts = 10
+
+// ensureStream creates the stream, or updates it if its settings differ.
+func (l *Log) ensureStream(ctx context.Context) error {
+	cfg := jetstream.StreamConfig{
+		Name:        l.stream,
+		Description: "gateway conversation events, one subject per conversation",
+		Subjects:    []string{l.subjectPrefix() + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.opts.Replicas,
+		// Direct gets let any replica answer reads, in batches.
+		AllowDirect: true,
+	}
+	return l.setup(ctx, "stream "+l.stream, func(ctx context.Context) error {
+		s, err := l.js.Stream(ctx, l.stream)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = l.js.CreateStream(ctx, cfg)
+		case err == nil:
+			have := s.CachedInfo().Config
+			if have.Replicas != cfg.Replicas || !have.AllowDirect || len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
+				_, err = l.js.UpdateStream(ctx, cfg)
+			}
+		}
+		return err
+	})
+}
+
+// ensureBucket opens the bucket cfg describes, creating it if it does not
+// exist and updating it if its TTL or replicas differ.
+func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := l.setup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
+		var err error
+		kv, err = l.js.KeyValue(ctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = l.js.CreateKeyValue(ctx, cfg)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		replicas := cfg.Replicas
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			replicas = bs.StreamInfo().Config.Replicas
+		}
+		if st.TTL() != cfg.TTL || replicas != cfg.Replicas {
+			kv, err = l.js.UpdateKeyValue(ctx, cfg)
+		}
+		return err
+	})
+	return kv, err
+}
+
+// setup tries do until it succeeds, setupAttempts times at most, each try
+// bounded by the request timeout.
+func (l *Log) setup(ctx context.Context, what string, do func(ctx context.Context) error) error {
+	var err error
+	for range setupAttempts {
+		tctx, cancel := l.reqCtx(ctx)
+		err = do(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		// Another gateway may be creating it, or there is no leader
+		// yet: look again in a moment.
+		select {
+		case <-ctx.Done():
+		case <-time.After(l.opts.Timeout / 10):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("jetlog: set up %s: %w", what, err)
+	}
+	return nil
 }
 
 // LeaseTTL is how long a lease lasts without renewal.
