@@ -69,12 +69,22 @@ func (l *Log) UpdateMeta(ctx context.Context, id string, data []byte, rev uint64
 }
 
 // Delete removes conversation id, owned by user: its metadata, its index
-// entry, its pending work and every event.
+// entry, the keys of its own (those under "c.<id>."), its pending work
+// and every event.
 func (l *Log) Delete(ctx context.Context, id, user string) error {
+	own, err := l.keys(ctx, l.meta, "c."+token(id)+".")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
 	if err := l.meta.Purge(ctx, metaKey(id)); err != nil {
 		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	for _, k := range own {
+		if err := l.meta.Purge(ctx, "c."+token(id)+"."+token(k)); err != nil {
+			return fmt.Errorf("jetlog: delete %s: %w", id, err)
+		}
 	}
 	if err := l.meta.Purge(ctx, ownerKey(user, id)); err != nil {
 		return fmt.Errorf("jetlog: delete %s: %w", id, err)
@@ -142,4 +152,29 @@ func (l *Log) ClearWork(ctx context.Context, id string) error {
 // Work returns the conversations marked as having turns to run.
 func (l *Log) Work(ctx context.Context) ([]string, error) {
 	return l.keys(ctx, l.work, "w.")
+}
+
+// PutKey stores value under key in the metadata bucket.
+func (l *Log) PutKey(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	if _, err := l.meta.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("jetlog: put %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetKey returns the value under key in the metadata bucket, or
+// ErrNotFound.
+func (l *Log) GetKey(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	e, err := l.meta.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: get %s: %w", key, err)
+	}
+	return e.Value(), nil
 }

@@ -88,6 +88,29 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
+	for tries := 1; ; tries++ {
+		recs, err := l.directGet(ctx, id, body)
+		// No server answers direct gets for a moment after the stream
+		// is created or changes leader: try again.
+		if !errors.Is(err, nats.ErrNoResponders) || tries == noResponderTries {
+			return recs, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
+		case <-time.After(noResponderWait):
+		}
+	}
+}
+
+// Tries of a read that no server answers.
+const (
+	noResponderTries = 50
+	noResponderWait  = 20 * time.Millisecond
+)
+
+// directGet sends one batched direct get and collects its answers.
+func (l *Log) directGet(ctx context.Context, id string, body []byte) ([]*Record, error) {
 	inbox := l.nc.NewRespInbox()
 	sub, err := l.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -161,4 +184,15 @@ func (l *Log) Locate(ctx context.Context, id string, seq uint64, last *Record) (
 		}
 	}
 	return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, seq)
+}
+
+// streamEnd returns the position of the newest record of the stream.
+func (l *Log) streamEnd(ctx context.Context) (uint64, error) {
+	ctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	st, err := l.js.Stream(ctx, l.stream)
+	if err != nil {
+		return 0, fmt.Errorf("jetlog: stream %s: %w", l.stream, err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
 }

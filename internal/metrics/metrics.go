@@ -55,6 +55,15 @@ type Metrics struct {
 	Errors *prometheus.CounterVec
 	// RateLimited counts requests refused by a rate limit, by kind.
 	RateLimited *prometheus.CounterVec
+	// JetStreamPublishSeconds is the latency of one append to JetStream
+	// in cluster mode, from publish to acknowledgement.
+	JetStreamPublishSeconds prometheus.Histogram
+	// FencedAppends counts cluster-mode appends refused because another
+	// gateway appended to the conversation first.
+	FencedAppends prometheus.Counter
+	// LeaseChanges counts changes of turn leases in cluster mode, by
+	// change (acquired, released, lost).
+	LeaseChanges *prometheus.CounterVec
 	// ToolCalls counts agents' tool calls by tool and status (ok, error,
 	// timeout, cancelled, …).
 	ToolCalls *prometheus.CounterVec
@@ -112,6 +121,12 @@ func New() *Metrics {
 			Help: "Ended WebSocket connections, by reason."}, []string{"reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_errors_total",
 			Help: "Errors sent to clients, by code."}, []string{"code"}),
+		JetStreamPublishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_jetstream_publish_seconds",
+			Help: "Cluster mode: latency of one append to JetStream, from publish to acknowledgement.", Buckets: fineLatencyBuckets}),
+		FencedAppends: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_jetstream_fenced_appends_total",
+			Help: "Cluster mode: appends refused because another gateway appended to the conversation first."}),
+		LeaseChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_turn_lease_changes_total",
+			Help: "Cluster mode: turn lease changes, by change (acquired, released, lost)."}, []string{"change"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_rate_limited_total",
 			Help: "Requests refused by a rate limit, by kind."}, []string{"kind"}),
 		ToolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_tool_calls_total",
@@ -124,7 +139,7 @@ func New() *Metrics {
 	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
 		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
 		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.ConnectionCloses, m.Errors, m.RateLimited,
-		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps,
+		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps, m.JetStreamPublishSeconds, m.FencedAppends, m.LeaseChanges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

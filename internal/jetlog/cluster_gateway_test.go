@@ -1,0 +1,180 @@
+package jetlog_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestGatewaysShareConversations runs two gateways on a three-server
+// JetStream cluster, each connected to a server of its own.
+func TestGatewaysShareConversations(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	model := &words{n: 5}
+	a := startNode(t, "a", c.Servers[0].URL(), model, 0)
+	b := startNode(t, "b", c.Servers[1].URL(), model, 0)
+
+	t.Run("CrossNodeStreaming", func(t *testing.T) {
+		id := create(t, a)
+		onB := subscribe(t, b, id, 0)
+		onA := newSubscriber()
+		send(t, a, id, "hello", onA)
+		fromA := onA.waitFor(t, "the turn on a", turnEnds(1))
+		fromB := onB.waitFor(t, "the turn on b", turnEnds(1))
+		checkLog(t, fromB)
+		if describe(fromA) != describe(fromB) {
+			t.Fatalf("a saw %s\nb saw %s", describe(fromA), describe(fromB))
+		}
+		// A client that dropped from a resumes on b.
+		resumed := subscribe(t, b, id, 2)
+		evs := resumed.waitFor(t, "the resumed events", turnEnds(1))
+		if describe(evs) != describe(fromB[2:]) {
+			t.Fatalf("resumed after 3: %s", describe(evs))
+		}
+	})
+
+	t.Run("ConcurrentSends", func(t *testing.T) {
+		id := create(t, a)
+		watch := subscribe(t, b, id, 0)
+		var wg sync.WaitGroup
+		for _, n := range []*node{a, b} {
+			wg.Go(func() {
+				for i := range 4 {
+					send(t, n, id, n.name+string(rune('0'+i)), nil)
+				}
+			})
+		}
+		wg.Wait()
+		evs := watch.waitFor(t, "eight turns", turnEnds(8))
+		checkLog(t, evs)
+		if got, want := describe(a.read(t, id)), describe(b.read(t, id)); got != want {
+			t.Fatalf("a stored %s\nb stored %s", got, want)
+		}
+	})
+}
+
+// TestNodeKilledMidTurn cuts a gateway off NATS in the middle of a turn:
+// the other gateway ends that turn interrupted once the lease runs out,
+// and runs the turn queued behind it.
+func TestNodeKilledMidTurn(t *testing.T) {
+	srv := natstest.Start(t)
+	gate := make(chan struct{}, 1)
+	gate <- struct{}{} // one word, then the turn hangs
+	started := make(chan int, 1)
+	a := startNode(t, "a", srv.URL(), &words{n: 3, gate: gate, started: started}, 500*time.Millisecond)
+	b := startNode(t, "b", srv.URL(), &words{n: 2}, 500*time.Millisecond)
+	id := create(t, a)
+	watch := subscribe(t, b, id, 0)
+	send(t, a, id, "first", nil)
+	<-started
+	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
+		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
+	})
+	send(t, b, id, "second", nil) // queued behind a's turn
+	a.store.Cut()
+	evs := watch.waitFor(t, "both turns", turnEnds(2))
+	checkLog(t, evs)
+	var ends []*protocol.Event
+	for _, ev := range evs {
+		if ev.Type == protocol.EventTurnEnd {
+			ends = append(ends, ev)
+		}
+	}
+	if ends[0].StopReason != protocol.StopInterrupted || ends[0].Message.Text != "w0 " {
+		t.Fatalf("the cut-off turn ended %s with %q", ends[0].StopReason, ends[0].Message.Text)
+	}
+	if ends[1].StopReason != protocol.StopEndTurn || ends[1].Message.Text != "w0 w1 " {
+		t.Fatalf("the queued turn ended %s with %q", ends[1].StopReason, ends[1].Message.Text)
+	}
+}
+
+// TestEveryNodeRestarts stops both gateways in the middle of a turn,
+// without a word to NATS, and starts them again: the turn ends
+// interrupted, and nothing acknowledged is lost.
+func TestEveryNodeRestarts(t *testing.T) {
+	srv := natstest.Start(t)
+	gate := make(chan struct{}, 1)
+	gate <- struct{}{}
+	hang := &words{n: 3, gate: gate}
+	a := startNode(t, "a", srv.URL(), hang, 500*time.Millisecond)
+	b := startNode(t, "b", srv.URL(), hang, 500*time.Millisecond)
+	id := create(t, a)
+	watch := subscribe(t, a, id, 0)
+	acked := []*protocol.Ack{send(t, a, id, "one", nil), send(t, b, id, "two", nil)}
+	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
+		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
+	})
+	for _, n := range []*node{a, b} {
+		n.store.Cut()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = n.svc.Close(ctx)
+		cancel()
+	}
+	model := &words{n: 1}
+	a2 := startNode(t, "a", srv.URL(), model, 500*time.Millisecond)
+	startNode(t, "b", srv.URL(), model, 500*time.Millisecond)
+	evs := subscribe(t, a2, id, 0).waitFor(t, "both turns", turnEnds(2))
+	checkLog(t, evs)
+	msgs := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Type == protocol.EventMessage {
+			msgs[ev.Message.ID] = true
+		}
+		if ev.Type == protocol.EventTurnEnd && ev.Seq < 6 && ev.StopReason != protocol.StopInterrupted {
+			t.Fatalf("the cut-off turn ended %s: %s", ev.StopReason, describe(evs))
+		}
+	}
+	for _, ack := range acked {
+		if !msgs[ack.Message.ID] {
+			t.Fatalf("acknowledged message %s is lost: %s", ack.Message.ID, describe(evs))
+		}
+	}
+}
+
+// TestNATSUnavailable stops the only NATS server: sends fail with
+// unavailable and the store is not ready; once it is back, sends work and
+// every acknowledged message is there.
+func TestNATSUnavailable(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), &words{n: 1}, 500*time.Millisecond)
+	id := create(t, a)
+	acked := []*protocol.Ack{send(t, a, id, "before", nil)}
+	srv.Stop()
+	_, err := a.svc.Send(context.Background(), user, &protocol.Send{Conversation: id, Text: "during"}, nil)
+	if !errors.Is(err, convo.ErrUnavailable) {
+		t.Fatalf("send without NATS: %v, want unavailable", err)
+	}
+	if a.store.Ready() {
+		t.Fatal("the store says it is ready without NATS")
+	}
+	srv.Restart()
+	for {
+		ack, err := a.svc.Send(context.Background(), user, &protocol.Send{Conversation: id, Text: "after"}, nil)
+		if err == nil {
+			acked = append(acked, ack)
+			break
+		}
+		if !errors.Is(err, convo.ErrUnavailable) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the client reconnects on its own
+	}
+	evs := subscribe(t, a, id, 0).waitFor(t, "the turns", turnEnds(2))
+	got := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Message != nil {
+			got[ev.Message.ID] = true
+		}
+	}
+	for _, ack := range acked {
+		if !got[ack.Message.ID] {
+			t.Fatalf("acknowledged message %s is lost: %s", ack.Message.ID, describe(evs))
+		}
+	}
+}

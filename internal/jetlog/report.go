@@ -1,0 +1,209 @@
+package jetlog
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+)
+
+// followRetry is how long a follow waits before trying again to start
+// when JetStream cannot be reached.
+const followRetry = 500 * time.Millisecond
+
+// deliver reports the events of rec that were not reported yet to the
+// committed function, first reading any records between the last
+// reported one and rec, so that each conversation's events are reported
+// in seq order, without gaps, whichever gateway stored them. born (nil
+// for other gateways' records) says when each event's first chunk came;
+// durable is when the record was acknowledged or received.
+func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Time) {
+	c.repMu.Lock()
+	defer c.repMu.Unlock()
+	if born == nil {
+		// A record of this gateway's that the append has not reported
+		// yet: the append calls Durable first, then reports it.
+		for c.own[rec.ID] {
+			c.ownCond.Wait()
+		}
+	} else {
+		delete(c.own, rec.ID)
+		defer c.ownCond.Broadcast()
+	}
+	if rec.Last() <= c.reported {
+		return
+	}
+	if c.reported > 0 && rec.Seq > c.reported+1 {
+		s.fillGap(c, rec)
+	}
+	s.report(c, rec, born, durable)
+}
+
+// fillGap reports the records between the last reported one and rec.
+// Call with c.repMu held.
+func (s *Store) fillGap(c *conv, rec *Record) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
+	defer cancel()
+	from := c.reportedPos + 1
+	for lag := 0; c.reported+1 < rec.Seq; {
+		recs, err := s.log.Read(ctx, c.id, from, rec.Pos-1, readPage)
+		if err != nil || len(recs) == 0 && lag >= lagRetries {
+			// The hubs start over from the log when they find a gap.
+			s.logger.Warn("read the records before a followed one", "conversation", c.id, "seq", rec.Seq, "err", err)
+			return
+		}
+		if len(recs) == 0 {
+			lag++
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		for _, r := range recs {
+			if r.Last() > c.reported {
+				s.report(c, r, nil, time.Now())
+			}
+			from = r.Pos + 1
+		}
+	}
+}
+
+// report hands rec's events after the last reported one to the committed
+// function. Call with c.repMu held.
+func (s *Store) report(c *conv, rec *Record, born []time.Time, durable time.Time) {
+	var out []convo.Committed
+	for i, f := range rec.Frames {
+		seq := rec.Seq + uint64(i)
+		if seq <= c.reported {
+			continue
+		}
+		cm := convo.Committed{Conversation: c.id, Type: eventType(f), Seq: seq, Frame: f, Durable: durable}
+		if born != nil {
+			cm.Born = born[i]
+		}
+		out = append(out, cm)
+	}
+	c.reported, c.reportedPos = rec.Last(), rec.Pos
+	if len(out) == 0 || s.committed == nil {
+		return
+	}
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	s.committed(out)
+}
+
+// eventType reads the type of an encoded event.
+func eventType(frame []byte) string {
+	var ev struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(frame, &ev) // stored events are valid JSON
+	return ev.Type
+}
+
+// Follow implements convo.Log: it follows the conversation's subject in
+// JetStream, so that the events other gateways store are reported too.
+func (s *Store) Follow(id string, after uint64) (stop func()) {
+	c, err := s.acquire(id)
+	if err != nil {
+		return func() {}
+	}
+	c.repMu.Lock()
+	c.follows++
+	first := c.follows == 1
+	if first {
+		c.stopping = make(chan struct{})
+	}
+	if c.reported < after {
+		c.reported = after
+	}
+	stopping := c.stopping
+	c.repMu.Unlock()
+	if first {
+		go s.follow(c, after, stopping)
+	}
+	var once bool
+	return func() {
+		c.repMu.Lock()
+		if once {
+			c.repMu.Unlock()
+			return
+		}
+		once = true
+		c.follows--
+		last := c.follows == 0
+		var f *Follower
+		if last {
+			close(c.stopping)
+			f, c.follower = c.follower, nil
+		}
+		c.repMu.Unlock()
+		if f != nil {
+			f.Stop()
+		}
+		s.release(c)
+	}
+}
+
+// follow starts following conversation c after seq after, trying again
+// while JetStream cannot be reached, until stopping is closed.
+func (s *Store) follow(c *conv, after uint64, stopping chan struct{}) {
+	for {
+		f, err := s.startFollower(c, after)
+		if err == nil {
+			c.repMu.Lock()
+			select {
+			case <-stopping:
+				c.repMu.Unlock()
+				f.Stop()
+			case <-s.done:
+				c.repMu.Unlock()
+				f.Stop()
+			default:
+				c.follower = f
+				c.repMu.Unlock()
+			}
+			return
+		}
+		s.logger.Warn("follow a conversation", "conversation", c.id, "err", err)
+		select {
+		case <-stopping:
+			return
+		case <-s.done:
+			return
+		case <-time.After(followRetry):
+		}
+	}
+}
+
+// startFollower starts an ordered consumer on c's subject from the record
+// that holds seq after+1 (or the next one stored).
+func (s *Store) startFollower(c *conv, after uint64) (*Follower, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
+	defer cancel()
+	// Positions only grow: a record stored after this is past it.
+	streamEnd, err := s.log.streamEnd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.log.Last(ctx, c.id)
+	if err != nil {
+		return nil, err
+	}
+	from := streamEnd + 1
+	if last != nil {
+		from = last.Pos + 1
+		if after < last.Last() {
+			if from, err = s.log.Locate(ctx, c.id, after+1, last); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.repMu.Lock()
+	if c.reportedPos < from-1 && c.reported <= after {
+		c.reportedPos = from - 1
+	}
+	c.repMu.Unlock()
+	return s.log.Follow(ctx, c.id, from, s.logger, func(rec *Record) {
+		s.deliver(c, rec, nil, time.Now())
+	})
+}

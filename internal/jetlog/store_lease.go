@@ -1,0 +1,84 @@
+package jetlog
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+)
+
+// Lease implements convo.Leaser: it takes conversation id's turn lease
+// for this gateway and renews it every third of its TTL until Release.
+// Lost is closed when a renewal finds the lease taken, or when no renewal
+// succeeded for long enough that another gateway may take it (NATS cut
+// off): the turn must stop writing then.
+func (s *Store) Lease(ctx context.Context, id string) (convo.TurnLease, error) {
+	ls, err := s.log.Acquire(ctx, id, s.node)
+	if errors.Is(err, ErrLeaseHeld) {
+		return nil, convo.ErrLeaseHeld
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	s.metrics.LeaseChanges.WithLabelValues("acquired").Inc()
+	tl := &turnLease{s: s, id: id, ls: ls, lost: make(chan struct{}), done: make(chan struct{})}
+	go tl.renew()
+	return tl, nil
+}
+
+// LeaseTTL implements convo.Leaser.
+func (s *Store) LeaseTTL() time.Duration { return s.log.LeaseTTL() }
+
+type turnLease struct {
+	s    *Store
+	id   string
+	ls   *Lease
+	lost chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func (tl *turnLease) Lost() <-chan struct{} { return tl.lost }
+
+// renew renews the lease until Release, and closes lost when it cannot
+// act on it any more.
+func (tl *turnLease) renew() {
+	every := tl.s.log.LeaseTTL() / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-tl.done:
+			return
+		case <-t.C:
+		}
+		err := tl.ls.Renew(context.Background())
+		switch {
+		case errors.Is(err, ErrLeaseLost):
+			tl.s.logger.Warn("lost a turn lease", "conversation", tl.id)
+			tl.s.metrics.LeaseChanges.WithLabelValues("lost").Inc()
+			close(tl.lost)
+			return
+		case err != nil && !tl.ls.Valid():
+			tl.s.logger.Warn("a turn lease ran out: NATS is unreachable", "conversation", tl.id, "err", err)
+			tl.s.metrics.LeaseChanges.WithLabelValues("lost").Inc()
+			close(tl.lost)
+			return
+		}
+	}
+}
+
+// Release stops the renewals and gives the lease up.
+func (tl *turnLease) Release() {
+	tl.once.Do(func() {
+		close(tl.done)
+		ctx, cancel := context.WithTimeout(context.Background(), tl.s.log.opts.Timeout)
+		defer cancel()
+		if err := tl.ls.Release(ctx); err != nil {
+			tl.s.logger.Debug("release a turn lease", "conversation", tl.id, "err", err)
+		}
+		tl.s.metrics.LeaseChanges.WithLabelValues("released").Inc()
+	})
+}

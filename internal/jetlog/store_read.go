@@ -1,0 +1,228 @@
+package jetlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// readPage is how many records one read asks for.
+const readPage = 256
+
+// lagRetries bounds how often a read waits for a lagging replica to have
+// records the leader has acknowledged.
+const lagRetries = 50
+
+// Meta implements convo.Log: the metadata after the conversation's newest
+// record, read from the stream's leader.
+func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	end, err := s.end(ctx, id)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return end.meta, nil
+}
+
+// Events implements convo.Log.
+func (s *Store) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
+	out := [][]byte{}
+	err := s.scan(ctx, id, after, upTo, func(seq uint64, frame []byte) bool {
+		out = append(out, frame)
+		return len(out) < limit
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// scan calls fn with each event of conversation id with after < seq ≤
+// upTo (upTo 0: to the end), in order, until fn returns false.
+func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, fn func(seq uint64, frame []byte) bool) error {
+	last, err := s.log.Last(ctx, id)
+	if err != nil {
+		return err
+	}
+	if last == nil {
+		// No events: the conversation exists or it does not.
+		_, _, err := s.log.Meta(ctx, id)
+		return err
+	}
+	if upTo == 0 || upTo > last.Last() {
+		upTo = last.Last()
+	}
+	if after >= upTo {
+		return nil
+	}
+	pos, err := s.log.Locate(ctx, id, after+1, last)
+	if err != nil {
+		return err
+	}
+	next := after + 1
+	for lag := 0; next <= upTo; {
+		recs, err := s.log.Read(ctx, id, pos, last.Pos, readPage)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			// The replica that answered has not stored what the leader
+			// acknowledged yet.
+			if lag++; lag > lagRetries {
+				return fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, next)
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		for _, rec := range recs {
+			for i, f := range rec.Frames {
+				seq := rec.Seq + uint64(i)
+				if seq < next {
+					continue
+				}
+				if seq != next {
+					return fmt.Errorf("jetlog: conversation %s: seq %d follows %d", id, seq, next-1)
+				}
+				if seq > upTo || !fn(seq, f) {
+					return nil
+				}
+				next++
+			}
+			pos = rec.Pos + 1
+		}
+	}
+	return nil
+}
+
+// Messages implements convo.Log. It reads the conversation's whole log:
+// cluster mode keeps no separate index of messages.
+func (s *Store) Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
+	var msgs []protocol.Message
+	upTo := uint64(0)
+	if before > 0 {
+		if before == 1 {
+			if _, err := s.Meta(ctx, id); err != nil {
+				return nil, false, err
+			}
+			return []protocol.Message{}, false, nil
+		}
+		upTo = before - 1
+	}
+	var decodeErr error
+	err := s.scan(ctx, id, 0, upTo, func(seq uint64, frame []byte) bool {
+		var ev struct {
+			Type    string            `json:"type"`
+			Message *protocol.Message `json:"message"`
+		}
+		if err := json.Unmarshal(frame, &ev); err != nil {
+			decodeErr = fmt.Errorf("jetlog: conversation %s: corrupt event %d: %w", id, seq, err)
+			return false
+		}
+		if ev.Message != nil && (ev.Type == protocol.EventMessage || ev.Type == protocol.EventTurnEnd) {
+			msgs = append(msgs, *ev.Message)
+		}
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, false, unavailable(err)
+	}
+	more := false
+	if limit > 0 && len(msgs) > limit {
+		msgs, more = msgs[len(msgs)-limit:], true
+	}
+	if msgs == nil {
+		msgs = []protocol.Message{}
+	}
+	return slices.Clone(msgs), more, nil
+}
+
+// List implements convo.Log.
+func (s *Store) List(ctx context.Context, owner string) ([]protocol.Conversation, error) {
+	ids, err := s.log.Owned(ctx, owner)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := []protocol.Conversation{}
+	for _, id := range ids {
+		m, err := s.Meta(ctx, id)
+		if errors.Is(err, convo.ErrNotFound) {
+			continue // its metadata was never written, or it was deleted
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.Owner == owner {
+			out = append(out, m.Conversation)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
+	return out, nil
+}
+
+// Unfinished implements convo.Log: the conversations marked as having
+// work, whichever gateway stored it.
+func (s *Store) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
+	ids, err := s.log.Work(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var out []*convo.Meta
+	for _, id := range ids {
+		m, err := s.Meta(ctx, id)
+		if errors.Is(err, convo.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hasWork(m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Delete implements convo.Log.
+func (s *Store) Delete(ctx context.Context, id, owner string) error {
+	c, err := s.acquire(id)
+	if err != nil {
+		return err
+	}
+	defer s.release(c)
+	c.appendMu.Lock()
+	defer c.appendMu.Unlock()
+	m, err := s.Meta(ctx, id)
+	if err != nil {
+		return err
+	}
+	if m.Owner != owner {
+		return convo.ErrNotFound
+	}
+	if err := s.log.Delete(ctx, id, owner); err != nil {
+		return unavailable(err)
+	}
+	c.end = nil
+	c.repMu.Lock()
+	// A conversation created again under this id starts from seq 1.
+	c.reported, c.reportedPos = 0, 0
+	c.repMu.Unlock()
+	return nil
+}
+
+// hostName is the default node name.
+func hostName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "gateway"
+}
