@@ -74,7 +74,12 @@ func (s *Service) turnDone(h *hub, t *turn, next bool) {
 func (s *Service) runTurn(ctx context.Context, h *hub, t *turn) {
 	defer s.turns.Done()
 	defer t.cancel(nil)
-	next := s.turn(ctx, h)
+	var next bool
+	if l, ok := s.log.(Leaser); ok {
+		next = s.leasedTurn(ctx, l, h, t)
+	} else {
+		next = s.turn(ctx, h)
+	}
 	s.turnDone(h, t, next)
 }
 
@@ -262,21 +267,24 @@ func modelError(err error) *protocol.Error {
 }
 
 // recover ends the turns a crash left open as "interrupted", keeping the
-// text their stored deltas hold, and starts the queued turns.
+// text their stored deltas hold, and starts the queued turns. With a Log
+// shared by several gateways, a turn open in the log may run on another
+// gateway: the runner, once it holds the lease, ends the cut-off ones.
 func (s *Service) recover() error {
 	unfinished, err := s.log.Unfinished(context.Background())
 	if err != nil {
 		return fmt.Errorf("convo: recover: %w", err)
 	}
+	_, shared := s.log.(Leaser)
 	for _, m := range unfinished {
-		if m.OpenTurn != nil {
+		if m.OpenTurn != nil && !shared {
 			if err := s.recoverTurn(m); err != nil {
 				return err
 			}
 		}
 	}
 	for _, m := range unfinished {
-		if len(m.Pending) > 0 {
+		if len(m.Pending) > 0 || shared {
 			h := s.acquire(m.ID)
 			s.kick(h)
 			s.release(h)
@@ -288,33 +296,47 @@ func (s *Service) recover() error {
 // recoverTurn ends m's open turn as "interrupted", with the text of its
 // stored deltas.
 func (s *Service) recoverTurn(m *Meta) error {
-	var text strings.Builder
-	after := m.OpenTurn.Seq
-	for {
-		frames, err := s.log.Events(context.Background(), m.ID, after, 0, replayPage)
-		if err != nil {
-			return fmt.Errorf("convo: recover %s: %w", m.ID, err)
-		}
-		if len(frames) == 0 {
-			break
-		}
-		for _, f := range frames {
-			ev, err := decodeEvent(f)
-			if err != nil {
-				return fmt.Errorf("convo: recover %s: %w", m.ID, err)
-			}
-			if ev.Type == protocol.EventDelta && ev.Turn == m.OpenTurn.Turn {
-				text.WriteString(ev.Text)
-			}
-			after = ev.Seq
-		}
+	text, _, err := s.turnText(m)
+	if err != nil {
+		return err
 	}
 	// One try: storage that cannot write at start-up fails the start.
 	once, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted}, text.String()); err != nil {
+	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted}, text); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)
 	return nil
+}
+
+// turnText returns the text of the stored deltas of m's open turn, and
+// whether the turn stored any event of its reply (delta, thinking or
+// action).
+func (s *Service) turnText(m *Meta) (string, bool, error) {
+	var text strings.Builder
+	streamed := false
+	after := m.OpenTurn.Seq
+	for {
+		frames, err := s.log.Events(context.Background(), m.ID, after, 0, replayPage)
+		if err != nil {
+			return "", false, fmt.Errorf("convo: recover %s: %w", m.ID, err)
+		}
+		if len(frames) == 0 {
+			return text.String(), streamed, nil
+		}
+		for _, f := range frames {
+			ev, err := decodeEvent(f)
+			if err != nil {
+				return "", false, fmt.Errorf("convo: recover %s: %w", m.ID, err)
+			}
+			if ev.Turn == m.OpenTurn.Turn && ev.Type != protocol.EventTurnStart {
+				streamed = true
+				if ev.Type == protocol.EventDelta {
+					text.WriteString(ev.Text)
+				}
+			}
+			after = ev.Seq
+		}
+	}
 }

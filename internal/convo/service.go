@@ -66,6 +66,9 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		log.Close()
 		return nil, err
 	}
+	if l, ok := log.(Leaser); ok {
+		go s.sweep(l)
+	}
 	return s, nil
 }
 

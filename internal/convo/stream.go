@@ -160,7 +160,8 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	}
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, errDeleted):
+	case errors.Is(cause, errDeleted), errors.Is(cause, errLeaseLost):
+		// Deleted, or another gateway ends the turn.
 		return nil, ""
 	case out.err == nil:
 		end.StopReason = out.res.StopReason

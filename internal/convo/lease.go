@@ -1,0 +1,127 @@
+package convo
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// ErrLeaseHeld is what a Leaser returns while another gateway holds the
+// lease.
+var ErrLeaseHeld = errors.New("convo: another gateway holds the turn lease")
+
+// errLeaseLost stops a turn whose gateway lost its conversation's lease:
+// the gateway that takes the lease over ends the turn, so this one must
+// not write for it any more.
+var errLeaseLost = errors.New("convo: the turn lease was lost")
+
+// Leaser is implemented by a Log that several gateways share (cluster
+// mode). A conversation's turns then run only on the gateway that holds
+// its lease. A gateway that dies stops renewing its leases; once one runs
+// out, another gateway takes it, ends the turn that was cut off as
+// "interrupted" and runs the queued turns.
+type Leaser interface {
+	// Lease takes conversation id's turn lease for this gateway (also
+	// when this gateway held it before a restart), or fails with
+	// ErrLeaseHeld.
+	Lease(ctx context.Context, id string) (TurnLease, error)
+	// LeaseTTL is how long a lease outlives the last renewal of its
+	// holder. The Service looks for conversations left with work by a
+	// dead gateway twice per TTL.
+	LeaseTTL() time.Duration
+}
+
+// TurnLease is a held lease, renewed until Release.
+type TurnLease interface {
+	// Lost is closed when the lease is lost: it was taken over, or it
+	// could not be renewed in time (the gateway is cut off).
+	Lost() <-chan struct{}
+	// Release gives the lease up.
+	Release()
+}
+
+// leasedTurn is turn for a Log shared by several gateways: it runs the
+// conversation's turns only while holding its lease, ending first a turn
+// that a gateway which held the lease before left open (it died, or this
+// gateway restarted). It returns whether another turn may be waiting.
+func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) bool {
+	lease, err := l.Lease(ctx, h.id)
+	if err != nil {
+		if !errors.Is(err, ErrLeaseHeld) {
+			s.logger.Warn("take a turn lease", "conversation", h.id, "err", err)
+		}
+		return false // the holder runs the turns
+	}
+	done := make(chan struct{})
+	lost := false
+	go func() {
+		select {
+		case <-lease.Lost():
+			t.cancel(errLeaseLost)
+		case <-done:
+		}
+	}()
+	next := true
+	if m, err := s.log.Meta(ctx, h.id); err != nil {
+		next = false
+	} else if m.OpenTurn != nil {
+		// In this gateway only the runner streams turns, and it holds
+		// the lease now: an open turn that has streamed was cut off.
+		// (One that has not, a send opened; it runs now.)
+		text, streamed, err := s.turnText(m)
+		if err != nil {
+			s.logger.Error("read a cut-off turn", "conversation", h.id, "err", err)
+			next = false
+		} else if streamed {
+			_ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted}, text)
+			s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
+		}
+	}
+	if next {
+		next = s.turn(ctx, h)
+	}
+	close(done)
+	select {
+	case <-lease.Lost():
+		lost = true
+	default:
+	}
+	lease.Release()
+	if !next && !lost && !s.draining.Load() {
+		// A send on another gateway may have queued a turn while this
+		// one held the lease: that gateway could not take it, so this
+		// one looks again now that it has let go.
+		if m, err := s.log.Meta(ctx, h.id); err == nil && (m.OpenTurn != nil || len(m.Pending) > 0) {
+			next = true
+		}
+	}
+	return next
+}
+
+// sweep looks, twice per lease TTL until the Service closes, for
+// conversations with work that no gateway runs (their gateway died, or a
+// send found the lease held by a gateway that then let go), and kicks
+// them: the runner takes the lease if nobody holds it.
+func (s *Service) sweep(l Leaser) {
+	t := time.NewTicker(l.LeaseTTL() / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.turnCtx.Done(): // the service is closing
+			return
+		case <-t.C:
+		}
+		unfinished, err := s.log.Unfinished(s.turnCtx)
+		if err != nil {
+			s.logger.Debug("look for unfinished conversations", "err", err)
+			continue
+		}
+		for _, m := range unfinished {
+			h := s.acquire(m.ID)
+			s.kick(h)
+			s.release(h)
+		}
+	}
+}
