@@ -259,6 +259,14 @@ func (c *config) checkCluster() error {
 	return nil
 }
 
+// storage describes where the conversations are kept, for the log.
+func (c *config) storage() string {
+	if c.nats != "" {
+		return "nats " + c.nats
+	}
+	return c.db
+}
+
 // origins returns the patterns of -allowed-origins.
 func (c *config) origins() []string {
 	var out []string

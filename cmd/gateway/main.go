@@ -25,7 +25,6 @@ import (
 	"github.com/chatgateway/gateway/internal/bedrock"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/internal/httpapi"
 	"github.com/chatgateway/gateway/internal/limits"
@@ -85,13 +84,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	m := metrics.New()
-	svc, err := boltlog.OpenService(cfg.db, boltlog.Options{}, model, convo.Config{
+	svc, storageReady, err := openService(ctx, cfg, model, convo.Config{
 		DefaultModel:   modelID,
 		MaxTextBytes:   cfg.maxTextBytes,
 		MaxQueuedTurns: cfg.maxQueuedTurns,
 		Logger:         log,
 		Metrics:        m,
-	})
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -136,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			WebSocket:      ws,
 			Page:           web.Handler(),
 			Metrics:        m,
-			Ready:          ready.Load,
+			Ready:          func() bool { return ready.Load() && storageReady() },
 			User:           user,
 			SendLimiter:    lim.send,
 			Sizes:          cfg.sizes,
@@ -149,7 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("gateway listening", "url", openURL(cfg.addr, ln.Addr()), "provider", cfg.provider,
-		"model", modelID, "db", cfg.db, "auth", cfg.auth)
+		"model", modelID, "storage", cfg.storage(), "auth", cfg.auth)
 
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestClusterMode runs two gateways on one JetStream: a conversation
+// started on one streams live to a client of the other, /readyz follows
+// NATS's reachability, and sends without NATS get unavailable.
+func TestClusterMode(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	env := map[string]string{"GATEWAY_NATS": srv.URL(), "GATEWAY_DEMO_WORD_DELAY": "-1ns", "GATEWAY_NATS_LEASE": "1s"}
+	a := startRun(t, env, "-addr", "127.0.0.1:0", "-node", "a")
+	b := startRun(t, env, "-addr", "127.0.0.1:0", "-node", "b")
+
+	onA := conntest.Dial(t, a.URL, "/v1/ws")
+	created := onA.Call(&protocol.Create{ID: "c"})
+	id := created.Info.ID
+	onB := conntest.Dial(t, b.URL, "/v1/ws")
+	onB.Call(&protocol.Subscribe{ID: "s", Conversation: id})
+	onA.Request(&protocol.Send{ID: "m", Conversation: id, Text: "hello"})
+	fromA := onA.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	fromB := onB.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	endA, endB := fromA[len(fromA)-1], fromB[len(fromB)-1]
+	if endA.Seq != endB.Seq || endA.StoredMessage().Text != endB.StoredMessage().Text {
+		t.Fatalf("a's turn_end %+v, b's %+v", endA, endB)
+	}
+	for _, g := range []*gateway{a, b} {
+		if code := status(t, g.URL+"/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz with NATS up: %d", code)
+		}
+	}
+
+	srv.Stop()
+	waitStatus(t, a.URL+"/readyz", http.StatusServiceUnavailable)
+	e := onA.Call(&protocol.Send{ID: "m2", Conversation: id, Text: "lost?"})
+	if e.Type != protocol.ReplyError || e.Code != protocol.CodeUnavailable {
+		t.Fatalf("a send without NATS got %+v, want unavailable", e)
+	}
+	srv.Restart()
+	waitStatus(t, a.URL+"/readyz", http.StatusOK)
+}
+
+// waitStatus waits until GET url answers code. The NATS client notices a
+// lost or restored server on its own schedule.
+func waitStatus(t *testing.T, url string, code int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for status(t, url) != code {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d within 10s", url, code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
