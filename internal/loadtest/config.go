@@ -14,10 +14,11 @@ const (
 	ScenarioStreams  = "streams"
 	ScenarioFanout   = "fanout"
 	ScenarioIdle     = "idle"
+	ScenarioCluster  = "cluster"
 )
 
 // Scenarios lists every scenario in the order Run runs them.
-var Scenarios = []string{ScenarioBaseline, ScenarioStreams, ScenarioFanout, ScenarioIdle}
+var Scenarios = []string{ScenarioBaseline, ScenarioStreams, ScenarioFanout, ScenarioIdle, ScenarioCluster}
 
 // Config says what Run measures. Zero values mean the documented
 // defaults.
@@ -42,6 +43,14 @@ type Config struct {
 	// Idle is the idle scenario's list of connection counts (default
 	// 1000, 5000, 10000).
 	Idle []int
+	// ClusterConversations is the cluster scenario's list of concurrent
+	// conversations with one client on each gateway (default 10, 100);
+	// ClusterSubscribers its list of clients per gateway following one
+	// conversation (default 50, 500).
+	ClusterConversations, ClusterSubscribers []int
+	// StoreEvents is how many events the cluster scenario's store step
+	// appends to each storage (default 20000), within a third of Duration.
+	StoreEvents int
 	// Turns is the number of messages each conversation sends, one after
 	// the reply to the other (default 5).
 	Turns int
@@ -103,7 +112,9 @@ func (c Config) withDefaults() (Config, error) {
 	fill(&c.Conversations, 1, 10, 100, 1000)
 	fill(&c.Subscribers, 10, 100, 1000, 5000)
 	fill(&c.Idle, 1000, 5000, 10000)
-	for _, list := range [][]int{c.Conversations, c.Subscribers, c.Idle} {
+	fill(&c.ClusterConversations, 10, 100)
+	fill(&c.ClusterSubscribers, 50, 500)
+	for _, list := range [][]int{c.Conversations, c.Subscribers, c.Idle, c.ClusterConversations, c.ClusterSubscribers} {
 		for _, n := range list {
 			if n <= 0 {
 				return c, fmt.Errorf("loadtest: counts must be positive, got %d", n)
@@ -123,6 +134,7 @@ func (c Config) withDefaults() (Config, error) {
 	positive(&c.Commits, 2000)
 	positive(&c.BedrockCalls, 50)
 	positive(&c.PacedCommits, 200)
+	positive(&c.StoreEvents, 20000)
 	switch {
 	case c.ChunkDelay == 0:
 		c.ChunkDelay = 20 * time.Millisecond

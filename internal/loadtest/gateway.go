@@ -48,6 +48,11 @@ func startGateway(dir string, model convo.Model, log *slog.Logger) (*target, err
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open the gateway: %w", err)
 	}
+	return serveGateway(svc, m, log)
+}
+
+// serveGateway serves svc, which records into m, on 127.0.0.1:0.
+func serveGateway(svc *convo.Service, m *metrics.Metrics, log *slog.Logger) (*target, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = svc.Close(context.Background())

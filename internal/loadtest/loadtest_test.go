@@ -49,16 +49,20 @@ func tiny(t *testing.T) Config {
 		Conversations: []int{2},
 		Subscribers:   []int{3},
 		Idle:          []int{5},
-		Turns:         2,
-		MinSends:      6, // 3 turns each for the 2 conversations
-		Chunks:        3,
-		ChunkDelay:    time.Millisecond,
-		Duration:      30 * time.Second,
-		Commits:       20,
-		PacedCommits:  5,
-		BedrockCalls:  2,
-		Log:           testLogger(t),
-		GatewayLog:    testLogger(t),
+
+		ClusterConversations: []int{2},
+		ClusterSubscribers:   []int{2},
+		StoreEvents:          200,
+		Turns:                2,
+		MinSends:             6, // 3 turns each for the 2 conversations
+		Chunks:               3,
+		ChunkDelay:           time.Millisecond,
+		Duration:             30 * time.Second,
+		Commits:              20,
+		PacedCommits:         5,
+		BedrockCalls:         2,
+		Log:                  testLogger(t),
+		GatewayLog:           testLogger(t),
 	}
 }
 
@@ -70,7 +74,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, want := range []string{"### Baseline", "two files at once", "### streams", "### fanout", "### idle", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
+	for _, want := range []string{"### Baseline", "two files at once", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}

@@ -18,6 +18,8 @@ type report struct {
 	streams               []stepResult[streamsResult]
 	fanout                []stepResult[fanoutResult]
 	idle                  []stepResult[idleResult]
+	cluster               []stepResult[clusterResult]
+	store                 *stepResult[storeResult]
 	idleSkipped           []string
 	// delay is the configured pause between chunks.
 	delay time.Duration
@@ -56,6 +58,9 @@ func (rep *report) write(w io.Writer, r *runner) {
 	}
 	if len(rep.idle) > 0 || len(rep.idleSkipped) > 0 {
 		rep.idleTable().write(w)
+	}
+	if len(rep.cluster) > 0 || rep.store != nil {
+		rep.clusterTable().write(w)
 	}
 	rep.targetsTable().write(w)
 }

@@ -94,6 +94,30 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 			return err
 		})
 	}
+	// The cluster scenario starts its own gateways, never one at -url.
+	clustered := cfg.runs(ScenarioCluster) && cfg.URL == ""
+	for _, c := range r.listIf(clustered, r.cfg.ClusterConversations) {
+		step(fmt.Sprintf("cluster C=%d", c), func() error {
+			res, err := r.cluster(ctx, c, 1)
+			rep.cluster = append(rep.cluster, stepOf(res, err))
+			return err
+		})
+	}
+	for _, k := range r.listIf(clustered, r.cfg.ClusterSubscribers) {
+		step(fmt.Sprintf("cluster fan-out K=%d", k), func() error {
+			res, err := r.cluster(ctx, 1, k)
+			rep.cluster = append(rep.cluster, stepOf(res, err))
+			return err
+		})
+	}
+	if clustered {
+		step("cluster store", func() error {
+			res, err := r.store(ctx)
+			s := stepOf(res, err)
+			rep.store = &s
+			return err
+		})
+	}
 	rep.elapsed, rep.loadAfter = time.Since(rep.start), loadAverage()
 	rep.write(out, r)
 	return errors.Join(errs...)
@@ -101,7 +125,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 
 // list is counts when scenario runs, else nothing.
 func (r *runner) list(scenario string, counts []int) []int {
-	if !r.cfg.runs(scenario) {
+	return r.listIf(r.cfg.runs(scenario), counts)
+}
+
+// listIf is counts if ok, else nothing.
+func (r *runner) listIf(ok bool, counts []int) []int {
+	if !ok {
 		return nil
 	}
 	return counts

@@ -56,7 +56,7 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 				// A cut step fails converse at once, as it would anyway.
 				_ = pause.For(ctx, rand.N(model.delay*time.Duration(model.chunks)))
 			}
-			n, err := converse(cl, turns, model, &ack, &relay)
+			n, err := converse(cl, "", turns, model, &ack, &relay)
 			mu.Lock()
 			defer mu.Unlock()
 			res.turns += n
@@ -70,15 +70,13 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streams
 	return res, nil
 }
 
-// converse sends turns messages on one new conversation, each after the
-// reply to the previous one ended, recording the ack latency of each send
-// and the relay latency of each stamped chunk. Every reply must carry the
-// model's chunks, all of them and in order (coalesced into fewer deltas or
-// not), or converse fails. It returns the number of turns that ended.
-func converse(c *client, turns int, model *stampModel, ack, relay *recorder) (int, error) {
-	conv := ""
-	var lat []time.Duration
-	var got replyCheck
+// converse sends turns messages on conversation conv (empty: a new one),
+// each after the reply to the previous one ended, recording the ack
+// latency of each send and the relay latency of each stamped chunk. Every
+// reply must carry the model's chunks, all of them and in order (coalesced
+// into fewer deltas or not), or converse fails. It returns the number of
+// turns that ended.
+func converse(c *client, conv string, turns int, model *stampModel, ack, relay *recorder) (int, error) {
 	for i := range turns {
 		send := &protocol.Send{ID: "s" + strconv.Itoa(i), Conversation: conv, Text: "load test"}
 		sent := time.Now()
@@ -91,29 +89,36 @@ func converse(c *client, turns int, model *stampModel, ack, relay *recorder) (in
 		}
 		ack.add(time.Since(sent))
 		conv = f.conversation
-		lat = lat[:0]
-		got = replyCheck{}
-		end, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
-			if f.typ == protocol.EventDelta {
-				stamps := parseStamps(f.text)
-				got.add(stamps, len(f.text))
-				for _, s := range stamps {
-					lat = append(lat, at.Sub(s.created))
-				}
-			}
-		})
-		if err != nil {
-			return i, err
-		}
-		relay.add(lat...)
-		if end.stopReason != protocol.StopEndTurn {
-			return i + 1, fmt.Errorf("loadtest: turn ended with %s: %s", end.stopReason, errorText(end.err))
-		}
-		if err := got.check(model); err != nil {
+		if err := readReply(c, model, relay); err != nil {
 			return i + 1, err
 		}
 	}
 	return turns, nil
+}
+
+// readReply reads frames up to the next turn_end, recording the relay
+// latency of each stamped chunk, and fails unless the turn ended normally
+// with the model's chunks, all of them and in order.
+func readReply(c *client, model *stampModel, relay *recorder) error {
+	var lat []time.Duration
+	var got replyCheck
+	end, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
+		if f.typ == protocol.EventDelta {
+			stamps := parseStamps(f.text)
+			got.add(stamps, len(f.text))
+			for _, s := range stamps {
+				lat = append(lat, at.Sub(s.created))
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	relay.add(lat...)
+	if end.stopReason != protocol.StopEndTurn {
+		return fmt.Errorf("loadtest: turn ended with %s: %s", end.stopReason, errorText(end.err))
+	}
+	return got.check(model)
 }
 
 // replyCheck follows the chunks of one reply as its deltas arrive.
