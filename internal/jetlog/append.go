@@ -105,9 +105,13 @@ func recordOf(pos uint64, hdr nats.Header, data []byte, t time.Time) (*Record, e
 		rec.Frames = [][]byte{data}
 		return rec, nil
 	}
+	n, err := strconv.Atoi(hdr.Get(hdrCount))
 	var frames []json.RawMessage
-	if err := json.Unmarshal(data, &frames); err != nil {
-		return nil, fmt.Errorf("jetlog: message at position %d: %w", pos, err)
+	if err == nil {
+		err = json.Unmarshal(data, &frames)
+	}
+	if err != nil || n < 1 || len(frames) != n || seq+uint64(n)-1 < seq {
+		return nil, fmt.Errorf("jetlog: message at position %d: not %s events from seq %d", pos, hdr.Get(hdrCount), seq)
 	}
 	rec.Frames = make([][]byte, len(frames))
 	for i, f := range frames {
