@@ -330,7 +330,9 @@ func (s *mcpServer) call(ctx context.Context, name string, input json.RawMessage
 	params.SetProgressToken(token)
 	res, err := sess.CallTool(ctx, params)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(err, mcp.ErrConnectionClosed) {
+		// A dead session (or one a restarted server forgot) is dropped at
+		// once: the keeper then connects again.
+		if ctx.Err() == nil && (errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, mcp.ErrSessionMissing)) {
 			s.drop(sess)
 		}
 		return Result{}, fmt.Errorf("MCP server %s: %w", s.cfg.Name, err)
