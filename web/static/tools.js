@@ -161,7 +161,7 @@ export class ToolCard {
       text: `${ev.approved ? 'Approved' : 'Denied'}${who}${why}`,
     });
     this.element.querySelector('.tool-note')?.remove();
-    this.statusEl.after(note);
+    this.element.querySelector('.tool-head').after(note);
     this.element.dataset.approved = String(Boolean(ev.approved));
     if (ev.approved) {
       this.started = Date.parse(ev.ts);
