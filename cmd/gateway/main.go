@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxQueuedTurns: cfg.maxQueuedTurns,
 		Logger:         log,
 		Metrics:        m,
+		TracerProvider: tp,
 	}, log)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -54,6 +56,9 @@ type Config struct {
 	// Metrics receives the service's measurements (default: a private
 	// registry nobody reads).
 	Metrics *metrics.Metrics
+	// TracerProvider receives a span per turn, the parent of the model's
+	// (default: the global provider, a no-op unless tracing is on).
+	TracerProvider trace.TracerProvider
 }
 
 // Action is an action event published by an external agent.

@@ -92,6 +92,8 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 		return false
 	}
 	turnID := m.OpenTurn.Turn
+	ctx, span := s.startTurnSpan(ctx, h.id, turnID, m.Model)
+	defer span.End()
 	log := s.logger.With("conversation", h.id, "turn", turnID)
 	// The history is read even for a turn cancelled meanwhile: stream
 	// then ends it with the right stop reason.
@@ -110,6 +112,7 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 		return false
 	}
 	s.endTurn(s.turnCtx, h.id, turnID, end, text)
+	turnEnded(ctx, end)
 	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -28,6 +31,7 @@ type Service struct {
 	logger *slog.Logger
 	model  Model
 	log    Log
+	tracer trace.Tracer
 
 	// turnCtx is the parent of every turn; stopTurns ends them all.
 	turnCtx   context.Context
@@ -59,7 +63,11 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{}}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
+		tracer: cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)
 	if err := s.recover(); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/metrics"
@@ -36,6 +38,10 @@ type Options struct {
 	// first. Every other append goes into the next commit (default
 	// DefaultMaxDeferrable).
 	MaxDeferrable int
+	// TracerProvider receives a span per commit, linked to the spans of
+	// the appends it carried (default: the global provider, a no-op
+	// unless tracing is on).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultMaxDeferrable is the default of Options.MaxDeferrable. It bounds
@@ -64,6 +70,7 @@ type Log struct {
 	tail tailState
 	// maxDeferrable is Options.MaxDeferrable.
 	maxDeferrable int
+	tracer        trace.Tracer
 
 	mu sync.Mutex
 	// failCommit, when set, makes every commit fail with its error: the
@@ -111,6 +118,9 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.MaxDeferrable <= 0 {
 		opts.MaxDeferrable = DefaultMaxDeferrable
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
+	}
 	db, err := bolt.Open(path, 0o600, BoltOptions(opts.Timeout))
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltlog: database %s is in use by another process (waited %s for its lock)", path, opts.Timeout)
@@ -134,7 +144,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
 		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail,
-		maxDeferrable: opts.MaxDeferrable, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go l.loop()
 	return l, nil
 }
@@ -255,6 +265,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 	b := &batch{now: l.now(), cache: l.cache, metas: map[string]*convo.Meta{}, dirty: map[string]bool{},
 		tail: tailBatch{next: l.tail.next, first: map[string]uint64{}}}
 	start := time.Now()
+	span := l.startCommitSpan(ops)
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
 		for _, o := range ops {
@@ -275,6 +286,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		}
 		return nil
 	})
+	endCommitSpan(span, len(b.out), err)
 	if err != nil {
 		err = fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
 		for _, o := range ops {
@@ -338,11 +350,14 @@ func (l *Log) Close() error {
 }
 
 // OpenService opens the bbolt file at path and runs a convo.Service on
-// it, which closes the file when it closes. opts.Metrics defaults to
-// cfg.Metrics.
+// it, which closes the file when it closes. opts.Metrics and
+// opts.TracerProvider default to cfg's.
 func OpenService(path string, opts Options, model convo.Model, cfg convo.Config) (*convo.Service, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = cfg.Metrics
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = cfg.TracerProvider
 	}
 	l, err := Open(path, opts)
 	if err != nil {

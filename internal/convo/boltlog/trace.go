@@ -1,0 +1,45 @@
+package boltlog
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Attributes of a commit's span.
+const (
+	attrOps    = attribute.Key("gateway.commit.ops")
+	attrEvents = attribute.Key("gateway.commit.events")
+)
+
+// startCommitSpan starts the span of a commit that carries ops, linked to
+// the span of each op's caller (a send's, for one). The commit is a trace
+// of its own: it serves many requests, and belongs to none of them.
+func (l *Log) startCommitSpan(ops []*op) trace.Span {
+	_, span := l.tracer.Start(context.Background(), "commit")
+	if !span.IsRecording() {
+		return span
+	}
+	span.SetAttributes(attrOps.Int(len(ops)))
+	for _, o := range ops {
+		if sc := trace.SpanContextFromContext(o.ctx); sc.IsValid() {
+			span.AddLink(trace.Link{SpanContext: sc})
+		}
+	}
+	return span
+}
+
+// endCommitSpan ends a commit's span: it stored events, or failed with
+// err.
+func endCommitSpan(span trace.Span, events int, err error) {
+	if span.IsRecording() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			span.SetAttributes(attrEvents.Int(events))
+		}
+	}
+	span.End()
+}
