@@ -71,6 +71,11 @@ type config struct {
 	natsCreds    string
 	natsLease    time.Duration
 	node         string
+
+	// agentsFile defines the agents and tools (empty: the built-in
+	// example); maxToolOutputBytes caps a tool call's output.
+	agentsFile         string
+	maxToolOutputBytes int
 }
 
 // Auth modes.
@@ -141,6 +146,8 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.sendBurst, "send-burst", 20, "sends, creates and actions a user may make in a burst before -send-rate paces them")
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
+	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
+	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")
 	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "cluster mode: servers that keep each stream and bucket (1 to 5; 3 in production, with sync_interval always on a single server)")

@@ -84,13 +84,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	m := metrics.New()
+	reg, err := newAgents(cfg, getenv, log, m, modelID)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	reloadOnHangup(ctx, cfg.agentsFile, getenv, reg, log)
 	svc, storageReady, err := openService(ctx, cfg, model, convo.Config{
-		DefaultModel:   modelID,
-		MaxTextBytes:   cfg.maxTextBytes,
-		MaxQueuedTurns: cfg.maxQueuedTurns,
-		Logger:         log,
-		Metrics:        m,
-		TracerProvider: tp,
+		DefaultModel:       modelID,
+		MaxTextBytes:       cfg.maxTextBytes,
+		MaxQueuedTurns:     cfg.maxQueuedTurns,
+		Logger:             log,
+		Metrics:            m,
+		TracerProvider:     tp,
+		Agents:             agents{reg: reg, claims: noClaims},
+		MaxToolOutputBytes: cfg.maxToolOutputBytes,
 	}, log)
 	if err != nil {
 		return err

@@ -102,6 +102,12 @@ func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error
 		c.reply(&protocol.Done{Type: protocol.ReplyDeleted, ID: r.ID, Conversation: r.Conversation})
 	case *protocol.Ping:
 		c.reply(&protocol.Done{Type: protocol.ReplyPong, ID: r.ID})
+	case *protocol.Agents:
+		c.reply(&protocol.AgentsReply{Type: protocol.ReplyAgents, ID: r.ID, Agents: svc.Agents(ctx)})
+	case *protocol.Approve:
+		return r.Conversation, c.answer(r.ID, r.Conversation, r.Call, func() error { return svc.Approve(ctx, user, r) })
+	case *protocol.ToolOutput:
+		return r.Conversation, c.answer(r.ID, r.Conversation, r.Call, func() error { return svc.ToolOutput(ctx, user, r) })
 	default:
 		return "", protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", req.Type())
 	}
@@ -119,6 +125,19 @@ func (c *conn) send(ctx context.Context, r *protocol.Send) (*protocol.Ack, error
 		return nil, err
 	}
 	return c.h.svc.Send(ctx, c.user, r, c)
+}
+
+// answer serves an approve or tool_output request: within the user's send
+// budget, do is called and, when it succeeds, accepted is the reply.
+func (c *conn) answer(id, conversation, call string, do func() error) error {
+	if err := c.h.opts.SendLimiter.Allow(c.user); err != nil {
+		return err
+	}
+	if err := do(); err != nil {
+		return err
+	}
+	c.reply(&protocol.Accepted{Type: protocol.ReplyAccepted, ID: id, Conversation: conversation, Call: call})
+	return nil
 }
 
 // errTooManySubscriptions refuses a subscription beyond

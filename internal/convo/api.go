@@ -59,6 +59,12 @@ type Config struct {
 	// TracerProvider receives a span per turn, the parent of the model's
 	// (default: the global provider, a no-op unless tracing is on).
 	TracerProvider trace.TracerProvider
+	// Agents are the agents conversations may be created with (nil:
+	// none).
+	Agents Agents
+	// MaxToolOutputBytes bounds a client tool's output (0: no bound but
+	// the frame's).
+	MaxToolOutputBytes int
 }
 
 // Action is an action event published by an external agent.

@@ -171,6 +171,7 @@ func (h *hub) removeAll() {
 // dispatch hands committed events to the hubs of their conversations; the
 // Log calls it (see Log.Start) in commit order.
 func (s *Service) dispatch(events []Committed) {
+	s.calls.notify(events)
 	for i := 0; i < len(events); {
 		j := i + 1
 		for j < len(events) && events[j].Conversation == events[i].Conversation {

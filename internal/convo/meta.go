@@ -2,6 +2,7 @@ package convo
 
 import (
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/protocol"
@@ -28,6 +29,40 @@ type Meta struct {
 type OpenTurn struct {
 	Turn string `json:"turn"`
 	Seq  uint64 `json:"seq"` // the turn_start's seq
+	// Calls are the agent's tool calls of the turn that have no
+	// tool_result yet, in the order of their tool_call events: a restart
+	// closes them, and answers (approve, tool_output) are checked against
+	// them.
+	Calls []OpenCall `json:"calls,omitempty"`
+	// Steps is the highest step of the turn's tool calls.
+	Steps int `json:"steps,omitempty"`
+}
+
+// OpenCall is a tool call without a tool_result yet.
+type OpenCall struct {
+	Call string `json:"call"`
+	Name string `json:"name"`
+	// Status is the tool_call's status; running once approved, denied
+	// once refused.
+	Status string `json:"status"`
+	// Since is when the tool_call was stored.
+	Since time.Time `json:"since"`
+}
+
+// callDenied is an OpenCall's status once its approval was refused.
+const callDenied = "denied"
+
+// call returns the open call with id call, or nil (also for a nil t).
+func (t *OpenTurn) call(call string) *OpenCall {
+	if t == nil {
+		return nil
+	}
+	for i := range t.Calls {
+		if t.Calls[i].Call == call {
+			return &t.Calls[i]
+		}
+	}
+	return nil
 }
 
 // PendingTurn is a stored user message waiting for its turn.
@@ -63,6 +98,22 @@ func (m *Meta) Apply(ev *protocol.Event) {
 		m.OpenTurn = &OpenTurn{Turn: ev.Turn, Seq: ev.Seq}
 	case protocol.EventTurnEnd:
 		m.OpenTurn = nil
+	case protocol.EventToolCall:
+		if m.OpenTurn != nil {
+			m.OpenTurn.Calls = append(m.OpenTurn.Calls, OpenCall{Call: ev.Call, Name: ev.Name, Status: ev.Status, Since: ev.TS})
+			m.OpenTurn.Steps = max(m.OpenTurn.Steps, ev.Step)
+		}
+	case protocol.EventToolApproval:
+		if c := m.OpenTurn.call(ev.Call); c != nil {
+			c.Status = callDenied
+			if ev.Approved != nil && *ev.Approved {
+				c.Status = protocol.CallRunning
+			}
+		}
+	case protocol.EventToolResult:
+		if m.OpenTurn != nil {
+			m.OpenTurn.Calls = slices.DeleteFunc(m.OpenTurn.Calls, func(c OpenCall) bool { return c.Call == ev.Call })
+		}
 	}
 }
 
@@ -72,6 +123,7 @@ func (m *Meta) Clone() *Meta {
 	c.Pending = slices.Clone(m.Pending)
 	if m.OpenTurn != nil {
 		ot := *m.OpenTurn
+		ot.Calls = slices.Clone(ot.Calls)
 		c.OpenTurn = &ot
 	}
 	return &c

@@ -98,15 +98,25 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	// The history is read even for a turn cancelled meanwhile: stream
 	// then ends it with the right stop reason.
 	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0)
+	var steps map[string][]HistoryMessage
+	if err == nil && m.Agent != "" {
+		steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
+	}
 	if err != nil {
 		log.Error("read history", "err", err)
 		s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
 		return true
 	}
-	req := ModelRequest{Model: m.Model, System: m.System, History: modelHistory(msgs, turnID),
+	req := ModelRequest{Model: m.Model, System: m.System, History: modelHistory(msgs, turnID, steps),
 		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
 	s.cfg.Metrics.Turns.Inc()
-	end, text := s.stream(ctx, h.id, turnID, req)
+	var end *protocol.Event
+	var text string
+	if m.Agent != "" {
+		end, text = s.agentTurn(ctx, m, req)
+	} else {
+		end, text, _ = s.stream(ctx, h.id, turnID, req)
+	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil { // the conversation was deleted
 		return false
@@ -140,7 +150,7 @@ func (s *Service) openTurn(id string) (*Meta, error) {
 			if m.OpenTurn != nil || len(m.Pending) == 0 || m.Pending[0] != pt {
 				return nil, fmt.Errorf("convo: turn %s is no longer next", pt.Turn)
 			}
-			return []Draft{{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: pt.Turn, Model: m.Model}}}, nil
+			return []Draft{{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: pt.Turn, Model: m.Model, Agent: m.Agent}}}, nil
 		}})
 		return err
 	})
@@ -234,9 +244,10 @@ func (s *Service) retry(ctx context.Context, id, what string, op func() error) e
 
 // modelHistory orders a conversation's messages for the model: each user
 // message up to and including the one that turn answers, followed by the
-// reply to it. Replies are stored after any message queued during their
-// turn, so seq order alone would misplace them.
-func modelHistory(msgs []protocol.Message, turn string) []HistoryMessage {
+// reply to it: the messages of its steps when it called tools (steps, by
+// turn), else the stored reply. Replies are stored after any message
+// queued during their turn, so seq order alone would misplace them.
+func modelHistory(msgs []protocol.Message, turn string, steps map[string][]HistoryMessage) []HistoryMessage {
 	replies := map[string]string{}
 	var upTo uint64
 	for _, m := range msgs {
@@ -253,7 +264,12 @@ func modelHistory(msgs []protocol.Message, turn string) []HistoryMessage {
 			continue
 		}
 		out = append(out, HistoryMessage{Role: protocol.RoleUser, Text: m.Text})
-		if r, ok := replies[m.Turn]; ok {
+		r, ok := replies[m.Turn]
+		switch {
+		case !ok:
+		case steps[m.Turn] != nil:
+			out = append(out, steps[m.Turn]...)
+		default:
 			out = append(out, HistoryMessage{Role: protocol.RoleAssistant, Text: r})
 		}
 	}
@@ -306,7 +322,11 @@ func (s *Service) recoverTurn(m *Meta) error {
 	// One try: storage that cannot write at start-up fails the start.
 	once, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted}, text); err != nil {
+	if err := s.closeCalls(m); err != nil {
+		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
+	}
+	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: m.OpenTurn.Steps}
+	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, text); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)
@@ -342,4 +362,30 @@ func (s *Service) turnText(m *Meta) (string, bool, error) {
 			after = ev.Seq
 		}
 	}
+}
+
+// closeCalls gives each tool call that m's open turn left open a
+// tool_result "interrupted", so that every call of the turn ends before
+// its turn_end.
+func (s *Service) closeCalls(m *Meta) error {
+	if len(m.OpenTurn.Calls) == 0 {
+		return nil
+	}
+	turnID := m.OpenTurn.Turn
+	_, err := s.log.Append(context.Background(), &Append{Conversation: m.ID, Build: func(m *Meta) ([]Draft, error) {
+		if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
+			return nil, errTurnGone
+		}
+		var drafts []Draft
+		for _, c := range m.OpenTurn.Calls {
+			ms := max(time.Since(c.Since), 0).Milliseconds()
+			drafts = append(drafts, Draft{Event: &protocol.Event{Type: protocol.EventToolResult, Turn: turnID, Call: c.Call,
+				Name: c.Name, Status: protocol.ResultInterrupted, ToolError: "the gateway stopped during the call", DurationMS: &ms}})
+		}
+		return drafts, nil
+	}})
+	if errors.Is(err, errTurnGone) {
+		return nil
+	}
+	return err
 }

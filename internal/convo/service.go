@@ -41,6 +41,9 @@ type Service struct {
 	// it is set under mu, and read without it by sends.
 	draining atomic.Bool
 
+	// calls routes answers to the tool calls that wait for them.
+	calls callWaiters
+
 	mu   sync.Mutex // guards hubs and closed; taken before any hub's mu
 	hubs map[string]*hub
 	// closed stops new turns and sends.
@@ -170,7 +173,7 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		// With nothing running nor queued the turn starts in the same
 		// commit: one fsync fewer before the first token.
 		if m.OpenTurn == nil && len(m.Pending) == 0 && !s.draining.Load() {
-			drafts = append(drafts, Draft{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: msg.Turn, Model: m.Model}})
+			drafts = append(drafts, Draft{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: msg.Turn, Model: m.Model, Agent: m.Agent}})
 		}
 		return drafts, nil
 	}
@@ -293,6 +296,13 @@ func (s *Service) Create(ctx context.Context, user string, req *protocol.Create)
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "conversation: invalid id")
 	}
 	m := s.newMeta(user, req)
+	if req.Agent != "" {
+		model, err := s.agentModel(ctx, user, req.Agent)
+		if err != nil {
+			return nil, err
+		}
+		m.Agent, m.Model = req.Agent, model
+	}
 	res, err := s.log.Append(ctx, &Append{Conversation: m.ID, New: m, Build: func(*Meta) ([]Draft, error) { return nil, nil }})
 	if err != nil {
 		return nil, err

@@ -103,8 +103,9 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 
 // stream calls the model and stores its chunks as they come, coalescing
 // while a commit is in flight. It returns the turn_end to store (nil when
-// the conversation is gone) and the text stored in deltas.
-func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest) (*protocol.Event, string) {
+// the conversation is gone), the text stored in deltas and the tool uses
+// the model asked for.
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	buf := newChunkBuffer(turnID)
@@ -162,7 +163,7 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	switch {
 	case errors.Is(cause, errDeleted), errors.Is(cause, errLeaseLost):
 		// Deleted, or another gateway ends the turn.
-		return nil, ""
+		return nil, "", nil
 	case out.err == nil:
 		end.StopReason = out.res.StopReason
 		if end.StopReason == "" {
@@ -181,5 +182,5 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.Error = modelError(out.err)
 		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
 	}
-	return end, text.String()
+	return end, text.String(), out.res.ToolUses
 }

@@ -40,8 +40,9 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 
 // decodeRequest decodes r's body as a client frame of type typ for
 // conversation (when not empty), so that the HTTP API validates exactly as
-// the WebSocket does, with the same messages naming the bad field.
-func (a *api) decodeRequest(r *http.Request, typ, conversation string) (protocol.Request, error) {
+// the WebSocket does, with the same messages naming the bad field. set
+// holds more string fields that the path gives (a call id).
+func (a *api) decodeRequest(r *http.Request, typ, conversation string, set ...string) (protocol.Request, error) {
 	obj, err := a.readObject(r)
 	if err != nil {
 		return nil, err
@@ -50,6 +51,9 @@ func (a *api) decodeRequest(r *http.Request, typ, conversation string) (protocol
 	obj["type"], _ = json.Marshal(typ)
 	if conversation != "" {
 		obj["conversation"], _ = json.Marshal(conversation)
+	}
+	for i := 0; i+1 < len(set); i += 2 {
+		obj[set[i]], _ = json.Marshal(set[i+1])
 	}
 	frame, err := json.Marshal(obj)
 	if err != nil {

@@ -136,8 +136,11 @@ func New(svc *convo.Service, opts Options) http.Handler {
 				r.Get("/events", a.withID(a.events))
 				r.Post("/actions", a.withID(a.action))
 				r.Post("/cancel", a.withID(a.cancel))
+				r.Post("/calls/{call}/approval", a.withID(a.answer(protocol.TypeApprove)))
+				r.Post("/calls/{call}/output", a.withID(a.answer(protocol.TypeToolOutput)))
 			})
 		})
+		r.With(a.authenticate).Get("/v1/agents", a.with(a.agents))
 		// The page serves every other path; unknown API paths get a JSON
 		// 404, not the page's.
 		r.Get("/*", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestAgentsCrash kills the gateway binary (SIGKILL) while an agent's turn
+// has a tool running and another waiting for a client, restarts it, and
+// checks that every open call got a tool_result "interrupted", that the
+// turn ended "interrupted", and that the next turn works: the fake Bedrock
+// accepts the replayed exchange.
+func TestAgentsCrash(t *testing.T) {
+	fakeAWS(t)
+	tools := startTools(t)
+	fake := fakebedrock.New(toolModel)
+	t.Cleanup(fake.Close)
+	dir := t.TempDir()
+	bin := buildGateway(t, dir)
+	args := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "gateway.db"), "-provider", "bedrock",
+		"-model", agentModel, "-region", "us-east-1", "-bedrock-endpoint", fake.URL,
+		"-agents", agentsFile(t, tools, startMCP(t))}
+
+	p := startBinary(t, bin, args...)
+	c := conntest.Dial(t, p.URL, "/v1/ws")
+	if f := c.Call(&protocol.Create{ID: "create", Conversation: "crash", Agent: "support"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create: %s %s", f.Code, f.ErrorMessage())
+	}
+	c.Request(&protocol.Send{Conversation: "crash", Text: "/tool hang {}\n/tool confirm {}"})
+	seen := ofType(c.ReadUntil(func(f *protocol.ServerFrame) bool {
+		return f.Type == protocol.EventToolCall && f.Status == protocol.CallAwaitingClient
+	}), protocol.EventToolCall)
+	<-tools.hanging // the HTTP tool runs
+	if err := p.end(os.Kill); err == nil {
+		t.Fatal("the gateway exited cleanly after SIGKILL")
+	}
+
+	p = startBinary(t, bin, args...)
+	results := map[string]string{}
+	var end protocol.ServerFrame
+	for _, raw := range readLog(t, p.URL, "crash") {
+		switch f := decodeFrame(t, raw); f.Type {
+		case protocol.EventToolResult:
+			if _, dup := results[f.Call]; dup {
+				t.Errorf("call %s has two tool_results", f.Call)
+			}
+			results[f.Call] = f.Status
+		case protocol.EventTurnEnd:
+			end = f
+			if len(results) != len(seen) {
+				t.Errorf("turn_end before the tool_results of every call: %v", results)
+			}
+		}
+	}
+	for _, call := range seen {
+		if results[call.Call] != protocol.ResultInterrupted {
+			t.Errorf("call %s (%s) ended %q, want interrupted", call.Call, call.Name, results[call.Call])
+		}
+	}
+	if end.StopReason != protocol.StopInterrupted || end.Steps != 1 {
+		t.Errorf("turn_end %s after %d steps, want interrupted after 1", end.StopReason, end.Steps)
+	}
+
+	c = conntest.Dial(t, p.URL, "/v1/ws")
+	frames := send(t, c, "crash", "are you there?")
+	// The model gets the interrupted results first, then the new message.
+	if last := frames[len(frames)-1]; last.StopReason != protocol.StopEndTurn ||
+		!strings.Contains(last.StoredMessage().Text, "the gateway stopped during the call") {
+		t.Errorf("the turn after the restart ended %s %q %+v", last.StopReason, last.StoredMessage().Text, last.Error)
+	}
+	if err := p.end(os.Interrupt); err != nil {
+		t.Errorf("the gateway stopped with %v after SIGINT", err)
+	}
+}

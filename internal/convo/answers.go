@@ -1,0 +1,78 @@
+package convo
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Agents returns the agents the caller of ctx may use ([] without any).
+func (s *Service) Agents(ctx context.Context) []protocol.AgentInfo {
+	if s.cfg.Agents == nil {
+		return []protocol.AgentInfo{}
+	}
+	return s.cfg.Agents.List(ctx)
+}
+
+// Approve answers a tool call of user's conversation that awaits
+// approval: it stores the tool_approval event, and the turn then runs the
+// call or, denied, tells the model so. The first answer wins: a call that
+// does not await approval (unknown, answered, a client's) is a
+// bad_request.
+func (s *Service) Approve(ctx context.Context, user string, req *protocol.Approve) error {
+	if _, err := s.owned(ctx, user, req.Conversation); err != nil {
+		return err
+	}
+	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
+		if _, err := waitingCall(m, req.Call, protocol.CallAwaitingApproval); err != nil {
+			return nil, err
+		}
+		approved := req.Approved
+		return []Draft{{Event: &protocol.Event{Type: protocol.EventToolApproval, Turn: m.OpenTurn.Turn, Call: req.Call,
+			Approved: &approved, By: user, Reason: req.Reason}}}, nil
+	}})
+	return err
+}
+
+// ToolOutput answers a client tool's call of user's conversation with its
+// output or error: it stores the call's tool_result, which the turn then
+// sends the model. The first answer wins: a call that does not await a
+// client's output is a bad_request. An output over the configured limit
+// is too_large.
+func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.ToolOutput) error {
+	if max := s.cfg.MaxToolOutputBytes; max > 0 && len(req.Output) > max {
+		return protocol.Errorf(protocol.CodeTooLarge, "output: larger than %d bytes", max)
+	}
+	if _, err := s.owned(ctx, user, req.Conversation); err != nil {
+		return err
+	}
+	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
+		c, err := waitingCall(m, req.Call, protocol.CallAwaitingClient)
+		if err != nil {
+			return nil, err
+		}
+		ms := max(time.Since(c.Since), 0).Milliseconds()
+		ev := &protocol.Event{Type: protocol.EventToolResult, Turn: m.OpenTurn.Turn, Call: req.Call, Name: c.Name,
+			Status: protocol.ResultOK, Output: req.Output, DurationMS: &ms}
+		if req.Output == nil {
+			ev.Status, ev.ToolError = protocol.ResultError, req.Error
+		}
+		return []Draft{{Event: ev}}, nil
+	}})
+	return err
+}
+
+// waitingCall returns the open call of m's running turn that awaits an
+// answer with status; anything else is a bad_request.
+func waitingCall(m *Meta, call, status string) (*OpenCall, error) {
+	c := m.OpenTurn.call(call)
+	if c == nil || c.Status != status {
+		what := "approval"
+		if status == protocol.CallAwaitingClient {
+			what = "a client's output"
+		}
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "call: %s is not awaiting %s", call, what)
+	}
+	return c, nil
+}

@@ -1,0 +1,319 @@
+package convo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// errCallClosed refuses a tool_result for a call that already has one (a
+// client answered it just before its wait timed out).
+var errCallClosed = errors.New("convo: the call is already over")
+
+// agentRun is one turn of an agent's conversation.
+type agentRun struct {
+	s              *Service
+	id, turn, user string
+	ag             *Agent
+}
+
+// call is one tool call of a step.
+type call struct {
+	use   ToolUse
+	tool  AgentTool
+	known bool
+	// status is the tool_call's status.
+	status string
+	// answers receives the tool_approval and tool_result events others
+	// store for the call (see callWaiters); nil for a call that waits for
+	// none.
+	answers chan *protocol.Event
+	// since is when the tool_call was stored.
+	since time.Time
+}
+
+// runCalls stores a tool_call event for each tool use of step, runs the
+// calls concurrently (waiting for approvals and client outputs as the
+// agent's tools say), stores each call's tool_result as it ends, and
+// returns the results in the order of uses. When the turn must end
+// instead (cancel, shutdown, storage failure, deleted conversation) it
+// returns the turn_end to store as stop (nil stop and nil results: the
+// conversation is gone); every call it opened has its tool_result then
+// (except in a deleted conversation).
+func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (results []ToolResult, stop *protocol.Event) {
+	calls := make([]*call, len(uses))
+	evs := make([]*protocol.Event, len(uses))
+	for i, u := range uses {
+		c := &call{use: u, status: protocol.CallRunning}
+		c.tool, c.known = r.ag.tool(u.Name)
+		switch {
+		case !c.known:
+		case c.tool.Kind == protocol.ToolKindClient:
+			c.status = protocol.CallAwaitingClient
+		case c.tool.Approval:
+			c.status = protocol.CallAwaitingApproval
+		}
+		if c.status != protocol.CallRunning {
+			c.answers = r.s.calls.add(r.id, u.ID)
+			defer r.s.calls.remove(r.id, u.ID)
+		}
+		calls[i] = c
+		evs[i] = &protocol.Event{Type: protocol.EventToolCall, Turn: r.turn, Call: u.ID, Name: u.Name,
+			Input: toolInput(u.Input), Step: step, Status: c.status}
+	}
+	if err := r.append(evs...); err != nil {
+		return nil, r.storeFailed(err)
+	}
+	now := time.Now()
+	results = make([]ToolResult, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		c.since = now
+		wg.Go(func() {
+			out, ran := r.do(ctx, c)
+			results[i] = r.finish(ctx, c, out, ran)
+		})
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); ctx.Err() != nil {
+		return nil, r.s.stopEvent(cause)
+	}
+	return results, nil
+}
+
+// do runs one call to its outcome: it waits for an approval or a client's
+// output first when the call needs one. ran says whether the agent ran
+// the tool (Agent.Run counts and logs the calls it runs).
+func (r *agentRun) do(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
+	switch c.status {
+	case protocol.CallAwaitingClient:
+		ev, out := r.await(ctx, c)
+		if ev == nil {
+			return out, false
+		}
+		return outcomeOf(ev), false
+	case protocol.CallAwaitingApproval:
+		ev, out := r.await(ctx, c)
+		if ev == nil {
+			return out, false
+		}
+		if ev.Approved == nil || !*ev.Approved {
+			msg := "denied by the user"
+			if ev.Reason != "" {
+				msg += ": " + ev.Reason
+			}
+			return ToolOutcome{Status: protocol.ResultDenied, Error: msg}, false
+		}
+	}
+	if !c.known {
+		return ToolOutcome{Status: protocol.ResultError, Error: fmt.Sprintf("unknown tool %q", c.use.Name)}, false
+	}
+	return r.ag.Run(ctx, ToolCall{ID: c.use.ID, Name: c.use.Name, Input: c.use.Input, User: r.user, Conversation: r.id},
+		func(p ToolProgress) { r.progress(c, p) }), true
+}
+
+// await waits for the answer to c: the event, or the outcome of a wait
+// that ended without one (timeout, cancel).
+func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOutcome) {
+	timer := time.NewTimer(c.tool.Timeout)
+	defer timer.Stop()
+	select {
+	case ev := <-c.answers:
+		return ev, ToolOutcome{}
+	case <-timer.C:
+		what := "approval"
+		if c.status == protocol.CallAwaitingClient {
+			what = "the client's output"
+		}
+		return nil, ToolOutcome{Status: protocol.ResultTimeout, Error: fmt.Sprintf("no %s within %s", what, c.tool.Timeout)}
+	case <-ctx.Done():
+		return nil, ToolOutcome{Status: protocol.ResultCancelled, Error: "the call was cancelled"}
+	}
+}
+
+// finish stores c's tool_result for out, unless a client's tool_output
+// stored it already, and returns the result the model gets.
+func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran bool) ToolResult {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown) {
+		out = ToolOutcome{Status: protocol.ResultInterrupted, Error: "the gateway stopped during the call"}
+	}
+	d := time.Since(c.since)
+	answered := c.status == protocol.CallAwaitingClient && !ran && out.Status != protocol.ResultTimeout &&
+		out.Status != protocol.ResultCancelled && out.Status != protocol.ResultInterrupted
+	if !answered {
+		ms := d.Milliseconds()
+		ev := &protocol.Event{Type: protocol.EventToolResult, Turn: r.turn, Call: c.use.ID, Name: c.use.Name,
+			Status: out.Status, DurationMS: &ms}
+		if out.Status == protocol.ResultOK {
+			ev.Output = toolOutput(out.Output)
+		} else {
+			ev.ToolError = errorText(out)
+		}
+		if err := r.appendResult(ev); errors.Is(err, errCallClosed) {
+			// A client answered just as the wait timed out: its answer
+			// won, and is on its way.
+			select {
+			case ans := <-c.answers:
+				out = outcomeOf(ans)
+			case <-r.s.turnCtx.Done():
+			}
+		}
+	}
+	if !ran {
+		r.s.cfg.Metrics.ToolCalls.WithLabelValues(c.use.Name, out.Status).Inc()
+		r.s.logger.Info("tool call", "conversation", r.id, "turn", r.turn, "call", c.use.ID, "tool", c.use.Name,
+			"status", out.Status, "duration", d)
+	}
+	res := ToolResult{ID: c.use.ID}
+	if out.Status == protocol.ResultOK {
+		res.Output = toolOutput(out.Output)
+	} else {
+		res.Error = errorText(out)
+	}
+	return res
+}
+
+// progress stores a tool_progress event for c.
+func (r *agentRun) progress(c *call, p ToolProgress) {
+	ev := &protocol.Event{Type: protocol.EventToolProgress, Turn: r.turn, Call: c.use.ID,
+		Progress: &p.Progress, ProgressMessage: p.Message}
+	if p.Total > 0 {
+		ev.Total = &p.Total
+	}
+	if err := r.append(ev); err != nil {
+		r.s.logger.Warn("store tool progress", "conversation", r.id, "call", c.use.ID, "err", err)
+	}
+}
+
+// append stores events of the turn, provided it is still the open one.
+func (r *agentRun) append(evs ...*protocol.Event) error {
+	_, err := r.s.log.Append(context.Background(), &Append{Conversation: r.id, Build: func(m *Meta) ([]Draft, error) {
+		if m.OpenTurn == nil || m.OpenTurn.Turn != r.turn {
+			return nil, errTurnGone
+		}
+		return drafts(evs), nil
+	}})
+	return err
+}
+
+// appendResult stores a call's tool_result, provided the call is still
+// open (else errCallClosed), retrying while storage fails.
+func (r *agentRun) appendResult(ev *protocol.Event) error {
+	return r.s.retry(r.s.turnCtx, r.id, "store tool_result", func() error {
+		_, err := r.s.log.Append(context.Background(), &Append{Conversation: r.id, Build: func(m *Meta) ([]Draft, error) {
+			if m.OpenTurn == nil || m.OpenTurn.Turn != r.turn {
+				return nil, errTurnGone
+			}
+			if m.OpenTurn.call(ev.Call) == nil {
+				return nil, errCallClosed
+			}
+			return drafts([]*protocol.Event{ev}), nil
+		}})
+		return err
+	})
+}
+
+// storeFailed is the turn_end for a turn whose events could not be
+// stored: nil when the conversation is gone.
+func (r *agentRun) storeFailed(err error) *protocol.Event {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone) {
+		return nil
+	}
+	r.s.logger.Error("store tool calls", "conversation", r.id, "turn", r.turn, "err", err)
+	return &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}
+}
+
+// drafts copies evs into drafts: Build may run again, and the Log stamps
+// its own copy.
+func drafts(evs []*protocol.Event) []Draft {
+	out := make([]Draft, len(evs))
+	for i, ev := range evs {
+		c := *ev
+		out[i] = Draft{Event: &c}
+	}
+	return out
+}
+
+// outcomeOf is the outcome a stored tool_result tells.
+func outcomeOf(ev *protocol.Event) ToolOutcome {
+	return ToolOutcome{Status: ev.Status, Output: ev.Output, Error: ev.ToolError}
+}
+
+// errorText is the error a failed call's result gives: never empty, which
+// the model's service refuses.
+func errorText(out ToolOutcome) string {
+	if out.Error != "" {
+		return out.Error
+	}
+	return "the call ended with status " + out.Status
+}
+
+// toolInput is a tool use's input as a tool_call shows it: a JSON value,
+// {} when the model sent none.
+func toolInput(in []byte) []byte {
+	if len(in) == 0 {
+		return []byte(`{}`)
+	}
+	return validJSON(in)
+}
+
+// toolOutput is an ok result's output: a JSON value, null when empty.
+func toolOutput(out []byte) []byte {
+	if len(out) == 0 {
+		return []byte(`null`)
+	}
+	return validJSON(out)
+}
+
+// callWaiters routes the answers that requests store for a call (a
+// tool_approval, a client's tool_result) to the turn waiting for them. The
+// Log reports every committed event, also those another gateway stored,
+// so the answer reaches the turn wherever it was given.
+type callWaiters struct {
+	mu sync.Mutex
+	m  map[[2]string]chan *protocol.Event
+}
+
+// add registers a wait for the answers to call of conversation.
+func (w *callWaiters) add(conversation, call string) chan *protocol.Event {
+	ch := make(chan *protocol.Event, 2)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[[2]string]chan *protocol.Event{}
+	}
+	w.m[[2]string{conversation, call}] = ch
+	return ch
+}
+
+func (w *callWaiters) remove(conversation, call string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, [2]string{conversation, call})
+}
+
+// notify hands committed answers to their waiters; it never blocks.
+func (w *callWaiters) notify(events []Committed) {
+	for _, c := range events {
+		if c.Type != protocol.EventToolApproval && c.Type != protocol.EventToolResult {
+			continue
+		}
+		ev, err := decodeEvent(c.Frame)
+		if err != nil {
+			continue
+		}
+		w.mu.Lock()
+		ch := w.m[[2]string{c.Conversation, ev.Call}]
+		w.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- ev:
+			default:
+			}
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package convo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// toolSteps reads conversation id's log and returns, for each turn that
+// called tools, the messages the model saw in it: per step, an assistant
+// message with the step's text and tool uses and, when it called tools, a
+// user message with their results, in the order of the uses. The last
+// step's text ends it. A step's text is the deltas stored after the tool
+// calls of the step before (the model is called again only once every
+// result is stored), so the texts add up to the turn's stored reply.
+func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]HistoryMessage, error) {
+	type turnSteps struct {
+		texts   []string    // by step - 1
+		uses    [][]ToolUse // by step - 1
+		results map[string]ToolResult
+	}
+	turns := map[string]*turnSteps{}
+	get := func(turn string) *turnSteps {
+		t := turns[turn]
+		if t == nil {
+			t = &turnSteps{texts: []string{""}, uses: [][]ToolUse{nil}, results: map[string]ToolResult{}}
+			turns[turn] = t
+		}
+		return t
+	}
+	var after uint64
+	for {
+		frames, err := s.log.Events(ctx, id, after, 0, replayPage)
+		if err != nil {
+			return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
+		}
+		if len(frames) == 0 {
+			break
+		}
+		for _, f := range frames {
+			ev, err := decodeEvent(f)
+			if err != nil {
+				return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
+			}
+			after = ev.Seq
+			switch ev.Type {
+			case protocol.EventDelta:
+				t := get(ev.Turn)
+				t.texts[len(t.texts)-1] += ev.Text
+			case protocol.EventToolCall:
+				t := get(ev.Turn)
+				for len(t.uses) < ev.Step+1 {
+					t.texts = append(t.texts, "")
+					t.uses = append(t.uses, nil)
+				}
+				t.uses[ev.Step-1] = append(t.uses[ev.Step-1], ToolUse{ID: ev.Call, Name: ev.Name, Input: ev.Input})
+			case protocol.EventToolResult:
+				res := ToolResult{ID: ev.Call, Output: ev.Output}
+				if ev.Status != protocol.ResultOK {
+					res = ToolResult{ID: ev.Call, Error: errorText(outcomeOf(ev))}
+				}
+				get(ev.Turn).results[ev.Call] = res
+			}
+		}
+	}
+	out := map[string][]HistoryMessage{}
+	for turn, t := range turns {
+		if len(t.uses) == 1 { // no tool calls: the stored reply says it all
+			continue
+		}
+		var msgs []HistoryMessage
+		for i, uses := range t.uses {
+			msgs = append(msgs, HistoryMessage{Role: protocol.RoleAssistant, Text: t.texts[i], ToolUses: uses})
+			if len(uses) == 0 {
+				continue
+			}
+			results := make([]ToolResult, len(uses))
+			for j, u := range uses {
+				r, ok := t.results[u.ID]
+				if !ok {
+					r = ToolResult{ID: u.ID, Error: "the call has no result"}
+				}
+				results[j] = r
+			}
+			msgs = append(msgs, HistoryMessage{Role: protocol.RoleUser, ToolResults: results})
+		}
+		out[turn] = msgs
+	}
+	return out, nil
+}
