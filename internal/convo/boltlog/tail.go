@@ -17,7 +17,7 @@ import (
 // sequence, it appends to the last few pages.
 //
 //	tail      <g>    JSON event, exactly as sent to clients
-//	tailidx   <id>   (seq, g) pairs, 8+8 bytes big-endian, in seq order:
+//	tailidx   <id>   (seq, g) pairs in seq order (see compactRefs):
 //	                 conversation id's events that are in the tail
 //
 // When a turn ends (and when a long reply has tailMoveAt events in the
@@ -60,13 +60,59 @@ func tailKey(g uint64) []byte { return binary.BigEndian.AppendUint64(nil, g) }
 // tailRef is one tailidx pair: an event's seq and its key in the tail.
 type tailRef struct{ seq, g uint64 }
 
-// tailRefs decodes a tailidx value.
+// compactRefs opens a tailidx value in the compact encoding: the first
+// pair as two uvarints, then each pair as the uvarint differences from
+// the pair before (a delta's seq is mostly its predecessor's + 1, and its
+// g a few thousand further on: 3 or 4 bytes a pair instead of 16). The
+// index of a conversation grows by a pair with every delta and is
+// rewritten each time, so its size is what most of a streaming commit's
+// page writes are made of. A value without the mark, from a file written
+// before, holds 8+8-byte big-endian pairs: a seq's first byte is 0.
+const compactRefs = 0xff
+
+// tailRefs decodes a tailidx value, either encoding; it stops at the
+// first pair it cannot read.
 func tailRefs(v []byte) []tailRef {
-	refs := make([]tailRef, 0, len(v)/16)
-	for ; len(v) >= 16; v = v[16:] {
-		refs = append(refs, tailRef{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])})
+	if len(v) == 0 || v[0] != compactRefs {
+		refs := make([]tailRef, 0, len(v)/16)
+		for ; len(v) >= 16; v = v[16:] {
+			refs = append(refs, tailRef{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])})
+		}
+		return refs
+	}
+	var refs []tailRef
+	var prev tailRef
+	for v = v[1:]; len(v) > 0; {
+		ds, n := binary.Uvarint(v)
+		if n <= 0 {
+			break
+		}
+		dg, m := binary.Uvarint(v[n:])
+		if m <= 0 {
+			break
+		}
+		v = v[n+m:]
+		// The first pair's differences are from zero.
+		prev = tailRef{prev.seq + ds, prev.g + dg}
+		refs = append(refs, prev)
 	}
 	return refs
+}
+
+// appendRef returns the tailidx value old with r added after its pairs,
+// in the compact encoding (whichever old's was), and the number of pairs
+// it holds.
+func appendRef(old []byte, r tailRef) ([]byte, int) {
+	refs := append(tailRefs(old), r)
+	v := make([]byte, 0, len(old)+1+2*binary.MaxVarintLen64)
+	v = append(v, compactRefs)
+	var prev tailRef
+	for _, ref := range refs {
+		v = binary.AppendUvarint(v, ref.seq-prev.seq)
+		v = binary.AppendUvarint(v, ref.g-prev.g)
+		prev = ref
+	}
+	return v, len(refs)
 }
 
 // tailState is what the commit loop remembers of the tail between
@@ -111,14 +157,11 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	if len(old) == 0 {
 		b.tail.first[id] = g
 	}
-	v := make([]byte, len(old), len(old)+16)
-	copy(v, old)
-	v = binary.BigEndian.AppendUint64(v, seq)
-	v = binary.BigEndian.AppendUint64(v, g)
+	v, n := appendRef(old, tailRef{seq, g})
 	if err := idx.Put([]byte(id), v); err != nil {
 		return err
 	}
-	if len(v)/16 >= tailMoveAt {
+	if n >= tailMoveAt {
 		return b.moveTail(id)
 	}
 	return nil

@@ -2,9 +2,11 @@ package boltlog
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -215,4 +217,73 @@ func TestStalledReplyDoesNotPinTheTail(t *testing.T) {
 	checkLog(t, s, "busy", uint64(1+commits*perCommit), 4096)
 	appendEvents(t, s, "stalled", delta("more"))
 	checkLog(t, s, "stalled", 3)
+}
+
+// oldRefs encodes refs as files written before the compact encoding hold
+// them: 8+8-byte big-endian pairs.
+func oldRefs(refs []tailRef) []byte {
+	var v []byte
+	for _, r := range refs {
+		v = binary.BigEndian.AppendUint64(v, r.seq)
+		v = binary.BigEndian.AppendUint64(v, r.g)
+	}
+	return v
+}
+
+func TestTailRefsEncoding(t *testing.T) {
+	refs := []tailRef{{5, 1}, {6, 40}, {7, 41}, {9, 1 << 40}, {10, 1<<40 + 3}}
+	t.Run("compact", func(t *testing.T) {
+		var v []byte
+		for i, r := range refs {
+			var n int
+			v, n = appendRef(v, r)
+			if n != i+1 {
+				t.Fatalf("appendRef says %d pairs, want %d", n, i+1)
+			}
+		}
+		if got := tailRefs(v); !slices.Equal(got, refs) {
+			t.Fatalf("decoded %v, want %v", got, refs)
+		}
+		// Small steps take a few bytes a pair, not 16.
+		var small []byte
+		for _, r := range refs[:3] {
+			small, _ = appendRef(small, r)
+		}
+		if len(small) > 8 {
+			t.Errorf("%d bytes for 3 pairs a step apart, want at most 8", len(small))
+		}
+	})
+	t.Run("written before", func(t *testing.T) {
+		old := oldRefs(refs[:3])
+		if got := tailRefs(old); !slices.Equal(got, refs[:3]) {
+			t.Fatalf("decoded %v, want %v", got, refs[:3])
+		}
+		v, n := appendRef(old, refs[3])
+		if n != 4 || v[0] != compactRefs {
+			t.Fatalf("appending to an old value: %d pairs, first byte %#x", n, v[0])
+		}
+		if got := tailRefs(v); !slices.Equal(got, refs[:4]) {
+			t.Fatalf("decoded %v, want %v", got, refs[:4])
+		}
+	})
+}
+
+// FuzzTailRefs decodes any tailidx value without failing, and appending a
+// pair to it keeps the pairs it decoded and adds that one.
+func FuzzTailRefs(f *testing.F) {
+	var compact []byte
+	for _, r := range []tailRef{{1, 7}, {2, 9}, {4, 1 << 33}} {
+		compact, _ = appendRef(compact, r)
+	}
+	f.Add(compact, uint64(5), uint64(1<<33+1))
+	f.Add(oldRefs([]tailRef{{1, 7}, {2, 9}}), uint64(3), uint64(10))
+	f.Add([]byte{compactRefs, 0x80}, uint64(1), uint64(1))
+	f.Fuzz(func(t *testing.T, v []byte, seq, g uint64) {
+		refs := tailRefs(v)
+		next, n := appendRef(v, tailRef{seq, g})
+		got := tailRefs(next)
+		if n != len(refs)+1 || len(got) != n || !slices.Equal(got[:len(refs)], refs) || got[len(refs)] != (tailRef{seq, g}) {
+			t.Fatalf("appendRef(%x, {%d %d}) = %x: decodes to %v (n %d), want %v and the new pair", v, seq, g, next, got, n, refs)
+		}
+	})
 }
