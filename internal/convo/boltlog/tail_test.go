@@ -60,7 +60,7 @@ func openAt(t *testing.T, path string) *Log {
 	return l
 }
 
-// checkLog reads conversation id's events through readEvents in every
+// checkLog reads conversation id's events through Events in every
 // way a replay does (from each after, with and without upTo, in pages of
 // each of limits, default 1, 7 and 1000) and checks they are seqs
 // 1…want, in order, each with its own seq.
