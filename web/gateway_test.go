@@ -106,6 +106,8 @@ type gatewayConfig struct {
 	// loopback refuses Hosts that are not loopback names, as the gateway
 	// does when it listens on loopback.
 	loopback bool
+	// agents are the gateway's agents (none when nil).
+	agents convo.Agents
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -117,7 +119,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		cfg.model = testModelID
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger})
+	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger, Agents: cfg.agents})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,15 +3,12 @@ package web_test
 import (
 	"errors"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -194,52 +191,6 @@ func TestTokenFromTheFragment(t *testing.T) {
 	// The tab keeps the token across a reload.
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
-}
-
-// TestScreenshot saves a screenshot of a finished demo conversation at
-// $GATEWAY_SCREENSHOT (docs/screenshot.png comes from it):
-//
-//	GATEWAY_SCREENSHOT=$PWD/docs/screenshot.png go test ./web -run TestScreenshot
-func TestScreenshot(t *testing.T) {
-	path := os.Getenv("GATEWAY_SCREENSHOT")
-	if path == "" {
-		t.Skip("set GATEWAY_SCREENSHOT=file.png to save a screenshot")
-	}
-	replies := map[string]string{
-		"Plan a weekend in Lisbon": "Saturday: Alfama in the morning, tram 28 to Graça, sunset at the Miradouro.",
-		"What does this gateway do?": "It lets browsers and scripts chat with Bedrock models over WebSockets. " +
-			"Every event is stored before anyone sees it, so a reload or a reconnect resumes exactly where it left off.",
-		demo.ThinkCommand + " Why store events before sending them?": "Because then a client that reconnects " +
-			"with after=N gets every later event once, in order — nothing shown can be lost in a crash.",
-		demo.ToolCommand + " What time is it?": "The clock tool answered; the card above shows its input and output.",
-	}
-	model := demo.New(demo.Options{FirstDelay: 150 * time.Millisecond, WordDelay: 20 * time.Millisecond, Reply: func(req convo.ModelRequest) string {
-		return replies[req.History[len(req.History)-1].Text]
-	}})
-	g := startGateway(t, model, gatewayConfig{provider: "demo", model: "demo"})
-	tb := newTab(t, "tab")
-	tb.do(chromedp.EmulateViewport(1280, 960))
-	tb.open(g.url, "/")
-	tb.send("Plan a weekend in Lisbon")
-	tb.waitTurnEnd(protocol.StopEndTurn)
-	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)),
-		chromedp.SendKeys(chromedp.CSS(`[data-testid=new-title]`), "Tour of the gateway"),
-		chromedp.Click(chromedp.CSS(`[data-testid=create]`)))
-	tb.conversation()
-	for i, text := range []string{"What does this gateway do?", demo.ThinkCommand + " Why store events before sending them?", demo.ToolCommand + " What time is it?"} {
-		tb.send(text)
-		tb.waitFor("the reply", assistants+`.length === `+strconv.Itoa(i+1)+` && `+lastReply+`.dataset.state === 'done'`)
-	}
-	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=thinking] summary`)))
-	tb.waitFor("the sidebar", `document.querySelectorAll('[data-testid=conversation]').length === 2`)
-	shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("saved %s", path)
 }
 
 // TestNewChatEnterTwiceCreatesOne presses Enter twice quickly in the new
