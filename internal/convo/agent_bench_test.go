@@ -1,0 +1,135 @@
+package convo_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// stepModel calls the tool "t" (calls times at once) in the first step of
+// a turn and ends the turn when it gets the results. It measures the
+// gateway's own time per tool step: from returning the tool uses to being
+// called again, less the time the tool itself took.
+type stepModel struct {
+	calls int
+
+	mu       sync.Mutex
+	n        int
+	stopped  time.Time     // when the last tool_use reply returned
+	toolTime time.Duration // the longest call of the step, as the tool measured it
+	gaps     []time.Duration
+}
+
+func (m *stepModel) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	now := time.Now()
+	if last := req.History[len(req.History)-1]; len(last.ToolResults) > 0 {
+		m.mu.Lock()
+		m.gaps = append(m.gaps, now.Sub(m.stopped)-m.toolTime)
+		m.mu.Unlock()
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "done"})
+		return convo.Result{StopReason: protocol.StopEndTurn}, nil
+	}
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: "calling "})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var uses []convo.ToolUse
+	for range m.calls {
+		m.n++
+		uses = append(uses, convo.ToolUse{ID: fmt.Sprintf("t%d", m.n), Name: "t", Input: json.RawMessage(`{}`)})
+	}
+	m.toolTime = 0
+	m.stopped = time.Now()
+	return convo.Result{StopReason: protocol.StopToolUse, ToolUses: uses}, nil
+}
+
+// run is the tool: it answers at once, and records how long it took.
+func (m *stepModel) run(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+	start := time.Now()
+	out := convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{"ok":true}`)}
+	d := time.Since(start)
+	m.mu.Lock()
+	m.toolTime = max(m.toolTime, d)
+	m.mu.Unlock()
+	return out
+}
+
+// benchAgents offers one agent, "bench", with the tool "t".
+type benchAgents struct{ run func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome }
+
+func (a benchAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	return &convo.Agent{Name: name, Model: "bench", MaxSteps: 10, Run: a.run,
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}}}, name == "bench"
+}
+
+func (benchAgents) Allowed(context.Context, string) bool { return true }
+
+func (benchAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// turnEnds signals every turn_end it is sent.
+type turnEnds chan struct{}
+
+var turnEndType = []byte(`"type":"turn_end"`)
+
+func (t turnEnds) Send(f convo.Frame) bool {
+	if bytes.Contains(f.Data, turnEndType) {
+		t <- struct{}{}
+	}
+	return true
+}
+
+func (t turnEnds) SendWait(_ context.Context, f convo.Frame) error { t.Send(f); return nil }
+
+func (turnEnds) Gone(string) {}
+
+// BenchmarkToolStep measures the gateway's own time per tool step of an
+// agent's turn, on the bbolt log (fsync included): from the model's
+// tool_use stop to the next model call, less the tool's own time. It
+// stores the step's tool_call and tool_result events on the way. It
+// reports the median and the 99th percentile (p50-µs, p99-µs).
+func BenchmarkToolStep(b *testing.B) {
+	for _, calls := range []int{1, 4} {
+		b.Run(fmt.Sprint("calls=", calls), func(b *testing.B) {
+			model := &stepModel{calls: calls}
+			svc, err := boltlog.OpenService(filepath.Join(b.TempDir(), "db"), boltlog.Options{}, model,
+				convo.Config{Agents: benchAgents{run: model.run}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer svc.Close(context.Background())
+			ctx := context.Background()
+			ends := make(turnEnds, 1)
+			b.ResetTimer()
+			for i := range b.N {
+				// A conversation per turn: a long one would also measure
+				// reading its growing history back.
+				info, err := svc.Create(ctx, "u", &protocol.Create{Conversation: fmt.Sprint("c", i), Agent: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := svc.Send(ctx, "u", &protocol.Send{Conversation: info.ID, Text: "go"}, ends); err != nil {
+					b.Fatal(err)
+				}
+				<-ends
+			}
+			b.StopTimer()
+			gaps := slices.Clone(model.gaps)
+			slices.Sort(gaps)
+			if len(gaps) == 0 {
+				b.Fatal("no tool step measured")
+			}
+			b.ReportMetric(float64(gaps[len(gaps)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(gaps[len(gaps)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
