@@ -191,16 +191,19 @@ type agentRig struct {
 	g     *gateway
 	fake  *fakebedrock.Server
 	tools *toolServer
+	file  string // the agents file
+	mcp   string // the MCP server's URL
 }
 
 const agentModel = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 func startAgentRig(t *testing.T, args ...string) *agentRig {
-	r := &agentRig{tools: startTools(t)}
+	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
 	r.fake = fakebedrock.New(toolModel)
 	t.Cleanup(r.fake.Close)
+	r.file = agentsFile(t, r.tools, r.mcp)
 	args = append([]string{"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
-		"-bedrock-endpoint", r.fake.URL, "-agents", agentsFile(t, r.tools, startMCP(t))}, args...)
+		"-bedrock-endpoint", r.fake.URL, "-agents", r.file}, args...)
 	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")}, args...)
 	return r
 }

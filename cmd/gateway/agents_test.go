@@ -7,7 +7,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/protocol"
@@ -255,10 +257,41 @@ func TestAgents(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGHUP reloads the agents file, and keeps it when invalid", func(t *testing.T) {
+		c := r.agentConv(t, "reload", "tight")
+		var before protocol.AgentsReply
+		get(t, r.g.URL+"/v1/agents", &before)
+		data, err := os.ReadFile(r.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := "  - name: added\n    tools: [lookup_order]\n"
+		if err := os.WriteFile(r.file, append(data, add...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		agentsAfterHangup(t, r.g.URL, len(before.Agents)+1)
+		// An invalid file is refused: the agents stay.
+		if err := os.WriteFile(r.file, []byte("agents: [{name: broken, tools: [nosuch]}]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		// The conversation's agent still answers, after the reload.
+		if frames := send(t, c, "reload", `/tool lookup_order {"id":"7"}`); frames[len(frames)-1].StopReason != protocol.StopEndTurn {
+			t.Errorf("a turn after a failed reload ended %s", frames[len(frames)-1].StopReason)
+		}
+		var after protocol.AgentsReply
+		get(t, r.g.URL+"/v1/agents", &after)
+		if len(after.Agents) != len(before.Agents)+1 {
+			t.Errorf("after an invalid file, %d agents, want %d", len(after.Agents), len(before.Agents)+1)
+		}
+	})
+
 	t.Run("agents list and create", func(t *testing.T) {
 		c := conntest.Dial(t, r.g.URL, "/v1/ws")
 		list := c.Call(&protocol.Agents{ID: "a"})
-		if list.Type != protocol.ReplyAgents || len(list.Agents) != 2 || list.Agents[0].Name != "support" {
+		if list.Type != protocol.ReplyAgents || len(list.Agents) < 2 || list.Agents[0].Name != "support" {
 			t.Fatalf("agents %+v", list)
 		}
 		var kinds []string
@@ -271,7 +304,7 @@ func TestAgents(t *testing.T) {
 		}
 		var reply protocol.AgentsReply
 		get(t, r.g.URL+"/v1/agents", &reply)
-		if len(reply.Agents) != 2 {
+		if len(reply.Agents) != len(list.Agents) {
 			t.Errorf("GET /v1/agents: %+v", reply)
 		}
 		if e := c.Call(&protocol.Create{ID: "bad", Agent: "nosuch"}); e.Code != protocol.CodeBadRequest || !strings.Contains(e.ErrorMessage(), "nosuch") {
@@ -282,6 +315,36 @@ func TestAgents(t *testing.T) {
 			t.Errorf("created %+v", created.Info)
 		}
 	})
+}
+
+// TestAgentsBuiltin: with no agents file and the demo model, the built-in
+// example agent runs its in-process MCP tools on "/tool NAME {json}",
+// progress included, and the demo model sums their results up.
+func TestAgentsBuiltin(t *testing.T) {
+	t.Parallel()
+	g := startRun(t, map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"}, "-addr", "127.0.0.1:0", "-demo-word-delay", "-1")
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	if f := c.Call(&protocol.Create{ID: "c", Conversation: "demo", Agent: "demo"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create with agent demo: %s %s", f.Code, f.ErrorMessage())
+	}
+	frames := send(t, c, "demo", "/tool example__calc {\"a\":2,\"b\":3,\"op\":\"*\"}\n/tool example__countdown {\"seconds\":1}")
+	res := map[string]protocol.ServerFrame{}
+	for _, f := range ofType(frames, protocol.EventToolResult) {
+		res[f.Name] = f
+	}
+	if f := res["example__calc"]; f.Status != protocol.ResultOK || !strings.Contains(string(f.Output), "6") {
+		t.Errorf("calc: %s %s %s", f.Status, f.Output, f.ToolError)
+	}
+	if f := res["example__countdown"]; f.Status != protocol.ResultOK {
+		t.Errorf("countdown: %s %s", f.Status, f.ToolError)
+	}
+	if p := ofType(frames, protocol.EventToolProgress); len(p) == 0 || p[0].Total == nil || *p[0].Total != 1 {
+		t.Errorf("tool_progress %+v, want the countdown's", p)
+	}
+	end := frames[len(frames)-1]
+	if end.StopReason != protocol.StopEndTurn || end.Steps != 2 || !strings.Contains(end.StoredMessage().Text, "The tool example__calc returned") {
+		t.Errorf("turn_end %s after %d steps: %q", end.StopReason, end.Steps, end.StoredMessage().Text)
+	}
 }
 
 // callKeep sends req and reads until its reply, which it returns with
@@ -316,5 +379,27 @@ func TestAgentsFileInvalid(t *testing.T) {
 		func(string) string { return "" }, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "broken") || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("run returned %v, want an error naming the entry and the tool", err)
+	}
+}
+
+// agentsAfterHangup sends SIGHUP to the process (the gateways in it
+// reload their agents files) and waits until the agents list of the
+// gateway at url has want agents. Signals are asynchronous: it polls.
+func agentsAfterHangup(t *testing.T, url string, want int) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := time.Millisecond; ; wait *= 2 {
+		var reply protocol.AgentsReply
+		get(t, url+"/v1/agents", &reply)
+		if len(reply.Agents) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: %d agents, want %d", len(reply.Agents), want)
+		}
+		time.Sleep(min(wait, 100*time.Millisecond))
 	}
 }
