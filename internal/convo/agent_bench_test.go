@@ -65,7 +65,9 @@ func (m *stepModel) run(context.Context, convo.ToolCall, func(convo.ToolProgress
 }
 
 // benchAgents offers one agent, "bench", with the tool "t".
-type benchAgents struct{ run func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome }
+type benchAgents struct {
+	run func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome
+}
 
 func (a benchAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
 	return &convo.Agent{Name: name, Model: "bench", MaxSteps: 10, Run: a.run,
