@@ -74,8 +74,10 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 	for i, c := range calls {
 		c.since = now
 		wg.Go(func() {
+			ctx, span := r.s.startToolSpan(ctx, c)
 			out, ran := r.do(ctx, c)
 			results[i] = r.finish(ctx, c, out, ran)
+			endToolSpan(span, out)
 		})
 	}
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.36.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/protocol"
@@ -16,6 +17,10 @@ const (
 	attrTurn         = attribute.Key("gateway.turn.id")
 	attrModel        = attribute.Key("gateway.turn.model")
 	attrStopReason   = attribute.Key("gateway.turn.stop_reason")
+	// attrToolStatus is a call's status when it starts (running, or
+	// awaiting an approval or a client), attrToolResult its result's.
+	attrToolStatus = attribute.Key("gateway.tool.status")
+	attrToolResult = attribute.Key("gateway.tool.result")
 )
 
 // startTurnSpan starts the span of turn turnID of conversation id, once
@@ -39,4 +44,28 @@ func turnEnded(ctx context.Context, end *protocol.Event) {
 	if end.Error != nil {
 		span.SetStatus(codes.Error, end.Error.Code)
 	}
+}
+
+// startToolSpan starts the span of tool call c, a child of the turn's:
+// from the call stored to its result stored, waits for an approval or a
+// client's output included. It has the GenAI semantic-convention
+// attributes of a tool execution.
+func (s *Service) startToolSpan(ctx context.Context, c *call) (context.Context, trace.Span) {
+	ctx, span := s.tracer.Start(ctx, "execute_tool "+c.use.Name, trace.WithSpanKind(trace.SpanKindInternal))
+	if span.IsRecording() {
+		span.SetAttributes(semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(c.use.Name),
+			semconv.GenAIToolCallID(c.use.ID), semconv.GenAIToolType(c.tool.Kind), attrToolStatus.String(c.status))
+	}
+	return ctx, span
+}
+
+// endToolSpan ends a tool call's span with its outcome.
+func endToolSpan(span trace.Span, out ToolOutcome) {
+	if span.IsRecording() {
+		span.SetAttributes(attrToolResult.String(out.Status))
+		if out.Status != protocol.ResultOK {
+			span.SetStatus(codes.Error, out.Status)
+		}
+	}
+	span.End()
 }

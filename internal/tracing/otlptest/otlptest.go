@@ -67,3 +67,10 @@ func (c *Collector) Names() []string {
 	}
 	return names
 }
+
+// Spans returns the spans received so far, in order.
+func (c *Collector) Spans() []*tracepb.Span {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*tracepb.Span(nil), c.spans...)
+}
