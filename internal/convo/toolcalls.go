@@ -166,7 +166,13 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 		}
 	}
 	if !ran {
-		r.s.cfg.Metrics.ToolCalls.WithLabelValues(c.use.Name, out.Status).Inc()
+		// A name the agent lacks, the model's, would make labels without
+		// bound.
+		label := c.use.Name
+		if !c.known {
+			label = "unknown"
+		}
+		r.s.cfg.Metrics.ToolCalls.WithLabelValues(label, out.Status).Inc()
 		r.s.logger.Info("tool call", "conversation", r.id, "turn", r.turn, "call", c.use.ID, "tool", c.use.Name,
 			"status", out.Status, "duration", d)
 	}
