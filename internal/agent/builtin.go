@@ -99,17 +99,24 @@ func exampleServer() *mcp.Server {
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for i := range in.Seconds {
-				if token := req.Params.GetProgressToken(); token != nil {
-					_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
-						Progress: float64(i), Total: float64(in.Seconds), Message: fmt.Sprintf("%d…", in.Seconds-i)})
-				}
+				notify(ctx, req, float64(i), float64(in.Seconds), fmt.Sprintf("%d…", in.Seconds-i))
 				select {
 				case <-tick.C:
 				case <-ctx.Done():
 					return nil, countdownOut{}, ctx.Err()
 				}
 			}
+			notify(ctx, req, float64(in.Seconds), float64(in.Seconds), "done")
 			return nil, countdownOut{Done: true}, nil
 		})
 	return s
+}
+
+// notify sends a progress notification for req, if its caller asked for
+// them (with a progress token).
+func notify(ctx context.Context, req *mcp.CallToolRequest, progress, total float64, message string) {
+	if token := req.Params.GetProgressToken(); token != nil {
+		_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
+			Progress: progress, Total: total, Message: message})
+	}
 }

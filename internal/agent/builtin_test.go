@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"testing/synctest"
 )
 
 func TestBuiltin(t *testing.T) {
@@ -65,4 +66,26 @@ func TestReloadBuiltin(t *testing.T) {
 	if res, err := a.Call(context.Background(), "example__clock", CallInfo{}, nil, nil); err != nil || res.Error != "" {
 		t.Fatalf("clock after a reload: %+v, %v", res, err)
 	}
+}
+
+func TestBuiltinCountdown(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		r, err := New(Builtin(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		a, _ := r.Agent("demo")
+		var got []Progress
+		res, err := a.Call(context.Background(), "example__countdown", CallInfo{}, json.RawMessage(`{"seconds": 3}`),
+			func(p Progress) { got = append(got, p) })
+		if err != nil || string(res.Output) != `{"done":true}` {
+			t.Fatalf("countdown: %s, %q, %v", res.Output, res.Error, err)
+		}
+		want := []Progress{{0, 3, "3…"}, {1, 3, "2…"}, {2, 3, "1…"}, {3, 3, "done"}}
+		if !slices.Equal(got, want) {
+			t.Errorf("progress %v, want %v", got, want)
+		}
+	})
 }
