@@ -39,8 +39,11 @@ type baselineResult struct {
 	// ConverseStream call to the fake Bedrock to its first event and to the
 	// end of its stream.
 	firstEvent, wholeStream summary
-	elapsed                 time.Duration
-	cut                     bool
+	// frames is bare WebSocket frames to as many clients as the largest
+	// streams step has conversations.
+	frames  bareFrames
+	elapsed time.Duration
+	cut     bool
 }
 
 // baseline measures the bare limits, each bounded by count and by
@@ -67,6 +70,9 @@ func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
 		return res, err
 	}
 	res.firstEvent, res.wholeStream = summarize(first), summarize(whole)
+	if res.frames, err = r.bareFrameRun(ctx, slices.Max(r.cfg.Conversations), r.cfg.Chunks*r.cfg.Turns); err != nil {
+		return res, err
+	}
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
 	return res, nil
 }

@@ -74,7 +74,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, want := range []string{"### Baseline", "two files at once", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
+	for _, want := range []string{"### Baseline", "two files at once", "bare WebSocket frames", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}

@@ -78,7 +78,11 @@ func (rep *report) baselineTable() *table {
 	}
 	t.add(append([]string{"AWS SDK ConverseStream to the fake Bedrock: first event", strconv.Itoa(b.firstEvent.n)}, b.firstEvent.cells()...)...)
 	t.add(append([]string{"… whole stream", strconv.Itoa(b.wholeStream.n)}, b.wholeStream.cells()...)...)
-	t.note("The fake Bedrock answers at once (no ResponseDelay): the SDK call's own cost over loopback.")
+	if f := b.frames; f.frames > 0 {
+		t.add(fmt.Sprintf("bare WebSocket frames: a coder/websocket server writes %d delta frames, one system call each, to each of %d clients at once (%.0f frames/s; %.1f µs of CPU per frame, server and client)",
+			f.frames/f.conns, f.conns, f.perSecond, float64(f.cpu.Nanoseconds())/1e3), strconv.Itoa(f.frames), "—", "—", ms(f.elapsed))
+	}
+	t.note("The fake Bedrock answers at once (no ResponseDelay): the SDK call's own cost over loopback. Bare frames: the max column is the whole burst's time; a client that falls behind in a burst reads several frames with one system call, so this is a ceiling for frames that come one at a time.")
 	if b.cut {
 		t.note("cut by the time cap after %s", b.elapsed.Round(time.Millisecond))
 	}
