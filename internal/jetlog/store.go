@@ -128,6 +128,10 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		// (unavailable) until NATS is back, then carries on.
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// While reconnecting, fail requests at once (unavailable) instead
+		// of buffering them until their timeout: a client's send gets its
+		// answer now, and nothing waits on a Service lock meanwhile.
+		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(false),
 	}, natsOpts...)
 	nc, err := nats.Connect(urls, all...)
