@@ -83,9 +83,12 @@ func TestBuiltinCountdown(t *testing.T) {
 		if err != nil || string(res.Output) != `{"done":true}` {
 			t.Fatalf("countdown: %s, %q, %v", res.Output, res.Error, err)
 		}
+		// The last notification goes just before the result, and the SDK
+		// may handle the result first: then Call has returned and the
+		// notification is dropped, as Call promises. So it may be missing.
 		want := []Progress{{0, 3, "3…"}, {1, 3, "2…"}, {2, 3, "1…"}, {3, 3, "done"}}
-		if !slices.Equal(got, want) {
-			t.Errorf("progress %v, want %v", got, want)
+		if !slices.Equal(got, want) && !slices.Equal(got, want[:3]) {
+			t.Errorf("progress %v, want %v (the last one may be missing)", got, want)
 		}
 	})
 }
