@@ -15,8 +15,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// readyTimeout bounds a server's start.
-const readyTimeout = 10 * time.Second
+// readyTimeout bounds a server's start and a cluster's election of its
+// leader; both take seconds on a loaded machine.
+const readyTimeout = 30 * time.Second
 
 // Server is one embedded NATS server with JetStream, listening on a
 // loopback port, storing in a directory of the test's.
