@@ -31,7 +31,7 @@ func startNode(t *testing.T, name, urls string, model convo.Model, lease time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := convo.New(st, model, convo.Config{DefaultModel: "test", Logger: testLogger(t)})
+	svc, err := convo.New(st, model, convo.Config{DefaultModel: "test", Logger: testLogger(t), Agents: toolAgents{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,63 @@
+package jetlog_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// toolModel calls the tool "lookup" in the first step of a turn and
+// answers with text once it has the result.
+type toolModel struct{}
+
+func (toolModel) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if last := req.History[len(req.History)-1]; len(last.ToolResults) > 0 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "found it"})
+		return convo.Result{StopReason: protocol.StopEndTurn}, nil
+	}
+	return convo.Result{StopReason: protocol.StopToolUse,
+		ToolUses: []convo.ToolUse{{ID: "u1", Name: "lookup", Input: json.RawMessage(`{"q":"x"}`)}}}, nil
+}
+
+// toolAgents offers one agent, "finder", whose tool "lookup" answers at
+// once.
+type toolAgents struct{}
+
+func (toolAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	return &convo.Agent{Name: name, Model: "test", MaxSteps: 4,
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "lookup"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}},
+		Run: func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+			return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{"hit":true}`)}
+		}}, name == "finder"
+}
+func (toolAgents) Allowed(context.Context, string) bool      { return true }
+func (toolAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// TestAgentTurnAcrossGateways runs an agent's turn (a tool call, its
+// result, the answer) on one gateway and follows it on the other.
+func TestAgentTurnAcrossGateways(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), toolModel{}, 0)
+	b := startNode(t, "b", srv.URL(), toolModel{}, 0)
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "finder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, "find x", nil)
+	evs := onB.waitFor(t, "the agent's turn", turnEnds(1))
+	checkLog(t, evs)
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		seen[ev.Type] = true
+	}
+	end := evs[len(evs)-1]
+	if !seen[protocol.EventToolCall] || !seen[protocol.EventToolResult] || end.StopReason != protocol.StopEndTurn || end.Message.Text != "found it" {
+		t.Fatalf("b saw %s", describe(evs))
+	}
+}
