@@ -12,11 +12,7 @@ import (
 // local eventstream fake, through the flags a user would give: the reply
 // streams from the fake, and the model id and inference defaults reach it.
 func TestRunBedrock(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	fakeAWS(t)
 	fake := fakebedrock.New(fakebedrock.Always(fakebedrock.Reply{Chunks: []string{"Hello ", "from ", "Bedrock."},
 		StopReason: "end_turn", Usage: fakebedrock.Usage{InputTokens: 7, OutputTokens: 3}}))
 	defer fake.Close()
