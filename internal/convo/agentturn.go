@@ -70,6 +70,7 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 	var usage protocol.Usage
 	var latency *int64
 	step := 1
+	var stored <-chan struct{} // the previous step's results are stored
 	end := func(e *protocol.Event) (*protocol.Event, string) {
 		if e == nil {
 			return nil, ""
@@ -83,7 +84,7 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		return e, text.String()
 	}
 	for ; ; step++ {
-		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req)
+		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored)
 		if res == nil {
 			return nil, ""
 		}
@@ -105,10 +106,11 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 			}
 			return end(&protocol.Event{StopReason: protocol.StopMaxSteps})
 		}
-		results, stop := r.runCalls(ctx, step, uses)
+		results, stop, done := r.runCalls(ctx, step, uses)
 		if results == nil {
 			return end(stop)
 		}
+		stored = done
 		req.History = append(req.History,
 			HistoryMessage{Role: protocol.RoleAssistant, Text: stepText, ToolUses: uses},
 			HistoryMessage{Role: protocol.RoleUser, ToolResults: results})

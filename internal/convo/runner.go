@@ -115,7 +115,7 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	if m.Agent != "" {
 		end, text = s.agentTurn(ctx, m, req)
 	} else {
-		end, text, _ = s.stream(ctx, h.id, turnID, req)
+		end, text, _ = s.stream(ctx, h.id, turnID, req, nil)
 	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil { // the conversation was deleted

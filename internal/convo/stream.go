@@ -104,8 +104,10 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 // stream calls the model and stores its chunks as they come, coalescing
 // while a commit is in flight. It returns the turn_end to store (nil when
 // the conversation is gone), the text stored in deltas and the tool uses
-// the model asked for.
-func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest) (*protocol.Event, string, []ToolUse) {
+// the model asked for. after, when not nil, is closed once the events that
+// must precede the reply's (the previous step's tool results) are stored:
+// the model is called at once, and the reply stored after them.
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	buf := newChunkBuffer(turnID)
@@ -121,6 +123,10 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	}()
 	var text strings.Builder
 	store := func() {
+		if after != nil {
+			<-after
+			after = nil
+		}
 		evs := buf.take()
 		if len(evs) == 0 || ctx.Err() != nil && context.Cause(ctx) == errStorage {
 			return
@@ -151,6 +157,9 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			store()
 			running = false
 		}
+	}
+	if after != nil {
+		<-after // what follows the reply, its turn_end included, comes after
 	}
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {

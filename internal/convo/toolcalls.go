@@ -39,12 +39,14 @@ type call struct {
 // runCalls stores a tool_call event for each tool use of step, runs the
 // calls concurrently (waiting for approvals and client outputs as the
 // agent's tools say), stores each call's tool_result as it ends, and
-// returns the results in the order of uses. When the turn must end
-// instead (cancel, shutdown, storage failure, deleted conversation) it
-// returns the turn_end to store as stop (nil stop and nil results: the
-// conversation is gone); every call it opened has its tool_result then
+// returns the results in the order of uses once every call is over, and
+// stored, closed once the results are stored too: the next model call
+// need not wait for the last commit. When the turn must end instead
+// (cancel, shutdown, storage failure, deleted conversation) it returns
+// the turn_end to store as stop (nil stop and nil results: the
+// conversation is gone), once every call it opened has its tool_result
 // (except in a deleted conversation).
-func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (results []ToolResult, stop *protocol.Event) {
+func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (results []ToolResult, stop *protocol.Event, stored <-chan struct{}) {
 	calls := make([]*call, len(uses))
 	evs := make([]*protocol.Event, len(uses))
 	for i, u := range uses {
@@ -66,25 +68,41 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 			Input: toolInput(u.Input), Step: step, Status: c.status}
 	}
 	if err := r.append(evs...); err != nil {
-		return nil, r.storeFailed(err)
+		return nil, r.storeFailed(err), nil
 	}
 	now := time.Now()
 	results = make([]ToolResult, len(calls))
-	var wg sync.WaitGroup
+	var over, done sync.WaitGroup
+	over.Add(len(calls))
 	for i, c := range calls {
 		c.since = now
-		wg.Go(func() {
+		done.Go(func() {
 			ctx, span := r.s.startToolSpan(ctx, c)
 			out, ran := r.do(ctx, c)
-			results[i] = r.finish(ctx, c, out, ran)
 			endToolSpan(span, out)
+			if c.status == protocol.CallAwaitingClient {
+				// A client's answer may win over a timeout as it is
+				// stored: the result is known once stored.
+				results[i] = r.finish(ctx, c, out, ran)
+				over.Done()
+				return
+			}
+			results[i] = resultOf(c, out)
+			over.Done()
+			r.finish(ctx, c, out, ran)
 		})
 	}
-	wg.Wait()
+	over.Wait()
 	if cause := context.Cause(ctx); ctx.Err() != nil {
-		return nil, r.s.stopEvent(cause)
+		done.Wait()
+		return nil, r.s.stopEvent(cause), nil
 	}
-	return results, nil
+	ch := make(chan struct{})
+	go func() {
+		done.Wait()
+		close(ch)
+	}()
+	return results, nil, ch
 }
 
 // do runs one call to its outcome: it waits for an approval or a client's
@@ -176,13 +194,15 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 		r.s.logger.Info("tool call", "conversation", r.id, "turn", r.turn, "call", c.use.ID, "tool", c.use.Name,
 			"status", out.Status, "duration", d)
 	}
-	res := ToolResult{ID: c.use.ID}
+	return resultOf(c, out)
+}
+
+// resultOf is the result the model gets for c's outcome.
+func resultOf(c *call, out ToolOutcome) ToolResult {
 	if out.Status == protocol.ResultOK {
-		res.Output = toolOutput(out.Output)
-	} else {
-		res.Error = errorText(out)
+		return ToolResult{ID: c.use.ID, Output: toolOutput(out.Output)}
 	}
-	return res
+	return ToolResult{ID: c.use.ID, Error: errorText(out)}
 }
 
 // progress stores a tool_progress event for c.
