@@ -81,10 +81,16 @@ func (d *fieldDecoder) request(typ, id string) Request {
 		r := &History{ID: id}
 		r.Conversation = d.conversation(true)
 		r.Before = d.seq("before")
-		r.Limit = d.limit()
+		r.Limit = d.limit(DefaultHistoryLimit, MaxHistoryLimit)
 		return r
 	case TypeList:
-		return &List{ID: id}
+		r := &List{ID: id}
+		r.Before = d.str("before", false)
+		if d.err == nil && len(r.Before) > MaxCursorLen {
+			d.fail("before", "longer than %d bytes", MaxCursorLen)
+		}
+		r.Limit = d.limit(DefaultListLimit, MaxListLimit)
+		return r
 	case TypeCreate:
 		r := &Create{ID: id}
 		r.Conversation = d.conversation(false)
@@ -246,29 +252,28 @@ func (d *fieldDecoder) seq(field string) uint64 {
 	return n
 }
 
-// limit reads a history limit: absent or 0 means DefaultHistoryLimit, and
-// any integer above MaxHistoryLimit, however large, means MaxHistoryLimit.
-func (d *fieldDecoder) limit() int {
+// limit reads a page limit: absent or 0 means def, and any integer above
+// max, however large, means max.
+func (d *fieldDecoder) limit(def, max int) int {
 	raw := d.value("limit")
 	if d.err != nil || raw == nil {
-		return DefaultHistoryLimit
+		return def
 	}
 	// raw is one valid JSON value, so a JSON integer is exactly what
 	// ParseInt accepts; a string, a fraction or an exponent fail here.
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if errors.Is(err, strconv.ErrRange) && raw[0] != '-' {
-		return MaxHistoryLimit
+		return max
 	}
 	if err != nil || n < 0 {
-		d.fail("limit", "must be a non-negative integer (0 means %d, above %d means %d)",
-			DefaultHistoryLimit, MaxHistoryLimit, MaxHistoryLimit)
+		d.fail("limit", "must be a non-negative integer (0 means %d, above %d means %d)", def, max, max)
 		return 0
 	}
 	switch {
 	case n == 0:
-		return DefaultHistoryLimit
-	case n > MaxHistoryLimit:
-		return MaxHistoryLimit
+		return def
+	case n > int64(max):
+		return max
 	}
 	return int(n)
 }

@@ -55,6 +55,9 @@ var serverFrames = []struct {
 	{"reply_conversations", &protocol.ConversationsReply{Type: protocol.ReplyConversations, ID: "r4",
 		Conversations: []protocol.Conversation{convInfo, convTuned}}},
 	{"reply_conversations_empty", &protocol.ConversationsReply{Type: protocol.ReplyConversations}},
+	{"reply_conversations_more", &protocol.ConversationsReply{Type: protocol.ReplyConversations, ID: "r7",
+		Conversations: []protocol.Conversation{convInfo},
+		Next:          "1764840600123456789.conv-9"}},
 	{"reply_created", &protocol.Created{Type: protocol.ReplyCreated, ID: "r5", Conversation: "conv-2", Info: &convTuned}},
 	{"reply_unsubscribed", &protocol.Done{Type: protocol.ReplyUnsubscribed, ID: "r6", Conversation: "conv-1"}},
 	{"reply_cancelled", &protocol.Done{Type: protocol.ReplyCancelled, ID: "r7", Conversation: "conv-1"}},
@@ -117,7 +120,8 @@ var clientRequests = []struct {
 	{"request_unsubscribe", &protocol.Unsubscribe{Conversation: "conv-1"}},
 	{"request_cancel", &protocol.Cancel{Conversation: "conv-1"}},
 	{"request_history", &protocol.History{ID: "r3", Conversation: "conv-1", Before: 20, Limit: 10}},
-	{"request_list", &protocol.List{}},
+	{"request_list", &protocol.List{Limit: protocol.DefaultListLimit}},
+	{"request_list_page", &protocol.List{ID: "r7", Before: "1764840600123456789.conv-9", Limit: 20}},
 	{"request_create", &protocol.Create{ID: "r4", Conversation: "conv-2", Title: "Haiku", System: "Answer in haiku.",
 		Model: "anthropic.claude-3-haiku-20240307-v1:0", MaxTokens: new(int32(256)), Temperature: new(float32(0.25))}},
 	{"request_delete", &protocol.Delete{Conversation: "conv-1"}},
@@ -204,7 +208,7 @@ func expectFrame(t *testing.T, f *protocol.ServerFrame, frame any) protocol.Serv
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation,
 			Messages: emptyIfNil(v.Messages), HasMore: v.HasMore}
 	case *protocol.ConversationsReply:
-		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversations: emptyIfNil(v.Conversations)}
+		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversations: emptyIfNil(v.Conversations), Next: v.Next}
 	case *protocol.Created:
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Info: v.Info}
 	case *protocol.Done:

@@ -71,6 +71,9 @@ type ConversationsReply struct {
 	Type          string         `json:"type"`
 	ID            string         `json:"id,omitempty"`
 	Conversations []Conversation `json:"conversations"`
+	// Next, set when more conversations follow, is the Before of the
+	// list request for the next page.
+	Next string `json:"next,omitempty"`
 }
 
 // MarshalJSON encodes r with "conversations" as [] rather than null when
@@ -187,6 +190,7 @@ type ServerFrame struct {
 	Messages      []Message       `json:"messages"`
 	HasMore       bool            `json:"has_more"`
 	Conversations []Conversation  `json:"conversations"`
+	Next          string          `json:"next"`
 	Info          *Conversation   `json:"info"`
 
 	Turn       string          `json:"turn"`

@@ -26,6 +26,14 @@ const (
 	MaxHistoryLimit     = 500
 )
 
+// List limits: the default and the largest page a list request gets, and
+// the longest cursor (Before) a client may send.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 500
+	MaxCursorLen     = 256
+)
+
 // MaxRequestIDLen is the longest request id a client may send, in bytes.
 const MaxRequestIDLen = 64
 
@@ -89,6 +97,12 @@ type History struct {
 // List asks for the caller's conversations, newest first.
 type List struct {
 	ID string `json:"id,omitempty"`
+	// Before, when set, is the Next of a previous conversations reply:
+	// the page starts after the last conversation that reply held.
+	Before string `json:"before,omitempty"`
+	// Limit is the most conversations the reply holds (0: DefaultListLimit;
+	// above MaxListLimit: MaxListLimit).
+	Limit int `json:"limit,omitempty"`
 }
 
 // Create makes a conversation. Every field is optional: an empty

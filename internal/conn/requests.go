@@ -74,14 +74,12 @@ func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error
 		h.Type, h.ID = protocol.ReplyHistory, r.ID
 		c.reply(h)
 	case *protocol.List:
-		list, err := svc.List(ctx, user)
+		list, err := svc.List(ctx, user, r.Before, r.Limit)
 		if err != nil {
 			return "", err
 		}
-		if list == nil {
-			list = []protocol.Conversation{}
-		}
-		c.reply(&protocol.ConversationsReply{Type: protocol.ReplyConversations, ID: r.ID, Conversations: list})
+		list.ID = r.ID
+		c.reply(list)
 	case *protocol.Create:
 		if err := c.h.opts.Sizes.CheckCreate(r); err != nil {
 			return r.Conversation, err

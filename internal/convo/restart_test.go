@@ -98,9 +98,9 @@ func TestFailedCommitIsUnavailableAndRecovers(t *testing.T) {
 	if protocol.AsError(err).Code != protocol.CodeUnavailable {
 		t.Fatalf("send during failure: %v", err)
 	}
-	list, _ := s.List(context.Background(), "u1")
-	if len(list) != 0 {
-		t.Fatalf("a failed commit left %d conversations", len(list))
+	list, _ := s.List(context.Background(), "u1", "", 0)
+	if len(list.Conversations) != 0 {
+		t.Fatalf("a failed commit left %d conversations", len(list.Conversations))
 	}
 	faults.set(nil)
 	rec := newRecorder(100)

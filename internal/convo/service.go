@@ -285,9 +285,21 @@ func clampLimit(limit, def, maxLimit int) int {
 	return limit
 }
 
-// List returns user's conversations, most recently updated first.
-func (s *Service) List(ctx context.Context, user string) ([]protocol.Conversation, error) {
-	return s.log.List(ctx, user)
+// List returns a page of user's conversations, most recently updated
+// first: at most limit of them (clamped as protocol.List says) after the
+// cursor before ("" for the first page), with the cursor of the next page
+// in the reply's Next when more remain. A conversation updated between
+// two pages moves to the first page.
+func (s *Service) List(ctx context.Context, user, before string, limit int) (*protocol.ConversationsReply, error) {
+	all, err := s.log.List(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	page, next, err := listPage(all, before, clampLimit(limit, protocol.DefaultListLimit, protocol.MaxListLimit))
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.ConversationsReply{Type: protocol.ReplyConversations, Conversations: page, Next: next}, nil
 }
 
 // Create makes a conversation owned by user.

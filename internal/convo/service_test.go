@@ -157,8 +157,8 @@ func TestOtherUsersSeeNothing(t *testing.T) {
 			t.Errorf("%s by another user: %v, want not_found", name, err)
 		}
 	}
-	list, err := s.List(ctx, "u2")
-	if err != nil || len(list) != 0 {
+	list, err := s.List(ctx, "u2", "", 0)
+	if err != nil || len(list.Conversations) != 0 {
 		t.Errorf("list of u2 = %v, %v", list, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -281,5 +282,50 @@ func TestEventsInPages(t *testing.T) {
 				t.Errorf("events%s: event %d is seq %d %q", tt.query, i, e.Seq, e.Name)
 			}
 		}
+	}
+}
+
+// TestListInPages pages through the list over HTTP and over the
+// WebSocket: the same conversations, newest first, each once.
+func TestListInPages(t *testing.T) {
+	t.Parallel()
+	s := start(t, httpapi.Options{})
+	base := s.URL + "/v1/conversations"
+	for i := range 5 {
+		callJSON(t, "POST", base, fmt.Sprintf(`{"conversation":"l%d"}`, i), 201, &protocol.Conversation{})
+	}
+	want := "[l4 l3 l2 l1 l0]"
+	var overHTTP []string
+	for before := ""; ; {
+		var page protocol.ConversationsReply
+		callJSON(t, "GET", base+"?limit=2&before="+url.QueryEscape(before), "", 200, &page)
+		for _, c := range page.Conversations {
+			overHTTP = append(overHTTP, c.ID)
+		}
+		if before = page.Next; before == "" {
+			break
+		}
+	}
+	ws := s.Dial(t, "")
+	var overWS []string
+	for before := ""; ; {
+		f := ws.Call(&protocol.List{ID: "l", Before: before, Limit: 2})
+		if f.Type != protocol.ReplyConversations {
+			t.Fatalf("list got %+v", f)
+		}
+		for _, c := range f.Conversations {
+			overWS = append(overWS, c.ID)
+		}
+		if before = f.Next; before == "" {
+			break
+		}
+	}
+	if fmt.Sprint(overHTTP) != want || fmt.Sprint(overWS) != want {
+		t.Errorf("pages over HTTP %v, over the WebSocket %v; want %s", overHTTP, overWS, want)
+	}
+	var e struct{ Error protocol.Error }
+	callJSON(t, "GET", base+"?before=nonsense", "", 400, &e)
+	if e.Error.Code != protocol.CodeBadRequest || !strings.Contains(e.Error.Message, "before") {
+		t.Errorf("a bad cursor: %+v", e.Error)
 	}
 }

@@ -74,16 +74,21 @@ func (a *api) withID(h func(r *http.Request, user, id string) (int, any, error))
 }
 
 func (a *api) list(r *http.Request, user string) (int, any, error) {
-	list, err := a.svc.List(r.Context(), user)
+	q := r.URL.Query()
+	limit, err := queryLimit(q, protocol.DefaultListLimit, protocol.MaxListLimit)
 	if err != nil {
 		return 0, nil, err
 	}
-	if list == nil {
-		list = []protocol.Conversation{}
+	before := q.Get("before")
+	if len(before) > protocol.MaxCursorLen {
+		return 0, nil, protocol.Errorf(protocol.CodeBadRequest, "before: longer than %d bytes", protocol.MaxCursorLen)
 	}
-	return http.StatusOK, &protocol.ConversationsReply{Type: protocol.ReplyConversations, Conversations: list}, nil
+	list, err := a.svc.List(r.Context(), user, before, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, list, nil
 }
-
 func (a *api) create(r *http.Request, user string) (int, any, error) {
 	req, err := a.decodeRequest(r, protocol.TypeCreate, "")
 	if err != nil {
