@@ -184,7 +184,8 @@ func TestAgentToolDenied(t *testing.T) {
 	tb.waitCard("call-1", protocol.CallAwaitingApproval)
 	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-call=call-1] [data-testid=tool-reason]`), "not that one"),
 		chromedp.Click(chromedp.CSS(`[data-call=call-1] [data-testid=tool-deny]`)))
-	tb.waitCard("call-1", protocol.ResultDenied)
+	// The approval turns the card to denied; the result follows.
+	tb.waitFor("the denied result", toolCard("call-1")+`.dataset.result === 'denied'`)
 	var card struct{ Note, Status, Error string }
 	tb.eval(`({Note: `+toolCard("call-1")+`.querySelector('[data-testid=tool-approval-note]').textContent,
 		Status: `+toolCard("call-1")+`.querySelector('[data-testid=tool-status]').textContent,
