@@ -18,7 +18,7 @@ func TestRun(t *testing.T) {
 	}{
 		{
 			name: "baseline with flags and environment twins",
-			args: []string{"-scenario", "baseline", "-commits", "5", "-paced-commits", "3", "-dir", t.TempDir()},
+			args: []string{"-scenario", "baseline", "-commits", "5", "-paced-commits", "3", "-c", "3", "-turns", "2", "-dir", t.TempDir()},
 			env:  map[string]string{"LOADGEN_BEDROCK_CALLS": "1", "LOADGEN_DURATION": "20s", "LOADGEN_COMMITS": "bad, but the flag wins"},
 			want: "commits/s) | 5 |",
 		},
