@@ -56,7 +56,7 @@ func TestModelCallSpan(t *testing.T) {
 	}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("attribute %s = %v, want %v", k, got[k].Emit(), v.Emit())
+			t.Errorf("attribute %s = %v, want %v", k, got[k].String(), v.String())
 		}
 	}
 	var events []string

@@ -76,7 +76,7 @@ func TestTraces(t *testing.T) {
 	}
 	got := map[attribute.Key]string{}
 	for _, kv := range turn.Attributes() {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	if got["gateway.conversation.id"] != ack.Conversation || got["gateway.turn.id"] != ack.Message.Turn ||
 		got["gateway.turn.model"] != "test-model" || got["gateway.turn.stop_reason"] != protocol.StopEndTurn {

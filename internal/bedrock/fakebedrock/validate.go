@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 The messages copy Bedrock's ValidationException texts word for word, capitals and full stops included.
+
 package fakebedrock
 
 import (
