@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,8 +181,8 @@ func TestRequests(t *testing.T) {
 	if err != nil || len(h.Messages) != 2 || h.Messages[0].Text != "hello" {
 		t.Fatalf("History: %+v, %v", h, err)
 	}
-	list, err := c.List(ctx)
-	if err != nil || len(list) != 1 || list[0].ID != "trip" {
+	list, err := c.List(ctx, "", 0)
+	if err != nil || len(list.Conversations) != 1 || list.Conversations[0].ID != "trip" || list.Next != "" {
 		t.Fatalf("List: %+v, %v", list, err)
 	}
 	if err := c.Cancel(ctx, "trip"); err != nil {
@@ -203,6 +204,88 @@ func TestRequests(t *testing.T) {
 	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) {
 		t.Fatalf("Next after Delete: %+v, %v; want ErrDeleted", ev, err)
 	}
+}
+
+// TestListPages reads the caller's conversations a page at a time, with
+// List and Next and with the Conversations loop: each one once, in the
+// order of the whole list.
+func TestListPages(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	c := dial(t, srv.URL, fast)
+	ctx := conntest.Deadline(t)
+	for i := range 5 {
+		if _, err := c.Create(ctx, protocol.Create{Conversation: fmt.Sprintf("c%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := c.List(ctx, "", 0)
+	if err != nil || len(whole.Conversations) != 5 || whole.Next != "" {
+		t.Fatalf("List of all: %+v, %v", whole, err)
+	}
+	want := ids(whole.Conversations)
+
+	var paged []string
+	var sizes []int
+	before := ""
+	for range 5 { // a bound, in case Next never ends
+		page, err := c.List(ctx, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, ids(page.Conversations)...)
+		sizes = append(sizes, len(page.Conversations))
+		if before = page.Next; before == "" {
+			break
+		}
+	}
+	if !slices.Equal(paged, want) || !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Fatalf("List by 2: %v in pages of %v, want %v in pages of [2 2 1]", paged, sizes, want)
+	}
+
+	var looped []string
+	for conv, err := range c.Conversations(ctx, 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if looped = append(looped, conv.ID); len(looped) > 10 {
+			break
+		}
+	}
+	if !slices.Equal(looped, want) {
+		t.Fatalf("Conversations(2): %v, want %v", looped, want)
+	}
+	var first []string
+	for conv := range c.Conversations(ctx, 2) {
+		if first = append(first, conv.ID); len(first) == 3 {
+			break
+		}
+	}
+	if !slices.Equal(first, want[:3]) {
+		t.Fatalf("Conversations(2), stopped after 3: %v, want %v", first, want[:3])
+	}
+
+	var perr *protocol.Error
+	if _, err := c.List(ctx, "not a next", 2); !errors.As(err, &perr) || perr.Code != protocol.CodeBadRequest {
+		t.Fatalf("List with a made-up before: %v, want bad_request", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	var errs []error
+	for _, err := range c.Conversations(cancelled, 2) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+		t.Fatalf("Conversations with a cancelled context yielded %v, want context.Canceled once", errs)
+	}
+}
+
+func ids(list []protocol.Conversation) []string {
+	out := make([]string, len(list))
+	for i, c := range list {
+		out[i] = c.ID
+	}
+	return out
 }
 
 // TestResumeAfterDrop cuts the connection in the middle of a reply: the

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"iter"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -49,14 +50,46 @@ func (c *Client) History(ctx context.Context, conversation string, before uint64
 	return &r, nil
 }
 
-// List returns the caller's conversations, most recently updated first.
-func (c *Client) List(ctx context.Context) ([]protocol.Conversation, error) {
+// List returns one page of the caller's conversations, most recently
+// updated first: at most limit (0: the gateway's default of 100; it caps
+// the limit at 500), starting after the page whose reply's Next is before
+// ("": from the newest). The reply's Next, when not empty, is the before
+// of the following page. Conversations follows Next for you.
+func (c *Client) List(ctx context.Context, before string, limit int) (*protocol.ConversationsReply, error) {
 	id := c.requestID()
 	var r protocol.ConversationsReply
-	if err := c.call(ctx, id, &protocol.List{ID: id}, true, &r); err != nil {
+	if err := c.call(ctx, id, &protocol.List{ID: id, Before: before, Limit: limit}, true, &r); err != nil {
 		return nil, err
 	}
-	return r.Conversations, nil
+	return &r, nil
+}
+
+// Conversations yields every conversation of the caller, most recently
+// updated first, asking for pages of limit (0: the gateway's default)
+// only as the loop needs them. At an error it yields it with a zero
+// Conversation and stops. A conversation created or updated while the
+// pages are read moves to the front, ahead of the pages already read: the
+// loop misses it, and the next loop sees it.
+func (c *Client) Conversations(ctx context.Context, limit int) iter.Seq2[protocol.Conversation, error] {
+	return func(yield func(protocol.Conversation, error) bool) {
+		before := ""
+		for {
+			page, err := c.List(ctx, before, limit)
+			if err != nil {
+				yield(protocol.Conversation{}, err)
+				return
+			}
+			for _, conv := range page.Conversations {
+				if !yield(conv, nil) {
+					return
+				}
+			}
+			if page.Next == "" {
+				return
+			}
+			before = page.Next
+		}
+	}
 }
 
 // Cancel ends the running turn of conversation (its turn_end says
