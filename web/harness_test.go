@@ -298,3 +298,22 @@ func (tb *tab) waitTurnEnd(reason string) {
 	tb.waitFor("the turn to end as "+reason,
 		lastReply+`?.dataset.state === 'done' && `+lastReply+`.dataset.stopReason === `+js(reason))
 }
+
+// click clicks the middle of the first element that matches the CSS
+// selector sel, with the mouse, once it is visible. It holds no node id
+// across steps (as chromedp.Click does between finding and clicking), so
+// an element that the page draws again meanwhile is still clicked: the
+// new one, where the old one was.
+func (tb *tab) click(sel string) {
+	tb.t.Helper()
+	find := `document.querySelector(` + js(sel) + `)`
+	tb.waitFor(sel+" to show", find+`?.checkVisibility({visibilityProperty: true}) === true`)
+	var at struct{ X, Y float64 }
+	tb.eval(`(() => {
+		const e = `+find+`;
+		e.scrollIntoView({block: 'nearest'});
+		const r = e.getBoundingClientRect();
+		return {X: r.x + r.width / 2, Y: r.y + r.height / 2};
+	})()`, &at)
+	tb.do(chromedp.MouseClickXY(at.X, at.Y))
+}

@@ -87,17 +87,26 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	tb.waitFor("two entries", `document.querySelectorAll('[data-testid=conversation]').length === 2`)
 	tb.waitFor("the empty conversation", `document.querySelector('[data-testid=empty]') !== null`)
 
-	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=conversation][href="#/c/` + first + `"]`)))
+	tb.click(`[data-testid=conversation][href="#/c/` + first + `"]`)
 	tb.waitUserMessage("Where to?")
 	if tb.conversation() != first {
 		t.Fatal("clicking the first entry did not open it")
 	}
 
-	// Delete takes two clicks on the same button.
-	del := chromedp.CSS(`li[data-id="` + first + `"] [data-testid=delete]`)
-	tb.do(chromedp.Click(del))
-	tb.waitFor("the armed delete button", `document.querySelector('li[data-id="`+first+`"] [data-testid=delete]').dataset.armed === 'true'`)
-	tb.do(chromedp.Click(del))
+	// Delete takes two clicks on the same button. The list is drawn again
+	// whenever it refreshes (here on focus, as when the user comes back to
+	// the tab); the button stays armed through that.
+	del := `li[data-id="` + first + `"] [data-testid=delete]`
+	button := `document.querySelector(` + js(del) + `)`
+	tb.click(del)
+	tb.waitFor("the armed delete button", button+`.dataset.armed === 'true'`)
+	var ok bool
+	tb.eval(button+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
+	tb.waitFor("the list drawn again", button+`.dataset.drawn === undefined`)
+	if armed := tb.text(`String(` + button + `.dataset.armed)`); armed != "true" {
+		t.Errorf("after the list was drawn again, the delete button's armed is %q, want true", armed)
+	}
+	tb.click(del)
 	tb.waitFor("the entry to go", `document.querySelectorAll('[data-testid=conversation]').length === 1`)
 	tb.waitFor("the URL to leave it", `location.hash === ''`)
 	var left string
@@ -120,10 +129,10 @@ func TestDeleteInAnotherTab(t *testing.T) {
 	b.open(g.url, "/#/c/"+id)
 	b.waitUserMessage("Soon gone")
 
-	del := chromedp.CSS(`li[data-id="` + id + `"] [data-testid=delete]`)
-	a.do(chromedp.Click(del))
-	a.waitFor("the armed delete button", `document.querySelector('li[data-id="`+id+`"] [data-testid=delete]').dataset.armed === 'true'`)
-	a.do(chromedp.Click(del))
+	del := `li[data-id="` + id + `"] [data-testid=delete]`
+	a.click(del)
+	a.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
+	a.click(del)
 	b.waitFor("tab B to leave the conversation", `location.hash === ''`)
 	b.waitFor("tab B's sidebar to drop it", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
 }

@@ -13,6 +13,10 @@ export class Sidebar {
     this.ul = ul;
     this.onDelete = onDelete;
     this.current = null;
+    // armed is the conversation whose delete button was clicked once, and
+    // stays so (across re-renders) until its timer ends.
+    this.armed = null;
+    this.armTimer = 0;
     // id → conversation, as the last render got them.
     this.byID = new Map();
     this.all = [];
@@ -71,23 +75,31 @@ export class Sidebar {
     del.className = 'button icon delete';
     del.dataset.testid = 'delete';
     del.setAttribute('aria-label', `Delete ${c.title || c.id}`);
-    del.textContent = '×';
-    del.addEventListener('click', () => this.armOrDelete(del, c.id));
+    showArmed(del, this.armed === c.id);
+    del.addEventListener('click', () => this.armOrDelete(c.id));
     li.append(a, del);
     return li;
   }
 
-  armOrDelete(button, id) {
-    if (button.dataset.armed === 'true') {
+  // armOrDelete arms conversation id's delete button, or deletes it when
+  // the button is armed already.
+  armOrDelete(id) {
+    clearTimeout(this.armTimer);
+    if (this.armed === id) {
+      this.arm(null);
       this.onDelete(id);
       return;
     }
-    button.dataset.armed = 'true';
-    button.textContent = 'Delete?';
-    setTimeout(() => {
-      button.dataset.armed = 'false';
-      button.textContent = '×';
-    }, ARM_MS);
+    this.arm(id);
+    this.armTimer = setTimeout(() => this.arm(null), ARM_MS);
+  }
+
+  // arm makes id (null: none) the armed conversation and shows it.
+  arm(id) {
+    this.armed = id;
+    for (const button of this.ul.querySelectorAll('li[data-id] [data-testid=delete]')) {
+      showArmed(button, button.parentElement.dataset.id === id);
+    }
   }
 
   // highlight marks the open conversation's entry.
@@ -106,4 +118,9 @@ export class Sidebar {
   get(id) {
     return this.byID.get(id);
   }
+}
+
+function showArmed(button, armed) {
+  button.dataset.armed = String(armed);
+  button.textContent = armed ? 'Delete?' : '×';
 }
