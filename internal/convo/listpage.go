@@ -10,49 +10,87 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// listPage returns up to limit of list's conversations that come after
-// the cursor before ("": from the first), in the list order, and the
-// cursor after the last one returned when more remain. The order is most
-// recently updated first, then by id, so that a cursor names one place.
-func listPage(list []protocol.Conversation, before string, limit int) ([]protocol.Conversation, string, error) {
-	slices.SortStableFunc(list, func(a, b protocol.Conversation) int {
-		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	if before != "" {
-		at, id, err := parseCursor(before)
-		if err != nil {
-			return nil, "", err
-		}
-		start, _ := slices.BinarySearchFunc(list, struct{}{}, func(c protocol.Conversation, _ struct{}) int {
-			// -1 while c comes before or at the cursor.
-			if c.UpdatedAt.After(at) || c.UpdatedAt.Equal(at) && c.ID <= id {
-				return -1
-			}
-			return 1
-		})
-		list = list[start:]
-	}
-	if len(list) <= limit {
-		return list, "", nil
-	}
-	last := list[limit-1]
-	return list[:limit], cursor(last), nil
+// A list of conversations is in the order most recently updated first,
+// then by id, so that a cursor names one place in it.
+
+// ListCursor names a place in a list of conversations: right after the
+// conversation with id ID, updated at UpdatedAt. Its zero value is the
+// start of the list.
+type ListCursor struct {
+	UpdatedAt time.Time
+	ID        string
 }
 
-// cursor names the place after c in the list order.
+// follows reports whether c comes after the place cur names.
+func (cur ListCursor) follows(c *protocol.Conversation) bool {
+	if cur.ID == "" {
+		return true
+	}
+	return listOrder(&protocol.Conversation{ID: cur.ID, UpdatedAt: cur.UpdatedAt}, c) < 0
+}
+
+// listOrder compares a and b in the list order.
+func listOrder(a, b *protocol.Conversation) int {
+	if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// ListPage collects one page of a list of conversations while seeing each
+// of them once, in any order, and holds at most a page of them: an
+// implementation of Log.List feeds it every conversation of the owner, so
+// that its memory is bounded by the page's limit, not by how many
+// conversations the owner has.
+type ListPage struct {
+	after ListCursor
+	limit int
+	page  []protocol.Conversation // sorted in the list order
+	more  bool
+}
+
+// NewListPage returns an empty page of at most limit (at least 1)
+// conversations that come after the cursor after.
+func NewListPage(after ListCursor, limit int) *ListPage {
+	return &ListPage{after: after, limit: max(limit, 1)}
+}
+
+// Add offers conversation c to the page; offer each conversation once.
+func (p *ListPage) Add(c protocol.Conversation) {
+	if !p.after.follows(&c) {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(p.page, &c, func(o protocol.Conversation, c *protocol.Conversation) int { return listOrder(&o, c) })
+	if i == p.limit {
+		p.more = true
+		return
+	}
+	if len(p.page) == p.limit {
+		p.page, p.more = p.page[:p.limit-1], true
+	}
+	p.page = slices.Insert(p.page, i, c)
+}
+
+// Page returns the conversations collected, in the list order, and
+// whether more come after them.
+func (p *ListPage) Page() ([]protocol.Conversation, bool) {
+	if p.page == nil {
+		return []protocol.Conversation{}, p.more
+	}
+	return p.page, p.more
+}
+
+// cursor names the place after c in the list.
 func cursor(c protocol.Conversation) string {
 	return strconv.FormatInt(c.UpdatedAt.UnixNano(), 10) + "." + c.ID
 }
 
 // parseCursor reads a cursor that cursor made.
-func parseCursor(s string) (time.Time, string, error) {
+func parseCursor(s string) (ListCursor, error) {
 	ns, id, ok := strings.Cut(s, ".")
 	n, err := strconv.ParseInt(ns, 10, 64)
 	if !ok || err != nil || id == "" {
-		return time.Time{}, "", protocol.Errorf(protocol.CodeBadRequest, "before: not the next of a conversations reply")
+		return ListCursor{}, protocol.Errorf(protocol.CodeBadRequest, "before: not the next of a conversations reply")
 	}
-	return time.Unix(0, n).UTC(), id, nil
+	return ListCursor{UpdatedAt: time.Unix(0, n).UTC(), ID: id}, nil
 }

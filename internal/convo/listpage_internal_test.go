@@ -2,6 +2,7 @@ package convo
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // TestListPage pages through conversations with ties in their update
-// times: every conversation comes exactly once, in the list order.
+// times, offered in a shuffled order: every conversation
+// comes exactly once, in the list order, and a page never holds more
+// than its limit.
 func TestListPage(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
@@ -18,36 +21,52 @@ func TestListPage(t *testing.T) {
 		// Pairs share an update time; ids order them.
 		all = append(all, protocol.Conversation{ID: fmt.Sprintf("c%02d", i), UpdatedAt: t0.Add(time.Duration(i/2) * time.Second)})
 	}
+	rng := rand.New(rand.NewPCG(1, 2))
 	for _, limit := range []int{1, 2, 3, 10, 11, 12} {
 		var got []string
-		before := ""
+		after := ListCursor{}
 		for pages := 0; ; pages++ {
 			if pages > len(all) {
 				t.Fatalf("limit %d: more pages than conversations", limit)
 			}
-			list := append([]protocol.Conversation(nil), all...)
-			page, next, err := listPage(list, before, limit)
-			if err != nil {
-				t.Fatalf("limit %d, before %q: %v", limit, before, err)
+			offered := append([]protocol.Conversation(nil), all...)
+			rng.Shuffle(len(offered), func(i, j int) { offered[i], offered[j] = offered[j], offered[i] })
+			p := NewListPage(after, limit)
+			for _, c := range offered {
+				p.Add(c)
+				if len(p.page) > limit {
+					t.Fatalf("limit %d: the page holds %d", limit, len(p.page))
+				}
 			}
-			if len(page) > limit || len(page) == 0 && next != "" {
-				t.Fatalf("limit %d: a page of %d with next %q", limit, len(page), next)
+			page, more := p.Page()
+			if len(page) == 0 && more {
+				t.Fatalf("limit %d: an empty page with more", limit)
 			}
 			for _, c := range page {
 				got = append(got, c.ID)
 			}
-			if next == "" {
+			if !more {
 				break
 			}
-			before = next
+			after = ListCursor{UpdatedAt: page[len(page)-1].UpdatedAt, ID: page[len(page)-1].ID}
 		}
 		want := "[c10 c08 c09 c06 c07 c04 c05 c02 c03 c00 c01]"
 		if fmt.Sprint(got) != want {
 			t.Errorf("limit %d: %v, want %s", limit, got, want)
 		}
 	}
+}
+
+// TestCursor reads back the cursors it makes and refuses others.
+func TestCursor(t *testing.T) {
+	t.Parallel()
+	c := protocol.Conversation{ID: "c.1", UpdatedAt: time.Date(2026, 12, 4, 9, 0, 0, 123, time.UTC)}
+	got, err := parseCursor(cursor(c))
+	if err != nil || got.ID != c.ID || !got.UpdatedAt.Equal(c.UpdatedAt) {
+		t.Fatalf("parseCursor(%q) = %+v, %v", cursor(c), got, err)
+	}
 	for _, bad := range []string{"x", "12", ".c1", "12.", "x.c1"} {
-		if _, _, err := listPage(all, bad, 5); protocol.AsError(err).Code != protocol.CodeBadRequest {
+		if _, err := parseCursor(bad); protocol.AsError(err).Code != protocol.CodeBadRequest {
 			t.Errorf("cursor %q: %v, want bad_request", bad, err)
 		}
 	}

@@ -71,9 +71,13 @@ type Log interface {
 	// first, and whether older ones remain.
 	Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error)
 
-	// List returns the conversations owned by owner, most recently
-	// updated first.
-	List(ctx context.Context, owner string) ([]protocol.Conversation, error)
+	// List returns up to limit of the conversations owned by owner that
+	// come after the cursor after (its zero value: from the first), in
+	// the list order (most recently updated first, then by id), and
+	// whether more come after them. It holds at most about limit of them
+	// at once however many owner has: an implementation that cannot read
+	// them in that order feeds every one to a ListPage.
+	List(ctx context.Context, owner string, after ListCursor, limit int) ([]protocol.Conversation, bool, error)
 
 	// Unfinished returns the metadata of every conversation with an open
 	// turn or pending turns: the work a restart must pick up.

@@ -291,15 +291,22 @@ func clampLimit(limit, def, maxLimit int) int {
 // in the reply's Next when more remain. A conversation updated between
 // two pages moves to the first page.
 func (s *Service) List(ctx context.Context, user, before string, limit int) (*protocol.ConversationsReply, error) {
-	all, err := s.log.List(ctx, user)
+	var after ListCursor
+	if before != "" {
+		var err error
+		if after, err = parseCursor(before); err != nil {
+			return nil, err
+		}
+	}
+	page, more, err := s.log.List(ctx, user, after, clampLimit(limit, protocol.DefaultListLimit, protocol.MaxListLimit))
 	if err != nil {
 		return nil, err
 	}
-	page, next, err := listPage(all, before, clampLimit(limit, protocol.DefaultListLimit, protocol.MaxListLimit))
-	if err != nil {
-		return nil, err
+	r := &protocol.ConversationsReply{Type: protocol.ReplyConversations, Conversations: page}
+	if more && len(page) > 0 {
+		r.Next = cursor(page[len(page)-1])
 	}
-	return &protocol.ConversationsReply{Type: protocol.ReplyConversations, Conversations: page, Next: next}, nil
+	return r, nil
 }
 
 // Create makes a conversation owned by user.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -146,27 +145,29 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit in
 	return slices.Clone(msgs), more, nil
 }
 
-// List implements convo.Log.
-func (s *Store) List(ctx context.Context, owner string) ([]protocol.Conversation, error) {
+// List implements convo.Log. The owner index has no order, so it reads
+// the metadata of every conversation of owner and keeps a page; it holds
+// every id meanwhile (a few dozen bytes each), not every metadata.
+func (s *Store) List(ctx context.Context, owner string, after convo.ListCursor, limit int) ([]protocol.Conversation, bool, error) {
 	ids, err := s.log.Owned(ctx, owner)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, false, unavailable(err)
 	}
-	out := []protocol.Conversation{}
+	page := convo.NewListPage(after, limit)
 	for _, id := range ids {
 		m, err := s.Meta(ctx, id)
 		if errors.Is(err, convo.ErrNotFound) {
 			continue // its metadata was never written, or it was deleted
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if m.Owner == owner {
-			out = append(out, m.Conversation)
+			page.Add(m.Conversation)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
-	return out, nil
+	list, more := page.Page()
+	return list, more, nil
 }
 
 // Unfinished implements convo.Log: the conversations marked as having

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -153,9 +152,10 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit int)
 	return msgs, more, err
 }
 
-// List implements convo.Log.
-func (l *Log) List(ctx context.Context, owner string) ([]protocol.Conversation, error) {
-	out := []protocol.Conversation{}
+// List implements convo.Log. The owners index is in id order, so it
+// reads the metadata of every conversation of owner and keeps a page.
+func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, limit int) ([]protocol.Conversation, bool, error) {
+	page := convo.NewListPage(after, limit)
 	p := prefix(owner)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOwners).Cursor()
@@ -164,12 +164,15 @@ func (l *Log) List(ctx context.Context, owner string) ([]protocol.Conversation, 
 			if err != nil {
 				return err
 			}
-			out = append(out, m.Conversation)
+			page.Add(m.Conversation)
 		}
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) })
-	return out, err
+	if err != nil {
+		return nil, false, err
+	}
+	list, more := page.Page()
+	return list, more, nil
 }
 
 // Unfinished implements convo.Log.

@@ -42,6 +42,7 @@ func Run(t *testing.T, storage Storage) {
 		{"EventsBounds", testEventsBounds},
 		{"Messages", testMessages},
 		{"ListByOwner", testListByOwner},
+		{"ListPages", testListPages},
 		{"Delete", testDelete},
 		{"Unfinished", testUnfinished},
 		{"Reopen", testReopen},
@@ -502,15 +503,99 @@ func testListByOwner(t *testing.T, storage Storage) {
 	h.create(t, "a2", "alice")
 	time.Sleep(2 * time.Millisecond) // UpdatedAt has to differ: a1's append must be the newest.
 	h.appendOK(t, "a1", userMessage("t", "newest"))
-	list, err := h.log.List(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	list := h.list(t, "alice")
 	if len(list) != 2 || list[0].ID != "a1" || list[1].ID != "a2" || list[0].Title != "newest" || list[0].LastSeq != 1 {
 		t.Fatalf("alice's list: %+v", list)
 	}
-	if list, _ := h.log.List(ctx, "carol"); len(list) != 0 {
+	if list := h.list(t, "carol"); len(list) != 0 {
 		t.Fatalf("carol's list: %+v", list)
+	}
+}
+
+// list returns the first page of 100 of owner's conversations, which
+// must be all of them.
+func (h *harness) list(t *testing.T, owner string) []protocol.Conversation {
+	t.Helper()
+	list, more, err := h.log.List(ctx, owner, convo.ListCursor{}, 100)
+	if err != nil || more {
+		t.Fatalf("list of %s: %+v, more %v, %v", owner, list, more, err)
+	}
+	return list
+}
+
+// testListPages pages through a list with every limit from 1 to past its
+// end: each conversation comes once, in the list order, and a
+// conversation updated or deleted between two pages does not disturb the
+// next ones.
+func testListPages(t *testing.T, storage Storage) {
+	h, _ := start(t, storage)
+	const n = 7
+	for i := range n {
+		h.create(t, fmt.Sprintf("a%d", i), "alice")
+		h.create(t, fmt.Sprintf("b%d", i), "bob")
+	}
+	// Updates reorder some of them.
+	for _, id := range []string{"a2", "a5", "a0"} {
+		h.appendOK(t, id, userMessage("t", id))
+	}
+	want := h.list(t, "alice")
+	ids := func(list []protocol.Conversation) []string {
+		var out []string
+		for _, c := range list {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	if len(want) != n {
+		t.Fatalf("alice's list: %v", ids(want))
+	}
+	for i := 1; i < n; i++ {
+		a, b := want[i-1], want[i]
+		if a.UpdatedAt.Before(b.UpdatedAt) || a.UpdatedAt.Equal(b.UpdatedAt) && a.ID > b.ID {
+			t.Fatalf("alice's list is not most recently updated first, then by id: %+v", want)
+		}
+	}
+	if want[0].ID != "a0" || want[1].ID != "a5" || want[2].ID != "a2" {
+		t.Fatalf("alice's list does not start with the updated ones: %v", ids(want))
+	}
+	for limit := 1; limit <= n+1; limit++ {
+		var got []protocol.Conversation
+		var after convo.ListCursor
+		for pages := 0; ; pages++ {
+			page, more, err := h.log.List(ctx, "alice", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > limit || more && len(page) == 0 || pages > n {
+				t.Fatalf("limit %d: page %d is %v, more %v", limit, pages, ids(page), more)
+			}
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			last := page[len(page)-1]
+			after = convo.ListCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(ids(want)) {
+			t.Errorf("limit %d: pages %v, want %v", limit, ids(got), ids(want))
+		}
+	}
+
+	// After the first page of 3, the last conversation is updated (it
+	// moves to the first page) and the fifth deleted: the next pages hold
+	// the others.
+	page, more, err := h.log.List(ctx, "alice", convo.ListCursor{}, 3)
+	if err != nil || !more || fmt.Sprint(ids(page)) != fmt.Sprint(ids(want[:3])) {
+		t.Fatalf("first page: %v, more %v, %v", ids(page), more, err)
+	}
+	h.appendOK(t, want[n-1].ID, userMessage("t", "moved"))
+	if err := h.log.Delete(ctx, want[4].ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	after := convo.ListCursor{UpdatedAt: page[2].UpdatedAt, ID: page[2].ID}
+	rest, more, err := h.log.List(ctx, "alice", after, 10)
+	if err != nil || more || fmt.Sprint(ids(rest)) != fmt.Sprint([]string{want[3].ID, want[5].ID}) {
+		t.Fatalf("after an update and a delete: %v, more %v, %v; want %s and %s", ids(rest), more, err, want[3].ID, want[5].ID)
 	}
 }
 
@@ -533,7 +618,7 @@ func testDelete(t *testing.T, storage Storage) {
 	if _, err := h.log.Append(ctx, &convo.Append{Conversation: "c1", Build: events(delta("t1", "more"))}); !errors.Is(err, convo.ErrNotFound) {
 		t.Fatalf("append after delete: %v", err)
 	}
-	if list, _ := h.log.List(ctx, "alice"); len(list) != 0 {
+	if list := h.list(t, "alice"); len(list) != 0 {
 		t.Fatalf("list after delete: %+v", list)
 	}
 	if err := h.log.Delete(ctx, "c1", "alice"); !errors.Is(err, convo.ErrNotFound) {
