@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,4 +126,22 @@ func (s *Spec) check(ref string, body []byte, what string) error {
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
+}
+
+// Operations lists the document's operations as "METHOD /path", with
+// path templates as written ("GET /v1/conversations/{id}"), sorted.
+func (s *Spec) Operations() []string {
+	var out []string
+	paths, _ := lookup(s.OpenAPI, "paths").(map[string]any)
+	for path, item := range paths {
+		ops, _ := item.(map[string]any)
+		for method := range ops {
+			switch method {
+			case "get", "put", "post", "delete", "options", "head", "patch", "trace":
+				out = append(out, strings.ToUpper(method)+" "+path)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

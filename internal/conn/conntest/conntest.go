@@ -224,8 +224,7 @@ type Answer struct {
 	// Client is the connection after a successful upgrade.
 	Client *Client
 	// Error is the refusal's JSON error body; nil when the upgrade
-	// succeeded or the body is not the gateway's (the origin check's 403
-	// is text).
+	// succeeded.
 	Error *protocol.Error
 	// Header is the header of the server's answer.
 	Header http.Header
@@ -245,6 +244,8 @@ func Upgrade(t testing.TB, base, query string, header http.Header) Answer {
 	defer resp.Body.Close()
 	a := Answer{Status: resp.StatusCode, Header: resp.Header}
 	b, _ := io.ReadAll(resp.Body)
+	CheckHTTP(t, spec.Exchange{Method: http.MethodGet, URL: base + WSPath(query), Status: resp.StatusCode,
+		ContentType: resp.Header.Get("Content-Type"), ResponseBody: b})
 	var body struct{ Error *protocol.Error }
 	if json.Unmarshal(b, &body) == nil {
 		a.Error = body.Error
