@@ -147,13 +147,25 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 // want.
 func (g *gateway) post(t *testing.T, path, body string, want int) {
 	t.Helper()
-	res, err := http.Post(g.url+path, "application/json", strings.NewReader(body))
+	g.request(t, http.MethodPost, path, body, want)
+}
+
+// request sends a method request with body as JSON to path and fails the
+// test unless the status is want.
+func (g *gateway) request(t *testing.T, method, path, body string, want int) {
+	t.Helper()
+	req, err := http.NewRequest(method, g.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	if res.StatusCode != want {
-		t.Fatalf("POST %s: status %d, want %d", path, res.StatusCode, want)
+		t.Fatalf("%s %s: status %d, want %d", method, path, res.StatusCode, want)
 	}
 }
 

@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,22 +222,51 @@ func TestNewChatEnterTwiceCreatesOne(t *testing.T) {
 	}
 }
 
-// TestSidebarShowsAPageAtATime lists many conversations: the sidebar
-// shows 50, and the rest as it is scrolled to its end.
+// TestSidebarShowsAPageAtATime lists more conversations than one list
+// request returns by default: the sidebar asks for 50, and for the next
+// 50 as it is scrolled to its end, until it has them all. When it lists
+// again (as when the tab gets the focus back), a new conversation, an
+// updated one and a deleted one, all from elsewhere, show where they are
+// now, and the entries loaded stay loaded.
 func TestSidebarShowsAPageAtATime(t *testing.T) {
 	g := startGateway(t, newStepModel(), gatewayConfig{})
-	for i := range 60 {
-		g.post(t, "/v1/conversations", `{"title":"Conversation `+strconv.Itoa(i)+`"}`, http.StatusCreated)
+	const n = 120
+	for i := range n {
+		g.post(t, "/v1/conversations", fmt.Sprintf(`{"conversation":"c-%03d","title":"Conversation %d"}`, i, i), http.StatusCreated)
 	}
 	tb := newTab(t, "tab")
-	tb.open(g.url, "/")
+	// The oldest is open, not on the first page, and still has its title.
+	tb.open(g.url, "/#/c/c-000")
+	tb.waitFor("the open conversation's title", `document.querySelector('[data-testid=title]').textContent === 'Conversation 0'`)
 	entries := `document.querySelectorAll('[data-testid=conversation]').length`
+	titles := `[...document.querySelectorAll('[data-testid=conversation] .conversation-title')].map(e => e.textContent)`
 	tb.waitFor("the first page", entries+` === 50`)
-	if title := tb.text(`document.querySelector('[data-testid=conversation]').textContent`); !strings.HasPrefix(title, "Conversation 59") {
+	if title := tb.text(titles + `[0]`); title != fmt.Sprintf("Conversation %d", n-1) {
 		t.Errorf("first entry %q, want the newest", title)
 	}
+	scroll := `(() => { const ul = document.querySelector('[data-testid=conversations]'); ul.scrollTop = ul.scrollHeight; return true })()`
 	var ok bool
-	tb.eval(`const ul = document.querySelector('[data-testid=conversations]'); ul.scrollTop = ul.scrollHeight; true`, &ok)
-	tb.waitFor("the rest", entries+` === 60`)
+	tb.eval(scroll, &ok)
+	tb.waitFor("the second page", entries+` === 100`)
+	tb.eval(scroll, &ok)
+	tb.waitFor("the rest", entries+` === `+strconv.Itoa(n))
 	tb.waitFor("the button to go", `document.querySelector('[data-testid=more-conversations]') === null`)
+	var got []string
+	tb.eval(titles, &got)
+	for i, title := range got {
+		if want := fmt.Sprintf("Conversation %d", n-1-i); title != want {
+			t.Fatalf("entry %d is %q, want %q", i, title, want)
+		}
+	}
+
+	g.post(t, "/v1/conversations", `{"conversation":"c-new","title":"New elsewhere"}`, http.StatusCreated)
+	g.post(t, "/v1/conversations/c-000/actions", `{"name":"touch"}`, http.StatusCreated)
+	g.request(t, http.MethodDelete, "/v1/conversations/c-001", "", http.StatusOK)
+	tb.eval(`dispatchEvent(new Event('focus')); true`, &ok)
+	tb.waitFor("the list as it is now", titles+`.slice(0, 2).join('|') === 'Conversation 0|New elsewhere'`)
+	tb.eval(titles, &got)
+	if len(got) != n || slices.Contains(got, "Conversation 1") || got[n-1] != "Conversation 2" {
+		t.Errorf("after listing again, %d entries from %q to %q (Conversation 1 listed: %v), want %d to Conversation 2 without Conversation 1",
+			len(got), got[0], got[len(got)-1], slices.Contains(got, "Conversation 1"), n)
+	}
 }

@@ -38,6 +38,12 @@ function conversationPath(id, rest) {
   return `/v1/conversations/${encodeURIComponent(id)}/${rest}`;
 }
 
+// fetchConversation returns GET /v1/conversations/{id}: the conversation
+// object.
+export function fetchConversation(id, token) {
+  return getJSON(`/v1/conversations/${encodeURIComponent(id)}`, token);
+}
+
 // fetchHistory returns GET …/messages: up to limit messages with seq <
 // before (0: the newest), oldest first, and has_more.
 export function fetchHistory(id, before, limit, token) {

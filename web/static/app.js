@@ -2,7 +2,7 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchEvents, fetchHistory, fetchInfo, takeToken } from './api.js';
+import { fetchConversation, fetchEvents, fetchHistory, fetchInfo, takeToken } from './api.js';
 import { el } from './dom.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, wsURL } from './socket.js';
@@ -19,6 +19,9 @@ const HISTORY_PAGE = 20;
 
 const token = takeToken();
 let current = null;
+// unlisted is the open conversation's object when the sidebar has not
+// loaded it (it is further down the list than the pages loaded).
+let unlisted = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
 let opening = 0;
@@ -51,7 +54,17 @@ const view = new ConversationView($('messages'), {
   },
   loadOlder: () => loadOlder(),
 });
-const sidebar = new Sidebar($('conversations'), { onDelete: remove });
+const sidebar = new Sidebar($('conversations'), {
+  list: (before, limit) => {
+    const frame = { type: 'list', limit };
+    if (before !== null) frame.before = before;
+    return socket.request(frame);
+  },
+  onDelete: remove,
+  onError: (err) => {
+    if (err.code !== 'disconnected') showNotice(err);
+  },
+});
 const socket = new GatewaySocket({
   url: wsURL(token),
   onEvent: (ev) => {
@@ -172,7 +185,7 @@ function navigate(id) {
 }
 
 function heading() {
-  const c = current === null ? undefined : sidebar.get(current);
+  const c = current === null ? undefined : (sidebar.get(current) ?? (unlisted?.id === current ? unlisted : undefined));
   $('title').textContent = current === null ? 'New conversation' : c?.title || 'Untitled';
   $('model').textContent = c?.model || defaultModel;
   const agent = c?.agent ? agents.find((a) => a.name === c.agent) : undefined;
@@ -223,9 +236,14 @@ function agentChosen() {
 
 async function refreshList() {
   try {
-    const reply = await socket.request({ type: 'list' });
-    sidebar.render(reply.conversations ?? []);
+    await sidebar.refresh();
     heading();
+    const id = current;
+    if (id !== null && sidebar.get(id) === undefined && unlisted?.id !== id) {
+      // Failing (not found, say), the heading stays as it is: open tells.
+      unlisted = await fetchConversation(id, token).catch(() => null);
+      heading();
+    }
   } catch (err) {
     if (err.code !== 'disconnected') showNotice(err);
   }

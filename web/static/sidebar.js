@@ -1,26 +1,39 @@
-// sidebar.js renders the conversation list, a page at a time: more show
-// as the list is scrolled to its end. Deleting takes two clicks on the same
-// button (no blocking confirm dialog).
+// sidebar.js renders the conversation list, fetched from the gateway a
+// page at a time: the next page comes when the list is scrolled to its end
+// (or "Show more" is clicked). Deleting takes two clicks on the same button
+// (no blocking confirm dialog).
 
 const ARM_MS = 3000;
-// PAGE is how many entries show at first, and how many more each time.
+// PAGE is how many conversations the list asks for at first, and how many
+// more each time; MAX_PAGE is the most one list request returns.
 const PAGE = 50;
+const MAX_PAGE = 500;
 
-// Sidebar shows conversations in ul; onDelete(id) is called on a confirmed
-// delete. Links point at #/c/<id>, so opening one is plain navigation.
+// Sidebar shows conversations in ul. list(before, limit) fetches a page
+// (the list request's reply: conversations and next); onDelete(id) is
+// called on a confirmed delete; onError(err) when a page fails to load.
+// Links point at #/c/<id>, so opening one is plain navigation.
 export class Sidebar {
-  constructor(ul, { onDelete }) {
+  constructor(ul, { list, onDelete, onError }) {
     this.ul = ul;
+    this.list = list;
     this.onDelete = onDelete;
+    this.onError = onError;
     this.current = null;
+    // The conversations loaded, newest first; next is the cursor of the
+    // page after them (null: there is none).
+    this.all = [];
+    this.next = null;
+    // byID indexes all.
+    this.byID = new Map();
+    // Loads run one at a time, in order; loadingMore stops a second
+    // "more" while one is on its way.
+    this.queue = Promise.resolve();
+    this.loadingMore = false;
     // armed is the conversation whose delete button was clicked once, and
-    // stays so (across re-renders) until its timer ends.
+    // stays so (across redraws) until its timer ends.
     this.armed = null;
     this.armTimer = 0;
-    // id → conversation, as the last render got them.
-    this.byID = new Map();
-    this.all = [];
-    this.shown = PAGE;
     this.more = document.createElement('li');
     this.more.className = 'more';
     const button = document.createElement('button');
@@ -35,25 +48,67 @@ export class Sidebar {
     });
   }
 
-  // render replaces the list with conversations (newest first), showing
-  // as many as before.
-  render(conversations) {
-    this.byID = new Map(conversations.map((c) => [c.id, c]));
-    this.all = conversations;
+  // run queues load after the loads before it and returns its result.
+  run(load) {
+    const done = this.queue.then(load);
+    this.queue = done.catch(() => {});
+    return done;
+  }
+
+  // refresh lists the conversations again from the first page, as many as
+  // are loaded (at least a page), so that new, updated and deleted ones
+  // show where they are now without losing the place scrolled to. It
+  // rejects when a page fails to load.
+  refresh() {
+    return this.run(async () => {
+      const want = Math.max(PAGE, this.all.length);
+      const all = [];
+      let next = null;
+      do {
+        const reply = await this.list(next, Math.min(want - all.length, MAX_PAGE));
+        all.push(...(reply.conversations ?? []));
+        next = reply.next ?? null;
+      } while (next !== null && all.length < want);
+      this.all = [];
+      this.byID.clear();
+      this.add(all, next);
+    });
+  }
+
+  // showMore loads the page after the loaded ones, if there is one.
+  async showMore() {
+    if (this.next === null || this.loadingMore) return;
+    this.loadingMore = true;
+    try {
+      await this.run(async () => {
+        if (this.next === null) return;
+        const reply = await this.list(this.next, PAGE);
+        this.add(reply.conversations ?? [], reply.next ?? null);
+      });
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.loadingMore = false;
+    }
+  }
+
+  // add appends the conversations of a page (skipping any listed already:
+  // a page fetched after an update may repeat one) and draws the list.
+  add(conversations, next) {
+    for (const c of conversations) {
+      if (this.byID.has(c.id)) continue;
+      this.byID.set(c.id, c);
+      this.all.push(c);
+    }
+    this.next = next;
     this.draw();
   }
 
   draw() {
-    const items = this.all.slice(0, this.shown).map((c) => this.item(c));
-    if (this.all.length > this.shown) items.push(this.more);
+    const items = this.all.map((c) => this.item(c));
+    if (this.next !== null) items.push(this.more);
     this.ul.replaceChildren(...items);
     this.highlight(this.current);
-  }
-
-  showMore() {
-    if (this.all.length <= this.shown) return;
-    this.shown += PAGE;
-    this.draw();
   }
 
   item(c) {
