@@ -123,7 +123,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	db, err := bolt.Open(path, 0o600, BoltOptions(opts.Timeout))
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("boltlog: database %s is in use by another process (waited %s for its lock)", path, opts.Timeout)
+		return nil, fmt.Errorf("boltlog: database %s is in use by another process (waited %s for its lock): %w", path, opts.Timeout, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("boltlog: open database %s: %w", path, err)

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/logtest"
@@ -92,42 +95,47 @@ func TestFailedCommitLeavesNothing(t *testing.T) {
 }
 
 // TestLockedDatabaseFailsFast opens a file another Log holds: the second
-// Open must give up after its timeout with a clear error, instead of
-// waiting for the lock for ever.
+// Open must give up after its own timeout with a clear error, instead of
+// waiting for the lock for ever. It runs in a synctest bubble, whose fake
+// clock bbolt's lock retries (a sleep of 50 ms each) advance, so an hour's
+// timeout passes at once and the wait it took is exact: the default
+// timeout, or none, shows as a wrong wait, not as a slow test.
 func TestLockedDatabaseFailsFast(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gateway.db")
-	openAt(t, path)
-	const timeout = 200 * time.Millisecond
-	type result struct {
-		err     error
-		elapsed time.Duration
-	}
-	done := make(chan result, 1)
-	go func() {
-		start := time.Now()
-		l, err := Open(path, Options{Timeout: timeout})
-		if err == nil {
-			l.Close()
+	first := openAt(t, path)
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = time.Hour
+		type result struct {
+			err    error
+			waited time.Duration
 		}
-		done <- result{err, time.Since(start)}
-	}()
-	// A hang shows as the test's own timeout; a wait far beyond the
-	// option's is the same bug.
-	select {
-	case r := <-done:
-		if r.err == nil {
-			t.Fatal("a second Open of a locked file succeeded")
+		done := make(chan result, 1)
+		go func() {
+			start := time.Now()
+			l, err := Open(path, Options{Timeout: timeout})
+			if err == nil {
+				l.Close()
+			}
+			done <- result{err, time.Since(start)}
+		}()
+		select {
+		case r := <-done:
+			if !errors.Is(r.err, bolterrors.ErrTimeout) {
+				t.Fatalf("second Open of a locked file: %v, want bbolt's %v", r.err, bolterrors.ErrTimeout)
+			}
+			// bbolt gives up once fewer than 50 ms of the timeout are left.
+			if r.waited > timeout || r.waited < timeout-50*time.Millisecond {
+				t.Errorf("second Open waited %s for the lock, want its %s timeout", r.waited, timeout)
+			}
+			for _, want := range []string{"in use by another process", path} {
+				if !strings.Contains(r.err.Error(), want) {
+					t.Errorf("error %q does not say %q", r.err, want)
+				}
+			}
+		case <-time.After(2 * timeout):
+			first.Close() // frees the lock, so that the waiting Open ends
+			<-done
+			t.Fatalf("second Open still waiting after %s with a %s timeout", 2*timeout, timeout)
 		}
-		// bbolt retries the lock every 50ms and may give up one retry
-		// early; failing much sooner means it did not wait at all.
-		if r.elapsed < timeout/2 {
-			t.Fatalf("second Open failed after %s, long before its %s timeout: %v", r.elapsed, timeout, r.err)
-		}
-		want := "in use by another process"
-		if !strings.Contains(r.err.Error(), want) {
-			t.Fatalf("error %q does not say %q", r.err, want)
-		}
-	case <-time.After(100 * timeout):
-		t.Fatalf("second Open still waiting after %s with a %s timeout", 100*timeout, timeout)
-	}
+	})
 }
