@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -21,11 +22,28 @@ import (
 // unavailable, never acked without being stored, and the connection stays
 // open; once space is freed, the conversation answers again without a
 // restart. It needs root to mount the tmpfs and skips without.
+//
+// The model is the Bedrock fake, held after its first chunk until the
+// disk is full, so that the reply's next chunk is what the full disk
+// refuses, however slowly the test runs. Both that chunk and the first
+// (which the cut turn's turn_end carries) are larger than the space a
+// filled disk leaves and than any run of free pages the database file
+// may have, so that neither can be stored until space is freed.
 func TestDiskFull(t *testing.T) {
-	t.Parallel()
+	// Not parallel: fakeAWS sets the environment the AWS SDK reads.
 	dir := smallDisk(t, "4m")
-	env := map[string]string{"GATEWAY_DB": filepath.Join(dir, "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "20ms"}
-	g := startRun(t, env, "-addr", "127.0.0.1:0")
+	fakeAWS(t)
+	hold := make(chan struct{})
+	chunk := strings.Repeat("word ", 40<<10) // 200 KiB
+	fake := fakebedrock.New(func(call int, _ fakebedrock.Request) fakebedrock.Reply {
+		if call == 1 {
+			return fakebedrock.Reply{Chunks: []string{chunk, chunk}, Hold: hold, HoldAfter: 1}
+		}
+		return fakebedrock.Reply{Chunks: []string{"Here."}}
+	})
+	t.Cleanup(fake.Close)
+	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(dir, "gateway.db")}, "-addr", "127.0.0.1:0",
+		"-provider", "bedrock", "-model", "m", "-region", "us-east-1", "-bedrock-endpoint", fake.URL)
 	c := conntest.Dial(t, g.URL, "/v1/ws")
 	c.Request(&protocol.Send{ID: "first", Text: "tell me a story"})
 	frames := c.ReadUntil(conntest.IsType(protocol.EventDelta))
@@ -55,6 +73,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal("100 sends of 60 KB on a full disk were all acked")
 	}
 	t.Logf("%d sends acked, then one refused with unavailable", len(acked))
+	close(hold)
 	select {
 	case <-retrying:
 	case <-time.After(conntest.Timeout):

@@ -173,6 +173,14 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	case errors.Is(cause, errDeleted), errors.Is(cause, errLeaseLost):
 		// Deleted, or another gateway ends the turn.
 		return nil, "", nil
+	case errors.Is(cause, errStorage):
+		// Before a model that finished: its last chunks may be the ones
+		// not stored, and the reply is then incomplete.
+		end.StopReason = protocol.StopError
+		end.Error = protocol.AsError(ErrUnavailable)
+		if out.err == nil {
+			*end.Usage = out.res.Usage
+		}
 	case out.err == nil:
 		end.StopReason = out.res.StopReason
 		if end.StopReason == "" {
@@ -183,9 +191,6 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.StopReason = protocol.StopCancelled
 	case errors.Is(cause, errShutdown):
 		end.StopReason = protocol.StopInterrupted
-	case errors.Is(cause, errStorage):
-		end.StopReason = protocol.StopError
-		end.Error = protocol.AsError(ErrUnavailable)
 	default:
 		end.StopReason = protocol.StopError
 		end.Error = modelError(out.err)
