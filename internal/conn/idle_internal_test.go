@@ -25,6 +25,21 @@ func serveOne(t testing.TB, opts Options) (*websocket.Conn, *conn) {
 // serveOneDial is serveOne with the client dialled with dopts.
 func serveOneDial(t testing.TB, opts Options, dopts *websocket.DialOptions) (*websocket.Conn, *conn) {
 	t.Helper()
+	h := newTestHandler(t, opts)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.Dial(t.Context(), strings.Replace(srv.URL, "http", "ws", 1), dopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws, registered(t, h, ws)
+}
+
+// newTestHandler returns a Handler with opts on a fresh service, which
+// the end of the test shuts down.
+func newTestHandler(t testing.TB, opts Options) *Handler {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{}, demo.New(demo.Options{}), convo.Config{Logger: log})
 	if err != nil {
@@ -32,27 +47,27 @@ func serveOneDial(t testing.TB, opts Options, dopts *websocket.DialOptions) (*we
 	}
 	opts.Logger = log
 	h := NewHandler(svc, opts)
-	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
-		srv.Close()
 		_ = h.Shutdown(context.Background())
 		_ = svc.Close(context.Background())
 	})
-	ws, _, err := websocket.Dial(t.Context(), strings.Replace(srv.URL, "http", "ws", 1), dopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ws.CloseNow() })
+	return h
+}
+
+// registered returns the server side of h's one connection, whose client
+// is ws.
+func registered(t testing.TB, h *Handler, ws *websocket.Conn) *conn {
+	t.Helper()
 	// The upgrade has answered, but the connection may not be registered
 	// yet: a ping's pong proves it is.
 	ping(t, ws)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.conns {
-		return ws, c
+		return c
 	}
 	t.Fatal("no connection registered")
-	return nil, nil
+	return nil
 }
 
 // ping sends a ping request on ws and reads its reply.

@@ -2,54 +2,141 @@ package conn
 
 import (
 	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/chatgateway/gateway/internal/convo"
 )
 
-// TestWriteTimeout queues more than the socket buffers hold: a client that
-// reads gets every frame over many armed and stopped write timers and stays
-// connected, and one that does not read is disconnected once a write
-// outlasts WriteTimeout.
+// TestWriteTimeout runs in a synctest bubble over an in-memory socket,
+// whose writes wait until the client reads: a client that reads gets
+// every frame over many armed and stopped write timers and stays
+// connected however long it idles after, and one that does not read is
+// disconnected exactly WriteTimeout after the write began. The bubble's
+// clock moves only while every goroutine waits, so a loaded machine
+// cannot make a reading client look stalled.
 func TestWriteTimeout(t *testing.T) {
 	t.Parallel()
 	const frames = 64
+	opts := Options{WriteTimeout: time.Second, PingInterval: time.Hour, SendQueueBytes: 128 << 20}
 	for _, tc := range []struct {
 		name  string
-		size  int // 64 frames of 1 MiB outgrow the loopback socket buffers
+		size  int // 16 KiB frames go in batches of four
 		reads bool
 	}{
-		{"reading client gets every frame", 256 << 10, true},
-		{"stalled client is disconnected", 1 << 20, false},
+		{"reading client gets every frame", 16 << 10, true},
+		{"stalled client is disconnected", 16 << 10, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ws, c := serveOne(t, Options{WriteTimeout: time.Second, SendQueueBytes: 128 << 20})
-			ws.SetReadLimit(int64(tc.size))
-			frame := bytes.Repeat([]byte("x"), tc.size)
-			for range frames {
-				if !c.Send(convo.Frame{Data: frame}) {
-					t.Fatal("Send refused a frame")
+			synctest.Test(t, func(t *testing.T) {
+				ws, c := servePipe(t, opts)
+				ws.SetReadLimit(int64(tc.size))
+				frame := bytes.Repeat([]byte("x"), tc.size)
+				start := time.Now()
+				for range frames {
+					if !c.Send(convo.Frame{Data: frame}) {
+						t.Fatal("Send refused a frame")
+					}
 				}
-			}
-			if !tc.reads {
-				// The timer closes the socket, so reading ends; the test's
-				// own timeout guards against a write that never ends.
-				<-c.ctx.Done()
+				if !tc.reads {
+					// The timer closes the socket, so reading ends.
+					<-c.ctx.Done()
+					if waited := time.Since(start); waited != opts.WriteTimeout {
+						t.Errorf("disconnected after %v, want %v", waited, opts.WriteTimeout)
+					}
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					if c.ended != endWriteTimeout {
+						t.Errorf("ended as %q, want %q", c.ended, endWriteTimeout)
+					}
+					return
+				}
+				for i := range frames {
+					if _, b, err := ws.Read(t.Context()); err != nil || len(b) != tc.size {
+						t.Fatalf("frame %d: %d bytes, %v", i, len(b), err)
+					}
+				}
+				// A timer left armed by the last write would fire now.
+				time.Sleep(10 * opts.WriteTimeout)
+				ping(t, ws)
 				c.mu.Lock()
 				defer c.mu.Unlock()
-				if c.ended != endWriteTimeout {
-					t.Errorf("ended as %q, want %q", c.ended, endWriteTimeout)
+				if c.ended != "" {
+					t.Errorf("a reading client's connection ended as %q", c.ended)
 				}
-				return
-			}
-			for i := range frames {
-				if _, b, err := ws.Read(t.Context()); err != nil || len(b) != tc.size {
-					t.Fatalf("frame %d: %d bytes, %v", i, len(b), err)
-				}
-			}
-			ping(t, ws)
+			})
 		})
 	}
 }
+
+// servePipe is serveOne over net.Pipe instead of TCP, for a synctest
+// bubble: a write there waits until the client reads, with no socket
+// buffer between them, and that wait is durable, so the bubble's clock
+// moves on while the client does not read.
+func servePipe(t *testing.T, opts Options) (*websocket.Conn, *conn) {
+	t.Helper()
+	h := newTestHandler(t, opts)
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	tr := &http.Transport{DialContext: ln.dial}
+	t.Cleanup(tr.CloseIdleConnections)
+	ws, _, err := websocket.Dial(t.Context(), "ws://pipe/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws, registered(t, h, ws)
+}
+
+// pipeListener is a net.Listener whose connections are the server ends of
+// the net.Pipes that dial makes.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+// dial makes a pipe, hands its server end to Accept and returns the
+// client end.
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
