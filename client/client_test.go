@@ -26,9 +26,14 @@ import (
 // fast reconnects quickly, so that tests do not wait on backoff.
 var fast = client.Options{MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 
-// dial connects a client to url, closed when the test ends.
+// dial connects a client to url, closed when the test ends. Unless opts
+// has an HTTPClient, every frame it sends and receives is checked against
+// protocol/asyncapi.yaml.
 func dial(t *testing.T, url string, opts client.Options) *client.Client {
 	t.Helper()
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = conntest.RecordedClient(t, nil)
+	}
 	c, err := client.Dial(conntest.Deadline(t), url, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +353,7 @@ func TestResumeAfterSlowConsumerClose(t *testing.T) {
 	})
 	opts := fast
 	opts.Buffer = 1
-	opts.HTTPClient = smallReadBuffer(4096)
+	opts.HTTPClient = conntest.RecordedClient(t, smallReadBuffer(4096))
 	var connects atomic.Int32
 	opts.OnConnect = func() { connects.Add(1) }
 	c := dial(t, srv.URL, opts)
@@ -469,16 +474,14 @@ func (h *signalHandler) WithGroup(name string) slog.Handler {
 
 // smallReadBuffer dials with a small kernel receive buffer, so that a
 // client that stops reading stalls the gateway quickly.
-func smallReadBuffer(size int) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(size)
-			}
-			return c, err
-		},
-	}}
+func smallReadBuffer(size int) conntest.Dialer {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(size)
+		}
+		return c, err
+	}
 }
 
 // TestSilentGatewayDropped stops everything the gateway sends, as a dead

@@ -18,7 +18,7 @@ func TestGoClientAgent(t *testing.T) {
 	fakeAWS(t)
 	r := startAgentRig(t)
 	ctx := conntest.Deadline(t)
-	c, err := client.Dial(ctx, r.g.URL, client.Options{})
+	c, err := client.Dial(ctx, r.g.URL, client.Options{HTTPClient: conntest.RecordedClient(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
