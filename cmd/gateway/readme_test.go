@@ -3,10 +3,15 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatgateway/gateway/internal/metrics"
 )
 
 // TestReadmeCommands keeps the README's two commands true: the first runs
@@ -99,4 +104,42 @@ func slug(heading string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestMetricsDocumented checks that docs/OPERATIONS.md names every metric
+// of the gateway's own (the Go runtime's and the process's are
+// Prometheus's).
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := reflect.ValueOf(metrics.New()).Elem()
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	var names []string
+	for i := range m.NumField() {
+		if !m.Type().Field(i).IsExported() {
+			continue
+		}
+		c, ok := m.Field(i).Interface().(prometheus.Collector)
+		if !ok {
+			continue
+		}
+		descs := make(chan *prometheus.Desc, 16)
+		c.Describe(descs)
+		close(descs)
+		for d := range descs {
+			if n := fqName.FindStringSubmatch(d.String()); n != nil {
+				names = append(names, n[1])
+			}
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("found only %d metrics: %v", len(names), names)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(doc), "`"+n) {
+			t.Errorf("docs/OPERATIONS.md does not name the metric %s", n)
+		}
+	}
 }
