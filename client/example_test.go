@@ -40,3 +40,20 @@ func ExampleDial() {
 		}
 	}
 }
+
+// A program that prints the titles of all its conversations, newest
+// first, a page of 100 at a time.
+func ExampleClient_Conversations() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://localhost:8080", client.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for conv, err := range c.Conversations(ctx, 100) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(conv.ID, conv.Title)
+	}
+}
