@@ -11,7 +11,8 @@
 //
 //   - Only the algorithms the configuration allows are accepted: HS256 when
 //     a shared secret is set, RS256 and ES256 when a JWKS supplies public
-//     keys, picked by the token's "kid". "alg": "none" and algorithm
+//     keys, picked by the token's "kid" (a token without one only when the
+//     set has a single key of its algorithm). "alg": "none" and algorithm
 //     confusion (an HS256 token "signed" with an RSA public key) fail.
 //   - "exp" is required; "exp", "nbf" and "iat" are checked (with a small
 //     configurable leeway), and "iss" and "aud" when configured.

@@ -16,6 +16,7 @@ var (
 	errAlgNotAllowed   = errors.New("auth: signing algorithm not accepted")
 	errUnknownKey      = errors.New("auth: unknown signing key")
 	errKeyAlgMismatch  = errors.New("auth: signing key does not fit the algorithm")
+	errKeyNotAccepted  = errors.New("auth: signing key not accepted")
 	errNoSubject       = errors.New("auth: token has no subject")
 	errSubjectTooLong  = errors.New("auth: token subject too long")
 	errSubjectNotValid = errors.New("auth: token subject is not printable UTF-8")
@@ -35,6 +36,7 @@ var reasons = []struct {
 	{errAlgNotAllowed, "token signing algorithm not accepted"},
 	{errUnknownKey, "token signing key unknown"},
 	{errKeyAlgMismatch, "token signing key does not fit its algorithm"},
+	{errKeyNotAccepted, "token signing key not accepted"},
 	{errNoSubject, "token has no subject"},
 	{errSubjectTooLong, "token subject too long"},
 	{errSubjectNotValid, "token subject invalid"},

@@ -4,146 +4,99 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
-	"strings"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // minRSABits is the smallest RSA modulus accepted from a JWKS.
 const minRSABits = 2048
 
-// publicKey is one verification key of a JWKS and the only algorithm it
-// may verify.
-type publicKey struct {
-	alg string // "RS256" or "ES256"
-	key any    // *rsa.PublicKey or *ecdsa.PublicKey
-}
+// Our policy on the keys of a JWKS, applied on top of what jwkset parses:
+// an RSA key of at least minRSABits verifies RS256 only, a P-256 key ES256
+// only, and nothing else verifies anything (jwkset also loads P-384,
+// Ed25519 and symmetric "oct" keys, which must never meet a token).
 
-// jwk is the JSON form of one key (RFC 7517, 7518 section 6).
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-}
-
-// parseJWKS reads a JSON Web Key Set into its usable keys by kid (a key
-// without a kid is stored under "" and verifies tokens without one). Keys
-// it cannot use (other types or curves, encryption keys, short RSA keys, a
-// repeated kid) are left out and described in skipped; a set that is not
-// JSON or has no usable key at all is an error.
-func parseJWKS(data []byte) (keys map[string]publicKey, skipped []error, err error) {
-	var set struct {
-		Keys []jwk `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, nil, fmt.Errorf("auth: jwks: %w", err)
-	}
-	keys = make(map[string]publicKey, len(set.Keys))
-	for _, k := range set.Keys {
-		pk, err := k.publicKey()
-		if err == nil {
-			if _, dup := keys[k.Kid]; dup {
-				err = errors.New("kid repeated")
-			}
+// checkKey reports why key may not verify a token signed with alg, or nil.
+func checkKey(alg string, key any) error {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if alg != jwt.SigningMethodRS256.Alg() {
+			return fmt.Errorf("%w: an RSA key cannot verify %s", errKeyAlgMismatch, alg)
 		}
-		if err != nil {
-			skipped = append(skipped, fmt.Errorf("auth: jwks key %q: %w", k.Kid, err))
-			continue
+		if bits := k.N.BitLen(); bits < minRSABits {
+			return fmt.Errorf("%w: rsa key has %d bits, want at least %d", errKeyNotAccepted, bits, minRSABits)
 		}
-		keys[k.Kid] = pk
-	}
-	if len(keys) == 0 {
-		return nil, skipped, fmt.Errorf("auth: jwks holds no usable key (%d keys)", len(set.Keys))
-	}
-	return keys, skipped, nil
-}
-
-// publicKey decodes k if it is a signing key for RS256 or ES256.
-func (k jwk) publicKey() (publicKey, error) {
-	if k.Use != "" && k.Use != "sig" {
-		return publicKey{}, fmt.Errorf("use %q is not sig", k.Use)
-	}
-	var pk publicKey
-	var err error
-	switch k.Kty {
-	case "RSA":
-		pk.alg = "RS256"
-		pk.key, err = k.rsaKey()
-	case "EC":
-		pk.alg = "ES256"
-		pk.key, err = k.ecKey()
+		// jwkset truncates an exponent to an int; refuse the ones no
+		// issuer uses rather than reason about what crypto/rsa makes of them.
+		if k.E < 3 || k.E > 1<<31-1 || k.E%2 == 0 {
+			return fmt.Errorf("%w: rsa exponent out of range", errKeyNotAccepted)
+		}
+		return nil
+	case *ecdsa.PublicKey:
+		if alg != jwt.SigningMethodES256.Alg() {
+			return fmt.Errorf("%w: an EC key cannot verify %s", errKeyAlgMismatch, alg)
+		}
+		if k.Curve != elliptic.P256() {
+			return fmt.Errorf("%w: curve %s, want P-256", errKeyNotAccepted, k.Curve.Params().Name)
+		}
+		return nil
 	default:
-		return publicKey{}, fmt.Errorf("kty %q not supported", k.Kty)
+		return fmt.Errorf("%w: key type %T not supported", errKeyNotAccepted, key)
 	}
-	if err != nil {
-		return publicKey{}, err
-	}
-	if k.Alg != "" && k.Alg != pk.alg {
-		return publicKey{}, fmt.Errorf("alg %q not supported for kty %s", k.Alg, k.Kty)
-	}
-	return pk, nil
 }
 
-func (k jwk) rsaKey() (*rsa.PublicKey, error) {
-	n, err := decodeBase64URL("n", k.N)
-	if err != nil {
-		return nil, err
+// checkJWK reports why j can verify no token at all, or nil: the checks
+// keyfunc makes (use, alg) and checkKey's, for the algorithm j's type
+// allows. It names the keys that NewJWT logs as unusable.
+func checkJWK(j jwkset.JWK) error {
+	m := j.Marshal()
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return fmt.Errorf("%w: use %q is not sig", errKeyNotAccepted, m.USE)
 	}
-	e, err := decodeBase64URL("e", k.E)
-	if err != nil {
-		return nil, err
+	var alg string
+	switch j.Key().(type) {
+	case *rsa.PublicKey:
+		alg = jwt.SigningMethodRS256.Alg()
+	case *ecdsa.PublicKey:
+		alg = jwt.SigningMethodES256.Alg()
+	default:
+		return fmt.Errorf("%w: kty %q (%T) not supported", errKeyNotAccepted, m.KTY, j.Key())
 	}
-	key := &rsa.PublicKey{N: new(big.Int).SetBytes(n)}
-	if bits := key.N.BitLen(); bits < minRSABits {
-		return nil, fmt.Errorf("rsa key has %d bits, want at least %d", bits, minRSABits)
+	if m.ALG != "" && m.ALG.String() != alg {
+		return fmt.Errorf("%w: alg %q for kty %s", errKeyNotAccepted, m.ALG, m.KTY)
 	}
-	exp := new(big.Int).SetBytes(e)
-	if !exp.IsInt64() || exp.Int64() < 3 || exp.Int64() > 1<<31-1 || exp.Bit(0) == 0 {
-		return nil, errors.New("rsa exponent out of range")
-	}
-	key.E = int(exp.Int64())
-	return key, nil
+	return checkKey(alg, j.Key())
 }
 
-func (k jwk) ecKey() (*ecdsa.PublicKey, error) {
-	if k.Crv != "P-256" {
-		return nil, fmt.Errorf("crv %q not supported", k.Crv)
+// pickKey applies checkKey to what keyfunc found for t: the key its kid
+// names or, for a token without a kid, every key whose metadata allows
+// t's algorithm. A token without a kid is verified only when exactly one
+// key fits: trying each key of a large set would let one token cost many
+// signature checks, and an issuer with several keys names them (Cognito
+// always does).
+func pickKey(alg string, found any) (any, error) {
+	set, ok := found.(jwt.VerificationKeySet)
+	if !ok {
+		return found, checkKey(alg, found)
 	}
-	x, err := decodeBase64URL("x", k.X)
-	if err != nil {
-		return nil, err
+	var fits []any
+	for _, k := range set.Keys {
+		if checkKey(alg, k) == nil {
+			fits = append(fits, k)
+		}
 	}
-	y, err := decodeBase64URL("y", k.Y)
-	if err != nil {
-		return nil, err
+	switch len(fits) {
+	case 1:
+		return fits[0], nil
+	case 0:
+		return nil, fmt.Errorf("%w: no kid, and no %s key in the JWKS", errUnknownKey, alg)
+	default:
+		return nil, fmt.Errorf("%w: no kid, and %d %s keys in the JWKS", errUnknownKey, len(fits), alg)
 	}
-	const size = 32 // P-256 coordinates, fixed length per RFC 7518 6.2.1.2
-	if len(x) != size || len(y) != size {
-		return nil, errors.New("ec coordinates are not 32 bytes")
-	}
-	point := append(append([]byte{4}, x...), y...)
-	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
-	if err != nil {
-		return nil, fmt.Errorf("ec point: %w", err)
-	}
-	return key, nil
 }
 
-// decodeBase64URL decodes a base64url member, tolerating the padding that
-// some issuers add although RFC 7515 leaves it out.
-func decodeBase64URL(name, s string) ([]byte, error) {
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-	if err != nil || len(b) == 0 {
-		return nil, fmt.Errorf("member %q is not base64url", name)
-	}
-	return b, nil
-}
+// errJWKSTooLarge refuses a JWKS download over maxJWKSBytes.
+var errJWKSTooLarge = errors.New("auth: jwks larger than 1 MiB")

@@ -3,15 +3,22 @@ package auth
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
-func TestParseJWKS(t *testing.T) {
+// TestJWKSPolicy loads sets with one spoiled key each through NewJWT and
+// checks which kids verify a token: our policy on top of what jwkset
+// parses, and where jwkset refuses a whole set.
+func TestJWKSPolicy(t *testing.T) {
 	k := testKeys()
 	// rsaJWK and ecJWK are good keys as JSON objects, for the cases to spoil.
 	jwkOf := func(kid string, key crypto.PublicKey) map[string]string {
@@ -38,31 +45,61 @@ func TestParseJWKS(t *testing.T) {
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	short := b64(new(big.Int).Lsh(big.NewInt(1), 1023).Bytes()) // a 1024-bit modulus
+	p384 := must(ecdsa.GenerateKey(elliptic.P384(), rand.Reader))
+	p384Point := must(p384.PublicKey.Bytes())
+	p384JWK := map[string]string{"kty": "EC", "kid": "e", "crv": "P-384", "x": b64(p384Point[1:49]), "y": b64(p384Point[49:])}
 
+	// A check signs a token with the test key of alg, naming kid.
+	type check struct {
+		alg     string // RS256 (k.rsa) or ES256 (k.ec)
+		kid     string // "" for none
+		wantMsg string // "" when the token verifies
+	}
+	const (
+		rs, es      = "RS256", "ES256"
+		notAccepted = "token signing key not accepted"
+		unknown     = "token signing key unknown"
+	)
 	tests := []struct {
-		name        string
-		keys        []map[string]string
-		wantKids    []string // the usable keys, in any order
-		wantSkipped int
-		wantErr     string
+		name    string
+		keys    []map[string]string
+		checks  []check
+		wantErr string // NewJWT fails
 	}{
-		{name: "RSA and EC", keys: []map[string]string{rsaJWK, ecJWK}, wantKids: []string{"r", "e"}},
-		{name: "no use, no alg", keys: []map[string]string{edit(rsaJWK, "use", "", "alg", "")}, wantKids: []string{"r"}},
-		{name: "no kid", keys: []map[string]string{edit(ecJWK, "kid", "")}, wantKids: []string{""}},
-		{name: "padded base64", keys: []map[string]string{edit(rsaJWK, "e", "AQAB==")}, wantKids: []string{"r"}},
-		{name: "symmetric key skipped", keys: []map[string]string{rsaJWK, {"kty": "oct", "kid": "o", "k": "c2VjcmV0"}}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "encryption key skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "use", "enc")}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "RSA key for RS384 skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "alg", "RS384")}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "RSA key claiming ES256 skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "alg", "ES256")}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "short RSA key skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "n", short)}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "even exponent skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "e", b64([]byte{1, 0, 0}))}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "missing modulus skipped", keys: []map[string]string{ecJWK, edit(rsaJWK, "n", "")}, wantKids: []string{"e"}, wantSkipped: 1},
-		{name: "P-384 skipped", keys: []map[string]string{rsaJWK, edit(ecJWK, "crv", "P-384")}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "point off the curve skipped", keys: []map[string]string{rsaJWK, edit(ecJWK, "y", ecJWK["x"])}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "short coordinate skipped", keys: []map[string]string{rsaJWK, edit(ecJWK, "x", b64([]byte{1, 2, 3}))}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "not base64 skipped", keys: []map[string]string{rsaJWK, edit(ecJWK, "x", "!!")}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "repeated kid skipped", keys: []map[string]string{rsaJWK, edit(ecJWK, "kid", "r")}, wantKids: []string{"r"}, wantSkipped: 1},
-		{name: "no usable key", keys: []map[string]string{edit(rsaJWK, "kty", "OKP")}, wantSkipped: 1, wantErr: "no usable key"},
+		{name: "RSA and EC", keys: []map[string]string{rsaJWK, ecJWK},
+			checks: []check{{rs, "r", ""}, {es, "e", ""}, {rs, "e", "token signing key does not fit its algorithm"}}},
+		{name: "no use, no alg", keys: []map[string]string{edit(rsaJWK, "use", "", "alg", "")}, checks: []check{{rs, "r", ""}}},
+		{name: "padded base64", keys: []map[string]string{edit(rsaJWK, "e", "AQAB==")}, checks: []check{{rs, "r", ""}}},
+		{name: "no kid, one key", keys: []map[string]string{edit(ecJWK, "kid", "")}, checks: []check{{es, "", ""}}},
+		{name: "no kid, one key of the token's algorithm", keys: []map[string]string{rsaJWK, ecJWK},
+			checks: []check{{es, "", ""}, {rs, "", ""}}},
+		{name: "no kid, two keys of the token's algorithm", keys: []map[string]string{rsaJWK, edit(rsaJWK, "kid", "r2")},
+			checks: []check{{rs, "", unknown}, {rs, "r", ""}}},
+		{name: "no kid, no key of the token's algorithm", keys: []map[string]string{ecJWK}, checks: []check{{rs, "", unknown}}},
+		{name: "unknown kid", keys: []map[string]string{rsaJWK}, checks: []check{{rs, "nobody", unknown}}},
+		{name: "symmetric key not used", keys: []map[string]string{rsaJWK, {"kty": "oct", "kid": "o", "k": "c2VjcmV0"}},
+			checks: []check{{rs, "r", ""}, {rs, "o", notAccepted}, {es, "o", notAccepted}}},
+		{name: "encryption key not used", keys: []map[string]string{ecJWK, edit(rsaJWK, "use", "enc")},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}}},
+		{name: "unknown use not used, set kept", keys: []map[string]string{ecJWK, edit(rsaJWK, "use", "wrap")},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}}},
+		{name: "RSA key for RS384 not used", keys: []map[string]string{ecJWK, edit(rsaJWK, "alg", "RS384")},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}}},
+		{name: "RSA key claiming ES256 not used", keys: []map[string]string{ecJWK, edit(rsaJWK, "alg", "ES256")},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}, {es, "r", "token signing key does not fit its algorithm"}}},
+		{name: "short RSA key not used", keys: []map[string]string{ecJWK, edit(rsaJWK, "n", short)},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}}},
+		{name: "even exponent not used", keys: []map[string]string{ecJWK, edit(rsaJWK, "e", b64([]byte{1, 0, 0}))},
+			checks: []check{{es, "e", ""}, {rs, "r", notAccepted}}},
+		{name: "P-384 not used", keys: []map[string]string{rsaJWK, p384JWK},
+			checks: []check{{rs, "r", ""}, {es, "e", notAccepted}}},
+		{name: "repeated kid: the first wins", keys: []map[string]string{rsaJWK, edit(ecJWK, "kid", "r")},
+			checks: []check{{rs, "r", ""}, {es, "r", notAccepted}}},
+		// Key material that does not parse fails the whole set (jwkset).
+		{name: "missing modulus", keys: []map[string]string{ecJWK, edit(rsaJWK, "n", "")}, wantErr: `requires parameters "n" and "e"`},
+		{name: "point off the curve", keys: []map[string]string{rsaJWK, edit(ecJWK, "y", ecJWK["x"])}, wantErr: "failed to unmarshal"},
+		{name: "not base64", keys: []map[string]string{rsaJWK, edit(ecJWK, "x", "!!")}, wantErr: `parameter "x"`},
+		{name: "no usable key", keys: []map[string]string{{"kty": "oct", "kid": "o", "k": "c2VjcmV0"}}, wantErr: "no usable key"},
 		{name: "empty set", keys: nil, wantErr: "no usable key"},
 	}
 	for _, tt := range tests {
@@ -71,40 +108,32 @@ func TestParseJWKS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			keys, skipped, err := parseJWKS(data)
-			if len(skipped) != tt.wantSkipped {
-				t.Errorf("skipped %v, want %d", skipped, tt.wantSkipped)
-			}
+			j, err := NewJWT(t.Context(), JWTOptions{JWKS: writeFile(t, data), Logger: testLogger(t, nil)})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+					t.Fatalf("NewJWT: %v, want an error containing %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("NewJWT: %v", err)
 			}
-			if len(keys) != len(tt.wantKids) {
-				t.Errorf("%d keys, want %v", len(keys), tt.wantKids)
-			}
-			for _, kid := range tt.wantKids {
-				pk, ok := keys[kid]
-				switch {
-				case !ok:
-					t.Errorf("kid %q missing", kid)
-				case pk.alg == "RS256" && !pk.key.(*rsa.PublicKey).Equal(&k.rsa.PublicKey),
-					pk.alg == "ES256" && !pk.key.(*ecdsa.PublicKey).Equal(&k.ec.PublicKey):
-					t.Errorf("kid %q decoded to a different key", kid)
-				}
+			for _, c := range tt.checks {
+				t.Run(fmt.Sprintf("%s kid %q", c.alg, c.kid), func(t *testing.T) {
+					method, key := jwt.SigningMethod(jwt.SigningMethodRS256), any(k.rsa)
+					if c.alg == es {
+						method, key = jwt.SigningMethodES256, k.ec
+					}
+					err := verifyToken(j, sign(t, method, key, c.kid, claimsFor("alice")))
+					if c.wantMsg == "" {
+						if err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					wantUnauthorized(t, err, c.wantMsg, "")
+				})
 			}
 		})
-	}
-}
-
-func TestParseJWKSNotJSON(t *testing.T) {
-	for _, data := range []string{"", "<html>", `{"keys":{}}`, `[1,2]`} {
-		if _, _, err := parseJWKS([]byte(data)); err == nil {
-			t.Errorf("parseJWKS(%q) succeeded", data)
-		}
 	}
 }

@@ -34,7 +34,9 @@ type JWTOptions struct {
 	Secret []byte
 	// JWKS is a file path or an http(s) URL of a JSON Web Key Set whose
 	// RSA keys verify RS256 tokens and P-256 keys ES256 tokens, picked by
-	// the token's "kid". Empty: RS256 and ES256 tokens are refused.
+	// the token's "kid" (a token without one, only when the set holds a
+	// single key of its algorithm). Empty: RS256 and ES256 tokens are
+	// refused.
 	JWKS string
 	// Issuer, when set, must equal the token's "iss".
 	Issuer string
@@ -44,7 +46,8 @@ type JWTOptions struct {
 	// "iat"; zero tolerates none.
 	Leeway time.Duration
 	// HTTPClient fetches a JWKS URL (default http.DefaultClient); each
-	// fetch is bounded to 10 s.
+	// fetch is bounded to 10 s (unless the client has its own Timeout)
+	// and to 1 MiB.
 	HTTPClient *http.Client
 	// Logger receives key refreshes and refused tokens, never a token
 	// itself (default slog.Default()).
@@ -178,11 +181,7 @@ func (j *JWT) key(ctx context.Context, t *jwt.Token) (any, error) {
 	case *jwt.SigningMethodHMAC:
 		return j.secret, nil
 	case *jwt.SigningMethodRSA, *jwt.SigningMethodECDSA:
-		kid, ok := t.Header["kid"].(string)
-		if !ok && t.Header["kid"] != nil {
-			return nil, fmt.Errorf("%w: kid is not a string", errUnknownKey)
-		}
-		return j.keys.key(ctx, kid, t.Method.Alg())
+		return j.keys.key(ctx, t)
 	default:
 		return nil, errAlgNotAllowed
 	}

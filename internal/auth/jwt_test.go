@@ -2,6 +2,9 @@ package auth
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -116,7 +119,8 @@ func TestJWTVerify(t *testing.T) {
 		{name: "RS384", v: v.both, token: sign(t, jwt.SigningMethodRS384, k.rsa, "r1", claimsFor("alice")), wantMsg: "token signing algorithm not accepted"},
 		{name: "RS256 naming the EC key", v: v.both, token: sign(t, rs, k.rsa, "e1", claimsFor("alice")), wantMsg: "token signing key does not fit its algorithm"},
 		{name: "unknown kid", v: v.both, token: sign(t, es, k.ec, "nobody", claimsFor("alice")), wantMsg: "token signing key unknown"},
-		{name: "no kid", v: v.both, token: sign(t, es, k.ec, "", claimsFor("alice")), wantMsg: "token signing key unknown"},
+		{name: "no kid, the one ES256 key", v: v.both, token: sign(t, es, k.ec, "", claimsFor("dave")), want: "dave"},
+		{name: "no kid, the wrong key", v: v.both, token: sign(t, es, must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)), "", claimsFor("alice")), wantMsg: "token signature invalid"},
 		{name: "two segments", v: v.both, token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0", wantMsg: "token malformed"},
 		{name: "not base64", v: v.both, token: "a!.b!.c!", wantMsg: "token malformed"},
 	}

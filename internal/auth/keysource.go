@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 )
 
 // How a JWKS is kept fresh.
@@ -22,158 +28,222 @@ const (
 	// refetchMinInterval bounds the reloads that unknown kids cause, so
 	// that tokens naming made-up keys cannot flood the key server.
 	refetchMinInterval = time.Minute
-	// fetchTimeout bounds one download of a JWKS URL.
+	// fetchTimeout bounds one download of a JWKS, and how long a token
+	// with an unknown kid may wait for the rate limit to allow a reload.
 	fetchTimeout = 10 * time.Second
 	// maxJWKSBytes bounds a downloaded JWKS.
 	maxJWKSBytes = 1 << 20
 )
 
-// keySource holds the keys of a JWKS file or URL and reloads them.
-// Verification reads the current set through an atomic pointer, so a slow
-// reload never delays tokens whose key is already known.
+// keySource finds the key that verifies a token in a JWKS, which
+// github.com/MicahParks/keyfunc and jwkset download and keep fresh: every
+// refreshInterval, and at once when a token names a kid the set lacks (at
+// most once per refetchMinInterval). Our key policy (see checkKey) is
+// applied to every key they hand out.
 type keySource struct {
-	load func(context.Context) ([]byte, error)
-	log  *slog.Logger
-	keys atomic.Pointer[map[string]publicKey]
-
-	mu sync.Mutex // serialises reloads
-	// lastRefetch is when an unknown kid last caused a reload; guarded by mu.
-	lastRefetch time.Time
+	kf keyfunc.Keyfunc
 }
 
 // newKeySource loads the JWKS at location (a file path, or an http or
-// https URL) and keeps reloading it until ctx ends.
+// https URL) and keeps reloading it until ctx ends. It fails when the set
+// cannot be loaded or holds no key that checkJWK accepts; keys it does not
+// accept are logged. client (default http.DefaultClient) makes the
+// downloads.
 func newKeySource(ctx context.Context, location string, client *http.Client, log *slog.Logger) (*keySource, error) {
-	s := &keySource{log: log}
-	name := location
-	if strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://") {
-		u, err := url.Parse(location)
-		if err != nil {
-			return nil, fmt.Errorf("auth: jwks url: %w", err)
-		}
-		name = u.Redacted()
-		if u.Scheme == "http" {
-			log.Warn("the JWKS is fetched over plain http: whoever controls the path can forge tokens", "jwks", name)
-		}
-		if client == nil {
-			client = http.DefaultClient
-		}
-		s.load = httpLoader(location, client)
-	} else {
-		s.load = func(context.Context) ([]byte, error) { return os.ReadFile(location) }
+	u, name, transport, err := jwksURL(location, client, log)
+	if err != nil {
+		return nil, err
 	}
-	if err := s.reload(ctx, slog.LevelWarn); err != nil {
+	c := &http.Client{}
+	if client != nil {
+		c2 := *client
+		c = &c2
+	}
+	c.Transport = limitBody{transport}
+	if c.Timeout == 0 {
+		c.Timeout = fetchTimeout
+	}
+	known, err := jwkset.NewStorageFromHTTP(u, jwkset.HTTPClientStorageOptions{
+		Client:          c,
+		Ctx:             ctx,
+		HTTPTimeout:     fetchTimeout,
+		RefreshInterval: refreshInterval,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			if ctx.Err() == nil {
+				log.Warn("jwks refresh failed; keeping the previous keys", "jwks", name, "err", err)
+			}
+		},
+		// jwkset's own validation refuses the whole set for a key with a
+		// use or key_ops it does not know; checkKey and keyfunc decide
+		// which keys verify tokens instead. Key material that does not
+		// parse (not base64, a point off its curve) still fails the set.
+		ValidateOptions: jwkset.JWKValidateOptions{SkipAll: true},
+	})
+	if err != nil {
 		return nil, fmt.Errorf("auth: load jwks %s: %w", name, err)
 	}
-	go s.refreshLoop(ctx)
-	return s, nil
+	if err := checkLoaded(ctx, known, log); err != nil {
+		return nil, fmt.Errorf("auth: load jwks %s: %w", name, err)
+	}
+	refreshing, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{u: known},
+		RateLimitWaitMax:  fetchTimeout,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(refetchMinInterval), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: jwks client: %w", err)
+	}
+	kf, err := keyfunc.New(keyfunc.Options{
+		Ctx:          ctx,
+		Storage:      &oneRefresh{Storage: refreshing, known: known},
+		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: jwks keyfunc: %w", err)
+	}
+	return &keySource{kf: kf}, nil
 }
 
-// key returns the key named kid if it verifies alg. An unknown kid causes
-// a reload (see refetch) before it is refused.
-func (s *keySource) key(ctx context.Context, kid, alg string) (any, error) {
-	pk, ok := (*s.keys.Load())[kid]
-	if !ok {
-		if pk, ok = s.refetch(ctx, kid); !ok {
-			return nil, fmt.Errorf("%w: kid %q", errUnknownKey, kid)
-		}
+// key returns the key that verifies t, whose algorithm the parser has
+// already limited to RS256 or ES256.
+func (s *keySource) key(ctx context.Context, t *jwt.Token) (any, error) {
+	// A reload for an unknown kid serves every later token too, so the
+	// caller going away must not cut it short.
+	found, err := s.kf.KeyfuncCtx(context.WithoutCancel(ctx))(t)
+	switch {
+	case errors.Is(err, jwkset.ErrKeyNotFound):
+		return nil, fmt.Errorf("%w: %w", errUnknownKey, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", errKeyNotAccepted, err)
 	}
-	if pk.alg != alg {
-		return nil, fmt.Errorf("%w: kid %q is for %s", errKeyAlgMismatch, kid, pk.alg)
-	}
-	return pk.key, nil
+	return pickKey(t.Method.Alg(), found)
 }
 
-// refetch reloads the set because a token names kid, which it lacks — the
-// issuer may have rotated its keys — unless the last such reload was less
-// than refetchMinInterval ago. It reports kid's key after the reload.
-func (s *keySource) refetch(ctx context.Context, kid string) (publicKey, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Another caller may have reloaded while this one waited.
-	if pk, ok := (*s.keys.Load())[kid]; ok {
-		return pk, true
-	}
-	now := time.Now()
-	if !s.lastRefetch.IsZero() && now.Sub(s.lastRefetch) < refetchMinInterval {
-		return publicKey{}, false
-	}
-	s.lastRefetch = now
-	// The reload serves every later token too, so the caller going away
-	// must not cut it short.
-	if err := s.reload(context.WithoutCancel(ctx), slog.LevelDebug); err != nil {
-		s.log.Warn("jwks reload for an unknown key failed; keeping the previous keys", "kid", kid, "err", err)
-		return publicKey{}, false
-	}
-	pk, ok := (*s.keys.Load())[kid]
-	s.log.Info("jwks reloaded for an unknown key", "kid", kid, "found", ok)
-	return pk, ok
-}
-
-// refreshLoop reloads the set every refreshInterval until ctx ends. A
-// failed reload keeps the previous keys.
-func (s *keySource) refreshLoop(ctx context.Context) {
-	tick := time.NewTicker(refreshInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		s.mu.Lock()
-		err := s.reload(ctx, slog.LevelDebug)
-		s.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("jwks refresh failed; keeping the previous keys", "err", err)
-		}
-	}
-}
-
-// reload loads and parses the set and, if it holds a usable key, makes it
-// current. Keys it leaves out are logged at skippedLevel: loudly at start,
-// quietly on every refresh after.
-func (s *keySource) reload(ctx context.Context, skippedLevel slog.Level) error {
-	data, err := s.load(ctx)
+// checkLoaded logs the keys of a freshly loaded set that verify nothing,
+// and fails if no key is left.
+func checkLoaded(ctx context.Context, st jwkset.Storage, log *slog.Logger) error {
+	all, err := st.KeyReadAll(ctx)
 	if err != nil {
 		return err
 	}
-	keys, skipped, err := parseJWKS(data)
-	for _, e := range skipped {
-		s.log.Log(ctx, skippedLevel, "jwks key skipped", "err", e)
+	usable := 0
+	for _, j := range all {
+		if err := checkJWK(j); err != nil {
+			log.Warn("jwks key not used", "kid", j.Marshal().KID, "err", err)
+			continue
+		}
+		usable++
 	}
-	if err != nil {
-		return err
+	if usable == 0 {
+		return fmt.Errorf("jwks holds no usable key (%d keys)", len(all))
 	}
-	s.keys.Store(&keys)
 	return nil
 }
 
-// httpLoader returns a loader that downloads the JWKS at u.
-func httpLoader(u string, client *http.Client) func(context.Context) ([]byte, error) {
-	return func(ctx context.Context) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return nil, fmt.Errorf("auth: jwks request: %w", err)
-		}
-		req.Header.Set("Accept", "application/jwk-set+json, application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("auth: fetch jwks: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("auth: fetch jwks: status %s", resp.Status)
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("auth: read jwks: %w", err)
-		}
-		if len(data) > maxJWKSBytes {
-			return nil, errors.New("auth: jwks larger than 1 MiB")
-		}
-		return data, nil
+// oneRefresh lets one reload for unknown kids run at a time. jwkset
+// reloads on a kid it lacks, but tokens that arrive together after a key
+// rotation would each ask its rate limiter, and all but the first be
+// refused: here they wait for the first's reload and find the new key in
+// it. Reads of known kids never wait.
+type oneRefresh struct {
+	jwkset.Storage                // reloads on an unknown kid
+	known          jwkset.Storage // the keys loaded so far, read without reloading
+	mu             sync.Mutex     // held for a read that may reload
+}
+
+// KeyRead returns the key named kid, reloading the set (see oneRefresh)
+// when it lacks kid. Every failure to find kid, including a reload that
+// the rate limit refused, wraps jwkset.ErrKeyNotFound.
+func (s *oneRefresh) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	if j, err := s.known.KeyRead(ctx, kid); !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return j, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, err := s.Storage.KeyRead(ctx, kid)
+	if err != nil && !errors.Is(err, jwkset.ErrKeyNotFound) {
+		err = fmt.Errorf("%w %q: %w", jwkset.ErrKeyNotFound, kid, err)
+	}
+	return j, err
+}
+
+// jwksURL returns the URL that jwkset loads location from, a name of it
+// fit for logs, and the transport that fetches it. jwkset reads only URLs:
+// a file is served to it as a file:// URL by fileTransport, so that it is
+// reloaded like a remote set.
+func jwksURL(location string, client *http.Client, log *slog.Logger) (u, name string, rt http.RoundTripper, err error) {
+	if !strings.HasPrefix(location, "https://") && !strings.HasPrefix(location, "http://") {
+		path, err := filepath.Abs(location)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("auth: jwks file: %w", err)
+		}
+		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(path)}).String(), location, fileTransport{path}, nil
+	}
+	parsed, err := url.Parse(location)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("auth: jwks url: %w", err)
+	}
+	name = parsed.Redacted()
+	if parsed.Scheme == "http" {
+		log.Warn("the JWKS is fetched over plain http: whoever controls the path can forge tokens", "jwks", name)
+	}
+	rt = http.DefaultTransport
+	if client != nil && client.Transport != nil {
+		rt = client.Transport
+	}
+	return location, name, rt, nil
+}
+
+// fileTransport answers every request with the file at path.
+type fileTransport struct{ path string }
+
+// RoundTrip reads the file; a missing file is an error, not a 404, so
+// that NewJWT names it.
+func (t fileTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	data, err := os.ReadFile(t.path)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Request: r,
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   io.NopCloser(bytes.NewReader(data)), ContentLength: int64(len(data)),
+	}, nil
+}
+
+// limitBody fails the read of an answer beyond maxJWKSBytes: jwkset
+// decodes whatever the body holds.
+type limitBody struct{ base http.RoundTripper }
+
+// RoundTrip makes the request with the base transport and limits the
+// answer's body.
+func (t limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxJWKSBytes}
+	}
+	return resp, err
+}
+
+// limitedBody is a body that fails once it would yield more than left
+// bytes, and never yields them.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errJWKSTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one byte more tells a body of exactly the limit from a larger one
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		n, b.left = int(b.left), -1
+		return n, errJWKSTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -77,23 +78,34 @@ func TestJWKSURLRotation(t *testing.T) {
 }
 
 func TestJWKSURLMustLoadAtStart(t *testing.T) {
+	good := jwksOf(t, map[string]crypto.PublicKey{"r1": &testKeys().rsa.PublicKey})
 	tests := []struct {
 		name   string
 		status int
-		body   string
+		body   []byte
+		want   string
 	}{
-		{"server error", http.StatusInternalServerError, "oops"},
-		{"not JSON", 0, "<html>"},
-		{"no keys", 0, `{"keys":[]}`},
+		{"server error", http.StatusInternalServerError, []byte("oops"), "invalid HTTP status code: 500"},
+		{"not JSON", 0, []byte("<html>"), "invalid character"},
+		{"no keys", 0, []byte(`{"keys":[]}`), "no usable key"},
+		{"over 1 MiB", 0, append(good[:len(good)-1:len(good)-1], strings.Repeat(" ", maxJWKSBytes)+"}"...), "larger than 1 MiB"},
+		{"1 MiB", 0, append(good[:len(good)-1:len(good)-1], strings.Repeat(" ", maxJWKSBytes-len(good))+"}"...), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			jwks := &jwksServer{}
-			jwks.set(tt.status, []byte(tt.body))
+			jwks.set(tt.status, tt.body)
 			srv := httptest.NewServer(jwks)
 			t.Cleanup(srv.Close)
-			if _, err := NewJWT(t.Context(), JWTOptions{JWKS: srv.URL, Logger: testLogger(t, nil)}); err == nil {
-				t.Fatal("NewJWT succeeded without a usable JWKS")
+			_, err := NewJWT(t.Context(), JWTOptions{JWKS: srv.URL, Logger: testLogger(t, nil)})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("NewJWT: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewJWT: %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
