@@ -76,6 +76,8 @@ func TestFieldsMatchProtocol(t *testing.T) {
 		}
 		return set(all)
 	}
+	events := []string{"MessageEvent", "TurnStartEvent", "DeltaEvent", "ThinkingEvent", "ActionEvent",
+		"ToolCallEvent", "ToolApprovalEvent", "ToolProgressEvent", "ToolResultEvent", "TurnEndEvent"}
 	for _, tt := range []struct {
 		goType  any
 		schemas []string
@@ -112,8 +114,11 @@ func TestFieldsMatchProtocol(t *testing.T) {
 		// A tool_progress's message and a tool_result's error are
 		// ProgressMessage and ToolError; other events have Message and
 		// Error under the same names.
-		{protocol.Event{}, []string{"MessageEvent", "TurnStartEvent", "DeltaEvent", "ThinkingEvent", "ActionEvent",
-			"ToolCallEvent", "ToolApprovalEvent", "ToolProgressEvent", "ToolResultEvent", "TurnEndEvent"}, nil},
+		{protocol.Event{}, events, nil},
+		// ServerFrame decodes any frame a Go client gets.
+		{protocol.ServerFrame{}, append([]string{"AckReply", "SubscribedReply", "UnsubscribedReply", "CancelledReply",
+			"DeletedReply", "HistoryReply", "ConversationsReply", "CreatedReply", "PongReply", "AgentsReply",
+			"AcceptedReply", "ErrorReply"}, events...), nil},
 	} {
 		got := set(append(jsonFields(reflect.TypeOf(tt.goType)), tt.extra...))
 		if want := props(tt.schemas...); !slices.Equal(got, want) {
