@@ -32,6 +32,10 @@ type Record struct {
 	// ID identifies the record; Append sets it if it is empty. An append
 	// tried again with the same ID after an error is stored at most once.
 	ID string
+	// Dedupe, when not empty, makes JetStream store at most one record
+	// under it within the stream's duplicate window (two minutes), whoever
+	// writes it: a second one fails with ErrDuplicate.
+	Dedupe string
 	// Seq is the seq of the first event; the others follow without gaps.
 	Seq uint64
 	// Pos is the record's position in the stream, which counts across
@@ -54,7 +58,9 @@ func (r *Record) Last() uint64 { return r.Seq + uint64(len(r.Frames)) - 1 }
 // returns once JetStream has acknowledged it (stored it on a quorum of
 // replicas, fsynced where the server is set to), with its position. It
 // fails with ErrFenced if another record was stored after prev meanwhile:
-// the caller must read what it missed before it tries again. When an
+// the caller must read what it missed before it tries again; with
+// ErrDuplicate, and the position of the record stored first, if another
+// record with rec.Dedupe was stored within the window. When an
 // append fails otherwise (a timeout, a lost connection), the record may
 // or may not be stored: trying the same rec again tells which.
 func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (uint64, error) {
@@ -74,6 +80,9 @@ func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (
 	if len(rec.Meta) > 0 {
 		msg.Header.Set(hdrMeta, string(rec.Meta))
 	}
+	if rec.Dedupe != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, rec.Dedupe)
+	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
 	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(prev))
@@ -88,7 +97,19 @@ func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (
 	if err != nil {
 		return 0, fmt.Errorf("jetlog: append to %s: %w", id, err)
 	}
+	if ack.Duplicate {
+		// It may be this record, stored by an earlier try.
+		if first, gerr := l.At(ctx, ack.Sequence); gerr == nil && first.ID == rec.ID {
+			return ack.Sequence, nil
+		}
+		return ack.Sequence, fmt.Errorf("%w: conversation %s, at position %d", ErrDuplicate, id, ack.Sequence)
+	}
 	return ack.Sequence, nil
+}
+
+// At returns the record at position pos, from the stream's leader.
+func (l *Log) At(ctx context.Context, pos uint64) (*Record, error) {
+	return l.leaderGet(ctx, msgGetRequest{Seq: pos})
 }
 
 // recordOf decodes a stored message of the stream.

@@ -178,3 +178,47 @@ func TestNATSUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestClientMsgIDAcrossGateways sends the same client_msg_id to two
+// gateways at the same moment, as a client that retries on another node
+// would: the message is stored once, and both acks name it.
+func TestClientMsgIDAcrossGateways(t *testing.T) {
+	srv := natstest.Start(t)
+	model := &words{n: 1}
+	a := startNode(t, "a", srv.URL(), model, 0)
+	b := startNode(t, "b", srv.URL(), model, 0)
+	for round := range 10 {
+		id := create(t, a)
+		req := &protocol.Send{Conversation: id, Text: "once", ClientMsgID: "k"}
+		start := make(chan struct{})
+		var acks [2]*protocol.Ack
+		var wg sync.WaitGroup
+		for i, n := range []*node{a, b} {
+			wg.Go(func() {
+				<-start
+				ack, err := n.svc.Send(context.Background(), user, req, nil)
+				if err != nil {
+					t.Errorf("round %d: send on %s: %v", round, n.name, err)
+				}
+				acks[i] = ack
+			})
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		if acks[0].Message.ID != acks[1].Message.ID {
+			t.Fatalf("round %d: a acked message %s, b acked %s", round, acks[0].Message.ID, acks[1].Message.ID)
+		}
+		var stored []string
+		for _, ev := range a.read(t, id) {
+			if ev.Type == protocol.EventMessage && ev.Message.Role == protocol.RoleUser {
+				stored = append(stored, ev.Message.ID)
+			}
+		}
+		if len(stored) != 1 || stored[0] != acks[0].Message.ID {
+			t.Fatalf("round %d: stored user messages %v, want only %s", round, stored, acks[0].Message.ID)
+		}
+	}
+}

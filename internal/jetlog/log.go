@@ -47,6 +47,9 @@ var (
 	// ErrFenced means the conversation's log moved past the position an
 	// append expected: another writer appended first.
 	ErrFenced = errors.New("jetlog: another writer appended first")
+	// ErrDuplicate means a record with the same Record.Dedupe was stored
+	// first.
+	ErrDuplicate = errors.New("jetlog: stored already under its dedupe id")
 	// ErrNotFound means there is no such key or event.
 	ErrNotFound = errors.New("jetlog: not found")
 	// ErrExists means a key to create exists already.

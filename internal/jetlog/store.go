@@ -302,6 +302,11 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		if err != nil {
 			return nil, err
 		}
+		if a.ClientMsgID != "" {
+			// Two gateways may take the same send at once (a client that
+			// retried on another node): JetStream stores one of them.
+			rec.Dedupe = clientMsgKey(id, a.ClientMsgID)
+		}
 		if hasWork(m) && !hasWork(end.meta) {
 			// Marked before the record is stored, so that no stored work
 			// goes unmarked if this gateway dies next.
@@ -320,6 +325,17 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 			delete(c.own, rec.ID)
 			c.repMu.Unlock()
 			c.end = nil
+		}
+		if errors.Is(err, ErrDuplicate) {
+			first, err := s.log.At(ctx, pos)
+			if err != nil {
+				return nil, err
+			}
+			dup, err := s.duplicateIn(ctx, id, first.Frames)
+			if dup != nil && a.Durable != nil {
+				a.Durable(dup)
+			}
+			return dup, err
 		}
 		if errors.Is(err, ErrFenced) && race < maxRaces {
 			s.metrics.FencedAppends.Inc()
@@ -488,16 +504,24 @@ func (s *Store) duplicate(ctx context.Context, id, key string) (*convo.Appended,
 	if err != nil {
 		return nil, err
 	}
-	if len(frames) != 1 {
-		return nil, fmt.Errorf("jetlog: conversation %s: no event at seq %d", id, seq)
+	return s.duplicateIn(ctx, id, frames)
+}
+
+// duplicateIn returns the result of an append repeated with a client
+// message id whose message is the first one in frames.
+func (s *Store) duplicateIn(ctx context.Context, id string, frames [][]byte) (*convo.Appended, error) {
+	for _, f := range frames {
+		var ev protocol.Event
+		if err := json.Unmarshal(f, &ev); err != nil {
+			return nil, fmt.Errorf("jetlog: conversation %s: corrupt event: %w", id, err)
+		}
+		if ev.Message != nil {
+			m, err := s.Meta(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return &convo.Appended{Meta: m, Duplicate: ev.Message}, nil
+		}
 	}
-	var ev protocol.Event
-	if err := json.Unmarshal(frames[0], &ev); err != nil || ev.Message == nil {
-		return nil, fmt.Errorf("jetlog: conversation %s: no message at seq %d", id, seq)
-	}
-	m, err := s.Meta(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &convo.Appended{Meta: m, Duplicate: ev.Message}, nil
+	return nil, fmt.Errorf("jetlog: conversation %s: no message under a client_msg_id", id)
 }
