@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"net/http"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +16,8 @@ import (
 )
 
 // TestRoutesDocumented checks that protocol/openapi.yaml has an operation
-// for every route the API serves, and none for a route it does not serve.
+// for every route the API serves, and none for a route it does not serve,
+// and that PROTOCOL.md's table of the HTTP API has a row for each.
 func TestRoutesDocumented(t *testing.T) {
 	t.Parallel()
 	h := httpapi.New(nil, httpapi.Options{WebSocket: http.NotFoundHandler(), Metrics: metrics.New(), Page: http.NotFoundHandler()})
@@ -39,5 +42,16 @@ func TestRoutesDocumented(t *testing.T) {
 	}
 	if documented := s.Operations(); !slices.Equal(served, documented) {
 		t.Errorf("the API serves\n%s\nprotocol/openapi.yaml has\n%s", strings.Join(served, "\n"), strings.Join(documented, "\n"))
+	}
+	prose, err := os.ReadFile("../../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range served {
+		// A row starts with the route in backquotes, with or without its
+		// query parameters.
+		if !regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(route) + "[?`]").Match(prose) {
+			t.Errorf("PROTOCOL.md's HTTP table has no row for %s", route)
+		}
 	}
 }
