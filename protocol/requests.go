@@ -34,6 +34,13 @@ const (
 	MaxCursorLen     = 256
 )
 
+// MaxPageBytes bounds a history or list reply besides its limit: past its
+// first message or conversation, a page stops before its messages or
+// conversations would take more than about this many bytes (their text,
+// title and system prompt, and ids), and says that more remain. A reply
+// then always fits in a connection's send queue.
+const MaxPageBytes = 1 << 20
+
 // MaxRequestIDLen is the longest request id a client may send, in bytes.
 const MaxRequestIDLen = 64
 

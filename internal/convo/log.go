@@ -66,18 +66,21 @@ type Log interface {
 	Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error)
 
 	// Messages returns conversation id's stored messages (the Message of
-	// its message and turn_end events) with seq < before (before 0: all),
-	// up to limit of the newest of them (limit ≤ 0: no limit), oldest
-	// first, and whether older ones remain.
-	Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error)
+	// its message and turn_end events) with seq < before (before 0: all):
+	// the newest of them, up to limit (limit ≤ 0: no limit) and, past the
+	// newest, up to maxBytes of MessageBytes in all (maxBytes ≤ 0: no
+	// bound); oldest first, and whether older ones remain. It holds about
+	// one page of messages at once however long the conversation is.
+	Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error)
 
-	// List returns up to limit of the conversations owned by owner that
-	// come after the cursor after (its zero value: from the first), in
-	// the list order (most recently updated first, then by id), and
-	// whether more come after them. It holds at most about limit of them
-	// at once however many owner has: an implementation that cannot read
-	// them in that order feeds every one to a ListPage.
-	List(ctx context.Context, owner string, after ListCursor, limit int) ([]protocol.Conversation, bool, error)
+	// List returns the conversations owned by owner that come after the
+	// cursor after (its zero value: from the first), in the list order
+	// (most recently updated first, then by id): up to limit of them and,
+	// past the first, up to maxBytes of ConversationBytes in all (maxBytes
+	// ≤ 0: no bound); and whether more come after them. It holds about
+	// one page of them at once however many owner has: an implementation
+	// that cannot read them in that order feeds every one to a ListPage.
+	List(ctx context.Context, owner string, after ListCursor, limit, maxBytes int) ([]protocol.Conversation, bool, error)
 
 	// Unfinished returns the metadata of every conversation with an open
 	// turn or pending turns: the work a restart must pick up.

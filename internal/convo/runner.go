@@ -97,7 +97,7 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	log := s.logger.With("conversation", h.id, "turn", turnID)
 	// The history is read even for a turn cancelled meanwhile: stream
 	// then ends it with the right stop reason.
-	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0)
+	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0, 0)
 	var steps map[string][]HistoryMessage
 	if err == nil && m.Agent != "" {
 		steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)

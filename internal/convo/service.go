@@ -263,12 +263,13 @@ func (s *Service) Cancel(ctx context.Context, user, conversation string) error {
 }
 
 // History returns up to limit stored messages with seq < before (before 0:
-// the newest), oldest first.
+// the newest), oldest first; fewer when they would take more than
+// protocol.MaxPageBytes.
 func (s *Service) History(ctx context.Context, user, conversation string, before uint64, limit int) (*protocol.HistoryReply, error) {
 	if _, err := s.owned(ctx, user, conversation); err != nil {
 		return nil, err
 	}
-	msgs, more, err := s.log.Messages(ctx, conversation, before, clampLimit(limit, protocol.DefaultHistoryLimit, protocol.MaxHistoryLimit))
+	msgs, more, err := s.log.Messages(ctx, conversation, before, clampLimit(limit, protocol.DefaultHistoryLimit, protocol.MaxHistoryLimit), protocol.MaxPageBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +287,8 @@ func clampLimit(limit, def, maxLimit int) int {
 }
 
 // List returns a page of user's conversations, most recently updated
-// first: at most limit of them (clamped as protocol.List says) after the
+// first: at most limit of them (clamped as protocol.List says, and fewer
+// when they would take more than protocol.MaxPageBytes) after the
 // cursor before ("" for the first page), with the cursor of the next page
 // in the reply's Next when more remain. A conversation updated between
 // two pages moves to the first page.
@@ -298,7 +300,7 @@ func (s *Service) List(ctx context.Context, user, before string, limit int) (*pr
 			return nil, err
 		}
 	}
-	page, more, err := s.log.List(ctx, user, after, clampLimit(limit, protocol.DefaultListLimit, protocol.MaxListLimit))
+	page, more, err := s.log.List(ctx, user, after, clampLimit(limit, protocol.DefaultListLimit, protocol.MaxListLimit), protocol.MaxPageBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -226,3 +226,69 @@ func TestSendRightAfterTurnEndRuns(t *testing.T) {
 		rec.until(t, protocol.EventTurnEnd)
 	}
 }
+
+// TestPagesStopAtMaxPageBytes asks for the largest pages of history and
+// list where their limits alone would make replies of several MiB: each
+// page stops at protocol.MaxPageBytes and says more remain, and paging
+// still reaches every message and conversation.
+func TestPagesStopAtMaxPageBytes(t *testing.T) {
+	s := openTest(t, &scriptModel{words: func(convo.ModelRequest) []string { return []string{strings.Repeat("a", 60<<10)} }})
+	ctx := context.Background()
+	const sends, creates = 12, 40
+	rec := newRecorder(100)
+	conversation := ""
+	for i := range sends {
+		conversation = send(t, s, conversation, fmt.Sprint(i, strings.Repeat("q", 60<<10)), rec).Conversation
+		rec.until(t, protocol.EventTurnEnd)
+	}
+	var seen int
+	for before := uint64(0); ; {
+		h, err := s.History(ctx, "u1", conversation, before, protocol.MaxHistoryLimit)
+		if err != nil || len(h.Messages) == 0 {
+			t.Fatalf("history before %d: %v", before, err)
+		}
+		size := 0
+		for _, m := range h.Messages {
+			size += convo.MessageBytes(&m)
+		}
+		if size > protocol.MaxPageBytes {
+			t.Errorf("a history page of %d messages, %d bytes", len(h.Messages), size)
+		}
+		seen += len(h.Messages)
+		if !h.HasMore {
+			break
+		}
+		before = h.Messages[0].Seq
+	}
+	if seen != 2*sends {
+		t.Errorf("history pages held %d messages, want %d", seen, 2*sends)
+	}
+
+	for i := range creates {
+		if _, err := s.Create(ctx, "u2", &protocol.Create{Title: fmt.Sprint(i), System: strings.Repeat("s", 30<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]bool{}
+	for before := ""; ; {
+		l, err := s.List(ctx, "u2", before, protocol.MaxListLimit)
+		if err != nil || len(l.Conversations) == 0 {
+			t.Fatalf("list before %q: %v", before, err)
+		}
+		size := 0
+		for _, c := range l.Conversations {
+			size += convo.ConversationBytes(&c)
+			ids[c.ID] = true
+		}
+		if size > protocol.MaxPageBytes {
+			t.Errorf("a list page of %d conversations, %d bytes", len(l.Conversations), size)
+		}
+		if l.Next == "" {
+			break
+		}
+		before = l.Next
+	}
+	if len(ids) != creates {
+		t.Errorf("list pages held %d conversations, want %d", len(ids), creates)
+	}
+}

@@ -100,10 +100,12 @@ func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, fn func
 	return nil
 }
 
-// Messages implements convo.Log. It reads the conversation's whole log:
-// cluster mode keeps no separate index of messages.
-func (s *Store) Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
+// Messages implements convo.Log. It reads the conversation's whole log
+// (cluster mode keeps no separate index of messages) and keeps the newest
+// page of messages.
+func (s *Store) Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error) {
 	var msgs []protocol.Message
+	size, more := 0, false
 	upTo := uint64(0)
 	if before > 0 {
 		if before == 1 {
@@ -126,6 +128,13 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit in
 		}
 		if ev.Message != nil && (ev.Type == protocol.EventMessage || ev.Type == protocol.EventTurnEnd) {
 			msgs = append(msgs, *ev.Message)
+			size += convo.MessageBytes(ev.Message)
+			// Drop the oldest while the page is over its limits.
+			for limit > 0 && len(msgs) > limit || maxBytes > 0 && size > maxBytes && len(msgs) > 1 {
+				size -= convo.MessageBytes(&msgs[0])
+				msgs[0] = protocol.Message{}
+				msgs, more = msgs[1:], true
+			}
 		}
 		return true
 	})
@@ -134,10 +143,6 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit in
 	}
 	if err != nil {
 		return nil, false, unavailable(err)
-	}
-	more := false
-	if limit > 0 && len(msgs) > limit {
-		msgs, more = msgs[len(msgs)-limit:], true
 	}
 	if msgs == nil {
 		msgs = []protocol.Message{}
@@ -148,12 +153,12 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit in
 // List implements convo.Log. The owner index has no order, so it reads
 // the metadata of every conversation of owner and keeps a page; it holds
 // every id meanwhile (a few dozen bytes each), not every metadata.
-func (s *Store) List(ctx context.Context, owner string, after convo.ListCursor, limit int) ([]protocol.Conversation, bool, error) {
+func (s *Store) List(ctx context.Context, owner string, after convo.ListCursor, limit, maxBytes int) ([]protocol.Conversation, bool, error) {
 	ids, err := s.log.Owned(ctx, owner)
 	if err != nil {
 		return nil, false, unavailable(err)
 	}
-	page := convo.NewListPage(after, limit)
+	page := convo.NewListPage(after, limit, maxBytes)
 	for _, id := range ids {
 		m, err := s.Meta(ctx, id)
 		if errors.Is(err, convo.ErrNotFound) {

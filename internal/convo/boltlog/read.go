@@ -124,9 +124,10 @@ func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit i
 }
 
 // Messages implements convo.Log.
-func (l *Log) Messages(ctx context.Context, id string, before uint64, limit int) ([]protocol.Message, bool, error) {
+func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error) {
 	msgs := []protocol.Message{}
 	more := false
+	size := 0
 	p := prefix(id)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMessages).Cursor()
@@ -144,6 +145,11 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit int)
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("boltlog: conversation %s: corrupt message: %w", id, err)
 			}
+			size += convo.MessageBytes(&m)
+			if maxBytes > 0 && size > maxBytes && len(msgs) > 0 {
+				more = true
+				break
+			}
 			msgs = append(msgs, m)
 		}
 		return nil
@@ -154,8 +160,8 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit int)
 
 // List implements convo.Log. The owners index is in id order, so it
 // reads the metadata of every conversation of owner and keeps a page.
-func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, limit int) ([]protocol.Conversation, bool, error) {
-	page := convo.NewListPage(after, limit)
+func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, limit, maxBytes int) ([]protocol.Conversation, bool, error) {
+	page := convo.NewListPage(after, limit, maxBytes)
 	p := prefix(owner)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOwners).Cursor()

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func Run(t *testing.T, storage Storage) {
 		{"Messages", testMessages},
 		{"ListByOwner", testListByOwner},
 		{"ListPages", testListPages},
+		{"PageBytes", testPageBytes},
 		{"Delete", testDelete},
 		{"Unfinished", testUnfinished},
 		{"Reopen", testReopen},
@@ -479,18 +481,18 @@ func testMessages(t *testing.T, storage Storage) {
 	h.appendOK(t, "c1", userMessage("t1", "q1"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("t1", "a1"))
 	h.appendOK(t, "c1", userMessage("t2", "q2"))
 	h.appendOK(t, "c1", turnEnd("t1", "a1"))
-	msgs, more, err := h.log.Messages(ctx, "c1", 0, 0)
+	msgs, more, err := h.log.Messages(ctx, "c1", 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(msgs) != 3 || more || msgs[0].Text != "q1" || msgs[1].Text != "q2" || msgs[2].Text != "a1" || msgs[2].Seq != 5 || msgs[2].Role != protocol.RoleAssistant {
 		t.Fatalf("messages %+v more %v", msgs, more)
 	}
-	msgs, more, _ = h.log.Messages(ctx, "c1", 0, 2)
+	msgs, more, _ = h.log.Messages(ctx, "c1", 0, 2, 0)
 	if len(msgs) != 2 || !more || msgs[0].Text != "q2" {
 		t.Fatalf("newest 2: %+v more %v", msgs, more)
 	}
-	msgs, more, _ = h.log.Messages(ctx, "c1", 4, 10)
+	msgs, more, _ = h.log.Messages(ctx, "c1", 4, 10, 0)
 	if len(msgs) != 1 || more || msgs[0].Text != "q1" {
 		t.Fatalf("before 4: %+v more %v", msgs, more)
 	}
@@ -516,7 +518,7 @@ func testListByOwner(t *testing.T, storage Storage) {
 // must be all of them.
 func (h *harness) list(t *testing.T, owner string) []protocol.Conversation {
 	t.Helper()
-	list, more, err := h.log.List(ctx, owner, convo.ListCursor{}, 100)
+	list, more, err := h.log.List(ctx, owner, convo.ListCursor{}, 100, 0)
 	if err != nil || more {
 		t.Fatalf("list of %s: %+v, more %v, %v", owner, list, more, err)
 	}
@@ -562,7 +564,7 @@ func testListPages(t *testing.T, storage Storage) {
 		var got []protocol.Conversation
 		var after convo.ListCursor
 		for pages := 0; ; pages++ {
-			page, more, err := h.log.List(ctx, "alice", after, limit)
+			page, more, err := h.log.List(ctx, "alice", after, limit, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -584,7 +586,7 @@ func testListPages(t *testing.T, storage Storage) {
 	// After the first page of 3, the last conversation is updated (it
 	// moves to the first page) and the fifth deleted: the next pages hold
 	// the others.
-	page, more, err := h.log.List(ctx, "alice", convo.ListCursor{}, 3)
+	page, more, err := h.log.List(ctx, "alice", convo.ListCursor{}, 3, 0)
 	if err != nil || !more || fmt.Sprint(ids(page)) != fmt.Sprint(ids(want[:3])) {
 		t.Fatalf("first page: %v, more %v, %v", ids(page), more, err)
 	}
@@ -593,9 +595,89 @@ func testListPages(t *testing.T, storage Storage) {
 		t.Fatal(err)
 	}
 	after := convo.ListCursor{UpdatedAt: page[2].UpdatedAt, ID: page[2].ID}
-	rest, more, err := h.log.List(ctx, "alice", after, 10)
+	rest, more, err := h.log.List(ctx, "alice", after, 10, 0)
 	if err != nil || more || fmt.Sprint(ids(rest)) != fmt.Sprint([]string{want[3].ID, want[5].ID}) {
 		t.Fatalf("after an update and a delete: %v, more %v, %v; want %s and %s", ids(rest), more, err, want[3].ID, want[5].ID)
+	}
+}
+
+// testPageBytes bounds history and list pages in bytes: a page stops
+// before the message or conversation that would take it past maxBytes,
+// but always holds one.
+func testPageBytes(t *testing.T, storage Storage) {
+	h, _ := start(t, storage)
+	h.create(t, "c1", "alice")
+	for i, n := range []int{3000, 1000, 2000} {
+		h.appendOK(t, "c1", userMessage(fmt.Sprint("t", i), strings.Repeat("x", n)))
+	}
+	all, _, err := h.log.Messages(ctx, "c1", 0, 0, 0)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("messages %d, %v", len(all), err)
+	}
+	size := func(ms ...protocol.Message) int {
+		n := 0
+		for _, m := range ms {
+			n += convo.MessageBytes(&m)
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		maxBytes, want int
+		more           bool
+	}{
+		{size(all...), 3, false},
+		{size(all...) - 1, 2, true},
+		{size(all[1:]...), 2, true},
+		{size(all[2]), 1, true},
+		{1, 1, true},
+	} {
+		msgs, more, err := h.log.Messages(ctx, "c1", 0, 0, tc.maxBytes)
+		if err != nil || len(msgs) != tc.want || more != tc.more || msgs[len(msgs)-1].Seq != all[2].Seq {
+			t.Errorf("maxBytes %d: %d messages, more %v, %v; want the newest %d, more %v", tc.maxBytes, len(msgs), more, err, tc.want, tc.more)
+		}
+	}
+	if msgs, more, _ := h.log.Messages(ctx, "c1", all[2].Seq, 0, size(all[1])); len(msgs) != 1 || !more || msgs[0].Seq != all[1].Seq {
+		t.Errorf("before the newest, one message's worth: %+v, more %v", msgs, more)
+	}
+
+	for i, n := range []int{500, 3000, 1000, 2000, 100} {
+		id := fmt.Sprint("l", i)
+		m := newMeta(id, "bob")
+		m.Title = strings.Repeat("t", n)
+		if _, err := h.log.Append(ctx, &convo.Append{Conversation: id, New: m, Build: none}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := h.list(t, "bob")
+	var ids []string
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	for _, maxBytes := range []int{1, 3500, 4000, 1 << 20} {
+		var got []string
+		var after convo.ListCursor
+		for pages := 0; ; pages++ {
+			page, more, err := h.log.List(ctx, "bob", after, 10, maxBytes)
+			if err != nil || len(page) == 0 || pages > len(list) {
+				t.Fatalf("maxBytes %d: page %d is %d conversations, %v", maxBytes, pages, len(page), err)
+			}
+			n := 0
+			for _, c := range page {
+				got = append(got, c.ID)
+				n += convo.ConversationBytes(&c)
+			}
+			if len(page) > 1 && n > maxBytes {
+				t.Errorf("maxBytes %d: a page of %d bytes", maxBytes, n)
+			}
+			if !more {
+				break
+			}
+			last := page[len(page)-1]
+			after = convo.ListCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(ids) {
+			t.Errorf("maxBytes %d: pages %v, want %v", maxBytes, got, ids)
+		}
 	}
 }
 
@@ -630,7 +712,7 @@ func testDelete(t *testing.T, storage Storage) {
 	if res.Events[0].Seq != 1 {
 		t.Fatalf("recreated conversation starts at seq %d", res.Events[0].Seq)
 	}
-	if msgs, _, _ := h.log.Messages(ctx, "c1", 0, 0); len(msgs) != 0 {
+	if msgs, _, _ := h.log.Messages(ctx, "c1", 0, 0, 0); len(msgs) != 0 {
 		t.Fatalf("recreated conversation has old messages %+v", msgs)
 	}
 }
