@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
@@ -102,7 +103,7 @@ type gatewayConfig struct {
 	// model is the default model id (default testModelID).
 	model string
 	// user authenticates WebSocket upgrades; nil lets everyone in.
-	user func(*http.Request) (string, error)
+	user func(*http.Request) (auth.Caller, error)
 	// loopback refuses Hosts that are not loopback names, as the gateway
 	// does when it listens on loopback.
 	loopback bool

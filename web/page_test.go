@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -187,11 +188,11 @@ func TestErrorsAreShown(t *testing.T) {
 
 func TestTokenFromTheFragment(t *testing.T) {
 	const token = "s3cret.token"
-	user := func(r *http.Request) (string, error) {
+	user := func(r *http.Request) (auth.Caller, error) {
 		if r.URL.Query().Get("token") != token {
-			return "", protocol.Errorf(protocol.CodeUnauthorized, "bad token")
+			return auth.Caller{}, protocol.Errorf(protocol.CodeUnauthorized, "bad token")
 		}
-		return "alice", nil
+		return auth.Caller{User: "alice"}, nil
 	}
 	g := startGateway(t, newStepModel(), gatewayConfig{user: user})
 	tb := newTab(t, "tab")

@@ -11,25 +11,20 @@ import (
 	"syscall"
 
 	"github.com/chatgateway/gateway/internal/agent"
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// agents adapts internal/agent's registry to what convo needs of it.
+// agents adapts internal/agent's registry to what convo needs of it. The
+// caller of a request is in its context (auth.CallerFrom): the transports
+// put it there, with the token claims that the agents' allow lists match.
 type agents struct {
 	reg *agent.Registry
-	// claims returns the token claims of ctx's caller (nil without
-	// tokens), for the agents' allow lists.
-	claims func(context.Context) map[string]any
 }
 
 var _ convo.Agents = agents{}
-
-// noClaims is the claims of every caller: the gateway's authentication
-// does not pass token claims on yet, so an agent with allow is listed for,
-// and usable by, nobody.
-func noClaims(context.Context) map[string]any { return nil }
 
 // Agent implements convo.Agents.
 func (a agents) Agent(name, user, conversation string) (*convo.Agent, bool) {
@@ -68,12 +63,12 @@ func (a agents) Agent(name, user, conversation string) (*convo.Agent, bool) {
 // Allowed implements convo.Agents.
 func (a agents) Allowed(ctx context.Context, name string) bool {
 	ag, ok := a.reg.Agent(name)
-	return ok && ag.Allowed(a.claims(ctx))
+	return ok && ag.Allowed(auth.CallerFrom(ctx).Claims)
 }
 
 // List implements convo.Agents.
 func (a agents) List(ctx context.Context) []protocol.AgentInfo {
-	list := a.reg.List(a.claims(ctx))
+	list := a.reg.List(auth.CallerFrom(ctx).Claims)
 	out := make([]protocol.AgentInfo, len(list))
 	for i, ai := range list {
 		out[i] = protocol.AgentInfo{Name: ai.Name, Description: ai.Description, Model: ai.Model,
@@ -105,6 +100,13 @@ func newAgents(cfg *config, getenv func(string) string, log *slog.Logger, m *met
 		log.Info("agents: the built-in example agent (no -agents file)")
 	} else {
 		log.Info("agents: loaded", "file", cfg.agentsFile, "agents", len(conf.Agents))
+	}
+	if cfg.auth == authNone {
+		for _, a := range conf.Agents {
+			if a.Allow != nil {
+				log.Warn("agents: with -auth none there are no token claims, so an agent with allow is usable by no one", "agent", a.Name)
+			}
+		}
 	}
 	return reg, nil
 }

@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger:             log,
 		Metrics:            m,
 		TracerProvider:     tp,
-		Agents:             agents{reg: reg, claims: noClaims},
+		Agents:             agents{reg: reg},
 		MaxToolOutputBytes: cfg.maxToolOutputBytes,
 	}, log)
 	if err != nil {
@@ -211,7 +211,7 @@ func drain(svc *convo.Service, timeout time.Duration, log *slog.Logger) {
 }
 
 // newAuth returns the user hook of cfg.auth.
-func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Request) (string, error), error) {
+func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Request) (auth.Caller, error), error) {
 	if cfg.auth == authNone {
 		log.Info("auth none: every caller is the local user; keep the gateway on loopback")
 		return auth.None(auth.LocalUser), nil
@@ -227,7 +227,7 @@ func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Req
 	if err != nil {
 		return nil, fmt.Errorf("-auth jwt: %w", err)
 	}
-	return j.User, nil
+	return j.Caller, nil
 }
 
 // limitSet is the rate limits and per-user bound that cfg asks for.

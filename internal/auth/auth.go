@@ -12,39 +12,54 @@ import (
 // LocalUser is the user every caller is with "-auth none".
 const LocalUser = "local"
 
-// None returns the hook for "-auth none": every request is made by user.
-// It never fails.
-func None(user string) func(*http.Request) (string, error) {
-	return func(*http.Request) (string, error) { return user, nil }
+// Caller is who made a request, as the user hook names them.
+type Caller struct {
+	// User is the caller's user id.
+	User string
+	// Claims are the claims of the caller's token, for the agents' allow
+	// lists; nil without a token ("-auth none"). They must not be changed.
+	Claims map[string]any
 }
 
-// userKey is the context key under which WithUser stores the user id.
-type userKey struct{}
-
-// WithUser returns a copy of ctx that carries user as the caller's id.
-func WithUser(ctx context.Context, user string) context.Context {
-	return context.WithValue(ctx, userKey{}, user)
+// None returns the hook for "-auth none": every request is made by user,
+// with no claims. It never fails.
+func None(user string) func(*http.Request) (Caller, error) {
+	return func(*http.Request) (Caller, error) { return Caller{User: user}, nil }
 }
 
-// UserFrom returns the user id stored by WithUser (or Middleware), or ""
-// when ctx carries none.
+// callerKey is the context key under which WithCaller stores the caller.
+type callerKey struct{}
+
+// WithCaller returns a copy of ctx that carries c as the caller.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller stored by WithCaller (or Middleware); the
+// zero Caller when ctx carries none.
+func CallerFrom(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}
+
+// UserFrom returns the user id of CallerFrom(ctx), or "" when ctx carries
+// no caller.
 func UserFrom(ctx context.Context) string {
-	user, _ := ctx.Value(userKey{}).(string)
-	return user
+	return CallerFrom(ctx).User
 }
 
-// Middleware asks userFn for the caller of every request. On success the
-// request goes on with the user id in its context (see UserFrom); on
+// Middleware asks callerFn for the caller of every request. On success the
+// request goes on with the caller in its context (see CallerFrom); on
 // failure it is answered by Reject and the next handler is not called.
-func Middleware(userFn func(*http.Request) (string, error)) func(http.Handler) http.Handler {
+func Middleware(callerFn func(*http.Request) (Caller, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			user, err := userFn(r)
+			c, err := callerFn(r)
 			if err != nil {
 				Reject(w, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), user)))
+			next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), c)))
 		})
 	}
 }

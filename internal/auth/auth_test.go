@@ -16,9 +16,9 @@ import (
 )
 
 func TestNone(t *testing.T) {
-	user, err := None("local")(httptest.NewRequest("GET", "/v1/ws?token=whatever", nil))
-	if err != nil || user != "local" {
-		t.Fatalf("None = %q, %v; want local", user, err)
+	c, err := None("local")(httptest.NewRequest("GET", "/v1/ws?token=whatever", nil))
+	if err != nil || c.User != "local" || c.Claims != nil {
+		t.Fatalf("None = %+v, %v; want local without claims", c, err)
 	}
 	if got := UserFrom(context.Background()); got != "" {
 		t.Fatalf("UserFrom(empty context) = %q", got)
@@ -28,19 +28,19 @@ func TestNone(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	tests := []struct {
 		name     string
-		userFn   func(*http.Request) (string, error)
+		userFn   func(*http.Request) (Caller, error)
 		wantUser string // the user the handler sees, or else
 		wantMsg  string // the 401 message
 	}{
 		{"user", None("alice"), "alice", ""},
-		{"unauthorized", func(*http.Request) (string, error) {
-			return "", unauthorized(errNoToken)
+		{"unauthorized", func(*http.Request) (Caller, error) {
+			return Caller{}, unauthorized(errNoToken)
 		}, "", "missing bearer token"},
-		{"unexpected error stays private", func(*http.Request) (string, error) {
-			return "", errors.New("db at /var/secret is down")
+		{"unexpected error stays private", func(*http.Request) (Caller, error) {
+			return Caller{}, errors.New("db at /var/secret is down")
 		}, "", "authentication failed"},
-		{"other codes are not passed on", func(*http.Request) (string, error) {
-			return "", protocol.Errorf(protocol.CodeInternal, "key server unreachable")
+		{"other codes are not passed on", func(*http.Request) (Caller, error) {
+			return Caller{}, protocol.Errorf(protocol.CodeInternal, "key server unreachable")
 		}, "", "authentication failed"},
 	}
 	for _, tt := range tests {
@@ -95,7 +95,7 @@ func TestMiddlewareWithJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Middleware(j.User)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(Middleware(j.Caller)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, UserFrom(r.Context()))
 	})))
 	t.Cleanup(srv.Close)

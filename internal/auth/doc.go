@@ -1,11 +1,12 @@
 // Package auth names the caller of an HTTP request or WebSocket upgrade.
 //
-// The gateway asks one hook, func(*http.Request) (string, error), for the
-// user id of every request. None returns the hook for "-auth none": every
-// caller is the same implicit local user, so anyone who can reach the port
-// owns every conversation. It is meant for a gateway listening on loopback.
-// For "-auth jwt" the hook is the User method of a JWT made by NewJWT: the
-// caller presents a JSON Web Token and its "sub" claim is the user id.
+// The gateway asks one hook, func(*http.Request) (Caller, error), for the
+// caller of every request: a user id and the token's claims. None returns
+// the hook for "-auth none": every caller is the same implicit local user,
+// with no claims, so anyone who can reach the port owns every conversation.
+// It is meant for a gateway listening on loopback. For "-auth jwt" the hook
+// is the Caller method of a JWT made by NewJWT: the caller presents a JSON
+// Web Token, its "sub" claim is the user id and its claims come along.
 //
 // # What a JWT protects
 //
@@ -34,5 +35,7 @@
 //     deny list. A connection authenticated by a token stays open after
 //     the token expires.
 //   - Authorization beyond ownership: any valid "sub" may create
-//     conversations and use any configured model.
+//     conversations and use any configured model. Only agents restrict
+//     their users, by the token's claims (Caller.Claims), which the
+//     transports put in each request's context (CallerFrom).
 package auth

@@ -41,6 +41,7 @@ var reasons = []struct {
 	{errSubjectTooLong, "token subject too long"},
 	{errSubjectNotValid, "token subject invalid"},
 	{jwt.ErrTokenMalformed, "token malformed"},
+	{jwt.ErrInvalidType, "token malformed"}, // a registered claim of the wrong type
 	{jwt.ErrTokenSignatureInvalid, "token signature invalid"},
 	{jwt.ErrTokenUnverifiable, "token cannot be verified"},
 	{jwt.ErrTokenExpired, "token expired"},

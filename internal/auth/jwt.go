@@ -54,8 +54,8 @@ type JWTOptions struct {
 	Logger *slog.Logger
 }
 
-// JWT verifies bearer tokens. Its User method is the gateway's user hook
-// for "-auth jwt"; it is safe for concurrent use.
+// JWT verifies bearer tokens. Its Caller method is the gateway's user
+// hook for "-auth jwt"; it is safe for concurrent use.
 type JWT struct {
 	secret   []byte
 	keys     *keySource // nil without a JWKS
@@ -103,25 +103,29 @@ func NewJWT(ctx context.Context, opts JWTOptions) (*JWT, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(opts.Leeway),
 		jwt.WithStrictDecoding(),
+		// Numbers stay as written, so that an allow list's "level: 3"
+		// matches a claim of 3, never 3.0 or 3e+00.
+		jwt.WithJSONNumber(),
 	)
 	return j, nil
 }
 
-// User returns the "sub" of the request's token, taken from
+// Caller returns the caller of the request's token, taken from
 // "Authorization: Bearer <token>" or else from the "token" query
-// parameter. Any failure is an unauthorized *protocol.Error whose message
-// names the failed check.
-func (j *JWT) User(r *http.Request) (string, error) {
+// parameter: its "sub" as the user id, and its claims (numbers as
+// json.Number). Any failure is an unauthorized *protocol.Error whose
+// message names the failed check.
+func (j *JWT) Caller(r *http.Request) (Caller, error) {
 	token, err := bearer(r)
 	if err == nil {
-		var user string
-		if user, err = j.verify(r.Context(), token); err == nil {
-			return user, nil
+		var c Caller
+		if c, err = j.verify(r.Context(), token); err == nil {
+			return c, nil
 		}
 	}
 	err = unauthorized(err)
 	j.log.Debug("token refused", "err", err)
-	return "", err
+	return Caller{}, err
 }
 
 // bearer finds the request's token. A present Authorization header wins
@@ -144,10 +148,10 @@ func bearer(r *http.Request) (string, error) {
 	return token, nil
 }
 
-// verify checks token's signature and claims and returns its subject.
-func (j *JWT) verify(ctx context.Context, token string) (string, error) {
-	var claims jwt.RegisteredClaims
-	parsed, err := j.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+// verify checks token's signature and claims and returns its caller.
+func (j *JWT) verify(ctx context.Context, token string) (Caller, error) {
+	claims := jwt.MapClaims{}
+	parsed, err := j.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		return j.key(ctx, t)
 	})
 	if err != nil {
@@ -155,21 +159,40 @@ func (j *JWT) verify(ctx context.Context, token string) (string, error) {
 		// it properly, for the client and for whoever reads the logs.
 		if parsed != nil && !errors.Is(err, jwt.ErrTokenMalformed) {
 			if alg, _ := parsed.Header["alg"].(string); !slices.Contains(j.methods, alg) {
-				return "", fmt.Errorf("%w: %q", errAlgNotAllowed, alg)
+				return Caller{}, fmt.Errorf("%w: %q", errAlgNotAllowed, alg)
 			}
 		}
-		return "", err
+		return Caller{}, err
+	}
+	if err := j.checkClaims(claims); err != nil {
+		return Caller{}, err
+	}
+	sub, _ := claims.GetSubject()
+	return Caller{User: sub, Claims: claims}, nil
+}
+
+// checkClaims checks the issuer and audience, when configured, and the
+// subject. A registered claim of the wrong type is jwt.ErrInvalidType.
+func (j *JWT) checkClaims(claims jwt.MapClaims) error {
+	iss, err := claims.GetIssuer()
+	if err != nil {
+		return err
+	}
+	aud, err := claims.GetAudience()
+	if err != nil {
+		return err
+	}
+	sub, err := claims.GetSubject()
+	if err != nil {
+		return err
 	}
 	switch {
-	case j.issuer != "" && claims.Issuer != j.issuer:
-		return "", jwt.ErrTokenInvalidIssuer
-	case j.audience != "" && !slices.Contains(claims.Audience, j.audience):
-		return "", jwt.ErrTokenInvalidAudience
+	case j.issuer != "" && iss != j.issuer:
+		return jwt.ErrTokenInvalidIssuer
+	case j.audience != "" && !slices.Contains(aud, j.audience):
+		return jwt.ErrTokenInvalidAudience
 	}
-	if err := checkSubject(claims.Subject); err != nil {
-		return "", err
-	}
-	return claims.Subject, nil
+	return checkSubject(sub)
 }
 
 // key returns the key that verifies t: the secret for HS256, the JWKS key

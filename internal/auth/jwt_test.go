@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -121,6 +122,8 @@ func TestJWTVerify(t *testing.T) {
 		{name: "unknown kid", v: v.both, token: sign(t, es, k.ec, "nobody", claimsFor("alice")), wantMsg: "token signing key unknown"},
 		{name: "no kid, the one ES256 key", v: v.both, token: sign(t, es, k.ec, "", claimsFor("dave")), want: "dave"},
 		{name: "no kid, the wrong key", v: v.both, token: sign(t, es, must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader)), "", claimsFor("alice")), wantMsg: "token signature invalid"},
+		{name: "subject not a string", v: v.both, token: sign(t, hs, testSecret, "", with(func(c jwt.MapClaims) { c["sub"] = 42 })), wantMsg: "token malformed"},
+		{name: "expiry not a number", v: v.both, token: sign(t, hs, testSecret, "", with(func(c jwt.MapClaims) { c["exp"] = "soon" })), wantMsg: "token malformed"},
 		{name: "two segments", v: v.both, token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0", wantMsg: "token malformed"},
 		{name: "not base64", v: v.both, token: "a!.b!.c!", wantMsg: "token malformed"},
 	}
@@ -143,13 +146,13 @@ func TestJWTVerify(t *testing.T) {
 // wantMsg without echoing token.
 func wantUser(t *testing.T, j *JWT, r *http.Request, want, wantMsg, token string) {
 	t.Helper()
-	user, err := j.User(r)
+	c, err := j.Caller(r)
 	if wantMsg != "" {
 		wantUnauthorized(t, err, wantMsg, token)
 		return
 	}
-	if err != nil || user != want {
-		t.Fatalf("User = %q, %v; want %q", user, err, want)
+	if err != nil || c.User != want || c.Claims["sub"] != want {
+		t.Fatalf("Caller = %+v, %v; want %q", c, err, want)
 	}
 }
 
@@ -221,5 +224,25 @@ func TestNewJWTRefuses(t *testing.T) {
 				t.Fatalf("NewJWT = %v, %v; want an error containing %q", j, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCallerClaims checks that the caller carries the token's claims as
+// written: lists as lists, numbers as json.Number, for the agents' allow
+// lists to compare.
+func TestCallerClaims(t *testing.T) {
+	v := newVerifiers(t)
+	token := sign(t, jwt.SigningMethodHS256, testSecret, "", with(func(c jwt.MapClaims) {
+		c["cognito:groups"] = []string{"sales", "support"}
+		c["level"] = 3
+	}))
+	r := httptest.NewRequest("GET", "/v1/ws?token="+token, nil)
+	c, err := v.both.Caller(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, _ := c.Claims["cognito:groups"].([]any)
+	if c.User != "alice" || len(groups) != 2 || groups[1] != "support" || c.Claims["level"] != json.Number("3") {
+		t.Errorf("caller %+v", c)
 	}
 }

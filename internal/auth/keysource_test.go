@@ -29,7 +29,7 @@ func rsaToken(t testing.TB, kid string, second bool) string {
 func verifyToken(j *JWT, token string) error {
 	r := httptest.NewRequest("GET", "/v1/conversations", nil)
 	r.Header.Set("Authorization", "Bearer "+token)
-	_, err := j.User(r)
+	_, err := j.Caller(r)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
@@ -16,11 +17,11 @@ import (
 )
 
 // queryUser names the caller by the "user" query parameter.
-func queryUser(r *http.Request) (string, error) {
+func queryUser(r *http.Request) (auth.Caller, error) {
 	if u := r.URL.Query().Get("user"); u != "" {
-		return u, nil
+		return auth.Caller{User: u}, nil
 	}
-	return "", protocol.Errorf(protocol.CodeUnauthorized, "no user")
+	return auth.Caller{}, protocol.Errorf(protocol.CodeUnauthorized, "no user")
 }
 
 func TestUpgradeAuthAndOrigin(t *testing.T) {

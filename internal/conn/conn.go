@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -32,7 +33,8 @@ type conn struct {
 	sock *corkConn
 	user string
 	log  *slog.Logger
-	// ctx is done when reading has ended; it bounds the calls into convo.
+	// ctx is done when reading has ended; it bounds the calls into convo,
+	// and carries the caller (auth.CallerFrom).
 	ctx    context.Context
 	cancel context.CancelFunc
 	ping   *time.Timer
@@ -73,9 +75,9 @@ type conn struct {
 // Subscriber is what a conn is to convo.
 var _ convo.Subscriber = (*conn)(nil)
 
-func newConn(h *Handler, ws *websocket.Conn, sock *corkConn, user string) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{h: h, ws: ws, sock: sock, user: user, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
+func newConn(h *Handler, ws *websocket.Conn, sock *corkConn, caller auth.Caller) *conn {
+	ctx, cancel := context.WithCancel(auth.WithCaller(context.Background(), caller))
+	c := &conn{h: h, ws: ws, sock: sock, user: caller.User, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
 	c.log = h.log.With("conn", h.ids.Add(1))
 	return c
 }

@@ -42,10 +42,11 @@ const (
 type Options struct {
 	// Logger receives the connections' logs (default slog.Default()).
 	Logger *slog.Logger
-	// User names the caller of an upgrade request. An error refuses the
-	// upgrade with 401 as auth.Reject answers, before any socket is
-	// opened. Default: every caller is auth.LocalUser.
-	User func(*http.Request) (string, error)
+	// User names the caller of an upgrade request; the connection's
+	// requests carry it in their context (see auth.CallerFrom). An error
+	// refuses the upgrade with 401 as auth.Reject answers, before any
+	// socket is opened. Default: every caller is auth.LocalUser.
+	User func(*http.Request) (auth.Caller, error)
 	// MaxFrameBytes bounds a client frame (default 1 MiB); a larger one
 	// closes the connection with 1009.
 	MaxFrameBytes int64
@@ -170,7 +171,8 @@ var errShuttingDown = protocol.Errorf(protocol.CodeUnavailable, "the gateway is 
 // the User hook (401), by the connection bounds (503 busy) and by the
 // origin check (403).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, err := h.admit(r)
+	caller, err := h.admit(r)
+	user := caller.User
 	if err != nil {
 		h.refuse(w, err)
 		return
@@ -187,7 +189,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
-	c := newConn(h, ws, cw.sock, user)
+	c := newConn(h, ws, cw.sock, caller)
 	if !h.register(c) {
 		h.slots.Release(user)
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
@@ -208,22 +210,22 @@ func (h *Handler) serve(c *conn, q url.Values) {
 }
 
 // admit decides whether r may upgrade, cheapest check first, and returns
-// its user with a connection slot taken.
-func (h *Handler) admit(r *http.Request) (string, error) {
+// its caller with a connection slot taken.
+func (h *Handler) admit(r *http.Request) (auth.Caller, error) {
 	if h.isRefusing() {
-		return "", errShuttingDown
+		return auth.Caller{}, errShuttingDown
 	}
 	if err := h.opts.UpgradeLimiter.Allow(limits.AddrKey(r.RemoteAddr)); err != nil {
-		return "", err
+		return auth.Caller{}, err
 	}
-	user, err := h.opts.User(r)
+	c, err := h.opts.User(r)
 	if err != nil {
-		return "", &authError{err}
+		return auth.Caller{}, &authError{err}
 	}
-	if err := h.slots.Acquire(user); err != nil {
-		return "", err
+	if err := h.slots.Acquire(c.User); err != nil {
+		return auth.Caller{}, err
 	}
-	return user, nil
+	return c, nil
 }
 
 // authError marks a refusal by the User hook, answered by auth.Reject.

@@ -56,6 +56,16 @@ func (s *Service) agentModel(ctx context.Context, user, agent string) (string, e
 	return ag.Model, nil
 }
 
+// agentUsable checks that the caller of ctx may still use agent, the
+// agent of one of their conversations ("" for none): a token whose claims
+// no longer match its allow list makes it not_found, as at create.
+func (s *Service) agentUsable(ctx context.Context, agent string) error {
+	if agent == "" || s.cfg.Agents == nil || s.cfg.Agents.Allowed(ctx, agent) {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeNotFound, "agent %q not found", agent)
+}
+
 // steps runs an agent's turn: it calls the model, runs the tool calls it
 // asks for, and calls it again with their results, until the model
 // answers without tools or the agent's MaxSteps model calls were made. It

@@ -52,11 +52,12 @@ type Options struct {
 	// and it is not draining); nil means always. GET /readyz answers 503
 	// when it returns false.
 	Ready func() bool
-	// User names the caller of every request under /v1/conversations; an
-	// error refuses it with 401 as auth.Reject answers. The probes,
+	// User names the caller of every request under /v1/conversations (the
+	// request's context carries it: see auth.CallerFrom); an error
+	// refuses it with 401 as auth.Reject answers. The probes,
 	// /metrics, /v1/info and the page are open to all; /v1/ws
 	// authenticates in its own handler. Default: every caller is auth.LocalUser.
-	User func(*http.Request) (string, error)
+	User func(*http.Request) (auth.Caller, error)
 	// SendLimiter, keyed by user, limits the requests that store
 	// something: POST …/messages, POST /v1/conversations and POST
 	// …/actions (default: no limit); a refused one gets 429 rate_limited
@@ -233,12 +234,12 @@ func (a *api) ready(w http.ResponseWriter, _ *http.Request) {
 // authenticate names the caller with Options.User (see auth.UserFrom), or
 // refuses the request with 401.
 func (a *api) authenticate(next http.Handler) http.Handler {
-	return auth.Middleware(func(r *http.Request) (string, error) {
-		user, err := a.opts.User(r)
+	return auth.Middleware(func(r *http.Request) (auth.Caller, error) {
+		c, err := a.opts.User(r)
 		if err != nil {
 			a.opts.Metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
 		}
-		return user, err
+		return c, err
 	})(next)
 }
 

@@ -1,6 +1,7 @@
 package conntest
 
 import (
+	"maps"
 	"net/http"
 	"testing"
 	"time"
@@ -17,10 +18,17 @@ var Secret = []byte("conntest-secret-0123456789abcdef")
 // for an hour.
 func Token(t testing.TB, sub string) string {
 	t.Helper()
+	return TokenClaims(t, sub, nil)
+}
+
+// TokenClaims is Token with the claims of extra added (for the agents'
+// allow lists, say).
+func TokenClaims(t testing.TB, sub string, extra map[string]any) string {
+	t.Helper()
 	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}).SignedString(Secret)
+	claims := jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	maps.Copy(claims, extra)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(Secret)
 	if err != nil {
 		t.Fatalf("signing a token: %v", err)
 	}
@@ -29,13 +37,13 @@ func Token(t testing.TB, sub string) string {
 
 // JWTUser returns the user hook of the real JWT verifier accepting the
 // tokens Token makes, for Config.Conn.User and Config.API.User.
-func JWTUser(t testing.TB) func(*http.Request) (string, error) {
+func JWTUser(t testing.TB) func(*http.Request) (auth.Caller, error) {
 	t.Helper()
 	j, err := auth.NewJWT(Deadline(t), auth.JWTOptions{Secret: Secret, Logger: Logger(t)})
 	if err != nil {
 		t.Fatalf("auth.NewJWT: %v", err)
 	}
-	return j.User
+	return j.Caller
 }
 
 // Bearer is the header that authenticates as user with a Token.
