@@ -202,6 +202,42 @@ func TestAgents(t *testing.T) {
 		}
 	})
 
+	t.Run("client tool output over the cap", func(t *testing.T) {
+		c := r.agentConv(t, "client-big", "support")
+		other := conntest.Dial(t, r.g.URL, "/v1/ws")
+		c.Request(&protocol.Send{Conversation: "client-big", Text: "/tool confirm {}\n/tool confirm {}"})
+		calls := ofType(c.ReadUntil(func(f *protocol.ServerFrame) bool {
+			return f.Type == protocol.EventToolCall && strings.HasSuffix(f.Call, "_1")
+		}), protocol.EventToolCall)
+		// Over the default 256 KiB, within the frame and body limits: cut
+		// and marked, as an HTTP or MCP tool's output is, not refused.
+		big := strings.Repeat("é", 150<<10)
+		output, _ := json.Marshal(map[string]string{"text": big})
+		if a := other.Call(&protocol.ToolOutput{ID: "o", Conversation: "client-big", Call: calls[0].Call, Output: output}); a.Type != protocol.ReplyAccepted {
+			t.Fatalf("tool_output over the cap: %s %s %s", a.Type, a.Code, a.ErrorMessage())
+		}
+		body, _ := json.Marshal(map[string]string{"error": big})
+		if status, b := conntest.Do(t, "POST", r.g.URL+"/v1/conversations/client-big/calls/"+calls[1].Call+"/output", string(body)); status != 200 {
+			t.Fatalf("POST output over the cap: %d %s", status, b)
+		}
+		res := ofType(c.ReadUntil(conntest.IsType(protocol.EventTurnEnd)), protocol.EventToolResult)
+		if len(res) != 2 {
+			t.Fatalf("%d tool_results, want 2", len(res))
+		}
+		var cut struct {
+			Truncated bool
+			Text      string
+		}
+		if err := json.Unmarshal(res[0].Output, &cut); err != nil || res[0].Status != protocol.ResultOK || len(res[0].Output) > 256<<10 ||
+			!cut.Truncated || !strings.HasPrefix(string(output), cut.Text) || len(cut.Text) < 200<<10 {
+			t.Errorf("the output's tool_result: %s, %d bytes, %v", res[0].Status, len(res[0].Output), err)
+		}
+		if e := res[1].ToolError; res[1].Status != protocol.ResultError || len(e) > 256<<10 || !strings.HasSuffix(e, "…(cut)") ||
+			!strings.HasPrefix(big, strings.TrimSuffix(e, " …(cut)")) {
+			t.Errorf("the error's tool_result: %s, %d bytes", res[1].Status, len(e))
+		}
+	})
+
 	t.Run("approval over HTTP", func(t *testing.T) {
 		c := r.agentConv(t, "http-approval", "support")
 		c.Request(&protocol.Send{Conversation: "http-approval", Text: `/tool refund {"id":"1"}`})

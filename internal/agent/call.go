@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/internal/toolout"
 )
 
 // CallInfo says who a call is for; HTTP tools get it as X-Gateway-*
@@ -144,11 +145,11 @@ type env struct {
 func (e *env) bound(res Result) Result {
 	switch {
 	case res.Error != "":
-		return Result{Error: capText(res.Error, e.maxOutput)}
+		return Result{Error: toolout.CapText(res.Error, e.maxOutput)}
 	case res.Output == nil:
 		return Result{Output: json.RawMessage("{}")}
 	}
-	return Result{Output: capOutput(res.Output, e.maxOutput)}
+	return Result{Output: toolout.Cap(res.Output, e.maxOutput)}
 }
 
 // record counts and logs one call. A tool the agent does not have is
@@ -163,7 +164,7 @@ func (e *env) record(a *Agent, tool string, c CallInfo, status string, d time.Du
 	attrs := []any{"agent", a.Name, "tool", tool, "status", status, "duration", d,
 		"conversation", c.Conversation, "call", c.Call}
 	if errText != "" {
-		attrs = append(attrs, "err", capText(errText, 200))
+		attrs = append(attrs, "err", toolout.CapText(errText, 200))
 	}
 	e.log.Info("tool call", attrs...)
 }

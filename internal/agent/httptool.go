@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/chatgateway/gateway/internal/toolout"
 )
 
 // httpTool runs calls by POSTing the input to a URL.
@@ -61,8 +63,8 @@ func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _
 		return Result{Output: body}, nil
 	}
 	if len(body) > t.max {
-		// Cut JSON is no longer JSON: capOutput keeps its start as text.
-		return Result{Output: capOutput(body, t.max)}, nil
+		// Cut JSON is no longer JSON: toolout.Cap keeps its start as text.
+		return Result{Output: toolout.Cap(body, t.max)}, nil
 	}
 	out, err := json.Marshal(map[string]string{"text": string(body)})
 	if err != nil {

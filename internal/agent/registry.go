@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/internal/toolout"
 )
 
 // Options tunes a Registry. Zero values mean the documented defaults.
@@ -20,7 +21,7 @@ type Options struct {
 	// Metrics records tool calls (default: a fresh, unexported set).
 	Metrics *metrics.Metrics
 	// MaxOutputBytes caps one call's output (default
-	// DefaultMaxOutputBytes, at least 1 KiB).
+	// toolout.DefaultMaxBytes, at least toolout.MinBytes).
 	MaxOutputBytes int
 	// HTTPClient makes HTTP tool calls and MCP streamable HTTP requests
 	// (default: one that does not follow redirects, so that a 3xx is an
@@ -80,10 +81,7 @@ func New(cfg *Config, opts Options) (*Registry, error) {
 	if e.metrics == nil {
 		e.metrics = metrics.New()
 	}
-	if e.maxOutput == 0 {
-		e.maxOutput = DefaultMaxOutputBytes
-	}
-	e.maxOutput = max(e.maxOutput, minOutputBytes)
+	e.maxOutput = toolout.Limit(e.maxOutput)
 	if e.connectTimeout <= 0 {
 		e.connectTimeout = DefaultConnectTimeout
 	}

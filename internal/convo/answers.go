@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/chatgateway/gateway/internal/toolout"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -38,11 +39,13 @@ func (s *Service) Approve(ctx context.Context, user string, req *protocol.Approv
 // ToolOutput answers a client tool's call of user's conversation with its
 // output or error: it stores the call's tool_result, which the turn then
 // sends the model. The first answer wins: a call that does not await a
-// client's output is a bad_request. An output over the configured limit
-// is too_large.
+// client's output is a bad_request. An output or error over
+// Config.MaxToolOutputBytes is cut and says so, as any tool's.
 func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.ToolOutput) error {
-	if max := s.cfg.MaxToolOutputBytes; max > 0 && len(req.Output) > max {
-		return protocol.Errorf(protocol.CodeTooLarge, "output: larger than %d bytes", max)
+	limit := toolout.Limit(s.cfg.MaxToolOutputBytes)
+	output, toolErr := req.Output, toolout.CapText(req.Error, limit)
+	if output != nil {
+		output = toolout.Cap(output, limit)
 	}
 	if _, err := s.owned(ctx, user, req.Conversation); err != nil {
 		return err
@@ -54,9 +57,9 @@ func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.Too
 		}
 		ms := max(time.Since(c.Since), 0).Milliseconds()
 		ev := &protocol.Event{Type: protocol.EventToolResult, Turn: m.OpenTurn.Turn, Call: req.Call, Name: c.Name,
-			Status: protocol.ResultOK, Output: req.Output, DurationMS: &ms}
-		if req.Output == nil {
-			ev.Status, ev.ToolError = protocol.ResultError, req.Error
+			Status: protocol.ResultOK, Output: output, DurationMS: &ms}
+		if output == nil {
+			ev.Status, ev.ToolError = protocol.ResultError, toolErr
 		}
 		return []Draft{{Event: ev}}, nil
 	}})

@@ -62,8 +62,9 @@ type Config struct {
 	// Agents are the agents conversations may be created with (nil:
 	// none).
 	Agents Agents
-	// MaxToolOutputBytes bounds a client tool's output (0: no bound but
-	// the frame's).
+	// MaxToolOutputBytes bounds a client tool's output: a longer one is
+	// cut and says so (0: toolout.DefaultMaxBytes; at least
+	// toolout.MinBytes).
 	MaxToolOutputBytes int
 }
 
