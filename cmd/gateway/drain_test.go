@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -104,6 +105,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(mainEnv) == "1" {
 		main()
 		os.Exit(0)
+	}
+	if slices.Contains(os.Args[1:], mcpStdioFlag) {
+		serveStdioMCP()
 	}
 	os.Exit(m.Run())
 }

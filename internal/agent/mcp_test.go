@@ -532,3 +532,56 @@ func TestMCPApprovalNames(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestMCPNameCollision gives an MCP server two tools whose names become
+// the same once made to fit Bedrock's pattern: the one whose name fits as
+// it is keeps it, the others get suffixes, and each name the model sees
+// calls, and asks approval for, its own tool, whichever way approval
+// names it.
+func TestMCPNameCollision(t *testing.T) {
+	t.Parallel()
+	s := mcp.NewServer(&mcp.Implementation{Name: "collide", Version: "1"}, nil)
+	for _, name := range []string{"do.it", "do_it", "do it"} {
+		s.AddTool(&mcp.Tool{Name: name, InputSchema: json.RawMessage(`{"type": "object"}`)},
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil
+			})
+	}
+	for _, tc := range []struct {
+		approval string // as the agents file names it
+		want     func(server, model string) bool
+	}{
+		{"m__do.it", func(server, _ string) bool { return server == "do.it" }},
+		{"m__do_it", func(server, model string) bool { return server == "do_it" && model == "m__do_it" }},
+		{"m__do_it_3", func(_, model string) bool { return model == "m__do_it_3" }},
+		{"m", func(string, string) bool { return true }},
+	} {
+		r, err := New(&Config{
+			MCPServers: []MCPServer{{Name: "m", inProcess: s}},
+			Agents:     []AgentConfig{{Name: "a", Tools: []string{"m"}, Approval: []string{tc.approval}}},
+		}, Options{})
+		if err != nil {
+			t.Fatalf("approval %s: %v", tc.approval, err)
+		}
+		a, _ := r.Agent("a")
+		if got := slices.Sorted(slices.Values(toolNames(a))); !slices.Equal(got, []string{"m__do_it", "m__do_it_2", "m__do_it_3"}) {
+			t.Fatalf("tools %v", got)
+		}
+		called := map[string]bool{}
+		for _, tool := range a.Tools {
+			res, err := a.Call(context.Background(), tool.Name, testCall, json.RawMessage(`{}`), nil)
+			var out struct{ Text string }
+			if err != nil || json.Unmarshal(res.Output, &out) != nil {
+				t.Fatalf("call %s: %s, %q, %v", tool.Name, res.Output, res.Error, err)
+			}
+			if called[out.Text] {
+				t.Errorf("two names call %s", out.Text)
+			}
+			called[out.Text] = true
+			if want := tc.want(out.Text, tool.Name); tool.Approval != want {
+				t.Errorf("approval %s: %s (the server's %q) asks approval %v, want %v", tc.approval, tool.Name, out.Text, tool.Approval, want)
+			}
+		}
+		r.Close()
+	}
+}

@@ -35,6 +35,25 @@ func modelName(server, tool string) string {
 	return name[:maxNameLen-len(suffix)] + suffix
 }
 
+// mcpNames are the names the model sees for the tools of MCP server, in
+// their order, none of them in taken, all added to it. Names that
+// collide once made to fit get suffixes (_2, _3, …) in the server's
+// order, but a tool whose name fits as it is keeps it: so
+// "<server>__<tool>" names the same tool whether read as the server's
+// name for it or as the name the model sees.
+func mcpNames(server string, tools []mcpTool, taken map[string]bool) []string {
+	names := make([]string, len(tools))
+	for _, asIs := range []bool{true, false} {
+		for i, t := range tools {
+			if (t.model == server+mcpSeparator+t.name) == asIs {
+				names[i] = uniqueName(t.model, taken)
+				taken[names[i]] = true
+			}
+		}
+	}
+	return names
+}
+
 // uniqueName is name, or name with a numeric suffix if taken already.
 func uniqueName(name string, taken map[string]bool) string {
 	for i := 2; taken[name]; i++ {

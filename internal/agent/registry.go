@@ -221,11 +221,15 @@ func (r *Registry) build(cfg *Config, servers map[string]*mcpServer, ac *AgentCo
 			continue
 		}
 		s := servers[name]
-		for _, mt := range s.listed() {
-			info := ToolInfo{Name: uniqueName(mt.model, taken), Description: mt.description, Kind: KindMCP,
-				InputSchema: mt.schema, Timeout: s.cfg.Timeout.or(DefaultTimeout),
-				Approval: approval[name] || approval[mt.model] || approval[name+mcpSeparator+mt.name]}
-			taken[info.Name] = true
+		listed := s.listed()
+		names := mcpNames(name, listed, taken)
+		for i, mt := range listed {
+			// Approval names the tool by the server's name for it or by
+			// the name the model sees, suffix included, so that two tools
+			// whose names fit the pattern alike are told apart.
+			info := ToolInfo{Name: names[i], Description: mt.description, Kind: KindMCP,
+				InputSchema: mt.schema, Timeout: s.cfg.Timeout.or(DefaultTimeout)}
+			info.Approval = approval[name] || approval[info.Name] || approval[name+mcpSeparator+mt.name]
 			a.Tools = append(a.Tools, info)
 			a.runners[info.Name] = mcpRunner{srv: s, name: mt.name}
 		}
