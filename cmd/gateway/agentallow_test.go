@@ -109,6 +109,64 @@ func TestAgentsAllow(t *testing.T) {
 	}
 }
 
+// TestAgentsAnswerOthers checks that only the conversation's owner may
+// answer its calls: another user's approve and tool_output are not_found,
+// over WebSocket and HTTP, and leave the calls waiting for the owner.
+func TestAgentsAnswerOthers(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "agents.yaml")
+	if err := os.WriteFile(file, []byte(`tools:
+  - {name: confirm, client: {}}
+  - {name: refund, http: {url: "http://127.0.0.1:1/refund"}}
+agents:
+  - {name: a, tools: [confirm, refund], approval: [refund]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "-1ns",
+		"GATEWAY_AUTH": "jwt", secretEnv: string(conntest.Secret)}, "-addr", "127.0.0.1:0", "-agents", file, "-send-rate", "0")
+	dial := func(user string) *conntest.Client {
+		a := conntest.Upgrade(t, g.URL, "", conntest.Bearer(t, user))
+		if a.Status != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade as %s: %d %+v", user, a.Status, a.Error)
+		}
+		return a.Client
+	}
+	alice, bob := dial("alice"), dial("bob")
+	if f := alice.Call(&protocol.Create{ID: "c", Conversation: "mine", Agent: "a"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create: %s %s %s", f.Type, f.Code, f.ErrorMessage())
+	}
+	alice.Request(&protocol.Send{Conversation: "mine", Text: "/tool confirm {}\n/tool refund {}"})
+	calls := ofType(alice.ReadUntil(func(f *protocol.ServerFrame) bool {
+		return f.Type == protocol.EventToolCall && f.Name == "refund"
+	}), protocol.EventToolCall)
+	if len(calls) != 2 || calls[0].Status != protocol.CallAwaitingClient || calls[1].Status != protocol.CallAwaitingApproval {
+		t.Fatalf("tool_calls %+v", calls)
+	}
+	confirm, refund := calls[0].Call, calls[1].Call
+	for _, req := range []protocol.Request{
+		&protocol.ToolOutput{ID: "o", Conversation: "mine", Call: confirm, Output: json.RawMessage(`{"yes":true}`)},
+		&protocol.Approve{ID: "p", Conversation: "mine", Call: refund, Approved: true},
+	} {
+		if f := bob.Call(req); f.Type != protocol.ReplyError || f.Code != protocol.CodeNotFound {
+			t.Errorf("bob's %T over WebSocket: %s %s %s", req, f.Type, f.Code, f.ErrorMessage())
+		}
+	}
+	base := g.URL + "/v1/conversations/mine/calls/"
+	for url, body := range map[string]string{base + confirm + "/output": `{"output":1}`, base + refund + "/approval": `{"approved":true}`} {
+		if code, b := authDo(t, conntest.Bearer(t, "bob"), http.MethodPost, url, body); code != http.StatusNotFound {
+			t.Errorf("bob's POST %s: %d %s", url, code, b)
+		}
+	}
+	// The calls still wait for alice.
+	if code, b := authDo(t, conntest.Bearer(t, "alice"), http.MethodPost, base+confirm+"/output", `{"output":{"yes":true}}`); code != http.StatusOK {
+		t.Errorf("alice's POST output: %d %s", code, b)
+	}
+	if f := alice.Call(&protocol.Approve{ID: "p", Conversation: "mine", Call: refund, Approved: true}); f.Type != protocol.ReplyAccepted {
+		t.Errorf("alice's approve: %s %s %s", f.Type, f.Code, f.ErrorMessage())
+	}
+}
+
 // agentNames are the names of list, in order.
 func agentNames(list []protocol.AgentInfo) []string {
 	names := []string{}
