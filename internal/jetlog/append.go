@@ -85,7 +85,8 @@ func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (
 	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
-	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(prev))
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prev, 10))
+	ack, err := l.pub.publish(ctx, msg)
 	if wrongLast(err) {
 		// An earlier try of this record may have been stored without its
 		// answer reaching us: then it is the record right after prev.

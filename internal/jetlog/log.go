@@ -67,6 +67,8 @@ type Log struct {
 	// (o.<user>.<id>); leases holds running turns' leases (bucket TTL);
 	// work lists the conversations with turns to run (w.<id>).
 	meta, leases, work jetstream.KeyValue
+	// pub publishes records, batching concurrent ones.
+	pub *publisher
 }
 
 // Open creates the stream and the buckets, or updates their settings, on
@@ -89,6 +91,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("jetlog: %w", err)
 	}
 	l := &Log{nc: nc, js: js, opts: opts, stream: opts.Stream}
+	l.pub = &publisher{l: l}
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
 	}
@@ -128,17 +131,23 @@ func (l *Log) ensureStream(ctx context.Context) error {
 		Replicas:    l.opts.Replicas,
 		// Direct gets let any replica answer reads, in batches.
 		AllowDirect: true,
+		// Concurrent appends go as one batch (nats-server 2.12 and later;
+		// an older server leaves it off, and each goes alone).
+		AllowAtomicPublish: true,
 	}
 	return l.setup(ctx, "stream "+l.stream, func(ctx context.Context) error {
 		s, err := l.js.Stream(ctx, l.stream)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			_, err = l.js.CreateStream(ctx, cfg)
+			s, err = l.js.CreateStream(ctx, cfg)
 		case err == nil:
 			have := s.CachedInfo().Config
-			if have.Replicas != cfg.Replicas || !have.AllowDirect || len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
-				_, err = l.js.UpdateStream(ctx, cfg)
+			if have.Replicas != cfg.Replicas || !have.AllowDirect || !have.AllowAtomicPublish || len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
+				s, err = l.js.UpdateStream(ctx, cfg)
 			}
+		}
+		if err == nil {
+			l.pub.atomic = s.CachedInfo().Config.AllowAtomicPublish
 		}
 		return err
 	})

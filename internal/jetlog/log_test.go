@@ -259,3 +259,56 @@ func TestLeaseIsExclusive(t *testing.T) {
 	}
 	_ = b.Release(ctx)
 }
+
+// TestConcurrentAppendsShareBatches appends to many conversations at
+// once, so that appends go to the stream in atomic batches, some of them
+// stale: each append gets its own answer (a stale one ErrFenced, the
+// others their position), and the stream holds exactly the others.
+func TestConcurrentAppendsShareBatches(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	const convs = 60
+	first := make([]uint64, convs)
+	for i := range convs {
+		var err error
+		if first[i], err = l.Append(ctx, fmt.Sprint("c", i), rec(1, `{"n":1}`), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := func(round, i int) bool { return round == 2 && i%5 == 0 }
+	for round := range 3 {
+		pos := make([]uint64, convs)
+		errs := make([]error, convs)
+		var wg sync.WaitGroup
+		for i := range convs {
+			wg.Go(func() {
+				prev := first[i]
+				if stale(round, i) {
+					prev = 0 // stale: it has not seen seq 1
+				}
+				pos[i], errs[i] = l.Append(ctx, fmt.Sprint("c", i), rec(uint64(round+2), fmt.Sprintf(`{"round":%d}`, round)), prev)
+			})
+		}
+		wg.Wait()
+		for i := range convs {
+			id := fmt.Sprint("c", i)
+			last, err := l.Last(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stale(round, i) {
+				if !errors.Is(errs[i], jetlog.ErrFenced) || last.Pos != first[i] {
+					t.Fatalf("round %d: the stale append to %s: %v, and its last record is at %d, want fenced at %d", round, id, errs[i], last.Pos, first[i])
+				}
+				continue
+			}
+			if errs[i] != nil {
+				t.Fatalf("round %d: append to %s: %v", round, id, errs[i])
+			}
+			if last.Pos != pos[i] || last.Seq != uint64(round+2) || string(last.Frames[0]) != fmt.Sprintf(`{"round":%d}`, round) {
+				t.Fatalf("round %d: %s's last record is %+v, want seq %d at the acknowledged %d", round, id, last, round+2, pos[i])
+			}
+			first[i] = pos[i]
+		}
+	}
+}

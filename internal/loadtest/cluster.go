@@ -1,15 +1,20 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
@@ -33,11 +38,18 @@ type clusterResult struct {
 // storeResult compares the events/s that one JetStream server (with an
 // fsync on every write, and with JetStream's default of an fsync every
 // two minutes) and one bbolt file store, with writers appending one event
-// each at a time to conversations of their own.
+// each at a time to conversations of their own; and what the same
+// JetStream server takes from plain publishers of like messages, without
+// the gateway: its limit on this machine.
 type storeResult struct {
 	writers int
 	// synced, lazy and bbolt are the three storages' rates.
 	synced, lazy, bbolt rate
+	// bare is storeWriters publishers each publishing one message and
+	// waiting for its acknowledgement, then the next; bareBatch one
+	// publisher sending atomic batches of storeWriters messages, each
+	// after the previous one's acknowledgement. Both with sync always.
+	bare, bareBatch rate
 }
 
 // rate is events stored in a time.
@@ -196,11 +208,27 @@ func (r *runner) cluster(ctx context.Context, c, k int) (clusterResult, error) {
 // storeWriters is how many writers the store step runs on each storage.
 const storeWriters = 100
 
-// store measures the events/s of the cluster's storage against bbolt's,
-// each for cfg.StoreEvents events or a third of the step's time cap.
+// store measures the events/s of the cluster's storage against bbolt's
+// and against plain publishers, each for cfg.StoreEvents events or a
+// fifth of the step's time cap.
 func (r *runner) store(ctx context.Context) (storeResult, error) {
 	res := storeResult{writers: storeWriters}
-	d := r.cfg.Duration / 3
+	d := r.cfg.Duration / 5
+	for _, batch := range []bool{false, true} {
+		ns, err := startNATS(r.dir, true)
+		if err != nil {
+			return res, err
+		}
+		dst := &res.bare
+		if batch {
+			dst = &res.bareBatch
+		}
+		*dst, err = publishRate(ctx, ns.ClientURL(), batch, r.cfg.StoreEvents, d)
+		ns.Shutdown()
+		if err != nil {
+			return res, fmt.Errorf("plain JetStream: %w", err)
+		}
+	}
 	for _, sync := range []bool{true, false} {
 		ns, err := startNATS(r.dir, sync)
 		if err != nil {
@@ -275,6 +303,104 @@ func appendRate(ctx context.Context, l convo.Log, events int, d time.Duration) (
 	return rate{n: stored, d: time.Since(start)}, firstErr
 }
 
+// publishRate publishes up to events messages like the gateway's deltas
+// to the JetStream server at url, on a stream set up as jetlog sets it up
+// with a subject per writer, for at most d: from storeWriters publishers
+// each waiting for its acknowledgement, or as atomic batches of
+// storeWriters messages from one publisher. It returns the messages
+// stored and the time taken.
+func publishRate(ctx context.Context, url string, batch bool, events int, d time.Duration) (rate, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return rate{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return rate{}, err
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"conv.>"},
+		Storage: jetstream.FileStorage, AllowDirect: true, AllowAtomicPublish: true}); err != nil {
+		return rate{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// A delta frame and headers of about the sizes the gateway stores.
+	frame := []byte(`{"type":"delta","conversation":"store-00","seq":100,"ts":"2026-01-01T00:00:00.000000000Z","turn":"t","text":"a chunk of a reply"}`)
+	meta := strings.Repeat("m", 300)
+	msg := func(w, seq int) *nats.Msg {
+		m := nats.NewMsg("conv.store-" + strconv.Itoa(w))
+		m.Data = frame
+		m.Header.Set("Gw-Seq", strconv.Itoa(seq))
+		m.Header.Set("Gw-Id", nuid.Next())
+		m.Header.Set("Gw-Meta", meta)
+		return m
+	}
+	start := time.Now()
+	if batch {
+		stored := 0
+		for ; stored+storeWriters <= events && ctx.Err() == nil; stored += storeWriters {
+			if err := publishBatch(ctx, nc, func(w int) *nats.Msg { return msg(w, stored/storeWriters+1) }); err != nil {
+				if ctx.Err() != nil {
+					break // out of time: this batch may or may not be stored
+				}
+				return rate{}, err
+			}
+		}
+		return rate{n: stored, d: time.Since(start)}, nil
+	}
+	var mu sync.Mutex
+	var stored int
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := range storeWriters {
+		wg.Go(func() {
+			n := 0
+			for ; n < events/storeWriters && ctx.Err() == nil; n++ {
+				if _, err := js.PublishMsg(ctx, msg(w, n+1)); err != nil {
+					if ctx.Err() == nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+					}
+					break
+				}
+			}
+			mu.Lock()
+			stored += n
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return rate{n: stored, d: time.Since(start)}, firstErr
+}
+
+// publishBatch publishes msg(0) … msg(storeWriters-1) as one atomic
+// batch and waits for its acknowledgement.
+func publishBatch(ctx context.Context, nc *nats.Conn, msg func(w int) *nats.Msg) error {
+	id := nuid.Next()
+	for w := range storeWriters {
+		m := msg(w)
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(w+1))
+		if w < storeWriters-1 {
+			if err := nc.PublishMsg(m); err != nil {
+				return err
+			}
+			continue
+		}
+		m.Header.Set("Nats-Batch-Commit", "1")
+		reply, err := nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(reply.Data, []byte(`"count":`)) {
+			return fmt.Errorf("batch refused: %s", reply.Data)
+		}
+	}
+	return nil
+}
+
 func (rep *report) clusterTable() *table {
 	t := &table{
 		title:  "cluster: two gateways (a, b) on one JetStream server, C conversations with K clients on each gateway",
@@ -298,6 +424,8 @@ func (rep *report) clusterTable() *table {
 		} else {
 			t.note("store: %d writers appending one event at a time to conversations of their own: one JetStream server in this process stored %s with sync_interval always (JetStream/bbolt %s), %s with JetStream's default fsync every 2 minutes; one bbolt file (group commit) %s.",
 				s.res.writers, s.res.synced, ratio(s.res.synced.perSecond(), s.res.bbolt.perSecond()), s.res.lazy, s.res.bbolt)
+			t.note("store: the same JetStream server, sync always, without the gateway: %d plain publishers of like messages, each waiting for its ack, %s (gateway/plain %s); one publisher of atomic batches of %d, %s (gateway/batches %s).",
+				s.res.writers, s.res.bare, ratio(s.res.synced.perSecond(), s.res.bare.perSecond()), s.res.writers, s.res.bareBatch, ratio(s.res.synced.perSecond(), s.res.bareBatch.perSecond()))
 		}
 	}
 	t.note("The turns run on a, where each conversation's sending client is. relay: model chunk created (stamped in its text) → delta frame read, by clients on a (same-node, the sender included) and on b (cross-node: the delta reaches b through b's JetStream consumer of the conversation). Both gateways, the NATS server and every client share this process and the machine's cores.")
