@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +61,26 @@ func waitStatus(t *testing.T, url string, code int) {
 			t.Fatalf("%s did not answer %d within 10s", url, code)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClusterModeCreds runs a gateway on a NATS server that lets in only
+// the user of a credentials file: with -nats-creds it works, without it
+// it does not start.
+func TestClusterModeCreds(t *testing.T) {
+	t.Parallel()
+	srv, creds := natstest.StartWithCreds(t)
+	env := map[string]string{"GATEWAY_NATS": srv.URL(), "GATEWAY_DEMO_WORD_DELAY": "-1ns"}
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "Authorization Violation") {
+		t.Fatalf("without credentials, run returned %v, want an authorization violation", err)
+	}
+
+	g := startRun(t, env, "-addr", "127.0.0.1:0", "-nats-creds", creds)
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	id := c.Call(&protocol.Create{ID: "c"}).Info.ID
+	c.Request(&protocol.Send{ID: "m", Conversation: id, Text: "hello"})
+	if end := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd)); end[len(end)-1].StopReason != protocol.StopEndTurn {
+		t.Fatalf("the turn ended %+v", end[len(end)-1])
 	}
 }

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // readyTimeout bounds a server's start and a cluster's election of its
@@ -200,4 +204,78 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartWithCreds runs a single JetStream server, like Start, that lets in
+// only the one user of its trusted operator's account, and returns it
+// with the path of that user's credentials file (its JWT and NKey seed),
+// as a NATS operator would hand it out.
+func StartWithCreds(t testing.TB) (*Server, string) {
+	t.Helper()
+	operator := newKeys(t, nkeys.CreateOperator)
+	system, account := newKeys(t, nkeys.CreateAccount), newKeys(t, nkeys.CreateAccount)
+	user := newKeys(t, nkeys.CreateUser)
+
+	oc := jwt.NewOperatorClaims(operator.pub)
+	oc.SystemAccount = system.pub
+	sc := jwt.NewAccountClaims(system.pub)
+	ac := jwt.NewAccountClaims(account.pub)
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	uc := jwt.NewUserClaims(user.pub)
+	resolver := &server.MemAccResolver{}
+	for _, a := range []*jwt.AccountClaims{sc, ac} {
+		if err := resolver.Store(a.Subject, encode(t, a, operator.kp)); err != nil {
+			t.Fatalf("natstest: %v", err)
+		}
+	}
+	seed, err := user.kp.Seed()
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	creds, err := jwt.FormatUserConfig(encode(t, uc, account.kp), seed)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "user.creds")
+	if err := os.WriteFile(path, creds, 0o600); err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+
+	s := &Server{t: t, opts: baseOptions(t, "s1", freePort(t))}
+	s.opts.SyncAlways = true
+	s.opts.TrustedOperators = []*jwt.OperatorClaims{oc}
+	s.opts.SystemAccount = system.pub
+	s.opts.AccountResolver = resolver
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s, path
+}
+
+// keys is an NKey pair and its public key.
+type keys struct {
+	kp  nkeys.KeyPair
+	pub string
+}
+
+func newKeys(t testing.TB, create func() (nkeys.KeyPair, error)) keys {
+	t.Helper()
+	kp, err := create()
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return keys{kp: kp, pub: pub}
+}
+
+// encode signs claims with kp.
+func encode(t testing.TB, claims jwt.Claims, kp nkeys.KeyPair) string {
+	t.Helper()
+	s, err := claims.Encode(kp)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return s
 }
