@@ -37,7 +37,7 @@ func TestWriteTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
-				ws, c := servePipe(t, opts)
+				ws, c := servePipe(t, opts, nil)
 				ws.SetReadLimit(int64(tc.size))
 				frame := bytes.Repeat([]byte("x"), tc.size)
 				start := time.Now()
@@ -77,11 +77,11 @@ func TestWriteTimeout(t *testing.T) {
 	}
 }
 
-// servePipe is serveOne over net.Pipe instead of TCP, for a synctest
+// servePipe is serveOneDial over net.Pipe instead of TCP, for a synctest
 // bubble: a write there waits until the client reads, with no socket
 // buffer between them, and that wait is durable, so the bubble's clock
 // moves on while the client does not read.
-func servePipe(t *testing.T, opts Options) (*websocket.Conn, *conn) {
+func servePipe(t *testing.T, opts Options, dopts *websocket.DialOptions) (*websocket.Conn, *conn) {
 	t.Helper()
 	h := newTestHandler(t, opts)
 	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
@@ -90,7 +90,11 @@ func servePipe(t *testing.T, opts Options) (*websocket.Conn, *conn) {
 	t.Cleanup(func() { _ = srv.Close() })
 	tr := &http.Transport{DialContext: ln.dial}
 	t.Cleanup(tr.CloseIdleConnections)
-	ws, _, err := websocket.Dial(t.Context(), "ws://pipe/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if dopts == nil {
+		dopts = &websocket.DialOptions{}
+	}
+	dopts.HTTPClient = &http.Client{Transport: tr}
+	ws, _, err := websocket.Dial(t.Context(), "ws://pipe/", dopts)
 	if err != nil {
 		t.Fatal(err)
 	}
