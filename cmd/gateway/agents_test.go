@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -351,6 +353,29 @@ func TestAgents(t *testing.T) {
 			t.Errorf("created %+v", created.Info)
 		}
 	})
+
+	// Every call above was counted by tool and status, whether the
+	// gateway ran it (an HTTP tool) or not (denied, a client's), timed,
+	// and every turn's steps.
+	t.Run("metrics", func(t *testing.T) {
+		code, body := authDo(t, http.Header{}, http.MethodGet, r.g.URL+"/metrics", "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d", code)
+		}
+		for _, series := range []string{
+			`gateway_tool_calls_total{status="ok",tool="lookup_order"}`,
+			`gateway_tool_calls_total{status="timeout",tool="slow"}`,
+			`gateway_tool_calls_total{status="denied",tool="refund"}`,
+			`gateway_tool_calls_total{status="ok",tool="confirm"}`,
+			`gateway_tool_calls_total{status="error",tool="unknown"}`,
+			`gateway_tool_call_seconds_count{tool="lookup_order"}`,
+			`gateway_turn_steps_count`,
+		} {
+			if v := metricValue(string(body), series); v <= 0 {
+				t.Errorf("%s = %v, want more than 0", series, v)
+			}
+		}
+	})
 }
 
 // TestAgentsBuiltin: with no agents file and the demo model, the built-in
@@ -438,4 +463,18 @@ func agentsAfterHangup(t *testing.T, url string, want int) {
 		}
 		time.Sleep(min(wait, 100*time.Millisecond))
 	}
+}
+
+// metricValue is the value of series in the Prometheus text exposition,
+// or -1 when it has none.
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
