@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 )
@@ -69,28 +72,122 @@ func TestReplicatedLogSurvivesAServer(t *testing.T) {
 }
 
 // TestLeaseRunsOut checks that a lease nobody renews can be taken by
-// another node, and that its old holder's renewal then fails.
+// another node once it runs out, and that its old holder's renewal then
+// fails.
 func TestLeaseRunsOut(t *testing.T) {
-	l, _ := open(t, jetlog.Options{LeaseTTL: 300 * time.Millisecond})
+	l, srv := open(t, jetlog.Options{LeaseTTL: 300 * time.Millisecond})
 	ctx := context.Background()
 	a, err := l.Acquire(ctx, "c", "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b *jetlog.Lease
-	for b == nil {
-		b, err = l.Acquire(ctx, "c", "node-b")
-		if err != nil && !errors.Is(err, jetlog.ErrLeaseHeld) {
-			t.Fatal(err)
-		}
-		if b == nil {
-			time.Sleep(50 * time.Millisecond) // polling the bucket, as the service does
-		}
+	ended := leaseEnds(t, srv, "c")
+	if _, err := l.Acquire(ctx, "c", "node-b"); !errors.Is(err, jetlog.ErrLeaseHeld) {
+		t.Fatalf("acquiring a held lease: %v", err)
 	}
+	<-ended
 	if a.Valid() {
 		t.Fatal("a lease that ran out is still valid for its old holder")
+	}
+	if _, err := l.Acquire(ctx, "c", "node-b"); err != nil {
+		t.Fatalf("acquiring a lease that ran out: %v", err)
 	}
 	if err := a.Renew(ctx); !errors.Is(err, jetlog.ErrLeaseLost) {
 		t.Fatalf("renewing a lease taken over: %v", err)
 	}
+}
+
+// TestPartitionedWriterIsFenced cuts a node off from NATS without
+// closing its connection, as a network partition does, while it holds a
+// conversation's lease. It stops acting on the lease before the lease
+// runs out on the server; another node takes the lease and appends; when
+// the partition heals, the append the cut-off node sent meanwhile and its
+// retry are refused, its lease is lost, and the log holds one history.
+func TestPartitionedWriterIsFenced(t *testing.T) {
+	srv := natstest.Start(t)
+	px := natstest.NewProxy(t, srv)
+	opts := jetlog.Options{LeaseTTL: time.Second, Timeout: 300 * time.Millisecond}
+	a := connect(t, px.URL(), opts)
+	b := connect(t, srv.URL(), opts)
+	ctx := context.Background()
+	la, err := a.Acquire(ctx, "c", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := a.Append(ctx, "c", rec(1, `{"by":"a"}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := leaseEnds(t, srv, "c")
+
+	px.Cut()
+	if err := la.Renew(ctx); err == nil || errors.Is(err, jetlog.ErrLeaseLost) {
+		t.Fatalf("renewing while cut off: %v, want a timeout", err)
+	}
+	stale := rec(2, `{"by":"a"}`)
+	if _, err := a.Append(ctx, "c", stale, p1); err == nil {
+		t.Fatal("an append while cut off was acknowledged")
+	}
+	<-ended
+	if la.Valid() {
+		t.Fatal("the cut-off node still acts on a lease that ran out on the server")
+	}
+	if _, err := b.Acquire(ctx, "c", "b"); err != nil {
+		t.Fatalf("taking over the lease: %v", err)
+	}
+	p2, err := b.Append(ctx, "c", rec(2, `{"by":"b"}`), p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	px.Heal()
+	// The held append reaches the server first, then this retry.
+	if _, err := a.Append(ctx, "c", stale, p1); !errors.Is(err, jetlog.ErrFenced) {
+		t.Fatalf("the cut-off node's append after the partition: %v, want ErrFenced", err)
+	}
+	if err := la.Renew(ctx); !errors.Is(err, jetlog.ErrLeaseLost) {
+		t.Fatalf("the cut-off node's renewal after the partition: %v, want ErrLeaseLost", err)
+	}
+	recs, err := b.Read(ctx, "c", 1, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Pos != p1 || recs[1].Pos != p2 || string(recs[1].Frames[0]) != `{"by":"b"}` {
+		t.Fatalf("the log holds %+v, want a's seq 1 at %d and b's seq 2 at %d", recs, p1, p2)
+	}
+}
+
+// leaseEnds returns a channel closed when conversation id's lease runs
+// out (or is released) on srv, from a watcher started now.
+func leaseEnds(t *testing.T, srv *natstest.Server, id string) <-chan struct{} {
+	t.Helper()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, jetlog.DefaultStream+"_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, "l."+id, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	ended := make(chan struct{})
+	go func() {
+		for e := range w.Updates() {
+			if e != nil && e.Operation() != jetstream.KeyValuePut {
+				close(ended)
+				return
+			}
+		}
+	}()
+	return ended
 }

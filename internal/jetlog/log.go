@@ -100,7 +100,10 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		cfg jetstream.KeyValueConfig
 	}{
 		{&l.meta, jetstream.KeyValueConfig{Bucket: opts.Stream + "_meta", Description: "conversation metadata and owners"}},
-		{&l.leases, jetstream.KeyValueConfig{Bucket: opts.Stream + "_leases", Description: "leases of running turns", TTL: opts.LeaseTTL}},
+		// A lease that runs out leaves a marker, which watchers of the
+		// bucket see (the server keeps markers for a second at least).
+		{&l.leases, jetstream.KeyValueConfig{Bucket: opts.Stream + "_leases", Description: "leases of running turns", TTL: opts.LeaseTTL,
+			LimitMarkerTTL: max(opts.LeaseTTL, time.Second)}},
 		{&l.work, jetstream.KeyValueConfig{Bucket: opts.Stream + "_work", Description: "conversations with turns to run"}},
 	}
 	for _, b := range buckets {
@@ -154,7 +157,7 @@ func (l *Log) ensureStream(ctx context.Context) error {
 }
 
 // ensureBucket opens the bucket cfg describes, creating it if it does not
-// exist and updating it if its TTL or replicas differ.
+// exist and updating it if its TTL, marker TTL or replicas differ.
 func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := l.setup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
@@ -175,7 +178,7 @@ func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (j
 		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
 			replicas = bs.StreamInfo().Config.Replicas
 		}
-		if st.TTL() != cfg.TTL || replicas != cfg.Replicas {
+		if st.TTL() != cfg.TTL || replicas != cfg.Replicas || st.LimitMarkerTTL() != cfg.LimitMarkerTTL {
 			kv, err = l.js.UpdateKeyValue(ctx, cfg)
 		}
 		return err

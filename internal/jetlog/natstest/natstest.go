@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,4 +279,105 @@ func encode(t testing.TB, claims jwt.Claims, kp nkeys.KeyPair) string {
 		t.Fatalf("natstest: %v", err)
 	}
 	return s
+}
+
+// Proxy forwards TCP connections to a server and can stop forwarding
+// without closing them, as a network partition does: what either side
+// sends meanwhile is held, and arrives once the proxy heals.
+type Proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	gate  chan struct{} // closed while bytes flow
+	conns []net.Conn
+}
+
+// NewProxy forwards connections to s, and stops when the test ends.
+func NewProxy(t testing.TB, s *Server) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: proxy: %v", err)
+	}
+	p := &Proxy{ln: ln, target: fmt.Sprintf("127.0.0.1:%d", s.opts.Port), gate: make(chan struct{})}
+	close(p.gate)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// URL is the client URL of the proxy.
+func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// Cut stops forwarding, in both directions, on every connection.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+		p.gate = make(chan struct{})
+	default: // cut already
+	}
+}
+
+// Heal forwards again, what was held first.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
+	}
+}
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go p.pipe(c, s)
+		go p.pipe(s, c)
+	}
+}
+
+// pipe copies from src to dst, holding each read while the proxy is cut.
+func (p *Proxy) pipe(src, dst net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			gate := p.gate
+			p.mu.Unlock()
+			<-gate
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) close() {
+	p.ln.Close()
+	p.Heal()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }
