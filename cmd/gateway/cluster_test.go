@@ -4,9 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
@@ -41,26 +41,21 @@ func TestClusterMode(t *testing.T) {
 		}
 	}
 
+	lost := a.log.watch(regexp.MustCompile("NATS is unreachable"))
 	srv.Stop()
-	waitStatus(t, a.URL+"/readyz", http.StatusServiceUnavailable)
+	<-lost
+	if code := status(t, a.URL+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz without NATS: %d", code)
+	}
 	e := onA.Call(&protocol.Send{ID: "m2", Conversation: id, Text: "lost?"})
 	if e.Type != protocol.ReplyError || e.Code != protocol.CodeUnavailable {
 		t.Fatalf("a send without NATS got %+v, want unavailable", e)
 	}
+	back := a.log.watch(regexp.MustCompile("NATS is reachable again"))
 	srv.Restart()
-	waitStatus(t, a.URL+"/readyz", http.StatusOK)
-}
-
-// waitStatus waits until GET url answers code. The NATS client notices a
-// lost or restored server on its own schedule.
-func waitStatus(t *testing.T, url string, code int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for status(t, url) != code {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %d within 10s", url, code)
-		}
-		time.Sleep(20 * time.Millisecond)
+	<-back
+	if code := status(t, a.URL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with NATS back: %d", code)
 	}
 }
 

@@ -82,9 +82,14 @@ func (s *subscriber) SendWait(ctx context.Context, f convo.Frame) error {
 func (s *subscriber) Gone(string) {}
 
 // waitFor waits until the events collected satisfy done, and returns them.
+// It gives up, saying what it has, just before the test binary's deadline
+// (go test -timeout), rather than at a time of its own.
 func (s *subscriber) waitFor(t *testing.T, what string, done func([]*protocol.Event) bool) []*protocol.Event {
 	t.Helper()
-	timeout := time.After(20 * time.Second)
+	var timeout <-chan time.Time
+	if deadline, ok := t.Deadline(); ok {
+		timeout = time.After(time.Until(deadline) - 5*time.Second)
+	}
 	for {
 		s.mu.Lock()
 		evs := append([]*protocol.Event(nil), s.events...)

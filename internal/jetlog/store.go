@@ -133,6 +133,12 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		// answer now, and nothing waits on a Service lock meanwhile.
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			opts.Logger.Warn("NATS is unreachable: sends are refused until it is back", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			opts.Logger.Info("NATS is reachable again", "server", nc.ConnectedUrlRedacted())
+		}),
 	}, natsOpts...)
 	nc, err := nats.Connect(urls, all...)
 	if err != nil {
