@@ -48,8 +48,9 @@ type Subscribed struct {
 	Seq          uint64 `json:"seq"`
 }
 
-// HistoryReply answers a history request: Messages oldest first, and
-// HasMore when older messages remain.
+// HistoryReply answers a history request: Messages oldest first (at most
+// the request's limit, and fewer past MaxPageBytes), and HasMore when
+// older messages remain.
 type HistoryReply struct {
 	Type         string    `json:"type"`
 	ID           string    `json:"id,omitempty"`
@@ -66,7 +67,8 @@ func (r HistoryReply) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(r))
 }
 
-// ConversationsReply answers a list request, newest first.
+// ConversationsReply answers a list request, newest first: at most the
+// request's limit of conversations, and fewer past MaxPageBytes.
 type ConversationsReply struct {
 	Type          string         `json:"type"`
 	ID            string         `json:"id,omitempty"`
