@@ -3,8 +3,11 @@ package convo_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -211,20 +214,51 @@ func TestBusyWhenTooManyQueued(t *testing.T) {
 	close(m.gate)
 }
 
-// TestSendRightAfterTurnEndRuns sends each message the moment the previous
-// turn_end arrives, when the runner that ended the turn is still looking
-// for a next one: a send's kick must not be lost to that runner. The lost
-// kick left a message without a turn; it showed on a loaded machine (3 of
-// 20 runs failed with six busy loops beside them, none after the fix).
+// TestSendRightAfterTurnEndRuns sends a message while the runner that
+// ended the previous turn is still looking for a next one, having read
+// the metadata before the message was stored: the send's kick must not be
+// lost to that runner, or the message waits without a turn. The moment is
+// made, not hoped for: a Log wrapper holds that runner's read until the
+// send has returned. (Before, 300 sends in a row caught the lost kick in 3
+// of 20 runs on a loaded machine, and took 10-30 s.)
 func TestSendRightAfterTurnEndRuns(t *testing.T) {
-	s := openTest(t, &scriptModel{words: func(convo.ModelRequest) []string { return []string{"ok"} }})
+	var gate *idleMetaGate
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"),
+		&scriptModel{words: func(convo.ModelRequest) []string { return []string{"ok"} }},
+		func(l convo.Log) convo.Log {
+			gate = &idleMetaGate{Log: l, held: make(chan struct{}), release: make(chan struct{})}
+			return gate
+		})
 	rec := newRecorder(64)
 	id := send(t, s, "", "first", rec).Conversation
 	rec.until(t, protocol.EventTurnEnd)
-	for i := range 300 {
-		send(t, s, id, fmt.Sprint("message ", i), nil)
-		rec.until(t, protocol.EventTurnEnd)
+	select {
+	case <-gate.held: // the runner after the turn found nothing to do
+	case <-time.After(10 * time.Second):
+		t.Fatal("no runner looked for a next turn within 10s")
 	}
+	send(t, s, id, "second", nil)
+	close(gate.release)
+	rec.until(t, protocol.EventTurnEnd)
+}
+
+// idleMetaGate is a Log that holds the first Meta read finding its
+// conversation idle (no turn open or pending), as a runner does after a
+// turn when none is next: it signals held and returns the idle metadata
+// once release is closed. Later reads pass.
+type idleMetaGate struct {
+	convo.Log
+	taken         atomic.Bool // the one read to hold was made
+	held, release chan struct{}
+}
+
+func (g *idleMetaGate) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	m, err := g.Log.Meta(ctx, id)
+	if err == nil && m.OpenTurn == nil && len(m.Pending) == 0 && g.taken.CompareAndSwap(false, true) {
+		close(g.held)
+		<-g.release
+	}
+	return m, err
 }
 
 // TestPagesStopAtMaxPageBytes asks for the largest pages of history and
