@@ -136,13 +136,16 @@ func TestProtocolViolationsClose(t *testing.T) {
 // readers starved of CPU.
 func TestSlowConsumer(t *testing.T) {
 	const buf = 4 << 10
-	// Long words: about 100 KB, far more than the socket buffers and
-	// the queue hold, however the deltas coalesce.
-	reply := strings.Repeat(strings.Repeat("abcdefghij", 4)+" ", 2500)
+	// Long words: 100 KB, far more than the socket buffers and the
+	// queue's 32 KiB hold, however the deltas coalesce. A word every 5 ms
+	// lets a fast client fall 80 words (400 ms) behind before the bound
+	// closes it; 2,500 words of 40 bytes, a pause each, spent 10 s of a
+	// loaded machine in sleeps.
+	reply := strings.Repeat(strings.Repeat("abcdefghij", 40)+" ", 250)
 	m := metrics.New()
 	s := conntest.Start(t, conntest.Config{
-		Model:      scripted(reply, 500*time.Microsecond),
-		Conn:       conn.Options{SendQueue: 128, WriteTimeout: time.Minute, Metrics: m},
+		Model:      scripted(reply, 5*time.Millisecond),
+		Conn:       conn.Options{SendQueue: 128, SendQueueBytes: 32 << 10, WriteTimeout: time.Minute, Metrics: m},
 		SendBuffer: buf,
 	})
 	fast := []*conntest.Client{s.Dial(t, ""), s.Dial(t, "")}
