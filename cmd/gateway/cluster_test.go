@@ -40,6 +40,18 @@ func TestClusterMode(t *testing.T) {
 			t.Fatalf("/readyz with NATS up: %d", code)
 		}
 	}
+	// The HTTP API of the other node serves the same log.
+	code, body := conntest.Do(t, http.MethodGet, b.URL+"/v1/conversations/"+id+"/events", "")
+	if code != http.StatusOK || !strings.Contains(string(body), `"turn_end"`) {
+		t.Fatalf("GET events on b: %d %s", code, body)
+	}
+	// The node that ran the turn measured its publishes and its lease.
+	_, metrics := conntest.Do(t, http.MethodGet, a.URL+"/metrics", "")
+	for _, want := range []string{"gateway_jetstream_publish_seconds_count", `gateway_turn_lease_changes_total{change="acquired"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("a's /metrics has no %s", want)
+		}
+	}
 
 	lost := a.log.watch(regexp.MustCompile("NATS is unreachable"))
 	srv.Stop()
