@@ -64,6 +64,10 @@ type Store struct {
 	// system caches conversations' system prompts, which are kept only in
 	// their metadata key (not in every record), by id.
 	system map[string]systemPrompt
+	// ends keeps the log ends of conversations no longer in use here, by
+	// id, so that the next append needs no read first. One that another
+	// gateway made stale costs a fenced append and a read, as any race.
+	ends map[string]*logEnd
 }
 
 type systemPrompt struct {
@@ -71,8 +75,11 @@ type systemPrompt struct {
 	text    string
 }
 
-// systemCacheSize bounds the cached system prompts.
-const systemCacheSize = 10000
+// Bounds of the caches of system prompts and of log ends.
+const (
+	systemCacheSize = 10000
+	endCacheSize    = 4096
+)
 
 // conv is what a Store knows of one conversation while it is in use here.
 type conv struct {
@@ -150,7 +157,7 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		return nil, err
 	}
 	return &Store{log: l, nc: nc, node: opts.Node, logger: opts.Logger, metrics: opts.Metrics,
-		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}}, nil
+		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}, ends: map[string]*logEnd{}}, nil
 }
 
 // Log returns the JetStream log under the store.
@@ -203,9 +210,10 @@ func (s *Store) acquire(id string) (*conv, error) {
 	}
 	c := s.convs[id]
 	if c == nil {
-		c = &conv{id: id, own: map[string]bool{}}
+		c = &conv{id: id, own: map[string]bool{}, end: s.ends[id]}
 		c.ownCond = sync.NewCond(&c.repMu)
 		s.convs[id] = c
+		delete(s.ends, id)
 	}
 	c.refs++
 	return c, nil
@@ -217,6 +225,12 @@ func (s *Store) release(c *conv) {
 	c.refs--
 	if c.refs == 0 && s.convs[c.id] == c {
 		delete(s.convs, c.id)
+		if c.end != nil {
+			if len(s.ends) >= endCacheSize {
+				clear(s.ends)
+			}
+			s.ends[c.id] = c.end
+		}
 	}
 }
 
