@@ -45,6 +45,9 @@ func (c *client) drain() error {
 func TestHubProperty(t *testing.T) {
 	for seed := uint64(1); seed <= 8; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			// Each seed has its own service and file: their commits wait
+			// for the disk side by side.
+			t.Parallel()
 			r := rand.New(rand.NewPCG(seed, seed))
 			s := openTest(t, &scriptModel{})
 			ctx := context.Background()
