@@ -106,3 +106,34 @@ func TestAckBeforeMessageEvent(t *testing.T) {
 		t.Fatalf("acks %+v: want the send's ack, before any event", rec.acks)
 	}
 }
+
+// TestFailedLastChunkEndsTurnUnavailable fails the write of a reply's
+// last chunk after the model has finished: the turn ends with error
+// unavailable and the text that was stored, not end_turn, which would
+// present the cut reply as complete.
+func TestFailedLastChunkEndsTurnUnavailable(t *testing.T) {
+	faults := &faultLog{failed: make(chan struct{}, 1)}
+	m := stubbornModel{gate: make(chan struct{})}
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
+		faults.Log = l
+		return faults
+	})
+	rec := newRecorder(100)
+	send(t, s, "", "hi", rec)
+	for ev := rec.next(t); ev.Type != protocol.EventDelta; ev = rec.next(t) {
+	}
+	faults.set(func(drafts []convo.Draft) bool {
+		for _, d := range drafts {
+			if d.Event.Type == protocol.EventDelta && d.Event.Text == "b" {
+				return true
+			}
+		}
+		return false
+	})
+	close(m.gate) // the model emits "b" and ends at once
+	evs := rec.until(t, protocol.EventTurnEnd)
+	end := evs[len(evs)-1]
+	if end.StopReason != protocol.StopError || end.Error == nil || end.Error.Code != protocol.CodeUnavailable || end.Message.Text != "a" {
+		t.Fatalf("turn_end %q (error %+v, text %q), want error unavailable with the stored text \"a\"", end.StopReason, end.Error, end.Message.Text)
+	}
+}
