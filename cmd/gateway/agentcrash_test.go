@@ -22,7 +22,7 @@ func TestAgentsCrash(t *testing.T) {
 	fake := fakebedrock.New(toolModel)
 	t.Cleanup(fake.Close)
 	dir := t.TempDir()
-	bin := buildGateway(t, dir)
+	bin := buildGateway(t)
 	args := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "gateway.db"), "-provider", "bedrock",
 		"-model", agentModel, "-region", "us-east-1", "-bedrock-endpoint", fake.URL,
 		"-agents", agentsFile(t, tools, startMCP(t))}

@@ -67,7 +67,7 @@ func TestCrashRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 
 	dir := t.TempDir()
-	bin := buildGateway(t, dir)
+	bin := buildGateway(t)
 	db := filepath.Join(dir, "gateway.db")
 	args := []string{"-addr", "127.0.0.1:0", "-db", db, "-demo-word-delay", crashWordDelay}
 
@@ -90,14 +90,34 @@ func TestCrashRuns(t *testing.T) {
 	t.Logf("turn ends over %d runs: %v", runs, stats)
 }
 
-// buildGateway builds the gateway binary into dir.
-func buildGateway(t *testing.T, dir string) string {
+// gatewayBinary is the gateway binary that the tests which run the
+// program share: building it once instead of once a test saves seconds of
+// linking each. TestMain removes its directory.
+var gatewayBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildGateway builds the gateway binary, once per test process, and
+// returns its path.
+func buildGateway(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b := &gatewayBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "gateway-test-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "gateway")
+		if out, err := exec.Command("go", "build", "-o", b.path, ".").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.path
 }
 
 // process is a running gateway binary.

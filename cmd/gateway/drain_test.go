@@ -109,7 +109,11 @@ func TestMain(m *testing.M) {
 	if slices.Contains(os.Args[1:], mcpStdioFlag) {
 		serveStdioMCP()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if gatewayBinary.dir != "" {
+		_ = os.RemoveAll(gatewayBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // TestSignals sends SIGTERM to the real program while a turn streams: it

@@ -280,7 +280,7 @@ func TestConfig(t *testing.T) {
 func TestCrash(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildGateway(t, dir)
+	bin := buildGateway(t)
 	db := filepath.Join(dir, "gateway.db")
 	args := []string{"-addr", "127.0.0.1:0", "-db", db, "-demo-word-delay", "100ms"}
 

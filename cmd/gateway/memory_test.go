@@ -30,7 +30,7 @@ const peakAnonBound = 192 << 20
 func TestMemoryUnderAttack(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildGateway(t, dir)
+	bin := buildGateway(t)
 	db := filepath.Join(dir, "gateway.db")
 	p := startBinary(t, bin, "-addr", "127.0.0.1:0", "-db", db, "-max-action-bytes", "1048576")
 	base := p.URL + "/v1/conversations"
