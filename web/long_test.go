@@ -88,6 +88,16 @@ func TestLongConversationOpensFast(t *testing.T) {
 	tb.eval(`performance.getEntriesByName('conversation-ready').at(-1).startTime`, &loadMS)
 	t.Logf("a conversation of %d events: shown %.0f ms after opening it from the page, %.0f ms after the navigation started",
 		turns*perTurn, switchMS, loadMS)
+	// A reload takes the modules from the browser's cache, without asking
+	// the gateway (transferSize 0).
+	var modules struct{ N, Fetched int }
+	tb.eval(`(() => {
+		const js = performance.getEntriesByType('resource').filter(e => /\.m?js$/.test(new URL(e.name).pathname));
+		return {N: js.length, Fetched: js.filter(e => e.transferSize > 0).length};
+	})()`, &modules)
+	if modules.N < 10 || modules.Fetched != 0 {
+		t.Errorf("after a reload, %d of %d modules came from the gateway, want all of them (at least 10) from the cache", modules.Fetched, modules.N)
+	}
 
 	// The latest page shows: the last 10 turns, the last reply whole.
 	var shown struct {

@@ -4,13 +4,19 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
+	"time"
 )
 
 //go:embed static
@@ -27,14 +33,31 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
 
-// Handler serves FS for GET and HEAD, "/" being index.html, with the
-// Content-Security-Policy above, X-Content-Type-Options: nosniff,
-// Referrer-Policy: no-referrer, and a strong ETag per file so that a
-// browser revalidates (Cache-Control: no-cache) without downloading again.
-// Mount it at the router's root: httpapi.Options.Page takes it.
+// immutable is the Cache-Control of a file under its versioned path,
+// which changes whenever any file does.
+const immutable = "public, max-age=31536000, immutable"
+
+// Handler serves FS for GET and HEAD, with the Content-Security-Policy
+// above, X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer.
+// "/" is index.html, whose links to the other files point at
+// assets/<version>/<name>, version being a hash of every file: those are
+// cached for good (Cache-Control: immutable), so that a reload takes the
+// modules from the browser's cache without asking, and a gateway with
+// other files has other links. Everything else, index.html included, has
+// a strong ETag so that a browser revalidates (Cache-Control: no-cache)
+// without downloading again; so does a file under another version's path
+// (a page loaded before an upgrade). Mount it at the router's root:
+// httpapi.Options.Page takes it.
 func Handler() http.Handler {
-	files := http.FileServerFS(FS)
-	etags := fileETags(FS)
+	return handler(FS)
+}
+
+func handler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	etags := fileETags(fsys)
+	version := versionOf(etags)
+	index := versionLinks(fsys, version)
+	indexTag := etag(index)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -47,14 +70,56 @@ func Handler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
-		if name == "" {
-			name = "index.html"
+		if name == "" || name == "index.html" {
+			h.Set("ETag", indexTag)
+			http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(index))
+			return
+		}
+		if rest, ok := strings.CutPrefix(name, "assets/"); ok {
+			v, file, _ := strings.Cut(rest, "/")
+			if v == version {
+				h.Set("Cache-Control", immutable)
+			}
+			name = file
+			r = r.Clone(r.Context())
+			r.URL.Path = "/" + file
 		}
 		if tag, ok := etags[name]; ok {
 			// http.FileServer answers If-None-Match from this header.
 			h.Set("ETag", tag)
 		}
 		files.ServeHTTP(w, r)
+	})
+}
+
+// versionOf hashes the files' ETags into the version that names their
+// immutable paths.
+func versionOf(etags map[string]string) string {
+	names := slices.Sorted(maps.Keys(etags))
+	sum := sha256.New()
+	for _, name := range names {
+		fmt.Fprintf(sum, "%s %s\n", name, etags[name])
+	}
+	return hex.EncodeToString(sum.Sum(nil)[:8])
+}
+
+// link matches a src or href attribute with a relative URL.
+var link = regexp.MustCompile(`\b(src|href)="([^"/#:?][^":?#]*)"`)
+
+// versionLinks returns index.html with every link to a file of fsys
+// pointing at the file's path under assets/<version>/. The modules' own
+// imports are relative, so they resolve there too.
+func versionLinks(fsys fs.FS, version string) []byte {
+	data, err := fs.ReadFile(fsys, "index.html")
+	if err != nil {
+		panic("web: reading index.html: " + err.Error())
+	}
+	return link.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := link.FindSubmatch(m)
+		if fi, err := fs.Stat(fsys, string(sub[2])); err != nil || fi.IsDir() {
+			return m
+		}
+		return fmt.Appendf(nil, `%s="assets/%s/%s"`, sub[1], version, sub[2])
 	})
 }
 
@@ -70,14 +135,19 @@ func fileETags(fsys fs.FS) map[string]string {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		tags[name] = `"` + hex.EncodeToString(sum[:12]) + `"`
+		tags[name] = etag(data)
 		return nil
 	})
 	if err != nil {
 		panic("web: reading embedded files: " + err.Error())
 	}
 	return tags
+}
+
+// etag is the strong ETag of data.
+func etag(data []byte) string {
+	sum := sha256.Sum256(data)
+	return `"` + hex.EncodeToString(sum[:12]) + `"`
 }
 
 func mustSub(fsys fs.FS, dir string) fs.FS {

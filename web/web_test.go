@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func TestHandlerServesFilesWithHeaders(t *testing.T) {
 	tests := []struct {
 		name, path, wantType, wantBody string
 	}{
-		{"root is index.html", "/", "text/html; charset=utf-8", `<script type="module" src="app.js">`},
+		{"root is index.html", "/", "text/html; charset=utf-8", `<script type="module" src="assets/`},
 		{"module", "/app.js", "text/javascript; charset=utf-8", "GatewaySocket"},
 		{"stylesheet", "/style.css", "text/css; charset=utf-8", ".messages"},
 		{"icon", "/favicon.svg", "image/svg+xml", "<svg"},
@@ -58,6 +59,102 @@ func TestHandlerServesFilesWithHeaders(t *testing.T) {
 				t.Error("no ETag")
 			}
 		})
+	}
+}
+
+// assetLink is a link of the served index.html to a versioned file.
+var assetLink = regexp.MustCompile(`(?:src|href)="(assets/([0-9a-f]+)/([^"]+))"`)
+
+// TestHandlerCachesVersionedFilesForGood follows index.html's links:
+// each points at its file under assets/<version>/, served with the file's
+// content and Cache-Control: immutable; a path with another version (a
+// page from before an upgrade) gets the file as it is now, revalidated.
+func TestHandlerCachesVersionedFilesForGood(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		res, err := http.Get(srv.URL + "/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /%s: status %d", path, res.StatusCode)
+		}
+		return res, string(body)
+	}
+	res, index := get("")
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("index.html: Cache-Control %q, want no-cache", cc)
+	}
+	links := assetLink.FindAllStringSubmatch(index, -1)
+	if len(links) < 5 {
+		t.Fatalf("index.html links %d versioned files, want its style sheets, icon and modules:\n%s", len(links), index)
+	}
+	for _, l := range links {
+		path, version, name := l[1], l[2], l[3]
+		res, body := get(path)
+		if cc := res.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+			t.Errorf("%s: Cache-Control %q, want immutable", path, cc)
+		}
+		if res.Header.Get("Content-Security-Policy") != web.ContentSecurityPolicy {
+			t.Errorf("%s: no Content-Security-Policy", path)
+		}
+		if _, plain := get(name); body != plain {
+			t.Errorf("%s differs from /%s", path, name)
+		}
+		if version != links[0][2] {
+			t.Errorf("%s: version %s, want one version (%s) for every file", path, version, links[0][2])
+		}
+	}
+	res, _ = get("assets/0123456789abcdef/app.js")
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("another version's path: Cache-Control %q, want no-cache", cc)
+	}
+}
+
+// importLine matches a module's static import of another of the page's
+// files.
+var importLine = regexp.MustCompile(`(?m)^import .* from '\./([^']+)';$`)
+
+// TestIndexFetchesEveryModuleAtOnce checks that index.html names every
+// module the page imports (as a script or a modulepreload), so that the
+// browser fetches them all at once instead of one import level at a time.
+func TestIndexFetchesEveryModuleAtOnce(t *testing.T) {
+	t.Parallel()
+	index, err := fs.ReadFile(web.FS, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := make(map[string]bool)
+	for _, m := range regexp.MustCompile(`<(?:script type="module" src|link rel="modulepreload" href)="([^"]+)"`).FindAllSubmatch(index, -1) {
+		named[string(m[1])] = true
+	}
+	seen := map[string]bool{"app.js": true}
+	todo := []string{"app.js"}
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		if !named[name] {
+			t.Errorf("index.html does not name %s", name)
+		}
+		data, err := fs.ReadFile(web.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range importLine.FindAllSubmatch(data, -1) {
+			dep := path.Join(path.Dir(name), string(m[1]))
+			if !seen[dep] {
+				seen[dep] = true
+				todo = append(todo, dep)
+			}
+		}
+	}
+	if len(seen) < 8 {
+		t.Fatalf("found %d modules from app.js, want the page's and the vendored ones", len(seen))
 	}
 }
 

@@ -59,11 +59,12 @@ const EVENTS_PAGE = 1000;
 export async function fetchEvents(id, after, until, token) {
   const events = [];
   while (after < until) {
-    const batch = await getJSON(conversationPath(id, `events?after=${after}&limit=${EVENTS_PAGE}`), token);
+    const limit = Math.min(EVENTS_PAGE, until - after);
+    const batch = await getJSON(conversationPath(id, `events?after=${after}&limit=${limit}`), token);
     for (const ev of batch) {
       if (ev.seq <= until) events.push(ev);
     }
-    if (batch.length < EVENTS_PAGE) break;
+    if (batch.length < limit) break;
     after = batch.at(-1).seq;
   }
   return events;

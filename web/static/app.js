@@ -2,8 +2,9 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchConversation, fetchEvents, fetchHistory, fetchInfo, takeToken } from './api.js';
+import { fetchInfo } from './api.js';
 import { el } from './dom.js';
+import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -13,15 +14,11 @@ const $ = (id) => document.getElementById(id);
 
 const STATUS_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
 const LIST_REFRESH_MS = 250;
-// HISTORY_PAGE is how many messages a conversation opens with, and how
-// many more each scroll to the top shows.
-const HISTORY_PAGE = 20;
 
-const token = takeToken();
 let current = null;
-// unlisted is the open conversation's object when the sidebar has not
-// loaded it (it is further down the list than the pages loaded).
-let unlisted = null;
+// opened is the open conversation's object as opening it fetched it; the
+// sidebar's, when it has it, is newer.
+let opened = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
 let opening = 0;
@@ -102,15 +99,9 @@ function showNotice(err, text) {
   $('notice').hidden = false;
 }
 
-function openedFromURL() {
-  const m = /^#\/c\/([^/?#]+)$/.exec(location.hash);
-  return m === null ? null : decodeURIComponent(m[1]);
-}
-
-// open shows conversation id (null: none): its latest page of messages,
-// found with history, with all their events (tool calls, thinking, a
-// running turn), then everything live from the socket. The first two come
-// over HTTP, in bulk and without waiting for the socket to connect.
+// open shows conversation id (null: none): its latest page of messages
+// with all their events (tool calls, thinking, a running turn), from
+// loadLatest, then everything live from the socket.
 async function open(id) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
@@ -126,13 +117,10 @@ async function open(id) {
   let more = false;
   let events = [];
   try {
-    const h = await fetchHistory(id, 0, HISTORY_PAGE, token);
-    if (h.has_more && h.messages.length > 0) {
-      from = h.messages[0].seq - 1;
-      more = true;
-    }
+    const loaded = await loadLatest(id);
     if (mine !== opening) return;
-    events = await fetchEvents(id, from, Infinity, token);
+    ({ from, more, events } = loaded);
+    opened = loaded.info;
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
@@ -144,6 +132,7 @@ async function open(id) {
     events = [];
   }
   if (mine !== opening) return;
+  heading();
   // A conversation just made (or made elsewhere) is not listed yet; its
   // fetched events went to the view without passing onEvent.
   if (sidebar.get(id) === undefined) refreshListSoon();
@@ -166,10 +155,7 @@ async function loadOlder() {
   const mine = opening;
   const until = view.from;
   try {
-    const h = await fetchHistory(id, until + 1, HISTORY_PAGE, token);
-    const more = h.has_more && h.messages.length > 0;
-    const from = more ? h.messages[0].seq - 1 : 0;
-    const events = await fetchEvents(id, from, until, token);
+    const { from, more, events } = await loadBefore(id, until);
     if (mine === opening) view.prepend(events, from, more);
   } catch (err) {
     showNotice(err);
@@ -185,7 +171,7 @@ function navigate(id) {
 }
 
 function heading() {
-  const c = current === null ? undefined : (sidebar.get(current) ?? (unlisted?.id === current ? unlisted : undefined));
+  const c = current === null ? undefined : (sidebar.get(current) ?? (opened?.id === current ? opened : undefined));
   $('title').textContent = current === null ? 'New conversation' : c?.title || 'Untitled';
   $('model').textContent = c?.model || defaultModel;
   const agent = c?.agent ? agents.find((a) => a.name === c.agent) : undefined;
@@ -238,12 +224,6 @@ async function refreshList() {
   try {
     await sidebar.refresh();
     heading();
-    const id = current;
-    if (id !== null && sidebar.get(id) === undefined && unlisted?.id !== id) {
-      // Failing (not found, say), the heading stays as it is: open tells.
-      unlisted = await fetchConversation(id, token).catch(() => null);
-      heading();
-    }
   } catch (err) {
     if (err.code !== 'disconnected') showNotice(err);
   }

@@ -1,0 +1,64 @@
+// load.js fetches the messages a conversation opens with, and older ones,
+// over HTTP: in bulk, and without waiting for the socket to connect.
+// index.html runs it as a module script of its own, before the rest of the
+// page's modules are in, so that the conversation the URL opens is on its
+// way while they load; app.js takes that first load with loadLatest.
+
+import { fetchConversation, fetchEvents, fetchHistory, takeToken } from './api.js';
+
+// HISTORY_PAGE is how many messages a conversation opens with, and how
+// many more each load of older ones brings.
+const HISTORY_PAGE = 20;
+
+// token is the tab's bearer token ("" for none), taken from the URL once.
+export const token = takeToken();
+
+// openedFromURL returns the conversation id the URL fragment (#/c/<id>)
+// opens, or null.
+export function openedFromURL() {
+  const m = /^#\/c\/([^/?#]+)$/.exec(location.hash);
+  return m === null ? null : decodeURIComponent(m[1]);
+}
+
+// latest fetches conversation id's object (info), its latest page of
+// messages (found with history) and every event from the oldest of them
+// up to the conversation's last seq when asked: {info, from, more,
+// events}, where from is the seq the events follow and more says whether
+// older messages exist.
+async function latest(id) {
+  const [info, h] = await Promise.all([fetchConversation(id, token), fetchHistory(id, 0, HISTORY_PAGE, token)]);
+  const more = h.has_more && h.messages.length > 0;
+  const from = more ? h.messages[0].seq - 1 : 0;
+  const events = await fetchEvents(id, from, info.last_seq, token);
+  return { info, from, more, events };
+}
+
+// early is the load of the conversation the page was opened at, started
+// when this module ran.
+let early = null;
+{
+  const id = openedFromURL();
+  if (id !== null) {
+    early = { id, load: latest(id) };
+    // Whoever takes it sees a failure; until then it is not unhandled.
+    early.load.catch(() => {});
+  }
+}
+
+// loadLatest returns what latest does for conversation id: the load
+// started early if it is for id (once), else a new one.
+export function loadLatest(id) {
+  const e = early;
+  early = null;
+  return e?.id === id ? e.load : latest(id);
+}
+
+// loadBefore fetches the page of messages before the event seq until, with
+// their events: {from, more, events}, as latest.
+export async function loadBefore(id, until) {
+  const h = await fetchHistory(id, until + 1, HISTORY_PAGE, token);
+  const more = h.has_more && h.messages.length > 0;
+  const from = more ? h.messages[0].seq - 1 : 0;
+  const events = await fetchEvents(id, from, until, token);
+  return { from, more, events };
+}
