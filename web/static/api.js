@@ -64,7 +64,9 @@ export async function fetchEvents(id, after, until, token) {
     for (const ev of batch) {
       if (ev.seq <= until) events.push(ev);
     }
-    if (batch.length < limit) break;
+    // Short of until, a batch asks for the next; an empty one means the
+    // log ends sooner (the events are all in).
+    if (batch.length === 0) break;
     after = batch.at(-1).seq;
   }
   return events;
