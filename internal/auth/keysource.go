@@ -49,11 +49,19 @@ type keySource struct {
 // cannot be loaded or holds no key that checkJWK accepts; keys it does not
 // accept are logged. client (default http.DefaultClient) makes the
 // downloads.
-func newKeySource(ctx context.Context, location string, client *http.Client, log *slog.Logger) (*keySource, error) {
+func newKeySource(ctx context.Context, location string, client *http.Client, log *slog.Logger) (_ *keySource, err error) {
 	u, name, transport, err := jwksURL(location, client, log)
 	if err != nil {
 		return nil, err
 	}
+	// A set that loads but is refused must not leave jwkset's refresh
+	// goroutine behind.
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
 	c := &http.Client{}
 	if client != nil {
 		c2 := *client

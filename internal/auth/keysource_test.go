@@ -178,3 +178,28 @@ func TestJWKSRefreshTiming(t *testing.T) {
 		wantFetches("after ctx ended", 6)
 	})
 }
+
+// TestRefusedJWKSStopsRefreshing checks that a JWKS which loads but holds
+// no usable key leaves no refresh behind when NewJWT fails, although the
+// context it was given goes on.
+func TestRefusedJWKSStopsRefreshing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		jwks := &jwksServer{}
+		jwks.set(0, []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err := NewJWT(ctx, JWTOptions{
+			JWKS:       "https://issuer.test/jwks.json",
+			HTTPClient: &http.Client{Transport: handlerTransport{jwks}},
+			Logger:     testLogger(t, nil),
+		})
+		if err == nil {
+			t.Fatal("NewJWT succeeded without a usable key")
+		}
+		time.Sleep(3 * refreshInterval)
+		synctest.Wait()
+		if n := jwks.count(); n != 1 {
+			t.Fatalf("%d fetches, want 1: the refused set is still refreshed", n)
+		}
+	})
+}
