@@ -152,7 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Loopback:       isLoopback(ln.Addr()),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// An idle keep-alive connection holds a goroutine and buffers.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -18,6 +20,9 @@ import (
 // empty body is an empty object.
 func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: not received within %v", a.opts.BodyTimeout)
+	}
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: %v", err)
 	}
@@ -36,6 +41,17 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: must be one JSON object")
 	}
 	return obj, nil
+}
+
+// bodyDeadline gives a request with a body BodyTimeout to deliver it.
+// The server clears the deadline before it reads the next request.
+func (a *api) bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.opts.BodyTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // decodeRequest decodes r's body as a client frame of type typ for

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -23,6 +24,10 @@ import (
 
 // MaxBodyBytes is the default bound on a request body.
 const MaxBodyBytes = 1 << 20
+
+// BodyTimeout is the default time a request under /v1/conversations has
+// to deliver its body.
+const BodyTimeout = time.Minute
 
 // Info describes the running gateway for GET /v1/info.
 type Info struct {
@@ -70,6 +75,11 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (default MaxBodyBytes); a larger
 	// one gets 413 too_large.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a request under /v1/conversations takes
+	// to deliver its body once its headers are read (default
+	// BodyTimeout), so that a client trickling a body cannot hold a
+	// handler and its buffer for long; a late one gets 400 bad_request.
+	BodyTimeout time.Duration
 	// AllowedOrigins lists the origin patterns, besides the gateway's own
 	// origin, whose pages may make state-changing requests (see
 	// coder/websocket's AcceptOptions.OriginPatterns for the syntax; pass
@@ -101,6 +111,9 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = MaxBodyBytes
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = BodyTimeout
+	}
 
 	serveMetrics := opts.Metrics != nil
 	if !serveMetrics {
@@ -126,7 +139,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 			r.Get("/metrics", opts.Metrics.Handler().ServeHTTP)
 		}
 		r.Route("/v1/conversations", func(r chi.Router) {
-			r.Use(a.authenticate)
+			r.Use(a.authenticate, a.bodyDeadline)
 			r.Get("/", a.with(a.list))
 			r.Post("/", a.with(a.create))
 			r.Route("/{id}", func(r chi.Router) {
