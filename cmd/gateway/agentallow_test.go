@@ -110,8 +110,10 @@ func TestAgentsAllow(t *testing.T) {
 }
 
 // TestAgentsAnswerOthers checks that only the conversation's owner may
-// answer its calls: another user's approve and tool_output are not_found,
-// over WebSocket and HTTP, and leave the calls waiting for the owner.
+// answer its calls, and only while their token matches the agent's allow
+// list: another user's approve and tool_output, or the owner's with a
+// token that no longer matches, are not_found, over WebSocket and HTTP,
+// and leave the calls waiting for the owner.
 func TestAgentsAnswerOthers(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "agents.yaml")
@@ -119,20 +121,26 @@ func TestAgentsAnswerOthers(t *testing.T) {
   - {name: confirm, client: {}}
   - {name: refund, http: {url: "http://127.0.0.1:1/refund"}}
 agents:
-  - {name: a, tools: [confirm, refund], approval: [refund]}
+  - {name: a, tools: [confirm, refund], approval: [refund], allow: {claims: {team: orders}}}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "-1ns",
 		"GATEWAY_AUTH": "jwt", secretEnv: string(conntest.Secret)}, "-addr", "127.0.0.1:0", "-agents", file, "-send-rate", "0")
-	dial := func(user string) *conntest.Client {
-		a := conntest.Upgrade(t, g.URL, "", conntest.Bearer(t, user))
+	bearer := func(user, team string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + conntest.TokenClaims(t, user, map[string]any{"team": team})}}
+	}
+	dial := func(h http.Header) *conntest.Client {
+		a := conntest.Upgrade(t, g.URL, "", h)
 		if a.Status != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade as %s: %d %+v", user, a.Status, a.Error)
+			t.Fatalf("upgrade: %d %+v", a.Status, a.Error)
 		}
 		return a.Client
 	}
-	alice, bob := dial("alice"), dial("bob")
+	// Bob may use the agent too, but not alice's conversation; alice once
+	// she left the team may not use it at all.
+	others := map[string]http.Header{"bob": bearer("bob", "orders"), "alice, who left": bearer("alice", "sales")}
+	alice := dial(bearer("alice", "orders"))
 	if f := alice.Call(&protocol.Create{ID: "c", Conversation: "mine", Agent: "a"}); f.Type != protocol.ReplyCreated {
 		t.Fatalf("create: %s %s %s", f.Type, f.Code, f.ErrorMessage())
 	}
@@ -144,22 +152,25 @@ agents:
 		t.Fatalf("tool_calls %+v", calls)
 	}
 	confirm, refund := calls[0].Call, calls[1].Call
-	for _, req := range []protocol.Request{
-		&protocol.ToolOutput{ID: "o", Conversation: "mine", Call: confirm, Output: json.RawMessage(`{"yes":true}`)},
-		&protocol.Approve{ID: "p", Conversation: "mine", Call: refund, Approved: true},
-	} {
-		if f := bob.Call(req); f.Type != protocol.ReplyError || f.Code != protocol.CodeNotFound {
-			t.Errorf("bob's %T over WebSocket: %s %s %s", req, f.Type, f.Code, f.ErrorMessage())
-		}
-	}
 	base := g.URL + "/v1/conversations/mine/calls/"
-	for url, body := range map[string]string{base + confirm + "/output": `{"output":1}`, base + refund + "/approval": `{"approved":true}`} {
-		if code, b := authDo(t, conntest.Bearer(t, "bob"), http.MethodPost, url, body); code != http.StatusNotFound {
-			t.Errorf("bob's POST %s: %d %s", url, code, b)
+	for who, h := range others {
+		ws := dial(h)
+		for _, req := range []protocol.Request{
+			&protocol.ToolOutput{ID: "o", Conversation: "mine", Call: confirm, Output: json.RawMessage(`{"yes":true}`)},
+			&protocol.Approve{ID: "p", Conversation: "mine", Call: refund, Approved: true},
+		} {
+			if f := ws.Call(req); f.Type != protocol.ReplyError || f.Code != protocol.CodeNotFound {
+				t.Errorf("%s: %T over WebSocket: %s %s %s", who, req, f.Type, f.Code, f.ErrorMessage())
+			}
+		}
+		for url, body := range map[string]string{base + confirm + "/output": `{"output":1}`, base + refund + "/approval": `{"approved":true}`} {
+			if code, b := authDo(t, h, http.MethodPost, url, body); code != http.StatusNotFound {
+				t.Errorf("%s: POST %s: %d %s", who, url, code, b)
+			}
 		}
 	}
 	// The calls still wait for alice.
-	if code, b := authDo(t, conntest.Bearer(t, "alice"), http.MethodPost, base+confirm+"/output", `{"output":{"yes":true}}`); code != http.StatusOK {
+	if code, b := authDo(t, bearer("alice", "orders"), http.MethodPost, base+confirm+"/output", `{"output":{"yes":true}}`); code != http.StatusOK {
 		t.Errorf("alice's POST output: %d %s", code, b)
 	}
 	if f := alice.Call(&protocol.Approve{ID: "p", Conversation: "mine", Call: refund, Approved: true}); f.Type != protocol.ReplyAccepted {

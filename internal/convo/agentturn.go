@@ -56,14 +56,15 @@ func (s *Service) agentModel(ctx context.Context, user, agent string) (string, e
 	return ag.Model, nil
 }
 
-// agentUsable checks that the caller of ctx may still use agent, the
-// agent of one of their conversations ("" for none): a token whose claims
-// no longer match its allow list makes it not_found, as at create.
-func (s *Service) agentUsable(ctx context.Context, agent string) error {
-	if agent == "" || s.cfg.Agents == nil || s.cfg.Agents.Allowed(ctx, agent) {
-		return nil
+// usable returns conversation id's metadata if it belongs to user and the
+// caller of ctx may still use its agent: a token whose claims no longer
+// match the agent's allow list makes it not_found, as at create.
+func (s *Service) usable(ctx context.Context, user, id string) (*Meta, error) {
+	m, err := s.owned(ctx, user, id)
+	if err != nil || m.Agent == "" || s.cfg.Agents == nil || s.cfg.Agents.Allowed(ctx, m.Agent) {
+		return m, err
 	}
-	return protocol.Errorf(protocol.CodeNotFound, "agent %q not found", agent)
+	return nil, protocol.Errorf(protocol.CodeNotFound, "agent %q not found", m.Agent)
 }
 
 // steps runs an agent's turn: it calls the model, runs the tool calls it

@@ -158,9 +158,7 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 	if a.Conversation == "" {
 		a.New = s.newMeta(user, &protocol.Create{})
 		a.Conversation = a.New.ID
-	} else if m, err := s.owned(ctx, user, a.Conversation); err != nil {
-		return nil, err
-	} else if err := s.agentUsable(ctx, m.Agent); err != nil {
+	} else if _, err := s.usable(ctx, user, a.Conversation); err != nil {
 		return nil, err
 	}
 	a.Build = func(m *Meta) ([]Draft, error) {
