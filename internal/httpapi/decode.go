@@ -44,7 +44,9 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 }
 
 // bodyDeadline gives a request with a body BodyTimeout to deliver it.
-// The server clears the deadline before it reads the next request.
+// net/http clears the deadline once the body has been read (its
+// background read, which notices a client that goes away, must not time
+// out) and before it reads the next request.
 func (a *api) bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
