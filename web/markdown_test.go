@@ -39,6 +39,9 @@ func TestMarkdownIsRenderedAndSanitized(t *testing.T) {
 	checkStoredOnce(t, g, tb, id)
 
 	reply := lastReply + `.querySelector('[data-testid=reply-text]')`
+	// highlight.js loads with the first code block; the block renders
+	// again, coloured, once it is in.
+	tb.waitFor("the code coloured", reply+`.querySelector('pre code .hljs-keyword') !== null`)
 	var got struct {
 		Heading, Strong, Code, Table string
 		Keyword                      bool
@@ -125,7 +128,7 @@ func TestMarkdownIsRenderedAndSanitized(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=messages] pre [data-testid=copy]`)))
+	tb.click(`[data-testid=messages] pre [data-testid=copy]`)
 	tb.waitFor("the copy button to confirm", lastReply+`.querySelector('[data-testid=copy]').textContent === 'Copied'`)
 	var clip string
 	tb.eval(`navigator.clipboard.readText()`, &clip, chromedp.EvalAwaitPromise)

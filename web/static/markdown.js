@@ -3,10 +3,15 @@
 // every fragment before it reaches the page. Raw HTML in the Markdown is
 // shown as text, never parsed; images become links and load nothing;
 // links open in a new tab without a referrer.
+//
+// highlight.js loads when the first code block in a known language is
+// rendered, not with the page: evaluating it takes longer than the rest
+// of the page's modules together (~60 ms here), in the way of opening a
+// conversation. Until it is in, code shows uncoloured; then the blocks
+// that showed such code render again.
 
 import { Marked } from './vendor/marked/marked.esm.js';
 import DOMPurify from './vendor/dompurify/purify.es.mjs';
-import hljs from './vendor/highlight/highlight.min.js';
 
 const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -17,6 +22,30 @@ function escapeHTML(s) {
 // Code longer than this is shown uncoloured: highlighting runs on every
 // render of a streaming reply.
 const HIGHLIGHT_MAX = 20000;
+
+// hljs is highlight.js once loaded; loadingHljs, its import on the way;
+// noHljs says it failed to load (code then stays uncoloured).
+let hljs = null;
+let loadingHljs = null;
+let noHljs = false;
+// uncoloured is set by a render that showed code uncoloured, waiting for
+// highlight.js; waiting holds the blocks that did, to render again.
+let uncoloured = false;
+const waiting = new Set();
+
+function loadHighlighter() {
+  loadingHljs ??= import('./vendor/highlight/highlight.min.js').then(
+    (m) => {
+      hljs = m.default;
+      for (const block of waiting) block.rerender();
+      waiting.clear();
+    },
+    () => {
+      noHljs = true;
+      waiting.clear();
+    },
+  );
+}
 
 const marked = new Marked({
   gfm: true,
@@ -33,8 +62,12 @@ const marked = new Marked({
     code({ text, lang }) {
       const language = (lang ?? '').trim().split(/\s+/)[0].toLowerCase();
       let body = escapeHTML(text);
-      if (language !== '' && text.length <= HIGHLIGHT_MAX && hljs.getLanguage(language) !== undefined) {
-        body = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+      if (language !== '' && text.length <= HIGHLIGHT_MAX) {
+        if (hljs === null) {
+          uncoloured = true;
+        } else if (hljs.getLanguage(language) !== undefined) {
+          body = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+        }
       }
       const cls = language === '' ? 'hljs' : `hljs language-${escapeHTML(language)}`;
       return `<pre><code class="${cls}">${body}</code></pre>\n`;
@@ -130,10 +163,23 @@ export class MarkdownBlock {
     clearTimeout(this.timer);
     this.timer = 0;
     this.element.dataset.source = this.source;
-    if (this.shown() && this.rendered !== this.source) {
-      this.element.replaceChildren(renderMarkdown(this.source));
-      this.rendered = this.source;
-    }
+    if (this.shown() && this.rendered !== this.source) this.render();
     this.onFlush();
+  }
+
+  render() {
+    uncoloured = false;
+    this.element.replaceChildren(renderMarkdown(this.source));
+    this.rendered = this.source;
+    if (uncoloured && !noHljs) {
+      waiting.add(this);
+      loadHighlighter();
+    }
+  }
+
+  // rerender renders again what the block shows, if it is still on the
+  // page (now that highlight.js is in).
+  rerender() {
+    if (this.element.isConnected && this.rendered !== '') this.render();
   }
 }
