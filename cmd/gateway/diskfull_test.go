@@ -95,10 +95,16 @@ func TestDiskFull(t *testing.T) {
 	}
 	turn := after.StoredMessage().Turn
 	c.ReadUntil(func(f *protocol.ServerFrame) bool { return f.Type == protocol.EventTurnEnd && f.Turn == turn })
-	h := c.Call(&protocol.History{ID: "h", Conversation: conversation, Limit: protocol.MaxHistoryLimit})
 	stored := map[string]bool{}
-	for _, m := range h.Messages {
-		stored[m.ID] = true
+	for before := uint64(0); ; {
+		h := c.Call(&protocol.History{ID: "h", Conversation: conversation, Before: before, Limit: protocol.MaxHistoryLimit})
+		for _, m := range h.Messages {
+			stored[m.ID] = true
+		}
+		if !h.HasMore || len(h.Messages) == 0 {
+			break
+		}
+		before = h.Messages[0].Seq
 	}
 	for _, id := range append(acked, after.StoredMessage().ID) {
 		if !stored[id] {
