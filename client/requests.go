@@ -40,7 +40,8 @@ func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol
 
 // History returns a page of conversation's stored messages, oldest
 // first: those with seq < before (0: up to the newest), at most limit (0:
-// the gateway's default of 50). HasMore tells whether older ones remain.
+// the gateway's default of 50; fewer past about protocol.MaxPageBytes).
+// HasMore tells whether older ones remain.
 func (c *Client) History(ctx context.Context, conversation string, before uint64, limit int) (*protocol.HistoryReply, error) {
 	id := c.requestID()
 	var r protocol.HistoryReply
@@ -52,9 +53,10 @@ func (c *Client) History(ctx context.Context, conversation string, before uint64
 
 // List returns one page of the caller's conversations, most recently
 // updated first: at most limit (0: the gateway's default of 100; it caps
-// the limit at 500), starting after the page whose reply's Next is before
-// ("": from the newest). The reply's Next, when not empty, is the before
-// of the following page. Conversations follows Next for you.
+// the limit at 500, and a page stops at about protocol.MaxPageBytes),
+// starting after the page whose reply's Next is before ("": from the
+// newest). The reply's Next, when not empty, is the before of the
+// following page. Conversations follows Next for you.
 func (c *Client) List(ctx context.Context, before string, limit int) (*protocol.ConversationsReply, error) {
 	id := c.requestID()
 	var r protocol.ConversationsReply
