@@ -75,3 +75,25 @@ func TestCursor(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseCursor feeds parseCursor what a client may send as before: it
+// never panics, and a cursor it accepts names the same place once written
+// back by cursor and read again.
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"1764838800000000123.c.1", "0.x", "-5.c", "+5.c", "x", "12", ".c1", "12.", "x.c1", "9223372036854775807.z", "1.\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCursor(s)
+		if err != nil {
+			if protocol.AsError(err).Code != protocol.CodeBadRequest {
+				t.Fatalf("parseCursor(%q): %v, want bad_request", s, err)
+			}
+			return
+		}
+		again, err := parseCursor(cursor(protocol.Conversation{ID: c.ID, UpdatedAt: c.UpdatedAt}))
+		if err != nil || again.ID != c.ID || !again.UpdatedAt.Equal(c.UpdatedAt) {
+			t.Fatalf("parseCursor(%q) = %+v, which reads back as %+v, %v", s, c, again, err)
+		}
+	})
+}
