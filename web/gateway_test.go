@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -215,6 +216,10 @@ type proxy struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	accepted chan struct{}
+	// marker, when set, cuts the connections instead of passing on the
+	// gateway's bytes that hold it, once; trips counts such cuts.
+	marker []byte
+	trips  int
 }
 
 func startProxy(t *testing.T, backendURL string) *proxy {
@@ -248,13 +253,61 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, b)
 		p.mu.Unlock()
-		go pipe(c, b)
 		go pipe(b, c)
+		go p.fromGateway(c, b)
 		select {
 		case p.accepted <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// cutWhen makes the proxy cut every connection, once, when the gateway
+// sends bytes that hold marker (such as a reply's "type":"created"),
+// instead of passing them on: as if the connection broke just before the
+// reply reached the page.
+func (p *proxy) cutWhen(marker string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.marker = []byte(marker)
+}
+
+// cutsMade returns how many times a marker cut the connections.
+func (p *proxy) cutsMade() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.trips
+}
+
+func (p *proxy) fromGateway(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if p.tripped(buf[:n]) {
+				p.cut()
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	dst.Close()
+}
+
+func (p *proxy) tripped(b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.marker == nil || !bytes.Contains(b, p.marker) {
+		return false
+	}
+	p.marker = nil
+	p.trips++
+	return true
 }
 
 func pipe(dst, src net.Conn) {

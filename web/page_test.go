@@ -271,3 +271,26 @@ func TestSidebarShowsAPageAtATime(t *testing.T) {
 			len(got), got[0], got[len(got)-1], slices.Contains(got, "Conversation 1"), n)
 	}
 }
+
+// TestCreateWhoseReplyIsLostCreatesOne breaks the connection just before
+// the create's reply reaches the page: the page sends the create again
+// on the new connection and goes on with the one conversation it made.
+func TestCreateWhoseReplyIsLostCreatesOne(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	p := startProxy(t, g.url)
+	tb := newTab(t, "tab")
+	tb.open(p.url(), "/")
+	p.cutWhen(`"type":"created"`)
+	tb.send("Only once")
+	tb.conversation()
+	tb.waitUserMessage("Only once")
+	if n := p.cutsMade(); n != 1 {
+		t.Fatalf("the proxy cut the create's reply %d times, want 1", n)
+	}
+	if n := len(g.list(t)); n != 1 {
+		t.Errorf("%d conversations, want 1", n)
+	}
+	if notice := tb.text(`document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').textContent`); notice != "" {
+		t.Errorf("the page shows the notice %q", notice)
+	}
+}

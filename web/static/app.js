@@ -2,7 +2,7 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchInfo } from './api.js';
+import { fetchConversation, fetchInfo } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Sidebar } from './sidebar.js';
@@ -234,9 +234,10 @@ function refreshListSoon() {
   listTimer = setTimeout(refreshList, LIST_REFRESH_MS);
 }
 
-// clientMsgID makes a send idempotent, so that it can be sent again after
-// a reconnect. crypto.randomUUID needs a secure context; this does not.
-function clientMsgID() {
+// randomID returns 32 random hex digits: a send's client_msg_id, which
+// makes it idempotent, or a new conversation's id. crypto.randomUUID needs
+// a secure context; this does not.
+function randomID() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
@@ -258,11 +259,10 @@ async function submit() {
     if (current === null) {
       // Create first, so that the page is subscribed before its first
       // message event exists; titled as the gateway would title it.
-      const created = await socket.request({ type: 'create', title: titleOf(text) });
-      navigate(created.conversation);
+      navigate(await createConversation({ title: titleOf(text) }));
     }
     await socket.request(
-      { type: 'send', conversation: current, text, client_msg_id: clientMsgID() },
+      { type: 'send', conversation: current, text, client_msg_id: randomID() },
       { retry: true },
     );
   } catch (err) {
@@ -271,23 +271,41 @@ async function submit() {
   }
 }
 
+// createConversation creates a conversation with the fields of frame and
+// returns its id. The page chooses the id, so that the create can be sent
+// again when the connection is lost before its reply: if the first one
+// was stored, the second answers bad_request (the id exists), and the
+// conversation is there to fetch.
+async function createConversation(frame) {
+  const id = `c_${randomID()}`;
+  try {
+    await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
+  } catch (err) {
+    if (err.code !== 'bad_request') throw err;
+    await fetchConversation(id, token).catch(() => {
+      throw err;
+    });
+  }
+  return id;
+}
+
 async function create(form) {
   // Enter pressed twice, or a double click, would otherwise create two.
   if (form.dataset.busy === 'true') return;
   form.dataset.busy = 'true';
-  const frame = { type: 'create' };
+  const frame = {};
   for (const name of ['title', 'system', 'model', 'agent']) {
     const field = form.elements[name];
     const v = field.value.trim();
     if (v !== '' && !field.disabled) frame[name] = v;
   }
   try {
-    const created = await socket.request(frame);
+    const id = await createConversation(frame);
     form.reset();
     agentChosen();
     showForm(false);
     await refreshList();
-    navigate(created.conversation);
+    navigate(id);
   } catch (err) {
     showNotice(err);
   } finally {
