@@ -3,6 +3,7 @@ package jetlog
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -121,27 +122,31 @@ func (s *Store) Follow(id string, after uint64) (stop func()) {
 	if first {
 		go s.follow(c, after, stopping)
 	}
-	var once bool
+	var once sync.Once
 	return func() {
-		c.repMu.Lock()
-		if once {
-			c.repMu.Unlock()
-			return
-		}
-		once = true
-		c.follows--
-		last := c.follows == 0
-		var f *Follower
-		if last {
-			close(c.stopping)
-			f, c.follower = c.follower, nil
-		}
-		c.repMu.Unlock()
-		if f != nil {
-			f.Stop()
-		}
-		s.release(c)
+		// Not done here: the caller may hold a lock that a delivery in
+		// progress waits for while it holds c.repMu (convo drops a hub
+		// under the lock its committed function takes). Close waits for
+		// it.
+		once.Do(func() { s.stops.Go(func() { s.unfollow(c) }) })
 	}
+}
+
+// unfollow undoes one Follow of conversation c, stopping its follower
+// after the last one.
+func (s *Store) unfollow(c *conv) {
+	c.repMu.Lock()
+	c.follows--
+	var f *Follower
+	if c.follows == 0 {
+		close(c.stopping)
+		f, c.follower = c.follower, nil
+	}
+	c.repMu.Unlock()
+	if f != nil {
+		f.Stop()
+	}
+	s.release(c)
 }
 
 // follow starts following conversation c after seq after, trying again

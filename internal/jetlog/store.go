@@ -61,6 +61,8 @@ type Store struct {
 	closed  bool
 	convs   map[string]*conv
 	appends sync.WaitGroup
+	// stops counts the followers being stopped.
+	stops sync.WaitGroup
 	// system caches conversations' system prompts, which are kept only in
 	// their metadata key (not in every record), by id.
 	system map[string]systemPrompt
@@ -197,6 +199,7 @@ func (s *Store) Close() error {
 			f.Stop()
 		}
 	}
+	s.stops.Wait()
 	s.nc.Close()
 	return nil
 }
