@@ -95,6 +95,12 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	if tb.conversation() != first {
 		t.Fatal("clicking the first entry did not open it")
 	}
+	// Back and forward open what the URL says.
+	tb.do(chromedp.NavigateBack())
+	tb.waitFor("the second conversation again", `location.hash === `+js("#/c/"+second)+` && document.querySelector('[data-testid=empty]') !== null`)
+	tb.do(chromedp.NavigateForward())
+	tb.waitFor("the first conversation again", `location.hash === `+js("#/c/"+first))
+	tb.waitUserMessage("Where to?")
 
 	// Delete takes two clicks on the same button. The list is drawn again
 	// whenever it refreshes (here on focus, as when the user comes back to

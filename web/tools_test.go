@@ -51,6 +51,7 @@ func TestToolCardStates(t *testing.T) {
 	long := `Object.fromEntries([...Array(30).keys()].map(i => ['key' + i, 'v'.repeat(40)]))`
 	tb.eval(`feed([
 		{type: 'turn_start', model: 'm', agent: 'support'},
+		{type: 'thinking', text: 'Check the **order** first.'},
 		{type: 'delta', text: 'Let me **look**.'},
 		{type: 'tool_call', call: 'run', name: 'lookup_order', input: {id: 'A-1'}, step: 1, status: 'running'},
 		{type: 'tool_progress', call: 'run', progress: 3, total: 10, message: 'reading'},
@@ -84,6 +85,14 @@ func TestToolCardStates(t *testing.T) {
 	if strings.Join(order, ",") != "segment markdown,run,ask,client,err" {
 		t.Errorf("reply holds %v, want the text, then the cards in order", order)
 	}
+
+	// Thinking is Markdown too, rendered when its section is opened.
+	thinking := `document.querySelector('#cards [data-testid=thinking]')`
+	if n := tb.text(`String(` + thinking + `.querySelectorAll('strong').length)`); n != "0" {
+		t.Errorf("folded thinking rendered %s strong elements, want none until it is opened", n)
+	}
+	tb.click(`#cards [data-testid=thinking] summary`)
+	tb.waitFor("the thinking rendered", thinking+`.querySelector('[data-testid=thinking-text] strong')?.textContent === 'order'`)
 
 	// Approve and deny send answers with the reason typed.
 	tb.do(chromedp.SendKeys(chromedp.CSS(`#cards [data-call=ask] [data-testid=tool-reason]`), "not this one"),
