@@ -381,6 +381,9 @@ $('scrim').addEventListener('click', () => setSidebar(false));
 addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);
 
-showInfo();
-socket.start();
-open(openedFromURL());
+// The conversation the URL opens comes first: the socket, the sidebar and
+// the gateway's info start once it is shown (or failed to be).
+open(openedFromURL()).finally(() => {
+  showInfo();
+  socket.start();
+});
