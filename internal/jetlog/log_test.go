@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/jetlog"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 )
 
 func TestAppendIsFencedByPosition(t *testing.T) {
@@ -261,11 +262,24 @@ func TestLeaseIsExclusive(t *testing.T) {
 }
 
 // TestConcurrentAppendsShareBatches appends to many conversations at
-// once, so that appends go to the stream in atomic batches, some of them
-// stale: each append gets its own answer (a stale one ErrFenced, the
-// others their position), and the stream holds exactly the others.
+// once, so that appends go to the stream in atomic batches, in the last
+// round some of them stale: each append gets its own answer (a stale one
+// ErrFenced, the others their position), and the stream holds exactly
+// the others. It runs on one server and on a three-server cluster (a
+// replicated stream, where a batch is one proposal).
 func TestConcurrentAppendsShareBatches(t *testing.T) {
-	l, _ := open(t, jetlog.Options{})
+	t.Run("OneServer", func(t *testing.T) {
+		l, _ := open(t, jetlog.Options{})
+		appendsShareBatches(t, l)
+	})
+	t.Run("Replicated", func(t *testing.T) {
+		c := natstest.StartCluster(t, 3)
+		appendsShareBatches(t, connect(t, c.URLs(), jetlog.Options{Replicas: 3}))
+	})
+}
+
+func appendsShareBatches(t *testing.T, l *jetlog.Log) {
+	t.Helper()
 	ctx := context.Background()
 	const convs = 60
 	first := make([]uint64, convs)
