@@ -272,20 +272,29 @@ func appendRate(ctx context.Context, l convo.Log, events int, d time.Duration) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	return writeRate(ctx, events, func(w, _ int) error {
+		_, err := l.Append(ctx, &convo.Append{Conversation: "store-" + strconv.Itoa(w), Build: func(*convo.Meta) ([]convo.Draft, error) {
+			return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t", Text: "a chunk of a reply"}}}, nil
+		}})
+		return err
+	})
+}
+
+// writeRate has storeWriters writers call write(writer, n) for n = 0, 1,
+// … until events calls in all, an error, or the end of ctx, and returns
+// the calls that succeeded and the time taken, with the first error
+// before the end of ctx.
+func writeRate(ctx context.Context, events int, write func(w, n int) error) (rate, error) {
 	var mu sync.Mutex
 	var stored int
 	var firstErr error
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range storeWriters {
-		id := "store-" + strconv.Itoa(w)
 		wg.Go(func() {
 			n := 0
 			for ; n < events/storeWriters && ctx.Err() == nil; n++ {
-				_, err := l.Append(ctx, &convo.Append{Conversation: id, Build: func(*convo.Meta) ([]convo.Draft, error) {
-					return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t", Text: "a chunk of a reply"}}}, nil
-				}})
-				if err != nil {
+				if err := write(w, n); err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()
 						firstErr = err
@@ -349,30 +358,10 @@ func publishRate(ctx context.Context, url string, batch bool, events int, d time
 		}
 		return rate{n: stored, d: time.Since(start)}, nil
 	}
-	var mu sync.Mutex
-	var stored int
-	var firstErr error
-	var wg sync.WaitGroup
-	for w := range storeWriters {
-		wg.Go(func() {
-			n := 0
-			for ; n < events/storeWriters && ctx.Err() == nil; n++ {
-				if _, err := js.PublishMsg(ctx, msg(w, n+1)); err != nil {
-					if ctx.Err() == nil {
-						mu.Lock()
-						firstErr = err
-						mu.Unlock()
-					}
-					break
-				}
-			}
-			mu.Lock()
-			stored += n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return rate{n: stored, d: time.Since(start)}, firstErr
+	return writeRate(ctx, events, func(w, n int) error {
+		_, err := js.PublishMsg(ctx, msg(w, n+1))
+		return err
+	})
 }
 
 // publishBatch publishes msg(0) … msg(storeWriters-1) as one atomic
