@@ -1,6 +1,7 @@
 // Package web is the gateway's demo page: plain HTML, CSS and ES modules,
 // embedded in the binary and talking to the gateway only through the public
-// protocol (GET /v1/info, the WebSocket at /v1/ws).
+// protocol (the WebSocket at /v1/ws, and the HTTP API for the info and to
+// fetch a conversation's history in bulk).
 package web
 
 import (
