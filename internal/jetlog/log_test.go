@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
@@ -324,5 +328,46 @@ func appendsShareBatches(t *testing.T, l *jetlog.Log) {
 			}
 			first[i] = pos[i]
 		}
+	}
+}
+
+// TestOpenUpgradesAnOlderSetup opens a Log where an earlier version of
+// the gateway left its stream without atomic batches and its leases
+// bucket without markers: Open turns both on.
+func TestOpenUpgradesAnOlderSetup(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: jetlog.DefaultStream, Subjects: []string{"conv.>"},
+		Storage: jetstream.FileStorage, AllowDirect: true}); err != nil {
+		t.Fatal(err)
+	}
+	leases := jetlog.DefaultStream + "_leases"
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: leases, TTL: 2 * time.Second, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, srv.URL(), jetlog.Options{LeaseTTL: 2 * time.Second})
+	s, err := js.Stream(ctx, jetlog.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, leases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.CachedInfo().Config.AllowAtomicPublish || st.LimitMarkerTTL() != 2*time.Second || st.TTL() != 2*time.Second {
+		t.Fatalf("after Open: atomic batches %v, lease TTL %s, marker TTL %s", s.CachedInfo().Config.AllowAtomicPublish, st.TTL(), st.LimitMarkerTTL())
 	}
 }
