@@ -216,3 +216,44 @@ func TestClientMsgIDAcrossGateways(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionedGatewayStopsWriting cuts a gateway off NATS in the middle
+// of a turn without closing its connection (a partition): the other
+// gateway ends the turn interrupted and runs the one queued behind it,
+// and once the partition heals nothing the cut-off gateway sent meanwhile
+// is stored: both gateways read the same history.
+func TestPartitionedGatewayStopsWriting(t *testing.T) {
+	srv := natstest.Start(t)
+	px := natstest.NewProxy(t, srv)
+	gate := make(chan struct{}, 2)
+	gate <- struct{}{} // one word, then the turn waits
+	started := make(chan int, 1)
+	a := startNode(t, "a", px.URL(), &words{n: 3, gate: gate, started: started}, time.Second)
+	b := startNode(t, "b", srv.URL(), &words{n: 2}, time.Second)
+	id := create(t, a)
+	watch := subscribe(t, b, id, 0)
+	send(t, a, id, "first", nil)
+	<-started
+	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
+		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
+	})
+	send(t, b, id, "second", nil) // queued behind a's turn
+	px.Cut()
+	gate <- struct{}{} // a's second word: its append is held by the partition
+	evs := watch.waitFor(t, "both turns", turnEnds(2))
+	px.Heal()
+	// a's reads go after whatever it sent during the partition.
+	if got, want := describe(a.read(t, id)), describe(b.read(t, id)); got != want || got != describe(evs) {
+		t.Fatalf("after the partition a reads %s\nb reads %s\nb's client saw %s", got, want, describe(evs))
+	}
+	checkLog(t, evs)
+	var ends []*protocol.Event
+	for _, ev := range evs {
+		if ev.Type == protocol.EventTurnEnd {
+			ends = append(ends, ev)
+		}
+	}
+	if ends[0].StopReason != protocol.StopInterrupted || ends[0].Message.Text != "w0 " {
+		t.Fatalf("the cut-off turn ended %s with %q", ends[0].StopReason, ends[0].Message.Text)
+	}
+}
