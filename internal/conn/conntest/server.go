@@ -32,7 +32,8 @@ type Config struct {
 }
 
 // Server is a gateway serving its real HTTP API and WebSocket handler on
-// loopback, with a real bbolt database.
+// loopback, with a real bbolt database. Its listener taps every
+// connection, so that no test's frames escape the spec check.
 type Server struct {
 	URL  string
 	Path string
@@ -40,6 +41,9 @@ type Server struct {
 	WS   *conn.Handler
 	HTTP *httptest.Server
 
+	// rec holds the frames the server's connections carried, both
+	// ways, for Close to check.
+	rec       *recording
 	closeOnce sync.Once
 }
 
@@ -76,14 +80,18 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.SendBuffer > 0 {
 		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}
 	}
+	rec := &recording{}
+	srv.Listener = tapListener{Listener: srv.Listener, rec: rec}
 	srv.Start()
-	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv}
+	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv, rec: rec}
 	t.Cleanup(func() { s.Close(t) })
 	return s
 }
 
 // Close stops the gateway as main does: WebSockets closed with 1001, the
-// service closed, the listener closed. It runs once.
+// service closed, the listener closed; then it checks every WebSocket
+// frame the gateway sent, and every request of a client other than Client
+// (the Go client, say), against protocol/asyncapi.yaml. It runs once.
 func (s *Server) Close(t testing.TB) {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
@@ -95,6 +103,7 @@ func (s *Server) Close(t testing.TB) {
 		if err := s.WS.Shutdown(ctx); err != nil {
 			t.Errorf("closing the WebSockets: %v", err)
 		}
+		s.rec.check(t)
 	})
 }
 

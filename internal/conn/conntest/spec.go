@@ -7,17 +7,31 @@ import (
 )
 
 // The recorder: every frame a Client reads and every request it sends,
-// and every HTTP answer Do gets, is checked against protocol/asyncapi.yaml
+// every frame the connections of a test gateway carry (wiretap.go), and
+// every HTTP answer Do gets, is checked against protocol/asyncapi.yaml
 // and protocol/openapi.yaml, so that the end-to-end tests keep the
 // documents true.
 
-// checkFrame checks data with check, a method of the loaded spec.
-func checkFrame(check func(*spec.Spec, []byte) error, data []byte) error {
+// checkFrame checks data, sent by a client if fromClient, else by the
+// gateway, unless the same frame passed before.
+func checkFrame(fromClient bool, data []byte) error {
+	k := keyOf(fromClient, data)
+	if _, ok := checked.Load(k); ok {
+		return nil
+	}
 	s, err := spec.Load()
 	if err != nil {
 		return err
 	}
-	return check(s, data)
+	check := s.ServerFrame
+	if fromClient {
+		check = s.ClientFrame
+	}
+	if err := check(data); err != nil {
+		return err
+	}
+	checked.Store(k, struct{}{})
+	return nil
 }
 
 // CheckHTTP fails t when x does not match protocol/openapi.yaml. Tests

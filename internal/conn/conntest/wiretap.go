@@ -3,7 +3,9 @@ package conntest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -12,15 +14,26 @@ import (
 	"github.com/chatgateway/gateway/internal/spec"
 )
 
+// The wiretap reads the WebSocket frames that cross a connection, both
+// ways, so that they can be checked against protocol/asyncapi.yaml
+// whatever client sent or read them: every test gateway of Start taps the
+// connections it accepts, and RecordedClient taps the ones it makes.
+
+// selfChecked is a header of the upgrade requests of this package's
+// Client: it checks the requests it sends itself (and sends bad ones on
+// purpose through Write), so the gateway's side does not check them.
+const selfChecked = "Conntest-Self-Checked"
+
 // Dialer makes a network connection, as net.Dialer.DialContext does.
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // RecordedClient is an HTTP client for WebSocket clients that this
 // package's Client is not, such as the Go client (its
-// Options.HTTPClient): it reads the WebSocket frames of every connection
-// it makes, both ways, and when the test ends checks each against
-// protocol/asyncapi.yaml, as Client checks what it reads and sends.
-// dial makes the connections (nil: a net.Dialer).
+// Options.HTTPClient), that dial a gateway Start did not start (a Server
+// checks its own connections): it reads the WebSocket frames of every
+// connection it makes, both ways, and when the test ends checks each
+// against protocol/asyncapi.yaml, as Client checks what it reads and
+// sends. dial makes the connections (nil: a net.Dialer).
 func RecordedClient(t testing.TB, dial Dialer) *http.Client {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
@@ -33,15 +46,51 @@ func RecordedClient(t testing.TB, dial Dialer) *http.Client {
 			if err != nil {
 				return nil, err
 			}
-			return &tappedConn{Conn: c, in: rec.tap(false), out: rec.tap(true)}, nil
+			return &tappedConn{Conn: c, tap: &wiretap{rec: rec}}, nil
 		},
 	}}
 }
 
-// recording holds the text messages seen on every tapped connection.
+// tapListener taps every connection it accepts, as the gateway's side.
+type tapListener struct {
+	net.Listener
+	rec *recording
+}
+
+func (l tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tappedConn{Conn: c, tap: &wiretap{rec: l.rec}, server: true}, nil
+}
+
+// tappedConn shows what it reads and writes to its tap; server says
+// which end of the connection it is.
+type tappedConn struct {
+	net.Conn
+	tap    *wiretap
+	server bool
+}
+
+func (c *tappedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.tap.feed(c.server, p[:n])
+	return n, err
+}
+
+// Write shows p to the tap before it leaves, so that the tap has seen the
+// gateway's 101 answer before the client can answer it with a frame.
+func (c *tappedConn) Write(p []byte) (int, error) {
+	c.tap.feed(!c.server, p)
+	return c.Conn.Write(p)
+}
+
+// recording holds the distinct text messages seen on tapped connections.
 type recording struct {
 	mu       sync.Mutex
 	messages []message
+	seen     map[frameKey]bool
 	done     bool
 }
 
@@ -50,22 +99,43 @@ type message struct {
 	data       []byte
 }
 
-// tap returns the parser of one direction of one connection.
-func (r *recording) tap(fromClient bool) *frameTap {
-	return &frameTap{fromClient: fromClient, rec: r}
+// frameKey names a frame by its direction and content, so that each
+// distinct frame is checked once.
+type frameKey struct {
+	fromClient bool
+	sum        [sha256.Size]byte
+}
+
+// checked holds the frames that passed a check in this test binary: a
+// frame that many connections carry (fan-out), or that both a Client
+// and a gateway's tap saw, is checked once.
+var checked sync.Map // frameKey → struct{}
+
+func keyOf(fromClient bool, data []byte) frameKey {
+	return frameKey{fromClient, sha256.Sum256(data)}
 }
 
 func (r *recording) add(m message) {
+	k := keyOf(m.fromClient, m.data)
+	if _, ok := checked.Load(k); ok {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.done {
-		r.messages = append(r.messages, m)
+	if r.done || r.seen[k] {
+		return
 	}
+	if r.seen == nil {
+		r.seen = map[frameKey]bool{}
+	}
+	r.seen[k] = true
+	r.messages = append(r.messages, m)
 }
 
 // check validates every message recorded; it runs once the test's
-// clients are closed, so that checking does not slow them down.
+// connections are closed, so that checking does not slow them down.
 func (r *recording) check(t testing.TB) {
+	t.Helper()
 	r.mu.Lock()
 	r.done = true
 	msgs := r.messages
@@ -82,93 +152,164 @@ func (r *recording) check(t testing.TB) {
 		}
 		if err := check(m.data); err != nil {
 			t.Error(err)
+			continue
 		}
+		checked.Store(keyOf(m.fromClient, m.data), struct{}{})
 	}
 }
 
-// tappedConn shows what it reads and writes to its taps.
-type tappedConn struct {
-	net.Conn
-	in, out *frameTap
-}
+// wiretap follows one connection: HTTP until the gateway answers an
+// upgrade with 101, WebSocket frames (RFC 6455, without extensions: the
+// gateway negotiates none) from then on.
+type wiretap struct {
+	rec *recording
 
-func (c *tappedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.in.feed(p[:n])
-	return n, err
-}
-
-func (c *tappedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.out.feed(p[:n])
-	return n, err
-}
-
-// frameTap parses one direction of a WebSocket connection (RFC 6455,
-// without extensions: the gateway and the Go client negotiate none):
-// the HTTP upgrade first, then frames, joining the fragments of each text
-// message.
-type frameTap struct {
-	fromClient bool
-	rec        *recording
-
-	// mu guards the rest: the HTTP transport writes the upgrade request
-	// on one goroutine, and the WebSocket its frames on others.
+	// mu guards the rest: a connection is read and written on
+	// different goroutines.
 	mu       sync.Mutex
-	buf      []byte
-	upgraded bool   // the HTTP request or response is behind
-	text     []byte // the fragments of a text message so far
-	inText   bool
+	upgraded bool
+	// answer holds the gateway's bytes of a 101 answer not yet whole;
+	// request the last client bytes before the upgrade, to read the
+	// upgrade request's headers from.
+	answer, request []byte
+	// selfChecked: the client checks its own requests (Client).
+	selfChecked        bool
+	toClient, toServer frameReader
 }
 
-func (f *frameTap) feed(p []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.buf = append(f.buf, p...)
-	if !f.upgraded {
-		end := bytes.Index(f.buf, []byte("\r\n\r\n"))
-		if end < 0 {
+// maxRequest bounds what the tap keeps of the client's HTTP bytes.
+const maxRequest = 8 << 10
+
+// feed shows the tap p, sent by the client if fromClient, else by the
+// gateway.
+func (w *wiretap) feed(fromClient bool, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.upgraded {
+		if fromClient {
+			// A client sends nothing after its upgrade request until
+			// the 101 answer: that request ends what is kept here.
+			w.request = append(w.request, p...)
+			if n := len(w.request); n > maxRequest {
+				w.request = w.request[n-maxRequest:]
+			}
 			return
 		}
-		f.buf, f.upgraded = f.buf[end+4:], true
+		p = w.upgrade(p)
+		if !w.upgraded {
+			return
+		}
 	}
-	for f.frame() {
+	if fromClient {
+		if !w.selfChecked {
+			w.toServer.feed(p, w.rec, true)
+		}
+		return
+	}
+	w.toClient.feed(p, w.rec, false)
+}
+
+// status101 starts the gateway's answer that upgrades the connection.
+var status101 = []byte("HTTP/1.1 101 ")
+
+// upgrade follows the gateway's HTTP answers until a whole 101 answer,
+// and returns what follows it. Other answers are skipped: each starts a
+// new write of the gateway (and read of a Go client), so only one that
+// starts a write is looked at.
+func (w *wiretap) upgrade(p []byte) []byte {
+	if len(w.answer) == 0 && !bytes.HasPrefix(p, status101) && !bytes.HasPrefix(status101, p) {
+		return nil
+	}
+	w.answer = append(w.answer, p...)
+	end := bytes.Index(w.answer, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil
+	}
+	rest := w.answer[end+4:]
+	w.upgraded, w.answer = true, nil
+	w.selfChecked = bytes.Contains(lastHead(w.request), []byte("\r\n"+selfChecked+":"))
+	w.request = nil
+	return rest
+}
+
+// lastHead is the last HTTP request head in b, which ends with one.
+func lastHead(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\r\n\r\n"))
+	if i := bytes.LastIndex(b, []byte("\r\n\r\n")); i >= 0 {
+		return b[i+4:]
+	}
+	return b
+}
+
+// frameReader parses one direction's frames, joining the fragments of
+// each text message.
+type frameReader struct {
+	buf    []byte
+	text   []byte // the fragments of a text message so far
+	inText bool
+}
+
+func (f *frameReader) feed(p []byte, rec *recording, fromClient bool) {
+	f.buf = append(f.buf, p...)
+	for {
+		data, ok, err := f.frame()
+		if err != nil {
+			// Record what cannot be parsed, so that the check fails.
+			rec.add(message{fromClient: fromClient, data: []byte(err.Error())})
+			f.buf = nil
+			return
+		}
+		if !ok {
+			return
+		}
+		if data != nil {
+			rec.add(message{fromClient: fromClient, data: data})
+		}
 	}
 }
 
-// frame takes one whole frame off buf, if there is one.
-func (f *frameTap) frame() bool {
+var errExtension = errors.New("conntest: a WebSocket frame with RSV bits set (an extension the tap cannot read)")
+
+// frame takes one whole frame off buf, if there is one (ok), and returns
+// the text message it ends, if any.
+func (f *frameReader) frame() (data []byte, ok bool, err error) {
 	b := f.buf
 	if len(b) < 2 {
-		return false
+		return nil, false, nil
+	}
+	if b[0]&0x70 != 0 {
+		return nil, false, errExtension
 	}
 	fin, opcode, masked := b[0]&0x80 != 0, b[0]&0x0f, b[1]&0x80 != 0
 	size, head := uint64(b[1]&0x7f), 2
 	switch size {
 	case 126:
 		if len(b) < 4 {
-			return false
+			return nil, false, nil
 		}
 		size, head = uint64(binary.BigEndian.Uint16(b[2:])), 4
 	case 127:
 		if len(b) < 10 {
-			return false
+			return nil, false, nil
 		}
 		size, head = binary.BigEndian.Uint64(b[2:]), 10
 	}
 	var mask []byte
 	if masked {
 		if len(b) < head+4 {
-			return false
+			return nil, false, nil
 		}
 		mask, head = b[head:head+4], head+4
 	}
 	if uint64(len(b)-head) < size {
-		return false
+		return nil, false, nil
 	}
 	payload := bytes.Clone(b[head : head+int(size)])
-	for i := range payload {
-		if mask != nil {
+	if mask != nil {
+		for i := range payload {
 			payload[i] ^= mask[i%4]
 		}
 	}
@@ -179,11 +320,11 @@ func (f *frameTap) frame() bool {
 	case opcode == 0 && f.inText: // continuation
 		f.text = append(f.text, payload...)
 	default: // binary, or control frames between fragments
-		return true
+		return nil, true, nil
 	}
-	if fin {
-		f.rec.add(message{fromClient: f.fromClient, data: f.text})
-		f.text, f.inText = nil, false
+	if !fin {
+		return nil, true, nil
 	}
-	return true
+	data, f.text, f.inText = f.text, nil, false
+	return data, true, nil
 }
