@@ -142,7 +142,12 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		// answer now, and nothing waits on a Service lock meanwhile.
 		nats.ReconnectBufSize(-1),
 		nats.RetryOnFailedConnect(false),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// Close (ours) also calls this handler, with no error; a
+			// connection closed for a cause has one.
+			if nc.IsClosed() && err == nil {
+				return
+			}
 			opts.Logger.Warn("NATS is unreachable: sends are refused until it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -3,7 +3,10 @@ package jetlog_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/logtest"
@@ -37,3 +40,73 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+// TestUnreachableWarnings stops NATS under one store, which must warn
+// that NATS is unreachable, and closes another, which must not: closing
+// its own connection is no outage.
+func TestUnreachableWarnings(t *testing.T) {
+	t.Parallel()
+	const unreachable = "NATS is unreachable"
+	for _, tt := range []struct {
+		name string
+		end  func(*natstest.Server, *jetlog.Store)
+		warn bool
+	}{
+		{"server stops", func(srv *natstest.Server, _ *jetlog.Store) { srv.Stop() }, true},
+		{"store closes", func(_ *natstest.Server, st *jetlog.Store) { _ = st.Close() }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := natstest.Start(t)
+			warnings := &warnLog{t: t, seen: make(chan string, 16)}
+			closed := make(chan struct{})
+			st, err := jetlog.OpenStore(context.Background(), srv.URL(), jetlog.StoreOptions{Node: "n1", Logger: slog.New(warnings)},
+				nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.end(srv, st)
+			if tt.warn {
+				for msg := range warnings.seen {
+					if strings.Contains(msg, unreachable) {
+						break
+					}
+				}
+			}
+			_ = st.Close()
+			// The client calls the disconnect handler before the closed
+			// one, on one goroutine: every warning is in by now.
+			<-closed
+			for !tt.warn && len(warnings.seen) > 0 {
+				t.Errorf("warned %q on a close of the store's own", <-warnings.seen)
+			}
+		})
+	}
+}
+
+// warnLog is a slog.Handler that writes every record to the test's log
+// and sends the message of each warning or error on seen.
+type warnLog struct {
+	t    *testing.T
+	seen chan string
+}
+
+func (w *warnLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (w *warnLog) Handle(_ context.Context, r slog.Record) error {
+	w.t.Log(r.Level, r.Message)
+	if r.Level < slog.LevelWarn {
+		return nil
+	}
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	select {
+	case w.seen <- msg:
+	default:
+	}
+	return nil
+}
+
+func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler { return w }
+
+func (w *warnLog) WithGroup(string) slog.Handler { return w }
