@@ -14,12 +14,18 @@ import (
 
 // chunkBuffer collects a turn's chunks while earlier ones are being
 // committed. Consecutive text of one kind merges into one event, so a slow
-// commit makes fewer, larger deltas instead of a backlog.
+// commit makes fewer, larger deltas instead of a backlog. The events stay
+// in the buffer until stored: the append that stores them takes them when
+// its commit runs (peek), not when it is queued, so that the chunks that
+// came while it waited for the commit go with it.
 type chunkBuffer struct {
 	turn string
 
 	mu     sync.Mutex
 	events []chunkEvent
+	// sealed is how many of the first events a peek has handed out: no
+	// chunk merges into them any more, the stored text must not grow.
+	sealed int
 	first  time.Time // when the first chunk arrived
 	ready  chan struct{}
 }
@@ -50,7 +56,7 @@ func (b *chunkBuffer) emit(c Chunk) {
 			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
 	}
 	if c.Kind != ChunkAction && c.Text != "" {
-		if n := len(b.events); n > 0 && b.events[n-1].ev.Type == typ {
+		if n := len(b.events); n > b.sealed && b.events[n-1].ev.Type == typ {
 			b.events[n-1].ev.Text += c.Text
 		} else {
 			b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: typ, Turn: b.turn, Text: c.Text}})
@@ -63,13 +69,34 @@ func (b *chunkBuffer) emit(c Chunk) {
 	}
 }
 
-// take returns the buffered events and empties the buffer.
-func (b *chunkBuffer) take() []chunkEvent {
+// peek returns copies of the buffered events and seals them: chunks that
+// come later make new events. The events stay buffered until drop.
+func (b *chunkBuffer) peek() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	evs := b.events
-	b.events = nil
+	b.sealed = len(b.events)
+	evs := make([]chunkEvent, len(b.events))
+	for i, ce := range b.events {
+		c := *ce.ev
+		evs[i] = chunkEvent{ev: &c, born: ce.born}
+	}
 	return evs
+}
+
+// drop removes the first n events, which a peek returned and which are
+// stored now.
+func (b *chunkBuffer) drop(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = b.events[n:]
+	b.sealed = max(0, b.sealed-n)
+}
+
+// pending reports whether events are buffered.
+func (b *chunkBuffer) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.events) > 0
 }
 
 // firstChunk returns when the first chunk arrived (zero: none yet).
@@ -127,11 +154,10 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			<-after
 			after = nil
 		}
-		evs := buf.take()
-		if len(evs) == 0 || ctx.Err() != nil && context.Cause(ctx) == errStorage {
+		if !buf.pending() || ctx.Err() != nil && context.Cause(ctx) == errStorage {
 			return
 		}
-		err := s.appendTurnEvents(id, turnID, evs)
+		evs, err := s.appendTurnEvents(id, turnID, buf)
 		switch {
 		case errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone):
 			// Deleted while streaming: a user's action, not a failure.
@@ -142,6 +168,7 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			cancel(errStorage)
 			return
 		}
+		buf.drop(len(evs))
 		for _, ce := range evs {
 			if ce.ev.Type == protocol.EventDelta {
 				text.WriteString(ce.ev.Text)
