@@ -44,13 +44,18 @@ type baselineResult struct {
 	frames  bareFrames
 	elapsed time.Duration
 	cut     bool
+	// pipe is the streams step at the largest C against the bare
+	// pipeline (see barePipe), with its own time cap, or the error that
+	// ended it.
+	pipe    *streamsResult
+	pipeErr error
 }
 
 // baseline measures the bare limits, each bounded by count and by
 // cfg.Duration.
-func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
+func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 	var res baselineResult
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	ctx, cancel := context.WithTimeout(parent, r.cfg.Duration)
 	defer cancel()
 	start := time.Now()
 	var err error
@@ -74,7 +79,12 @@ func (r *runner) baseline(ctx context.Context) (baselineResult, error) {
 		return res, err
 	}
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
-	return res, nil
+	pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
+		return startBarePipe(r.dir, m)
+	})
+	pipe.bare = true
+	res.pipe, res.pipeErr = &pipe, err
+	return res, err
 }
 
 // bareCommits is the latency of bare bbolt commits, how many were made

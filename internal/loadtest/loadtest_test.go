@@ -74,7 +74,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, want := range []string{"### Baseline", "two files at once", "bare WebSocket frames", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |"} {
+	for _, want := range []string{"### Baseline", "two files at once", "bare WebSocket frames", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |", "| 2, bare pipeline | 1ms | 6 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
@@ -83,6 +83,32 @@ func TestRunSmoke(t *testing.T) {
 		if strings.Contains(report, bad) {
 			t.Errorf("the report says %q:\n%s", bad, report)
 		}
+	}
+}
+
+// TestBarePipeline drives the baseline's bare pipeline with the streams
+// step: every reply arrives whole and in order (the step checks), and
+// each turn stores its send, 1 to chunks deltas and its end.
+func TestBarePipeline(t *testing.T) {
+	cfg, err := tiny(t).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
+	const c = 3
+	res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, turns := res.load, c*cfg.streamTurns(c)
+	if l.errs > 0 || l.cut || l.metricsErr != nil {
+		t.Fatalf("errors %d (first %v), cut %v, metrics %v", l.errs, l.firstErr, l.cut, l.metricsErr)
+	}
+	if res.turns != turns || res.ack.n != turns || res.relay.n != turns*cfg.Chunks {
+		t.Errorf("turns %d, acks %d, chunks %d; want %d, %d, %d", res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
+	}
+	if lo, hi := float64(3*turns), float64((2+cfg.Chunks)*turns); l.events < lo || l.events > hi || l.commits == 0 {
+		t.Errorf("stored events %v in %v commits, want %v to %v events", l.events, l.commits, lo, hi)
 	}
 }
 
@@ -119,7 +145,7 @@ func TestStepsAgainstURL(t *testing.T) {
 	model := r.model
 
 	t.Run("streams", func(t *testing.T) {
-		res, err := r.streams(ctx, c, model)
+		res, err := r.streams(ctx, c, model, r.newTarget)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +183,7 @@ func TestStepsAgainstUnstampedModel(t *testing.T) {
 	r := remoteRunner(t, func(Config) convo.Model { return demo.New(demo.Options{WordDelay: -1}) })
 	cfg, ctx := r.cfg, context.Background()
 
-	st, err := r.streams(ctx, 2, r.model)
+	st, err := r.streams(ctx, 2, r.model, r.newTarget)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (rep *report) write(w io.Writer, r *runner) {
 	if rep.baseline != nil {
 		rep.baselineTable().write(w)
 	}
-	if len(rep.streams) > 0 {
+	if len(rep.streams) > 0 || rep.baseline != nil && rep.baseline.pipe != nil {
 		rep.streamsTable(cfg.URL == "").write(w)
 	}
 	if len(rep.fanout) > 0 {
@@ -138,13 +138,21 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
 			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
-	for _, s := range rep.streams {
+	steps := rep.streams
+	if b := rep.baseline; b != nil && b.pipe != nil {
+		steps = append([]stepResult[streamsResult]{stepOf(*b.pipe, b.pipeErr)}, steps...)
+	}
+	for _, s := range steps {
+		c := strconv.Itoa(s.res.c)
+		if s.res.bare {
+			c += ", bare pipeline"
+		}
 		if s.err != nil {
-			t.add(strconv.Itoa(s.res.c), s.res.delay.String(), "failed: "+s.err.Error())
+			t.add(c, s.res.delay.String(), "failed: "+s.err.Error())
 			continue
 		}
 		l := s.res.load
-		row := []string{strconv.Itoa(s.res.c), s.res.delay.String(), strconv.Itoa(s.res.turns)}
+		row := []string{c, s.res.delay.String(), strconv.Itoa(s.res.turns)}
 		row = append(row, s.res.ack.cells()...)
 		row = append(row, s.res.relay.cells()...)
 		row = append(row, l.delivery.cells()[:2]...)
@@ -155,6 +163,9 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		t.add(row...)
 	}
 	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does.")
+	if b := rep.baseline; b != nil && b.pipe != nil {
+		t.note("bare pipeline (part of the baseline, not the gateway): the least the step's contract needs, for the same clients and model: each send stored and acked, then every chunk stored before it is sent; one commit loop puts everything pending (a send, or a stream's chunks since the last commit as one record) into one bbolt transaction with fsync under one global key sequence, then each connection's writer writes its frames. No conversations, metadata, turns or hubs; delivery is not measured.")
+	}
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {
 		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have.")

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	for _, c := range r.list(ScenarioStreams, cfg.Conversations) {
 		step(fmt.Sprintf("streams C=%d", c), func() error {
-			s, err := r.streams(ctx, c, r.model)
+			s, err := r.streams(ctx, c, r.model, r.newTarget)
 			rep.streams = append(rep.streams, stepOf(s, err))
 			return err
 		})
@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.runs(ScenarioStreams) && !cfg.SkipMaxThroughput && cfg.ChunkDelay > 0 {
 		c := slices.Max(cfg.Conversations)
 		step(fmt.Sprintf("streams C=%d without chunk delay", c), func() error {
-			s, err := r.streams(ctx, c, newStampModel(cfg.Chunks, cfg.ChunkBytes, 0))
+			s, err := r.streams(ctx, c, newStampModel(cfg.Chunks, cfg.ChunkBytes, 0), r.newTarget)
 			rep.streams = append(rep.streams, stepOf(s, err))
 			return err
 		})

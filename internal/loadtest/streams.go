@@ -20,6 +20,8 @@ type streamsResult struct {
 	turns      int           // completed turns, over all conversations
 	ack, relay summary
 	load       load
+	// bare says the clients talked to the bare pipeline, not a gateway.
+	bare bool
 }
 
 // streams runs c concurrent conversations with model, each driven by one
@@ -30,9 +32,12 @@ type streamsResult struct {
 // chunks would come in the same instant; started within one chunk delay,
 // every client's next send would still come in one window: at C = 100,
 // 100 sends in 20 ms, then none for 400 ms.
-func (r *runner) streams(ctx context.Context, c int, model *stampModel) (streamsResult, error) {
+//
+// start starts the server the clients talk to: a gateway (newTarget), or
+// the baseline's bare pipeline.
+func (r *runner) streams(ctx context.Context, c int, model *stampModel, start func(*stampModel) (*target, error)) (streamsResult, error) {
 	res := streamsResult{c: c, delay: model.delay}
-	t, err := r.newTarget(model)
+	t, err := start(model)
 	if err != nil {
 		return res, err
 	}

@@ -1,0 +1,290 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/internal/metrics"
+)
+
+// barePipe is the least a server can do for the streams step's contract,
+// with none of the gateway's logic: a client's send is stored and acked;
+// then the stamp model streams the reply, and every chunk is stored
+// before it is sent, to the client on the connection that sent. One
+// commit loop stores everything pending in one bbolt transaction with
+// fsync (a send as one record, each stream's chunks since the last commit
+// as one delta record, under one global key sequence: append-only, so a
+// commit dirties few pages), then queues the frames for the connections'
+// writers, one goroutine each. There are no conversations, histories,
+// metadata, hubs or turns. It records into the gateway's metrics, so that
+// the streams step reads it like a gateway.
+type barePipe struct {
+	db      *bolt.DB
+	model   *stampModel
+	metrics *metrics.Metrics
+	ctx     context.Context // ends the model streams when the pipe closes
+	wake    chan struct{}   // capacity 1: "something is pending"
+
+	mu      sync.Mutex
+	pending []*bareStream // streams with something to commit, each once
+	closed  bool
+	exited  chan struct{}
+}
+
+// bareStream is one connection's stream. The fields under mu are shared
+// by its reader, the model, the commit loop and its writer.
+type bareStream struct {
+	ws   *websocket.Conn
+	id   string
+	wake chan struct{} // capacity 1: "frames are queued"
+
+	mu sync.Mutex
+	// queued says the stream is in barePipe.pending.
+	queued bool
+	// send is the id of a send not committed yet ("" none).
+	send string
+	// text is the chunks not committed yet; ended says the model is done
+	// (the turn_end is due after them).
+	text  []byte
+	ended bool
+	// seq is the stream's last stored event; only the commit loop uses it.
+	seq uint64
+	// out is the frames committed and not written yet.
+	out [][]byte
+}
+
+// startBarePipe starts a bare pipeline on 127.0.0.1:0 with a fresh bbolt
+// file in dir, streaming model's replies.
+func startBarePipe(dir string, model *stampModel) (*target, error) {
+	path := filepath.Join(dir, fmt.Sprintf("bare-pipe-%d.db", dbCount.Add(1)))
+	db, err := bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &barePipe{db: db, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		db.Close()
+		return nil, fmt.Errorf("loadtest: listen: %w", err)
+	}
+	var conns sync.WaitGroup
+	var n int
+	var nMu sync.Mutex
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ws, err := websocket.Accept(w, req, nil)
+		if err != nil {
+			return
+		}
+		nMu.Lock()
+		n++
+		id := "c" + strconv.Itoa(n)
+		nMu.Unlock()
+		conns.Go(func() { p.serve(&bareStream{ws: ws, id: id, wake: make(chan struct{}, 1)}) })
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go p.loop()
+	return &target{
+		wsURL:     "ws://" + ln.Addr().String() + "/",
+		gather:    func(context.Context) (map[string]float64, error) { return p.metrics.Gather() },
+		inProcess: true,
+		close: func() error {
+			err := srv.Close()
+			cancel()
+			conns.Wait()
+			p.mu.Lock()
+			p.closed = true
+			p.mu.Unlock()
+			p.poke()
+			<-p.exited
+			return errors.Join(err, db.Close())
+		},
+	}, nil
+}
+
+// serve reads s's sends until the connection ends; its writer writes
+// what the commit loop queued. Reads and writes take a context that is
+// never done, as the clients' do (coder/websocket then arms no timer per
+// call): closing the pipe closes the connection instead.
+func (p *barePipe) serve(s *bareStream) {
+	done := make(chan struct{})
+	defer close(done)
+	stop := context.AfterFunc(p.ctx, func() { _ = s.ws.CloseNow() })
+	defer stop()
+	defer s.ws.CloseNow()
+	go s.writeLoop(done)
+	for {
+		_, data, err := s.ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var send struct{ ID string }
+		if json.Unmarshal(data, &send) != nil {
+			return
+		}
+		s.mu.Lock()
+		s.send = send.ID
+		s.mu.Unlock()
+		p.queue(s)
+	}
+}
+
+// queue puts s in the next commit.
+func (p *barePipe) queue(s *bareStream) {
+	s.mu.Lock()
+	first := !s.queued
+	s.queued = true
+	s.mu.Unlock()
+	if first {
+		p.mu.Lock()
+		p.pending = append(p.pending, s)
+		p.mu.Unlock()
+	}
+	p.poke()
+}
+
+func (p *barePipe) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop commits whatever is pending, one commit after another.
+func (p *barePipe) loop() {
+	defer close(p.exited)
+	var key uint64
+	for range p.wake {
+		p.mu.Lock()
+		streams, closed := p.pending, p.closed
+		p.pending = nil
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		if len(streams) == 0 {
+			continue
+		}
+		// Take what each stream has, and make its frames.
+		type taken struct {
+			s      *bareStream
+			frames [][]byte
+			start  bool // the send was stored: start the reply
+		}
+		batch := make([]taken, 0, len(streams))
+		for _, s := range streams {
+			s.mu.Lock()
+			t := taken{s: s}
+			if s.send != "" {
+				s.seq++
+				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"ack","id":%q,"conversation":%q,"seq":%d}`, s.send, s.id, s.seq))
+				t.start, s.send = true, ""
+			}
+			if len(s.text) > 0 {
+				s.seq++
+				// The stamp model's text needs no JSON escaping.
+				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"delta","conversation":%q,"seq":%d,"text":"%s"}`, s.id, s.seq, s.text))
+				s.text = s.text[:0]
+			}
+			if s.ended {
+				s.seq++
+				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"turn_end","conversation":%q,"seq":%d,"stop_reason":"end_turn"}`, s.id, s.seq))
+				s.ended = false
+			}
+			s.queued = false
+			s.mu.Unlock()
+			batch = append(batch, t)
+		}
+		start := time.Now()
+		events := 0
+		err := p.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("log"))
+			if err != nil {
+				return err
+			}
+			b.FillPercent = 1
+			for _, t := range batch {
+				for _, f := range t.frames {
+					key++
+					events++
+					if err := b.Put(binary.BigEndian.AppendUint64(nil, key), f); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			panic(fmt.Sprintf("loadtest: bare pipeline commit: %v", err))
+		}
+		p.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+		p.metrics.CommitOps.Observe(float64(len(batch)))
+		p.metrics.Events.WithLabelValues("bare").Add(float64(events))
+		// Durable: now the frames may go out, and the replies start.
+		for _, t := range batch {
+			t.s.mu.Lock()
+			t.s.out = append(t.s.out, t.frames...)
+			t.s.mu.Unlock()
+			select {
+			case t.s.wake <- struct{}{}:
+			default:
+			}
+			if t.start {
+				go p.reply(t.s)
+			}
+		}
+	}
+}
+
+// reply streams the model's reply into s's pending text.
+func (p *barePipe) reply(s *bareStream) {
+	_, err := p.model.Stream(p.ctx, convo.ModelRequest{}, func(c convo.Chunk) {
+		s.mu.Lock()
+		s.text = append(s.text, c.Text...)
+		s.mu.Unlock()
+		p.queue(s)
+	})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	p.queue(s)
+}
+
+// writeLoop writes s's committed frames in order, one message each,
+// until done is closed.
+func (s *bareStream) writeLoop(done <-chan struct{}) {
+	for {
+		select {
+		case <-s.wake:
+		case <-done:
+			return
+		}
+		s.mu.Lock()
+		out := s.out
+		s.out = nil
+		s.mu.Unlock()
+		for _, f := range out {
+			if s.ws.Write(context.Background(), websocket.MessageText, f) != nil {
+				return
+			}
+		}
+	}
+}
