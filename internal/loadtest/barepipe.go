@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -248,6 +249,9 @@ func (p *barePipe) loop() {
 				go p.reply(t.s)
 			}
 		}
+		// As the gateway's commit loop does: the writers just woken run
+		// now, not behind every goroutine queued meanwhile.
+		runtime.Gosched()
 	}
 }
 

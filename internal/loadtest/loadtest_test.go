@@ -8,7 +8,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -374,4 +377,58 @@ func TestReplyCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStampModelPaces streams replies at once through one model with a
+// delay (its pacer): each caller gets every chunk in order, each at least
+// the delay after the one before, and a caller whose context ends gets no
+// chunk after Stream returned.
+func TestStampModelPaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const replies, chunks, delay = 5, 4, 20 * time.Millisecond
+		m := newStampModel(chunks, MinChunkBytes, delay)
+		var wg sync.WaitGroup
+		for i := range replies {
+			wg.Go(func() {
+				// Start apart, as the streams step's clients do.
+				time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+				var got []chunkStamp
+				if _, err := m.Stream(context.Background(), convo.ModelRequest{}, func(c convo.Chunk) { got = append(got, parseStamps(c.Text)...) }); err != nil {
+					t.Error(err)
+				}
+				if len(got) != chunks {
+					t.Errorf("reply %d: %d chunks, want %d", i, len(got), chunks)
+				}
+				for j, s := range got {
+					if s.index != j {
+						t.Errorf("reply %d: chunk %d came as %d", i, s.index, j)
+					}
+					if j > 0 && s.created.Sub(got[j-1].created) < delay {
+						t.Errorf("reply %d: chunk %d came %v after the one before, want at least %v", i, j, s.created.Sub(got[j-1].created), delay)
+					}
+				}
+			})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var after atomic.Int64
+		var returned atomic.Bool
+		wg.Go(func() {
+			_, err := m.Stream(ctx, convo.ModelRequest{}, func(convo.Chunk) {
+				if returned.Load() {
+					after.Add(1)
+				}
+			})
+			returned.Store(true)
+			if err == nil {
+				t.Error("a cancelled reply ended without an error")
+			}
+		})
+		time.Sleep(delay + delay/2)
+		cancel()
+		wg.Wait()
+		time.Sleep(chunks * delay)
+		if n := after.Load(); n > 0 {
+			t.Errorf("%d chunks emitted after Stream returned", n)
+		}
+	})
 }
