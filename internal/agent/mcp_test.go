@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -583,5 +584,63 @@ func TestMCPNameCollision(t *testing.T) {
 			}
 		}
 		r.Close()
+	}
+}
+
+// TestCloseCancelsConnect closes the registry while the keeper's connect
+// waits on a server whose handshake hangs: the connect ends at once,
+// cancelled, and so does the server's request, instead of waiting out
+// the connect timeout.
+func TestCloseCancelsConnect(t *testing.T) {
+	t.Parallel()
+	hanging := make(chan struct{}) // closed: handshakes hang
+	hung := make(chan struct{}, 1) // a handshake hangs
+	ended := make(chan error, 1)   // a hung handshake's request ended
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hanging:
+		default:
+			// The first connect (New's) fails at once.
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		// Read the request: the server notices the client going away
+		// only then.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+		select {
+		case ended <- r.Context().Err():
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	// The default connect timeout: without the cancel, the connect ends
+	// with it, not cancelled.
+	r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", URL: srv.URL}}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(hanging)
+	// The keeper connects again after its backoff.
+	<-hung
+	s := r.servers["m"]
+	s.mu.Lock()
+	a := s.connecting
+	s.mu.Unlock()
+	if a == nil {
+		t.Fatal("no connect in flight while the handshake hangs")
+	}
+
+	r.Close()
+	<-a.done
+	if !errors.Is(a.err, context.Canceled) {
+		t.Errorf("the connect in flight at Close ended with %v, want it cancelled", a.err)
+	}
+	if err := <-ended; err == nil {
+		t.Error("the hung handshake's request did not end")
 	}
 }

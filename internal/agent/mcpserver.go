@@ -68,9 +68,11 @@ type mcpServer struct {
 
 // attempt is one connect; waiters share it.
 type attempt struct {
-	done chan struct{}
-	sess *mcp.ClientSession
-	err  error
+	ctx    context.Context
+	cancel context.CancelFunc // by closeIfIdle: nothing waits for it
+	done   chan struct{}
+	sess   *mcp.ClientSession
+	err    error
 }
 
 func newMCPServer(cfg MCPServer, e *env) *mcpServer {
@@ -136,8 +138,11 @@ func (s *mcpServer) session(ctx context.Context) (*mcp.ClientSession, error) {
 		return s.sess, nil
 	}
 	a := s.connecting
-	if a == nil {
+	if a == nil || a.ctx.Err() != nil {
+		// Not the keeper's context: a retired server still connects for
+		// the calls of turns that started before the reload.
 		a = &attempt{done: make(chan struct{})}
+		a.ctx, a.cancel = context.WithTimeout(context.Background(), s.env.connectTimeout)
 		s.connecting = a
 		go s.connect(a)
 	}
@@ -152,13 +157,18 @@ func (s *mcpServer) session(ctx context.Context) (*mcp.ClientSession, error) {
 
 // connect makes attempt a: connect, then list the tools.
 func (s *mcpServer) connect(a *attempt) {
-	// Not the keeper's context: a retired server still connects for the
-	// calls of turns that started before the reload.
-	ctx, cancel := context.WithTimeout(context.Background(), s.env.connectTimeout)
-	defer cancel()
-	sess, tools, err := s.dial(ctx)
+	defer a.cancel()
+	sess, tools, err := s.dial(a.ctx)
 	s.mu.Lock()
-	s.connecting = nil
+	if s.connecting == a {
+		s.connecting = nil
+	}
+	if err == nil && s.sess != nil {
+		// A cancelled attempt that connected all the same, after a
+		// new one: keep one session.
+		sess.Close()
+		sess, tools = s.sess, s.tools
+	}
 	if err == nil {
 		s.sess, s.tools = sess, tools
 	}
@@ -280,9 +290,10 @@ func (s *mcpServer) drop(sess *mcp.ClientSession) {
 	sess.Close()
 }
 
-// retire stops the keeper and closes the session once no call runs. A
-// call made later (by a turn that took its agent before a reload)
-// connects again, and the session is closed after it.
+// retire stops the keeper and closes the session once no call runs,
+// cancelling a connect that no call waits for. A call made later (by a
+// turn that took its agent before a reload) connects again, and the
+// session is closed after it.
 func (s *mcpServer) retire() {
 	s.stop()
 	s.mu.Lock()
@@ -297,6 +308,9 @@ func (s *mcpServer) closeIfIdle() {
 	idle := s.retired && s.inflight == 0 && sess != nil
 	if idle {
 		s.sess = nil
+	}
+	if s.retired && s.inflight == 0 && s.connecting != nil {
+		s.connecting.cancel()
 	}
 	s.mu.Unlock()
 	if idle {

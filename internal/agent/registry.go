@@ -138,8 +138,9 @@ func (r *Registry) Reload(cfg *Config) error {
 	return nil
 }
 
-// Close stops every MCP connection. Agents taken before keep working:
-// their MCP calls connect for the call.
+// Close stops every MCP connection, cancelling the connects in flight
+// that no call waits for. Agents taken before keep working: their MCP
+// calls connect for the call.
 func (r *Registry) Close() error {
 	r.reload.Lock()
 	defer r.reload.Unlock()
