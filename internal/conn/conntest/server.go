@@ -138,7 +138,14 @@ func (l bufferListener) Accept() (net.Conn, error) {
 
 // Logger returns a logger that writes to t.Log, at debug level.
 func Logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return LoggerAt(t, slog.LevelDebug)
+}
+
+// LoggerAt returns a logger that writes records of level and above to
+// t.Log, for tests whose thousands of connections would fill the test's
+// log (and spend its CPU) with debug lines.
+func LoggerAt(t testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
 type testWriter struct{ t testing.TB }
