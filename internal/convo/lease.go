@@ -84,7 +84,7 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 		}
 	}
 	if next {
-		next = s.turn(ctx, h)
+		next = s.turn(ctx, h, nil)
 	}
 	close(done)
 	select {

@@ -31,26 +31,37 @@ type turn struct {
 // kick starts a turn runner for h unless one is running (or the service
 // is draining or closed). The runner starts the pending turns one after
 // another.
-func (s *Service) kick(h *hub) {
+func (s *Service) kick(h *hub) { s.startRunner(h, nil) }
+
+// startRunner starts a turn runner for h, which runs e first when not nil
+// (see earlyTurn), unless one is running or the service is draining or
+// closed; it reports whether it started one. A kick that finds a runner
+// in progress is recorded for it to look again; an early turn is not (its
+// send kicks if it does not open the turn).
+func (s *Service) startRunner(h *hub, e *earlyTurn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// A runner may not start once Drain waits for them (a WaitGroup must
 	// not grow while waited for). A send that opened its turn as Drain
 	// began leaves it for the next start to end as interrupted.
 	if s.closed || s.draining.Load() {
-		return
+		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.running != nil {
-		h.kicked = true
-		return
+		h.kicked = h.kicked || e == nil
+		return false
 	}
 	ctx, cancel := context.WithCancelCause(s.turnCtx)
 	t := &turn{cancel: cancel}
 	h.running = t
 	s.turns.Add(1)
-	go s.runTurn(ctx, h, t)
+	if e != nil {
+		e.ctx, e.cancel = context.WithCancelCause(ctx)
+	}
+	go s.runTurn(ctx, h, t, e)
+	return true
 }
 
 // turnDone clears h's running turn and, if another may be pending (the
@@ -69,24 +80,30 @@ func (s *Service) turnDone(h *hub, t *turn, next bool) {
 	s.releaseIfIdle(h)
 }
 
-// runTurn runs the open or next pending turn of h's conversation, if any,
-// then looks for the one after it.
-func (s *Service) runTurn(ctx context.Context, h *hub, t *turn) {
+// runTurn runs e's turn if a send is opening it (e not nil), else the
+// open or next pending turn of h's conversation, if any, then looks for
+// the one after it.
+func (s *Service) runTurn(ctx context.Context, h *hub, t *turn, e *earlyTurn) {
 	defer s.turns.Done()
 	defer t.cancel(nil)
 	var next bool
 	if l, ok := s.log.(Leaser); ok {
 		next = s.leasedTurn(ctx, l, h, t)
 	} else {
-		next = s.turn(ctx, h)
+		next = s.turn(ctx, h, e)
 	}
 	s.turnDone(h, t, next)
 }
 
-// turn runs one turn to its end: the one a send opened in its own commit,
-// or else the oldest pending one, which it opens. It returns whether
-// another turn may be waiting.
-func (s *Service) turn(ctx context.Context, h *hub) bool {
+// turn runs one turn to its end: e's when not nil, else the one a send
+// opened in its own commit, or else the oldest pending one, which it
+// opens. It returns whether another turn may be waiting.
+func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
+	if e != nil {
+		if next, ran := s.earlyTurn(ctx, h, e); ran {
+			return next
+		}
+	}
 	m, err := s.openTurn(h.id)
 	if err != nil || m == nil {
 		return false
@@ -94,7 +111,6 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	turnID := m.OpenTurn.Turn
 	ctx, span := s.startTurnSpan(ctx, h.id, turnID, m.Model)
 	defer span.End()
-	log := s.logger.With("conversation", h.id, "turn", turnID)
 	// The history is read even for a turn cancelled meanwhile: stream
 	// then ends it with the right stop reason.
 	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0, 0)
@@ -103,11 +119,19 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 		steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
 	}
 	if err != nil {
-		log.Error("read history", "err", err)
+		s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
 		s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
 		return true
 	}
-	req := ModelRequest{Model: m.Model, System: m.System, History: modelHistory(msgs, turnID, steps),
+	return s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil)
+}
+
+// play runs open turn turnID of conversation m with history and stores its
+// end; after is as for stream. It returns false when the conversation was
+// deleted meanwhile, or when an early turn's send did not open it: then
+// nothing is stored, and no other turn waits for this runner.
+func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}) bool {
+	req := ModelRequest{Model: m.Model, System: m.System, History: history,
 		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
 	s.cfg.Metrics.Turns.Inc()
 	var end *protocol.Event
@@ -115,18 +139,18 @@ func (s *Service) turn(ctx context.Context, h *hub) bool {
 	if m.Agent != "" {
 		end, text = s.agentTurn(ctx, m, req)
 	} else {
-		end, text, _ = s.stream(ctx, h.id, turnID, req, nil)
+		end, text, _ = s.stream(ctx, id, turnID, req, after)
 	}
 	s.cfg.Metrics.Turns.Dec()
-	if end == nil { // the conversation was deleted
+	if end == nil {
 		return false
 	}
-	s.endTurn(s.turnCtx, h.id, turnID, end, text)
+	s.endTurn(s.turnCtx, id, turnID, end, text)
 	turnEnded(ctx, end)
 	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))
-	log.Debug("turn ended", "stop_reason", end.StopReason)
+	s.logger.Debug("turn ended", "conversation", id, "turn", turnID, "stop_reason", end.StopReason)
 	return true
 }
 

@@ -155,12 +155,17 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "text: %d bytes is over the limit of %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
 	a := &Append{Conversation: req.Conversation, ClientMsgID: req.ClientMsgID}
+	var before *Meta // the conversation as the send finds it
 	if a.Conversation == "" {
 		a.New = s.newMeta(user, &protocol.Create{})
-		a.Conversation = a.New.ID
-	} else if _, err := s.usable(ctx, user, a.Conversation); err != nil {
-		return nil, err
+		a.Conversation, before = a.New.ID, a.New
+	} else {
+		var err error
+		if before, err = s.usable(ctx, user, a.Conversation); err != nil {
+			return nil, err
+		}
 	}
+	msgID, turnID := newID("m_"), newID("t_")
 	a.Build = func(m *Meta) ([]Draft, error) {
 		if m.Owner != user {
 			return nil, ErrNotFound
@@ -168,7 +173,7 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		if len(m.Pending) >= s.cfg.MaxQueuedTurns {
 			return nil, protocol.Errorf(protocol.CodeBusy, "%d turns are already queued in this conversation", len(m.Pending))
 		}
-		msg := &protocol.Message{ID: newID("m_"), Role: protocol.RoleUser, Text: req.Text, Turn: newID("t_")}
+		msg := &protocol.Message{ID: msgID, Role: protocol.RoleUser, Text: req.Text, Turn: turnID}
 		drafts := []Draft{{Event: &protocol.Event{Type: protocol.EventMessage, Message: msg}}}
 		// With nothing running nor queued the turn starts in the same
 		// commit: one fsync fewer before the first token.
@@ -177,8 +182,17 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		}
 		return drafts, nil
 	}
+	h := s.acquire(a.Conversation)
+	defer s.release(h)
+	added := sub != nil && h.addLive(sub)
+	// The turn the send opens runs at once, its reply held back until
+	// the send is stored (see earlyTurn).
+	early := s.startEarly(h, before, req.Text, turnID)
 	var ack *protocol.Ack
 	a.Durable = func(res *Appended) {
+		// First, so that the reply's first append is queued as soon as
+		// possible; it is committed after this commit's events anyway.
+		early.settle(res)
 		msg := res.Duplicate
 		if msg == nil {
 			msg = res.Events[0].Message
@@ -189,16 +203,17 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 			sub.Send(Frame{Data: encode(ack)})
 		}
 	}
-	h := s.acquire(a.Conversation)
-	defer s.release(h)
-	added := sub != nil && h.addLive(sub)
-	if _, err := s.log.Append(ctx, a); err != nil {
+	res, err := s.log.Append(ctx, a)
+	early.settle(res) // if Durable did not
+	if err != nil {
 		if added {
 			h.unsubscribe(sub)
 		}
 		return nil, err
 	}
-	s.kick(h)
+	if early == nil || !early.opened {
+		s.kick(h)
+	}
 	s.cfg.Metrics.AckSeconds.Observe(time.Since(start).Seconds())
 	return ack, nil
 }

@@ -132,8 +132,10 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 // while a commit is in flight. It returns the turn_end to store (nil when
 // the conversation is gone), the text stored in deltas and the tool uses
 // the model asked for. after, when not nil, is closed once the events that
-// must precede the reply's (the previous step's tool results) are stored:
-// the model is called at once, and the reply stored after them.
+// must precede the reply's (the previous step's tool results, or the
+// user message of an early turn) are stored: the model is called at once,
+// and the reply stored after them; if they were not (ctx's cause is then
+// errNotOpened), nothing of it is.
 func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -154,7 +156,7 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			<-after
 			after = nil
 		}
-		if !buf.pending() || ctx.Err() != nil && context.Cause(ctx) == errStorage {
+		if !buf.pending() || ctx.Err() != nil && (context.Cause(ctx) == errStorage || context.Cause(ctx) == errNotOpened) {
 			return
 		}
 		evs, err := s.appendTurnEvents(id, turnID, buf)
@@ -197,8 +199,8 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	}
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, errDeleted), errors.Is(cause, errLeaseLost):
-		// Deleted, or another gateway ends the turn.
+	case errors.Is(cause, errDeleted), errors.Is(cause, errLeaseLost), errors.Is(cause, errNotOpened):
+		// Deleted, or another gateway ends the turn, or it never opened.
 		return nil, "", nil
 	case errors.Is(cause, errStorage):
 		// Before a model that finished: its last chunks may be the ones

@@ -24,8 +24,8 @@ const (
 )
 
 // startTurnSpan starts the span of turn turnID of conversation id, once
-// it is open: it lasts until the turn_end is stored, and the model's
-// calls are its children.
+// it is open (an early turn's as its send is being stored): it lasts
+// until the turn_end is stored, and the model's calls are its children.
 func (s *Service) startTurnSpan(ctx context.Context, id, turnID, model string) (context.Context, trace.Span) {
 	ctx, span := s.tracer.Start(ctx, "turn")
 	if span.IsRecording() {
@@ -43,6 +43,14 @@ func turnEnded(ctx context.Context, end *protocol.Event) {
 	span.SetAttributes(attrStopReason.String(end.StopReason))
 	if end.Error != nil {
 		span.SetStatus(codes.Error, end.Error.Code)
+	}
+}
+
+// turnNotOpened records on a turn's span that its send did not open it:
+// its model call was cancelled and nothing of it stored (see earlyTurn).
+func turnNotOpened(span trace.Span) {
+	if span.IsRecording() {
+		span.SetStatus(codes.Error, "not opened")
 	}
 }
 

@@ -1,0 +1,287 @@
+package convo_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// heldLog holds each append of a user message whose text hold names
+// before passing it on, as a slow disk would before it is durable: it
+// signals held, then waits for release (failing as unavailable, storing
+// nothing, if the value received is true).
+type heldLog struct {
+	convo.Log
+	hold    string
+	held    chan struct{}
+	release chan bool
+}
+
+func (l *heldLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	// Build is pure: called here, it shows what the append stores (for
+	// the tests' user).
+	probe, _ := a.Build(&convo.Meta{Owner: "u1"})
+	if len(probe) > 0 && probe[0].Event.Message != nil && probe[0].Event.Message.Text == l.hold {
+		l.held <- struct{}{}
+		if <-l.release {
+			return nil, fmt.Errorf("%w (%w)", convo.ErrUnavailable, errInjected)
+		}
+	}
+	return l.Log.Append(ctx, a)
+}
+
+// callModel reports each call on calls, then waits for its context to end
+// if the last message is "wait", or else emits a reply made of the number
+// of history messages and the last one's text. Every call's end is
+// reported on ended.
+type callModel struct {
+	calls chan convo.ModelRequest
+	ended chan error
+}
+
+func newCallModel() *callModel {
+	return &callModel{calls: make(chan convo.ModelRequest, 10), ended: make(chan error, 10)}
+}
+
+func (m *callModel) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (res convo.Result, err error) {
+	m.calls <- req
+	defer func() { m.ended <- err }()
+	last := req.History[len(req.History)-1].Text
+	if last == "wait" {
+		<-ctx.Done()
+		return convo.Result{}, ctx.Err()
+	}
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("%d:%s", len(req.History), last)})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// call returns the model's next request, failing the test if none comes.
+func (m *callModel) call(t *testing.T, what string) convo.ModelRequest {
+	t.Helper()
+	select {
+	case req := <-m.calls:
+		return req
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the model was not called %s within 10s", what)
+		return convo.ModelRequest{}
+	}
+}
+
+// end returns how the model's next call to end ended, failing the test
+// if none does.
+func (m *callModel) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-m.ended:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no model call ended within 10s")
+		return nil
+	}
+}
+
+// history is req's history as "role:text" words.
+func history(req convo.ModelRequest) string {
+	var parts []string
+	for _, h := range req.History {
+		parts = append(parts, h.Role+":"+h.Text)
+	}
+	return strings.Join(parts, " ")
+}
+
+// openHeld opens a Service on m whose appends of a message with text hold
+// wait for the test.
+func openHeld(t *testing.T, m convo.Model, hold string) (*testService, *heldLog) {
+	held := &heldLog{hold: hold, held: make(chan struct{}), release: make(chan bool)}
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
+		held.Log = l
+		return held
+	})
+	return s, held
+}
+
+// TestModelCalledWhileSendCommits holds a send before it is stored: the
+// model is called meanwhile with the conversation's history and the new
+// message, and nothing of its reply (which it has already emitted) is
+// shown or stored until the send is; then the ack, the message, the
+// turn_start and the reply come in that order.
+func TestModelCalledWhileSendCommits(t *testing.T) {
+	m := newCallModel()
+	s, held := openHeld(t, m, "second")
+	rec := newRecorder(100)
+	id := send(t, s, "", "first", rec).Conversation
+	rec.until(t, protocol.EventTurnEnd)
+	m.call(t, "for the first turn")
+	m.end(t)
+	if err := s.WaitTurns(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	acked := make(chan *protocol.Ack)
+	go func() { acked <- send(t, s, id, "second", nil) }()
+	<-held.held
+	if got, want := history(m.call(t, "while the send is stored")), "user:first assistant:1:first user:second"; got != want {
+		t.Fatalf("history %q, want %q", got, want)
+	}
+	if err := m.end(t); err != nil {
+		t.Fatal(err)
+	}
+	if n, last := len(rec.ch), s.meta(t, id).LastSeq; n != 0 || last != 4 {
+		t.Fatalf("before the send is stored: %d events shown, last seq %d (want 0 and 4)", n, last)
+	}
+	held.release <- false
+	ack := <-acked
+	evs := rec.until(t, protocol.EventTurnEnd)
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	if got, want := strings.Join(types, " "), "message turn_start delta turn_end"; got != want {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	if evs[0].Message.ID != ack.Message.ID || evs[2].Text != "3:second" || evs[2].Turn != ack.Message.Turn {
+		t.Fatalf("message %+v, delta %+v for ack %+v", evs[0].Message, evs[2], ack.Message)
+	}
+}
+
+// TestFailedSendCancelsEarlyCall fails a send after the model was called
+// for its turn: the call is cancelled, and nothing of it is shown or
+// stored; the next send is answered as if the failed one never was.
+func TestFailedSendCancelsEarlyCall(t *testing.T) {
+	m := newCallModel()
+	s, held := openHeld(t, m, "wait")
+	ctx := context.Background()
+	conv, err := s.Create(ctx, "u1", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(100)
+	failed := make(chan error)
+	go func() {
+		_, err := s.Send(ctx, "u1", &protocol.Send{Conversation: conv.ID, Text: "wait"}, rec)
+		failed <- err
+	}()
+	<-held.held
+	m.call(t, "while the send is stored")
+	held.release <- true
+	if err := <-failed; !errors.Is(err, convo.ErrUnavailable) {
+		t.Fatalf("send: %v, want unavailable", err)
+	}
+	if err := m.end(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the model call ended with %v, want cancelled", err)
+	}
+	if err := s.WaitTurns(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, last := len(rec.ch), s.meta(t, conv.ID).LastSeq; n != 0 || last != 0 {
+		t.Fatalf("after the failed send: %d events shown, last seq %d", n, last)
+	}
+	send(t, s, conv.ID, "again", rec)
+	if got := history(m.call(t, "for the next send")); got != "user:again" {
+		t.Fatalf("history %q, want only the new message", got)
+	}
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.Message.Text != "1:again" || end.Seq != 4 {
+		t.Fatalf("turn_end %+v", end)
+	}
+}
+
+// TestEarlyCallOfOvertakenSend lets another send open its turn while the
+// first send, whose model call has started, waits to be stored: that
+// call is dropped (its history lacks the other message), the other turn
+// runs, then the first send's turn with the whole history.
+func TestEarlyCallOfOvertakenSend(t *testing.T) {
+	m := newCallModel()
+	s, held := openHeld(t, m, "first")
+	ctx := context.Background()
+	conv, err := s.Create(ctx, "u1", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(100)
+	if err := s.Subscribe(ctx, "u1", conv.ID, 0, rec, func(uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan *protocol.Ack)
+	go func() { acked <- send(t, s, conv.ID, "first", nil) }()
+	<-held.held
+	if got := history(m.call(t, "while the send is stored")); got != "user:first" {
+		t.Fatalf("early history %q", got)
+	}
+	send(t, s, conv.ID, "second", nil)
+	held.release <- false
+	<-acked
+	for _, want := range []string{"user:second", "user:second assistant:1:second user:first"} {
+		if got := history(m.call(t, "for a stored turn")); got != want {
+			t.Fatalf("history %q, want %q", got, want)
+		}
+	}
+	rec.until(t, protocol.EventTurnEnd)
+	rec.until(t, protocol.EventTurnEnd)
+	if err := s.WaitTurns(ctx); err != nil {
+		t.Fatal(err)
+	}
+	frames, err := s.log.Events(ctx, conv.ID, 0, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deltas []string
+	for _, f := range frames {
+		var ev protocol.Event
+		if err := json.Unmarshal(f, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == protocol.EventDelta {
+			deltas = append(deltas, ev.Text)
+		}
+	}
+	if got := strings.Join(deltas, " "); got != "1:second 3:first" {
+		t.Fatalf("stored deltas %q, want the two stored turns' only", got)
+	}
+}
+
+// TestEarlyCallOfRecreatedConversation deletes the conversation and
+// creates it again (same id, another system prompt) while a send whose
+// model call has started waits to be stored: the send opens its turn in
+// the new conversation, whose model call gets the new system prompt.
+func TestEarlyCallOfRecreatedConversation(t *testing.T) {
+	m := newCallModel()
+	s, held := openHeld(t, m, "hi")
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: "c", System: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan *protocol.Ack)
+	go func() { acked <- send(t, s, "c", "hi", nil) }()
+	<-held.held
+	if req := m.call(t, "while the send is stored"); req.System != "old" {
+		t.Fatalf("early call's system %q", req.System)
+	}
+	if err := s.Delete(ctx, "u1", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: "c", System: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(100)
+	if err := s.Subscribe(ctx, "u1", "c", 0, rec, func(uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	held.release <- false
+	<-acked
+	if req := m.call(t, "for the stored turn"); req.System != "new" || history(req) != "user:hi" {
+		t.Fatalf("call with system %q, history %q; want new, user:hi", req.System, history(req))
+	}
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn || end.Message.Text != "1:hi" {
+		t.Fatalf("turn_end %+v", end)
+	}
+}
