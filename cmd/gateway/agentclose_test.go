@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
@@ -60,6 +61,9 @@ agents:
 	serverPID := func(conversation string) int {
 		t.Helper()
 		c := conntest.Dial(t, g.URL, "/v1/ws")
+		// A client that does not read would hold the gateway's closing
+		// handshake for its 5 s timeout.
+		defer c.WS.Close(websocket.StatusNormalClosure, "")
 		if f := c.Call(&protocol.Create{ID: "c", Conversation: conversation, Agent: "a"}); f.Type != protocol.ReplyCreated {
 			t.Fatalf("create: %s %s %s", f.Type, f.Code, f.ErrorMessage())
 		}

@@ -20,14 +20,16 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// fakeAWS points the AWS SDK at dummy credentials, for gateways that talk
-// to the fake Bedrock.
-func fakeAWS(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+// fakeAWSEnv points the AWS SDK at dummy credentials, for the gateways
+// that talk to the fake Bedrock. TestMain sets it for the whole test
+// process (and the gateways it starts), so that no test reaches AWS, and
+// so that those tests may run in parallel, which t.Setenv forbids.
+var fakeAWSEnv = map[string]string{
+	"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
+	"AWS_SECRET_ACCESS_KEY":       "secret",
+	"AWS_EC2_METADATA_DISABLED":   "true",
+	"AWS_CONFIG_FILE":             "/nonexistent",
+	"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
 }
 
 // toolServer is the HTTP tools of the agents file, as httptest handlers:

@@ -22,7 +22,8 @@ import (
 // refuses any request the service would), httptest HTTP tools and an MCP
 // server over streamable HTTP.
 func TestAgents(t *testing.T) {
-	fakeAWS(t)
+	// Not parallel: a subtest sends SIGHUP to this process, which every
+	// gateway running in it would take.
 	r := startAgentRig(t)
 
 	t.Run("one tool, seen by a second subscriber, and the next turn", func(t *testing.T) {

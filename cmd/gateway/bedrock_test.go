@@ -12,7 +12,7 @@ import (
 // local eventstream fake, through the flags a user would give: the reply
 // streams from the fake, and the model id and inference defaults reach it.
 func TestRunBedrock(t *testing.T) {
-	fakeAWS(t)
+	t.Parallel()
 	fake := fakebedrock.New(fakebedrock.Always(fakebedrock.Reply{Chunks: []string{"Hello ", "from ", "Bedrock."},
 		StopReason: "end_turn", Usage: fakebedrock.Usage{InputTokens: 7, OutputTokens: 3}}))
 	defer fake.Close()

@@ -30,9 +30,8 @@ import (
 // filled disk leaves and than any run of free pages the database file
 // may have, so that neither can be stored until space is freed.
 func TestDiskFull(t *testing.T) {
-	// Not parallel: fakeAWS sets the environment the AWS SDK reads.
+	t.Parallel()
 	dir := smallDisk(t, "4m")
-	fakeAWS(t)
 	hold := make(chan struct{})
 	chunk := strings.Repeat("word ", 40<<10) // 200 KiB
 	fake := fakebedrock.New(func(call int, _ fakebedrock.Request) fakebedrock.Reply {

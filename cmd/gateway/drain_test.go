@@ -109,6 +109,9 @@ func TestMain(m *testing.M) {
 	if slices.Contains(os.Args[1:], mcpStdioFlag) {
 		serveStdioMCP()
 	}
+	for k, v := range fakeAWSEnv {
+		os.Setenv(k, v)
+	}
 	code := m.Run()
 	if gatewayBinary.dir != "" {
 		_ = os.RemoveAll(gatewayBinary.dir)

@@ -15,7 +15,7 @@ import (
 // real program: Agents lists the agent, a refund waits for Approve, a
 // confirm for ToolOutput, and the turn ends with both results.
 func TestGoClientAgent(t *testing.T) {
-	fakeAWS(t)
+	t.Parallel()
 	r := startAgentRig(t)
 	ctx := conntest.Deadline(t)
 	c, err := client.Dial(ctx, r.g.URL, client.Options{HTTPClient: conntest.RecordedClient(t, nil)})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/coder/websocket"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/chatgateway/gateway/internal/tracing/otlptest"
@@ -15,11 +16,15 @@ import (
 // it durable, linked to it; the turn, with the model calls (GenAI
 // attributes) and the tool call as its children.
 func TestRunTracing(t *testing.T) {
-	fakeAWS(t)
+	// Not parallel: the gateway sets the process's global tracer
+	// provider, which the other gateways in this process would use.
 	col := otlptest.Start(t)
 	r := startAgentRig(t, "-otel-endpoint", col.URL)
 	c := r.agentConv(t, "traced", "support")
 	send(t, c, "traced", `/tool lookup_order {"id":"1234"}`)
+	// A client that does not read would hold the gateway's closing
+	// handshake for its 5 s timeout.
+	_ = c.WS.Close(websocket.StatusNormalClosure, "")
 	r.g.Stop(t)
 
 	named := map[string][]*tracepb.Span{}
