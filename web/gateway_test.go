@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
+	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/httpapi"
@@ -132,7 +133,11 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		Page:      web.Handler(),
 		Loopback:  cfg.loopback,
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	// The page's frames and requests are checked against the spec, as
+	// every end-to-end test's are.
+	conntest.Check(t, srv)
+	srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 		defer cancel()

@@ -1,7 +1,9 @@
 package conntest
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,4 +38,96 @@ func Do(t testing.TB, method, url, body string) (int, []byte) {
 	CheckHTTP(t, spec.Exchange{Method: method, URL: url, RequestBody: []byte(body), Status: resp.StatusCode,
 		ContentType: resp.Header.Get("Content-Type"), ResponseBody: b})
 	return resp.StatusCode, b
+}
+
+// maxChecked bounds the bytes of a body that the gateway's side keeps to
+// check; a larger exchange is left unchecked.
+const maxChecked = 4 << 20
+
+// checkedHandler serves with h and records each HTTP exchange, for a
+// check against protocol/openapi.yaml when the test gateway closes.
+type checkedHandler struct {
+	h   http.Handler
+	rec *recording
+}
+
+func (c checkedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	in := &cappedBuffer{}
+	if r.Body != nil {
+		r.Body = teeBody{ReadCloser: r.Body, to: in}
+	}
+	out := &exchangeWriter{ResponseWriter: w}
+	c.h.ServeHTTP(out, r)
+	if out.hijacked || in.over || out.body.over {
+		return
+	}
+	status := out.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	c.rec.addExchange(spec.Exchange{Method: r.Method, URL: r.URL.String(), RequestBody: in.b, Status: status,
+		ContentType: out.Header().Get("Content-Type"), ResponseBody: out.body.b})
+}
+
+// cappedBuffer keeps up to maxChecked bytes, and notes when there were more.
+type cappedBuffer struct {
+	b    []byte
+	over bool
+}
+
+func (c *cappedBuffer) write(p []byte) {
+	if len(c.b)+len(p) > maxChecked {
+		c.over, c.b = true, nil
+	}
+	if !c.over {
+		c.b = append(c.b, p...)
+	}
+}
+
+type teeBody struct {
+	io.ReadCloser
+	to *cappedBuffer
+}
+
+func (t teeBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	t.to.write(p[:n])
+	return n, err
+}
+
+// exchangeWriter notes the status and body of an answer.
+type exchangeWriter struct {
+	http.ResponseWriter
+	status   int
+	body     cappedBuffer
+	hijacked bool
+}
+
+func (w *exchangeWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *exchangeWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.body.write(p[:n])
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *exchangeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection to a WebSocket, whose frames the wiretap
+// checks.
+func (w *exchangeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return conn, rw, err
 }

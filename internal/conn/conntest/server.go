@@ -80,18 +80,38 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.SendBuffer > 0 {
 		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}
 	}
-	rec := &recording{}
-	srv.Listener = tapListener{Listener: srv.Listener, rec: rec}
+	rec := record(srv)
 	srv.Start()
 	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv, rec: rec}
 	t.Cleanup(func() { s.Close(t) })
 	return s
 }
 
+// Check makes srv, a gateway not yet started, check what it serves as a
+// Server of Start does: once the test's cleanups have closed srv, every
+// WebSocket frame its connections carried (but the requests of a Client)
+// against protocol/asyncapi.yaml and every HTTP exchange against
+// protocol/openapi.yaml. Call it before the cleanup that closes srv is
+// registered, so that it runs after. For tests whose clients are not
+// this package's, such as a browser.
+func Check(t testing.TB, srv *httptest.Server) {
+	rec := record(srv)
+	t.Cleanup(func() { rec.check(t) })
+}
+
+// record makes srv record its WebSocket frames and HTTP exchanges.
+func record(srv *httptest.Server) *recording {
+	rec := &recording{}
+	srv.Config.Handler = checkedHandler{h: srv.Config.Handler, rec: rec}
+	srv.Listener = tapListener{Listener: srv.Listener, rec: rec}
+	return rec
+}
+
 // Close stops the gateway as main does: WebSockets closed with 1001, the
 // service closed, the listener closed; then it checks every WebSocket
 // frame the gateway sent, and every request of a client other than Client
-// (the Go client, say), against protocol/asyncapi.yaml. It runs once.
+// (the Go client, say), against protocol/asyncapi.yaml, and every HTTP
+// exchange it served against protocol/openapi.yaml. It runs once.
 func (s *Server) Close(t testing.TB) {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), Timeout)

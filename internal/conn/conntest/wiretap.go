@@ -86,12 +86,14 @@ func (c *tappedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// recording holds the distinct text messages seen on tapped connections.
+// recording holds the distinct text messages seen on tapped connections,
+// and the HTTP exchanges a test gateway served.
 type recording struct {
-	mu       sync.Mutex
-	messages []message
-	seen     map[frameKey]bool
-	done     bool
+	mu        sync.Mutex
+	messages  []message
+	seen      map[frameKey]bool
+	exchanges []spec.Exchange
+	done      bool
 }
 
 type message struct {
@@ -132,18 +134,32 @@ func (r *recording) add(m message) {
 	r.messages = append(r.messages, m)
 }
 
-// check validates every message recorded; it runs once the test's
-// connections are closed, so that checking does not slow them down.
+func (r *recording) addExchange(x spec.Exchange) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.exchanges = append(r.exchanges, x)
+	}
+}
+
+// check validates every message and exchange recorded; it runs once the
+// test's connections are closed, so that checking does not slow them
+// down.
 func (r *recording) check(t testing.TB) {
 	t.Helper()
 	r.mu.Lock()
 	r.done = true
-	msgs := r.messages
+	msgs, exchanges := r.messages, r.exchanges
 	r.mu.Unlock()
 	s, err := spec.Load()
 	if err != nil {
 		t.Error(err)
 		return
+	}
+	for _, x := range exchanges {
+		if err := s.HTTP(x); err != nil {
+			t.Error(err)
+		}
 	}
 	for _, m := range msgs {
 		check := s.ServerFrame

@@ -190,3 +190,27 @@ func TestClientTapReadsGoClientFrames(t *testing.T) {
 	}
 	_ = ws.Close(websocket.StatusNormalClosure, "")
 }
+
+// TestGatewayChecksHTTP serves, behind the HTTP check of Start, an
+// answer with a field protocol/openapi.yaml lacks, to a plain request
+// (not Do): the check fails, and names it.
+func TestGatewayChecksHTTP(t *testing.T) {
+	t.Parallel()
+	rec := &recording{}
+	srv := httptest.NewServer(checkedHandler{rec: rec, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"provider":"demo","default_model":"m","version":"dev","auth":"none","unknown_field":1}`)
+	})})
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	got := &errorsOf{TB: t}
+	rec.check(got)
+	if !got.has("/v1/info", "unknown_field") {
+		t.Errorf("an answer with a field the spec lacks passed the check; errors: %q", got.errs)
+	}
+}
