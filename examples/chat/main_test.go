@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestChat types two lines into the chat and reads both replies.
@@ -20,4 +25,72 @@ func TestChat(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// TestChatResumesAfterDrop cuts the connection in the middle of a reply:
+// the chat says so, reconnects, and shows the rest of the reply, nothing
+// twice.
+func TestChatResumesAfterDrop(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	srv := conntest.Start(t, conntest.Config{Model: gatedModel{gate}})
+	out := &watched{marker: "a4 ", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(conntest.Deadline(t), srv.URL, "", "", strings.NewReader("hello\n"), out) }()
+	<-out.seen // the first half of the reply is on the screen
+	srv.Drop()
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"[connection lost", "[reconnected]", "a0 ", "a4 ", "b0 ", "b4 "} {
+		if n := strings.Count(text, want); n != 1 {
+			t.Errorf("%q shown %d times, want once:\n%s", want, n, text)
+		}
+	}
+}
+
+// gatedModel streams "a0 … a4 ", waits for gate, then streams "b0 … b4 ".
+type gatedModel struct{ gate chan struct{} }
+
+func (m gatedModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for i := range 5 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("a%d ", i)})
+	}
+	select {
+	case <-m.gate:
+	case <-ctx.Done():
+		return convo.Result{}, ctx.Err()
+	}
+	for i := range 5 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("b%d ", i)})
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// watched is the chat's output; seen is closed once it shows marker.
+type watched struct {
+	marker string
+	seen   chan struct{}
+	mu     sync.Mutex
+	b      strings.Builder
+	closed bool
+}
+
+func (w *watched) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Write(p)
+	if !w.closed && strings.Contains(w.b.String(), w.marker) {
+		w.closed = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watched) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

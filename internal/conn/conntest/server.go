@@ -44,6 +44,7 @@ type Server struct {
 	// rec holds the frames the server's connections carried, both
 	// ways, for Close to check.
 	rec       *recording
+	open      *openConns // for Drop
 	closeOnce sync.Once
 }
 
@@ -80,9 +81,9 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.SendBuffer > 0 {
 		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}
 	}
-	rec := record(srv)
+	rec, open := record(srv)
 	srv.Start()
-	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv, rec: rec}
+	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv, rec: rec, open: open}
 	t.Cleanup(func() { s.Close(t) })
 	return s
 }
@@ -95,17 +96,22 @@ func Start(t testing.TB, cfg Config) *Server {
 // registered, so that it runs after. For tests whose clients are not
 // this package's, such as a browser.
 func Check(t testing.TB, srv *httptest.Server) {
-	rec := record(srv)
+	rec, _ := record(srv)
 	t.Cleanup(func() { rec.check(t) })
 }
 
-// record makes srv record its WebSocket frames and HTTP exchanges.
-func record(srv *httptest.Server) *recording {
-	rec := &recording{}
+// record makes srv record its WebSocket frames and HTTP exchanges, and
+// keep its open connections.
+func record(srv *httptest.Server) (*recording, *openConns) {
+	rec, open := &recording{}, &openConns{}
 	srv.Config.Handler = checkedHandler{h: srv.Config.Handler, rec: rec}
-	srv.Listener = tapListener{Listener: srv.Listener, rec: rec}
-	return rec
+	srv.Listener = tapListener{Listener: srv.Listener, rec: rec, open: open}
+	return rec, open
 }
+
+// Drop cuts every connection the gateway has open, WebSockets included,
+// without a close frame: what a failing network or load balancer does.
+func (s *Server) Drop() { s.open.closeAll() }
 
 // Close stops the gateway as main does: WebSockets closed with 1001, the
 // service closed, the listener closed; then it checks every WebSocket

@@ -51,10 +51,12 @@ func RecordedClient(t testing.TB, dial Dialer) *http.Client {
 	}}
 }
 
-// tapListener taps every connection it accepts, as the gateway's side.
+// tapListener taps every connection it accepts, as the gateway's side,
+// and keeps the open ones in open.
 type tapListener struct {
 	net.Listener
-	rec *recording
+	rec  *recording
+	open *openConns
 }
 
 func (l tapListener) Accept() (net.Conn, error) {
@@ -62,15 +64,58 @@ func (l tapListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tappedConn{Conn: c, tap: &wiretap{rec: l.rec}, server: true}, nil
+	tc := &tappedConn{Conn: c, tap: &wiretap{rec: l.rec}, server: true, open: l.open}
+	l.open.add(tc)
+	return tc, nil
+}
+
+// openConns is the set of a listener's connections not yet closed.
+type openConns struct {
+	mu    sync.Mutex
+	conns map[*tappedConn]struct{}
+}
+
+func (o *openConns) add(c *tappedConn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.conns == nil {
+		o.conns = map[*tappedConn]struct{}{}
+	}
+	o.conns[c] = struct{}{}
+}
+
+func (o *openConns) remove(c *tappedConn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.conns, c)
+}
+
+// closeAll closes every open connection at once.
+func (o *openConns) closeAll() {
+	o.mu.Lock()
+	conns := o.conns
+	o.conns = nil
+	o.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
 }
 
 // tappedConn shows what it reads and writes to its tap; server says
-// which end of the connection it is.
+// which end of the connection it is. A gateway's side is in open until
+// closed.
 type tappedConn struct {
 	net.Conn
 	tap    *wiretap
 	server bool
+	open   *openConns
+}
+
+func (c *tappedConn) Close() error {
+	if c.open != nil {
+		c.open.remove(c)
+	}
+	return c.Conn.Close()
 }
 
 func (c *tappedConn) Read(p []byte) (int, error) {

@@ -88,8 +88,7 @@ func TestGatewayTapChecksEveryFrame(t *testing.T) {
 			}
 		}
 	}))
-	rec := &recording{}
-	srv.Listener = tapListener{Listener: srv.Listener, rec: rec}
+	rec, _ := record(srv)
 	srv.Start()
 	defer srv.Close()
 
