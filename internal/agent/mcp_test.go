@@ -23,7 +23,24 @@ import (
 // so that a test can start it as a stdio server's command.
 const stdioFlag = "-agent-test-mcp-stdio"
 
+// hangFlag makes the test binary a stdio server whose handshake hangs
+// (see hangingStdio).
+const hangFlag = "-agent-test-mcp-hang"
+
 func TestMain(m *testing.M) {
+	if i := slices.Index(os.Args, hangFlag); i > 0 && i+1 < len(os.Args) {
+		c, err := net.Dial("tcp", os.Args[i+1])
+		if err != nil {
+			os.Exit(1)
+		}
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil || b[0] != 'h' {
+			os.Exit(1)
+		}
+		// Never answer; end when the gateway closes stdin.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
 	if slices.Contains(os.Args[1:], stdioFlag) {
 		srv, _ := testServer()
 		// env tells what the process's environment holds.
@@ -588,59 +605,119 @@ func TestMCPNameCollision(t *testing.T) {
 }
 
 // TestCloseCancelsConnect closes the registry while the keeper's connect
-// waits on a server whose handshake hangs: the connect ends at once,
-// cancelled, and so does the server's request, instead of waiting out
+// waits on a server whose handshake hangs, over streamable HTTP and
+// stdio: the connect ends at once, cancelled, and the server sees the
+// gateway go (its request ends, its process ends), instead of waiting out
 // the connect timeout.
 func TestCloseCancelsConnect(t *testing.T) {
 	t.Parallel()
-	hanging := make(chan struct{}) // closed: handshakes hang
-	hung := make(chan struct{}, 1) // a handshake hangs
-	ended := make(chan error, 1)   // a hung handshake's request ended
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) *hangingServer
+	}{{"http", hangingHTTP}, {"stdio", hangingStdio}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := tc.start(t)
+			h.cfg.Name = "m"
+			// The default connect timeout: without the cancel, the
+			// connect ends with it, not cancelled.
+			r, err := New(&Config{MCPServers: []MCPServer{h.cfg}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(h.hang)
+			// The keeper connects again after its backoff.
+			<-h.hung
+			s := r.servers["m"]
+			s.mu.Lock()
+			a := s.connecting
+			s.mu.Unlock()
+			if a == nil {
+				t.Fatal("no connect in flight while the handshake hangs")
+			}
+
+			r.Close()
+			<-a.done
+			if !errors.Is(a.err, context.Canceled) {
+				t.Errorf("the connect in flight at Close ended with %v, want it cancelled", a.err)
+			}
+			<-h.ended
+		})
+	}
+}
+
+// hangingServer is an MCP server whose handshakes fail at once until
+// hang is closed, and hang after: hung gets a value when one hangs, and
+// ended when the gateway's side of it goes.
+type hangingServer struct {
+	cfg         MCPServer
+	hang        chan struct{}
+	hung, ended chan struct{}
+}
+
+func newHanging() *hangingServer {
+	return &hangingServer{hang: make(chan struct{}), hung: make(chan struct{}, 1), ended: make(chan struct{}, 1)}
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// hangingHTTP serves over streamable HTTP.
+func hangingHTTP(t *testing.T) *hangingServer {
+	h := newHanging()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-hanging:
+		case <-h.hang:
 		default:
-			// The first connect (New's) fails at once.
 			http.Error(w, "not yet", http.StatusServiceUnavailable)
 			return
 		}
 		// Read the request: the server notices the client going away
 		// only then.
 		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case hung <- struct{}{}:
-		default:
-		}
+		poke(h.hung)
 		<-r.Context().Done()
-		select {
-		case ended <- r.Context().Err():
-		default:
-		}
+		poke(h.ended)
 	}))
 	t.Cleanup(srv.Close)
-	// The default connect timeout: without the cancel, the connect ends
-	// with it, not cancelled.
-	r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", URL: srv.URL}}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}}, Options{})
+	h.cfg = MCPServer{URL: srv.URL}
+	return h
+}
+
+// hangingStdio runs the test binary as a stdio server (hangFlag) that
+// asks a listener of the test whether to hang, and holds its connection
+// open while it lives.
+func hangingStdio(t *testing.T) *hangingServer {
+	h := newHanging()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(hanging)
-	// The keeper connects again after its backoff.
-	<-hung
-	s := r.servers["m"]
-	s.mu.Lock()
-	a := s.connecting
-	s.mu.Unlock()
-	if a == nil {
-		t.Fatal("no connect in flight while the handshake hangs")
-	}
-
-	r.Close()
-	<-a.done
-	if !errors.Is(a.err, context.Canceled) {
-		t.Errorf("the connect in flight at Close ended with %v, want it cancelled", a.err)
-	}
-	if err := <-ended; err == nil {
-		t.Error("the hung handshake's request did not end")
-	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case <-h.hang:
+			default:
+				_, _ = c.Write([]byte("x"))
+				c.Close()
+				continue
+			}
+			_, _ = c.Write([]byte("h"))
+			poke(h.hung)
+			_, _ = io.Copy(io.Discard, c) // until the process ends
+			c.Close()
+			poke(h.ended)
+		}
+	}()
+	h.cfg = MCPServer{Command: []string{os.Args[0], hangFlag, l.Addr().String()}}
+	return h
 }
