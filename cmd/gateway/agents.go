@@ -134,6 +134,9 @@ func reloadOnHangup(ctx context.Context, path string, getenv func(string) string
 			if err == nil {
 				err = reg.Reload(conf)
 			}
+			if errors.Is(err, agent.ErrClosed) {
+				return // the gateway is shutting down
+			}
 			if err != nil {
 				log.Error("SIGHUP: the agents file was not reloaded; the agents in use stay", "err", err)
 				continue

@@ -646,6 +646,31 @@ func TestCloseCancelsConnect(t *testing.T) {
 	}
 }
 
+// TestCloseEndsReload closes the registry while a Reload (SIGHUP) waits
+// for a new server whose handshake hangs: the Reload returns ErrClosed at
+// once instead of holding Close up for the connect timeout, and the
+// connect is cancelled.
+func TestCloseEndsReload(t *testing.T) {
+	t.Parallel()
+	r, err := New(&Config{Agents: []AgentConfig{{Name: "a"}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hangingHTTP(t)
+	close(h.hang)
+	h.cfg.Name = "m"
+	reloaded := make(chan error, 1)
+	go func() {
+		reloaded <- r.Reload(&Config{MCPServers: []MCPServer{h.cfg}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}})
+	}()
+	<-h.hung
+	r.Close()
+	if err := <-reloaded; !errors.Is(err, ErrClosed) {
+		t.Errorf("Reload cut short by Close: %v, want ErrClosed", err)
+	}
+	<-h.ended
+}
+
 // hangingServer is an MCP server whose handshakes fail at once until
 // hang is closed, and hang after: hung gets a value when one hangs, and
 // ended when the gateway's side of it goes.

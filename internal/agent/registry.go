@@ -57,6 +57,10 @@ type Registry struct {
 	defaultModel string
 
 	reload sync.Mutex // serialises Reload and Close
+	// closing is closed when Close starts: a Reload waiting for new
+	// servers gives up then.
+	closing   chan struct{}
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	cfg     *Config
@@ -88,7 +92,7 @@ func New(cfg *Config, opts Options) (*Registry, error) {
 	if e.httpClient == nil {
 		e.httpClient = defaultHTTPClient()
 	}
-	r := &Registry{env: e, defaultModel: opts.DefaultModel, servers: map[string]*mcpServer{}}
+	r := &Registry{env: e, defaultModel: opts.DefaultModel, servers: map[string]*mcpServer{}, closing: make(chan struct{})}
 	if err := r.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -98,8 +102,9 @@ func New(cfg *Config, opts Options) (*Registry, error) {
 // Reload replaces the agents and tools with cfg's. An invalid cfg changes
 // nothing and is returned as the error. Turns keep the *Agent they took;
 // MCP servers whose entry did not change keep their connection, the
-// others are connected anew (waiting as New does) and the old ones
-// closed once their calls end.
+// others are connected anew (waiting as New does, unless Close cuts the
+// wait short: Reload then returns ErrClosed) and the old ones closed once
+// their calls end.
 func (r *Registry) Reload(cfg *Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -125,7 +130,14 @@ func (r *Registry) Reload(cfg *Config) error {
 		s.start()
 	}
 	for _, s := range fresh {
-		<-s.ready
+		select {
+		case <-s.ready:
+		case <-r.closing:
+			for _, s := range fresh {
+				s.retire()
+			}
+			return ErrClosed
+		}
 	}
 	r.mu.Lock()
 	r.cfg, r.servers = cfg, servers
@@ -139,9 +151,11 @@ func (r *Registry) Reload(cfg *Config) error {
 }
 
 // Close stops every MCP connection, cancelling the connects in flight
-// that no call waits for. Agents taken before keep working: their MCP
-// calls connect for the call.
+// that no call waits for (a Reload waiting for new servers returns
+// ErrClosed). Agents taken before keep working: their MCP calls connect
+// for the call.
 func (r *Registry) Close() error {
+	r.closeOnce.Do(func() { close(r.closing) })
 	r.reload.Lock()
 	defer r.reload.Unlock()
 	r.mu.Lock()
