@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -21,22 +22,27 @@ import (
 //
 //	meta      <id>                 JSON convo.Meta
 //	events    <id> 0 <seq>         JSON event, exactly as sent to clients
-//	messages  <id> 0 <seq>         JSON message (user and assistant)
 //	cmids     <id> 0 <key>         seq of the message stored with that client_msg_id
 //	owners    <user> 0 <id>        empty: the index behind List
 //
 // plus the tail, where replies in progress are written (see tail.go).
+// A message (user or assistant) is read from the event that carries it.
+// Files written before kept a copy of each in a messages bucket (<id> 0
+// <seq>), a page more to write per message and commit: it is no longer
+// written or read, only emptied with its conversation.
 //
 // Seqs are 8-byte big-endian so that cursors walk them in order. A
 // conversation's last seq is its last event's, in events or in the tail
 // (see lastEventSeq), so storing a delta writes no metadata.
 var (
-	bucketMeta     = []byte("meta")
-	bucketEvents   = []byte("events")
-	bucketMessages = []byte("messages")
-	bucketCMIDs    = []byte("cmids")
-	bucketOwners   = []byte("owners")
-	allBuckets     = [][]byte{bucketMeta, bucketEvents, bucketMessages, bucketCMIDs, bucketOwners, bucketTail, bucketTailIdx}
+	bucketMeta   = []byte("meta")
+	bucketEvents = []byte("events")
+	bucketCMIDs  = []byte("cmids")
+	bucketOwners = []byte("owners")
+	allBuckets   = [][]byte{bucketMeta, bucketEvents, bucketCMIDs, bucketOwners, bucketTail, bucketTailIdx}
+	// bucketOldMessages is the messages bucket of files written before
+	// (see above); a new file has none.
+	bucketOldMessages = []byte("messages")
 )
 
 // metaCacheSize bounds the metadata the commit loop keeps decoded.
@@ -201,9 +207,11 @@ func (b *batch) create(m *convo.Meta) error {
 
 // remove deletes conversation m with its whole log.
 func (b *batch) remove(m *convo.Meta) error {
-	for _, name := range [][]byte{bucketEvents, bucketMessages, bucketCMIDs} {
-		if err := deletePrefix(b.tx.Bucket(name), prefix(m.ID)); err != nil {
-			return err
+	for _, name := range [][]byte{bucketEvents, bucketCMIDs, bucketOldMessages} {
+		if bk := b.tx.Bucket(name); bk != nil {
+			if err := deletePrefix(bk, prefix(m.ID)); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.tx.Bucket(bucketMeta).Delete([]byte(m.ID)); err != nil {
@@ -242,7 +250,7 @@ func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error 
 }
 
 // append stores ev as the next event of conversation m: it assigns seq and
-// time, stores the message it carries, and updates m. born is when the
+// time (to the message it carries too), and updates m. born is when the
 // first model chunk the event carries arrived (see convo.Draft).
 func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error {
 	ev.Conversation = m.ID
@@ -252,13 +260,6 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 	if ev.Message != nil {
 		ev.Message.Seq = ev.Seq
 		ev.Message.CreatedAt = b.now
-		msg, err := json.Marshal(ev.Message)
-		if err != nil {
-			return err
-		}
-		if err := b.appendOnly(bucketMessages).Put(key, msg); err != nil {
-			return err
-		}
 	}
 	// MarshalJSON directly: json.Marshal would check and compact its
 	// output again, a third of the encoding's cost in the commit loop.
@@ -354,13 +355,40 @@ func keySeq(k []byte) uint64 {
 
 // readMessage returns the message stored at seq in conversation id.
 func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) {
-	v := tx.Bucket(bucketMessages).Get(seqKey(id, seq))
-	if v == nil {
-		return nil, fmt.Errorf("boltlog: conversation %s: no message at seq %d", id, seq)
+	msg, err := messageOf(tx.Bucket(bucketEvents).Get(seqKey(id, seq)))
+	if err == nil && msg == nil {
+		err = errors.New("no message there")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boltlog: conversation %s: message %d: %w", id, seq, err)
+	}
+	return msg, nil
+}
+
+// messageKey is how the frame of an event that carries a message shows
+// it: a message object at the top level. The key cannot occur in a
+// string (its quotes would be escaped), only as a key, perhaps of a
+// nested object: messageOf then finds no message.
+var messageKey = []byte(`"message":{`)
+
+// messageOf returns the message event frame carries at its top level, or
+// nil.
+func messageOf(frame []byte) (*protocol.Message, error) {
+	if !bytes.Contains(frame, messageKey) {
+		return nil, nil
+	}
+	var ev struct {
+		Message json.RawMessage `json:"message"`
+	}
+	if err := json.Unmarshal(frame, &ev); err != nil {
+		return nil, fmt.Errorf("corrupt event: %w", err)
+	}
+	if len(ev.Message) == 0 || ev.Message[0] != '{' {
+		return nil, nil
 	}
 	var msg protocol.Message
-	if err := json.Unmarshal(v, &msg); err != nil {
-		return nil, fmt.Errorf("boltlog: conversation %s: corrupt message %d: %w", id, seq, err)
+	if err := json.Unmarshal(ev.Message, &msg); err != nil {
+		return nil, fmt.Errorf("corrupt message: %w", err)
 	}
 	return &msg, nil
 }

@@ -130,27 +130,31 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, max
 	size := 0
 	p := prefix(id)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketMessages).Cursor()
+		// The events that carry messages are never in the tail.
+		c := tx.Bucket(bucketEvents).Cursor()
 		if before == 0 {
 			c.Seek(append([]byte(id), 1))
 		} else {
 			c.Seek(seqKey(id, before))
 		}
 		for k, v := c.Prev(); k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
+			m, err := messageOf(v)
+			if err != nil {
+				return fmt.Errorf("boltlog: conversation %s: event %d: %w", id, keySeq(k), err)
+			}
+			if m == nil {
+				continue
+			}
 			if limit > 0 && len(msgs) == limit {
 				more = true
 				break
 			}
-			var m protocol.Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("boltlog: conversation %s: corrupt message: %w", id, err)
-			}
-			size += convo.MessageBytes(&m)
+			size += convo.MessageBytes(m)
 			if maxBytes > 0 && size > maxBytes && len(msgs) > 0 {
 				more = true
 				break
 			}
-			msgs = append(msgs, m)
+			msgs = append(msgs, *m)
 		}
 		return nil
 	})
