@@ -625,6 +625,7 @@ func TestCloseCancelsConnect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { r.Close() }) // if the test stops early
 			close(h.hang)
 			// The keeper connects again after its backoff.
 			<-h.hung
@@ -657,6 +658,7 @@ func TestCloseEndsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := hangingHTTP(t)
+	t.Cleanup(func() { r.Close() }) // if the test stops early; before h closes
 	close(h.hang)
 	h.cfg.Name = "m"
 	reloaded := make(chan error, 1)
