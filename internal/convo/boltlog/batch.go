@@ -371,10 +371,17 @@ func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) 
 // nested object: messageOf then finds no message.
 var messageKey = []byte(`"message":{`)
 
+// Frames of the events that are most of a log, and carry no message,
+// start with these: history skips them without looking further.
+var (
+	deltaFrame    = []byte(`{"type":"` + protocol.EventDelta + `"`)
+	thinkingFrame = []byte(`{"type":"` + protocol.EventThinking + `"`)
+)
+
 // messageOf returns the message event frame carries at its top level, or
 // nil.
 func messageOf(frame []byte) (*protocol.Message, error) {
-	if !bytes.Contains(frame, messageKey) {
+	if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) || !bytes.Contains(frame, messageKey) {
 		return nil, nil
 	}
 	var ev struct {

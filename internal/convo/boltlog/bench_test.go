@@ -89,3 +89,42 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHistory reads the whole history (200 messages) of a
+// conversation of 10,000 events, 100 turns of 97 deltas each, as a turn
+// does at its start: the walk over the conversation's events that
+// history makes since messages are read from the events that carry them.
+func BenchmarkHistory(b *testing.B) {
+	l, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	_, err = l.Append(ctx, &convo.Append{Conversation: "c", New: &convo.Meta{Owner: "u"},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for turn := range 100 {
+		t := fmt.Sprint("t", turn)
+		drafts := []convo.Draft{{Event: &protocol.Event{Type: protocol.EventMessage,
+			Message: &protocol.Message{ID: "m" + t, Role: protocol.RoleUser, Text: "a question", Turn: t}}},
+			{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: t}}}
+		for range 97 {
+			drafts = append(drafts, convo.Draft{Event: &protocol.Event{Type: protocol.EventDelta, Turn: t, Text: "a few words "}})
+		}
+		drafts = append(drafts, convo.Draft{Event: &protocol.Event{Type: protocol.EventTurnEnd, Turn: t, StopReason: protocol.StopEndTurn,
+			Message: &protocol.Message{ID: "r" + t, Role: protocol.RoleAssistant, Text: "a few words", Turn: t}}})
+		_, err := l.Append(ctx, &convo.Append{Conversation: "c", Build: func(*convo.Meta) ([]convo.Draft, error) { return drafts, nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		msgs, _, err := l.Messages(ctx, "c", 0, 0, 0)
+		if err != nil || len(msgs) != 200 {
+			b.Fatalf("%d messages, %v", len(msgs), err)
+		}
+	}
+}
