@@ -18,7 +18,11 @@ func TestRun(t *testing.T) {
 	}{
 		{
 			name: "baseline with flags and environment twins",
-			args: []string{"-scenario", "baseline", "-commits", "5", "-paced-commits", "3", "-c", "3", "-turns", "2", "-dir", t.TempDir()},
+			// -min-sends and -chunk-delay keep the bare pipeline's
+			// streams step short (by default it sends 200 turns at 50
+			// chunks/s, for up to half of -duration: 10 s here).
+			args: []string{"-scenario", "baseline", "-commits", "5", "-paced-commits", "3", "-c", "3", "-turns", "2",
+				"-min-sends", "6", "-chunk-delay", "2ms", "-dir", t.TempDir()},
 			env:  map[string]string{"LOADGEN_BEDROCK_CALLS": "1", "LOADGEN_DURATION": "20s", "LOADGEN_COMMITS": "bad, but the flag wins"},
 			want: "commits/s) | 5 |",
 		},
