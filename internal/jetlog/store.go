@@ -276,8 +276,18 @@ func (s *Store) Append(ctx context.Context, a *convo.Append) (*convo.Appended, e
 	c.appendMu.Lock()
 	defer c.appendMu.Unlock()
 	res, err := s.append(ctx, c, a)
+	var r refusal
+	if errors.As(err, &r) {
+		return nil, r.err
+	}
 	return res, unavailable(err)
 }
+
+// refusal carries a Build's error through append: Append returns it as
+// is, not as a storage failure, which the Service would retry for ever.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
 
 func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Appended, error) {
 	id := a.Conversation
@@ -316,7 +326,7 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		m := end.meta.Clone()
 		drafts, err := a.Build(m)
 		if err != nil {
-			return nil, err
+			return nil, refusal{err}
 		}
 		if len(drafts) == 0 {
 			c.end = end
