@@ -35,7 +35,11 @@ func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Tim
 	if rec.Last() <= c.reported {
 		return
 	}
-	if c.reported > 0 && rec.Seq > c.reported+1 {
+	// A followed conversation's hubs expect every event after the seq
+	// they follow from, the first ones too (reported 0): this gateway's
+	// own record may come before its follower has delivered the other
+	// gateways' records ahead of it.
+	if (c.reported > 0 || c.follows > 0) && rec.Seq > c.reported+1 {
 		s.fillGap(c, rec)
 	}
 	s.report(c, rec, born, durable)
