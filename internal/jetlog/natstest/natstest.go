@@ -5,6 +5,7 @@
 package natstest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,35 +22,35 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// readyTimeout bounds a server's start and a cluster's election of its
-// leader; both take seconds on a loaded machine.
-const readyTimeout = 30 * time.Second
-
-// Server is one embedded NATS server with JetStream, listening on a
-// loopback port, storing in a directory of the test's.
+// Server is one embedded NATS server with JetStream, listening on
+// loopback ports, storing in a directory of the test's.
 type Server struct {
 	t    testing.TB
-	opts server.Options
+	opts server.Options // the ports are the ones it listens on, once started
 	srv  *server.Server
+	log  *fatalLog
 }
 
 // Start runs a single JetStream server that fsyncs every write (as the
 // documented one-server setup does) and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, opts: baseOptions(t, "s1", freePort(t))}
+	s := &Server{t: t, opts: baseOptions(t, "s1")}
 	s.opts.SyncAlways = true
+	t.Cleanup(s.Stop) // after TempDir's, so that it runs before
 	s.Restart()
-	t.Cleanup(s.Stop)
 	return s
 }
 
-// baseOptions are the options every test server shares.
-func baseOptions(t testing.TB, name string, port int) server.Options {
+// baseOptions are the options every test server shares. The server
+// chooses its own port when it first starts: a port picked beforehand
+// could be taken, before the server binds it, as the source port of one
+// of the many loopback connections other tests open meanwhile.
+func baseOptions(t testing.TB, name string) server.Options {
 	return server.Options{
 		ServerName: name,
 		Host:       "127.0.0.1",
-		Port:       port,
+		Port:       server.RANDOM_PORT,
 		JetStream:  true,
 		StoreDir:   t.TempDir(),
 		NoLog:      true,
@@ -90,21 +92,56 @@ func (s *Server) Stop() {
 	s.srv = nil
 }
 
-// Restart starts the server (again) with its store and port.
+// Restart starts the server (again) with its store, and waits until it
+// listens: the first time on ports the server chooses, later on the same
+// ones, so that clients find it where it was. It fails the test if the
+// server cannot start; a port taken meanwhile by another connection is
+// tried again until it is free.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	waitFor(s.t, "server "+s.opts.ServerName+" to listen", func() (bool, error) {
+		if s.srv == nil {
+			if err := s.launch(); err != nil {
+				return false, err
+			}
+		}
+		ok, err := s.listening()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			s.t.Logf("natstest: server %s: %v; trying again", s.opts.ServerName, err)
+			s.Stop()
+			return false, nil
+		}
+		return ok, err
+	})
+	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
+	if s.opts.Cluster.Port != 0 {
+		s.opts.Cluster.Port = s.srv.ClusterAddr().Port
+	}
+}
+
+// launch runs a server on s.opts. Start returns once it listens for
+// clients (or failed to); it listens for routes in the background.
+func (s *Server) launch() error {
 	opts := s.opts
 	srv, err := server.NewServer(&opts)
 	if err != nil {
-		s.t.Fatalf("natstest: new server %s: %v", s.opts.ServerName, err)
+		return fmt.Errorf("new server: %w", err)
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(readyTimeout) {
-		srv.Shutdown()
-		s.t.Fatalf("natstest: server %s did not start within %s", s.opts.ServerName, readyTimeout)
-	}
+	s.log = &fatalLog{}
+	srv.SetLogger(s.log, false, false)
+	srv.Start()
 	s.srv = srv
+	return nil
+}
+
+// listening reports whether the server listens on every port it was
+// given, or the error it failed with.
+func (s *Server) listening() (bool, error) {
+	if err := s.log.err(); err != nil {
+		return false, err
+	}
+	return s.srv.Addr() != nil && (s.opts.Cluster.Port == 0 || s.srv.ClusterAddr() != nil), nil
 }
 
 // Cluster is several embedded servers routed to each other, forming one
@@ -117,34 +154,30 @@ type Cluster struct {
 // waits until it has a meta leader, and stops it when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := make([]int, n)
-	routes := make([]*url.URL, n)
-	for i := range n {
-		ports[i] = freePort(t)
-		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	}
 	c := &Cluster{}
 	for i := range n {
-		opts := baseOptions(t, fmt.Sprintf("s%d", i+1), ports[i])
-		opts.Cluster = server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: routePort(routes[i])}
-		opts.Routes = routes
+		opts := baseOptions(t, fmt.Sprintf("s%d", i+1))
+		opts.Cluster = server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: server.RANDOM_PORT}
 		c.Servers = append(c.Servers, &Server{t: t, opts: opts})
 	}
-	t.Cleanup(c.Stop)
-	for _, s := range c.Servers {
-		// A server waits for its routes only in the background, so all
-		// start at once.
-		srv, err := server.NewServer(&s.opts)
-		if err != nil {
-			t.Fatalf("natstest: new server %s: %v", s.opts.ServerName, err)
+	t.Cleanup(c.Stop) // after TempDir's, so that it runs before
+	// Servers start one after another, each routed to those already
+	// running, which then tell each other about it. JetStream wants the
+	// first to have a route too: one to nowhere, which it keeps trying in
+	// the background.
+	routes := []*url.URL{{Scheme: "nats", Host: "127.0.0.1:0"}}
+	for i, s := range c.Servers {
+		s.opts.Routes = routes
+		s.Restart()
+		if i == 0 {
+			routes = nil
 		}
-		go srv.Start()
-		s.srv = srv
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", s.opts.Cluster.Port)})
 	}
+	// A restarted server routes to every other itself, rather than wait
+	// for them to reconnect to it.
 	for _, s := range c.Servers {
-		if !s.srv.ReadyForConnections(readyTimeout) {
-			t.Fatalf("natstest: server %s did not start within %s", s.opts.ServerName, readyTimeout)
-		}
+		s.opts.Routes = routes
 	}
 	c.WaitLeader(t)
 	return c
@@ -171,16 +204,14 @@ func (c *Cluster) WaitLeader(t testing.TB) {
 			running++
 		}
 	}
-	deadline := time.Now().Add(readyTimeout)
-	for time.Now().Before(deadline) {
+	waitFor(t, "a JetStream meta leader", func() (bool, error) {
 		for _, s := range c.Servers {
 			if s.srv != nil && s.srv.JetStreamIsLeader() && len(s.srv.JetStreamClusterPeers()) >= running {
-				return
+				return true, nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("natstest: no JetStream meta leader within %s", readyTimeout)
+		return false, nil
+	})
 }
 
 // Stop shuts every server down.
@@ -188,23 +219,6 @@ func (c *Cluster) Stop() {
 	for _, s := range c.Servers {
 		s.Stop()
 	}
-}
-
-func routePort(u *url.URL) int {
-	var port int
-	fmt.Sscanf(u.Port(), "%d", &port)
-	return port
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natstest: free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // StartWithCreds runs a single JetStream server, like Start, that lets in
@@ -242,13 +256,13 @@ func StartWithCreds(t testing.TB) (*Server, string) {
 		t.Fatalf("natstest: %v", err)
 	}
 
-	s := &Server{t: t, opts: baseOptions(t, "s1", freePort(t))}
+	s := &Server{t: t, opts: baseOptions(t, "s1")}
 	s.opts.SyncAlways = true
 	s.opts.TrustedOperators = []*jwt.OperatorClaims{oc}
 	s.opts.SystemAccount = system.pub
 	s.opts.AccountResolver = resolver
-	s.Restart()
 	t.Cleanup(s.Stop)
+	s.Restart()
 	return s, path
 }
 
