@@ -55,27 +55,11 @@ type fatalLog struct {
 	fatal error
 }
 
-// fatalError is a server's fatal log line, wrapping the error it names.
-type fatalError struct {
-	msg   string
-	cause error
-}
-
-func (e *fatalError) Error() string { return e.msg }
-func (e *fatalError) Unwrap() error { return e.cause }
-
 func (l *fatalLog) Fatalf(format string, v ...any) {
-	err := &fatalError{msg: fmt.Sprintf(format, v...)}
-	for _, a := range v {
-		if e, ok := a.(error); ok {
-			err.cause = e
-			break
-		}
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fatal == nil {
-		l.fatal = err
+		l.fatal = fmt.Errorf(format, v...)
 	}
 }
 
