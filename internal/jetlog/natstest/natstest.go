@@ -94,9 +94,9 @@ func (s *Server) Stop() {
 // listens: the first time on ports the server chooses, later on the same
 // ones, so that clients find it where it was. It fails the test with the
 // server's error if the server cannot start, for instance because another
-// connection took one of its ports while it was stopped (unlikely, but
-// not impossible: the server's failed start can leave a listener behind,
-// so Restart does not try again).
+// connection took one of its ports while it was stopped. (It does not
+// try again: tried, a retry after a failed start kept finding the route
+// port in use, probably by a listener the failed server left behind.)
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
