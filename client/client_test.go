@@ -136,24 +136,6 @@ func seqs(evs []protocol.Event) []uint64 {
 	return out
 }
 
-// gatedModel streams "a0 … a4 ", waits for gate, then streams "b0 … b4 ".
-type gatedModel struct{ gate chan struct{} }
-
-func (m gatedModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
-	for i := range 5 {
-		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("a%d ", i)})
-	}
-	select {
-	case <-m.gate:
-	case <-ctx.Done():
-		return convo.Result{}, ctx.Err()
-	}
-	for i := range 5 {
-		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("b%d ", i)})
-	}
-	return convo.Result{StopReason: protocol.StopEndTurn}, nil
-}
-
 // TestRequests runs every request against a real gateway.
 func TestRequests(t *testing.T) {
 	t.Parallel()
@@ -295,7 +277,7 @@ func ids(list []protocol.Conversation) []string {
 func TestResumeAfterDrop(t *testing.T) {
 	t.Parallel()
 	gate := make(chan struct{})
-	srv := conntest.Start(t, conntest.Config{Model: gatedModel{gate}})
+	srv := conntest.Start(t, conntest.Config{Model: conntest.GatedModel{Gate: gate}})
 	p := newProxy(t, srv.URL)
 	c := dial(t, p.URL(), fast)
 	sub := startTurn(t, c, "c")
@@ -314,7 +296,7 @@ func TestResumeAfterDrop(t *testing.T) {
 // turn end "interrupted", then the next turn, every event once, in order.
 func TestResumeAcrossRestart(t *testing.T) {
 	t.Parallel()
-	srv := conntest.Start(t, conntest.Config{Model: gatedModel{make(chan struct{})}})
+	srv := conntest.Start(t, conntest.Config{Model: conntest.GatedModel{Gate: make(chan struct{})}})
 	p := newProxy(t, srv.URL)
 	c := dial(t, p.URL(), fast)
 	ctx := conntest.Deadline(t)

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
-	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestChat types two lines into the chat and reads both replies.
@@ -33,7 +29,7 @@ func TestChat(t *testing.T) {
 func TestChatResumesAfterDrop(t *testing.T) {
 	t.Parallel()
 	gate := make(chan struct{})
-	srv := conntest.Start(t, conntest.Config{Model: gatedModel{gate}})
+	srv := conntest.Start(t, conntest.Config{Model: conntest.GatedModel{Gate: gate}})
 	out := &watched{marker: "a4 ", seen: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() { done <- run(conntest.Deadline(t), srv.URL, "", "", strings.NewReader("hello\n"), out) }()
@@ -49,24 +45,6 @@ func TestChatResumesAfterDrop(t *testing.T) {
 			t.Errorf("%q shown %d times, want once:\n%s", want, n, text)
 		}
 	}
-}
-
-// gatedModel streams "a0 … a4 ", waits for gate, then streams "b0 … b4 ".
-type gatedModel struct{ gate chan struct{} }
-
-func (m gatedModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
-	for i := range 5 {
-		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("a%d ", i)})
-	}
-	select {
-	case <-m.gate:
-	case <-ctx.Done():
-		return convo.Result{}, ctx.Err()
-	}
-	for i := range 5 {
-		emit(convo.Chunk{Kind: convo.ChunkText, Text: fmt.Sprintf("b%d ", i)})
-	}
-	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
 
 // watched is the chat's output; seen is closed once it shows marker.
