@@ -125,8 +125,7 @@ func TestModelCalledWhileSendCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	acked := make(chan *protocol.Ack)
-	go func() { acked <- send(t, s, id, "second", nil) }()
+	acked := sendInBackground(s, id, "second")
 	<-held.held
 	if got, want := history(m.call(t, "while the send is stored")), "user:first assistant:1:first user:second"; got != want {
 		t.Fatalf("history %q, want %q", got, want)
@@ -138,7 +137,7 @@ func TestModelCalledWhileSendCommits(t *testing.T) {
 		t.Fatalf("before the send is stored: %d events shown, last seq %d (want 0 and 4)", n, last)
 	}
 	held.release <- false
-	ack := <-acked
+	ack := acked(t)
 	evs := rec.until(t, protocol.EventTurnEnd)
 	var types []string
 	for _, ev := range evs {
@@ -210,15 +209,14 @@ func TestEarlyCallOfOvertakenSend(t *testing.T) {
 	if err := s.Subscribe(ctx, "u1", conv.ID, 0, rec, func(uint64) {}); err != nil {
 		t.Fatal(err)
 	}
-	acked := make(chan *protocol.Ack)
-	go func() { acked <- send(t, s, conv.ID, "first", nil) }()
+	acked := sendInBackground(s, conv.ID, "first")
 	<-held.held
 	if got := history(m.call(t, "while the send is stored")); got != "user:first" {
 		t.Fatalf("early history %q", got)
 	}
 	send(t, s, conv.ID, "second", nil)
 	held.release <- false
-	<-acked
+	acked(t)
 	for _, want := range []string{"user:second", "user:second assistant:1:second user:first"} {
 		if got := history(m.call(t, "for a stored turn")); got != want {
 			t.Fatalf("history %q, want %q", got, want)
@@ -259,8 +257,7 @@ func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: "c", System: "old"}); err != nil {
 		t.Fatal(err)
 	}
-	acked := make(chan *protocol.Ack)
-	go func() { acked <- send(t, s, "c", "hi", nil) }()
+	acked := sendInBackground(s, "c", "hi")
 	<-held.held
 	if req := m.call(t, "while the send is stored"); req.System != "old" {
 		t.Fatalf("early call's system %q", req.System)
@@ -276,12 +273,36 @@ func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	held.release <- false
-	<-acked
+	acked(t)
 	if req := m.call(t, "for the stored turn"); req.System != "new" || history(req) != "user:hi" {
 		t.Fatalf("call with system %q, history %q; want new, user:hi", req.System, history(req))
 	}
 	evs := rec.until(t, protocol.EventTurnEnd)
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn || end.Message.Text != "1:hi" {
 		t.Fatalf("turn_end %+v", end)
+	}
+}
+
+// sendInBackground sends text to conversation as user u1, as send does,
+// but on another goroutine, which may not stop the test: the function it
+// returns waits for the ack on the test's goroutine, and fails the test
+// there if the send failed.
+func sendInBackground(s sender, conversation, text string) func(t *testing.T) *protocol.Ack {
+	type sent struct {
+		ack *protocol.Ack
+		err error
+	}
+	done := make(chan sent, 1)
+	go func() {
+		ack, err := s.Send(context.Background(), "u1", &protocol.Send{Conversation: conversation, Text: text}, nil)
+		done <- sent{ack, err}
+	}()
+	return func(t *testing.T) *protocol.Ack {
+		t.Helper()
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("send %q: %v", text, r.err)
+		}
+		return r.ack
 	}
 }
