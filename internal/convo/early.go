@@ -49,7 +49,7 @@ type earlyTurn struct {
 // h, and returns it (nil otherwise). The send must settle it, and kick
 // h unless it opened the turn.
 func (s *Service) startEarly(h *hub, m *Meta, text, turnID string) *earlyTurn {
-	if _, shared := s.log.(Leaser); shared || m.Agent != "" || m.OpenTurn != nil || len(m.Pending) > 0 || s.draining.Load() {
+	if _, shared := s.log.(Leaser); shared || m.Agent != "" || m.OpenTurn != nil || len(m.Pending) > 0 {
 		return nil
 	}
 	e := &earlyTurn{meta: m, turn: turnID, text: text, stored: make(chan struct{})}
