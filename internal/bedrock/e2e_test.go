@@ -2,7 +2,6 @@ package bedrock_test
 
 import (
 	"context"
-	"encoding/binary"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -11,15 +10,13 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/chatgateway/gateway/internal/bedrock"
 	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
 	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/httpapi"
+	"github.com/chatgateway/gateway/internal/loadtest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -203,37 +200,13 @@ func BenchmarkFirstDelta(b *testing.B) {
 		slices.Sort(d)
 		return float64(d[len(d)/2].Microseconds())
 	}
-	bare := bareCommits(b, b.N)
+	bare, err := loadtest.BareCommits(context.Background(), filepath.Join(b.TempDir(), "bare.db"), b.N, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(median(bare), "bare-commit-p50-µs")
 	b.ReportMetric(mean(direct), "direct-µs/first-delta")
 	b.ReportMetric(mean(gateway), "gateway-µs/first-delta")
 	// The median of what the gateway adds, which the docs quote.
 	b.ReportMetric(median(gateway)-median(direct), "added-p50-µs")
-}
-
-// bareCommits times n bbolt commits of one small put each, in a file
-// opened with the gateway's options.
-func bareCommits(b *testing.B, n int) []time.Duration {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "bare.db"), 0o600, boltlog.BoltOptions(time.Second))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	val := make([]byte, 300)
-	times := make([]time.Duration, 0, n)
-	for i := range n {
-		start := time.Now()
-		err := db.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists([]byte("events"))
-			if err != nil {
-				return err
-			}
-			return bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), val)
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		times = append(times, time.Since(start))
-	}
-	return times
 }

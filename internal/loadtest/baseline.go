@@ -108,7 +108,7 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, file
 	for f := range files {
 		wg.Go(func() {
 			path := filepath.Join(r.dir, fmt.Sprintf("bare%d.db", f))
-			times[f], errs[f] = bareCommitsTo(ctx, path, (n+f)/files, gap)
+			times[f], errs[f] = BareCommits(ctx, path, (n+f)/files, gap)
 		})
 	}
 	wg.Wait()
@@ -125,9 +125,10 @@ func (r *runner) bareCommits(ctx context.Context, n int, gap time.Duration, file
 	return res, nil
 }
 
-// bareCommitsTo times n bare commits to a new bbolt file at path, opened
-// with the gateway's options, and removes it.
-func bareCommitsTo(ctx context.Context, path string, n int, gap time.Duration) ([]time.Duration, error) {
+// BareCommits times n bare commits (one small put each, gap apart) to a
+// new bbolt file at path, opened with the gateway's options, and removes
+// it: what a durable append costs on that disk without the gateway.
+func BareCommits(ctx context.Context, path string, n int, gap time.Duration) ([]time.Duration, error) {
 	db, err := bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
