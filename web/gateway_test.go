@@ -121,7 +121,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 	if cfg.model == "" {
 		cfg.model = testModelID
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := conntest.LoggerAt(t, slog.LevelWarn)
 	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger, Agents: cfg.agents})
 	if err != nil {
 		t.Fatal(err)
@@ -204,13 +204,6 @@ func (g *gateway) list(t *testing.T) []protocol.Conversation {
 		t.Fatalf("list: status %d, %v", res.StatusCode, err)
 	}
 	return l.Conversations
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // proxy is a TCP proxy in front of the gateway whose connections the test
