@@ -57,15 +57,14 @@ type Registry struct {
 	defaultModel string
 
 	reload sync.Mutex // serialises Reload and Close
-	// closing is closed when Close starts: a Reload waiting for new
-	// servers gives up then.
+	// closing is closed when Close starts: from then on Reload fails,
+	// and a Reload waiting for new servers gives up.
 	closing   chan struct{}
 	closeOnce sync.Once
 
 	mu      sync.Mutex
 	cfg     *Config
 	servers map[string]*mcpServer
-	closed  bool
 }
 
 // ErrClosed is Reload's error after Close.
@@ -111,12 +110,14 @@ func (r *Registry) Reload(cfg *Config) error {
 	}
 	r.reload.Lock()
 	defer r.reload.Unlock()
-	r.mu.Lock()
-	old, closed := r.servers, r.closed
-	r.mu.Unlock()
-	if closed {
+	select {
+	case <-r.closing:
 		return ErrClosed
+	default:
 	}
+	r.mu.Lock()
+	old := r.servers
+	r.mu.Unlock()
 	servers := map[string]*mcpServer{}
 	var fresh []*mcpServer
 	for _, sc := range cfg.MCPServers {
@@ -160,7 +161,6 @@ func (r *Registry) Close() error {
 	defer r.reload.Unlock()
 	r.mu.Lock()
 	servers := r.servers
-	r.closed = true
 	r.mu.Unlock()
 	for _, s := range servers {
 		s.retire()
