@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -39,15 +36,7 @@ func (r *runner) bareFrameRun(ctx context.Context, conns, perConn int) (bareFram
 	if err != nil {
 		return res, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return res, fmt.Errorf("loadtest: listen: %w", err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		ws, err := websocket.Accept(w, req, nil)
-		if err != nil {
-			return
-		}
+	srv, url, err := serveWebSockets(func(ws *websocket.Conn) {
 		defer ws.CloseNow()
 		// The client's first frame starts the burst.
 		if _, _, err := ws.Read(context.Background()); err != nil {
@@ -59,10 +48,12 @@ func (r *runner) bareFrameRun(ctx context.Context, conns, perConn int) (bareFram
 			}
 		}
 		_, _, _ = ws.Read(context.Background())
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	})
+	if err != nil {
+		return res, err
+	}
 	defer srv.Close()
-	clients, err := dialAll(ctx, "ws://"+ln.Addr().String()+"/", conns)
+	clients, err := dialAll(ctx, url, conns)
 	if err != nil {
 		return res, err
 	}

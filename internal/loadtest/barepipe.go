@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -78,30 +76,24 @@ func startBarePipe(dir string, model *stampModel) (*target, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &barePipe{db: db, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		db.Close()
-		return nil, fmt.Errorf("loadtest: listen: %w", err)
-	}
 	var conns sync.WaitGroup
 	var n int
 	var nMu sync.Mutex
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		ws, err := websocket.Accept(w, req, nil)
-		if err != nil {
-			return
-		}
+	srv, url, err := serveWebSockets(func(ws *websocket.Conn) {
 		nMu.Lock()
 		n++
 		id := "c" + strconv.Itoa(n)
 		nMu.Unlock()
 		conns.Go(func() { p.serve(&bareStream{ws: ws, id: id, wake: make(chan struct{}, 1)}) })
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	})
+	if err != nil {
+		cancel()
+		db.Close()
+		return nil, err
+	}
 	go p.loop()
 	return &target{
-		wsURL:     "ws://" + ln.Addr().String() + "/",
+		wsURL:     url,
 		gather:    func(context.Context) (map[string]float64, error) { return p.metrics.Gather() },
 		inProcess: true,
 		close: func() error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,16 +40,9 @@ type bareServer struct {
 }
 
 func startBare() (*bareServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: listen: %w", err)
-	}
-	b := &bareServer{url: "ws://" + ln.Addr().String() + "/"}
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
+	b := &bareServer{}
+	var err error
+	b.srv, b.url, err = serveWebSockets(func(ws *websocket.Conn) {
 		b.open.Add(1)
 		defer b.open.Add(-1)
 		// A context that is never done costs the read no goroutine.
@@ -59,8 +51,10 @@ func startBare() (*bareServer, error) {
 				return
 			}
 		}
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = b.srv.Serve(ln) }()
+	})
+	if err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
