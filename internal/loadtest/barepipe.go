@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -77,13 +78,9 @@ func startBarePipe(dir string, model *stampModel) (*target, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &barePipe{db: db, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	var conns sync.WaitGroup
-	var n int
-	var nMu sync.Mutex
+	var n atomic.Int64
 	srv, url, err := serveWebSockets(func(ws *websocket.Conn) {
-		nMu.Lock()
-		n++
-		id := "c" + strconv.Itoa(n)
-		nMu.Unlock()
+		id := "c" + strconv.FormatInt(n.Add(1), 10)
 		conns.Go(func() { p.serve(&bareStream{ws: ws, id: id, wake: make(chan struct{}, 1)}) })
 	})
 	if err != nil {
