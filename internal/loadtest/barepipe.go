@@ -100,7 +100,7 @@ func startBarePipe(dir string, model *stampModel) (*target, error) {
 			p.mu.Lock()
 			p.closed = true
 			p.mu.Unlock()
-			p.poke()
+			poke(p.wake)
 			<-p.exited
 			return errors.Join(err, db.Close())
 		},
@@ -145,12 +145,14 @@ func (p *barePipe) queue(s *bareStream) {
 		p.pending = append(p.pending, s)
 		p.mu.Unlock()
 	}
-	p.poke()
+	poke(p.wake)
 }
 
-func (p *barePipe) poke() {
+// poke tells wake's reader, whose channel has room for one, that there is
+// work, without waiting if it was told already.
+func poke(wake chan<- struct{}) {
 	select {
-	case p.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
@@ -230,10 +232,7 @@ func (p *barePipe) loop() {
 			t.s.mu.Lock()
 			t.s.out = append(t.s.out, t.frames...)
 			t.s.mu.Unlock()
-			select {
-			case t.s.wake <- struct{}{}:
-			default:
-			}
+			poke(t.s.wake)
 			if t.start {
 				go p.reply(t.s)
 			}
