@@ -54,19 +54,14 @@ func (m *stampModel) Stream(ctx context.Context, _ convo.ModelRequest, emit func
 		StopReason: protocol.StopEndTurn,
 		Usage:      protocol.Usage{InputTokens: 1, OutputTokens: int64(m.chunks)},
 	}
-	if m.chunks == 0 {
-		return res, nil
-	}
-	emit(m.chunk(0))
-	if m.delay <= 0 {
-		for i := 1; i < m.chunks; i++ {
+	if m.delay <= 0 || m.chunks <= 1 {
+		// Nothing to wait for.
+		for i := range m.chunks {
 			emit(m.chunk(i))
 		}
 		return res, nil
 	}
-	if m.chunks == 1 {
-		return res, nil
-	}
+	emit(m.chunk(0))
 	r := &pacedReply{emit: emit, next: 1, due: time.Now().Add(m.delay), done: make(chan struct{})}
 	m.pacer.add(m, r)
 	select {
