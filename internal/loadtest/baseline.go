@@ -47,8 +47,7 @@ type baselineResult struct {
 	// pipe is the streams step at the largest C against the bare
 	// pipeline (see barePipe), with its own time cap, or the error that
 	// ended it.
-	pipe    *streamsResult
-	pipeErr error
+	pipe *stepResult[streamsResult]
 }
 
 // baseline measures the bare limits, each bounded by count and by
@@ -83,7 +82,8 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 		return startBarePipe(r.dir, m)
 	})
 	pipe.bare = true
-	res.pipe, res.pipeErr = &pipe, err
+	step := stepOf(pipe, err)
+	res.pipe = &step
 	return res, err
 }
 

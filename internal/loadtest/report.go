@@ -50,7 +50,7 @@ func (rep *report) write(w io.Writer, r *runner) {
 	if rep.baseline != nil {
 		rep.baselineTable().write(w)
 	}
-	if len(rep.streams) > 0 || rep.baseline != nil && rep.baseline.pipe != nil {
+	if len(rep.streams) > 0 || rep.barePipe() != nil {
 		rep.streamsTable(cfg.URL == "").write(w)
 	}
 	if len(rep.fanout) > 0 {
@@ -132,6 +132,14 @@ func (l load) commitCells() []string {
 	}
 }
 
+// barePipe is the baseline's bare pipeline step, nil if it did not run.
+func (rep *report) barePipe() *stepResult[streamsResult] {
+	if rep.baseline == nil {
+		return nil
+	}
+	return rep.baseline.pipe
+}
+
 func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
@@ -139,8 +147,8 @@ func (rep *report) streamsTable(inProcess bool) *table {
 			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	steps := rep.streams
-	if b := rep.baseline; b != nil && b.pipe != nil {
-		steps = append([]stepResult[streamsResult]{stepOf(*b.pipe, b.pipeErr)}, steps...)
+	if p := rep.barePipe(); p != nil {
+		steps = append([]stepResult[streamsResult]{*p}, steps...)
 	}
 	for _, s := range steps {
 		c := strconv.Itoa(s.res.c)
@@ -163,7 +171,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		t.add(row...)
 	}
 	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does.")
-	if b := rep.baseline; b != nil && b.pipe != nil {
+	if rep.barePipe() != nil {
 		t.note("bare pipeline (part of the baseline, not the gateway): the least the step's contract needs, for the same clients and model: each send stored and acked, then every chunk stored before it is sent; one commit loop puts everything pending (a send, or a stream's chunks since the last commit as one record) into one bbolt transaction with fsync under one global key sequence, then each connection's writer writes its frames. No conversations, metadata, turns or hubs; delivery is not measured.")
 	}
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
