@@ -163,16 +163,22 @@ func (s *mcpServer) connect(a *attempt) {
 	if s.connecting == a {
 		s.connecting = nil
 	}
-	if err == nil && s.sess != nil {
+	var spare *mcp.ClientSession
+	switch {
+	case err != nil:
+	case s.sess != nil:
 		// A cancelled attempt that connected all the same, after a
 		// new one: keep one session.
-		sess.Close()
-		sess, tools = s.sess, s.tools
-	}
-	if err == nil {
+		spare, sess = sess, s.sess
+	default:
 		s.sess, s.tools = sess, tools
 	}
 	s.mu.Unlock()
+	if spare != nil {
+		// Outside mu, as drop and closeIfIdle close: closing may wait
+		// on the server.
+		spare.Close()
+	}
 	a.sess, a.err = sess, err
 	close(a.done)
 	s.closeIfIdle()
