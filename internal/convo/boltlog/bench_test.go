@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -127,4 +129,126 @@ func BenchmarkHistory(b *testing.B) {
 			b.Fatalf("%d messages, %v", len(msgs), err)
 		}
 	}
+}
+
+// BenchmarkCommit times commits shaped like those of 1,000 streaming
+// conversations (docs/PERFORMANCE.md): each commit carries one op for
+// each of 210 conversations, taken in turn from 1,000 that each go
+// round a cycle of a send (message and turn_start, keyed by a
+// client_msg_id), nine deltas of two coalesced chunks and a turn_end
+// with the reply: about 172 deltas, 19 sends and 19 turn ends a commit.
+// Besides the time per commit it reports the process's CPU time per
+// commit (all threads, so the collector's work on what the commit
+// allocated counts too) and the pages bbolt wrote.
+func BenchmarkCommit(b *testing.B) {
+	const (
+		conversations = 1000
+		perCommit     = 210
+		deltas        = 9
+		cycle         = deltas + 2
+	)
+	l, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	ids := make([]string, conversations)
+	step := make([]int, conversations)
+	turns := make([]int, conversations)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c_%016x", i)
+		_, err := l.Append(ctx, &convo.Append{Conversation: ids[i], New: &convo.Meta{Owner: "u"},
+			Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	// nextAppend returns conversation i's next append, a step further round its
+	// cycle; spreading the conversations over the cycle at the start
+	// gives every commit the same mix.
+	nextAppend := func(i int) *convo.Append {
+		id, s := ids[i], step[i]%cycle
+		step[i]++
+		turn := fmt.Sprint("t", turns[i])
+		switch s {
+		case 0:
+			return &convo.Append{Conversation: id, ClientMsgID: fmt.Sprint("k", turns[i]), Build: func(*convo.Meta) ([]convo.Draft, error) {
+				return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventMessage,
+					Message: &protocol.Message{ID: "m_" + turn, Role: protocol.RoleUser, Text: "a question of a few words", Turn: turn}}},
+					{Event: &protocol.Event{Type: protocol.EventTurnStart, Turn: turn, Model: "m"}}}, nil
+			}}
+		case cycle - 1:
+			turns[i]++
+			return &convo.Append{Conversation: id, Build: func(*convo.Meta) ([]convo.Draft, error) {
+				return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventTurnEnd, Turn: turn, StopReason: protocol.StopEndTurn,
+					Usage:   &protocol.Usage{InputTokens: 100, OutputTokens: 200},
+					Message: &protocol.Message{ID: "r_" + turn, Role: protocol.RoleAssistant, Text: "the reply, all its chunks together", Turn: turn}}}}, nil
+			}}
+		default:
+			return &convo.Append{Conversation: id, Deferrable: true, Build: func(*convo.Meta) ([]convo.Draft, error) {
+				return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: turn,
+					Text: "1764864000000000000 chunk 1764864000000000000 chunk"}}}, nil
+			}}
+		}
+	}
+	for i := range step {
+		step[i] = i % cycle
+	}
+	// commit queues one op for each of the next perCommit conversations
+	// at once, so that one commit takes them all, and waits for them.
+	next := 0
+	ops := make([]*op, perCommit)
+	commit := func() {
+		l.mu.Lock()
+		for j := range ops {
+			ops[j], _ = newAppendOp(ctx, nextAppend(next))
+			ops[j].done = make(chan struct{})
+			next = (next + 1) % conversations
+		}
+		l.queue = append(l.queue, ops...)
+		l.mu.Unlock()
+		l.wakeLoop()
+		for _, o := range ops {
+			<-o.done
+			if o.err != nil {
+				b.Fatal(o.err)
+			}
+		}
+	}
+	// Go round every cycle twice, so that the tail and the events bucket
+	// hold what they hold in a steady state.
+	for range 2 * cycle * conversations / perCommit {
+		commit()
+	}
+	c0, o0 := l.Stats()
+	w0 := pagesWritten(l)
+	cpu0 := cpuTime(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		commit()
+	}
+	b.StopTimer()
+	c1, o1 := l.Stats()
+	if o1-o0 != uint64(b.N*perCommit) || c1-c0 != uint64(b.N) {
+		b.Fatalf("%d ops in %d commits, want %d in %d", o1-o0, c1-c0, b.N*perCommit, b.N)
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e3, "cpu-µs/commit")
+	b.ReportMetric(float64(pagesWritten(l)-w0)/float64(b.N), "pages/commit")
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pagesWritten is how many pages l's file has had written.
+func pagesWritten(l *Log) int64 {
+	st := l.db.Stats()
+	return st.TxStats.GetWrite()
 }
