@@ -101,8 +101,15 @@ func tailRefs(v []byte) []tailRef {
 
 // appendRef returns the tailidx value old with r added after its pairs,
 // in the compact encoding (whichever old's was), and the number of pairs
-// it holds.
+// it holds. A compact value is only read through, to its last pair: r
+// goes after its bytes as they are.
 func appendRef(old []byte, r tailRef) ([]byte, int) {
+	if last, n, ok := lastRef(old); ok {
+		v := make([]byte, len(old), len(old)+2*binary.MaxVarintLen64)
+		copy(v, old)
+		v = binary.AppendUvarint(v, r.seq-last.seq)
+		return binary.AppendUvarint(v, r.g-last.g), n + 1
+	}
 	refs := append(tailRefs(old), r)
 	v := make([]byte, 0, len(old)+1+2*binary.MaxVarintLen64)
 	v = append(v, compactRefs)
@@ -113,6 +120,28 @@ func appendRef(old []byte, r tailRef) ([]byte, int) {
 		prev = ref
 	}
 	return v, len(refs)
+}
+
+// lastRef returns the last pair of a compact tailidx value and how many
+// it holds; ok is false for any other value, and for one that does not
+// end with a whole pair.
+func lastRef(v []byte) (last tailRef, n int, ok bool) {
+	if len(v) == 0 || v[0] != compactRefs {
+		return tailRef{}, 0, false
+	}
+	for v = v[1:]; len(v) > 0; n++ {
+		ds, i := binary.Uvarint(v)
+		if i <= 0 {
+			return tailRef{}, 0, false
+		}
+		dg, j := binary.Uvarint(v[i:])
+		if j <= 0 {
+			return tailRef{}, 0, false
+		}
+		v = v[i+j:]
+		last = tailRef{last.seq + ds, last.g + dg}
+	}
+	return last, n, true
 }
 
 // tailState is what the commit loop remembers of the tail between
@@ -174,12 +203,19 @@ func (b *batch) moveTail(id string) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	tail, events := b.tx.Bucket(bucketTail), b.appendOnly(bucketEvents)
+	// One cursor for the reads: Get would make one for each.
+	tail, events := b.tx.Bucket(bucketTail).Cursor(), b.appendOnly(bucketEvents)
+	var key [8]byte
 	for _, r := range refs {
-		frame := tail.Get(tailKey(r.g))
-		// Put keeps the slice until the commit; the tail's page may
-		// change before then.
-		if err := events.Put(seqKey(id, r.seq), bytes.Clone(frame)); err != nil {
+		binary.BigEndian.PutUint64(key[:], r.g)
+		k, frame := tail.Seek(key[:])
+		if !bytes.Equal(k, key[:]) {
+			frame = nil // as Get: missing
+		}
+		// frame is valid for the transaction's life, as Put wants: bbolt
+		// copies what a written node holds from the file's memory map
+		// before it remaps it.
+		if err := events.Put(seqKey(id, r.seq), frame); err != nil {
 			return err
 		}
 	}
