@@ -91,6 +91,7 @@ type batch struct {
 	dirty map[string]bool        // metas to write back
 	tail  tailBatch
 	out   []convo.Committed
+	key   []byte // the buffer keys are built in (see appendSeqKey)
 }
 
 // appendOp applies a within the batch, filling res. It returns refused
@@ -256,7 +257,6 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 	ev.Conversation = m.ID
 	ev.Seq = m.LastSeq + 1
 	ev.TS = b.now
-	key := seqKey(m.ID, ev.Seq)
 	if ev.Message != nil {
 		ev.Message.Seq = ev.Seq
 		ev.Message.CreatedAt = b.now
@@ -270,7 +270,8 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 	if tailEvent(ev.Type) {
 		err = b.appendTail(m.ID, ev.Seq, frame)
 	} else {
-		err = b.appendOnly(bucketEvents).Put(key, frame)
+		b.key = appendSeqKey(b.key[:0], m.ID, ev.Seq)
+		err = b.appendOnly(bucketEvents).Put(b.key, frame)
 	}
 	if err != nil {
 		return err
@@ -335,17 +336,28 @@ func (b *batch) putClientMsgSeq(id, key string, seq uint64) error {
 
 // prefix is the start of every key of conversation (or user) id.
 func prefix(id string) []byte {
-	return append([]byte(id), 0)
+	return prefixed(id, nil)
 }
 
 // prefixed is id's prefix followed by rest.
 func prefixed(id string, rest []byte) []byte {
-	return append(prefix(id), rest...)
+	k := make([]byte, 0, len(id)+1+len(rest))
+	k = append(k, id...)
+	k = append(k, 0)
+	return append(k, rest...)
 }
 
 // seqKey is the key of seq in conversation id.
 func seqKey(id string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(prefix(id), seq)
+	return appendSeqKey(make([]byte, 0, len(id)+9), id, seq)
+}
+
+// appendSeqKey appends seqKey(id, seq) to k. The commit loop builds its
+// keys in one buffer this way: Put copies the key, Get keeps nothing.
+func appendSeqKey(k []byte, id string, seq uint64) []byte {
+	k = append(k, id...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
 }
 
 // keySeq is the seq at the end of a key made by seqKey.

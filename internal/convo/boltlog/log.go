@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"go.opentelemetry.io/otel"
@@ -68,6 +69,10 @@ type Log struct {
 	// tail is the state of the tail as of the last commit; only the
 	// commit loop uses it.
 	tail tailState
+	// eventCounters are metrics.Events' counters by event type, looked
+	// up once each rather than for every event; only the commit loop
+	// uses them.
+	eventCounters map[string]prometheus.Counter
 	// maxDeferrable is Options.MaxDeferrable.
 	maxDeferrable int
 	tracer        trace.Tracer
@@ -143,7 +148,7 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("boltlog: prepare database %s: %w", path, err)
 	}
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
-		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail,
+		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail, eventCounters: map[string]prometheus.Counter{},
 		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go l.loop()
 	return l, nil
@@ -262,8 +267,9 @@ func (l *Log) take(all bool) []*op {
 // commit applies ops in one transaction, calls their durable functions,
 // reports the stored events, then completes each op.
 func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Committed)) {
-	b := &batch{now: l.now(), cache: l.cache, metas: map[string]*convo.Meta{}, dirty: map[string]bool{},
-		tail: tailBatch{next: l.tail.next, first: map[string]uint64{}}}
+	// Most ops are of a conversation no other op of the batch touches.
+	b := &batch{now: l.now(), cache: l.cache, metas: make(map[string]*convo.Meta, len(ops)), dirty: map[string]bool{},
+		tail: tailBatch{next: l.tail.next, first: make(map[string]uint64, len(ops))}}
 	start := time.Now()
 	span := l.startCommitSpan(ops)
 	err := l.db.Update(func(tx *bolt.Tx) error {
@@ -302,7 +308,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 	l.metrics.CommitOps.Observe(float64(len(ops)))
 	for i := range b.out {
 		b.out[i].Durable = durable
-		l.metrics.Events.WithLabelValues(b.out[i].Type).Inc()
+		l.eventCounter(b.out[i].Type).Inc()
 	}
 	for _, o := range ops {
 		if o.err == nil && o.durable != nil {
@@ -321,6 +327,16 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 	// another thread wakes to take them (measured in docs/PERFORMANCE.md,
 	// "What limits each figure": Relay).
 	runtime.Gosched()
+}
+
+// eventCounter returns the counter of stored events of type typ.
+func (l *Log) eventCounter(typ string) prometheus.Counter {
+	c := l.eventCounters[typ]
+	if c == nil {
+		c = l.metrics.Events.WithLabelValues(typ)
+		l.eventCounters[typ] = c
+	}
+	return c
 }
 
 // Stats returns how many transactions the commit loop committed and how

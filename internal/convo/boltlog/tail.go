@@ -178,7 +178,8 @@ type tailBatch struct {
 func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	g := b.tail.next
 	b.tail.next++
-	if err := b.appendOnly(bucketTail).Put(tailKey(g), frame); err != nil {
+	b.key = binary.BigEndian.AppendUint64(b.key[:0], g)
+	if err := b.appendOnly(bucketTail).Put(b.key, frame); err != nil {
 		return err
 	}
 	idx := b.tx.Bucket(bucketTailIdx)
@@ -215,7 +216,8 @@ func (b *batch) moveTail(id string) error {
 		// frame is valid for the transaction's life, as Put wants: bbolt
 		// copies what a written node holds from the file's memory map
 		// before it remaps it.
-		if err := events.Put(seqKey(id, r.seq), frame); err != nil {
+		b.key = appendSeqKey(b.key[:0], id, r.seq)
+		if err := events.Put(b.key, frame); err != nil {
 			return err
 		}
 	}
