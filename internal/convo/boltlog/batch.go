@@ -2,11 +2,13 @@ package boltlog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,7 +27,8 @@ import (
 //	cmids     <id> 0 <key>         seq of the message stored with that client_msg_id
 //	owners    <user> 0 <id>        empty: the index behind List
 //
-// plus the tail, where replies in progress are written (see tail.go).
+// plus the tail, where the events of turns in progress are written (see
+// tail.go).
 // A message (user or assistant) is read from the event that carries it.
 // Files written before kept a copy of each in a messages bucket (<id> 0
 // <seq>), a page more to write per message and commit: it is no longer
@@ -284,7 +287,7 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 	m.Apply(ev)
 	// The last seq is read back from the events; only other changes need
 	// the metadata rewritten, so a streaming reply writes no metadata.
-	if !tailEvent(ev.Type) {
+	if !streamEvent(ev.Type) {
 		b.dirty[m.ID] = true
 	}
 	b.out = append(b.out, convo.Committed{Conversation: m.ID, Type: ev.Type, Seq: ev.Seq, Frame: frame, Born: born})
@@ -365,9 +368,17 @@ func keySeq(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k[len(k)-8:])
 }
 
-// readMessage returns the message stored at seq in conversation id.
+// readMessage returns the message stored at seq in conversation id, in
+// the events bucket or in the tail.
 func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) {
-	msg, err := messageOf(tx.Bucket(bucketEvents).Get(seqKey(id, seq)))
+	frame := tx.Bucket(bucketEvents).Get(seqKey(id, seq))
+	if frame == nil {
+		refs := tailSeqs(tx, id)
+		if i, ok := slices.BinarySearchFunc(refs, seq, func(r tailRef, seq uint64) int { return cmp.Compare(r.seq, seq) }); ok {
+			frame = tx.Bucket(bucketTail).Get(tailKey(refs[i].g))
+		}
+	}
+	msg, err := messageOf(frame)
 	if err == nil && msg == nil {
 		err = errors.New("no message there")
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,15 +57,11 @@ func TestOpensFileWithMessagesBucket(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, id := range []string{"c", "other"} {
-			c := tx.Bucket(bucketEvents).Cursor()
-			for k, v := c.Seek(prefix(id)); k != nil && bytes.HasPrefix(k, prefix(id)); k, v = c.Next() {
-				if m, err := messageOf(v); err != nil || m == nil {
-					continue
-				}
-				if err := old.Put(bytes.Clone(k), []byte(`{"text":"a stale copy"}`)); err != nil {
-					return err
-				}
+		// The messages' seqs: c's user message, its reply and the keyed
+		// send; other's message.
+		for _, k := range [][]byte{seqKey("c", 1), seqKey("c", 5), seqKey("c", 6), seqKey("other", 1)} {
+			if err := old.Put(k, []byte(`{"text":"a stale copy"}`)); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -121,4 +118,62 @@ func keyedSend(id, key, text string) *convo.Append {
 		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventMessage,
 			Message: &protocol.Message{ID: "m_" + key, Role: protocol.RoleUser, Text: text, Turn: "t_" + key}}}}, nil
 	}}
+}
+
+// TestMessagesMergeTailAndEvents reads history while a turn is open: its
+// events (a user message that started it, and one sent while it runs,
+// among the deltas) are in the tail, the turn before in the events
+// bucket. Every page, by count and by bytes, comes in seq order, and a
+// client_msg_id stored in the tail finds its message.
+func TestMessagesMergeTailAndEvents(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t)
+	create(t, l, "c")
+	msg := func(id, role, text, turn string) *protocol.Event {
+		return &protocol.Event{Type: protocol.EventMessage, Message: &protocol.Message{ID: id, Role: role, Text: text, Turn: turn}}
+	}
+	appendEvents(t, l, "c", msg("u1", protocol.RoleUser, "one", "t1"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("a"))
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1", StopReason: protocol.StopEndTurn,
+		Message: &protocol.Message{ID: "a1", Role: protocol.RoleAssistant, Text: "a", Turn: "t1"}})
+	appendEvents(t, l, "c", msg("u2", protocol.RoleUser, "two", "t2"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"}, delta("b"))
+	if _, err := l.Append(ctx, keyedSend("c", "k3", "three")); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, l, "c", delta("c"))
+	if _, convs := tailLen(t, l); convs != 1 {
+		t.Fatalf("%d conversations in the tail, want c's open turn", convs)
+	}
+
+	ids := func(msgs []protocol.Message) (s []string) {
+		for _, m := range msgs {
+			s = append(s, m.ID)
+		}
+		return s
+	}
+	// Seqs: u1 1, turn_start 2, delta 3, turn_end (a1) 4, u2 5,
+	// turn_start 6, delta 7, m_k3 8, delta 9.
+	for _, c := range []struct {
+		before          uint64
+		limit, maxBytes int
+		want            []string
+		more            bool
+	}{
+		{0, 0, 0, []string{"u1", "a1", "u2", "m_k3"}, false},
+		{0, 1, 0, []string{"m_k3"}, true},
+		{0, 3, 0, []string{"a1", "u2", "m_k3"}, true},
+		{8, 0, 0, []string{"u1", "a1", "u2"}, false},
+		{8, 2, 0, []string{"a1", "u2"}, true},
+		{5, 0, 0, []string{"u1", "a1"}, false},
+		{0, 0, 1, []string{"m_k3"}, true},
+	} {
+		got, more, err := l.Messages(ctx, "c", c.before, c.limit, c.maxBytes)
+		if err != nil || !slices.Equal(ids(got), c.want) || more != c.more {
+			t.Errorf("before %d limit %d maxBytes %d: %q more %v (%v), want %q more %v",
+				c.before, c.limit, c.maxBytes, ids(got), more, err, c.want, c.more)
+		}
+	}
+	res, err := l.Append(ctx, keyedSend("c", "k3", "three again"))
+	if err != nil || res.Duplicate == nil || res.Duplicate.ID != "m_k3" {
+		t.Errorf("k3 sent again: %+v, %v; want the message stored under it", res, err)
+	}
 }

@@ -123,40 +123,64 @@ func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit i
 	return out, err
 }
 
-// Messages implements convo.Log.
+// Messages implements convo.Log: newest first, it merges the events
+// bucket and the tail (where a turn's events are until it ends), keeping
+// the events that carry a message.
 func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error) {
 	msgs := []protocol.Message{}
 	more := false
 	size := 0
 	p := prefix(id)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
-		// The events that carry messages are never in the tail.
+		refs := tailSeqs(tx, id)
+		for len(refs) > 0 && before != 0 && refs[len(refs)-1].seq >= before {
+			refs = refs[:len(refs)-1]
+		}
+		tail := tx.Bucket(bucketTail)
 		c := tx.Bucket(bucketEvents).Cursor()
 		if before == 0 {
 			c.Seek(append([]byte(id), 1))
 		} else {
 			c.Seek(seqKey(id, before))
 		}
-		for k, v := c.Prev(); k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
-			m, err := messageOf(v)
+		k, v := c.Prev()
+		for {
+			if k != nil && !bytes.HasPrefix(k, p) {
+				k = nil
+			}
+			var seq uint64
+			var frame []byte
+			switch {
+			case k != nil && (len(refs) == 0 || keySeq(k) > refs[len(refs)-1].seq):
+				seq, frame = keySeq(k), v
+				k, v = c.Prev()
+			case len(refs) > 0:
+				r := refs[len(refs)-1]
+				refs = refs[:len(refs)-1]
+				if seq, frame = r.seq, tail.Get(tailKey(r.g)); frame == nil {
+					return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
+				}
+			default:
+				return nil
+			}
+			m, err := messageOf(frame)
 			if err != nil {
-				return fmt.Errorf("boltlog: conversation %s: event %d: %w", id, keySeq(k), err)
+				return fmt.Errorf("boltlog: conversation %s: event %d: %w", id, seq, err)
 			}
 			if m == nil {
 				continue
 			}
 			if limit > 0 && len(msgs) == limit {
 				more = true
-				break
+				return nil
 			}
 			size += convo.MessageBytes(m)
 			if maxBytes > 0 && size > maxBytes && len(msgs) > 0 {
 				more = true
-				break
+				return nil
 			}
 			msgs = append(msgs, *m)
 		}
-		return nil
 	})
 	slices.Reverse(msgs)
 	return msgs, more, err

@@ -9,12 +9,17 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// The tail keeps the events of replies in progress (deltas and thinking,
-// the bulk of what a gateway stores) out of the per-conversation events
-// bucket while they stream. A commit that stores one chunk for each of
-// a thousand conversations would dirty a thousand events pages there
-// (about 6 KiB written per event); in the tail, whose keys are one global
-// sequence, it appends to the last few pages.
+// The tail keeps the events of turns in progress (the user message that
+// starts one, its turn_start, the deltas and thinking that are the bulk
+// of what a gateway stores, tool events, messages sent meanwhile) out of
+// the per-conversation events bucket until the turn ends. A commit that
+// stores one chunk for each of a thousand conversations would dirty a
+// thousand events pages there (about 6 KiB written per event); in the
+// tail, whose keys are one global sequence, it appends to the last few
+// pages. A send writes its message and turn_start there too, so that a
+// turn dirties its conversation's events page once, when it ends, not
+// also when it starts. Only a turn_end goes to the events bucket at once,
+// and moves the tail's events.
 //
 //	tail      <g>    JSON event, exactly as sent to clients
 //	tailidx   <id>   (seq, g) pairs in seq order (see compactRefs):
@@ -49,8 +54,17 @@ const tailTruncateMax = 4096
 // a reply's events move out early.
 const tailMaxBehind = 1 << 14
 
-// tailEvent reports whether events of type typ are stored in the tail.
+// tailEvent reports whether events of type typ are stored in the tail:
+// all but turn_end. The tail holds the end of a conversation's log (a
+// move takes all of its events there), so readers find its newest events
+// there.
 func tailEvent(typ string) bool {
+	return typ != protocol.EventTurnEnd
+}
+
+// streamEvent reports whether events of type typ change nothing in a
+// conversation's metadata but its last seq.
+func streamEvent(typ string) bool {
 	return typ == protocol.EventDelta || typ == protocol.EventThinking
 }
 
