@@ -47,4 +47,8 @@ func TestMetricsAreRecorded(t *testing.T) {
 	if got["gateway_commit_seconds_count"] < 1 || got["gateway_commit_ops_sum"] < got["gateway_commit_seconds_count"] {
 		t.Errorf("commit metrics: %v commits carrying %v ops", got["gateway_commit_seconds_count"], got["gateway_commit_ops_sum"])
 	}
+	// Every op a commit carried waited in its queue first.
+	if got["gateway_commit_wait_seconds_count"] != got["gateway_commit_ops_sum"] {
+		t.Errorf("%v queue waits for %v ops committed", got["gateway_commit_wait_seconds_count"], got["gateway_commit_ops_sum"])
+	}
 }

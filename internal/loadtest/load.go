@@ -25,10 +25,10 @@ type load struct {
 	// commitSum is the time those commits took, in seconds.
 	commitSum float64
 	// delivery is the gateway's commit → socket write latency over the
-	// step, commit its commit latency, both from its histograms (n:
-	// samples).
-	delivery, commit summary
-	metricsErr       error
+	// step, commit its commit latency, commitWait the time its appends
+	// waited in the commit queue, all from its histograms (n: samples).
+	delivery, commit, commitWait summary
+	metricsErr                   error
 	// written is the bytes this process wrote to storage during the step
 	// (the gateway's database when inProcess).
 	written uint64
@@ -102,6 +102,7 @@ func (m *loadMeter) stop(ctx context.Context, t *target) load {
 	res.slow = delta("gateway_slow_consumer_closes_total")
 	res.delivery = histogramSummary(m.before, after, "gateway_delivery_seconds")
 	res.commit = histogramSummary(m.before, after, "gateway_commit_seconds")
+	res.commitWait = histogramSummary(m.before, after, "gateway_commit_wait_seconds")
 	return res
 }
 

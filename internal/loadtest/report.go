@@ -144,7 +144,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
-			"delivery p50", "delivery p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
+			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	steps := rep.streams
 	if p := rep.barePipe(); p != nil {
@@ -164,13 +164,14 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		row = append(row, s.res.ack.cells()...)
 		row = append(row, s.res.relay.cells()...)
 		row = append(row, l.delivery.cells()[:2]...)
+		row = append(row, l.commitWait.cells()[:2]...)
 		row = append(row, fmt.Sprintf("%.0f", l.perSecond(float64(l.chunks))), fmt.Sprintf("%.0f", l.perSecond(l.events)))
 		row = append(row, l.commitCells()...)
 		row = append(row, l.cpuCells()...)
 		row = append(row, mib(float64(l.peak.goBytes)), mib(float64(l.peak.rss)), l.notes())
 		t.add(row...)
 	}
-	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does.")
+	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does. queue wait: its gateway_commit_wait_seconds likewise, every append queued → its commit starts (most of them a reply's chunks, which may wait for later commits; a send waits for the commit in flight at most).")
 	if rep.barePipe() != nil {
 		t.note("bare pipeline (part of the baseline, not the gateway): the least the step's contract needs, for the same clients and model: each send stored and acked, then every chunk stored before it is sent; one commit loop puts everything pending (a send, or a stream's chunks since the last commit as one record) into one bbolt transaction with fsync under one global key sequence, then each connection's writer writes its frames. No conversations, metadata, turns or hubs; delivery is not measured.")
 	}

@@ -32,6 +32,11 @@ type Metrics struct {
 	CommitSeconds prometheus.Histogram
 	// CommitOps is how many ops one commit carried.
 	CommitOps prometheus.Histogram
+	// CommitWaitSeconds is how long an append waited in the commit queue
+	// until the commit that stores it started, by kind: "reply" (a reply's
+	// chunks, which a busy commit loop may leave for later commits) or
+	// "other".
+	CommitWaitSeconds *prometheus.HistogramVec
 	// AckSeconds is the time from a send request to its durable ack.
 	AckSeconds prometheus.Histogram
 	// RelaySeconds is the time from a model chunk's arrival to the write
@@ -103,6 +108,9 @@ func New() *Metrics {
 			Help: "Latency of one group commit (one bbolt transaction and its fsync).", Buckets: fineLatencyBuckets}),
 		CommitOps: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_ops",
 			Help: "Ops carried by one group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		CommitWaitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_commit_wait_seconds",
+			Help:    "Time an append waits in the commit queue until the commit that stores it starts, by kind (reply: a reply's chunks; other).",
+			Buckets: fineLatencyBuckets}, []string{"kind"}),
 		AckSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_ack_seconds",
 			Help: "Time from a send to its durable ack.", Buckets: latencyBuckets}),
 		RelaySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_relay_seconds",
@@ -137,7 +145,7 @@ func New() *Metrics {
 			Help: "Model calls (steps) of one agent turn.", Buckets: prometheus.LinearBuckets(1, 1, 20)}),
 	}
 	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.Events,
-		m.CommitSeconds, m.CommitOps, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
+		m.CommitSeconds, m.CommitOps, m.CommitWaitSeconds, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
 		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.ConnectionCloses, m.Errors, m.RateLimited,
 		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps, m.JetStreamPublishSeconds, m.FencedAppends, m.LeaseChanges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -73,6 +73,8 @@ type Log struct {
 	// up once each rather than for every event; only the commit loop
 	// uses them.
 	eventCounters map[string]prometheus.Counter
+	// waitReply and waitOther are metrics.CommitWaitSeconds' two kinds.
+	waitReply, waitOther prometheus.Observer
 	// maxDeferrable is Options.MaxDeferrable.
 	maxDeferrable int
 	tracer        trace.Tracer
@@ -99,6 +101,7 @@ type op struct {
 	// deferrable says the op may wait for a later commit (see
 	// convo.Append.Deferrable).
 	deferrable bool
+	queued     time.Time // when it was queued
 	err        error
 	done       chan struct{}
 }
@@ -149,6 +152,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
 		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}}, tail: tail, eventCounters: map[string]prometheus.Counter{},
+		waitReply: opts.Metrics.CommitWaitSeconds.WithLabelValues("reply"), waitOther: opts.Metrics.CommitWaitSeconds.WithLabelValues("other"),
 		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go l.loop()
 	return l, nil
@@ -180,6 +184,7 @@ func (l *Log) do(o *op) error {
 // enqueue queues o for the commit loop.
 func (l *Log) enqueue(o *op) error {
 	o.done = make(chan struct{})
+	o.queued = time.Now()
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
@@ -271,6 +276,13 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 	b := &batch{now: l.now(), cache: l.cache, metas: make(map[string]*convo.Meta, len(ops)), dirty: map[string]bool{},
 		tail: tailBatch{next: l.tail.next, first: make(map[string]uint64, len(ops))}}
 	start := time.Now()
+	for _, o := range ops {
+		if o.deferrable {
+			l.waitReply.Observe(start.Sub(o.queued).Seconds())
+		} else {
+			l.waitOther.Observe(start.Sub(o.queued).Seconds())
+		}
+	}
 	span := l.startCommitSpan(ops)
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
