@@ -238,15 +238,12 @@ func deletePrefix(bk *bolt.Bucket, p []byte) error {
 }
 
 // deleteFrom deletes the keys of bk from the first at or after start for
-// as long as while holds, in order.
+// as long as while holds, in order. One cursor seeks each anew: after a
+// Delete, its Next would skip a key.
 func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error {
-	var keys [][]byte
 	c := bk.Cursor()
-	for k, _ := c.Seek(start); k != nil && while(k); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for _, k := range keys {
-		if err := bk.Delete(k); err != nil {
+	for k, _ := c.Seek(start); k != nil && while(k); k, _ = c.Seek(start) {
+		if err := c.Delete(); err != nil {
 			return err
 		}
 	}
