@@ -398,12 +398,31 @@ var (
 	thinkingFrame = []byte(`{"type":"` + protocol.EventThinking + `"`)
 )
 
+// Frames of the events whose message key, if any, holds a message
+// (protocol.Event.Message) start with these.
+var (
+	messageFrame = []byte(`{"type":"` + protocol.EventMessage + `",`)
+	turnEndFrame = []byte(`{"type":"` + protocol.EventTurnEnd + `",`)
+)
+
 // messageOf returns the message event frame carries at its top level, or
 // nil.
 func messageOf(frame []byte) (*protocol.Message, error) {
 	if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) || !bytes.Contains(frame, messageKey) {
 		return nil, nil
 	}
+	if bytes.HasPrefix(frame, messageFrame) || bytes.HasPrefix(frame, turnEndFrame) {
+		// One pass over the frame: its message is a message.
+		var ev struct {
+			Message *protocol.Message `json:"message"`
+		}
+		if err := json.Unmarshal(frame, &ev); err != nil {
+			return nil, fmt.Errorf("corrupt event: %w", err)
+		}
+		return ev.Message, nil
+	}
+	// Another event's message key may hold something else (a
+	// tool_progress's is a string).
 	var ev struct {
 		Message json.RawMessage `json:"message"`
 	}
