@@ -51,6 +51,16 @@ var (
 // metaCacheSize bounds the metadata the commit loop keeps decoded.
 const metaCacheSize = 10000
 
+// metaEvery is how many events may follow a conversation's stored
+// metadata before an event that changes it (all but deltas and thinking)
+// writes it again. Until then the metadata is its stored copy with the
+// events since applied, which readMeta does. The metadata bucket is
+// written at random places, one page for every conversation that writes
+// its metadata in a commit: writing it every few turns instead of at
+// each turn's start and end spares most of those pages; a cold read
+// applies at most this many events (deltas skipped by their first bytes).
+const metaEvery = 128
+
 // Append implements convo.Log.
 func (l *Log) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
 	o, res := newAppendOp(ctx, a)
@@ -92,9 +102,12 @@ type batch struct {
 	cache *metaCache             // the Log's, read-only here
 	metas map[string]*convo.Meta // copies for this batch; nil value: deleted
 	dirty map[string]bool        // metas to write back
-	tail  tailBatch
-	out   []convo.Committed
-	key   []byte // the buffer keys are built in (see appendSeqKey)
+	// stored is, for each meta of the batch, the seq its stored copy was
+	// written at (0: not known; see metaEvery).
+	stored map[string]uint64
+	tail   tailBatch
+	out    []convo.Committed
+	key    []byte // the buffer keys are built in (see appendSeqKey)
 }
 
 // appendOp applies a within the batch, filling res. It returns refused
@@ -154,14 +167,14 @@ func (b *batch) meta(id string) (*convo.Meta, error) {
 		}
 		return m, nil
 	}
-	m := b.cache.get(id)
+	m, stored := b.cache.get(id), b.cache.storedAt(id)
 	if m == nil {
 		var err error
-		if m, err = readMeta(b.tx, id); err != nil {
+		if m, stored, err = readMeta(b.tx, id); err != nil {
 			return nil, err
 		}
 	}
-	b.metas[id] = m
+	b.metas[id], b.stored[id] = m, stored
 	return m, nil
 }
 
@@ -170,6 +183,16 @@ func (b *batch) meta(id string) (*convo.Meta, error) {
 type metaCache struct {
 	mu sync.RWMutex
 	m  map[string]*convo.Meta
+	// stored is the seq each cached meta's stored copy was written at.
+	stored map[string]uint64
+}
+
+// storedAt returns the seq conversation id's stored metadata was written
+// at, if it is cached (0: not known).
+func (c *metaCache) storedAt(id string) uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.stored[id]
 }
 
 // get returns a copy of conversation id's cached metadata, or nil.
@@ -182,18 +205,21 @@ func (c *metaCache) get(id string) *convo.Meta {
 	return nil
 }
 
-// keep stores a committed batch's metadata (nil: deleted).
-func (c *metaCache) keep(metas map[string]*convo.Meta) {
+// keep stores a committed batch's metadata (nil: deleted) and the seqs
+// their stored copies were written at.
+func (c *metaCache) keep(metas map[string]*convo.Meta, stored map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m)+len(metas) > metaCacheSize {
 		clear(c.m)
+		clear(c.stored)
 	}
 	for id, m := range metas {
 		if m == nil {
 			delete(c.m, id)
+			delete(c.stored, id)
 		} else {
-			c.m[id] = m
+			c.m[id], c.stored[id] = m, stored[id]
 		}
 	}
 }
@@ -282,9 +308,10 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 		}
 	}
 	m.Apply(ev)
-	// The last seq is read back from the events; only other changes need
-	// the metadata rewritten, so a streaming reply writes no metadata.
-	if !streamEvent(ev.Type) {
+	// The last seq is read back from the events, and the metadata is
+	// written again only once metaEvery events followed its stored copy:
+	// a streaming reply writes none, a turn mostly none.
+	if !streamEvent(ev.Type) && m.LastSeq-b.stored[m.ID] >= metaEvery {
 		b.dirty[m.ID] = true
 	}
 	b.out = append(b.out, convo.Committed{Conversation: m.ID, Type: ev.Type, Seq: ev.Seq, Frame: frame, Born: born})
@@ -304,16 +331,19 @@ func (b *batch) appendOnly(name []byte) *bolt.Bucket {
 	return bk
 }
 
-// flush writes the metadata of every conversation the batch changed.
+// flush writes the metadata of every conversation the batch marked
+// dirty.
 func (b *batch) flush() error {
 	for id := range b.dirty {
-		data, err := json.Marshal(b.metas[id])
+		m := b.metas[id]
+		data, err := json.Marshal(m)
 		if err != nil {
 			return err
 		}
 		if err := b.tx.Bucket(bucketMeta).Put([]byte(id), data); err != nil {
 			return err
 		}
+		b.stored[id] = m.LastSeq
 	}
 	return nil
 }

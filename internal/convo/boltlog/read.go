@@ -28,7 +28,7 @@ func (l *Log) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	var m *convo.Meta
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		var err error
-		m, err = readMeta(tx, id)
+		m, _, err = readMeta(tx, id)
 		return err
 	})
 	return m, err
@@ -48,18 +48,37 @@ func (l *Log) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return fn(tx)
 }
 
-// readMeta reads conversation id's metadata and its last seq.
-func readMeta(tx *bolt.Tx, id string) (*convo.Meta, error) {
+// readMeta reads conversation id's metadata as of the end of its log:
+// the copy stored at its last checkpoint with the events stored since
+// applied (see metaEvery), and its last seq. stored is the seq the
+// stored copy was written at.
+func readMeta(tx *bolt.Tx, id string) (m *convo.Meta, stored uint64, err error) {
 	v := tx.Bucket(bucketMeta).Get([]byte(id))
 	if v == nil {
-		return nil, convo.ErrNotFound
+		return nil, 0, convo.ErrNotFound
 	}
-	var m convo.Meta
-	if err := json.Unmarshal(v, &m); err != nil {
-		return nil, fmt.Errorf("boltlog: conversation %s: corrupt metadata: %w", id, err)
+	m = &convo.Meta{}
+	if err := json.Unmarshal(v, m); err != nil {
+		return nil, 0, fmt.Errorf("boltlog: conversation %s: corrupt metadata: %w", id, err)
+	}
+	stored = m.LastSeq
+	err = walk(tx, id, stored, func(seq uint64, frame []byte) (bool, error) {
+		// A delta or thinking event changes nothing but the last seq.
+		if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) {
+			return true, nil
+		}
+		var ev protocol.Event
+		if err := json.Unmarshal(frame, &ev); err != nil {
+			return false, fmt.Errorf("boltlog: conversation %s: event %d: corrupt event: %w", id, seq, err)
+		}
+		m.Apply(&ev)
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	m.LastSeq = lastEventSeq(tx, id)
-	return &m, nil
+	return m, stored, nil
 }
 
 // lastEventSeq is the seq of conversation id's newest event: its last
@@ -81,46 +100,56 @@ func lastEventSeq(tx *bolt.Tx, id string) uint64 {
 // Events implements convo.Log, merging the events bucket and the tail.
 func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte
-	p := prefix(id)
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
 			return convo.ErrNotFound
 		}
-		// Merge the events bucket and the tail, both in seq order.
-		refs := tailSeqs(tx, id)
-		for len(refs) > 0 && refs[0].seq <= after {
-			refs = refs[1:]
-		}
-		tail := tx.Bucket(bucketTail)
-		c := tx.Bucket(bucketEvents).Cursor()
-		k, v := c.Seek(seqKey(id, after+1))
-		for len(out) < limit {
-			if k != nil && !bytes.HasPrefix(k, p) {
-				k = nil
-			}
-			var seq uint64
-			var frame []byte
-			switch {
-			case k != nil && (len(refs) == 0 || keySeq(k) < refs[0].seq):
-				seq, frame = keySeq(k), v
-				k, v = c.Next()
-			case len(refs) > 0:
-				seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g))
-				if frame == nil {
-					return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
-				}
-				refs = refs[1:]
-			default:
-				return nil
-			}
-			if upTo > 0 && seq > upTo {
-				return nil
+		return walk(tx, id, after, func(seq uint64, frame []byte) (bool, error) {
+			if upTo > 0 && seq > upTo || len(out) == limit {
+				return false, nil
 			}
 			out = append(out, bytes.Clone(frame))
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return out, err
+}
+
+// walk calls fn with conversation id's events after seq after, in seq
+// order, merging the events bucket and the tail, until fn returns false
+// or an error. The frame is valid during tx.
+func walk(tx *bolt.Tx, id string, after uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
+	p := prefix(id)
+	refs := tailSeqs(tx, id)
+	for len(refs) > 0 && refs[0].seq <= after {
+		refs = refs[1:]
+	}
+	tail := tx.Bucket(bucketTail)
+	c := tx.Bucket(bucketEvents).Cursor()
+	k, v := c.Seek(seqKey(id, after+1))
+	for {
+		if k != nil && !bytes.HasPrefix(k, p) {
+			k = nil
+		}
+		var seq uint64
+		var frame []byte
+		switch {
+		case k != nil && (len(refs) == 0 || keySeq(k) < refs[0].seq):
+			seq, frame = keySeq(k), v
+			k, v = c.Next()
+		case len(refs) > 0:
+			seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g))
+			if frame == nil {
+				return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
+			}
+			refs = refs[1:]
+		default:
+			return nil
+		}
+		if more, err := fn(seq, frame); !more || err != nil {
+			return err
+		}
+	}
 }
 
 // Messages implements convo.Log: newest first, it merges the events
@@ -194,7 +223,7 @@ func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, li
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOwners).Cursor()
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			m, err := readMeta(tx, string(k[len(p):]))
+			m, _, err := readMeta(tx, string(k[len(p):]))
 			if err != nil {
 				return err
 			}
@@ -214,7 +243,7 @@ func (l *Log) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
 	var out []*convo.Meta
 	err := l.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
-			m, err := readMeta(tx, string(k))
+			m, _, err := readMeta(tx, string(k))
 			if err != nil {
 				return err
 			}
