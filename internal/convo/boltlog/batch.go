@@ -42,7 +42,7 @@ var (
 	bucketEvents = []byte("events")
 	bucketCMIDs  = []byte("cmids")
 	bucketOwners = []byte("owners")
-	allBuckets   = [][]byte{bucketMeta, bucketEvents, bucketCMIDs, bucketOwners, bucketTail, bucketTailIdx}
+	allBuckets   = [][]byte{bucketMeta, bucketEvents, bucketCMIDs, bucketOwners, bucketTail}
 	// bucketOldMessages is the messages bucket of files written before
 	// (see above); a new file has none.
 	bucketOldMessages = []byte("messages")
@@ -125,7 +125,7 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 	}
 	if a.ClientMsgID != "" {
 		if seq := b.clientMsgSeq(a.Conversation, a.ClientMsgID); seq != 0 {
-			msg, err := readMessage(b.tx, a.Conversation, seq)
+			msg, err := readMessage(b.snap(), a.Conversation, seq)
 			if err != nil {
 				return nil, err
 			}
@@ -159,6 +159,9 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 	return nil, nil
 }
 
+// snap is the batch's view of the file.
+func (b *batch) snap() snap { return snap{b.tx, b.refsOf} }
+
 // meta returns the metadata of conversation id for update, or ErrNotFound.
 func (b *batch) meta(id string) (*convo.Meta, error) {
 	if m, ok := b.metas[id]; ok {
@@ -170,7 +173,7 @@ func (b *batch) meta(id string) (*convo.Meta, error) {
 	m, stored := b.cache.get(id), b.cache.storedAt(id)
 	if m == nil {
 		var err error
-		if m, stored, err = readMeta(b.tx, id); err != nil {
+		if m, stored, err = readMeta(b.snap(), id); err != nil {
 			return nil, err
 		}
 	}
@@ -250,7 +253,7 @@ func (b *batch) remove(m *convo.Meta) error {
 	if err := b.tx.Bucket(bucketOwners).Delete(prefixed(m.Owner, []byte(m.ID))); err != nil {
 		return err
 	}
-	if err := b.dropTail(m.ID); err != nil {
+	if err := b.deleteTail(m.ID); err != nil {
 		return err
 	}
 	b.metas[m.ID] = nil
@@ -397,10 +400,10 @@ func keySeq(k []byte) uint64 {
 
 // readMessage returns the message stored at seq in conversation id, in
 // the events bucket or in the tail.
-func readMessage(tx *bolt.Tx, id string, seq uint64) (*protocol.Message, error) {
+func readMessage(tx snap, id string, seq uint64) (*protocol.Message, error) {
 	frame := tx.Bucket(bucketEvents).Get(seqKey(id, seq))
 	if frame == nil {
-		refs := tailSeqs(tx, id)
+		refs := tx.tail(id)
 		if i, ok := slices.BinarySearchFunc(refs, seq, func(r tailRef, seq uint64) int { return cmp.Compare(r.seq, seq) }); ok {
 			frame = tx.Bucket(bucketTail).Get(tailKey(refs[i].g))
 		}

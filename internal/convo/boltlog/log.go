@@ -67,8 +67,10 @@ type Log struct {
 	// use it to skip decoding (see Meta).
 	cache *metaCache
 	// tail is the state of the tail as of the last commit; only the
-	// commit loop uses it.
-	tail tailState
+	// commit loop uses it. tails are the tail's indexes of the last
+	// commits, for the commit loop and the readers.
+	tail  tailState
+	tails tailIndexes
 	// eventCounters are metrics.Events' counters by event type, looked
 	// up once each rather than for every event; only the commit loop
 	// uses them.
@@ -137,15 +139,21 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("boltlog: open database %s: %w", path, err)
 	}
 	var tail tailState
+	var refs map[string][]tailRef
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		tail = loadTail(tx)
-		return nil
+		var err error
+		tail, refs, err = loadTail(tx)
+		return err
 	})
+	var txid int
+	if err == nil {
+		err = db.View(func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltlog: prepare database %s: %w", path, err)
@@ -154,6 +162,7 @@ func Open(path string, opts Options) (*Log, error) {
 		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}, stored: map[string]uint64{}}, tail: tail, eventCounters: map[string]prometheus.Counter{},
 		waitReply: opts.Metrics.CommitWaitSeconds.WithLabelValues("reply"), waitOther: opts.Metrics.CommitWaitSeconds.WithLabelValues("other"),
 		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	l.tails.publish(&tailIndex{txid: txid, refs: refs})
 	go l.loop()
 	return l, nil
 }
@@ -274,7 +283,7 @@ func (l *Log) take(all bool) []*op {
 func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Committed)) {
 	// Most ops are of a conversation no other op of the batch touches.
 	b := &batch{now: l.now(), cache: l.cache, metas: make(map[string]*convo.Meta, len(ops)), dirty: map[string]bool{}, stored: make(map[string]uint64, len(ops)),
-		tail: tailBatch{next: l.tail.next, first: make(map[string]uint64, len(ops))}}
+		tail: tailBatch{next: l.tail.next, first: make(map[string]uint64, len(ops)), base: l.tails.newest(), refs: make(map[string][]tailRef, len(ops))}}
 	start := time.Now()
 	for _, o := range ops {
 		if o.deferrable {
@@ -284,6 +293,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		}
 	}
 	span := l.startCommitSpan(ops)
+	var ix *tailIndex
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b.tx = tx
 		for _, o := range ops {
@@ -302,10 +312,16 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		if fail != nil {
 			return fail()
 		}
+		// Readers that begin once this commits find its index.
+		ix = b.tail.index(tx.ID())
+		l.tails.publish(ix)
 		return nil
 	})
 	endCommitSpan(span, len(b.out), err)
 	if err != nil {
+		if ix != nil {
+			l.tails.withdraw(ix)
+		}
 		err = fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
 		for _, o := range ops {
 			o.err = err

@@ -26,7 +26,7 @@ func (l *Log) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 		return m, nil
 	}
 	var m *convo.Meta
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx snap) error {
 		var err error
 		m, _, err = readMeta(tx, id)
 		return err
@@ -34,25 +34,42 @@ func (l *Log) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	return m, err
 }
 
+// snap is a consistent view of the file: a bbolt transaction and the
+// tail index as of it.
+type snap struct {
+	*bolt.Tx
+	tail func(id string) []tailRef
+}
+
 // view runs fn in a read transaction, unless ctx has ended; a failure to
 // start one is storage being unavailable.
-func (l *Log) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+func (l *Log) view(ctx context.Context, fn func(tx snap) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tx, err := l.db.Begin(false)
+		if err != nil {
+			return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
+		}
+		ix := l.tails.of(tx.ID())
+		if ix == nil {
+			// Commits went past this transaction before it found its
+			// index: begin again, on the newest.
+			tx.Rollback()
+			continue
+		}
+		err = fn(snap{tx, func(id string) []tailRef { return ix.refs[id] }})
+		tx.Rollback()
 		return err
 	}
-	tx, err := l.db.Begin(false)
-	if err != nil {
-		return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
-	}
-	defer tx.Rollback()
-	return fn(tx)
 }
 
 // readMeta reads conversation id's metadata as of the end of its log:
 // the copy stored at its last checkpoint with the events stored since
 // applied (see metaEvery), and its last seq. stored is the seq the
 // stored copy was written at.
-func readMeta(tx *bolt.Tx, id string) (m *convo.Meta, stored uint64, err error) {
+func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	v := tx.Bucket(bucketMeta).Get([]byte(id))
 	if v == nil {
 		return nil, 0, convo.ErrNotFound
@@ -83,24 +100,30 @@ func readMeta(tx *bolt.Tx, id string) (m *convo.Meta, stored uint64, err error) 
 
 // lastEventSeq is the seq of conversation id's newest event: its last
 // events key or its last event in the tail (0 without events).
-func lastEventSeq(tx *bolt.Tx, id string) uint64 {
-	var last uint64
-	if refs := tailSeqs(tx, id); len(refs) > 0 {
-		last = refs[len(refs)-1].seq
+func lastEventSeq(tx snap, id string) uint64 {
+	last := lastStoredSeq(tx.Tx, id)
+	if refs := tx.tail(id); len(refs) > 0 {
+		last = max(last, refs[len(refs)-1].seq)
 	}
+	return last
+}
+
+// lastStoredSeq is the seq of conversation id's last event in the events
+// bucket (0: none).
+func lastStoredSeq(tx *bolt.Tx, id string) uint64 {
 	c := tx.Bucket(bucketEvents).Cursor()
 	// The last key below the next prefix ("<id>\x01") is the newest event.
 	c.Seek(append([]byte(id), 1))
 	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
-		last = max(last, keySeq(k))
+		return keySeq(k)
 	}
-	return last
+	return 0
 }
 
 // Events implements convo.Log, merging the events bucket and the tail.
 func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx snap) error {
 		if tx.Bucket(bucketMeta).Get([]byte(id)) == nil {
 			return convo.ErrNotFound
 		}
@@ -118,9 +141,9 @@ func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit i
 // walk calls fn with conversation id's events after seq after, in seq
 // order, merging the events bucket and the tail, until fn returns false
 // or an error. The frame is valid during tx.
-func walk(tx *bolt.Tx, id string, after uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
+func walk(tx snap, id string, after uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
 	p := prefix(id)
-	refs := tailSeqs(tx, id)
+	refs := tx.tail(id)
 	for len(refs) > 0 && refs[0].seq <= after {
 		refs = refs[1:]
 	}
@@ -160,8 +183,8 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, max
 	more := false
 	size := 0
 	p := prefix(id)
-	err := l.view(ctx, func(tx *bolt.Tx) error {
-		refs := tailSeqs(tx, id)
+	err := l.view(ctx, func(tx snap) error {
+		refs := tx.tail(id)
 		for len(refs) > 0 && before != 0 && refs[len(refs)-1].seq >= before {
 			refs = refs[:len(refs)-1]
 		}
@@ -220,7 +243,7 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, max
 func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, limit, maxBytes int) ([]protocol.Conversation, bool, error) {
 	page := convo.NewListPage(after, limit, maxBytes)
 	p := prefix(owner)
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx snap) error {
 		c := tx.Bucket(bucketOwners).Cursor()
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 			m, _, err := readMeta(tx, string(k[len(p):]))
@@ -241,7 +264,7 @@ func (l *Log) List(ctx context.Context, owner string, after convo.ListCursor, li
 // Unfinished implements convo.Log.
 func (l *Log) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
 	var out []*convo.Meta
-	err := l.view(ctx, func(tx *bolt.Tx) error {
+	err := l.view(ctx, func(tx snap) error {
 		return tx.Bucket(bucketMeta).ForEach(func(k, _ []byte) error {
 			m, _, err := readMeta(tx, string(k))
 			if err != nil {

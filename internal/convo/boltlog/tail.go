@@ -3,6 +3,10 @@ package boltlog
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -22,26 +26,31 @@ import (
 // and moves the tail's events.
 //
 //	tail      <g>    JSON event, exactly as sent to clients
-//	tailidx   <id>   (seq, g) pairs in seq order (see compactRefs):
-//	                 conversation id's events that are in the tail
+//
+// Which of them are a conversation's is kept in memory (tailIndex): its
+// (seq, g) pairs in seq order, rebuilt from the tail when the file opens.
+// Files written before kept it in a tailidx bucket, rewritten with every
+// event (a random page per commit and conversation); it is read once
+// when such a file opens, and deleted.
 //
 // When a turn ends (and when a long reply has tailMoveAt events in the
 // tail, or a stalled one's oldest is tailMaxBehind entries old, or its
 // conversation is deleted) its events move to the events
 // bucket in one contiguous run, as if they had been written there, and
-// its tailidx key is deleted. The moved tail entries stay behind until
-// every older entry has moved too: then each commit deletes the head of
-// the tail below the oldest entry still listed, which frees whole pages
-// instead of dirtying pages shared with live replies. Readers see the
-// tail through tailidx in their own transaction, so a reply is never
-// half moved for them.
+// it leaves the index. The moved tail entries stay behind until every
+// older entry has moved too: then each commit deletes the head of the
+// tail below the oldest entry still listed, which frees whole pages
+// instead of dirtying pages shared with live replies (a deleted
+// conversation's entries are deleted at once). Readers see the index as
+// of their own transaction (see snap), so a turn is never half moved for
+// them.
 var (
 	bucketTail    = []byte("tail")
 	bucketTailIdx = []byte("tailidx")
 )
 
-// tailMoveAt is how many events a reply keeps in the tail before they
-// move early, which bounds both a tailidx value and how far a long reply
+// tailMoveAt is how many events a conversation keeps in the tail before
+// they move early, which bounds both its index and how far a long reply
 // holds back the truncation of the tail.
 const tailMoveAt = 256
 
@@ -71,17 +80,14 @@ func streamEvent(typ string) bool {
 // tailKey is the tail's key for g.
 func tailKey(g uint64) []byte { return binary.BigEndian.AppendUint64(nil, g) }
 
-// tailRef is one tailidx pair: an event's seq and its key in the tail.
+// tailRef is one pair of the tail index: an event's seq and its key in
+// the tail.
 type tailRef struct{ seq, g uint64 }
 
-// compactRefs opens a tailidx value in the compact encoding: the first
-// pair as two uvarints, then each pair as the uvarint differences from
-// the pair before (a delta's seq is mostly its predecessor's + 1, and its
-// g a few thousand further on: 3 or 4 bytes a pair instead of 16). The
-// index of a conversation grows by a pair with every delta and is
-// rewritten each time, so its size is what most of a streaming commit's
-// page writes are made of. A value without the mark, from a file written
-// before, holds 8+8-byte big-endian pairs: a seq's first byte is 0.
+// compactRefs opens a tailidx value (files written before) in the compact
+// encoding: the first pair as two uvarints, then each pair as the uvarint
+// differences from the pair before. A value without the mark holds
+// 8+8-byte big-endian pairs: a seq's first byte is 0.
 const compactRefs = 0xff
 
 // tailRefs decodes a tailidx value, either encoding; it stops at the
@@ -113,51 +119,6 @@ func tailRefs(v []byte) []tailRef {
 	return refs
 }
 
-// appendRef returns the tailidx value old with r added after its pairs,
-// in the compact encoding (whichever old's was), and the number of pairs
-// it holds. A compact value is only read through, to its last pair: r
-// goes after its bytes as they are.
-func appendRef(old []byte, r tailRef) ([]byte, int) {
-	if last, n, ok := lastRef(old); ok {
-		v := make([]byte, len(old), len(old)+2*binary.MaxVarintLen64)
-		copy(v, old)
-		v = binary.AppendUvarint(v, r.seq-last.seq)
-		return binary.AppendUvarint(v, r.g-last.g), n + 1
-	}
-	refs := append(tailRefs(old), r)
-	v := make([]byte, 0, len(old)+1+2*binary.MaxVarintLen64)
-	v = append(v, compactRefs)
-	var prev tailRef
-	for _, ref := range refs {
-		v = binary.AppendUvarint(v, ref.seq-prev.seq)
-		v = binary.AppendUvarint(v, ref.g-prev.g)
-		prev = ref
-	}
-	return v, len(refs)
-}
-
-// lastRef returns the last pair of a compact tailidx value and how many
-// it holds; ok is false for any other value, and for one that does not
-// end with a whole pair.
-func lastRef(v []byte) (last tailRef, n int, ok bool) {
-	if len(v) == 0 || v[0] != compactRefs {
-		return tailRef{}, 0, false
-	}
-	for v = v[1:]; len(v) > 0; n++ {
-		ds, i := binary.Uvarint(v)
-		if i <= 0 {
-			return tailRef{}, 0, false
-		}
-		dg, j := binary.Uvarint(v[i:])
-		if j <= 0 {
-			return tailRef{}, 0, false
-		}
-		v = v[i+j:]
-		last = tailRef{last.seq + ds, last.g + dg}
-	}
-	return last, n, true
-}
-
 // tailState is what the commit loop remembers of the tail between
 // commits: the next key, and for each conversation with events in it the
 // key of its oldest one, whose minimum is how far the tail can be cut.
@@ -166,19 +127,62 @@ type tailState struct {
 	first map[string]uint64
 }
 
-// loadTail reads the tail's state at start-up.
-func loadTail(tx *bolt.Tx) tailState {
+// loadTail reads the tail's state at start-up and rebuilds its index:
+// from a tailidx bucket (a file written before), which it deletes, or
+// else from the tail's entries themselves. An entry is a live event of
+// its conversation if the conversation exists and has no event of that
+// seq in the events bucket: a move leaves the moved entries behind until
+// the tail is cut below them, a delete does not.
+func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 	st := tailState{next: 1, first: map[string]uint64{}}
+	refs := map[string][]tailRef{}
 	if k, _ := tx.Bucket(bucketTail).Cursor().Last(); k != nil {
 		st.next = binary.BigEndian.Uint64(k) + 1
 	}
-	_ = tx.Bucket(bucketTailIdx).ForEach(func(k, v []byte) error {
-		if refs := tailRefs(v); len(refs) > 0 {
-			st.first[string(k)] = refs[0].g
+	if old := tx.Bucket(bucketTailIdx); old != nil {
+		_ = old.ForEach(func(k, v []byte) error {
+			if r := tailRefs(v); len(r) > 0 {
+				refs[string(k)] = r
+			}
+			return nil
+		})
+		if err := tx.DeleteBucket(bucketTailIdx); err != nil {
+			return st, nil, err
 		}
-		return nil
-	})
-	return st
+	} else {
+		// lastMoved is each conversation's last seq in the events bucket
+		// (0: none), or -1 when it does not exist.
+		lastMoved := map[string]int64{}
+		err := tx.Bucket(bucketTail).ForEach(func(k, v []byte) error {
+			var ev struct {
+				Conversation string `json:"conversation"`
+				Seq          uint64 `json:"seq"`
+			}
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("tail entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			id := ev.Conversation
+			last, ok := lastMoved[id]
+			if !ok {
+				last = -1
+				if tx.Bucket(bucketMeta).Get([]byte(id)) != nil {
+					last = int64(lastStoredSeq(tx, id))
+				}
+				lastMoved[id] = last
+			}
+			if last >= 0 && ev.Seq > uint64(last) {
+				refs[id] = append(refs[id], tailRef{ev.Seq, binary.BigEndian.Uint64(k)})
+			}
+			return nil
+		})
+		if err != nil {
+			return st, nil, err
+		}
+	}
+	for id, r := range refs {
+		st.first[id] = r[0].g
+	}
+	return st, refs, nil
 }
 
 // tailBatch is a commit's changes to the tail state, applied to it only
@@ -186,6 +190,35 @@ func loadTail(tx *bolt.Tx) tailState {
 type tailBatch struct {
 	next  uint64
 	first map[string]uint64 // 0: no events in the tail any more
+	// base is the index as of the last commit; refs the conversations
+	// whose entries this commit changed (nil: none left).
+	base *tailIndex
+	refs map[string][]tailRef
+}
+
+// refsOf returns conversation id's entries in the tail as of the batch.
+func (b *batch) refsOf(id string) []tailRef {
+	if r, ok := b.tail.refs[id]; ok {
+		return r
+	}
+	return b.tail.base.refs[id]
+}
+
+// index returns the tail index as of the batch, as the bbolt transaction
+// txid writes it.
+func (tb *tailBatch) index(txid int) *tailIndex {
+	if len(tb.refs) == 0 {
+		return &tailIndex{txid: txid, refs: tb.base.refs}
+	}
+	refs := maps.Clone(tb.base.refs)
+	for id, r := range tb.refs {
+		if len(r) == 0 {
+			delete(refs, id)
+		} else {
+			refs[id] = r
+		}
+	}
+	return &tailIndex{txid: txid, refs: refs}
 }
 
 // appendTail stores ev, already encoded as frame, in the tail.
@@ -196,16 +229,15 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	if err := b.appendOnly(bucketTail).Put(b.key, frame); err != nil {
 		return err
 	}
-	idx := b.tx.Bucket(bucketTailIdx)
-	old := idx.Get([]byte(id))
-	if len(old) == 0 {
+	refs := b.refsOf(id)
+	if len(refs) == 0 {
 		b.tail.first[id] = g
 	}
-	v, n := appendRef(old, tailRef{seq, g})
-	if err := idx.Put([]byte(id), v); err != nil {
-		return err
-	}
-	if n >= tailMoveAt {
+	// An index published before holds this slice up to its own length
+	// only: appending in place changes nothing it holds.
+	refs = append(refs, tailRef{seq, g})
+	b.tail.refs[id] = refs
+	if len(refs) >= tailMoveAt {
 		return b.moveTail(id)
 	}
 	return nil
@@ -214,7 +246,7 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 // moveTail moves conversation id's events from the tail to the events
 // bucket.
 func (b *batch) moveTail(id string) error {
-	refs := tailSeqs(b.tx, id)
+	refs := b.refsOf(id)
 	if len(refs) == 0 {
 		return nil
 	}
@@ -238,11 +270,24 @@ func (b *batch) moveTail(id string) error {
 	return b.dropTail(id)
 }
 
-// dropTail forgets conversation id's events in the tail: moved, or
-// deleted with the conversation. The entries go with the tail's head.
+// dropTail forgets conversation id's events in the tail, moved: the
+// entries go with the tail's head.
 func (b *batch) dropTail(id string) error {
 	b.tail.first[id] = 0
-	return b.tx.Bucket(bucketTailIdx).Delete([]byte(id))
+	b.tail.refs[id] = nil
+	return nil
+}
+
+// deleteTail deletes conversation id's events in the tail, with the
+// conversation: the index rebuilt at start-up must not find them.
+func (b *batch) deleteTail(id string) error {
+	tail := b.tx.Bucket(bucketTail)
+	for _, r := range b.refsOf(id) {
+		if err := tail.Delete(tailKey(r.g)); err != nil {
+			return err
+		}
+	}
+	return b.dropTail(id)
 }
 
 // truncateTail deletes the tail's entries that every conversation has
@@ -289,7 +334,58 @@ func (st *tailState) apply(tb tailBatch) {
 	}
 }
 
-// tailSeqs returns conversation id's events in the tail, as of tx.
-func tailSeqs(tx *bolt.Tx, id string) []tailRef {
-	return tailRefs(tx.Bucket(bucketTailIdx).Get([]byte(id)))
+// tailIndex is the tail's index as of one commit: for each conversation
+// with events in the tail, their (seq, g) pairs in seq order. Once
+// published it is not modified (a later one may share a slice's array
+// beyond the length this one holds).
+type tailIndex struct {
+	txid int // the bbolt transaction whose state this is
+	refs map[string][]tailRef
+}
+
+// tailIndexes are the indexes of the last commits, newest first: a reader
+// takes the one of its own transaction.
+type tailIndexes struct {
+	mu  sync.Mutex
+	ixs [3]*tailIndex
+}
+
+// newest returns the index of the last commit.
+func (t *tailIndexes) newest() *tailIndex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ixs[0]
+}
+
+// publish makes ix the newest; the commit loop calls it before the
+// transaction that writes ix commits, so that no reader can see that
+// transaction without its index.
+func (t *tailIndexes) publish(ix *tailIndex) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	copy(t.ixs[1:], t.ixs[:])
+	t.ixs[0] = ix
+}
+
+// withdraw undoes the publish of ix, whose commit failed.
+func (t *tailIndexes) withdraw(ix *tailIndex) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ixs[0] == ix {
+		copy(t.ixs[:], t.ixs[1:])
+		t.ixs[len(t.ixs)-1] = nil
+	}
+}
+
+// of returns the index of transaction txid, or nil when it is older than
+// those kept.
+func (t *tailIndexes) of(txid int) *tailIndex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ix := range t.ixs {
+		if ix != nil && ix.txid == txid {
+			return ix
+		}
+	}
+	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -114,18 +116,18 @@ func checkRead(t *testing.T, st *Log, id string, after, upTo, want uint64, limit
 	}
 }
 
-// tailLen counts the entries in the tail and tailidx buckets.
+// tailLen counts the entries in the tail and the conversations its index
+// lists.
 func tailLen(t *testing.T, st *Log) (entries, conversations int) {
 	t.Helper()
 	err := st.db.View(func(tx *bolt.Tx) error {
 		entries = tx.Bucket(bucketTail).Stats().KeyN
-		conversations = tx.Bucket(bucketTailIdx).Stats().KeyN
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return entries, conversations
+	return entries, len(st.tails.newest().refs)
 }
 
 func delta(text string) *protocol.Event {
@@ -241,60 +243,189 @@ func oldRefs(refs []tailRef) []byte {
 	return v
 }
 
-func TestTailRefsEncoding(t *testing.T) {
-	refs := []tailRef{{5, 1}, {6, 40}, {7, 41}, {9, 1 << 40}, {10, 1<<40 + 3}}
-	t.Run("compact", func(t *testing.T) {
-		var v []byte
-		for i, r := range refs {
-			var n int
-			v, n = appendRef(v, r)
-			if n != i+1 {
-				t.Fatalf("appendRef says %d pairs, want %d", n, i+1)
-			}
-		}
-		if got := tailRefs(v); !slices.Equal(got, refs) {
-			t.Fatalf("decoded %v, want %v", got, refs)
-		}
-		// Small steps take a few bytes a pair, not 16.
-		var small []byte
-		for _, r := range refs[:3] {
-			small, _ = appendRef(small, r)
-		}
-		if len(small) > 8 {
-			t.Errorf("%d bytes for 3 pairs a step apart, want at most 8", len(small))
-		}
-	})
-	t.Run("written before", func(t *testing.T) {
-		old := oldRefs(refs[:3])
-		if got := tailRefs(old); !slices.Equal(got, refs[:3]) {
-			t.Fatalf("decoded %v, want %v", got, refs[:3])
-		}
-		v, n := appendRef(old, refs[3])
-		if n != 4 || v[0] != compactRefs {
-			t.Fatalf("appending to an old value: %d pairs, first byte %#x", n, v[0])
-		}
-		if got := tailRefs(v); !slices.Equal(got, refs[:4]) {
-			t.Fatalf("decoded %v, want %v", got, refs[:4])
-		}
-	})
+// compactRefsValue encodes refs as files written before held them in the
+// compact encoding (see compactRefs).
+func compactRefsValue(refs []tailRef) []byte {
+	v := []byte{compactRefs}
+	var prev tailRef
+	for _, r := range refs {
+		v = binary.AppendUvarint(v, r.seq-prev.seq)
+		v = binary.AppendUvarint(v, r.g-prev.g)
+		prev = r
+	}
+	return v
 }
 
-// FuzzTailRefs decodes any tailidx value without failing, and appending a
-// pair to it keeps the pairs it decoded and adds that one.
-func FuzzTailRefs(f *testing.F) {
-	var compact []byte
-	for _, r := range []tailRef{{1, 7}, {2, 9}, {4, 1 << 33}} {
-		compact, _ = appendRef(compact, r)
+// TestTailRefsEncoding decodes the tailidx values of files written
+// before, in both encodings.
+func TestTailRefsEncoding(t *testing.T) {
+	refs := []tailRef{{5, 1}, {6, 40}, {7, 41}, {9, 1 << 40}, {10, 1<<40 + 3}}
+	for name, v := range map[string][]byte{"compact": compactRefsValue(refs), "pairs": oldRefs(refs)} {
+		if got := tailRefs(v); !slices.Equal(got, refs) {
+			t.Errorf("%s: decoded %v, want %v", name, got, refs)
+		}
 	}
-	f.Add(compact, uint64(5), uint64(1<<33+1))
+}
+
+// FuzzTailRefs decodes any tailidx value without failing, and a value
+// encoded from pairs back to them.
+func FuzzTailRefs(f *testing.F) {
+	f.Add(compactRefsValue([]tailRef{{1, 7}, {2, 9}, {4, 1 << 33}}), uint64(5), uint64(1<<33+1))
 	f.Add(oldRefs([]tailRef{{1, 7}, {2, 9}}), uint64(3), uint64(10))
 	f.Add([]byte{compactRefs, 0x80}, uint64(1), uint64(1))
 	f.Fuzz(func(t *testing.T, v []byte, seq, g uint64) {
 		refs := tailRefs(v)
-		next, n := appendRef(v, tailRef{seq, g})
-		got := tailRefs(next)
-		if n != len(refs)+1 || len(got) != n || !slices.Equal(got[:len(refs)], refs) || got[len(refs)] != (tailRef{seq, g}) {
-			t.Fatalf("appendRef(%x, {%d %d}) = %x: decodes to %v (n %d), want %v and the new pair", v, seq, g, next, got, n, refs)
+		// Pairs in order, as an index holds them.
+		next := append(slices.Clone(refs), tailRef{seq, g})
+		for i := 1; i < len(next); i++ {
+			if next[i].seq < next[i-1].seq || next[i].g < next[i-1].g {
+				return
+			}
+		}
+		if got := tailRefs(compactRefsValue(next)); !slices.Equal(got, next) {
+			t.Fatalf("%v encoded and decoded: %v", next, got)
 		}
 	})
+}
+
+// TestTailIndexRebuiltAtOpen reopens a file whose tail holds entries of
+// every kind: a reply in progress, entries a move left behind (an older
+// reply in progress keeps the tail from being cut), and a deleted
+// conversation whose id was created again. The index rebuilt from the
+// tail lists the live events only.
+func TestTailIndexRebuiltAtOpen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	l := openAt(t, path)
+	for _, id := range []string{"old", "a", "c"} {
+		create(t, l, id)
+	}
+	appendEvents(t, l, "old", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("holds the tail"))
+	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("one"))
+	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1", StopReason: protocol.StopEndTurn,
+		Message: &protocol.Message{ID: "r1", Role: protocol.RoleAssistant, Text: "one", Turn: "t1"}})
+	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"}, delta("two"))
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("gone"), delta("soon"))
+	if err := l.Delete(ctx, "c", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	create(t, l, "c")
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t9"})
+	if entries, _ := tailLen(t, l); entries < 7 {
+		t.Fatalf("%d tail entries before reopening, want the moved ones kept", entries)
+	}
+	want := maps.Clone(l.tails.newest().refs)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openAt(t, path)
+	if got := l.tails.newest().refs; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("index rebuilt: %v, want %v", got, want)
+	}
+	checkLog(t, l, "old", 2)
+	checkLog(t, l, "a", 5)
+	checkLog(t, l, "c", 1)
+}
+
+// TestOpensFileWithTailIdx opens a file as an earlier gateway left it,
+// with the tail's index in a tailidx bucket: the index comes from there,
+// and the bucket goes.
+func TestOpensFileWithTailIdx(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	l := openAt(t, path)
+	create(t, l, "a")
+	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("x"), delta("y"))
+	refs := l.tails.newest().refs["a"]
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, BoltOptions(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucket(bucketTailIdx)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte("a"), compactRefsValue(refs))
+	})
+	if err == nil {
+		err = db.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	l = openAt(t, path)
+	checkLog(t, l, "a", 3)
+	err = l.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketTailIdx) != nil {
+			t.Error("the tailidx bucket is still there")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadersSeeTheirCommitsIndex reads a conversation again and again
+// while turns stream into it and end (their events move out of the tail):
+// every read is a gapless prefix of the log, as of its own transaction.
+func TestReadersSeeTheirCommitsIndex(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t)
+	create(t, l, "a")
+	done := make(chan error, 1)
+	go func() {
+		store := func(ev *protocol.Event) error {
+			_, err := l.Append(ctx, &convo.Append{Conversation: "a", Build: func(*convo.Meta) ([]convo.Draft, error) {
+				c := *ev
+				return []convo.Draft{{Event: &c}}, nil
+			}})
+			return err
+		}
+		for turn := range 40 {
+			tid := fmt.Sprint("t", turn)
+			evs := []*protocol.Event{{Type: protocol.EventTurnStart, Turn: tid}}
+			for range 5 {
+				evs = append(evs, delta("x"))
+			}
+			evs = append(evs, &protocol.Event{Type: protocol.EventTurnEnd, Turn: tid, StopReason: protocol.StopEndTurn,
+				Message: &protocol.Message{ID: "r" + tid, Role: protocol.RoleAssistant, Text: "xxxxx", Turn: tid}})
+			for _, ev := range evs {
+				if err := store(ev); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	for reading := true; reading; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			reading = false
+		default:
+		}
+		frames, err := l.Events(ctx, "a", 0, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range frames {
+			var ev protocol.Event
+			if err := json.Unmarshal(f, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Seq != uint64(i+1) {
+				t.Fatalf("event %d of a read has seq %d", i, ev.Seq)
+			}
+		}
+	}
+	checkLog(t, l, "a", 40*7)
 }
