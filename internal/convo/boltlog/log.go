@@ -283,7 +283,7 @@ func (l *Log) take(all bool) []*op {
 func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Committed)) {
 	// Most ops are of a conversation no other op of the batch touches.
 	b := &batch{now: l.now(), cache: l.cache, metas: make(map[string]*convo.Meta, len(ops)), dirty: map[string]bool{}, stored: make(map[string]uint64, len(ops)),
-		tail: tailBatch{next: l.tail.next, first: make(map[string]uint64, len(ops)), base: l.tails.newest(), refs: make(map[string][]tailRef, len(ops))}}
+		tail: tailBatch{st: &l.tail, next: l.tail.next, first: make(map[string]uint64, len(ops)), base: l.tails.newest(), refs: make(map[string][]tailRef, len(ops))}}
 	start := time.Now()
 	for _, o := range ops {
 		if o.deferrable {

@@ -120,11 +120,13 @@ func tailRefs(v []byte) []tailRef {
 }
 
 // tailState is what the commit loop remembers of the tail between
-// commits: the next key, and for each conversation with events in it the
-// key of its oldest one, whose minimum is how far the tail can be cut.
+// commits: the next key, for each conversation with events in it the
+// key of its oldest one, whose minimum is how far the tail can be cut,
+// and the newest frames.
 type tailState struct {
-	next  uint64
-	first map[string]uint64
+	next   uint64
+	first  map[string]uint64
+	frames tailFrames
 }
 
 // loadTail reads the tail's state at start-up and rebuilds its index:
@@ -182,18 +184,37 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 	for id, r := range refs {
 		st.first[id] = r[0].g
 	}
+	st.frames.first = st.next
 	return st, refs, nil
 }
 
 // tailBatch is a commit's changes to the tail state, applied to it only
 // once the commit succeeded.
 type tailBatch struct {
+	st    *tailState // as of the last commit; read-only here
 	next  uint64
 	first map[string]uint64 // 0: no events in the tail any more
+	// frames are those stored from st.next on, moved the keys of the
+	// entries that left the index, below the key the tail is cut below.
+	frames [][]byte
+	moved  []uint64
+	below  uint64
 	// base is the index as of the last commit; refs the conversations
 	// whose entries this commit changed (nil: none left).
 	base *tailIndex
 	refs map[string][]tailRef
+}
+
+// frame returns the frame stored at tail key g as the batch knows it
+// without reading the tail, or nil.
+func (tb *tailBatch) frame(g uint64) []byte {
+	if g >= tb.st.next {
+		if i := g - tb.st.next; i < uint64(len(tb.frames)) {
+			return tb.frames[i]
+		}
+		return nil
+	}
+	return tb.st.frames.get(g)
 }
 
 // refsOf returns conversation id's entries in the tail as of the batch.
@@ -229,6 +250,7 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	if err := b.appendOnly(bucketTail).Put(b.key, frame); err != nil {
 		return err
 	}
+	b.tail.frames = append(b.tail.frames, frame)
 	refs := b.refsOf(id)
 	if len(refs) == 0 {
 		b.tail.first[id] = g
@@ -254,10 +276,13 @@ func (b *batch) moveTail(id string) error {
 	tail, events := b.tx.Bucket(bucketTail).Cursor(), b.appendOnly(bucketEvents)
 	var key [8]byte
 	for _, r := range refs {
-		binary.BigEndian.PutUint64(key[:], r.g)
-		k, frame := tail.Seek(key[:])
-		if !bytes.Equal(k, key[:]) {
-			frame = nil // as Get: missing
+		frame := b.tail.frame(r.g)
+		if frame == nil {
+			binary.BigEndian.PutUint64(key[:], r.g)
+			k, v := tail.Seek(key[:])
+			if bytes.Equal(k, key[:]) {
+				frame = v
+			}
 		}
 		// frame is valid for the transaction's life, as Put wants: bbolt
 		// copies what a written node holds from the file's memory map
@@ -273,6 +298,9 @@ func (b *batch) moveTail(id string) error {
 // dropTail forgets conversation id's events in the tail, moved: the
 // entries go with the tail's head.
 func (b *batch) dropTail(id string) error {
+	for _, r := range b.refsOf(id) {
+		b.tail.moved = append(b.tail.moved, r.g)
+	}
 	b.tail.first[id] = 0
 	b.tail.refs[id] = nil
 	return nil
@@ -315,6 +343,7 @@ func (b *batch) truncateTail(st *tailState) error {
 			}
 		}
 	}
+	b.tail.below = below
 	n := 0
 	return deleteFrom(b.tx.Bucket(bucketTail), nil, func(k []byte) bool {
 		n++
@@ -324,6 +353,7 @@ func (b *batch) truncateTail(st *tailState) error {
 
 // apply makes a committed batch's changes part of the state.
 func (st *tailState) apply(tb tailBatch) {
+	st.frames.apply(st.next, tb.frames, tb.moved, tb.below)
 	st.next = tb.next
 	for id, g := range tb.first {
 		if g == 0 {
