@@ -3,7 +3,9 @@ package convo
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -96,12 +98,12 @@ func (e *earlyTurn) opens(res *Appended) bool {
 // the history could not be read: the runner goes on as for any send,
 // which reads it again and reports a failure.
 func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ran bool) {
+	// Exactly the messages the send saw: opened checks that nothing came
+	// after them.
 	var msgs []protocol.Message
 	if e.meta.LastSeq > 0 {
 		var err error
-		// Exactly the messages the send saw: opened checks that nothing
-		// came after them.
-		if msgs, _, err = s.log.Messages(context.WithoutCancel(ctx), h.id, e.meta.LastSeq+1, 0, 0); err != nil {
+		if msgs, err = s.readHistory(context.WithoutCancel(ctx), h, e.meta, e.meta.LastSeq+1); err != nil {
 			<-e.stored
 			return false, false
 		}
@@ -109,9 +111,102 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 	msgs = append(msgs, protocol.Message{Role: protocol.RoleUser, Text: e.text, Turn: e.turn, Seq: e.meta.LastSeq + 1})
 	callCtx, span := s.startTurnSpan(e.ctx, h.id, e.turn, e.meta.Model)
 	defer span.End()
-	next = s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored)
+	next, end := s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored)
 	if !e.opened {
 		turnNotOpened(span)
 	}
+	if end != nil {
+		s.keepHistory(h, msgs, end)
+	}
 	return next, true
+}
+
+// Bounds of the histories hubs keep between turns (see keepHistory).
+const (
+	historyCacheBytes = 32 << 20
+	historyHubBytes   = 1 << 20
+)
+
+// recentMessages is how many of the newest messages readHistory reads to
+// join them to a kept history: those sent since it was kept.
+const recentMessages = 8
+
+// readHistory returns the messages of conversation m (as the caller read
+// it) before seq before (0: all): the history h keeps, with the few
+// messages sent since read from the Log, or else all of them from the
+// Log.
+func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, error) {
+	if kept, at := s.takeHistory(h, m); kept != nil {
+		recent, more, err := s.log.Messages(ctx, h.id, before, recentMessages, 0)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return recent, nil
+		}
+		// recent joins kept if it reaches back to kept's last message.
+		if i := slices.IndexFunc(recent, func(msg protocol.Message) bool { return msg.Seq > at }); i != 0 {
+			if i < 0 {
+				i = len(recent)
+			}
+			return append(kept, recent[i:]...), nil
+		}
+	}
+	msgs, _, err := s.log.Messages(ctx, h.id, before, 0, 0)
+	return msgs, err
+}
+
+// keepHistory keeps on h the conversation's messages through the turn_end
+// end stored: msgs (all those before the turn's end that its model saw)
+// and the reply, if nothing else came meanwhile (no message is pending,
+// and the turn_end is the log's end), so that the next turn need not
+// read them back. Within historyCacheBytes for all hubs.
+func (s *Service) keepHistory(h *hub, msgs []protocol.Message, end *Appended) {
+	if len(end.Events) != 1 {
+		return
+	}
+	ev, m := end.Events[0], end.Meta
+	if m == nil || m.Agent != "" || len(m.Pending) > 0 || m.OpenTurn != nil || m.LastSeq != ev.Seq || ev.Message == nil {
+		return
+	}
+	msgs = append(msgs, protocol.Message{Role: protocol.RoleAssistant, Text: ev.Message.Text, Turn: ev.Turn, Seq: ev.Seq})
+	var size int64
+	for _, msg := range msgs {
+		size += int64(len(msg.Text)+len(msg.Turn)) + 64
+	}
+	// Under s.mu, so that a hub dropped meanwhile (a delete) keeps
+	// nothing: dropHub forgets what it keeps.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hubs[h.id] != h {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.forgetHistory(h)
+	if size > historyHubBytes || s.historyBytes.Add(size) > historyCacheBytes {
+		s.historyBytes.Add(-size)
+		return
+	}
+	h.history, h.historyAt, h.historyOf, h.historySize = msgs, ev.Seq, m.CreatedAt, size
+}
+
+// takeHistory returns, and forgets, the history h keeps of conversation
+// m (none for another conversation created under its id), and the seq it
+// runs through.
+func (s *Service) takeHistory(h *hub, m *Meta) ([]protocol.Message, uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msgs, at := h.history, h.historyAt
+	if !h.historyOf.Equal(m.CreatedAt) || at > m.LastSeq {
+		msgs = nil
+	}
+	s.forgetHistory(h)
+	return msgs, at
+}
+
+// forgetHistory drops the history h keeps. Call with h.mu held.
+func (s *Service) forgetHistory(h *hub) {
+	s.historyBytes.Add(-h.historySize)
+	h.history, h.historyAt, h.historyOf, h.historySize = nil, 0, time.Time{}, 0
 }

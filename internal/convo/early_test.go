@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +306,129 @@ func sendInBackground(s sender, conversation, text string) func(t *testing.T) *p
 			t.Fatalf("send %q: %v", text, r.err)
 		}
 		return r.ack
+	}
+}
+
+// historyLog counts the reads of whole histories (Messages without a
+// limit) of the Log it wraps. Once gate is set, the Meta call after skip
+// more closes held and waits for gate to close.
+type historyLog struct {
+	convo.Log
+	reads atomic.Int32
+	mu    sync.Mutex
+	skip  int
+	gate  chan struct{}
+	held  chan struct{}
+}
+
+func (l *historyLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	l.mu.Lock()
+	var gate, held chan struct{}
+	if l.gate != nil {
+		if l.skip == 0 {
+			gate, held, l.gate = l.gate, l.held, nil
+		}
+		l.skip--
+	}
+	l.mu.Unlock()
+	if gate != nil {
+		close(held)
+		<-gate
+	}
+	return l.Log.Meta(ctx, id)
+}
+
+func (l *historyLog) Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error) {
+	if limit == 0 {
+		l.reads.Add(1)
+	}
+	return l.Log.Messages(ctx, id, before, limit, maxBytes)
+}
+
+// TestHistoryKeptBetweenTurns sends one message after another's reply:
+// the next turn's model sees the whole history without reading it all
+// back from the Log (only the newest messages), the runner kept it. A
+// turn that ends with a message pending keeps nothing: the next turn
+// reads the whole history, and keeps it for the one after.
+func TestHistoryKeptBetweenTurns(t *testing.T) {
+	// Room for every call and end: the test reads the calls only.
+	m := &callModel{calls: make(chan convo.ModelRequest, 20), ended: make(chan error, 20)}
+	hl := &historyLog{}
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
+		hl.Log = l
+		return hl
+	})
+	rec := newRecorder(1000)
+	ack := send(t, s, "", "one", rec)
+	m.call(t, "for one")
+	rec.until(t, protocol.EventTurnEnd)
+	// More turns than the newest messages readHistory reads, so that the
+	// later ones join the kept history to them.
+	want := "user:one assistant:1:one"
+	for i := 2; i <= 8; i++ {
+		text := fmt.Sprint("q", i)
+		reads := hl.reads.Load()
+		send(t, s, ack.Conversation, text, nil)
+		want += " user:" + text
+		if got := history(m.call(t, "for "+text)); got != want {
+			t.Errorf("history of %s:\n%q, want\n%q", text, got, want)
+		}
+		want += fmt.Sprintf(" assistant:%d:%s", 2*i-1, text)
+		rec.until(t, protocol.EventTurnEnd)
+		if n := hl.reads.Load() - reads; n != 0 {
+			t.Errorf("the turn of %s read the whole history %d times, want the one kept", text, n)
+		}
+	}
+	// A message sent while a turn runs: that turn ends with it pending.
+	reads := hl.reads.Load()
+	send(t, s, ack.Conversation, "wait", nil)
+	m.call(t, "for wait")
+	send(t, s, ack.Conversation, "three", nil)
+	if err := s.Cancel(context.Background(), "u1", ack.Conversation); err != nil {
+		t.Fatal(err)
+	}
+	rec.until(t, protocol.EventTurnEnd)
+	want += " user:wait assistant: user:three"
+	if got := history(m.call(t, "for three")); got != want {
+		t.Errorf("history of three:\n%q, want\n%q", got, want)
+	}
+	rec.until(t, protocol.EventTurnEnd)
+	if n := hl.reads.Load() - reads; n != 1 {
+		t.Errorf("the turns of wait and three read the whole history %d times, want once (three's)", n)
+	}
+	reads = hl.reads.Load()
+	send(t, s, ack.Conversation, "four", nil)
+	want += " assistant:19:three user:four"
+	if got := history(m.call(t, "for four")); got != want {
+		t.Errorf("history of four:\n%q, want\n%q", got, want)
+	}
+	if n := hl.reads.Load() - reads; n != 0 {
+		t.Errorf("the turn of four read the whole history %d times, want the one kept", n)
+	}
+	rec.until(t, protocol.EventTurnEnd)
+
+	// A send while the runner that ended a turn still looks for the next
+	// one: the send opens its turn without starting it, that runner runs
+	// it, with the kept history and the message sent since.
+	send(t, s, ack.Conversation, "wait", nil)
+	m.call(t, "for the second wait")
+	gate, held := make(chan struct{}), make(chan struct{})
+	hl.mu.Lock()
+	// Cancel reads the metadata first, then the turn ends.
+	hl.skip, hl.gate, hl.held = 1, gate, held
+	hl.mu.Unlock()
+	if err := s.Cancel(context.Background(), "u1", ack.Conversation); err != nil {
+		t.Fatal(err)
+	}
+	<-held // the runner after the cancelled turn, looking for another
+	reads = hl.reads.Load()
+	send(t, s, ack.Conversation, "five", nil)
+	close(gate)
+	want += " assistant:21:four user:wait assistant: user:five"
+	if got := history(m.call(t, "for five")); got != want {
+		t.Errorf("history of five:\n%q, want\n%q", got, want)
+	}
+	if n := hl.reads.Load() - reads; n != 0 {
+		t.Errorf("the turn of five read the whole history %d times, want the one kept", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
@@ -40,6 +41,14 @@ type hub struct {
 	refs int
 	// unfollow ends the Log's reports of the conversation (see Log.Follow).
 	unfollow func()
+	// history is the conversation's messages through seq historyAt, as
+	// the last early turn left them (what a model's history needs of
+	// them), so that the next one need not read them back; nil: none
+	// kept. See Service.keepHistory.
+	history     []protocol.Message
+	historyAt   uint64
+	historyOf   time.Time // the conversation's CreatedAt
+	historySize int64
 }
 
 // idle reports whether nothing uses h. Call with h.mu held.
@@ -228,8 +237,9 @@ func (s *Service) releaseIfIdle(h *hub) {
 	}
 }
 
-// dropHub forgets h. Call with s.mu held.
+// dropHub forgets h. Call with s.mu and h.mu held.
 func (s *Service) dropHub(h *hub) {
+	s.forgetHistory(h)
 	delete(s.hubs, h.id)
 	h.unfollow()
 	s.cfg.Metrics.Hubs.Dec()

@@ -78,7 +78,7 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 			if err := s.closeCalls(m); err != nil {
 				s.logger.Error("close the calls of a cut-off turn", "conversation", h.id, "err", err)
 			}
-			_ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
+			_, _ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
 				Steps: m.OpenTurn.Steps}, text)
 			s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
 		}

@@ -113,24 +113,29 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	defer span.End()
 	// The history is read even for a turn cancelled meanwhile: stream
 	// then ends it with the right stop reason.
-	msgs, _, err := s.log.Messages(context.WithoutCancel(ctx), h.id, 0, 0, 0)
+	msgs, err := s.readHistory(context.WithoutCancel(ctx), h, m, 0)
 	var steps map[string][]HistoryMessage
 	if err == nil && m.Agent != "" {
 		steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
 	}
 	if err != nil {
 		s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
-		s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
+		_, _ = s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
 		return true
 	}
-	return s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil)
+	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil)
+	if end != nil {
+		s.keepHistory(h, msgs, end)
+	}
+	return next
 }
 
 // play runs open turn turnID of conversation m with history and stores its
 // end; after is as for stream. It returns false when the conversation was
 // deleted meanwhile, or when an early turn's send did not open it: then
-// nothing is stored, and no other turn waits for this runner.
-func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}) bool {
+// nothing is stored, and no other turn waits for this runner. stored is
+// the turn_end's append, when it was stored.
+func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}) (ok bool, stored *Appended) {
 	req := ModelRequest{Model: m.Model, System: m.System, History: history,
 		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
 	s.cfg.Metrics.Turns.Inc()
@@ -143,15 +148,15 @@ func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, h
 	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil {
-		return false
+		return false, nil
 	}
-	s.endTurn(s.turnCtx, id, turnID, end, text)
+	stored, _ = s.endTurn(s.turnCtx, id, turnID, end, text)
 	turnEnded(ctx, end)
 	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
 	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))
 	s.logger.Debug("turn ended", "conversation", id, "turn", turnID, "stop_reason", end.StopReason)
-	return true
+	return true, stored
 }
 
 // openTurn returns the metadata of conversation id with the turn to run
@@ -214,16 +219,18 @@ func (s *Service) appendTurnEvents(id, turnID string, buf *chunkBuffer) ([]chunk
 // stay with a turn open and its later messages unanswered: the runners
 // pass s.turnCtx, which ends when the service closes (the next start then
 // ends the turn as interrupted). A conversation that is gone is not an
-// error.
-func (s *Service) endTurn(ctx context.Context, id, turnID string, end *protocol.Event, text string) error {
+// error. It returns the append that stored the turn_end (nil if none did).
+func (s *Service) endTurn(ctx context.Context, id, turnID string, end *protocol.Event, text string) (*Appended, error) {
 	end.Type = protocol.EventTurnEnd
 	end.Turn = turnID
 	end.Message = &protocol.Message{ID: newID("m_"), Role: protocol.RoleAssistant, Text: text, Turn: turnID}
 	if end.Usage == nil {
 		end.Usage = &protocol.Usage{}
 	}
+	var res *Appended
 	err := s.retry(ctx, id, "store turn_end", func() error {
-		_, err := s.log.Append(context.WithoutCancel(ctx), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
+		var err error
+		res, err = s.log.Append(context.WithoutCancel(ctx), &Append{Conversation: id, Build: func(m *Meta) ([]Draft, error) {
 			if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
 				return nil, errTurnGone
 			}
@@ -236,11 +243,12 @@ func (s *Service) endTurn(ctx context.Context, id, turnID string, end *protocol.
 	})
 	switch {
 	case errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone):
-		return nil
+		return nil, nil
 	case err != nil:
 		s.logger.Error("store turn_end", "conversation", id, "turn", turnID, "err", err)
+		return nil, err
 	}
-	return err
+	return res, nil
 }
 
 // Backoff bounds of retry.
@@ -356,7 +364,7 @@ func (s *Service) recoverTurn(m *Meta) error {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: m.OpenTurn.Steps}
-	if err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, text); err != nil {
+	if _, err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, text); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)

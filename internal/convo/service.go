@@ -40,6 +40,9 @@ type Service struct {
 	// draining stops new turns from starting (sends still queue them);
 	// it is set under mu, and read without it by sends.
 	draining atomic.Bool
+	// historyBytes is the size of the histories hubs keep (see
+	// keepHistory), at most historyCacheBytes.
+	historyBytes atomic.Int64
 
 	// calls routes answers to the tool calls that wait for them.
 	calls callWaiters
@@ -365,9 +368,11 @@ func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	if h := s.stopTurn(conversation, errDeleted); h != nil {
 		// A conversation created later under the same id starts a new hub.
 		s.mu.Lock()
+		h.mu.Lock()
 		if s.hubs[conversation] == h {
 			s.dropHub(h)
 		}
+		h.mu.Unlock()
 		s.mu.Unlock()
 		h.removeAll()
 	}
