@@ -128,8 +128,9 @@ const (
 )
 
 // recentMessages is how many of the newest messages readHistory reads to
-// join them to a kept history: those sent since it was kept.
-const recentMessages = 8
+// join them to a kept history: those sent since it was kept (usually the
+// one whose turn this is), and the kept history's last.
+const recentMessages = 2
 
 // readHistory returns the messages of conversation m (as the caller read
 // it) before seq before (0: all): the history h keeps, with the few
@@ -137,6 +138,13 @@ const recentMessages = 8
 // Log.
 func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, error) {
 	if kept, at := s.takeHistory(h, m); kept != nil {
+		last := m.LastSeq
+		if before > 0 {
+			last = before - 1
+		}
+		if last == at {
+			return kept, nil // nothing came since
+		}
 		recent, more, err := s.log.Messages(ctx, h.id, before, recentMessages, 0)
 		if err != nil {
 			return nil, err

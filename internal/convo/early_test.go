@@ -362,8 +362,8 @@ func TestHistoryKeptBetweenTurns(t *testing.T) {
 	ack := send(t, s, "", "one", rec)
 	m.call(t, "for one")
 	rec.until(t, protocol.EventTurnEnd)
-	// More turns than the newest messages readHistory reads, so that the
-	// later ones join the kept history to them.
+	// More turns than the newest messages readHistory reads, so that a
+	// history it joins to them is not all of them.
 	want := "user:one assistant:1:one"
 	for i := 2; i <= 8; i++ {
 		text := fmt.Sprint("q", i)
