@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -45,11 +44,7 @@ func TestOpensFileWithMessagesBucket(t *testing.T) {
 	}
 
 	// The earlier layout: a messages bucket, here with wrong copies.
-	db, err := bolt.Open(path, 0o600, BoltOptions(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketOldMessages) != nil {
 			t.Error("a new file has a messages bucket")
 		}
@@ -66,12 +61,6 @@ func TestOpensFileWithMessagesBucket(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 
 	l = openAt(t, path)
 	got, _, err := l.Messages(ctx, "c", 0, 0, 0)

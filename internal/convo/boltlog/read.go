@@ -142,27 +142,63 @@ func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit i
 // order, merging the events bucket and the tail, until fn returns false
 // or an error. The frame is valid during tx.
 func walk(tx snap, id string, after uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
-	p := prefix(id)
 	refs := tx.tail(id)
 	for len(refs) > 0 && refs[0].seq <= after {
 		refs = refs[1:]
 	}
-	tail := tx.Bucket(bucketTail)
 	c := tx.Bucket(bucketEvents).Cursor()
 	k, v := c.Seek(seqKey(id, after+1))
-	for {
-		if k != nil && !bytes.HasPrefix(k, p) {
-			k = nil
+	return merge(tx, id, stored(id, k, v, c.Next), refs, func(a, b uint64) bool { return a < b }, fn)
+}
+
+// walkBack calls fn with conversation id's events before seq before (0:
+// all), newest first, as walk does.
+func walkBack(tx snap, id string, before uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
+	refs := slices.Clone(tx.tail(id))
+	for len(refs) > 0 && before != 0 && refs[len(refs)-1].seq >= before {
+		refs = refs[:len(refs)-1]
+	}
+	slices.Reverse(refs)
+	c := tx.Bucket(bucketEvents).Cursor()
+	if before == 0 {
+		c.Seek(append([]byte(id), 1))
+	} else {
+		c.Seek(seqKey(id, before))
+	}
+	k, v := c.Prev()
+	return merge(tx, id, stored(id, k, v, c.Prev), refs, func(a, b uint64) bool { return a > b }, fn)
+}
+
+// stored returns the events bucket's events of conversation id one by
+// one, from the cursor's position (k, v) on, moved by step.
+func stored(id string, k, v []byte, step func() ([]byte, []byte)) func() (uint64, []byte, bool) {
+	p := prefix(id)
+	return func() (uint64, []byte, bool) {
+		if k == nil || !bytes.HasPrefix(k, p) {
+			return 0, nil, false
 		}
+		seq, frame := keySeq(k), v
+		k, v = step()
+		return seq, frame, true
+	}
+}
+
+// merge calls fn with the events of the events bucket (next) and of the
+// tail (refs), both in the order first says (whether seq a comes before
+// seq b), merged in that order.
+func merge(tx snap, id string, next func() (uint64, []byte, bool), refs []tailRef, first func(a, b uint64) bool,
+	fn func(seq uint64, frame []byte) (bool, error)) error {
+	tail := tx.Bucket(bucketTail)
+	kseq, kframe, ok := next()
+	for {
 		var seq uint64
 		var frame []byte
 		switch {
-		case k != nil && (len(refs) == 0 || keySeq(k) < refs[0].seq):
-			seq, frame = keySeq(k), v
-			k, v = c.Next()
+		case ok && (len(refs) == 0 || first(kseq, refs[0].seq)):
+			seq, frame = kseq, kframe
+			kseq, kframe, ok = next()
 		case len(refs) > 0:
-			seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g))
-			if frame == nil {
+			if seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g)); frame == nil {
 				return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
 			}
 			refs = refs[1:]
@@ -182,57 +218,27 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, max
 	msgs := []protocol.Message{}
 	more := false
 	size := 0
-	p := prefix(id)
 	err := l.view(ctx, func(tx snap) error {
-		refs := tx.tail(id)
-		for len(refs) > 0 && before != 0 && refs[len(refs)-1].seq >= before {
-			refs = refs[:len(refs)-1]
-		}
-		tail := tx.Bucket(bucketTail)
-		c := tx.Bucket(bucketEvents).Cursor()
-		if before == 0 {
-			c.Seek(append([]byte(id), 1))
-		} else {
-			c.Seek(seqKey(id, before))
-		}
-		k, v := c.Prev()
-		for {
-			if k != nil && !bytes.HasPrefix(k, p) {
-				k = nil
-			}
-			var seq uint64
-			var frame []byte
-			switch {
-			case k != nil && (len(refs) == 0 || keySeq(k) > refs[len(refs)-1].seq):
-				seq, frame = keySeq(k), v
-				k, v = c.Prev()
-			case len(refs) > 0:
-				r := refs[len(refs)-1]
-				refs = refs[:len(refs)-1]
-				if seq, frame = r.seq, tail.Get(tailKey(r.g)); frame == nil {
-					return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
-				}
-			default:
-				return nil
-			}
+		return walkBack(tx, id, before, func(seq uint64, frame []byte) (bool, error) {
 			m, err := messageOf(frame)
 			if err != nil {
-				return fmt.Errorf("boltlog: conversation %s: event %d: %w", id, seq, err)
+				return false, fmt.Errorf("boltlog: conversation %s: event %d: %w", id, seq, err)
 			}
 			if m == nil {
-				continue
+				return true, nil
 			}
 			if limit > 0 && len(msgs) == limit {
 				more = true
-				return nil
+				return false, nil
 			}
 			size += convo.MessageBytes(m)
 			if maxBytes > 0 && size > maxBytes && len(msgs) > 0 {
 				more = true
-				return nil
+				return false, nil
 			}
 			msgs = append(msgs, *m)
-		}
+			return true, nil
+		})
 	})
 	slices.Reverse(msgs)
 	return msgs, more, err

@@ -328,6 +328,23 @@ func TestTailIndexRebuiltAtOpen(t *testing.T) {
 	checkLog(t, l, "c", 1)
 }
 
+// updateFile changes the closed bbolt file at path with fn, as a file
+// written before would have it.
+func updateFile(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, BoltOptions(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(fn)
+	if err == nil {
+		err = db.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOpensFileWithTailIdx opens a file as an earlier gateway left it,
 // with the tail's index in a tailidx bucket: the index comes from there,
 // and the bucket goes.
@@ -340,27 +357,17 @@ func TestOpensFileWithTailIdx(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, BoltOptions(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucket(bucketTailIdx)
 		if err != nil {
 			return err
 		}
 		return bk.Put([]byte("a"), compactRefsValue(refs))
 	})
-	if err == nil {
-		err = db.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	l = openAt(t, path)
 	checkLog(t, l, "a", 3)
-	err = l.db.View(func(tx *bolt.Tx) error {
+	err := l.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketTailIdx) != nil {
 			t.Error("the tailidx bucket is still there")
 		}
