@@ -292,18 +292,18 @@ func (b *batch) moveTail(id string) error {
 			return err
 		}
 	}
-	return b.dropTail(id)
+	b.dropTail(id)
+	return nil
 }
 
 // dropTail forgets conversation id's events in the tail, moved: the
 // entries go with the tail's head.
-func (b *batch) dropTail(id string) error {
+func (b *batch) dropTail(id string) {
 	for _, r := range b.refsOf(id) {
 		b.tail.moved = append(b.tail.moved, r.g)
 	}
 	b.tail.first[id] = 0
 	b.tail.refs[id] = nil
-	return nil
 }
 
 // deleteTail deletes conversation id's events in the tail, with the
@@ -315,7 +315,8 @@ func (b *batch) deleteTail(id string) error {
 			return err
 		}
 	}
-	return b.dropTail(id)
+	b.dropTail(id)
+	return nil
 }
 
 // truncateTail deletes the tail's entries that every conversation has
