@@ -42,9 +42,9 @@ type hub struct {
 	// unfollow ends the Log's reports of the conversation (see Log.Follow).
 	unfollow func()
 	// history is the conversation's messages through seq historyAt, as
-	// the last early turn left them (what a model's history needs of
-	// them), so that the next one need not read them back; nil: none
-	// kept. See Service.keepHistory.
+	// the last turn left them (what a model's history needs of them), so
+	// that the next one need not read them back; nil: none kept. See
+	// Service.keepHistory.
 	history     []protocol.Message
 	historyAt   uint64
 	historyOf   time.Time // the conversation's CreatedAt
