@@ -32,12 +32,19 @@ import (
 // writers, one goroutine each. There are no conversations, histories,
 // metadata, hubs or turns. It records into the gateway's metrics, so that
 // the streams step reads it like a gateway.
+//
+// Without storage (db nil) it is the floor under every pipeline on this
+// machine: the same clients, model, loop and writers, but nothing is
+// stored and no commit waits for the disk: what the clients, the model's
+// chunks and one WebSocket frame per event cost, less than the contract
+// allows.
 type barePipe struct {
-	db      *bolt.DB
+	db      *bolt.DB // nil: nothing is stored
 	model   *stampModel
 	metrics *metrics.Metrics
 	ctx     context.Context // ends the model streams when the pipe closes
 	wake    chan struct{}   // capacity 1: "something is pending"
+	key     uint64          // the last key stored; only the loop uses it
 
 	mu      sync.Mutex
 	pending []*bareStream // streams with something to commit, each once
@@ -67,13 +74,16 @@ type bareStream struct {
 	out [][]byte
 }
 
-// startBarePipe starts a bare pipeline on 127.0.0.1:0 with a fresh bbolt
-// file in dir, streaming model's replies.
-func startBarePipe(dir string, model *stampModel) (*target, error) {
-	path := filepath.Join(dir, fmt.Sprintf("bare-pipe-%d.db", dbCount.Add(1)))
-	db, err := bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second))
-	if err != nil {
-		return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
+// startBarePipe starts a bare pipeline on 127.0.0.1:0, streaming model's
+// replies, with a fresh bbolt file in dir if store is set.
+func startBarePipe(dir string, model *stampModel, store bool) (*target, error) {
+	var db *bolt.DB
+	if store {
+		path := filepath.Join(dir, fmt.Sprintf("bare-pipe-%d.db", dbCount.Add(1)))
+		var err error
+		if db, err = bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second)); err != nil {
+			return nil, fmt.Errorf("loadtest: open %s: %w", path, err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &barePipe{db: db, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
@@ -85,7 +95,7 @@ func startBarePipe(dir string, model *stampModel) (*target, error) {
 	})
 	if err != nil {
 		cancel()
-		db.Close()
+		p.closeDB()
 		return nil, err
 	}
 	go p.loop()
@@ -102,9 +112,17 @@ func startBarePipe(dir string, model *stampModel) (*target, error) {
 			p.mu.Unlock()
 			poke(p.wake)
 			<-p.exited
-			return errors.Join(err, db.Close())
+			return errors.Join(err, p.closeDB())
 		},
 	}, nil
+}
+
+// closeDB closes the pipe's file, if it has one.
+func (p *barePipe) closeDB() error {
+	if p.db == nil {
+		return nil
+	}
+	return p.db.Close()
 }
 
 // serve reads s's sends until the connection ends; its writer writes
@@ -160,7 +178,6 @@ func poke(wake chan<- struct{}) {
 // loop commits whatever is pending, one commit after another.
 func (p *barePipe) loop() {
 	defer close(p.exited)
-	var key uint64
 	for range p.wake {
 		p.mu.Lock()
 		streams, closed := p.pending, p.closed
@@ -173,11 +190,6 @@ func (p *barePipe) loop() {
 			continue
 		}
 		// Take what each stream has, and make its frames.
-		type taken struct {
-			s      *bareStream
-			frames [][]byte
-			start  bool // the send was stored: start the reply
-		}
 		batch := make([]taken, 0, len(streams))
 		for _, s := range streams {
 			s.mu.Lock()
@@ -202,31 +214,9 @@ func (p *barePipe) loop() {
 			s.mu.Unlock()
 			batch = append(batch, t)
 		}
-		start := time.Now()
-		events := 0
-		err := p.db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte("log"))
-			if err != nil {
-				return err
-			}
-			b.FillPercent = 1
-			for _, t := range batch {
-				for _, f := range t.frames {
-					key++
-					events++
-					if err := b.Put(binary.BigEndian.AppendUint64(nil, key), f); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := p.store(batch); err != nil {
 			panic(fmt.Sprintf("loadtest: bare pipeline commit: %v", err))
 		}
-		p.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
-		p.metrics.CommitOps.Observe(float64(len(batch)))
-		p.metrics.Events.WithLabelValues("bare").Add(float64(events))
 		// Durable: now the frames may go out, and the replies start.
 		for _, t := range batch {
 			t.s.mu.Lock()
@@ -241,6 +231,49 @@ func (p *barePipe) loop() {
 		// now, not behind every goroutine queued meanwhile.
 		runtime.Gosched()
 	}
+}
+
+// taken is what the loop took from a stream for one commit.
+type taken struct {
+	s      *bareStream
+	frames [][]byte
+	start  bool // the send was stored: start the reply
+}
+
+// store commits the frames of batch in one transaction and records the
+// commit; without a file it only counts them.
+func (p *barePipe) store(batch []taken) error {
+	events := 0
+	for _, t := range batch {
+		events += len(t.frames)
+	}
+	p.metrics.Events.WithLabelValues("bare").Add(float64(events))
+	if p.db == nil {
+		return nil
+	}
+	start := time.Now()
+	err := p.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("log"))
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 1
+		for _, t := range batch {
+			for _, f := range t.frames {
+				p.key++
+				if err := b.Put(binary.BigEndian.AppendUint64(nil, p.key), f); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
+	p.metrics.CommitOps.Observe(float64(len(batch)))
+	return nil
 }
 
 // reply streams the model's reply into s's pending text.

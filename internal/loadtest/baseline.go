@@ -44,10 +44,10 @@ type baselineResult struct {
 	frames  bareFrames
 	elapsed time.Duration
 	cut     bool
-	// pipe is the streams step at the largest C against the bare
+	// pipes are the streams step at the largest C against the bare
 	// pipeline (see barePipe), with its own time cap, or the error that
-	// ended it.
-	pipe *stepResult[streamsResult]
+	// ended it: storing, then storing nothing.
+	pipes []stepResult[streamsResult]
 }
 
 // baseline measures the bare limits, each bounded by count and by
@@ -78,13 +78,20 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 		return res, err
 	}
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
-	pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
-		return startBarePipe(r.dir, m)
-	})
-	pipe.bare = true
-	step := stepOf(pipe, err)
-	res.pipe = &step
-	return res, err
+	for _, store := range []bool{true, false} {
+		pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
+			return startBarePipe(r.dir, m, store)
+		})
+		pipe.server = "bare pipeline"
+		if !store {
+			pipe.server += ", nothing stored"
+		}
+		res.pipes = append(res.pipes, stepOf(pipe, err))
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // bareCommits is the latency of bare bbolt commits, how many were made

@@ -77,7 +77,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	for _, want := range []string{"### Baseline", "two files at once", "bare WebSocket frames", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |", "| 2, bare pipeline | 1ms | 6 |"} {
+	for _, want := range []string{"### Baseline", "two files at once", "bare WebSocket frames", "### streams", "### fanout", "### idle", "### cluster", "store: 100 writers", "### Targets", "| 2 | 1ms | 6 |", "| 2 | 0s | 6 |", "| 2, bare pipeline | 1ms | 6 |", "| 2, bare pipeline, nothing stored | 1ms | 6 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
@@ -90,8 +90,9 @@ func TestRunSmoke(t *testing.T) {
 }
 
 // TestBarePipeline drives the baseline's bare pipeline with the streams
-// step: every reply arrives whole and in order (the step checks), and
-// each turn stores its send, 1 to chunks deltas and its end.
+// step, storing and not: every reply arrives whole and in order (the step
+// checks), and each turn makes its ack, 1 to chunks deltas and its end;
+// only the storing pipeline commits.
 func TestBarePipeline(t *testing.T) {
 	cfg, err := tiny(t).withDefaults()
 	if err != nil {
@@ -99,19 +100,24 @@ func TestBarePipeline(t *testing.T) {
 	}
 	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
 	const c = 3
-	res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, turns := res.load, c*cfg.streamTurns(c)
-	if l.errs > 0 || l.cut || l.metricsErr != nil {
-		t.Fatalf("errors %d (first %v), cut %v, metrics %v", l.errs, l.firstErr, l.cut, l.metricsErr)
-	}
-	if res.turns != turns || res.ack.n != turns || res.relay.n != turns*cfg.Chunks {
-		t.Errorf("turns %d, acks %d, chunks %d; want %d, %d, %d", res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
-	}
-	if lo, hi := float64(3*turns), float64((2+cfg.Chunks)*turns); l.events < lo || l.events > hi || l.commits == 0 {
-		t.Errorf("stored events %v in %v commits, want %v to %v events", l.events, l.commits, lo, hi)
+	for _, store := range []bool{true, false} {
+		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, store) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, turns := res.load, c*cfg.streamTurns(c)
+		if l.errs > 0 || l.cut || l.metricsErr != nil {
+			t.Fatalf("store %v: errors %d (first %v), cut %v, metrics %v", store, l.errs, l.firstErr, l.cut, l.metricsErr)
+		}
+		if res.turns != turns || res.ack.n != turns || res.relay.n != turns*cfg.Chunks {
+			t.Errorf("store %v: turns %d, acks %d, chunks %d; want %d, %d, %d", store, res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
+		}
+		if lo, hi := float64(3*turns), float64((2+cfg.Chunks)*turns); l.events < lo || l.events > hi {
+			t.Errorf("store %v: %v events, want %v to %v", store, l.events, lo, hi)
+		}
+		if stored := l.commits > 0; stored != store {
+			t.Errorf("store %v: %v commits", store, l.commits)
+		}
 	}
 }
 

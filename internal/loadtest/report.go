@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,7 @@ func (rep *report) write(w io.Writer, r *runner) {
 	if rep.baseline != nil {
 		rep.baselineTable().write(w)
 	}
-	if len(rep.streams) > 0 || rep.barePipe() != nil {
+	if len(rep.streams) > 0 || len(rep.barePipes()) > 0 {
 		rep.streamsTable(cfg.URL == "").write(w)
 	}
 	if len(rep.fanout) > 0 {
@@ -132,12 +133,13 @@ func (l load) commitCells() []string {
 	}
 }
 
-// barePipe is the baseline's bare pipeline step, nil if it did not run.
-func (rep *report) barePipe() *stepResult[streamsResult] {
+// barePipes are the baseline's bare pipeline steps, none if it did not
+// run.
+func (rep *report) barePipes() []stepResult[streamsResult] {
 	if rep.baseline == nil {
 		return nil
 	}
-	return rep.baseline.pipe
+	return rep.baseline.pipes
 }
 
 func (rep *report) streamsTable(inProcess bool) *table {
@@ -146,14 +148,10 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
 			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
 	}
-	steps := rep.streams
-	if p := rep.barePipe(); p != nil {
-		steps = append([]stepResult[streamsResult]{*p}, steps...)
-	}
-	for _, s := range steps {
+	for _, s := range slices.Concat(rep.barePipes(), rep.streams) {
 		c := strconv.Itoa(s.res.c)
-		if s.res.bare {
-			c += ", bare pipeline"
+		if s.res.server != "" {
+			c += ", " + s.res.server
 		}
 		if s.err != nil {
 			t.add(c, s.res.delay.String(), "failed: "+s.err.Error())
@@ -172,8 +170,8 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		t.add(row...)
 	}
 	t.note("ack: client send → ack frame read (the message is durable). relay: model chunk created (stamped in its text) → delta frame read by the client; it includes the group commit that stores the delta before it is sent. delivery: the gateway's gateway_delivery_seconds over the step, every event's commit done → written to a subscriber's socket, i.e. the relay less storage; estimated from the histogram's buckets (25%% apart) as Prometheus's histogram_quantile does. queue wait: its gateway_commit_wait_seconds likewise, every append queued → its commit starts (most of them a reply's chunks, which may wait for later commits; a send waits for the commit in flight at most).")
-	if rep.barePipe() != nil {
-		t.note("bare pipeline (part of the baseline, not the gateway): the least the step's contract needs, for the same clients and model: each send stored and acked, then every chunk stored before it is sent; one commit loop puts everything pending (a send, or a stream's chunks since the last commit as one record) into one bbolt transaction with fsync under one global key sequence, then each connection's writer writes its frames. No conversations, metadata, turns or hubs; delivery is not measured.")
+	if len(rep.barePipes()) > 0 {
+		t.note("bare pipeline (part of the baseline, not the gateway): the least the step's contract needs, for the same clients and model: each send stored and acked, then every chunk stored before it is sent; one commit loop puts everything pending (a send, or a stream's chunks since the last commit as one record) into one bbolt transaction with fsync under one global key sequence, then each connection's writer writes its frames. No conversations, metadata, turns or hubs; delivery is not measured. Nothing stored: the same, without the file and its commits (less than the contract allows): the floor of this machine with these clients, model and one frame per event.")
 	}
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {

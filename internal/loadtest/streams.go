@@ -20,8 +20,9 @@ type streamsResult struct {
 	turns      int           // completed turns, over all conversations
 	ack, relay summary
 	load       load
-	// bare says the clients talked to the bare pipeline, not a gateway.
-	bare bool
+	// server names the bare pipeline the clients talked to ("": a
+	// gateway).
+	server string
 }
 
 // streams runs c concurrent conversations with model, each driven by one
