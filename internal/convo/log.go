@@ -151,7 +151,9 @@ type Draft struct {
 type Appended struct {
 	// Events are the stored events, with seq and time set, in seq order.
 	Events []*protocol.Event
-	// Meta is the conversation's metadata right after the append.
+	// Meta is the conversation's metadata right after the append. The Log
+	// may keep it (as its latest metadata, without a copy): read it, do
+	// not modify it.
 	Meta *Meta
 	// Duplicate is the message stored earlier under Append.ClientMsgID;
 	// when it is set, nothing was stored.

@@ -346,7 +346,9 @@ func (s *Service) Create(ctx context.Context, user string, req *protocol.Create)
 	if err != nil {
 		return nil, err
 	}
-	return &res.Meta.Conversation, nil
+	// A copy: res.Meta is the Log's.
+	info := res.Meta.Conversation
+	return &info, nil
 }
 
 // Get describes one conversation.

@@ -83,14 +83,14 @@ func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
 // Delete implements convo.Log.
 func (l *Log) Delete(ctx context.Context, id, owner string) error {
 	return l.do(&op{ctx: ctx, apply: func(b *batch) (error, error) {
-		m, err := b.meta(id)
+		bm, err := b.meta(id)
 		if err != nil {
 			return err, nil
 		}
-		if m.Owner != owner {
+		if bm.m.Owner != owner {
 			return convo.ErrNotFound, nil
 		}
-		return nil, b.remove(m)
+		return nil, b.remove(bm)
 	}})
 }
 
@@ -99,28 +99,61 @@ func (l *Log) Delete(ctx context.Context, id, owner string) error {
 type batch struct {
 	tx    *bolt.Tx
 	now   time.Time
-	cache *metaCache             // the Log's, read-only here
-	metas map[string]*convo.Meta // copies for this batch; nil value: deleted
-	dirty map[string]bool        // metas to write back
-	// stored is, for each meta of the batch, the seq its stored copy was
-	// written at (0: not known; see metaEvery).
-	stored map[string]uint64
-	tail   tailBatch
-	out    []convo.Committed
-	key    []byte // the buffer keys are built in (see appendSeqKey)
+	cache *metaCache // the Log's, read-only here
+	// metas are the conversations the batch read or wrote, dirty those
+	// whose metadata it writes back (see flush).
+	metas map[string]*batchMeta
+	dirty []*batchMeta
+	// free is where metas' entries are allocated, one array per batch.
+	free []batchMeta
+	tail tailBatch
+	out  []convo.Committed
+	key  []byte // the buffer keys are built in (see appendSeqKey)
+}
+
+// batchMeta is a conversation's metadata in a batch.
+type batchMeta struct {
+	id string
+	m  *convo.Meta // nil: deleted
+	// stored is the seq m's stored copy was written at (0: not known;
+	// see metaEvery).
+	stored uint64
+	dirty  bool
+	// shared says m is also the cache's or an Appended's, which nobody
+	// modifies: the batch changes a copy (see own).
+	shared bool
+}
+
+// own returns bm's metadata for the batch to change, copying it first if
+// it is shared.
+func (bm *batchMeta) own() *convo.Meta {
+	if bm.shared {
+		bm.m, bm.shared = bm.m.Clone(), false
+	}
+	return bm.m
+}
+
+// newBatch returns the batch of a commit of n ops.
+func (l *Log) newBatch(n int) *batch {
+	// Most ops are of a conversation no other op of the batch touches,
+	// and store one event.
+	return &batch{now: l.now(), cache: l.cache, metas: make(map[string]*batchMeta, n), free: make([]batchMeta, 0, n), out: make([]convo.Committed, 0, n+n/4),
+		tail: tailBatch{st: &l.tail, next: l.tail.next, first: make(map[string]uint64, n), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
 }
 
 // appendOp applies a within the batch, filling res. It returns refused
 // for an append that fails alone, having written nothing.
 func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err error) {
-	var m *convo.Meta
+	var bm *batchMeta
 	if a.New != nil {
 		if _, err := b.meta(a.Conversation); err == nil {
 			return convo.ErrExists, nil
 		}
-		m = a.New.Clone()
+		m := a.New.Clone()
 		m.ID = a.Conversation
-	} else if m, refused = b.meta(a.Conversation); refused != nil {
+		// Part of the batch once created.
+		bm = &batchMeta{id: m.ID, m: m}
+	} else if bm, refused = b.meta(a.Conversation); refused != nil {
 		return refused, nil
 	}
 	if a.ClientMsgID != "" {
@@ -129,117 +162,142 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 			if err != nil {
 				return nil, err
 			}
-			res.Duplicate, res.Meta = msg, m.Clone()
+			res.Duplicate, res.Meta = msg, bm.m
+			bm.shared = true
 			return nil, nil
 		}
 	}
-	drafts, refused := a.Build(m.Clone())
+	drafts, refused := a.Build(bm.m.Clone())
 	if refused != nil {
 		return refused, nil
 	}
 	if a.New != nil {
-		if err := b.create(m); err != nil {
+		if err := b.create(bm); err != nil {
 			return nil, err
 		}
 	}
 	keyed := a.ClientMsgID == ""
+	if len(drafts) > 0 {
+		res.Events = make([]*protocol.Event, 0, len(drafts))
+	}
 	for _, d := range drafts {
-		if err := b.append(m, d.Event, d.Born); err != nil {
+		if err := b.append(bm, d.Event, d.Born); err != nil {
 			return nil, err
 		}
 		if !keyed && d.Event.Message != nil {
-			if err := b.putClientMsgSeq(m.ID, a.ClientMsgID, d.Event.Seq); err != nil {
+			if err := b.putClientMsgSeq(bm.id, a.ClientMsgID, d.Event.Seq); err != nil {
 				return nil, err
 			}
 			keyed = true
 		}
 		res.Events = append(res.Events, d.Event)
 	}
-	res.Meta = m.Clone()
+	// The metadata as of this append is res's: a later op of the batch
+	// on the same conversation changes a copy.
+	res.Meta = bm.m
+	bm.shared = true
 	return nil, nil
 }
 
 // snap is the batch's view of the file.
 func (b *batch) snap() snap { return snap{b.tx, b.refsOf} }
 
-// meta returns the metadata of conversation id for update, or ErrNotFound.
-func (b *batch) meta(id string) (*convo.Meta, error) {
-	if m, ok := b.metas[id]; ok {
-		if m == nil {
+// meta returns the metadata of conversation id, or ErrNotFound.
+func (b *batch) meta(id string) (*batchMeta, error) {
+	if bm, ok := b.metas[id]; ok {
+		if bm.m == nil {
 			return nil, convo.ErrNotFound
 		}
-		return m, nil
+		return bm, nil
 	}
-	m, stored := b.cache.get(id), b.cache.storedAt(id)
-	if m == nil {
-		var err error
-		if m, stored, err = readMeta(b.snap(), id); err != nil {
-			return nil, err
-		}
+	if c, ok := b.cache.get(id); ok {
+		bm := b.put(id, c.m, c.stored)
+		bm.shared = true
+		return bm, nil
 	}
-	b.metas[id], b.stored[id] = m, stored
-	return m, nil
+	m, stored, err := readMeta(b.snap(), id)
+	if err != nil {
+		return nil, err
+	}
+	return b.put(id, m, stored), nil
+}
+
+// put makes m, stored at seq stored, conversation id's metadata in the
+// batch.
+func (b *batch) put(id string, m *convo.Meta, stored uint64) *batchMeta {
+	b.free = append(b.free, batchMeta{id: id, m: m, stored: stored})
+	bm := &b.free[len(b.free)-1]
+	b.metas[id] = bm
+	return bm
+}
+
+// markDirty has flush write bm's metadata.
+func (b *batch) markDirty(bm *batchMeta) {
+	if !bm.dirty {
+		bm.dirty = true
+		b.dirty = append(b.dirty, bm)
+	}
 }
 
 // metaCache is the decoded metadata of recently written conversations, as
-// of the last commit. The values are never modified: get hands out copies.
+// of the last commit. The values are never modified: readers get copies,
+// the commit loop changes copies.
 type metaCache struct {
 	mu sync.RWMutex
-	m  map[string]*convo.Meta
-	// stored is the seq each cached meta's stored copy was written at.
-	stored map[string]uint64
+	m  map[string]cachedMeta
 }
 
-// storedAt returns the seq conversation id's stored metadata was written
-// at, if it is cached (0: not known).
-func (c *metaCache) storedAt(id string) uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.stored[id]
+// cachedMeta is a conversation's metadata and the seq its stored copy was
+// written at.
+type cachedMeta struct {
+	m      *convo.Meta
+	stored uint64
 }
 
-// get returns a copy of conversation id's cached metadata, or nil.
-func (c *metaCache) get(id string) *convo.Meta {
+func newMetaCache() *metaCache { return &metaCache{m: map[string]cachedMeta{}} }
+
+// get returns conversation id's cached metadata, which must not be
+// modified, and whether it is cached.
+func (c *metaCache) get(id string) (cachedMeta, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if m := c.m[id]; m != nil {
-		return m.Clone()
-	}
-	return nil
+	cm, ok := c.m[id]
+	return cm, ok
 }
 
 // keep stores a committed batch's metadata (nil: deleted) and the seqs
-// their stored copies were written at.
-func (c *metaCache) keep(metas map[string]*convo.Meta, stored map[string]uint64) {
+// their stored copies were written at. The cache holds them from now on:
+// the batch must not change them.
+func (c *metaCache) keep(metas map[string]*batchMeta) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m)+len(metas) > metaCacheSize {
 		clear(c.m)
-		clear(c.stored)
 	}
-	for id, m := range metas {
-		if m == nil {
+	for id, bm := range metas {
+		if bm.m == nil {
 			delete(c.m, id)
-			delete(c.stored, id)
 		} else {
-			c.m[id], c.stored[id] = m, stored[id]
+			c.m[id] = cachedMeta{bm.m, bm.stored}
 		}
 	}
 }
 
-// create stores new conversation m.
-func (b *batch) create(m *convo.Meta) error {
+// create stores new conversation bm.
+func (b *batch) create(bm *batchMeta) error {
+	m := bm.own()
 	if err := b.tx.Bucket(bucketOwners).Put(prefixed(m.Owner, []byte(m.ID)), nil); err != nil {
 		return err
 	}
 	m.CreatedAt, m.UpdatedAt = b.now, b.now
-	b.metas[m.ID] = m
-	b.dirty[m.ID] = true
+	b.metas[bm.id] = bm
+	b.markDirty(bm)
 	return nil
 }
 
-// remove deletes conversation m with its whole log.
-func (b *batch) remove(m *convo.Meta) error {
+// remove deletes conversation bm with its whole log.
+func (b *batch) remove(bm *batchMeta) error {
+	m := bm.m
 	for _, name := range [][]byte{bucketEvents, bucketCMIDs, bucketOldMessages} {
 		if bk := b.tx.Bucket(name); bk != nil {
 			if err := deletePrefix(bk, prefix(m.ID)); err != nil {
@@ -256,8 +314,7 @@ func (b *batch) remove(m *convo.Meta) error {
 	if err := b.deleteTail(m.ID); err != nil {
 		return err
 	}
-	b.metas[m.ID] = nil
-	delete(b.dirty, m.ID)
+	bm.m, bm.dirty = nil, false
 	return nil
 }
 
@@ -279,10 +336,11 @@ func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error 
 	return nil
 }
 
-// append stores ev as the next event of conversation m: it assigns seq and
-// time (to the message it carries too), and updates m. born is when the
-// first model chunk the event carries arrived (see convo.Draft).
-func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error {
+// append stores ev as the next event of conversation bm: it assigns seq
+// and time (to the message it carries too), and updates bm. born is when
+// the first model chunk the event carries arrived (see convo.Draft).
+func (b *batch) append(bm *batchMeta, ev *protocol.Event, born time.Time) error {
+	m := bm.own()
 	ev.Conversation = m.ID
 	ev.Seq = m.LastSeq + 1
 	ev.TS = b.now
@@ -314,8 +372,8 @@ func (b *batch) append(m *convo.Meta, ev *protocol.Event, born time.Time) error 
 	// The last seq is read back from the events, and the metadata is
 	// written again only once metaEvery events followed its stored copy:
 	// a streaming reply writes none, a turn mostly none.
-	if !streamEvent(ev.Type) && m.LastSeq-b.stored[m.ID] >= metaEvery {
-		b.dirty[m.ID] = true
+	if !streamEvent(ev.Type) && m.LastSeq-bm.stored >= metaEvery {
+		b.markDirty(bm)
 	}
 	b.out = append(b.out, convo.Committed{Conversation: m.ID, Type: ev.Type, Seq: ev.Seq, Frame: frame, Born: born})
 	return nil
@@ -337,16 +395,18 @@ func (b *batch) appendOnly(name []byte) *bolt.Bucket {
 // flush writes the metadata of every conversation the batch marked
 // dirty.
 func (b *batch) flush() error {
-	for id := range b.dirty {
-		m := b.metas[id]
-		data, err := json.Marshal(m)
+	for _, bm := range b.dirty {
+		if !bm.dirty {
+			continue // deleted since
+		}
+		data, err := json.Marshal(bm.m)
 		if err != nil {
 			return err
 		}
-		if err := b.tx.Bucket(bucketMeta).Put([]byte(id), data); err != nil {
+		if err := b.tx.Bucket(bucketMeta).Put([]byte(bm.id), data); err != nil {
 			return err
 		}
-		b.stored[id] = m.LastSeq
+		bm.stored = bm.m.LastSeq
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("boltlog: prepare database %s: %w", path, err)
 	}
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
-		committed: func([]convo.Committed) {}, cache: &metaCache{m: map[string]*convo.Meta{}, stored: map[string]uint64{}}, tail: tail, eventCounters: map[string]prometheus.Counter{},
+		committed: func([]convo.Committed) {}, cache: newMetaCache(), tail: tail, eventCounters: map[string]prometheus.Counter{},
 		waitReply: opts.Metrics.CommitWaitSeconds.WithLabelValues("reply"), waitOther: opts.Metrics.CommitWaitSeconds.WithLabelValues("other"),
 		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	l.tails.publish(&tailIndex{txid: txid, refs: refs})
@@ -281,9 +281,7 @@ func (l *Log) take(all bool) []*op {
 // commit applies ops in one transaction, calls their durable functions,
 // reports the stored events, then completes each op.
 func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Committed)) {
-	// Most ops are of a conversation no other op of the batch touches.
-	b := &batch{now: l.now(), cache: l.cache, metas: make(map[string]*convo.Meta, len(ops)), dirty: map[string]bool{}, stored: make(map[string]uint64, len(ops)),
-		tail: tailBatch{st: &l.tail, next: l.tail.next, first: make(map[string]uint64, len(ops)), base: l.tails.newest(), refs: make(map[string][]tailRef, len(ops))}}
+	b := l.newBatch(len(ops))
 	start := time.Now()
 	for _, o := range ops {
 		if o.deferrable {
@@ -330,7 +328,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		return
 	}
 	durable := time.Now()
-	l.cache.keep(b.metas, b.stored)
+	l.cache.keep(b.metas)
 	l.tail.apply(b.tail)
 	l.metrics.CommitSeconds.Observe(durable.Sub(start).Seconds())
 	l.metrics.CommitOps.Observe(float64(len(ops)))

@@ -22,8 +22,8 @@ import (
 // commit loop fills the cache: a reader that did could put back metadata
 // a commit had just replaced.
 func (l *Log) Meta(ctx context.Context, id string) (*convo.Meta, error) {
-	if m := l.cache.get(id); m != nil {
-		return m, nil
+	if c, ok := l.cache.get(id); ok {
+		return c.m.Clone(), nil
 	}
 	var m *convo.Meta
 	err := l.view(ctx, func(tx snap) error {
