@@ -138,7 +138,7 @@ func (l *Log) newBatch(n int) *batch {
 	// Most ops are of a conversation no other op of the batch touches,
 	// and store one event.
 	return &batch{now: l.now(), cache: l.cache, metas: make(map[string]*batchMeta, n), free: make([]batchMeta, 0, n), out: make([]convo.Committed, 0, n+n/4),
-		tail: tailBatch{st: &l.tail, next: l.tail.next, first: make(map[string]uint64, n), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+		tail: tailBatch{st: &l.tail, next: l.tail.next, frames: make([][]byte, 0, n+n/4), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
 }
 
 // appendOp applies a within the batch, filling res. It returns refused

@@ -59,7 +59,7 @@ func (l *Log) view(ctx context.Context, fn func(tx snap) error) error {
 			tx.Rollback()
 			continue
 		}
-		err = fn(snap{tx, func(id string) []tailRef { return ix.refs[id] }})
+		err = fn(snap{tx, func(id string) []tailRef { return ix.lookup(id) }})
 		tx.Rollback()
 		return err
 	}

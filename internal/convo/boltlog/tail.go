@@ -2,10 +2,12 @@ package boltlog
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -120,13 +122,28 @@ func tailRefs(v []byte) []tailRef {
 }
 
 // tailState is what the commit loop remembers of the tail between
-// commits: the next key, for each conversation with events in it the
-// key of its oldest one, whose minimum is how far the tail can be cut,
-// and the newest frames.
+// commits: the next key, the index, the conversations' oldest entries
+// (the lowest of which is how far the tail can be cut), and the newest
+// frames.
 type tailState struct {
-	next   uint64
-	first  map[string]uint64
+	next uint64
+	// refs is the index as of the last commit: the commit loop's own
+	// copy, which it changes in place (readers use a tailIndex).
+	refs map[string][]tailRef
+	// heads are, in key order, the entries that became their
+	// conversation's oldest one. Those that no longer are (moved out
+	// since) are skipped, and dropped once at the front, so that the
+	// first that still is, the lowest, is found without looking at every
+	// conversation.
+	heads  []tailHead
 	frames tailFrames
+}
+
+// tailHead is conversation id's oldest entry in the tail, g, when it
+// became so.
+type tailHead struct {
+	g  uint64
+	id string
 }
 
 // loadTail reads the tail's state at start-up and rebuilds its index:
@@ -136,7 +153,7 @@ type tailState struct {
 // seq in the events bucket: a move leaves the moved entries behind until
 // the tail is cut below them, a delete does not.
 func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
-	st := tailState{next: 1, first: map[string]uint64{}}
+	st := tailState{next: 1}
 	refs := map[string][]tailRef{}
 	if k, _ := tx.Bucket(bucketTail).Cursor().Last(); k != nil {
 		st.next = binary.BigEndian.Uint64(k) + 1
@@ -181,9 +198,12 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 			return st, nil, err
 		}
 	}
+	// The readers' index, and the commit loop's, which it changes.
+	st.refs = maps.Clone(refs)
 	for id, r := range refs {
-		st.first[id] = r[0].g
+		st.heads = append(st.heads, tailHead{r[0].g, id})
 	}
+	slices.SortFunc(st.heads, func(a, b tailHead) int { return cmp.Compare(a.g, b.g) })
 	st.frames.first = st.next
 	return st, refs, nil
 }
@@ -191,16 +211,18 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 // tailBatch is a commit's changes to the tail state, applied to it only
 // once the commit succeeded.
 type tailBatch struct {
-	st    *tailState // as of the last commit; read-only here
-	next  uint64
-	first map[string]uint64 // 0: no events in the tail any more
+	st   *tailState // as of the last commit; read-only here
+	next uint64
+	// heads are the entries that became their conversation's oldest, in
+	// key order (all from st.next on: after st.heads).
+	heads []tailHead
 	// frames are those stored from st.next on, moved the keys of the
 	// entries that left the index, below the key the tail is cut below.
 	frames [][]byte
 	moved  []uint64
 	below  uint64
-	// base is the index as of the last commit; refs the conversations
-	// whose entries this commit changed (nil: none left).
+	// base is the readers' index as of the last commit; refs the
+	// conversations whose entries this commit changed (nil: none left).
 	base *tailIndex
 	refs map[string][]tailRef
 }
@@ -222,16 +244,23 @@ func (b *batch) refsOf(id string) []tailRef {
 	if r, ok := b.tail.refs[id]; ok {
 		return r
 	}
-	return b.tail.base.refs[id]
+	return b.tail.st.refs[id]
 }
 
+// tailIndexDepth bounds the chain of indexes a reader's look-up may
+// walk: every tailIndexDepth commits, the index is a whole map again.
+// Copying the whole index at every commit, as it once was, cost the
+// commit loop a copy of a map of every streaming conversation.
+const tailIndexDepth = 8
+
 // index returns the tail index as of the batch, as the bbolt transaction
-// txid writes it.
+// txid writes it: the batch's changes over the last commit's index, or
+// the whole index.
 func (tb *tailBatch) index(txid int) *tailIndex {
-	if len(tb.refs) == 0 {
-		return &tailIndex{txid: txid, refs: tb.base.refs}
+	if tb.base.depth < tailIndexDepth {
+		return &tailIndex{txid: txid, refs: tb.refs, prev: tb.base, depth: tb.base.depth + 1}
 	}
-	refs := maps.Clone(tb.base.refs)
+	refs := maps.Clone(tb.st.refs)
 	for id, r := range tb.refs {
 		if len(r) == 0 {
 			delete(refs, id)
@@ -253,7 +282,7 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	b.tail.frames = append(b.tail.frames, frame)
 	refs := b.refsOf(id)
 	if len(refs) == 0 {
-		b.tail.first[id] = g
+		b.tail.heads = append(b.tail.heads, tailHead{g, id})
 	}
 	// An index published before holds this slice up to its own length
 	// only: appending in place changes nothing it holds.
@@ -302,7 +331,6 @@ func (b *batch) dropTail(id string) {
 	for _, r := range b.refsOf(id) {
 		b.tail.moved = append(b.tail.moved, r.g)
 	}
-	b.tail.first[id] = 0
 	b.tail.refs[id] = nil
 }
 
@@ -323,25 +351,23 @@ func (b *batch) deleteTail(id string) error {
 // moved out: those below the oldest one still listed, after moving out
 // the replies more than tailMaxBehind entries old.
 func (b *batch) truncateTail(st *tailState) error {
-	first := func(id string) uint64 {
-		if g, changed := b.tail.first[id]; changed {
-			return g
-		}
-		return st.first[id]
-	}
 	below := b.tail.next
-	for _, ids := range []map[string]uint64{st.first, b.tail.first} {
-		for id := range ids {
-			g := first(id)
-			if g != 0 && b.tail.next-g > tailMaxBehind {
-				if err := b.moveTail(id); err != nil {
+heads:
+	// In key order: the first head still a conversation's oldest entry,
+	// and not too old, is the lowest entry listed.
+	for _, heads := range [][]tailHead{st.heads, b.tail.heads} {
+		for _, h := range heads {
+			if refs := b.refsOf(h.id); len(refs) == 0 || refs[0].g != h.g {
+				continue
+			}
+			if b.tail.next-h.g > tailMaxBehind {
+				if err := b.moveTail(h.id); err != nil {
 					return err
 				}
 				continue
 			}
-			if g != 0 {
-				below = min(below, g)
-			}
+			below = h.g
+			break heads
 		}
 	}
 	b.tail.below = below
@@ -356,22 +382,43 @@ func (b *batch) truncateTail(st *tailState) error {
 func (st *tailState) apply(tb tailBatch) {
 	st.frames.apply(st.next, tb.frames, tb.moved, tb.below)
 	st.next = tb.next
-	for id, g := range tb.first {
-		if g == 0 {
-			delete(st.first, id)
+	for id, r := range tb.refs {
+		if len(r) == 0 {
+			delete(st.refs, id)
 		} else {
-			st.first[id] = g
+			st.refs[id] = r
 		}
+	}
+	st.heads = append(st.heads, tb.heads...)
+	for len(st.heads) > 0 {
+		if h := st.heads[0]; len(st.refs[h.id]) > 0 && st.refs[h.id][0].g == h.g {
+			break
+		}
+		st.heads = st.heads[1:]
 	}
 }
 
 // tailIndex is the tail's index as of one commit: for each conversation
-// with events in the tail, their (seq, g) pairs in seq order. Once
+// with events in the tail, their (seq, g) pairs in seq order. It holds
+// them all (prev nil), or those the commit changed (nil: none left) over
+// prev, the index of the commit before, depth indexes deep. Once
 // published it is not modified (a later one may share a slice's array
 // beyond the length this one holds).
 type tailIndex struct {
-	txid int // the bbolt transaction whose state this is
-	refs map[string][]tailRef
+	txid  int // the bbolt transaction whose state this is
+	refs  map[string][]tailRef
+	prev  *tailIndex
+	depth int
+}
+
+// lookup returns conversation id's entries as of ix.
+func (ix *tailIndex) lookup(id string) []tailRef {
+	for ; ix != nil; ix = ix.prev {
+		if r, ok := ix.refs[id]; ok {
+			return r
+		}
+	}
+	return nil
 }
 
 // tailIndexes are the indexes of the last commits, newest first: a reader

@@ -127,7 +127,7 @@ func tailLen(t *testing.T, st *Log) (entries, conversations int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return entries, len(st.tails.newest().refs)
+	return entries, len(st.tail.refs)
 }
 
 func delta(text string) *protocol.Event {
@@ -314,7 +314,7 @@ func TestTailIndexRebuiltAtOpen(t *testing.T) {
 	if entries, _ := tailLen(t, l); entries < 7 {
 		t.Fatalf("%d tail entries before reopening, want the moved ones kept", entries)
 	}
-	want := maps.Clone(l.tails.newest().refs)
+	want := maps.Clone(l.tail.refs)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +322,9 @@ func TestTailIndexRebuiltAtOpen(t *testing.T) {
 	l = openAt(t, path)
 	if got := l.tails.newest().refs; !maps.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("index rebuilt: %v, want %v", got, want)
+	}
+	if got := l.tail.refs; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("commit loop's index rebuilt: %v, want %v", got, want)
 	}
 	checkLog(t, l, "old", 2)
 	checkLog(t, l, "a", 5)
@@ -353,7 +356,7 @@ func TestOpensFileWithTailIdx(t *testing.T) {
 	l := openAt(t, path)
 	create(t, l, "a")
 	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("x"), delta("y"))
-	refs := l.tails.newest().refs["a"]
+	refs := l.tail.refs["a"]
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

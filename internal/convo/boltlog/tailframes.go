@@ -12,40 +12,65 @@ const tailFramesMax = 8 << 20
 // oldest go: a move seeks what is not here. Frames are never changed
 // once stored (the hubs get the same slices), so keeping them is safe.
 type tailFrames struct {
-	first  uint64   // the key of frames[0]
-	frames [][]byte // nil: not kept
-	size   int      // bytes of the frames kept
+	first uint64 // the key of the oldest entry held
+	// ring holds the n entries from first on, the oldest at ring[head];
+	// its length is a power of two. A ring rather than a slice whose
+	// front is cut: appending to that copied it whole every so often.
+	ring    [][]byte // nil: not kept
+	head, n int
+	size    int // bytes of the frames kept
 }
+
+// at returns the index in ring of the entry i after the oldest.
+func (f *tailFrames) at(i uint64) int { return (f.head + int(i)) & (len(f.ring) - 1) }
 
 // get returns the frame of tail key g, or nil if it is not kept.
 func (f *tailFrames) get(g uint64) []byte {
-	if g < f.first || g-f.first >= uint64(len(f.frames)) {
+	if g < f.first || g-f.first >= uint64(f.n) {
 		return nil
 	}
-	return f.frames[g-f.first]
+	return f.ring[f.at(g-f.first)]
 }
 
 // apply adds a committed batch's frames, which it stored from tail key
 // from on, forgets those of the keys it moved and those below below,
 // and lets the oldest go while the frames kept pass tailFramesMax.
 func (f *tailFrames) apply(from uint64, added [][]byte, moved []uint64, below uint64) {
-	if len(f.frames) == 0 {
+	if f.n == 0 {
 		f.first = from
 	}
+	if f.n+len(added) > len(f.ring) {
+		f.grow(f.n + len(added))
+	}
 	for _, frame := range added {
-		f.frames = append(f.frames, frame)
+		f.ring[f.at(uint64(f.n))] = frame
+		f.n++
 		f.size += len(frame)
 	}
 	for _, g := range moved {
 		if frame := f.get(g); frame != nil {
 			f.size -= len(frame)
-			f.frames[g-f.first] = nil
+			f.ring[f.at(g-f.first)] = nil
 		}
 	}
-	for len(f.frames) > 0 && (f.first < below || f.frames[0] == nil || f.size > tailFramesMax) {
-		f.size -= len(f.frames[0])
-		f.frames[0] = nil
-		f.frames = f.frames[1:]
+	for f.n > 0 && (f.first < below || f.ring[f.head] == nil || f.size > tailFramesMax) {
+		f.size -= len(f.ring[f.head])
+		f.ring[f.head] = nil
+		f.head = f.at(1)
+		f.n--
 		f.first++
 	}
+}
+
+// grow makes the ring hold at least n entries.
+func (f *tailFrames) grow(n int) {
+	size := max(len(f.ring), 64)
+	for size < n {
+		size *= 2
+	}
+	ring := make([][]byte, size)
+	for i := range f.n {
+		ring[i] = f.ring[f.at(uint64(i))]
+	}
+	f.ring, f.head = ring, 0
 }

@@ -1,9 +1,11 @@
 package boltlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -26,7 +28,7 @@ func TestTailFramesBound(t *testing.T) {
 			t.Fatalf("after delta %d: %d bytes of frames kept, the newest kept: %v", i, f.size, f.get(l.tail.next-1) != nil)
 		}
 	}
-	if l.tail.frames.get(l.tail.first["a"]) != nil {
+	if l.tail.frames.get(l.tail.refs["a"][0].g) != nil {
 		t.Fatal("the oldest frame is still kept")
 	}
 	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1"})
@@ -43,7 +45,56 @@ func TestTailFramesBound(t *testing.T) {
 			t.Fatalf("event %d: seq %d, text %.10q…", i+2, ev.Seq, ev.Text)
 		}
 	}
-	if f := l.tail.frames; f.size != 0 || len(f.frames) != 0 {
-		t.Fatalf("%d frames (%d bytes) kept after the move", len(f.frames), f.size)
+	if f := l.tail.frames; f.size != 0 || f.n != 0 {
+		t.Fatalf("%d frames (%d bytes) kept after the move", f.n, f.size)
+	}
+}
+
+// TestTailFramesRing applies batches of frames, moves and cuts, the ring
+// wrapping and growing meanwhile: every frame of a key not moved nor cut
+// is kept, exactly as stored, and no other.
+func TestTailFramesRing(t *testing.T) {
+	var f tailFrames
+	rng := rand.New(rand.NewPCG(1, 2))
+	stored := map[uint64][]byte{}
+	gone := map[uint64]bool{} // moved, or cut
+	next, below := uint64(1), uint64(1)
+	for round := range 1000 {
+		// Bursts now and then make the ring grow; the cut keeps up.
+		added := make([][]byte, rng.IntN(20)+rng.IntN(2)*rng.IntN(300))
+		for i := range added {
+			added[i] = []byte(fmt.Sprint("frame ", next+uint64(i)))
+			stored[next+uint64(i)] = added[i]
+		}
+		var moved []uint64
+		for range rng.IntN(10) {
+			if g := below + rng.Uint64N(next+uint64(len(added))-below); g < next+uint64(len(added)) {
+				moved = append(moved, g)
+				gone[g] = true
+			}
+		}
+		// The cut stays within about 200 keys of the end.
+		for cut := next - min(next-1, rng.Uint64N(200)); below < cut; below++ {
+			gone[below] = true
+		}
+		f.apply(next, added, moved, below)
+		next += uint64(len(added))
+		size := 0
+		for g := max(below, 30) - 30; g < next+5; g++ {
+			got, want := f.get(g), stored[g]
+			if gone[g] || g < below {
+				want = nil
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("round %d: key %d: %q, want %q", round, g, got, want)
+			}
+			size += len(got)
+		}
+		if size != f.size {
+			t.Fatalf("round %d: %d bytes kept, counted %d", round, f.size, size)
+		}
+	}
+	if len(f.ring) > 1024 {
+		t.Errorf("ring of %d for at most %d entries", len(f.ring), 200+19+299)
 	}
 }
