@@ -28,52 +28,144 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 			plainEvent
 			Error string `json:"error,omitempty"`
 		}{plainEvent(*e), e.ToolError})
-	case EventDelta, EventThinking:
-		if e.onlyChunkFields() {
-			return e.appendChunk(make([]byte, 0, 112+len(e.Conversation)+len(e.Turn)+len(e.Text))), nil
-		}
+	}
+	if e.appendable() {
+		return e.appendJSON(make([]byte, 0, e.sizeHint())), nil
 	}
 	return json.Marshal((*plainEvent)(e))
 }
 
-// onlyChunkFields reports whether e sets no field but those a delta or
-// thinking event has, which appendChunk writes (TestChunkEncoding sets
-// every other field in turn, so that a field added to Event and not here
-// fails it), and has a time that encoding/json encodes as appendChunk
-// does.
-func (e *Event) onlyChunkFields() bool {
-	_, offset := e.TS.Zone()
-	return e.Message == nil && e.Model == "" && e.Agent == "" && e.Name == "" && len(e.Input) == 0 && len(e.Output) == 0 &&
-		e.Call == "" && e.Step == 0 && e.Status == "" && e.Approved == nil && e.By == "" && e.Reason == "" &&
-		e.Progress == nil && e.Total == nil && e.DurationMS == nil && e.Steps == 0 &&
-		e.StopReason == "" && e.Usage == nil && e.LatencyMS == nil && e.Error == nil &&
-		offset == 0 && e.TS.Year() >= 0 && e.TS.Year() <= 9999
+// appendable reports whether appendJSON encodes e as encoding/json
+// does: whether e sets none of the fields it leaves to encoding/json
+// (raw JSON, which encoding/json compacts, and floats, which it formats
+// its own way), and has times that it encodes as appendJSON does.
+// TestEventEncoding sets every field of Event and of the structs it
+// points to in turn, so that a field added and not written here fails
+// it.
+func (e *Event) appendable() bool {
+	return len(e.Input) == 0 && len(e.Output) == 0 && e.Progress == nil && e.Total == nil &&
+		plainTime(e.TS) && (e.Message == nil || plainTime(e.Message.CreatedAt))
 }
 
-// appendChunk appends e's JSON as encoding/json writes it, for an event
-// with only the fields of a delta or thinking (see onlyChunkFields): the
-// bulk of what a gateway stores, encoded in its commit loop, where the
-// reflective encoder took about a tenth of the loop's CPU at 1,000
-// streams (docs/PERFORMANCE.md).
-func (e *Event) appendChunk(b []byte) []byte {
+// plainTime reports whether encoding/json encodes t as appendTime does:
+// a UTC time of a four-digit year (encoding/json refuses other years).
+func plainTime(t time.Time) bool {
+	_, offset := t.Zone()
+	return offset == 0 && t.Year() >= 0 && t.Year() <= 9999
+}
+
+// sizeHint is about as many bytes as appendJSON writes for e, or more,
+// unless its strings need escapes: a buffer that had to grow would cost
+// an allocation more, and copying.
+func (e *Event) sizeHint() int {
+	// The field names, quotes and punctuation, with room for the
+	// numbers and times.
+	n := 128 + len(e.Type) + len(e.Conversation) + len(e.Turn) + len(e.Text) + len(e.Model) + len(e.Agent)
+	if m := e.Message; m != nil {
+		n += 128 + len(m.ID) + len(m.Role) + len(m.Text) + len(m.Turn)
+	}
+	if e.StopReason != "" || e.Usage != nil || e.Error != nil || e.LatencyMS != nil {
+		n += 224 + len(e.StopReason)
+		if e.Error != nil {
+			n += len(e.Error.Code) + len(e.Error.Message)
+		}
+	}
+	return n + len(e.Name) + len(e.Call) + len(e.Status) + len(e.By) + len(e.Reason)
+}
+
+// appendJSON appends e's JSON as encoding/json writes it, for an event
+// that is appendable, and not a tool_progress or tool_result: every
+// event a gateway stores in a conversation's log but those, encoded in
+// its commit loop, where the reflective encoder took about a tenth of
+// the loop's CPU at 1,000 streams (docs/PERFORMANCE.md). The fields are
+// in the order of Event's, those with omitempty only when set.
+func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
 	b = appendString(b, e.Type)
 	b = append(b, `,"conversation":`...)
 	b = appendString(b, e.Conversation)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"ts":"`...)
-	b = e.TS.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
-	if e.Turn != "" {
-		b = append(b, `,"turn":`...)
-		b = appendString(b, e.Turn)
-	}
-	if e.Text != "" {
+	b = append(b, `,"ts":`...)
+	b = appendTime(b, e.TS)
+	if m := e.Message; m != nil {
+		b = append(b, `,"message":{"id":`...)
+		b = appendString(b, m.ID)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, m.Seq, 10)
+		b = append(b, `,"role":`...)
+		b = appendString(b, m.Role)
 		b = append(b, `,"text":`...)
-		b = appendString(b, e.Text)
+		b = appendString(b, m.Text)
+		b = appendOmitEmpty(b, `,"turn":`, m.Turn)
+		b = append(b, `,"created_at":`...)
+		b = appendTime(b, m.CreatedAt)
+		b = append(b, '}')
+	}
+	b = appendOmitEmpty(b, `,"turn":`, e.Turn)
+	b = appendOmitEmpty(b, `,"model":`, e.Model)
+	b = appendOmitEmpty(b, `,"agent":`, e.Agent)
+	b = appendOmitEmpty(b, `,"text":`, e.Text)
+	b = appendOmitEmpty(b, `,"name":`, e.Name)
+	b = appendOmitEmpty(b, `,"call":`, e.Call)
+	if e.Step != 0 {
+		b = append(b, `,"step":`...)
+		b = strconv.AppendInt(b, int64(e.Step), 10)
+	}
+	b = appendOmitEmpty(b, `,"status":`, e.Status)
+	if e.Approved != nil {
+		b = append(b, `,"approved":`...)
+		b = strconv.AppendBool(b, *e.Approved)
+	}
+	b = appendOmitEmpty(b, `,"by":`, e.By)
+	b = appendOmitEmpty(b, `,"reason":`, e.Reason)
+	if e.DurationMS != nil {
+		b = append(b, `,"duration_ms":`...)
+		b = strconv.AppendInt(b, *e.DurationMS, 10)
+	}
+	if e.Steps != 0 {
+		b = append(b, `,"steps":`...)
+		b = strconv.AppendInt(b, int64(e.Steps), 10)
+	}
+	b = appendOmitEmpty(b, `,"stop_reason":`, e.StopReason)
+	if u := e.Usage; u != nil {
+		b = append(b, `,"usage":{"input_tokens":`...)
+		b = strconv.AppendInt(b, u.InputTokens, 10)
+		b = append(b, `,"output_tokens":`...)
+		b = strconv.AppendInt(b, u.OutputTokens, 10)
+		b = append(b, '}')
+	}
+	if e.LatencyMS != nil {
+		b = append(b, `,"latency_ms":`...)
+		b = strconv.AppendInt(b, *e.LatencyMS, 10)
+	}
+	if err := e.Error; err != nil {
+		b = append(b, `,"error":{"code":`...)
+		b = appendString(b, err.Code)
+		b = append(b, `,"message":`...)
+		b = appendString(b, err.Message)
+		if err.RetryAfterMS != 0 {
+			b = append(b, `,"retry_after_ms":`...)
+			b = strconv.AppendInt(b, err.RetryAfterMS, 10)
+		}
+		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendOmitEmpty appends key and s as a JSON string, unless s is empty.
+func appendOmitEmpty(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, key...), s)
+}
+
+// appendTime appends t as encoding/json does, for a plainTime.
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }
 
 // appendString appends s as a JSON string the way encoding/json does by
