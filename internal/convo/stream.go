@@ -17,17 +17,28 @@ import (
 // commit makes fewer, larger deltas instead of a backlog. The events stay
 // in the buffer until stored: the append that stores them takes them when
 // its commit runs (peek), not when it is queued, so that the chunks that
-// came while it waited for the commit go with it.
+// came while it waited for the commit go with it. A chunk costs no event
+// until then: the buffer keeps each event's text and makes the event when
+// a peek hands it out.
 type chunkBuffer struct {
 	turn string
 
 	mu     sync.Mutex
-	events []chunkEvent
+	events []bufferedEvent
 	// sealed is how many of the first events a peek has handed out: no
 	// chunk merges into them any more, the stored text must not grow.
 	sealed int
 	first  time.Time // when the first chunk arrived
 	ready  chan struct{}
+}
+
+// bufferedEvent is an event the buffer will make: text of kind typ, or an
+// action, with when its first chunk came.
+type bufferedEvent struct {
+	typ    string
+	text   string
+	action *protocol.Event // the action event, for typ EventAction
+	born   time.Time
 }
 
 // chunkEvent is an event made from chunks, with when its first chunk came.
@@ -52,14 +63,14 @@ func (b *chunkBuffer) emit(c Chunk) {
 	case ChunkThinking:
 		typ = protocol.EventThinking
 	case ChunkAction:
-		b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: protocol.EventAction,
+		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: &protocol.Event{Type: protocol.EventAction,
 			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
 	}
 	if c.Kind != ChunkAction && c.Text != "" {
-		if n := len(b.events); n > b.sealed && b.events[n-1].ev.Type == typ {
-			b.events[n-1].ev.Text += c.Text
+		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
+			b.events[n-1].text += c.Text
 		} else {
-			b.events = append(b.events, chunkEvent{born: now, ev: &protocol.Event{Type: typ, Turn: b.turn, Text: c.Text}})
+			b.events = append(b.events, bufferedEvent{typ: typ, text: c.Text, born: now})
 		}
 	}
 	b.mu.Unlock()
@@ -69,16 +80,23 @@ func (b *chunkBuffer) emit(c Chunk) {
 	}
 }
 
-// peek returns copies of the buffered events and seals them: chunks that
-// come later make new events. The events stay buffered until drop.
+// peek returns the buffered events, made anew (the Log stamps them), and
+// seals them: chunks that come later make new events. The events stay
+// buffered until drop.
 func (b *chunkBuffer) peek() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealed = len(b.events)
 	evs := make([]chunkEvent, len(b.events))
-	for i, ce := range b.events {
-		c := *ce.ev
-		evs[i] = chunkEvent{ev: &c, born: ce.born}
+	for i, be := range b.events {
+		var ev *protocol.Event
+		if be.action != nil {
+			c := *be.action
+			ev = &c
+		} else {
+			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.text}
+		}
+		evs[i] = chunkEvent{ev: ev, born: be.born}
 	}
 	return evs
 }
