@@ -115,10 +115,11 @@ type Append struct {
 	// Otherwise the first event Build returns that carries a Message is
 	// recorded under the key.
 	ClientMsgID string
-	// Build returns the events to append, given a copy of the
-	// conversation's metadata as of the end of its log, or an error that
-	// refuses the append (returned by Append as is; nothing is stored).
-	// It may return no events. The Log may call it more than once (again
+	// Build returns the events to append, given the conversation's
+	// metadata as of the end of its log, or an error that refuses the
+	// append (returned by Append as is; nothing is stored). The metadata
+	// may be the Log's own: Build reads it, and neither modifies it nor
+	// keeps it. It may return no events. The Log may call it more than once (again
 	// with fresher metadata after losing a race with another writer) and
 	// calls it inside its commit path: it must be quick, must not block,
 	// and must not call the Log or have effects besides its result.

@@ -167,7 +167,8 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 			return nil, nil
 		}
 	}
-	drafts, refused := a.Build(bm.m.Clone())
+	// Build only reads the metadata: no copy for it.
+	drafts, refused := a.Build(bm.m)
 	if refused != nil {
 		return refused, nil
 	}
