@@ -120,15 +120,23 @@ type batchMeta struct {
 	stored uint64
 	dirty  bool
 	// shared says m is also the cache's or an Appended's, which nobody
-	// modifies: the batch changes a copy (see own).
-	shared bool
+	// modifies: the batch changes a copy (see own). shallow says m is the
+	// batch's, but shares its open turn and pending turns with such a
+	// one.
+	shared, shallow bool
 }
 
-// own returns bm's metadata for the batch to change, copying it first if
-// it is shared.
-func (bm *batchMeta) own() *convo.Meta {
-	if bm.shared {
-		bm.m, bm.shared = bm.m.Clone(), false
+// own returns bm's metadata for the batch to apply an event of type typ
+// to, copying it first if it is shared: for a stream event, which changes
+// nothing but the last seq and time, only its top level (the one
+// allocation of most ops), else all of it.
+func (bm *batchMeta) own(typ string) *convo.Meta {
+	switch {
+	case streamEvent(typ) && bm.shared:
+		c := *bm.m
+		bm.m, bm.shared, bm.shallow = &c, false, true
+	case !streamEvent(typ) && (bm.shared || bm.shallow):
+		bm.m, bm.shared, bm.shallow = bm.m.Clone(), false, false
 	}
 	return bm.m
 }
@@ -286,7 +294,7 @@ func (c *metaCache) keep(metas map[string]*batchMeta) {
 
 // create stores new conversation bm.
 func (b *batch) create(bm *batchMeta) error {
-	m := bm.own()
+	m := bm.m // a copy of Append.New
 	if err := b.tx.Bucket(bucketOwners).Put(prefixed(m.Owner, []byte(m.ID)), nil); err != nil {
 		return err
 	}
@@ -341,7 +349,7 @@ func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error 
 // and time (to the message it carries too), and updates bm. born is when
 // the first model chunk the event carries arrived (see convo.Draft).
 func (b *batch) append(bm *batchMeta, ev *protocol.Event, born time.Time) error {
-	m := bm.own()
+	m := bm.own(ev.Type)
 	ev.Conversation = m.ID
 	ev.Seq = m.LastSeq + 1
 	ev.TS = b.now

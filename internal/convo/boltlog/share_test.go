@@ -95,3 +95,48 @@ func TestAppendsOfOneCommit(t *testing.T) {
 	}
 	checkLog(t, l, "c", 5)
 }
+
+// TestCommitsLeaveKeptMetadataAlone stores a delta and then a tool call in
+// one commit, then fails commits that carry a delta, and a delta with a
+// tool call: each Appended.Meta stays as of its append, and the
+// metadata the Log keeps as of the last commit that succeeded, though
+// the commit loop copies only the top level of the metadata for a delta.
+func TestCommitsLeaveKeptMetadataAlone(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t)
+	create(t, l, "c")
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
+	call := func(id string) *protocol.Event {
+		return &protocol.Event{Type: protocol.EventToolCall, Turn: "t1", Call: id, Name: "lookup", Status: protocol.CallRunning, Step: 1}
+	}
+	var saw uint64
+	res, errs := commitTogether(t, l,
+		&convo.Append{Conversation: "c", Build: build(&saw, delta("a"))},
+		&convo.Append{Conversation: "c", Build: build(&saw, call("k1"))},
+	)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if m := res[0].Meta; m.LastSeq != 2 || len(m.OpenTurn.Calls) != 0 {
+		t.Errorf("the delta's metadata: seq %d, calls %+v", m.LastSeq, m.OpenTurn.Calls)
+	}
+	if m := res[1].Meta; m.LastSeq != 3 || len(m.OpenTurn.Calls) != 1 {
+		t.Errorf("the tool call's metadata: seq %d, calls %+v", m.LastSeq, m.OpenTurn.Calls)
+	}
+	l.failCommit = func() error { return errors.New("disk full") }
+	for _, evs := range [][]*protocol.Event{{delta("b")}, {delta("c"), call("k2")}} {
+		_, err := l.Append(ctx, &convo.Append{Conversation: "c", Build: build(&saw, evs...)})
+		if !errors.Is(err, convo.ErrUnavailable) {
+			t.Fatalf("append in a failing commit: %v", err)
+		}
+		if m, err := l.Meta(ctx, "c"); err != nil || m.LastSeq != 3 || len(m.OpenTurn.Calls) != 1 {
+			t.Fatalf("metadata after a failed commit: %+v, %v", m, err)
+		}
+	}
+	l.failCommit = nil
+	if m := res[1].Meta; m.LastSeq != 3 || len(m.OpenTurn.Calls) != 1 {
+		t.Errorf("the tool call's metadata after the failed commits: seq %d, calls %+v", m.LastSeq, m.OpenTurn.Calls)
+	}
+	appendEvents(t, l, "c", delta("d"))
+	checkLog(t, l, "c", 4)
+}
