@@ -104,7 +104,9 @@ type batch struct {
 	// whose metadata it writes back (see flush).
 	metas map[string]*batchMeta
 	dirty []*batchMeta
-	// free is where metas' entries are allocated, one array per batch.
+	// free is where metas' entries are allocated, one array per batch
+	// (sized for its ops). Only the pointers in metas and dirty are used:
+	// should it grow, the entries made before stay valid where they are.
 	free []batchMeta
 	tail tailBatch
 	out  []convo.Committed
