@@ -146,6 +146,10 @@ type tailHead struct {
 	id string
 }
 
+// oldest reports whether h is still the oldest of its conversation's
+// entries refs (none: all moved out).
+func (h tailHead) oldest(refs []tailRef) bool { return len(refs) > 0 && refs[0].g == h.g }
+
 // loadTail reads the tail's state at start-up and rebuilds its index:
 // from a tailidx bucket (a file written before), which it deletes, or
 // else from the tail's entries themselves. An entry is a live event of
@@ -357,7 +361,7 @@ heads:
 	// and not too old, is the lowest entry listed.
 	for _, heads := range [][]tailHead{st.heads, b.tail.heads} {
 		for _, h := range heads {
-			if refs := b.refsOf(h.id); len(refs) == 0 || refs[0].g != h.g {
+			if !h.oldest(b.refsOf(h.id)) {
 				continue
 			}
 			if b.tail.next-h.g > tailMaxBehind {
@@ -391,7 +395,7 @@ func (st *tailState) apply(tb tailBatch) {
 	}
 	st.heads = append(st.heads, tb.heads...)
 	for len(st.heads) > 0 {
-		if h := st.heads[0]; len(st.refs[h.id]) > 0 && st.refs[h.id][0].g == h.g {
+		if h := st.heads[0]; h.oldest(st.refs[h.id]) {
 			break
 		}
 		st.heads = st.heads[1:]
