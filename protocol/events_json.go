@@ -108,10 +108,7 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendOmitEmpty(b, `,"text":`, e.Text)
 	b = appendOmitEmpty(b, `,"name":`, e.Name)
 	b = appendOmitEmpty(b, `,"call":`, e.Call)
-	if e.Step != 0 {
-		b = append(b, `,"step":`...)
-		b = strconv.AppendInt(b, int64(e.Step), 10)
-	}
+	b = appendIntOmitZero(b, `,"step":`, int64(e.Step))
 	b = appendOmitEmpty(b, `,"status":`, e.Status)
 	if e.Approved != nil {
 		b = append(b, `,"approved":`...)
@@ -120,34 +117,24 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendOmitEmpty(b, `,"by":`, e.By)
 	b = appendOmitEmpty(b, `,"reason":`, e.Reason)
 	if e.DurationMS != nil {
-		b = append(b, `,"duration_ms":`...)
-		b = strconv.AppendInt(b, *e.DurationMS, 10)
+		b = appendInt(b, `,"duration_ms":`, *e.DurationMS)
 	}
-	if e.Steps != 0 {
-		b = append(b, `,"steps":`...)
-		b = strconv.AppendInt(b, int64(e.Steps), 10)
-	}
+	b = appendIntOmitZero(b, `,"steps":`, int64(e.Steps))
 	b = appendOmitEmpty(b, `,"stop_reason":`, e.StopReason)
 	if u := e.Usage; u != nil {
-		b = append(b, `,"usage":{"input_tokens":`...)
-		b = strconv.AppendInt(b, u.InputTokens, 10)
-		b = append(b, `,"output_tokens":`...)
-		b = strconv.AppendInt(b, u.OutputTokens, 10)
+		b = appendInt(b, `,"usage":{"input_tokens":`, u.InputTokens)
+		b = appendInt(b, `,"output_tokens":`, u.OutputTokens)
 		b = append(b, '}')
 	}
 	if e.LatencyMS != nil {
-		b = append(b, `,"latency_ms":`...)
-		b = strconv.AppendInt(b, *e.LatencyMS, 10)
+		b = appendInt(b, `,"latency_ms":`, *e.LatencyMS)
 	}
 	if err := e.Error; err != nil {
 		b = append(b, `,"error":{"code":`...)
 		b = appendString(b, err.Code)
 		b = append(b, `,"message":`...)
 		b = appendString(b, err.Message)
-		if err.RetryAfterMS != 0 {
-			b = append(b, `,"retry_after_ms":`...)
-			b = strconv.AppendInt(b, err.RetryAfterMS, 10)
-		}
+		b = appendIntOmitZero(b, `,"retry_after_ms":`, err.RetryAfterMS)
 		b = append(b, '}')
 	}
 	return append(b, '}')
@@ -159,6 +146,19 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 		return b
 	}
 	return appendString(append(b, key...), s)
+}
+
+// appendInt appends key and n.
+func appendInt(b []byte, key string, n int64) []byte {
+	return strconv.AppendInt(append(b, key...), n, 10)
+}
+
+// appendIntOmitZero appends key and n, unless n is 0.
+func appendIntOmitZero(b []byte, key string, n int64) []byte {
+	if n == 0 {
+		return b
+	}
+	return appendInt(b, key, n)
 }
 
 // appendTime appends t as encoding/json does, for a plainTime.
