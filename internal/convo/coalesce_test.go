@@ -47,18 +47,22 @@ func TestChunksJoinTheAppendWaitingForACommit(t *testing.T) {
 }
 
 // deferrableGate is a Log that holds the first deferrable append (a
-// reply's chunks) before passing it on: it signals held and waits for
-// release. Other appends pass.
+// reply's chunks, which its turn posts) before passing it on: it signals
+// held and waits for release. Other appends pass.
 type deferrableGate struct {
 	convo.Log
 	taken         atomic.Bool
 	held, release chan struct{}
 }
 
-func (g *deferrableGate) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+func (g *deferrableGate) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
 	if a.Deferrable && g.taken.CompareAndSwap(false, true) {
 		close(g.held)
-		<-g.release
+		go func() {
+			<-g.release
+			g.Log.Post(ctx, a, done)
+		}()
+		return
 	}
-	return g.Log.Append(ctx, a)
+	g.Log.Post(ctx, a, done)
 }

@@ -270,9 +270,22 @@ func (f *faultLog) failing() func([]convo.Draft) bool {
 }
 
 func (f *faultLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	fa, unwrap := f.faulty(a)
+	res, err := f.Log.Append(ctx, fa)
+	return res, unwrap(err)
+}
+
+func (f *faultLog) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
+	fa, unwrap := f.faulty(a)
+	f.Log.Post(ctx, fa, func(res *convo.Appended, err error) { done(res, unwrap(err)) })
+}
+
+// faulty returns a, made to fail when f says so, and what turns the
+// error of its append into the one storage would return.
+func (f *faultLog) faulty(a *convo.Append) (*convo.Append, func(error) error) {
 	fail := f.failing()
 	if fail == nil {
-		return f.Log.Append(ctx, a)
+		return a, func(err error) error { return err }
 	}
 	faulty := *a
 	faulty.Build = func(m *convo.Meta) ([]convo.Draft, error) {
@@ -286,11 +299,12 @@ func (f *faultLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended
 		}
 		return drafts, err
 	}
-	res, err := f.Log.Append(ctx, &faulty)
-	if errors.Is(err, errInjected) {
-		return nil, fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
+	return &faulty, func(err error) error {
+		if errors.Is(err, errInjected) {
+			return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
+		}
+		return err
 	}
-	return res, err
 }
 
 func (f *faultLog) Delete(ctx context.Context, id, owner string) error {

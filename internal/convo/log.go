@@ -50,6 +50,15 @@ type Log interface {
 	// set, and returns them as stored. See Append for the details.
 	Append(ctx context.Context, a *Append) (*Appended, error)
 
+	// Post is Append without the wait: it queues a and returns, and done
+	// gets what Append would have returned, once, when the append is
+	// durable, refused or failed (or before Post returns, if it cannot be
+	// queued). A reply's turn posts its chunks this way, so that no
+	// goroutine wakes for each commit to queue the next ones. done may run
+	// on the Log's commit path: it must be quick and must not block, nor
+	// call the Log but to Post again.
+	Post(ctx context.Context, a *Append, done func(*Appended, error))
+
 	// Delete removes conversation id with its whole log if it belongs to
 	// owner, or returns ErrNotFound. Its events are no longer reported to
 	// the committed function once Delete returns.

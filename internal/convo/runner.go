@@ -190,29 +190,6 @@ func (s *Service) openTurn(id string) (*Meta, error) {
 	return res.Meta, nil
 }
 
-// appendTurnEvents stores the chunk events buf holds when the append's
-// commit runs, provided the turn is still the open one, and returns them;
-// they stay in buf (the caller drops them once stored). Taking them at
-// commit time rather than now lets the chunks that come while the append
-// waits for a busy commit loop join it: one event per reply and commit.
-func (s *Service) appendTurnEvents(id, turnID string, buf *chunkBuffer) ([]chunkEvent, error) {
-	var evs []chunkEvent
-	_, err := s.log.Append(context.Background(), &Append{Conversation: id, Deferrable: true, Build: func(m *Meta) ([]Draft, error) {
-		if m.OpenTurn == nil || m.OpenTurn.Turn != turnID {
-			return nil, errTurnGone
-		}
-		// Build may run again: the last call's events (copies, which the
-		// Log stamps) are the ones stored.
-		evs = buf.peek()
-		drafts := make([]Draft, len(evs))
-		for i, ce := range evs {
-			drafts[i] = Draft{Event: ce.ev, Born: ce.born}
-		}
-		return drafts, nil
-	}})
-	return evs, err
-}
-
 // endTurn stores end (its Type, Turn and Message filled in here) as the
 // turn's turn_end, with text as the assistant message. While storage
 // fails it retries until ctx is done, so that the conversation does not

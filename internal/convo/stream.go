@@ -12,16 +12,25 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// chunkBuffer collects a turn's chunks while earlier ones are being
-// committed. Consecutive text of one kind merges into one event, so a slow
-// commit makes fewer, larger deltas instead of a backlog. The events stay
-// in the buffer until stored: the append that stores them takes them when
-// its commit runs (peek), not when it is queued, so that the chunks that
-// came while it waited for the commit go with it. A chunk costs no event
-// until then: the buffer keeps each event's text and makes the event when
-// a peek hands it out.
+// chunkBuffer collects a turn's chunks and stores them, one append in
+// flight at a time. Consecutive text of one kind merges into one event, so
+// a slow commit makes fewer, larger deltas instead of a backlog. The
+// events stay in the buffer until stored: the append that stores them
+// takes them when its commit runs (peek), not when it is posted, so that
+// the chunks that came while it waited for the commit go with it. A chunk
+// costs no event until then: the buffer keeps each event's text and makes
+// the event when a peek hands it out.
+//
+// The appends are posted (Log.Post) by whoever finds events buffered and
+// none in flight: the model's callback for a first chunk, and the end of
+// the append in flight for the chunks that came meanwhile, on the Log's
+// commit path. No goroutine wakes per commit to queue the next chunks.
 type chunkBuffer struct {
-	turn string
+	log          Log // nil: the buffer only buffers (its tests)
+	conversation string
+	turn         string
+	// failed is told why an append failed; nothing more is posted.
+	failed func(error)
 
 	mu     sync.Mutex
 	events []bufferedEvent
@@ -29,7 +38,15 @@ type chunkBuffer struct {
 	// chunk merges into them any more, the stored text must not grow.
 	sealed int
 	first  time.Time // when the first chunk arrived
-	ready  chan struct{}
+	// open says the buffer may post (what must precede the reply is
+	// stored), posting that an append is in flight, stopped that none is
+	// posted any more.
+	open, posting, stopped bool
+	// idle, when not nil, is closed when no append is in flight (flush
+	// waits on it).
+	idle chan struct{}
+	// text is the text of the deltas stored.
+	text strings.Builder
 }
 
 // bufferedEvent is an event the buffer will make: text of kind typ, or an
@@ -47,8 +64,10 @@ type chunkEvent struct {
 	born time.Time
 }
 
-func newChunkBuffer(turnID string) *chunkBuffer {
-	return &chunkBuffer{turn: turnID, ready: make(chan struct{}, 1)}
+// newChunkBuffer returns the buffer of a turn's chunks, storing them to
+// log once opened; failed is told when an append fails.
+func newChunkBuffer(log Log, conversation, turnID string, failed func(error)) *chunkBuffer {
+	return &chunkBuffer{log: log, conversation: conversation, turn: turnID, failed: failed}
 }
 
 // emit is the Model's callback: it never waits for storage.
@@ -73,16 +92,110 @@ func (b *chunkBuffer) emit(c Chunk) {
 			b.events = append(b.events, bufferedEvent{typ: typ, text: c.Text, born: now})
 		}
 	}
+	post := b.startLocked()
 	b.mu.Unlock()
-	select {
-	case b.ready <- struct{}{}:
-	default:
+	if post {
+		b.post()
 	}
+}
+
+// openTo lets the buffer store from now on (if store is set; otherwise it
+// never will), and posts what it holds.
+func (b *chunkBuffer) openTo(store bool) {
+	b.mu.Lock()
+	b.open, b.stopped = true, !store
+	post := b.startLocked()
+	b.mu.Unlock()
+	if post {
+		b.post()
+	}
+}
+
+// startLocked reports whether the caller is to post an append: the buffer
+// is open, holds events, and has no append in flight. Call with b.mu held.
+func (b *chunkBuffer) startLocked() bool {
+	if !b.open || b.posting || b.stopped || len(b.events) == 0 {
+		return false
+	}
+	b.posting = true
+	return true
+}
+
+// post appends the buffered events, provided the turn is still the open
+// one; stored takes the result.
+func (b *chunkBuffer) post() {
+	var evs []chunkEvent
+	b.log.Post(context.Background(), &Append{Conversation: b.conversation, Deferrable: true, Build: func(m *Meta) ([]Draft, error) {
+		if m.OpenTurn == nil || m.OpenTurn.Turn != b.turn {
+			return nil, errTurnGone
+		}
+		// Build may run again: the last call's events (copies, which the
+		// Log stamps) are the ones stored.
+		evs = b.peek()
+		drafts := make([]Draft, len(evs))
+		for i, ce := range evs {
+			drafts[i] = Draft{Event: ce.ev, Born: ce.born}
+		}
+		return drafts, nil
+	}}, func(_ *Appended, err error) { b.stored(evs, err) })
+}
+
+// stored ends the append in flight, which stored evs or failed with err,
+// and posts the next one if chunks came meanwhile. It runs on the Log's
+// commit path: it does little.
+func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
+	if err != nil {
+		b.failed(err)
+	}
+	b.mu.Lock()
+	if err != nil {
+		b.stopped = true
+	} else {
+		b.dropLocked(len(evs))
+		for _, ce := range evs {
+			if ce.ev.Type == protocol.EventDelta {
+				b.text.WriteString(ce.ev.Text)
+			}
+		}
+	}
+	b.posting = false
+	post := b.startLocked()
+	if !b.posting && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
+	}
+	b.mu.Unlock()
+	if post {
+		b.post()
+	}
+}
+
+// flush stores what is buffered and waits until no append is in flight:
+// once the model is done, every chunk is then stored, or storing stopped.
+// It returns the text of the deltas stored.
+func (b *chunkBuffer) flush() string {
+	b.mu.Lock()
+	post := b.startLocked()
+	var idle chan struct{}
+	if b.posting {
+		b.idle = make(chan struct{})
+		idle = b.idle
+	}
+	b.mu.Unlock()
+	if post {
+		b.post()
+	}
+	if idle != nil {
+		<-idle
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.text.String()
 }
 
 // peek returns the buffered events, made anew (the Log stamps them), and
 // seals them: chunks that come later make new events. The events stay
-// buffered until drop.
+// buffered until dropped.
 func (b *chunkBuffer) peek() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -101,20 +214,11 @@ func (b *chunkBuffer) peek() []chunkEvent {
 	return evs
 }
 
-// drop removes the first n events, which a peek returned and which are
-// stored now.
-func (b *chunkBuffer) drop(n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// dropLocked removes the first n events, which a peek returned and which
+// are stored now. Call with b.mu held.
+func (b *chunkBuffer) dropLocked(n int) {
 	b.events = b.events[n:]
 	b.sealed = max(0, b.sealed-n)
-}
-
-// pending reports whether events are buffered.
-func (b *chunkBuffer) pending() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.events) > 0
 }
 
 // firstChunk returns when the first chunk arrived (zero: none yet).
@@ -157,7 +261,15 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	buf := newChunkBuffer(turnID)
+	buf := newChunkBuffer(s.log, id, turnID, func(err error) {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone) {
+			// Deleted while streaming: a user's action, not a failure.
+			cancel(errDeleted)
+			return
+		}
+		s.logger.Error("store reply chunk", "conversation", id, "turn", turnID, "err", err)
+		cancel(errStorage)
+	})
 	type outcome struct {
 		res Result
 		err error
@@ -168,46 +280,14 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		res, err := s.model.Stream(ctx, req, buf.emit)
 		done <- outcome{res, err}
 	}()
-	var text strings.Builder
-	store := func() {
-		if after != nil {
-			<-after
-			after = nil
-		}
-		if !buf.pending() || ctx.Err() != nil && (context.Cause(ctx) == errStorage || context.Cause(ctx) == errNotOpened) {
-			return
-		}
-		evs, err := s.appendTurnEvents(id, turnID, buf)
-		switch {
-		case errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone):
-			// Deleted while streaming: a user's action, not a failure.
-			cancel(errDeleted)
-			return
-		case err != nil:
-			s.logger.Error("store reply chunk", "conversation", id, "turn", turnID, "err", err)
-			cancel(errStorage)
-			return
-		}
-		buf.drop(len(evs))
-		for _, ce := range evs {
-			if ce.ev.Type == protocol.EventDelta {
-				text.WriteString(ce.ev.Text)
-			}
-		}
-	}
-	var out outcome
-	for running := true; running; {
-		select {
-		case <-buf.ready:
-			store()
-		case out = <-done:
-			store()
-			running = false
-		}
-	}
 	if after != nil {
-		<-after // what follows the reply, its turn_end included, comes after
+		<-after
 	}
+	// What must precede the reply is stored, unless the send did not open
+	// the turn: then nothing of the reply is.
+	buf.openTo(context.Cause(ctx) != errNotOpened)
+	out := <-done
+	text := buf.flush()
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {
 		ttft := first.Sub(started)
@@ -243,5 +323,5 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.Error = modelError(out.err)
 		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
 	}
-	return end, text.String(), out.res.ToolUses
+	return end, text, out.res.ToolUses
 }

@@ -13,14 +13,14 @@ import (
 // its own instead of growing one handed out (it would be dropped unstored),
 // and a second peek (a Build run again) hands out the later chunks too.
 func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
-	b := newChunkBuffer("t1")
+	b := newChunkBuffer(nil, "c1", "t1", nil)
 	b.emit(Chunk{Kind: ChunkText, Text: "a"})
 	b.emit(Chunk{Kind: ChunkText, Text: "b"})
 	first := b.peek()
 	b.emit(Chunk{Kind: ChunkText, Text: "c"})
 	second := b.peek()
 	b.emit(Chunk{Kind: ChunkText, Text: "d"})
-	b.drop(len(first))
+	b.stored(first, nil)
 	left := b.peek()
 
 	texts := func(evs []chunkEvent) (s []string) {
@@ -45,8 +45,8 @@ func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
-	b.drop(len(left))
-	if b.pending() {
+	b.stored(left, nil)
+	if len(b.peek()) > 0 {
 		t.Error("events pending after all were dropped")
 	}
 }

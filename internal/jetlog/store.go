@@ -255,6 +255,13 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
 }
 
+// Post implements convo.Log: a goroutine waits for the Append. Appends
+// to JetStream wait for the server's acknowledgement, not for a commit
+// loop, so there is no loop to run done on.
+func (s *Store) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
+	go func() { done(s.Append(ctx, a)) }()
+}
+
 // Append implements convo.Log.
 func (s *Store) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
 	if err := ctx.Err(); err != nil {

@@ -70,6 +70,21 @@ func (l *Log) Append(ctx context.Context, a *convo.Append) (*convo.Appended, err
 	return res, nil
 }
 
+// Post implements convo.Log: the op's finish calls done.
+func (l *Log) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
+	o, res := newAppendOp(ctx, a)
+	o.finish = func() {
+		if o.err != nil {
+			done(nil, o.err)
+			return
+		}
+		done(res, nil)
+	}
+	if err := l.enqueue(o); err != nil {
+		done(nil, err)
+	}
+}
+
 // newAppendOp returns the op that applies a, and the result it fills.
 func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
 	res := &convo.Appended{}

@@ -209,18 +209,19 @@ func benchmarkCommit(b *testing.B, fsync bool) {
 	// at once, so that one commit takes them all, and waits for them.
 	next := 0
 	ops := make([]*op, perCommit)
+	dones := make([]<-chan struct{}, perCommit)
 	commit := func() {
 		l.mu.Lock()
 		for j := range ops {
 			ops[j], _ = newAppendOp(ctx, nextAppend(next))
-			ops[j].done = make(chan struct{})
+			dones[j] = await(ops[j])
 			next = (next + 1) % conversations
 		}
 		l.queue = append(l.queue, ops...)
 		l.mu.Unlock()
 		l.wakeLoop()
-		for _, o := range ops {
-			<-o.done
+		for j, o := range ops {
+			<-dones[j]
 			if o.err != nil {
 				b.Fatal(o.err)
 			}

@@ -46,10 +46,12 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 	// commitOf records the commit each op was durable in; only the commit
 	// loop writes it.
 	commitOf := map[string]uint64{}
+	var dones []<-chan struct{}
 	queue := func(id, name string, deferrable bool, ev *protocol.Event) *op {
 		o, _ := newAppendOp(ctx, &convo.Append{Conversation: id, Deferrable: deferrable,
 			Build:   func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: ev}}, nil },
 			Durable: func(*convo.Appended) { commitOf[name], _ = l.Stats() }})
+		dones = append(dones, await(o))
 		if err := l.enqueue(o); err != nil {
 			t.Fatal(err)
 		}
@@ -72,8 +74,8 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 	if err := <-held; err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range ops {
-		<-o.done
+	for i, o := range ops {
+		<-dones[i]
 		if o.err != nil {
 			t.Fatal(o.err)
 		}

@@ -105,7 +105,9 @@ type op struct {
 	deferrable bool
 	queued     time.Time // when it was queued
 	err        error
-	done       chan struct{}
+	// finish is called once, from the commit loop, when the op is
+	// complete: committed, refused, failed or dropped (err says which).
+	finish func()
 }
 
 // BoltOptions are the options the gateway opens its bbolt file with,
@@ -183,16 +185,17 @@ func (l *Log) Follow(string, uint64) func() { return func() {} }
 // committed or failed within one commit. An op that is not deferrable is
 // taken up by the next commit.
 func (l *Log) do(o *op) error {
+	done := make(chan struct{})
+	o.finish = func() { close(done) }
 	if err := l.enqueue(o); err != nil {
 		return err
 	}
-	<-o.done
+	<-done
 	return o.err
 }
 
-// enqueue queues o for the commit loop.
+// enqueue queues o, whose finish is set, for the commit loop.
 func (l *Log) enqueue(o *op) error {
-	o.done = make(chan struct{})
 	o.queued = time.Now()
 	l.mu.Lock()
 	if l.stopped {
@@ -227,7 +230,7 @@ func (l *Log) loop() {
 		for _, o := range ops {
 			if err := o.ctx.Err(); err != nil {
 				o.err = err
-				close(o.done)
+				o.finish()
 				continue
 			}
 			live = append(live, o)
@@ -323,7 +326,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		err = fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
 		for _, o := range ops {
 			o.err = err
-			close(o.done)
+			o.finish()
 		}
 		return
 	}
@@ -345,7 +348,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		committed(b.out)
 	}
 	for _, o := range ops {
-		close(o.done)
+		o.finish()
 	}
 	// Yield, so that the goroutines this commit woke (the subscribers'
 	// writers, the ops' callers) run now on this thread. Otherwise they

@@ -15,24 +15,33 @@ func commitTogether(t *testing.T, l *Log, appends ...*convo.Append) ([]*convo.Ap
 	t.Helper()
 	c0, _ := l.Stats()
 	ops := make([]*op, len(appends))
+	dones := make([]<-chan struct{}, len(appends))
 	res := make([]*convo.Appended, len(appends))
 	l.mu.Lock()
 	for i, a := range appends {
 		ops[i], res[i] = newAppendOp(context.Background(), a)
-		ops[i].done = make(chan struct{})
+		dones[i] = await(ops[i])
 	}
 	l.queue = append(l.queue, ops...)
 	l.mu.Unlock()
 	l.wakeLoop()
 	errs := make([]error, len(ops))
 	for i, o := range ops {
-		<-o.done
+		<-dones[i]
 		errs[i] = o.err
 	}
 	if c1, _ := l.Stats(); c1-c0 != 1 {
 		t.Fatalf("the appends took %d commits, want 1", c1-c0)
 	}
 	return res, errs
+}
+
+// await sets o's finish, which the commit loop calls, to close the
+// channel it returns.
+func await(o *op) <-chan struct{} {
+	done := make(chan struct{})
+	o.finish = func() { close(done) }
+	return done
 }
 
 var errRefused = errors.New("refused by the test")

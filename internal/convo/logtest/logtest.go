@@ -40,6 +40,7 @@ func Run(t *testing.T, storage Storage) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ClientMsgID", testClientMsgID},
 		{"DurableBeforeCommitted", testDurableBeforeCommitted},
+		{"Post", testPost},
 		{"EventsBounds", testEventsBounds},
 		{"Messages", testMessages},
 		{"ListByOwner", testListByOwner},
@@ -437,6 +438,78 @@ func testDurableBeforeCommitted(t *testing.T, storage Storage) {
 		if got := len(h.reported("c1")); got != i+1 {
 			t.Fatalf("append %d returned with %d events reported: it must be reported before Append returns", res.Events[0].Seq, got)
 		}
+	}
+}
+
+// testPost posts appends, each from the done of the one before (as a
+// reply's turn does): every done gets what Append would return, once its
+// events are reported; refusals, unknown conversations, ended contexts
+// and a closed Log come to done as errors.
+func testPost(t *testing.T, storage Storage) {
+	h, _ := start(t, storage)
+	h.create(t, "c1", "alice")
+	const n = 20
+	type result struct {
+		seq      uint64
+		reported int
+		err      error
+	}
+	results := make(chan result, n)
+	var post func(i int)
+	post = func(i int) {
+		h.log.Post(ctx, &convo.Append{Conversation: "c1", Deferrable: true, Build: events(delta("t", fmt.Sprint(i)))}, func(a *convo.Appended, err error) {
+			r := result{reported: len(h.reported("c1")), err: err}
+			if err == nil {
+				r.seq = a.Events[0].Seq
+			}
+			results <- r
+			if i+1 < n {
+				post(i + 1)
+			}
+		})
+	}
+	post(0)
+	for i := range n {
+		r := <-results
+		if r.err != nil || r.seq != uint64(i+1) || r.reported < i+1 {
+			t.Fatalf("post %d: seq %d, %d events reported, err %v; want seq %d, reported, no error", i, r.seq, r.reported, r.err, i+1)
+		}
+	}
+	for i, ev := range readAll(t, h.log, "c1") {
+		if ev.Text != fmt.Sprint(i) {
+			t.Fatalf("event %d has text %q, want %q", i+1, ev.Text, fmt.Sprint(i))
+		}
+	}
+
+	failed := func(a *convo.Append, actx context.Context) error {
+		errs := make(chan error, 1)
+		h.log.Post(actx, a, func(res *convo.Appended, err error) {
+			if res != nil && err != nil {
+				t.Errorf("done got a result with error %v", err)
+			}
+			errs <- err
+		})
+		return <-errs
+	}
+	if err := failed(&convo.Append{Conversation: "c1", Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, errRefused }}, ctx); err != errRefused {
+		t.Errorf("refused post: %v, want the Build's error as is", err)
+	}
+	if err := failed(&convo.Append{Conversation: "nope", Build: events(delta("t", "x"))}, ctx); !errors.Is(err, convo.ErrNotFound) {
+		t.Errorf("post to a missing conversation: %v, want ErrNotFound", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := failed(&convo.Append{Conversation: "c1", Build: events(delta("t", "x"))}, cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("post with a cancelled context: %v", err)
+	}
+	if evs := readAll(t, h.log, "c1"); len(evs) != n {
+		t.Fatalf("%d events after the failed posts, want %d", len(evs), n)
+	}
+	if err := h.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := failed(&convo.Append{Conversation: "c1", Build: events(delta("t", "x"))}, ctx); !errors.Is(err, convo.ErrClosed) {
+		t.Errorf("post after close: %v, want ErrClosed", err)
 	}
 }
 
