@@ -142,6 +142,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	var tail tailState
 	var refs map[string][]tailRef
+	var txid int
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -150,12 +151,11 @@ func Open(path string, opts Options) (*Log, error) {
 		}
 		var err error
 		tail, refs, err = loadTail(tx)
+		// Readers that begin once this commits find this index, as
+		// after each commit of the loop.
+		txid = tx.ID()
 		return err
 	})
-	var txid int
-	if err == nil {
-		err = db.View(func(tx *bolt.Tx) error { txid = tx.ID(); return nil })
-	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltlog: prepare database %s: %w", path, err)
