@@ -92,11 +92,7 @@ func (b *chunkBuffer) emit(c Chunk) {
 			b.events = append(b.events, bufferedEvent{typ: typ, text: c.Text, born: now})
 		}
 	}
-	post := b.startLocked()
-	b.mu.Unlock()
-	if post {
-		b.post()
-	}
+	b.unlockAndPost()
 }
 
 // openTo lets the buffer store from now on (if store is set; otherwise it
@@ -104,11 +100,7 @@ func (b *chunkBuffer) emit(c Chunk) {
 func (b *chunkBuffer) openTo(store bool) {
 	b.mu.Lock()
 	b.open, b.stopped = true, !store
-	post := b.startLocked()
-	b.mu.Unlock()
-	if post {
-		b.post()
-	}
+	b.unlockAndPost()
 }
 
 // startLocked reports whether the caller is to post an append: the buffer
@@ -119,6 +111,21 @@ func (b *chunkBuffer) startLocked() bool {
 	}
 	b.posting = true
 	return true
+}
+
+// unlockAndPost releases b.mu, held, and posts an append if startLocked
+// says so (after releasing it: Post may call stored at once, which takes
+// it); with none in flight, it wakes flush.
+func (b *chunkBuffer) unlockAndPost() {
+	post := b.startLocked()
+	if !b.posting && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
+	}
+	b.mu.Unlock()
+	if post {
+		b.post()
+	}
 }
 
 // post appends the buffered events, provided the turn is still the open
@@ -159,15 +166,7 @@ func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
 		}
 	}
 	b.posting = false
-	post := b.startLocked()
-	if !b.posting && b.idle != nil {
-		close(b.idle)
-		b.idle = nil
-	}
-	b.mu.Unlock()
-	if post {
-		b.post()
-	}
+	b.unlockAndPost()
 }
 
 // flush stores what is buffered and waits until no append is in flight:
@@ -175,19 +174,10 @@ func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
 // It returns the text of the deltas stored.
 func (b *chunkBuffer) flush() string {
 	b.mu.Lock()
-	post := b.startLocked()
-	var idle chan struct{}
-	if b.posting {
-		b.idle = make(chan struct{})
-		idle = b.idle
-	}
-	b.mu.Unlock()
-	if post {
-		b.post()
-	}
-	if idle != nil {
-		<-idle
-	}
+	idle := make(chan struct{})
+	b.idle = idle
+	b.unlockAndPost()
+	<-idle
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.text.String()
