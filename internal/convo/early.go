@@ -113,8 +113,6 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 	if !e.opened {
 		turnNotOpened(span)
 	}
-	if end != nil {
-		s.keepHistory(h, msgs, end)
-	}
+	s.keepHistory(h, msgs, end)
 	return next, true
 }

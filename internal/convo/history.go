@@ -55,9 +55,10 @@ func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint6
 // end stored: msgs (all those before the turn's end that its model saw)
 // and the reply, if nothing else came meanwhile (no message is pending,
 // and the turn_end is the log's end), so that the next turn need not
-// read them back. Within historyCacheBytes for all hubs.
+// read them back. Within historyCacheBytes for all hubs. end nil (no
+// turn_end stored) keeps nothing.
 func (s *Service) keepHistory(h *hub, msgs []protocol.Message, end *Appended) {
-	if len(end.Events) != 1 {
+	if end == nil || len(end.Events) != 1 {
 		return
 	}
 	ev, m := end.Events[0], end.Meta

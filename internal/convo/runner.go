@@ -124,9 +124,7 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 		return true
 	}
 	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil)
-	if end != nil {
-		s.keepHistory(h, msgs, end)
-	}
+	s.keepHistory(h, msgs, end)
 	return next
 }
 
