@@ -1,9 +1,7 @@
 package conn
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -28,10 +26,11 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 // countWrites makes c's socket count the writes that reach it.
 func countWrites(c *conn) *countingConn {
-	c.sock.mu.Lock()
-	defer c.sock.mu.Unlock()
-	cc := &countingConn{Conn: c.sock.Conn}
-	c.sock.Conn = cc
+	var cc *countingConn
+	c.sock.Wrap(func(nc net.Conn) net.Conn {
+		cc = &countingConn{Conn: nc}
+		return cc
+	})
 	return cc
 }
 
@@ -105,45 +104,6 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 	// A ping gets its pong only while the client reads.
 	ws.CloseRead(t.Context())
 	wg.Wait()
-}
-
-// TestCorkConn checks that a corked socket writes nothing until uncork,
-// then everything at once, and reports a failed write.
-func TestCorkConn(t *testing.T) {
-	t.Parallel()
-	server, client := net.Pipe()
-	defer client.Close()
-	sock := &corkConn{Conn: server}
-	sock.cork(6)
-	for _, s := range []string{"a", "bc", "def"} {
-		if _, err := sock.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan string, 1)
-	go func() {
-		b := make([]byte, 16)
-		n, _ := client.Read(b) // a net.Pipe read returns one write
-		got <- string(b[:n])
-	}()
-	if err := sock.uncork(); err != nil {
-		t.Fatal(err)
-	}
-	if s := <-got; s != "abcdef" {
-		t.Errorf("one read got %q, want abcdef", s)
-	}
-	if sock.buf != nil || sock.corked {
-		t.Errorf("after uncork: buf %q, corked %v", sock.buf, sock.corked)
-	}
-
-	_ = server.Close()
-	sock.cork(1)
-	if _, err := sock.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := sock.uncork(); !errors.Is(err, io.ErrClosedPipe) {
-		t.Errorf("uncork on a closed socket: %v, want %v", err, io.ErrClosedPipe)
-	}
 }
 
 // BenchmarkQueuedFrames measures the cost per frame of writing frames to

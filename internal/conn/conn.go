@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/cork"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -30,7 +31,7 @@ type conn struct {
 	ws *websocket.Conn
 	// sock is ws's socket; the writer corks it to write several frames
 	// at once.
-	sock *corkConn
+	sock *cork.Conn
 	user string
 	log  *slog.Logger
 	// ctx is done when reading has ended; it bounds the calls into convo,
@@ -75,7 +76,7 @@ type conn struct {
 // Subscriber is what a conn is to convo.
 var _ convo.Subscriber = (*conn)(nil)
 
-func newConn(h *Handler, ws *websocket.Conn, sock *corkConn, caller auth.Caller) *conn {
+func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller) *conn {
 	ctx, cancel := context.WithCancel(auth.WithCaller(context.Background(), caller))
 	c := &conn{h: h, ws: ws, sock: sock, user: caller.User, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
 	c.log = h.log.With("conn", h.ids.Add(1))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/cork"
 	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/internal/metrics"
@@ -177,8 +178,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, err)
 		return
 	}
-	cw := &corkResponse{ResponseWriter: w}
-	rw := &refusalWriter{corkResponse: cw}
+	cw := &cork.Response{ResponseWriter: w}
+	rw := &refusalWriter{Response: cw}
 	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
 		h.slots.Release(user)
@@ -189,7 +190,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
-	c := newConn(h, ws, cw.sock, caller)
+	c := newConn(h, ws, cw.Sock, caller)
 	if !h.register(c) {
 		h.slots.Release(user)
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")

@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/cork"
 )
 
 // Send queues f without blocking; it implements convo.Subscriber. A full
@@ -228,26 +229,9 @@ func (c *conn) write(batch []convo.Frame) error {
 	return err
 }
 
-// maxFrameHeader is the longest header of a frame the server writes.
-const maxFrameHeader = 10
-
 // writeFrames writes the frames, corking the socket around several.
 func (c *conn) writeFrames(batch []convo.Frame) error {
-	if len(batch) == 1 {
-		return c.ws.Write(context.Background(), websocket.MessageText, batch[0].Data)
-	}
-	size := 0
-	for _, f := range batch {
-		size += len(f.Data) + maxFrameHeader
-	}
-	c.sock.cork(size)
-	for _, f := range batch {
-		if err := c.ws.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
-			_ = c.sock.uncork()
-			return err
-		}
-	}
-	return c.sock.uncork()
+	return cork.Write(c.ws, c.sock, batch, func(f convo.Frame) []byte { return f.Data })
 }
 
 // writeFailed stops writing after a failed write; the websocket library

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/chatgateway/gateway/internal/cork"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -13,7 +14,7 @@ import (
 // the handler sends the gateway's JSON error instead, as for every other
 // refusal.
 type refusalWriter struct {
-	*corkResponse
+	*cork.Response
 	// status and text are the refusal Accept wrote, if any.
 	status int
 	text   strings.Builder
@@ -23,7 +24,7 @@ type refusalWriter struct {
 // else is kept back.
 func (w *refusalWriter) WriteHeader(status int) {
 	if status == http.StatusSwitchingProtocols {
-		w.corkResponse.WriteHeader(status)
+		w.Response.WriteHeader(status)
 		return
 	}
 	w.status = status
@@ -34,7 +35,7 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 	if w.status != 0 {
 		return w.text.Write(p)
 	}
-	return w.corkResponse.Write(p)
+	return w.Response.Write(p)
 }
 
 // refusal is the error to answer once Accept has refused the request:
