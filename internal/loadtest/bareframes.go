@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/chatgateway/gateway/internal/cork"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -36,7 +37,7 @@ func (r *runner) bareFrameRun(ctx context.Context, conns, perConn int) (bareFram
 	if err != nil {
 		return res, err
 	}
-	srv, url, err := serveWebSockets(func(ws *websocket.Conn) {
+	srv, url, err := serveWebSockets(func(ws *websocket.Conn, _ *cork.Conn) {
 		defer ws.CloseNow()
 		// The client's first frame starts the burst.
 		if _, _, err := ws.Read(context.Background()); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/internal/cork"
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // barePipe is the least a server can do for the streams step's contract,
@@ -29,9 +32,14 @@ import (
 // fsync (a send as one record, each stream's chunks since the last commit
 // as one delta record, under one global key sequence: append-only, so a
 // commit dirties few pages), then queues the frames for the connections'
-// writers, one goroutine each. There are no conversations, histories,
-// metadata, hubs or turns. It records into the gateway's metrics, so that
-// the streams step reads it like a gateway.
+// writers, one goroutine each, which write the frames queued together
+// with one system call. There are no conversations, metadata, hubs or
+// turns. It records into the gateway's metrics, so that the streams step
+// reads it like a gateway.
+//
+// With proto, it sends and stores the protocol's events for the same
+// work (see protoFrames) and reads a conversation's messages back before
+// each reply: the least a server that speaks the protocol can do.
 //
 // Without storage (db nil) it is the floor under every pipeline on this
 // machine: the same clients, model, loop and writers, but nothing is
@@ -39,7 +47,12 @@ import (
 // chunks and one WebSocket frame per event cost, less than the contract
 // allows.
 type barePipe struct {
-	db      *bolt.DB // nil: nothing is stored
+	db *bolt.DB // nil: nothing is stored
+	// proto makes the pipe send and store the protocol's events: a
+	// send's message and turn_start (the ack not stored), deltas and a
+	// turn_end with the whole reply as its message, each with its ts;
+	// and each reply first reads its conversation's messages back.
+	proto   bool
 	model   *stampModel
 	metrics *metrics.Metrics
 	ctx     context.Context // ends the model streams when the pipe closes
@@ -56,6 +69,7 @@ type barePipe struct {
 // by its reader, the model, the commit loop and its writer.
 type bareStream struct {
 	ws   *websocket.Conn
+	sock *cork.Conn // ws's socket
 	id   string
 	wake chan struct{} // capacity 1: "frames are queued"
 
@@ -72,11 +86,19 @@ type bareStream struct {
 	seq uint64
 	// out is the frames committed and not written yet.
 	out [][]byte
+	// turn counts the stream's turns, started is when the last one's
+	// send was stored, reply is the reply's text so far and history the
+	// keys of its stored messages (proto only; the loop's, history shared
+	// with the reply under mu).
+	turn    int
+	started time.Time
+	reply   []byte
+	history []uint64
 }
 
 // startBarePipe starts a bare pipeline on 127.0.0.1:0, streaming model's
 // replies, with a fresh bbolt file in dir if store is set.
-func startBarePipe(dir string, model *stampModel, store bool) (*target, error) {
+func startBarePipe(dir string, model *stampModel, store, proto bool) (*target, error) {
 	var db *bolt.DB
 	if store {
 		path := filepath.Join(dir, fmt.Sprintf("bare-pipe-%d.db", dbCount.Add(1)))
@@ -86,12 +108,12 @@ func startBarePipe(dir string, model *stampModel, store bool) (*target, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &barePipe{db: db, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	p := &barePipe{db: db, proto: proto, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	var conns sync.WaitGroup
 	var n atomic.Int64
-	srv, url, err := serveWebSockets(func(ws *websocket.Conn) {
+	srv, url, err := serveWebSockets(func(ws *websocket.Conn, sock *cork.Conn) {
 		id := "c" + strconv.FormatInt(n.Add(1), 10)
-		conns.Go(func() { p.serve(&bareStream{ws: ws, id: id, wake: make(chan struct{}, 1)}) })
+		conns.Go(func() { p.serve(&bareStream{ws: ws, sock: sock, id: id, wake: make(chan struct{}, 1)}) })
 	})
 	if err != nil {
 		cancel()
@@ -194,21 +216,10 @@ func (p *barePipe) loop() {
 		for _, s := range streams {
 			s.mu.Lock()
 			t := taken{s: s}
-			if s.send != "" {
-				s.seq++
-				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"ack","id":%q,"conversation":%q,"seq":%d}`, s.send, s.id, s.seq))
-				t.start, s.send = true, ""
-			}
-			if len(s.text) > 0 {
-				s.seq++
-				// The stamp model's text needs no JSON escaping.
-				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"delta","conversation":%q,"seq":%d,"text":"%s"}`, s.id, s.seq, s.text))
-				s.text = s.text[:0]
-			}
-			if s.ended {
-				s.seq++
-				t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"turn_end","conversation":%q,"seq":%d,"stop_reason":"end_turn"}`, s.id, s.seq))
-				s.ended = false
+			if p.proto {
+				p.protoFrames(s, &t)
+			} else {
+				p.bareFrames(s, &t)
 			}
 			s.queued = false
 			s.mu.Unlock()
@@ -233,11 +244,85 @@ func (p *barePipe) loop() {
 	}
 }
 
+// bareFrames takes s's pending send, text and end as frames, each also
+// stored as one record. Call with s.mu held.
+func (p *barePipe) bareFrames(s *bareStream, t *taken) {
+	if s.send != "" {
+		s.seq++
+		t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"ack","id":%q,"conversation":%q,"seq":%d}`, s.send, s.id, s.seq))
+		t.start, s.send = true, ""
+	}
+	if len(s.text) > 0 {
+		s.seq++
+		// The stamp model's text needs no JSON escaping.
+		t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"delta","conversation":%q,"seq":%d,"text":"%s"}`, s.id, s.seq, s.text))
+		s.text = s.text[:0]
+	}
+	if s.ended {
+		s.seq++
+		t.frames = append(t.frames, fmt.Appendf(nil, `{"type":"turn_end","conversation":%q,"seq":%d,"stop_reason":"end_turn"}`, s.id, s.seq))
+		s.ended = false
+	}
+	t.records = t.frames
+}
+
+// protoFrames takes s's pending send, text and end as the protocol's
+// frames and events, encoded as the gateway encodes them. Call with s.mu
+// held.
+func (p *barePipe) protoFrames(s *bareStream, t *taken) {
+	now := time.Now().UTC()
+	if s.send != "" {
+		s.turn++
+		msg := &protocol.Message{ID: "m" + strconv.Itoa(s.turn), Seq: s.seq + 1, Role: protocol.RoleUser, Text: "load test", Turn: s.turnID(), CreatedAt: now}
+		ack, err := json.Marshal(&protocol.Ack{Type: protocol.ReplyAck, ID: s.send, Conversation: s.id, Message: msg})
+		if err != nil {
+			panic(fmt.Sprintf("loadtest: bare pipeline ack: %v", err))
+		}
+		t.frames = append(t.frames, ack)
+		t.messages = append(t.messages, len(t.records))
+		s.event(t, &protocol.Event{Type: protocol.EventMessage, TS: now, Message: msg})
+		s.event(t, &protocol.Event{Type: protocol.EventTurnStart, TS: now, Turn: msg.Turn, Model: "stamp"})
+		t.start, s.send, s.started = true, "", now
+	}
+	if len(s.text) > 0 {
+		s.event(t, &protocol.Event{Type: protocol.EventDelta, TS: now, Turn: s.turnID(), Text: string(s.text)})
+		s.reply = append(s.reply, s.text...)
+		s.text = s.text[:0]
+	}
+	if s.ended {
+		latency := now.Sub(s.started).Milliseconds()
+		t.messages = append(t.messages, len(t.records))
+		s.event(t, &protocol.Event{Type: protocol.EventTurnEnd, TS: now, Turn: s.turnID(), StopReason: protocol.StopEndTurn,
+			Message: &protocol.Message{ID: "r" + strconv.Itoa(s.turn), Seq: s.seq + 1, Role: protocol.RoleAssistant, Text: string(s.reply), Turn: s.turnID(), CreatedAt: now},
+			Usage:   &protocol.Usage{InputTokens: int64(10 * s.turn), OutputTokens: int64(p.model.chunks)}, LatencyMS: &latency})
+		s.reply = s.reply[:0]
+		s.ended = false
+	}
+}
+
+// turnID is the id of s's turn. Call with s.mu held.
+func (s *bareStream) turnID() string { return "t" + strconv.Itoa(s.turn) }
+
+// event gives ev the next seq of s, and puts it in t as a frame and a
+// record. Call with s.mu held.
+func (s *bareStream) event(t *taken, ev *protocol.Event) {
+	s.seq++
+	ev.Conversation, ev.Seq = s.id, s.seq
+	data, err := ev.MarshalJSON()
+	if err != nil {
+		panic(fmt.Sprintf("loadtest: bare pipeline event: %v", err))
+	}
+	t.frames, t.records = append(t.frames, data), append(t.records, data)
+}
+
 // taken is what the loop took from a stream for one commit.
 type taken struct {
-	s      *bareStream
-	frames [][]byte
-	start  bool // the send was stored: start the reply
+	s *bareStream
+	// frames are sent once records are stored; messages are the indexes
+	// of the records that hold a message (proto only).
+	frames, records [][]byte
+	messages        []int
+	start           bool // the send was stored: start the reply
 }
 
 // store commits the frames of batch in one transaction and records the
@@ -245,7 +330,7 @@ type taken struct {
 func (p *barePipe) store(batch []taken) error {
 	events := 0
 	for _, t := range batch {
-		events += len(t.frames)
+		events += len(t.records)
 	}
 	p.metrics.Events.WithLabelValues("bare").Add(float64(events))
 	if p.db == nil {
@@ -259,11 +344,19 @@ func (p *barePipe) store(batch []taken) error {
 		}
 		b.FillPercent = 1
 		for _, t := range batch {
-			for _, f := range t.frames {
+			first := p.key + 1
+			for _, f := range t.records {
 				p.key++
 				if err := b.Put(binary.BigEndian.AppendUint64(nil, p.key), f); err != nil {
 					return err
 				}
+			}
+			if len(t.messages) > 0 {
+				t.s.mu.Lock()
+				for _, i := range t.messages {
+					t.s.history = append(t.s.history, first+uint64(i))
+				}
+				t.s.mu.Unlock()
 			}
 		}
 		return nil
@@ -276,8 +369,26 @@ func (p *barePipe) store(batch []taken) error {
 	return nil
 }
 
-// reply streams the model's reply into s's pending text.
+// reply streams the model's reply into s's pending text, having read
+// the conversation's messages back first if the pipe is proto.
 func (p *barePipe) reply(s *bareStream) {
+	if p.proto && p.db != nil {
+		s.mu.Lock()
+		keys := slices.Clone(s.history)
+		s.mu.Unlock()
+		err := p.db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("log"))
+			for _, k := range keys {
+				if b.Get(binary.BigEndian.AppendUint64(nil, k)) == nil {
+					return fmt.Errorf("loadtest: message %d not found", k)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			panic(fmt.Sprintf("loadtest: bare pipeline history: %v", err))
+		}
+	}
 	_, err := p.model.Stream(p.ctx, convo.ModelRequest{}, func(c convo.Chunk) {
 		s.mu.Lock()
 		s.text = append(s.text, c.Text...)
@@ -294,7 +405,8 @@ func (p *barePipe) reply(s *bareStream) {
 }
 
 // writeLoop writes s's committed frames in order, one message each,
-// until done is closed.
+// until done is closed; the frames queued together reach the socket
+// with one system call, as in the gateway.
 func (s *bareStream) writeLoop(done <-chan struct{}) {
 	for {
 		select {
@@ -306,10 +418,8 @@ func (s *bareStream) writeLoop(done <-chan struct{}) {
 		out := s.out
 		s.out = nil
 		s.mu.Unlock()
-		for _, f := range out {
-			if s.ws.Write(context.Background(), websocket.MessageText, f) != nil {
-				return
-			}
+		if len(out) > 0 && cork.Write(s.ws, s.sock, out, func(f []byte) []byte { return f }) != nil {
+			return
 		}
 	}
 }

@@ -78,12 +78,15 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 		return res, err
 	}
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
-	for _, store := range []bool{true, false} {
+	for _, v := range []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}, {false, true}} {
 		pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
-			return startBarePipe(r.dir, m, store)
+			return startBarePipe(r.dir, m, v.store, v.proto)
 		})
 		pipe.server = "bare pipeline"
-		if !store {
+		if v.proto {
+			pipe.server += ", protocol events"
+		}
+		if !v.store {
 			pipe.server += ", nothing stored"
 		}
 		res.pipes = append(res.pipes, stepOf(pipe, err))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatgateway/gateway/internal/cork"
 )
 
 // idleResult is one step of the idle scenario: n idle connections to the
@@ -42,7 +44,7 @@ type bareServer struct {
 func startBare() (*bareServer, error) {
 	b := &bareServer{}
 	var err error
-	b.srv, b.url, err = serveWebSockets(func(ws *websocket.Conn) {
+	b.srv, b.url, err = serveWebSockets(func(ws *websocket.Conn, _ *cork.Conn) {
 		b.open.Add(1)
 		defer b.open.Add(-1)
 		// A context that is never done costs the read no goroutine.

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -14,9 +15,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestMain lets the test binary serve as the idle scenario's client
@@ -89,10 +93,11 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-// TestBarePipeline drives the baseline's bare pipeline with the streams
-// step, storing and not: every reply arrives whole and in order (the step
-// checks), and each turn makes its ack, 1 to chunks deltas and its end;
-// only the storing pipeline commits.
+// TestBarePipeline drives the baseline's bare pipelines with the streams
+// step: storing or not, with the protocol's events or not. Every reply
+// arrives whole and in order (the step checks), and each turn stores its
+// send (two events with the protocol's: message and turn_start), 1 to
+// chunks deltas and its end; only the storing pipelines commit.
 func TestBarePipeline(t *testing.T) {
 	cfg, err := tiny(t).withDefaults()
 	if err != nil {
@@ -100,23 +105,99 @@ func TestBarePipeline(t *testing.T) {
 	}
 	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
 	const c = 3
-	for _, store := range []bool{true, false} {
-		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, store) })
+	for _, v := range []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}} {
+		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, v.store, v.proto) })
 		if err != nil {
 			t.Fatal(err)
 		}
 		l, turns := res.load, c*cfg.streamTurns(c)
 		if l.errs > 0 || l.cut || l.metricsErr != nil {
-			t.Fatalf("store %v: errors %d (first %v), cut %v, metrics %v", store, l.errs, l.firstErr, l.cut, l.metricsErr)
+			t.Fatalf("%+v: errors %d (first %v), cut %v, metrics %v", v, l.errs, l.firstErr, l.cut, l.metricsErr)
 		}
 		if res.turns != turns || res.ack.n != turns || res.relay.n != turns*cfg.Chunks {
-			t.Errorf("store %v: turns %d, acks %d, chunks %d; want %d, %d, %d", store, res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
+			t.Errorf("%+v: turns %d, acks %d, chunks %d; want %d, %d, %d", v, res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
 		}
-		if lo, hi := float64(3*turns), float64((2+cfg.Chunks)*turns); l.events < lo || l.events > hi {
-			t.Errorf("store %v: %v events, want %v to %v", store, l.events, lo, hi)
+		send := 1
+		if v.proto {
+			send = 2
 		}
-		if stored := l.commits > 0; stored != store {
-			t.Errorf("store %v: %v commits", store, l.commits)
+		if lo, hi := float64((send+2)*turns), float64((send+1+cfg.Chunks)*turns); l.events < lo || l.events > hi {
+			t.Errorf("%+v: %v events, want %v to %v", v, l.events, lo, hi)
+		}
+		if stored := l.commits > 0; stored != v.store {
+			t.Errorf("%+v: %v commits", v, l.commits)
+		}
+	}
+}
+
+// TestBarePipelineProtocolFrames reads the frames of two turns from the
+// bare pipeline with the protocol's events, as protocol.ServerFrame: an
+// ack with the stored message, then the message, turn_start, deltas and a
+// turn_end whose message is the deltas' text, all with a ts and gapless
+// seqs across the turns (the second turn reads the first's messages
+// back before it streams).
+func TestBarePipelineProtocolFrames(t *testing.T) {
+	m := newStampModel(3, 27, time.Millisecond)
+	tg, err := startBarePipe(t.TempDir(), m, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := tg.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ws, _, err := websocket.Dial(t.Context(), tg.wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	read := func() *protocol.ServerFrame {
+		t.Helper()
+		_, data, err := ws.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f protocol.ServerFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		return &f
+	}
+	seq := uint64(0)
+	event := func(f *protocol.ServerFrame, typ string) {
+		t.Helper()
+		seq++
+		if f.Type != typ || f.Seq != seq || f.TS.IsZero() {
+			t.Fatalf("got %s seq %d ts %v, want %s seq %d with a ts", f.Type, f.Seq, f.TS, typ, seq)
+		}
+	}
+	for turn := range 2 {
+		if err := ws.Write(t.Context(), websocket.MessageText, fmt.Appendf(nil, `{"type":"send","id":"s%d","conversation":"c","text":"hi"}`, turn)); err != nil {
+			t.Fatal(err)
+		}
+		ack := read()
+		if msg := ack.StoredMessage(); ack.Type != protocol.ReplyAck || msg == nil || msg.Seq != seq+1 || msg.Role != protocol.RoleUser {
+			t.Fatalf("turn %d: ack %+v with message %+v", turn, ack, msg)
+		}
+		event(read(), protocol.EventMessage)
+		start := read()
+		event(start, protocol.EventTurnStart)
+		var text strings.Builder
+		f := read()
+		for ; f.Type == protocol.EventDelta; f = read() {
+			event(f, protocol.EventDelta)
+			if f.Turn != start.Turn {
+				t.Errorf("delta of turn %q in turn %q", f.Turn, start.Turn)
+			}
+			text.WriteString(f.Text)
+		}
+		event(f, protocol.EventTurnEnd)
+		if msg := f.StoredMessage(); msg == nil || msg.Text != text.String() || msg.Role != protocol.RoleAssistant || f.Usage == nil || f.LatencyMS == nil {
+			t.Errorf("turn %d: turn_end message %+v, usage %v, latency %v; want the deltas' text %q", turn, msg, f.Usage, f.LatencyMS, text.String())
+		}
+		if text.Len() != 3*27 {
+			t.Errorf("turn %d: %d bytes of text, want %d", turn, text.Len(), 3*27)
 		}
 	}
 }
