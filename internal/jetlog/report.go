@@ -131,8 +131,16 @@ func (s *Store) Follow(id string, after uint64) (stop func()) {
 		// Not done here: the caller may hold a lock that a delivery in
 		// progress waits for while it holds c.repMu (convo drops a hub
 		// under the lock its committed function takes). Close waits for
-		// it.
-		once.Do(func() { s.stops.Go(func() { s.unfollow(c) }) })
+		// it; s.mu orders the start with Close's wait, and once the
+		// store is closed there is nothing to undo: Close stops every
+		// follower.
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.closed {
+				s.stops.Go(func() { s.unfollow(c) })
+			}
+		})
 	}
 }
 

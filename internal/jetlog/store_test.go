@@ -2,8 +2,10 @@ package jetlog_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -110,3 +112,28 @@ func (w *warnLog) Handle(_ context.Context, r slog.Record) error {
 func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler { return w }
 
 func (w *warnLog) WithGroup(string) slog.Handler { return w }
+
+// TestFollowStoppedWhileClosing stops follows while the store closes, as
+// connections that end during shutdown drop their hubs: a stop must not
+// race with Close's wait for the stops in progress (the race detector
+// fails the test when it does), and Close must still return.
+func TestFollowStoppedWhileClosing(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	for range 10 {
+		s, err := jetlog.OpenStore(context.Background(), srv.URL(), jetlog.StoreOptions{Node: "n1", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start(func([]convo.Committed) {})
+		var stops sync.WaitGroup
+		for i := range 50 {
+			stop := s.Follow(fmt.Sprint("c", i), 0)
+			stops.Go(stop)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stops.Wait()
+	}
+}
