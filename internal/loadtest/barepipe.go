@@ -228,10 +228,14 @@ func (p *barePipe) loop() {
 		if err := p.store(batch); err != nil {
 			panic(fmt.Sprintf("loadtest: bare pipeline commit: %v", err))
 		}
-		// Durable: now the frames may go out, and the replies start.
+		// Durable: now the frames may go out, the messages are history,
+		// and the replies start.
 		for _, t := range batch {
 			t.s.mu.Lock()
 			t.s.out = append(t.s.out, t.frames...)
+			for _, i := range t.messages {
+				t.s.history = append(t.s.history, t.first+uint64(i))
+			}
 			t.s.mu.Unlock()
 			poke(t.s.wake)
 			if t.start {
@@ -322,11 +326,14 @@ type taken struct {
 	// of the records that hold a message (proto only).
 	frames, records [][]byte
 	messages        []int
-	start           bool // the send was stored: start the reply
+	// first is the key of the first record, once stored.
+	first uint64
+	start bool // the send was stored: start the reply
 }
 
-// store commits the frames of batch in one transaction and records the
-// commit; without a file it only counts them.
+// store commits the records of batch in one transaction, noting the key
+// of each taken's first, and records the commit; without a file it only
+// counts them.
 func (p *barePipe) store(batch []taken) error {
 	events := 0
 	for _, t := range batch {
@@ -343,20 +350,14 @@ func (p *barePipe) store(batch []taken) error {
 			return err
 		}
 		b.FillPercent = 1
-		for _, t := range batch {
-			first := p.key + 1
+		for i := range batch {
+			t := &batch[i]
+			t.first = p.key + 1
 			for _, f := range t.records {
 				p.key++
 				if err := b.Put(binary.BigEndian.AppendUint64(nil, p.key), f); err != nil {
 					return err
 				}
-			}
-			if len(t.messages) > 0 {
-				t.s.mu.Lock()
-				for _, i := range t.messages {
-					t.s.history = append(t.s.history, first+uint64(i))
-				}
-				t.s.mu.Unlock()
 			}
 		}
 		return nil
