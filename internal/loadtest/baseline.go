@@ -45,8 +45,9 @@ type baselineResult struct {
 	elapsed time.Duration
 	cut     bool
 	// pipes are the streams step at the largest C against the bare
-	// pipeline (see barePipe), with its own time cap, or the error that
-	// ended it: storing, then storing nothing.
+	// pipelines (see barePipe), each with its own time cap, or the error
+	// that ended it: the bare one and the one speaking the protocol,
+	// storing, then storing nothing.
 	pipes []stepResult[streamsResult]
 }
 
