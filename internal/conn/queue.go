@@ -221,17 +221,12 @@ func (c *conn) write(batch []convo.Frame) error {
 	} else {
 		c.stall.Reset(c.h.opts.WriteTimeout)
 	}
-	err := c.writeFrames(batch)
+	err := cork.Write(c.ws, c.sock, batch, func(f convo.Frame) []byte { return f.Data })
 	if !c.stall.Stop() {
 		// The timer fired: the socket is closed, whatever err says.
 		return fmt.Errorf("%w after %v", errWriteTimeout, c.h.opts.WriteTimeout)
 	}
 	return err
-}
-
-// writeFrames writes the frames, corking the socket around several.
-func (c *conn) writeFrames(batch []convo.Frame) error {
-	return cork.Write(c.ws, c.sock, batch, func(f convo.Frame) []byte { return f.Data })
 }
 
 // writeFailed stops writing after a failed write; the websocket library
