@@ -46,8 +46,7 @@ type baselineResult struct {
 	cut     bool
 	// pipes are the streams step at the largest C against the bare
 	// pipelines (see barePipe), each with its own time cap, or the error
-	// that ended it: the bare one and the one speaking the protocol,
-	// storing, then storing nothing.
+	// that ended it, in the order of barePipeVariants.
 	pipes []stepResult[streamsResult]
 }
 
@@ -79,7 +78,7 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 		return res, err
 	}
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
-	for _, v := range []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}, {false, true}} {
+	for _, v := range barePipeVariants {
 		pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
 			return startBarePipe(r.dir, m, v.store, v.proto)
 		})
@@ -97,6 +96,10 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 	}
 	return res, nil
 }
+
+// barePipeVariants are the bare pipelines the baseline runs, in this order:
+// storing or not, speaking the protocol or not (see barePipe).
+var barePipeVariants = []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}, {false, true}}
 
 // bareCommits is the latency of bare bbolt commits, how many were made
 // per second, and the bytes each wrote to storage.

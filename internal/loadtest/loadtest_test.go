@@ -105,7 +105,7 @@ func TestBarePipeline(t *testing.T) {
 	}
 	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
 	const c = 3
-	for _, v := range []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}} {
+	for _, v := range barePipeVariants {
 		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, v.store, v.proto) })
 		if err != nil {
 			t.Fatal(err)
