@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,10 @@ func TestLargeFrameThroughAnEmptyQueue(t *testing.T) {
 // checks that gateway_connection_closes_total counts it under its reason.
 func TestCloseReasons(t *testing.T) {
 	t.Parallel()
+	// The ping timeout's client answers keepalive pings until its
+	// connection is registered, then stops; a generous WriteTimeout keeps
+	// a loaded machine's stall during registration from ending it early.
+	var deaf atomic.Bool
 	tests := []struct {
 		name   string
 		opts   Options
@@ -122,9 +127,12 @@ func TestCloseReasons(t *testing.T) {
 				c.Send(convo.Frame{Data: frame})
 			}
 		}, endWriteTimeout},
-		{"ping timeout", Options{PingInterval: 10 * time.Millisecond, WriteTimeout: 100 * time.Millisecond},
-			&websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool { return false }},
-			func(t *testing.T, ws *websocket.Conn, _ *conn) { readToEnd(ws) }, endPingTimeout},
+		{"ping timeout", Options{PingInterval: 10 * time.Millisecond, WriteTimeout: time.Second},
+			&websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool { return !deaf.Load() }},
+			func(t *testing.T, ws *websocket.Conn, _ *conn) {
+				deaf.Store(true)
+				readToEnd(ws)
+			}, endPingTimeout},
 		{"shutdown", Options{}, nil, func(t *testing.T, ws *websocket.Conn, c *conn) {
 			go readToEnd(ws) // answers the close handshake
 			if err := c.h.Shutdown(t.Context()); err != nil {
