@@ -2,6 +2,7 @@ package jetlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -10,7 +11,10 @@ import (
 
 // Follower delivers a conversation's records as JetStream stores them.
 type Follower struct {
-	cc jetstream.ConsumeContext
+	l    *Log
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext
+	log  *slog.Logger
 }
 
 // Follow calls fn with every record of conversation id at position from or
@@ -48,12 +52,29 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: follow %s: %w", id, err)
 	}
-	return &Follower{cc: cc}, nil
+	return &Follower{l: l, cons: cons, cc: cc, log: log}, nil
 }
 
-// Stop ends the delivery and waits until fn has returned for the last
-// time. It must not be called from fn.
+// Stop ends the delivery, waits until fn has returned for the last time,
+// and deletes the consumer from the stream. It must not be called from
+// fn.
+//
+// Stopping an ordered consumer leaves it on the server until it has been
+// idle for its inactive threshold (five minutes), and a stream holds at
+// most maxConsumers: without the delete, conversations followed and left
+// at a few a second would use them all up, and new follows would fail.
+// The threshold still removes the consumers of a gateway that died, or
+// whose delete did not reach JetStream.
 func (f *Follower) Stop() {
 	f.cc.Stop()
 	<-f.cc.Closed()
+	info := f.cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := f.l.reqCtx(context.Background())
+	defer cancel()
+	if err := f.l.js.DeleteConsumer(ctx, f.l.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		f.log.Debug("follow: delete the consumer", "consumer", info.Name, "err", err)
+	}
 }

@@ -124,6 +124,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 // losers wait and look again.
 const setupAttempts = 10
 
+// maxConsumers is the stream's limit on consumers. Each gateway follows
+// each conversation its clients watch with one consumer, so the stream
+// needs one per gateway and watched conversation: nats-server 2.15 and
+// later limit a stream that sets no limit of its own to 1,000, which a
+// cluster would reach at 1,000 conversations watched at once. An account
+// that limits its consumers lower gets its own limit instead
+// (streamMaxConsumers): JetStream refuses a stream that allows more.
+const maxConsumers = 100_000
+
 // ensureStream creates the stream, or updates it if its settings differ.
 func (l *Log) ensureStream(ctx context.Context) error {
 	cfg := jetstream.StreamConfig{
@@ -139,13 +148,18 @@ func (l *Log) ensureStream(ctx context.Context) error {
 		AllowAtomicPublish: true,
 	}
 	return l.setup(ctx, "stream "+l.stream, func(ctx context.Context) error {
+		var err error
+		if cfg.MaxConsumers, err = l.streamMaxConsumers(ctx); err != nil {
+			return err
+		}
 		s, err := l.js.Stream(ctx, l.stream)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			s, err = l.js.CreateStream(ctx, cfg)
 		case err == nil:
 			have := s.CachedInfo().Config
-			if have.Replicas != cfg.Replicas || !have.AllowDirect || !have.AllowAtomicPublish || len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
+			if have.Replicas != cfg.Replicas || !have.AllowDirect || !have.AllowAtomicPublish || have.MaxConsumers != cfg.MaxConsumers ||
+				len(have.Subjects) != 1 || have.Subjects[0] != cfg.Subjects[0] {
 				s, err = l.js.UpdateStream(ctx, cfg)
 			}
 		}
@@ -154,6 +168,24 @@ func (l *Log) ensureStream(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// streamMaxConsumers returns the consumer limit for the stream:
+// maxConsumers, or the account's limit for streams of its replicas when
+// that is lower.
+func (l *Log) streamMaxConsumers(ctx context.Context) (int, error) {
+	ai, err := l.js.AccountInfo(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("account limits: %w", err)
+	}
+	limit := ai.Limits.MaxConsumers
+	if t, ok := ai.Tiers[fmt.Sprintf("R%d", l.opts.Replicas)]; ok {
+		limit = t.Limits.MaxConsumers
+	}
+	if limit > 0 && limit < maxConsumers {
+		return limit, nil
+	}
+	return maxConsumers, nil
 }
 
 // ensureBucket opens the bucket cfg describes, creating it if it does not

@@ -176,6 +176,34 @@ func TestFollowSeesEveryWriter(t *testing.T) {
 	}
 }
 
+// TestManyFollowers follows more conversations at once than nats-server
+// lets a stream have consumers unless it sets a limit of its own (1,000),
+// then stops every follow: the stream must hold no consumer afterwards,
+// or follows that come and go would use the limit up within minutes.
+func TestManyFollowers(t *testing.T) {
+	l, srv := open(t, jetlog.Options{})
+	ctx := context.Background()
+	const n = 1001
+	fs := make([]*jetlog.Follower, 0, n)
+	for i := range n {
+		f, err := l.Follow(ctx, fmt.Sprint("c", i), 1, slog.Default(), func(*jetlog.Record) {})
+		if err != nil {
+			t.Fatalf("follow %d: %v", i, err)
+		}
+		fs = append(fs, f)
+	}
+	for _, f := range fs {
+		f.Stop()
+	}
+	s, err := rawJetStream(t, srv).Stream(ctx, jetlog.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Consumers != 0 {
+		t.Fatalf("after every follow stopped the stream has %v consumers (%v), want none", info.State.Consumers, err)
+	}
+}
+
 func TestMetaCompareAndSet(t *testing.T) {
 	l, _ := open(t, jetlog.Options{})
 	ctx := context.Background()
@@ -336,15 +364,7 @@ func appendsShareBatches(t *testing.T, l *jetlog.Log) {
 // bucket without markers: Open turns both on.
 func TestOpenUpgradesAnOlderSetup(t *testing.T) {
 	srv := natstest.Start(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := rawJetStream(t, srv)
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: jetlog.DefaultStream, Subjects: []string{"conv.>"},
 		Storage: jetstream.FileStorage, AllowDirect: true}); err != nil {
@@ -367,7 +387,52 @@ func TestOpenUpgradesAnOlderSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.CachedInfo().Config.AllowAtomicPublish || st.LimitMarkerTTL() != 2*time.Second || st.TTL() != 2*time.Second {
-		t.Fatalf("after Open: atomic batches %v, lease TTL %s, marker TTL %s", s.CachedInfo().Config.AllowAtomicPublish, st.TTL(), st.LimitMarkerTTL())
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowAtomicPublish || cfg.MaxConsumers <= 1000 || st.LimitMarkerTTL() != 2*time.Second || st.TTL() != 2*time.Second {
+		t.Fatalf("after Open: atomic batches %v, max consumers %d (want over the server's default of 1,000), lease TTL %s, marker TTL %s",
+			cfg.AllowAtomicPublish, cfg.MaxConsumers, st.TTL(), st.LimitMarkerTTL())
 	}
+}
+
+// TestOpenUnderAnAccountLimit opens the log on an account that allows
+// fewer consumers than jetlog asks a stream to allow: the stream gets the
+// account's limit, instead of JetStream refusing it.
+func TestOpenUnderAnAccountLimit(t *testing.T) {
+	srv, creds := natstest.StartWithCreds(t)
+	nc, err := nats.Connect(srv.URL(), nats.UserCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	if _, err := jetlog.Open(ctx, nc, jetlog.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, jetlog.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxConsumers; got != natstest.AccountConsumers {
+		t.Fatalf("the stream allows %d consumers, want the account's %d", got, natstest.AccountConsumers)
+	}
+}
+
+// rawJetStream connects to srv with a JetStream client of the test's own,
+// to look at or set up what jetlog keeps there.
+func rawJetStream(t *testing.T, srv *natstest.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

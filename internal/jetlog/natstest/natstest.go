@@ -214,7 +214,8 @@ func (c *Cluster) Stop() {
 // StartWithCreds runs a single JetStream server, like Start, that lets in
 // only the one user of its trusted operator's account, and returns it
 // with the path of that user's credentials file (its JWT and NKey seed),
-// as a NATS operator would hand it out.
+// as a NATS operator would hand it out. The account limits a stream to
+// AccountConsumers consumers, as a hosted NATS account may.
 func StartWithCreds(t testing.TB) (*Server, string) {
 	t.Helper()
 	operator := newKeys(t, nkeys.CreateOperator)
@@ -225,7 +226,7 @@ func StartWithCreds(t testing.TB) (*Server, string) {
 	oc.SystemAccount = system.pub
 	sc := jwt.NewAccountClaims(system.pub)
 	ac := jwt.NewAccountClaims(account.pub)
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: AccountConsumers}
 	uc := jwt.NewUserClaims(user.pub)
 	resolver := &server.MemAccResolver{}
 	for _, a := range []*jwt.AccountClaims{sc, ac} {
@@ -255,6 +256,9 @@ func StartWithCreds(t testing.TB) (*Server, string) {
 	s.Restart()
 	return s, path
 }
+
+// AccountConsumers is the consumer limit of StartWithCreds's account.
+const AccountConsumers = 500
 
 // keys is an NKey pair and its public key.
 type keys struct {
