@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatgateway/gateway/internal/jetlog"
@@ -161,17 +160,8 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 // out (or is released) on srv, from a watcher started now.
 func leaseEnds(t *testing.T, srv *natstest.Server, id string) <-chan struct{} {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, jetlog.DefaultStream+"_leases")
+	kv, err := rawJetStream(t, srv).KeyValue(ctx, jetlog.DefaultStream+"_leases")
 	if err != nil {
 		t.Fatal(err)
 	}

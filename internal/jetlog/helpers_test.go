@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
@@ -40,4 +41,20 @@ func rec(seq uint64, frames ...string) *jetlog.Record {
 		r.Frames = append(r.Frames, []byte(f))
 	}
 	return r
+}
+
+// rawJetStream connects to srv with a JetStream client of the test's own,
+// to look at or set up what jetlog keeps there.
+func rawJetStream(t *testing.T, srv *natstest.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -420,19 +420,3 @@ func TestOpenUnderAnAccountLimit(t *testing.T) {
 		t.Fatalf("the stream allows %d consumers, want the account's %d", got, natstest.AccountConsumers)
 	}
 }
-
-// rawJetStream connects to srv with a JetStream client of the test's own,
-// to look at or set up what jetlog keeps there.
-func rawJetStream(t *testing.T, srv *natstest.Server) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
