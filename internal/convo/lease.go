@@ -31,6 +31,10 @@ type Leaser interface {
 	// holder. The Service looks for conversations left with work by a
 	// dead gateway twice per TTL.
 	LeaseTTL() time.Duration
+	// Orphans returns the metadata of the conversations with an open or
+	// queued turn whose lease no other gateway holds: those the Service
+	// looks for.
+	Orphans(ctx context.Context) ([]*Meta, error)
 }
 
 // TurnLease is a held lease, renewed until Release.
@@ -117,12 +121,12 @@ func (s *Service) sweep(l Leaser) {
 			return
 		case <-t.C:
 		}
-		unfinished, err := s.log.Unfinished(s.turnCtx)
+		orphans, err := l.Orphans(s.turnCtx)
 		if err != nil {
 			s.logger.Debug("look for unfinished conversations", "err", err)
 			continue
 		}
-		for _, m := range unfinished {
+		for _, m := range orphans {
 			h := s.acquire(m.ID)
 			s.kick(h)
 			s.release(h)

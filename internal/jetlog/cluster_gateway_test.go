@@ -61,6 +61,31 @@ func TestGatewaysShareConversations(t *testing.T) {
 	})
 }
 
+// TestOrphansSkipsOthersLeases runs a turn on gateway a: gateway b's
+// look for conversations left with work does not list it (a holds its
+// lease), and a's does (a gateway may take its own lease back after a
+// restart). TestNodeKilledMidTurn shows b's listing it once a's lease
+// runs out.
+func TestOrphansSkipsOthersLeases(t *testing.T) {
+	srv := natstest.Start(t)
+	started := make(chan int, 1)
+	a := startNode(t, "a", srv.URL(), &words{n: 1, gate: make(chan struct{}), started: started}, 15*time.Second)
+	b := startNode(t, "b", srv.URL(), &words{n: 1}, 15*time.Second)
+	id := create(t, a)
+	send(t, a, id, "hello", nil)
+	<-started // a holds the lease while its model waits
+	for _, n := range []*node{a, b} {
+		ms, err := n.store.Orphans(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := len(ms) == 1 && ms[0].ID == id
+		if want := n == a; listed != want || len(ms) > 1 {
+			t.Errorf("%s's orphans: %d, listing %s: %v; want %v", n.name, len(ms), id, listed, want)
+		}
+	}
+}
+
 // TestNodeKilledMidTurn cuts a gateway off NATS in the middle of a turn:
 // the other gateway ends that turn interrupted once the lease runs out,
 // and runs the turn queued behind it.

@@ -178,12 +178,37 @@ func (s *Store) List(ctx context.Context, owner string, after convo.ListCursor, 
 // Unfinished implements convo.Log: the conversations marked as having
 // work, whichever gateway stored it.
 func (s *Store) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
+	return s.withWork(ctx, nil)
+}
+
+// Orphans implements convo.Leaser: the conversations with work whose
+// lease no other gateway holds. The others' metadata is not read, and
+// the Service makes no hub (and no consumer) for them on each look.
+func (s *Store) Orphans(ctx context.Context) ([]*convo.Meta, error) {
+	return s.withWork(ctx, func(id string) (bool, error) {
+		holder, err := s.log.Holder(ctx, id)
+		return holder == "" || holder == s.node, err
+	})
+}
+
+// withWork returns the conversations marked as having work that keep
+// (when not nil) keeps.
+func (s *Store) withWork(ctx context.Context, keep func(id string) (bool, error)) ([]*convo.Meta, error) {
 	ids, err := s.log.Work(ctx)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	var out []*convo.Meta
 	for _, id := range ids {
+		if keep != nil {
+			ok, err := keep(id)
+			if err != nil {
+				return nil, unavailable(err)
+			}
+			if !ok {
+				continue
+			}
+		}
 		m, err := s.Meta(ctx, id)
 		if errors.Is(err, convo.ErrNotFound) {
 			continue
