@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -83,6 +84,27 @@ func TestOrphansSkipsOthersLeases(t *testing.T) {
 		if want := n == a; listed != want || len(ms) > 1 {
 			t.Errorf("%s's orphans: %d, listing %s: %v; want %v", n.name, len(ms), id, listed, want)
 		}
+	}
+}
+
+// TestCloseWhileCutOff closes a gateway that follows a conversation
+// while a partition cuts it off NATS: Close does not wait for NATS to
+// delete the follow's consumer (with this hour-long request timeout it
+// would hang until go test's timeout), and leaves it to the server's
+// idle threshold.
+func TestCloseWhileCutOff(t *testing.T) {
+	srv := natstest.Start(t)
+	px := natstest.NewProxy(t, srv)
+	a := startNodeWith(t, "a", px.URL(), &words{n: 1}, jetlog.Options{Timeout: time.Hour})
+	b := startNode(t, "b", srv.URL(), &words{n: 1}, 15*time.Second)
+	id := create(t, a)
+	watch := subscribe(t, a, id, 0)
+	send(t, b, id, "hello", nil)
+	// b's events reach a's subscriber through a's follow: it runs.
+	watch.waitFor(t, "b's turn", turnEnds(1))
+	px.Cut()
+	if err := a.store.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

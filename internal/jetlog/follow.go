@@ -66,8 +66,7 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 // The threshold still removes the consumers of a gateway that died, or
 // whose delete did not reach JetStream.
 func (f *Follower) Stop() {
-	f.cc.Stop()
-	<-f.cc.Closed()
+	f.halt()
 	info := f.cons.CachedInfo()
 	if info == nil {
 		return
@@ -77,4 +76,13 @@ func (f *Follower) Stop() {
 	if err := f.l.js.DeleteConsumer(ctx, f.l.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		f.log.Debug("follow: delete the consumer", "consumer", info.Name, "err", err)
 	}
+}
+
+// halt ends the delivery and waits until fn has returned for the last
+// time, leaving the consumer to the server's idle threshold: what a
+// closing Store does, so that it does not wait for a request per follow
+// (each up to the request timeout while NATS is unreachable).
+func (f *Follower) halt() {
+	f.cc.Stop()
+	<-f.cc.Closed()
 }

@@ -26,8 +26,14 @@ type node struct {
 // startNode runs a gateway named name on the NATS servers at urls.
 func startNode(t *testing.T, name, urls string, model convo.Model, lease time.Duration) *node {
 	t.Helper()
+	return startNodeWith(t, name, urls, model, jetlog.Options{LeaseTTL: lease, Timeout: time.Second})
+}
+
+// startNodeWith is startNode with the Store's options.
+func startNodeWith(t *testing.T, name, urls string, model convo.Model, opts jetlog.Options) *node {
+	t.Helper()
 	st, err := jetlog.OpenStore(context.Background(), urls, jetlog.StoreOptions{Node: name, Logger: testLogger(t),
-		Options: jetlog.Options{LeaseTTL: lease, Timeout: time.Second}})
+		Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,7 +201,7 @@ func (s *Store) Close() error {
 		c.follower = nil
 		c.repMu.Unlock()
 		if f != nil {
-			f.Stop()
+			f.halt()
 		}
 	}
 	s.stops.Wait()
