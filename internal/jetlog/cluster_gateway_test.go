@@ -122,9 +122,7 @@ func TestNodeKilledMidTurn(t *testing.T) {
 	watch := subscribe(t, b, id, 0)
 	send(t, a, id, "first", nil)
 	<-started
-	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
-		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
-	})
+	watch.waitFor(t, "the first word", hasDelta)
 	send(t, b, id, "second", nil) // queued behind a's turn
 	a.store.Cut()
 	evs := watch.waitFor(t, "both turns", turnEnds(2))
@@ -156,9 +154,7 @@ func TestEveryNodeRestarts(t *testing.T) {
 	id := create(t, a)
 	watch := subscribe(t, a, id, 0)
 	acked := []*protocol.Ack{send(t, a, id, "one", nil), send(t, b, id, "two", nil)}
-	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
-		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
-	})
+	watch.waitFor(t, "the first word", hasDelta)
 	for _, n := range []*node{a, b} {
 		n.store.Cut()
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -281,9 +277,7 @@ func TestPartitionedGatewayStopsWriting(t *testing.T) {
 	watch := subscribe(t, b, id, 0)
 	send(t, a, id, "first", nil)
 	<-started
-	watch.waitFor(t, "the first word", func(evs []*protocol.Event) bool {
-		return len(evs) > 0 && evs[len(evs)-1].Type == protocol.EventDelta
-	})
+	watch.waitFor(t, "the first word", hasDelta)
 	send(t, b, id, "second", nil) // queued behind a's turn
 	px.Cut()
 	gate <- struct{}{} // a's second word: its append is held by the partition

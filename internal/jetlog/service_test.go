@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,12 @@ func (s *subscriber) waitFor(t *testing.T, what string, done func([]*protocol.Ev
 			t.Fatalf("gave up waiting for %s; have %s", what, describe(evs))
 		}
 	}
+}
+
+// hasDelta reports whether evs hold a delta: a reply has begun (other
+// events, such as a message sent meanwhile, may follow it).
+func hasDelta(evs []*protocol.Event) bool {
+	return slices.ContainsFunc(evs, func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta })
 }
 
 // turnEnds counts the turn_end events in evs.
