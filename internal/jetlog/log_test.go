@@ -199,8 +199,12 @@ func TestManyFollowers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, err := s.Info(ctx); err != nil || info.State.Consumers != 0 {
-		t.Fatalf("after every follow stopped the stream has %v consumers (%v), want none", info.State.Consumers, err)
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("after every follow stopped the stream has %d consumers, want none", info.State.Consumers)
 	}
 }
 
