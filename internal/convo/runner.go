@@ -301,13 +301,18 @@ func modelError(err error) *protocol.Error {
 // recover ends the turns a crash left open as "interrupted", keeping the
 // text their stored deltas hold, and starts the queued turns. With a Log
 // shared by several gateways, a turn open in the log may run on another
-// gateway: the runner, once it holds the lease, ends the cut-off ones.
+// gateway: only the orphans are kicked, as the sweep does, and the
+// runner, once it holds the lease, ends the cut-off ones.
 func (s *Service) recover() error {
-	unfinished, err := s.log.Unfinished(context.Background())
+	list := s.log.Unfinished
+	l, shared := s.log.(Leaser)
+	if shared {
+		list = l.Orphans
+	}
+	unfinished, err := list(context.Background())
 	if err != nil {
 		return fmt.Errorf("convo: recover: %w", err)
 	}
-	_, shared := s.log.(Leaser)
 	for _, m := range unfinished {
 		if m.OpenTurn != nil && !shared {
 			if err := s.recoverTurn(m); err != nil {
