@@ -3,8 +3,10 @@ package boltlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -14,8 +16,8 @@ import (
 // TestSendNotQueuedBehindReplies queues, while a commit is in flight, a
 // flood of reply chunks from many conversations with one send in the
 // middle and more chunks after it. The send must be in the very next
-// commit, no commit may carry more than MaxDeferrable chunks, and every
-// chunk must be stored, each conversation's in order.
+// commit, with no chunk, no commit may carry more than MaxDeferrable
+// chunks, and every chunk must be stored, each conversation's in order.
 func TestSendNotQueuedBehindReplies(t *testing.T) {
 	const maxDeferrable, conversations, perConversation = 8, 10, 5
 	ctx := context.Background()
@@ -30,18 +32,7 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 	create(t, l, "s")
 
 	// Hold the commit loop inside a commit while the flood is queued.
-	entered, release := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 1)
-	go func() {
-		_, err := l.Append(ctx, &convo.Append{Conversation: "s", Build: func(*convo.Meta) ([]convo.Draft, error) {
-			close(entered)
-			<-release
-			return nil, nil
-		}})
-		held <- err
-	}()
-	<-entered
-	heldCommit, _ := l.Stats()
+	heldCommit, release := holdCommit(t, l, "s")
 
 	// commitOf records the commit each op was durable in; only the commit
 	// loop writes it.
@@ -70,10 +61,7 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 	ops = append(ops, queue("s", "send", false, &protocol.Event{Type: protocol.EventMessage,
 		Message: &protocol.Message{ID: "m1", Role: protocol.RoleUser, Text: "hello", Turn: "t1"}}))
 	chunks(3, perConversation)
-	close(release)
-	if err := <-held; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	for i, o := range ops {
 		<-dones[i]
 		if o.err != nil {
@@ -89,6 +77,9 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 		if name != "send" {
 			perCommit[c]++
 		}
+	}
+	if n := perCommit[commitOf["send"]]; n != 0 {
+		t.Errorf("the send's commit carried %d chunks, want none: a send's commit is short", n)
 	}
 	const flood = conversations * perConversation
 	if want := (flood + maxDeferrable - 1) / maxDeferrable; len(perCommit) != want {
@@ -116,5 +107,114 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 		if text != "01234" {
 			t.Errorf("conversation %s stored %q, want the chunks 0 to 4 in order", id, text)
 		}
+	}
+}
+
+// holdCommit holds l's commit loop inside a commit (of an append to
+// conversation id, which stores nothing) until release is called, which
+// waits for that commit to end. held is the commit's number (see Stats).
+func holdCommit(t *testing.T, l *Log, id string) (held uint64, release func()) {
+	t.Helper()
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), &convo.Append{Conversation: id, Build: func(*convo.Meta) ([]convo.Draft, error) {
+			close(entered)
+			<-proceed
+			return nil, nil
+		}})
+		ended <- err
+	}()
+	<-entered
+	held, _ = l.Stats()
+	return held, func() {
+		t.Helper()
+		close(proceed)
+		if err := <-ended; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestChunksGoOnUnderSends keeps a send queued at every commit (each
+// send's completion posts the next) while reply chunks wait. A commit
+// with a send takes no chunk unless the one before took none either, so
+// the commits alternate: a send alone, then a send with MaxDeferrable
+// chunks, until the chunks are stored.
+func TestChunksGoOnUnderSends(t *testing.T) {
+	const maxDeferrable, chunks, sends = 4, 12, 10
+	ctx := context.Background()
+	l, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	create(t, l, "c")
+	create(t, l, "s")
+	held, release := holdCommit(t, l, "s")
+
+	// What each commit after the held one carried; only the commit loop
+	// writes these, before the test reads them (after wg and finished).
+	sent, stored := make([]int, sends+1), make([]int, sends+1)
+	var errs []error
+	at := func(n []int) func(*convo.Appended) {
+		return func(*convo.Appended) {
+			c, _ := l.Stats()
+			if i := int(c - held - 1); i >= 0 && i < len(n) {
+				n[i]++
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range chunks {
+		wg.Add(1)
+		l.Post(ctx, &convo.Append{Conversation: "c", Deferrable: true, Durable: at(stored),
+			Build: func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: delta(fmt.Sprint(i))}}, nil }},
+			func(_ *convo.Appended, err error) {
+				if err != nil {
+					errs = append(errs, err)
+				}
+				wg.Done()
+			})
+	}
+	finished := make(chan struct{})
+	var send func(i int)
+	send = func(i int) {
+		msg := &protocol.Message{ID: fmt.Sprint("m", i), Role: protocol.RoleUser, Text: "hello", Turn: fmt.Sprint("t", i)}
+		l.Post(ctx, &convo.Append{Conversation: "s", Durable: at(sent),
+			Build: func(*convo.Meta) ([]convo.Draft, error) {
+				return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventMessage, Message: msg}}}, nil
+			}},
+			func(_ *convo.Appended, err error) {
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+					close(finished)
+				case i+1 < sends:
+					send(i + 1)
+				default:
+					close(finished)
+				}
+			})
+	}
+	send(0)
+	release()
+	wg.Wait()
+	<-finished
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for i := range sends {
+		got = append(got, fmt.Sprintf("%d+%d", sent[i], stored[i]))
+		// The chunks go in every second commit until all are stored.
+		c := 0
+		if i%2 == 1 && i/2 < chunks/maxDeferrable {
+			c = maxDeferrable
+		}
+		want = append(want, fmt.Sprintf("1+%d", c))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sends+chunks per commit: %v, want %v", got, want)
 	}
 }
