@@ -62,8 +62,12 @@ const tailTruncateMax = 4096
 // tailMaxBehind bounds how far behind the newest entry a reply's oldest
 // entry in the tail may be: a reply that stalls after a few chunks while
 // others stream would otherwise keep the whole tail from being cut. Such
-// a reply's events move out early.
-const tailMaxBehind = 1 << 14
+// a reply's events move out early. It is several times what a busy
+// gateway stores while a short reply streams: a quarter of it moved most
+// replies at 1,000 streams out twice, each move a write of their
+// conversation's events page (see docs/PERFORMANCE.md). The tail it lets
+// stand is some tens of MiB at most.
+const tailMaxBehind = 1 << 16
 
 // tailEvent reports whether events of type typ are stored in the tail:
 // all but turn_end. The tail holds the end of a conversation's log (a
