@@ -21,11 +21,7 @@ import (
 func TestSendNotQueuedBehindReplies(t *testing.T) {
 	const maxDeferrable, conversations, perConversation = 8, 10, 5
 	ctx := context.Background()
-	l, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openDeferring(t, maxDeferrable)
 	for i := range conversations {
 		create(t, l, fmt.Sprint("c", i))
 	}
@@ -144,11 +140,7 @@ func holdCommit(t *testing.T, l *Log, id string) (held uint64, release func()) {
 func TestChunksGoOnUnderSends(t *testing.T) {
 	const maxDeferrable, chunks, sends = 4, 12, 10
 	ctx := context.Background()
-	l, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openDeferring(t, maxDeferrable)
 	create(t, l, "c")
 	create(t, l, "s")
 	held, release := holdCommit(t, l, "s")
@@ -217,4 +209,16 @@ func TestChunksGoOnUnderSends(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("sends+chunks per commit: %v, want %v", got, want)
 	}
+}
+
+// openDeferring opens a Log on a fresh file whose commits carry at most
+// maxDeferrable deferrable ops, closed at the end of the test.
+func openDeferring(t *testing.T, maxDeferrable int) *Log {
+	t.Helper()
+	l, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
