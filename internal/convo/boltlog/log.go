@@ -275,11 +275,11 @@ func (l *Log) take(all bool) []*op {
 	if deferrable < len(ops) && !l.deferredAll {
 		limit = 0
 	}
-	l.deferredAll = limit == 0 && deferrable > 0
 	if all || deferrable <= limit {
 		l.deferredAll = false
 		return ops
 	}
+	l.deferredAll = limit == 0
 	taken := make([]*op, 0, len(ops)-deferrable+limit)
 	n := 0
 	for _, o := range ops {
