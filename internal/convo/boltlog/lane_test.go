@@ -215,10 +215,5 @@ func TestChunksGoOnUnderSends(t *testing.T) {
 // maxDeferrable deferrable ops, closed at the end of the test.
 func openDeferring(t *testing.T, maxDeferrable int) *Log {
 	t.Helper()
-	l, err := Open(filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return openWith(t, filepath.Join(t.TempDir(), "gateway.db"), Options{MaxDeferrable: maxDeferrable})
 }

@@ -54,7 +54,13 @@ func openTest(t *testing.T) *Log {
 // test.
 func openAt(t *testing.T, path string) *Log {
 	t.Helper()
-	l, err := Open(path, Options{})
+	return openWith(t, path, Options{})
+}
+
+// openWith is openAt with opts.
+func openWith(t *testing.T, path string, opts Options) *Log {
+	t.Helper()
+	l, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
