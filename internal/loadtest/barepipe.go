@@ -46,8 +46,15 @@ import (
 // stored and no commit waits for the disk: what the clients, the model's
 // chunks and one WebSocket frame per event cost, less than the contract
 // allows.
+//
+// By conversation, it keys each record by its stream and seq instead, as
+// a log that reads a conversation back by its keys lays it out (the
+// gateway's events bucket, without its tail): a commit then writes into
+// each stream's own key range, not at the end of one sequence.
 type barePipe struct {
 	db *bolt.DB // nil: nothing is stored
+	// perConversation keys records by stream and seq.
+	perConversation bool
 	// proto makes the pipe send and store the protocol's events: a
 	// send's message and turn_start (the ack not stored), deltas and a
 	// turn_end with the whole reply as its message, each with its ts;
@@ -88,19 +95,19 @@ type bareStream struct {
 	out [][]byte
 	// turn counts the stream's turns, started is when the last one's
 	// send was stored, reply is the reply's text so far and history the
-	// keys of its stored messages (proto only; the loop's, history shared
-	// with the reply under mu).
+	// keys (by conversation: the seqs) of its stored messages (proto only;
+	// the loop's, history shared with the reply under mu).
 	turn    int
 	started time.Time
 	reply   []byte
 	history []uint64
 }
 
-// startBarePipe starts a bare pipeline on 127.0.0.1:0, streaming model's
-// replies, with a fresh bbolt file in dir if store is set.
-func startBarePipe(dir string, model *stampModel, store, proto bool) (*target, error) {
+// startBarePipe starts the bare pipeline v on 127.0.0.1:0, streaming
+// model's replies, with a fresh bbolt file in dir if v stores.
+func startBarePipe(dir string, model *stampModel, v pipeVariant) (*target, error) {
 	var db *bolt.DB
-	if store {
+	if v.store {
 		path := filepath.Join(dir, fmt.Sprintf("bare-pipe-%d.db", dbCount.Add(1)))
 		var err error
 		if db, err = bolt.Open(path, 0o600, boltlog.BoltOptions(2*time.Second)); err != nil {
@@ -108,7 +115,8 @@ func startBarePipe(dir string, model *stampModel, store, proto bool) (*target, e
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &barePipe{db: db, proto: proto, model: model, metrics: metrics.New(), ctx: ctx, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	p := &barePipe{db: db, perConversation: v.perConversation, proto: v.proto, model: model, metrics: metrics.New(), ctx: ctx,
+		wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	var conns sync.WaitGroup
 	var n atomic.Int64
 	srv, url, err := serveWebSockets(func(ws *websocket.Conn, sock *cork.Conn) {
@@ -215,7 +223,7 @@ func (p *barePipe) loop() {
 		batch := make([]taken, 0, len(streams))
 		for _, s := range streams {
 			s.mu.Lock()
-			t := taken{s: s}
+			t := taken{s: s, seq: s.seq}
 			if p.proto {
 				p.protoFrames(s, &t)
 			} else {
@@ -326,9 +334,11 @@ type taken struct {
 	// of the records that hold a message (proto only).
 	frames, records [][]byte
 	messages        []int
-	// first is the key of the first record, once stored.
-	first uint64
-	start bool // the send was stored: start the reply
+	// seq is the stream's seq before the records, each of which takes
+	// the next; first is the key of the first record, once stored (by
+	// conversation: its seq).
+	seq, first uint64
+	start      bool // the send was stored: start the reply
 }
 
 // store commits the records of batch in one transaction, noting the key
@@ -349,13 +359,21 @@ func (p *barePipe) store(batch []taken) error {
 		if err != nil {
 			return err
 		}
+		// Appended in key order: no half-full pages behind (by
+		// conversation, in each stream's range, boltlog's fill).
 		b.FillPercent = 1
+		if p.perConversation {
+			b.FillPercent = 0.9
+		}
 		for i := range batch {
 			t := &batch[i]
 			t.first = p.key + 1
-			for _, f := range t.records {
+			if p.perConversation {
+				t.first = t.seq + 1
+			}
+			for j, f := range t.records {
 				p.key++
-				if err := b.Put(binary.BigEndian.AppendUint64(nil, p.key), f); err != nil {
+				if err := b.Put(p.recordKey(t.s, p.key, t.seq+1+uint64(j)), f); err != nil {
 					return err
 				}
 			}
@@ -370,6 +388,15 @@ func (p *barePipe) store(batch []taken) error {
 	return nil
 }
 
+// recordKey is the key of a record of s: its key in the global sequence,
+// or by conversation s's id, a zero byte and the record's seq.
+func (p *barePipe) recordKey(s *bareStream, key, seq uint64) []byte {
+	if p.perConversation {
+		return binary.BigEndian.AppendUint64(append([]byte(s.id), 0), seq)
+	}
+	return binary.BigEndian.AppendUint64(nil, key)
+}
+
 // reply streams the model's reply into s's pending text, having read
 // the conversation's messages back first if the pipe is proto.
 func (p *barePipe) reply(s *bareStream) {
@@ -380,7 +407,7 @@ func (p *barePipe) reply(s *bareStream) {
 		err := p.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket([]byte("log"))
 			for _, k := range keys {
-				if b.Get(binary.BigEndian.AppendUint64(nil, k)) == nil {
+				if b.Get(p.recordKey(s, k, k)) == nil {
 					return fmt.Errorf("loadtest: message %d not found", k)
 				}
 			}

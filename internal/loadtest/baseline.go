@@ -80,15 +80,9 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 	res.elapsed, res.cut = time.Since(start), ctx.Err() != nil
 	for _, v := range barePipeVariants {
 		pipe, err := r.streams(parent, slices.Max(r.cfg.Conversations), r.model, func(m *stampModel) (*target, error) {
-			return startBarePipe(r.dir, m, v.store, v.proto)
+			return startBarePipe(r.dir, m, v)
 		})
-		pipe.server = "bare pipeline"
-		if v.proto {
-			pipe.server += ", protocol events"
-		}
-		if !v.store {
-			pipe.server += ", nothing stored"
-		}
+		pipe.server = v.name()
 		res.pipes = append(res.pipes, stepOf(pipe, err))
 		if err != nil {
 			return res, err
@@ -97,9 +91,28 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 	return res, nil
 }
 
-// barePipeVariants are the bare pipelines the baseline runs, in this order:
-// storing or not, speaking the protocol or not (see barePipe).
-var barePipeVariants = []struct{ store, proto bool }{{true, false}, {true, true}, {false, false}, {false, true}}
+// pipeVariant is what a bare pipeline does (see barePipe): store or not,
+// speak the protocol or not, and key what it stores by conversation or
+// by one global sequence.
+type pipeVariant struct{ store, proto, perConversation bool }
+
+// name is how the report names the pipeline.
+func (v pipeVariant) name() string {
+	name := "bare pipeline"
+	if v.proto {
+		name += ", protocol events"
+	}
+	if !v.store {
+		name += ", nothing stored"
+	}
+	if v.perConversation {
+		name += ", by conversation"
+	}
+	return name
+}
+
+// barePipeVariants are the bare pipelines the baseline runs, in this order.
+var barePipeVariants = []pipeVariant{{store: true}, {store: true, proto: true}, {}, {proto: true}, {store: true, proto: true, perConversation: true}}
 
 // bareCommits is the latency of bare bbolt commits, how many were made
 // per second, and the bytes each wrote to storage.

@@ -3,11 +3,13 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/demo"
@@ -106,7 +109,7 @@ func TestBarePipeline(t *testing.T) {
 	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
 	const c = 3
 	for _, v := range barePipeVariants {
-		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, v.store, v.proto) })
+		res, err := r.streams(context.Background(), c, r.model, func(m *stampModel) (*target, error) { return startBarePipe(r.dir, m, v) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,15 +133,63 @@ func TestBarePipeline(t *testing.T) {
 	}
 }
 
-// TestBarePipelineProtocolFrames reads the frames of two turns from the
-// bare pipeline with the protocol's events, as protocol.ServerFrame: an
-// ack with the stored message, then the message, turn_start, deltas and a
-// turn_end whose message is the deltas' text, all with a ts and gapless
-// seqs across the turns (the second turn reads the first's messages
-// back before it streams).
+// TestBarePipelineProtocolFrames reads the frames of two turns from each
+// bare pipeline that stores the protocol's events, as
+// protocol.ServerFrame: an ack with the stored message, then the message,
+// turn_start, deltas and a turn_end whose message is the deltas' text,
+// all with a ts and gapless seqs across the turns (the second turn reads
+// the first's messages back before it streams). Then it reads the file:
+// every event stored, under its key in the global sequence or, by
+// conversation, under its conversation and seq.
 func TestBarePipelineProtocolFrames(t *testing.T) {
+	for _, v := range []pipeVariant{{store: true, proto: true}, {store: true, proto: true, perConversation: true}} {
+		t.Run(v.name(), func(t *testing.T) {
+			dir := t.TempDir()
+			events := twoProtocolTurns(t, dir, v)
+			files, err := filepath.Glob(filepath.Join(dir, "*.db"))
+			if err != nil || len(files) != 1 {
+				t.Fatalf("files %v, %v; want the pipeline's one", files, err)
+			}
+			db, err := bolt.Open(files[0], 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			stored := 0
+			err = db.View(func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("log")).ForEach(func(k, data []byte) error {
+					stored++
+					var f protocol.ServerFrame
+					if err := json.Unmarshal(data, &f); err != nil {
+						return fmt.Errorf("%s: %w", data, err)
+					}
+					want := binary.BigEndian.AppendUint64(nil, f.Seq)
+					if v.perConversation {
+						want = append(append([]byte(f.Conversation), 0), want...)
+					}
+					if !bytes.Equal(k, want) {
+						t.Errorf("%s seq %d stored under %q, want %q", f.Type, f.Seq, k, want)
+					}
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored != events {
+				t.Errorf("%d events stored, want %d", stored, events)
+			}
+		})
+	}
+}
+
+// twoProtocolTurns plays two turns with the bare pipeline v (storing in
+// dir), checks their frames, closes the pipeline and returns how many
+// events the turns had.
+func twoProtocolTurns(t *testing.T, dir string, v pipeVariant) int {
+	t.Helper()
 	m := newStampModel(3, 27, time.Millisecond)
-	tg, err := startBarePipe(t.TempDir(), m, true, true)
+	tg, err := startBarePipe(dir, m, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +251,7 @@ func TestBarePipelineProtocolFrames(t *testing.T) {
 			t.Errorf("turn %d: %d bytes of text, want %d", turn, text.Len(), 3*27)
 		}
 	}
+	return int(seq)
 }
 
 // remoteRunner starts a gateway answering with the model newModel returns
