@@ -43,11 +43,11 @@ func rec(seq uint64, frames ...string) *jetlog.Record {
 	return r
 }
 
-// rawJetStream connects to srv with a JetStream client of the test's own,
-// to look at or set up what jetlog keeps there.
-func rawJetStream(t *testing.T, srv *natstest.Server) jetstream.JetStream {
+// rawJetStream connects to srv (with opts) with a JetStream client of
+// the test's own, to look at or set up what jetlog keeps there.
+func rawJetStream(t *testing.T, srv *natstest.Server, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
+	nc, err := nats.Connect(srv.URL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -403,17 +403,9 @@ func TestOpenUpgradesAnOlderSetup(t *testing.T) {
 // account's limit, instead of JetStream refusing it.
 func TestOpenUnderAnAccountLimit(t *testing.T) {
 	srv, creds := natstest.StartWithCreds(t)
-	nc, err := nats.Connect(srv.URL(), nats.UserCredentials(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	js := rawJetStream(t, srv, nats.UserCredentials(creds))
 	ctx := context.Background()
-	if _, err := jetlog.Open(ctx, nc, jetlog.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if _, err := jetlog.Open(ctx, js.Conn(), jetlog.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := js.Stream(ctx, jetlog.DefaultStream)
