@@ -64,7 +64,7 @@ type barePipe struct {
 	metrics *metrics.Metrics
 	ctx     context.Context // ends the model streams when the pipe closes
 	wake    chan struct{}   // capacity 1: "something is pending"
-	key     uint64          // the last key stored; only the loop uses it
+	key     uint64          // the last key of the global sequence (by conversation, counted, not used); only the loop uses it
 
 	mu      sync.Mutex
 	pending []*bareStream // streams with something to commit, each once

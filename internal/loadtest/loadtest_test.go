@@ -97,7 +97,8 @@ func TestRunSmoke(t *testing.T) {
 }
 
 // TestBarePipeline drives the baseline's bare pipelines with the streams
-// step: storing or not, with the protocol's events or not. Every reply
+// step: storing or not, with the protocol's events or not, and the
+// protocol's keyed by conversation. Every reply
 // arrives whole and in order (the step checks), and each turn stores its
 // send (two events with the protocol's: message and turn_start), 1 to
 // chunks deltas and its end; only the storing pipelines commit.
