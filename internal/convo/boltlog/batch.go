@@ -350,11 +350,16 @@ func deletePrefix(bk *bolt.Bucket, p []byte) error {
 }
 
 // deleteFrom deletes the keys of bk from the first at or after start for
-// as long as while holds, in order. One cursor seeks each anew: after a
-// Delete, its Next would skip a key.
+// as long as while holds, in order. After a Delete the cursor's Next
+// would skip a key, so it seeks the deleted key again, which finds the
+// next one. Seeking start each time would be quadratic: bbolt leaves the
+// leaves a commit empties in place until the commit, and such a seek
+// walks past all of them.
 func deleteFrom(bk *bolt.Bucket, start []byte, while func(k []byte) bool) error {
 	c := bk.Cursor()
-	for k, _ := c.Seek(start); k != nil && while(k); k, _ = c.Seek(start) {
+	var last []byte
+	for k, _ := c.Seek(start); k != nil && while(k); k, _ = c.Seek(last) {
+		last = append(last[:0], k...)
 		if err := c.Delete(); err != nil {
 			return err
 		}

@@ -263,3 +263,67 @@ func pagesWritten(l *Log) int64 {
 	st := l.db.Stats()
 	return st.TxStats.GetWrite()
 }
+
+// BenchmarkDeleteFrom deletes tailTruncateMax keys from the head of a
+// bucket laid out as the tail is (8-byte keys in order, frames of a
+// delta's size), in one transaction, as a commit cuts the tail:
+// deleteFrom against bbolt's own way, a Bucket.Delete for each key read
+// beforehand.
+func BenchmarkDeleteFrom(b *testing.B) {
+	cut := map[string]func(bk *bolt.Bucket) error{
+		"deleteFrom": func(bk *bolt.Bucket) error {
+			n := 0
+			return deleteFrom(bk, nil, func([]byte) bool { n++; return n <= tailTruncateMax })
+		},
+		"bucket-delete": func(bk *bolt.Bucket) error {
+			var keys [][]byte
+			c := bk.Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < tailTruncateMax; k, _ = c.Next() {
+				keys = append(keys, k)
+			}
+			for _, k := range keys {
+				if err := bk.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	for _, name := range []string{"bucket-delete", "deleteFrom"} {
+		b.Run(name, func(b *testing.B) {
+			db, err := bolt.Open(filepath.Join(b.TempDir(), "db"), 0o600, &bolt.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			frame := make([]byte, 150)
+			var next uint64
+			fill := func(n int) error {
+				return db.Update(func(tx *bolt.Tx) error {
+					bk, err := tx.CreateBucketIfNotExists(bucketTail)
+					bk.FillPercent = appendFill
+					for range n {
+						if err == nil {
+							err = bk.Put(tailKey(next), frame)
+							next++
+						}
+					}
+					return err
+				})
+			}
+			if err := fill(4 * tailTruncateMax); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				b.StopTimer()
+				if err := fill(tailTruncateMax); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := db.Update(func(tx *bolt.Tx) error { return cut[name](tx.Bucket(bucketTail)) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
