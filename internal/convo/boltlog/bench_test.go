@@ -273,12 +273,11 @@ func pagesWritten(l *Log) int64 {
 // deleteFrom against bbolt's own way, a Bucket.Delete for each key read
 // beforehand.
 func BenchmarkDeleteFrom(b *testing.B) {
-	cut := map[string]func(bk *bolt.Bucket) error{
-		"deleteFrom": func(bk *bolt.Bucket) error {
-			n := 0
-			return deleteFrom(bk, nil, func([]byte) bool { n++; return n <= tailTruncateMax })
-		},
-		"bucket-delete": func(bk *bolt.Bucket) error {
+	ways := []struct {
+		name string
+		cut  func(bk *bolt.Bucket) error
+	}{
+		{"bucket-delete", func(bk *bolt.Bucket) error {
 			var keys [][]byte
 			c := bk.Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < tailTruncateMax; k, _ = c.Next() {
@@ -290,10 +289,14 @@ func BenchmarkDeleteFrom(b *testing.B) {
 				}
 			}
 			return nil
-		},
+		}},
+		{"deleteFrom", func(bk *bolt.Bucket) error {
+			n := 0
+			return deleteFrom(bk, nil, func([]byte) bool { n++; return n <= tailTruncateMax })
+		}},
 	}
-	for _, name := range []string{"bucket-delete", "deleteFrom"} {
-		b.Run(name, func(b *testing.B) {
+	for _, w := range ways {
+		b.Run(w.name, func(b *testing.B) {
 			db, err := bolt.Open(filepath.Join(b.TempDir(), "db"), 0o600, &bolt.Options{NoSync: true})
 			if err != nil {
 				b.Fatal(err)
@@ -323,7 +326,7 @@ func BenchmarkDeleteFrom(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if err := db.Update(func(tx *bolt.Tx) error { return cut[name](tx.Bucket(bucketTail)) }); err != nil {
+				if err := db.Update(func(tx *bolt.Tx) error { return w.cut(tx.Bucket(bucketTail)) }); err != nil {
 					b.Fatal(err)
 				}
 			}
