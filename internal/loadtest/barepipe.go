@@ -64,7 +64,7 @@ type barePipe struct {
 	metrics *metrics.Metrics
 	ctx     context.Context // ends the model streams when the pipe closes
 	wake    chan struct{}   // capacity 1: "something is pending"
-	key     uint64          // the last key of the global sequence (by conversation, counted, not used); only the loop uses it
+	key     uint64          // the last number of the global sequence (not by conversation); only the loop uses it
 
 	mu      sync.Mutex
 	pending []*bareStream // streams with something to commit, each once
@@ -367,13 +367,16 @@ func (p *barePipe) store(batch []taken) error {
 		}
 		for i := range batch {
 			t := &batch[i]
-			t.first = p.key + 1
+			// Records are numbered on from the global sequence's last or,
+			// by conversation, from the stream's seq.
+			last, seq := &p.key, t.seq
 			if p.perConversation {
-				t.first = t.seq + 1
+				last = &seq
 			}
-			for j, f := range t.records {
-				p.key++
-				if err := b.Put(p.recordKey(t.s, p.key, t.seq+1+uint64(j)), f); err != nil {
+			t.first = *last + 1
+			for _, f := range t.records {
+				*last++
+				if err := b.Put(p.recordKey(t.s, *last), f); err != nil {
 					return err
 				}
 			}
@@ -388,13 +391,14 @@ func (p *barePipe) store(batch []taken) error {
 	return nil
 }
 
-// recordKey is the key of a record of s: its key in the global sequence,
-// or by conversation s's id, a zero byte and the record's seq.
-func (p *barePipe) recordKey(s *bareStream, key, seq uint64) []byte {
+// recordKey is the key of record n of s: n, its number in the global
+// sequence, or by conversation s's id, a zero byte and n, its seq.
+func (p *barePipe) recordKey(s *bareStream, n uint64) []byte {
+	var k []byte
 	if p.perConversation {
-		return binary.BigEndian.AppendUint64(append([]byte(s.id), 0), seq)
+		k = append([]byte(s.id), 0)
 	}
-	return binary.BigEndian.AppendUint64(nil, key)
+	return binary.BigEndian.AppendUint64(k, n)
 }
 
 // reply streams the model's reply into s's pending text, having read
@@ -407,7 +411,7 @@ func (p *barePipe) reply(s *bareStream) {
 		err := p.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket([]byte("log"))
 			for _, k := range keys {
-				if b.Get(p.recordKey(s, k, k)) == nil {
+				if b.Get(p.recordKey(s, k)) == nil {
 					return fmt.Errorf("loadtest: message %d not found", k)
 				}
 			}
