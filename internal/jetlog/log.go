@@ -189,33 +189,58 @@ func (l *Log) streamMaxConsumers(ctx context.Context) (int, error) {
 }
 
 // ensureBucket opens the bucket cfg describes, creating it if it does not
-// exist and updating it if its TTL, marker TTL or replicas differ.
+// exist and updating it if its TTL, marker TTL or replicas differ. Its
+// stream allows as many consumers as the events stream: every listing of
+// its keys (a list, a delete, a restart's look for work) is a consumer
+// while it runs, and with the server's default of 1,000 the 1,001st
+// listing at once in the cluster would fail.
 func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := l.setup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
-		var err error
+		consumers, err := l.streamMaxConsumers(ctx)
+		if err != nil {
+			return err
+		}
 		kv, err = l.js.KeyValue(ctx, cfg.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			kv, err = l.js.CreateKeyValue(ctx, cfg)
-			return err
 		}
 		if err != nil {
 			return err
 		}
-		st, err := kv.Status(ctx)
+		st, err := bucketStream(ctx, kv)
 		if err != nil {
 			return err
 		}
-		replicas := cfg.Replicas
-		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-			replicas = bs.StreamInfo().Config.Replicas
+		if st.TTL() != cfg.TTL || st.StreamInfo().Config.Replicas != cfg.Replicas || st.LimitMarkerTTL() != cfg.LimitMarkerTTL {
+			if kv, err = l.js.UpdateKeyValue(ctx, cfg); err != nil {
+				return err
+			}
+			if st, err = bucketStream(ctx, kv); err != nil {
+				return err
+			}
 		}
-		if st.TTL() != cfg.TTL || replicas != cfg.Replicas || st.LimitMarkerTTL() != cfg.LimitMarkerTTL {
-			kv, err = l.js.UpdateKeyValue(ctx, cfg)
+		if scfg := st.StreamInfo().Config; scfg.MaxConsumers != consumers {
+			scfg.MaxConsumers = consumers
+			_, err = l.js.UpdateStream(ctx, scfg)
 		}
 		return err
 	})
 	return kv, err
+}
+
+// bucketStream returns kv's status, with the settings of the stream
+// behind it.
+func bucketStream(ctx context.Context, kv jetstream.KeyValue) (*jetstream.KeyValueBucketStatus, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil, fmt.Errorf("bucket %s: status of type %T, not a stream's", kv.Bucket(), st)
+	}
+	return bs, nil
 }
 
 // setup tries do until it succeeds, setupAttempts times at most, each try

@@ -365,7 +365,8 @@ func appendsShareBatches(t *testing.T, l *jetlog.Log) {
 
 // TestOpenUpgradesAnOlderSetup opens a Log where an earlier version of
 // the gateway left its stream without atomic batches and its leases
-// bucket without markers: Open turns both on.
+// bucket without markers, both with the server's default consumer limit:
+// Open turns both on and raises the limits.
 func TestOpenUpgradesAnOlderSetup(t *testing.T) {
 	srv := natstest.Start(t)
 	js := rawJetStream(t, srv)
@@ -392,9 +393,10 @@ func TestOpenUpgradesAnOlderSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := s.CachedInfo().Config
-	if !cfg.AllowAtomicPublish || cfg.MaxConsumers <= 1000 || st.LimitMarkerTTL() != 2*time.Second || st.TTL() != 2*time.Second {
-		t.Fatalf("after Open: atomic batches %v, max consumers %d (want over the server's default of 1,000), lease TTL %s, marker TTL %s",
-			cfg.AllowAtomicPublish, cfg.MaxConsumers, st.TTL(), st.LimitMarkerTTL())
+	leaseConsumers := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxConsumers
+	if !cfg.AllowAtomicPublish || cfg.MaxConsumers <= 1000 || leaseConsumers <= 1000 || st.LimitMarkerTTL() != 2*time.Second || st.TTL() != 2*time.Second {
+		t.Fatalf("after Open: atomic batches %v, max consumers %d and %d in the leases bucket (want over the server's default of 1,000), lease TTL %s, marker TTL %s",
+			cfg.AllowAtomicPublish, cfg.MaxConsumers, leaseConsumers, st.TTL(), st.LimitMarkerTTL())
 	}
 }
 
