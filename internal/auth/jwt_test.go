@@ -28,7 +28,7 @@ type verifiers struct {
 
 // newVerifiers returns verifiers whose JWKS file publishes the RSA key as
 // "r1" and the EC key as "e1".
-func newVerifiers(t *testing.T) verifiers {
+func newVerifiers(t testing.TB) verifiers {
 	t.Helper()
 	k := testKeys()
 	path := writeFile(t, jwksOf(t, map[string]crypto.PublicKey{"r1": &k.rsa.PublicKey, "e1": &k.ec.PublicKey}))
