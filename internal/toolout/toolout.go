@@ -27,8 +27,8 @@ func Limit(configured int) int {
 
 // Cap returns out if it is at most max bytes; otherwise an object that
 // says the output was cut and holds as much of its start as fits in max
-// bytes: {"truncated": true, "note": …, "text": …}. The result is always
-// valid JSON when max is at least MinBytes.
+// bytes: {"truncated": true, "note": …, "text": …}, which is valid JSON
+// of at most max bytes when max is at least MinBytes.
 func Cap(out json.RawMessage, max int) json.RawMessage {
 	if len(out) <= max {
 		return out
@@ -42,14 +42,20 @@ func Cap(out json.RawMessage, max int) json.RawMessage {
 		}{true, note, prefix})
 		return b
 	}
+	empty := len(wrap(""))
 	text := cutUTF8(string(out), max)
 	for {
 		b := wrap(text)
 		if len(b) <= max || text == "" {
 			return b
 		}
-		// Escapes made it longer: cut the excess and try again.
-		text = cutUTF8(text, len(text)-(len(b)-max))
+		// Escapes made it longer: keep the share of the text that would
+		// fit if they were spread evenly, and try again. (Cutting only
+		// the excess would leave nothing of a text whose escapes more
+		// than double it.) An escape is at most 6 bytes, so at least a
+		// sixth of the room is kept.
+		keep := len(text) * (max - empty) / (len(b) - empty)
+		text = cutUTF8(text, min(keep, len(text)-1))
 	}
 }
 

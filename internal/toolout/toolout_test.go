@@ -14,6 +14,7 @@ func TestCap(t *testing.T) {
 		{"fits", `{"a": 1}`},
 		{"plain", `"` + strings.Repeat("a", 3*max) + `"`},
 		{"escapes", strings.Repeat("\x01\"\\<>&", max)},
+		{"markup", strings.Repeat("ab<", max)},
 		{"multibyte", strings.Repeat("é€😀", max)},
 	} {
 		out := Cap(json.RawMessage(tc.in), max)
@@ -34,7 +35,50 @@ func TestCap(t *testing.T) {
 		if json.Unmarshal(out, &v) != nil || !v.Truncated || !strings.HasPrefix(tc.in, v.Text) || !utf8.ValidString(v.Text) {
 			t.Errorf("%s: %s", tc.name, out)
 		}
+		if least := leastKept(out, v.Text, max); len(v.Text) < least {
+			t.Errorf("%s: kept %d bytes of the output, want %d at least", tc.name, len(v.Text), least)
+		}
 	}
+}
+
+// leastKept is the least of a longer output's start that Cap, whose
+// result out holds text, must keep within max bytes: a sixth of the room
+// its note leaves (an escape is at most 6 bytes), less a rune that would
+// not fit whole.
+func leastKept(out json.RawMessage, text string, max int) int {
+	enc, _ := json.Marshal(text)
+	room := max - (len(out) - len(enc))
+	return room/6 - utf8.UTFMax
+}
+
+// FuzzCap checks Cap on any output and cap from MinBytes to 5 KiB: an
+// output that fits comes back as it is; a longer one becomes valid JSON
+// within the cap that says it was cut and, for UTF-8, keeps its start:
+// at least leastKept of it.
+func FuzzCap(f *testing.F) {
+	for _, seed := range []string{`{"a": 1}`, strings.Repeat("a", 2000), strings.Repeat("ab<", 1000), strings.Repeat("é€😀", 500), "\xff\xfe" + strings.Repeat("\x01", 1500)} {
+		f.Add([]byte(seed), uint16(0))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, n uint16) {
+		max := MinBytes + int(n)%(4<<10)
+		out := Cap(in, max)
+		if len(in) <= max {
+			if string(out) != string(in) {
+				t.Fatalf("changed an output of %d bytes that fits in %d", len(in), max)
+			}
+			return
+		}
+		var v struct {
+			Truncated bool
+			Text      string
+		}
+		if len(out) > max || json.Unmarshal(out, &v) != nil || !v.Truncated {
+			t.Fatalf("cut to %d bytes (cap %d): %s", len(out), max, out)
+		}
+		if utf8.Valid(in) && (!strings.HasPrefix(string(in), v.Text) || len(v.Text) < leastKept(out, v.Text, max)) {
+			t.Fatalf("kept %d bytes, not a start of the output of at least %d: %q", len(v.Text), leastKept(out, v.Text, max), v.Text)
+		}
+	})
 }
 
 func TestCapText(t *testing.T) {
