@@ -51,16 +51,20 @@ func leastKept(out json.RawMessage, text string, max int) int {
 	return room/6 - utf8.UTFMax
 }
 
-// FuzzCap checks Cap on any output and cap from MinBytes to 5 KiB: an
-// output that fits comes back as it is; a longer one becomes valid JSON
-// within the cap that says it was cut and, for UTF-8, keeps its start:
-// at least leastKept of it.
+// FuzzCap checks Cap and CapText on any output and cap from MinBytes to
+// 5 KiB: an output that fits comes back as it is; a longer one is cut to
+// the cap and keeps its start (Cap's as valid JSON that says it was cut,
+// for UTF-8 at least leastKept of it).
 func FuzzCap(f *testing.F) {
 	for _, seed := range []string{`{"a": 1}`, strings.Repeat("a", 2000), strings.Repeat("ab<", 1000), strings.Repeat("é€😀", 500), "\xff\xfe" + strings.Repeat("\x01", 1500)} {
 		f.Add([]byte(seed), uint16(0))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, n uint16) {
 		max := MinBytes + int(n)%(4<<10)
+		if text := CapText(string(in), max); len(text) > max || utf8.Valid(in) && !utf8.ValidString(text) ||
+			len(in) <= max && text != string(in) || len(in) > max && !strings.HasPrefix(string(in), strings.TrimSuffix(text, " …(cut)")) {
+			t.Fatalf("CapText cut %d bytes to %d (cap %d): %q", len(in), len(text), max, text)
+		}
 		out := Cap(in, max)
 		if len(in) <= max {
 			if string(out) != string(in) {
