@@ -52,8 +52,8 @@ func toolSpec(name, description string, schema json.RawMessage) types.Tool {
 }
 
 // useBlock replays a tool use as the model sent it. An input that is not
-// a JSON object (the model sent broken JSON) is replayed as {}: the
-// service takes objects only.
+// a JSON object (the model sent broken JSON), or one the SDK cannot send,
+// is replayed as {}: the service takes objects only.
 func useBlock(u convo.ToolUse) types.ContentBlock {
 	return &types.ContentBlockMemberToolUse{Value: types.ToolUseBlock{
 		ToolUseId: aws.String(u.ID), Name: aws.String(u.Name), Input: object(u.Input, `{}`)}}
@@ -71,21 +71,21 @@ func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
 			break
 		}
 	}
-	switch {
+	switch doc, ok := jsonObject(r.Output); {
 	case r.Error != "":
 		b.Status = types.ToolResultStatusError
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: r.Error}}
-	case isObject(r.Output):
-		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberJson{Value: object(r.Output, `{}`)}}
+	case ok:
+		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberJson{Value: doc}}
 	default:
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: outputText(r.Output)}}
 	}
 	return &types.ContentBlockMemberToolResult{Value: b}
 }
 
-// outputText is a tool output that is not an object as text: a string as
-// itself, anything else as its JSON; never blank, which the service
-// refuses.
+// outputText is a tool output that is not an object the SDK can send, as
+// text: a string as itself, anything else as its JSON; never blank, which
+// the service refuses.
 func outputText(out json.RawMessage) string {
 	var s string
 	if json.Unmarshal(out, &s) != nil {
@@ -102,16 +102,34 @@ func isObject(raw json.RawMessage) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
-// object is raw, a JSON object, as a document the SDK sends as that same
-// JSON, or fallback when raw is not an object. The SDK encodes a document
-// by reflection: a json.RawMessage would go out as an array of bytes, so
-// the value is decoded first, its numbers kept exact.
+// object is raw as a document the SDK sends as that same JSON (see
+// jsonObject), or fallback's when raw is not one.
 func object(raw json.RawMessage, fallback string) document.Interface {
-	var v any
-	if !isObject(raw) || decodeExact(raw, &v) != nil {
-		_ = decodeExact(json.RawMessage(fallback), &v) // fallback is ours, valid
+	if doc, ok := jsonObject(raw); ok {
+		return doc
 	}
-	return document.NewLazyDocument(exactNumbers(v))
+	doc, _ := jsonObject(json.RawMessage(fallback)) // fallback is ours, sendable
+	return doc
+}
+
+// jsonObject is raw, one JSON object, as a document the SDK sends as that
+// same JSON, and whether raw is one the SDK can send: not when it is not
+// one JSON object (also when one is followed by more), nor when it holds
+// an empty key at any depth, which the SDK's encoder refuses (the whole
+// request would fail, and with it every later turn that replays it). The
+// SDK encodes a document by reflection: a json.RawMessage would go out as
+// an array of bytes, so the value is decoded first, its numbers kept
+// exact.
+func jsonObject(raw json.RawMessage) (document.Interface, bool) {
+	var v any
+	if !isObject(raw) || !json.Valid(raw) || decodeExact(raw, &v) != nil {
+		return nil, false
+	}
+	v, ok := sendable(v)
+	if !ok {
+		return nil, false
+	}
+	return document.NewLazyDocument(v), true
 }
 
 func decodeExact(raw json.RawMessage, v *any) error {
@@ -120,20 +138,27 @@ func decodeExact(raw json.RawMessage, v *any) error {
 	return d.Decode(v)
 }
 
-// exactNumbers replaces the json.Numbers in v, which the SDK would send as
-// strings, with document.Numbers, which it sends as the same numbers.
-func exactNumbers(v any) any {
+// sendable replaces the json.Numbers in v, which the SDK would send as
+// strings, with document.Numbers, which it sends as the same numbers, and
+// reports whether v has no empty key, which the SDK cannot send.
+func sendable(v any) (any, bool) {
+	ok := true
 	switch v := v.(type) {
 	case json.Number:
-		return smithydocument.Number(v)
+		return smithydocument.Number(v), true
 	case map[string]any:
 		for k, e := range v {
-			v[k] = exactNumbers(e)
+			v[k], ok = sendable(e)
+			if !ok || k == "" {
+				return v, false
+			}
 		}
 	case []any:
 		for i, e := range v {
-			v[i] = exactNumbers(e)
+			if v[i], ok = sendable(e); !ok {
+				return v, false
+			}
 		}
 	}
-	return v
+	return v, true
 }

@@ -90,6 +90,7 @@ func TestToolExchangeReplayed(t *testing.T) {
 	use1 := convo.ToolUse{ID: "t1", Name: "lookup_order", Input: json.RawMessage(`{"id":"1234","n":12345678901234567890}`)}
 	use2 := convo.ToolUse{ID: "t2", Name: "now", Input: json.RawMessage(`{}`)}
 	use3 := convo.ToolUse{ID: "t3", Name: "now", Input: json.RawMessage(`"{\"broken"`)}
+	use4 := convo.ToolUse{ID: "t4", Name: "lookup_order", Input: json.RawMessage(`{"id":"1","":2}`)}
 	ok := json.RawMessage(`{"status":"shipped","weight":0.25}`)
 	for _, tc := range []struct {
 		name    string
@@ -134,6 +135,19 @@ func TestToolExchangeReplayed(t *testing.T) {
 					{ToolUse: &fakebedrock.ToolUseBlock{ToolUseID: "t3", Name: "now", Input: json.RawMessage(`{}`)}}}},
 				{Role: "user", Content: []fakebedrock.ContentBlock{textResult("t1", "(empty output)", ""),
 					textResult("t2", "no result was recorded for this call", "error"), textResult("t3", "[1, 2]", "")}}},
+		},
+		{
+			// The SDK refuses to encode an empty key: sent as they are,
+			// they failed this request and every later one of the
+			// conversation.
+			name:  "an input and an output with an empty key",
+			tools: []convo.ToolSpec{lookupSpec},
+			history: []convo.HistoryMessage{user("q"), asked("", use4),
+				answered(convo.ToolResult{ID: "t4", Output: json.RawMessage(`{"":"x","ok":{"":1}}`)})},
+			want: []fakebedrock.Message{msg("user", "q"),
+				{Role: "assistant", Content: []fakebedrock.ContentBlock{
+					{ToolUse: &fakebedrock.ToolUseBlock{ToolUseID: "t4", Name: "lookup_order", Input: json.RawMessage(`{}`)}}}},
+				{Role: "user", Content: []fakebedrock.ContentBlock{textResult("t4", `{"":"x","ok":{"":1}}`, "")}}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
