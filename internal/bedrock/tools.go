@@ -74,7 +74,7 @@ func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
 	switch doc, ok := jsonObject(r.Output); {
 	case r.Error != "":
 		b.Status = types.ToolResultStatusError
-		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: r.Error}}
+		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: nonBlank(r.Error, "(the tool failed without a message)")}}
 	case ok:
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberJson{Value: doc}}
 	default:
@@ -84,15 +84,22 @@ func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
 }
 
 // outputText is a tool output that is not an object the SDK can send, as
-// text: a string as itself, anything else as its JSON; never blank, which
-// the service refuses.
+// text: a string as itself, anything else as its JSON; never blank.
 func outputText(out json.RawMessage) string {
 	var s string
 	if json.Unmarshal(out, &s) != nil {
 		s = string(out)
 	}
+	return nonBlank(s, "(empty output)")
+}
+
+// nonBlank is s, or instead when s is blank: the service refuses a blank
+// text block, and a request that holds one fails, with it every later
+// turn that replays it (a client's tool_output may carry an error of
+// spaces).
+func nonBlank(s, instead string) string {
 	if strings.TrimSpace(s) == "" {
-		return "(empty output)"
+		return instead
 	}
 	return s
 }

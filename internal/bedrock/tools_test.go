@@ -137,6 +137,17 @@ func TestToolExchangeReplayed(t *testing.T) {
 					textResult("t2", "no result was recorded for this call", "error"), textResult("t3", "[1, 2]", "")}}},
 		},
 		{
+			// A blank text block is refused: sent as it was, it failed
+			// this request and every later one of the conversation.
+			name:  "a blank error",
+			tools: []convo.ToolSpec{lookupSpec},
+			history: []convo.HistoryMessage{user("q"), asked("", use1),
+				answered(convo.ToolResult{ID: "t1", Error: " \n"})},
+			want: []fakebedrock.Message{msg("user", "q"),
+				{Role: "assistant", Content: []fakebedrock.ContentBlock{useOf(use1)}},
+				{Role: "user", Content: []fakebedrock.ContentBlock{textResult("t1", "(the tool failed without a message)", "error")}}},
+		},
+		{
 			// The SDK refuses to encode an empty key: sent as they are,
 			// they failed this request and every later one of the
 			// conversation.
