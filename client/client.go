@@ -412,8 +412,12 @@ func (c *Client) connected(ctx context.Context) (*websocket.Conn, error) {
 // the connection drops first, it sends req again on the next one if
 // retry is set (the request is idempotent), else returns
 // ErrConnectionLost. An error reply is returned as a *protocol.Error.
+// With ctx done it sends nothing (again) and returns ctx's error.
 func (c *Client) call(ctx context.Context, id string, req protocol.Request, retry bool, out any) error {
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ws, err := c.connected(ctx)
 		if err != nil {
 			return err

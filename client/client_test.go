@@ -172,8 +172,19 @@ func TestRequests(t *testing.T) {
 	if err := c.Cancel(ctx, "trip"); err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
+	// A request whose context is done is not sent: this Send stores
+	// nothing. (The gateway serves a connection's requests in order, so
+	// once the Ping is answered a Send written before it is stored.)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if ack, err := c.Send(done, "trip", "never"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send with a cancelled context: %+v, %v; want context.Canceled", ack, err)
+	}
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+	if h, err := c.History(ctx, "trip", 0, 10); err != nil || len(h.Messages) != 2 {
+		t.Fatalf("History after a cancelled Send: %+v, %v; want the 2 messages before it", h, err)
 	}
 	var perr *protocol.Error
 	if _, err := c.Send(ctx, "nope", "hi"); !errors.As(err, &perr) || perr.Code != protocol.CodeNotFound {
