@@ -155,8 +155,10 @@ func sendable(v any) (any, bool) {
 		return smithydocument.Number(v), true
 	case map[string]any:
 		for k, e := range v {
-			v[k], ok = sendable(e)
-			if !ok || k == "" {
+			if k == "" {
+				return v, false
+			}
+			if v[k], ok = sendable(e); !ok {
 				return v, false
 			}
 		}
