@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chatgateway/gateway/internal/jetlog"
@@ -20,7 +21,7 @@ import (
 // (Open); this one is what users wait on.
 func TestListingBeyondTheServersDefaultConsumers(t *testing.T) {
 	const limit = 10
-	srv := natstest.StartWithDefaultConsumers(t, limit)
+	srv := natstest.StartWith(t, func(o *server.Options) { o.JetStreamLimits.DefaultMaxConsumers = limit })
 	l := connect(t, srv.URL(), jetlog.Options{})
 	js := rawJetStream(t, srv)
 	ctx := context.Background()

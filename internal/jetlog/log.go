@@ -71,8 +71,16 @@ type Log struct {
 	pub *publisher
 }
 
+// MinPayload is the least max_payload (the largest message) of a NATS
+// server that Open accepts: nats-server's default. Each stored event is
+// one message, and a turn_end holds the whole reply (the longest of
+// today's models are about half a megabyte): one that a server refused
+// could never be stored, and its turn would stay open.
+const MinPayload = 1 << 20
+
 // Open creates the stream and the buckets, or updates their settings, on
-// the JetStream that nc connects to.
+// the JetStream that nc connects to. It refuses a server whose
+// max_payload is under MinPayload.
 func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.Stream == "" {
 		opts.Stream = DefaultStream
@@ -85,6 +93,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
+	}
+	if mp := nc.MaxPayload(); mp > 0 && mp < MinPayload {
+		return nil, fmt.Errorf("jetlog: the NATS server allows messages of %d bytes (max_payload), the gateway needs %d at least: each event is one message, and a turn_end holds the whole reply", mp, MinPayload)
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(opts.Timeout))
 	if err != nil {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -416,5 +418,20 @@ func TestOpenUnderAnAccountLimit(t *testing.T) {
 	}
 	if got := s.CachedInfo().Config.MaxConsumers; got != natstest.AccountConsumers {
 		t.Fatalf("the stream allows %d consumers, want the account's %d", got, natstest.AccountConsumers)
+	}
+}
+
+// TestOpenRefusesASmallMaxPayload opens the log on a server whose largest
+// message is under MinPayload: a long reply's turn_end could not be
+// stored there, so Open refuses, naming the setting.
+func TestOpenRefusesASmallMaxPayload(t *testing.T) {
+	srv := natstest.StartWith(t, func(o *server.Options) { o.MaxPayload = jetlog.MinPayload / 2 })
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := jetlog.Open(context.Background(), nc, jetlog.Options{}); err == nil || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("Open on a server with max_payload %d: %v, want a refusal naming max_payload", jetlog.MinPayload/2, err)
 	}
 }

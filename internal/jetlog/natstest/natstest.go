@@ -33,20 +33,12 @@ type Server struct {
 // documented one-server setup does) and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, func(*server.Options) {})
+	return StartWith(t, func(*server.Options) {})
 }
 
-// StartWithDefaultConsumers is Start with a server that allows a stream
-// that sets no consumer limit of its own n consumers (nats-server's own
-// default is 1,000), so that a test reaches that limit with a few.
-func StartWithDefaultConsumers(t testing.TB, n int) *Server {
-	t.Helper()
-	return start(t, func(o *server.Options) { o.JetStreamLimits.DefaultMaxConsumers = n })
-}
-
-// start runs a single server that fsyncs every write, with the options
-// set changes, and stops it when the test ends.
-func start(t testing.TB, set func(*server.Options)) *Server {
+// StartWith is Start with the server's options changed by set (a limit,
+// the accounts).
+func StartWith(t testing.TB, set func(*server.Options)) *Server {
 	t.Helper()
 	s := &Server{t: t, opts: baseOptions(t, "s1")}
 	s.opts.SyncAlways = true
@@ -263,7 +255,7 @@ func StartWithCreds(t testing.TB) (*Server, string) {
 		t.Fatalf("natstest: %v", err)
 	}
 
-	s := start(t, func(o *server.Options) {
+	s := StartWith(t, func(o *server.Options) {
 		o.TrustedOperators = []*jwt.OperatorClaims{oc}
 		o.SystemAccount = system.pub
 		o.AccountResolver = resolver
