@@ -8,9 +8,10 @@
 // after the last event it delivered. Requests that are safe to repeat
 // (Send to an existing conversation, thanks to the client_msg_id it sets;
 // Subscribe, History, List, Cancel, Ping) are sent again on the next
-// connection when one drops before their reply. The client pings the
-// gateway too, so that a peer that vanished without closing the
-// connection is noticed.
+// connection when one drops before their reply. A request whose context
+// is already done is not sent: it returns the context's error. The
+// client pings the gateway too, so that a peer that vanished without
+// closing the connection is noticed.
 //
 //	c, err := client.Dial(ctx, "ws://localhost:8080", client.Options{})
 //	if err != nil { … }
