@@ -103,7 +103,17 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	}
 	l := &Log{nc: nc, js: js, opts: opts, stream: opts.Stream}
 	l.pub = &publisher{l: l}
-	if err := l.ensureStream(ctx); err != nil {
+	// The stream and every bucket allow as many consumers (see
+	// maxConsumers and ensureBucket).
+	var consumers int
+	if err := l.setup(ctx, "account limits", func(ctx context.Context) error {
+		var err error
+		consumers, err = l.streamMaxConsumers(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := l.ensureStream(ctx, consumers); err != nil {
 		return nil, err
 	}
 	buckets := []struct {
@@ -120,7 +130,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	for _, b := range buckets {
 		b.cfg.Replicas = opts.Replicas
 		b.cfg.Storage = jetstream.FileStorage
-		kv, err := l.ensureBucket(ctx, b.cfg)
+		kv, err := l.ensureBucket(ctx, b.cfg, consumers)
 		if err != nil {
 			return nil, err
 		}
@@ -144,8 +154,9 @@ const setupAttempts = 10
 // (streamMaxConsumers): JetStream refuses a stream that allows more.
 const maxConsumers = 100_000
 
-// ensureStream creates the stream, or updates it if its settings differ.
-func (l *Log) ensureStream(ctx context.Context) error {
+// ensureStream creates the stream, allowing consumers consumers, or
+// updates it if its settings differ.
+func (l *Log) ensureStream(ctx context.Context, consumers int) error {
 	cfg := jetstream.StreamConfig{
 		Name:        l.stream,
 		Description: "gateway conversation events, one subject per conversation",
@@ -157,12 +168,9 @@ func (l *Log) ensureStream(ctx context.Context) error {
 		// Concurrent appends go as one batch (nats-server 2.12 and later;
 		// an older server leaves it off, and each goes alone).
 		AllowAtomicPublish: true,
+		MaxConsumers:       consumers,
 	}
 	return l.setup(ctx, "stream "+l.stream, func(ctx context.Context) error {
-		var err error
-		if cfg.MaxConsumers, err = l.streamMaxConsumers(ctx); err != nil {
-			return err
-		}
 		s, err := l.js.Stream(ctx, l.stream)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -187,7 +195,7 @@ func (l *Log) ensureStream(ctx context.Context) error {
 func (l *Log) streamMaxConsumers(ctx context.Context) (int, error) {
 	ai, err := l.js.AccountInfo(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("account limits: %w", err)
+		return 0, err
 	}
 	limit := ai.Limits.MaxConsumers
 	if t, ok := ai.Tiers[fmt.Sprintf("R%d", l.opts.Replicas)]; ok {
@@ -201,17 +209,14 @@ func (l *Log) streamMaxConsumers(ctx context.Context) (int, error) {
 
 // ensureBucket opens the bucket cfg describes, creating it if it does not
 // exist and updating it if its TTL, marker TTL or replicas differ. Its
-// stream allows as many consumers as the events stream: every listing of
-// its keys (a list, a delete, a restart's look for work) is a consumer
+// stream allows consumers consumers, as the events stream: every listing
+// of its keys (a list, a delete, a restart's look for work) is a consumer
 // while it runs, and with the server's default of 1,000 the 1,001st
 // listing at once in the cluster would fail.
-func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+func (l *Log) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig, consumers int) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := l.setup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) error {
-		consumers, err := l.streamMaxConsumers(ctx)
-		if err != nil {
-			return err
-		}
+		var err error
 		kv, err = l.js.KeyValue(ctx, cfg.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			kv, err = l.js.CreateKeyValue(ctx, cfg)

@@ -426,11 +426,7 @@ func TestOpenUnderAnAccountLimit(t *testing.T) {
 // stored there, so Open refuses, naming the setting.
 func TestOpenRefusesASmallMaxPayload(t *testing.T) {
 	srv := natstest.StartWith(t, func(o *server.Options) { o.MaxPayload = jetlog.MinPayload / 2 })
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := rawJetStream(t, srv).Conn()
 	if _, err := jetlog.Open(context.Background(), nc, jetlog.Options{}); err == nil || !strings.Contains(err.Error(), "max_payload") {
 		t.Fatalf("Open on a server with max_payload %d: %v, want a refusal naming max_payload", jetlog.MinPayload/2, err)
 	}
