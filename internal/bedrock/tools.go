@@ -3,6 +3,8 @@ package bedrock
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -129,7 +131,7 @@ func object(raw json.RawMessage, fallback string) document.Interface {
 // exact.
 func jsonObject(raw json.RawMessage) (document.Interface, bool) {
 	var v any
-	if !isObject(raw) || !json.Valid(raw) || decodeExact(raw, &v) != nil {
+	if !isObject(raw) || decodeExact(raw, &v) != nil {
 		return nil, false
 	}
 	v, ok := sendable(v)
@@ -139,10 +141,18 @@ func jsonObject(raw json.RawMessage) (document.Interface, bool) {
 	return document.NewLazyDocument(v), true
 }
 
+// decodeExact decodes raw, one JSON value and nothing after it but
+// spaces, into v, its numbers as json.Numbers.
 func decodeExact(raw json.RawMessage, v *any) error {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
-	return d.Decode(v)
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("more after the JSON value")
+	}
+	return nil
 }
 
 // sendable replaces the json.Numbers in v, which the SDK would send as
