@@ -112,10 +112,8 @@ func (h *hub) remove(sub Subscriber) {
 func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscriber, ready func(uint64)) error {
 	h.mu.Lock()
 	last := h.last
-	// Subscribing again starts over from after: the client asked for
-	// every event after it, whatever it was sent before.
-	h.remove(sub)
 	h.mu.Unlock()
+	// A refused subscribe leaves a subscription sub already has as it is.
 	if after > last {
 		m, err := log.Meta(ctx, h.id)
 		if err != nil {
@@ -125,6 +123,12 @@ func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscrib
 			return afterBeyondEnd(after, m.LastSeq)
 		}
 	}
+	h.mu.Lock()
+	last = h.last
+	// Subscribing again starts over from after: the client asked for
+	// every event after it, whatever it was sent before.
+	h.remove(sub)
+	h.mu.Unlock()
 	ready(last)
 	pos := after
 	for {
