@@ -1,9 +1,11 @@
 package conn_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/auth"
+	"github.com/chatgateway/gateway/internal/conn"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -35,5 +37,42 @@ func TestRefusedResubscribeKeepsTheSubscription(t *testing.T) {
 	frames := c.ReadUntil(func(f *protocol.ServerFrame) bool { return f.Conversation == "marker" })
 	if first := frames[0]; first.Type != protocol.EventAction || first.Conversation != "kept" || first.Seq != 1 {
 		t.Errorf("after the refused subscribe the connection got %s of %q (seq %d) first, want kept's action, seq 1", first.Type, first.Conversation, first.Seq)
+	}
+}
+
+// TestDeleteDuringReplay deletes a conversation while a subscribe to it
+// replays its log to a client that has stopped reading: once the client
+// reads again, the replay ends and the connection is told the
+// conversation is gone, as every follower of a deleted conversation is.
+func TestDeleteDuringReplay(t *testing.T) {
+	t.Parallel()
+	// The replay's frames are so large that a few fill the queue (a
+	// replay fills half of it) and the socket buffers: the replay waits
+	// for the client after them, with its one page read from the log.
+	const events, size = 8, 512 << 10
+	s := conntest.Start(t, conntest.Config{SendBuffer: 64 << 10, Conn: conn.Options{SendQueueBytes: 2 << 20}})
+	c := conntest.DialWith(t, s.URL, conntest.WSPath(""), 64<<10)
+	createConversation(t, c, "doomed")
+	ctx := conntest.Deadline(t)
+	big := []byte(`"` + strings.Repeat("x", size) + `"`)
+	for range events {
+		if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, "doomed", convo.Action{Name: "big", Output: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Request(&protocol.Subscribe{ID: "sub", Conversation: "doomed"})
+	c.ReadUntil(conntest.IsType(protocol.EventAction))
+	if err := s.Svc.Delete(ctx, auth.LocalUser, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	// The ping is served once the subscribe is over.
+	c.Request(&protocol.Ping{ID: "p"})
+	frames := c.ReadUntil(conntest.IsType(protocol.ReplyPong))
+	told := false
+	for _, f := range frames {
+		told = told || f.Type == protocol.ReplyDeleted && f.Conversation == "doomed" && f.ID == ""
+	}
+	if !told {
+		t.Errorf("after the replay the connection got %d frames, none a deleted frame for doomed", len(frames))
 	}
 }

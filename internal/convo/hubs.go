@@ -39,6 +39,10 @@ type hub struct {
 	kicked bool
 	// refs counts calls in progress that need the hub to stay.
 	refs int
+	// deleted is set once the conversation is deleted and its
+	// subscribers told (removeAll): a subscribe that was replaying then
+	// tells its subscriber too, instead of registering it.
+	deleted bool
 	// unfollow ends the Log's reports of the conversation (see Log.Follow).
 	unfollow func()
 	// history is the conversation's messages through seq historyAt, as
@@ -133,6 +137,11 @@ func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscrib
 	pos := after
 	for {
 		h.mu.Lock()
+		if h.deleted {
+			h.mu.Unlock()
+			sub.Gone(h.id)
+			return nil
+		}
 		if pos >= h.last {
 			h.add(sub, pos)
 			h.mu.Unlock()
@@ -174,6 +183,7 @@ func (h *hub) unsubscribe(sub Subscriber) {
 // conversation is gone.
 func (h *hub) removeAll() {
 	h.mu.Lock()
+	h.deleted = true
 	for sub := range h.subs {
 		h.remove(sub)
 		sub.Gone(h.id)
