@@ -1,6 +1,7 @@
 package conn_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -43,36 +44,46 @@ func TestRefusedResubscribeKeepsTheSubscription(t *testing.T) {
 // TestDeleteDuringReplay deletes a conversation while a subscribe to it
 // replays its log to a client that has stopped reading: once the client
 // reads again, the replay ends and the connection is told the
-// conversation is gone, as every follower of a deleted conversation is.
+// conversation is gone, as every follower of a deleted conversation is,
+// and the subscribe gets no error after its subscribed reply. The delete
+// comes while the replay holds the log's one page, or the first of two.
 func TestDeleteDuringReplay(t *testing.T) {
 	t.Parallel()
 	// The replay's frames are so large that a few fill the queue (a
 	// replay fills half of it) and the socket buffers: the replay waits
-	// for the client after them, with its one page read from the log.
-	const events, size = 8, 512 << 10
-	s := conntest.Start(t, conntest.Config{SendBuffer: 64 << 10, Conn: conn.Options{SendQueueBytes: 2 << 20}})
-	c := conntest.DialWith(t, s.URL, conntest.WSPath(""), 64<<10)
-	createConversation(t, c, "doomed")
-	ctx := conntest.Deadline(t)
+	// for the client after them, with a page of 16 read from the log.
+	const size = 128 << 10
+	s := conntest.Start(t, conntest.Config{SendBuffer: 64 << 10, Conn: conn.Options{SendQueueBytes: 512 << 10}})
 	big := []byte(`"` + strings.Repeat("x", size) + `"`)
-	for range events {
-		if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, "doomed", convo.Action{Name: "big", Output: big}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Request(&protocol.Subscribe{ID: "sub", Conversation: "doomed"})
-	c.ReadUntil(conntest.IsType(protocol.EventAction))
-	if err := s.Svc.Delete(ctx, auth.LocalUser, "doomed"); err != nil {
-		t.Fatal(err)
-	}
-	// The ping is served once the subscribe is over.
-	c.Request(&protocol.Ping{ID: "p"})
-	frames := c.ReadUntil(conntest.IsType(protocol.ReplyPong))
-	told := false
-	for _, f := range frames {
-		told = told || f.Type == protocol.ReplyDeleted && f.Conversation == "doomed" && f.ID == ""
-	}
-	if !told {
-		t.Errorf("after the replay the connection got %d frames, none a deleted frame for doomed", len(frames))
+	for _, events := range []int{12, 20} {
+		t.Run(fmt.Sprintf("%d events", events), func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprintf("doomed-%d", events)
+			c := conntest.DialWith(t, s.URL, conntest.WSPath(""), 64<<10)
+			createConversation(t, c, id)
+			ctx := conntest.Deadline(t)
+			for range events {
+				if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, id, convo.Action{Name: "big", Output: big}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Request(&protocol.Subscribe{ID: "sub", Conversation: id})
+			c.ReadUntil(conntest.IsType(protocol.EventAction))
+			if err := s.Svc.Delete(ctx, auth.LocalUser, id); err != nil {
+				t.Fatal(err)
+			}
+			// The ping is served once the subscribe is over.
+			c.Request(&protocol.Ping{ID: "p"})
+			told := false
+			for _, f := range c.ReadUntil(conntest.IsType(protocol.ReplyPong)) {
+				told = told || f.Type == protocol.ReplyDeleted && f.Conversation == id && f.ID == ""
+				if f.Type == protocol.ReplyError {
+					t.Errorf("the subscribe got error %s %q after its subscribed reply", f.Code, f.ErrorMessage())
+				}
+			}
+			if !told {
+				t.Error("after the replay the connection got no deleted frame")
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package convo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,7 +42,8 @@ type hub struct {
 	refs int
 	// deleted is set once the conversation is deleted and its
 	// subscribers told (removeAll): a subscribe that was replaying then
-	// tells its subscriber too, instead of registering it.
+	// tells its subscriber too, instead of registering it (or, if its
+	// next page is gone from the log, instead of failing).
 	deleted bool
 	// unfollow ends the Log's reports of the conversation (see Log.Follow).
 	unfollow func()
@@ -151,6 +153,12 @@ func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscrib
 		h.mu.Unlock()
 		for pos < upTo {
 			frames, err := log.Events(ctx, h.id, pos, upTo, replayPage)
+			if errors.Is(err, ErrNotFound) {
+				// Deleted meanwhile: sub learns it as removeAll tells
+				// the live subscribers.
+				sub.Gone(h.id)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("convo: replay %s after %d: %w", h.id, pos, err)
 			}

@@ -249,7 +249,8 @@ func (s *Service) newMeta(user string, req *protocol.Create) *Meta {
 // It returns once sub is live. Subscribing a subscriber again starts over
 // from the new after. An after beyond the last seq is a bad_request, and
 // leaves a subscription sub has as it was. If the conversation is deleted
-// while its log replays, sub is told so (Gone) once the replay is over.
+// while its log replays, sub is told so (Gone) where the replay stops,
+// and Subscribe returns nil.
 func (s *Service) Subscribe(ctx context.Context, user, conversation string, after uint64, sub Subscriber, ready func(last uint64)) error {
 	if _, err := s.owned(ctx, user, conversation); err != nil {
 		return err
