@@ -157,9 +157,10 @@ func (h tailHead) oldest(refs []tailRef) bool { return len(refs) > 0 && refs[0].
 // loadTail reads the tail's state at start-up and rebuilds its index:
 // from a tailidx bucket (a file written before), which it deletes, or
 // else from the tail's entries themselves. An entry is a live event of
-// its conversation if the conversation exists and has no event of that
-// seq in the events bucket: a move leaves the moved entries behind until
-// the tail is cut below them, a delete does not.
+// its conversation if the conversation exists, has no event of that seq
+// in the events bucket, and no delete's mark of its id follows it: a
+// move leaves the moved entries behind until the tail is cut below them,
+// a delete deletes the others and marks the moved ones dead.
 func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 	st := tailState{next: 1}
 	refs := map[string][]tailRef{}
@@ -189,6 +190,13 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 				return fmt.Errorf("tail entry %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			id := ev.Conversation
+			if ev.Seq == 0 {
+				// A delete's mark (see deleteTail): the entries before it
+				// are of the conversation deleted, not of one created
+				// again under its id.
+				delete(refs, id)
+				return nil
+			}
 			last, ok := lastMoved[id]
 			if !ok {
 				last = -1
@@ -343,7 +351,11 @@ func (b *batch) dropTail(id string) {
 }
 
 // deleteTail deletes conversation id's events in the tail, with the
-// conversation: the index rebuilt at start-up must not find them.
+// conversation: the index rebuilt at start-up must not find them. Its
+// moved entries, left for the tail's cut, are not listed anywhere: a
+// mark after them, an entry of seq 0, tells loadTail that they are dead,
+// should a conversation be created again under the id. The mark is cut
+// with the tail's head, after them.
 func (b *batch) deleteTail(id string) error {
 	tail := b.tx.Bucket(bucketTail)
 	for _, r := range b.refsOf(id) {
@@ -352,6 +364,21 @@ func (b *batch) deleteTail(id string) error {
 		}
 	}
 	b.dropTail(id)
+	mark, err := json.Marshal(struct {
+		Conversation string `json:"conversation"`
+		Seq          uint64 `json:"seq"`
+	}{id, 0})
+	if err != nil {
+		return err
+	}
+	g := b.tail.next
+	b.tail.next++
+	if err := tail.Put(tailKey(g), mark); err != nil {
+		return err
+	}
+	// Kept as a frame for its key's place, forgotten as moved.
+	b.tail.frames = append(b.tail.frames, mark)
+	b.tail.moved = append(b.tail.moved, g)
 	return nil
 }
 

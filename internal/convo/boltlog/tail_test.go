@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -444,4 +445,58 @@ func TestReadersSeeTheirCommitsIndex(t *testing.T) {
 		}
 	}
 	checkLog(t, l, "a", 40*7)
+}
+
+// TestTailIndexSkipsMovedEntriesOfDeletedID deletes conversations whose
+// ended turns' entries are still in the tail (moved out, not cut yet: an
+// older reply holds the tail's head) and creates them again under the
+// same id, as a client may. The index rebuilt at start-up must not take
+// the deleted conversations' entries for the new ones' events.
+func TestTailIndexSkipsMovedEntriesOfDeletedID(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	l := openAt(t, path)
+	create(t, l, "old")
+	appendEvents(t, l, "old", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("holds the tail"))
+	for _, id := range []string{"empty", "short", "open"} {
+		create(t, l, id)
+		appendEvents(t, l, id, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("deleted "), delta("text"), delta("here"))
+		appendEvents(t, l, id, turnEnd())
+		if err := l.Delete(ctx, id, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		create(t, l, id)
+	}
+	// "empty" has no events; "short" one ended turn, shorter than the
+	// deleted one's; "open" a turn in progress.
+	appendEvents(t, l, "short", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"})
+	appendEvents(t, l, "short", turnEnd())
+	appendEvents(t, l, "open", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"})
+	want := maps.Clone(l.tail.refs)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openAt(t, path)
+	if got := l.tail.refs; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("index rebuilt: %v, want %v", got, want)
+	}
+	for id, last := range map[string]uint64{"old": 2, "empty": 0, "short": 2, "open": 1} {
+		m, err := l.Meta(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames, err := l.Events(ctx, id, 0, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.LastSeq != last || len(frames) != int(last) {
+			t.Errorf("%s after reopening: last seq %d, %d events, want %d", id, m.LastSeq, len(frames), last)
+		}
+		for _, f := range frames {
+			if strings.Contains(string(f), "deleted ") {
+				t.Errorf("%s after reopening shows a deleted conversation's event %s", id, f)
+			}
+		}
+	}
 }
