@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -91,5 +92,42 @@ func TestMetadataFromCheckpointAndEvents(t *testing.T) {
 	}
 	if s := storedMeta(t, l, "c"); s.LastSeq != now.LastSeq || len(s.Pending) != 2 {
 		t.Errorf("stored metadata at seq %d with %d pending, want seq %d with 2", s.LastSeq, len(s.Pending), now.LastSeq)
+	}
+}
+
+// TestMetadataTimeOfAStreamingReply opens the file again while a reply
+// streams: the metadata read back has the update time of the reply's
+// last delta, as before, not of the turn's start, so that a list's
+// order and cursors do not change with a restart or the cache.
+func TestMetadataTimeOfAStreamingReply(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	l := openAt(t, path)
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// Set before the first append: the commit loop reads it from then on.
+	l.now = func() time.Time {
+		clock = clock.Add(time.Second)
+		return clock
+	}
+	create(t, l, "c")
+	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
+	appendEvents(t, l, "c", delta("streaming"))
+	appendEvents(t, l, "c", delta(" on"))
+	want, err := l.Meta(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openAt(t, path)
+	got, err := l.Meta(ctx, "c")
+	if err != nil || !got.UpdatedAt.Equal(want.UpdatedAt) || got.LastSeq != want.LastSeq {
+		t.Errorf("after reopening: updated at %v, last seq %d (%v); want %v, %d", got.UpdatedAt, got.LastSeq, err, want.UpdatedAt, want.LastSeq)
+	}
+	list, _, err := l.List(ctx, "u1", convo.ListCursor{}, 10, 0)
+	if err != nil || len(list) != 1 || !list[0].UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("list after reopening: %+v (%v), want c updated at %v", list, err, want.UpdatedAt)
 	}
 }

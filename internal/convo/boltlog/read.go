@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -79,11 +80,16 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 		return nil, 0, fmt.Errorf("boltlog: conversation %s: corrupt metadata: %w", id, err)
 	}
 	stored = m.LastSeq
+	// The last event, if a delta or thinking: only its time matters.
+	var stream []byte
 	err = walk(tx, id, stored, func(seq uint64, frame []byte) (bool, error) {
-		// A delta or thinking event changes nothing but the last seq.
+		// A delta or thinking event changes nothing but the last seq and
+		// the update time.
 		if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) {
+			stream = frame
 			return true, nil
 		}
+		stream = nil
 		var ev protocol.Event
 		if err := json.Unmarshal(frame, &ev); err != nil {
 			return false, fmt.Errorf("boltlog: conversation %s: event %d: corrupt event: %w", id, seq, err)
@@ -93,6 +99,15 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if stream != nil {
+		var ev struct {
+			TS time.Time `json:"ts"`
+		}
+		if err := json.Unmarshal(stream, &ev); err != nil {
+			return nil, 0, fmt.Errorf("boltlog: conversation %s: corrupt event: %w", id, err)
+		}
+		m.UpdatedAt = ev.TS
 	}
 	m.LastSeq = lastEventSeq(tx, id)
 	return m, stored, nil
