@@ -349,8 +349,10 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		}
 		if a.ClientMsgID != "" {
 			// Two gateways may take the same send at once (a client that
-			// retried on another node): JetStream stores one of them.
-			rec.Dedupe = clientMsgKey(id, a.ClientMsgID)
+			// retried on another node): JetStream stores one of them. The
+			// creation time tells a conversation from one deleted before
+			// it under its id, whose records the window still knows.
+			rec.Dedupe = clientMsgKey(id, a.ClientMsgID) + "." + strconv.FormatInt(m.CreatedAt.UnixNano(), 10)
 		}
 		if hasWork(m) && !hasWork(end.meta) {
 			// Marked before the record is stored, so that no stored work
