@@ -2,7 +2,9 @@ package convo_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -135,5 +137,74 @@ func TestFailedLastChunkEndsTurnUnavailable(t *testing.T) {
 	end := evs[len(evs)-1]
 	if end.StopReason != protocol.StopError || end.Error == nil || end.Error.Code != protocol.CodeUnavailable || end.Message.Text != "a" {
 		t.Fatalf("turn_end %q (error %+v, text %q), want error unavailable with the stored text \"a\"", end.StopReason, end.Error, end.Message.Text)
+	}
+}
+
+// metaHookLog is the file's Log, which runs hook once, right after the
+// next Meta read made with a context that carries hookKey (a caller's
+// check of the conversation, not the Service's own reads): the place
+// where a concurrent call lands between the check and what follows it.
+type metaHookLog struct {
+	convo.Log
+	mu   sync.Mutex
+	hook func()
+}
+
+type hookKey struct{}
+
+func (l *metaHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	m, err := l.Log.Meta(ctx, id)
+	if ctx.Value(hookKey{}) == nil {
+		return m, err
+	}
+	l.mu.Lock()
+	hook := l.hook
+	l.hook = nil
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return m, err
+}
+
+// TestSubscribeRacingDelete deletes a conversation right after a
+// subscribe checked it: the subscribe must fail as not found, and the
+// subscriber must not get the events of a
+// conversation another user creates next under the same id.
+func TestSubscribeRacingDelete(t *testing.T) {
+	ctx := context.Background()
+	var hooked *metaHookLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
+		hooked = &metaHookLog{Log: l}
+		return hooked
+	})
+	const id = "shared-name"
+	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
+		t.Fatal(err)
+	}
+	hooked.mu.Lock()
+	hooked.hook = func() {
+		if err := s.Delete(ctx, "u1", id); err != nil {
+			t.Error(err)
+		}
+	}
+	hooked.mu.Unlock()
+	rec := newRecorder(100)
+	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", id, 0, rec, func(uint64) {})
+	if !errors.Is(err, convo.ErrNotFound) {
+		t.Errorf("a subscribe that raced a delete returned %v, want not found", err)
+	}
+
+	// Another user takes the id: u1's subscriber must see none of it.
+	if _, err := s.Create(ctx, "u2", &protocol.Create{Conversation: id}); err != nil {
+		t.Fatal(err)
+	}
+	other := newRecorder(100)
+	if _, err := s.Send(ctx, "u2", &protocol.Send{Conversation: id, Text: "private"}, other); err != nil {
+		t.Fatal(err)
+	}
+	other.until(t, protocol.EventTurnEnd)
+	if len(rec.ch) != 0 {
+		t.Fatalf("u1's subscriber to the deleted conversation got %d frames of u2's, the first %s", len(rec.ch), <-rec.ch)
 	}
 }

@@ -41,9 +41,10 @@ type hub struct {
 	// refs counts calls in progress that need the hub to stay.
 	refs int
 	// deleted is set once the conversation is deleted and its
-	// subscribers told (removeAll): a subscribe that was replaying then
-	// tells its subscriber too, instead of registering it (or, if its
-	// next page is gone from the log, instead of failing).
+	// subscribers told (removeAll): a subscribe not yet answered then
+	// fails as not found, one that was replaying tells its subscriber
+	// too, instead of registering it (or, if its next page is gone from
+	// the log, instead of failing).
 	deleted bool
 	// unfollow ends the Log's reports of the conversation (see Log.Follow).
 	unfollow func()
@@ -130,6 +131,12 @@ func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscrib
 		}
 	}
 	h.mu.Lock()
+	if h.deleted {
+		// Deleted since the caller checked it: not found, as a
+		// subscribe after the delete would be.
+		h.mu.Unlock()
+		return ErrNotFound
+	}
 	last = h.last
 	// Subscribing again starts over from after: the client asked for
 	// every event after it, whatever it was sent before.

@@ -249,14 +249,19 @@ func (s *Service) newMeta(user string, req *protocol.Create) *Meta {
 // It returns once sub is live. Subscribing a subscriber again starts over
 // from the new after. An after beyond the last seq is a bad_request, and
 // leaves a subscription sub has as it was. If the conversation is deleted
-// while its log replays, sub is told so (Gone) where the replay stops,
-// and Subscribe returns nil.
+// before ready is called, Subscribe returns ErrNotFound; if while its log
+// replays, sub is told so (Gone) where the replay stops, and Subscribe
+// returns nil.
 func (s *Service) Subscribe(ctx context.Context, user, conversation string, after uint64, sub Subscriber, ready func(last uint64)) error {
+	// The hub first, then the check: a delete that the check misses
+	// finds this hub and marks it deleted, which subscribe sees. Checked
+	// first, a delete in between would leave sub on a new hub of the
+	// deleted id, never told, and fed by whoever creates the id next.
+	h := s.acquire(conversation)
+	defer s.release(h)
 	if _, err := s.owned(ctx, user, conversation); err != nil {
 		return err
 	}
-	h := s.acquire(conversation)
-	defer s.release(h)
 	return h.subscribe(ctx, s.log, after, sub, ready)
 }
 
