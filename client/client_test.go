@@ -497,3 +497,58 @@ func TestSilentGatewayDropped(t *testing.T) {
 		t.Fatalf("%d connections through the proxy, want a reconnection", n)
 	}
 }
+
+// TestSendBeforeResubscribe sends a message on a new connection before
+// the client has subscribed it again to a conversation whose reply went
+// on while it was away. The gateway follows a sending connection from
+// the live edge, so the new message's events come before the replay of
+// the ones missed; the subscriber still sees every event once, in order.
+func TestSendBeforeResubscribe(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	srv := conntest.Start(t, conntest.Config{Model: conntest.GatedModel{Gate: gate}})
+	p := newProxy(t, srv.URL)
+	ctx := conntest.Deadline(t)
+	// The second connection resubscribes only once the Send on it is
+	// stored, as when the scheduler runs the Send's goroutine first.
+	stored := make(chan struct{})
+	var connects atomic.Int32
+	opts := fast
+	opts.OnConnect = func() {
+		if connects.Add(1) == 2 {
+			select {
+			case <-stored:
+			case <-ctx.Done():
+			}
+		}
+	}
+	c := dial(t, p.URL(), opts)
+	sub := startTurn(t, c, "c")
+	evs := readUntilText(t, sub, "a4")
+	watcher := srv.Dial(t, "conversation=c")
+	watcher.ReadUntil(conntest.IsType(protocol.ReplySubscribed))
+
+	p.drop()
+	close(gate)
+	watcher.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Send(ctx, "c", "again")
+		sent <- err
+	}()
+	watcher.ReadUntil(conntest.IsType(protocol.EventMessage))
+	close(stored)
+	if err := <-sent; err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	ends := watcher.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	last := ends[len(ends)-1].Seq
+	for evs[len(evs)-1].Seq < last {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after seqs %v: %v", seqs(evs), err)
+		}
+		evs = append(evs, ev)
+	}
+	checkLog(t, srv.URL, "c", evs)
+}

@@ -67,12 +67,16 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 	}
 }
 
-// deliver hands ev to s's reader unless s has had it already. It waits
-// while s's buffer is full: the gateway then sees a slow consumer, and
-// the next connection resumes after s.last.
+// deliver hands ev to s's reader if it is the event after s.last. It
+// waits while s's buffer is full: the gateway then sees a slow consumer,
+// and the next connection resumes after s.last.
 func (s *Subscription) deliver(ctx context.Context, ev protocol.Event) {
 	s.mu.Lock()
-	if ev.Seq <= s.last {
+	// A subscribe's events come gapless from its after, but a send
+	// subscribes the connection from the live edge: events further on
+	// that come before the replay (a send written before the
+	// resubscription) come again after it.
+	if ev.Seq != s.last+1 {
 		s.mu.Unlock()
 		return
 	}
