@@ -197,6 +197,12 @@ func (c *config) check() error {
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
 		{"bedrock-header-timeout", c.bedrockHeaderTimeout < 0},
 		{"send-queue-bytes", c.sendQueueBytes < 0}, {"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
+		// A negative -max-frame-bytes would lift the frame limit
+		// (coder/websocket's SetReadLimit(-1)); the others would
+		// quietly mean their default or minimum.
+		{"max-frame-bytes", c.maxFrameBytes < 0}, {"max-text-bytes", c.maxTextBytes < 0},
+		{"send-queue", c.sendQueue < 0}, {"max-queued-turns", c.maxQueuedTurns < 0},
+		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"jwt-leeway", c.jwtLeeway < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

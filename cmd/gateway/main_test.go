@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -272,6 +273,36 @@ func TestConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNegativeLimitsRefused gives every numeric flag a negative value,
+// as docs/CONFIGURATION.md says is refused at start, except -temperature,
+// where negative means the model's default. (-demo-word-delay, where it
+// means none, is not a plain number.)
+func TestNegativeLimitsRefused(t *testing.T) {
+	t.Parallel()
+	(&config{}).flagSet(io.Discard).VisitAll(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if !ok || f.Name == "temperature" {
+			return
+		}
+		var negative string
+		switch g.Get().(type) {
+		case int, int64, float64:
+			negative = "-1"
+		case time.Duration:
+			negative = "-1s"
+		default:
+			return
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			// With -nats, so that the cluster's flags count too.
+			args := []string{"-nats", "nats://127.0.0.1:4222", "-" + f.Name, negative}
+			if _, err := parseConfig(args, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-"+f.Name) {
+				t.Fatalf("-%s %s: error %v, want one naming the flag", f.Name, negative, err)
+			}
+		})
+	})
 }
 
 // TestCrash builds the binary, kills it with SIGKILL in the middle of a
