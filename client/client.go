@@ -29,7 +29,9 @@ var (
 	// the connection dropped before its reply: it may or may not have
 	// taken effect.
 	ErrConnectionLost = errors.New("client: connection lost before the reply")
-	// ErrDeleted ends a subscription whose conversation was deleted.
+	// ErrDeleted ends a subscription whose conversation was deleted,
+	// also while the client was disconnected (the error then wraps the
+	// gateway's not_found too).
 	ErrDeleted = errors.New("client: conversation deleted")
 )
 

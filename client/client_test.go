@@ -552,3 +552,26 @@ func TestSendBeforeResubscribe(t *testing.T) {
 	}
 	checkLog(t, srv.URL, "c", evs)
 }
+
+// TestDeletedWhileAway deletes a followed conversation while the client
+// is disconnected: once back, its subscription ends with ErrDeleted, as
+// when the deletion happens while it is connected.
+func TestDeletedWhileAway(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	p := newProxy(t, srv.URL)
+	c := dial(t, p.URL(), fast)
+	ctx := conntest.Deadline(t)
+	sub := startTurn(t, c, "c")
+	readTurn(t, sub)
+
+	p.setBackend("127.0.0.1:1") // nothing listens there: reconnections fail
+	p.drop()
+	if status, body := conntest.Do(t, http.MethodDelete, srv.URL+"/v1/conversations/c", ""); status != http.StatusOK {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	p.setBackend(srv.URL)
+	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) {
+		t.Fatalf("Next after a delete while away: %+v, %v; want ErrDeleted", ev, err)
+	}
+}

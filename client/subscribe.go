@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -54,6 +55,9 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 }
 
 // resubscribe subscribes ws again to s after the last event s delivered.
+// A conversation it followed that is not found now was deleted while the
+// client was away: s ends with ErrDeleted, as it does when the deletion
+// happens while connected.
 func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 	s.mu.Lock()
 	after := s.last
@@ -63,7 +67,11 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 	if r.err == nil && r.typ == protocol.ReplyError {
 		var e protocol.Error
 		_ = json.Unmarshal(r.data, &e)
-		c.drop(s, &e)
+		var err error = &e
+		if e.Code == protocol.CodeNotFound {
+			err = fmt.Errorf("%w: %w", ErrDeleted, err)
+		}
+		c.drop(s, err)
 	}
 }
 
