@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 
 	"github.com/chatgateway/gateway/client"
@@ -79,22 +80,34 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 	}
 	say("conversation %s: type a message and Enter; Ctrl-D ends\n", conversation)
 
-	ended := make(chan string, 16) // turns that ended
+	// The reader notes the turns that ended, for the wait at the end of
+	// in. It must never block on that: a conversation can have any number
+	// of turns, and the replies would stop showing.
+	var endedMu sync.Mutex
+	ended := map[string]bool{}
+	turnEnded := make(chan struct{}, 1) // a turn ended since the last look
+	reading := make(chan struct{})      // closed when the reader stops
 	go func() {
+		defer close(reading)
 		for {
 			ev, err := sub.Next(ctx)
 			if err != nil {
-				close(ended)
 				return
 			}
 			say("%s", render(ev))
 			if ev.Type == protocol.EventTurnEnd {
-				ended <- ev.Turn
+				endedMu.Lock()
+				ended[ev.Turn] = true
+				endedMu.Unlock()
+				select {
+				case turnEnded <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
 
-	waiting := map[string]bool{} // turns of our messages not ended yet
+	var waiting []string // turns of our messages
 	lines := bufio.NewScanner(in)
 	for lines.Scan() {
 		if lines.Text() == "" {
@@ -105,16 +118,24 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 			say("[not sent: %v]\n", err)
 			continue
 		}
-		waiting[ack.Message.Turn] = true
+		waiting = append(waiting, ack.Message.Turn)
 	}
-	for len(waiting) > 0 {
-		turn, ok := <-ended
-		if !ok {
+	for stopped := false; ; {
+		endedMu.Lock()
+		waiting = slices.DeleteFunc(waiting, func(turn string) bool { return ended[turn] })
+		endedMu.Unlock()
+		switch {
+		case len(waiting) == 0:
+			return lines.Err()
+		case stopped:
 			return ctx.Err()
 		}
-		delete(waiting, turn)
+		select {
+		case <-turnEnded:
+		case <-reading:
+			stopped = true // look once more: the turns may have ended first
+		}
 	}
-	return lines.Err()
 }
 
 // render is how an event shows in the terminal.

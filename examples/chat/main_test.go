@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestChat types two lines into the chat and reads both replies.
@@ -71,4 +76,41 @@ func (w *watched) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// TestChatShowsRepliesAfterManyTurns continues a conversation of 17
+// turns, more than the chat kept track of without blocking, and types a
+// line: its reply shows while the chat still reads lines.
+func TestChatShowsRepliesAfterManyTurns(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Convo: convo.Config{MaxQueuedTurns: 32}})
+	base := srv.URL + "/v1/conversations"
+	if status, body := conntest.Do(t, http.MethodPost, base, `{"conversation":"long"}`); status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	watcher := srv.Dial(t, "conversation=long")
+	for i := range 17 {
+		if status, body := conntest.Do(t, http.MethodPost, base+"/long/messages", fmt.Sprintf(`{"text":"m%d"}`, i)); status != http.StatusAccepted {
+			t.Fatalf("send: %d %s", status, body)
+		}
+		watcher.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	}
+
+	ctx := conntest.Deadline(t)
+	in, typed := io.Pipe()
+	out := &watched{marker: "You said: “one more”", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, srv.URL, "long", "", in, out) }()
+	if _, err := io.WriteString(typed, "one more\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-out.seen:
+	case <-ctx.Done():
+		t.Fatalf("the reply to a line typed after 17 turns never showed:\n%s", out.String())
+	}
+	typed.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
