@@ -124,9 +124,10 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	r.Use(logRequests(a.log), a.checkHost, middleware.GetHead)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
-	// Every route goes in this group: its requests pass the origin and
-	// content-type checks, and only those of a route that exists, so that
-	// a wrong path or method is told as such first.
+	// Every route goes in this group (those under /v1/conversations, in
+	// a subrouter, below): its requests pass the origin and content-type
+	// checks, and only those of a route that exists, so that a wrong path
+	// or method is told as such first.
 	r.Group(func(r chi.Router) {
 		r.Use(a.checkOrigin, a.requireJSON)
 		r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
@@ -138,22 +139,6 @@ func New(svc *convo.Service, opts Options) http.Handler {
 		if serveMetrics {
 			r.Get("/metrics", opts.Metrics.Handler().ServeHTTP)
 		}
-		r.Route("/v1/conversations", func(r chi.Router) {
-			r.Use(a.authenticate, a.bodyDeadline)
-			r.Get("/", a.with(a.list))
-			r.Post("/", a.with(a.create))
-			r.Route("/{id}", func(r chi.Router) {
-				r.Get("/", a.withID(a.get))
-				r.Delete("/", a.withID(a.delete))
-				r.Get("/messages", a.withID(a.history))
-				r.Post("/messages", a.withID(a.send))
-				r.Get("/events", a.withID(a.events))
-				r.Post("/actions", a.withID(a.action))
-				r.Post("/cancel", a.withID(a.cancel))
-				r.Post("/calls/{call}/approval", a.withID(a.answer(protocol.TypeApprove)))
-				r.Post("/calls/{call}/output", a.withID(a.answer(protocol.TypeToolOutput)))
-			})
-		})
 		r.With(a.authenticate).Get("/v1/agents", a.with(a.agents))
 		// The page serves every other path; unknown API paths get a JSON
 		// 404, not the page's.
@@ -163,6 +148,29 @@ func New(svc *convo.Service, opts Options) http.Handler {
 				return
 			}
 			opts.Page.ServeHTTP(w, r)
+		})
+	})
+	// A subrouter is called for every request under its path, whatever
+	// the method: the checks, and the caller's authentication, go on each
+	// of its routes, not on it, so that a wrong path or method is told as
+	// such first here too.
+	checked := func(r chi.Router) chi.Router {
+		return r.With(a.checkOrigin, a.requireJSON, a.authenticate, a.bodyDeadline)
+	}
+	r.Route("/v1/conversations", func(r chi.Router) {
+		checked(r).Get("/", a.with(a.list))
+		checked(r).Post("/", a.with(a.create))
+		r.Route("/{id}", func(r chi.Router) {
+			r = checked(r)
+			r.Get("/", a.withID(a.get))
+			r.Delete("/", a.withID(a.delete))
+			r.Get("/messages", a.withID(a.history))
+			r.Post("/messages", a.withID(a.send))
+			r.Get("/events", a.withID(a.events))
+			r.Post("/actions", a.withID(a.action))
+			r.Post("/cancel", a.withID(a.cancel))
+			r.Post("/calls/{call}/approval", a.withID(a.answer(protocol.TypeApprove)))
+			r.Post("/calls/{call}/output", a.withID(a.answer(protocol.TypeToolOutput)))
 		})
 	})
 	return r
