@@ -416,36 +416,41 @@ func (c *Client) connected(ctx context.Context) (*websocket.Conn, error) {
 // ErrConnectionLost. An error reply is returned as a *protocol.Error.
 // With ctx done it sends nothing (again) and returns ctx's error.
 func (c *Client) call(ctx context.Context, id string, req protocol.Request, retry bool, out any) error {
+	_, err := c.callOn(ctx, id, req, retry, out)
+	return err
+}
+
+// callOn is call, and returns the connection that carried the reply.
+func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, retry bool, out any) (*websocket.Conn, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		ws, err := c.connected(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r := c.roundTrip(ctx, ws, id, req)
 		switch {
 		case errors.Is(r.err, errLost) && retry:
 			continue
 		case errors.Is(r.err, errLost):
-			return ErrConnectionLost
+			return nil, ErrConnectionLost
 		case r.err != nil:
-			return r.err
+			return nil, r.err
 		case r.typ == protocol.ReplyError:
 			var e protocol.Error
 			if err := json.Unmarshal(r.data, &e); err != nil {
-				return fmt.Errorf("client: decoding an error reply: %w", err)
+				return nil, fmt.Errorf("client: decoding an error reply: %w", err)
 			}
-			return &e
+			return nil, &e
 		}
-		if out == nil {
-			return nil
+		if out != nil {
+			if err := json.Unmarshal(r.data, out); err != nil {
+				return nil, fmt.Errorf("client: decoding the %s reply: %w", r.typ, err)
+			}
 		}
-		if err := json.Unmarshal(r.data, out); err != nil {
-			return fmt.Errorf("client: decoding the %s reply: %w", r.typ, err)
-		}
-		return nil
+		return ws, nil
 	}
 }
 

@@ -575,3 +575,36 @@ func TestDeletedWhileAway(t *testing.T) {
 		t.Fatalf("Next after a delete while away: %+v, %v; want ErrDeleted", ev, err)
 	}
 }
+
+// TestSendsBeyondMaxSubscriptions sends to more conversations than a
+// connection may follow, without subscribing to them: the gateway
+// follows a sending connection to the conversation, but the client,
+// which has no Subscription for it, does not keep that up, so every Send
+// succeeds.
+func TestSendsBeyondMaxSubscriptions(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 2}})
+	c := dial(t, srv.URL, fast)
+	ctx := conntest.Deadline(t)
+	sub := startTurn(t, c, "followed")
+	for i := range 3 {
+		if _, err := c.Send(ctx, "", fmt.Sprintf("new conversation %d", i)); err != nil {
+			t.Fatalf("Send %d to a new conversation: %v", i, err)
+		}
+	}
+	if _, err := c.Create(ctx, protocol.Create{Conversation: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Send(ctx, "other", fmt.Sprintf("message %d", i)); err != nil {
+			t.Fatalf("Send %d to a conversation not followed: %v", i, err)
+		}
+	}
+	// The followed conversation still streams.
+	evs := readTurn(t, sub)
+	if _, err := c.Send(ctx, "followed", "again"); err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, readTurn(t, sub)...)
+	checkLog(t, srv.URL, "followed", evs)
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"iter"
 
+	"github.com/coder/websocket"
+
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -32,10 +34,39 @@ func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol
 	id := c.requestID()
 	req := &protocol.Send{ID: id, Conversation: conversation, Text: text, ClientMsgID: newKey()}
 	var ack protocol.Ack
-	if err := c.call(ctx, id, req, conversation != "", &ack); err != nil {
+	ws, err := c.callOn(ctx, id, req, conversation != "", &ack)
+	if err != nil {
 		return nil, err
 	}
+	c.unfollow(ws, ack.Conversation)
 	return &ack, nil
+}
+
+// unfollow undoes on ws the subscription the gateway gives a connection
+// that sends to conversation, unless a Subscription follows it: else
+// every conversation sent to would count toward the gateway's bound on
+// the conversations a connection follows (-max-subscriptions), and its
+// events would come for nothing.
+func (c *Client) unfollow(ws *websocket.Conn, conversation string) {
+	if c.sub(conversation) != nil {
+		return
+	}
+	// Without an id: the unsubscribed reply goes unread.
+	b, err := protocol.EncodeRequest(&protocol.Unsubscribe{Conversation: conversation})
+	if err != nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
+		_ = ws.CloseNow()
+		return
+	}
+	// A Subscription made meanwhile may have had its subscribe written
+	// before this unsubscribe: subscribe it again, after it.
+	if s := c.sub(conversation); s != nil {
+		go c.resubscribe(ws, s)
+	}
 }
 
 // History returns a page of conversation's stored messages, oldest
