@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -206,6 +207,12 @@ func (c *config) check() error {
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)
+		}
+	}
+	for _, o := range c.origins() {
+		// A malformed pattern would match nothing, silently.
+		if _, err := path.Match(o, ""); err != nil {
+			return fmt.Errorf("-allowed-origins %q: %w", o, err)
 		}
 	}
 	if c.sendRate > 0 && c.sendBurst < 1 || c.upgradeRate > 0 && c.upgradeBurst < 1 {

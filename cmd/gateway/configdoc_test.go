@@ -93,7 +93,8 @@ says "(0: …)", a zero value means the default it names.
 
 const configTail = `
 Negative limits are refused at start, as are ` + "`-auth jwt`" + ` without a secret or
-a JWKS, and ` + "`-jwt-…`" + ` flags without ` + "`-auth jwt`" + `.
+a JWKS, ` + "`-jwt-…`" + ` flags without ` + "`-auth jwt`" + `, and a malformed
+` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
 
 With ` + "`-auth none`" + ` every caller is the same user, so the per-user limits
 (` + "`-max-conns-per-user`" + `, ` + "`-send-rate`" + `) are off in that mode. The per-IP

@@ -221,6 +221,7 @@ func TestConfig(t *testing.T) {
 		{name: "no secret flag", args: []string{"-jwt-secret", "s"}, wantErr: "jwt-secret"},
 		{name: "negative limit", args: []string{"-max-conns", "-1"}, wantErr: "max-conns: must not be negative"},
 		{name: "zero burst", args: []string{"-send-burst", "0"}, wantErr: "at least 1"},
+		{name: "malformed origin pattern", args: []string{"-allowed-origins", "app.example.com, *.example.[com"}, wantErr: "-allowed-origins"},
 		{name: "environment", env: map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_SEND_QUEUE": "64", "GATEWAY_DEMO_WORD_DELAY": "5ms"},
 			want: func(c *config) bool {
 				return c.addr == ":9000" && c.sendQueue == 64 && c.demoWordDelay == 5*time.Millisecond
