@@ -509,8 +509,9 @@ func TestSendBeforeResubscribe(t *testing.T) {
 	srv := conntest.Start(t, conntest.Config{Model: conntest.GatedModel{Gate: gate}})
 	p := newProxy(t, srv.URL)
 	ctx := conntest.Deadline(t)
-	// The second connection resubscribes only once the Send on it is
-	// stored, as when the scheduler runs the Send's goroutine first.
+	// OnConnect runs before the resubscriptions start: holding it, the
+	// second connection resubscribes only once the Send on it is stored,
+	// as when the scheduler runs the Send's goroutine first.
 	stored := make(chan struct{})
 	var connects atomic.Int32
 	opts := fast
