@@ -26,10 +26,10 @@ var _ runner = (*httpTool)(nil)
 
 // run POSTs input with the configured headers and the X-Gateway-* ones. A
 // 2xx body that is valid JSON is the output, whatever its content type
-// says (servers often send none, or text/plain); any other 2xx body is
-// {"text": body}; a non-2xx status is an error holding the status and
-// the start of the body. Cancelling ctx aborts the request (and closes
-// its connection).
+// says (servers often send none, or text/plain), its bytes that are not
+// UTF-8 replaced with U+FFFD; any other 2xx body is {"text": body}; a
+// non-2xx status is an error holding the status and the start of the
+// body. Cancelling ctx aborts the request (and closes its connection).
 func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _ func(Progress)) (Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(input))
 	if err != nil {
@@ -60,7 +60,11 @@ func (t *httpTool) run(ctx context.Context, c CallInfo, input json.RawMessage, _
 		return Result{Error: msg}, nil
 	}
 	if len(body) <= t.max && json.Valid(body) {
-		return Result{Output: body}, nil
+		// JSON's strings are UTF-8, but json.Valid lets other bytes
+		// through (a service answering in Latin-1): they would make every
+		// frame that carries the output one a WebSocket client must
+		// refuse. They become U+FFFD, as encoding/json decodes them.
+		return Result{Output: toolout.Cap(bytes.ToValidUTF8(body, []byte("\uFFFD")), t.max)}, nil
 	}
 	if len(body) > t.max {
 		// Cut JSON is no longer JSON: toolout.Cap keeps its start as text.
