@@ -17,15 +17,15 @@ import (
 )
 
 // startAgentsGateway runs the gateway with the demo model and the agents
-// file yaml.
-func startAgentsGateway(t *testing.T, yaml string) *gateway {
+// file yaml, and returns the file's path.
+func startAgentsGateway(t *testing.T, yaml string) (*gateway, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "agents.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "-1ns"},
-		"-addr", "127.0.0.1:0", "-agents", file, "-send-rate", "0")
+		"-addr", "127.0.0.1:0", "-agents", file, "-send-rate", "0"), file
 }
 
 // readRawUntil reads c's frames as sent until one of type typ, and
@@ -60,7 +60,7 @@ func TestAgentsToolOutputNotUTF8(t *testing.T) {
 		_, _ = io.WriteString(w, "{\"name\":\"Jos\xe9\"}")
 	}))
 	t.Cleanup(legacy.Close)
-	g := startAgentsGateway(t, fmt.Sprintf("tools:\n  - name: legacy\n    http: {url: %s}\nagents:\n  - name: a\n    tools: [legacy]\n", legacy.URL))
+	g, _ := startAgentsGateway(t, fmt.Sprintf("tools:\n  - name: legacy\n    http: {url: %s}\nagents:\n  - name: a\n    tools: [legacy]\n", legacy.URL))
 
 	c := conntest.Dial(t, g.URL, "/v1/ws")
 	if f := c.Call(&protocol.Create{ID: "create", Conversation: "latin1", Agent: "a"}); f.Type != protocol.ReplyCreated {
@@ -83,5 +83,47 @@ func TestAgentsToolOutputNotUTF8(t *testing.T) {
 		if result == nil || result.Status != protocol.ResultOK || string(result.Output) != `{"name":"Jos`+"\uFFFD"+`"}` {
 			t.Errorf("%s: tool_result %+v", name, result)
 		}
+	}
+}
+
+// TestAgentsAnswerAfterAgentRemoved: a reload that removes an agent while
+// its turn waits for a client's output leaves the turn with the
+// definition it started with, so the output is taken, and the turn goes
+// on; a new message is refused.
+func TestAgentsAnswerAfterAgentRemoved(t *testing.T) {
+	t.Parallel()
+	const keep = "tools:\n  - name: confirm\n    client: {}\nagents:\n  - name: b\n"
+	g, file := startAgentsGateway(t, keep+"  - name: a\n    tools: [confirm]\n")
+
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	if f := c.Call(&protocol.Create{ID: "create", Conversation: "removed", Agent: "a"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create: %s %s", f.Type, f.ErrorMessage())
+	}
+	c.Request(&protocol.Send{Conversation: "removed", Text: "/tool confirm {}"})
+	calls := ofType(c.ReadUntil(conntest.IsType(protocol.EventToolCall)), protocol.EventToolCall)
+	if len(calls) != 1 || calls[0].Status != protocol.CallAwaitingClient {
+		t.Fatalf("tool_calls %+v", calls)
+	}
+	if err := os.WriteFile(file, []byte(keep), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agentsAfterHangup(t, g.URL, 1)
+
+	other := conntest.Dial(t, g.URL, "/v1/ws")
+	if a := other.Call(&protocol.ToolOutput{ID: "o", Conversation: "removed", Call: calls[0].Call,
+		Output: json.RawMessage(`{"confirmed":true}`)}); a.Type != protocol.ReplyAccepted {
+		t.Fatalf("tool_output after the agent was removed: %s %s %s", a.Type, a.Code, a.ErrorMessage())
+	}
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	res := ofType(frames, protocol.EventToolResult)
+	if len(res) != 1 || res[0].Status != protocol.ResultOK || string(res[0].Output) != `{"confirmed":true}` {
+		t.Errorf("tool_results %+v", res)
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s %+v", end.StopReason, end.Error)
+	}
+	// A new message is refused: the agent is gone.
+	if e := other.Call(&protocol.Send{ID: "s", Conversation: "removed", Text: "more"}); e.Code != protocol.CodeNotFound {
+		t.Errorf("send after the agent was removed: %s %s %s", e.Type, e.Code, e.ErrorMessage())
 	}
 }

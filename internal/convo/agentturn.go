@@ -58,11 +58,17 @@ func (s *Service) agentModel(ctx context.Context, user, agent string) (string, e
 
 // usable returns conversation id's metadata if it belongs to user and the
 // caller of ctx may still use its agent: a token whose claims no longer
-// match the agent's allow list makes it not_found, as at create.
-func (s *Service) usable(ctx context.Context, user, id string) (*Meta, error) {
+// match the agent's allow list makes it not_found, as at create. An agent
+// that a reload removed is not_found too, except for an answer (answer
+// true: an approve or tool_output): the turn that waits for it keeps the
+// definition it started with, and would otherwise wait in vain.
+func (s *Service) usable(ctx context.Context, user, id string, answer bool) (*Meta, error) {
 	m, err := s.owned(ctx, user, id)
 	if err != nil || m.Agent == "" || s.cfg.Agents == nil || s.cfg.Agents.Allowed(ctx, m.Agent) {
 		return m, err
+	}
+	if _, defined := s.cfg.Agents.Agent(m.Agent, user, id); answer && !defined {
+		return m, nil
 	}
 	return nil, protocol.Errorf(protocol.CodeNotFound, "agent %q not found", m.Agent)
 }

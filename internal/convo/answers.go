@@ -22,7 +22,7 @@ func (s *Service) Agents(ctx context.Context) []protocol.AgentInfo {
 // does not await approval (unknown, answered, a client's) is a
 // bad_request.
 func (s *Service) Approve(ctx context.Context, user string, req *protocol.Approve) error {
-	if _, err := s.usable(ctx, user, req.Conversation); err != nil {
+	if _, err := s.usable(ctx, user, req.Conversation, true); err != nil {
 		return err
 	}
 	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
@@ -47,7 +47,7 @@ func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.Too
 	if output != nil {
 		output = toolout.Cap(output, limit)
 	}
-	if _, err := s.usable(ctx, user, req.Conversation); err != nil {
+	if _, err := s.usable(ctx, user, req.Conversation, true); err != nil {
 		return err
 	}
 	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {

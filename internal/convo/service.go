@@ -164,7 +164,7 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		a.Conversation, before = a.New.ID, a.New
 	} else {
 		var err error
-		if before, err = s.usable(ctx, user, a.Conversation); err != nil {
+		if before, err = s.usable(ctx, user, a.Conversation, false); err != nil {
 			return nil, err
 		}
 	}
