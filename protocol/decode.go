@@ -117,7 +117,7 @@ func (d *fieldDecoder) request(typ, id string) Request {
 	case TypeApprove:
 		r := &Approve{ID: id}
 		r.Conversation = d.conversation(true)
-		r.Call = d.name("call", true)
+		r.Call = d.callID()
 		r.Approved = d.boolean("approved")
 		r.Reason = d.str("reason", false)
 		if d.err == nil && len(r.Reason) > MaxReasonLen {
@@ -127,7 +127,7 @@ func (d *fieldDecoder) request(typ, id string) Request {
 	case TypeToolOutput:
 		r := &ToolOutput{ID: id}
 		r.Conversation = d.conversation(true)
-		r.Call = d.name("call", true)
+		r.Call = d.callID()
 		r.Output = d.json("output")
 		r.Error = d.str("error", false)
 		switch {
@@ -209,6 +209,19 @@ func (d *fieldDecoder) name(field string, required bool) string {
 		d.fail(field, "required")
 	case s != "" && !ValidName(s):
 		d.fail(field, "must be 1 to %d letters, digits, '_' or '-'", MaxNameLen)
+	}
+	return s
+}
+
+// callID reads a request's required call id.
+func (d *fieldDecoder) callID() string {
+	s := d.str("call", true)
+	switch {
+	case d.err != nil:
+	case s == "":
+		d.fail("call", "required")
+	case !ValidCallID(s):
+		d.fail("call", "must be 1 to %d letters, digits, '_', '-', '.' or ':'", MaxNameLen)
 	}
 	return s
 }
@@ -311,16 +324,16 @@ func ValidConversationID(id string) bool {
 	if id == "" || len(id) > MaxConversationIDLen || id == "." || id == ".." {
 		return false
 	}
-	return idChars(id, true)
+	return idChars(id, ".")
 }
 
 // idChars reports whether s holds only ASCII letters, digits, '-' and '_',
-// and '.' when dot is set.
-func idChars(s string, dot bool) bool {
+// and the bytes of extra.
+func idChars(s, extra string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || dot && c == '.'
+			c == '-' || c == '_' || strings.IndexByte(extra, c) >= 0
 		if !ok {
 			return false
 		}
@@ -328,11 +341,22 @@ func idChars(s string, dot bool) bool {
 	return true
 }
 
-// ValidName reports whether s may name an agent or a call: 1 to MaxNameLen
-// ASCII letters, digits, '_' and '-', the names Bedrock accepts for tools
-// and tool-use ids, and valid as a path segment of the HTTP API.
+// ValidName reports whether s may name an agent: 1 to MaxNameLen ASCII
+// letters, digits, '_' and '-', the names Bedrock accepts for tools, and
+// valid as a path segment of the HTTP API.
 func ValidName(s string) bool {
-	return s != "" && len(s) <= MaxNameLen && idChars(s, false)
+	return s != "" && len(s) <= MaxNameLen && idChars(s, "")
+}
+
+// ValidCallID reports whether s may be a call's id: 1 to MaxNameLen ASCII
+// letters, digits, '_', '-', '.' and ':', the tool-use ids Bedrock gives
+// (some models number their calls "functions.NAME:N"), other than "." and
+// "..", which cannot be a path segment of the HTTP API.
+func ValidCallID(s string) bool {
+	if s == "" || len(s) > MaxNameLen || s == "." || s == ".." {
+		return false
+	}
+	return idChars(s, ".:")
 }
 
 // jsonProblem describes a JSON syntax error without echoing the input.

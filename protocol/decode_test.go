@@ -92,6 +92,8 @@ var decodeCases = []decodeCase{
 	{name: "agents", in: `{"type":"agents","id":"a"}`, want: &protocol.Agents{ID: "a"}, id: "a"},
 	{name: "approve", in: `{"type":"approve","id":"p","conversation":"c1","call":"tooluse_1","approved":true}`,
 		want: &protocol.Approve{ID: "p", Conversation: "c1", Call: "tooluse_1", Approved: true}, id: "p"},
+	{name: "approve a call numbered by its model", in: `{"type":"approve","conversation":"c1","call":"functions.refund:0","approved":true}`,
+		want: &protocol.Approve{Conversation: "c1", Call: "functions.refund:0", Approved: true}},
 	{name: "approve denied with a reason", in: `{"type":"approve","conversation":"c1","call":"t-2","approved":false,"reason":"not now"}`,
 		want: &protocol.Approve{Conversation: "c1", Call: "t-2", Reason: "not now"}},
 	{name: "tool_output object", in: `{"type":"tool_output","id":"o","conversation":"c1","call":"t1","output":{ "ok" : true }}`,
@@ -222,6 +224,7 @@ var decodeCases = []decodeCase{
 	{name: "approve missing call", in: `{"type":"approve","id":"r1","conversation":"c1","approved":true}`, code: protocol.CodeBadRequest, msg: "call: required", id: "r1"},
 	{name: "approve empty call", in: `{"type":"approve","conversation":"c1","call":"","approved":true}`, code: protocol.CodeBadRequest, msg: "call: required"},
 	{name: "approve call with a slash", in: `{"type":"approve","conversation":"c1","call":"a/b","approved":true}`, code: protocol.CodeBadRequest, msg: "call: must be 1 to 64"},
+	{name: "approve call that is a dot segment", in: `{"type":"approve","conversation":"c1","call":"..","approved":true}`, code: protocol.CodeBadRequest, msg: "call: must be 1 to 64"},
 	{name: "approve call of 65 bytes", in: `{"type":"approve","conversation":"c1","call":"` + id65 + `","approved":true}`, code: protocol.CodeBadRequest, msg: "call: must be 1 to 64"},
 	{name: "approve missing approved", in: `{"type":"approve","conversation":"c1","call":"t1"}`, code: protocol.CodeBadRequest, msg: "approved: required"},
 	{name: "approve null approved", in: `{"type":"approve","conversation":"c1","call":"t1","approved":null}`, code: protocol.CodeBadRequest, msg: "approved: required"},
@@ -315,6 +318,31 @@ func TestValidConversationID(t *testing.T) {
 				t.Errorf("ValidConversationID(%q) = %v, want %v", tc.id, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestValidCallID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"tooluse_AbC-09", true},
+		{"functions.lookup_order:0", true},
+		{".a", true},
+		{id64, true},
+		{"", false},
+		{id65, false},
+		{".", false},
+		{"..", false},
+		{"a b", false},
+		{"a/b", false},
+		{"a%2Fb", false},
+		{"é", false},
+	} {
+		if got := protocol.ValidCallID(tc.id); got != tc.want {
+			t.Errorf("ValidCallID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
 	}
 }
 

@@ -113,13 +113,13 @@ func checkRequest(t *testing.T, req protocol.Request, id string) {
 		}
 	case *protocol.Approve:
 		conv = r.Conversation
-		checkName(t, r.Call)
+		checkCallID(t, r.Call)
 		if len(r.Reason) > protocol.MaxReasonLen {
 			t.Fatalf("reason of %d bytes", len(r.Reason))
 		}
 	case *protocol.ToolOutput:
 		conv = r.Conversation
-		checkName(t, r.Call)
+		checkCallID(t, r.Call)
 		if (r.Output == nil) == (r.Error == "") {
 			t.Fatalf("tool_output with output %q and error %q", r.Output, r.Error)
 		}
@@ -133,10 +133,18 @@ func checkRequest(t *testing.T, req protocol.Request, id string) {
 	}
 }
 
-// checkName asserts that an accepted agent name or call id is valid.
+// checkName asserts that an accepted agent name is valid.
 func checkName(t *testing.T, name string) {
 	t.Helper()
 	if !protocol.ValidName(name) {
 		t.Fatalf("name %q accepted", name)
+	}
+}
+
+// checkCallID asserts that an accepted call id is valid.
+func checkCallID(t *testing.T, id string) {
+	t.Helper()
+	if !protocol.ValidCallID(id) {
+		t.Fatalf("call id %q accepted", id)
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -125,5 +127,56 @@ func TestAgentsAnswerAfterAgentRemoved(t *testing.T) {
 	// A new message is refused: the agent is gone.
 	if e := other.Call(&protocol.Send{ID: "s", Conversation: "removed", Text: "more"}); e.Code != protocol.CodeNotFound {
 		t.Errorf("send after the agent was removed: %s %s %s", e.Type, e.Code, e.ErrorMessage())
+	}
+}
+
+// TestAgentsCallIDWithDotsAndColons: Bedrock's tool-use ids may hold '.'
+// and ':' (some models number their calls "functions.NAME:N"); such a
+// call can be approved and answered, over WebSocket and HTTP, and the
+// next turn replays it.
+func TestAgentsCallIDWithDotsAndColons(t *testing.T) {
+	t.Parallel()
+	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
+	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
+		reply := toolModel(call, req)
+		for i := range reply.ToolUses {
+			reply.ToolUses[i].ID = fmt.Sprintf("functions.%s:%d", reply.ToolUses[i].Name, 10*call+i)
+		}
+		return reply
+	})
+	t.Cleanup(r.fake.Close)
+	r.file = agentsFile(t, r.tools, r.mcp)
+	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
+		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
+		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+
+	c := r.agentConv(t, "dotted", "support")
+	other := conntest.Dial(t, r.g.URL, "/v1/ws")
+	c.Request(&protocol.Send{Conversation: "dotted", Text: "/tool confirm {}\n/tool refund {\"id\":\"1\"}"})
+	var calls []protocol.ServerFrame
+	for len(calls) < 2 {
+		calls = append(calls, ofType([]protocol.ServerFrame{c.Read()}, protocol.EventToolCall)...)
+	}
+	if !strings.HasPrefix(calls[0].Call, "functions.confirm:") || !strings.HasPrefix(calls[1].Call, "functions.refund:") {
+		t.Fatalf("tool_calls %+v", calls)
+	}
+	if a := other.Call(&protocol.ToolOutput{ID: "o", Conversation: "dotted", Call: calls[0].Call,
+		Output: json.RawMessage(`{"confirmed":true}`)}); a.Type != protocol.ReplyAccepted {
+		t.Fatalf("tool_output: %s %s %s", a.Type, a.Code, a.ErrorMessage())
+	}
+	url := r.g.URL + "/v1/conversations/dotted/calls/" + calls[1].Call + "/approval"
+	if status, body := conntest.Do(t, "POST", url, `{"approved":true}`); status != 200 {
+		t.Fatalf("POST approval: %d %s", status, body)
+	}
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	res := ofType(frames, protocol.EventToolResult)
+	if len(res) != 2 || res[0].Status != protocol.ResultOK || res[1].Status != protocol.ResultOK {
+		t.Errorf("tool_results %+v", res)
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s %+v", end.StopReason, end.Error)
+	}
+	if next := send(t, c, "dotted", "thanks"); next[len(next)-1].StopReason != protocol.StopEndTurn {
+		t.Errorf("the next turn ended %s %+v", next[len(next)-1].StopReason, next[len(next)-1].Error)
 	}
 }
