@@ -164,7 +164,8 @@ func TestAgentsCallIDWithDotsAndColons(t *testing.T) {
 		Output: json.RawMessage(`{"confirmed":true}`)}); a.Type != protocol.ReplyAccepted {
 		t.Fatalf("tool_output: %s %s %s", a.Type, a.Code, a.ErrorMessage())
 	}
-	url := r.g.URL + "/v1/conversations/dotted/calls/" + calls[1].Call + "/approval"
+	// As encodeURIComponent escapes it: ':' as %3A.
+	url := r.g.URL + "/v1/conversations/dotted/calls/" + strings.ReplaceAll(calls[1].Call, ":", "%3A") + "/approval"
 	if status, body := conntest.Do(t, "POST", url, `{"approved":true}`); status != 200 {
 		t.Fatalf("POST approval: %d %s", status, body)
 	}

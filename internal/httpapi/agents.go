@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/go-chi/chi/v5"
 
@@ -20,7 +21,12 @@ func (a *api) answer(typ string) func(r *http.Request, user, id string) (int, an
 		if err := a.opts.SendLimiter.Allow(user); err != nil {
 			return 0, nil, err
 		}
-		call := chi.URLParam(r, "call")
+		// chi gives the path's segment as sent: a client may have escaped
+		// a call id's ':' (encodeURIComponent does).
+		call, err := url.PathUnescape(chi.URLParam(r, "call"))
+		if err != nil {
+			return 0, nil, protocol.Errorf(protocol.CodeBadRequest, "call: not a valid call id")
+		}
 		req, err := a.decodeRequest(r, typ, id, "call", call)
 		if err != nil {
 			return 0, nil, err
