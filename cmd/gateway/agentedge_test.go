@@ -181,3 +181,36 @@ func TestAgentsCallIDWithDotsAndColons(t *testing.T) {
 		t.Errorf("the next turn ended %s %+v", next[len(next)-1].StopReason, next[len(next)-1].Error)
 	}
 }
+
+// TestAgentsRepeatedCallID: a model that gives two tool uses of one step
+// the same id does not hang the turn: the first is run and answered, and
+// the turn, and the next one, go on to their end.
+func TestAgentsRepeatedCallID(t *testing.T) {
+	t.Parallel()
+	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
+	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
+		reply := toolModel(call, req)
+		for i := range reply.ToolUses {
+			reply.ToolUses[i].ID = "tooluse_same"
+		}
+		return reply
+	})
+	t.Cleanup(r.fake.Close)
+	r.file = agentsFile(t, r.tools, r.mcp)
+	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
+		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
+		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+
+	c := r.agentConv(t, "same", "support")
+	frames := send(t, c, "same", "/tool lookup_order {\"id\":\"1\"}\n/tool lookup_order {\"id\":\"2\"}")
+	calls, res := ofType(frames, protocol.EventToolCall), ofType(frames, protocol.EventToolResult)
+	if len(calls) != 1 || len(res) != 1 || string(calls[0].Input) != `{"id":"1"}` || res[0].Status != protocol.ResultOK {
+		t.Errorf("tool_calls %+v\ntool_results %+v, want the first use's call, answered", calls, res)
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s %+v", end.StopReason, end.Error)
+	}
+	if next := send(t, c, "same", "thanks"); next[len(next)-1].StopReason != protocol.StopEndTurn {
+		t.Errorf("the next turn ended %s %+v", next[len(next)-1].StopReason, next[len(next)-1].Error)
+	}
+}

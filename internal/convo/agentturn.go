@@ -3,6 +3,7 @@ package convo
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/chatgateway/gateway/protocol"
@@ -112,6 +113,7 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		if res.StopReason != protocol.StopToolUse || len(uses) == 0 {
 			return end(res)
 		}
+		uses = distinct(uses)
 		usage.InputTokens += res.Usage.InputTokens
 		usage.OutputTokens += res.Usage.OutputTokens
 		switch {
@@ -132,6 +134,19 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 			HistoryMessage{Role: protocol.RoleAssistant, Text: stepText, ToolUses: uses},
 			HistoryMessage{Role: protocol.RoleUser, ToolResults: results})
 	}
+}
+
+// distinct drops the tool uses that repeat the id of an earlier one of
+// the step: a call is known by its id (its answers, its result, the
+// replay to the model), so of a model's two uses with one id, the first
+// is run and answered, once.
+func distinct(uses []ToolUse) []ToolUse {
+	seen := make(map[string]bool, len(uses))
+	return slices.DeleteFunc(slices.Clone(uses), func(u ToolUse) bool {
+		dup := seen[u.ID]
+		seen[u.ID] = true
+		return dup
+	})
 }
 
 // refuse stores the tool uses of the last allowed step as calls that were
