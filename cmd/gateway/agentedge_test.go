@@ -214,3 +214,45 @@ func TestAgentsRepeatedCallID(t *testing.T) {
 		t.Errorf("the next turn ended %s %+v", next[len(next)-1].StopReason, next[len(next)-1].Error)
 	}
 }
+
+// TestAgentsCallIDAgainInALaterStep: a model that numbers its tool uses
+// per step ("functions.NAME:0" at every step) gives a later step's call
+// an earlier one's id; the next turn replays each step's call with its
+// own result.
+func TestAgentsCallIDAgainInALaterStep(t *testing.T) {
+	t.Parallel()
+	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
+	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
+		reply := toolModel(call, req)
+		for i := range reply.ToolUses {
+			reply.ToolUses[i].ID = fmt.Sprintf("functions.%s:%d", reply.ToolUses[i].Name, i)
+		}
+		return reply
+	})
+	t.Cleanup(r.fake.Close)
+	r.file = agentsFile(t, r.tools, r.mcp)
+	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
+		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
+		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+
+	// "tight" makes two model calls: the first step's call runs, the
+	// second's is refused (max_steps), under the same id.
+	c := r.agentConv(t, "again", "tight")
+	frames := send(t, c, "again", `/loop lookup_order {"id":"1"}`)
+	if res := ofType(frames, protocol.EventToolResult); len(res) != 2 || res[0].Status != protocol.ResultOK || res[1].Status != protocol.ResultError {
+		t.Fatalf("tool_results %+v", res)
+	}
+	if next := send(t, c, "again", "thanks"); next[len(next)-1].StopReason != protocol.StopEndTurn {
+		t.Fatalf("the next turn ended %s %+v", next[len(next)-1].StopReason, next[len(next)-1].Error)
+	}
+	reqs := r.fake.Requests()
+	msgs := reqs[len(reqs)-1].Body.Messages
+	if len(msgs) < 5 || msgs[2].Content[0].ToolResult == nil || msgs[4].Content[0].ToolResult == nil {
+		b, _ := json.Marshal(msgs)
+		t.Fatalf("the next turn's messages %s", b)
+	}
+	if first, second := msgs[2].Content[0].ToolResult, msgs[4].Content[0].ToolResult; first.Status == "error" || second.Status != "error" {
+		b, _ := json.Marshal(msgs)
+		t.Errorf("step 1's result replayed with status %q, step 2's with %q, want step 1's ok and step 2's error: %s", first.Status, second.Status, b)
+	}
+}

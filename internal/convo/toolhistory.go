@@ -15,16 +15,23 @@ import (
 // calls of the step before (the model is called again only once every
 // result is stored), so the texts add up to the turn's stored reply.
 func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]HistoryMessage, error) {
+	// A call is known by its id and step: a model may give a later
+	// step's call an earlier one's id ("functions.NAME:0" at each step).
+	type stepCall struct {
+		step int
+		call string
+	}
 	type turnSteps struct {
 		texts   []string    // by step - 1
 		uses    [][]ToolUse // by step - 1
-		results map[string]ToolResult
+		results map[stepCall]ToolResult
+		step    map[string]int // by call id: the step of its latest tool_call
 	}
 	turns := map[string]*turnSteps{}
 	get := func(turn string) *turnSteps {
 		t := turns[turn]
 		if t == nil {
-			t = &turnSteps{texts: []string{""}, uses: [][]ToolUse{nil}, results: map[string]ToolResult{}}
+			t = &turnSteps{texts: []string{""}, uses: [][]ToolUse{nil}, results: map[stepCall]ToolResult{}, step: map[string]int{}}
 			turns[turn] = t
 		}
 		return t
@@ -55,12 +62,15 @@ func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]Histor
 					t.uses = append(t.uses, nil)
 				}
 				t.uses[ev.Step-1] = append(t.uses[ev.Step-1], ToolUse{ID: ev.Call, Name: ev.Name, Input: ev.Input})
+				t.step[ev.Call] = ev.Step
 			case protocol.EventToolResult:
 				res := ToolResult{ID: ev.Call, Output: ev.Output}
 				if ev.Status != protocol.ResultOK {
 					res = ToolResult{ID: ev.Call, Error: errorText(outcomeOf(ev))}
 				}
-				get(ev.Turn).results[ev.Call] = res
+				// A call's result comes before the next step's calls.
+				t := get(ev.Turn)
+				t.results[stepCall{t.step[ev.Call], ev.Call}] = res
 			}
 		}
 	}
@@ -77,7 +87,7 @@ func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]Histor
 			}
 			results := make([]ToolResult, len(uses))
 			for j, u := range uses {
-				r, ok := t.results[u.ID]
+				r, ok := t.results[stepCall{i + 1, u.ID}]
 				if !ok {
 					r = ToolResult{ID: u.ID, Error: "the call has no result"}
 				}
