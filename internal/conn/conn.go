@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -43,6 +44,11 @@ type conn struct {
 	// the first write, it runs only while a write is in progress. Only
 	// the writer goroutine uses it.
 	stall *time.Timer
+
+	// requests counts the requests the reader began and ended serving,
+	// so it is odd while the reader serves one: only a reading reader
+	// takes in the pong that answers a keepalive ping.
+	requests atomic.Uint64
 
 	// subs holds the conversations this connection subscribed to, to
 	// unsubscribe them at the end. Only the reader goroutine uses it.
@@ -89,7 +95,9 @@ func (c *conn) serve(q url.Values) {
 	c.ping = time.AfterFunc(c.h.opts.PingInterval, c.keepalive)
 	defer c.finish()
 	if q.Has("conversation") {
+		c.requests.Add(1)
 		c.subscribeFromQuery(q)
+		c.requests.Add(1)
 	}
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
@@ -107,7 +115,9 @@ func (c *conn) serve(q url.Values) {
 			c.closeAfterQueue(websocket.StatusUnsupportedData, msg)
 			continue
 		}
+		c.requests.Add(1)
 		c.handle(data)
+		c.requests.Add(1)
 	}
 }
 
@@ -164,18 +174,24 @@ func (c *conn) logEnd(err error) {
 }
 
 // keepalive pings the peer and schedules the next ping. A peer that does
-// not answer within WriteTimeout is disconnected.
+// not answer within WriteTimeout is disconnected, unless the reader served
+// a request meanwhile (a replay to a slow client, say): then the pong may
+// be waiting unread, and the request's writes have their own timeout.
 func (c *conn) keepalive() {
+	served := c.requests.Load()
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
 	err := c.ws.Ping(ctx)
 	cancel()
 	if err != nil {
-		if c.ctx.Err() == nil {
+		if c.ctx.Err() != nil {
+			return
+		}
+		if served%2 == 0 && c.requests.Load() == served {
 			c.log.Info("keepalive ping failed, disconnecting", "err", err)
 			c.noteEnd(endPingTimeout)
 			_ = c.ws.CloseNow()
+			return
 		}
-		return
 	}
 	c.ping.Reset(c.h.opts.PingInterval)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/conn"
@@ -85,5 +86,39 @@ func TestDeleteDuringReplay(t *testing.T) {
 				t.Error("after the replay the connection got no deleted frame")
 			}
 		})
+	}
+}
+
+// TestKeepaliveDuringASlowReplay replays a long log to a client that reads
+// an event every 25 ms, over many ping intervals and longer than the
+// write timeout: while the connection's reader serves the subscribe it
+// reads no pong, but the client answers every ping and takes each frame
+// well within the write timeout (80 times its pause), so it stays
+// connected to the end.
+func TestKeepaliveDuringASlowReplay(t *testing.T) {
+	t.Parallel()
+	// Events far larger than the socket buffers and half the queue, so
+	// that the replay waits for the client after the first few.
+	const events, size, pause = 120, 64 << 10, 25 * time.Millisecond
+	s := conntest.Start(t, conntest.Config{SendBuffer: 64 << 10,
+		Conn: conn.Options{SendQueueBytes: 256 << 10, PingInterval: pause, WriteTimeout: 80 * pause}})
+	ctx := conntest.Deadline(t)
+	if _, err := s.Svc.Create(ctx, auth.LocalUser, &protocol.Create{Conversation: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(`"` + strings.Repeat("x", size) + `"`)
+	for range events {
+		if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, "long", convo.Action{Name: "big", Output: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The client answers pings only while it reads: it connects now.
+	c := conntest.DialWith(t, s.URL, conntest.WSPath(""), 64<<10)
+	c.Request(&protocol.Subscribe{ID: "sub", Conversation: "long"})
+	for i := range events + 1 { // subscribed, then the events
+		time.Sleep(pause) // a slow client, not a synchronisation
+		if _, _, err := c.WS.Read(ctx); err != nil {
+			t.Fatalf("frame %d of the replay: %v", i, err)
+		}
 	}
 }
