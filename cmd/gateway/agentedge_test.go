@@ -136,19 +136,7 @@ func TestAgentsAnswerAfterAgentRemoved(t *testing.T) {
 // next turn replays it.
 func TestAgentsCallIDWithDotsAndColons(t *testing.T) {
 	t.Parallel()
-	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
-	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
-		reply := toolModel(call, req)
-		for i := range reply.ToolUses {
-			reply.ToolUses[i].ID = fmt.Sprintf("functions.%s:%d", reply.ToolUses[i].Name, 10*call+i)
-		}
-		return reply
-	})
-	t.Cleanup(r.fake.Close)
-	r.file = agentsFile(t, r.tools, r.mcp)
-	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
-		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
-		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+	r := startAgentRigWith(t, toolModelIDs(func(call, i int, name string) string { return fmt.Sprintf("functions.%s:%d", name, 10*call+i) }))
 
 	c := r.agentConv(t, "dotted", "support")
 	other := conntest.Dial(t, r.g.URL, "/v1/ws")
@@ -187,19 +175,7 @@ func TestAgentsCallIDWithDotsAndColons(t *testing.T) {
 // the turn, and the next one, go on to their end.
 func TestAgentsRepeatedCallID(t *testing.T) {
 	t.Parallel()
-	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
-	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
-		reply := toolModel(call, req)
-		for i := range reply.ToolUses {
-			reply.ToolUses[i].ID = "tooluse_same"
-		}
-		return reply
-	})
-	t.Cleanup(r.fake.Close)
-	r.file = agentsFile(t, r.tools, r.mcp)
-	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
-		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
-		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+	r := startAgentRigWith(t, toolModelIDs(func(call, i int, name string) string { return "tooluse_same" }))
 
 	c := r.agentConv(t, "same", "support")
 	frames := send(t, c, "same", "/tool lookup_order {\"id\":\"1\"}\n/tool lookup_order {\"id\":\"2\"}")
@@ -221,19 +197,7 @@ func TestAgentsRepeatedCallID(t *testing.T) {
 // own result.
 func TestAgentsCallIDAgainInALaterStep(t *testing.T) {
 	t.Parallel()
-	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
-	r.fake = fakebedrock.New(func(call int, req fakebedrock.Request) fakebedrock.Reply {
-		reply := toolModel(call, req)
-		for i := range reply.ToolUses {
-			reply.ToolUses[i].ID = fmt.Sprintf("functions.%s:%d", reply.ToolUses[i].Name, i)
-		}
-		return reply
-	})
-	t.Cleanup(r.fake.Close)
-	r.file = agentsFile(t, r.tools, r.mcp)
-	r.g = startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
-		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
-		"-bedrock-endpoint", r.fake.URL, "-agents", r.file)
+	r := startAgentRigWith(t, toolModelIDs(func(call, i int, name string) string { return fmt.Sprintf("functions.%s:%d", name, i) }))
 
 	// "tight" makes two model calls: the first step's call runs, the
 	// second's is refused (max_steps), under the same id.
@@ -254,5 +218,17 @@ func TestAgentsCallIDAgainInALaterStep(t *testing.T) {
 	if first, second := msgs[2].Content[0].ToolResult, msgs[4].Content[0].ToolResult; first.Status == "error" || second.Status != "error" {
 		b, _ := json.Marshal(msgs)
 		t.Errorf("step 1's result replayed with status %q, step 2's with %q, want step 1's ok and step 2's error: %s", first.Status, second.Status, b)
+	}
+}
+
+// toolModelIDs is toolModel with each tool use's id given by id, of the
+// model call, the use's index in its step and the tool's name.
+func toolModelIDs(id func(call, i int, name string) string) func(int, fakebedrock.Request) fakebedrock.Reply {
+	return func(call int, req fakebedrock.Request) fakebedrock.Reply {
+		reply := toolModel(call, req)
+		for i := range reply.ToolUses {
+			reply.ToolUses[i].ID = id(call, i, reply.ToolUses[i].Name)
+		}
+		return reply
 	}
 }

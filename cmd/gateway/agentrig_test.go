@@ -200,8 +200,14 @@ type agentRig struct {
 const agentModel = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 func startAgentRig(t *testing.T, args ...string) *agentRig {
+	return startAgentRigWith(t, toolModel, args...)
+}
+
+// startAgentRigWith is startAgentRig with the fake Bedrock answering as
+// model.
+func startAgentRigWith(t *testing.T, model func(int, fakebedrock.Request) fakebedrock.Reply, args ...string) *agentRig {
 	r := &agentRig{tools: startTools(t), mcp: startMCP(t)}
-	r.fake = fakebedrock.New(toolModel)
+	r.fake = fakebedrock.New(model)
 	t.Cleanup(r.fake.Close)
 	r.file = agentsFile(t, r.tools, r.mcp)
 	args = append([]string{"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", agentModel, "-region", "us-east-1",
