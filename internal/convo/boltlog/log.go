@@ -36,8 +36,8 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// MaxDeferrable bounds the deferrable appends (a reply's chunks) that
 	// one commit carries; the others wait for the next commits, oldest
-	// first. Every other append goes into the next commit, which takes no
-	// deferrable one unless the commit before took none either (default
+	// first. Every other append goes into the next commit, which then
+	// takes at most a quarter as many deferrable ones (default
 	// DefaultMaxDeferrable; see take).
 	MaxDeferrable int
 	// TracerProvider receives a span per commit, linked to the spans of
@@ -89,12 +89,9 @@ type Log struct {
 	// commits and ops count transactions and the ops they carried.
 	commits, ops uint64
 	queue        []*op
-	// deferredAll says the last commit took none of the deferrable ops
-	// queued, for the others queued with them (see take).
-	deferredAll bool
-	stopped     bool
-	wake        chan struct{} // capacity 1: "the queue is not empty"
-	exited      chan struct{}
+	stopped      bool
+	wake         chan struct{} // capacity 1: "the queue is not empty"
+	exited       chan struct{}
 }
 
 // op is one unit of work for the commit loop. apply runs inside the shared
@@ -255,11 +252,10 @@ func (l *Log) loop() {
 // take removes from the queue the ops of the next commit. Deferrable
 // ops (a reply's chunks) are most of what a busy gateway stores, and the
 // rest (sends, a turn's start and end) are what people wait for: a commit
-// takes every op that is not deferrable, and, with any of those queued,
-// none of the deferrable ones, unless the commit before took none either.
-// So a send waits for the commit in flight and then a short commit of its
-// own, and chunks wait at most one such commit more. Otherwise it takes
-// the oldest maxDeferrable deferrable ops. Those left stay queued in their
+// takes every op that is not deferrable, and the oldest deferrable ones up
+// to maxDeferrable, or a quarter of that with any of the others queued. So
+// a send waits for the commit in flight and then a short commit of its
+// own, and chunks go on in every commit. Those left stay queued in their
 // order. With all set (the loop is stopping) it takes everything. Call
 // with l.mu held.
 func (l *Log) take(all bool) []*op {
@@ -272,14 +268,12 @@ func (l *Log) take(all bool) []*op {
 		}
 	}
 	limit := l.maxDeferrable
-	if deferrable < len(ops) && !l.deferredAll {
-		limit = 0
+	if deferrable < len(ops) {
+		limit = max(1, limit/4)
 	}
 	if all || deferrable <= limit {
-		l.deferredAll = false
 		return ops
 	}
-	l.deferredAll = limit == 0
 	taken := make([]*op, 0, len(ops)-deferrable+limit)
 	n := 0
 	for _, o := range ops {
