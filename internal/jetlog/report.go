@@ -39,24 +39,29 @@ func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Tim
 	// they follow from, the first ones too (reported 0): this gateway's
 	// own record may come before its follower has delivered the other
 	// gateways' records ahead of it.
-	if (c.reported > 0 || c.follows > 0) && rec.Seq > c.reported+1 {
-		s.fillGap(c, rec)
+	if (c.reported > 0 || c.follows > 0) && rec.Seq > c.reported+1 && !s.fillGap(c, rec) {
+		// Reported now, rec would leave a gap that nothing fills: the
+		// hubs hand on what they get, and the follower skips what is
+		// reported. Left out, rec comes again from the follower, after
+		// the records before it (this gateway's own records too: the
+		// follower delivers every record of the subject in order). A
+		// conversation nobody follows here has no hub to tell.
+		return
 	}
 	s.report(c, rec, born, durable)
 }
 
-// fillGap reports the records between the last reported one and rec.
-// Call with c.repMu held.
-func (s *Store) fillGap(c *conv, rec *Record) {
+// fillGap reports the records between the last reported one and rec, and
+// reports whether it got them all. Call with c.repMu held.
+func (s *Store) fillGap(c *conv, rec *Record) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
 	defer cancel()
 	from := c.reportedPos + 1
 	for lag := 0; c.reported+1 < rec.Seq; {
 		recs, err := s.log.Read(ctx, c.id, from, rec.Pos-1, readPage)
 		if err != nil || len(recs) == 0 && lag >= lagRetries {
-			// The hubs start over from the log when they find a gap.
-			s.logger.Warn("read the records before a followed one", "conversation", c.id, "seq", rec.Seq, "err", err)
-			return
+			s.logger.Warn("read the records before a followed one: it waits for the follower", "conversation", c.id, "seq", rec.Seq, "err", err)
+			return false
 		}
 		if len(recs) == 0 {
 			lag++
@@ -70,6 +75,7 @@ func (s *Store) fillGap(c *conv, rec *Record) {
 			from = r.Pos + 1
 		}
 	}
+	return true
 }
 
 // report hands rec's events after the last reported one to the committed
