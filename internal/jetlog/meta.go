@@ -69,28 +69,39 @@ func (l *Log) UpdateMeta(ctx context.Context, id string, data []byte, rev uint64
 }
 
 // Delete removes conversation id, owned by user: its metadata, its index
-// entry, the keys of its own (those under "c.<id>."), its pending work
-// and every event.
+// entry, its pending work, then what Clear removes. The metadata goes
+// first, so that appenders fail as not found at once; a delete that
+// fails part-way leaves events without metadata, which a Delete again
+// (the owner is in the events) or a create under the same id (Clear)
+// removes.
 func (l *Log) Delete(ctx context.Context, id, user string) error {
+	tctx, cancel := l.reqCtx(ctx)
+	defer cancel()
+	if err := l.meta.Purge(tctx, metaKey(id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	if err := l.meta.Purge(tctx, ownerKey(user, id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	if err := l.work.Purge(tctx, workKey(id)); err != nil {
+		return fmt.Errorf("jetlog: delete %s: %w", id, err)
+	}
+	return l.Clear(ctx, id)
+}
+
+// Clear removes the keys of conversation id's own (those under
+// "c.<id>.") and every event of its.
+func (l *Log) Clear(ctx context.Context, id string) error {
 	own, err := l.keys(ctx, l.meta, "c."+token(id)+".")
 	if err != nil {
 		return err
 	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
-	if err := l.meta.Purge(ctx, metaKey(id)); err != nil {
-		return fmt.Errorf("jetlog: delete %s: %w", id, err)
-	}
 	for _, k := range own {
 		if err := l.meta.Purge(ctx, "c."+token(id)+"."+token(k)); err != nil {
 			return fmt.Errorf("jetlog: delete %s: %w", id, err)
 		}
-	}
-	if err := l.meta.Purge(ctx, ownerKey(user, id)); err != nil {
-		return fmt.Errorf("jetlog: delete %s: %w", id, err)
-	}
-	if err := l.work.Purge(ctx, workKey(id)); err != nil {
-		return fmt.Errorf("jetlog: delete %s: %w", id, err)
 	}
 	s, err := l.js.Stream(ctx, l.stream)
 	if err != nil {

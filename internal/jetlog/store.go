@@ -321,6 +321,15 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 			}
 			return nil, err
 		}
+		if err := s.clearLeftOvers(ctx, id, m.CreatedAt); err != nil {
+			// Undone, so that the conversation does not show the
+			// leftovers under the new metadata; a create again clears
+			// them.
+			if derr := s.log.Delete(ctx, id, m.Owner); derr != nil {
+				s.logger.Warn("undo a create", "conversation", id, "err", derr)
+			}
+			return nil, err
+		}
 		s.keepSystem(m)
 		end = &logEnd{meta: m}
 	} else if end == nil {

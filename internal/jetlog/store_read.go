@@ -233,6 +233,11 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 	c.appendMu.Lock()
 	defer c.appendMu.Unlock()
 	m, err := s.Meta(ctx, id)
+	if errors.Is(err, convo.ErrNotFound) {
+		// A delete that failed part-way may have left the events: this
+		// one finishes it.
+		m, err = s.leftOver(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -248,6 +253,42 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 	c.reported, c.reportedPos = 0, 0
 	c.repMu.Unlock()
 	return nil
+}
+
+// leftOver returns the metadata in the newest event of conversation id,
+// whose metadata is gone: a delete failed after removing it (see
+// Log.Delete). It is ErrNotFound if there are no events either.
+func (s *Store) leftOver(ctx context.Context, id string) (*convo.Meta, error) {
+	last, err := s.log.Last(ctx, id)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if last == nil {
+		return nil, convo.ErrNotFound
+	}
+	var m convo.Meta
+	if err := json.Unmarshal(last.Meta, &m); err != nil {
+		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata at position %d: %w", id, last.Pos, err)
+	}
+	return &m, nil
+}
+
+// clearLeftOvers removes the events (and keys) that a delete which
+// failed part-way left under id, once a conversation is created again
+// under id and before it stores its first record: stored after them, it
+// would continue the deleted conversation's log, seqs, owner and all.
+// Records of the new conversation (created at created) are its own:
+// another gateway may have appended to it already.
+func (s *Store) clearLeftOvers(ctx context.Context, id string, created time.Time) error {
+	last, err := s.log.Last(ctx, id)
+	if err != nil || last == nil {
+		return err
+	}
+	var m convo.Meta
+	if err := json.Unmarshal(last.Meta, &m); err == nil && m.CreatedAt.Equal(created) {
+		return nil
+	}
+	return s.log.Clear(ctx, id)
 }
 
 // hostName is the default node name.
