@@ -89,3 +89,53 @@ func TestDeleteFailsPartWay(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstAppendRacesDelete: gateway b appends the first events of a
+// conversation that gateway a deletes between b's read of its end and
+// b's publish (a deletes from inside b's Build, which runs in between).
+// The purged subject is as empty as a new one, so b's condition (no
+// record yet) still holds; b's append must fail as not found anyway,
+// and leave nothing behind.
+func TestFirstAppendRacesDelete(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.Start(t)
+	open := func(node string) *jetlog.Store {
+		s, err := jetlog.OpenStore(ctx, srv.URL(), jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open("a"), open("b")
+	const id = "c1"
+	if _, err := a.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	_, err := b.Append(ctx, &convo.Append{Conversation: id, Build: func(*convo.Meta) ([]convo.Draft, error) {
+		if !deleted {
+			deleted = true
+			if err := a.Delete(ctx, id, "u"); err != nil {
+				return nil, err
+			}
+		}
+		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: "late"}}}, nil
+	}})
+	if !errors.Is(err, convo.ErrNotFound) {
+		t.Errorf("b's append after the delete: %v, want not found", err)
+	}
+	for _, s := range []*jetlog.Store{a, b} {
+		if _, err := s.Events(ctx, id, 0, 0, 10); !errors.Is(err, convo.ErrNotFound) {
+			t.Errorf("events on %s after the delete: %v, want not found", s.Node(), err)
+		}
+	}
+	last, err := a.Log().Last(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != nil {
+		t.Errorf("the deleted conversation's subject holds seq %d", last.Seq)
+	}
+}

@@ -403,6 +403,16 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		if err != nil {
 			return nil, err
 		}
+		if end.pos == 0 && a.New == nil {
+			if err := s.stillThere(ctx, id, m.CreatedAt); err != nil {
+				c.repMu.Lock()
+				delete(c.own, rec.ID)
+				c.ownCond.Broadcast()
+				c.repMu.Unlock()
+				c.end = nil
+				return nil, err
+			}
+		}
 		durable := time.Now()
 		rec.Pos = pos
 		c.end = &logEnd{pos: pos, meta: m}
@@ -421,6 +431,38 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		s.deliver(c, rec, born, durable)
 		return res, nil
 	}
+}
+
+// stillThere checks, once the first record of conversation id (created
+// at created) is stored, that no delete came in between: the record's
+// condition, no record yet, holds for a purged subject too. If one did,
+// it removes what the append left and fails as not found. A delete that
+// comes after the check removes the record itself: it removes the
+// metadata first, the events last. A check that cannot read passes: the
+// record is stored, and it is what the conversation most likely wants.
+func (s *Store) stillThere(ctx context.Context, id string, created time.Time) error {
+	data, _, err := s.log.Meta(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.logger.Warn("check a conversation after its first record", "conversation", id, "err", err)
+		return nil
+	}
+	if err == nil {
+		var m convo.Meta
+		if json.Unmarshal(data, &m) != nil || m.CreatedAt.Equal(created) {
+			return nil
+		}
+		// Deleted and created again: the create clears the record
+		// unless it has stored its own first.
+		return convo.ErrNotFound
+	}
+	if err := s.log.ClearWork(ctx, id); err != nil {
+		s.logger.Warn("clear a deleted conversation's work mark", "conversation", id, "err", err)
+	}
+	if err := s.log.Clear(ctx, id); err != nil {
+		// A delete again or a create under the id removes it.
+		s.logger.Warn("remove a record stored after a delete", "conversation", id, "err", err)
+	}
+	return convo.ErrNotFound
 }
 
 // record stamps drafts as the events after m's end, applies them to m,

@@ -248,6 +248,11 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 		return unavailable(err)
 	}
 	c.end = nil
+	s.mu.Lock()
+	// Cached, it would let this gateway read left-over events (see
+	// stillThere) as the conversation's.
+	delete(s.system, id)
+	s.mu.Unlock()
 	c.repMu.Lock()
 	// A conversation created again under this id starts from seq 1.
 	c.reported, c.reportedPos = 0, 0
