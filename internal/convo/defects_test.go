@@ -208,3 +208,69 @@ func TestSubscribeRacingDelete(t *testing.T) {
 		t.Fatalf("u1's subscriber to the deleted conversation got %d frames of u2's, the first %s", len(rec.ch), <-rec.ch)
 	}
 }
+
+// endHookLog is the file's Log, which runs hook once, right after it
+// stores the next turn_end: the runner that ended the turn is still in
+// progress then.
+type endHookLog struct {
+	convo.Log
+	mu   sync.Mutex
+	hook func()
+}
+
+func (l *endHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	var ends bool
+	hooked := *a
+	hooked.Build = func(m *convo.Meta) ([]convo.Draft, error) {
+		drafts, err := a.Build(m)
+		ends = false
+		for _, d := range drafts {
+			ends = ends || d.Event.Type == protocol.EventTurnEnd
+		}
+		return drafts, err
+	}
+	res, err := l.Log.Append(ctx, &hooked)
+	if err != nil || !ends {
+		return res, err
+	}
+	l.mu.Lock()
+	hook := l.hook
+	l.hook = nil
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return res, err
+}
+
+// TestCancelBetweenTurns sends a message and cancels its turn right
+// after the turn before stored its turn_end, while that turn's runner
+// is still in progress: the cancel, answered, must end the new turn
+// "cancelled", not go to the runner that is finishing.
+func TestCancelBetweenTurns(t *testing.T) {
+	ctx := context.Background()
+	var hooked *endHookLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
+		hooked = &endHookLog{Log: l}
+		return hooked
+	})
+	rec := newRecorder(100)
+	var second *protocol.Ack
+	ready := make(chan string)
+	hooked.mu.Lock()
+	hooked.hook = func() {
+		id := <-ready
+		second = send(t, s, id, "two", nil)
+		if err := s.Cancel(ctx, "u1", id); err != nil {
+			t.Error(err)
+		}
+	}
+	hooked.mu.Unlock()
+	first := send(t, s, "", "one", rec)
+	ready <- first.Conversation
+	rec.until(t, protocol.EventTurnEnd)
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.Turn != second.Message.Turn || end.StopReason != protocol.StopCancelled {
+		t.Fatalf("the turn cancelled after its send ended %q (turn %s), want cancelled (turn %s)", end.StopReason, end.Turn, second.Message.Turn)
+	}
+}

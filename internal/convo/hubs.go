@@ -34,6 +34,12 @@ type hub struct {
 	subs map[Subscriber]uint64
 	// running is the turn runner in progress, or nil.
 	running *turn
+	// cancelled is the id of the open turn the last cancel found in the
+	// log: the runner that takes that turn up cancels it (see
+	// takeTurn). A cancel can come before that runner is running: while
+	// the runner of the turn before, which has stored its turn_end, is
+	// still in progress, or between a send's commit and its kick.
+	cancelled string
 	// kicked records a kick that came while a runner was in progress:
 	// that runner may have looked for pending turns before the kick's
 	// message was stored, so it must look again when it is done.
@@ -275,8 +281,10 @@ func (s *Service) dropHub(h *hub) {
 }
 
 // stopTurn cancels conversation's running turn, if any, with cause, and
-// returns its hub (nil without one).
-func (s *Service) stopTurn(conversation string, cause error) *hub {
+// returns its hub (nil without one). open, when not empty, is the id of
+// the conversation's open turn, which the runner that takes it up
+// cancels too if it is not running yet.
+func (s *Service) stopTurn(conversation, open string, cause error) *hub {
 	s.mu.Lock()
 	h := s.hubs[conversation]
 	s.mu.Unlock()
@@ -284,9 +292,23 @@ func (s *Service) stopTurn(conversation string, cause error) *hub {
 		return nil
 	}
 	h.mu.Lock()
+	if open != "" {
+		h.cancelled = open
+	}
 	if h.running != nil {
 		h.running.cancel(cause)
 	}
 	h.mu.Unlock()
 	return h
+}
+
+// takeTurn is called by h's running runner once it knows the id of the
+// turn it runs: if a cancel came for that turn before (see stopTurn),
+// it cancels the runner now.
+func (h *hub) takeTurn(turnID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancelled == turnID && h.running != nil {
+		h.running.cancel(errCancelled)
+	}
 }

@@ -109,6 +109,7 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 		return false
 	}
 	turnID := m.OpenTurn.Turn
+	h.takeTurn(turnID)
 	ctx, span := s.startTurnSpan(ctx, h.id, turnID, m.Model)
 	defer span.End()
 	// The history is read even for a turn cancelled meanwhile: stream

@@ -281,10 +281,15 @@ func (s *Service) Unsubscribe(conversation string, sub Subscriber) {
 // "cancelled", keeping its partial text. Without a running turn it does
 // nothing and returns nil.
 func (s *Service) Cancel(ctx context.Context, user, conversation string) error {
-	if _, err := s.owned(ctx, user, conversation); err != nil {
+	m, err := s.owned(ctx, user, conversation)
+	if err != nil {
 		return err
 	}
-	s.stopTurn(conversation, errCancelled)
+	var open string
+	if m.OpenTurn != nil {
+		open = m.OpenTurn.Turn
+	}
+	s.stopTurn(conversation, open, errCancelled)
 	return nil
 }
 
@@ -375,7 +380,7 @@ func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	if err := s.log.Delete(ctx, conversation, user); err != nil {
 		return err
 	}
-	if h := s.stopTurn(conversation, errDeleted); h != nil {
+	if h := s.stopTurn(conversation, "", errDeleted); h != nil {
 		// A conversation created later under the same id starts a new hub.
 		s.mu.Lock()
 		h.mu.Lock()
