@@ -2,12 +2,16 @@ package convo_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -272,5 +276,97 @@ func TestCancelBetweenTurns(t *testing.T) {
 	evs := rec.until(t, protocol.EventTurnEnd)
 	if end := evs[len(evs)-1]; end.Turn != second.Message.Turn || end.StopReason != protocol.StopCancelled {
 		t.Fatalf("the turn cancelled after its send ended %q (turn %s), want cancelled (turn %s)", end.StopReason, end.Turn, second.Message.Turn)
+	}
+}
+
+// approvalAgents offers one agent, "careful", whose tool "t" waits for
+// an approval for at most a nanosecond; runs counts the tool's runs.
+type approvalAgents struct{ runs *atomic.Int64 }
+
+func (a approvalAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	run := func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+		a.runs.Add(1)
+		return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{"ok":true}`)}
+	}
+	return &convo.Agent{Name: name, Model: "m", MaxSteps: 10, Run: run, Tools: []convo.AgentTool{
+		{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Approval: true, Timeout: time.Nanosecond}}}, name == "careful"
+}
+
+func (approvalAgents) Allowed(context.Context, string) bool { return true }
+
+func (approvalAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// errHeld refuses the append resultHookLog holds back.
+var errHeld = errors.New("held back for the hook")
+
+// resultHookLog is the file's Log, which holds back the next tool_result
+// with status timeout, runs hook once and only then stores it: what hook
+// stores lands just as the wait timed out.
+type resultHookLog struct {
+	convo.Log
+	mu   sync.Mutex
+	hook func()
+}
+
+func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	var hook func()
+	held := *a
+	held.Build = func(m *convo.Meta) ([]convo.Draft, error) {
+		drafts, err := a.Build(m)
+		for _, d := range drafts {
+			if d.Event.Type == protocol.EventToolResult && d.Event.Status == protocol.ResultTimeout {
+				l.mu.Lock()
+				hook, l.hook = l.hook, nil
+				l.mu.Unlock()
+			}
+		}
+		if hook != nil {
+			return nil, errHeld
+		}
+		return drafts, err
+	}
+	res, err := l.Log.Append(ctx, &held)
+	if !errors.Is(err, errHeld) {
+		return res, err
+	}
+	hook()
+	return l.Log.Append(ctx, a)
+}
+
+// TestApprovalAsWaitTimesOut approves a call just as its wait times out,
+// before the timeout's tool_result is stored: the approval, accepted,
+// wins, and the tool runs.
+func TestApprovalAsWaitTimesOut(t *testing.T) {
+	ctx := context.Background()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := &resultHookLog{Log: l}
+	var runs atomic.Int64
+	s, err := convo.New(hooked, &stepModel{calls: 1}, convo.Config{Agents: approvalAgents{&runs}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	conv, err := s.Create(ctx, "u1", &protocol.Create{Agent: "careful"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked.hook = func() {
+		if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: conv.ID, Call: "t1", Approved: true}); err != nil {
+			t.Errorf("an approval before the timeout was stored: %v", err)
+		}
+	}
+	rec := newRecorder(100)
+	send(t, s, conv.ID, "go", rec)
+	var results []*protocol.Event
+	for _, ev := range rec.until(t, protocol.EventTurnEnd) {
+		if ev.Type == protocol.EventToolResult {
+			results = append(results, ev)
+		}
+	}
+	if len(results) != 1 || results[0].Status != protocol.ResultOK || runs.Load() != 1 {
+		t.Fatalf("approved call: %d results (the first %q), the tool ran %d times; want it run once, ok", len(results), results[0].Status, runs.Load())
 	}
 }

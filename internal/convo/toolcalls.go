@@ -11,7 +11,8 @@ import (
 )
 
 // errCallClosed refuses a tool_result for a call that already has one (a
-// client answered it just before its wait timed out).
+// client answered it just before its wait timed out), or the timeout of
+// an approval wait that was answered just before.
 var errCallClosed = errors.New("convo: the call is already over")
 
 // agentRun is one turn of an agent's conversation.
@@ -80,9 +81,9 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 			ctx, span := r.s.startToolSpan(ctx, c)
 			out, ran := r.do(ctx, c)
 			endToolSpan(span, out)
-			if c.status == protocol.CallAwaitingClient {
-				// A client's answer may win over a timeout as it is
-				// stored: the result is known once stored.
+			if c.answers != nil {
+				// An answer may win over a timeout as it is stored:
+				// the result is known once stored.
 				results[i] = r.finish(ctx, c, out, ran)
 				over.Done()
 				return
@@ -109,26 +110,34 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 // output first when the call needs one. ran says whether the agent ran
 // the tool (Agent.Run counts and logs the calls it runs).
 func (r *agentRun) do(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
-	switch c.status {
-	case protocol.CallAwaitingClient:
-		ev, out := r.await(ctx, c)
-		if ev == nil {
-			return out, false
-		}
-		return outcomeOf(ev), false
-	case protocol.CallAwaitingApproval:
-		ev, out := r.await(ctx, c)
-		if ev == nil {
-			return out, false
-		}
-		if ev.Approved == nil || !*ev.Approved {
-			msg := "denied by the user"
-			if ev.Reason != "" {
-				msg += ": " + ev.Reason
-			}
-			return ToolOutcome{Status: protocol.ResultDenied, Error: msg}, false
-		}
+	if c.answers == nil {
+		return r.run(ctx, c)
 	}
+	ev, out := r.await(ctx, c)
+	if ev == nil {
+		return out, false
+	}
+	return r.answered(ctx, c, ev)
+}
+
+// answered is c's outcome once ev answered its wait: the client's output,
+// a denial, or the tool's run once approved. ran is as for do.
+func (r *agentRun) answered(ctx context.Context, c *call, ev *protocol.Event) (out ToolOutcome, ran bool) {
+	switch {
+	case c.status == protocol.CallAwaitingClient:
+		return outcomeOf(ev), false
+	case ev.Approved == nil || !*ev.Approved:
+		msg := "denied by the user"
+		if ev.Reason != "" {
+			msg += ": " + ev.Reason
+		}
+		return ToolOutcome{Status: protocol.ResultDenied, Error: msg}, false
+	}
+	return r.run(ctx, c)
+}
+
+// run runs c's tool, as do.
+func (r *agentRun) run(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
 	if !c.known {
 		return ToolOutcome{Status: protocol.ResultError, Error: fmt.Sprintf("unknown tool %q", c.use.Name)}, false
 	}
@@ -156,7 +165,9 @@ func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOut
 }
 
 // finish stores c's tool_result for out, unless a client's tool_output
-// stored it already, and returns the result the model gets.
+// stored it already, and returns the result the model gets. The timeout
+// of an approval wait is stored only while the call awaits approval: an
+// approval stored first wins, and the call goes on as it says.
 func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran bool) ToolResult {
 	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown) {
 		out = ToolOutcome{Status: protocol.ResultInterrupted, Error: "the gateway stopped during the call"}
@@ -173,11 +184,19 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 		} else {
 			ev.ToolError = errorText(out)
 		}
-		if err := r.appendResult(ev); errors.Is(err, errCallClosed) {
-			// A client answered just as the wait timed out: its answer
+		var wait string
+		if c.status == protocol.CallAwaitingApproval && !ran && out.Status == protocol.ResultTimeout {
+			wait = c.status
+		}
+		if err := r.appendResult(ev, wait); errors.Is(err, errCallClosed) {
+			// Someone answered just as the wait timed out: the answer
 			// won, and is on its way.
 			select {
 			case ans := <-c.answers:
+				if wait != "" {
+					out, ran = r.answered(ctx, c, ans)
+					return r.finish(ctx, c, out, ran)
+				}
 				out = outcomeOf(ans)
 			case <-r.s.turnCtx.Done():
 			}
@@ -229,14 +248,15 @@ func (r *agentRun) append(evs ...*protocol.Event) error {
 }
 
 // appendResult stores a call's tool_result, provided the call is still
-// open (else errCallClosed), retrying while storage fails.
-func (r *agentRun) appendResult(ev *protocol.Event) error {
+// open and, when wait is not empty, still has status wait (else
+// errCallClosed), retrying while storage fails.
+func (r *agentRun) appendResult(ev *protocol.Event, wait string) error {
 	return r.s.retry(r.s.turnCtx, r.id, "store tool_result", func() error {
 		_, err := r.s.log.Append(context.Background(), &Append{Conversation: r.id, Build: func(m *Meta) ([]Draft, error) {
 			if m.OpenTurn == nil || m.OpenTurn.Turn != r.turn {
 				return nil, errTurnGone
 			}
-			if m.OpenTurn.call(ev.Call) == nil {
+			if c := m.OpenTurn.call(ev.Call); c == nil || wait != "" && c.Status != wait {
 				return nil, errCallClosed
 			}
 			return drafts([]*protocol.Event{ev}), nil
