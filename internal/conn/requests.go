@@ -156,7 +156,7 @@ func (c *conn) roomFor(conversation string) error {
 
 // Gone implements convo.Subscriber: conversation was deleted. The client
 // gets a "deleted" frame without an id; the reader forgets the
-// subscription before its next request.
+// subscription before its next request (see forgetGone).
 func (c *conn) Gone(conversation string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -168,14 +168,18 @@ func (c *conn) Gone(conversation string) {
 }
 
 // forgetGone drops the subscriptions of deleted conversations, so they no
-// longer count toward MaxSubscriptions.
+// longer count toward MaxSubscriptions. A deleted notice can come while
+// the reader subscribes to a conversation made again under the same id:
+// the new subscription, which convo still has, stays.
 func (c *conn) forgetGone() {
 	c.mu.Lock()
 	gone := c.gone
 	c.gone = nil
 	c.mu.Unlock()
 	for id := range gone {
-		c.untrack(id)
+		if !c.h.svc.Subscribed(id, c) {
+			c.untrack(id)
+		}
 	}
 }
 

@@ -277,6 +277,22 @@ func (s *Service) Unsubscribe(conversation string, sub Subscriber) {
 	}
 }
 
+// Subscribed reports whether sub is a live subscriber of conversation: a
+// subscribe or send subscribed it, and no unsubscribe, delete or drop
+// has undone that since.
+func (s *Service) Subscribed(conversation string, sub Subscriber) bool {
+	s.mu.Lock()
+	h := s.hubs[conversation]
+	s.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.subs[sub]
+	return ok
+}
+
 // Cancel ends the running turn of conversation with stop reason
 // "cancelled", keeping its partial text. Without a running turn it does
 // nothing and returns nil.
