@@ -213,28 +213,30 @@ func TestSubscribeRacingDelete(t *testing.T) {
 	}
 }
 
-// endHookLog is the file's Log, which runs hook once, right after it
-// stores the next turn_end: the runner that ended the turn is still in
-// progress then.
-type endHookLog struct {
+// appendHookLog is the file's Log, which runs hook once, right after it
+// stores the next append with an event of type typ: its caller has not
+// gone on yet (the runner that ended a turn is still in progress, a send
+// has not kicked).
+type appendHookLog struct {
 	convo.Log
+	typ  string
 	mu   sync.Mutex
 	hook func()
 }
 
-func (l *endHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
-	var ends bool
+func (l *appendHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	var found bool
 	hooked := *a
 	hooked.Build = func(m *convo.Meta) ([]convo.Draft, error) {
 		drafts, err := a.Build(m)
-		ends = false
+		found = false
 		for _, d := range drafts {
-			ends = ends || d.Event.Type == protocol.EventTurnEnd
+			found = found || d.Event.Type == l.typ
 		}
 		return drafts, err
 	}
 	res, err := l.Log.Append(ctx, &hooked)
-	if err != nil || !ends {
+	if err != nil || !found {
 		return res, err
 	}
 	l.mu.Lock()
@@ -253,9 +255,9 @@ func (l *endHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Append
 // "cancelled", not go to the runner that is finishing.
 func TestCancelBetweenTurns(t *testing.T) {
 	ctx := context.Background()
-	var hooked *endHookLog
+	var hooked *appendHookLog
 	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
-		hooked = &endHookLog{Log: l}
+		hooked = &appendHookLog{Log: l, typ: protocol.EventTurnEnd}
 		return hooked
 	})
 	rec := newRecorder(100)
@@ -368,5 +370,38 @@ func TestApprovalAsWaitTimesOut(t *testing.T) {
 	}
 	if len(results) != 1 || results[0].Status != protocol.ResultOK || runs.Load() != 1 {
 		t.Fatalf("approved call: %d results (the first %q), the tool ran %d times; want it run once, ok", len(results), results[0].Status, runs.Load())
+	}
+}
+
+// TestCancelBeforeKick cancels an agent's turn from another caller right
+// after the send that opened it is stored, before the send kicks its
+// runner: the cancel, answered, must end the turn "cancelled".
+func TestCancelBeforeKick(t *testing.T) {
+	ctx := context.Background()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := &appendHookLog{Log: l, typ: protocol.EventMessage}
+	var runs atomic.Int64
+	s, err := convo.New(hooked, &stepModel{calls: 1}, convo.Config{Agents: approvalAgents{&runs}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	conv, err := s.Create(ctx, "u1", &protocol.Create{Agent: "careful"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked.hook = func() {
+		if err := s.Cancel(ctx, "u1", conv.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	rec := newRecorder(100)
+	send(t, s, conv.ID, "go", rec)
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopCancelled {
+		t.Fatalf("the turn cancelled before its kick ended %q, want cancelled", end.StopReason)
 	}
 }
