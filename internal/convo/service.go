@@ -294,7 +294,8 @@ func (s *Service) Subscribed(conversation string, sub Subscriber) bool {
 }
 
 // Cancel ends the running turn of conversation with stop reason
-// "cancelled", keeping its partial text. Without a running turn it does
+// "cancelled", keeping its partial text: the turn open in the log, also
+// when its runner has not started yet. Without a running turn it does
 // nothing and returns nil.
 func (s *Service) Cancel(ctx context.Context, user, conversation string) error {
 	m, err := s.owned(ctx, user, conversation)
