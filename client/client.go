@@ -31,7 +31,9 @@ var (
 	ErrConnectionLost = errors.New("client: connection lost before the reply")
 	// ErrDeleted ends a subscription whose conversation was deleted,
 	// also while the client was disconnected (the error then wraps the
-	// gateway's not_found too).
+	// gateway's not_found too, or its bad_request when a conversation
+	// created since under the same id ends before the last event the
+	// subscription delivered).
 	ErrDeleted = errors.New("client: conversation deleted")
 )
 
@@ -228,12 +230,8 @@ func (c *Client) run(ws *websocket.Conn) {
 			}
 			c.disconnected(err)
 		}
-		t := time.NewTimer(backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt))
-		select {
-		case <-c.ctx.Done():
-			t.Stop()
+		if !c.sleep(backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)) {
 			return
-		case <-t.C:
 		}
 		attempt++
 		var err error
@@ -243,6 +241,18 @@ func (c *Client) run(ws *websocket.Conn) {
 			}
 			c.disconnected(err)
 		}
+	}
+}
+
+// sleep waits for d, and reports false if the client was closed first.
+func (c *Client) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -609,3 +609,83 @@ func TestSendsBeyondMaxSubscriptions(t *testing.T) {
 	evs = append(evs, readTurn(t, sub)...)
 	checkLog(t, srv.URL, "followed", evs)
 }
+
+// TestResubscribeBusy makes the gateway answer a resubscription busy: a
+// send on the new connection, written before it, takes the one
+// subscription the connection may have. The error is temporary: the
+// subscription is not ended but subscribed again once there is room, and
+// still sees every event once, in order.
+func TestResubscribeBusy(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
+	p := newProxy(t, srv.URL)
+	ctx := conntest.Deadline(t)
+	// OnConnect runs before the resubscriptions start: holding it, the
+	// second connection resubscribes only once the gateway has stored
+	// the Send on it, and so follows its conversation.
+	stored := make(chan struct{})
+	var connects atomic.Int32
+	opts := fast
+	opts.OnConnect = func() {
+		if connects.Add(1) == 2 {
+			select {
+			case <-stored:
+			case <-ctx.Done():
+			}
+		}
+	}
+	c := dial(t, p.URL(), opts)
+	if _, err := c.Create(ctx, protocol.Create{Conversation: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	sub := startTurn(t, c, "c")
+	evs := readTurn(t, sub)
+	watcher := srv.Dial(t, "conversation=other")
+	watcher.ReadUntil(conntest.IsType(protocol.ReplySubscribed))
+
+	p.drop()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Send(ctx, "other", "hi")
+		sent <- err
+	}()
+	watcher.ReadUntil(conntest.IsType(protocol.EventMessage))
+	close(stored)
+	if err := <-sent; err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if _, err := c.Send(ctx, "c", "again"); err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, readTurn(t, sub)...)
+	checkLog(t, srv.URL, "c", evs)
+}
+
+// TestRecreatedWhileAway deletes a followed conversation while the
+// client is disconnected and creates another under its id, shorter: the
+// resubscription's after is beyond its end, and the subscription ends
+// with ErrDeleted, wrapping the gateway's bad_request.
+func TestRecreatedWhileAway(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	p := newProxy(t, srv.URL)
+	c := dial(t, p.URL(), fast)
+	ctx := conntest.Deadline(t)
+	sub := startTurn(t, c, "c")
+	readTurn(t, sub)
+
+	p.setBackend("127.0.0.1:1") // nothing listens there: reconnections fail
+	p.drop()
+	other := dial(t, srv.URL, fast)
+	if err := other.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Create(ctx, protocol.Create{Conversation: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	p.setBackend(srv.URL)
+	var perr *protocol.Error
+	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) || !errors.As(err, &perr) || perr.Code != protocol.CodeBadRequest {
+		t.Fatalf("Next after a delete and create while away: %+v, %v; want ErrDeleted and bad_request", ev, err)
+	}
+}

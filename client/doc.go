@@ -5,7 +5,10 @@
 //
 // A Client reconnects on its own, waiting a jittered, exponentially
 // growing time between attempts, and subscribes every Subscription again
-// after the last event it delivered. Requests that are safe to repeat
+// after the last event it delivered. A resubscription the gateway refuses
+// for a while (busy, unavailable, internal) is tried again; one whose
+// conversation was deleted meanwhile ends the Subscription with
+// ErrDeleted. Requests that are safe to repeat
 // (Send to an existing conversation, thanks to the client_msg_id it sets;
 // Subscribe, History, List, Cancel, Ping) are sent again on the next
 // connection when one drops before their reply. A request whose context

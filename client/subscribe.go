@@ -55,23 +55,39 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 }
 
 // resubscribe subscribes ws again to s after the last event s delivered.
-// A conversation it followed that is not found now was deleted while the
-// client was away: s ends with ErrDeleted, as it does when the deletion
-// happens while connected.
+// A temporary error (busy, unavailable, internal: the gateway is
+// overloaded or restarting) is retried on ws after a growing backoff,
+// while ws is the client's connection and s is subscribed; the next
+// connection subscribes s again anyway. A conversation that is not found
+// now, or whose log ends before s's last event (bad_request), was deleted
+// while the client was away, and maybe created again under its id: s ends
+// with ErrDeleted, as it does when the deletion happens while connected.
+// Any other error ends s with it.
 func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
-	s.mu.Lock()
-	after := s.last
-	s.mu.Unlock()
-	id := c.requestID()
-	r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after})
-	if r.err == nil && r.typ == protocol.ReplyError {
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		after := s.last
+		s.mu.Unlock()
+		id := c.requestID()
+		r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after})
+		if r.err != nil || r.typ != protocol.ReplyError {
+			return
+		}
 		var e protocol.Error
 		_ = json.Unmarshal(r.data, &e)
 		var err error = &e
-		if e.Code == protocol.CodeNotFound {
+		switch e.Code {
+		case protocol.CodeBusy, protocol.CodeUnavailable, protocol.CodeInternal:
+			c.opts.Logger.Debug("client: resubscription refused; retrying", "conversation", s.conversation, "err", err)
+			if !c.sleep(backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)) || c.sub(s.conversation) != s {
+				return
+			}
+			continue
+		case protocol.CodeNotFound, protocol.CodeBadRequest:
 			err = fmt.Errorf("%w: %w", ErrDeleted, err)
 		}
 		c.drop(s, err)
+		return
 	}
 }
 
