@@ -56,9 +56,13 @@ type Options struct {
 	// jittered between half and all of that.
 	MinBackoff, MaxBackoff time.Duration
 	// Buffer is how many events each subscription holds for its reader
-	// (default 256). While one is full the client stops reading the
-	// connection; if that lasts, the gateway closes it as a slow consumer
-	// and the client reconnects and resumes, losing nothing.
+	// (default 256). The client never waits for a reader: while a
+	// subscription's buffer is full, it drops the conversation's further
+	// events, and once the reader has taken the buffered ones it
+	// subscribes again after the last one delivered. So nothing is lost,
+	// and other subscriptions and the replies to requests are not held
+	// up. A reader that falls a whole buffer behind a long replay makes
+	// the gateway replay the rest again: a larger Buffer avoids that.
 	Buffer int
 	// MaxFrameBytes bounds one frame from the gateway (default 64 MiB).
 	MaxFrameBytes int64
@@ -358,7 +362,7 @@ func (c *Client) read(ws *websocket.Conn) error {
 				continue
 			}
 			if s := c.sub(head.Conversation); s != nil {
-				s.deliver(c.ctx, ev)
+				s.deliver(ev)
 			}
 		case head.ID != "":
 			c.mu.Lock()

@@ -27,6 +27,10 @@ type Subscription struct {
 	// last is the seq of the newest event handed to ch: a reconnection
 	// subscribes again after it.
 	last uint64
+	// behind is set when an event was dropped because ch was full: once
+	// the reader has taken the buffered events, s is subscribed again
+	// after last.
+	behind bool
 }
 
 // Subscribe follows conversation from the event after seq after (0: from
@@ -64,7 +68,7 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 // with ErrDeleted, as it does when the deletion happens while connected.
 // Any other error ends s with it.
 func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; c.sub(s.conversation) == s; attempt++ {
 		s.mu.Lock()
 		after := s.last
 		s.mu.Unlock()
@@ -79,7 +83,7 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 		switch e.Code {
 		case protocol.CodeBusy, protocol.CodeUnavailable, protocol.CodeInternal:
 			c.opts.Logger.Debug("client: resubscription refused; retrying", "conversation", s.conversation, "err", err)
-			if !c.sleep(backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)) || c.sub(s.conversation) != s {
+			if !c.sleep(backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)) {
 				return
 			}
 			continue
@@ -92,24 +96,46 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 }
 
 // deliver hands ev to s's reader if it is the event after s.last. It
-// waits while s's buffer is full: the gateway then sees a slow consumer,
-// and the next connection resumes after s.last.
-func (s *Subscription) deliver(ctx context.Context, ev protocol.Event) {
+// never waits: when s's buffer is full it drops ev, and s is behind until
+// its reader has taken the buffered events (see caughtUp).
+func (s *Subscription) deliver(ev protocol.Event) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	// A subscribe's events come gapless from its after, but a send
 	// subscribes the connection from the live edge: events further on
 	// that come before the replay (a send written before the
 	// resubscription) come again after it.
 	if ev.Seq != s.last+1 {
-		s.mu.Unlock()
 		return
 	}
-	s.last = ev.Seq
-	s.mu.Unlock()
 	select {
 	case s.ch <- ev:
-	case <-s.ended:
-	case <-ctx.Done():
+		// Only a subscription made since the drop sends the event
+		// after last again: s has caught up.
+		s.last, s.behind = ev.Seq, false
+	default:
+		s.behind = true
+	}
+}
+
+// caughtUp subscribes the client's connection to s again after s.last
+// when s is behind and its reader has taken every buffered event.
+func (s *Subscription) caughtUp() {
+	s.mu.Lock()
+	resume := s.behind && len(s.ch) == 0
+	if resume {
+		s.behind = false
+	}
+	s.mu.Unlock()
+	if !resume {
+		return
+	}
+	c := s.c
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil { // else the next connection subscribes s again
+		go c.resubscribe(ws, s)
 	}
 }
 
@@ -136,6 +162,7 @@ func (s *Subscription) end(err error) {
 func (s *Subscription) Next(ctx context.Context) (protocol.Event, error) {
 	select {
 	case ev := <-s.ch:
+		s.caughtUp()
 		return ev, nil
 	case <-s.ended:
 		select {
