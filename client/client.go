@@ -434,7 +434,9 @@ func (c *Client) call(ctx context.Context, id string, req protocol.Request, retr
 	return err
 }
 
-// callOn is call, and returns the connection that carried the reply.
+// callOn is call, and returns the connection that carried the reply, or
+// that req was written on when ctx ended (or the client was closed)
+// before the reply.
 func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, retry bool, out any) (*websocket.Conn, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -451,7 +453,7 @@ func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, re
 		case errors.Is(r.err, errLost):
 			return nil, ErrConnectionLost
 		case r.err != nil:
-			return nil, r.err
+			return ws, r.err
 		case r.typ == protocol.ReplyError:
 			var e protocol.Error
 			if err := json.Unmarshal(r.data, &e); err != nil {

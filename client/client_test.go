@@ -688,3 +688,65 @@ func TestSendDuringLongReplay(t *testing.T) {
 	evs = append(evs, readTurn(t, sub)...)
 	checkLog(t, srv.URL, "c", evs)
 }
+
+// TestSubscribeCancelledAfterSent ends a Subscribe's context once its
+// frame is written, before the reply is read: the gateway, which took the
+// subscribe, must not go on following the conversation for nobody. With
+// one subscription allowed per connection, a Subscribe to another
+// conversation then succeeds.
+func TestSubscribeCancelledAfterSent(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
+	p := newProxy(t, srv.URL)
+	ctx := conntest.Deadline(t)
+	// OnConnect runs before the second connection is read: the reply to
+	// a subscribe written meanwhile waits unread.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var connects atomic.Int32
+	opts := fast
+	opts.OnConnect = func() {
+		if connects.Add(1) == 2 {
+			close(entered)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	}
+	c := dial(t, p.URL(), opts)
+	for _, id := range []string{"a", "b"} {
+		if _, err := c.Create(ctx, protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.drop()
+	<-entered
+	if sub, err := c.Subscribe(cancelOnWait{ctx, new(atomic.Bool)}, "a", 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe cancelled while waiting for its reply: %v, %v; want context.Canceled", sub, err)
+	}
+	close(release)
+	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
+		t.Fatalf("Subscribe after a cancelled one: %v", err)
+	}
+}
+
+// cancelOnWait is a context that is cancelled as soon as something waits
+// on it: a request waits on its context only once its frame is written.
+type cancelOnWait struct {
+	context.Context
+	waited *atomic.Bool
+}
+
+func (c cancelOnWait) Done() <-chan struct{} {
+	c.waited.Store(true)
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+func (c cancelOnWait) Err() error {
+	if c.waited.Load() {
+		return context.Canceled
+	}
+	return nil
+}

@@ -50,9 +50,13 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 		old.end(errors.New("client: subscribed again"))
 	}
 	id := c.requestID()
-	err := c.call(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, nil)
+	ws, err := c.callOn(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, nil)
 	if err != nil {
 		c.drop(s, err)
+		if ws != nil {
+			// The gateway may have taken the subscribe: undo it.
+			c.unfollow(ws, conversation)
+		}
 		return nil, err
 	}
 	return s, nil
