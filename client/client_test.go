@@ -750,3 +750,50 @@ func (c cancelOnWait) Err() error {
 	}
 	return nil
 }
+
+// TestCloseBeforeResubscribe closes a Subscription on a new connection
+// before the client has subscribed it again: the resubscription must not
+// follow the conversation after the unsubscribe of Close. With one
+// subscription allowed per connection, a Subscribe to another
+// conversation then succeeds.
+func TestCloseBeforeResubscribe(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
+	p := newProxy(t, srv.URL)
+	ctx := conntest.Deadline(t)
+	// OnConnect runs before the resubscriptions start: holding it, the
+	// second connection resubscribes only once the gateway has answered
+	// the unsubscribe of Close.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var connects atomic.Int32
+	opts := fast
+	opts.OnConnect = func() {
+		if connects.Add(1) == 2 {
+			close(entered)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	}
+	c := dial(t, p.URL(), opts)
+	if _, err := c.Create(ctx, protocol.Create{Conversation: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	sub := startTurn(t, c, "a")
+	readTurn(t, sub)
+
+	p.drop()
+	<-entered
+	unsubscribed := p.sent(`"type":"unsubscribed"`)
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	<-unsubscribed
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
+		t.Fatalf("Subscribe after a Close: %v", err)
+	}
+}

@@ -19,10 +19,14 @@ type proxy struct {
 	conns   map[*pair]struct{}
 	// accepted counts connections made through the proxy.
 	accepted int
+	// watch is closed, and cleared, once the gateway sends watched.
+	watched string
+	watch   chan struct{}
 }
 
 // pair is one forwarded connection.
 type pair struct {
+	p              *proxy
 	client, server net.Conn
 	mu             sync.Mutex
 	// silent drops what the gateway sends instead of forwarding it.
@@ -79,6 +83,26 @@ func (p *proxy) silence() {
 	}
 }
 
+// sent returns a channel closed once the gateway sends a frame holding s
+// (unmasked, as frames from a server are) on any connection.
+func (p *proxy) sent(s string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watched, p.watch = s, make(chan struct{})
+	return p.watch
+}
+
+// saw closes the watch channel if data, which the gateway sent, holds the
+// watched string.
+func (p *proxy) saw(data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watch != nil && strings.Contains(string(data), p.watched) {
+		close(p.watch)
+		p.watch = nil
+	}
+}
+
 // connections returns how many connections the proxy has accepted.
 func (p *proxy) connections() int {
 	p.mu.Lock()
@@ -100,7 +124,7 @@ func (p *proxy) accept() {
 			cc.Close()
 			continue
 		}
-		c := &pair{client: cc, server: sc}
+		c := &pair{p: p, client: cc, server: sc}
 		p.mu.Lock()
 		p.conns[c] = struct{}{}
 		p.accepted++
@@ -122,6 +146,7 @@ func (c *pair) downstream() {
 		c.mu.Lock()
 		silent := c.silent
 		c.mu.Unlock()
+		c.p.saw(buf[:n])
 		if n > 0 && !silent {
 			if _, werr := c.client.Write(buf[:n]); werr != nil {
 				return

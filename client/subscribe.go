@@ -62,7 +62,9 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 	return s, nil
 }
 
-// resubscribe subscribes ws again to s after the last event s delivered.
+// resubscribe subscribes ws again to s after the last event s delivered,
+// unless s was closed (or replaced) meanwhile: the subscribe would follow
+// the conversation after Close's unsubscribe, for nobody.
 // A temporary error (busy, unavailable, internal: the gateway is
 // overloaded or restarting) is retried on ws after a growing backoff,
 // while ws is the client's connection and s is subscribed; the next
