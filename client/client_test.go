@@ -479,17 +479,7 @@ func TestSendBeforeResubscribe(t *testing.T) {
 	// OnConnect runs before the resubscriptions start: holding it, the
 	// second connection resubscribes only once the Send on it is stored,
 	// as when the scheduler runs the Send's goroutine first.
-	stored := make(chan struct{})
-	var connects atomic.Int32
-	opts := fast
-	opts.OnConnect = func() {
-		if connects.Add(1) == 2 {
-			select {
-			case <-stored:
-			case <-ctx.Done():
-			}
-		}
-	}
+	opts, _, release := holdReconnect(ctx)
 	c := dial(t, p.URL(), opts)
 	sub := startTurn(t, c, "c")
 	evs := readUntilText(t, sub, "a4")
@@ -505,7 +495,7 @@ func TestSendBeforeResubscribe(t *testing.T) {
 		sent <- err
 	}()
 	watcher.ReadUntil(conntest.IsType(protocol.EventMessage))
-	close(stored)
+	close(release)
 	if err := <-sent; err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -590,17 +580,7 @@ func TestResubscribeBusy(t *testing.T) {
 	// OnConnect runs before the resubscriptions start: holding it, the
 	// second connection resubscribes only once the gateway has stored
 	// the Send on it, and so follows its conversation.
-	stored := make(chan struct{})
-	var connects atomic.Int32
-	opts := fast
-	opts.OnConnect = func() {
-		if connects.Add(1) == 2 {
-			select {
-			case <-stored:
-			case <-ctx.Done():
-			}
-		}
-	}
+	opts, _, release := holdReconnect(ctx)
 	c := dial(t, p.URL(), opts)
 	if _, err := c.Create(ctx, protocol.Create{Conversation: "other"}); err != nil {
 		t.Fatal(err)
@@ -617,7 +597,7 @@ func TestResubscribeBusy(t *testing.T) {
 		sent <- err
 	}()
 	watcher.ReadUntil(conntest.IsType(protocol.EventMessage))
-	close(stored)
+	close(release)
 	if err := <-sent; err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -701,18 +681,7 @@ func TestSubscribeCancelledAfterSent(t *testing.T) {
 	ctx := conntest.Deadline(t)
 	// OnConnect runs before the second connection is read: the reply to
 	// a subscribe written meanwhile waits unread.
-	entered, release := make(chan struct{}), make(chan struct{})
-	var connects atomic.Int32
-	opts := fast
-	opts.OnConnect = func() {
-		if connects.Add(1) == 2 {
-			close(entered)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		}
-	}
+	opts, entered, release := holdReconnect(ctx)
 	c := dial(t, p.URL(), opts)
 	for _, id := range []string{"a", "b"} {
 		if _, err := c.Create(ctx, protocol.Create{Conversation: id}); err != nil {
@@ -764,18 +733,7 @@ func TestCloseBeforeResubscribe(t *testing.T) {
 	// OnConnect runs before the resubscriptions start: holding it, the
 	// second connection resubscribes only once the gateway has answered
 	// the unsubscribe of Close.
-	entered, release := make(chan struct{}), make(chan struct{})
-	var connects atomic.Int32
-	opts := fast
-	opts.OnConnect = func() {
-		if connects.Add(1) == 2 {
-			close(entered)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		}
-	}
+	opts, entered, release := holdReconnect(ctx)
 	c := dial(t, p.URL(), opts)
 	if _, err := c.Create(ctx, protocol.Create{Conversation: "b"}); err != nil {
 		t.Fatal(err)
@@ -796,4 +754,24 @@ func TestCloseBeforeResubscribe(t *testing.T) {
 	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
 		t.Fatalf("Subscribe after a Close: %v", err)
 	}
+}
+
+// holdReconnect returns the fast options with an OnConnect that holds the
+// client's second connection, before it is read or subscribed again,
+// until release is closed (or ctx ends); entered is closed once it holds.
+func holdReconnect(ctx context.Context) (opts client.Options, entered <-chan struct{}, release chan struct{}) {
+	held := make(chan struct{})
+	release = make(chan struct{})
+	var connects atomic.Int32
+	opts = fast
+	opts.OnConnect = func() {
+		if connects.Add(1) == 2 {
+			close(held)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	}
+	return opts, held, release
 }

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -14,6 +13,7 @@ import (
 	"github.com/chatgateway/gateway/internal/auth"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/internal/convo/logtest"
 	"github.com/chatgateway/gateway/internal/demo"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -23,21 +23,13 @@ import (
 // conversation, not the Service's own reads).
 type metaHookLog struct {
 	convo.Log
-	mu   sync.Mutex
-	hook func()
+	hook logtest.Hook
 }
 
 func (l *metaHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	m, err := l.Log.Meta(ctx, id)
-	if ctx.Done() == nil {
-		return m, err
-	}
-	l.mu.Lock()
-	hook := l.hook
-	l.hook = nil
-	l.mu.Unlock()
-	if hook != nil {
-		hook()
+	if ctx.Done() != nil {
+		l.hook.Run()
 	}
 	return m, err
 }
@@ -104,9 +96,7 @@ func TestLateDeletedNotice(t *testing.T) {
 	}
 	// The old conversation's notice, as convo's Delete gives it, comes
 	// once the subscribe has found the new conversation's hub.
-	hooked.mu.Lock()
-	hooked.hook = func() { c.Gone(id) }
-	hooked.mu.Unlock()
+	hooked.hook.Set(func() { c.Gone(id) })
 	if got := request(t, ws, "s2", `{"type":"subscribe","id":"s2","conversation":"`+id+`"}`); !strings.Contains(got, protocol.ReplySubscribed) {
 		t.Fatalf("subscribe to the conversation made again: %s", got)
 	}

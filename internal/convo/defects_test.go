@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/internal/convo/logtest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -150,23 +150,15 @@ func TestFailedLastChunkEndsTurnUnavailable(t *testing.T) {
 // where a concurrent call lands between the check and what follows it.
 type metaHookLog struct {
 	convo.Log
-	mu   sync.Mutex
-	hook func()
+	hook logtest.Hook
 }
 
 type hookKey struct{}
 
 func (l *metaHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	m, err := l.Log.Meta(ctx, id)
-	if ctx.Value(hookKey{}) == nil {
-		return m, err
-	}
-	l.mu.Lock()
-	hook := l.hook
-	l.hook = nil
-	l.mu.Unlock()
-	if hook != nil {
-		hook()
+	if ctx.Value(hookKey{}) != nil {
+		l.hook.Run()
 	}
 	return m, err
 }
@@ -186,13 +178,11 @@ func TestSubscribeRacingDelete(t *testing.T) {
 	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
 		t.Fatal(err)
 	}
-	hooked.mu.Lock()
-	hooked.hook = func() {
+	hooked.hook.Set(func() {
 		if err := s.Delete(ctx, "u1", id); err != nil {
 			t.Error(err)
 		}
-	}
-	hooked.mu.Unlock()
+	})
 	rec := newRecorder(100)
 	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", id, 0, rec, func(uint64) {})
 	if !errors.Is(err, convo.ErrNotFound) {
@@ -220,8 +210,7 @@ func TestSubscribeRacingDelete(t *testing.T) {
 type appendHookLog struct {
 	convo.Log
 	typ  string
-	mu   sync.Mutex
-	hook func()
+	hook logtest.Hook
 }
 
 func (l *appendHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
@@ -239,13 +228,7 @@ func (l *appendHookLog) Append(ctx context.Context, a *convo.Append) (*convo.App
 	if err != nil || !found {
 		return res, err
 	}
-	l.mu.Lock()
-	hook := l.hook
-	l.hook = nil
-	l.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
+	l.hook.Run()
 	return res, err
 }
 
@@ -263,15 +246,13 @@ func TestCancelBetweenTurns(t *testing.T) {
 	rec := newRecorder(100)
 	var second *protocol.Ack
 	ready := make(chan string)
-	hooked.mu.Lock()
-	hooked.hook = func() {
+	hooked.hook.Set(func() {
 		id := <-ready
 		second = send(t, s, id, "two", nil)
 		if err := s.Cancel(ctx, "u1", id); err != nil {
 			t.Error(err)
 		}
-	}
-	hooked.mu.Unlock()
+	})
 	first := send(t, s, "", "one", rec)
 	ready <- first.Conversation
 	rec.until(t, protocol.EventTurnEnd)
@@ -306,8 +287,7 @@ var errHeld = errors.New("held back for the hook")
 // stores lands just as the wait timed out.
 type resultHookLog struct {
 	convo.Log
-	mu   sync.Mutex
-	hook func()
+	hook logtest.Hook
 }
 
 func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
@@ -317,9 +297,7 @@ func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.App
 		drafts, err := a.Build(m)
 		for _, d := range drafts {
 			if d.Event.Type == protocol.EventToolResult && d.Event.Status == protocol.ResultTimeout {
-				l.mu.Lock()
-				hook, l.hook = l.hook, nil
-				l.mu.Unlock()
+				hook = l.hook.Take()
 			}
 		}
 		if hook != nil {
@@ -355,11 +333,11 @@ func TestApprovalAsWaitTimesOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooked.hook = func() {
+	hooked.hook.Set(func() {
 		if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: conv.ID, Call: "t1", Approved: true}); err != nil {
 			t.Errorf("an approval before the timeout was stored: %v", err)
 		}
-	}
+	})
 	rec := newRecorder(100)
 	send(t, s, conv.ID, "go", rec)
 	var results []*protocol.Event
@@ -393,11 +371,11 @@ func TestCancelBeforeKick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooked.hook = func() {
+	hooked.hook.Set(func() {
 		if err := s.Cancel(ctx, "u1", conv.ID); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	rec := newRecorder(100)
 	send(t, s, conv.ID, "go", rec)
 	evs := rec.until(t, protocol.EventTurnEnd)

@@ -871,3 +871,34 @@ func testClosed(t *testing.T, storage Storage) {
 		t.Fatalf("append after close: %v", err)
 	}
 }
+
+// Hook is a function that runs once: a test's wrapper of a Log runs it
+// at a chosen point of a call (after a read, after an append of some
+// event), to land a concurrent call exactly there.
+type Hook struct {
+	mu sync.Mutex
+	f  func()
+}
+
+// Set makes f the function that the next Take returns.
+func (h *Hook) Set(f func()) {
+	h.mu.Lock()
+	h.f = f
+	h.mu.Unlock()
+}
+
+// Take returns the function set, if any (else nil), and forgets it.
+func (h *Hook) Take() func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.f
+	h.f = nil
+	return f
+}
+
+// Run runs the function set, if any, and forgets it.
+func (h *Hook) Run() {
+	if f := h.Take(); f != nil {
+		f()
+	}
+}
