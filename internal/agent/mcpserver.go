@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -195,8 +196,9 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 		t = ct
 	case s.cfg.URL != "":
 		base := s.env.httpClient
-		t = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: &http.Client{
-			Transport:     headerTransport{base: base.Transport, headers: s.cfg.Headers},
+		limit := mcpMessageBytes(s.env.maxOutput)
+		t = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, MaxEventSize: limit, HTTPClient: &http.Client{
+			Transport:     headerTransport{base: base.Transport, headers: s.cfg.Headers, limit: int64(limit)},
 			CheckRedirect: base.CheckRedirect,
 		}}
 	default:
@@ -460,10 +462,21 @@ func hasKey(m map[string]string, k string) bool {
 	return ok
 }
 
-// headerTransport adds the configured headers to each request.
+// mcpMessageBytes is the most one message from an MCP server may hold
+// when a call's output is cut at max bytes: a result may carry the output
+// twice (as text and as structured content), escaped, and the rest is room
+// for the envelope and for lists of tools. Past it the session ends, so
+// that a server cannot make the gateway hold more than the configuration
+// allows.
+func mcpMessageBytes(max int) int { return 4*max + 1<<20 }
+
+// headerTransport adds the configured headers to each request, and fails
+// the reading of a response body longer than limit bytes, unless it is an
+// event stream (the MCP client bounds each of its events).
 type headerTransport struct {
 	base    http.RoundTripper
 	headers map[string]string
+	limit   int64
 }
 
 func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -477,5 +490,30 @@ func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Header.Set(k, v)
 		}
 	}
-	return base.RoundTrip(req)
+	resp, err := base.RoundTrip(req)
+	if err == nil && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, limit: h.limit, left: h.limit}
+	}
+	return resp, err
+}
+
+// limitedBody is a response body that fails, with an error that says so,
+// once more than left bytes are read.
+type limitedBody struct {
+	io.ReadCloser
+	limit, left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, fmt.Errorf("the MCP server's answer is larger than %d bytes", b.limit)
+	}
+	// Read one byte past the limit, to know whether the body was longer.
+	p = p[:min(int64(len(p)), b.left+1)]
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, fmt.Errorf("the MCP server's answer is larger than %d bytes", b.limit)
+	}
+	return n, err
 }
