@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 			}
 			return nil, out, nil
 		})
+		addHuge(srv)
 		if err := srv.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 			os.Exit(1)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,32 +41,49 @@ func (b countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// hugeBytes is the length of the text of addHuge's tool.
+const hugeBytes = 8 << 20
+
+// addHuge adds tool "huge" to s: its answer is far past the bound of an
+// MCP message with the least output limit.
+func addHuge(s *mcp.Server) {
+	s.AddTool(&mcp.Tool{Name: "huge", InputSchema: json.RawMessage(`{"type": "object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", hugeBytes)}}}, nil
+		})
+}
+
 // TestMCPAnswerTooLarge: an MCP server's answer far past the output cap is
-// not read whole (nor, over SSE, held whole: the SDK drains the rest of
-// the stream into io.Discard until the session closes); the call fails with
-// an error that gives the bound, and the keeper connects again.
+// not read whole (over SSE the SDK drains the rest of the stream into
+// io.Discard until the session closes); the call fails with an error that
+// gives the bound, and the keeper connects again.
 func TestMCPAnswerTooLarge(t *testing.T) {
 	t.Parallel()
-	const huge = 8 << 20
 	limit := mcpMessageBytes(toolout.MinBytes)
+	httpServer := func(t *testing.T, json bool) string {
+		s, _ := testServer()
+		addHuge(s)
+		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+			&mcp.StreamableHTTPOptions{JSONResponse: json}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
 	for _, tc := range []struct {
-		name string
-		json bool // the server answers with JSON bodies, not SSE streams
-	}{{"sse", false}, {"json", true}} {
+		name   string
+		server func(t *testing.T) MCPServer
+		json   bool // answers come as JSON bodies, whose reading is counted
+	}{
+		{name: "sse", server: func(t *testing.T) MCPServer { return MCPServer{URL: httpServer(t, false)} }},
+		{name: "json", server: func(t *testing.T) MCPServer { return MCPServer{URL: httpServer(t, true)} }, json: true},
+		{name: "stdio", server: func(*testing.T) MCPServer { return MCPServer{Command: []string{os.Args[0], stdioFlag}} }},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := testServer()
-			s.AddTool(&mcp.Tool{Name: "huge", InputSchema: json.RawMessage(`{"type": "object"}`)},
-				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", huge)}}}, nil
-				})
-			srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
-				&mcp.StreamableHTTPOptions{JSONResponse: tc.json}))
-			t.Cleanup(srv.Close)
+			sc := tc.server(t)
+			sc.Name, sc.Tools = "m", []string{"huge", "echo"}
 			var read atomic.Int64
 			connected := make(chan struct{}, 10)
-			r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", URL: srv.URL, Tools: []string{"huge", "echo"}}},
-				Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}},
+			r, err := New(&Config{MCPServers: []MCPServer{sc}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}},
 				Options{MaxOutputBytes: toolout.MinBytes, HTTPClient: &http.Client{Transport: countingTransport{&read}},
 					Logger: slog.New(signalHandler{"mcp server connected", connected})})
 			if err != nil {
@@ -77,12 +95,12 @@ func TestMCPAnswerTooLarge(t *testing.T) {
 			before := read.Load()
 			res, err := a.Call(context.Background(), "m__huge", testCall, nil, nil)
 			got := read.Load() - before
-			t.Logf("read %d bytes of the answer; error %q", got, res.Error)
+			t.Logf("read %d bytes over HTTP; error %q", got, res.Error)
 			if err != nil || !strings.Contains(res.Error, strconv.Itoa(limit)+" bytes") {
-				t.Errorf("got %.100s, %q, %v; want an error saying the answer is past %d bytes", res.Output, res.Error, err, limit)
+				t.Fatalf("got %.100s, %q, %v; want an error saying the answer is past %d bytes", res.Output, res.Error, err, limit)
 			}
 			if tc.json && got > int64(limit)+1 {
-				t.Errorf("read %d bytes of an answer of more than %d; want at most %d", got, huge, limit+1)
+				t.Errorf("read %d bytes of an answer of more than %d; want at most %d", got, hugeBytes, limit+1)
 			}
 			<-connected
 			res, err = a.Call(context.Background(), "m__echo", testCall, json.RawMessage(`{"say": "hi"}`), nil)

@@ -198,14 +198,14 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 		base := s.env.httpClient
 		limit := mcpMessageBytes(s.env.maxOutput)
 		t = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, MaxEventSize: limit, HTTPClient: &http.Client{
-			Transport:     headerTransport{base: base.Transport, headers: s.cfg.Headers, limit: int64(limit)},
+			Transport:     headerTransport{base: base.Transport, headers: s.cfg.Headers, limit: limit},
 			CheckRedirect: base.CheckRedirect,
 		}}
 	default:
 		cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
 		cmd.Env = childEnv(os.Environ(), s.cfg.Env)
 		cmd.Stderr = os.Stderr
-		t = &mcp.CommandTransport{Command: cmd}
+		t = commandTransport{cmd: cmd, limit: mcpMessageBytes(s.env.maxOutput)}
 	}
 	sess, err := s.client.Connect(ctx, t, nil)
 	if err != nil {
@@ -476,7 +476,7 @@ func mcpMessageBytes(max int) int { return 4*max + 1<<20 }
 type headerTransport struct {
 	base    http.RoundTripper
 	headers map[string]string
-	limit   int64
+	limit   int
 }
 
 func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -501,19 +501,19 @@ func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // once more than left bytes are read.
 type limitedBody struct {
 	io.ReadCloser
-	limit, left int64
+	limit, left int
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, fmt.Errorf("the MCP server's answer is larger than %d bytes", b.limit)
+		return 0, errTooLarge(b.limit)
 	}
 	// Read one byte past the limit, to know whether the body was longer.
-	p = p[:min(int64(len(p)), b.left+1)]
+	p = p[:min(len(p), b.left+1)]
 	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
+	b.left -= n
 	if b.left < 0 {
-		return n, fmt.Errorf("the MCP server's answer is larger than %d bytes", b.limit)
+		return n, errTooLarge(b.limit)
 	}
 	return n, err
 }
