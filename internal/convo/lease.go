@@ -37,6 +37,23 @@ type Leaser interface {
 	Orphans(ctx context.Context) ([]*Meta, error)
 }
 
+// Canceller is implemented by a Log that several gateways share (cluster
+// mode), where a conversation's turn runs on the gateway that holds its
+// lease while the client that stops it may be on any other: a cancel
+// reaches every gateway through the Log.
+type Canceller interface {
+	// OnCancel calls fn with the conversation and open turn of each
+	// Cancel, made on any gateway (this one included), from then until
+	// the Log closes; call it once, before Cancel. fn must not block, nor
+	// call the Log.
+	OnCancel(fn func(conversation, turn string)) error
+	// Cancel asks every gateway to stop conversation's open turn turn.
+	// It fails (wrapping ErrUnavailable) when the request cannot be
+	// sent; a gateway cut off from the Log meanwhile does not get it, but
+	// then it loses its lease and stops the turn anyway.
+	Cancel(ctx context.Context, conversation, turn string) error
+}
+
 // TurnLease is a held lease, renewed until Release.
 type TurnLease interface {
 	// Lost is closed when the lease is lost: it was taken over, or it

@@ -76,6 +76,12 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		tracer: cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)
+	if c, ok := log.(Canceller); ok {
+		if err := c.OnCancel(func(id, turn string) { s.stopTurn(id, turn, errCancelled) }); err != nil {
+			log.Close()
+			return nil, fmt.Errorf("convo: listen for cancels: %w", err)
+		}
+	}
 	if err := s.recover(); err != nil {
 		log.Close()
 		return nil, err
@@ -296,7 +302,9 @@ func (s *Service) Subscribed(conversation string, sub Subscriber) bool {
 // Cancel ends the running turn of conversation with stop reason
 // "cancelled", keeping its partial text: the turn open in the log, also
 // when its runner has not started yet. Without a running turn it does
-// nothing and returns nil.
+// nothing and returns nil. With a Log that several gateways share (a
+// Canceller), the gateway that runs the turn may be another one: the
+// cancel goes to every gateway, and fails as unavailable if it cannot.
 func (s *Service) Cancel(ctx context.Context, user, conversation string) error {
 	m, err := s.owned(ctx, user, conversation)
 	if err != nil {
@@ -307,6 +315,11 @@ func (s *Service) Cancel(ctx context.Context, user, conversation string) error {
 		open = m.OpenTurn.Turn
 	}
 	s.stopTurn(conversation, open, errCancelled)
+	if c, ok := s.log.(Canceller); ok && open != "" {
+		if err := c.Cancel(ctx, conversation, open); err != nil {
+			return fmt.Errorf("convo: cancel turn %s of %s on the other gateways: %w", open, conversation, err)
+		}
+	}
 	return nil
 }
 

@@ -298,3 +298,47 @@ func TestPartitionedGatewayStopsWriting(t *testing.T) {
 		t.Fatalf("the cut-off turn ended %s with %q", ends[0].StopReason, ends[0].Message.Text)
 	}
 }
+
+// TestCancelOnAnotherGateway runs a turn on gateway a and cancels it
+// through gateway b, as a client behind a load balancer would: the turn
+// ends cancelled, with the text streamed so far, and clients of both
+// gateways see it.
+func TestCancelOnAnotherGateway(t *testing.T) {
+	srv := natstest.Start(t)
+	gate := make(chan struct{}, 1)
+	gate <- struct{}{} // one word, then the turn waits
+	started := make(chan int, 1)
+	a := startNode(t, "a", srv.URL(), &words{n: 3, gate: gate, started: started}, 15*time.Second)
+	b := startNode(t, "b", srv.URL(), &words{n: 1}, 15*time.Second)
+	id := create(t, a)
+	onA := subscribe(t, a, id, 0)
+	onB := subscribe(t, b, id, 0)
+	send(t, a, id, "hello", nil)
+	<-started // a holds the lease: the turn runs there
+	onB.waitFor(t, "the first word", hasDelta)
+	if err := b.svc.Cancel(context.Background(), user, id); err != nil {
+		t.Fatalf("cancel on b: %v", err)
+	}
+	for _, n := range []struct {
+		name string
+		sub  *subscriber
+	}{{"a", onA}, {"b", onB}} {
+		evs := n.sub.waitFor(t, "the turn's end on "+n.name, turnEnds(1))
+		checkLog(t, evs)
+		end := evs[len(evs)-1]
+		if end.StopReason != protocol.StopCancelled || end.Message.Text != "w0 " {
+			t.Fatalf("%s saw the turn end %s with %q", n.name, end.StopReason, end.Message.Text)
+		}
+	}
+}
+
+// TestCancelWithoutNATS: a cancel that cannot reach the other gateways
+// fails as unavailable instead of pretending.
+func TestCancelWithoutNATS(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), &words{n: 1}, 0)
+	srv.Stop()
+	if err := a.store.Cancel(context.Background(), "c_1", "t_1"); !errors.Is(err, convo.ErrUnavailable) {
+		t.Fatalf("cancel without NATS: %v, want unavailable", err)
+	}
+}
