@@ -54,6 +54,20 @@ type Canceller interface {
 	Cancel(ctx context.Context, conversation, turn string) error
 }
 
+// DeleteNotifier is implemented by a Log that several gateways share:
+// a conversation deleted through one gateway may have subscribers, and a
+// running turn, on the others.
+type DeleteNotifier interface {
+	// OnDeleted calls fn with the conversation of each NotifyDeleted,
+	// made on any gateway (this one included), from then until the Log
+	// closes; call it once, before NotifyDeleted. fn may read the Log
+	// (Meta): it runs on a goroutine of its own, one notice at a time.
+	OnDeleted(fn func(conversation string)) error
+	// NotifyDeleted tells every gateway that conversation was deleted.
+	// It fails (wrapping ErrUnavailable) when the notice cannot be sent.
+	NotifyDeleted(ctx context.Context, conversation string) error
+}
+
 // TurnLease is a held lease, renewed until Release.
 type TurnLease interface {
 	// Lost is closed when the lease is lost: it was taken over, or it

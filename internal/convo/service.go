@@ -3,6 +3,7 @@ package convo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -80,6 +81,12 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		if err := c.OnCancel(func(id, turn string) { s.stopTurn(id, turn, errCancelled) }); err != nil {
 			log.Close()
 			return nil, fmt.Errorf("convo: listen for cancels: %w", err)
+		}
+	}
+	if d, ok := log.(DeleteNotifier); ok {
+		if err := d.OnDeleted(s.deletedElsewhere); err != nil {
+			log.Close()
+			return nil, fmt.Errorf("convo: listen for deletes: %w", err)
 		}
 	}
 	if err := s.recover(); err != nil {
@@ -405,11 +412,26 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 
 // Delete removes conversation with its whole log, ends its turn, and
 // drops its subscribers, calling Gone on each. The turn's writes that
-// follow the removal find the conversation gone and end it quietly.
+// follow the removal find the conversation gone and end it quietly. With
+// a Log that several gateways share (a DeleteNotifier), every gateway
+// does the same; one that the notice cannot reach keeps its subscribers
+// (logged: the delete is done).
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	if err := s.log.Delete(ctx, conversation, user); err != nil {
 		return err
 	}
+	s.deleted(conversation)
+	if d, ok := s.log.(DeleteNotifier); ok {
+		if err := d.NotifyDeleted(ctx, conversation); err != nil {
+			s.logger.Warn("tell the other gateways of a delete", "conversation", conversation, "err", err)
+		}
+	}
+	return nil
+}
+
+// deleted ends the turn of conversation, deleted, and drops its
+// subscribers, calling Gone on each.
+func (s *Service) deleted(conversation string) {
 	if h := s.stopTurn(conversation, "", errDeleted); h != nil {
 		// A conversation created later under the same id starts a new hub.
 		s.mu.Lock()
@@ -421,7 +443,14 @@ func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 		s.mu.Unlock()
 		h.removeAll()
 	}
-	return nil
+}
+
+// deletedElsewhere is deleted for a delete notice from any gateway: a
+// conversation created again under the same id meanwhile keeps its hub.
+func (s *Service) deletedElsewhere(conversation string) {
+	if _, err := s.log.Meta(s.turnCtx, conversation); errors.Is(err, ErrNotFound) {
+		s.deleted(conversation)
+	}
 }
 
 // Events returns up to limit encoded events with seq > after, in order. An

@@ -342,3 +342,26 @@ func TestCancelWithoutNATS(t *testing.T) {
 		t.Fatalf("cancel without NATS: %v, want unavailable", err)
 	}
 }
+
+// TestDeleteOnAnotherGateway deletes through gateway b a conversation
+// whose turn runs on gateway a: a's subscriber is told it is gone, and
+// the turn stops.
+func TestDeleteOnAnotherGateway(t *testing.T) {
+	srv := natstest.Start(t)
+	gate := make(chan struct{})
+	started := make(chan int, 1)
+	a := startNode(t, "a", srv.URL(), &words{n: 1, gate: gate, started: started}, 15*time.Second)
+	b := startNode(t, "b", srv.URL(), &words{n: 1}, 15*time.Second)
+	id := create(t, a)
+	onA := subscribe(t, a, id, 0)
+	send(t, a, id, "hello", nil)
+	<-started // the turn runs on a
+	if err := b.svc.Delete(context.Background(), user, id); err != nil {
+		t.Fatalf("delete on b: %v", err)
+	}
+	<-onA.gone
+	// a's runner, stopped, is gone: a closes without waiting for it.
+	if err := a.svc.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -59,9 +59,12 @@ type subscriber struct {
 	mu     sync.Mutex
 	events []*protocol.Event
 	added  chan struct{} // capacity 1: an event arrived
+	gone   chan struct{} // capacity 1: told the conversation is gone
 }
 
-func newSubscriber() *subscriber { return &subscriber{added: make(chan struct{}, 1)} }
+func newSubscriber() *subscriber {
+	return &subscriber{added: make(chan struct{}, 1), gone: make(chan struct{}, 1)}
+}
 
 func (s *subscriber) Send(f convo.Frame) bool {
 	var ev protocol.Event
@@ -86,7 +89,12 @@ func (s *subscriber) SendWait(ctx context.Context, f convo.Frame) error {
 	return nil
 }
 
-func (s *subscriber) Gone(string) {}
+func (s *subscriber) Gone(string) {
+	select {
+	case s.gone <- struct{}{}:
+	default:
+	}
+}
 
 // waitFor waits until the events collected satisfy done, and returns them.
 // It gives up, saying what it has, just before the test binary's deadline
