@@ -491,13 +491,8 @@ func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, r
 		}
 		c.mu.Unlock()
 	}()
-	// The write has its own deadline: a caller's cancelled context must
-	// not close the shared connection.
-	wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-	defer cancel()
-	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
-		_ = ws.CloseNow()
-		return reply{err: errLost}
+	if err := c.write(ws, b); err != nil {
+		return reply{err: err}
 	}
 	select {
 	case r := <-ch:
@@ -507,6 +502,19 @@ func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, r
 	case <-c.ctx.Done():
 		return reply{err: ErrClosed}
 	}
+}
+
+// write writes the frame b on ws. The write has its own deadline: a
+// caller's cancelled context must not close the shared connection. A
+// failed write closes ws and is errLost.
+func (c *Client) write(ws *websocket.Conn, b []byte) error {
+	wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
+		_ = ws.CloseNow()
+		return errLost
+	}
+	return nil
 }
 
 // Close ends every subscription and closes the connection. Requests in

@@ -57,10 +57,7 @@ func (c *Client) unfollow(ws *websocket.Conn, conversation string) {
 	if err != nil {
 		return
 	}
-	wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-	defer cancel()
-	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
-		_ = ws.CloseNow()
+	if c.write(ws, b) != nil {
 		return
 	}
 	// A Subscription made meanwhile may have had its subscribe written
