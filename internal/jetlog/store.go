@@ -524,14 +524,24 @@ func (s *Store) end(ctx context.Context, id string) (*logEnd, error) {
 		s.keepSystem(&m)
 		return &logEnd{meta: &m}, nil
 	}
-	var m convo.Meta
-	if err := json.Unmarshal(last.Meta, &m); err != nil {
-		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata at position %d: %w", id, last.Pos, err)
-	}
-	if m.System, err = s.systemOf(ctx, &m); err != nil {
+	m, err := metaOf(id, last)
+	if err != nil {
 		return nil, err
 	}
-	return &logEnd{pos: last.Pos, meta: &m}, nil
+	if m.System, err = s.systemOf(ctx, m); err != nil {
+		return nil, err
+	}
+	return &logEnd{pos: last.Pos, meta: m}, nil
+}
+
+// metaOf decodes the metadata that rec, a record of conversation id,
+// carries: the conversation as of its last event.
+func metaOf(id string, rec *Record) (*convo.Meta, error) {
+	var m convo.Meta
+	if err := json.Unmarshal(rec.Meta, &m); err != nil {
+		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata at position %d: %w", id, rec.Pos, err)
+	}
+	return &m, nil
 }
 
 // systemOf returns the system prompt of the conversation m describes.

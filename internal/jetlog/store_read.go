@@ -271,11 +271,7 @@ func (s *Store) leftOver(ctx context.Context, id string) (*convo.Meta, error) {
 	if last == nil {
 		return nil, convo.ErrNotFound
 	}
-	var m convo.Meta
-	if err := json.Unmarshal(last.Meta, &m); err != nil {
-		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata at position %d: %w", id, last.Pos, err)
-	}
-	return &m, nil
+	return metaOf(id, last)
 }
 
 // clearLeftOvers removes the events (and keys) that a delete which
@@ -289,8 +285,7 @@ func (s *Store) clearLeftOvers(ctx context.Context, id string, created time.Time
 	if err != nil || last == nil {
 		return err
 	}
-	var m convo.Meta
-	if err := json.Unmarshal(last.Meta, &m); err == nil && m.CreatedAt.Equal(created) {
+	if m, err := metaOf(id, last); err == nil && m.CreatedAt.Equal(created) {
 		return nil
 	}
 	return s.log.Clear(ctx, id)
