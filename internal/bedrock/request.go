@@ -16,7 +16,7 @@ func (c *Client) input(req convo.ModelRequest) (*bedrockruntime.ConverseStreamIn
 	if req.Model == "" {
 		return nil, protocol.Errorf(protocol.CodeModelError, "no Bedrock model id: set the gateway's default model or the conversation's model")
 	}
-	msgs := messages(req.History)
+	msgs := messages(req.History, toolStatus(req.Model))
 	if len(msgs) == 0 {
 		return nil, protocol.Errorf(protocol.CodeModelError, "nothing to send to model %q: the history has no user text", req.Model)
 	}
@@ -46,8 +46,10 @@ func (c *Client) input(req convo.ModelRequest) (*bedrockruntime.ConverseStreamIn
 // messages of one role (a message queued during a turn, or the neighbours
 // of a skipped reply) are merged with a blank line between their texts,
 // and assistant messages before the first user message or after the last
-// one are dropped. Partial replies with text are kept.
-func messages(history []convo.HistoryMessage) []types.Message {
+// one are dropped. Partial replies with text are kept. A failed call's
+// result is marked with status error when status says the model takes
+// it.
+func messages(history []convo.HistoryMessage, status bool) []types.Message {
 	var ms []msg
 	for _, h := range history {
 		if strings.TrimSpace(h.Text) == "" && len(h.ToolUses) == 0 && len(h.ToolResults) == 0 {
@@ -76,7 +78,7 @@ func messages(history []convo.HistoryMessage) []types.Message {
 	out := make([]types.Message, len(ms))
 	var uses []convo.ToolUse // the tool uses the next user message answers
 	for i, m := range ms {
-		out[i] = types.Message{Role: m.role, Content: m.content(uses)}
+		out[i] = types.Message{Role: m.role, Content: m.content(uses, status)}
 		uses = m.uses
 	}
 	return out
@@ -99,11 +101,12 @@ func (m *msg) merge(next msg) {
 // content is m's content blocks: for a user message, one result per tool
 // use of the assistant message before it (answered), in their order, then
 // its text; for an assistant message, its text, then its tool uses.
-func (m *msg) content(answered []convo.ToolUse) []types.ContentBlock {
+// status is whether a failed result may say so in its status.
+func (m *msg) content(answered []convo.ToolUse, status bool) []types.ContentBlock {
 	var blocks []types.ContentBlock
 	if m.role == types.ConversationRoleUser {
 		for _, u := range answered {
-			blocks = append(blocks, resultBlock(u.ID, m.results))
+			blocks = append(blocks, resultBlock(u.ID, m.results, status))
 		}
 	}
 	if len(m.texts) > 0 {

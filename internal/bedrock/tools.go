@@ -63,8 +63,9 @@ func useBlock(u convo.ToolUse) types.ContentBlock {
 
 // resultBlock is the result that answers the tool use id, from results;
 // a use without a result (which convo does not produce) gets an error
-// result, as the service requires one.
-func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
+// result, as the service requires one. An error result carries status
+// error only when status is set: its text says what failed either way.
+func resultBlock(id string, results []convo.ToolResult, status bool) types.ContentBlock {
 	b := types.ToolResultBlock{ToolUseId: aws.String(id)}
 	r := convo.ToolResult{ID: id, Error: "no result was recorded for this call"}
 	for _, res := range results {
@@ -75,7 +76,9 @@ func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
 	}
 	switch doc, ok := jsonObject(r.Output); {
 	case r.Error != "":
-		b.Status = types.ToolResultStatusError
+		if status {
+			b.Status = types.ToolResultStatusError
+		}
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: nonBlank(r.Error, "(the tool failed without a message)")}}
 	case ok:
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberJson{Value: doc}}
@@ -83,6 +86,23 @@ func resultBlock(id string, results []convo.ToolResult) types.ContentBlock {
 		b.Content = []types.ToolResultContentBlock{&types.ToolResultContentBlockMemberText{Value: outputText(r.Output)}}
 	}
 	return &types.ContentBlockMemberToolResult{Value: b}
+}
+
+// toolStatus reports whether model takes a tool result's status field.
+// The service documents it for Anthropic Claude 3 and later and Amazon
+// Nova only, and refuses a request that sends it to another model with
+// a ValidationException. The id is matched wherever it appears, so a
+// cross-region inference profile ("us.anthropic.claude-…") or an ARN
+// naming the model counts; an application inference profile's ARN names
+// no model, and gets no status.
+func toolStatus(model string) bool {
+	switch {
+	case strings.Contains(model, "amazon.nova-"):
+		return true
+	case strings.Contains(model, "anthropic.claude-"):
+		return !strings.Contains(model, "anthropic.claude-v2") && !strings.Contains(model, "anthropic.claude-instant")
+	}
+	return false
 }
 
 // outputText is a tool output that is not an object the SDK can send, as

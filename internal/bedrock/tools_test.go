@@ -248,3 +248,34 @@ func show(m fakebedrock.Message) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
+
+// TestToolResultStatusOnlyWhereTaken sends a failed call's result to
+// models of several families: the service documents the result's status
+// for Claude 3 and later and Nova only, and refuses it from any other
+// model (the fake does too), so the others get the error as text alone.
+func TestToolResultStatusOnlyWhereTaken(t *testing.T) {
+	srv := startFake(t, fakebedrock.Always(fakebedrock.Reply{Chunks: []string{"ok"}}))
+	c := newClient(t, srv, bedrock.Options{})
+	use := convo.ToolUse{ID: "t1", Name: "lookup_order", Input: json.RawMessage(`{}`)}
+	history := []convo.HistoryMessage{user("q"), asked("", use), answered(convo.ToolResult{ID: "t1", Error: "order service down"})}
+	for model, status := range map[string]string{
+		"anthropic.claude-3-5-haiku-20241022-v1:0":                                           "error",
+		"us.anthropic.claude-sonnet-4-20250514-v1:0":                                         "error",
+		"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0": "error",
+		"amazon.nova-pro-v1:0":                                                               "error",
+		"eu.amazon.nova-lite-v1:0":                                                           "error",
+		"mistral.mistral-large-2407-v1:0":                                                    "",
+		"us.meta.llama3-1-70b-instruct-v1:0":                                                 "",
+		"cohere.command-r-plus-v1:0":                                                         "",
+		"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6":  "",
+	} {
+		t.Run(model, func(t *testing.T) {
+			body := lastBody(t, srv, c, convo.ModelRequest{Model: model, History: history, Tools: []convo.ToolSpec{lookupSpec}})
+			got := body.Messages[2].Content[0]
+			want := textResult("t1", "order service down", status)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("result = %+v, want %+v", show(fakebedrock.Message{Content: []fakebedrock.ContentBlock{got}}), show(fakebedrock.Message{Content: []fakebedrock.ContentBlock{want}}))
+			}
+		})
+	}
+}

@@ -188,7 +188,7 @@ func (s *Server) converseStream(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, req)
 	call := len(s.requests)
 	s.mu.Unlock()
-	if err := validate(raw); err != nil {
+	if err := validate(req.ModelID, raw); err != nil {
 		writeHTTPError(w, &HTTPError{Status: http.StatusBadRequest, Type: "ValidationException", Message: err.Error()})
 		return
 	}

@@ -32,6 +32,11 @@ type rawBody struct {
 	} `json:"toolConfig"`
 }
 
+// statusModels matches the model ids that take a tool result's status,
+// which the service documents for Amazon Nova and Anthropic Claude 3 and
+// 4 only, in a model id, an inference profile's id or an ARN.
+var statusModels = regexp.MustCompile(`(^|[./])(amazon\.nova-|anthropic\.claude-(3|(sonnet|opus|haiku)-4))`)
+
 // validate refuses what the real service refuses with a
 // ValidationException, as far as the gateway could send it: a history
 // that does not start and end with user or whose roles do not alternate;
@@ -41,8 +46,9 @@ type rawBody struct {
 // in order, by tool results at the start of the next user message; a tool
 // result without its tool use, or with no content (an error result with
 // an empty message); tool blocks without a toolConfig; and a toolConfig
-// with a malformed or repeated tool.
-func validate(raw []byte) error {
+// with a malformed or repeated tool; a tool result's status for a model
+// (model is the request's id) that does not take it.
+func validate(model string, raw []byte) error {
 	var b rawBody
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return fmt.Errorf("malformed request body: %w", err)
@@ -94,7 +100,7 @@ func validate(raw []byte) error {
 					if j != answered {
 						return fmt.Errorf("%s: toolResult blocks must come first in the message.", where)
 					}
-					id, err := toolResult(where, v)
+					id, err := toolResult(where, v, statusModels.MatchString(model))
 					if err != nil {
 						return err
 					}
@@ -148,8 +154,9 @@ func toolUse(where string, v json.RawMessage) (string, error) {
 	return tu.ToolUseID, nil
 }
 
-// toolResult checks a tool result and returns the id it answers.
-func toolResult(where string, v json.RawMessage) (string, error) {
+// toolResult checks a tool result and returns the id it answers; status
+// is whether the model takes the status field.
+func toolResult(where string, v json.RawMessage, status bool) (string, error) {
 	var tr struct {
 		ToolUseID string                       `json:"toolUseId"`
 		Content   []map[string]json.RawMessage `json:"content"`
@@ -157,6 +164,9 @@ func toolResult(where string, v json.RawMessage) (string, error) {
 	}
 	if err := json.Unmarshal(v, &tr); err != nil {
 		return "", fmt.Errorf("%s.toolResult is malformed: %w", where, err)
+	}
+	if tr.Status != "" && !status {
+		return "", errors.New("This model doesn't support the toolResult.status field. Remove toolResult.status and try again.")
 	}
 	if tr.Status != "" && tr.Status != "success" && tr.Status != "error" {
 		return "", fmt.Errorf("%s.toolResult.status %q is not success or error.", where, tr.Status)

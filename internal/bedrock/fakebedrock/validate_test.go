@@ -49,10 +49,19 @@ func TestValidate(t *testing.T) {
 		{"tool blocks without toolConfig", body("", user(text("a")), asst(use1), user(res1)), "toolConfig field must be defined"},
 		{"bad tool name", body(`"toolConfig":{"tools":[{"toolSpec":{"name":"a.b","inputSchema":{"json":{}}}}]}`, user(text("a"))), "does not match"},
 		{"repeated tool", body(`"toolConfig":{"tools":[{"toolSpec":{"name":"a","inputSchema":{"json":{}}}},{"toolSpec":{"name":"a","inputSchema":{"json":{}}}}]}`, user(text("a"))), "not unique"},
+		{"status for a model without it", "mistral.mistral-large-2407-v1:0 " + body(tools, user(text("a")), asst(use2), user(res2)), "doesn't support the toolResult.status field"},
+		{"status for Nova in a profile", "us.amazon.nova-pro-v1:0 " + body(tools, user(text("a")), asst(use2), user(res2)), ""},
+		{"status for Claude 4 by ARN", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0 " + body(tools, user(text("a")), asst(use2), user(res2)), ""},
 		{"schema not an object", body(`"toolConfig":{"tools":[{"toolSpec":{"name":"a","inputSchema":{"json":"{}"}}}]}`, user(text("a"))), "must be a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := validate([]byte(tc.body))
+			// A body may start with the model id it is sent to; the
+			// others go to a Claude 3 model.
+			model, raw := "anthropic.claude-3-haiku-20240307-v1:0", tc.body
+			if id, rest, ok := strings.Cut(tc.body, " "); ok && !strings.HasPrefix(tc.body, "{") {
+				model, raw = id, rest
+			}
+			err := validate(model, []byte(raw))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("validate: %v, want no error", err)
