@@ -383,3 +383,61 @@ func TestCancelBeforeKick(t *testing.T) {
 		t.Fatalf("the turn cancelled before its kick ended %q, want cancelled", end.StopReason)
 	}
 }
+
+// startHookLog is the file's Log, which runs hook once, inside the next
+// Meta read of conversation id made with a context that lacks callerKey:
+// the read with which the Service starts the conversation's hub, not a
+// caller's check.
+type startHookLog struct {
+	convo.Log
+	id   string
+	hook logtest.Hook
+}
+
+type callerKey struct{}
+
+func (l *startHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	if id == l.id && ctx.Value(callerKey{}) == nil {
+		l.hook.Run()
+	}
+	return l.Log.Meta(ctx, id)
+}
+
+// TestHubStartsWithoutLocks makes a new hub's first Meta read wait until
+// an event of another conversation has reached that conversation's
+// subscriber. A Log may report events (the Service's dispatch, which
+// takes its locks) while holding locks that its Meta and Follow wait for:
+// jetlog reports an append under its conversation's locks. A hub started
+// under the Service's lock then deadlocked the gateway (cluster mode, a
+// subscribe racing an append to the same conversation).
+func TestHubStartsWithoutLocks(t *testing.T) {
+	ctx := context.WithValue(context.Background(), callerKey{}, true)
+	var hooked *startHookLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
+		hooked = &startHookLog{Log: l, id: "a"}
+		return hooked
+	})
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recB := newRecorder(100)
+	if err := s.Subscribe(ctx, "u1", "b", 0, recB, func(uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	hooked.hook.Set(func() {
+		sent := make(chan error, 1)
+		go func() {
+			_, err := s.PublishAction(ctx, "u1", "b", convo.Action{Name: "ping"})
+			sent <- err
+		}()
+		if err := <-sent; err != nil {
+			t.Error(err)
+		}
+		recB.until(t, protocol.EventAction)
+	})
+	if err := s.Subscribe(ctx, "u1", "a", 0, newRecorder(100), func(uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+}

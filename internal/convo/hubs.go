@@ -52,8 +52,14 @@ type hub struct {
 	// too, instead of registering it (or, if its next page is gone from
 	// the log, instead of failing).
 	deleted bool
-	// unfollow ends the Log's reports of the conversation (see Log.Follow).
+	// unfollow ends the Log's reports of the conversation (see Log.Follow);
+	// nil until started is closed.
 	unfollow func()
+	// started is closed once acquire has read the hub's start from the
+	// Log and asked it to follow the conversation.
+	started chan struct{}
+	// dropped is set when the Service forgets the hub.
+	dropped bool
 	// history is the conversation's messages through seq historyAt, as
 	// the last turn left them (what a model's history needs of them), so
 	// that the next one need not read them back; nil: none kept. See
@@ -232,25 +238,49 @@ func (s *Service) dispatch(events []Committed) {
 }
 
 // acquire returns the hub of conversation id, creating it at the log's
-// current end, and holds it until release.
+// current end, and holds it until release. The hub is made under s.mu
+// but started (Log.Meta, Log.Follow) with no lock held: a Log may call
+// dispatch, which takes s.mu and h.mu, while it holds locks that those
+// calls wait for (jetlog reports an append under its conversation's
+// locks). Until it has started, the hub takes published events (they
+// only raise last) and other callers wait for it.
 func (s *Service) acquire(id string) *hub {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	h := s.hubs[id]
-	if h == nil {
-		var last uint64
-		// A conversation that does not exist (yet) starts at 0.
-		if m, err := s.log.Meta(context.Background(), id); err == nil {
-			last = m.LastSeq
-		}
-		h = &hub{id: id, metrics: s.cfg.Metrics, subs: map[Subscriber]uint64{}, last: last}
-		h.unfollow = s.log.Follow(id, last)
+	starter := h == nil
+	if starter {
+		h = &hub{id: id, metrics: s.cfg.Metrics, subs: map[Subscriber]uint64{}, started: make(chan struct{})}
 		s.hubs[id] = h
 		s.cfg.Metrics.Hubs.Inc()
 	}
 	h.mu.Lock()
 	h.refs++
 	h.mu.Unlock()
+	s.mu.Unlock()
+	if !starter {
+		<-h.started
+		return h
+	}
+	var last uint64
+	// A conversation that does not exist (yet) starts at 0.
+	if m, err := s.log.Meta(context.Background(), id); err == nil {
+		last = m.LastSeq
+	}
+	h.mu.Lock()
+	h.last = max(h.last, last)
+	h.mu.Unlock()
+	unfollow := s.log.Follow(id, last)
+	h.mu.Lock()
+	dropped := h.dropped
+	if !dropped {
+		h.unfollow = unfollow
+	}
+	h.mu.Unlock()
+	if dropped {
+		// A delete dropped the hub while it started.
+		unfollow()
+	}
+	close(h.started)
 	return h
 }
 
@@ -276,7 +306,10 @@ func (s *Service) releaseIfIdle(h *hub) {
 func (s *Service) dropHub(h *hub) {
 	s.forgetHistory(h)
 	delete(s.hubs, h.id)
-	h.unfollow()
+	h.dropped = true
+	if h.unfollow != nil { // nil while acquire starts h: it unfollows
+		h.unfollow()
+	}
 	s.cfg.Metrics.Hubs.Dec()
 }
 

@@ -43,6 +43,9 @@ type Log interface {
 	// goroutine at a time, with events of one or more conversations in
 	// commit order. It must not block, nor call the Log: the next commit
 	// (or delivery) waits for it. The slice and events are the callee's.
+	// The Service calls no Log method while it holds a lock that
+	// committed takes, so a Log may call committed under locks of its
+	// own that those methods wait for.
 	Start(committed func([]Committed))
 
 	// Append stores the events a.Build returns at the end of conversation
