@@ -27,6 +27,10 @@ const stdioFlag = "-agent-test-mcp-stdio"
 // (see hangingStdio).
 const hangFlag = "-agent-test-mcp-hang"
 
+// ranEnv names the file where the stdio server's "exit" tool notes its
+// runs.
+const ranEnv = "AGENT_TEST_RAN"
+
 func TestMain(m *testing.M) {
 	if i := slices.Index(os.Args, hangFlag); i > 0 && i+1 < len(os.Args) {
 		c, err := net.Dial("tcp", os.Args[i+1])
@@ -52,6 +56,17 @@ func TestMain(m *testing.M) {
 				out[name] = os.Getenv(name)
 			}
 			return nil, out, nil
+		})
+		// exit notes its run in the file $AGENT_TEST_RAN, and ends the
+		// process during the call.
+		srv.AddTool(&mcp.Tool{Name: "exit", InputSchema: json.RawMessage(`{"type": "object"}`)}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			f, err := os.OpenFile(os.Getenv(ranEnv), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err == nil {
+				_, _ = f.WriteString("exit\n")
+				f.Close()
+			}
+			os.Exit(3)
+			return nil, nil
 		})
 		addHuge(srv)
 		if err := srv.Run(context.Background(), &mcp.StdioTransport{}); err != nil {

@@ -26,7 +26,9 @@ import (
 // maxBackoff while the server cannot be reached. The gateway starts
 // whether or not a server is up; an agent taken while its server is down
 // lacks that server's tools, and a call made while it is down tries once
-// to connect, then fails as a tool-level error.
+// to connect, then fails as a tool-level error. A call the server cannot
+// have run (see callOnce), as the first one after the server restarted,
+// is made once more on a new session.
 const (
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
@@ -326,7 +328,8 @@ func (s *mcpServer) closeIfIdle() {
 	}
 }
 
-// call runs tool name of this server.
+// call runs tool name of this server, once: made again, on a new
+// session, only if the server cannot have run it.
 func (s *mcpServer) call(ctx context.Context, name string, input json.RawMessage, progress func(Progress)) (Result, error) {
 	s.mu.Lock()
 	s.inflight++
@@ -339,7 +342,7 @@ func (s *mcpServer) call(ctx context.Context, name string, input json.RawMessage
 	}()
 	sess, err := s.session(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("MCP server %s is not reachable: %w", s.cfg.Name, err)
+		return Result{}, s.unreachable(err)
 	}
 	token := s.cfg.Name + "-" + strconv.FormatUint(s.tokens.Add(1), 10)
 	sink := &progressSink{f: progress}
@@ -348,19 +351,68 @@ func (s *mcpServer) call(ctx context.Context, name string, input json.RawMessage
 		s.sinks.Delete(token)
 		sink.close()
 	}()
-	params := &mcp.CallToolParams{Name: name, Arguments: input}
-	params.SetProgressToken(token)
-	res, err := sess.CallTool(ctx, params)
+	res, unsent, err := s.callOnce(ctx, sess, name, input, token)
+	if unsent {
+		// The server did not run it: once more, on a new session (the
+		// keeper's connect, if one is under way). The progress token is
+		// the call's, as no notification can come for an unsent request.
+		s.drop(sess)
+		if sess, err = s.session(ctx); err != nil {
+			return Result{}, s.unreachable(err)
+		}
+		res, unsent, err = s.callOnce(ctx, sess, name, input, token)
+	}
 	if err != nil {
+		if ctx.Err() != nil || !sessionGone(err) {
+			return Result{}, fmt.Errorf("MCP server %s: %w", s.cfg.Name, err)
+		}
 		// A dead session (or one a restarted server forgot) is dropped at
 		// once: the keeper then connects again.
-		if ctx.Err() == nil && (errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, mcp.ErrSessionMissing)) {
-			s.drop(sess)
+		s.drop(sess)
+		if !unsent && errors.Is(err, mcp.ErrSessionMissing) {
+			return Result{}, fmt.Errorf("MCP server %s lost the session during the call, which may have run, so it is not made again: %w", s.cfg.Name, err)
 		}
 		return Result{}, fmt.Errorf("MCP server %s: %w", s.cfg.Name, err)
 	}
 	return mcpResult(res)
 }
+
+func (s *mcpServer) unreachable(err error) error {
+	return fmt.Errorf("MCP server %s is not reachable: %w", s.cfg.Name, err)
+}
+
+// callOnce calls tool name on sess. unsent reports that the server
+// cannot have run the call, so that it may be made again: the session
+// had ended before the request went out (the SDK then refuses to send,
+// with mcp.ErrConnectionClosed), or the server answered the request
+// itself with 404 for a session it does not know (mcp.ErrSessionMissing;
+// the MCP spec has the server refuse such a request, as one restarted
+// does). A session lost after the request went out may have run the
+// tool: a stream cut mid-call whose resumption gets 404 also fails with
+// mcp.ErrSessionMissing, hence the check of what the request got.
+func (s *mcpServer) callOnce(ctx context.Context, sess *mcp.ClientSession, name string, input json.RawMessage, token string) (res *mcp.CallToolResult, unsent bool, err error) {
+	params := &mcp.CallToolParams{Name: name, Arguments: input}
+	params.SetProgressToken(token)
+	d := &delivery{}
+	res, err = sess.CallTool(context.WithValue(ctx, deliveryKey{}, d), params)
+	unsent = err != nil && ctx.Err() == nil && sessionGone(err) && !d.maybe.Load()
+	return res, unsent, err
+}
+
+// sessionGone reports whether err, a call's, says its session is over.
+func sessionGone(err error) bool {
+	return errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, mcp.ErrSessionMissing)
+}
+
+// delivery records, for one call over streamable HTTP, whether a request
+// of it may have reached the server: any POST but one answered 404 (see
+// headerTransport). The SDK makes a call's requests with its context,
+// where callOnce puts a *delivery under deliveryKey{}.
+type delivery struct {
+	maybe atomic.Bool
+}
+
+type deliveryKey struct{}
 
 // mcpResult maps an MCP result: isError to an error holding its text;
 // otherwise the structured content if there is some, else {"text": …}
@@ -491,6 +543,10 @@ func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := base.RoundTrip(req)
+	if d, _ := req.Context().Value(deliveryKey{}).(*delivery); d != nil && req.Method == http.MethodPost &&
+		(err != nil || resp.StatusCode != http.StatusNotFound) {
+		d.maybe.Store(true)
+	}
 	if err == nil && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		resp.Body = &limitedBody{ReadCloser: resp.Body, limit: h.limit, left: h.limit}
 	}
