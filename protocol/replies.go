@@ -40,7 +40,8 @@ type Ack struct {
 }
 
 // Subscribed answers a subscribe. Seq is the conversation's last seq when
-// the subscription began; the replayed and live events follow it.
+// the subscription began, never below the subscribe's After; the replayed
+// and live events follow it.
 type Subscribed struct {
 	Type         string `json:"type"`
 	ID           string `json:"id,omitempty"`

@@ -149,7 +149,11 @@ func (h *hub) subscribe(ctx context.Context, log Log, after uint64, sub Subscrib
 		h.mu.Unlock()
 		return ErrNotFound
 	}
-	last = h.last
+	// The hub may lag the log (a follower not yet at what another
+	// gateway stored): after, which the log holds, is then the
+	// conversation's last seq as far as the subscriber is concerned. A
+	// seq it has seen is part of the conversation.
+	last = max(h.last, after)
 	// Subscribing again starts over from after: the client asked for
 	// every event after it, whatever it was sent before.
 	h.remove(sub)

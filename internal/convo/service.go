@@ -258,7 +258,9 @@ func (s *Service) newMeta(user string, req *protocol.Create) *Meta {
 // Subscribe delivers to sub every event of conversation with seq > after,
 // in order, exactly once: first from the log (with sub.SendWait), then live
 // (with sub.Send). ready is called with the conversation's last seq before
-// the first event is delivered, so the caller can send "subscribed" first.
+// the first event is delivered, so the caller can send "subscribed" first;
+// never with less than after, even when this gateway has not yet seen the
+// events another stored.
 // It returns once sub is live. Subscribing a subscriber again starts over
 // from the new after. An after beyond the last seq is a bad_request, and
 // leaves a subscription sub has as it was. If the conversation is deleted

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"errors"
 	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/chatgateway/gateway/internal/auth"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/httperr"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -191,6 +193,12 @@ func (a *api) events(r *http.Request, user, id string) (int, any, error) {
 				break
 			}
 			page, err = a.svc.Events(r.Context(), user, id, after+uint64(sent), min(limit-sent, eventsPage))
+			if errors.Is(err, convo.ErrNotFound) {
+				// Deleted meanwhile: the events sent are the
+				// conversation's as it was just before, a shorter but
+				// true answer. Other errors cut the answer short.
+				break
+			}
 			if err != nil {
 				return err
 			}

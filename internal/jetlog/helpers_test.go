@@ -58,3 +58,37 @@ func rawJetStream(t *testing.T, srv *natstest.Server, opts ...nats.Option) jetst
 	}
 	return js
 }
+
+// blockFollowers fills srv's stream up to a limit of one consumer, so that
+// the followers a gateway starts (see Store.Follow) keep trying and
+// report nothing, until unblockFollowers.
+func blockFollowers(t *testing.T, srv *natstest.Server) {
+	t.Helper()
+	st := setMaxConsumers(t, srv, 1)
+	if _, err := st.CreateConsumer(context.Background(), jetstream.ConsumerConfig{InactiveThreshold: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unblockFollowers lifts blockFollowers' limit: the followers start.
+func unblockFollowers(t *testing.T, srv *natstest.Server) {
+	t.Helper()
+	setMaxConsumers(t, srv, -1)
+}
+
+// setMaxConsumers sets the consumer limit of srv's stream to n.
+func setMaxConsumers(t *testing.T, srv *natstest.Server, n int) jetstream.Stream {
+	t.Helper()
+	ctx := context.Background()
+	js := rawJetStream(t, srv)
+	st, err := js.Stream(ctx, jetlog.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxConsumers = n
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
@@ -71,32 +69,14 @@ func TestGapReadFailsMidTurn(t *testing.T) {
 
 	// The stream takes no more consumers: b's follower keeps trying to
 	// start.
-	setMaxConsumers := func(n int) {
-		t.Helper()
-		js := rawJetStream(t, srv)
-		st, err := js.Stream(ctx, jetlog.DefaultStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := st.CachedInfo().Config
-		cfg.MaxConsumers = n
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{InactiveThreshold: time.Hour}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	setMaxConsumers(1)
+	blockFollowers(t, srv)
 	stop := b.Follow(id, 0)
 	defer stop()
 
 	appendTo(a, nil, "one", "two")
 	appendTo(b, func(*convo.Appended) { srv.Stop() }, "three")
 	srv.Restart()
-	setMaxConsumers(-1)
+	unblockFollowers(t, srv)
 
 	for {
 		mu.Lock()

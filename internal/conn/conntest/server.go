@@ -29,6 +29,10 @@ type Config struct {
 	// SendBuffer, when > 0, sets the kernel send buffer of every accepted
 	// connection, so that a client that stops reading fills it quickly.
 	SendBuffer int
+	// WrapLog, when not nil, returns the Log the Service runs on, given
+	// the bbolt one: a test's wrapper that lands a concurrent call at a
+	// chosen point of a read or an append.
+	WrapLog func(convo.Log) convo.Log
 }
 
 // Server is a gateway serving its real HTTP API and WebSocket handler on
@@ -67,8 +71,17 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.API.Logger == nil {
 		cfg.API.Logger = log
 	}
-	svc, err := boltlog.OpenService(cfg.Path, boltlog.Options{}, cfg.Model, cfg.Convo)
+	bolt, err := boltlog.Open(cfg.Path, boltlog.Options{Metrics: cfg.Convo.Metrics, TracerProvider: cfg.Convo.TracerProvider})
 	if err != nil {
+		t.Fatalf("open the log: %v", err)
+	}
+	var l convo.Log = bolt
+	if cfg.WrapLog != nil {
+		l = cfg.WrapLog(bolt)
+	}
+	svc, err := convo.New(l, cfg.Model, cfg.Convo)
+	if err != nil {
+		_ = bolt.Close()
 		t.Fatalf("open the service: %v", err)
 	}
 	ws := conn.NewHandler(svc, cfg.Conn)
