@@ -184,7 +184,7 @@ func TestSubscribeRacingDelete(t *testing.T) {
 		}
 	})
 	rec := newRecorder(100)
-	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", id, 0, rec, func(uint64) {})
+	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", &protocol.Subscribe{Conversation: id}, rec, func(*protocol.Subscribed) {})
 	if !errors.Is(err, convo.ErrNotFound) {
 		t.Errorf("a subscribe that raced a delete returned %v, want not found", err)
 	}
