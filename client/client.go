@@ -31,9 +31,10 @@ var (
 	ErrConnectionLost = errors.New("client: connection lost before the reply")
 	// ErrDeleted ends a subscription whose conversation was deleted,
 	// also while the client was disconnected (the error then wraps the
-	// gateway's not_found too, or its bad_request when a conversation
-	// created since under the same id ends before the last event the
-	// subscription delivered).
+	// gateway's not_found too, also when a conversation was created since
+	// under the same id; from a gateway that does not check created_at,
+	// its bad_request when that conversation ends before the last event
+	// the subscription delivered).
 	ErrDeleted = errors.New("client: conversation deleted")
 )
 

@@ -511,29 +511,6 @@ func TestSendBeforeResubscribe(t *testing.T) {
 	checkLog(t, srv.URL, "c", evs)
 }
 
-// TestDeletedWhileAway deletes a followed conversation while the client
-// is disconnected: once back, its subscription ends with ErrDeleted, as
-// when the deletion happens while it is connected.
-func TestDeletedWhileAway(t *testing.T) {
-	t.Parallel()
-	srv := conntest.Start(t, conntest.Config{})
-	p := newProxy(t, srv.URL)
-	c := dial(t, p.URL(), fast)
-	ctx := conntest.Deadline(t)
-	sub := startTurn(t, c, "c")
-	readTurn(t, sub)
-
-	p.setBackend("127.0.0.1:1") // nothing listens there: reconnections fail
-	p.drop()
-	if status, body := conntest.Do(t, http.MethodDelete, srv.URL+"/v1/conversations/c", ""); status != http.StatusOK {
-		t.Fatalf("delete: %d %s", status, body)
-	}
-	p.setBackend(srv.URL)
-	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) {
-		t.Fatalf("Next after a delete while away: %+v, %v; want ErrDeleted", ev, err)
-	}
-}
-
 // TestSendsBeyondMaxSubscriptions sends to more conversations than a
 // connection may follow, without subscribing to them: the gateway
 // follows a sending connection to the conversation, but the client,
@@ -608,32 +585,58 @@ func TestResubscribeBusy(t *testing.T) {
 	checkLog(t, srv.URL, "c", evs)
 }
 
-// TestRecreatedWhileAway deletes a followed conversation while the
-// client is disconnected and creates another under its id, shorter: the
-// resubscription's after is beyond its end, and the subscription ends
-// with ErrDeleted, wrapping the gateway's bad_request.
-func TestRecreatedWhileAway(t *testing.T) {
+// TestDeletedWhileAway deletes a followed conversation while the client
+// is disconnected, and maybe creates another under its id, shorter or
+// longer than what the subscription saw: once back, the subscription ends
+// with ErrDeleted wrapping the gateway's not_found, as when the deletion
+// happens while it is connected. The resubscription sends the created_at
+// of the first subscribed reply: without it, a longer new conversation
+// would be resumed from the old one's last seq, its first events silently
+// missed.
+func TestDeletedWhileAway(t *testing.T) {
 	t.Parallel()
-	srv := conntest.Start(t, conntest.Config{})
-	p := newProxy(t, srv.URL)
-	c := dial(t, p.URL(), fast)
-	ctx := conntest.Deadline(t)
-	sub := startTurn(t, c, "c")
-	readTurn(t, sub)
+	for _, tt := range []struct {
+		name     string
+		recreate bool
+		// more is how many events the new conversation has beyond
+		// the old one's last seq (0: it has none).
+		more int
+	}{
+		{"deleted", false, 0},
+		{"recreated shorter", true, 0},
+		{"recreated longer", true, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := conntest.Start(t, conntest.Config{})
+			p := newProxy(t, srv.URL)
+			c := dial(t, p.URL(), fast)
+			ctx := conntest.Deadline(t)
+			sub := startTurn(t, c, "c")
+			seen := readTurn(t, sub)
 
-	p.setBackend("127.0.0.1:1") // nothing listens there: reconnections fail
-	p.drop()
-	other := dial(t, srv.URL, fast)
-	if err := other.Delete(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Create(ctx, protocol.Create{Conversation: "c"}); err != nil {
-		t.Fatal(err)
-	}
-	p.setBackend(srv.URL)
-	var perr *protocol.Error
-	if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) || !errors.As(err, &perr) || perr.Code != protocol.CodeBadRequest {
-		t.Fatalf("Next after a delete and create while away: %+v, %v; want ErrDeleted and bad_request", ev, err)
+			p.setBackend("127.0.0.1:1") // nothing listens there: reconnections fail
+			p.drop()
+			other := dial(t, srv.URL, fast)
+			if err := other.Delete(ctx, "c"); err != nil {
+				t.Fatal(err)
+			}
+			if tt.recreate {
+				if _, err := other.Create(ctx, protocol.Create{Conversation: "c"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; tt.more > 0 && i < len(seen)+tt.more; i++ {
+				if status, body := conntest.Do(t, http.MethodPost, srv.URL+"/v1/conversations/c/actions", `{"name":"step"}`); status != http.StatusCreated {
+					t.Fatalf("action: %d %s", status, body)
+				}
+			}
+			p.setBackend(srv.URL)
+			var perr *protocol.Error
+			if ev, err := sub.Next(ctx); !errors.Is(err, client.ErrDeleted) || !errors.As(err, &perr) || perr.Code != protocol.CodeNotFound {
+				t.Fatalf("Next after a delete while away: %+v, %v; want ErrDeleted and not_found", ev, err)
+			}
+		})
 	}
 }
 

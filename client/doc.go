@@ -8,7 +8,9 @@
 // after the last event it delivered. A resubscription the gateway refuses
 // for a while (busy, unavailable, internal) is tried again; one whose
 // conversation was deleted meanwhile ends the Subscription with
-// ErrDeleted. Requests that are safe to repeat
+// ErrDeleted, also when another conversation was created under its id
+// since: a resubscription names the conversation by the created_at of
+// the Subscription's first subscribed reply. Requests that are safe to repeat
 // (Send to an existing conversation, thanks to the client_msg_id it sets;
 // Subscribe, History, List, Cancel, Ping) are sent again on the next
 // connection when one drops before their reply. A request whose context

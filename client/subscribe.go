@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -31,6 +32,12 @@ type Subscription struct {
 	// the reader has taken the buffered events, s is subscribed again
 	// after last.
 	behind bool
+	// createdAt is the created_at of the first subscribed reply (zero
+	// until then, or from a gateway that does not send it): every
+	// resubscription sends it, so that a conversation deleted and created
+	// again under the same id while the client was away ends s with
+	// ErrDeleted instead of resuming the new log after a seq of the old.
+	createdAt time.Time
 }
 
 // Subscribe follows conversation from the event after seq after (0: from
@@ -50,7 +57,8 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 		old.end(errors.New("client: subscribed again"))
 	}
 	id := c.requestID()
-	ws, err := c.callOn(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, nil)
+	var reply protocol.Subscribed
+	ws, err := c.callOn(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, &reply)
 	if err != nil {
 		c.drop(s, err)
 		if ws != nil {
@@ -59,28 +67,40 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 		}
 		return nil, err
 	}
+	s.remember(reply.CreatedAt)
 	return s, nil
 }
 
 // resubscribe subscribes ws again to s after the last event s delivered,
+// and to the conversation created when its first subscribed reply said,
 // unless s was closed (or replaced) meanwhile: the subscribe would follow
 // the conversation after Close's unsubscribe, for nobody.
 // A temporary error (busy, unavailable, internal: the gateway is
 // overloaded or restarting) is retried on ws after a growing backoff,
 // while ws is the client's connection and s is subscribed; the next
 // connection subscribes s again anyway. A conversation that is not found
-// now, or whose log ends before s's last event (bad_request), was deleted
-// while the client was away, and maybe created again under its id: s ends
-// with ErrDeleted, as it does when the deletion happens while connected.
+// now (also when its id names a conversation created since: the gateway
+// checks the created_at), or whose log ends before s's last event
+// (bad_request, from a gateway that does not check created_at), was
+// deleted while the client was away, and maybe created again under its
+// id: s ends with ErrDeleted, as it does when the deletion happens while
+// connected.
 // Any other error ends s with it.
 func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 	for attempt := 0; c.sub(s.conversation) == s; attempt++ {
 		s.mu.Lock()
-		after := s.last
+		after, created := s.last, s.createdAt
 		s.mu.Unlock()
 		id := c.requestID()
-		r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after})
-		if r.err != nil || r.typ != protocol.ReplyError {
+		r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after, CreatedAt: created})
+		if r.err != nil {
+			return
+		}
+		if r.typ != protocol.ReplyError {
+			var reply protocol.Subscribed
+			if json.Unmarshal(r.data, &reply) == nil {
+				s.remember(reply.CreatedAt)
+			}
 			return
 		}
 		var e protocol.Error
@@ -99,6 +119,16 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 		c.drop(s, err)
 		return
 	}
+}
+
+// remember keeps created, a subscribed reply's created_at, unless s has
+// one already: the first reply names the conversation s follows.
+func (s *Subscription) remember(created time.Time) {
+	s.mu.Lock()
+	if s.createdAt.IsZero() {
+		s.createdAt = created
+	}
+	s.mu.Unlock()
 }
 
 // deliver hands ev to s's reader if it is the event after s.last. It

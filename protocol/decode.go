@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -72,6 +73,7 @@ func (d *fieldDecoder) request(typ, id string) Request {
 		r := &Subscribe{ID: id}
 		r.Conversation = d.conversation(true)
 		r.After = d.seq("after")
+		r.CreatedAt = d.timestamp("created_at")
 		return r
 	case TypeUnsubscribe:
 		return &Unsubscribe{ID: id, Conversation: d.conversation(true)}
@@ -263,6 +265,33 @@ func (d *fieldDecoder) seq(field string) uint64 {
 		d.fail(field, "must be a non-negative integer")
 	}
 	return n
+}
+
+// timestamp reads an optional RFC 3339 time, in UTC.
+func (d *fieldDecoder) timestamp(field string) time.Time {
+	s := d.str(field, false)
+	if d.err != nil || s == "" {
+		return time.Time{}
+	}
+	t, err := ParseTimestamp(s)
+	if err != nil {
+		d.fail(field, "%v", err)
+	}
+	return t
+}
+
+// ParseTimestamp parses an RFC 3339 time such as a created_at, with or
+// without a fraction of a second, and returns it in UTC. It refuses a time
+// whose UTC year is outside 0000 to 9999, which RFC 3339 cannot write.
+func ParseTimestamp(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("must be an RFC 3339 time, e.g. 2026-11-26T09:30:00.123456789Z")
+	}
+	if t = t.UTC(); t.Year() < 0 || t.Year() > 9999 {
+		return time.Time{}, errors.New("must be a time from year 0000 to 9999 in UTC")
+	}
+	return t, nil
 }
 
 // limit reads a page limit: absent or 0 means def, and any integer above

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -53,6 +54,16 @@ var decodeCases = []decodeCase{
 		want: &protocol.Subscribe{ID: "s", Conversation: "c1", After: 42}, id: "s"},
 	{name: "subscribe after max uint64", in: `{"type":"subscribe","conversation":"c1","after":18446744073709551615}`,
 		want: &protocol.Subscribe{Conversation: "c1", After: 1<<64 - 1}},
+	{name: "subscribe created_at", in: `{"type":"subscribe","conversation":"c1","after":5,"created_at":"2026-11-26T09:30:00.123456789Z"}`,
+		want: &protocol.Subscribe{Conversation: "c1", After: 5, CreatedAt: time.Date(2026, 11, 26, 9, 30, 0, 123456789, time.UTC)}},
+	{name: "subscribe created_at without fraction", in: `{"type":"subscribe","conversation":"c1","created_at":"2026-11-26T09:30:00Z"}`,
+		want: &protocol.Subscribe{Conversation: "c1", CreatedAt: time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)}},
+	{name: "subscribe created_at with an offset is taken in UTC", in: `{"type":"subscribe","conversation":"c1","created_at":"2026-11-26T10:30:00.1+01:00"}`,
+		want: &protocol.Subscribe{Conversation: "c1", CreatedAt: time.Date(2026, 11, 26, 9, 30, 0, 100000000, time.UTC)}},
+	{name: "subscribe created_at null counts as absent", in: `{"type":"subscribe","conversation":"c1","created_at":null}`,
+		want: &protocol.Subscribe{Conversation: "c1"}},
+	{name: "subscribe created_at empty counts as absent", in: `{"type":"subscribe","conversation":"c1","created_at":""}`,
+		want: &protocol.Subscribe{Conversation: "c1"}},
 	{name: "unsubscribe", in: `{"type":"unsubscribe","id":"u","conversation":"c1"}`,
 		want: &protocol.Unsubscribe{ID: "u", Conversation: "c1"}, id: "u"},
 	{name: "cancel", in: `{"type":"cancel","conversation":"c1"}`,
@@ -192,6 +203,11 @@ var decodeCases = []decodeCase{
 	{name: "create conversation with bad characters", in: `{"type":"create","conversation":"a:b"}`, code: protocol.CodeBadRequest, msg: "conversation: must be"},
 
 	// Numbers.
+	{name: "created_at a number", in: `{"type":"subscribe","conversation":"c1","created_at":1796389200}`, code: protocol.CodeBadRequest, msg: "created_at: must be a string"},
+	{name: "created_at not RFC 3339", in: `{"type":"subscribe","id":"r1","conversation":"c1","created_at":"2026-11-26 09:30:00"}`, code: protocol.CodeBadRequest, msg: "created_at: must be an RFC 3339 time", id: "r1"},
+	{name: "created_at without a zone", in: `{"type":"subscribe","conversation":"c1","created_at":"2026-11-26T09:30:00"}`, code: protocol.CodeBadRequest, msg: "created_at: must be an RFC 3339 time"},
+	{name: "created_at before year 0 in UTC", in: `{"type":"subscribe","conversation":"c1","created_at":"0000-01-01T00:00:00+01:00"}`, code: protocol.CodeBadRequest, msg: "created_at: must be a time from year 0000"},
+	{name: "created_at after year 9999 in UTC", in: `{"type":"subscribe","conversation":"c1","created_at":"9999-12-31T23:30:00-01:00"}`, code: protocol.CodeBadRequest, msg: "created_at: must be a time from year 0000"},
 	{name: "after a string", in: `{"type":"subscribe","conversation":"c1","after":"5"}`, code: protocol.CodeBadRequest, msg: "after: must be a non-negative integer"},
 	{name: "after negative", in: `{"type":"subscribe","id":"r1","conversation":"c1","after":-1}`, code: protocol.CodeBadRequest, msg: "after: ", id: "r1"},
 	{name: "after a fraction", in: `{"type":"subscribe","conversation":"c1","after":1.5}`, code: protocol.CodeBadRequest, msg: "after: "},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -100,6 +101,10 @@ func checkRequest(t *testing.T, req protocol.Request, id string) {
 		}
 	case *protocol.Subscribe:
 		conv = r.Conversation
+		// In UTC, so that it compares and encodes as the gateway's own.
+		if r.CreatedAt.Location() != time.UTC || r.CreatedAt.Year() < 0 || r.CreatedAt.Year() > 9999 {
+			t.Fatalf("created_at %v", r.CreatedAt)
+		}
 	case *protocol.Unsubscribe:
 		conv = r.Conversation
 	case *protocol.Cancel:

@@ -48,7 +48,7 @@ var serverFrames = []struct {
 	frame any
 }{
 	{"reply_ack", &protocol.Ack{Type: protocol.ReplyAck, ID: "r1", Conversation: "conv-1", Message: userMsg}},
-	{"reply_subscribed", &protocol.Subscribed{Type: protocol.ReplySubscribed, ID: "r2", Conversation: "conv-1", Seq: 5}},
+	{"reply_subscribed", &protocol.Subscribed{Type: protocol.ReplySubscribed, ID: "r2", Conversation: "conv-1", Seq: 5, CreatedAt: t0}},
 	{"reply_history", &protocol.HistoryReply{Type: protocol.ReplyHistory, ID: "r3", Conversation: "conv-1",
 		Messages: []protocol.Message{*userMsg, *assistantMsg}, HasMore: true}},
 	{"reply_history_empty", &protocol.HistoryReply{Type: protocol.ReplyHistory, Conversation: "conv-1"}},
@@ -117,6 +117,7 @@ var clientRequests = []struct {
 	{"request_send", &protocol.Send{ID: "r1", Conversation: "conv-1", Text: "Hello!", ClientMsgID: "c-42"}},
 	{"request_send_new_conversation", &protocol.Send{Text: "Hello!"}},
 	{"request_subscribe", &protocol.Subscribe{ID: "r2", Conversation: "conv-1", After: 4}},
+	{"request_subscribe_created_at", &protocol.Subscribe{ID: "r2", Conversation: "conv-1", After: 4, CreatedAt: t0}},
 	{"request_unsubscribe", &protocol.Unsubscribe{Conversation: "conv-1"}},
 	{"request_cancel", &protocol.Cancel{Conversation: "conv-1"}},
 	{"request_history", &protocol.History{ID: "r3", Conversation: "conv-1", Before: 20, Limit: 10}},
@@ -201,7 +202,7 @@ func expectFrame(t *testing.T, f *protocol.ServerFrame, frame any) protocol.Serv
 		checkStored(v.Message)
 		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation}
 	case *protocol.Subscribed:
-		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Seq: v.Seq}
+		return protocol.ServerFrame{Type: v.Type, ID: v.ID, Conversation: v.Conversation, Seq: v.Seq, CreatedAt: v.CreatedAt}
 	case *protocol.HistoryReply:
 		// An empty history is [] on the wire, so it decodes to an empty,
 		// non-nil slice.

@@ -41,12 +41,16 @@ type Ack struct {
 
 // Subscribed answers a subscribe. Seq is the conversation's last seq when
 // the subscription began, never below the subscribe's After; the replayed
-// and live events follow it.
+// and live events follow it. CreatedAt is the conversation's creation
+// time, as in its Conversation object: it tells a conversation from a
+// later one under the same id, so a client sends it back in
+// Subscribe.CreatedAt when it resumes.
 type Subscribed struct {
-	Type         string `json:"type"`
-	ID           string `json:"id,omitempty"`
-	Conversation string `json:"conversation"`
-	Seq          uint64 `json:"seq"`
+	Type         string    `json:"type"`
+	ID           string    `json:"id,omitempty"`
+	Conversation string    `json:"conversation"`
+	Seq          uint64    `json:"seq"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // HistoryReply answers a history request: Messages oldest first (at most
@@ -188,6 +192,8 @@ type ServerFrame struct {
 	Conversation string    `json:"conversation"`
 	Seq          uint64    `json:"seq"`
 	TS           time.Time `json:"ts"`
+	// CreatedAt is a subscribed reply's.
+	CreatedAt time.Time `json:"created_at"`
 
 	Message       json.RawMessage `json:"message"`
 	Messages      []Message       `json:"messages"`

@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Request types: the frames a client sends.
 const (
@@ -73,11 +76,16 @@ type Send struct {
 }
 
 // Subscribe asks for every event of Conversation with seq > After: first
-// from the log, then live.
+// from the log, then live. CreatedAt, when not zero, is the creation time
+// of the conversation the client knew (the created_at of a subscribed
+// reply or of the conversation object): if the conversation under that id
+// now is another one (deleted and created again), the subscribe is
+// refused as not found instead of resuming a log After does not belong to.
 type Subscribe struct {
-	ID           string `json:"id,omitempty"`
-	Conversation string `json:"conversation"`
-	After        uint64 `json:"after,omitempty"`
+	ID           string    `json:"id,omitempty"`
+	Conversation string    `json:"conversation"`
+	After        uint64    `json:"after,omitempty"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
 }
 
 // Unsubscribe stops the events of Conversation on this connection.

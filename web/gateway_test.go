@@ -210,8 +210,8 @@ func (g *gateway) list(t *testing.T) []protocol.Conversation {
 // can cut, as a network failure would.
 type proxy struct {
 	ln       net.Listener
-	backend  string
 	mu       sync.Mutex
+	backend  string // host:port
 	conns    []net.Conn
 	accepted chan struct{}
 	// marker, when set, cuts the connections instead of passing on the
@@ -237,13 +237,25 @@ func startProxy(t *testing.T, backendURL string) *proxy {
 
 func (p *proxy) url() string { return "http://" + p.ln.Addr().String() }
 
+// setBackend makes the proxy pass new connections to backendURL: one where
+// nothing listens keeps the page from reconnecting, as a network that is
+// down would.
+func (p *proxy) setBackend(backendURL string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backend = strings.TrimPrefix(backendURL, "http://")
+}
+
 func (p *proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		b, err := net.Dial("tcp", p.backend)
+		p.mu.Lock()
+		backend := p.backend
+		p.mu.Unlock()
+		b, err := net.Dial("tcp", backend)
 		if err != nil {
 			c.Close()
 			continue

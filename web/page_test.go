@@ -146,6 +146,43 @@ func TestDeleteInAnotherTab(t *testing.T) {
 	b.waitFor("tab B's sidebar to drop it", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
 }
 
+// TestReplacedWhileAway deletes the open conversation while the page is
+// cut off and creates another under its id, with more events than the
+// page saw of the first: on reconnecting, the page learns that the
+// conversation it showed is gone, leaves it as for a deleted frame, and
+// says so, instead of showing the new one's later events under the old
+// one's messages.
+func TestReplacedWhileAway(t *testing.T) {
+	g := startGateway(t, demo.New(demo.Options{WordDelay: -1}), gatewayConfig{})
+	p := startProxy(t, g.url)
+	tb := newTab(t, "tab")
+	tb.open(p.url(), "/")
+	tb.send("The first one")
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	id := tb.conversation()
+	seen := g.list(t)[0].LastSeq
+
+	p.setBackend("http://127.0.0.1:1") // nothing listens there: reconnections fail
+	p.cut()
+	tb.waitFor("the page to notice", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/"+id, "", http.StatusOK)
+	g.post(t, "/v1/conversations", `{"conversation":`+js(id)+`,"title":"The second one"}`, http.StatusCreated)
+	for range seen + 2 {
+		g.post(t, "/v1/conversations/"+id+"/actions", `{"name":"step"}`, http.StatusCreated)
+	}
+	p.setBackend(g.url)
+
+	tb.waitFor("the page to leave the conversation", `location.hash === ''`)
+	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
+	if text := tb.text(`document.querySelector('[data-testid=error]').textContent`); !strings.Contains(text, "deleted") {
+		t.Errorf("notice %q, want it to say the conversation was deleted", text)
+	}
+	if n := tb.text(`String(document.querySelectorAll('[data-testid=messages] [data-role]').length)`); n != "0" {
+		t.Errorf("%s messages shown after leaving the conversation", n)
+	}
+	tb.waitFor("the new conversation in the sidebar", `[...document.querySelectorAll('[data-testid=conversation] .conversation-title')].map(e => e.textContent).join() === 'The second one'`)
+}
+
 func TestPhoneWidthCollapsesTheSidebar(t *testing.T) {
 	g := startGateway(t, newStepModel(), gatewayConfig{})
 	tb := newTab(t, "tab")

@@ -136,6 +136,14 @@ func (c *conn) subscribeFromQuery(q url.Values) {
 		}
 		req.After = n
 	}
+	if s := q.Get("created_at"); s != "" {
+		t, err := protocol.ParseTimestamp(s)
+		if err != nil {
+			c.replyError("", req.Conversation, protocol.Errorf(protocol.CodeBadRequest, "created_at: %v", err))
+			return
+		}
+		req.CreatedAt = t
+	}
 	c.dispatch(req, time.Now())
 }
 

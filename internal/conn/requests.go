@@ -50,8 +50,9 @@ func (c *conn) serveRequest(req protocol.Request, read time.Time) (string, error
 		if err := c.roomFor(r.Conversation); err != nil {
 			return r.Conversation, err
 		}
-		err := svc.Subscribe(ctx, user, r.Conversation, r.After, c, func(last uint64) {
-			c.push(encode(&protocol.Subscribed{Type: protocol.ReplySubscribed, ID: r.ID, Conversation: r.Conversation, Seq: last}))
+		err := svc.Subscribe(ctx, user, r, c, func(s *protocol.Subscribed) {
+			s.Type, s.ID = protocol.ReplySubscribed, r.ID
+			c.push(encode(s))
 		})
 		if err != nil {
 			return r.Conversation, err

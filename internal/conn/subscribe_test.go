@@ -1,7 +1,10 @@
 package conn_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +124,95 @@ func TestKeepaliveDuringASlowReplay(t *testing.T) {
 			t.Fatalf("frame %d of the replay: %v", i, err)
 		}
 	}
+}
+
+// TestSubscribeCreatedAt checks created_at over a real WebSocket: the
+// subscribed reply carries the conversation's created_at, written exactly
+// as the conversation object has it, and a subscribe (a frame, or the
+// upgrade's query) that names the created_at of a conversation deleted
+// since is refused with not_found, also when another conversation has its
+// id now and more events than the client saw.
+func TestSubscribeCreatedAt(t *testing.T) {
+	t.Parallel()
+	s := conntest.Start(t, conntest.Config{})
+	ctx := conntest.Deadline(t)
+	const id = "epoch"
+	c := s.Dial(t, "")
+	createConversation(t, c, id)
+	if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, id, convo.Action{Name: "note"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Request(&protocol.Subscribe{ID: "raw", Conversation: id})
+	_, data, err := c.WS.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		Type      string `json:"type"`
+		CreatedAt string `json:"created_at"`
+	}
+	if err := json.Unmarshal(data, &reply); err != nil || reply.Type != protocol.ReplySubscribed {
+		t.Fatalf("subscribe got %s (%v)", data, err)
+	}
+	if listed := createdAt(t, s, id); reply.CreatedAt == "" || reply.CreatedAt != listed {
+		t.Fatalf("subscribed created_at %q, the conversation object's %q", reply.CreatedAt, listed)
+	}
+	old := reply.CreatedAt
+	c.ReadUntil(conntest.IsType(protocol.EventAction))
+
+	if err := s.Svc.Delete(ctx, auth.LocalUser, id); err != nil {
+		t.Fatal(err)
+	}
+	createConversation(t, c, id)
+	for range 3 {
+		if _, err := s.Svc.PublishAction(ctx, auth.LocalUser, id, convo.Action{Name: "note"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldAt, err := protocol.ParseTimestamp(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Call(&protocol.Subscribe{ID: "stale", Conversation: id, After: 1, CreatedAt: oldAt})
+	if f.Type != protocol.ReplyError || f.Code != protocol.CodeNotFound || f.Conversation != id {
+		t.Fatalf("subscribe with the old created_at: %s %q of %q, want error not_found", f.Type, f.Code, f.Conversation)
+	}
+
+	tests := []struct {
+		name, createdAt string
+		code            string // "": subscribed
+	}{
+		{"old created_at", old, protocol.CodeNotFound},
+		{"not a time", "yesterday", protocol.CodeBadRequest},
+		{"new created_at", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"conversation": {id}, "after": {"1"}, "created_at": {tt.createdAt}}
+			if tt.createdAt == "" {
+				q.Set("created_at", createdAt(t, s, id))
+			}
+			f := s.Dial(t, q.Encode()).Read()
+			switch {
+			case tt.code == "" && (f.Type != protocol.ReplySubscribed || f.Seq != 3):
+				t.Fatalf("got %s %q (seq %d), want subscribed at seq 3", f.Type, f.Code, f.Seq)
+			case tt.code != "" && (f.Type != protocol.ReplyError || f.Code != tt.code):
+				t.Fatalf("got %s %q, want error %s", f.Type, f.Code, tt.code)
+			}
+		})
+	}
+}
+
+// createdAt returns conversation id's created_at as its object over HTTP
+// has it.
+func createdAt(t *testing.T, s *conntest.Server, id string) string {
+	t.Helper()
+	var info struct {
+		CreatedAt string `json:"created_at"`
+	}
+	status, body := conntest.Do(t, http.MethodGet, s.URL+"/v1/conversations/"+id, "")
+	if err := json.Unmarshal(body, &info); err != nil || status != http.StatusOK {
+		t.Fatalf("GET the conversation: %d %s", status, body)
+	}
+	return info.CreatedAt
 }

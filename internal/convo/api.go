@@ -79,7 +79,12 @@ type Action struct {
 // Errors that convo returns; each is a *protocol.Error so the transports
 // can send it as it is. Compare with errors.Is.
 var (
-	ErrNotFound    = &protocol.Error{Code: protocol.CodeNotFound, Message: "conversation not found"}
+	ErrNotFound = &protocol.Error{Code: protocol.CodeNotFound, Message: "conversation not found"}
+	// ErrReplaced refuses a subscribe whose created_at is not the
+	// conversation's: the one the client knew was deleted, and the id
+	// may name another one now. It is not_found, as for the deleted
+	// conversation itself, so clients need not tell the two apart.
+	ErrReplaced    = &protocol.Error{Code: protocol.CodeNotFound, Message: "conversation not found: the one with this created_at was deleted, and its id names a newer conversation now"}
 	ErrExists      = &protocol.Error{Code: protocol.CodeBadRequest, Message: "conversation already exists"}
 	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "storage unavailable, try again"}
 	ErrClosed      = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the gateway is shutting down"}

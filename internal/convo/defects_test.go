@@ -184,7 +184,7 @@ func TestSubscribeRacingDelete(t *testing.T) {
 		}
 	})
 	rec := newRecorder(100)
-	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", id, 0, rec, func(uint64) {})
+	err := s.Subscribe(context.WithValue(ctx, hookKey{}, true), "u1", &protocol.Subscribe{Conversation: id}, rec, func(*protocol.Subscribed) {})
 	if !errors.Is(err, convo.ErrNotFound) {
 		t.Errorf("a subscribe that raced a delete returned %v, want not found", err)
 	}
@@ -423,7 +423,7 @@ func TestHubStartsWithoutLocks(t *testing.T) {
 		}
 	}
 	recB := newRecorder(100)
-	if err := s.Subscribe(ctx, "u1", "b", 0, recB, func(uint64) {}); err != nil {
+	if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: "b"}, recB, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	hooked.hook.Set(func() {
@@ -437,7 +437,7 @@ func TestHubStartsWithoutLocks(t *testing.T) {
 		}
 		recB.until(t, protocol.EventAction)
 	})
-	if err := s.Subscribe(ctx, "u1", "a", 0, newRecorder(100), func(uint64) {}); err != nil {
+	if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: "a"}, newRecorder(100), func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -208,7 +208,7 @@ func TestEarlyCallOfOvertakenSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder(100)
-	if err := s.Subscribe(ctx, "u1", conv.ID, 0, rec, func(uint64) {}); err != nil {
+	if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: conv.ID}, rec, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	acked := sendInBackground(s, conv.ID, "first")
@@ -271,7 +271,7 @@ func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder(100)
-	if err := s.Subscribe(ctx, "u1", "c", 0, rec, func(uint64) {}); err != nil {
+	if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: "c"}, rec, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	held.release <- false

@@ -56,7 +56,7 @@ func TestSubscribeReplayThenLive(t *testing.T) {
 				after = rand.Uint64N(last + 1)
 			}
 			rec := newRecorder(words + 100)
-			err = s.Subscribe(context.Background(), "u1", id, after, rec, func(uint64) {})
+			err = s.Subscribe(context.Background(), "u1", &protocol.Subscribe{Conversation: id, After: after}, rec, func(*protocol.Subscribed) {})
 			joined.Done()
 			if err != nil {
 				errs <- err
@@ -89,7 +89,7 @@ func TestSlowSubscriberIsDroppedOthersUnaffected(t *testing.T) {
 	fast := newRecorder(100)
 	slow := newRecorder(2)
 	ack := send(t, s, "", "hi", fast)
-	if err := s.Subscribe(context.Background(), "u1", ack.Conversation, ack.Message.Seq, slow, func(uint64) {}); err != nil {
+	if err := s.Subscribe(context.Background(), "u1", &protocol.Subscribe{Conversation: ack.Conversation, After: ack.Message.Seq}, slow, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	close(m.gate)
@@ -106,7 +106,7 @@ func TestSlowSubscriberIsDroppedOthersUnaffected(t *testing.T) {
 		lastSeen = slow.next(t).Seq
 	}
 	again := newRecorder(100)
-	if err := s.Subscribe(context.Background(), "u1", ack.Conversation, lastSeen, again, func(uint64) {}); err != nil {
+	if err := s.Subscribe(context.Background(), "u1", &protocol.Subscribe{Conversation: ack.Conversation, After: lastSeen}, again, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	got := again.until(t, protocol.EventTurnEnd)
@@ -146,7 +146,7 @@ func TestSubscribeAgainStartsOver(t *testing.T) {
 	rec := newRecorder(100)
 	ack := send(t, s, "", "hi", rec) // send subscribes rec at the live edge
 	evs := rec.until(t, protocol.EventTurnEnd)
-	if err := s.Subscribe(context.Background(), "u1", ack.Conversation, 0, rec, func(uint64) {}); err != nil {
+	if err := s.Subscribe(context.Background(), "u1", &protocol.Subscribe{Conversation: ack.Conversation}, rec, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	again := rec.until(t, protocol.EventTurnEnd)

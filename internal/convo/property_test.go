@@ -61,7 +61,7 @@ func TestHubProperty(t *testing.T) {
 				if err := c.drain(); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.Subscribe(ctx, "u1", id, c.lastSeen, c.rec, func(uint64) {}); err != nil {
+				if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: id, After: c.lastSeen}, c.rec, func(*protocol.Subscribed) {}); err != nil {
 					t.Fatal(err)
 				}
 				c.subscribed = true

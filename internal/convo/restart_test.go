@@ -73,7 +73,7 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 
 	s2 := openAt(t, s.path, &scriptModel{})
 	rec2 := newRecorder(100)
-	if err := s2.Subscribe(ctx, "u1", ack.Conversation, 0, rec2, func(uint64) {}); err != nil {
+	if err := s2.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: ack.Conversation}, rec2, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
 	first := rec2.until(t, protocol.EventTurnEnd)

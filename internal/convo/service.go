@@ -255,29 +255,41 @@ func (s *Service) newMeta(user string, req *protocol.Create) *Meta {
 	return m
 }
 
-// Subscribe delivers to sub every event of conversation with seq > after,
-// in order, exactly once: first from the log (with sub.SendWait), then live
-// (with sub.Send). ready is called with the conversation's last seq before
-// the first event is delivered, so the caller can send "subscribed" first;
-// never with less than after, even when this gateway has not yet seen the
-// events another stored.
-// It returns once sub is live. Subscribing a subscriber again starts over
-// from the new after. An after beyond the last seq is a bad_request, and
+// Subscribe delivers to sub every event of req.Conversation with seq >
+// req.After, in order, exactly once: first from the log (with
+// sub.SendWait), then live (with sub.Send). ready is called with the
+// subscribed reply (conversation, last seq and creation time; the caller
+// sets Type and ID) before the first event is delivered, so the caller can
+// send it first; its seq is never less than req.After, even when this
+// gateway has not yet seen the events another stored. It returns once sub
+// is live. Subscribing a subscriber again starts over from the new after.
+// A req.CreatedAt other than the conversation's is ErrReplaced: the
+// conversation the client knew was deleted, and req.After counts events of
+// its log, not of the one that has the id now. An after beyond the last
+// seq is a bad_request. Either
 // leaves a subscription sub has as it was. If the conversation is deleted
 // before ready is called, Subscribe returns ErrNotFound; if while its log
 // replays, sub is told so (Gone) where the replay stops, and Subscribe
 // returns nil.
-func (s *Service) Subscribe(ctx context.Context, user, conversation string, after uint64, sub Subscriber, ready func(last uint64)) error {
+func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subscribe, sub Subscriber, ready func(*protocol.Subscribed)) error {
 	// The hub first, then the check: a delete that the check misses
 	// finds this hub and marks it deleted, which subscribe sees. Checked
 	// first, a delete in between would leave sub on a new hub of the
 	// deleted id, never told, and fed by whoever creates the id next.
-	h := s.acquire(conversation)
+	// So the metadata read here is that of the conversation the hub
+	// replays, and its CreatedAt the one to check and to report.
+	h := s.acquire(req.Conversation)
 	defer s.release(h)
-	if _, err := s.owned(ctx, user, conversation); err != nil {
+	m, err := s.owned(ctx, user, req.Conversation)
+	if err != nil {
 		return err
 	}
-	return h.subscribe(ctx, s.log, after, sub, ready)
+	if !req.CreatedAt.IsZero() && !req.CreatedAt.Equal(m.CreatedAt) {
+		return ErrReplaced
+	}
+	return h.subscribe(ctx, s.log, req.After, sub, func(last uint64) {
+		ready(&protocol.Subscribed{Conversation: req.Conversation, Seq: last, CreatedAt: m.CreatedAt})
+	})
 }
 
 // Unsubscribe stops delivering conversation's events to sub. It is a no-op

@@ -149,7 +149,7 @@ func TestOtherUsersSeeNothing(t *testing.T) {
 			_, err := s.Send(ctx, "u2", &protocol.Send{Conversation: ack.Conversation, Text: "x"}, nil)
 			return err
 		}(),
-		"subscribe": s.Subscribe(ctx, "u2", ack.Conversation, 0, newRecorder(10), func(uint64) {}),
+		"subscribe": s.Subscribe(ctx, "u2", &protocol.Subscribe{Conversation: ack.Conversation}, newRecorder(10), func(*protocol.Subscribed) {}),
 		"history":   func() error { _, err := s.History(ctx, "u2", ack.Conversation, 0, 0); return err }(),
 		"cancel":    s.Cancel(ctx, "u2", ack.Conversation),
 		"delete":    s.Delete(ctx, "u2", ack.Conversation),
@@ -175,8 +175,8 @@ func TestBadRequests(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"unknown conversation", s.Subscribe(ctx, "u1", "nope", 0, newRecorder(1), func(uint64) {}), protocol.CodeNotFound},
-		{"after beyond the end", s.Subscribe(ctx, "u1", ack.Conversation, 999, newRecorder(10), func(uint64) {}), protocol.CodeBadRequest},
+		{"unknown conversation", s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: "nope"}, newRecorder(1), func(*protocol.Subscribed) {}), protocol.CodeNotFound},
+		{"after beyond the end", s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: ack.Conversation, After: 999}, newRecorder(10), func(*protocol.Subscribed) {}), protocol.CodeBadRequest},
 		{"text too large", func() error {
 			_, err := s.Send(ctx, "u1", &protocol.Send{Text: strings.Repeat("x", convo.DefaultMaxTextBytes+1)}, nil)
 			return err

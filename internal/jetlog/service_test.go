@@ -236,9 +236,18 @@ func create(t *testing.T, n *node) string {
 
 func subscribe(t *testing.T, n *node, id string, after uint64) *subscriber {
 	t.Helper()
-	sub := newSubscriber()
-	if err := n.svc.Subscribe(context.Background(), user, id, after, sub, func(uint64) {}); err != nil {
+	sub, _, err := subscribeWith(n, &protocol.Subscribe{Conversation: id, After: after})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return sub
+}
+
+// subscribeWith subscribes a new subscriber on n as req asks, and returns
+// it with the subscribed reply.
+func subscribeWith(n *node, req *protocol.Subscribe) (*subscriber, *protocol.Subscribed, error) {
+	sub := newSubscriber()
+	var reply *protocol.Subscribed
+	err := n.svc.Subscribe(context.Background(), user, req, sub, func(r *protocol.Subscribed) { reply = r })
+	return sub, reply, err
 }

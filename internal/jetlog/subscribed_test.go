@@ -38,7 +38,7 @@ func TestSubscribedAfterALaggingHub(t *testing.T) {
 
 	resumed := newSubscriber()
 	var subscribed uint64
-	if err := b.svc.Subscribe(ctx, user, id, 3, resumed, func(last uint64) { subscribed = last }); err != nil {
+	if err := b.svc.Subscribe(ctx, user, &protocol.Subscribe{Conversation: id, After: 3}, resumed, func(r *protocol.Subscribed) { subscribed = r.Seq }); err != nil {
 		t.Fatal(err)
 	}
 	if subscribed < 3 {

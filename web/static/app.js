@@ -78,8 +78,13 @@ const socket = new GatewaySocket({
       loadAgents();
     }
   },
-  onGone: (id) => {
-    if (id === current) navigate(null);
+  onGone: (id, missed) => {
+    if (id === current) {
+      navigate(null);
+      // A deleted frame comes while the page is connected, as the delete
+      // happens; a delete the page missed while away it did not see.
+      if (missed) showNotice({ code: 'not_found' }, DELETED);
+    }
     refreshListSoon();
   },
   onError: (err) => {
@@ -92,6 +97,7 @@ const socket = new GatewaySocket({
 });
 
 const NOT_FOUND = 'This conversation does not exist (any more).';
+const DELETED = 'The conversation you had open was deleted.';
 
 function showNotice(err, text) {
   $('notice').dataset.code = err.code ?? '';
@@ -116,11 +122,15 @@ async function open(id) {
   let from = 0;
   let more = false;
   let events = [];
+  // The fetched events are of the conversation created then: subscribing
+  // with its created_at, the page resumes that one and no other.
+  let createdAt = '';
   try {
     const loaded = await loadLatest(id);
     if (mine !== opening) return;
     ({ from, more, events } = loaded);
     opened = loaded.info;
+    createdAt = loaded.info.created_at;
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
@@ -143,7 +153,7 @@ async function open(id) {
   // come live. (After a failed fetch, it is open once the socket's replay
   // reaches the seq of its subscribed reply.)
   if (events.length > 0) view.ready(last);
-  socket.subscribe(id, last, (seq) => view.ready(seq));
+  socket.subscribe(id, last, (seq) => view.ready(seq), createdAt);
 }
 
 // loadOlder puts the previous page of messages, with their events, above

@@ -2,7 +2,10 @@
 // subscribes, matches replies to requests by id, keeps the connection alive
 // with pings, and reconnects with exponential backoff and jitter. After a
 // reconnect it subscribes again with after = the last seq it passed on, so
-// the events it delivers are each conversation's log in order, each once.
+// the events it delivers are each conversation's log in order, each once;
+// and with the conversation's created_at, so that a conversation deleted
+// while the socket was away, even if another was created under its id
+// since, ends the subscription (onGone) instead of resuming the other's log.
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -31,7 +34,10 @@ export class RequestError extends Error {
 
 // GatewaySocket delivers conversation events to onEvent and connection
 // states ("connecting", "connected", "reconnecting") to onStatus; error
-// frames that answer no pending request go to onError.
+// frames that answer no pending request go to onError. onGone(id, missed)
+// says that a followed conversation was deleted: missed is false for a
+// deleted frame, true when a subscribe found it gone (deleted while the
+// socket was away, or before it subscribed).
 export class GatewaySocket {
   constructor({ url, onEvent, onStatus, onError, onGone }) {
     this.url = url;
@@ -46,7 +52,8 @@ export class GatewaySocket {
     this.retryTimer = 0;
     this.pingTimer = 0;
     // conversation id → {last: last seq passed to onEvent, waiting: id of
-    // the subscribe whose reply has not come yet, or ""}
+    // the subscribe whose reply has not come yet, or "", createdAt: the
+    // conversation's created_at, or "" until a subscribed reply tells it}
     this.subs = new Map();
     // request id → {frame, resolve, reject, retry, sent}
     this.pending = new Map();
@@ -66,10 +73,14 @@ export class GatewaySocket {
   // subscribe asks for every event of conversation with seq > after, now
   // and after every reconnect (then from the last seq delivered);
   // onSubscribed(seq) gets each subscribed reply's seq, the last one stored
-  // then. A failed subscribe ends the subscription and goes to onError with
-  // the conversation set.
-  subscribe(conversation, after = 0, onSubscribed = () => {}) {
-    this.subs.set(conversation, { last: after, waiting: '', onSubscribed });
+  // then. createdAt, if known, is the created_at of the conversation whose
+  // events up to after the caller has; else the first subscribed reply
+  // tells it. A failed subscribe ends the subscription: not_found, once the
+  // created_at is known, goes to onGone (the conversation the caller knew
+  // is gone, whatever has its id now), anything else to onError with the
+  // conversation set.
+  subscribe(conversation, after = 0, onSubscribed = () => {}, createdAt = '') {
+    this.subs.set(conversation, { last: after, waiting: '', onSubscribed, createdAt });
     if (this.connected()) this.sendSubscribe(conversation);
   }
 
@@ -80,7 +91,9 @@ export class GatewaySocket {
 
   sendSubscribe(conversation) {
     const sub = this.subs.get(conversation);
-    const { id, promise } = this.issue({ type: 'subscribe', conversation, after: sub.last }, false);
+    const frame = { type: 'subscribe', conversation, after: sub.last };
+    if (sub.createdAt) frame.created_at = sub.createdAt;
+    const { id, promise } = this.issue(frame, false);
     // Events of this conversation before the reply to this very frame are
     // left over from an earlier subscription: they are dropped, and the
     // replay that follows the reply sends them again in order.
@@ -88,6 +101,10 @@ export class GatewaySocket {
     promise.catch((err) => {
       if (err.code === 'disconnected' || this.subs.get(conversation) !== sub) return;
       this.subs.delete(conversation);
+      if (err.code === 'not_found' && sub.createdAt) {
+        this.onGone(conversation, true);
+        return;
+      }
       err.conversation = conversation;
       this.onError(err);
     });
@@ -161,7 +178,7 @@ export class GatewaySocket {
       if (f.type === 'deleted') {
         // Another tab or client deleted a conversation this socket follows.
         this.subs.delete(f.conversation);
-        this.onGone(f.conversation);
+        this.onGone(f.conversation, false);
       }
       return;
     }
@@ -170,6 +187,7 @@ export class GatewaySocket {
       const sub = this.subs.get(f.conversation);
       if (sub !== undefined && sub.waiting === f.id) {
         sub.waiting = '';
+        if (!sub.createdAt && typeof f.created_at === 'string') sub.createdAt = f.created_at;
         sub.onSubscribed(f.seq);
       }
     }
