@@ -93,7 +93,10 @@ says "(0: …)", a zero value means the default it names.
 
 const configTail = `
 Negative limits are refused at start, as are ` + "`-auth jwt`" + ` without a secret or
-a JWKS, ` + "`-jwt-…`" + ` flags without ` + "`-auth jwt`" + `, and a malformed
+a JWKS, ` + "`-jwt-jwks`" + `, ` + "`-jwt-issuer`" + ` or ` + "`-jwt-audience`" + ` without
+` + "`-auth jwt`" + `, ` + "`-provider bedrock`" + ` without ` + "`-model`" + `, a ` + "`-temperature`" + ` above 1,
+a burst under 1 with its rate set, ` + "`-nats-creds`" + ` or ` + "`-node`" + ` without ` + "`-nats`" + `,
+` + "`-nats-replicas`" + ` outside 1 to 5, a ` + "`-nats-lease`" + ` under 1s, and a malformed
 ` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
 
 With ` + "`-auth none`" + ` every caller is the same user, so the per-user limits
