@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chatgateway/gateway/protocol"
@@ -29,4 +30,23 @@ func TestMalformedFragmentKeepsThePageWorking(t *testing.T) {
 	model.say(t, "Yes.")
 	model.end(t, 1, 1)
 	tb.waitTurnEnd(protocol.StopEndTurn)
+}
+
+// TestMarkdownTheParserCannotTakeIsShownAsText streams a reply nested
+// deeper than the Markdown parser can go (its recursion overflows the
+// stack): the reply shows as plain text, and the turn still ends on the
+// page (the Stop button goes, the usage shows).
+func TestMarkdownTheParserCannotTakeIsShownAsText(t *testing.T) {
+	deep := strings.Repeat("> ", 20000) + "deep"
+	model, g, tb, id := startChat(t, "tab", "Nest it")
+	model.say(t, deep)
+	tb.waitFor("the nested reply", lastReplyTxt+`?.endsWith('> deep')`)
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.waitFor("the Stop button to go", `document.querySelector('[data-testid=stop]').hidden`)
+	tb.waitFor("the usage", lastReply+`.querySelector('[data-testid=usage]') !== null`)
+	if text := tb.text(lastReply + `.querySelector('[data-testid=reply-text]').textContent`); text != deep {
+		t.Errorf("the reply shows %d characters, want its text (%d)", len(text), len(deep))
+	}
+	checkStoredOnce(t, g, tb, id)
 }

@@ -91,8 +91,22 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
 
 // renderMarkdown returns the sanitized fragment for text, code blocks with
 // a copy button.
+// Text the parser fails on (nested deeper than its recursion can go) is
+// shown as plain text: an exception here would stop the events after it
+// from rendering.
 export function renderMarkdown(text) {
-  const frag = DOMPurify.sanitize(marked.parse(text), PURIFY);
+  let html;
+  try {
+    html = marked.parse(text);
+  } catch {
+    const p = document.createElement('p');
+    p.className = 'unrendered';
+    p.textContent = text;
+    const frag = document.createDocumentFragment();
+    frag.append(p);
+    return frag;
+  }
+  const frag = DOMPurify.sanitize(html, PURIFY);
   for (const pre of frag.querySelectorAll('pre')) pre.append(copyButton(pre));
   return frag;
 }
