@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -49,4 +50,21 @@ func TestMarkdownTheParserCannotTakeIsShownAsText(t *testing.T) {
 		t.Errorf("the reply shows %d characters, want its text (%d)", len(text), len(deep))
 	}
 	checkStoredOnce(t, g, tb, id)
+}
+
+// TestLongWordsStayInTheirBoxes shows a model error made of one very long
+// word (an id, a URL, base64, as an upstream error may well hold): it
+// wraps inside its message instead of widening the message list, which
+// would then scroll sideways.
+func TestLongWordsStayInTheirBoxes(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	model, _, tb, _ := startChat(t, "tab", "Fail long")
+	model.fail(t, errors.New(long))
+	tb.waitTurnEnd(protocol.StopError)
+	var w struct{ Scroll, Client int }
+	tb.eval(`({Scroll: document.querySelector('[data-testid=messages]').scrollWidth,
+		Client: document.querySelector('[data-testid=messages]').clientWidth})`, &w)
+	if w.Scroll > w.Client {
+		t.Errorf("the message list is %d px wide inside %d px: it scrolls sideways", w.Scroll, w.Client)
+	}
 }
