@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -66,5 +67,29 @@ func TestLongWordsStayInTheirBoxes(t *testing.T) {
 		Client: document.querySelector('[data-testid=messages]').clientWidth})`, &w)
 	if w.Scroll > w.Client {
 		t.Errorf("the message list is %d px wide inside %d px: it scrolls sideways", w.Scroll, w.Client)
+	}
+}
+
+// TestSwitchingConversationsKeepsNoMarks opens two conversations in turn
+// many times: the page keeps no record per opening (such as a
+// performance mark each), which would grow as long as the tab is open.
+func TestSwitchingConversationsKeepsNoMarks(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	for _, id := range []string{"one", "two"} {
+		g.post(t, "/v1/conversations", `{"conversation":"`+id+`"}`, http.StatusCreated)
+	}
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	var ok bool
+	for i := range 6 {
+		id := []string{"one", "two"}[i%2]
+		tb.eval(`location.hash = '#/c/`+id+`'; true`, &ok)
+		tb.waitFor("conversation "+id+" open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+			`performance.getEntriesByName('conversation-ready').at(-1)?.detail === `+js(id))
+	}
+	var marks int
+	tb.eval(`performance.getEntriesByType('mark').length`, &marks)
+	if marks > 1 {
+		t.Errorf("after opening conversations 6 times, the page holds %d performance marks, want at most 1", marks)
 	}
 }
