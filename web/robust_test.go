@@ -93,3 +93,51 @@ func TestSwitchingConversationsKeepsNoMarks(t *testing.T) {
 		t.Errorf("after opening conversations 6 times, the page holds %d performance marks, want at most 1", marks)
 	}
 }
+
+// TestSendWhileOfflineThenSwitchingAway sends a message while the
+// connection is down and opens another conversation before it is back.
+// The message goes out after the reconnect, and a send subscribes its
+// connection to its conversation: the page must not go on receiving the
+// events of a conversation it no longer shows (they are dropped on
+// arrival, but they keep coming for as long as the tab is open, and each
+// such conversation takes one of the connection's subscriptions).
+func TestSendWhileOfflineThenSwitchingAway(t *testing.T) {
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{})
+	for _, id := range []string{"a", "b"} {
+		g.post(t, "/v1/conversations", `{"conversation":"`+id+`","title":"Conversation `+id+`"}`, http.StatusCreated)
+	}
+	p := startProxy(t, g.url)
+	tb := newTab(t, "tab")
+	tb.open(p.url(), "/#/c/a")
+	tb.waitFor("conversation a open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+
+	p.refuseConns(true)
+	p.cut()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	tb.send("Sent while offline")
+	var ok bool
+	tb.eval(`location.hash = '#/c/b'; true`, &ok)
+	tb.waitFor("conversation b open", `document.querySelector('[data-testid=empty]')?.textContent.startsWith('No messages yet')`)
+	p.refuseConns(false)
+	// The page tries again at once when told it is online.
+	tb.eval(`dispatchEvent(new Event('online')); true`, &ok)
+	tb.waitConnected()
+
+	// a's reply streams after the message went out; b's comes after it, on
+	// the same connection, so once b's shows, any frame of a's would have
+	// passed the proxy.
+	model.say(t, "reply-in-a")
+	model.end(t, 1, 1)
+	tb.send("Now in b")
+	tb.waitUserMessage("Now in b")
+	model.say(t, "reply-in-b")
+	model.end(t, 1, 1)
+	tb.waitReply("reply-in-b")
+	if msgs := g.messages(t, "a"); len(msgs) != 2 || msgs[0].Text != "Sent while offline" {
+		t.Errorf("conversation a holds %+v, want the message sent offline and its reply", msgs)
+	}
+	if p.sent("reply-in-a") {
+		t.Error("the page, showing b, still gets the events of a")
+	}
+}
