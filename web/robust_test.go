@@ -141,3 +141,26 @@ func TestSendWhileOfflineThenSwitchingAway(t *testing.T) {
 		t.Error("the page, showing b, still gets the events of a")
 	}
 }
+
+// TestDeeplyNestedListShowsAsText streams a reply of lists nested a
+// thousand deep, one more on each line: marked takes time that grows much
+// faster than the text (seconds for a few hundred levels, and it runs
+// again at every render of a streaming reply), which would freeze the
+// tab. Text nested that deep is shown as plain text.
+func TestDeeplyNestedListShowsAsText(t *testing.T) {
+	var b strings.Builder
+	for i := range 1000 {
+		b.WriteString(strings.Repeat("  ", i) + "- a\n")
+	}
+	deep := b.String()
+	model, g, tb, id := startChat(t, "tab", "Nest lists")
+	for part := deep; part != ""; {
+		n := min(len(part), 64<<10)
+		model.say(t, part[:n])
+		part = part[n:]
+	}
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.waitFor("the reply as plain text", lastReply+`.querySelector('[data-testid=reply-text] .unrendered')?.textContent === `+lastReplyTxt)
+	checkStoredOnce(t, g, tb, id)
+}
