@@ -164,3 +164,21 @@ func TestDeeplyNestedListShowsAsText(t *testing.T) {
 	tb.waitFor("the reply as plain text", lastReply+`.querySelector('[data-testid=reply-text] .unrendered')?.textContent === `+lastReplyTxt)
 	checkStoredOnce(t, g, tb, id)
 }
+
+// TestNotFoundNoticeGoesWithItsConversation opens a conversation that does
+// not exist, then one that does: the notice that the first does not exist
+// does not stay up over the second.
+func TestNotFoundNoticeGoesWithItsConversation(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"real","title":"Real one"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/gone")
+	notice := `document.querySelector('[data-testid=error]')`
+	tb.waitFor("the not-found notice", `!`+notice+`.hidden`)
+	tb.click(`[data-testid=conversation][href="#/c/real"]`)
+	tb.waitFor("the real conversation", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Real one'`)
+	if text := tb.text(notice + `.hidden ? '' : ` + notice + `.textContent`); text != "" {
+		t.Errorf("showing conversation real, the page says %q", text)
+	}
+}
