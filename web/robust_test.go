@@ -37,14 +37,15 @@ func TestMalformedFragmentKeepsThePageWorking(t *testing.T) {
 }
 
 // TestMarkdownTheParserCannotTakeIsShownAsText streams a reply nested
-// deeper than the Markdown parser can go (its recursion overflows the
-// stack): the reply shows as plain text, and the turn still ends on the
-// page (the Stop button goes, the usage shows).
+// deeper than the Markdown parser can go (ordered lists opened on one
+// line, "1. 1. 1. …": its recursion overflows the stack): the reply shows
+// as plain text, and the turn still ends on the page (the Stop button
+// goes, the usage shows).
 func TestMarkdownTheParserCannotTakeIsShownAsText(t *testing.T) {
-	deep := strings.Repeat("> ", 20000) + "deep"
+	deep := strings.Repeat("1. ", 20000) + "deep"
 	model, g, tb, id := startChat(t, "tab", "Nest it")
 	model.say(t, deep)
-	tb.waitFor("the nested reply", lastReplyTxt+`?.endsWith('> deep')`)
+	tb.waitFor("the nested reply", lastReplyTxt+`?.endsWith('1. deep')`)
 	model.end(t, 1, 1)
 	tb.waitTurnEnd(protocol.StopEndTurn)
 	tb.waitFor("the Stop button to go", `document.querySelector('[data-testid=stop]').hidden`)
