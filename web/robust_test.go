@@ -56,15 +56,18 @@ func TestMarkdownTheParserCannotTakeIsShownAsText(t *testing.T) {
 	checkStoredOnce(t, g, tb, id)
 }
 
-// TestLongWordsStayInTheirBoxes shows a model error made of one very long
-// word (an id, a URL, base64, as an upstream error may well hold): it
-// wraps inside its message instead of widening the message list, which
-// would then scroll sideways.
+// TestLongWordsStayInTheirBoxes shows a model error and an external
+// agent's action name made of one very long word (an id, a URL, base64, as
+// an upstream error may well hold): they wrap inside their boxes instead
+// of widening the message list, which would then scroll sideways.
 func TestLongWordsStayInTheirBoxes(t *testing.T) {
 	long := strings.Repeat("x", 3000)
-	model, _, tb, _ := startChat(t, "tab", "Fail long")
+	model, g, tb, id := startChat(t, "tab", "Fail long")
 	model.fail(t, errors.New(long))
 	tb.waitTurnEnd(protocol.StopError)
+	// An external agent's action, outside any reply, named as it likes.
+	g.post(t, "/v1/conversations/"+id+"/actions", `{"name":"`+long+`"}`, http.StatusCreated)
+	tb.waitFor("the action card", `document.querySelector('[data-testid=messages] > [data-testid=action]') !== null`)
 	var w struct{ Scroll, Client int }
 	tb.eval(`({Scroll: document.querySelector('[data-testid=messages]').scrollWidth,
 		Client: document.querySelector('[data-testid=messages]').clientWidth})`, &w)
