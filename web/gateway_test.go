@@ -218,6 +218,10 @@ type proxy struct {
 	// gateway's bytes that hold it, once; trips counts such cuts.
 	marker []byte
 	trips  int
+	// refuse closes new connections at once, as a gateway that is down
+	// would; passed holds every byte the gateway sent through the proxy.
+	refuse bool
+	passed []byte
 }
 
 func startProxy(t *testing.T, backendURL string) *proxy {
@@ -253,8 +257,12 @@ func (p *proxy) serve() {
 			return
 		}
 		p.mu.Lock()
-		backend := p.backend
+		backend, refuse := p.backend, p.refuse
 		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
 		b, err := net.Dial("tcp", backend)
 		if err != nil {
 			c.Close()
@@ -280,6 +288,22 @@ func (p *proxy) cutWhen(marker string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.marker = []byte(marker)
+}
+
+// refuseConns makes the proxy refuse new connections (on) or take them
+// again.
+func (p *proxy) refuseConns(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = on
+}
+
+// sent reports whether the gateway has sent s to the page through the
+// proxy.
+func (p *proxy) sent(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Contains(p.passed, []byte(s))
 }
 
 // cutsMade returns how many times a marker cut the connections.
@@ -313,6 +337,7 @@ func (p *proxy) tripped(b []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.marker == nil || !bytes.Contains(b, p.marker) {
+		p.passed = append(p.passed, b...)
 		return false
 	}
 	p.marker = nil

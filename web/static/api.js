@@ -9,12 +9,25 @@ const TOKEN_KEY = 'gateway.token';
 export function takeToken() {
   const m = /^#token=([^&]+)/.exec(location.hash);
   if (m !== null) {
-    const token = decodeURIComponent(m[1]);
-    sessionStorage.setItem(TOKEN_KEY, token);
     history.replaceState(null, '', location.pathname + location.search);
-    return token;
+    const token = decoded(m[1]);
+    if (token !== null) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      return token;
+    }
   }
   return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+// decoded returns the percent-encoded part of a URL s decoded, or null
+// when s is not valid percent-encoding (decodeURIComponent would throw,
+// and a link could then stop the page from starting).
+export function decoded(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
 }
 
 // getJSON fetches path with the bearer token (if any) and returns the

@@ -89,7 +89,7 @@ const socket = new GatewaySocket({
   },
   onError: (err) => {
     if (err.conversation !== undefined && err.conversation === current && err.code === 'not_found') {
-      showNotice(err, NOT_FOUND);
+      showNotice(err, NOT_FOUND, current);
       return;
     }
     showNotice(err);
@@ -99,7 +99,13 @@ const socket = new GatewaySocket({
 const NOT_FOUND = 'This conversation does not exist (any more).';
 const DELETED = 'The conversation you had open was deleted.';
 
-function showNotice(err, text) {
+// noticeAbout is the conversation the notice shown is about (that it does
+// not exist), null for other notices: opening another conversation hides
+// it, which would otherwise seem to say that one does not exist.
+let noticeAbout = null;
+
+function showNotice(err, text, about = null) {
+  noticeAbout = about;
   $('notice').dataset.code = err.code ?? '';
   $('notice-text').textContent = text ?? (err.code ? `${err.code}: ${err.message}` : err.message);
   $('notice').hidden = false;
@@ -111,6 +117,7 @@ function showNotice(err, text) {
 async function open(id) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
+  if (noticeAbout !== null && noticeAbout !== id) $('notice').hidden = true;
   current = id;
   const mine = ++opening;
   view.reset(id);
@@ -134,7 +141,7 @@ async function open(id) {
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
-      showNotice(err, NOT_FOUND);
+      showNotice(err, NOT_FOUND, id);
       return;
     }
     // Otherwise (a lost connection, a failed fetch) the subscription

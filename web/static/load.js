@@ -4,7 +4,7 @@
 // page's modules are in, so that the conversation the URL opens is on its
 // way while they load; app.js takes that first load with loadLatest.
 
-import { fetchConversation, fetchEvents, fetchHistory, takeToken } from './api.js';
+import { decoded, fetchConversation, fetchEvents, fetchHistory, takeToken } from './api.js';
 
 // HISTORY_PAGE is how many messages a conversation opens with, and how
 // many more each load of older ones brings.
@@ -15,9 +15,11 @@ export const token = takeToken();
 
 // openedFromURL returns the conversation id the URL fragment (#/c/<id>)
 // opens, or null.
+// A fragment that is not valid percent-encoding (a mistyped or hostile
+// link) opens none.
 export function openedFromURL() {
   const m = /^#\/c\/([^/?#]+)$/.exec(location.hash);
-  return m === null ? null : decodeURIComponent(m[1]);
+  return m === null ? null : decoded(m[1]);
 }
 
 // latest fetches conversation id's object (info), its latest page of

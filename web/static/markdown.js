@@ -89,10 +89,36 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
+// DEEP matches a line that opens more than about a hundred levels of lists
+// or block quotes (indentation, list markers and quote marks): marked's
+// time grows much faster than such text (a list nested 600 deep, 360 KB,
+// takes it ten seconds), and it runs at every render of a streaming
+// reply. Real Markdown nests a few levels.
+const DEEP = /^[ \t>*+-]{256}/m;
+
 // renderMarkdown returns the sanitized fragment for text, code blocks with
 // a copy button.
+// Text nested too deep for the parser (see DEEP) is shown as plain text,
+// and so is text it fails on: an exception here would stop the events
+// after it from rendering.
 export function renderMarkdown(text) {
-  const frag = DOMPurify.sanitize(marked.parse(text), PURIFY);
+  let html = null;
+  if (!DEEP.test(text)) {
+    try {
+      html = marked.parse(text);
+    } catch {
+      // shown as text below
+    }
+  }
+  if (html === null) {
+    const p = document.createElement('p');
+    p.className = 'unrendered';
+    p.textContent = text;
+    const frag = document.createDocumentFragment();
+    frag.append(p);
+    return frag;
+  }
+  const frag = DOMPurify.sanitize(html, PURIFY);
   for (const pre of frag.querySelectorAll('pre')) pre.append(copyButton(pre));
   return frag;
 }

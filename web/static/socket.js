@@ -183,6 +183,13 @@ export class GatewaySocket {
       return;
     }
     this.pending.delete(f.id);
+    if (f.type === 'ack' && !this.subs.has(f.conversation)) {
+      // A send subscribes its connection to its conversation. One that
+      // went out after the page left the conversation (sent again after a
+      // reconnect) would otherwise have the gateway send all its events
+      // here, to be dropped, for as long as the connection lasts.
+      this.request({ type: 'unsubscribe', conversation: f.conversation }).catch(() => {});
+    }
     if (f.type === 'subscribed') {
       const sub = this.subs.get(f.conversation);
       if (sub !== undefined && sub.waiting === f.id) {

@@ -316,6 +316,9 @@ export class ConversationView {
   checkReady() {
     if (this.readyAt === null || this.lastSeq < this.readyAt || this.list.dataset.ready !== undefined) return;
     this.list.dataset.ready = 'true';
+    // One mark, the latest: a mark per opening would pile up for as long
+    // as the tab stays open.
+    performance.clearMarks('conversation-ready');
     performance.mark('conversation-ready', { detail: this.conversation });
     this.list.scrollTop = this.list.scrollHeight;
   }
