@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ func TestDrain(t *testing.T) {
 		stop      string
 	}{
 		{"turn finishes", "30s", "20ms", protocol.StopEndTurn},
-		{"turn interrupted", "300ms", "50ms", protocol.StopInterrupted},
+		// The reply (about 60 words, echoing the message) takes three
+		// seconds: a second's drain streams a score of them, then ends it.
+		{"turn interrupted", "1s", "50ms", protocol.StopInterrupted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +42,7 @@ func TestDrain(t *testing.T) {
 			env := map[string]string{"GATEWAY_DB": db, "GATEWAY_DEMO_WORD_DELAY": tt.wordDelay, "GATEWAY_DRAIN_TIMEOUT": tt.timeout}
 			g := startRun(t, env, "-addr", "127.0.0.1:0")
 			c := conntest.Dial(t, g.URL, "/v1/ws")
-			c.Request(&protocol.Send{ID: "s", Text: "tell me a long story please"})
+			c.Request(&protocol.Send{ID: "s", Text: strings.Repeat("tell me a long story please ", 7)})
 			frames := c.ReadUntil(conntest.IsType(protocol.EventDelta))
 
 			g.stop() // as SIGTERM does; g.Stop below waits for run
