@@ -222,6 +222,8 @@ type proxy struct {
 	// would; passed holds every byte the gateway sent through the proxy.
 	refuse bool
 	passed []byte
+	// grew is closed, and replaced, when passed grows.
+	grew chan struct{}
 }
 
 func startProxy(t *testing.T, backendURL string) *proxy {
@@ -231,6 +233,7 @@ func startProxy(t *testing.T, backendURL string) *proxy {
 		t.Fatal(err)
 	}
 	p := &proxy{ln: ln, backend: strings.TrimPrefix(backendURL, "http://"), accepted: make(chan struct{}, 64)}
+	p.grew = make(chan struct{})
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -306,6 +309,26 @@ func (p *proxy) sent(s string) bool {
 	return bytes.Contains(p.passed, []byte(s))
 }
 
+// waitSent waits until the gateway has sent s to the page through the
+// proxy, failing t after the harness's step timeout (a safety net).
+func (p *proxy) waitSent(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.After(stepTimeout)
+	for {
+		p.mu.Lock()
+		passed, grew := bytes.Contains(p.passed, []byte(s)), p.grew
+		p.mu.Unlock()
+		if passed {
+			return
+		}
+		select {
+		case <-grew:
+		case <-timeout:
+			t.Fatalf("the gateway sent no %s to the page", s)
+		}
+	}
+}
+
 // cutsMade returns how many times a marker cut the connections.
 func (p *proxy) cutsMade() int {
 	p.mu.Lock()
@@ -338,6 +361,8 @@ func (p *proxy) tripped(b []byte) bool {
 	defer p.mu.Unlock()
 	if p.marker == nil || !bytes.Contains(b, p.marker) {
 		p.passed = append(p.passed, b...)
+		close(p.grew)
+		p.grew = make(chan struct{})
 		return false
 	}
 	p.marker = nil

@@ -129,10 +129,13 @@ func TestSendWhileOfflineThenSwitchingAway(t *testing.T) {
 	// The page tries again at once when told it is online.
 	tb.eval(`dispatchEvent(new Event('online')); true`, &ok)
 	tb.waitConnected()
+	// The ack of the message sent offline subscribes the connection to a:
+	// the page unsubscribes when it sees it.
+	p.waitSent(t, `"type":"unsubscribed"`)
 
-	// a's reply streams after the message went out; b's comes after it, on
-	// the same connection, so once b's shows, any frame of a's would have
-	// passed the proxy.
+	// a's reply streams after that; b's comes after it, on the same
+	// connection, so once b's shows, any frame of a's would have passed
+	// the proxy.
 	model.say(t, "reply-in-a")
 	model.end(t, 1, 1)
 	tb.send("Now in b")
