@@ -34,7 +34,8 @@ var (
 	// gateway's not_found too, also when a conversation was created since
 	// under the same id; from a gateway that does not check created_at,
 	// its bad_request when that conversation ends before the last event
-	// the subscription delivered).
+	// the subscription delivered). Subscribe with CreatedAt returns it,
+	// wrapping not_found, when the conversation created then is gone.
 	ErrDeleted = errors.New("client: conversation deleted")
 )
 

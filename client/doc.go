@@ -30,4 +30,21 @@
 //		fmt.Print(ev.Text)
 //		if ev.Type == protocol.EventTurnEnd { break }
 //	}
+//
+// A program that resumes across restarts of its own saves its position
+// once it has handled an event: the conversation, the event's seq and
+// the Subscription's CreatedAt. It passes them back to Subscribe, the
+// creation time with the CreatedAt option, so that a conversation deleted
+// meanwhile, and maybe created again under its id, is ErrDeleted on that
+// first Subscribe too, instead of a subscription to the new conversation
+// after a seq that counted the old one's events:
+//
+//	sub, err := c.Subscribe(ctx, saved.ID, saved.Seq, client.CreatedAt(saved.CreatedAt))
+//	if errors.Is(err, client.ErrDeleted) { … }
+//	for {
+//		ev, err := sub.Next(ctx)
+//		if err != nil { … }
+//		handle(ev)
+//		save(position{sub.Conversation(), ev.Seq, sub.CreatedAt()})
+//	}
 package client

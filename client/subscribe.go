@@ -46,9 +46,21 @@ type Subscription struct {
 // (not_found, …) is returned as a *protocol.Error. A client follows a
 // conversation at most once: subscribing again ends the previous
 // Subscription with an error.
-func (c *Client) Subscribe(ctx context.Context, conversation string, after uint64) (*Subscription, error) {
+//
+// A program that resumes from a position it saved (the conversation, the
+// seq of the last event it handled and the Subscription's CreatedAt)
+// passes CreatedAt(saved) too: if the conversation was deleted meanwhile,
+// also when another was created under its id since, Subscribe returns
+// ErrDeleted (wrapping the gateway's not_found) instead of following the
+// new conversation from an after that counted the old one's events.
+func (c *Client) Subscribe(ctx context.Context, conversation string, after uint64, opts ...SubscribeOption) (*Subscription, error) {
+	var o subscribeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	req := protocol.Subscribe{Conversation: conversation, After: after, CreatedAt: o.createdAt}
 	s := &Subscription{c: c, conversation: conversation, ch: make(chan protocol.Event, c.opts.Buffer),
-		ended: make(chan struct{}), last: after}
+		ended: make(chan struct{}), last: after, createdAt: req.CreatedAt}
 	c.mu.Lock()
 	old := c.subs[conversation]
 	c.subs[conversation] = s
@@ -56,10 +68,15 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 	if old != nil {
 		old.end(errors.New("client: subscribed again"))
 	}
-	id := c.requestID()
+	req.ID = c.requestID()
 	var reply protocol.Subscribed
-	ws, err := c.callOn(ctx, id, &protocol.Subscribe{ID: id, Conversation: conversation, After: after}, true, &reply)
+	ws, err := c.callOn(ctx, req.ID, &req, true, &reply)
 	if err != nil {
+		if !req.CreatedAt.IsZero() && protocol.AsError(err).Code == protocol.CodeNotFound {
+			// The conversation created then is gone, as when a
+			// resubscription finds it gone.
+			err = fmt.Errorf("%w: %w", ErrDeleted, err)
+		}
 		c.drop(s, err)
 		if ws != nil {
 			// The gateway may have taken the subscribe: undo it.
@@ -69,6 +86,21 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 	}
 	s.remember(reply.CreatedAt)
 	return s, nil
+}
+
+// SubscribeOption is an optional argument of Subscribe.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct {
+	createdAt time.Time
+}
+
+// CreatedAt names the conversation Subscribe follows by its creation time,
+// as a Subscription's CreatedAt gave it: Subscribe's after counts that
+// conversation's events, and if the id names another one now, Subscribe
+// returns ErrDeleted. The zero time names whichever has the id.
+func CreatedAt(t time.Time) SubscribeOption {
+	return func(o *subscribeOptions) { o.createdAt = t }
 }
 
 // resubscribe subscribes ws again to s after the last event s delivered,
@@ -214,6 +246,17 @@ func (s *Subscription) Next(ctx context.Context) (protocol.Event, error) {
 
 // Conversation is the id of the conversation s follows.
 func (s *Subscription) Conversation() string { return s.conversation }
+
+// CreatedAt is the creation time of the conversation s follows, from the
+// gateway's subscribed reply (or the CreatedAt given to Subscribe): with
+// the conversation's id and the seq of the last event it handled, it is
+// the position a program saves to resume with Subscribe and CreatedAt
+// after a restart. It is zero from a gateway that does not send it.
+func (s *Subscription) CreatedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.createdAt
+}
 
 // Close stops s: the gateway stops sending its events, and Next returns
 // ErrClosed once the buffered ones are read.

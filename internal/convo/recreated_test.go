@@ -104,6 +104,33 @@ func TestSubscribeCreatedAt(t *testing.T) {
 	}
 }
 
+// TestEventsCreatedAt reads the events of a conversation deleted and
+// created again under its id, longer than the old one: with the old
+// created_at the read is ErrReplaced, as a subscribe is, before after is
+// checked against the new log; with none or the new one it reads the new
+// log and says whose events they are.
+func TestEventsCreatedAt(t *testing.T) {
+	s := openTest(t, &scriptModel{})
+	ctx := context.Background()
+	const id = "reused"
+	old := createWithActions(t, s, id, 2)
+	if err := s.Delete(ctx, "u1", id); err != nil {
+		t.Fatal(err)
+	}
+	current := createWithActions(t, s, id, 4)
+	for _, after := range []uint64{2, 9} {
+		if _, _, err := s.Events(ctx, "u1", id, old.CreatedAt, after, 10); !errors.Is(err, convo.ErrReplaced) {
+			t.Fatalf("events after %d with the old created_at: %v, want ErrReplaced", after, err)
+		}
+	}
+	for _, created := range []time.Time{{}, current.CreatedAt} {
+		frames, of, err := s.Events(ctx, "u1", id, created, 2, 10)
+		if err != nil || len(frames) != 2 || !of.Equal(current.CreatedAt) {
+			t.Fatalf("events with created_at %v: %d, of %v, %v; want 2 of %v", created, len(frames), of, err, current.CreatedAt)
+		}
+	}
+}
+
 // createWithActions creates conversation id for u1 with n action events
 // and returns its metadata as created.
 func createWithActions(t *testing.T, s *testService, id string, n int) *protocol.Conversation {

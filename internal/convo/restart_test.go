@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -18,14 +19,14 @@ func TestRestartKeepsEverything(t *testing.T) {
 	rec.until(t, protocol.EventTurnEnd)
 	send(t, s, ack.Conversation, "two", rec)
 	rec.until(t, protocol.EventTurnEnd)
-	events, _ := s.Events(ctx, "u1", ack.Conversation, 0, 1000)
+	events, _, _ := s.Events(ctx, "u1", ack.Conversation, time.Time{}, 0, 1000)
 	hist, _ := s.History(ctx, "u1", ack.Conversation, 0, 0)
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	s2 := openAt(t, s.path, &scriptModel{})
-	events2, _ := s2.Events(ctx, "u1", ack.Conversation, 0, 1000)
+	events2, _, _ := s2.Events(ctx, "u1", ack.Conversation, time.Time{}, 0, 1000)
 	hist2, _ := s2.History(ctx, "u1", ack.Conversation, 0, 0)
 	if len(events2) != len(events) || len(events) == 0 {
 		t.Fatalf("%d events after restart, %d before", len(events2), len(events))

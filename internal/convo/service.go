@@ -467,25 +467,44 @@ func (s *Service) deletedElsewhere(conversation string) {
 	}
 }
 
-// Events returns up to limit encoded events with seq > after, in order. An
-// after beyond the last seq is a bad_request, as for Subscribe.
-func (s *Service) Events(ctx context.Context, user, conversation string, after uint64, limit int) ([]json.RawMessage, error) {
+// Events returns up to limit encoded events with seq > after, in order,
+// and the creation time of the conversation they belong to. An after
+// beyond the last seq is a bad_request, as for Subscribe. A createdAt
+// other than the conversation's is ErrReplaced, as for Subscribe (zero
+// matches any): a reader that pages through a log passes the one its
+// first page returned, so that a conversation deleted and created again
+// under its id between two pages ends the reading as a plain delete does
+// (not found) instead of going on in the new log. The creation time is
+// read again after the events, since a delete and re-create between the
+// first read and the events' would make them the new conversation's.
+func (s *Service) Events(ctx context.Context, user, conversation string, createdAt time.Time, after uint64, limit int) ([]json.RawMessage, time.Time, error) {
 	m, err := s.owned(ctx, user, conversation)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
+	}
+	if !createdAt.IsZero() && !createdAt.Equal(m.CreatedAt) {
+		return nil, time.Time{}, ErrReplaced
 	}
 	if after > m.LastSeq {
-		return nil, afterBeyondEnd(after, m.LastSeq)
+		return nil, time.Time{}, afterBeyondEnd(after, m.LastSeq)
 	}
 	frames, err := s.log.Events(ctx, conversation, after, 0, limit)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
+	}
+	// The conversation existed with this creation time before the read
+	// and after it, and a deleted conversation never comes back: the
+	// events are its.
+	if now, err := s.log.Meta(ctx, conversation); err != nil {
+		return nil, time.Time{}, err
+	} else if !now.CreatedAt.Equal(m.CreatedAt) {
+		return nil, time.Time{}, ErrReplaced
 	}
 	out := make([]json.RawMessage, len(frames))
 	for i, f := range frames {
 		out[i] = f
 	}
-	return out, nil
+	return out, m.CreatedAt, nil
 }
 
 // PublishAction stores an action event from an external agent and

@@ -153,7 +153,7 @@ func TestOtherUsersSeeNothing(t *testing.T) {
 		"history":   func() error { _, err := s.History(ctx, "u2", ack.Conversation, 0, 0); return err }(),
 		"cancel":    s.Cancel(ctx, "u2", ack.Conversation),
 		"delete":    s.Delete(ctx, "u2", ack.Conversation),
-		"events":    func() error { _, err := s.Events(ctx, "u2", ack.Conversation, 0, 10); return err }(),
+		"events":    func() error { _, _, err := s.Events(ctx, "u2", ack.Conversation, time.Time{}, 0, 10); return err }(),
 	}
 	for name, err := range checks {
 		if protocol.AsError(err).Code != protocol.CodeNotFound {

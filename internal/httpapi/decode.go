@@ -124,6 +124,20 @@ func queryUint(q url.Values, name string) (uint64, error) {
 	return n, nil
 }
 
+// queryTime parses the query parameter name, an RFC 3339 time as in the
+// JSON; absent is the zero time.
+func queryTime(q url.Values, name string) (time.Time, error) {
+	s := q.Get(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := protocol.ParseTimestamp(s)
+	if err != nil {
+		return time.Time{}, protocol.Errorf(protocol.CodeBadRequest, "%s: %v", name, err)
+	}
+	return t, nil
+}
+
 // queryLimit parses the query parameter "limit": absent or 0 means def,
 // more than max means max, also beyond uint64, as a limit in a WebSocket
 // frame does.

@@ -166,9 +166,15 @@ func (a *api) events(r *http.Request, user, id string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// created_at names the conversation after counts events of: another
+	// one created under its id since is not found, as in subscribe.
+	createdAt, err := queryTime(q, "created_at")
+	if err != nil {
+		return 0, nil, err
+	}
 	// The first page is read before answering, so that an unknown
 	// conversation or a bad after still gets its error status.
-	page, err := a.svc.Events(r.Context(), user, id, after, min(limit, eventsPage))
+	page, createdAt, err := a.svc.Events(r.Context(), user, id, createdAt, after, min(limit, eventsPage))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -192,11 +198,14 @@ func (a *api) events(r *http.Request, user, id string) (int, any, error) {
 			if len(page) < eventsPage || sent == limit {
 				break
 			}
-			page, err = a.svc.Events(r.Context(), user, id, after+uint64(sent), min(limit-sent, eventsPage))
-			if errors.Is(err, convo.ErrNotFound) {
-				// Deleted meanwhile: the events sent are the
-				// conversation's as it was just before, a shorter but
-				// true answer. Other errors cut the answer short.
+			// Every page names the conversation of the first, so that
+			// one created again under its id is not read on.
+			page, _, err = a.svc.Events(r.Context(), user, id, createdAt, after+uint64(sent), min(limit-sent, eventsPage))
+			if errors.Is(err, convo.ErrNotFound) || errors.Is(err, convo.ErrReplaced) {
+				// Deleted meanwhile (and maybe created again): the
+				// events sent are the conversation's as it was just
+				// before, a shorter but true answer. Other errors cut
+				// the answer short.
 				break
 			}
 			if err != nil {

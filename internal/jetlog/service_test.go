@@ -201,7 +201,7 @@ func (w *words) Stream(ctx context.Context, req convo.ModelRequest, emit func(co
 // read returns every stored event of conversation id, from n's log.
 func (n *node) read(t *testing.T, id string) []*protocol.Event {
 	t.Helper()
-	frames, err := n.svc.Events(context.Background(), user, id, 0, 1<<20)
+	frames, _, err := n.svc.Events(context.Background(), user, id, time.Time{}, 0, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
