@@ -333,10 +333,13 @@ func TestResumeAcrossRestart(t *testing.T) {
 // event once, in order.
 func TestSlowReader(t *testing.T) {
 	t.Parallel()
+	// Far more frames than the gateway's queue and the socket buffers
+	// hold, with a queue that leaves a reader (the watcher's too) some
+	// slack on a busy machine: 8 frames did not.
 	long := strings.Repeat("word ", 1000)
 	srv := conntest.Start(t, conntest.Config{
 		Model:      demo.New(demo.Options{WordDelay: 200 * time.Microsecond, Reply: func(convo.ModelRequest) string { return long }}),
-		Conn:       conn.Options{SendQueue: 8},
+		Conn:       conn.Options{SendQueue: 32},
 		SendBuffer: 4096,
 	})
 	opts := fast
