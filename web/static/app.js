@@ -2,17 +2,22 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchConversation, fetchInfo } from './api.js';
+import { fetchConversation, fetchInfo, refusal } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Sidebar } from './sidebar.js';
-import { GatewaySocket, wsURL } from './socket.js';
+import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
 import { ConversationView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
 
-const STATUS_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
+const STATUS_TEXT = {
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  refused: 'Not signed in',
+};
 const LIST_REFRESH_MS = 250;
 
 let current = null;
@@ -87,6 +92,18 @@ const socket = new GatewaySocket({
     }
     refreshListSoon();
   },
+  // The gateway refuses the token (expired, invalid, missing): retrying
+  // cannot help, a new token can.
+  refused: async () => {
+    const err = await refusal(token);
+    if (err === null) return null;
+    const text =
+      token === ''
+        ? 'This gateway needs a token: open the page as /#token=…'
+        : `Your sign-in is invalid or has expired (${err.message}). Open the page again with a new token (/#token=…).`;
+    return new RequestError('unauthorized', text);
+  },
+  onRefused: (err) => showNotice(err, err.message),
   onError: (err) => {
     if (err.conversation !== undefined && err.conversation === current && err.code === 'not_found') {
       showNotice(err, NOT_FOUND, current);
