@@ -112,6 +112,9 @@ type gatewayConfig struct {
 	loopback bool
 	// agents are the gateway's agents (none when nil).
 	agents convo.Agents
+	// wrap, when set, wraps the gateway's handler: a test can hold or
+	// watch requests with it.
+	wrap func(http.Handler) http.Handler
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -139,6 +142,9 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		Loopback:  cfg.loopback,
 		User:      cfg.user,
 	})
+	if cfg.wrap != nil {
+		h = cfg.wrap(h)
+	}
 	srv := httptest.NewUnstartedServer(h)
 	// The page's frames and requests are checked against the spec, as
 	// every end-to-end test's are.
