@@ -104,13 +104,17 @@ type gatewayConfig struct {
 	provider string
 	// model is the default model id (default testModelID).
 	model string
-	// user authenticates WebSocket upgrades; nil lets everyone in.
+	// user authenticates WebSocket upgrades and HTTP API requests, as
+	// the gateway's -auth jwt does; nil lets everyone in.
 	user func(*http.Request) (auth.Caller, error)
 	// loopback refuses Hosts that are not loopback names, as the gateway
 	// does when it listens on loopback.
 	loopback bool
 	// agents are the gateway's agents (none when nil).
 	agents convo.Agents
+	// wrap, when set, wraps the gateway's handler: a test can hold or
+	// watch requests with it.
+	wrap func(http.Handler) http.Handler
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -121,6 +125,10 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 	if cfg.model == "" {
 		cfg.model = testModelID
 	}
+	authMode := "none"
+	if cfg.user != nil {
+		authMode = "jwt"
+	}
 	logger := conntest.LoggerAt(t, slog.LevelWarn)
 	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger, Agents: cfg.agents})
 	if err != nil {
@@ -128,11 +136,15 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 	}
 	h := httpapi.New(svc, httpapi.Options{
 		Logger:    logger,
-		Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: cfg.model, Version: "dev", Auth: "none"},
+		Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: cfg.model, Version: "dev", Auth: authMode},
 		WebSocket: conn.NewHandler(svc, conn.Options{Logger: logger, User: cfg.user}),
 		Page:      web.Handler(),
 		Loopback:  cfg.loopback,
+		User:      cfg.user,
 	})
+	if cfg.wrap != nil {
+		h = cfg.wrap(h)
+	}
 	srv := httptest.NewUnstartedServer(h)
 	// The page's frames and requests are checked against the spec, as
 	// every end-to-end test's are.

@@ -46,30 +46,7 @@ func TestLongConversationOpensFast(t *testing.T) {
 	g := startGateway(t, model, gatewayConfig{})
 	const id = "long"
 	g.post(t, "/v1/conversations", `{"conversation":"long","title":"A long one"}`, http.StatusCreated)
-	// Each message is sent once the turn before has ended, so that the
-	// log is 100 whole turns one after the other.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*stepTimeout)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.url, "http")+"/v1/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(-1)
-	for i := range turns {
-		if err := wsjson.Write(ctx, ws, map[string]string{"type": "send", "conversation": id, "text": fmt.Sprintf("question %d", i)}); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			var f protocol.ServerFrame
-			if err := wsjson.Read(ctx, ws, &f); err != nil {
-				t.Fatalf("turn %d: %v", i, err)
-			}
-			if f.Type == protocol.EventTurnEnd {
-				break
-			}
-		}
-	}
+	g.sendTurns(t, id, turns)
 	msgs := g.messages(t, id)
 	if len(msgs) != 2*turns {
 		t.Fatalf("%d messages stored, want %d", len(msgs), 2*turns)
@@ -80,6 +57,7 @@ func TestLongConversationOpensFast(t *testing.T) {
 	// the median of 15).
 	runs := 1
 	if s := os.Getenv("GATEWAY_PAGE_RUNS"); s != "" {
+		var err error
 		if runs, err = strconv.Atoi(s); err != nil || runs < 1 {
 			t.Fatalf("GATEWAY_PAGE_RUNS=%q: want a count", s)
 		}
@@ -155,4 +133,33 @@ func TestLongConversationOpensFast(t *testing.T) {
 		i++
 	}
 	tb.waitFor("the load button to go", `document.querySelector('[data-testid=load-older]').parentElement.hidden`)
+}
+
+// sendTurns sends turns messages to conversation id over a WebSocket,
+// each once the turn before has ended, so that the log is whole turns one
+// after the other.
+func (g *gateway) sendTurns(t *testing.T, id string, turns int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*stepTimeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.url, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(-1)
+	for i := range turns {
+		if err := wsjson.Write(ctx, ws, map[string]string{"type": "send", "conversation": id, "text": fmt.Sprintf("question %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var f protocol.ServerFrame
+			if err := wsjson.Read(ctx, ws, &f); err != nil {
+				t.Fatalf("turn %d: %v", i, err)
+			}
+			if f.Type == protocol.EventTurnEnd {
+				break
+			}
+		}
+	}
 }

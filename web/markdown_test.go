@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -135,4 +136,64 @@ func TestMarkdownIsRenderedAndSanitized(t *testing.T) {
 	if clip != "func main() { fmt.Println(\"hi\") }" {
 		t.Errorf("clipboard holds %q, want the code block", clip)
 	}
+}
+
+// TestStreamingRendersOnlyTheLastBlocks streams a reply paragraph by
+// paragraph, with a reader's selection in the first: the blocks that
+// cannot change any more stay as they are (rendering only what follows
+// them keeps the cost of each render bounded by the last blocks, not the
+// whole reply), so the selection holds while the reply grows. Hostile
+// Markdown streamed after them is sanitized as it comes, not only at the
+// end.
+func TestStreamingRendersOnlyTheLastBlocks(t *testing.T) {
+	model, _, tb, _ := startChat(t, "tab", "Write a lot")
+	reply := lastReply + `?.querySelector('[data-testid=reply-text]')`
+	model.say(t, "First paragraph.\n\nSecond paragraph.\n\n")
+	tb.waitFor("two paragraphs", reply+`?.querySelectorAll('p').length === 2`)
+	var ok bool
+	tb.eval(`(() => {
+		const p = `+reply+`.querySelector('p');
+		window.firstP = p;
+		const r = document.createRange();
+		r.selectNodeContents(p);
+		getSelection().removeAllRanges();
+		getSelection().addRange(r);
+		return getSelection().toString() === 'First paragraph.';
+	})()`, &ok)
+	if !ok {
+		t.Fatal("could not select the first paragraph")
+	}
+	// The code block is left out: highlight.js, loading with the first
+	// one, renders its block again whole once it is in.
+	var sent strings.Builder
+	for i, part := range strings.SplitAfter(hostileMarkdown, "\n\n") {
+		if strings.Contains(part, "```") {
+			continue
+		}
+		sent.WriteString(part)
+		model.say(t, part)
+		tb.waitFor(fmt.Sprintf("part %d to render", i), lastReplyTxt+`.endsWith(`+js(part)+`)`)
+	}
+	// Rendered as it streams: the last part's (iframe and style) text,
+	// shown as text.
+	tb.waitFor("the last part shown", reply+`.textContent.includes('body{display:none}')`)
+	var got struct {
+		Same      bool
+		Selection string
+		Dangerous int
+	}
+	tb.eval(`({
+		Same: window.firstP === `+reply+`.querySelector('p') && window.firstP.isConnected,
+		Selection: getSelection().toString(),
+		Dangerous: `+reply+`.querySelectorAll('script, img, iframe, svg, style, [onerror], [onload], a[href^="javascript:"], a[href^="data:"]').length,
+	})`, &got)
+	if !got.Same || got.Selection != "First paragraph." {
+		t.Errorf("the first paragraph was rendered again as the reply grew (same node: %v, selection now %q)", got.Same, got.Selection)
+	}
+	if got.Dangerous != 0 {
+		t.Errorf("%d dangerous elements in the streaming reply", got.Dangerous)
+	}
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.waitReply("First paragraph.\n\nSecond paragraph.\n\n" + sent.String())
 }

@@ -85,6 +85,21 @@ export async function fetchEvents(id, after, until, token) {
   return events;
 }
 
+// refusal asks the HTTP API, with token, for its cheapest authenticated
+// answer (one conversation of the list): a page cannot see why a
+// WebSocket upgrade failed, but it can see this request's 401, and the
+// gateway refuses both alike. It resolves to the gateway's unauthorized
+// error (its message names the failed check, never the token), or to
+// null for any other outcome: an answer, or a gateway out of reach.
+export async function refusal(token) {
+  try {
+    await getJSON('/v1/conversations?limit=1', token);
+    return null;
+  } catch (err) {
+    return err.code === 'unauthorized' ? err : null;
+  }
+}
+
 // fetchInfo returns GET /v1/info: {provider, default_model, version, auth}.
 export function fetchInfo(token) {
   return getJSON('/v1/info', token);

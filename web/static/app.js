@@ -2,17 +2,22 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchConversation, fetchInfo } from './api.js';
+import { fetchConversation, fetchInfo, refusal } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Sidebar } from './sidebar.js';
-import { GatewaySocket, wsURL } from './socket.js';
+import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
 import { ConversationView } from './view.js';
 
 const $ = (id) => document.getElementById(id);
 
-const STATUS_TEXT = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' };
+const STATUS_TEXT = {
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  refused: 'Not signed in',
+};
 const LIST_REFRESH_MS = 250;
 
 let current = null;
@@ -22,7 +27,10 @@ let opened = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
 let opening = 0;
-let loadingOlder = false;
+// loadingOlder is the opening (its count) whose load of older messages is
+// on its way, or 0: a load for a conversation left meanwhile must not stop
+// the one open now from loading its own.
+let loadingOlder = 0;
 let defaultModel = '';
 let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
@@ -87,9 +95,21 @@ const socket = new GatewaySocket({
     }
     refreshListSoon();
   },
+  // The gateway refuses the token (expired, invalid, missing): retrying
+  // cannot help, a new token can.
+  refused: async () => {
+    const err = await refusal(token);
+    if (err === null) return null;
+    const text =
+      token === ''
+        ? 'This gateway needs a token: open the page as /#token=…'
+        : `Your sign-in is invalid or has expired (${err.message}). Open the page again with a new token (/#token=…).`;
+    return new RequestError('unauthorized', text);
+  },
+  onRefused: (err) => showNotice(err, err.message),
   onError: (err) => {
     if (err.conversation !== undefined && err.conversation === current && err.code === 'not_found') {
-      showNotice(err, NOT_FOUND, current);
+      notFound(err, current);
       return;
     }
     showNotice(err);
@@ -103,6 +123,13 @@ const DELETED = 'The conversation you had open was deleted.';
 // not exist), null for other notices: opening another conversation hides
 // it, which would otherwise seem to say that one does not exist.
 let noticeAbout = null;
+
+// notFound says that conversation id, being opened, does not exist and
+// takes it off the list: deleted elsewhere, it may still be listed here.
+function notFound(err, id) {
+  showNotice(err, NOT_FOUND, id);
+  sidebar.remove(id);
+}
 
 function showNotice(err, text, about = null) {
   noticeAbout = about;
@@ -141,7 +168,7 @@ async function open(id) {
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
-      showNotice(err, NOT_FOUND, id);
+      notFound(err, id);
       return;
     }
     // Otherwise (a lost connection, a failed fetch) the subscription
@@ -166,18 +193,18 @@ async function open(id) {
 // loadOlder puts the previous page of messages, with their events, above
 // the ones shown.
 async function loadOlder() {
-  if (loadingOlder || current === null) return;
-  loadingOlder = true;
+  if (loadingOlder === opening || current === null) return;
   const id = current;
   const mine = opening;
+  loadingOlder = mine;
   const until = view.from;
   try {
     const { from, more, events } = await loadBefore(id, until);
     if (mine === opening) view.prepend(events, from, more);
   } catch (err) {
-    showNotice(err);
+    if (mine === opening) showNotice(err);
   } finally {
-    loadingOlder = false;
+    if (loadingOlder === mine) loadingOlder = 0;
   }
 }
 

@@ -164,10 +164,52 @@ async function copyText(text) {
 // again: a burst of deltas (a replay) costs one render, not one each.
 const RENDER_MS = 40;
 
+// FENCE is a line that opens or closes a fenced code block: three or more
+// backticks or tildes, indented at most three spaces.
+const FENCE = /^ {0,3}(`{3,}|~{3,})/;
+// CONTINUES is a line that, after a blank line, may still belong to the
+// block before it: indented (a list item's paragraph, indented code), a
+// quote, or a list item (the list before goes on).
+const CONTINUES = /^(?:[\s>]|[-+*](?:\s|$)|\d{1,9}[.)](?:\s|$))/;
+
+// settled returns where, in text from the position from (outside any
+// fenced code), the last block starts that text appended later cannot
+// join with the blocks before it: the start of a whole line, outside
+// fenced code, that follows a blank line and neither is indented nor
+// continues a list or quote. The blocks before it render the same
+// whatever comes after (but for a link reference defined later, which
+// the final render of the whole text picks up).
+function settled(text, from) {
+  let cut = from;
+  let fence = '';
+  let blank = false;
+  for (let i = from; ; ) {
+    const nl = text.indexOf('\n', i);
+    // The last line may still grow: "1" may become "1. item".
+    if (nl === -1) return cut;
+    const line = text.slice(i, nl);
+    const m = FENCE.exec(line);
+    if (fence !== '') {
+      if (m !== null && m[1][0] === fence[0] && m[1].length >= fence.length && line.trim() === m[1]) fence = '';
+    } else {
+      if (blank && line.trim() !== '' && !CONTINUES.test(line)) cut = i;
+      if (m !== null) fence = m[1];
+    }
+    blank = fence === '' && line.trim() === '';
+    i = nl + 1;
+  }
+}
+
 // MarkdownBlock is an element that shows Markdown which may grow: append
 // adds text and renders soon, flush renders now (and calls onFlush). The
 // element's data-source holds the text it shows. While shown() is false
 // (a folded section), rendering waits for the flush that follows.
+//
+// While the text grows, a render parses only the text after the blocks
+// that settled (see settled): those are rendered once and stay as they
+// are, so a long reply costs in all about its length, not its length
+// times its renders, and a selection in its earlier blocks holds. A
+// flush renders the whole text again.
 export class MarkdownBlock {
   constructor(element, { onFlush = () => {}, shown = () => true } = {}) {
     this.element = element;
@@ -176,26 +218,47 @@ export class MarkdownBlock {
     this.source = '';
     this.rendered = '';
     this.timer = 0;
+    // settledAt is how much of source the element shows for good; tail,
+    // the nodes that show the rest, replaced at each render.
+    this.settledAt = 0;
+    this.tail = [];
     element.classList.add('markdown');
   }
 
   append(text) {
     if (!text) return;
     this.source += text;
-    if (this.timer === 0) this.timer = setTimeout(() => this.flush(), RENDER_MS);
+    if (this.timer === 0) this.timer = setTimeout(() => this.flush(false), RENDER_MS);
   }
 
-  flush() {
+  // flush renders now: the whole text, or (while it streams) the text
+  // after the settled blocks.
+  flush(whole = true) {
     clearTimeout(this.timer);
     this.timer = 0;
     this.element.dataset.source = this.source;
-    if (this.shown() && this.rendered !== this.source) this.render();
+    if (this.shown() && this.rendered !== this.source) this.render(whole);
     this.onFlush();
   }
 
-  render() {
+  // render shows source: whole, or only the text after the settled
+  // blocks, which stay.
+  render(whole) {
     uncoloured = false;
-    this.element.replaceChildren(renderMarkdown(this.source));
+    if (whole) {
+      this.element.replaceChildren();
+      this.settledAt = 0;
+      this.tail = [];
+    }
+    for (const n of this.tail) n.remove();
+    const cut = whole ? 0 : settled(this.source, this.settledAt);
+    if (cut > this.settledAt) {
+      this.element.append(renderMarkdown(this.source.slice(this.settledAt, cut)));
+      this.settledAt = cut;
+    }
+    const tail = renderMarkdown(this.source.slice(this.settledAt));
+    this.tail = [...tail.childNodes];
+    this.element.append(tail);
     this.rendered = this.source;
     if (uncoloured && !noHljs) {
       waiting.add(this);
@@ -206,6 +269,6 @@ export class MarkdownBlock {
   // rerender renders again what the block shows, if it is still on the
   // page (now that highlight.js is in).
   rerender() {
-    if (this.element.isConnected && this.rendered !== '') this.render();
+    if (this.element.isConnected && this.rendered !== '') this.render(true);
   }
 }

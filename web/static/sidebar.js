@@ -169,6 +169,15 @@ export class Sidebar {
     }
   }
 
+  // remove takes conversation id, found gone, off the list; a delete
+  // made elsewhere reaches this page only for the conversation it
+  // follows, so the list can hold others until it is refreshed.
+  remove(id) {
+    if (!this.byID.delete(id)) return;
+    this.all = this.all.filter((c) => c.id !== id);
+    this.draw();
+  }
+
   // get returns the listed conversation id, or undefined.
   get(id) {
     return this.byID.get(id);

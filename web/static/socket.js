@@ -6,6 +6,9 @@
 // and with the conversation's created_at, so that a conversation deleted
 // while the socket was away, even if another was created under its id
 // since, ends the subscription (onGone) instead of resuming the other's log.
+// A browser cannot see why an upgrade failed: after each failure it asks
+// refused() whether the gateway refuses the page's credentials, and if so
+// stops for good (onRefused) instead of retrying what cannot succeed.
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -37,15 +40,24 @@ export class RequestError extends Error {
 // frames that answer no pending request go to onError. onGone(id, missed)
 // says that a followed conversation was deleted: missed is false for a
 // deleted frame, true when a subscribe found it gone (deleted while the
-// socket was away, or before it subscribed).
+// socket was away, or before it subscribed). refused() resolves to the
+// gateway's refusal of the credentials in url (an Error), or null; once
+// it does, the socket stops: status "refused" goes to onStatus, the error
+// to onRefused, and every request fails with it.
 export class GatewaySocket {
-  constructor({ url, onEvent, onStatus, onError, onGone }) {
+  constructor({ url, onEvent, onStatus, onError, onGone, refused = async () => null, onRefused = () => {} }) {
     this.url = url;
     this.onEvent = onEvent;
     this.onStatus = onStatus;
     this.onError = onError;
     this.onGone = onGone;
+    this.refused = refused;
+    this.onRefused = onRefused;
     this.ws = null;
+    // refusal is the error refused() found (the socket has stopped), or
+    // null; checking says a refused() call is on its way.
+    this.refusal = null;
+    this.checking = false;
     this.attempt = 0;
     this.openedAt = 0;
     this.nextID = 0;
@@ -125,6 +137,10 @@ export class GatewaySocket {
     const promise = new Promise((resolve, reject) => {
       p = { frame: { ...frame, id }, resolve, reject, retry, sent: false };
     });
+    if (this.refusal !== null) {
+      p.reject(this.refusal);
+      return { id, promise };
+    }
     this.pending.set(id, p);
     if (this.connected()) this.transmit(p);
     return { id, promise };
@@ -137,6 +153,7 @@ export class GatewaySocket {
 
   connect() {
     clearTimeout(this.retryTimer);
+    if (this.refusal !== null) return;
     this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
@@ -215,6 +232,8 @@ export class GatewaySocket {
     if (ws !== this.ws) return;
     this.ws = null;
     clearTimeout(this.pingTimer);
+    // A socket that never opened is an upgrade that failed.
+    const failed = this.openedAt === 0;
     for (const [id, p] of this.pending) {
       if (!p.sent) continue;
       if (p.retry) {
@@ -231,6 +250,35 @@ export class GatewaySocket {
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.onStatus('reconnecting');
     this.retryTimer = setTimeout(() => this.connect(), delay);
+    if (failed) this.checkRefused();
+  }
+
+  // checkRefused asks refused() whether the gateway refuses the page's
+  // credentials (other failures, such as a gateway that is down, keep the
+  // reconnect loop going); if it does, the socket stops: the connection
+  // on its way is dropped and every request fails with the refusal.
+  async checkRefused() {
+    if (this.checking) return;
+    this.checking = true;
+    let err = null;
+    try {
+      err = await this.refused();
+    } catch {
+      err = null;
+    } finally {
+      this.checking = false;
+    }
+    // An upgrade that got through meanwhile was not refused after all.
+    if (err === null || this.refusal !== null || this.connected()) return;
+    this.refusal = err;
+    clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close();
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.onStatus('refused');
+    this.onRefused(err);
   }
 
   // schedulePing sends a ping every PING_EVERY_MS and closes a connection
