@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -128,12 +130,61 @@ func TestFollowStoppedWhileClosing(t *testing.T) {
 		s.Start(func([]convo.Committed) {})
 		var stops sync.WaitGroup
 		for i := range 50 {
-			stop := s.Follow(fmt.Sprint("c", i), 0)
+			stop := s.Follow(fmt.Sprint("c", i), 0, time.Time{})
 			stops.Go(stop)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 		stops.Wait()
+	}
+}
+
+// openStore opens a Store named node, quiet, on the NATS server at url,
+// with a one-second request timeout; it closes when the test ends.
+func openStore(t *testing.T, url, node string) *jetlog.Store {
+	t.Helper()
+	s, err := jetlog.OpenStore(context.Background(), url, jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler),
+		Options: jetlog.Options{Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// reports collects the events a Store reports to its committed function.
+type reports struct {
+	mu    sync.Mutex
+	got   []convo.Committed
+	added chan struct{} // capacity 1: events were reported
+}
+
+// collect starts s with a committed function that collects into the
+// reports it returns.
+func collect(s *jetlog.Store) *reports {
+	r := &reports{added: make(chan struct{}, 1)}
+	s.Start(func(cs []convo.Committed) {
+		r.mu.Lock()
+		r.got = append(r.got, cs...)
+		r.mu.Unlock()
+		select {
+		case r.added <- struct{}{}:
+		default:
+		}
+	})
+	return r
+}
+
+// waitFor waits until the events reported satisfy done, and returns them.
+func (r *reports) waitFor(done func([]convo.Committed) bool) []convo.Committed {
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.got)
+		r.mu.Unlock()
+		if done(got) {
+			return got
+		}
+		<-r.added
 	}
 }
