@@ -52,7 +52,8 @@ type Service struct {
 	// closed stops new turns and sends.
 	closed bool
 	// notices counts the delete notices being checked (checkDeleted);
-	// added to under mu while not closed, waited for by Close.
+	// added to under mu while not closed, waited for by Close (they
+	// end with turnCtx).
 	notices sync.WaitGroup
 }
 
@@ -113,8 +114,11 @@ func (s *Service) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	s.stopTurns(errShutdown)
-	s.notices.Wait() // they end with turnCtx
 	err := s.waitTurns(ctx)
+	if err == nil {
+		// The notice checks end with turnCtx too.
+		err = waitGroup(ctx, &s.notices, "delete notices still checked")
+	}
 	if err != nil {
 		err = fmt.Errorf("convo: close: %w", err)
 	}
@@ -136,16 +140,22 @@ func (s *Service) Drain(ctx context.Context) error {
 
 // waitTurns waits until no turn runs or ctx ends.
 func (s *Service) waitTurns(ctx context.Context) error {
+	return waitGroup(ctx, &s.turns, "turns still running")
+}
+
+// waitGroup waits until wg is done or ctx ends, and then returns ctx's
+// error, saying what was still going on.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup, what string) error {
 	waited := make(chan struct{})
 	go func() {
-		s.turns.Wait()
+		wg.Wait()
 		close(waited)
 	}()
 	select {
 	case <-waited:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("turns still running: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
 

@@ -2,9 +2,7 @@ package jetlog_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -120,16 +118,8 @@ func TestFollowRecreated(t *testing.T) {
 		Build: func(*convo.Meta) ([]convo.Draft, error) { return deltas("new", 3), nil }}); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string // seq:text of each event a reported
-	onA.waitFor(func(got []convo.Committed) bool {
-		keys = keys[:0]
-		for _, c := range got {
-			keys = append(keys, eventKey(t, c.Frame))
-		}
-		return slices.Contains(keys, "5:new")
-	})
-	if want := []string{"3:new", "4:new", "5:new"}; !slices.Equal(keys, want) {
-		t.Fatalf("a reported %v, want %v", keys, want)
+	if got, want := onA.waitKey(t, "5:new"), []string{"3:new", "4:new", "5:new"}; !slices.Equal(got, want) {
+		t.Fatalf("a reported %v, want %v", got, want)
 	}
 }
 
@@ -138,31 +128,12 @@ func TestFollowRecreated(t *testing.T) {
 // fails because NATS has stopped. a must read again once NATS is back,
 // and tell its subscriber that the conversation is gone.
 func TestDeleteNoticeReadFails(t *testing.T) {
-	srv := natstest.Start(t)
-	st, err := jetlog.OpenStore(context.Background(), srv.URL(), jetlog.StoreOptions{Node: "a", Logger: testLogger(t),
-		Options: jetlog.Options{Timeout: time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gated := &heldMeta{Store: st, held: make(chan struct{}), release: make(chan struct{}), failed: make(chan error, 1)}
-	svc, err := convo.New(gated, &words{n: 1}, convo.Config{DefaultModel: "test", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &node{name: "a", store: st, svc: svc}
-	t.Cleanup(a.stop)
-	b := startNode(t, "b", srv.URL(), &words{n: 1}, 0)
+	srv, b, gated, onA := startHeld(t)
 	ctx := context.Background()
-	const id = "c1"
-	createWithActions(t, b, id, 1)
-	onA := subscribe(t, a, id, 0)
-	onA.waitFor(t, "the log", func(evs []*protocol.Event) bool { return len(evs) == 1 })
-
-	gated.id.Store(id)
-	if err := b.store.Delete(ctx, id, user); err != nil {
+	if err := b.store.Delete(ctx, heldID, user); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.NotifyDeleted(ctx, id, time.Time{}); err != nil {
+	if err := b.store.NotifyDeleted(ctx, heldID, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	<-gated.held // a handles the notice: it is about to read
@@ -173,6 +144,52 @@ func TestDeleteNoticeReadFails(t *testing.T) {
 	}
 	srv.Restart()
 	waitGone(t, onA)
+}
+
+// TestDeleteNoticeNamesConversation: a delete notice with created_at is
+// about the conversation a's hub serves: a tells its subscriber without
+// reading the log, which NATS might not answer just then.
+func TestDeleteNoticeNamesConversation(t *testing.T) {
+	_, b, gated, onA := startHeld(t)
+	if err := b.svc.Delete(context.Background(), user, heldID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gated.held:
+		close(gated.release)
+		t.Fatal("a read the conversation to handle a notice that names it")
+	case <-onA.gone:
+	}
+}
+
+// heldID is the conversation of startHeld.
+const heldID = "c1"
+
+// startHeld runs gateway a, on the heldMeta store it returns, and
+// gateway b on one embedded NATS server, creates conversation heldID on
+// b with one event, subscribes onA to it on a, and then arms a's store:
+// its next read of the conversation waits.
+func startHeld(t *testing.T) (srv *natstest.Server, b *node, gated *heldMeta, onA *subscriber) {
+	t.Helper()
+	srv = natstest.Start(t)
+	st, err := jetlog.OpenStore(context.Background(), srv.URL(), jetlog.StoreOptions{Node: "a", Logger: testLogger(t),
+		Options: jetlog.Options{Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated = &heldMeta{Store: st, held: make(chan struct{}), release: make(chan struct{}), failed: make(chan error, 1)}
+	svc, err := convo.New(gated, &words{n: 1}, convo.Config{DefaultModel: "test", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &node{name: "a", store: st, svc: svc}
+	t.Cleanup(a.stop)
+	b = startNode(t, "b", srv.URL(), &words{n: 1}, 0)
+	createWithActions(t, b, heldID, 1)
+	onA = subscribe(t, a, heldID, 0)
+	onA.waitFor(t, "the log", func(evs []*protocol.Event) bool { return len(evs) == 1 })
+	gated.id.Store(heldID)
+	return srv, b, gated, onA
 }
 
 // heldMeta is a Store whose next Meta of conversation id (once set)
@@ -220,13 +237,4 @@ func deltas(text string, n int) []convo.Draft {
 		out[i] = convo.Draft{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: text}}
 	}
 	return out
-}
-
-// eventKey is "seq:text" of an encoded event.
-func eventKey(t *testing.T, frame []byte) string {
-	var ev protocol.Event
-	if err := json.Unmarshal(frame, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%d:%s", ev.Seq, ev.Text)
 }

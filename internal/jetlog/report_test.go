@@ -54,15 +54,7 @@ func TestGapReadFailsMidTurn(t *testing.T) {
 	srv.Restart()
 	unblockFollowers(t, srv)
 
-	var seqs []uint64
-	onB.waitFor(func(got []convo.Committed) bool {
-		seqs = seqs[:0]
-		for _, c := range got {
-			seqs = append(seqs, c.Seq)
-		}
-		return slices.Contains(seqs, 3)
-	})
-	if want := []uint64{1, 2, 3}; !slices.Equal(seqs, want) {
-		t.Fatalf("b reported seqs %v, want %v", seqs, want)
+	if got, want := onB.waitKey(t, "3:three"), []string{"1:one", "2:two", "3:three"}; !slices.Equal(got, want) {
+		t.Fatalf("b reported %v, want %v", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package jetlog_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/chatgateway/gateway/internal/convo/logtest"
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestConformance runs the storage seam's suite against the JetStream
@@ -176,15 +178,30 @@ func collect(s *jetlog.Store) *reports {
 	return r
 }
 
-// waitFor waits until the events reported satisfy done, and returns them.
-func (r *reports) waitFor(done func([]convo.Committed) bool) []convo.Committed {
+// waitKey waits until an event whose eventKey is key is reported, and
+// returns the keys of every event reported, in order.
+func (r *reports) waitKey(t *testing.T, key string) []string {
+	t.Helper()
 	for {
 		r.mu.Lock()
 		got := slices.Clone(r.got)
 		r.mu.Unlock()
-		if done(got) {
-			return got
+		keys := make([]string, len(got))
+		for i, c := range got {
+			keys[i] = eventKey(t, c.Frame)
+		}
+		if slices.Contains(keys, key) {
+			return keys
 		}
 		<-r.added
 	}
+}
+
+// eventKey is "seq:text" of an encoded event.
+func eventKey(t *testing.T, frame []byte) string {
+	var ev protocol.Event
+	if err := json.Unmarshal(frame, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d:%s", ev.Seq, ev.Text)
 }
