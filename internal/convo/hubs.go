@@ -29,6 +29,12 @@ type hub struct {
 	// Every seq ≤ last is in the log, because events are published only
 	// after their commit.
 	last uint64
+	// created is the CreatedAt of the conversation whose log the hub
+	// serves, read when it started (zero: the conversation did not
+	// exist then, and no send of this gateway's has created it since).
+	// A conversation created again under the id is another log: its
+	// seqs start from 1 again, and this hub's last means nothing there.
+	created time.Time
 	// subs maps each live subscriber to the seq after which it wants
 	// events.
 	subs map[Subscriber]uint64
@@ -266,14 +272,16 @@ func (s *Service) acquire(id string) *hub {
 		return h
 	}
 	var last uint64
+	var created time.Time
 	// A conversation that does not exist (yet) starts at 0.
 	if m, err := s.log.Meta(context.Background(), id); err == nil {
-		last = m.LastSeq
+		last, created = m.LastSeq, m.CreatedAt
 	}
 	h.mu.Lock()
 	h.last = max(h.last, last)
+	h.created = created
 	h.mu.Unlock()
-	unfollow := s.log.Follow(id, last)
+	unfollow := s.log.Follow(id, last, created)
 	h.mu.Lock()
 	dropped := h.dropped
 	if !dropped {

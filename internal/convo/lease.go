@@ -58,14 +58,17 @@ type Canceller interface {
 // a conversation deleted through one gateway may have subscribers, and a
 // running turn, on the others.
 type DeleteNotifier interface {
-	// OnDeleted calls fn with the conversation of each NotifyDeleted,
-	// made on any gateway (this one included), from then until the Log
-	// closes; call it once, before NotifyDeleted. fn may read the Log
-	// (Meta): it runs on a goroutine of its own, one notice at a time.
-	OnDeleted(fn func(conversation string)) error
-	// NotifyDeleted tells every gateway that conversation was deleted.
-	// It fails (wrapping ErrUnavailable) when the notice cannot be sent.
-	NotifyDeleted(ctx context.Context, conversation string) error
+	// OnDeleted calls fn with the conversation and creation time of
+	// each NotifyDeleted, made on any gateway (this one included), from
+	// then until the Log closes; call it once, before NotifyDeleted. The
+	// creation time is zero when the notice does not say (a gateway of an
+	// older version sent it). fn runs on the Log's goroutine, one notice
+	// at a time: it must not block, nor call the Log.
+	OnDeleted(fn func(conversation string, created time.Time)) error
+	// NotifyDeleted tells every gateway that conversation, created at
+	// created (zero: not known), was deleted. It fails (wrapping
+	// ErrUnavailable) when the notice cannot be sent.
+	NotifyDeleted(ctx context.Context, conversation string, created time.Time) error
 }
 
 // TurnLease is a held lease, renewed until Release.

@@ -103,8 +103,12 @@ type Log interface {
 	// commit, until stop is called. A Log that only this process writes
 	// reports every commit anyway and may do nothing here. Events may be
 	// reported more than once (the hubs skip seqs they have delivered)
-	// but never out of order.
-	Follow(id string, after uint64) (stop func())
+	// but never out of order. created is the conversation's CreatedAt as
+	// read with after (zero: it did not exist): a conversation created
+	// again under a deleted one's id is another log, whose seqs start
+	// again from 1, and the Log reports its events after after, not
+	// the deleted one's.
+	Follow(id string, after uint64, created time.Time) (stop func())
 
 	// Close waits for the appends in progress, then releases the storage.
 	// Later calls fail with ErrClosed.

@@ -3,7 +3,6 @@ package convo
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -52,6 +51,10 @@ type Service struct {
 	hubs map[string]*hub
 	// closed stops new turns and sends.
 	closed bool
+	// notices counts the delete notices being checked (checkDeleted);
+	// added to under mu while not closed, waited for by Close (they
+	// end with turnCtx).
+	notices sync.WaitGroup
 }
 
 // New returns a running Service on log, which it owns from then on (Close
@@ -112,6 +115,10 @@ func (s *Service) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.stopTurns(errShutdown)
 	err := s.waitTurns(ctx)
+	if err == nil {
+		// The notice checks end with turnCtx too.
+		err = waitGroup(ctx, &s.notices, "delete notices still checked")
+	}
 	if err != nil {
 		err = fmt.Errorf("convo: close: %w", err)
 	}
@@ -133,16 +140,22 @@ func (s *Service) Drain(ctx context.Context) error {
 
 // waitTurns waits until no turn runs or ctx ends.
 func (s *Service) waitTurns(ctx context.Context) error {
+	return waitGroup(ctx, &s.turns, "turns still running")
+}
+
+// waitGroup waits until wg is done or ctx ends, and then returns ctx's
+// error, saying what was still going on.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup, what string) error {
 	waited := make(chan struct{})
 	go func() {
-		s.turns.Wait()
+		wg.Wait()
 		close(waited)
 	}()
 	select {
 	case <-waited:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("turns still running: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
 
@@ -227,6 +240,9 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		}
 		return nil, err
 	}
+	if a.New != nil {
+		h.createdAs(res.Meta.CreatedAt)
+	}
 	if early == nil || !early.opened {
 		s.kick(h)
 	}
@@ -278,12 +294,11 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 	// deleted id, never told, and fed by whoever creates the id next.
 	// So the metadata read here is that of the conversation the hub
 	// replays, and its CreatedAt the one to check and to report.
-	h := s.acquire(req.Conversation)
-	defer s.release(h)
-	m, err := s.owned(ctx, user, req.Conversation)
+	h, m, err := s.acquireCurrent(ctx, user, req.Conversation)
 	if err != nil {
 		return err
 	}
+	defer s.release(h)
 	if !req.CreatedAt.IsZero() && !req.CreatedAt.Equal(m.CreatedAt) {
 		return ErrReplaced
 	}
@@ -429,42 +444,29 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 // follow the removal find the conversation gone and end it quietly. With
 // a Log that several gateways share (a DeleteNotifier), every gateway
 // does the same; one that the notice cannot reach keeps its subscribers
-// (logged: the delete is done).
+// (logged: the delete is done) until a subscribe there finds another
+// conversation under the id.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
+	d, shared := s.log.(DeleteNotifier)
+	var created time.Time
+	if shared {
+		// The notice names the conversation by its creation time too,
+		// which tells it from one created again under its id. Unread,
+		// the other gateways read the log instead.
+		if m, err := s.log.Meta(ctx, conversation); err == nil {
+			created = m.CreatedAt
+		}
+	}
 	if err := s.log.Delete(ctx, conversation, user); err != nil {
 		return err
 	}
 	s.deleted(conversation)
-	if d, ok := s.log.(DeleteNotifier); ok {
-		if err := d.NotifyDeleted(ctx, conversation); err != nil {
+	if shared {
+		if err := d.NotifyDeleted(ctx, conversation, created); err != nil {
 			s.logger.Warn("tell the other gateways of a delete", "conversation", conversation, "err", err)
 		}
 	}
 	return nil
-}
-
-// deleted ends the turn of conversation, deleted, and drops its
-// subscribers, calling Gone on each.
-func (s *Service) deleted(conversation string) {
-	if h := s.stopTurn(conversation, "", errDeleted); h != nil {
-		// A conversation created later under the same id starts a new hub.
-		s.mu.Lock()
-		h.mu.Lock()
-		if s.hubs[conversation] == h {
-			s.dropHub(h)
-		}
-		h.mu.Unlock()
-		s.mu.Unlock()
-		h.removeAll()
-	}
-}
-
-// deletedElsewhere is deleted for a delete notice from any gateway: a
-// conversation created again under the same id meanwhile keeps its hub.
-func (s *Service) deletedElsewhere(conversation string) {
-	if _, err := s.log.Meta(s.turnCtx, conversation); errors.Is(err, ErrNotFound) {
-		s.deleted(conversation)
-	}
 }
 
 // Events returns up to limit encoded events with seq > after, in order,

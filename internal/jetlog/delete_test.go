@@ -99,15 +99,7 @@ func TestDeleteFailsPartWay(t *testing.T) {
 func TestFirstAppendRacesDelete(t *testing.T) {
 	ctx := context.Background()
 	srv := natstest.Start(t)
-	open := func(node string) *jetlog.Store {
-		s, err := jetlog.OpenStore(ctx, srv.URL(), jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	a, b := open("a"), open("b")
+	a, b := openStore(t, srv.URL(), "a"), openStore(t, srv.URL(), "b")
 	const id = "c1"
 	if _, err := a.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
 		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -17,9 +16,7 @@ import (
 // not found; the subscribed reply of either gateway carries the created_at
 // of the conversation objects that list shows.
 func TestResumeRecreatedOnAnotherGateway(t *testing.T) {
-	srv := natstest.Start(t)
-	a := startNode(t, "a", srv.URL(), &words{n: 1}, 0)
-	b := startNode(t, "b", srv.URL(), &words{n: 1}, 0)
+	a, b, _ := startPair(t)
 	ctx := context.Background()
 	const id = "reused"
 	createWithActions(t, a, id, 2)

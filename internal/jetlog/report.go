@@ -18,8 +18,9 @@ const followRetry = 500 * time.Millisecond
 // reported one and rec, so that each conversation's events are reported
 // in seq order, without gaps, whichever gateway stored them. born (nil
 // for other gateways' records) says when each event's first chunk came;
-// durable is when the record was acknowledged or received.
-func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Time) {
+// durable is when the record was acknowledged or received; gen is the
+// generation of the follower that delivers it (see conv.gen).
+func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Time, gen uint64) {
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
 	if born == nil {
@@ -31,6 +32,9 @@ func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Tim
 	} else {
 		delete(c.own, rec.ID)
 		defer c.ownCond.Broadcast()
+	}
+	if !c.current(rec, born != nil, gen) {
+		return
 	}
 	if rec.Last() <= c.reported {
 		return
@@ -49,6 +53,41 @@ func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Tim
 		return
 	}
 	s.report(c, rec, born, durable)
+}
+
+// current reports whether rec is a record of the conversation whose
+// events c reports, and starts afresh if this gateway appended rec to a
+// conversation created again under the id (appends go to the log's end,
+// which is the newest conversation's). A follower's record of another
+// conversation is left out: a follow of that one reports it. own is set
+// for this gateway's appends, gen for a follower's records. Call with
+// c.repMu held.
+func (c *conv) current(rec *Record, own bool, gen uint64) bool {
+	if !own && gen != c.gen {
+		return false
+	}
+	created := createdOf(rec)
+	switch {
+	case created.IsZero() || created.Equal(c.created):
+		return true
+	case c.created.IsZero():
+		c.created = created
+		return true
+	case own:
+		c.created, c.reported = created, 0
+		return true
+	}
+	return false
+}
+
+// createdOf returns the CreatedAt in the metadata that rec carries
+// (zero if it has none).
+func createdOf(rec *Record) time.Time {
+	var m struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	_ = json.Unmarshal(rec.Meta, &m) // the writer's encoding of a Meta
+	return m.CreatedAt
 }
 
 // fillGap reports the records between the last reported one and rec, and
@@ -113,24 +152,42 @@ func eventType(frame []byte) string {
 
 // Follow implements convo.Log: it follows the conversation's subject in
 // JetStream, so that the events other gateways store are reported too.
-func (s *Store) Follow(id string, after uint64) (stop func()) {
+func (s *Store) Follow(id string, after uint64, created time.Time) (stop func()) {
 	c, err := s.acquire(id)
 	if err != nil {
 		return func() {}
 	}
 	c.repMu.Lock()
-	c.follows++
-	first := c.follows == 1
-	if first {
-		c.stopping = make(chan struct{})
+	if !c.created.IsZero() && !c.created.Equal(created) {
+		// The conversation reported so far was deleted on another
+		// gateway, and this follow is of the one created since (or of
+		// none yet): its log starts from seq 1, and the follower of the
+		// old one delivers nothing more.
+		c.gen++
+		c.reported = 0
 	}
+	c.created = created
 	if c.reported < after {
 		c.reported = after
 	}
-	stopping := c.stopping
+	c.follows++
+	start := c.follows == 1 || c.followGen != c.gen
+	var old *Follower
+	if start {
+		if c.follows > 1 {
+			close(c.stopping) // a follower still starting gives up
+			old, c.follower = c.follower, nil
+		}
+		c.stopping = make(chan struct{})
+		c.followGen = c.gen
+	}
+	stopping, gen := c.stopping, c.gen
 	c.repMu.Unlock()
-	if first {
-		go s.follow(c, after, stopping)
+	if old != nil {
+		s.stopFollower(old)
+	}
+	if start {
+		go s.follow(c, after, stopping, gen)
 	}
 	var once sync.Once
 	return func() {
@@ -147,6 +204,21 @@ func (s *Store) Follow(id string, after uint64) (stop func()) {
 				s.stops.Go(func() { s.unfollow(c) })
 			}
 		})
+	}
+}
+
+// stopFollower stops f, a follower no follow uses any more, on a
+// goroutine that Close waits for; once the store is closed, at once
+// (Close halts only the followers in use).
+func (s *Store) stopFollower(f *Follower) {
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.stops.Go(f.Stop)
+	}
+	s.mu.Unlock()
+	if closed {
+		f.halt()
 	}
 }
 
@@ -167,11 +239,12 @@ func (s *Store) unfollow(c *conv) {
 	s.release(c)
 }
 
-// follow starts following conversation c after seq after, trying again
-// while JetStream cannot be reached, until stopping is closed.
-func (s *Store) follow(c *conv, after uint64, stopping chan struct{}) {
+// follow starts following conversation c after seq after, for
+// generation gen, trying again while JetStream cannot be reached, until
+// stopping is closed.
+func (s *Store) follow(c *conv, after uint64, stopping chan struct{}, gen uint64) {
 	for {
-		f, err := s.startFollower(c, after)
+		f, err := s.startFollower(c, after, gen)
 		if err == nil {
 			c.repMu.Lock()
 			select {
@@ -200,7 +273,7 @@ func (s *Store) follow(c *conv, after uint64, stopping chan struct{}) {
 
 // startFollower starts an ordered consumer on c's subject from the record
 // that holds seq after+1 (or the next one stored).
-func (s *Store) startFollower(c *conv, after uint64) (*Follower, error) {
+func (s *Store) startFollower(c *conv, after, gen uint64) (*Follower, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
 	defer cancel()
 	// Positions only grow: a record stored after this is past it.
@@ -222,11 +295,11 @@ func (s *Store) startFollower(c *conv, after uint64) (*Follower, error) {
 		}
 	}
 	c.repMu.Lock()
-	if c.reportedPos < from-1 && c.reported <= after {
+	if gen == c.gen && c.reportedPos < from-1 && c.reported <= after {
 		c.reportedPos = from - 1
 	}
 	c.repMu.Unlock()
 	return s.log.Follow(ctx, c.id, from, s.logger, func(rec *Record) {
-		s.deliver(c, rec, nil, time.Now())
+		s.deliver(c, rec, nil, time.Now(), gen)
 	})
 }

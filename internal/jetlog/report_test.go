@@ -2,9 +2,7 @@ package jetlog_test
 
 import (
 	"context"
-	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,30 +21,8 @@ import (
 func TestGapReadFailsMidTurn(t *testing.T) {
 	ctx := context.Background()
 	srv := natstest.Start(t)
-	open := func(node string) *jetlog.Store {
-		s, err := jetlog.OpenStore(ctx, srv.URL(), jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler),
-			Options: jetlog.Options{Timeout: time.Second}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	a, b := open("a"), open("b")
-	var mu sync.Mutex
-	var got []uint64
-	reported := make(chan struct{}, 1)
-	b.Start(func(cs []convo.Committed) {
-		mu.Lock()
-		for _, c := range cs {
-			got = append(got, c.Seq)
-		}
-		mu.Unlock()
-		select {
-		case reported <- struct{}{}:
-		default:
-		}
-	})
+	a, b := openStore(t, srv.URL(), "a"), openStore(t, srv.URL(), "b")
+	onB := collect(b)
 	const id = "c1"
 	appendTo := func(s *jetlog.Store, durable func(*convo.Appended), texts ...string) {
 		t.Helper()
@@ -70,7 +46,7 @@ func TestGapReadFailsMidTurn(t *testing.T) {
 	// The stream takes no more consumers: b's follower keeps trying to
 	// start.
 	blockFollowers(t, srv)
-	stop := b.Follow(id, 0)
+	stop := b.Follow(id, 0, time.Time{})
 	defer stop()
 
 	appendTo(a, nil, "one", "two")
@@ -78,16 +54,7 @@ func TestGapReadFailsMidTurn(t *testing.T) {
 	srv.Restart()
 	unblockFollowers(t, srv)
 
-	for {
-		mu.Lock()
-		seqs := slices.Clone(got)
-		mu.Unlock()
-		if slices.Contains(seqs, 3) {
-			if want := []uint64{1, 2, 3}; !slices.Equal(seqs, want) {
-				t.Fatalf("b reported seqs %v, want %v", seqs, want)
-			}
-			return
-		}
-		<-reported
+	if got, want := onB.waitKey(t, "3:three"), []string{"1:one", "2:two", "3:three"}; !slices.Equal(got, want) {
+		t.Fatalf("b reported %v, want %v", got, want)
 	}
 }

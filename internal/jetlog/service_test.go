@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/jetlog"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -28,6 +29,16 @@ type node struct {
 func startNode(t *testing.T, name, urls string, model convo.Model, lease time.Duration) *node {
 	t.Helper()
 	return startNodeWith(t, name, urls, model, jetlog.Options{LeaseTTL: lease, Timeout: time.Second})
+}
+
+// startPair runs gateways a and b, whose model answers with one word, on
+// one embedded NATS server, and returns them with the server.
+func startPair(t *testing.T) (a, b *node, srv *natstest.Server) {
+	t.Helper()
+	srv = natstest.Start(t)
+	a = startNode(t, "a", srv.URL(), &words{n: 1}, 0)
+	b = startNode(t, "b", srv.URL(), &words{n: 1}, 0)
+	return a, b, srv
 }
 
 // startNodeWith is startNode with the Store's options.

@@ -104,10 +104,19 @@ type conv struct {
 	reported, reportedPos uint64
 	// own holds the ids of this gateway's records between their ack and
 	// their report by the append, which calls Durable first.
-	own      map[string]bool
-	follows  int
-	follower *Follower
-	stopping chan struct{} // closed when the last follow stops
+	own map[string]bool
+	// created is the CreatedAt of the conversation whose events are
+	// reported (zero: not known yet). A conversation deleted and created
+	// again under the id is another log, whose seqs start from 1 again.
+	created time.Time
+	// gen counts the times reporting started afresh (a delete here, a
+	// follow of another conversation under the id); followGen is the
+	// generation the follower runs for. A follower of an older one
+	// delivers nothing.
+	gen, followGen uint64
+	follows        int
+	follower       *Follower
+	stopping       chan struct{} // closed when the last follow stops
 }
 
 // logEnd is a conversation's newest record's position and the metadata
@@ -428,7 +437,7 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		if a.Durable != nil {
 			a.Durable(res)
 		}
-		s.deliver(c, rec, born, durable)
+		s.deliver(c, rec, born, durable, 0)
 		return res, nil
 	}
 }

@@ -2,8 +2,10 @@ package jetlog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -69,12 +71,29 @@ func (s *Store) Cancel(ctx context.Context, conversation, turn string) error {
 	return s.notice(ctx, noticeCancel, conversation, []byte(turn))
 }
 
+// deleteNotice is the data of a delete notice. Gateways before it had
+// data sent none and ignore any: a notice without created_at, or one
+// that is not JSON, says only which id was deleted.
+type deleteNotice struct {
+	// CreatedAt is the deleted conversation's creation time, which tells
+	// it from one created again under its id.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
 // OnDeleted implements convo.DeleteNotifier.
-func (s *Store) OnDeleted(fn func(conversation string)) error {
-	return s.onNotice(noticeDelete, func(id string, _ []byte) { fn(id) })
+func (s *Store) OnDeleted(fn func(conversation string, created time.Time)) error {
+	return s.onNotice(noticeDelete, func(id string, data []byte) {
+		var n deleteNotice
+		_ = json.Unmarshal(data, &n) // none, or not ours: the id alone
+		fn(id, n.CreatedAt)
+	})
 }
 
 // NotifyDeleted implements convo.DeleteNotifier.
-func (s *Store) NotifyDeleted(ctx context.Context, conversation string) error {
-	return s.notice(ctx, noticeDelete, conversation, nil)
+func (s *Store) NotifyDeleted(ctx context.Context, conversation string, created time.Time) error {
+	var data []byte
+	if !created.IsZero() {
+		data, _ = json.Marshal(deleteNotice{CreatedAt: created}) // a time always marshals
+	}
+	return s.notice(ctx, noticeDelete, conversation, data)
 }

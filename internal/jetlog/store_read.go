@@ -254,8 +254,10 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 	delete(s.system, id)
 	s.mu.Unlock()
 	c.repMu.Lock()
-	// A conversation created again under this id starts from seq 1.
-	c.reported, c.reportedPos = 0, 0
+	// A conversation created again under this id starts from seq 1, and
+	// the followers of this one deliver nothing more.
+	c.reported, c.reportedPos, c.created = 0, 0, time.Time{}
+	c.gen++
 	c.repMu.Unlock()
 	return nil
 }

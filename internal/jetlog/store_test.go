@@ -2,11 +2,14 @@ package jetlog_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/chatgateway/gateway/internal/convo/logtest"
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestConformance runs the storage seam's suite against the JetStream
@@ -128,7 +132,7 @@ func TestFollowStoppedWhileClosing(t *testing.T) {
 		s.Start(func([]convo.Committed) {})
 		var stops sync.WaitGroup
 		for i := range 50 {
-			stop := s.Follow(fmt.Sprint("c", i), 0)
+			stop := s.Follow(fmt.Sprint("c", i), 0, time.Time{})
 			stops.Go(stop)
 		}
 		if err := s.Close(); err != nil {
@@ -136,4 +140,68 @@ func TestFollowStoppedWhileClosing(t *testing.T) {
 		}
 		stops.Wait()
 	}
+}
+
+// openStore opens a Store named node, quiet, on the NATS server at url,
+// with a one-second request timeout; it closes when the test ends.
+func openStore(t *testing.T, url, node string) *jetlog.Store {
+	t.Helper()
+	s, err := jetlog.OpenStore(context.Background(), url, jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler),
+		Options: jetlog.Options{Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// reports collects the events a Store reports to its committed function.
+type reports struct {
+	mu    sync.Mutex
+	got   []convo.Committed
+	added chan struct{} // capacity 1: events were reported
+}
+
+// collect starts s with a committed function that collects into the
+// reports it returns.
+func collect(s *jetlog.Store) *reports {
+	r := &reports{added: make(chan struct{}, 1)}
+	s.Start(func(cs []convo.Committed) {
+		r.mu.Lock()
+		r.got = append(r.got, cs...)
+		r.mu.Unlock()
+		select {
+		case r.added <- struct{}{}:
+		default:
+		}
+	})
+	return r
+}
+
+// waitKey waits until an event whose eventKey is key is reported, and
+// returns the keys of every event reported, in order.
+func (r *reports) waitKey(t *testing.T, key string) []string {
+	t.Helper()
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.got)
+		r.mu.Unlock()
+		keys := make([]string, len(got))
+		for i, c := range got {
+			keys[i] = eventKey(t, c.Frame)
+		}
+		if slices.Contains(keys, key) {
+			return keys
+		}
+		<-r.added
+	}
+}
+
+// eventKey is "seq:text" of an encoded event.
+func eventKey(t *testing.T, frame []byte) string {
+	var ev protocol.Event
+	if err := json.Unmarshal(frame, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d:%s", ev.Seq, ev.Text)
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/convo"
-	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -20,9 +19,7 @@ import (
 // subscriber b had from the start.
 func TestSubscribedAfterALaggingHub(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Start(t)
-	a := startNode(t, "a", srv.URL(), &words{n: 1}, 0)
-	b := startNode(t, "b", srv.URL(), &words{n: 1}, 0)
+	a, b, srv := startPair(t)
 	id := create(t, a)
 	blockFollowers(t, srv)
 	watch := subscribe(t, b, id, 0) // b's hub, at seq 0

@@ -179,7 +179,7 @@ func (l *Log) Start(committed func([]convo.Committed)) {
 
 // Follow implements convo.Log: this process is the file's only writer,
 // and every commit is reported whether followed or not.
-func (l *Log) Follow(string, uint64) func() { return func() {} }
+func (l *Log) Follow(string, uint64, time.Time) func() { return func() {} }
 
 // do queues o and waits until it is durable, refused, or dropped because
 // o.ctx ended before a commit took it up. Once taken up, an op is
