@@ -145,11 +145,13 @@ func TestFailedLastChunkEndsTurnUnavailable(t *testing.T) {
 }
 
 // metaHookLog is the file's Log, which runs hook once, right after the
-// next Meta read made with a context that carries hookKey (a caller's
-// check of the conversation, not the Service's own reads): the place
+// next Meta read for which at, given the read's context and id, is true:
+// by default one made with a context that carries hookKey (a caller's
+// check of the conversation, not the Service's own reads), the place
 // where a concurrent call lands between the check and what follows it.
 type metaHookLog struct {
 	convo.Log
+	at   func(ctx context.Context, id string) bool
 	hook logtest.Hook
 }
 
@@ -157,10 +159,17 @@ type hookKey struct{}
 
 func (l *metaHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	m, err := l.Log.Meta(ctx, id)
-	if ctx.Value(hookKey{}) != nil {
+	if l.hooked(ctx, id) {
 		l.hook.Run()
 	}
 	return m, err
+}
+
+func (l *metaHookLog) hooked(ctx context.Context, id string) bool {
+	if l.at != nil {
+		return l.at(ctx, id)
+	}
+	return ctx.Value(hookKey{}) != nil
 }
 
 // TestSubscribeRacingDelete deletes a conversation right after a
@@ -384,25 +393,6 @@ func TestCancelBeforeKick(t *testing.T) {
 	}
 }
 
-// startHookLog is the file's Log, which runs hook once, inside the next
-// Meta read of conversation id made with a context that lacks callerKey:
-// the read with which the Service starts the conversation's hub, not a
-// caller's check.
-type startHookLog struct {
-	convo.Log
-	id   string
-	hook logtest.Hook
-}
-
-type callerKey struct{}
-
-func (l *startHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) {
-	if id == l.id && ctx.Value(callerKey{}) == nil {
-		l.hook.Run()
-	}
-	return l.Log.Meta(ctx, id)
-}
-
 // TestHubStartsWithoutLocks makes a new hub's first Meta read wait until
 // an event of another conversation has reached that conversation's
 // subscriber. A Log may report events (the Service's dispatch, which
@@ -411,10 +401,14 @@ func (l *startHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error)
 // under the Service's lock then deadlocked the gateway (cluster mode, a
 // subscribe racing an append to the same conversation).
 func TestHubStartsWithoutLocks(t *testing.T) {
-	ctx := context.WithValue(context.Background(), callerKey{}, true)
-	var hooked *startHookLog
+	// The test's own calls carry hookKey; the read that starts a's hub
+	// (made with a context of the Service's) does not.
+	ctx := context.WithValue(context.Background(), hookKey{}, true)
+	var hooked *metaHookLog
 	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
-		hooked = &startHookLog{Log: l, id: "a"}
+		hooked = &metaHookLog{Log: l, at: func(ctx context.Context, id string) bool {
+			return id == "a" && ctx.Value(hookKey{}) == nil
+		}}
 		return hooked
 	})
 	for _, id := range []string{"a", "b"} {

@@ -20,10 +20,7 @@ const (
 // deleted ends the turn of conversation, deleted, and drops its
 // subscribers, calling Gone on each.
 func (s *Service) deleted(conversation string) {
-	s.mu.Lock()
-	h := s.hubs[conversation]
-	s.mu.Unlock()
-	if h != nil {
+	if h := s.hubOf(conversation); h != nil {
 		s.hubDeleted(h)
 	}
 }
@@ -32,11 +29,7 @@ func (s *Service) deleted(conversation string) {
 // calling Gone on each: the conversation h serves is deleted. A
 // conversation created later under the same id starts a new hub.
 func (s *Service) hubDeleted(h *hub) {
-	h.mu.Lock()
-	if h.running != nil {
-		h.running.cancel(errDeleted)
-	}
-	h.mu.Unlock()
+	h.stop("", errDeleted)
 	s.mu.Lock()
 	h.mu.Lock()
 	if s.hubs[h.id] == h {
@@ -132,7 +125,14 @@ func (s *Service) acquireCurrent(ctx context.Context, user, id string) (*hub, *M
 func (h *hub) replacedBy(m *Meta) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.created.IsZero() && !h.created.Equal(m.CreatedAt)
+	return replaced(h.created, m)
+}
+
+// replaced reports whether m is of another conversation than the one
+// created at created, under the same id; a zero created names whichever
+// has the id.
+func replaced(created time.Time, m *Meta) bool {
+	return !created.IsZero() && !created.Equal(m.CreatedAt)
 }
 
 // state returns the CreatedAt of the conversation h serves, and whether

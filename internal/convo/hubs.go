@@ -237,10 +237,7 @@ func (s *Service) dispatch(events []Committed) {
 		for j < len(events) && events[j].Conversation == events[i].Conversation {
 			j++
 		}
-		s.mu.Lock()
-		h := s.hubs[events[i].Conversation]
-		s.mu.Unlock()
-		if h != nil && h.publish(events[i:j]) > 0 {
+		if h := s.hubOf(events[i].Conversation); h != nil && h.publish(events[i:j]) > 0 {
 			s.releaseIfIdle(h)
 		}
 		i = j
@@ -325,26 +322,33 @@ func (s *Service) dropHub(h *hub) {
 	s.cfg.Metrics.Hubs.Dec()
 }
 
-// stopTurn cancels conversation's running turn, if any, with cause, and
-// returns its hub (nil without one). open, when not empty, is the id of
-// the conversation's open turn, which the runner that takes it up
-// cancels too if it is not running yet.
-func (s *Service) stopTurn(conversation, open string, cause error) *hub {
+// hubOf returns the hub of conversation id, or nil without one.
+func (s *Service) hubOf(id string) *hub {
 	s.mu.Lock()
-	h := s.hubs[conversation]
-	s.mu.Unlock()
-	if h == nil {
-		return nil
+	defer s.mu.Unlock()
+	return s.hubs[id]
+}
+
+// stopTurn cancels conversation's running turn, if any, with cause (see
+// hub.stop).
+func (s *Service) stopTurn(conversation, open string, cause error) {
+	if h := s.hubOf(conversation); h != nil {
+		h.stop(open, cause)
 	}
+}
+
+// stop cancels h's running turn, if any, with cause. open, when not
+// empty, is the id of the conversation's open turn, which the runner
+// that takes it up cancels too if it is not running yet.
+func (h *hub) stop(open string, cause error) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if open != "" {
 		h.cancelled = open
 	}
 	if h.running != nil {
 		h.running.cancel(cause)
 	}
-	h.mu.Unlock()
-	return h
 }
 
 // takeTurn is called by h's running runner once it knows the id of the

@@ -299,7 +299,7 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 		return err
 	}
 	defer s.release(h)
-	if !req.CreatedAt.IsZero() && !req.CreatedAt.Equal(m.CreatedAt) {
+	if replaced(req.CreatedAt, m) {
 		return ErrReplaced
 	}
 	return h.subscribe(ctx, s.log, req.After, sub, func(last uint64) {
@@ -310,10 +310,7 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 // Unsubscribe stops delivering conversation's events to sub. It is a no-op
 // for a subscriber that is not subscribed.
 func (s *Service) Unsubscribe(conversation string, sub Subscriber) {
-	s.mu.Lock()
-	h := s.hubs[conversation]
-	s.mu.Unlock()
-	if h != nil {
+	if h := s.hubOf(conversation); h != nil {
 		h.unsubscribe(sub)
 		s.releaseIfIdle(h)
 	}
@@ -323,9 +320,7 @@ func (s *Service) Unsubscribe(conversation string, sub Subscriber) {
 // subscribe or send subscribed it, and no unsubscribe, delete or drop
 // has undone that since.
 func (s *Service) Subscribed(conversation string, sub Subscriber) bool {
-	s.mu.Lock()
-	h := s.hubs[conversation]
-	s.mu.Unlock()
+	h := s.hubOf(conversation)
 	if h == nil {
 		return false
 	}
@@ -484,7 +479,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if !createdAt.IsZero() && !createdAt.Equal(m.CreatedAt) {
+	if replaced(createdAt, m) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	if after > m.LastSeq {
@@ -499,7 +494,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	// events are its.
 	if now, err := s.log.Meta(ctx, conversation); err != nil {
 		return nil, time.Time{}, err
-	} else if !now.CreatedAt.Equal(m.CreatedAt) {
+	} else if replaced(m.CreatedAt, now) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	out := make([]json.RawMessage, len(frames))
