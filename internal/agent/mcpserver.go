@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/chatgateway/gateway/internal/readlimit"
 )
 
 // How MCP sessions live: each server of the registry has a keeper
@@ -548,28 +549,7 @@ func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		d.maybe.Store(true)
 	}
 	if err == nil && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		resp.Body = &limitedBody{ReadCloser: resp.Body, limit: h.limit, left: h.limit}
+		resp.Body = readlimit.ReadCloser(resp.Body, int64(h.limit), errTooLarge(h.limit))
 	}
 	return resp, err
-}
-
-// limitedBody is a response body that fails, with an error that says so,
-// once more than left bytes are read.
-type limitedBody struct {
-	io.ReadCloser
-	limit, left int
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errTooLarge(b.limit)
-	}
-	// Read one byte past the limit, to know whether the body was longer.
-	p = p[:min(len(p), b.left+1)]
-	n, err := b.ReadCloser.Read(p)
-	b.left -= n
-	if b.left < 0 {
-		return n, errTooLarge(b.limit)
-	}
-	return n, err
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/chatgateway/gateway/internal/readlimit"
 )
 
 // How a JWKS is kept fresh.
@@ -228,30 +230,7 @@ type limitBody struct{ base http.RoundTripper }
 func (t limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err == nil {
-		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxJWKSBytes}
+		resp.Body = readlimit.ReadCloser(resp.Body, maxJWKSBytes, errJWKSTooLarge)
 	}
 	return resp, err
-}
-
-// limitedBody is a body that fails once it would yield more than left
-// bytes, and never yields them.
-type limitedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, errJWKSTooLarge
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1] // one byte more tells a body of exactly the limit from a larger one
-	}
-	n, err := b.ReadCloser.Read(p)
-	if int64(n) > b.left {
-		n, b.left = int(b.left), -1
-		return n, errJWKSTooLarge
-	}
-	b.left -= int64(n)
-	return n, err
 }
