@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -50,11 +51,15 @@ import (
 // By conversation, it keys each record by its stream and seq instead, as
 // a log that reads a conversation back by its keys lays it out (the
 // gateway's events bucket, without its tail): a commit then writes into
-// each stream's own key range, not at the end of one sequence.
+// each stream's own key range, not at the end of one sequence. Through a
+// tail, it keys the records of a turn in progress by the global sequence
+// and moves them under their stream and seq when the turn ends, deleting
+// moved records from the tail's head, as the gateway's log does: the
+// least layout that reads a conversation back by its keys after a
+// restart and writes into each stream's range once per turn.
 type barePipe struct {
-	db *bolt.DB // nil: nothing is stored
-	// perConversation keys records by stream and seq.
-	perConversation bool
+	db     *bolt.DB // nil: nothing is stored
+	layout pipeLayout
 	// proto makes the pipe send and store the protocol's events: a
 	// send's message and turn_start (the ack not stored), deltas and a
 	// turn_end with the whole reply as its message, each with its ts;
@@ -65,6 +70,11 @@ type barePipe struct {
 	ctx     context.Context // ends the model streams when the pipe closes
 	wake    chan struct{}   // capacity 1: "something is pending"
 	key     uint64          // the last number of the global sequence (not by conversation); only the loop uses it
+	// moved are the tail's records moved out and not deleted yet, and
+	// head the first record the tail may still hold (through a tail;
+	// only the loop uses them).
+	moved map[uint64]bool
+	head  uint64
 
 	mu      sync.Mutex
 	pending []*bareStream // streams with something to commit, each once
@@ -95,12 +105,25 @@ type bareStream struct {
 	out [][]byte
 	// turn counts the stream's turns, started is when the last one's
 	// send was stored, reply is the reply's text so far and history the
-	// keys (by conversation: the seqs) of its stored messages (proto only;
-	// the loop's, history shared with the reply under mu).
+	// keys of its stored messages (proto only; the loop's, history shared
+	// with the reply under mu).
 	turn    int
 	started time.Time
 	reply   []byte
-	history []uint64
+	history []recordKey
+	// inTail are the records of the turn in progress that are in the
+	// tail (through a tail; only the loop uses it).
+	inTail []tailRecord
+}
+
+// recordKey is where a record is stored: seq is its seq in its stream,
+// and g its number in the global sequence (0: none).
+type recordKey struct{ seq, g uint64 }
+
+// tailRecord is a record stored in the tail.
+type tailRecord struct {
+	recordKey
+	data []byte
 }
 
 // startBarePipe starts the bare pipeline v on 127.0.0.1:0, streaming
@@ -115,8 +138,8 @@ func startBarePipe(dir string, model *stampModel, v pipeVariant) (*target, error
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &barePipe{db: db, perConversation: v.perConversation, proto: v.proto, model: model, metrics: metrics.New(), ctx: ctx,
-		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	p := &barePipe{db: db, layout: v.layout, proto: v.proto, model: model, metrics: metrics.New(), ctx: ctx,
+		wake: make(chan struct{}, 1), exited: make(chan struct{}), moved: map[uint64]bool{}, head: 1}
 	var conns sync.WaitGroup
 	var n atomic.Int64
 	srv, url, err := serveWebSockets(func(ws *websocket.Conn, sock *cork.Conn) {
@@ -242,7 +265,9 @@ func (p *barePipe) loop() {
 			t.s.mu.Lock()
 			t.s.out = append(t.s.out, t.frames...)
 			for _, i := range t.messages {
-				t.s.history = append(t.s.history, t.first+uint64(i))
+				if t.keys != nil { // stored
+					t.s.history = append(t.s.history, t.keys[i])
+				}
 			}
 			t.s.mu.Unlock()
 			poke(t.s.wake)
@@ -335,15 +360,27 @@ type taken struct {
 	frames, records [][]byte
 	messages        []int
 	// seq is the stream's seq before the records, each of which takes
-	// the next; first is the key of the first record, once stored (by
-	// conversation: its seq).
-	seq, first uint64
-	start      bool // the send was stored: start the reply
+	// the next; keys are where the records were stored, once they are.
+	seq   uint64
+	keys  []recordKey
+	start bool // the send was stored: start the reply
 }
 
+// Buckets of the bare pipelines that store: one log (a global sequence,
+// or by conversation), or the tail and events, through a tail.
+var (
+	bareLog    = []byte("log")
+	bareTail   = []byte("tail")
+	bareEvents = []byte("events")
+	bareIndex  = []byte("index")
+)
+
+// maxTailCut bounds the records a commit deletes from the tail's head,
+// as boltlog's does.
+const maxTailCut = 4096
+
 // store commits the records of batch in one transaction, noting the key
-// of each taken's first, and records the commit; without a file it only
-// counts them.
+// of each, and records the commit; without a file it only counts them.
 func (p *barePipe) store(batch []taken) error {
 	events := 0
 	for _, t := range batch {
@@ -355,31 +392,27 @@ func (p *barePipe) store(batch []taken) error {
 	}
 	start := time.Now()
 	err := p.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("log"))
-		if err != nil {
-			return err
+		var bks [4]*bolt.Bucket
+		for i, name := range [][]byte{bareLog, bareTail, bareEvents, bareIndex} {
+			var err error
+			if bks[i], err = tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
-		// Appended in key order: no half-full pages behind (by
-		// conversation, in each stream's range, boltlog's fill).
-		b.FillPercent = 1
-		if p.perConversation {
-			b.FillPercent = 0.9
+		bk := pipeBuckets{log: bks[0], tail: bks[1], events: bks[2], index: bks[3]}
+		// Appended in key order: no half-full pages behind (in each
+		// stream's range, boltlog's fill).
+		bk.log.FillPercent, bk.tail.FillPercent, bk.events.FillPercent, bk.index.FillPercent = 1, 1, 0.9, 0.9
+		if p.layout == byConversation {
+			bk.log.FillPercent = 0.9
 		}
 		for i := range batch {
-			t := &batch[i]
-			// Records are numbered on from the global sequence's last or,
-			// by conversation, from the stream's seq.
-			last, seq := &p.key, t.seq
-			if p.perConversation {
-				last = &seq
+			if err := p.put(&batch[i], bk); err != nil {
+				return err
 			}
-			t.first = *last + 1
-			for _, f := range t.records {
-				*last++
-				if err := b.Put(p.recordKey(t.s, *last), f); err != nil {
-					return err
-				}
-			}
+		}
+		if p.layout == throughTail {
+			return p.cutTail(tx)
 		}
 		return nil
 	})
@@ -391,14 +424,95 @@ func (p *barePipe) store(batch []taken) error {
 	return nil
 }
 
-// recordKey is the key of record n of s: n, its number in the global
-// sequence, or by conversation s's id, a zero byte and n, its seq.
-func (p *barePipe) recordKey(s *bareStream, n uint64) []byte {
-	var k []byte
-	if p.perConversation {
-		k = append([]byte(s.id), 0)
+// pipeBuckets are a commit's buckets: those of its layout are used.
+type pipeBuckets struct{ log, tail, events, index *bolt.Bucket }
+
+// put stores t's records in the buckets of the pipe's layout.
+func (p *barePipe) put(t *taken, bk pipeBuckets) error {
+	s := t.s
+	t.keys = make([]recordKey, len(t.records))
+	for i, f := range t.records {
+		k := recordKey{seq: t.seq + uint64(i) + 1}
+		end := bytes.HasPrefix(f, turnEndFrame)
+		var err error
+		switch {
+		case p.layout == byConversation:
+			err = bk.log.Put(s.key(k.seq), f)
+		case p.layout == globalLayout || p.layout == throughIndex:
+			p.key++
+			k.g = p.key
+			err = bk.log.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
+			if p.layout == throughIndex {
+				s.inTail = append(s.inTail, tailRecord{recordKey: k})
+			}
+			if err == nil && p.layout == throughIndex && end {
+				// One record under the stream lists where the turn's are.
+				var where []byte
+				for _, r := range s.inTail {
+					where = binary.BigEndian.AppendUint64(where, r.g)
+				}
+				err = bk.index.Put(s.key(s.inTail[0].seq), where)
+				s.inTail = s.inTail[:0]
+			}
+		case !end:
+			p.key++
+			k.g = p.key
+			s.inTail = append(s.inTail, tailRecord{k, f})
+			err = bk.tail.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
+		default:
+			// The turn ends: its records move under the stream.
+			for _, r := range s.inTail {
+				if err := bk.events.Put(s.key(r.seq), r.data); err != nil {
+					return err
+				}
+				p.moved[r.g] = true
+			}
+			s.inTail = s.inTail[:0]
+			err = bk.events.Put(s.key(k.seq), f)
+		}
+		if err != nil {
+			return err
+		}
+		t.keys[i] = k
 	}
-	return binary.BigEndian.AppendUint64(k, n)
+	return nil
+}
+
+// turnEndFrame starts the frame of a turn_end event.
+var turnEndFrame = []byte(`{"type":"` + protocol.EventTurnEnd + `"`)
+
+// cutTail deletes the records moved out of the tail from its head, in
+// order, up to maxTailCut.
+func (p *barePipe) cutTail(tx *bolt.Tx) error {
+	tail := tx.Bucket(bareTail)
+	for n := 0; n < maxTailCut && p.moved[p.head]; n++ {
+		if err := tail.Delete(binary.BigEndian.AppendUint64(nil, p.head)); err != nil {
+			return err
+		}
+		delete(p.moved, p.head)
+		p.head++
+	}
+	return nil
+}
+
+// key is the key of s's record seq, by conversation: s's id, a zero byte
+// and seq.
+func (s *bareStream) key(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(s.id), 0), seq)
+}
+
+// stored returns the record stored at k of s, or nil.
+func (p *barePipe) stored(tx *bolt.Tx, s *bareStream, k recordKey) []byte {
+	switch p.layout {
+	case byConversation:
+		return tx.Bucket(bareLog).Get(s.key(k.seq))
+	case globalLayout, throughIndex:
+		return tx.Bucket(bareLog).Get(binary.BigEndian.AppendUint64(nil, k.g))
+	}
+	if data := tx.Bucket(bareEvents).Get(s.key(k.seq)); data != nil || k.g == 0 {
+		return data
+	}
+	return tx.Bucket(bareTail).Get(binary.BigEndian.AppendUint64(nil, k.g))
 }
 
 // reply streams the model's reply into s's pending text, having read
@@ -409,10 +523,9 @@ func (p *barePipe) reply(s *bareStream) {
 		keys := slices.Clone(s.history)
 		s.mu.Unlock()
 		err := p.db.View(func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte("log"))
 			for _, k := range keys {
-				if b.Get(p.recordKey(s, k)) == nil {
-					return fmt.Errorf("loadtest: message %d not found", k)
+				if p.stored(tx, s, k) == nil {
+					return fmt.Errorf("loadtest: message %d not found", k.seq)
 				}
 			}
 			return nil

@@ -92,9 +92,29 @@ func (r *runner) baseline(parent context.Context) (baselineResult, error) {
 }
 
 // pipeVariant is what a bare pipeline does (see barePipe): store or not,
-// speak the protocol or not, and key what it stores by conversation or
-// by one global sequence.
-type pipeVariant struct{ store, proto, perConversation bool }
+// speak the protocol or not, and how it lays out what it stores.
+type pipeVariant struct {
+	store, proto bool
+	layout       pipeLayout
+}
+
+// pipeLayout is how a bare pipeline keys what it stores.
+type pipeLayout int
+
+const (
+	// globalLayout keys every record by one global sequence.
+	globalLayout pipeLayout = iota
+	// byConversation keys each record by its conversation and seq.
+	byConversation
+	// throughTail keys the records of a turn in progress by one global
+	// sequence (a tail), and moves them under their conversation and seq
+	// when the turn ends, as the gateway's log does.
+	throughTail
+	// throughIndex keys every record by one global sequence, and when a
+	// turn ends stores one index record under its conversation and first
+	// seq that lists where the turn's records are.
+	throughIndex
+)
 
 // name is how the report names the pipeline.
 func (v pipeVariant) name() string {
@@ -105,14 +125,19 @@ func (v pipeVariant) name() string {
 	if !v.store {
 		name += ", nothing stored"
 	}
-	if v.perConversation {
+	switch v.layout {
+	case byConversation:
 		name += ", by conversation"
+	case throughTail:
+		name += ", by conversation through a tail"
+	case throughIndex:
+		name += ", by conversation through an index"
 	}
 	return name
 }
 
 // barePipeVariants are the bare pipelines the baseline runs, in this order.
-var barePipeVariants = []pipeVariant{{store: true}, {store: true, proto: true}, {}, {proto: true}, {store: true, proto: true, perConversation: true}}
+var barePipeVariants = []pipeVariant{{store: true}, {store: true, proto: true}, {}, {proto: true}, {store: true, proto: true, layout: byConversation}, {store: true, proto: true, layout: throughTail}, {store: true, proto: true, layout: throughIndex}}
 
 // bareCommits is the latency of bare bbolt commits, how many were made
 // per second, and the bytes each wrote to storage.

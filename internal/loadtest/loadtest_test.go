@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,9 +142,13 @@ func TestBarePipeline(t *testing.T) {
 // all with a ts and gapless seqs across the turns (the second turn reads
 // the first's messages back before it streams). Then it reads the file:
 // every event stored, under its key in the global sequence or, by
-// conversation, under its conversation and seq.
+// conversation, under its conversation and seq; through a tail, every
+// event moved under its conversation and seq, and the tail emptied;
+// through an index, every event in the global sequence, and one index
+// record per turn, under the conversation and the turn's first seq,
+// listing where the turn's events are.
 func TestBarePipelineProtocolFrames(t *testing.T) {
-	for _, v := range []pipeVariant{{store: true, proto: true}, {store: true, proto: true, perConversation: true}} {
+	for _, v := range []pipeVariant{{store: true, proto: true}, {store: true, proto: true, layout: byConversation}, {store: true, proto: true, layout: throughTail}, {store: true, proto: true, layout: throughIndex}} {
 		t.Run(v.name(), func(t *testing.T) {
 			dir := t.TempDir()
 			events := twoProtocolTurns(t, dir, v)
@@ -158,14 +163,24 @@ func TestBarePipelineProtocolFrames(t *testing.T) {
 			defer db.Close()
 			stored := 0
 			err = db.View(func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte("log")).ForEach(func(k, data []byte) error {
+				bucket := bareLog
+				if v.layout == throughIndex {
+					checkIndex(t, tx.Bucket(bareIndex), events)
+				}
+				if v.layout == throughTail {
+					bucket = bareEvents
+					if n := tx.Bucket(bareTail).Stats().KeyN; n != 0 {
+						t.Errorf("%d records left in the tail", n)
+					}
+				}
+				return tx.Bucket(bucket).ForEach(func(k, data []byte) error {
 					stored++
 					var f protocol.ServerFrame
 					if err := json.Unmarshal(data, &f); err != nil {
 						return fmt.Errorf("%s: %w", data, err)
 					}
 					want := binary.BigEndian.AppendUint64(nil, f.Seq)
-					if v.perConversation {
+					if v.layout == byConversation || v.layout == throughTail {
 						want = append(append([]byte(f.Conversation), 0), want...)
 					}
 					if !bytes.Equal(k, want) {
@@ -181,6 +196,35 @@ func TestBarePipelineProtocolFrames(t *testing.T) {
 				t.Errorf("%d events stored, want %d", stored, events)
 			}
 		})
+	}
+}
+
+// checkIndex checks that the index of a bare pipeline through an index,
+// whose one conversation stored events events, lists them all in order:
+// the records of the global sequence 1 to events, which are its seqs,
+// under the first seq of each turn.
+func checkIndex(t *testing.T, index *bolt.Bucket, events int) {
+	t.Helper()
+	var listed []uint64
+	err := index.ForEach(func(k, where []byte) error {
+		first := binary.BigEndian.Uint64(k[len(k)-8:])
+		if first != uint64(len(listed))+1 || len(where) == 0 || len(where)%8 != 0 {
+			t.Errorf("index record %q lists %x after %d records", k, where, len(listed))
+		}
+		for ; len(where) >= 8; where = where[8:] {
+			listed = append(listed, binary.BigEndian.Uint64(where))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]uint64, events)
+	for i := range want {
+		want[i] = uint64(i) + 1
+	}
+	if !slices.Equal(listed, want) {
+		t.Errorf("the index lists %v, want %v", listed, want)
 	}
 }
 
