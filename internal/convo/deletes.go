@@ -1,7 +1,6 @@
 package convo
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -99,15 +98,17 @@ func (s *Service) checkDeleted(h *hub, created time.Time) {
 }
 
 // acquireCurrent is acquire for a caller that then reads the
-// conversation as user's: it returns the hub with the metadata. A hub
-// that serves a conversation deleted since (another one has its id now)
-// is dropped, its subscribers told, and a hub of the new one taken:
-// the delete's notice may have been lost, and a subscribe on the old
-// hub would replay the new log only up to the old one's last seq.
-func (s *Service) acquireCurrent(ctx context.Context, user, id string) (*hub, *Meta, error) {
+// conversation with read (as its user's): it returns the hub with the
+// metadata read. The hub first, then the read: a delete that the read
+// misses finds this hub. A hub that serves a conversation deleted since
+// (another one has its id now) is dropped, its subscribers told, and a
+// hub of the new one taken: the delete's notice may have been lost, and
+// a subscriber of the old hub would miss the new log's seqs up to the
+// old one's last.
+func (s *Service) acquireCurrent(id string, read func() (*Meta, error)) (*hub, *Meta, error) {
 	for {
 		h := s.acquire(id)
-		m, err := s.owned(ctx, user, id)
+		m, err := read()
 		if err != nil {
 			s.release(h)
 			return nil, nil, err

@@ -184,16 +184,24 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "text: %d bytes is over the limit of %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
 	a := &Append{Conversation: req.Conversation, ClientMsgID: req.ClientMsgID}
+	var h *hub
 	var before *Meta // the conversation as the send finds it
 	if a.Conversation == "" {
 		a.New = s.newMeta(user, &protocol.Create{})
 		a.Conversation, before = a.New.ID, a.New
+		h = s.acquire(a.Conversation)
 	} else {
+		// The hub first, then the check, as in Subscribe: sub must not
+		// land on a hub of a conversation deleted (and maybe created
+		// again) on another gateway whose notice has not come.
 		var err error
-		if before, err = s.usable(ctx, user, a.Conversation, false); err != nil {
+		if h, before, err = s.acquireCurrent(a.Conversation, func() (*Meta, error) {
+			return s.usable(ctx, user, a.Conversation, false)
+		}); err != nil {
 			return nil, err
 		}
 	}
+	defer s.release(h)
 	msgID, turnID := newID("m_"), newID("t_")
 	a.Build = func(m *Meta) ([]Draft, error) {
 		if m.Owner != user {
@@ -211,8 +219,6 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		}
 		return drafts, nil
 	}
-	h := s.acquire(a.Conversation)
-	defer s.release(h)
 	added := sub != nil && h.addLive(sub)
 	// The turn the send opens runs at once, its reply held back until
 	// the send is stored (see earlyTurn).
@@ -294,7 +300,9 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 	// deleted id, never told, and fed by whoever creates the id next.
 	// So the metadata read here is that of the conversation the hub
 	// replays, and its CreatedAt the one to check and to report.
-	h, m, err := s.acquireCurrent(ctx, user, req.Conversation)
+	h, m, err := s.acquireCurrent(req.Conversation, func() (*Meta, error) {
+		return s.owned(ctx, user, req.Conversation)
+	})
 	if err != nil {
 		return err
 	}
@@ -439,8 +447,8 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 // follow the removal find the conversation gone and end it quietly. With
 // a Log that several gateways share (a DeleteNotifier), every gateway
 // does the same; one that the notice cannot reach keeps its subscribers
-// (logged: the delete is done) until a subscribe there finds another
-// conversation under the id.
+// (logged: the delete is done) until a subscribe or a send there finds
+// another conversation under the id.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
 	d, shared := s.log.(DeleteNotifier)
 	var created time.Time

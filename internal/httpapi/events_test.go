@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -72,13 +70,6 @@ func (l *pageHookLog) Meta(ctx context.Context, id string) (*convo.Meta, error) 
 	return l.Log.Meta(ctx, id)
 }
 
-// streamed is what a client got for a streamed answer.
-type streamed struct {
-	status int
-	body   []byte
-	err    error // reading the body
-}
-
 // TestEventsEndAtDelete deletes a conversation, deletes and creates it
 // again, or fails storage, while GET …/events streams it: between its
 // first page and the next. A delete ends the array cleanly after the
@@ -101,9 +92,6 @@ func TestEventsEndAtDelete(t *testing.T) {
 	// status and the first events reach the client before the second
 	// page is read.
 	pad := strings.Repeat("x", 1<<10)
-	// A fresh connection for each request: the transport would send a GET
-	// cut off on a reused one again, and the test would see that answer.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	// grow adds n action events named prefix0, prefix1, … to id.
 	grow := func(t *testing.T, id, prefix string, n int) {
 		for i := range n {
@@ -156,40 +144,26 @@ func TestEventsEndAtDelete(t *testing.T) {
 				return <-resume
 			}
 			hooked.set(between, tt.metas)
-			req, err := http.NewRequestWithContext(conntest.Deadline(t), "GET", base+"/"+id+"/events", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := make(chan streamed, 1)
-			go func() {
-				resp, err := client.Do(req)
-				if err != nil {
-					got <- streamed{err: err}
-					return
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				got <- streamed{resp.StatusCode, body, err}
-			}()
+			got := conntest.GetLater(t, base+"/"+id+"/events")
 			select {
 			case <-reached:
 				resume <- tt.between(t, id)
 			case a := <-got:
-				t.Fatalf("GET …/events answered %d %s (%v) without reading a second page", a.status, a.body, a.err)
+				t.Fatalf("GET …/events answered %d %s (%v) without reading a second page", a.Status, a.Body, a.Err)
 			}
 			a := <-got
-			if a.status != 200 {
-				t.Fatalf("GET …/events: status %d (%v), want 200", a.status, a.err)
+			if a.Status != 200 {
+				t.Fatalf("GET …/events: status %d (%v), want 200", a.Status, a.Err)
 			}
 			var evs []protocol.Event
-			decodeErr := json.Unmarshal(a.body, &evs)
+			decodeErr := json.Unmarshal(a.Body, &evs)
 			if !tt.complete {
-				if a.err == nil && decodeErr == nil {
+				if a.Err == nil && decodeErr == nil {
 					t.Fatalf("GET …/events gave a complete answer of %d events; want it cut short", len(evs))
 				}
 			} else {
-				if a.err != nil || decodeErr != nil {
-					t.Fatalf("GET …/events cut short after %d bytes (reading: %v; decoding: %v)", len(a.body), a.err, decodeErr)
+				if a.Err != nil || decodeErr != nil {
+					t.Fatalf("GET …/events cut short after %d bytes (reading: %v; decoding: %v)", len(a.Body), a.Err, decodeErr)
 				}
 				if len(evs) == 0 || len(evs) >= events {
 					t.Fatalf("GET …/events: %d events, want the first page's", len(evs))

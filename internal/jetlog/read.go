@@ -103,6 +103,21 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 	}
 }
 
+// purged reports whether the stream's leader has none of conversation
+// id's records from position from to upTo, which a read found before:
+// the conversation was deleted since (its subject purged), and maybe
+// created again (its records are then after upTo).
+func (l *Log) purged(ctx context.Context, id string, from, upTo uint64) (bool, error) {
+	rec, err := l.leaderGet(ctx, msgGetRequest{Seq: from, NextFor: l.subject(id)})
+	if errors.Is(err, ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return rec.Pos > upTo, nil
+}
+
 // Tries of a read that no server answers.
 const (
 	noResponderTries = 50

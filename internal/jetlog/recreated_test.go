@@ -67,15 +67,7 @@ func TestResumeRecreatedOnAnotherGateway(t *testing.T) {
 // createWithActions creates conversation id on n with n action events.
 func createWithActions(t *testing.T, n *node, id string, actions int) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := n.svc.Create(ctx, user, &protocol.Create{Conversation: id}); err != nil {
-		t.Fatal(err)
-	}
-	for range actions {
-		if _, err := n.svc.PublishAction(ctx, user, id, convo.Action{Name: "step"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createAs(t, n, user, id, actions)
 }
 
 // listedCreatedAt returns the created_at that n's list shows for id.

@@ -72,8 +72,14 @@ func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, fn func
 			return err
 		}
 		if len(recs) == 0 {
-			// The replica that answered has not stored what the leader
-			// acknowledged yet.
+			// The conversation was deleted since its newest record was
+			// read (its subject purged), or the replica that answered
+			// has not stored what the leader acknowledged yet.
+			if gone, err := s.log.purged(ctx, id, pos, last.Pos); err != nil {
+				return err
+			} else if gone {
+				return fmt.Errorf("%w: conversation %s was deleted while read", ErrNotFound, id)
+			}
 			if lag++; lag > lagRetries {
 				return fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, next)
 			}

@@ -140,3 +140,34 @@ func (w *exchangeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	return conn, rw, err
 }
+
+// Streamed is what a client got for an answer streamed to it.
+type Streamed struct {
+	Status int
+	Body   []byte
+	Err    error // sending the request or reading the body
+}
+
+// GetLater sends GET url on a goroutine, on a connection of its own (the
+// transport would send a GET cut off on a reused one again, and the
+// caller would see that answer), and hands over the answer once its body
+// is read. The request ends with t's Deadline.
+func GetLater(t testing.TB, url string) <-chan Streamed {
+	t.Helper()
+	req, err := http.NewRequestWithContext(Deadline(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Streamed, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			got <- Streamed{Err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		got <- Streamed{resp.StatusCode, body, err}
+	}()
+	return got
+}

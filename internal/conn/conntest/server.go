@@ -33,6 +33,10 @@ type Config struct {
 	// the bbolt one: a test's wrapper that lands a concurrent call at a
 	// chosen point of a read or an append.
 	WrapLog func(convo.Log) convo.Log
+	// Log, when not nil, is the Log the Service runs on instead of a
+	// bbolt file (Path and WrapLog are then unused): a cluster-mode
+	// test's jetlog.Store, which the Service owns from then on.
+	Log convo.Log
 }
 
 // Server is a gateway serving its real HTTP API and WebSocket handler on
@@ -71,17 +75,20 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.API.Logger == nil {
 		cfg.API.Logger = log
 	}
-	bolt, err := boltlog.Open(cfg.Path, boltlog.Options{Metrics: cfg.Convo.Metrics, TracerProvider: cfg.Convo.TracerProvider})
-	if err != nil {
-		t.Fatalf("open the log: %v", err)
+	l := cfg.Log
+	if l == nil {
+		bolt, err := boltlog.Open(cfg.Path, boltlog.Options{Metrics: cfg.Convo.Metrics, TracerProvider: cfg.Convo.TracerProvider})
+		if err != nil {
+			t.Fatalf("open the log: %v", err)
+		}
+		l = bolt
+		if cfg.WrapLog != nil {
+			l = cfg.WrapLog(bolt)
+		}
 	}
-	var l convo.Log = bolt
-	if cfg.WrapLog != nil {
-		l = cfg.WrapLog(bolt)
-	}
+	// New closes l if it fails.
 	svc, err := convo.New(l, cfg.Model, cfg.Convo)
 	if err != nil {
-		_ = bolt.Close()
 		t.Fatalf("open the service: %v", err)
 	}
 	ws := conn.NewHandler(svc, cfg.Conn)
