@@ -108,6 +108,11 @@ func (s *Store) fillGap(c *conv, rec *Record) bool {
 			continue
 		}
 		for _, r := range recs {
+			// A record this gateway's append has stored and not yet
+			// reported: the append reports it once its Durable ran.
+			for c.own[r.ID] {
+				c.ownCond.Wait()
+			}
 			if r.Last() > c.reported {
 				s.report(c, r, nil, time.Now())
 			}

@@ -76,3 +76,61 @@ func TestOwnRecordAfterUnseenOnes(t *testing.T) {
 		t.Fatalf("b reported seqs %v, want %v", got, want)
 	}
 }
+
+// TestOwnRecordReportedAfterItsAppend: a gateway that follows a
+// conversation gets its own records twice, from the append once it is
+// acknowledged and from its follower. Each is reported after the
+// append's Durable has run (the ack of a send goes out there, before its
+// message event), whichever comes first.
+func TestOwnRecordReportedAfterItsAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := natstest.Start(t)
+	s, err := OpenStore(ctx, srv.URL(), StoreOptions{Node: "a", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	const id, appends = "c1", 100
+	var mu sync.Mutex
+	durable := map[uint64]bool{} // by seq: the append's Durable ran
+	var early []uint64
+	s.Start(func(cs []convo.Committed) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cs {
+			if !durable[c.Seq] {
+				early = append(early, c.Seq)
+			}
+		}
+	})
+	delta := func(*convo.Meta) ([]convo.Draft, error) {
+		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: "x"}}}, nil
+	}
+	markDurable := func(res *convo.Appended) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range res.Events {
+			durable[ev.Seq] = true
+		}
+	}
+	if _, err := s.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Meta(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Follow(id, 0, m.CreatedAt)()
+	for range appends {
+		if _, err := s.Append(ctx, &convo.Append{Conversation: id, Build: delta, Durable: markDurable}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Fatalf("seqs %v reported before their append's Durable ran", early)
+	}
+}

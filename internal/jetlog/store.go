@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/metrics"
@@ -379,6 +380,9 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 				return nil, err
 			}
 		}
+		// Named here, not by Log.Append: the follower knows the record
+		// by its id, and waits while it is marked own.
+		rec.ID = nuid.Next()
 		c.repMu.Lock()
 		c.own[rec.ID] = true
 		c.repMu.Unlock()
@@ -388,6 +392,7 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		if err != nil {
 			c.repMu.Lock()
 			delete(c.own, rec.ID)
+			c.ownCond.Broadcast()
 			c.repMu.Unlock()
 			c.end = nil
 		}
