@@ -121,7 +121,7 @@ func TestLongConversationOpensFast(t *testing.T) {
 		t.Errorf("%d messages shown, seqs in order: %v; want all %d in order", len(seqs), sort.IntsAreSorted(seqs), 2*turns)
 	}
 	var texts []string
-	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').dataset.source)`, &texts)
+	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').markdownSource)`, &texts)
 	i := 0
 	for _, m := range msgs {
 		if m.Role != protocol.RoleAssistant {

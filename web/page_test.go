@@ -34,7 +34,7 @@ func TestThinkingAndActions(t *testing.T) {
 		Open bool   `json:"open"`
 		Text string `json:"text"`
 	}
-	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').dataset.source})`, &got)
+	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').markdownSource})`, &got)
 	wantThought := "The user asked to see my reasoning. I am the demo model, so I will echo the message."
 	if got.Open || got.Text != wantThought {
 		t.Errorf("thinking section open=%v text %q, want closed with %q", got.Open, got.Text, wantThought)

@@ -224,10 +224,19 @@ function settled(text, from) {
   }
 }
 
+// exposeSource gives element a markdownSource property that returns
+// get(), the Markdown it shows, for tests to read: computed when read, so
+// that the page holds no copy of the text for them (a data attribute
+// would be one per element, and a long reply's text is long).
+export function exposeSource(element, get) {
+  Object.defineProperty(element, 'markdownSource', { get, configurable: true });
+}
+
 // MarkdownBlock is an element that shows Markdown which may grow: append
-// adds text and renders soon, flush renders now (and calls onFlush). The
-// element's data-source holds the text it shows. While shown() is false
-// (a folded section), rendering waits for the flush that follows.
+// adds text and renders soon, flush renders now. Its source is the one
+// copy of the text the page keeps (the element's markdownSource reads
+// it). While shown() is false (a folded section), rendering waits for the
+// flush that follows.
 //
 // While the text grows, a render parses only the text after the blocks
 // that settled (see settled): those are rendered once and stay as they
@@ -235,23 +244,25 @@ function settled(text, from) {
 // times its renders, and a selection in its earlier blocks holds. A
 // flush renders the whole text again.
 export class MarkdownBlock {
-  constructor(element, { onFlush = () => {}, shown = () => true } = {}) {
+  constructor(element, { shown = () => true } = {}) {
     this.element = element;
-    this.onFlush = onFlush;
     this.shown = shown;
     this.source = '';
-    this.rendered = '';
+    // stale says that source has text the element does not show yet.
+    this.stale = false;
     this.timer = 0;
     // settledAt is how much of source the element shows for good; tail,
     // the nodes that show the rest, replaced at each render.
     this.settledAt = 0;
     this.tail = [];
     element.classList.add('markdown');
+    exposeSource(element, () => this.source);
   }
 
   append(text) {
     if (!text) return;
     this.source += text;
+    this.stale = true;
     if (this.timer === 0) this.timer = setTimeout(() => this.flush(false), RENDER_MS);
   }
 
@@ -260,9 +271,7 @@ export class MarkdownBlock {
   flush(whole = true) {
     clearTimeout(this.timer);
     this.timer = 0;
-    this.element.dataset.source = this.source;
-    if (this.shown() && this.rendered !== this.source) this.render(whole);
-    this.onFlush();
+    if (this.shown() && this.stale) this.render(whole);
   }
 
   // render shows source: whole, or only the text after the settled
@@ -283,7 +292,7 @@ export class MarkdownBlock {
     const tail = renderMarkdown(this.source.slice(this.settledAt));
     this.tail = [...tail.childNodes];
     this.element.append(tail);
-    this.rendered = this.source;
+    this.stale = false;
     if (uncoloured && !noHljs) {
       waiting.add(this);
       loadHighlighter();
