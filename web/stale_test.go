@@ -2,8 +2,11 @@ package web_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -34,6 +37,9 @@ func TestEntryDeletedElsewhereGoesWhenOpened(t *testing.T) {
 	tb.waitFor("the notice that it does not exist", `!document.getElementById('notice').hidden && `+
 		`document.getElementById('notice').dataset.code === `+js(protocol.CodeNotFound))
 	tb.waitFor("the stale entry to go", entry+` === null`)
+	if text := tb.text(`document.querySelector('[data-testid=empty] .empty-title').textContent`); text != "Conversation not found" {
+		t.Errorf("the message list says %q", text)
+	}
 	if tb.text(`document.querySelector('li[data-id="keep"]')?.dataset.id ?? ''`) != "keep" {
 		t.Error("the other entry went too")
 	}
@@ -86,4 +92,34 @@ func TestOlderMessagesLoadPerConversation(t *testing.T) {
 	tb.click(`[data-testid=load-older]`)
 	tb.waitFor("all of b's messages", users+`.length === 11 && `+
 		`document.querySelector('[data-testid=load-older]').parentElement.hidden`)
+}
+
+// TestOpeningSaysLoadingUntilTheMessagesCome holds the load of a
+// conversation's messages: meanwhile the page says it is loading them,
+// not that there are none. An empty conversation says so once it is open.
+func TestOpeningSaysLoadingUntilTheMessagesCome(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	g := startGateway(t, &floodModel{chunks: 1}, gatewayConfig{wrap: holdOnce("/v1/conversations/x/messages", held, release)})
+	// Before the gateway's cleanup, which waits for the held request.
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Full"}`, http.StatusCreated)
+	g.sendQuestions(t, "x", "question", 1)
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Empty"}`, http.StatusCreated)
+
+	tb := newTab(t, "tab")
+	tb.do(chromedp.Navigate(g.url + "/#/c/x"))
+	waitHeld(t, held, "the conversation's messages")
+	placeholder := `document.querySelector('[data-testid=empty] .empty-title')`
+	tb.waitFor("the placeholder", placeholder+` !== null`)
+	if text := tb.text(placeholder + `.textContent`); text != "Loading…" {
+		t.Errorf("while its messages load, the conversation says %q", text)
+	}
+	releaseOnce.Do(func() { close(release) })
+	tb.waitUserMessage("question 0")
+
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("the empty conversation to say it has no messages", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		placeholder+`?.textContent === 'No messages yet'`)
 }

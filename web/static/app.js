@@ -134,6 +134,7 @@ let noticeAbout = null;
 function notFound(err, id) {
   showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
+  if (id === current) view.notFound();
 }
 
 function showNotice(err, text, about = null) {

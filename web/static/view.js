@@ -298,11 +298,21 @@ export class ConversationView {
     this.onRunning(null);
   }
 
+  // placeholder is what an empty list shows. A conversation's says it
+  // has no messages only once it is ready: until then they may be on
+  // their way (or the gateway out of reach).
   placeholder(conversation) {
     const p = el('div', 'empty', { testid: 'empty' });
-    p.append(el('p', 'empty-title', { text: conversation === null ? 'Start a conversation' : 'No messages yet' }));
+    const title = conversation === null ? 'Start a conversation' : 'Loading…';
+    p.append(el('p', 'empty-title', { text: title }));
     p.append(el('p', 'muted', { text: 'Type a message below. Replies stream in as the model writes them.' }));
     return p;
+  }
+
+  // notFound says, in place of the placeholder's "Loading…", that the
+  // conversation is not there to show.
+  notFound() {
+    this.empty.firstChild.textContent = 'Conversation not found';
   }
 
   // start says where the window begins: events with seq > from are to
@@ -325,6 +335,7 @@ export class ConversationView {
   checkReady() {
     if (this.readyAt === null || this.lastSeq < this.readyAt || this.list.dataset.ready !== undefined) return;
     this.list.dataset.ready = 'true';
+    this.empty.firstChild.textContent = 'No messages yet';
     // One mark, the latest: a mark per opening would pile up for as long
     // as the tab stays open.
     performance.clearMarks('conversation-ready');
