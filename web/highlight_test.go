@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -30,11 +29,10 @@ func (tb *tab) noCache() {
 // rest of the reply stays as it was (the same elements, the selection
 // held), not drawn again.
 func TestHighlighterLeavesTheStreamingReplyInPlace(t *testing.T) {
-	held, release := make(chan struct{}), make(chan struct{})
+	highlighter := newHold("/highlight.min.js")
 	model := newStepModel()
-	g := startGateway(t, model, gatewayConfig{wrap: holdOnce("/highlight.min.js", held, release)})
-	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	g := startGateway(t, model, gatewayConfig{wrap: highlighter.wrap})
+	t.Cleanup(highlighter.let)
 	tb := newTab(t, "tab")
 	tb.noCache()
 	tb.open(g.url, "/")
@@ -45,7 +43,7 @@ func TestHighlighterLeavesTheStreamingReplyInPlace(t *testing.T) {
 	// cannot join them.
 	const first = "Here is the code:\n\n```go\nfunc main() {}\n```\n\nIt does"
 	model.say(t, first+"\n")
-	waitHeld(t, held, "highlight.js")
+	highlighter.wait(t, "highlight.js")
 	reply := lastReply + `.querySelector('[data-testid=reply-text]')`
 	tb.waitFor("the code, uncoloured", reply+`?.querySelector('pre code') != null && `+reply+`.querySelector('p') != null`)
 	var ok bool
@@ -59,7 +57,7 @@ func TestHighlighterLeavesTheStreamingReplyInPlace(t *testing.T) {
 		t.Fatal("the code is coloured before highlight.js is in")
 	}
 
-	releaseOnce.Do(func() { close(release) })
+	highlighter.let()
 	tb.waitFor("the code coloured", reply+`.querySelector('pre code .hljs-keyword') !== null`)
 	var got struct {
 		Intro, Pre, Code bool

@@ -12,34 +12,64 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// holdOnce returns a wrap for the gateway's handler that holds the first
-// request whose path ends with suffix until release is closed, and closes
-// held when it comes.
-func holdOnce(suffix string, held, release chan struct{}) func(http.Handler) http.Handler {
-	var once sync.Once
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, suffix) {
-				hold := false
-				once.Do(func() { hold = true })
-				if hold {
-					close(held)
-					<-release
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+// hold holds the first request to the gateway whose path ends with
+// suffix until let is called. A test passes wrap to startGateway and then
+// registers let as a cleanup, so that it runs before the gateway's
+// cleanup, which waits for the held request.
+type hold struct {
+	suffix        string
+	held, release chan struct{}
+	once, freed   sync.Once
 }
 
-// waitHeld waits until the request a holdOnce holds has come.
-func waitHeld(t *testing.T, held chan struct{}, what string) {
+func newHold(suffix string) *hold {
+	return &hold{suffix: suffix, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *hold) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, h.suffix) {
+			first := false
+			h.once.Do(func() { first = true })
+			if first {
+				close(h.held)
+				<-h.release
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wait waits until the held request has come.
+func (h *hold) wait(t *testing.T, what string) {
 	t.Helper()
 	select {
-	case <-held:
+	case <-h.held:
 	case <-time.After(stepTimeout):
 		t.Fatalf("the page did not ask for %s", what)
 	}
+}
+
+// let lets the held request (and any to come) through.
+func (h *hold) let() {
+	h.freed.Do(func() { close(h.release) })
+}
+
+// openHeld starts a gateway that holds the first request whose path
+// ends with suffix, with conversation x (title, and turns questions that
+// start with prefix), and opens the page at x in a new tab; it returns
+// once the page's request is held.
+func openHeld(t *testing.T, suffix, title, prefix string, turns int) (*gateway, *tab, *hold) {
+	t.Helper()
+	h := newHold(suffix)
+	g := startGateway(t, &floodModel{chunks: 1}, gatewayConfig{wrap: h.wrap})
+	t.Cleanup(h.let)
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":`+js(title)+`}`, http.StatusCreated)
+	g.sendQuestions(t, "x", prefix, turns)
+	tb := newTab(t, "tab")
+	tb.do(chromedp.Navigate(g.url + "/#/c/x"))
+	h.wait(t, "the request to hold")
+	return g, tb, h
 }
 
 // TestReplacedWhileOpening deletes the conversation the page is opening,
@@ -47,21 +77,11 @@ func waitHeld(t *testing.T, held chan struct{}, what string) {
 // the page shows the new one, its own title and messages, not the new
 // one's events under the first one's title.
 func TestReplacedWhileOpening(t *testing.T) {
-	held, release := make(chan struct{}), make(chan struct{})
-	g := startGateway(t, &floodModel{chunks: 1}, gatewayConfig{wrap: holdOnce("/v1/conversations/x/events", held, release)})
-	// Before the gateway's cleanup, which waits for the held request.
-	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-	g.post(t, "/v1/conversations", `{"conversation":"x","title":"First"}`, http.StatusCreated)
-	g.sendQuestions(t, "x", "first", 2)
-
-	tb := newTab(t, "tab")
-	tb.do(chromedp.Navigate(g.url + "/#/c/x"))
-	waitHeld(t, held, "the conversation's events")
+	g, tb, events := openHeld(t, "/v1/conversations/x/events", "First", "first", 2)
 	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
 	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Second"}`, http.StatusCreated)
 	g.sendQuestions(t, "x", "second", 1)
-	releaseOnce.Do(func() { close(release) })
+	events.let()
 
 	tb.waitFor("the second conversation", `document.querySelector('[data-testid=title]').textContent === 'Second' && `+
 		`document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)

@@ -2,11 +2,8 @@ package web_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -98,26 +95,16 @@ func TestOlderMessagesLoadPerConversation(t *testing.T) {
 // conversation's messages: meanwhile the page says it is loading them,
 // not that there are none. An empty conversation says so once it is open.
 func TestOpeningSaysLoadingUntilTheMessagesCome(t *testing.T) {
-	held, release := make(chan struct{}), make(chan struct{})
-	g := startGateway(t, &floodModel{chunks: 1}, gatewayConfig{wrap: holdOnce("/v1/conversations/x/messages", held, release)})
-	// Before the gateway's cleanup, which waits for the held request.
-	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Full"}`, http.StatusCreated)
-	g.sendQuestions(t, "x", "question", 1)
-	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Empty"}`, http.StatusCreated)
-
-	tb := newTab(t, "tab")
-	tb.do(chromedp.Navigate(g.url + "/#/c/x"))
-	waitHeld(t, held, "the conversation's messages")
+	g, tb, history := openHeld(t, "/v1/conversations/x/messages", "Full", "question", 1)
 	placeholder := `document.querySelector('[data-testid=empty] .empty-title')`
 	tb.waitFor("the placeholder", placeholder+` !== null`)
 	if text := tb.text(placeholder + `.textContent`); text != "Loading…" {
 		t.Errorf("while its messages load, the conversation says %q", text)
 	}
-	releaseOnce.Do(func() { close(release) })
+	history.let()
 	tb.waitUserMessage("question 0")
 
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Empty"}`, http.StatusCreated)
 	var ok bool
 	tb.eval(`location.hash = '#/c/y'; true`, &ok)
 	tb.waitFor("the empty conversation to say it has no messages", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
