@@ -324,3 +324,30 @@ func TestScreenshot(t *testing.T) {
 	model.end(t, 40, 60)
 	tb.waitTurnEnd(protocol.StopEndTurn)
 }
+
+// TestAgentHeaderAtPhoneWidth opens an agent's conversation at phone
+// width, where the header is short of room: the title shows whole, and
+// the agent's tools give way to it.
+func TestAgentHeaderAtPhoneWidth(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{agents: newToolBench()})
+	g.post(t, "/v1/conversations", `{"conversation":"orders","title":"Orders","agent":"support"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.do(chromedp.EmulateViewport(390, 800))
+	tb.open(g.url, "/#/c/orders")
+	tb.waitFor("the agent and its tools in the header", `document.querySelector('[data-testid=agent]').textContent === 'support' && `+
+		`document.querySelectorAll('[data-testid=agent-tool]').length === 3`)
+	var title struct {
+		Text  string
+		Whole bool
+	}
+	tb.eval(`(() => {
+		// Measured to the fraction of a pixel: an ellipsis takes the
+		// place of text that is wider than its box by any amount.
+		const h = document.querySelector('[data-testid=title]'), r = document.createRange();
+		r.selectNodeContents(h);
+		return {Text: h.textContent, Whole: r.getBoundingClientRect().width <= h.getBoundingClientRect().width};
+	})()`, &title)
+	if title.Text != "Orders" || !title.Whole {
+		t.Errorf("the title reads %q, shown whole %v", title.Text, title.Whole)
+	}
+}

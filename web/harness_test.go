@@ -276,7 +276,7 @@ const (
 	users      = `[...document.querySelectorAll('[data-testid=messages] [data-role=user]')]`
 	lastReply  = assistants + `.at(-1)`
 	// lastReplyTxt is the Markdown source the newest reply shows.
-	lastReplyTxt = `(` + lastReply + `?.querySelector('[data-testid=reply-text]').dataset.source ?? null)`
+	lastReplyTxt = `(` + lastReply + `?.querySelector('[data-testid=reply-text]').markdownSource ?? null)`
 )
 
 // waitReply waits until the newest reply's text is exactly want.

@@ -121,7 +121,7 @@ func TestLongConversationOpensFast(t *testing.T) {
 		t.Errorf("%d messages shown, seqs in order: %v; want all %d in order", len(seqs), sort.IntsAreSorted(seqs), 2*turns)
 	}
 	var texts []string
-	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').dataset.source)`, &texts)
+	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').markdownSource)`, &texts)
 	i := 0
 	for _, m := range msgs {
 		if m.Role != protocol.RoleAssistant {
@@ -137,8 +137,14 @@ func TestLongConversationOpensFast(t *testing.T) {
 
 // sendTurns sends turns messages to conversation id over a WebSocket,
 // each once the turn before has ended, so that the log is whole turns one
-// after the other.
+// after the other: "question 0", "question 1" and so on.
 func (g *gateway) sendTurns(t *testing.T, id string, turns int) {
+	t.Helper()
+	g.sendQuestions(t, id, "question", turns)
+}
+
+// sendQuestions is sendTurns with messages that start with prefix.
+func (g *gateway) sendQuestions(t *testing.T, id, prefix string, turns int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*stepTimeout)
 	defer cancel()
@@ -149,7 +155,7 @@ func (g *gateway) sendTurns(t *testing.T, id string, turns int) {
 	defer ws.CloseNow()
 	ws.SetReadLimit(-1)
 	for i := range turns {
-		if err := wsjson.Write(ctx, ws, map[string]string{"type": "send", "conversation": id, "text": fmt.Sprintf("question %d", i)}); err != nil {
+		if err := wsjson.Write(ctx, ws, map[string]string{"type": "send", "conversation": id, "text": fmt.Sprintf("%s %d", prefix, i)}); err != nil {
 			t.Fatal(err)
 		}
 		for {

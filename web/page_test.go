@@ -34,7 +34,7 @@ func TestThinkingAndActions(t *testing.T) {
 		Open bool   `json:"open"`
 		Text string `json:"text"`
 	}
-	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').dataset.source})`, &got)
+	tb.eval(`({open: `+thinking+`.open, text: `+thinking+`.querySelector('[data-testid=thinking-text]').markdownSource})`, &got)
 	wantThought := "The user asked to see my reasoning. I am the demo model, so I will echo the message."
 	if got.Open || got.Text != wantThought {
 		t.Errorf("thinking section open=%v text %q, want closed with %q", got.Open, got.Text, wantThought)
@@ -109,6 +109,19 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	button := `document.querySelector(` + js(del) + `)`
 	tb.click(del)
 	tb.waitFor("the armed delete button", button+`.dataset.armed === 'true'`)
+	// Armed, the button asks in words, all of them shown in the sidebar.
+	var armed struct {
+		Text          string
+		Whole, Inside bool
+	}
+	tb.eval(`(() => {
+		const b = `+button+`, r = b.getBoundingClientRect();
+		return {Text: b.textContent, Whole: b.scrollWidth <= b.clientWidth,
+			Inside: r.right <= document.getElementById('sidebar').getBoundingClientRect().right};
+	})()`, &armed)
+	if armed.Text != "Delete?" || !armed.Whole || !armed.Inside {
+		t.Errorf("the armed delete button reads %q, shown whole %v, inside the sidebar %v", armed.Text, armed.Whole, armed.Inside)
+	}
 	var ok bool
 	tb.eval(button+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
 	tb.waitFor("the list drawn again", button+`.dataset.drawn === undefined`)

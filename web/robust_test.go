@@ -124,11 +124,14 @@ func TestSendWhileOfflineThenSwitchingAway(t *testing.T) {
 	tb.send("Sent while offline")
 	var ok bool
 	tb.eval(`location.hash = '#/c/b'; true`, &ok)
-	tb.waitFor("conversation b open", `document.querySelector('[data-testid=empty]')?.textContent.startsWith('No messages yet')`)
+	// Its messages cannot load while offline: it says it is loading them.
+	tb.waitFor("conversation b open", `document.querySelector('[data-testid=title]').textContent === 'Conversation b' && `+
+		`document.querySelector('[data-testid=empty] .empty-title')?.textContent === 'Loading…'`)
 	p.refuseConns(false)
 	// The page tries again at once when told it is online.
 	tb.eval(`dispatchEvent(new Event('online')); true`, &ok)
 	tb.waitConnected()
+	tb.waitFor("conversation b, empty", `document.querySelector('[data-testid=empty] .empty-title')?.textContent === 'No messages yet'`)
 	// The ack of the message sent offline subscribes the connection to a:
 	// the page unsubscribes when it sees it.
 	p.waitSent(t, `"type":"unsubscribed"`)

@@ -34,6 +34,9 @@ func TestEntryDeletedElsewhereGoesWhenOpened(t *testing.T) {
 	tb.waitFor("the notice that it does not exist", `!document.getElementById('notice').hidden && `+
 		`document.getElementById('notice').dataset.code === `+js(protocol.CodeNotFound))
 	tb.waitFor("the stale entry to go", entry+` === null`)
+	if text := tb.text(`document.querySelector('[data-testid=empty] .empty-title').textContent`); text != "Conversation not found" {
+		t.Errorf("the message list says %q", text)
+	}
 	if tb.text(`document.querySelector('li[data-id="keep"]')?.dataset.id ?? ''`) != "keep" {
 		t.Error("the other entry went too")
 	}
@@ -86,4 +89,24 @@ func TestOlderMessagesLoadPerConversation(t *testing.T) {
 	tb.click(`[data-testid=load-older]`)
 	tb.waitFor("all of b's messages", users+`.length === 11 && `+
 		`document.querySelector('[data-testid=load-older]').parentElement.hidden`)
+}
+
+// TestOpeningSaysLoadingUntilTheMessagesCome holds the load of a
+// conversation's messages: meanwhile the page says it is loading them,
+// not that there are none. An empty conversation says so once it is open.
+func TestOpeningSaysLoadingUntilTheMessagesCome(t *testing.T) {
+	g, tb, history := openHeld(t, "/v1/conversations/x/messages", "Full", "question", 1)
+	placeholder := `document.querySelector('[data-testid=empty] .empty-title')`
+	tb.waitFor("the placeholder", placeholder+` !== null`)
+	if text := tb.text(placeholder + `.textContent`); text != "Loading…" {
+		t.Errorf("while its messages load, the conversation says %q", text)
+	}
+	history.let()
+	tb.waitUserMessage("question 0")
+
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Empty"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("the empty conversation to say it has no messages", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		placeholder+`?.textContent === 'No messages yet'`)
 }

@@ -69,11 +69,16 @@ const EVENTS_PAGE = 1000;
 // fetchEvents returns the stored events of conversation id with
 // after < seq <= until, oldest first, from GET …/events: for many events,
 // much faster than a socket's replay of them one frame at a time.
-export async function fetchEvents(id, after, until, token) {
+// createdAt is the conversation's created_at, "" if unknown: if the one
+// with id now is another (that one was deleted, and maybe another created
+// under its id since), the fetch fails with not_found instead of
+// returning the other's events, or a mix of both.
+export async function fetchEvents(id, after, until, createdAt, token) {
   const events = [];
+  const conversation = createdAt ? `&created_at=${encodeURIComponent(createdAt)}` : '';
   while (after < until) {
     const limit = Math.min(EVENTS_PAGE, until - after);
-    const batch = await getJSON(conversationPath(id, `events?after=${after}&limit=${limit}`), token);
+    const batch = await getJSON(conversationPath(id, `events?after=${after}&limit=${limit}${conversation}`), token);
     for (const ev of batch) {
       if (ev.seq <= until) events.push(ev);
     }

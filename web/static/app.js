@@ -86,15 +86,7 @@ const socket = new GatewaySocket({
       loadAgents();
     }
   },
-  onGone: (id, missed) => {
-    if (id === current) {
-      navigate(null);
-      // A deleted frame comes while the page is connected, as the delete
-      // happens; a delete the page missed while away it did not see.
-      if (missed) showNotice({ code: 'not_found' }, DELETED);
-    }
-    refreshListSoon();
-  },
+  onGone: gone,
   // The gateway refuses the token (expired, invalid, missing): retrying
   // cannot help, a new token can.
   refused: async () => {
@@ -116,6 +108,19 @@ const socket = new GatewaySocket({
   },
 });
 
+// gone says that conversation id, which the page may show, was deleted
+// (and maybe another created under its id since): missed, when the page
+// learnt it later than the deleted frame would have told it.
+function gone(id, missed) {
+  if (id === current) {
+    navigate(null);
+    // A deleted frame comes while the page is connected, as the delete
+    // happens; a delete the page missed while away it did not see.
+    if (missed) showNotice({ code: 'not_found' }, DELETED);
+  }
+  refreshListSoon();
+}
+
 const NOT_FOUND = 'This conversation does not exist (any more).';
 const DELETED = 'The conversation you had open was deleted.';
 
@@ -129,6 +134,7 @@ let noticeAbout = null;
 function notFound(err, id) {
   showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
+  if (id === current) view.notFound();
 }
 
 function showNotice(err, text, about = null) {
@@ -199,10 +205,13 @@ async function loadOlder() {
   loadingOlder = mine;
   const until = view.from;
   try {
-    const { from, more, events } = await loadBefore(id, until);
+    const { from, more, events } = await loadBefore(id, until, opened?.id === id ? opened.created_at : '');
     if (mine === opening) view.prepend(events, from, more);
   } catch (err) {
-    if (mine === opening) showNotice(err);
+    if (mine !== opening) return;
+    // The conversation shown is gone: as when a subscribe finds it so.
+    if (err.code === 'not_found') gone(id, true);
+    else showNotice(err);
   } finally {
     if (loadingOlder === mine) loadingOlder = 0;
   }

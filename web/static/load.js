@@ -22,17 +22,30 @@ export function openedFromURL() {
   return m === null ? null : decoded(m[1]);
 }
 
+// LOAD_TRIES is how many times latest loads a conversation that is
+// deleted (and maybe created again) while it loads.
+const LOAD_TRIES = 3;
+
 // latest fetches conversation id's object (info), its latest page of
 // messages (found with history) and every event from the oldest of them
 // up to the conversation's last seq when asked: {info, from, more,
 // events}, where from is the seq the events follow and more says whether
-// older messages exist.
+// older messages exist. The events are those of the conversation info
+// describes: should it be deleted before they are in, and another created
+// under its id, the load starts over and shows that one (nothing of the
+// first was shown yet); if none has the id, it fails with not_found.
 async function latest(id) {
-  const [info, h] = await Promise.all([fetchConversation(id, token), fetchHistory(id, 0, HISTORY_PAGE, token)]);
-  const more = h.has_more && h.messages.length > 0;
-  const from = more ? h.messages[0].seq - 1 : 0;
-  const events = await fetchEvents(id, from, info.last_seq, token);
-  return { info, from, more, events };
+  for (let tries = 1; ; tries++) {
+    const [info, h] = await Promise.all([fetchConversation(id, token), fetchHistory(id, 0, HISTORY_PAGE, token)]);
+    const more = h.has_more && h.messages.length > 0;
+    const from = more ? h.messages[0].seq - 1 : 0;
+    try {
+      const events = await fetchEvents(id, from, info.last_seq, info.created_at, token);
+      return { info, from, more, events };
+    } catch (err) {
+      if (err.code !== 'not_found' || tries === LOAD_TRIES) throw err;
+    }
+  }
 }
 
 // early is the load of the conversation the page was opened at, started
@@ -56,11 +69,13 @@ export function loadLatest(id) {
 }
 
 // loadBefore fetches the page of messages before the event seq until, with
-// their events: {from, more, events}, as latest.
-export async function loadBefore(id, until) {
+// their events: {from, more, events}, as latest. createdAt is the
+// conversation's created_at: if it was deleted since, the load fails with
+// not_found, whether or not another has its id now.
+export async function loadBefore(id, until, createdAt) {
   const h = await fetchHistory(id, until + 1, HISTORY_PAGE, token);
   const more = h.has_more && h.messages.length > 0;
   const from = more ? h.messages[0].seq - 1 : 0;
-  const events = await fetchEvents(id, from, until, token);
+  const events = await fetchEvents(id, from, until, createdAt, token);
   return { from, more, events };
 }

@@ -7,8 +7,10 @@
 // highlight.js loads when the first code block in a known language is
 // rendered, not with the page: evaluating it takes longer than the rest
 // of the page's modules together (~60 ms here), in the way of opening a
-// conversation. Until it is in, code shows uncoloured; then the blocks
-// that showed such code render again.
+// conversation. Until it is in, code shows uncoloured; then the code
+// blocks that showed so are coloured where they are, and nothing else of
+// the text is drawn again (a selection in it holds, a streaming reply
+// does not flicker).
 
 import { Marked } from './vendor/marked/marked.esm.js';
 import DOMPurify from './vendor/dompurify/purify.es.mjs';
@@ -29,7 +31,7 @@ let hljs = null;
 let loadingHljs = null;
 let noHljs = false;
 // uncoloured is set by a render that showed code uncoloured, waiting for
-// highlight.js; waiting holds the blocks that did, to render again.
+// highlight.js; waiting holds the blocks that did, to colour.
 let uncoloured = false;
 const waiting = new Set();
 
@@ -37,7 +39,7 @@ function loadHighlighter() {
   loadingHljs ??= import('./vendor/highlight/highlight.min.js').then(
     (m) => {
       hljs = m.default;
-      for (const block of waiting) block.rerender();
+      for (const block of waiting) colour(block.element);
       waiting.clear();
     },
     () => {
@@ -62,15 +64,18 @@ const marked = new Marked({
     code({ text, lang }) {
       const language = (lang ?? '').trim().split(/\s+/)[0].toLowerCase();
       let body = escapeHTML(text);
+      // data-uncoloured marks code to colour once highlight.js is in.
+      let mark = '';
       if (language !== '' && text.length <= HIGHLIGHT_MAX) {
         if (hljs === null) {
           uncoloured = true;
+          mark = ` data-uncoloured="${escapeHTML(language)}"`;
         } else if (hljs.getLanguage(language) !== undefined) {
-          body = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+          body = highlighted(text, language);
         }
       }
       const cls = language === '' ? 'hljs' : `hljs language-${escapeHTML(language)}`;
-      return `<pre><code class="${cls}">${body}</code></pre>\n`;
+      return `<pre><code class="${cls}"${mark}>${body}</code></pre>\n`;
     },
   },
 });
@@ -81,6 +86,25 @@ const PURIFY = {
   FORBID_ATTR: ['style', 'srcset', 'src', 'action', 'formaction'],
   RETURN_DOM_FRAGMENT: true,
 };
+
+function highlighted(text, language) {
+  return hljs.highlight(text, { language, ignoreIllegals: true }).value;
+}
+
+// colour colours the code that element shows uncoloured (highlight.js
+// being in now), in place: the code element and everything around it
+// stay. The colours are highlight.js's markup of the code's text, which
+// is sanitized as every render is.
+function colour(element) {
+  if (!element.isConnected) return;
+  for (const code of element.querySelectorAll('code[data-uncoloured]')) {
+    const language = code.dataset.uncoloured;
+    delete code.dataset.uncoloured;
+    if (hljs.getLanguage(language) === undefined) continue;
+    const frag = DOMPurify.sanitize(`<pre><code>${highlighted(code.textContent, language)}</code></pre>`, PURIFY);
+    code.replaceChildren(...frag.querySelector('code').childNodes);
+  }
+}
 
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   if (node.tagName === 'A' && node.hasAttribute('href')) {
@@ -200,10 +224,19 @@ function settled(text, from) {
   }
 }
 
+// exposeSource gives element a markdownSource property that returns
+// get(), the Markdown it shows, for tests to read: computed when read, so
+// that the page holds no copy of the text for them (a data attribute
+// would be one per element, and a long reply's text is long).
+export function exposeSource(element, get) {
+  Object.defineProperty(element, 'markdownSource', { get, configurable: true });
+}
+
 // MarkdownBlock is an element that shows Markdown which may grow: append
-// adds text and renders soon, flush renders now (and calls onFlush). The
-// element's data-source holds the text it shows. While shown() is false
-// (a folded section), rendering waits for the flush that follows.
+// adds text and renders soon, flush renders now. Its source is the one
+// copy of the text the page keeps (the element's markdownSource reads
+// it). While shown() is false (a folded section), rendering waits for the
+// flush that follows.
 //
 // While the text grows, a render parses only the text after the blocks
 // that settled (see settled): those are rendered once and stay as they
@@ -211,23 +244,25 @@ function settled(text, from) {
 // times its renders, and a selection in its earlier blocks holds. A
 // flush renders the whole text again.
 export class MarkdownBlock {
-  constructor(element, { onFlush = () => {}, shown = () => true } = {}) {
+  constructor(element, { shown = () => true } = {}) {
     this.element = element;
-    this.onFlush = onFlush;
     this.shown = shown;
     this.source = '';
-    this.rendered = '';
+    // stale says that source has text the element does not show yet.
+    this.stale = false;
     this.timer = 0;
     // settledAt is how much of source the element shows for good; tail,
     // the nodes that show the rest, replaced at each render.
     this.settledAt = 0;
     this.tail = [];
     element.classList.add('markdown');
+    exposeSource(element, () => this.source);
   }
 
   append(text) {
     if (!text) return;
     this.source += text;
+    this.stale = true;
     if (this.timer === 0) this.timer = setTimeout(() => this.flush(false), RENDER_MS);
   }
 
@@ -236,9 +271,7 @@ export class MarkdownBlock {
   flush(whole = true) {
     clearTimeout(this.timer);
     this.timer = 0;
-    this.element.dataset.source = this.source;
-    if (this.shown() && this.rendered !== this.source) this.render(whole);
-    this.onFlush();
+    if (this.shown() && this.stale) this.render(whole);
   }
 
   // render shows source: whole, or only the text after the settled
@@ -259,16 +292,10 @@ export class MarkdownBlock {
     const tail = renderMarkdown(this.source.slice(this.settledAt));
     this.tail = [...tail.childNodes];
     this.element.append(tail);
-    this.rendered = this.source;
+    this.stale = false;
     if (uncoloured && !noHljs) {
       waiting.add(this);
       loadHighlighter();
     }
-  }
-
-  // rerender renders again what the block shows, if it is still on the
-  // page (now that highlight.js is in).
-  rerender() {
-    if (this.element.isConnected && this.rendered !== '') this.render(true);
   }
 }

@@ -9,7 +9,7 @@
 // chunks put above the others as the reader scrolls up.
 
 import { clock, el, prettyJSON, seconds } from './dom.js';
-import { MarkdownBlock } from './markdown.js';
+import { exposeSource, MarkdownBlock } from './markdown.js';
 import { ToolCard } from './tools.js';
 
 const STOP_NOTES = {
@@ -38,7 +38,8 @@ const RENDERERS = {
 
 // Turn is the reply element of one turn: its text is a run of Markdown
 // segments with the tool cards of each step between them, in the order the
-// events came.
+// events came. The segments hold the text (one copy of it); the reply's
+// element reads them when asked (markdownSource, for tests).
 class Turn {
   constructor(ev, complete) {
     // complete: the view saw the turn from its turn_start, so its deltas
@@ -54,10 +55,12 @@ class Turn {
     this.meta = el('div', 'meta', { text: 'Assistant' });
     this.actions = el('div', 'actions');
     this.body = el('div', 'text', { testid: 'reply-text' });
-    this.body.dataset.source = '';
+    exposeSource(this.body, () => this.segments.map((s) => s.source).join(''));
     a.append(this.meta, this.actions, this.body);
     this.article = a;
-    this.source = '';
+    // segments are the text's MarkdownBlocks, in order; segment, the last
+    // one while text may still join it (no card came after it).
+    this.segments = [];
     this.segment = null;
     this.thinking = null;
   }
@@ -67,13 +70,9 @@ class Turn {
     if (this.segment === null) {
       const d = el('div', 'segment');
       this.body.append(d);
-      this.segment = new MarkdownBlock(d, {
-        onFlush: () => {
-          this.body.dataset.source = this.source;
-        },
-      });
+      this.segment = new MarkdownBlock(d);
+      this.segments.push(this.segment);
     }
-    this.source += text;
     this.segment.append(text);
   }
 
@@ -99,20 +98,30 @@ class Turn {
     this.thinking.append(text);
   }
 
+  // shows reports whether the segments add up to text (without joining
+  // them: a long reply's text is not copied to compare it).
+  shows(text) {
+    let at = 0;
+    for (const s of this.segments) {
+      if (!text.startsWith(s.source, at)) return false;
+      at += s.source.length;
+    }
+    return at === text.length;
+  }
+
   // finish shows the stored text: if the deltas do not add up to it (they
   // should, in a turn seen whole), it replaces them and the element says
   // so (tests check it).
   finish(stored) {
-    if (typeof stored === 'string' && stored !== this.source) {
+    if (typeof stored === 'string' && !this.shows(stored)) {
       if (this.complete) this.article.dataset.mismatch = 'true';
-      for (const s of this.body.querySelectorAll(':scope > .segment')) s.remove();
-      this.source = '';
+      for (const s of this.segments) s.element.remove();
+      this.segments = [];
       this.segment = null;
       this.appendText(stored);
     }
     this.segment?.flush();
     this.thinking?.flush();
-    this.body.dataset.source = this.source;
   }
 }
 
@@ -289,11 +298,21 @@ export class ConversationView {
     this.onRunning(null);
   }
 
+  // placeholder is what an empty list shows. A conversation's says it
+  // has no messages only once it is ready: until then they may be on
+  // their way (or the gateway out of reach).
   placeholder(conversation) {
     const p = el('div', 'empty', { testid: 'empty' });
-    p.append(el('p', 'empty-title', { text: conversation === null ? 'Start a conversation' : 'No messages yet' }));
+    const title = conversation === null ? 'Start a conversation' : 'Loading…';
+    p.append(el('p', 'empty-title', { text: title }));
     p.append(el('p', 'muted', { text: 'Type a message below. Replies stream in as the model writes them.' }));
     return p;
+  }
+
+  // notFound says, in place of the placeholder's "Loading…", that the
+  // conversation is not there to show.
+  notFound() {
+    this.empty.firstChild.textContent = 'Conversation not found';
   }
 
   // start says where the window begins: events with seq > from are to
@@ -316,6 +335,7 @@ export class ConversationView {
   checkReady() {
     if (this.readyAt === null || this.lastSeq < this.readyAt || this.list.dataset.ready !== undefined) return;
     this.list.dataset.ready = 'true';
+    this.empty.firstChild.textContent = 'No messages yet';
     // One mark, the latest: a mark per opening would pile up for as long
     // as the tab stays open.
     performance.clearMarks('conversation-ready');
