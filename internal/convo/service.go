@@ -177,26 +177,36 @@ func (s *Service) owned(ctx context.Context, user, id string) (*Meta, error) {
 // returns the first ack without storing anything. sub, when not nil, is
 // subscribed to the conversation from the live edge first (if it was not
 // already), so it sees its own message event and the whole reply, and it
-// gets the ack (with Send) before the message event.
+// gets the ack (with Send) before the message event. A conversation
+// deleted before the message is stored is ErrNotFound, also when another
+// was created under its id meanwhile: the message is not stored there.
 func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub Subscriber) (*protocol.Ack, error) {
 	start := time.Now()
 	if len(req.Text) > s.cfg.MaxTextBytes {
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "text: %d bytes is over the limit of %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
 	a := &Append{Conversation: req.Conversation, ClientMsgID: req.ClientMsgID}
+	var h *hub
 	var before *Meta // the conversation as the send finds it
 	if a.Conversation == "" {
 		a.New = s.newMeta(user, &protocol.Create{})
 		a.Conversation, before = a.New.ID, a.New
+		h = s.acquire(a.Conversation)
 	} else {
+		// The hub first, as for a subscribe: the send's subscriber and
+		// turn go to the hub of the conversation it checks.
 		var err error
-		if before, err = s.usable(ctx, user, a.Conversation, false); err != nil {
+		if h, before, err = s.acquireCurrent(a.Conversation, func() (*Meta, error) { return s.usable(ctx, user, a.Conversation, false) }); err != nil {
 			return nil, err
 		}
 	}
+	defer s.release(h)
 	msgID, turnID := newID("m_"), newID("t_")
 	a.Build = func(m *Meta) ([]Draft, error) {
-		if m.Owner != user {
+		// Deleted since the check and made again under its id: not the
+		// conversation the send was checked against (its owner, its
+		// agent), nor the one its hub serves.
+		if m.Owner != user || replaced(before.CreatedAt, m.CreatedAt) {
 			return nil, ErrNotFound
 		}
 		if len(m.Pending) >= s.cfg.MaxQueuedTurns {
@@ -211,8 +221,6 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		}
 		return drafts, nil
 	}
-	h := s.acquire(a.Conversation)
-	defer s.release(h)
 	added := sub != nil && h.addLive(sub)
 	// The turn the send opens runs at once, its reply held back until
 	// the send is stored (see earlyTurn).
@@ -294,12 +302,12 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 	// deleted id, never told, and fed by whoever creates the id next.
 	// So the metadata read here is that of the conversation the hub
 	// replays, and its CreatedAt the one to check and to report.
-	h, m, err := s.acquireCurrent(ctx, user, req.Conversation)
+	h, m, err := s.acquireCurrent(req.Conversation, func() (*Meta, error) { return s.owned(ctx, user, req.Conversation) })
 	if err != nil {
 		return err
 	}
 	defer s.release(h)
-	if replaced(req.CreatedAt, m) {
+	if replaced(req.CreatedAt, m.CreatedAt) {
 		return ErrReplaced
 	}
 	return h.subscribe(ctx, s.log, req.After, sub, func(last uint64) {
@@ -436,27 +444,27 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 
 // Delete removes conversation with its whole log, ends its turn, and
 // drops its subscribers, calling Gone on each. The turn's writes that
-// follow the removal find the conversation gone and end it quietly. With
+// follow the removal find the conversation gone (or another turn open in
+// one created again under its id, which keeps its own hub, subscribers and
+// turns) and end it quietly. With
 // a Log that several gateways share (a DeleteNotifier), every gateway
 // does the same; one that the notice cannot reach keeps its subscribers
 // (logged: the delete is done) until a subscribe there finds another
 // conversation under the id.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
-	d, shared := s.log.(DeleteNotifier)
+	// The conversation's creation time tells it from one created again
+	// under its id before its hub is dropped here, or before the notice
+	// reaches the other gateways. Unread (zero), the hub here is dropped
+	// whichever it serves, and the other gateways read the log instead.
 	var created time.Time
-	if shared {
-		// The notice names the conversation by its creation time too,
-		// which tells it from one created again under its id. Unread,
-		// the other gateways read the log instead.
-		if m, err := s.log.Meta(ctx, conversation); err == nil {
-			created = m.CreatedAt
-		}
+	if m, err := s.log.Meta(ctx, conversation); err == nil {
+		created = m.CreatedAt
 	}
 	if err := s.log.Delete(ctx, conversation, user); err != nil {
 		return err
 	}
-	s.deleted(conversation)
-	if shared {
+	s.deleted(conversation, created)
+	if d, shared := s.log.(DeleteNotifier); shared {
 		if err := d.NotifyDeleted(ctx, conversation, created); err != nil {
 			s.logger.Warn("tell the other gateways of a delete", "conversation", conversation, "err", err)
 		}
@@ -479,7 +487,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if replaced(createdAt, m) {
+	if replaced(createdAt, m.CreatedAt) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	if after > m.LastSeq {
@@ -494,7 +502,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	// events are its.
 	if now, err := s.log.Meta(ctx, conversation); err != nil {
 		return nil, time.Time{}, err
-	} else if replaced(m.CreatedAt, now) {
+	} else if replaced(m.CreatedAt, now.CreatedAt) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	out := make([]json.RawMessage, len(frames))
