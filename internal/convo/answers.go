@@ -20,13 +20,15 @@ func (s *Service) Agents(ctx context.Context) []protocol.AgentInfo {
 // approval: it stores the tool_approval event, and the turn then runs the
 // call or, denied, tells the model so. The first answer wins: a call that
 // does not await approval (unknown, answered, a client's) is a
-// bad_request.
+// bad_request; a conversation deleted before the answer is stored is
+// ErrNotFound, as for Send.
 func (s *Service) Approve(ctx context.Context, user string, req *protocol.Approve) error {
-	if _, err := s.usable(ctx, user, req.Conversation, true); err != nil {
+	checked, err := s.usable(ctx, user, req.Conversation, true)
+	if err != nil {
 		return err
 	}
-	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
-		if _, err := waitingCall(m, req.Call, protocol.CallAwaitingApproval); err != nil {
+	_, err = s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
+		if _, err := waitingCall(checked, m, req.Call, protocol.CallAwaitingApproval); err != nil {
 			return nil, err
 		}
 		approved := req.Approved
@@ -39,7 +41,8 @@ func (s *Service) Approve(ctx context.Context, user string, req *protocol.Approv
 // ToolOutput answers a client tool's call of user's conversation with its
 // output or error: it stores the call's tool_result, which the turn then
 // sends the model. The first answer wins: a call that does not await a
-// client's output is a bad_request. An output or error over
+// client's output is a bad_request, and a conversation deleted before
+// the answer is stored is ErrNotFound, as for Send. An output or error over
 // Config.MaxToolOutputBytes is cut and says so, as any tool's.
 func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.ToolOutput) error {
 	limit := toolout.Limit(s.cfg.MaxToolOutputBytes)
@@ -47,11 +50,12 @@ func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.Too
 	if output != nil {
 		output = toolout.Cap(output, limit)
 	}
-	if _, err := s.usable(ctx, user, req.Conversation, true); err != nil {
+	checked, err := s.usable(ctx, user, req.Conversation, true)
+	if err != nil {
 		return err
 	}
-	_, err := s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
-		c, err := waitingCall(m, req.Call, protocol.CallAwaitingClient)
+	_, err = s.log.Append(ctx, &Append{Conversation: req.Conversation, Build: func(m *Meta) ([]Draft, error) {
+		c, err := waitingCall(checked, m, req.Call, protocol.CallAwaitingClient)
 		if err != nil {
 			return nil, err
 		}
@@ -67,8 +71,14 @@ func (s *Service) ToolOutput(ctx context.Context, user string, req *protocol.Too
 }
 
 // waitingCall returns the open call of m's running turn that awaits an
-// answer with status; anything else is a bad_request.
-func waitingCall(m *Meta, call, status string) (*OpenCall, error) {
+// answer with status; anything else is a bad_request. m is the
+// conversation as the answer's append finds it, checked as the caller
+// checked it: one deleted since and created again under its id is not
+// found, even if a call of its own has the same id.
+func waitingCall(checked, m *Meta, call, status string) (*OpenCall, error) {
+	if replaced(checked.CreatedAt, m.CreatedAt) {
+		return nil, ErrNotFound
+	}
 	c := m.OpenTurn.call(call)
 	if c == nil || c.Status != status {
 		what := "approval"

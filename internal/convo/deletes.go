@@ -17,18 +17,22 @@ const (
 )
 
 // deleted ends the turn of conversation, deleted, and drops its
-// subscribers, calling Gone on each.
-func (s *Service) deleted(conversation string) {
-	if h := s.hubOf(conversation); h != nil {
+// subscribers, calling Gone on each, if its hub serves the conversation
+// created at created (zero: whichever has the id). A conversation created
+// again under the id since (a send may have stored a turn there already)
+// has a hub of its own, which stays.
+func (s *Service) deleted(conversation string, created time.Time) {
+	if h := s.hubOf(conversation); h != nil && !h.replacedBy(created) {
 		s.hubDeleted(h)
 	}
 }
 
 // hubDeleted ends h's running turn and drops h and its subscribers,
-// calling Gone on each: the conversation h serves is deleted. A
-// conversation created later under the same id starts a new hub.
+// calling Gone on each: the conversation h serves is deleted. No runner
+// starts on h any more: a conversation created later under the same id
+// starts a new hub, which runs its turns.
 func (s *Service) hubDeleted(h *hub) {
-	h.stop("", errDeleted)
+	h.markDeleted()
 	s.mu.Lock()
 	h.mu.Lock()
 	if s.hubs[h.id] == h {
@@ -77,7 +81,7 @@ func (s *Service) checkDeleted(h *hub, created time.Time) {
 	for read := 1; ; read++ {
 		m, err := s.log.Meta(s.turnCtx, h.id)
 		switch {
-		case errors.Is(err, ErrNotFound), err == nil && h.replacedBy(m):
+		case errors.Is(err, ErrNotFound), err == nil && h.replacedBy(m.CreatedAt):
 			s.hubDeleted(h)
 			return
 		case err == nil, s.turnCtx.Err() != nil, errors.Is(err, ErrClosed):
@@ -102,9 +106,10 @@ func (s *Service) checkDeleted(h *hub, created time.Time) {
 // metadata read. The hub first, then the read: a delete that the read
 // misses finds this hub. A hub that serves a conversation deleted since
 // (another one has its id now) is dropped, its subscribers told, and a
-// hub of the new one taken: the delete's notice may have been lost, and
-// a subscriber of the old hub would miss the new log's seqs up to the
-// old one's last.
+// hub of the new one taken: the delete's notice may have been lost, or
+// its drop may not have come yet. A subscribe on the old hub would
+// replay the new log only up to the old one's last seq; a send would run
+// its turn on a hub that the delete then drops.
 func (s *Service) acquireCurrent(id string, read func() (*Meta, error)) (*hub, *Meta, error) {
 	for {
 		h := s.acquire(id)
@@ -113,7 +118,7 @@ func (s *Service) acquireCurrent(id string, read func() (*Meta, error)) (*hub, *
 			s.release(h)
 			return nil, nil, err
 		}
-		if !h.replacedBy(m) {
+		if !h.replacedBy(m.CreatedAt) {
 			return h, m, nil
 		}
 		s.hubDeleted(h)
@@ -121,19 +126,38 @@ func (s *Service) acquireCurrent(id string, read func() (*Meta, error)) (*hub, *
 	}
 }
 
-// replacedBy reports whether m, read after h started, is of another
-// conversation than the one h serves: h's was deleted.
-func (h *hub) replacedBy(m *Meta) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return replaced(h.created, m)
+// current reports whether m, which h's runner read, is of the
+// conversation h serves. If it is not, that conversation was deleted and
+// another created under its id (its delete has not dropped h yet, or, in
+// cluster mode, the notice was lost): the runner must not run the new
+// one's turns, which a runner of its own hub runs. h is dropped as a
+// delete drops it, and that hub is kicked, since the new conversation's
+// own kick may have found h's runner holding the lease.
+func (s *Service) current(h *hub, m *Meta) bool {
+	if !h.replacedBy(m.CreatedAt) {
+		return true
+	}
+	s.hubDeleted(h)
+	now := s.acquire(h.id)
+	s.kick(now)
+	s.release(now)
+	return false
 }
 
-// replaced reports whether m is of another conversation than the one
-// created at created, under the same id; a zero created names whichever
-// has the id.
-func replaced(created time.Time, m *Meta) bool {
-	return !created.IsZero() && !created.Equal(m.CreatedAt)
+// replacedBy reports whether created, a conversation's CreatedAt, names
+// another conversation than the one h serves: read after h started, it
+// says h's was deleted.
+func (h *hub) replacedBy(created time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return replaced(h.created, created)
+}
+
+// replaced reports whether the conversation created at now is another
+// than the one created at created, under the same id; a zero created
+// names whichever has the id.
+func replaced(created, now time.Time) bool {
+	return !created.IsZero() && !created.Equal(now)
 }
 
 // state returns the CreatedAt of the conversation h serves, and whether

@@ -28,9 +28,16 @@ type heldLog struct {
 }
 
 func (l *heldLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
-	// Build is pure: called here, it shows what the append stores (for
-	// the tests' user).
-	probe, _ := a.Build(&convo.Meta{Owner: "u1"})
+	// Build is pure: called here, on the conversation as it is (or as
+	// the append creates it), it shows what the append stores.
+	m := a.New
+	if m == nil {
+		var err error
+		if m, err = l.Log.Meta(ctx, a.Conversation); err != nil {
+			return nil, err
+		}
+	}
+	probe, _ := a.Build(m)
 	if len(probe) > 0 && probe[0].Event.Message != nil && probe[0].Event.Message.Text == l.hold {
 		l.held <- struct{}{}
 		if <-l.release {
@@ -250,8 +257,10 @@ func TestEarlyCallOfOvertakenSend(t *testing.T) {
 
 // TestEarlyCallOfRecreatedConversation deletes the conversation and
 // creates it again (same id, another system prompt) while a send whose
-// model call has started waits to be stored: the send opens its turn in
-// the new conversation, whose model call gets the new system prompt.
+// model call has started waits to be stored: the send, checked against
+// the deleted conversation, is not found, and nothing of it or of its
+// model call is stored in the new one, whose own sends' model calls get
+// the new system prompt.
 func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 	m := newCallModel()
 	s, held := openHeld(t, m, "hi")
@@ -259,7 +268,11 @@ func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: "c", System: "old"}); err != nil {
 		t.Fatal(err)
 	}
-	acked := sendInBackground(s, "c", "hi")
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.Send(ctx, "u1", &protocol.Send{Conversation: "c", Text: "hi"}, nil)
+		failed <- err
+	}()
 	<-held.held
 	if req := m.call(t, "while the send is stored"); req.System != "old" {
 		t.Fatalf("early call's system %q", req.System)
@@ -275,12 +288,21 @@ func TestEarlyCallOfRecreatedConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	held.release <- false
-	acked(t)
-	if req := m.call(t, "for the stored turn"); req.System != "new" || history(req) != "user:hi" {
-		t.Fatalf("call with system %q, history %q; want new, user:hi", req.System, history(req))
+	if err := <-failed; !errors.Is(err, convo.ErrNotFound) {
+		t.Fatalf("send checked against the deleted conversation: %v, want not found", err)
+	}
+	if err := s.WaitTurns(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, last := len(rec.ch), s.meta(t, "c").LastSeq; n != 0 || last != 0 {
+		t.Fatalf("the new conversation: %d events shown, last seq %d", n, last)
+	}
+	send(t, s, "c", "again", nil)
+	if req := m.call(t, "for the new conversation's send"); req.System != "new" || history(req) != "user:again" {
+		t.Fatalf("call with system %q, history %q; want new, user:again", req.System, history(req))
 	}
 	evs := rec.until(t, protocol.EventTurnEnd)
-	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn || end.Message.Text != "1:hi" {
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopEndTurn || end.Message.Text != "1:again" {
 		t.Fatalf("turn_end %+v", end)
 	}
 }

@@ -52,11 +52,13 @@ type hub struct {
 	kicked bool
 	// refs counts calls in progress that need the hub to stay.
 	refs int
-	// deleted is set once the conversation is deleted and its
-	// subscribers told (removeAll): a subscribe not yet answered then
-	// fails as not found, one that was replaying tells its subscriber
-	// too, instead of registering it (or, if its next page is gone from
-	// the log, instead of failing).
+	// deleted is set once the conversation is deleted, as its running
+	// turn is stopped (markDeleted), before its subscribers are told
+	// (removeAll): a subscribe not yet answered then fails as not found,
+	// one that was replaying tells its subscriber too, instead of
+	// registering it (or, if its next page is gone from the log, instead
+	// of failing); and no runner starts on h, which would take the turns
+	// of a conversation created again under the id.
 	deleted bool
 	// unfollow ends the Log's reports of the conversation (see Log.Follow);
 	// nil until started is closed.
@@ -216,11 +218,20 @@ func (h *hub) unsubscribe(sub Subscriber) {
 	h.mu.Unlock()
 }
 
+// markDeleted marks h's conversation deleted and ends its running turn.
+func (h *hub) markDeleted() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deleted = true
+	if h.running != nil {
+		h.running.cancel(errDeleted)
+	}
+}
+
 // removeAll unregisters every subscriber, telling each that the
-// conversation is gone.
+// conversation is gone. Call after markDeleted.
 func (h *hub) removeAll() {
 	h.mu.Lock()
-	h.deleted = true
 	for sub := range h.subs {
 		h.remove(sub)
 		sub.Gone(h.id)

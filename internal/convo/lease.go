@@ -102,7 +102,7 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 		}
 	}()
 	next := true
-	if m, err := s.log.Meta(ctx, h.id); err != nil {
+	if m, err := s.log.Meta(ctx, h.id); err != nil || !s.current(h, m) {
 		next = false
 	} else if m.OpenTurn != nil {
 		// In this gateway only the runner streams turns, and it holds
@@ -135,7 +135,7 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 		// A send on another gateway may have queued a turn while this
 		// one held the lease: that gateway could not take it, so this
 		// one looks again now that it has let go.
-		if m, err := s.log.Meta(ctx, h.id); err == nil && (m.OpenTurn != nil || len(m.Pending) > 0) {
+		if m, err := s.log.Meta(ctx, h.id); err == nil && (m.OpenTurn != nil || len(m.Pending) > 0) && s.current(h, m) {
 			next = true
 		}
 	}

@@ -34,10 +34,11 @@ type turn struct {
 func (s *Service) kick(h *hub) { s.startRunner(h, nil) }
 
 // startRunner starts a turn runner for h, which runs e first when not nil
-// (see earlyTurn), unless one is running or the service is draining or
-// closed; it reports whether it started one. A kick that finds a runner
-// in progress is recorded for it to look again; an early turn is not (its
-// send kicks if it does not open the turn).
+// (see earlyTurn), unless one is running, h's conversation was deleted,
+// or the service is draining or closed; it reports whether it started
+// one. A kick that finds a runner in progress is recorded for it to look
+// again; an early turn is not (its send kicks if it does not open the
+// turn).
 func (s *Service) startRunner(h *hub, e *earlyTurn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -49,6 +50,9 @@ func (s *Service) startRunner(h *hub, e *earlyTurn) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.deleted {
+		return false
+	}
 	if h.running != nil {
 		h.kicked = h.kicked || e == nil
 		return false
@@ -104,7 +108,7 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 			return next
 		}
 	}
-	m, err := s.openTurn(h.id)
+	m, err := s.openTurn(h)
 	if err != nil || m == nil {
 		return false
 	}
@@ -158,15 +162,20 @@ func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, h
 	return true, stored
 }
 
-// openTurn returns the metadata of conversation id with the turn to run
+// openTurn returns the metadata of h's conversation with the turn to run
 // open: the turn a send opened (in this process only the runner ends
 // turns, so an open turn is one no runner has taken yet), or the oldest
 // pending one, opened now unless the service is draining. It returns nil
-// when there is nothing to run.
-func (s *Service) openTurn(id string) (*Meta, error) {
+// when there is nothing to run, also when the conversation under h's id
+// is not the one h serves (see current).
+func (s *Service) openTurn(h *hub) (*Meta, error) {
+	id := h.id
 	m, err := s.log.Meta(context.Background(), id)
-	if err != nil || m.OpenTurn != nil {
-		return m, err
+	if err != nil || !s.current(h, m) {
+		return nil, err
+	}
+	if m.OpenTurn != nil {
+		return m, nil
 	}
 	if len(m.Pending) == 0 || s.draining.Load() {
 		return nil, nil

@@ -177,7 +177,9 @@ func (s *Service) owned(ctx context.Context, user, id string) (*Meta, error) {
 // returns the first ack without storing anything. sub, when not nil, is
 // subscribed to the conversation from the live edge first (if it was not
 // already), so it sees its own message event and the whole reply, and it
-// gets the ack (with Send) before the message event.
+// gets the ack (with Send) before the message event. A conversation
+// deleted before the message is stored is ErrNotFound, also when another
+// was created under its id meanwhile: the message is not stored there.
 func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub Subscriber) (*protocol.Ack, error) {
 	start := time.Now()
 	if len(req.Text) > s.cfg.MaxTextBytes {
@@ -191,9 +193,10 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 		a.Conversation, before = a.New.ID, a.New
 		h = s.acquire(a.Conversation)
 	} else {
-		// The hub first, then the check, as in Subscribe: sub must not
-		// land on a hub of a conversation deleted (and maybe created
-		// again) on another gateway whose notice has not come.
+		// The hub first, then the check, as for a subscribe: the send's
+		// subscriber and turn go to the hub of the conversation it
+		// checks, never to one of a conversation deleted (and perhaps
+		// created again, on another gateway whose notice has not come).
 		var err error
 		if h, before, err = s.acquireCurrent(a.Conversation, func() (*Meta, error) {
 			return s.usable(ctx, user, a.Conversation, false)
@@ -204,7 +207,10 @@ func (s *Service) Send(ctx context.Context, user string, req *protocol.Send, sub
 	defer s.release(h)
 	msgID, turnID := newID("m_"), newID("t_")
 	a.Build = func(m *Meta) ([]Draft, error) {
-		if m.Owner != user {
+		// Deleted since the check and made again under its id: not the
+		// conversation the send was checked against (its owner, its
+		// agent), nor the one its hub serves.
+		if m.Owner != user || replaced(before.CreatedAt, m.CreatedAt) {
 			return nil, ErrNotFound
 		}
 		if len(m.Pending) >= s.cfg.MaxQueuedTurns {
@@ -307,7 +313,7 @@ func (s *Service) Subscribe(ctx context.Context, user string, req *protocol.Subs
 		return err
 	}
 	defer s.release(h)
-	if replaced(req.CreatedAt, m) {
+	if replaced(req.CreatedAt, m.CreatedAt) {
 		return ErrReplaced
 	}
 	return h.subscribe(ctx, s.log, req.After, sub, func(last uint64) {
@@ -444,27 +450,27 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 
 // Delete removes conversation with its whole log, ends its turn, and
 // drops its subscribers, calling Gone on each. The turn's writes that
-// follow the removal find the conversation gone and end it quietly. With
+// follow the removal find the conversation gone (or another turn open in
+// one created again under its id, which keeps its own hub, subscribers and
+// turns) and end it quietly. With
 // a Log that several gateways share (a DeleteNotifier), every gateway
 // does the same; one that the notice cannot reach keeps its subscribers
 // (logged: the delete is done) until a subscribe or a send there finds
 // another conversation under the id.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
-	d, shared := s.log.(DeleteNotifier)
+	// The conversation's creation time tells it from one created again
+	// under its id before its hub is dropped here, or before the notice
+	// reaches the other gateways. Unread (zero), the hub here is dropped
+	// whichever it serves, and the other gateways read the log instead.
 	var created time.Time
-	if shared {
-		// The notice names the conversation by its creation time too,
-		// which tells it from one created again under its id. Unread,
-		// the other gateways read the log instead.
-		if m, err := s.log.Meta(ctx, conversation); err == nil {
-			created = m.CreatedAt
-		}
+	if m, err := s.log.Meta(ctx, conversation); err == nil {
+		created = m.CreatedAt
 	}
 	if err := s.log.Delete(ctx, conversation, user); err != nil {
 		return err
 	}
-	s.deleted(conversation)
-	if shared {
+	s.deleted(conversation, created)
+	if d, shared := s.log.(DeleteNotifier); shared {
 		if err := d.NotifyDeleted(ctx, conversation, created); err != nil {
 			s.logger.Warn("tell the other gateways of a delete", "conversation", conversation, "err", err)
 		}
@@ -487,7 +493,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if replaced(createdAt, m) {
+	if replaced(createdAt, m.CreatedAt) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	if after > m.LastSeq {
@@ -502,7 +508,7 @@ func (s *Service) Events(ctx context.Context, user, conversation string, created
 	// events are its.
 	if now, err := s.log.Meta(ctx, conversation); err != nil {
 		return nil, time.Time{}, err
-	} else if replaced(m.CreatedAt, now) {
+	} else if replaced(m.CreatedAt, now.CreatedAt) {
 		return nil, time.Time{}, ErrReplaced
 	}
 	out := make([]json.RawMessage, len(frames))
