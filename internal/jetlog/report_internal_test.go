@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
@@ -132,5 +133,111 @@ func TestOwnRecordReportedAfterItsAppend(t *testing.T) {
 	defer mu.Unlock()
 	if len(early) > 0 {
 		t.Fatalf("seqs %v reported before their append's Durable ran", early)
+	}
+}
+
+// waitLocker is the lock of a conversation's ownCond that tells, as a
+// waiter lets it go, that someone waits.
+type waitLocker struct {
+	*sync.Mutex
+	waiting chan struct{}
+}
+
+func (l waitLocker) Unlock() {
+	select {
+	case l.waiting <- struct{}{}:
+	default:
+	}
+	l.Mutex.Unlock()
+}
+
+// TestGapFilledAfterOwnAppend: this gateway's append of seq 1 is stored
+// and its Durable has not run when another gateway's record (seq 2)
+// reaches the follower here. Filling the gap before seq 2, the follower
+// waits for the append to report seq 1 after its Durable, rather than
+// report it first.
+func TestGapFilledAfterOwnAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := natstest.Start(t)
+	open := func(node string) *Store {
+		s, err := OpenStore(ctx, srv.URL(), StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open("a"), open("b")
+	var mu sync.Mutex
+	durable := false
+	var early []uint64 // seq 1 reported before its Durable ran
+	a.Start(func(cs []convo.Committed) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cs {
+			if c.Seq == 1 && !durable {
+				early = append(early, c.Seq)
+			}
+		}
+	})
+	const id = "c1"
+	delta := func(*convo.Meta) ([]convo.Draft, error) {
+		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: "x"}}}, nil
+	}
+	if _, err := a.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	// Followed here, as Follow makes it, without a follower of its own:
+	// the test delivers the other gateway's record itself.
+	c, err := a.acquire(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.release(c)
+	waiting := make(chan struct{}, 1)
+	c.repMu.Lock()
+	c.follows++
+	c.ownCond = sync.NewCond(waitLocker{&c.repMu, waiting})
+	c.repMu.Unlock()
+
+	inDurable, release, appended := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := a.Append(ctx, &convo.Append{Conversation: id, Build: delta, Durable: func(*convo.Appended) {
+			close(inDurable)
+			<-release
+			mu.Lock()
+			durable = true
+			mu.Unlock()
+		}})
+		appended <- err
+	}()
+	<-inDurable
+	if _, err := b.Append(ctx, &convo.Append{Conversation: id, Build: delta}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := a.log.Read(ctx, id, 1, 0, 10)
+	if err != nil || len(recs) == 0 || recs[len(recs)-1].Seq != 2 {
+		t.Fatalf("read %d records, %v; want seq 2 last", len(recs), err)
+	}
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		a.deliver(c, recs[len(recs)-1], nil, time.Now(), c.gen)
+	}()
+	select {
+	case <-waiting: // the follower waits for the append
+	case <-delivered: // it did not wait
+	}
+	close(release)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	<-delivered
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Fatal("seq 1 was reported before its append's Durable ran")
 	}
 }
