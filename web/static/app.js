@@ -5,6 +5,7 @@
 import { fetchConversation, fetchInfo, refusal } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
+import { Outbox } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -36,6 +37,9 @@ let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
 let agents = [];
 
+// The messages sent and not yet acknowledged, kept across reloads.
+const outbox = new Outbox();
+
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
 function answered(promise) {
@@ -58,6 +62,19 @@ const view = new ConversationView($('messages'), {
     output: (call, result) => answered(socket.request({ type: 'tool_output', conversation: current, call, ...result })),
   },
   loadOlder: () => loadOlder(),
+  unsent: {
+    retry: (id) => {
+      outbox.refused(id, null);
+      const entry = outbox.get(id);
+      if (entry === undefined) return;
+      view.update(entry);
+      deliver(entry);
+    },
+    discard: (id) => {
+      outbox.remove(id);
+      view.unpend(id);
+    },
+  },
 });
 const sidebar = new Sidebar($('conversations'), {
   list: (before, limit) => {
@@ -112,6 +129,7 @@ const socket = new GatewaySocket({
 // (and maybe another created under its id since): missed, when the page
 // learnt it later than the deleted frame would have told it.
 function gone(id, missed) {
+  outbox.drop(id);
   if (id === current) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
@@ -132,6 +150,7 @@ let noticeAbout = null;
 // notFound says that conversation id, being opened, does not exist and
 // takes it off the list: deleted elsewhere, it may still be listed here.
 function notFound(err, id) {
+  outbox.drop(id);
   showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
   if (id === current) view.notFound();
@@ -154,6 +173,7 @@ async function open(id) {
   current = id;
   const mine = ++opening;
   view.reset(id);
+  for (const entry of outbox.of(id)) view.pending(entry);
   sidebar.highlight(id);
   heading();
   setSidebar(false);
@@ -303,25 +323,64 @@ function titleOf(text) {
   return line.length <= TITLE_MAX ? line : `${line.slice(0, TITLE_MAX - 1)}…`;
 }
 
+const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
+
+// submit puts the composer's text in the outbox, shows it pending and
+// sends it.
 async function submit() {
   const input = $('input');
   const text = input.value;
   if (text.trim() === '') return;
   input.value = '';
-  try {
-    if (current === null) {
+  // giveBack returns the text to the composer, unless something else was
+  // typed meanwhile.
+  const giveBack = () => {
+    if (input.value === '') input.value = text;
+  };
+  let conversation = current;
+  if (conversation === null) {
+    try {
       // Create first, so that the page is subscribed before its first
       // message event exists; titled as the gateway would title it.
-      navigate(await createConversation({ title: titleOf(text) }));
+      conversation = await createConversation({ title: titleOf(text) });
+    } catch (err) {
+      giveBack();
+      showNotice(err);
+      return;
     }
-    await socket.request(
-      { type: 'send', conversation: current, text, client_msg_id: randomID() },
-      { retry: true },
-    );
-  } catch (err) {
-    if (input.value === '') input.value = text;
-    showNotice(err);
+    navigate(conversation);
   }
+  const entry = outbox.add(conversation, text, randomID());
+  if (entry === null) {
+    giveBack();
+    showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
+    return;
+  }
+  if (conversation === current) view.pending(entry);
+  deliver(entry);
+}
+
+// deliver sends the outbox's entry, after a reconnect too, with its
+// client_msg_id: the gateway stores it once however often it comes.
+// Acknowledged, it leaves the outbox (the view shows the stored message
+// in its place); refused, it stays and shows why, until it is sent again
+// or discarded.
+function deliver(entry) {
+  const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
+  socket.request(frame, { retry: true }).then(
+    (ack) => {
+      outbox.remove(entry.id);
+      view.acked(entry.id, ack.message?.seq);
+    },
+    (err) => {
+      // Refused credentials stop the page (it says so): the message waits
+      // in the outbox for the page to be opened with a valid token.
+      if (err === socket.refusal) return;
+      outbox.refused(entry.id, err);
+      const e = outbox.get(entry.id);
+      if (e !== undefined) view.update(e);
+    },
+  );
 }
 
 // createConversation creates a conversation with the fields of frame and
@@ -434,6 +493,10 @@ $('scrim').addEventListener('click', () => setSidebar(false));
 addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);
 
+// The messages a reload interrupted go out first once connected.
+for (const entry of outbox.entries) {
+  if (entry.error === null) deliver(entry);
+}
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
 open(openedFromURL()).finally(() => {
