@@ -119,6 +119,49 @@ func TestMessageWhoseAckIsLostIsStoredOnce(t *testing.T) {
 	checkStoredOnce(t, g, tb, "x")
 }
 
+// TestNewChatSentOfflineSurvivesAReload sends the first two messages of a
+// new chat while the page is offline and reloads the tab: they stay
+// pending in the new chat, and once the page connects the conversation is
+// made, once, with both messages in the order they were typed.
+func TestNewChatSentOfflineSurvivesAReload(t *testing.T) {
+	gate := &socketGate{}
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{wrap: gate.wrap})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	tb.send("First offline")
+	tb.send("Second offline")
+	both := `document.querySelector('[data-testid=title]').textContent === 'New conversation' && ` +
+		pendingTexts + `.join('|') === 'First offline|Second offline'`
+	tb.waitFor("both messages pending in the new chat", both)
+	tb.do(chromedp.Reload())
+	tb.waitFor("both messages pending after the reload", both)
+
+	tb.reconnect(gate)
+	id := tb.conversation()
+	tb.waitFor("both messages stored", users+`.length === 2 && `+pendings+`.length === 0`)
+	model.say(t, "One.")
+	model.end(t, 1, 1)
+	model.say(t, "Two.")
+	model.end(t, 1, 1)
+	tb.waitFor("both replies", assistants+`.length === 2 && `+lastReply+`.dataset.state === 'done'`)
+	var texts []string
+	for _, m := range g.messages(t, id) {
+		if m.Role == protocol.RoleUser {
+			texts = append(texts, m.Text)
+		}
+	}
+	if got := strings.Join(texts, "|"); got != "First offline|Second offline" {
+		t.Errorf("stored the user messages %q", got)
+	}
+	if l := g.list(t); len(l) != 1 || l[0].Title != "First offline" {
+		t.Errorf("conversations %+v, want one titled by the first message", l)
+	}
+	checkStoredOnce(t, g, tb, id)
+}
+
 // TestPendingMessageBecomesTheStoredOne sends a message while the page is
 // offline: it shows at once, marked as sending and set apart from the
 // stored messages, and when the page connects again the stored message

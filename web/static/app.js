@@ -163,6 +163,12 @@ function showNotice(err, text, about = null) {
   $('notice').hidden = false;
 }
 
+// showPending shows the open conversation's messages in the outbox; a new
+// conversation's view, those of the conversations still to be created.
+function showPending() {
+  for (const entry of current === null ? outbox.uncreated() : outbox.of(current)) view.pending(entry);
+}
+
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
 // loadLatest, then everything live from the socket.
@@ -173,7 +179,7 @@ async function open(id) {
   current = id;
   const mine = ++opening;
   view.reset(id);
-  for (const entry of outbox.of(id)) view.pending(entry);
+  showPending();
   sidebar.highlight(id);
   heading();
   setSidebar(false);
@@ -327,7 +333,7 @@ const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in
 
 // submit puts the composer's text in the outbox, shows it pending and
 // sends it.
-async function submit() {
+function submit() {
   const input = $('input');
   const text = input.value;
   if (text.trim() === '') return;
@@ -337,28 +343,27 @@ async function submit() {
   const giveBack = () => {
     if (input.value === '') input.value = text;
   };
-  let conversation = current;
-  if (conversation === null) {
-    try {
-      // Create first, so that the page is subscribed before its first
-      // message event exists; titled as the gateway would title it.
-      conversation = await createConversation({ title: titleOf(text) });
-    } catch (err) {
-      giveBack();
-      showNotice(err);
-      return;
-    }
-    navigate(conversation);
-  }
-  const entry = outbox.add(conversation, text, randomID());
+  // A first message creates its conversation first (under an id the
+  // page chooses, so that the create can be sent again), titled as the
+  // gateway would title it; the next ones, until it is made, go to it too.
+  const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
+  let entry;
+  if (current !== null) entry = outbox.add(current, text, randomID());
+  else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
+  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { title: titleOf(text) });
   if (entry === null) {
     giveBack();
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
     return;
   }
-  if (conversation === current) view.pending(entry);
+  view.pending(entry);
   deliver(entry);
 }
+
+// sending is the last deliver's issue: each waits for the one before, so
+// that the messages go out in the order they were sent, each after the
+// create of its conversation.
+let sending = Promise.resolve();
 
 // deliver sends the outbox's entry, after a reconnect too, with its
 // client_msg_id: the gateway stores it once however often it comes.
@@ -366,30 +371,49 @@ async function submit() {
 // in its place); refused, it stays and shows why, until it is sent again
 // or discarded.
 function deliver(entry) {
-  const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
-  socket.request(frame, { retry: true }).then(
-    (ack) => {
-      outbox.remove(entry.id);
-      view.acked(entry.id, ack.message?.seq);
-    },
-    (err) => {
-      // Refused credentials stop the page (it says so): the message waits
-      // in the outbox for the page to be opened with a valid token.
-      if (err === socket.refusal) return;
-      outbox.refused(entry.id, err);
-      const e = outbox.get(entry.id);
-      if (e !== undefined) view.update(e);
-    },
-  );
+  sending = sending.then(() => issue(entry));
+}
+
+// issue sends entry, after creating its conversation if it is to be made
+// (then opening it, if the new conversation's view shows the entry), and
+// settles it when the answer comes.
+async function issue(entry) {
+  let ack;
+  try {
+    if (entry.create) {
+      await createConversation(entry.create, entry.conversation);
+      outbox.created(entry.id);
+      if (current === null && view.shows(entry.id)) navigate(entry.conversation);
+    }
+    const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
+    ack = socket.request(frame, { retry: true });
+  } catch (err) {
+    unsent(entry, err);
+    return;
+  }
+  ack.then((reply) => {
+    outbox.remove(entry.id);
+    view.acked(entry.id, reply.message?.seq);
+  }, (err) => unsent(entry, err));
+}
+
+// unsent shows the gateway's refusal of entry.
+function unsent(entry, err) {
+  // Refused credentials stop the page (it says so): the message waits in
+  // the outbox for the page to be opened with a valid token.
+  if (err === socket.refusal) return;
+  outbox.refused(entry.id, err);
+  const e = outbox.get(entry.id);
+  if (e !== undefined) view.update(e);
 }
 
 // createConversation creates a conversation with the fields of frame and
 // returns its id. The page chooses the id, so that the create can be sent
-// again when the connection is lost before its reply: if the first one
-// was stored, the second answers bad_request (the id exists), and the
-// conversation is there to fetch.
-async function createConversation(frame) {
-  const id = `c_${randomID()}`;
+// again when the connection is lost before its reply (or the outbox sends
+// it again after a reload): if the first one was stored, the second
+// answers bad_request (the id exists), and the conversation is there to
+// fetch.
+async function createConversation(frame, id = `c_${randomID()}`) {
   try {
     await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
   } catch (err) {
@@ -494,6 +518,7 @@ addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
+showPending();
 for (const entry of outbox.entries) {
   if (entry.error === null) deliver(entry);
 }

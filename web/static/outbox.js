@@ -23,7 +23,9 @@ function valid(e) {
 
 // Outbox is the tab's list of unacknowledged messages, oldest first:
 // {id (the client_msg_id), conversation, text, error: {code, message} of
-// the gateway's refusal, or null while it is to be sent}.
+// the gateway's refusal, or null while it is to be sent, and create: the
+// fields of the create request that makes the conversation first, until
+// it is made}.
 export class Outbox {
   constructor(storage = sessionStorage) {
     this.storage = storage;
@@ -45,12 +47,14 @@ export class Outbox {
     }
   }
 
-  // add takes text for conversation under client_msg_id id and returns
-  // its entry, or null when the outbox is full.
-  add(conversation, text, id) {
+  // add takes text for conversation under client_msg_id id (with create,
+  // the first message of a conversation to create) and returns its entry,
+  // or null when the outbox is full.
+  add(conversation, text, id, create = undefined) {
     const chars = this.entries.reduce((n, e) => n + e.text.length, text.length);
     if (this.entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return null;
     const entry = { id, conversation, text, error: null };
+    if (create !== undefined) entry.create = create;
     this.entries.push(entry);
     this.save();
     return entry;
@@ -59,6 +63,20 @@ export class Outbox {
   // of returns conversation's entries, oldest first.
   of(conversation) {
     return this.entries.filter((e) => e.conversation === conversation);
+  }
+
+  // uncreated returns the entries of the conversations still to create.
+  uncreated() {
+    const unmade = new Set(this.entries.filter((e) => e.create !== undefined).map((e) => e.conversation));
+    return this.entries.filter((e) => unmade.has(e.conversation));
+  }
+
+  // created says that entry id's conversation exists.
+  created(id) {
+    const e = this.get(id);
+    if (e === undefined) return;
+    delete e.create;
+    this.save();
   }
 
   get(id) {

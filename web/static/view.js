@@ -379,6 +379,11 @@ export class ConversationView {
     this.unpend(id);
   }
 
+  // shows reports whether pending message id is shown.
+  shows(id) {
+    return this.pendings.has(id);
+  }
+
   // unpend removes pending message id.
   unpend(id) {
     this.pendings.get(id)?.remove();
