@@ -337,6 +337,12 @@ function submit() {
   const input = $('input');
   const text = input.value;
   if (text.trim() === '') return;
+  // A page whose credentials are refused has stopped: the text stays in
+  // the composer rather than wait for a connection that cannot come.
+  if (socket.refusal !== null) {
+    showNotice(socket.refusal, socket.refusal.message);
+    return;
+  }
   input.value = '';
   // giveBack returns the text to the composer, unless something else was
   // typed meanwhile.
@@ -399,12 +405,12 @@ async function issue(entry) {
 
 // unsent shows the gateway's refusal of entry.
 function unsent(entry, err) {
-  // Refused credentials stop the page (it says so): the message waits in
-  // the outbox for the page to be opened with a valid token.
-  if (err === socket.refusal) return;
-  outbox.refused(entry.id, err);
+  // Refused credentials stop the page (it says so): the message says so
+  // too, and stays in the outbox as it was, to go when the tab opens the
+  // page again with a valid token.
+  if (err !== socket.refusal) outbox.refused(entry.id, err);
   const e = outbox.get(entry.id);
-  if (e !== undefined) view.update(e);
+  if (e !== undefined) view.update(err === socket.refusal ? { ...e, error: err } : e);
 }
 
 // createConversation creates a conversation with the fields of frame and
