@@ -125,13 +125,27 @@ func (s *socketGate) wrap(next http.Handler) http.Handler {
 
 // close cuts the WebSockets and refuses new ones.
 func (s *socketGate) close() {
+	s.refuseNew()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closed = true
 	for _, c := range s.conns {
 		c.Close()
 	}
 	s.conns = nil
+}
+
+// refuseNew refuses new WebSockets and leaves the open ones be.
+func (s *socketGate) refuseNew() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+}
+
+// open lets the page's WebSockets connect again.
+func (s *socketGate) open() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = false
 }
 
 // gatedWriter records the connection of a WebSocket upgrade.

@@ -5,6 +5,7 @@
 import { fetchConversation, fetchInfo, refusal } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
+import { Outbox } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -36,6 +37,9 @@ let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
 let agents = [];
 
+// The messages sent and not yet acknowledged, kept across reloads.
+const outbox = new Outbox();
+
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
 function answered(promise) {
@@ -58,6 +62,19 @@ const view = new ConversationView($('messages'), {
     output: (call, result) => answered(socket.request({ type: 'tool_output', conversation: current, call, ...result })),
   },
   loadOlder: () => loadOlder(),
+  unsent: {
+    retry: (id) => {
+      outbox.refused(id, null);
+      const entry = outbox.get(id);
+      if (entry === undefined) return;
+      view.update(entry);
+      deliver(entry);
+    },
+    discard: (id) => {
+      outbox.remove(id);
+      view.unpend(id);
+    },
+  },
 });
 const sidebar = new Sidebar($('conversations'), {
   list: (before, limit) => {
@@ -112,6 +129,7 @@ const socket = new GatewaySocket({
 // (and maybe another created under its id since): missed, when the page
 // learnt it later than the deleted frame would have told it.
 function gone(id, missed) {
+  outbox.drop(id);
   if (id === current) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
@@ -132,6 +150,7 @@ let noticeAbout = null;
 // notFound says that conversation id, being opened, does not exist and
 // takes it off the list: deleted elsewhere, it may still be listed here.
 function notFound(err, id) {
+  outbox.drop(id);
   showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
   if (id === current) view.notFound();
@@ -144,6 +163,12 @@ function showNotice(err, text, about = null) {
   $('notice').hidden = false;
 }
 
+// showPending shows the open conversation's messages in the outbox; a new
+// conversation's view, those of the conversations still to be created.
+function showPending() {
+  for (const entry of current === null ? outbox.uncreated() : outbox.of(current)) view.pending(entry);
+}
+
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
 // loadLatest, then everything live from the socket.
@@ -154,6 +179,7 @@ async function open(id) {
   current = id;
   const mine = ++opening;
   view.reset(id);
+  showPending();
   sidebar.highlight(id);
   heading();
   setSidebar(false);
@@ -303,34 +329,97 @@ function titleOf(text) {
   return line.length <= TITLE_MAX ? line : `${line.slice(0, TITLE_MAX - 1)}…`;
 }
 
-async function submit() {
+const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
+
+// submit puts the composer's text in the outbox, shows it pending and
+// sends it.
+function submit() {
   const input = $('input');
   const text = input.value;
   if (text.trim() === '') return;
-  input.value = '';
-  try {
-    if (current === null) {
-      // Create first, so that the page is subscribed before its first
-      // message event exists; titled as the gateway would title it.
-      navigate(await createConversation({ title: titleOf(text) }));
-    }
-    await socket.request(
-      { type: 'send', conversation: current, text, client_msg_id: randomID() },
-      { retry: true },
-    );
-  } catch (err) {
-    if (input.value === '') input.value = text;
-    showNotice(err);
+  // A page whose credentials are refused has stopped: the text stays in
+  // the composer rather than wait for a connection that cannot come.
+  if (socket.refusal !== null) {
+    showNotice(socket.refusal, socket.refusal.message);
+    return;
   }
+  input.value = '';
+  // giveBack returns the text to the composer, unless something else was
+  // typed meanwhile.
+  const giveBack = () => {
+    if (input.value === '') input.value = text;
+  };
+  // A first message creates its conversation first (under an id the
+  // page chooses, so that the create can be sent again), titled as the
+  // gateway would title it; the next ones, until it is made, go to it too.
+  const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
+  let entry;
+  if (current !== null) entry = outbox.add(current, text, randomID());
+  else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
+  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { title: titleOf(text) });
+  if (entry === null) {
+    giveBack();
+    showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
+    return;
+  }
+  view.pending(entry);
+  deliver(entry);
+}
+
+// sending is the last deliver's issue: each waits for the one before, so
+// that the messages go out in the order they were sent, each after the
+// create of its conversation.
+let sending = Promise.resolve();
+
+// deliver sends the outbox's entry, after a reconnect too, with its
+// client_msg_id: the gateway stores it once however often it comes.
+// Acknowledged, it leaves the outbox (the view shows the stored message
+// in its place); refused, it stays and shows why, until it is sent again
+// or discarded.
+function deliver(entry) {
+  sending = sending.then(() => issue(entry));
+}
+
+// issue sends entry, after creating its conversation if it is to be made
+// (then opening it, if the new conversation's view shows the entry), and
+// settles it when the answer comes.
+async function issue(entry) {
+  let ack;
+  try {
+    if (entry.create) {
+      await createConversation(entry.create, entry.conversation);
+      outbox.created(entry.id);
+      if (current === null && view.shows(entry.id)) navigate(entry.conversation);
+    }
+    const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
+    ack = socket.request(frame, { retry: true });
+  } catch (err) {
+    unsent(entry, err);
+    return;
+  }
+  ack.then((reply) => {
+    outbox.remove(entry.id);
+    view.acked(entry.id, reply.message?.seq);
+  }, (err) => unsent(entry, err));
+}
+
+// unsent shows the gateway's refusal of entry.
+function unsent(entry, err) {
+  // Refused credentials stop the page (it says so): the message says so
+  // too, and stays in the outbox as it was, to go when the tab opens the
+  // page again with a valid token.
+  if (err !== socket.refusal) outbox.refused(entry.id, err);
+  const e = outbox.get(entry.id);
+  if (e !== undefined) view.update(err === socket.refusal ? { ...e, error: err } : e);
 }
 
 // createConversation creates a conversation with the fields of frame and
 // returns its id. The page chooses the id, so that the create can be sent
-// again when the connection is lost before its reply: if the first one
-// was stored, the second answers bad_request (the id exists), and the
-// conversation is there to fetch.
-async function createConversation(frame) {
-  const id = `c_${randomID()}`;
+// again when the connection is lost before its reply (or the outbox sends
+// it again after a reload): if the first one was stored, the second
+// answers bad_request (the id exists), and the conversation is there to
+// fetch.
+async function createConversation(frame, id = `c_${randomID()}`) {
   try {
     await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
   } catch (err) {
@@ -434,6 +523,11 @@ $('scrim').addEventListener('click', () => setSidebar(false));
 addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);
 
+// The messages a reload interrupted go out first once connected.
+showPending();
+for (const entry of outbox.entries) {
+  if (entry.error === null) deliver(entry);
+}
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
 open(openedFromURL()).finally(() => {

@@ -262,14 +262,23 @@ const TICK_MS = 1000;
 // (the message section). onRunning(turn or null) is told when a turn
 // starts or ends, so the page can show or hide its Stop button; answer
 // ({approve, output}) sends a tool card's answers; loadOlder() is called
-// when the reader wants the events before the window.
+// when the reader wants the events before the window; unsent ({retry,
+// discard}, each given a client_msg_id) acts on a message the gateway
+// refused.
+//
+// Below the events, the view shows the messages sent but not yet
+// acknowledged (pending(entry)), each until the message event it became
+// is rendered.
 export class ConversationView {
-  constructor(list, { onRunning, answer, loadOlder }) {
+  constructor(list, { onRunning, answer, loadOlder, unsent }) {
     this.list = list;
     this.onRunning = onRunning;
     this.answer = answer;
     this.loadOlder = loadOlder;
+    this.unsent = unsent;
     this.ticker = 0;
+    // The pending messages' box, kept last in the list.
+    this.outbox = el('div', 'outbox');
     this.older = el('div', 'older');
     const button = el('button', 'button', { testid: 'load-older', text: 'Show earlier messages' });
     button.type = 'button';
@@ -291,10 +300,15 @@ export class ConversationView {
     this.running = null;
     this.open = new Set();
     this.readyAt = null;
+    // client_msg_id → its pending element; seq → the client_msg_id of the
+    // pending message acknowledged as that seq, not rendered yet.
+    this.pendings = new Map();
+    this.awaiting = new Map();
     this.older.hidden = true;
     delete this.list.dataset.ready;
     this.empty = this.placeholder(conversation);
-    this.list.replaceChildren(this.older, this.empty);
+    this.outbox.replaceChildren();
+    this.list.replaceChildren(this.older, this.empty, this.outbox);
     this.onRunning(null);
   }
 
@@ -313,6 +327,78 @@ export class ConversationView {
   // conversation is not there to show.
   notFound() {
     this.empty.firstChild.textContent = 'Conversation not found';
+    this.outbox.replaceChildren();
+    this.pendings.clear();
+  }
+
+  // pending shows entry, a message of this conversation sent but not yet
+  // acknowledged ({id: its client_msg_id, text, error: the gateway's
+  // refusal or null}), below the events: "Sending…", or the refusal with
+  // buttons to send it again or discard it.
+  pending(entry) {
+    const a = el('article', 'msg user pending', { testid: 'pending-message' });
+    a.dataset.clientMsgId = entry.id;
+    this.pendings.set(entry.id, a);
+    this.update(entry);
+    this.empty?.remove();
+    const stick = this.atBottom();
+    this.outbox.append(a);
+    if (stick) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  // update shows entry's state on its pending element, if shown.
+  update(entry) {
+    const a = this.pendings.get(entry.id);
+    if (a === undefined) return;
+    const err = entry.error;
+    a.dataset.state = err ? 'failed' : 'sending';
+    const meta = el('div', 'meta');
+    meta.append('You · ', el('span', 'pending-status', { testid: 'pending-status', text: err ? 'Not sent' : 'Sending…' }));
+    a.replaceChildren(meta, el('div', 'text plain', { testid: 'message-text', text: entry.text }));
+    if (!err) return;
+    a.append(el('div', 'pending-error', { testid: 'pending-error', text: err.code ? `${err.code}: ${err.message}` : err.message }));
+    const actions = el('div', 'pending-actions');
+    for (const [name, label] of [['retry', 'Send again'], ['discard', 'Discard']]) {
+      const b = el('button', 'button', { testid: `pending-${name}`, text: label });
+      b.type = 'button';
+      b.addEventListener('click', () => this.unsent[name](entry.id));
+      actions.append(b);
+    }
+    a.append(actions);
+  }
+
+  // acked says that pending message id is stored as the message event
+  // seq: its element goes once that event is rendered (at once if it is).
+  acked(id, seq) {
+    if (!this.pendings.has(id)) return;
+    if (typeof seq === 'number' && seq > this.lastSeq) {
+      this.pendings.get(id).dataset.state = 'acked';
+      this.awaiting.set(seq, id);
+      return;
+    }
+    this.unpend(id);
+  }
+
+  // shows reports whether pending message id is shown.
+  shows(id) {
+    return this.pendings.has(id);
+  }
+
+  // unpend removes pending message id.
+  unpend(id) {
+    this.pendings.get(id)?.remove();
+    this.pendings.delete(id);
+  }
+
+  // rendered takes the pending copy of the message event ev, if any,
+  // away, and keeps the pending messages below everything rendered.
+  rendered(ev) {
+    const id = ev.type === 'message' ? this.awaiting.get(ev.seq) : undefined;
+    if (id !== undefined) {
+      this.awaiting.delete(ev.seq);
+      this.unpend(id);
+    }
+    if (this.outbox.firstChild !== null && this.list.lastChild !== this.outbox) this.list.append(this.outbox);
   }
 
   // start says where the window begins: events with seq > from are to
@@ -351,12 +437,14 @@ export class ConversationView {
       // Replaying: no layout until the replay is in (checkReady scrolls).
       this.empty?.remove();
       this.live.apply(ev);
+      this.rendered(ev);
       this.checkReady();
       return;
     }
     const stick = this.atBottom();
     this.empty?.remove();
     this.live.apply(ev);
+    this.rendered(ev);
     if (stick) this.list.scrollTop = this.list.scrollHeight;
   }
 

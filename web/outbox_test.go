@@ -1,0 +1,274 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// Expressions over the messages sent and not yet acknowledged.
+const (
+	pendings = `[...document.querySelectorAll('[data-testid=messages] [data-testid=pending-message]')]`
+	// pendingTexts are their texts, oldest first.
+	pendingTexts = pendings + `.map(e => e.querySelector('[data-testid=message-text]').textContent)`
+	// outboxKept is the page's outbox as the tab's storage holds it.
+	outboxKept = `sessionStorage.getItem('gateway.outbox')`
+)
+
+// offlineChat starts a gateway whose WebSockets for the page the test can
+// refuse, opens conversation x in a tab and cuts the page's socket: the
+// page is offline, its HTTP requests still answered (as when the socket
+// cannot get through, or the page itself came from the browser's cache).
+func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
+	t.Helper()
+	gate := &socketGate{}
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{wrap: gate.wrap})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Outbox"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	return model, g, gate, tb
+}
+
+// reconnect lets the page's socket through again and waits until it is
+// connected, telling the page it is online (which makes it connect at once
+// rather than after its backoff) until it is.
+func (tb *tab) reconnect(gate *socketGate) {
+	tb.t.Helper()
+	gate.open()
+	tb.waitFor("the page to connect again", `(dispatchEvent(new Event('online')), `+
+		`document.querySelector('[data-testid=status]').dataset.state === 'connected')`)
+}
+
+// TestMessageSentOfflineSurvivesAReload sends a message while the page is
+// offline and reloads the tab before the connection is back: the message
+// is still there, pending, and once the page connects it is stored
+// exactly once and answered.
+func TestMessageSentOfflineSurvivesAReload(t *testing.T) {
+	model, g, gate, tb := offlineChat(t)
+	tb.send("Sent offline")
+	tb.waitFor("the pending message", pendingTexts+`.join('|') === 'Sent offline'`)
+
+	tb.do(chromedp.Reload())
+	// The page got the conversation over HTTP; the socket stays refused.
+	tb.waitFor("the pending message after the reload", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+
+		pendingTexts+`.join('|') === 'Sent offline'`)
+	if state := tb.text(`document.querySelector('[data-testid=status]').dataset.state`); state == "connected" {
+		t.Fatal("the page connected while the test kept it offline")
+	}
+	tb.reconnect(gate)
+	tb.waitUserMessage("Sent offline")
+	model.say(t, "Got it.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.waitReply("Got it.")
+	tb.waitFor("the pending message to go", pendings+`.length === 0 && `+outboxKept+` === null`)
+
+	msgs := g.messages(t, "x")
+	if len(msgs) != 2 || msgs[0].Text != "Sent offline" || msgs[1].Text != "Got it." {
+		t.Errorf("stored %+v, want the message sent offline once and its reply", msgs)
+	}
+	checkStoredOnce(t, g, tb, "x")
+	var shown int
+	if tb.eval(users+`.length`, &shown); shown != 1 {
+		t.Errorf("%d user messages shown, want 1", shown)
+	}
+}
+
+// TestMessageWhoseAckIsLostIsStoredOnce loses the connection just as the
+// gateway acknowledges a message, keeps the page offline and reloads it:
+// the message, stored but never acknowledged to the page, is still
+// pending, and sent again once the page connects, with its client_msg_id,
+// so that the gateway keeps the one copy it has.
+func TestMessageWhoseAckIsLostIsStoredOnce(t *testing.T) {
+	gate := &socketGate{}
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{wrap: gate.wrap})
+	p := startProxy(t, g.url)
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Outbox"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(p.url(), "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+
+	p.cutWhen(`"type":"ack"`)
+	gate.refuseNew()
+	tb.send("Only once")
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	if n := p.cutsMade(); n != 1 {
+		t.Fatalf("the proxy cut the ack %d times, want 1", n)
+	}
+	tb.do(chromedp.Reload())
+	tb.waitFor("the pending message after the reload", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+
+		pendingTexts+`.join('|') === 'Only once'`)
+	tb.reconnect(gate)
+	tb.waitFor("the stored message in its place", users+`.length === 1 && `+pendings+`.length === 0 && `+outboxKept+` === null`)
+	model.say(t, "Once.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	if msgs := g.messages(t, "x"); len(msgs) != 2 || msgs[0].Text != "Only once" || msgs[1].Text != "Once." {
+		t.Errorf("stored %+v, want the message once and its reply", msgs)
+	}
+	checkStoredOnce(t, g, tb, "x")
+}
+
+// TestNewChatSentOfflineSurvivesAReload sends the first two messages of a
+// new chat while the page is offline and reloads the tab: they stay
+// pending in the new chat, and once the page connects the conversation is
+// made, once, with both messages in the order they were typed.
+func TestNewChatSentOfflineSurvivesAReload(t *testing.T) {
+	gate := &socketGate{}
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{wrap: gate.wrap})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	tb.send("First offline")
+	tb.send("Second offline")
+	both := `document.querySelector('[data-testid=title]').textContent === 'New conversation' && ` +
+		pendingTexts + `.join('|') === 'First offline|Second offline'`
+	tb.waitFor("both messages pending in the new chat", both)
+	tb.do(chromedp.Reload())
+	tb.waitFor("both messages pending after the reload", both)
+
+	tb.reconnect(gate)
+	id := tb.conversation()
+	tb.waitFor("both messages stored", users+`.length === 2 && `+pendings+`.length === 0`)
+	model.say(t, "One.")
+	model.end(t, 1, 1)
+	model.say(t, "Two.")
+	model.end(t, 1, 1)
+	tb.waitFor("both replies", assistants+`.length === 2 && `+lastReply+`.dataset.state === 'done'`)
+	var texts []string
+	for _, m := range g.messages(t, id) {
+		if m.Role == protocol.RoleUser {
+			texts = append(texts, m.Text)
+		}
+	}
+	if got := strings.Join(texts, "|"); got != "First offline|Second offline" {
+		t.Errorf("stored the user messages %q", got)
+	}
+	if l := g.list(t); len(l) != 1 || l[0].Title != "First offline" {
+		t.Errorf("conversations %+v, want one titled by the first message", l)
+	}
+	checkStoredOnce(t, g, tb, id)
+}
+
+// TestPendingMessageBecomesTheStoredOne sends a message while the page is
+// offline: it shows at once, marked as sending and set apart from the
+// stored messages, and when the page connects again the stored message
+// takes its place; at no moment are both shown.
+func TestPendingMessageBecomesTheStoredOne(t *testing.T) {
+	model, g, gate, tb := offlineChat(t)
+	// Count every moment the list shows the message twice.
+	var ok bool
+	tb.eval(`window.twice = 0;
+		new MutationObserver(() => {
+			const shown = [...document.querySelectorAll('[data-testid=messages] [data-testid=message-text]')]
+				.filter(e => e.textContent === 'Wait for me');
+			if (shown.length > 1) twice++;
+		}).observe(document.querySelector('[data-testid=messages]'), {childList: true, subtree: true, characterData: true});
+		true`, &ok)
+	tb.send("Wait for me")
+	tb.waitFor("the pending message", pendingTexts+`.join('|') === 'Wait for me'`)
+	var pending struct {
+		State, Status, Composer string
+		Opacity                 float64
+		Users                   int
+	}
+	tb.eval(`(() => {
+		const p = `+pendings+`[0];
+		return {State: p.dataset.state, Status: p.querySelector('[data-testid=pending-status]').textContent,
+			Composer: document.querySelector('[data-testid=composer]').value,
+			Opacity: Number(getComputedStyle(p).opacity), Users: `+users+`.length};
+	})()`, &pending)
+	if pending.State != "sending" || pending.Status != "Sending…" || pending.Opacity >= 1 || pending.Users != 0 || pending.Composer != "" {
+		t.Errorf("offline, the page shows %+v; want the message pending, saying Sending…, faded, "+
+			"no stored message, and the composer empty", pending)
+	}
+
+	tb.reconnect(gate)
+	tb.waitFor("the stored message in its place", users+`.length === 1 && `+pendings+`.length === 0`)
+	tb.waitUserMessage("Wait for me")
+	model.say(t, "Here.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	var twice int
+	if tb.eval(`twice`, &twice); twice != 0 {
+		t.Errorf("the message showed twice at %d moments", twice)
+	}
+	if msgs := g.messages(t, "x"); len(msgs) != 2 || msgs[0].Text != "Wait for me" {
+		t.Errorf("stored %+v, want the message once and its reply", msgs)
+	}
+}
+
+// TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
+// gateway's size limit: the message stays in the list, saying it was not
+// sent and why, also after a reload (it is not sent again by itself), until
+// it is discarded.
+func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Refused"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	// Over the gateway's 64 KiB; typed key by key it would take minutes.
+	var ok bool
+	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
+		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
+	tb.do(pressEnter(0))
+	failed := pendings + `[0]?.dataset.state === 'failed' && ` +
+		pendings + `[0].querySelector('[data-testid=pending-error]').textContent.startsWith(` + js(protocol.CodeTooLarge+": ") + `)`
+	tb.waitFor("the refusal on the message", failed)
+	if text := tb.text(pendings + `[0].querySelector('[data-testid=pending-status]').textContent`); text != "Not sent" {
+		t.Errorf("the refused message says %q", text)
+	}
+
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitFor("the refused message after the reload", failed)
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === null`)
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	var left int
+	if tb.eval(pendings+`.length + `+users+`.length`, &left); left != 0 {
+		t.Errorf("after discarding it and reloading, the page shows %d messages", left)
+	}
+	if msgs := g.messages(t, "x"); len(msgs) != 0 {
+		t.Errorf("stored %d messages, want none", len(msgs))
+	}
+}
+
+// TestOutboxIsBounded sends, while offline, one message more than the
+// outbox keeps: that one stays in the composer, and the page says why,
+// rather than the outbox growing for as long as the gateway is away.
+func TestOutboxIsBounded(t *testing.T) {
+	_, _, _, tb := offlineChat(t)
+	const max = 16 // outbox.js's OUTBOX_MAX
+	for i := range max {
+		tb.send(fmt.Sprintf("message %d", i))
+	}
+	tb.waitFor("every message pending", pendings+`.length === `+fmt.Sprint(max))
+	tb.send("one too many")
+	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
+	var got struct {
+		Composer, Notice string
+		Kept             int
+	}
+	tb.eval(`({Composer: document.querySelector('[data-testid=composer]').value,
+		Notice: document.querySelector('[data-testid=error]').textContent,
+		Kept: JSON.parse(`+outboxKept+`).length})`, &got)
+	if got.Composer != "one too many" || got.Kept != max || !strings.Contains(got.Notice, "waiting to be sent") {
+		t.Errorf("with a full outbox, the page keeps %d messages, the composer holds %q and the notice says %q", got.Kept, got.Composer, got.Notice)
+	}
+}
