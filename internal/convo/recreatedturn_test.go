@@ -248,3 +248,79 @@ func TestNoRunnerOnDeletedHub(t *testing.T) {
 		t.Fatal("a runner started on the hub of a deleted conversation")
 	}
 }
+
+// failHookLog is the file's Log, which runs hook once, right after an
+// append fails with ErrNotFound: its caller has not gone on yet.
+type failHookLog struct {
+	convo.Log
+	hook logtest.Hook
+}
+
+func (l *failHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	res, err := l.Log.Append(ctx, a)
+	if errors.Is(err, convo.ErrNotFound) {
+		l.hook.Run()
+	}
+	return res, err
+}
+
+// TestCallWaiterOfRecreatedConversation deletes a conversation whose
+// turn waits for the approval of call-1, and before that turn's runner
+// is done with the call (its tool_result finds the conversation gone),
+// creates it again under its id, with a turn whose model calls tool "t"
+// with the same call id. The approval of the new call must reach the new
+// turn, which then runs the tool and ends. The old runner's cleanup,
+// keyed by the conversation and call ids only, removed the new turn's
+// wait for answers: the approval was stored, and the turn never learned
+// of it.
+func TestCallWaiterOfRecreatedConversation(t *testing.T) {
+	ctx := context.Background()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := &failHookLog{Log: l}
+	s, err := convo.New(hooked, sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	const id = "reused"
+	// start creates the conversation and sends a message, whose turn
+	// then waits for the approval of call-1; rec gets its events.
+	start := func(rec *recorder) error {
+		if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id, Agent: "approving"}); err != nil {
+			return err
+		}
+		if _, err := s.Send(ctx, "u1", &protocol.Send{Conversation: id, Text: "go"}, rec); err != nil {
+			return err
+		}
+		for ev := rec.next(t); ev.Type != protocol.EventToolCall; ev = rec.next(t) {
+		}
+		return nil
+	}
+	if err := start(newRecorder(100)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRecorder(100)
+	recreated := make(chan error, 1)
+	hooked.hook.Set(func() { recreated <- start(fresh) })
+	if err := s.Delete(ctx, "u1", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-recreated; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: id, Call: "call-1", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []*protocol.Event
+	for _, ev := range fresh.until(t, protocol.EventTurnEnd) {
+		if ev.Type == protocol.EventToolResult || ev.Type == protocol.EventTurnEnd {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != 2 || got[0].Status != protocol.ResultOK || got[1].StopReason != protocol.StopEndTurn {
+		t.Fatalf("the approved call of the new conversation ended with %s, want its tool_result ok and the turn's end", kinds(got))
+	}
+}
