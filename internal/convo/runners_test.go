@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/convo/boltlog"
+	"github.com/chatgateway/gateway/internal/jetlog"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -30,6 +33,17 @@ func (m gateModel) Stream(ctx context.Context, req convo.ModelRequest, emit func
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
 
+// hookedStore is a jetlog Store (a Leaser, a Canceller, a
+// DeleteNotifier) whose Meta is meta's.
+type hookedStore struct {
+	*jetlog.Store
+	meta *metaHookLog
+}
+
+func (h hookedStore) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	return h.meta.Meta(ctx, id)
+}
+
 // TestOneRunnerWhenIdleHubDropped lands a hub's release between the end
 // of its runner, which a send's kick asked to look again, and that
 // runner's kick of the next: the conversation has no subscriber, nothing
@@ -41,16 +55,48 @@ func (m gateModel) Stream(ctx context.Context, req convo.ModelRequest, emit func
 // twice for it. In cluster mode the lease did not stop the second: a
 // gateway takes a lease it holds.
 func TestOneRunnerWhenIdleHubDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// read is the read of the metadata, once armed, where the
+		// runner that looks again after the first turn finds nothing
+		// to run: the first, or with a lease the second (the first is
+		// the lease holder's check for a turn left open).
+		read int64
+		open func(t *testing.T, hooked *metaHookLog) convo.Log
+	}{
+		{"bbolt", 1, func(t *testing.T, hooked *metaHookLog) convo.Log {
+			l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hooked.Log = l
+			return hooked
+		}},
+		{"jetlog", 2, func(t *testing.T, hooked *metaHookLog) convo.Log {
+			srv := natstest.Start(t)
+			st, err := jetlog.OpenStore(context.Background(), srv.URL(), jetlog.StoreOptions{Node: "a", Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hooked.Log = st
+			return hookedStore{Store: st, meta: hooked}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { oneRunnerWhenIdleHubDropped(t, tc.read, tc.open) })
+	}
+}
+
+func oneRunnerWhenIdleHubDropped(t *testing.T, read int64, open func(*testing.T, *metaHookLog) convo.Log) {
 	ctx := context.Background()
 	m := gateModel{calls: make(chan string, 10), gate: make(chan struct{})}
 	var armed atomic.Bool
-	var hooked *metaHookLog
-	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
-		// The first read of the metadata once armed: the runner that
-		// looks again after the first turn, finding nothing to run.
-		hooked = &metaHookLog{Log: l, at: func(context.Context, string) bool { return armed.Load() }}
-		return hooked
-	})
+	var reads atomic.Int64
+	hooked := &metaHookLog{at: func(context.Context, string) bool { return armed.Load() && reads.Add(1) == read }}
+	s, err := convo.New(open(t, hooked), m, convo.Config{DefaultModel: "test-model", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(ctx) })
 	first := send(t, s, "", "one", nil)
 	id := first.Conversation
 	if got := <-m.calls; got != "one" {
