@@ -130,6 +130,23 @@ func (callAgents) Allowed(context.Context, string) bool { return true }
 
 func (callAgents) List(context.Context) []protocol.AgentInfo { return nil }
 
+// openCalls opens a Service with sameCallModel and callAgents on the Log
+// that wrap makes of a file in t.TempDir, closed at the end of the test,
+// and returns it with the file's Log.
+func openCalls(t *testing.T, wrap func(convo.Log) convo.Log) (*convo.Service, convo.Log) {
+	t.Helper()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := convo.New(wrap(l), sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, l
+}
+
 // sameCallModel calls tool "t" with call id "call-1" in the first step of
 // every turn, as a model whose ids are not unique may, and then answers
 // "done".
@@ -169,16 +186,11 @@ func TestRequestRacingRecreate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hooked := &metaHookLog{Log: l}
-			s, err := convo.New(hooked, sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(ctx)
+			var hooked *metaHookLog
+			s, l := openCalls(t, func(l convo.Log) convo.Log {
+				hooked = &metaHookLog{Log: l}
+				return hooked
+			})
 			const id = "reused"
 			// Each conversation has a turn waiting for the answer to
 			// call-1 (a plain one, none).
@@ -275,16 +287,11 @@ func (l *failHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appen
 // of it.
 func TestCallWaiterOfRecreatedConversation(t *testing.T) {
 	ctx := context.Background()
-	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooked := &failHookLog{Log: l}
-	s, err := convo.New(hooked, sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	var hooked *failHookLog
+	s, _ := openCalls(t, func(l convo.Log) convo.Log {
+		hooked = &failHookLog{Log: l}
+		return hooked
+	})
 	const id = "reused"
 	// start creates the conversation and sends a message, whose turn
 	// then waits for the approval of call-1; rec gets its events.
@@ -295,9 +302,12 @@ func TestCallWaiterOfRecreatedConversation(t *testing.T) {
 		if _, err := s.Send(ctx, "u1", &protocol.Send{Conversation: id, Text: "go"}, rec); err != nil {
 			return err
 		}
-		for ev := rec.next(t); ev.Type != protocol.EventToolCall; ev = rec.next(t) {
+		for {
+			var ev protocol.Event
+			if err := json.Unmarshal(<-rec.ch, &ev); err != nil || ev.Type == protocol.EventToolCall {
+				return err
+			}
 		}
-		return nil
 	}
 	if err := start(newRecorder(100)); err != nil {
 		t.Fatal(err)
