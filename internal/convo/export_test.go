@@ -1,6 +1,9 @@
 package convo
 
-import "context"
+import (
+	"context"
+	"runtime"
+)
 
 // WaitTurns waits until no turn runs or ctx ends.
 func (s *Service) WaitTurns(ctx context.Context) error { return s.waitTurns(ctx) }
@@ -13,4 +16,38 @@ func (s *Service) KickDeleted(id string) bool {
 	defer s.release(h)
 	s.hubDeleted(h)
 	return s.startRunner(h, nil)
+}
+
+// KickConversation takes conversation id's hub and kicks it, as a send
+// does, and reports whether a runner started.
+func (s *Service) KickConversation(id string) bool {
+	h := s.acquire(id)
+	defer s.release(h)
+	return s.startRunner(h, nil)
+}
+
+// DropWhenNotRunning takes the Service's lock, closes held, waits (with
+// the lock held, so that nothing else takes it meanwhile) until
+// conversation id's hub has no runner in progress, and then drops the
+// hub if nothing uses it, as releaseIfIdle does; it reports whether it
+// dropped it. It lands a release between a runner's end and whatever
+// that runner does next.
+func (s *Service) DropWhenNotRunning(id string, held chan<- struct{}) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(held)
+	h := s.hubs[id]
+	for {
+		h.mu.Lock()
+		if h.running == nil {
+			idle := h.idle()
+			if idle {
+				s.dropHub(h)
+			}
+			h.mu.Unlock()
+			return idle
+		}
+		h.mu.Unlock()
+		runtime.Gosched()
+	}
 }

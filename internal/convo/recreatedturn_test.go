@@ -130,6 +130,23 @@ func (callAgents) Allowed(context.Context, string) bool { return true }
 
 func (callAgents) List(context.Context) []protocol.AgentInfo { return nil }
 
+// openCalls opens a Service with sameCallModel and callAgents on the Log
+// that wrap makes of a file in t.TempDir, closed at the end of the test,
+// and returns it with the file's Log.
+func openCalls(t *testing.T, wrap func(convo.Log) convo.Log) (*convo.Service, convo.Log) {
+	t.Helper()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := convo.New(wrap(l), sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, l
+}
+
 // sameCallModel calls tool "t" with call id "call-1" in the first step of
 // every turn, as a model whose ids are not unique may, and then answers
 // "done".
@@ -169,16 +186,11 @@ func TestRequestRacingRecreate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			hooked := &metaHookLog{Log: l}
-			s, err := convo.New(hooked, sameCallModel{}, convo.Config{DefaultModel: "m", Agents: callAgents{}, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(ctx)
+			var hooked *metaHookLog
+			s, l := openCalls(t, func(l convo.Log) convo.Log {
+				hooked = &metaHookLog{Log: l}
+				return hooked
+			})
 			const id = "reused"
 			// Each conversation has a turn waiting for the answer to
 			// call-1 (a plain one, none).
@@ -246,5 +258,79 @@ func TestNoRunnerOnDeletedHub(t *testing.T) {
 	}
 	if s.KickDeleted(id) {
 		t.Fatal("a runner started on the hub of a deleted conversation")
+	}
+}
+
+// failHookLog is the file's Log, which runs hook once, right after an
+// append fails with ErrNotFound: its caller has not gone on yet.
+type failHookLog struct {
+	convo.Log
+	hook logtest.Hook
+}
+
+func (l *failHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	res, err := l.Log.Append(ctx, a)
+	if errors.Is(err, convo.ErrNotFound) {
+		l.hook.Run()
+	}
+	return res, err
+}
+
+// TestCallWaiterOfRecreatedConversation deletes a conversation whose
+// turn waits for the approval of call-1, and before that turn's runner
+// is done with the call (its tool_result finds the conversation gone),
+// creates it again under its id, with a turn whose model calls tool "t"
+// with the same call id. The approval of the new call must reach the new
+// turn, which then runs the tool and ends. The old runner's cleanup,
+// keyed by the conversation and call ids only, removed the new turn's
+// wait for answers: the approval was stored, and the turn never learned
+// of it.
+func TestCallWaiterOfRecreatedConversation(t *testing.T) {
+	ctx := context.Background()
+	var hooked *failHookLog
+	s, _ := openCalls(t, func(l convo.Log) convo.Log {
+		hooked = &failHookLog{Log: l}
+		return hooked
+	})
+	const id = "reused"
+	// start creates the conversation and sends a message, whose turn
+	// then waits for the approval of call-1; rec gets its events.
+	start := func(rec *recorder) error {
+		if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id, Agent: "approving"}); err != nil {
+			return err
+		}
+		if _, err := s.Send(ctx, "u1", &protocol.Send{Conversation: id, Text: "go"}, rec); err != nil {
+			return err
+		}
+		for {
+			var ev protocol.Event
+			if err := json.Unmarshal(<-rec.ch, &ev); err != nil || ev.Type == protocol.EventToolCall {
+				return err
+			}
+		}
+	}
+	if err := start(newRecorder(100)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRecorder(100)
+	recreated := make(chan error, 1)
+	hooked.hook.Set(func() { recreated <- start(fresh) })
+	if err := s.Delete(ctx, "u1", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-recreated; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: id, Call: "call-1", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	var got []*protocol.Event
+	for _, ev := range fresh.until(t, protocol.EventTurnEnd) {
+		if ev.Type == protocol.EventToolResult || ev.Type == protocol.EventTurnEnd {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != 2 || got[0].Status != protocol.ResultOK || got[1].StopReason != protocol.StopEndTurn {
+		t.Fatalf("the approved call of the new conversation ended with %s, want its tool_result ok and the turn's end", kinds(got))
 	}
 }

@@ -30,7 +30,10 @@ type turn struct {
 
 // kick starts a turn runner for h unless one is running (or the service
 // is draining or closed). The runner starts the pending turns one after
-// another.
+// another. The caller holds h (acquire, or turnDone for the runner that
+// ends), so that h is still the conversation's hub: a hub dropped as
+// idle is forgotten, and a runner started on it would run beside the one
+// a new hub of the conversation starts.
 func (s *Service) kick(h *hub) { s.startRunner(h, nil) }
 
 // startRunner starts a turn runner for h, which runs e first when not nil
@@ -69,7 +72,10 @@ func (s *Service) startRunner(h *hub, e *earlyTurn) bool {
 }
 
 // turnDone clears h's running turn and, if another may be pending (the
-// runner says so, or a kick came meanwhile), kicks.
+// runner says so, or a kick came meanwhile), kicks. h is held from the
+// moment its runner is cleared until the kick has started the next:
+// idle in between, it could be dropped and another hub of the
+// conversation start a runner of its own on the same turn.
 func (s *Service) turnDone(h *hub, t *turn, next bool) {
 	h.mu.Lock()
 	if h.running == t {
@@ -77,11 +83,16 @@ func (s *Service) turnDone(h *hub, t *turn, next bool) {
 		next = next || h.kicked
 		h.kicked = false
 	}
-	h.mu.Unlock()
 	if next {
-		s.kick(h)
+		h.refs++
 	}
-	s.releaseIfIdle(h)
+	h.mu.Unlock()
+	if !next {
+		s.releaseIfIdle(h)
+		return
+	}
+	s.kick(h)
+	s.release(h)
 }
 
 // runTurn runs e's turn if a send is opening it (e not nil), else the

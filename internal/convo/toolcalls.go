@@ -61,8 +61,8 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 			c.status = protocol.CallAwaitingApproval
 		}
 		if c.status != protocol.CallRunning {
-			c.answers = r.s.calls.add(r.id, u.ID)
-			defer r.s.calls.remove(r.id, u.ID)
+			c.answers = r.s.calls.add(r.id, r.turn, u.ID)
+			defer r.s.calls.remove(r.id, r.turn, u.ID)
 		}
 		calls[i] = c
 		evs[i] = &protocol.Event{Type: protocol.EventToolCall, Turn: r.turn, Call: u.ID, Name: u.Name,
@@ -323,25 +323,31 @@ func toolOutput(out []byte) []byte {
 // so the answer reaches the turn wherever it was given.
 type callWaiters struct {
 	mu sync.Mutex
-	m  map[[2]string]chan *protocol.Event
+	m  map[callKey]chan *protocol.Event
 }
 
-// add registers a wait for the answers to call of conversation.
-func (w *callWaiters) add(conversation, call string) chan *protocol.Event {
+// callKey names a call of a turn. The turn's id tells apart the calls of
+// a conversation deleted and created again under its id, whose model may
+// reuse a call id: the old turn's end must not remove the new one's wait,
+// nor an answer in the new one reach the old.
+type callKey struct{ conversation, turn, call string }
+
+// add registers a wait for the answers to call of turn of conversation.
+func (w *callWaiters) add(conversation, turn, call string) chan *protocol.Event {
 	ch := make(chan *protocol.Event, 2)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
-		w.m = map[[2]string]chan *protocol.Event{}
+		w.m = map[callKey]chan *protocol.Event{}
 	}
-	w.m[[2]string{conversation, call}] = ch
+	w.m[callKey{conversation, turn, call}] = ch
 	return ch
 }
 
-func (w *callWaiters) remove(conversation, call string) {
+func (w *callWaiters) remove(conversation, turn, call string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.m, [2]string{conversation, call})
+	delete(w.m, callKey{conversation, turn, call})
 }
 
 // notify hands committed answers to their waiters; it never blocks.
@@ -355,7 +361,7 @@ func (w *callWaiters) notify(events []Committed) {
 			continue
 		}
 		w.mu.Lock()
-		ch := w.m[[2]string{c.Conversation, ev.Call}]
+		ch := w.m[callKey{c.Conversation, ev.Turn, ev.Call}]
 		w.mu.Unlock()
 		if ch != nil {
 			select {
