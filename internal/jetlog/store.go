@@ -69,7 +69,8 @@ type Store struct {
 	system map[string]systemPrompt
 	// ends keeps the log ends of conversations no longer in use here, by
 	// id, so that the next append needs no read first. One that another
-	// gateway made stale costs a fenced append and a read, as any race.
+	// gateway made stale costs a fenced append and a read, as any race,
+	// or, if it refuses the append, a read.
 	ends map[string]*logEnd
 }
 
@@ -317,6 +318,11 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		}
 	}
 	end := c.end
+	// kept: end is what an earlier append here left, which another
+	// gateway may have made stale (it appended, or deleted the
+	// conversation and created it again): a Build's refusal is final
+	// only on an end read from the log.
+	kept := end != nil && a.New == nil
 	if a.New != nil {
 		m := a.New.Clone()
 		m.ID = id
@@ -351,6 +357,14 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 	for race := 0; ; race++ {
 		m := end.meta.Clone()
 		drafts, err := a.Build(m)
+		if err != nil && kept {
+			kept = false
+			c.end = nil
+			if end, err = s.end(ctx, id); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, refusal{err}
 		}
