@@ -134,8 +134,12 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 	if !next && !lost && !s.draining.Load() {
 		// A send on another gateway may have queued a turn while this
 		// one held the lease: that gateway could not take it, so this
-		// one looks again now that it has let go.
-		if m, err := s.log.Meta(ctx, h.id); err == nil && (m.OpenTurn != nil || len(m.Pending) > 0) && s.current(h, m) {
+		// one looks again now that it has let go. The look does not use
+		// ctx, which a delete, a cancel or a lost lease may have
+		// cancelled: a conversation created again under a deleted one's
+		// id, whose runner found this one's lease, would wait for the
+		// sweep. s.turnCtx ends at shutdown, the Log bounds the read.
+		if m, err := s.log.Meta(s.turnCtx, h.id); err == nil && (m.OpenTurn != nil || len(m.Pending) > 0) && s.current(h, m) {
 			next = true
 		}
 	}
