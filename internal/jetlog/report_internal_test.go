@@ -21,15 +21,7 @@ func TestOwnRecordAfterUnseenOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := natstest.Start(t)
-	open := func(node string) *Store {
-		s, err := OpenStore(ctx, srv.URL(), StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	a, b := open("a"), open("b")
+	a, b := openStore(t, srv.URL(), "a"), openStore(t, srv.URL(), "b")
 	var mu sync.Mutex
 	var got []uint64
 	b.Start(func(cs []convo.Committed) {
@@ -46,17 +38,7 @@ func TestOwnRecordAfterUnseenOnes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deltas := func(texts ...string) func(*convo.Meta) ([]convo.Draft, error) {
-		return func(*convo.Meta) ([]convo.Draft, error) {
-			var out []convo.Draft
-			for _, text := range texts {
-				out = append(out, convo.Draft{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: text}})
-			}
-			return out, nil
-		}
-	}
-	appendTo(a, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
-		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }})
+	create(t, a, id)
 
 	// What Follow does at once; its follower, which starts in the
 	// background, is left out, as if it had not delivered yet.
@@ -86,12 +68,7 @@ func TestOwnRecordAfterUnseenOnes(t *testing.T) {
 func TestOwnRecordReportedAfterItsAppend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := natstest.Start(t)
-	s, err := OpenStore(ctx, srv.URL(), StoreOptions{Node: "a", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := openStore(t, natstest.Start(t).URL(), "a")
 	const id, appends = "c1", 100
 	var mu sync.Mutex
 	durable := map[uint64]bool{} // by seq: the append's Durable ran
@@ -105,9 +82,6 @@ func TestOwnRecordReportedAfterItsAppend(t *testing.T) {
 			}
 		}
 	})
-	delta := func(*convo.Meta) ([]convo.Draft, error) {
-		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: "x"}}}, nil
-	}
 	markDurable := func(res *convo.Appended) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -115,17 +89,14 @@ func TestOwnRecordReportedAfterItsAppend(t *testing.T) {
 			durable[ev.Seq] = true
 		}
 	}
-	if _, err := s.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
-		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, s, id)
 	m, err := s.Meta(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Follow(id, 0, m.CreatedAt)()
 	for range appends {
-		if _, err := s.Append(ctx, &convo.Append{Conversation: id, Build: delta, Durable: markDurable}); err != nil {
+		if _, err := s.Append(ctx, &convo.Append{Conversation: id, Build: deltas("x"), Durable: markDurable}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,15 +131,7 @@ func TestGapFilledAfterOwnAppend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := natstest.Start(t)
-	open := func(node string) *Store {
-		s, err := OpenStore(ctx, srv.URL(), StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	a, b := open("a"), open("b")
+	a, b := openStore(t, srv.URL(), "a"), openStore(t, srv.URL(), "b")
 	var mu sync.Mutex
 	durable := false
 	var early []uint64 // seq 1 reported before its Durable ran
@@ -182,13 +145,7 @@ func TestGapFilledAfterOwnAppend(t *testing.T) {
 		}
 	})
 	const id = "c1"
-	delta := func(*convo.Meta) ([]convo.Draft, error) {
-		return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: "x"}}}, nil
-	}
-	if _, err := a.Append(ctx, &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
-		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, a, id)
 	// Followed here, as Follow makes it, without a follower of its own:
 	// the test delivers the other gateway's record itself.
 	c, err := a.acquire(id)
@@ -204,7 +161,7 @@ func TestGapFilledAfterOwnAppend(t *testing.T) {
 
 	inDurable, release, appended := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		_, err := a.Append(ctx, &convo.Append{Conversation: id, Build: delta, Durable: func(*convo.Appended) {
+		_, err := a.Append(ctx, &convo.Append{Conversation: id, Build: deltas("x"), Durable: func(*convo.Appended) {
 			close(inDurable)
 			<-release
 			mu.Lock()
@@ -214,7 +171,7 @@ func TestGapFilledAfterOwnAppend(t *testing.T) {
 		appended <- err
 	}()
 	<-inDurable
-	if _, err := b.Append(ctx, &convo.Append{Conversation: id, Build: delta}); err != nil {
+	if _, err := b.Append(ctx, &convo.Append{Conversation: id, Build: deltas("x")}); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := a.log.Read(ctx, id, 1, 0, 10)
@@ -239,5 +196,37 @@ func TestGapFilledAfterOwnAppend(t *testing.T) {
 	defer mu.Unlock()
 	if len(early) > 0 {
 		t.Fatal("seq 1 was reported before its append's Durable ran")
+	}
+}
+
+// openStore opens a Store of gateway node on the NATS server at url,
+// closed when the test ends.
+func openStore(t *testing.T, url, node string) *Store {
+	t.Helper()
+	s, err := OpenStore(context.Background(), url, StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// create stores conversation id, with no event, through s.
+func create(t *testing.T, s *Store, id string) {
+	t.Helper()
+	if _, err := s.Append(context.Background(), &convo.Append{Conversation: id, New: &convo.Meta{Owner: "u", Conversation: protocol.Conversation{ID: id, Model: "m"}},
+		Build: func(*convo.Meta) ([]convo.Draft, error) { return nil, nil }}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deltas is the Build of one delta of turn t1 per text.
+func deltas(texts ...string) func(*convo.Meta) ([]convo.Draft, error) {
+	return func(*convo.Meta) ([]convo.Draft, error) {
+		var out []convo.Draft
+		for _, text := range texts {
+			out = append(out, convo.Draft{Event: &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: text}})
+		}
+		return out, nil
 	}
 }
