@@ -218,14 +218,13 @@ func (h *hub) unsubscribe(sub Subscriber) {
 	h.mu.Unlock()
 }
 
-// markDeleted marks h's conversation deleted and ends its running turn.
+// markDeleted marks h's conversation deleted, so that no runner starts
+// on h any more, and ends its running turn.
 func (h *hub) markDeleted() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.deleted = true
-	if h.running != nil {
-		h.running.cancel(errDeleted)
-	}
+	h.mu.Unlock()
+	h.stop("", errDeleted)
 }
 
 // removeAll unregisters every subscriber, telling each that the

@@ -404,10 +404,7 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		pos, err := s.log.Append(ctx, id, rec, end.pos)
 		s.metrics.JetStreamPublishSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
-			c.repMu.Lock()
-			delete(c.own, rec.ID)
-			c.ownCond.Broadcast()
-			c.repMu.Unlock()
+			c.disown(rec.ID)
 			c.end = nil
 		}
 		if errors.Is(err, ErrDuplicate) {
@@ -433,10 +430,7 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		}
 		if end.pos == 0 && a.New == nil {
 			if err := s.stillThere(ctx, id, m.CreatedAt); err != nil {
-				c.repMu.Lock()
-				delete(c.own, rec.ID)
-				c.ownCond.Broadcast()
-				c.repMu.Unlock()
+				c.disown(rec.ID)
 				c.end = nil
 				return nil, err
 			}
@@ -459,6 +453,16 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 		s.deliver(c, rec, born, durable, 0)
 		return res, nil
 	}
+}
+
+// disown ends the mark of this gateway's record id, whose append failed
+// or was undone: no append will report it, and the followers waiting for
+// that report go on.
+func (c *conv) disown(id string) {
+	c.repMu.Lock()
+	defer c.repMu.Unlock()
+	delete(c.own, id)
+	c.ownCond.Broadcast()
 }
 
 // stillThere checks, once the first record of conversation id (created
