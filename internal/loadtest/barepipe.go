@@ -111,9 +111,10 @@ type bareStream struct {
 	started time.Time
 	reply   []byte
 	history []recordKey
-	// inTail are the records of the turn in progress that are in the
-	// tail (through a tail; only the loop uses it).
-	inTail []tailRecord
+	// turnRecords are the stored records of the turn in progress, with
+	// their data through a tail (to move them), their keys only through
+	// an index (to list them); only the loop uses it.
+	turnRecords []tailRecord
 }
 
 // recordKey is where a record is stored: seq is its seq in its stream,
@@ -443,31 +444,31 @@ func (p *barePipe) put(t *taken, bk pipeBuckets) error {
 			k.g = p.key
 			err = bk.log.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
 			if p.layout == throughIndex {
-				s.inTail = append(s.inTail, tailRecord{recordKey: k})
+				s.turnRecords = append(s.turnRecords, tailRecord{recordKey: k})
 			}
 			if err == nil && p.layout == throughIndex && end {
 				// One record under the stream lists where the turn's are.
 				var where []byte
-				for _, r := range s.inTail {
+				for _, r := range s.turnRecords {
 					where = binary.BigEndian.AppendUint64(where, r.g)
 				}
-				err = bk.index.Put(s.key(s.inTail[0].seq), where)
-				s.inTail = s.inTail[:0]
+				err = bk.index.Put(s.key(s.turnRecords[0].seq), where)
+				s.turnRecords = s.turnRecords[:0]
 			}
 		case !end:
 			p.key++
 			k.g = p.key
-			s.inTail = append(s.inTail, tailRecord{k, f})
+			s.turnRecords = append(s.turnRecords, tailRecord{k, f})
 			err = bk.tail.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
 		default:
 			// The turn ends: its records move under the stream.
-			for _, r := range s.inTail {
+			for _, r := range s.turnRecords {
 				if err := bk.events.Put(s.key(r.seq), r.data); err != nil {
 					return err
 				}
 				p.moved[r.g] = true
 			}
-			s.inTail = s.inTail[:0]
+			s.turnRecords = s.turnRecords[:0]
 			err = bk.events.Put(s.key(k.seq), f)
 		}
 		if err != nil {
