@@ -307,9 +307,9 @@ func (f *faultLog) faulty(a *convo.Append) (*convo.Append, func(error) error) {
 	}
 }
 
-func (f *faultLog) Delete(ctx context.Context, id, owner string) error {
+func (f *faultLog) Delete(ctx context.Context, id, owner string) (time.Time, error) {
 	if fail := f.failing(); fail != nil && fail(nil) {
-		return fmt.Errorf("%w (%w)", convo.ErrUnavailable, errInjected)
+		return time.Time{}, fmt.Errorf("%w (%w)", convo.ErrUnavailable, errInjected)
 	}
 	return f.Log.Delete(ctx, id, owner)
 }

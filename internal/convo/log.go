@@ -63,9 +63,12 @@ type Log interface {
 	Post(ctx context.Context, a *Append, done func(*Appended, error))
 
 	// Delete removes conversation id with its whole log if it belongs to
-	// owner, or returns ErrNotFound. Its events are no longer reported to
-	// the committed function once Delete returns.
-	Delete(ctx context.Context, id, owner string) error
+	// owner, or returns ErrNotFound, and returns the creation time of the
+	// conversation it removed: one deleted and created again under id
+	// since the caller last read it is told from the one the caller saw.
+	// Its events are no longer reported to the committed function once
+	// Delete returns.
+	Delete(ctx context.Context, id, owner string) (created time.Time, err error)
 
 	// Meta returns a copy of conversation id's metadata as of its last
 	// durable event, or ErrNotFound. It does not check the owner.

@@ -15,20 +15,22 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// deleteHookLog is the file's Log, which runs hook once, right after the
-// next Delete has removed the conversation: the Service has not yet
-// stopped its turn nor dropped its hub.
+// deleteHookLog is the file's Log, which runs before once, right before
+// the next Delete removes the conversation, and hook once, right after
+// the next Delete has removed it: the Service has not yet stopped its
+// turn nor dropped its hub.
 type deleteHookLog struct {
 	convo.Log
-	hook logtest.Hook
+	before, hook logtest.Hook
 }
 
-func (l *deleteHookLog) Delete(ctx context.Context, id, owner string) error {
-	err := l.Log.Delete(ctx, id, owner)
+func (l *deleteHookLog) Delete(ctx context.Context, id, owner string) (time.Time, error) {
+	l.before.Run()
+	created, err := l.Log.Delete(ctx, id, owner)
 	if err == nil {
 		l.hook.Run()
 	}
-	return err
+	return created, err
 }
 
 // TestRecreatedDuringDelete deletes a conversation whose turn runs with a
@@ -99,6 +101,45 @@ func TestRecreatedDuringDelete(t *testing.T) {
 	}
 	if len(old.ch) != 0 {
 		t.Fatalf("the old conversation's subscriber got %d frames after it was told it is gone", len(old.ch))
+	}
+}
+
+// TestDeleteOfRecreated deletes a conversation that another client
+// deletes and creates again under its id, and subscribes to, while the
+// delete is on its way to the Log: the delete removes the new
+// conversation, so its subscriber is told that it is gone. The Service
+// read the creation time before the delete reached the Log, found the
+// old conversation's, and kept the new one's hub, whose subscriber went
+// on waiting on a deleted conversation.
+func TestDeleteOfRecreated(t *testing.T) {
+	ctx := context.Background()
+	var hooked *deleteHookLog
+	s := openOn(t, filepath.Join(t.TempDir(), "gateway.db"), &scriptModel{}, func(l convo.Log) convo.Log {
+		hooked = &deleteHookLog{Log: l}
+		return hooked
+	})
+	const id = "reused"
+	if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRecorder(10)
+	hooked.before.Set(func() {
+		if err := s.Delete(ctx, "u1", id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(ctx, "u1", &protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+		subscribeOK(t, s, &protocol.Subscribe{Conversation: id}, fresh)
+	})
+	if err := s.Delete(ctx, "u1", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Events(ctx, "u1", id, time.Time{}, 0, 10); !errors.Is(err, convo.ErrNotFound) {
+		t.Fatalf("events of the conversation created again, after the delete: %v, want not found", err)
+	}
+	if ev := fresh.next(t); ev.Type != "gone" {
+		t.Fatalf("the new conversation's subscriber got %s %d, want to be told it is gone", ev.Type, ev.Seq)
 	}
 }
 

@@ -458,15 +458,11 @@ func (s *Service) Get(ctx context.Context, user, conversation string) (*protocol
 // (logged: the delete is done) until a subscribe or a send there finds
 // another conversation under the id.
 func (s *Service) Delete(ctx context.Context, user, conversation string) error {
-	// The conversation's creation time tells it from one created again
-	// under its id before its hub is dropped here, or before the notice
-	// reaches the other gateways. Unread (zero), the hub here is dropped
-	// whichever it serves, and the other gateways read the log instead.
-	var created time.Time
-	if m, err := s.log.Meta(ctx, conversation); err == nil {
-		created = m.CreatedAt
-	}
-	if err := s.log.Delete(ctx, conversation, user); err != nil {
+	// The creation time of the conversation deleted tells it from one
+	// created again under its id before its hub is dropped here, or
+	// before the notice reaches the other gateways.
+	created, err := s.log.Delete(ctx, conversation, user)
+	if err != nil {
 		return err
 	}
 	s.deleted(conversation, created)

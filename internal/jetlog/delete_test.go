@@ -55,7 +55,7 @@ func TestDeleteFailsPartWay(t *testing.T) {
 	failedDelete := func(id string) {
 		t.Helper()
 		create(a, id, "u", "old")
-		if err := b.Delete(ctx, id, "u"); err == nil {
+		if _, err := b.Delete(ctx, id, "u"); err == nil {
 			t.Fatal("b deleted the conversation without purging the stream")
 		}
 	}
@@ -63,7 +63,7 @@ func TestDeleteFailsPartWay(t *testing.T) {
 	t.Run("retried", func(t *testing.T) {
 		const id = "c1"
 		failedDelete(id)
-		if err := c.Delete(ctx, id, "u"); err != nil {
+		if _, err := c.Delete(ctx, id, "u"); err != nil {
 			t.Fatalf("delete again on c: %v", err)
 		}
 		if _, err := c.Events(ctx, id, 0, 0, 10); !errors.Is(err, convo.ErrNotFound) {
@@ -109,7 +109,7 @@ func TestFirstAppendRacesDelete(t *testing.T) {
 	_, err := b.Append(ctx, &convo.Append{Conversation: id, Build: func(*convo.Meta) ([]convo.Draft, error) {
 		if !deleted {
 			deleted = true
-			if err := a.Delete(ctx, id, "u"); err != nil {
+			if _, err := a.Delete(ctx, id, "u"); err != nil {
 				return nil, err
 			}
 		}

@@ -47,7 +47,7 @@ func TestDeleteNoticeAfterRecreate(t *testing.T) {
 			old.waitFor(t, "the old log", func(evs []*protocol.Event) bool { return len(evs) == 3 })
 
 			// b's delete without its notice, the create, then the notice.
-			if err := b.store.Delete(ctx, id, user); err != nil {
+			if _, err := b.store.Delete(ctx, id, user); err != nil {
 				t.Fatal(err)
 			}
 			createWithActions(t, b, id, 2)
@@ -108,7 +108,7 @@ func TestFollowRecreated(t *testing.T) {
 	old := create("old", 3)
 	stopOld := a.Follow(id, 3, old.Meta.CreatedAt)
 	defer stopOld()
-	if err := b.Delete(ctx, id, "u"); err != nil {
+	if _, err := b.Delete(ctx, id, "u"); err != nil {
 		t.Fatal(err)
 	}
 	recreated := create("new", 2)
@@ -130,7 +130,7 @@ func TestFollowRecreated(t *testing.T) {
 func TestDeleteNoticeReadFails(t *testing.T) {
 	srv, b, gated, onA := startHeld(t)
 	ctx := context.Background()
-	if err := b.store.Delete(ctx, heldID, user); err != nil {
+	if _, err := b.store.Delete(ctx, heldID, user); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.store.NotifyDeleted(ctx, heldID, time.Time{}); err != nil {

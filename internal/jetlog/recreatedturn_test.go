@@ -92,7 +92,7 @@ func recreateWhileRunning(t *testing.T) *recreated {
 	send(t, r.a, r.id, "one", nil)
 	<-started // the turn runs on a, which holds the lease
 
-	if err := r.b.store.Delete(ctx, r.id, user); err != nil { // no notice
+	if _, err := r.b.store.Delete(ctx, r.id, user); err != nil { // no notice
 		t.Fatal(err)
 	}
 	createWithActions(t, r.b, r.id, 0)

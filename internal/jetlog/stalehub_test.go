@@ -39,7 +39,7 @@ func TestSendAfterRecreateElsewhere(t *testing.T) {
 	old.ReadUntil(func(f *protocol.ServerFrame) bool { return f.Seq == 3 })
 
 	// b's delete without its notice: a's hub still serves the old log.
-	if err := b.store.Delete(ctx, id, auth.LocalUser); err != nil {
+	if _, err := b.store.Delete(ctx, id, auth.LocalUser); err != nil {
 		t.Fatal(err)
 	}
 	createAs(t, b, auth.LocalUser, id, 0)

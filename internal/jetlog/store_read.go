@@ -230,10 +230,10 @@ func (s *Store) withWork(ctx context.Context, keep func(id string) (bool, error)
 }
 
 // Delete implements convo.Log.
-func (s *Store) Delete(ctx context.Context, id, owner string) error {
+func (s *Store) Delete(ctx context.Context, id, owner string) (time.Time, error) {
 	c, err := s.acquire(id)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	defer s.release(c)
 	c.appendMu.Lock()
@@ -245,13 +245,13 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 		m, err = s.leftOver(ctx, id)
 	}
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if m.Owner != owner {
-		return convo.ErrNotFound
+		return time.Time{}, convo.ErrNotFound
 	}
 	if err := s.log.Delete(ctx, id, owner); err != nil {
-		return unavailable(err)
+		return time.Time{}, unavailable(err)
 	}
 	c.end = nil
 	s.mu.Lock()
@@ -265,7 +265,7 @@ func (s *Store) Delete(ctx context.Context, id, owner string) error {
 	c.reported, c.reportedPos, c.created = 0, 0, time.Time{}
 	c.gen++
 	c.repMu.Unlock()
-	return nil
+	return m.CreatedAt, nil
 }
 
 // leftOver returns the metadata in the newest event of conversation id,

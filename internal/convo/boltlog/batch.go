@@ -96,8 +96,9 @@ func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
 }
 
 // Delete implements convo.Log.
-func (l *Log) Delete(ctx context.Context, id, owner string) error {
-	return l.do(&op{ctx: ctx, apply: func(b *batch) (error, error) {
+func (l *Log) Delete(ctx context.Context, id, owner string) (time.Time, error) {
+	var created time.Time
+	err := l.do(&op{ctx: ctx, apply: func(b *batch) (error, error) {
 		bm, err := b.meta(id)
 		if err != nil {
 			return err, nil
@@ -105,8 +106,13 @@ func (l *Log) Delete(ctx context.Context, id, owner string) error {
 		if bm.m.Owner != owner {
 			return convo.ErrNotFound, nil
 		}
+		created = bm.m.CreatedAt
 		return nil, b.remove(bm)
 	}})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return created, nil
 }
 
 // batch is the state of one commit: the transaction, its time, and the

@@ -71,7 +71,7 @@ func TestOpensFileWithMessagesBucket(t *testing.T) {
 	if err != nil || res.Duplicate == nil || res.Duplicate.Text != "again" {
 		t.Errorf("a client_msg_id sent again: %+v, %v; want the message stored under it", res, err)
 	}
-	if err := l.Delete(ctx, "c", "u1"); err != nil {
+	if _, err := l.Delete(ctx, "c", "u1"); err != nil {
 		t.Fatal(err)
 	}
 	err = l.db.View(func(tx *bolt.Tx) error {

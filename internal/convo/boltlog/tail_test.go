@@ -192,7 +192,7 @@ func TestTailKeepsTheLogWhole(t *testing.T) {
 		t.Fatalf("tail has %d entries of %d conversations, want b's turn start and delta", entries, convs)
 	}
 	// Deleting a conversation mid-reply drops its tail entries.
-	if err := s.Delete(ctx, b.ID, "u1"); err != nil {
+	if _, err := s.Delete(ctx, b.ID, "u1"); err != nil {
 		t.Fatal(err)
 	}
 	appendEvents(t, s, a.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t3"})
@@ -313,7 +313,7 @@ func TestTailIndexRebuiltAtOpen(t *testing.T) {
 		Message: &protocol.Message{ID: "r1", Role: protocol.RoleAssistant, Text: "one", Turn: "t1"}})
 	appendEvents(t, l, "a", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"}, delta("two"))
 	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("gone"), delta("soon"))
-	if err := l.Delete(ctx, "c", "u1"); err != nil {
+	if _, err := l.Delete(ctx, "c", "u1"); err != nil {
 		t.Fatal(err)
 	}
 	create(t, l, "c")
@@ -462,7 +462,7 @@ func TestTailIndexSkipsMovedEntriesOfDeletedID(t *testing.T) {
 		create(t, l, id)
 		appendEvents(t, l, id, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("deleted "), delta("text"), delta("here"))
 		appendEvents(t, l, id, turnEnd())
-		if err := l.Delete(ctx, id, "u1"); err != nil {
+		if _, err := l.Delete(ctx, id, "u1"); err != nil {
 			t.Fatal(err)
 		}
 		create(t, l, id)

@@ -666,7 +666,7 @@ func testListPages(t *testing.T, storage Storage) {
 		t.Fatalf("first page: %v, more %v, %v", ids(page), more, err)
 	}
 	h.appendOK(t, want[n-1].ID, userMessage("t", "moved"))
-	if err := h.log.Delete(ctx, want[4].ID, "alice"); err != nil {
+	if _, err := h.log.Delete(ctx, want[4].ID, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	after := convo.ListCursor{UpdatedAt: page[2].UpdatedAt, ID: page[2].ID}
@@ -760,11 +760,16 @@ func testDelete(t *testing.T, storage Storage) {
 	h, _ := start(t, storage)
 	h.create(t, "c1", "alice")
 	h.appendOK(t, "c1", userMessage("t1", "q"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"}, delta("t1", "streaming"))
-	if err := h.log.Delete(ctx, "c1", "bob"); !errors.Is(err, convo.ErrNotFound) {
+	m, err := h.log.Meta(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.log.Delete(ctx, "c1", "bob"); !errors.Is(err, convo.ErrNotFound) {
 		t.Fatalf("delete by another owner: %v", err)
 	}
-	if err := h.log.Delete(ctx, "c1", "alice"); err != nil {
-		t.Fatal(err)
+	// Delete names the conversation it removed by its creation time.
+	if created, err := h.log.Delete(ctx, "c1", "alice"); err != nil || !created.Equal(m.CreatedAt) {
+		t.Fatalf("delete: created %v, %v; want %v", created, err, m.CreatedAt)
 	}
 	if _, err := h.log.Meta(ctx, "c1"); !errors.Is(err, convo.ErrNotFound) {
 		t.Fatalf("meta after delete: %v", err)
@@ -783,7 +788,7 @@ func testDelete(t *testing.T, storage Storage) {
 	if list := h.list(t, "alice"); len(list) != 0 {
 		t.Fatalf("list after delete: %+v", list)
 	}
-	if err := h.log.Delete(ctx, "c1", "alice"); !errors.Is(err, convo.ErrNotFound) {
+	if _, err := h.log.Delete(ctx, "c1", "alice"); !errors.Is(err, convo.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	// The id can be used again, starting from seq 1 with nothing of the old log.
