@@ -108,16 +108,16 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 		// In this gateway only the runner streams turns, and it holds
 		// the lease now: an open turn that has streamed was cut off.
 		// (One that has not, a send opened; it runs now.)
-		text, streamed, err := s.turnText(m)
+		cut, err := s.cutTurn(m)
 		if err != nil {
 			s.logger.Error("read a cut-off turn", "conversation", h.id, "err", err)
 			next = false
-		} else if streamed {
+		} else if cut.streamed {
 			if err := s.closeCalls(m); err != nil {
 				s.logger.Error("close the calls of a cut-off turn", "conversation", h.id, "err", err)
 			}
 			_, _ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
-				Steps: m.OpenTurn.Steps}, text)
+				Steps: cut.steps}, cut.text)
 			s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
 		}
 	}
