@@ -3,6 +3,7 @@ package jetlog_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,5 +60,44 @@ func TestAgentTurnAcrossGateways(t *testing.T) {
 	end := evs[len(evs)-1]
 	if !seen[protocol.EventToolCall] || !seen[protocol.EventToolResult] || end.StopReason != protocol.StopEndTurn || end.Message.Text != "found it" {
 		t.Fatalf("b saw %s", describe(evs))
+	}
+}
+
+// heldToolModel is toolModel, except that once it has the tool's result
+// it says "found " and then waits for its context's end.
+type heldToolModel struct{}
+
+func (heldToolModel) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if last := req.History[len(req.History)-1]; len(last.ToolResults) > 0 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "found "})
+		<-ctx.Done()
+		return convo.Result{}, ctx.Err()
+	}
+	return toolModel{}.Stream(ctx, req, emit)
+}
+
+// TestAgentNodeKilledMidStep cuts a gateway off NATS while its agent's
+// turn streams the step after a tool call: the gateway that takes the
+// conversation over ends the turn interrupted after two model calls, the
+// second one's text kept.
+func TestAgentNodeKilledMidStep(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), heldToolModel{}, 500*time.Millisecond)
+	b := startNode(t, "b", srv.URL(), toolModel{}, 500*time.Millisecond)
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "finder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, "find x", nil)
+	watch.waitFor(t, "the second step's text", func(evs []*protocol.Event) bool {
+		return slices.ContainsFunc(evs, func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " })
+	})
+	a.store.Cut()
+	evs := watch.waitFor(t, "the turn's end", turnEnds(1))
+	checkLog(t, evs)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Steps != 2 || end.Message.Text != "found " {
+		t.Fatalf("the cut-off turn ended %s after %d steps with %q, want interrupted after 2 with %q: %s",
+			end.StopReason, end.Steps, end.Message.Text, "found ", describe(evs))
 	}
 }
