@@ -3,11 +3,14 @@ package jetlog_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -99,5 +102,64 @@ func TestAgentNodeKilledMidStep(t *testing.T) {
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Steps != 2 || end.Message.Text != "found " {
 		t.Fatalf("the cut-off turn ended %s after %d steps with %q, want interrupted after 2 with %q: %s",
 			end.StopReason, end.Steps, end.Message.Text, "found ", describe(evs))
+	}
+}
+
+// askAgents offers one agent, "asker", whose client tool "lookup" waits
+// an hour for its output.
+type askAgents struct{}
+
+func (askAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	return &convo.Agent{Name: name, Model: "test", MaxSteps: 4,
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "lookup"}, Kind: protocol.ToolKindClient, Timeout: time.Hour}}}, name == "asker"
+}
+func (askAgents) Allowed(context.Context, string) bool      { return true }
+func (askAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// closeFailsOnce is a Store whose first append of "interrupted" tool
+// results fails, as storage that cannot write for a moment does.
+type closeFailsOnce struct {
+	*jetlog.Store
+	failed atomic.Bool
+}
+
+func (s *closeFailsOnce) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	fa := *a
+	fa.Build = func(m *convo.Meta) ([]convo.Draft, error) {
+		drafts, err := a.Build(m)
+		if err == nil && len(drafts) > 0 && drafts[0].Event.Status == protocol.ResultInterrupted && s.failed.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("%w: injected", convo.ErrUnavailable)
+		}
+		return drafts, err
+	}
+	return s.Store.Append(ctx, &fa)
+}
+
+// TestAgentNodeKilledMidCallStoreFails cuts a gateway off NATS while its
+// agent's turn waits for a client's tool output; the gateway that takes
+// the conversation over fails once to store the call's "interrupted"
+// result: it stores it again, and only then the turn_end.
+func TestAgentNodeKilledMidCallStoreFails(t *testing.T) {
+	srv := natstest.Start(t)
+	opts := jetlog.Options{LeaseTTL: 500 * time.Millisecond, Timeout: time.Second}
+	a := startNodeOn(t, "a", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log { return st })
+	b := startNodeOn(t, "b", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log {
+		return &closeFailsOnce{Store: st}
+	})
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "asker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, "ask", nil)
+	watch.waitFor(t, "the tool call", func(evs []*protocol.Event) bool {
+		return slices.ContainsFunc(evs, func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall })
+	})
+	a.store.Cut()
+	evs := watch.waitFor(t, "the turn's end", turnEnds(1))
+	checkLog(t, evs)
+	if res := evs[len(evs)-2]; res.Type != protocol.EventToolResult || res.Status != protocol.ResultInterrupted ||
+		evs[len(evs)-1].StopReason != protocol.StopInterrupted {
+		t.Fatalf("want the call's interrupted result, then the turn_end: %s", describe(evs))
 	}
 }
