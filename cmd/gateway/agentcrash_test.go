@@ -23,11 +23,7 @@ func TestAgentsCrash(t *testing.T) {
 	tools := startTools(t)
 	fake := fakebedrock.New(toolModel)
 	t.Cleanup(fake.Close)
-	dir := t.TempDir()
-	bin := buildGateway(t)
-	args := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "gateway.db"), "-provider", "bedrock",
-		"-model", agentModel, "-region", "us-east-1", "-bedrock-endpoint", fake.URL,
-		"-agents", agentsFile(t, tools, startMCP(t))}
+	bin, args := crashArgs(t, fake, tools)
 
 	p := startBinary(t, bin, args...)
 	c := conntest.Dial(t, p.URL, "/v1/ws")
@@ -107,11 +103,7 @@ func TestAgentsCrashSteps(t *testing.T) {
 	})
 	t.Cleanup(fake.Close)
 	t.Cleanup(func() { close(hold) })
-	dir := t.TempDir()
-	bin := buildGateway(t)
-	args := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "gateway.db"), "-provider", "bedrock",
-		"-model", agentModel, "-region", "us-east-1", "-bedrock-endpoint", fake.URL,
-		"-agents", agentsFile(t, tools, startMCP(t))}
+	bin, args := crashArgs(t, fake, tools)
 
 	p := startBinary(t, bin, args...)
 	c := conntest.Dial(t, p.URL, "/v1/ws")
@@ -158,4 +150,14 @@ func TestAgentsCrashSteps(t *testing.T) {
 	if err := p.end(os.Interrupt); err != nil {
 		t.Errorf("the gateway stopped with %v after SIGINT", err)
 	}
+}
+
+// crashArgs builds the gateway binary and returns it with the arguments
+// of the crash tests: a database in t.TempDir, the fake Bedrock fake and
+// the agents file with tools.
+func crashArgs(t *testing.T, fake *fakebedrock.Server, tools *toolServer) (string, []string) {
+	t.Helper()
+	return buildGateway(t), []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "gateway.db"), "-provider", "bedrock",
+		"-model", agentModel, "-region", "us-east-1", "-bedrock-endpoint", fake.URL,
+		"-agents", agentsFile(t, tools, startMCP(t))}
 }

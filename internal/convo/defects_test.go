@@ -329,21 +329,10 @@ func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.App
 // wins, and the tool runs.
 func TestApprovalAsWaitTimesOut(t *testing.T) {
 	ctx := context.Background()
-	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openBolt(t)
 	hooked := &resultHookLog{Log: l, status: protocol.ResultTimeout}
 	var runs atomic.Int64
-	s, err := convo.New(hooked, &stepModel{calls: 1}, convo.Config{Agents: approvalAgents{&runs}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	conv, err := s.Create(ctx, "u1", &protocol.Create{Agent: "careful"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, conv := agentConversation(t, hooked, approvalAgents{&runs}, "careful")
 	hooked.hook.Set(func() {
 		if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: conv.ID, Call: "t1", Approved: true}); err != nil {
 			t.Errorf("an approval before the timeout was stored: %v", err)
@@ -462,21 +451,10 @@ func (busyAgents) List(context.Context) []protocol.AgentInfo { return nil }
 // answer to that call, ends all the same.
 func TestCallClosedByAnotherGateway(t *testing.T) {
 	ctx := context.Background()
-	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openBolt(t)
 	hooked := &resultHookLog{Log: l, status: protocol.ResultCancelled}
 	started := make(chan struct{}, 1)
-	s, err := convo.New(hooked, &stepModel{calls: 1}, convo.Config{Agents: busyAgents{started}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	conv, err := s.Create(ctx, "u1", &protocol.Create{Agent: "busy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, conv := agentConversation(t, hooked, busyAgents{started}, "busy")
 	hooked.hook.Set(func() {
 		_, err := l.Append(ctx, &convo.Append{Conversation: conv.ID, Build: func(m *convo.Meta) ([]convo.Draft, error) {
 			return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventToolResult, Turn: m.OpenTurn.Turn, Call: "t1", Name: "t",
@@ -502,4 +480,31 @@ func TestCallClosedByAnotherGateway(t *testing.T) {
 	if len(results) != 1 || results[0].Status != protocol.ResultInterrupted || evs[len(evs)-1].StopReason != protocol.StopCancelled {
 		t.Fatalf("%d tool_results, turn_end %s; want the one interrupted result, then the turn cancelled", len(results), evs[len(evs)-1].StopReason)
 	}
+}
+
+// openBolt opens a Log on a bbolt file in t.TempDir.
+func openBolt(t *testing.T) convo.Log {
+	t.Helper()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// agentConversation opens a Service on l whose model calls the tool "t"
+// once in a turn (stepModel), with agents, closed at the test's end, and
+// creates a conversation with agent.
+func agentConversation(t *testing.T, l convo.Log, agents convo.Agents, agent string) (*convo.Service, *protocol.Conversation) {
+	t.Helper()
+	s, err := convo.New(l, &stepModel{calls: 1}, convo.Config{Agents: agents, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, conv
 }

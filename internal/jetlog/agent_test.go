@@ -87,17 +87,7 @@ func TestAgentNodeKilledMidStep(t *testing.T) {
 	srv := natstest.Start(t)
 	a := startNode(t, "a", srv.URL(), heldToolModel{}, 500*time.Millisecond)
 	b := startNode(t, "b", srv.URL(), toolModel{}, 500*time.Millisecond)
-	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "finder"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	watch := subscribe(t, b, c.ID, 0)
-	send(t, a, c.ID, "find x", nil)
-	watch.waitFor(t, "the second step's text", func(evs []*protocol.Event) bool {
-		return slices.ContainsFunc(evs, func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " })
-	})
-	a.store.Cut()
-	evs := watch.waitFor(t, "the turn's end", turnEnds(1))
+	evs := cutMidTurn(t, a, b, "finder", func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " })
 	checkLog(t, evs)
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Steps != 2 || end.Message.Text != "found " {
 		t.Fatalf("the cut-off turn ended %s after %d steps with %q, want interrupted after 2 with %q: %s",
@@ -146,20 +136,26 @@ func TestAgentNodeKilledMidCallStoreFails(t *testing.T) {
 	b := startNodeOn(t, "b", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log {
 		return &closeFailsOnce{Store: st}
 	})
-	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "asker"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	watch := subscribe(t, b, c.ID, 0)
-	send(t, a, c.ID, "ask", nil)
-	watch.waitFor(t, "the tool call", func(evs []*protocol.Event) bool {
-		return slices.ContainsFunc(evs, func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall })
-	})
-	a.store.Cut()
-	evs := watch.waitFor(t, "the turn's end", turnEnds(1))
+	evs := cutMidTurn(t, a, b, "asker", func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall })
 	checkLog(t, evs)
 	if res := evs[len(evs)-2]; res.Type != protocol.EventToolResult || res.Status != protocol.ResultInterrupted ||
 		evs[len(evs)-1].StopReason != protocol.StopInterrupted {
 		t.Fatalf("want the call's interrupted result, then the turn_end: %s", describe(evs))
 	}
+}
+
+// cutMidTurn starts a turn of a new conversation with agent on gateway a,
+// cuts a off NATS once gateway b has seen an event that seen accepts,
+// and returns what b saw up to the turn's end.
+func cutMidTurn(t *testing.T, a, b *node, agent string, seen func(*protocol.Event) bool) []*protocol.Event {
+	t.Helper()
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, "go", nil)
+	watch.waitFor(t, "the event to cut after", func(evs []*protocol.Event) bool { return slices.ContainsFunc(evs, seen) })
+	a.store.Cut()
+	return watch.waitFor(t, "the turn's end", turnEnds(1))
 }
