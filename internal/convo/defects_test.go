@@ -292,11 +292,13 @@ func (approvalAgents) List(context.Context) []protocol.AgentInfo { return nil }
 var errHeld = errors.New("held back for the hook")
 
 // resultHookLog is the file's Log, which holds back the next tool_result
-// with status timeout, runs hook once and only then stores it: what hook
-// stores lands just as the wait timed out.
+// with status status, runs hook once and only then stores it: what hook
+// stores lands just as the wait timed out (status timeout), or just as
+// the call ended.
 type resultHookLog struct {
 	convo.Log
-	hook logtest.Hook
+	status string
+	hook   logtest.Hook
 }
 
 func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
@@ -305,7 +307,7 @@ func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.App
 	held.Build = func(m *convo.Meta) ([]convo.Draft, error) {
 		drafts, err := a.Build(m)
 		for _, d := range drafts {
-			if d.Event.Type == protocol.EventToolResult && d.Event.Status == protocol.ResultTimeout {
+			if d.Event.Type == protocol.EventToolResult && d.Event.Status == l.status {
 				hook = l.hook.Take()
 			}
 		}
@@ -327,21 +329,10 @@ func (l *resultHookLog) Append(ctx context.Context, a *convo.Append) (*convo.App
 // wins, and the tool runs.
 func TestApprovalAsWaitTimesOut(t *testing.T) {
 	ctx := context.Background()
-	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooked := &resultHookLog{Log: l}
+	l := openBolt(t)
+	hooked := &resultHookLog{Log: l, status: protocol.ResultTimeout}
 	var runs atomic.Int64
-	s, err := convo.New(hooked, &stepModel{calls: 1}, convo.Config{Agents: approvalAgents{&runs}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	conv, err := s.Create(ctx, "u1", &protocol.Create{Agent: "careful"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, conv := agentConversation(t, hooked, approvalAgents{&runs}, "careful")
 	hooked.hook.Set(func() {
 		if err := s.Approve(ctx, "u1", &protocol.Approve{Conversation: conv.ID, Call: "t1", Approved: true}); err != nil {
 			t.Errorf("an approval before the timeout was stored: %v", err)
@@ -434,4 +425,86 @@ func TestHubStartsWithoutLocks(t *testing.T) {
 	if err := s.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: "a"}, newRecorder(100), func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// busyAgents offers one agent, "busy", whose tool "t" runs until its
+// call is cancelled.
+type busyAgents struct{ started chan<- struct{} }
+
+func (a busyAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	run := func(ctx context.Context, _ convo.ToolCall, _ func(convo.ToolProgress)) convo.ToolOutcome {
+		a.started <- struct{}{}
+		<-ctx.Done()
+		return convo.ToolOutcome{Status: protocol.ResultCancelled, Error: "cancelled"}
+	}
+	return &convo.Agent{Name: name, Model: "m", MaxSteps: 10, Run: run, Tools: []convo.AgentTool{
+		{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Hour}}}, name == "busy"
+}
+
+func (busyAgents) Allowed(context.Context, string) bool { return true }
+
+func (busyAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// TestCallClosedByAnotherGateway stores a running call's "interrupted"
+// result, as a gateway that takes a cut-off turn over does, just before
+// the call's own result, as the call ends: the turn, which waits for no
+// answer to that call, ends all the same.
+func TestCallClosedByAnotherGateway(t *testing.T) {
+	ctx := context.Background()
+	l := openBolt(t)
+	hooked := &resultHookLog{Log: l, status: protocol.ResultCancelled}
+	started := make(chan struct{}, 1)
+	s, conv := agentConversation(t, hooked, busyAgents{started}, "busy")
+	hooked.hook.Set(func() {
+		_, err := l.Append(ctx, &convo.Append{Conversation: conv.ID, Build: func(m *convo.Meta) ([]convo.Draft, error) {
+			return []convo.Draft{{Event: &protocol.Event{Type: protocol.EventToolResult, Turn: m.OpenTurn.Turn, Call: "t1", Name: "t",
+				Status: protocol.ResultInterrupted, ToolError: "the gateway stopped during the call"}}}, nil
+		}})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	rec := newRecorder(100)
+	send(t, s, conv.ID, "go", rec)
+	<-started
+	if err := s.Cancel(ctx, "u1", conv.ID); err != nil {
+		t.Fatal(err)
+	}
+	var results []*protocol.Event
+	evs := rec.until(t, protocol.EventTurnEnd)
+	for _, ev := range evs {
+		if ev.Type == protocol.EventToolResult {
+			results = append(results, ev)
+		}
+	}
+	if len(results) != 1 || results[0].Status != protocol.ResultInterrupted || evs[len(evs)-1].StopReason != protocol.StopCancelled {
+		t.Fatalf("%d tool_results, turn_end %s; want the one interrupted result, then the turn cancelled", len(results), evs[len(evs)-1].StopReason)
+	}
+}
+
+// openBolt opens a Log on a bbolt file in t.TempDir.
+func openBolt(t *testing.T) convo.Log {
+	t.Helper()
+	l, err := boltlog.Open(filepath.Join(t.TempDir(), "gateway.db"), boltlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// agentConversation opens a Service on l whose model calls the tool "t"
+// once in a turn (stepModel), with agents, closed at the test's end, and
+// creates a conversation with agent.
+func agentConversation(t *testing.T, l convo.Log, agents convo.Agents, agent string) (*convo.Service, *protocol.Conversation) {
+	t.Helper()
+	s, err := convo.New(l, &stepModel{calls: 1}, convo.Config{Agents: agents, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, conv
 }

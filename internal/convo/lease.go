@@ -108,17 +108,24 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 		// In this gateway only the runner streams turns, and it holds
 		// the lease now: an open turn that has streamed was cut off.
 		// (One that has not, a send opened; it runs now.)
-		text, streamed, err := s.turnText(m)
+		cut, err := s.cutTurn(m)
 		if err != nil {
 			s.logger.Error("read a cut-off turn", "conversation", h.id, "err", err)
 			next = false
-		} else if streamed {
-			if err := s.closeCalls(m); err != nil {
+		} else if cut.streamed {
+			// The calls' results must precede the turn_end: while storage
+			// fails, they are retried as it is; if they cannot be stored
+			// (the gateway stops), the turn stays open for the next look.
+			if err := s.retry(s.turnCtx, h.id, "store the results of a cut-off turn's calls", func() error {
+				return s.closeCalls(m)
+			}); err != nil {
 				s.logger.Error("close the calls of a cut-off turn", "conversation", h.id, "err", err)
+				next = false
+			} else {
+				_, _ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
+					Steps: cut.steps}, cut.text)
+				s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
 			}
-			_, _ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
-				Steps: m.OpenTurn.Steps}, text)
-			s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
 		}
 	}
 	if next {

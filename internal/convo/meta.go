@@ -34,8 +34,6 @@ type OpenTurn struct {
 	// closes them, and answers (approve, tool_output) are checked against
 	// them.
 	Calls []OpenCall `json:"calls,omitempty"`
-	// Steps is the highest step of the turn's tool calls.
-	Steps int `json:"steps,omitempty"`
 }
 
 // OpenCall is a tool call without a tool_result yet.
@@ -101,7 +99,6 @@ func (m *Meta) Apply(ev *protocol.Event) {
 	case protocol.EventToolCall:
 		if m.OpenTurn != nil {
 			m.OpenTurn.Calls = append(m.OpenTurn.Calls, OpenCall{Call: ev.Call, Name: ev.Name, Status: ev.Status, Since: ev.TS})
-			m.OpenTurn.Steps = max(m.OpenTurn.Steps, ev.Step)
 		}
 	case protocol.EventToolApproval:
 		if c := m.OpenTurn.call(ev.Call); c != nil {

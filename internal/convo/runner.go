@@ -354,7 +354,7 @@ func (s *Service) recover() error {
 // recoverTurn ends m's open turn as "interrupted", with the text of its
 // stored deltas.
 func (s *Service) recoverTurn(m *Meta) error {
-	text, _, err := s.turnText(m)
+	cut, err := s.cutTurn(m)
 	if err != nil {
 		return err
 	}
@@ -364,38 +364,61 @@ func (s *Service) recoverTurn(m *Meta) error {
 	if err := s.closeCalls(m); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
-	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: m.OpenTurn.Steps}
-	if _, err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, text); err != nil {
+	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: cut.steps}
+	if _, err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, cut.text); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)
 	return nil
 }
 
-// turnText returns the text of the stored deltas of m's open turn, and
-// whether the turn stored any event of its reply (delta, thinking or
-// action).
-func (s *Service) turnText(m *Meta) (string, bool, error) {
+// cutOff is what the stored events of an open turn tell of it.
+type cutOff struct {
+	text string // the text of its deltas
+	// streamed says whether it stored any event of its reply (delta,
+	// thinking, action, tool call...).
+	streamed bool
+	// steps is the model calls of an agent's turn that the events show:
+	// the highest step of its tool calls, and one more when model output
+	// (delta, thinking) follows the last tool call: a step cut off before
+	// it asked for tools, or before it ended.
+	steps int
+}
+
+// cutTurn reads the stored events of m's open turn.
+func (s *Service) cutTurn(m *Meta) (cutOff, error) {
+	var cut cutOff
 	var text strings.Builder
-	streamed := false
+	output := false // model output since the last tool call
 	after := m.OpenTurn.Seq
 	for {
 		frames, err := s.log.Events(context.Background(), m.ID, after, 0, replayPage)
 		if err != nil {
-			return "", false, fmt.Errorf("convo: recover %s: %w", m.ID, err)
+			return cutOff{}, fmt.Errorf("convo: recover %s: %w", m.ID, err)
 		}
 		if len(frames) == 0 {
-			return text.String(), streamed, nil
+			cut.text = text.String()
+			if output && m.Agent != "" {
+				cut.steps++
+			}
+			return cut, nil
 		}
 		for _, f := range frames {
 			ev, err := decodeEvent(f)
 			if err != nil {
-				return "", false, fmt.Errorf("convo: recover %s: %w", m.ID, err)
+				return cutOff{}, fmt.Errorf("convo: recover %s: %w", m.ID, err)
 			}
 			if ev.Turn == m.OpenTurn.Turn && ev.Type != protocol.EventTurnStart {
-				streamed = true
-				if ev.Type == protocol.EventDelta {
+				cut.streamed = true
+				switch ev.Type {
+				case protocol.EventDelta:
 					text.WriteString(ev.Text)
+					output = true
+				case protocol.EventThinking:
+					output = true
+				case protocol.EventToolCall:
+					cut.steps = max(cut.steps, ev.Step)
+					output = false
 				}
 			}
 			after = ev.Seq

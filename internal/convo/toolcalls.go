@@ -188,7 +188,9 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 		if c.status == protocol.CallAwaitingApproval && !ran && out.Status == protocol.ResultTimeout {
 			wait = c.status
 		}
-		if err := r.appendResult(ev, wait); errors.Is(err, errCallClosed) {
+		// A call that waits for no answer is closed by someone else only
+		// when another gateway took the turn over: nothing comes then.
+		if err := r.appendResult(ev, wait); errors.Is(err, errCallClosed) && c.answers != nil {
 			// Someone answered just as the wait timed out: the answer
 			// won, and is on its way.
 			select {

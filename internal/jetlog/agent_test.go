@@ -3,10 +3,14 @@ package jetlog_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -60,4 +64,98 @@ func TestAgentTurnAcrossGateways(t *testing.T) {
 	if !seen[protocol.EventToolCall] || !seen[protocol.EventToolResult] || end.StopReason != protocol.StopEndTurn || end.Message.Text != "found it" {
 		t.Fatalf("b saw %s", describe(evs))
 	}
+}
+
+// heldToolModel is toolModel, except that once it has the tool's result
+// it says "found " and then waits for its context's end.
+type heldToolModel struct{}
+
+func (heldToolModel) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if last := req.History[len(req.History)-1]; len(last.ToolResults) > 0 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "found "})
+		<-ctx.Done()
+		return convo.Result{}, ctx.Err()
+	}
+	return toolModel{}.Stream(ctx, req, emit)
+}
+
+// TestAgentNodeKilledMidStep cuts a gateway off NATS while its agent's
+// turn streams the step after a tool call: the gateway that takes the
+// conversation over ends the turn interrupted after two model calls, the
+// second one's text kept.
+func TestAgentNodeKilledMidStep(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), heldToolModel{}, 500*time.Millisecond)
+	b := startNode(t, "b", srv.URL(), toolModel{}, 500*time.Millisecond)
+	evs := cutMidTurn(t, a, b, "finder", func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " })
+	checkLog(t, evs)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Steps != 2 || end.Message.Text != "found " {
+		t.Fatalf("the cut-off turn ended %s after %d steps with %q, want interrupted after 2 with %q: %s",
+			end.StopReason, end.Steps, end.Message.Text, "found ", describe(evs))
+	}
+}
+
+// askAgents offers one agent, "asker", whose client tool "lookup" waits
+// an hour for its output.
+type askAgents struct{}
+
+func (askAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
+	return &convo.Agent{Name: name, Model: "test", MaxSteps: 4,
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "lookup"}, Kind: protocol.ToolKindClient, Timeout: time.Hour}}}, name == "asker"
+}
+func (askAgents) Allowed(context.Context, string) bool      { return true }
+func (askAgents) List(context.Context) []protocol.AgentInfo { return nil }
+
+// closeFailsOnce is a Store whose first append of "interrupted" tool
+// results fails, as storage that cannot write for a moment does.
+type closeFailsOnce struct {
+	*jetlog.Store
+	failed atomic.Bool
+}
+
+func (s *closeFailsOnce) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
+	fa := *a
+	fa.Build = func(m *convo.Meta) ([]convo.Draft, error) {
+		drafts, err := a.Build(m)
+		if err == nil && len(drafts) > 0 && drafts[0].Event.Status == protocol.ResultInterrupted && s.failed.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("%w: injected", convo.ErrUnavailable)
+		}
+		return drafts, err
+	}
+	return s.Store.Append(ctx, &fa)
+}
+
+// TestAgentNodeKilledMidCallStoreFails cuts a gateway off NATS while its
+// agent's turn waits for a client's tool output; the gateway that takes
+// the conversation over fails once to store the call's "interrupted"
+// result: it stores it again, and only then the turn_end.
+func TestAgentNodeKilledMidCallStoreFails(t *testing.T) {
+	srv := natstest.Start(t)
+	opts := jetlog.Options{LeaseTTL: 500 * time.Millisecond, Timeout: time.Second}
+	a := startNodeOn(t, "a", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log { return st })
+	b := startNodeOn(t, "b", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log {
+		return &closeFailsOnce{Store: st}
+	})
+	evs := cutMidTurn(t, a, b, "asker", func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall })
+	checkLog(t, evs)
+	if res := evs[len(evs)-2]; res.Type != protocol.EventToolResult || res.Status != protocol.ResultInterrupted ||
+		evs[len(evs)-1].StopReason != protocol.StopInterrupted {
+		t.Fatalf("want the call's interrupted result, then the turn_end: %s", describe(evs))
+	}
+}
+
+// cutMidTurn starts a turn of a new conversation with agent on gateway a,
+// cuts a off NATS once gateway b has seen an event that seen accepts,
+// and returns what b saw up to the turn's end.
+func cutMidTurn(t *testing.T, a, b *node, agent string, seen func(*protocol.Event) bool) []*protocol.Event {
+	t.Helper()
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, "go", nil)
+	watch.waitFor(t, "the event to cut after", func(evs []*protocol.Event) bool { return slices.ContainsFunc(evs, seen) })
+	a.store.Cut()
+	return watch.waitFor(t, "the turn's end", turnEnds(1))
 }

@@ -44,12 +44,20 @@ func startPair(t *testing.T) (a, b *node, srv *natstest.Server) {
 // startNodeWith is startNode with the Store's options.
 func startNodeWith(t *testing.T, name, urls string, model convo.Model, opts jetlog.Options) *node {
 	t.Helper()
+	return startNodeOn(t, name, urls, model, opts, toolAgents{}, func(st *jetlog.Store) convo.Log { return st })
+}
+
+// startNodeOn is startNodeWith with agents, on the Log that wrap makes
+// of the Store.
+func startNodeOn(t *testing.T, name, urls string, model convo.Model, opts jetlog.Options, agents convo.Agents,
+	wrap func(*jetlog.Store) convo.Log) *node {
+	t.Helper()
 	st, err := jetlog.OpenStore(context.Background(), urls, jetlog.StoreOptions{Node: name, Logger: testLogger(t),
 		Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := convo.New(st, model, convo.Config{DefaultModel: "test", Logger: testLogger(t), Agents: toolAgents{}})
+	svc, err := convo.New(wrap(st), model, convo.Config{DefaultModel: "test", Logger: testLogger(t), Agents: agents})
 	if err != nil {
 		t.Fatal(err)
 	}
