@@ -87,7 +87,8 @@ type runner interface {
 // MCP request is then aborted. Everything else — an unknown tool, a client
 // tool (the loop waits for those instead), a failed request — is a Result
 // with Error set. MCP progress notifications go to progress (if not nil),
-// at most ProgressInterval apart and never after Call returns. Each call
+// at most ProgressInterval apart and never after Call returns, with their
+// message cut to the output limit. Each call
 // is counted in the metrics and logged in one line, without its input.
 func (a *Agent) Call(ctx context.Context, tool string, c CallInfo, input json.RawMessage, progress func(Progress)) (Result, error) {
 	start := time.Now()
@@ -115,8 +116,13 @@ func (a *Agent) call(ctx context.Context, tool string, c CallInfo, input json.Ra
 	if err := json.Unmarshal(input, &obj); err != nil || obj == nil {
 		return Result{Error: "the tool input is not a JSON object"}, nil
 	}
-	if progress == nil {
-		progress = func(Progress) {}
+	report := progress
+	progress = func(p Progress) {
+		// A progress message reaches the log as a tool's output does.
+		if report != nil {
+			p.Message = toolout.CapText(p.Message, a.env.maxOutput)
+			report(p)
+		}
 	}
 	cctx, cancel := context.WithTimeoutCause(ctx, info.Timeout, ErrTimeout)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/chatgateway/gateway/internal/toolout"
 )
 
 // stdioFlag makes the test binary an MCP server on stdio (see TestMain),
@@ -269,6 +272,44 @@ func TestMCPProgress(t *testing.T) {
 	}
 	if want := []Progress{{Progress: 1, Total: 3, Message: "working"}}; !slices.Equal(reports, want) {
 		t.Errorf("progress %+v, want %+v", reports, want)
+	}
+}
+
+// TestMCPProgressCapped has a server report progress with a message over
+// the output limit: the message is cut as an output would be, since it
+// is stored in the conversation's log too.
+func TestMCPProgressCapped(t *testing.T) {
+	t.Parallel()
+	got := make(chan Progress, 10)
+	s := mcp.NewServer(&mcp.Implementation{Name: "loud", Version: "1"}, nil)
+	s.AddTool(&mcp.Tool{Name: "loud", InputSchema: json.RawMessage(`{"type": "object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(),
+				Progress: 1, Message: strings.Repeat("w", toolout.DefaultMaxBytes+1)})
+			<-got // hold the call open until its progress arrived
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", URL: srv.URL}}, Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	a, _ := r.Agent("a")
+	var reports []Progress
+	res, err := a.Call(context.Background(), "m__loud", testCall, nil, func(p Progress) {
+		reports = append(reports, p)
+		got <- p
+	})
+	if err != nil || res.Error != "" {
+		t.Fatalf("got %s, %q, %v", res.Output, res.Error, err)
+	}
+	if len(reports) != 1 || len(reports[0].Message) > toolout.DefaultMaxBytes || !strings.HasSuffix(reports[0].Message, "(cut)") {
+		for i := range reports {
+			reports[i].Message = fmt.Sprintf("%d bytes", len(reports[i].Message))
+		}
+		t.Fatalf("progress %+v, want one message of at most %d bytes, cut", reports, toolout.DefaultMaxBytes)
 	}
 }
 

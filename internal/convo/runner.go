@@ -167,8 +167,9 @@ func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, h
 	stored, _ = s.endTurn(s.turnCtx, id, turnID, end, text)
 	turnEnded(ctx, end)
 	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
-	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "in").Add(float64(end.Usage.InputTokens))
-	s.cfg.Metrics.Tokens.WithLabelValues(req.Model, "out").Add(float64(end.Usage.OutputTokens))
+	model := s.cfg.Metrics.ModelLabel(req.Model, false)
+	s.cfg.Metrics.Tokens.WithLabelValues(model, "in").Add(float64(end.Usage.InputTokens))
+	s.cfg.Metrics.Tokens.WithLabelValues(model, "out").Add(float64(end.Usage.OutputTokens))
 	s.logger.Debug("turn ended", "conversation", id, "turn", turnID, "stop_reason", end.StopReason)
 	return true, stored
 }

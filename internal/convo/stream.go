@@ -283,7 +283,7 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		ttft := first.Sub(started)
 		ms := ttft.Milliseconds()
 		end.LatencyMS = &ms
-		s.cfg.Metrics.FirstTokenSeconds.WithLabelValues(req.Model).Observe(ttft.Seconds())
+		s.cfg.Metrics.FirstTokenSeconds.WithLabelValues(s.cfg.Metrics.ModelLabel(req.Model, true)).Observe(ttft.Seconds())
 	}
 	cause := context.Cause(ctx)
 	switch {

@@ -80,6 +80,10 @@ type Options struct {
 	// BodyTimeout), so that a client trickling a body cannot hold a
 	// handler and its buffer for long; a late one gets 400 bad_request.
 	BodyTimeout time.Duration
+	// WriteTimeout bounds the time each part (64 KiB) of an answer takes
+	// to reach the client (default WriteTimeout); a client that stops
+	// reading has its connection closed, and its answer cut short.
+	WriteTimeout time.Duration
 	// AllowedOrigins lists the origin patterns, besides the gateway's own
 	// origin, whose pages may make state-changing requests (see
 	// coder/websocket's AcceptOptions.OriginPatterns for the syntax; pass
@@ -114,6 +118,9 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	if opts.BodyTimeout <= 0 {
 		opts.BodyTimeout = BodyTimeout
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = WriteTimeout
+	}
 
 	serveMetrics := opts.Metrics != nil
 	if !serveMetrics {
@@ -121,7 +128,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, opts: opts, log: opts.Logger}
 	r := chi.NewRouter()
-	r.Use(logRequests(a.log), a.checkHost, middleware.GetHead)
+	r.Use(logRequests(a.log), a.writeDeadline, a.checkHost, middleware.GetHead)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
 	// Every route goes in this group (those under /v1/conversations, in

@@ -45,9 +45,11 @@ type Metrics struct {
 	// DeliverySeconds is the time from an event's commit to its write to
 	// a live subscriber's socket: the relay latency less storage.
 	DeliverySeconds prometheus.Histogram
-	// FirstTokenSeconds is each turn's time to the first model chunk.
+	// FirstTokenSeconds is each turn's time to the first model chunk, by
+	// model (see ModelLabel).
 	FirstTokenSeconds *prometheus.HistogramVec
-	// Tokens counts model tokens by model and direction (in, out).
+	// Tokens counts model tokens by model (see ModelLabel) and direction
+	// (in, out).
 	Tokens *prometheus.CounterVec
 	// TurnsEnded counts ended turns by stop reason.
 	TurnsEnded *prometheus.CounterVec
@@ -76,6 +78,9 @@ type Metrics struct {
 	ToolCallSeconds *prometheus.HistogramVec
 	// TurnSteps is the number of model calls (steps) of one agent turn.
 	TurnSteps prometheus.Histogram
+
+	// models holds the values of the model label (see ModelLabel).
+	models modelLabels
 }
 
 // latencyBuckets spans 50µs to about 10s.
@@ -118,9 +123,9 @@ func New() *Metrics {
 		DeliverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_delivery_seconds",
 			Help: "Time from an event's commit to its socket write to a live subscriber.", Buckets: fineLatencyBuckets}),
 		FirstTokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gateway_first_token_seconds",
-			Help: "Time from the model call to its first chunk, by model.", Buckets: latencyBuckets}, []string{"model"}),
+			Help: "Time from the model call to its first chunk, by model (past 50 models: other).", Buckets: latencyBuckets}, []string{"model"}),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_model_tokens_total",
-			Help: "Model tokens by model and direction (in, out)."}, []string{"model", "direction"}),
+			Help: "Model tokens by model (past 50 models: other) and direction (in, out)."}, []string{"model", "direction"}),
 		TurnsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_turns_ended_total",
 			Help: "Ended turns by stop reason."}, []string{"stop_reason"}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_slow_consumer_closes_total",

@@ -67,7 +67,9 @@ func (c checkedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := &exchangeWriter{ResponseWriter: w}
 	c.h.ServeHTTP(out, r)
-	if out.hijacked || in.over || out.body.over {
+	// An answer cut short by a failed write (a client that did not
+	// read it in time) is not one the spec describes.
+	if out.hijacked || out.failed || in.over || out.body.over {
 		return
 	}
 	status := out.status
@@ -110,6 +112,7 @@ type exchangeWriter struct {
 	status   int
 	body     cappedBuffer
 	hijacked bool
+	failed   bool
 }
 
 func (w *exchangeWriter) WriteHeader(status int) {
@@ -125,6 +128,7 @@ func (w *exchangeWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.body.write(p[:n])
+	w.failed = w.failed || err != nil
 	return n, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -29,6 +30,9 @@ type Config struct {
 	// SendBuffer, when > 0, sets the kernel send buffer of every accepted
 	// connection, so that a client that stops reading fills it quickly.
 	SendBuffer int
+	// ConnState, when not nil, is the HTTP server's ConnState hook: a
+	// test sees when the gateway closes a connection.
+	ConnState func(net.Conn, http.ConnState)
 	// WrapLog, when not nil, returns the Log the Service runs on, given
 	// the bbolt one: a test's wrapper that lands a concurrent call at a
 	// chosen point of a read or an append.
@@ -101,6 +105,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	if cfg.SendBuffer > 0 {
 		srv.Listener = bufferListener{Listener: srv.Listener, size: cfg.SendBuffer}
 	}
+	srv.Config.ConnState = cfg.ConnState
 	rec, open := record(srv)
 	srv.Start()
 	s := &Server{URL: srv.URL, Path: cfg.Path, Svc: svc, WS: ws, HTTP: srv, rec: rec, open: open}
