@@ -94,7 +94,7 @@ func (c *conn) serve(q url.Values) {
 	c.log.Debug("connection open", "user", c.user)
 	c.ping = time.AfterFunc(c.h.opts.PingInterval, c.keepalive)
 	defer c.finish()
-	if q.Has("conversation") {
+	if q.Has("conversation") || q.Has("after") || q.Has("created_at") {
 		c.requests.Add(1)
 		c.subscribeFromQuery(q)
 		c.requests.Add(1)
@@ -121,9 +121,15 @@ func (c *conn) serve(q url.Values) {
 	}
 }
 
-// subscribeFromQuery subscribes as the upgrade's query asks.
+// subscribeFromQuery subscribes as the upgrade's query asks. An after or
+// created_at without a conversation is refused, not ignored: the client
+// expects events that would never come.
 func (c *conn) subscribeFromQuery(q url.Values) {
 	req := &protocol.Subscribe{Conversation: q.Get("conversation")}
+	if req.Conversation == "" {
+		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: required (after and created_at need it)"))
+		return
+	}
 	if !protocol.ValidConversationID(req.Conversation) {
 		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: not a valid conversation id"))
 		return
