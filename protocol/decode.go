@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -327,7 +328,7 @@ func (d *fieldDecoder) maxTokens() *int32 {
 	}
 	var n int32
 	if err := json.Unmarshal(raw, &n); err != nil || n < 1 {
-		d.fail("max_tokens", "must be a positive integer")
+		d.fail("max_tokens", "must be an integer from 1 to %d", math.MaxInt32)
 		return nil
 	}
 	return &n

@@ -151,9 +151,9 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")
-	fs.IntVar(&c.natsReplicas, "nats-replicas", 1, "cluster mode: servers that keep each stream and bucket (1 to 5; 3 in production, with sync_interval always on a single server)")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", defaultNATSReplicas, "cluster mode: servers that keep each stream and bucket (1 to 5; 3 in production, with sync_interval always on a single server)")
 	fs.StringVar(&c.natsCreds, "nats-creds", "", "cluster mode: a NATS credentials file (user JWT and NKey seed)")
-	fs.DurationVar(&c.natsLease, "nats-lease", 15*time.Second, "cluster mode: how long a turn's lease outlives its gateway; a turn cut off by a dead gateway ends interrupted within about this time")
+	fs.DurationVar(&c.natsLease, "nats-lease", defaultNATSLease, "cluster mode: how long a turn's lease outlives its gateway; a turn cut off by a dead gateway ends interrupted within one and a half times this")
 	fs.StringVar(&c.node, "node", "", "cluster mode: this gateway's name in turn leases, unique in the cluster and the same across restarts (empty: the host name)")
 	return fs
 }
@@ -261,12 +261,19 @@ func (d *delayValue) Set(s string) error {
 	return nil
 }
 
+// Defaults of the cluster flags that have one; another value without
+// -nats would be ignored.
+const (
+	defaultNATSReplicas = 1
+	defaultNATSLease    = 15 * time.Second
+)
+
 // checkCluster rejects cluster settings that cannot work, or would be
 // ignored without -nats.
 func (c *config) checkCluster() error {
 	if c.nats == "" {
-		if c.natsCreds != "" || c.node != "" {
-			return fmt.Errorf("-nats-creds and -node need -nats")
+		if c.natsCreds != "" || c.node != "" || c.natsReplicas != defaultNATSReplicas || c.natsLease != defaultNATSLease {
+			return fmt.Errorf("-nats-creds, -node, -nats-replicas and -nats-lease need -nats")
 		}
 		return nil
 	}

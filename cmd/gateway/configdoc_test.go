@@ -95,7 +95,8 @@ const configTail = `
 Negative limits are refused at start, as are ` + "`-auth jwt`" + ` without a secret or
 a JWKS, ` + "`-jwt-jwks`" + `, ` + "`-jwt-issuer`" + ` or ` + "`-jwt-audience`" + ` without
 ` + "`-auth jwt`" + `, ` + "`-provider bedrock`" + ` without ` + "`-model`" + `, a ` + "`-temperature`" + ` above 1,
-a burst under 1 with its rate set, ` + "`-nats-creds`" + ` or ` + "`-node`" + ` without ` + "`-nats`" + `,
+a burst under 1 with its rate set, ` + "`-nats-creds`" + `, ` + "`-node`" + ` or a
+` + "`-nats-replicas`" + ` or ` + "`-nats-lease`" + ` other than its default without ` + "`-nats`" + `,
 ` + "`-nats-replicas`" + ` outside 1 to 5, a ` + "`-nats-lease`" + ` under 1s, and a malformed
 ` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
 

@@ -63,7 +63,7 @@ type countdownOut struct {
 // exampleServer is Builtin's MCP server.
 func exampleServer() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "example", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "clock", Description: "The current date and time."},
+	mcp.AddTool(s, &mcp.Tool{Name: "clock", Description: "The current date and time, in UTC or in the IANA time zone given as timezone."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in clockIn) (*mcp.CallToolResult, clockOut, error) {
 			if in.TimeZone == "" {
 				in.TimeZone = "UTC"

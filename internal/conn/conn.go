@@ -121,14 +121,13 @@ func (c *conn) serve(q url.Values) {
 	}
 }
 
-// subscribeFromQuery subscribes as the upgrade's query asks; after or
-// created_at without conversation is an error.
+// subscribeFromQuery subscribes as the upgrade's query asks. An after or
+// created_at without a conversation is refused, not ignored: the client
+// expects events that would never come.
 func (c *conn) subscribeFromQuery(q url.Values) {
 	req := &protocol.Subscribe{Conversation: q.Get("conversation")}
 	if !q.Has("conversation") {
-		// A misspelt conversation parameter must not pass for a
-		// subscription that simply has no events yet.
-		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: required with after or created_at"))
+		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: required (after and created_at need it)"))
 		return
 	}
 	if !protocol.ValidConversationID(req.Conversation) {

@@ -65,15 +65,21 @@ func TestBadQuerySubscribe(t *testing.T) {
 		{"bad after", "conversation=x&after=-1", protocol.CodeBadRequest},
 		{"bad id", "conversation=a%20b", protocol.CodeBadRequest},
 		{"unknown conversation", "conversation=nope", protocol.CodeNotFound},
+		{"after without conversation", "after=3", protocol.CodeBadRequest},
+		{"created_at without conversation", "created_at=2026-11-26T09:30:00Z", protocol.CodeBadRequest},
+		{"empty conversation", "conversation=&after=3", protocol.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := s.Dial(t, tt.query)
+			// The query is answered before any frame: a pong first means
+			// the query was ignored.
+			c.Request(&protocol.Ping{ID: "p"})
 			if f := c.Read(); f.Type != protocol.ReplyError || f.Code != tt.code {
-				t.Errorf("got %s %q, want error %q", f.Type, f.Code, tt.code)
+				t.Fatalf("got %s %q, want error %q", f.Type, f.Code, tt.code)
 			}
-			if p := c.Call(&protocol.Ping{ID: "p"}); p.Type != protocol.ReplyPong {
+			if p := c.Read(); p.Type != protocol.ReplyPong {
 				t.Errorf("ping after the error got %s", p.Type)
 			}
 		})

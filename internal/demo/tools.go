@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -75,7 +76,9 @@ func toolCalls(text string, tools []convo.ToolSpec) (string, []convo.ToolUse, bo
 	for _, u := range uses {
 		called = append(called, u.Name)
 	}
-	return fmt.Sprintf("(Demo model.) Calling %s.", strings.Join(called, " and ")), uses, true
+	// The step's text ends a paragraph: the turn's text is its steps'
+	// texts run together, and the summary of the results follows this one.
+	return fmt.Sprintf("(Demo model.) Calling %s.\n\n", strings.Join(called, " and ")), uses, true
 }
 
 // summary answers the tool results that end the history: one sentence per
@@ -93,8 +96,18 @@ func summary(h []convo.HistoryMessage) string {
 		if r.Error != "" {
 			fmt.Fprintf(&b, " The tool %s failed: %s.", names[r.ID], cut(r.Error))
 		} else {
-			fmt.Fprintf(&b, " The tool %s returned %s.", names[r.ID], cut(string(r.Output)))
+			fmt.Fprintf(&b, " The tool %s returned %s.", names[r.ID], cut(compact(r.Output)))
 		}
+	}
+	return b.String()
+}
+
+// compact is a tool's JSON output on one line, without the spaces and
+// newlines a service may have written around and inside it.
+func compact(output json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, output) != nil {
+		return strings.TrimSpace(string(output))
 	}
 	return b.String()
 }

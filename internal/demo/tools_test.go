@@ -20,7 +20,7 @@ func TestToolCommand(t *testing.T) {
 		want     []convo.ToolUse // IDs ignored
 		wantText string
 	}{
-		{"one call", `/tool clock {"tz": "UTC"}`, []convo.ToolUse{{Name: "clock", Input: json.RawMessage(`{"tz": "UTC"}`)}}, "Calling clock."},
+		{"one call", `/tool clock {"tz": "UTC"}`, []convo.ToolUse{{Name: "clock", Input: json.RawMessage(`{"tz": "UTC"}`)}}, "Calling clock.\n\n"},
 		{"no input is {}", "/tool clock", []convo.ToolUse{{Name: "clock", Input: json.RawMessage(`{}`)}}, "Calling clock."},
 		{"calls of one step", "/tool clock\n/tool calc {\"expr\":\"1+2\"}\n", []convo.ToolUse{
 			{Name: "clock", Input: json.RawMessage(`{}`)}, {Name: "calc", Input: json.RawMessage(`{"expr":"1+2"}`)}}, "Calling clock and calc."},
@@ -66,7 +66,7 @@ func TestToolResultsSummary(t *testing.T) {
 		convo.HistoryMessage{Role: protocol.RoleAssistant, Text: "Calling clock and calc.", ToolUses: []convo.ToolUse{
 			{ID: "a", Name: "clock", Input: json.RawMessage(`{}`)}, {ID: "b", Name: "calc", Input: json.RawMessage(`{}`)}}},
 		convo.HistoryMessage{Role: protocol.RoleUser, ToolResults: []convo.ToolResult{
-			{ID: "a", Output: json.RawMessage(`{"time":"09:30"}`)}, {ID: "b", Error: "no expression"}}})
+			{ID: "a", Output: json.RawMessage("{\"time\": \"09:30\"}\n")}, {ID: "b", Error: "no expression"}}})
 	chunks, res := collect(t, m, convo.ModelRequest{Tools: demoTools, History: h})
 	got := text(chunks, convo.ChunkText)
 	for _, want := range []string{`The tool clock returned {"time":"09:30"}.`, "The tool calc failed: no expression."} {
