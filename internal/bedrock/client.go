@@ -49,6 +49,13 @@ type Options struct {
 	// waits and their backoff. It does not bound the stream once it has
 	// begun.
 	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for each stream event after the headers
+	// (default 5m): a stream silent for that long is closed, and fails
+	// like a cut one (retried if nothing was emitted yet, else a
+	// model_error). It must outlast the model's own silences, such as a
+	// large tool input, which Bedrock may send in one piece when it is
+	// complete.
+	IdleTimeout time.Duration
 	// CredentialsTimeout bounds New's check that credentials resolve
 	// (default 10s; the chain may probe the EC2 instance metadata service).
 	CredentialsTimeout time.Duration
@@ -125,6 +132,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = 60 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
 	}
 	if o.CredentialsTimeout <= 0 {
 		o.CredentialsTimeout = 10 * time.Second

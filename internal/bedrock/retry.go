@@ -21,8 +21,8 @@ import (
 // was emitted, with an error that says "try again later": throttling, a
 // service unavailable, a model not ready yet, an internal server error
 // (as an HTTP error or as an exception at the head of the stream), an
-// HTTP 429/5xx, a connection error, or a stream cut before its first
-// chunk. One layer means one bound (Options.MaxAttempts) and one backoff
+// HTTP 429/5xx, a connection error, or a stream cut or stalled before its
+// first chunk. One layer means one bound (Options.MaxAttempts) and one backoff
 // for all of them, including the in-stream exceptions the SDK does not
 // retry.
 
@@ -37,7 +37,7 @@ var retryableCodes = []string{
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, errStreamCut) {
+	if errors.Is(err, errStreamCut) || errors.Is(err, errStreamIdle) {
 		return true
 	}
 	var api smithy.APIError

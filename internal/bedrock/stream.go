@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -22,6 +23,11 @@ import (
 // SDK reports a read error, or, for a connection closed between or inside
 // event frames, a normal end of stream without messageStop.
 var errStreamCut = errors.New("the connection to Bedrock closed before the end of the reply")
+
+// errStreamIdle is the failure of a stream on which no event arrived for
+// Options.IdleTimeout: the upstream or the path to it is stuck, and the
+// connection may never fail on its own.
+var errStreamIdle = errors.New("the stream stalled")
 
 // stream is Stream without its span.
 func (c *Client) stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
@@ -70,10 +76,16 @@ func (c *Client) attempt(ctx context.Context, in *bedrockruntime.ConverseStreamI
 	// request: on cancel, on failure and after the end alike.
 	defer es.Close()
 	r := reader{emit: emit, tools: map[int32]*toolUse{}, log: c.log}
+	// idle fires when Bedrock has sent nothing for IdleTimeout since the
+	// headers or the last event; returning closes the stream (see above).
+	idle := time.NewTimer(c.opts.IdleTimeout)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return convo.Result{}, r.phase(), ctx.Err()
+		case <-idle.C:
+			return convo.Result{}, r.phase(), fmt.Errorf("%w: Bedrock sent nothing for %v", errStreamIdle, c.opts.IdleTimeout)
 		case ev, ok := <-es.Events():
 			if !ok {
 				if err := es.Err(); err != nil {
@@ -92,6 +104,8 @@ func (c *Client) attempt(ctx context.Context, in *bedrockruntime.ConverseStreamI
 				return convo.Result{StopReason: stopReason(*r.stop, c.log), Usage: r.usage, ToolUses: r.uses}, r.phase(), nil
 			}
 			r.handle(ev)
+			// After handle, so that time spent emitting is not Bedrock's.
+			idle.Reset(c.opts.IdleTimeout)
 		}
 	}
 }
