@@ -46,3 +46,49 @@ func TestRunBedrock(t *testing.T) {
 		t.Errorf("inference config %+v", ic)
 	}
 }
+
+// TestRunBedrockStall runs the real program with -bedrock-idle-timeout
+// against a fake whose first reply stops after two chunks without closing
+// the stream: the turn ends model_error after the idle timeout, keeping
+// the text streamed so far, and the message queued behind it gets its
+// reply.
+func TestRunBedrockStall(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{}) // never released
+	defer close(hold)
+	fake := fakebedrock.New(func(call int, _ fakebedrock.Request) fakebedrock.Reply {
+		if call == 1 {
+			return fakebedrock.Reply{Chunks: []string{"Hello ", "from ", "nowhere"}, Hold: hold, HoldAfter: 2}
+		}
+		return fakebedrock.Reply{Chunks: []string{"Back."}}
+	})
+	defer fake.Close()
+
+	g := startRun(t, map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"},
+		"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", "anthropic.claude-3-5-haiku-20241022-v1:0",
+		"-region", "us-east-1", "-bedrock-endpoint", fake.URL, "-bedrock-idle-timeout", "1s")
+	c := conntest.Dial(t, g.URL, "/v1/ws")
+	if f := c.Call(&protocol.Create{ID: "create", Conversation: "stall"}); f.Type != protocol.ReplyCreated {
+		t.Fatalf("create: %s %s", f.Code, f.ErrorMessage())
+	}
+	c.Request(&protocol.Send{Conversation: "stall", Text: "hi"})
+	var streamed string // deltas may be coalesced
+	c.ReadUntil(func(f *protocol.ServerFrame) bool {
+		if f.Type == protocol.EventDelta {
+			streamed += f.Text
+		}
+		return streamed == "Hello from "
+	})
+	// Queued behind the stalled turn (unless the stall already ended it).
+	c.Request(&protocol.Send{Conversation: "stall", Text: "still there?"})
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	end := frames[len(frames)-1]
+	want := protocol.Error{Code: protocol.CodeModelError, Message: "the stream stalled: Bedrock sent nothing for 1s"}
+	if end.StopReason != protocol.StopError || end.Error == nil || *end.Error != want || end.StoredMessage().Text != "Hello from " {
+		t.Fatalf("turn_end stop %q error %+v text %q; want error, %+v, %q", end.StopReason, end.Error, end.StoredMessage().Text, want, "Hello from ")
+	}
+	frames = c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn || end.StoredMessage().Text != "Back." {
+		t.Fatalf("second turn_end stop %q text %q; want end_turn, Back.", end.StopReason, end.StoredMessage().Text)
+	}
+}

@@ -30,8 +30,10 @@ type config struct {
 	maxTokens       int
 	temperature     float64
 	bedrockAttempts int
-	// bedrockHeaderTimeout bounds the wait for Bedrock's response headers.
+	// bedrockHeaderTimeout bounds the wait for Bedrock's response headers,
+	// bedrockIdleTimeout the wait for each stream event after them.
 	bedrockHeaderTimeout time.Duration
+	bedrockIdleTimeout   time.Duration
 	// pprof, when set, is the localhost address of the profiling server.
 	pprof string
 	// otelEndpoint is the OTLP/HTTP collector that gets the spans.
@@ -121,6 +123,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.temperature, "temperature", -1, "bedrock: default temperature from 0 to 1 (negative: the model's default); a conversation's temperature wins")
 	fs.IntVar(&c.bedrockAttempts, "bedrock-attempts", 0, "bedrock: calls per turn while Bedrock throttles or is unavailable before the first chunk (0: 4)")
 	fs.DurationVar(&c.bedrockHeaderTimeout, "bedrock-header-timeout", 0, "bedrock: how long one call waits for Bedrock to answer before it fails and is retried like a connection error (0: 60s)")
+	fs.DurationVar(&c.bedrockIdleTimeout, "bedrock-idle-timeout", 0, "bedrock: how long a reply may go without a stream event before the gateway closes the stream; before the first chunk it is retried, after it the turn ends model_error (0: 5m)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. localhost:6060 (empty: off; keep it on localhost)")
 	fs.StringVar(&c.otelEndpoint, "otel-endpoint", "", "OpenTelemetry collector's OTLP/HTTP base URL for traces, e.g. http://localhost:4318 (empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither: tracing off)")
 	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
@@ -196,7 +199,7 @@ func (c *config) check() error {
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
 		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
-		{"bedrock-header-timeout", c.bedrockHeaderTimeout < 0},
+		{"bedrock-header-timeout", c.bedrockHeaderTimeout < 0}, {"bedrock-idle-timeout", c.bedrockIdleTimeout < 0},
 		{"send-queue-bytes", c.sendQueueBytes < 0}, {"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
 		// A negative -max-frame-bytes would lift the frame limit
 		// (coder/websocket's SetReadLimit(-1)); the others would

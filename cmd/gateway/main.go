@@ -262,7 +262,7 @@ func newModel(ctx context.Context, cfg *config, tp trace.TracerProvider, log *sl
 	if cfg.provider == providerBedrock {
 		opts := bedrock.Options{Region: cfg.region, Endpoint: cfg.bedrockEndpoint,
 			MaxTokens: int32(cfg.maxTokens), MaxAttempts: cfg.bedrockAttempts,
-			HeaderTimeout: cfg.bedrockHeaderTimeout, Logger: log, TracerProvider: tp}
+			HeaderTimeout: cfg.bedrockHeaderTimeout, IdleTimeout: cfg.bedrockIdleTimeout, Logger: log, TracerProvider: tp}
 		if cfg.temperature >= 0 {
 			t := float32(cfg.temperature)
 			opts.Temperature = &t

@@ -75,11 +75,12 @@
 // attempt. A call that fails before any chunk was emitted with throttling,
 // service unavailable, model not ready, an internal server error (as an
 // HTTP error or an exception at the head of the stream), an HTTP 429 or
-// 5xx, a connection error or a stream cut short is retried up to
-// Options.MaxAttempts calls in all, waiting BackoffBase, then twice as
-// long each time up to BackoffMax, jittered (half fixed, half random).
+// 5xx, a connection error, or a stream cut short or stalled (no event for
+// Options.IdleTimeout) is retried up to Options.MaxAttempts calls in all,
+// waiting BackoffBase, then twice as long each time up to BackoffMax,
+// jittered (half fixed, half random).
 // Once a chunk was emitted nothing is retried (the user has seen it): an
-// exception in the stream or a dropped connection returns a
+// exception in the stream, a dropped connection or a stall returns a
 // *protocol.Error model_error "<AWS error code>: <message>", and convo ends
 // the turn with stop reason "error", keeping the partial text. When the
 // turn's context is done the HTTP stream is closed at once and the error
