@@ -10,8 +10,9 @@ import (
 )
 
 // idle is the IdleTimeout of these tests: far above the gaps of a local
-// stream, so that only a stall reaches it.
-const idle = 100 * time.Millisecond
+// stream, so that only a stall reaches it. 100ms was too short under -race
+// on a busy machine: a 20ms gap once took longer.
+const idle = 500 * time.Millisecond
 
 // TestStreamStalls streams from a fake that stops sending without closing
 // the connection (a Hold never released): after IdleTimeout the client
@@ -20,7 +21,7 @@ const idle = 100 * time.Millisecond
 // the chunks already emitted, and is not retried. Every stalled
 // connection is closed, with no goroutine left behind.
 func TestStreamStalls(t *testing.T) {
-	const stalled = "the stream stalled: Bedrock sent nothing for 100ms"
+	const stalled = "the stream stalled: Bedrock sent nothing for 500ms"
 	parts := []string{"Once ", "upon ", "a ", "time"}
 	for _, tc := range []struct {
 		name string
@@ -88,7 +89,7 @@ func TestStreamSlowButAlive(t *testing.T) {
 	for i := range parts {
 		parts[i] = "w "
 	}
-	const gap = idle / 5
+	const gap = idle / 10
 	srv := startFake(t, fakebedrock.Always(fakebedrock.Reply{Chunks: parts, Delay: gap}))
 	c := newClient(t, srv, bedrock.Options{IdleTimeout: idle})
 	start := time.Now()
