@@ -85,11 +85,13 @@ func TestStreamStalls(t *testing.T) {
 // under IdleTimeout but take longer than it in all: the timeout is between
 // events, not for the whole reply.
 func TestStreamSlowButAlive(t *testing.T) {
-	parts := make([]string, 20)
+	// Gaps far below the timeout, so that no pause of a loaded machine
+	// stretches one past it, and enough of them to outlast it.
+	parts := make([]string, 100)
 	for i := range parts {
 		parts[i] = "w "
 	}
-	const gap = idle / 10
+	const gap = idle / 40
 	srv := startFake(t, fakebedrock.Always(fakebedrock.Reply{Chunks: parts, Delay: gap}))
 	c := newClient(t, srv, bedrock.Options{IdleTimeout: idle})
 	start := time.Now()
