@@ -18,7 +18,7 @@ const (
 
 // deleted ends the turn of conversation, deleted, and drops its
 // subscribers, calling Gone on each, if its hub serves the conversation
-// created at created (zero: whichever has the id). A conversation created
+// created at created, the one the Log deleted. A conversation created
 // again under the id since (a send may have stored a turn there already)
 // has a hub of its own, which stays.
 func (s *Service) deleted(conversation string, created time.Time) {
