@@ -439,14 +439,14 @@ func (p *barePipe) put(t *taken, bk pipeBuckets) error {
 		switch {
 		case p.layout == byConversation:
 			err = bk.log.Put(s.key(k.seq), f)
-		case p.layout == globalLayout || p.layout == throughIndex:
-			p.key++
-			k.g = p.key
+		case p.layout == globalLayout:
+			k.g = p.next()
 			err = bk.log.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
-			if p.layout == throughIndex {
-				s.turnRecords = append(s.turnRecords, tailRecord{recordKey: k})
-			}
-			if err == nil && p.layout == throughIndex && end {
+		case p.layout == throughIndex:
+			k.g = p.next()
+			s.turnRecords = append(s.turnRecords, tailRecord{recordKey: k})
+			err = bk.log.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
+			if err == nil && end {
 				// One record under the stream lists where the turn's are.
 				var where []byte
 				for _, r := range s.turnRecords {
@@ -456,8 +456,7 @@ func (p *barePipe) put(t *taken, bk pipeBuckets) error {
 				s.turnRecords = s.turnRecords[:0]
 			}
 		case !end:
-			p.key++
-			k.g = p.key
+			k.g = p.next()
 			s.turnRecords = append(s.turnRecords, tailRecord{k, f})
 			err = bk.tail.Put(binary.BigEndian.AppendUint64(nil, k.g), f)
 		default:
@@ -477,6 +476,12 @@ func (p *barePipe) put(t *taken, bk pipeBuckets) error {
 		t.keys[i] = k
 	}
 	return nil
+}
+
+// next takes the next number of the global sequence.
+func (p *barePipe) next() uint64 {
+	p.key++
+	return p.key
 }
 
 // turnEndFrame starts the frame of a turn_end event.
