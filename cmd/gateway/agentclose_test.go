@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -21,9 +24,20 @@ import (
 // with one tool, pid, which answers {"pid": its process id}.
 const mcpStdioFlag = "-gateway-test-mcp-stdio"
 
+// mcpMarkPrefix, as an argument after mcpStdioFlag, names a file the
+// server creates as it starts: a test sees whether it was started.
+const mcpMarkPrefix = "mark="
+
 // serveStdioMCP serves the MCP server of mcpStdioFlag on stdin and stdout
 // until stdin closes, then exits.
 func serveStdioMCP() {
+	for _, arg := range os.Args[1:] {
+		if mark, ok := strings.CutPrefix(arg, mcpMarkPrefix); ok {
+			if err := os.WriteFile(mark, nil, 0o600); err != nil {
+				os.Exit(1)
+			}
+		}
+	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "pid", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "pid", Description: "The server's process id."},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, struct {
@@ -107,4 +121,31 @@ func running(t *testing.T, pid int) bool {
 		t.Fatalf("kill -0 %d: %v", pid, err)
 	}
 	return err == nil
+}
+
+// TestLockedDatabaseStartsNoMCPServer starts a second gateway on the
+// database a first one holds: it fails on the file's lock without having
+// started the stdio MCP server its agents file names.
+func TestLockedDatabaseStartsNoMCPServer(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "gateway.db")
+	startRun(t, map[string]string{"GATEWAY_DB": db}, "-addr", "127.0.0.1:0")
+	mark := filepath.Join(dir, "started")
+	file := filepath.Join(dir, "agents.yaml")
+	yaml := `mcp_servers:
+  - {name: proc, command: ["` + os.Args[0] + `", "` + mcpStdioFlag + `", "` + mcpMarkPrefix + mark + `"]}
+agents:
+  - {name: a, tools: [proc]}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-agents", file},
+		func(k string) string { return map[string]string{"GATEWAY_DB": db}[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second gateway on a locked database: %v, want the lock's error", err)
+	}
+	if _, err := os.Stat(mark); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the MCP server was started (%s: %v)", mark, err)
+	}
 }

@@ -5,19 +5,24 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/convo/boltlog"
 	"github.com/chatgateway/gateway/internal/jetlog"
+	"github.com/chatgateway/gateway/internal/metrics"
 )
 
-// openService opens the conversations' storage that cfg asks for and
-// returns a Service on it, with a function that reports whether the
-// storage can be reached now (always, for the bbolt file).
-func openService(ctx context.Context, cfg *config, model convo.Model, ccfg convo.Config, log *slog.Logger) (*convo.Service, func() bool, error) {
+// openStore opens the conversations' storage that cfg asks for (its
+// metrics on m, traced with tp) and returns it with a function that
+// reports whether it can be reached now (always, for the bbolt file). It
+// is opened before anything that starts processes or connections of its
+// own (the agents' MCP servers): a bbolt file locked by another gateway
+// then fails the start at once.
+func openStore(ctx context.Context, cfg *config, m *metrics.Metrics, tp trace.TracerProvider, log *slog.Logger) (convo.Log, func() bool, error) {
 	if cfg.nats == "" {
-		svc, err := boltlog.OpenService(cfg.db, boltlog.Options{}, model, ccfg)
-		return svc, func() bool { return true }, err
+		l, err := boltlog.Open(cfg.db, boltlog.Options{Metrics: m, TracerProvider: tp})
+		return l, func() bool { return true }, err
 	}
 	var opts []nats.Option
 	if cfg.natsCreds != "" {
@@ -27,15 +32,11 @@ func openService(ctx context.Context, cfg *config, model convo.Model, ccfg convo
 		Options: jetlog.Options{Replicas: cfg.natsReplicas, LeaseTTL: cfg.natsLease},
 		Node:    cfg.node,
 		Logger:  log,
-		Metrics: ccfg.Metrics,
+		Metrics: m,
 	}, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	log.Info("cluster mode: conversations in NATS JetStream", "nats", cfg.nats, "replicas", cfg.natsReplicas, "node", st.Node())
-	svc, err := convo.New(st, model, ccfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return svc, st.Ready, nil
+	return st, st.Ready, nil
 }

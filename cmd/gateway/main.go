@@ -84,13 +84,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	m := metrics.New()
+	store, storageReady, err := openStore(ctx, cfg, m, tp, log)
+	if err != nil {
+		return err
+	}
 	reg, err := newAgents(cfg, getenv, log, m, modelID)
 	if err != nil {
+		_ = store.Close()
 		return err
 	}
 	defer reg.Close()
 	reloadOnHangup(ctx, cfg.agentsFile, getenv, reg, log)
-	svc, storageReady, err := openService(ctx, cfg, model, convo.Config{
+	svc, err := convo.New(store, model, convo.Config{
 		DefaultModel:       modelID,
 		MaxTextBytes:       cfg.maxTextBytes,
 		MaxQueuedTurns:     cfg.maxQueuedTurns,
@@ -99,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TracerProvider:     tp,
 		Agents:             agents{reg: reg},
 		MaxToolOutputBytes: cfg.maxToolOutputBytes,
-	}, log)
+	})
 	if err != nil {
 		return err
 	}
