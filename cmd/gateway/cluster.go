@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +31,9 @@ func openService(ctx context.Context, cfg *config, model convo.Model, ccfg convo
 		Logger:  log,
 		Metrics: ccfg.Metrics,
 	}, opts...)
+	if errors.Is(err, jetlog.ErrNodeTaken) {
+		return nil, nil, fmt.Errorf("%w: give each its own -node", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
