@@ -1,6 +1,7 @@
 package jetlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,8 +27,11 @@ type nodeTakenError struct {
 }
 
 func (e *nodeTakenError) Error() string {
-	return fmt.Sprintf("jetlog: another gateway runs as node %q (on host %q since %s)", e.node, e.holder.Host,
-		e.holder.Since.Format(time.RFC3339))
+	msg := fmt.Sprintf("jetlog: another gateway runs as node %q", e.node)
+	if e.holder.Host != "" {
+		msg += fmt.Sprintf(" (on host %q since %s)", e.holder.Host, e.holder.Since.Format(time.RFC3339))
+	}
+	return msg
 }
 
 func (e *nodeTakenError) Is(target error) bool { return target == ErrNodeTaken }
@@ -112,7 +116,8 @@ func (c *nodeClaim) waitOut(ctx context.Context) error {
 	// A live holder renews within a third of the TTL, a dead one's claim
 	// runs out within the TTL: past twice the TTL the bucket is not what
 	// this gateway expects (another gateway keeps it with a longer TTL).
-	limit := time.NewTimer(2*ttl + c.l.opts.Timeout)
+	wait := 2*ttl + c.l.opts.Timeout
+	limit := time.NewTimer(wait)
 	defer limit.Stop()
 	var holder *claimRecord
 	for {
@@ -121,7 +126,7 @@ func (c *nodeClaim) waitOut(ctx context.Context) error {
 		select {
 		case e, ok = <-w.Updates():
 		case <-limit.C:
-			return fmt.Errorf("jetlog: claim node %q: another run's claim neither ran out nor was renewed in %v", c.node, 2*ttl)
+			return fmt.Errorf("jetlog: claim node %q: another run's claim neither ran out nor was renewed in %v", c.node, wait)
 		case <-ctx.Done():
 			return fmt.Errorf("jetlog: claim node %q: %w", c.node, ctx.Err())
 		}
@@ -159,7 +164,7 @@ func (c *nodeClaim) renew() {
 		}
 		err := c.renewOnce()
 		if errors.Is(err, ErrNodeTaken) {
-			c.logger.Error("another gateway took this gateway's node name while its claim could not be renewed: this gateway takes no turn leases any more and is not ready; stop one of them, and give each its own node name",
+			c.logger.Error("another gateway took this gateway's node name: this one takes no turn leases any more and is not ready; stop one of them, and give each its own -node",
 				"node", c.node, "err", err)
 			close(c.taken)
 			return
@@ -195,6 +200,11 @@ func (c *nodeClaim) renewOnce() error {
 	e, err := c.l.leases.Get(ctx, c.key)
 	if err != nil {
 		return err
+	}
+	if bytes.Equal(e.Value(), c.value) {
+		// A renewal whose answer was lost (a leader change) stored it.
+		c.rev = e.Revision()
+		return nil
 	}
 	taken := &nodeTakenError{node: c.node}
 	_ = json.Unmarshal(e.Value(), &taken.holder) // a record of an unknown shape names no host

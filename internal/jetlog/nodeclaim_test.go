@@ -31,6 +31,16 @@ func openNode(t *testing.T, url, node string, ttl time.Duration, log slog.Handle
 	return st, err
 }
 
+// mustOpenNode is openNode, failing the test on an error.
+func mustOpenNode(t *testing.T, url, node string, ttl time.Duration, log slog.Handler) *jetlog.Store {
+	t.Helper()
+	st, err := openNode(t, url, node, ttl, log)
+	if err != nil {
+		t.Fatalf("gateway %s: %v", node, err)
+	}
+	return st
+}
+
 // newWarnLog is a warnLog whose seen holds every warning of a test.
 func newWarnLog(t *testing.T) *warnLog { return &warnLog{t: t, seen: make(chan string, 64)} }
 
@@ -53,11 +63,8 @@ func TestNodeNamesAreClaimed(t *testing.T) {
 	t.Run("SecondLiveGatewayIsRefused", func(t *testing.T) {
 		t.Parallel()
 		srv := natstest.Start(t)
-		first, err := openNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = openNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
+		first := mustOpenNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
+		_, err := openNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
 		if !errors.Is(err, jetlog.ErrNodeTaken) || !strings.Contains(err.Error(), `node "x"`) {
 			t.Fatalf("a second gateway named x: %v, want ErrNodeTaken naming x", err)
 		}
@@ -70,11 +77,7 @@ func TestNodeNamesAreClaimed(t *testing.T) {
 		t.Parallel()
 		srv := natstest.Start(t)
 		for _, node := range []string{"a", "b"} {
-			st, err := openNode(t, srv.URL(), node, time.Second, newWarnLog(t))
-			if err != nil {
-				t.Fatalf("gateway %s: %v", node, err)
-			}
-			if !st.Ready() {
+			if st := mustOpenNode(t, srv.URL(), node, time.Second, newWarnLog(t)); !st.Ready() {
 				t.Fatalf("gateway %s is not ready", node)
 			}
 		}
@@ -85,17 +88,12 @@ func TestNodeNamesAreClaimed(t *testing.T) {
 		srv := natstest.Start(t)
 		// A lease TTL of a minute: a restart that waited for the claim to
 		// run out would take that long, and say so.
-		first, err := openNode(t, srv.URL(), "x", time.Minute, newWarnLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		first := mustOpenNode(t, srv.URL(), "x", time.Minute, newWarnLog(t))
 		if err := first.Close(); err != nil {
 			t.Fatal(err)
 		}
 		log := newWarnLog(t)
-		if _, err := openNode(t, srv.URL(), "x", time.Minute, log); err != nil {
-			t.Fatalf("a restart after a clean stop: %v", err)
-		}
+		mustOpenNode(t, srv.URL(), "x", time.Minute, log)
 		if log.warned(waitingForClaim) {
 			t.Fatal("a restart after a clean stop waited for the claim of the run before")
 		}
@@ -104,15 +102,10 @@ func TestNodeNamesAreClaimed(t *testing.T) {
 	t.Run("RestartAfterCrash", func(t *testing.T) {
 		t.Parallel()
 		srv := natstest.Start(t)
-		first, err := openNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		first := mustOpenNode(t, srv.URL(), "x", time.Second, newWarnLog(t))
 		first.Cut() // dead to NATS: its claim is neither renewed nor released
 		log := newWarnLog(t)
-		if _, err := openNode(t, srv.URL(), "x", time.Second, log); err != nil {
-			t.Fatalf("a restart after a crash: %v", err)
-		}
+		mustOpenNode(t, srv.URL(), "x", time.Second, log)
 		if !log.warned(waitingForClaim) {
 			t.Fatal("a restart after a crash did not say why it waited")
 		}
@@ -130,10 +123,7 @@ func TestNodeNameTakenAfterPartition(t *testing.T) {
 	srv := natstest.Start(t)
 	px := natstest.NewProxy(t, srv)
 	const ttl = time.Second
-	a, err := openNode(t, px.URL(), "x", ttl, newWarnLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mustOpenNode(t, px.URL(), "x", ttl, newWarnLog(t))
 	claims := watchClaim(t, srv, "x")
 
 	px.Cut()
@@ -146,10 +136,7 @@ func TestNodeNameTakenAfterPartition(t *testing.T) {
 
 	px.Cut()
 	claims.waitFor(t, "a's claim to run out again", jetstream.KeyValuePurge)
-	b, err := openNode(t, srv.URL(), "x", ttl, newWarnLog(t))
-	if err != nil {
-		t.Fatalf("a gateway named x while the other is cut off: %v", err)
-	}
+	b := mustOpenNode(t, srv.URL(), "x", ttl, newWarnLog(t))
 	px.Heal()
 	waitClosed(t, "a to find its name taken", a.NodeTaken())
 	if a.Ready() {
