@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +36,9 @@ func openStore(ctx context.Context, cfg *config, m *metrics.Metrics, tp trace.Tr
 		Logger:  log,
 		Metrics: m,
 	}, opts...)
+	if errors.Is(err, jetlog.ErrNodeTaken) {
+		return nil, nil, fmt.Errorf("%w: give each its own -node", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

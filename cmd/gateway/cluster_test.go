@@ -76,6 +76,19 @@ func TestClusterMode(t *testing.T) {
 	}
 }
 
+// TestClusterModeNodeTaken starts a second gateway under the node name of
+// a running one: it does not start, and says which flag to change.
+func TestClusterModeNodeTaken(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	env := map[string]string{"GATEWAY_NATS": srv.URL(), "GATEWAY_NATS_LEASE": "1s"}
+	startRun(t, env, "-addr", "127.0.0.1:0", "-node", "a")
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-node", "a"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `another gateway runs as node "a"`) || !strings.Contains(err.Error(), "give each its own -node") {
+		t.Fatalf("a second gateway named a: run returned %v, want a refusal naming the node and -node", err)
+	}
+}
+
 // TestClusterModeCreds runs a gateway on a NATS server that lets in only
 // the user of a credentials file: with -nats-creds it works, without it
 // it does not start.

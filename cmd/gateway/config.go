@@ -157,7 +157,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.natsReplicas, "nats-replicas", defaultNATSReplicas, "cluster mode: servers that keep each stream and bucket (1 to 5; 3 in production, with sync_interval always on a single server)")
 	fs.StringVar(&c.natsCreds, "nats-creds", "", "cluster mode: a NATS credentials file (user JWT and NKey seed)")
 	fs.DurationVar(&c.natsLease, "nats-lease", defaultNATSLease, "cluster mode: how long a turn's lease outlives its gateway; a turn cut off by a dead gateway ends interrupted within one and a half times this")
-	fs.StringVar(&c.node, "node", "", "cluster mode: this gateway's name in turn leases, unique in the cluster and the same across restarts (empty: the host name)")
+	fs.StringVar(&c.node, "node", "", "cluster mode: this gateway's name in turn leases, unique in the cluster (a gateway does not start while another runs under its name) and the same across restarts (empty: the host name)")
 	return fs
 }
 

@@ -8,3 +8,9 @@ func (s *Store) Cut() { s.nc.Close() }
 
 // Conn is the store's connection to NATS.
 func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// NodeTaken is closed when another gateway took the store's node name.
+func (s *Store) NodeTaken() <-chan struct{} { return s.claim.taken }
+
+// ClaimKey is node's claim key in the leases bucket.
+func ClaimKey(node string) string { return claimKey(node) }

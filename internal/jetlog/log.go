@@ -64,8 +64,9 @@ type Log struct {
 	opts   Options
 	stream string
 	// meta holds conversations' metadata (m.<id>) and the owner index
-	// (o.<user>.<id>); leases holds running turns' leases (bucket TTL);
-	// work lists the conversations with turns to run (w.<id>).
+	// (o.<user>.<id>); leases, with a bucket TTL, holds running turns'
+	// leases (l.<id>) and the gateways' claims of their node names
+	// (n.<name>); work lists the conversations with turns to run (w.<id>).
 	meta, leases, work jetstream.KeyValue
 	// pub publishes records, batching concurrent ones.
 	pub *publisher
@@ -123,7 +124,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		{&l.meta, jetstream.KeyValueConfig{Bucket: opts.Stream + "_meta", Description: "conversation metadata and owners"}},
 		// A lease that runs out leaves a marker, which watchers of the
 		// bucket see (the server keeps markers for a second at least).
-		{&l.leases, jetstream.KeyValueConfig{Bucket: opts.Stream + "_leases", Description: "leases of running turns", TTL: opts.LeaseTTL,
+		{&l.leases, jetstream.KeyValueConfig{Bucket: opts.Stream + "_leases", Description: "leases of running turns, claims of node names", TTL: opts.LeaseTTL,
 			LimitMarkerTTL: max(opts.LeaseTTL, time.Second)}},
 		{&l.work, jetstream.KeyValueConfig{Bucket: opts.Stream + "_work", Description: "conversations with turns to run"}},
 	}

@@ -46,6 +46,7 @@ type Store struct {
 	log     *Log
 	nc      *nats.Conn
 	node    string
+	claim   *nodeClaim
 	logger  *slog.Logger
 	metrics *metrics.Metrics
 	now     func() time.Time
@@ -129,9 +130,12 @@ type logEnd struct {
 }
 
 // OpenStore connects to the NATS servers at urls (comma-separated), sets
-// up the stream and buckets, and returns a Store that owns the
-// connection. natsOpts add to the connection's options (credentials, for
-// one).
+// up the stream and buckets, claims opts.Node for this run, and returns a
+// Store that owns the connection. While another run's claim on the node
+// is there, it waits for it to run out (about a LeaseTTL at most), and
+// fails with ErrNodeTaken if it is renewed meanwhile: another gateway
+// runs under that name. natsOpts add to the connection's options
+// (credentials, for one).
 func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...nats.Option) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -174,7 +178,12 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		nc.Close()
 		return nil, err
 	}
-	return &Store{log: l, nc: nc, node: opts.Node, logger: opts.Logger, metrics: opts.Metrics,
+	claim, err := claimNode(ctx, l, opts.Node, opts.Logger)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &Store{log: l, nc: nc, node: opts.Node, claim: claim, logger: opts.Logger, metrics: opts.Metrics,
 		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}, ends: map[string]*logEnd{}}, nil
 }
 
@@ -184,14 +193,15 @@ func (s *Store) Log() *Log { return s.log }
 // Node is the name of this gateway in leases.
 func (s *Store) Node() string { return s.node }
 
-// Ready reports whether the store reaches NATS now.
-func (s *Store) Ready() bool { return s.nc.IsConnected() }
+// Ready reports whether the store reaches NATS now, and its node is still
+// its own (no other gateway took the name).
+func (s *Store) Ready() bool { return s.nc.IsConnected() && !s.claim.isTaken() }
 
 // Start implements convo.Log.
 func (s *Store) Start(committed func([]convo.Committed)) { s.committed = committed }
 
-// Close waits for the appends in progress, stops following, and closes
-// the connection.
+// Close waits for the appends in progress, stops following, releases the
+// node's claim, and closes the connection.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -216,6 +226,7 @@ func (s *Store) Close() error {
 		}
 	}
 	s.stops.Wait()
+	s.claim.release()
 	s.nc.Close()
 	return nil
 }

@@ -13,8 +13,13 @@ import (
 // for this gateway and renews it every third of its TTL until Release.
 // Lost is closed when a renewal finds the lease taken, or when no renewal
 // succeeded for long enough that another gateway may take it (NATS cut
-// off): the turn must stop writing then.
+// off), or when another gateway took this one's node name: the turn must
+// stop writing then. While the name is another's, every lease is held
+// (by that gateway).
 func (s *Store) Lease(ctx context.Context, id string) (convo.TurnLease, error) {
+	if s.claim.isTaken() {
+		return nil, convo.ErrLeaseHeld
+	}
 	ls, err := s.log.Acquire(ctx, id, s.node)
 	if errors.Is(err, ErrLeaseHeld) {
 		return nil, convo.ErrLeaseHeld
@@ -51,6 +56,13 @@ func (tl *turnLease) renew() {
 	for {
 		select {
 		case <-tl.done:
+			return
+		case <-tl.s.claim.taken:
+			// The gateway that took the node name takes this lease as
+			// its own from before, and ends the turn.
+			tl.s.logger.Warn("lost a turn lease: another gateway took this node's name", "conversation", tl.id)
+			tl.s.metrics.LeaseChanges.WithLabelValues("lost").Inc()
+			close(tl.lost)
 			return
 		case <-t.C:
 		}

@@ -189,8 +189,13 @@ func (s *Store) Unfinished(ctx context.Context) ([]*convo.Meta, error) {
 
 // Orphans implements convo.Leaser: the conversations with work whose
 // lease no other gateway holds. The others' metadata is not read, and
-// the Service makes no hub (and no consumer) for them on each look.
+// the Service makes no hub (and no consumer) for them on each look. A
+// gateway whose node name another took has none: its leases are that
+// gateway's.
 func (s *Store) Orphans(ctx context.Context) ([]*convo.Meta, error) {
+	if s.claim.isTaken() {
+		return nil, nil
+	}
 	return s.withWork(ctx, func(id string) (bool, error) {
 		holder, err := s.log.Holder(ctx, id)
 		return holder == "" || holder == s.node, err
