@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		DefaultModel:       modelID,
 		MaxTextBytes:       cfg.maxTextBytes,
 		MaxQueuedTurns:     cfg.maxQueuedTurns,
+		MaxModelCalls:      cfg.maxModelCalls,
 		Logger:             log,
 		Metrics:            m,
 		TracerProvider:     tp,

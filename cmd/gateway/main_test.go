@@ -202,7 +202,8 @@ func TestConfig(t *testing.T) {
 			return c.addr == "localhost:8080" && c.db == "gateway.db" && c.provider == "demo" && c.sendQueue == 0 &&
 				c.auth == "none" && c.maxSubscriptions == 0 && c.maxConns == 10000 && c.maxConnsPerUser == 100 &&
 				c.sendRate == 5 && c.sendBurst == 20 && c.upgradeRate == 20 && c.upgradeBurst == 50 &&
-				c.drainTimeout == 30*time.Second && c.jwtLeeway == 30*time.Second && c.origins() == nil
+				c.drainTimeout == 30*time.Second && c.jwtLeeway == 30*time.Second && c.origins() == nil &&
+				c.maxModelCalls == 512
 		}},
 		{name: "jwt from the environment", env: map[string]string{"GATEWAY_AUTH": "jwt", "GATEWAY_JWT_SECRET": "s3cret",
 			"GATEWAY_JWT_ISSUER": "iss", "GATEWAY_JWT_AUDIENCE": "aud", "GATEWAY_JWT_JWKS": "keys.json"},
@@ -220,6 +221,11 @@ func TestConfig(t *testing.T) {
 		{name: "jwt settings without jwt", args: []string{"-jwt-issuer", "iss"}, wantErr: "need -auth jwt"},
 		{name: "no secret flag", args: []string{"-jwt-secret", "s"}, wantErr: "jwt-secret"},
 		{name: "negative limit", args: []string{"-max-conns", "-1"}, wantErr: "max-conns: must not be negative"},
+		{name: "model calls from the environment", env: map[string]string{"GATEWAY_MAX_MODEL_CALLS": "8"},
+			want: func(c *config) bool { return c.maxModelCalls == 8 }},
+		{name: "model calls without a limit", args: []string{"-max-model-calls", "0"}, env: map[string]string{"GATEWAY_MAX_MODEL_CALLS": "8"},
+			want: func(c *config) bool { return c.maxModelCalls == 0 }},
+		{name: "negative model calls", args: []string{"-max-model-calls", "-1"}, wantErr: "-max-model-calls: must not be negative"},
 		{name: "zero burst", args: []string{"-send-burst", "0"}, wantErr: "at least 1"},
 		{name: "malformed origin pattern", args: []string{"-allowed-origins", "app.example.com, *.example.[com"}, wantErr: "-allowed-origins"},
 		{name: "environment", env: map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_SEND_QUEUE": "64", "GATEWAY_DEMO_WORD_DELAY": "5ms"},

@@ -19,8 +19,8 @@ const errMaxSteps = "max_steps reached"
 
 // agentTurn runs the turn of m's open turn, whose conversation has an
 // agent, with the agent's current definition; req is the turn's request
-// without the agent's part.
-func (s *Service) agentTurn(ctx context.Context, m *Meta, req ModelRequest) (*protocol.Event, string) {
+// without the agent's part, slot its hold on a model call.
+func (s *Service) agentTurn(ctx context.Context, m *Meta, req ModelRequest, slot *callSlot) (*protocol.Event, string) {
 	var ag *Agent
 	if s.cfg.Agents != nil {
 		ag, _ = s.cfg.Agents.Agent(m.Agent, m.Owner, m.ID)
@@ -36,7 +36,7 @@ func (s *Service) agentTurn(ctx context.Context, m *Meta, req ModelRequest) (*pr
 	if req.Temperature == nil {
 		req.Temperature = ag.Temperature
 	}
-	r := &agentRun{s: s, id: m.ID, turn: m.OpenTurn.Turn, user: m.Owner, ag: ag}
+	r := &agentRun{s: s, id: m.ID, turn: m.OpenTurn.Turn, user: m.Owner, ag: ag, slot: slot}
 	return r.steps(ctx, req)
 }
 
@@ -102,7 +102,7 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		return e, text.String()
 	}
 	for ; ; step++ {
-		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored)
+		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored, r.slot)
 		if res == nil {
 			return nil, ""
 		}

@@ -51,6 +51,11 @@ type Config struct {
 	// MaxQueuedTurns bounds the turns waiting behind a running one in a
 	// conversation (default 16); more sends get "busy".
 	MaxQueuedTurns int
+	// MaxModelCalls bounds the model calls in progress at once in this
+	// process (0: no bound): a turn whose call would pass it waits, first
+	// come first served, until a call ends. An agent's turn takes one for
+	// each of its steps' calls, none while its tools run.
+	MaxModelCalls int
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Metrics receives the service's measurements (default: a private

@@ -96,10 +96,14 @@ func (e *earlyTurn) opens(res *Appended) bool {
 // the history could not be read: the runner goes on as for any send,
 // which reads it again and reports a failure.
 func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ran bool) {
+	// As in turn, the model call first, then the history.
+	slot := s.modelCalls.slot()
+	defer slot.give()
+	waited := slot.take(e.ctx) == nil
 	// Exactly the messages the send saw: opened checks that nothing came
 	// after them.
 	var msgs []protocol.Message
-	if e.meta.LastSeq > 0 {
+	if waited && e.meta.LastSeq > 0 {
 		var err error
 		if msgs, err = s.readHistory(context.WithoutCancel(ctx), h, e.meta, e.meta.LastSeq+1); err != nil {
 			<-e.stored
@@ -109,10 +113,12 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 	msgs = append(msgs, protocol.Message{Role: protocol.RoleUser, Text: e.text, Turn: e.turn, Seq: e.meta.LastSeq + 1})
 	callCtx, span := s.startTurnSpan(e.ctx, h.id, e.turn, e.meta.Model)
 	defer span.End()
-	next, end := s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored)
+	next, end := s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored, slot)
 	if !e.opened {
 		turnNotOpened(span)
 	}
-	s.keepHistory(h, msgs, end)
+	if waited {
+		s.keepHistory(h, msgs, end)
+	}
 	return next, true
 }

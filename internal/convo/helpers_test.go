@@ -202,13 +202,19 @@ func openAt(t *testing.T, path string, m convo.Model) *testService {
 // openOn is openAt with the Log that wrap makes of the file's.
 func openOn(t *testing.T, path string, m convo.Model, wrap func(convo.Log) convo.Log) *testService {
 	t.Helper()
+	return openConfigured(t, path, m, wrap, convo.Config{})
+}
+
+// openConfigured is openOn with cfg, whose model and logger it sets.
+func openConfigured(t *testing.T, path string, m convo.Model, wrap func(convo.Log) convo.Log, cfg convo.Config) *testService {
+	t.Helper()
 	l, err := boltlog.Open(path, boltlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testService{log: wrap(l), path: path}
-	logger := slog.New(errorCounter{testLogger(t).Handler(), &ts.errorLogs})
-	ts.Service, err = convo.New(ts.log, m, convo.Config{DefaultModel: "test-model", Logger: logger})
+	cfg.DefaultModel, cfg.Logger = "test-model", slog.New(errorCounter{testLogger(t).Handler(), &ts.errorLogs})
+	ts.Service, err = convo.New(ts.log, m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,38 +127,49 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	h.takeTurn(turnID)
 	ctx, span := s.startTurnSpan(ctx, h.id, turnID, m.Model)
 	defer span.End()
-	// The history is read even for a turn cancelled meanwhile: stream
-	// then ends it with the right stop reason.
-	msgs, err := s.readHistory(context.WithoutCancel(ctx), h, m, 0)
+	// The turn waits for its model call before it reads the history, so
+	// that a waiting turn holds no messages. One stopped meanwhile reads
+	// none: stream then ends it with the right stop reason, calling no
+	// model.
+	slot := s.modelCalls.slot()
+	defer slot.give()
+	var msgs []protocol.Message
 	var steps map[string][]HistoryMessage
-	if err == nil && m.Agent != "" {
-		steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
+	waited := slot.take(ctx) == nil
+	if waited {
+		msgs, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
+		if err == nil && m.Agent != "" {
+			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
+		}
 	}
 	if err != nil {
+		slot.give() // the turn calls no model: the next in line may
 		s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
 		_, _ = s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
 		return true
 	}
-	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil)
-	s.keepHistory(h, msgs, end)
+	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil, slot)
+	if waited {
+		s.keepHistory(h, msgs, end)
+	}
 	return next
 }
 
 // play runs open turn turnID of conversation m with history and stores its
-// end; after is as for stream. It returns false when the conversation was
-// deleted meanwhile, or when an early turn's send did not open it: then
-// nothing is stored, and no other turn waits for this runner. stored is
-// the turn_end's append, when it was stored.
-func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}) (ok bool, stored *Appended) {
+// end; after and slot are as for stream. It returns false when the
+// conversation was deleted meanwhile, or when an early turn's send did
+// not open it: then nothing is stored, and no other turn waits for this
+// runner. stored is the turn_end's append, when it was stored.
+func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}, slot *callSlot) (ok bool, stored *Appended) {
 	req := ModelRequest{Model: m.Model, System: m.System, History: history,
 		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
 	s.cfg.Metrics.Turns.Inc()
 	var end *protocol.Event
 	var text string
 	if m.Agent != "" {
-		end, text = s.agentTurn(ctx, m, req)
+		end, text = s.agentTurn(ctx, m, req, slot)
 	} else {
-		end, text, _ = s.stream(ctx, id, turnID, req, after)
+		end, text, _ = s.stream(ctx, id, turnID, req, after, slot)
 	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil {

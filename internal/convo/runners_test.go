@@ -15,15 +15,18 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// gateModel reports the last message of each call on calls, then
-// answers "ok" once gate is closed (or ends with its context).
+// gateModel reports each call's request on calls, then answers "ok" once
+// gate lets it (a value sent, or closed), or ends with its context.
 type gateModel struct {
-	calls chan string
+	calls chan convo.ModelRequest
 	gate  chan struct{}
 }
 
+// lastText is the text of the last message of req's history.
+func lastText(req convo.ModelRequest) string { return req.History[len(req.History)-1].Text }
+
 func (m gateModel) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
-	m.calls <- req.History[len(req.History)-1].Text
+	m.calls <- req
 	select {
 	case <-m.gate:
 	case <-ctx.Done():
@@ -88,7 +91,7 @@ func TestOneRunnerWhenIdleHubDropped(t *testing.T) {
 
 func oneRunnerWhenIdleHubDropped(t *testing.T, read int64, open func(*testing.T, *metaHookLog) convo.Log) {
 	ctx := context.Background()
-	m := gateModel{calls: make(chan string, 10), gate: make(chan struct{})}
+	m := gateModel{calls: make(chan convo.ModelRequest, 10), gate: make(chan struct{})}
 	var armed atomic.Bool
 	var reads atomic.Int64
 	hooked := &metaHookLog{at: func(context.Context, string) bool { return armed.Load() && reads.Add(1) == read }}
@@ -99,7 +102,7 @@ func oneRunnerWhenIdleHubDropped(t *testing.T, read int64, open func(*testing.T,
 	t.Cleanup(func() { s.Close(ctx) })
 	first := send(t, s, "", "one", nil)
 	id := first.Conversation
-	if got := <-m.calls; got != "one" {
+	if got := lastText(<-m.calls); got != "one" {
 		t.Fatalf("the model was called for %q, want the first turn", got)
 	}
 	dropped := make(chan bool, 1)
@@ -113,7 +116,7 @@ func oneRunnerWhenIdleHubDropped(t *testing.T, read int64, open func(*testing.T,
 	})
 	armed.Store(true)
 	m.gate <- struct{}{} // the first turn ends
-	if got := <-m.calls; got != "two" {
+	if got := lastText(<-m.calls); got != "two" {
 		t.Fatalf("the model was called for %q, want the second turn", got)
 	}
 	if <-dropped {
@@ -127,7 +130,7 @@ func oneRunnerWhenIdleHubDropped(t *testing.T, read int64, open func(*testing.T,
 		t.Fatal(err)
 	}
 	for len(m.calls) > 0 {
-		t.Errorf("the model was called again for %q", <-m.calls)
+		t.Errorf("the model was called again for %q", lastText(<-m.calls))
 	}
 	var ends int
 	frames, _, err := s.Events(ctx, "u1", id, time.Time{}, 0, 100)

@@ -46,6 +46,8 @@ type Service struct {
 
 	// calls routes answers to the tool calls that wait for them.
 	calls callWaiters
+	// modelCalls bounds the model calls in progress (MaxModelCalls).
+	modelCalls *modelCalls
 
 	mu   sync.Mutex // guards hubs and closed; taken before any hub's mu
 	hubs map[string]*hub
@@ -77,7 +79,8 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
-		tracer: cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
+		modelCalls: newModelCalls(cfg.MaxModelCalls, cfg.Metrics.ModelCallsWaiting),
+		tracer:     cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)
 	if c, ok := log.(Canceller); ok {

@@ -247,8 +247,11 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 // must precede the reply's (the previous step's tool results, or the
 // user message of an early turn) are stored: the model is called at once,
 // and the reply stored after them; if they were not (ctx's cause is then
-// errNotOpened), nothing of it is.
-func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}) (*protocol.Event, string, []ToolUse) {
+// errNotOpened), nothing of it is. The call takes slot first, waiting
+// for its turn if the model calls in progress are at their bound, and
+// gives it back once the model returns; a turn stopped while it waits
+// never calls the model.
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}, slot *callSlot) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	buf := newChunkBuffer(s.log, id, turnID, func(err error) {
@@ -265,11 +268,18 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		err error
 	}
 	done := make(chan outcome, 1)
-	started := time.Now()
-	go func() {
-		res, err := s.model.Stream(ctx, req, buf.emit)
-		done <- outcome{res, err}
-	}()
+	var started time.Time
+	if err := slot.take(ctx); err != nil {
+		// Stopped while waiting: ctx's cause says how the turn ends.
+		done <- outcome{err: err}
+	} else {
+		started = time.Now()
+		go func() {
+			res, err := s.model.Stream(ctx, req, buf.emit)
+			slot.give()
+			done <- outcome{res, err}
+		}()
+	}
 	if after != nil {
 		<-after
 	}

@@ -20,6 +20,9 @@ type agentRun struct {
 	s              *Service
 	id, turn, user string
 	ag             *Agent
+	// slot is taken for each step's model call, and given back when
+	// the call returns: none is held while the step's tools run.
+	slot *callSlot
 }
 
 // call is one tool call of a step.

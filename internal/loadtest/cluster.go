@@ -92,7 +92,7 @@ func startClusterGateway(ctx context.Context, url, node string, model convo.Mode
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open the store: %w", err)
 	}
-	svc, err := convo.New(st, model, convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m})
+	svc, err := convo.New(st, model, gatewayConfig(log, m))
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open the gateway: %w", err)
 	}

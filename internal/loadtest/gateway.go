@@ -44,11 +44,22 @@ var dbCount atomic.Int64
 func startGateway(dir string, model convo.Model, log *slog.Logger) (*target, error) {
 	m := metrics.New()
 	path := filepath.Join(dir, fmt.Sprintf("gateway-%d.db", dbCount.Add(1)))
-	svc, err := boltlog.OpenService(path, boltlog.Options{}, model, convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m})
+	svc, err := boltlog.OpenService(path, boltlog.Options{}, model, gatewayConfig(log, m))
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: open the gateway: %w", err)
 	}
 	return serveGateway(svc, m, log)
+}
+
+// gatewayConfig is the configuration of the in-process gateways, which
+// log to log and record into m. Its MaxModelCalls is 0, no bound, where
+// cmd/gateway's -max-model-calls is 512 by default: the steps run up to
+// thousands of conversations' turns at once (the streams scenario's
+// largest C), and the figures in PERFORMANCE.md measure the gateway's
+// own work on all of them, as before the bound existed, not turns
+// waiting for their model call.
+func gatewayConfig(log *slog.Logger, m *metrics.Metrics) convo.Config {
+	return convo.Config{DefaultModel: "loadtest", Logger: log, Metrics: m, MaxModelCalls: 0}
 }
 
 // serveGateway serves svc, which records into m, on 127.0.0.1:0.

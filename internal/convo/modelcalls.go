@@ -1,0 +1,77 @@
+package convo
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+)
+
+// modelCalls bounds the model calls in progress at once
+// (Config.MaxModelCalls). Calls that find none free wait in line, first
+// come first served: the semaphore serves its waiters in order, and a
+// call that finds one waiting queues behind it.
+type modelCalls struct {
+	sem     *semaphore.Weighted // nil: no bound
+	waiting prometheus.Gauge
+}
+
+// newModelCalls returns a bound of limit calls at once (0 or less: none),
+// counting the calls that wait in waiting.
+func newModelCalls(limit int, waiting prometheus.Gauge) *modelCalls {
+	c := &modelCalls{waiting: waiting}
+	if limit > 0 {
+		c.sem = semaphore.NewWeighted(int64(limit))
+	}
+	return c
+}
+
+// slot returns a turn's hold on a call, not taken yet.
+func (c *modelCalls) slot() *callSlot { return &callSlot{calls: c} }
+
+// callSlot is one turn's hold on a model call in progress. A turn takes it
+// before it reads its history (so that a turn that waits holds its
+// metadata, not its messages), the model call uses it, and it is given
+// back as soon as the call returns: an agent's turn takes it again for
+// its next step, and holds none while its tools run or wait for an
+// answer. Only one goroutine uses it at a time.
+type callSlot struct {
+	calls *modelCalls
+	held  bool
+}
+
+// take waits until the turn may call the model: at once if it holds the
+// slot already, or else when it is first in line and a call in progress
+// ends. A context that ends first (the turn was cancelled, its
+// conversation deleted, the gateway stops) returns its error and takes
+// nothing; so does one that has ended already, also without a bound,
+// since a model called then could only fail.
+func (c *callSlot) take(ctx context.Context) error {
+	if c.held {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if sem := c.calls.sem; sem != nil && !sem.TryAcquire(1) {
+		c.calls.waiting.Inc()
+		err := sem.Acquire(ctx, 1)
+		c.calls.waiting.Dec()
+		if err != nil {
+			return err
+		}
+	}
+	c.held = true
+	return nil
+}
+
+// give gives the slot back, if held, to the first call in line.
+func (c *callSlot) give() {
+	if !c.held {
+		return
+	}
+	c.held = false
+	if c.calls.sem != nil {
+		c.calls.sem.Release(1)
+	}
+}
