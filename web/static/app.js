@@ -2,7 +2,7 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchConversation, fetchInfo, refusal } from './api.js';
+import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Outbox } from './outbox.js';
@@ -37,8 +37,9 @@ let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
 let agents = [];
 
-// The messages sent and not yet acknowledged, kept across reloads.
-const outbox = new Outbox();
+// The messages sent and not yet acknowledged, kept across reloads and
+// after the tab is closed, for this user's tabs.
+const outbox = new Outbox(tokenUser(token));
 
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
@@ -66,7 +67,11 @@ const view = new ConversationView($('messages'), {
     retry: (id) => {
       outbox.refused(id, null);
       const entry = outbox.get(id);
-      if (entry === undefined) return;
+      // Discarded in another tab meanwhile.
+      if (entry === undefined) {
+        view.unpend(id);
+        return;
+      }
       view.update(entry);
       deliver(entry);
     },
@@ -354,9 +359,9 @@ function submit() {
   // gateway would title it; the next ones, until it is made, go to it too.
   const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
   let entry;
-  if (current !== null) entry = outbox.add(current, text, randomID());
+  if (current !== null) entry = outbox.add(current, text, randomID(), { after: view.lastSeq });
   else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
-  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { title: titleOf(text) });
+  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { create: { title: titleOf(text) } });
   if (entry === null) {
     giveBack();
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
@@ -410,7 +415,12 @@ function unsent(entry, err) {
   // page again with a valid token.
   if (err !== socket.refusal) outbox.refused(entry.id, err);
   const e = outbox.get(entry.id);
-  if (e !== undefined) view.update(err === socket.refusal ? { ...e, error: err } : e);
+  if (e === undefined) return;
+  const shown = err === socket.refusal ? { ...e, error: err } : e;
+  // One the view took for a stored message (see ConversationView.copyOf)
+  // was not: it shows again, with the refusal.
+  if (view.shows(e.id)) view.update(shown);
+  else if (e.conversation === current) view.pending(shown);
 }
 
 // createConversation creates a conversation with the fields of frame and
