@@ -23,11 +23,9 @@ const (
 	outboxKept = `Object.keys(localStorage).filter(k => k.startsWith('gateway.outbox/')).length`
 )
 
-// offlineChat starts a gateway whose WebSockets for the page the test can
-// refuse, opens conversation x in a tab and cuts the page's socket: the
-// page is offline, its HTTP requests still answered (as when the socket
-// cannot get through, or the page itself came from the browser's cache).
-func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
+// gatedChat starts a gateway whose WebSockets for the page the test can
+// refuse, and opens its conversation x, titled Outbox, in a tab.
+func gatedChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
 	t.Helper()
 	gate := &socketGate{}
 	model := newStepModel()
@@ -36,6 +34,15 @@ func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
 	tb := newTab(t, "tab")
 	tb.open(g.url, "/#/c/x")
 	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	return model, g, gate, tb
+}
+
+// offlineChat is gatedChat with the page's socket cut: the page is
+// offline, its HTTP requests still answered (as when the socket cannot get
+// through, or the page itself came from the browser's cache).
+func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
+	t.Helper()
+	model, g, gate, tb := gatedChat(t)
 	gate.close()
 	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
 	return model, g, gate, tb
@@ -222,31 +229,38 @@ func TestPendingMessageBecomesTheStoredOne(t *testing.T) {
 	}
 }
 
-// TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
-// gateway's size limit: the message stays in the list, saying it was not
-// sent and why, also after a reload (it is not sent again by itself), until
-// it is discarded.
-func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
-	g := startGateway(t, newStepModel(), gatewayConfig{})
-	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Refused"}`, http.StatusCreated)
-	tb := newTab(t, "tab")
-	tb.open(g.url, "/#/c/x")
-	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+// refusedFirst is true once the first pending message shows the
+// gateway's too_large refusal.
+const refusedFirst = pendings + `[0]?.dataset.state === 'failed' && ` +
+	pendings + `[0].querySelector('[data-testid=pending-error]').textContent.startsWith("` + protocol.CodeTooLarge + `: ")`
+
+// refusedChat starts a gateway, opens conversation x in a tab and sends a
+// message over the gateway's size limit, waiting for its refusal.
+func refusedChat(t *testing.T) (*gateway, *tab) {
+	t.Helper()
+	_, g, _, tb := gatedChat(t)
 	// Over the gateway's 64 KiB; typed key by key it would take minutes.
 	var ok bool
 	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
 		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
 	tb.do(pressEnter(0))
-	failed := pendings + `[0]?.dataset.state === 'failed' && ` +
-		pendings + `[0].querySelector('[data-testid=pending-error]').textContent.startsWith(` + js(protocol.CodeTooLarge+": ") + `)`
-	tb.waitFor("the refusal on the message", failed)
+	tb.waitFor("the refusal on the message", refusedFirst)
+	return g, tb
+}
+
+// TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
+// gateway's size limit: the message stays in the list, saying it was not
+// sent and why, also after a reload (it is not sent again by itself), until
+// it is discarded.
+func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
+	g, tb := refusedChat(t)
 	if text := tb.text(pendings + `[0].querySelector('[data-testid=pending-status]').textContent`); text != "Not sent" {
 		t.Errorf("the refused message says %q", text)
 	}
 
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
-	tb.waitFor("the refused message after the reload", failed)
+	tb.waitFor("the refused message after the reload", refusedFirst)
 	tb.click(`[data-testid=pending-discard]`)
 	tb.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
 	tb.do(chromedp.Reload())

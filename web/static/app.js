@@ -106,6 +106,7 @@ const socket = new GatewaySocket({
     if (state === 'connected') {
       refreshList();
       loadAgents();
+      deliverKept();
     }
   },
   onGone: gone,
@@ -376,13 +377,28 @@ function submit() {
 // create of its conversation.
 let sending = Promise.resolve();
 
+// delivering holds the client_msg_ids of the entries this tab is
+// sending, from deliver until the gateway's answer.
+const delivering = new Set();
+
 // deliver sends the outbox's entry, after a reconnect too, with its
 // client_msg_id: the gateway stores it once however often it comes.
 // Acknowledged, it leaves the outbox (the view shows the stored message
 // in its place); refused, it stays and shows why, until it is sent again
 // or discarded.
 function deliver(entry) {
+  if (delivering.has(entry.id)) return;
+  delivering.add(entry.id);
   sending = sending.then(() => issue(entry));
+}
+
+// deliverKept sends the outbox's entries that are to be sent and that
+// this tab is not sending: those a reload interrupted, and those a tab
+// closed before it could send them.
+function deliverKept() {
+  for (const entry of outbox.entries) {
+    if (entry.error === null) deliver(entry);
+  }
 }
 
 // issue sends entry, after creating its conversation if it is to be made
@@ -399,13 +415,16 @@ async function issue(entry) {
     const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
     ack = socket.request(frame, { retry: true });
   } catch (err) {
+    delivering.delete(entry.id);
     unsent(entry, err);
     return;
   }
-  ack.then((reply) => {
-    outbox.remove(entry.id);
-    view.acked(entry.id, reply.message?.seq);
-  }, (err) => unsent(entry, err));
+  ack
+    .then((reply) => {
+      outbox.remove(entry.id);
+      view.acked(entry.id, reply.message?.seq);
+    }, (err) => unsent(entry, err))
+    .finally(() => delivering.delete(entry.id));
 }
 
 // unsent shows the gateway's refusal of entry.
@@ -535,9 +554,7 @@ addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
 showPending();
-for (const entry of outbox.entries) {
-  if (entry.error === null) deliver(entry);
-}
+deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
 open(openedFromURL()).finally(() => {
