@@ -430,8 +430,8 @@ async function issue(entry) {
 // unsent shows the gateway's refusal of entry.
 function unsent(entry, err) {
   // Refused credentials stop the page (it says so): the message says so
-  // too, and stays in the outbox as it was, to go when the tab opens the
-  // page again with a valid token.
+  // too, and stays in the outbox as it was, to go when a page opens with
+  // a valid token of the same user.
   if (err !== socket.refusal) outbox.refused(entry.id, err);
   const e = outbox.get(entry.id);
   if (e === undefined) return;
