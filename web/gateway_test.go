@@ -150,6 +150,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 	// every end-to-end test's are.
 	conntest.Check(t, srv)
 	srv.Start()
+	forgetOrigin(t, srv.URL)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 		defer cancel()
@@ -206,7 +207,21 @@ func (g *gateway) messages(t *testing.T, conversation string) []protocol.Message
 // list returns the conversations, newest first.
 func (g *gateway) list(t *testing.T) []protocol.Conversation {
 	t.Helper()
-	res, err := http.Get(g.url + "/v1/conversations")
+	return g.listAs(t, "")
+}
+
+// listAs returns the conversations of the user bearer token (none: "")
+// signs in, newest first.
+func (g *gateway) listAs(t *testing.T, token string) []protocol.Conversation {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, g.url+"/v1/conversations", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +261,7 @@ func startProxy(t *testing.T, backendURL string) *proxy {
 	}
 	p := &proxy{ln: ln, backend: strings.TrimPrefix(backendURL, "http://"), accepted: make(chan struct{}, 64)}
 	p.grew = make(chan struct{})
+	forgetOrigin(t, p.url())
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 )
 
@@ -29,6 +30,10 @@ var shared struct {
 	ctx  context.Context
 	err  error
 	stop func()
+	// started is ctx once Chromium runs, for forgetOrigin, which must not
+	// start it.
+	mu      sync.Mutex
+	started context.Context
 }
 
 func TestMain(m *testing.M) {
@@ -85,6 +90,11 @@ func browser(t *testing.T) context.Context {
 		ctx, cancel := chromedp.NewContext(allocCtx)
 		shared.ctx = ctx
 		shared.err = chromedp.Do(ctx) // starts Chromium; its life is ctx's
+		if shared.err == nil {
+			shared.mu.Lock()
+			shared.started = ctx
+			shared.mu.Unlock()
+		}
 		shared.stop = func() {
 			cancel()
 			cancelAlloc()
@@ -95,6 +105,26 @@ func browser(t *testing.T) context.Context {
 		t.Fatalf("starting Chromium at %s: %v", path, shared.err)
 	}
 	return shared.ctx
+}
+
+// forgetOrigin clears what pages of origin (such as http://127.0.0.1:port)
+// keep in the shared browser's local storage: a gateway that gets the port
+// of an earlier test's starts with nothing the page kept for that one.
+// Before Chromium starts there is nothing to clear: its profile is new.
+func forgetOrigin(t *testing.T, origin string) {
+	t.Helper()
+	shared.mu.Lock()
+	ctx := shared.started
+	shared.mu.Unlock()
+	if ctx == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	params := storage.ClearDataForOriginParams{Origin: origin, StorageTypes: "local_storage"}
+	if _, err := chromedp.Call(ctx, storage.ClearDataForOrigin, params); err != nil {
+		t.Fatalf("clearing the local storage of %s: %v", origin, err)
+	}
 }
 
 // tab is one browser tab on the page.
@@ -169,6 +199,14 @@ func (tb *tab) finish() {
 		}
 	}
 	t.Logf("%s: saving the screenshot: %v", tb.name, err)
+}
+
+// close closes the tab, as the user closing it would.
+func (tb *tab) close() {
+	tb.t.Helper()
+	if err := chromedp.Cancel(tb.ctx); err != nil {
+		tb.t.Fatalf("%s: closing the tab: %v", tb.name, err)
+	}
 }
 
 // do runs actions in the tab, bounded by stepTimeout.

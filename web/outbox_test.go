@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -16,15 +18,14 @@ const (
 	pendings = `[...document.querySelectorAll('[data-testid=messages] [data-testid=pending-message]')]`
 	// pendingTexts are their texts, oldest first.
 	pendingTexts = pendings + `.map(e => e.querySelector('[data-testid=message-text]').textContent)`
-	// outboxKept is the page's outbox as the tab's storage holds it.
-	outboxKept = `sessionStorage.getItem('gateway.outbox')`
+	// outboxKept is how many messages the outbox keeps in the local
+	// storage the page's tabs share.
+	outboxKept = `Object.keys(localStorage).filter(k => k.startsWith('gateway.outbox/')).length`
 )
 
-// offlineChat starts a gateway whose WebSockets for the page the test can
-// refuse, opens conversation x in a tab and cuts the page's socket: the
-// page is offline, its HTTP requests still answered (as when the socket
-// cannot get through, or the page itself came from the browser's cache).
-func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
+// gatedChat starts a gateway whose WebSockets for the page the test can
+// refuse, and opens its conversation x, titled Outbox, in a tab.
+func gatedChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
 	t.Helper()
 	gate := &socketGate{}
 	model := newStepModel()
@@ -33,6 +34,15 @@ func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
 	tb := newTab(t, "tab")
 	tb.open(g.url, "/#/c/x")
 	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	return model, g, gate, tb
+}
+
+// offlineChat is gatedChat with the page's socket cut: the page is
+// offline, its HTTP requests still answered (as when the socket cannot get
+// through, or the page itself came from the browser's cache).
+func offlineChat(t *testing.T) (*stepModel, *gateway, *socketGate, *tab) {
+	t.Helper()
+	model, g, gate, tb := gatedChat(t)
 	gate.close()
 	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
 	return model, g, gate, tb
@@ -70,7 +80,7 @@ func TestMessageSentOfflineSurvivesAReload(t *testing.T) {
 	model.end(t, 1, 1)
 	tb.waitTurnEnd(protocol.StopEndTurn)
 	tb.waitReply("Got it.")
-	tb.waitFor("the pending message to go", pendings+`.length === 0 && `+outboxKept+` === null`)
+	tb.waitFor("the pending message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
 
 	msgs := g.messages(t, "x")
 	if len(msgs) != 2 || msgs[0].Text != "Sent offline" || msgs[1].Text != "Got it." {
@@ -85,9 +95,10 @@ func TestMessageSentOfflineSurvivesAReload(t *testing.T) {
 
 // TestMessageWhoseAckIsLostIsStoredOnce loses the connection just as the
 // gateway acknowledges a message, keeps the page offline and reloads it:
-// the message, stored but never acknowledged to the page, is still
-// pending, and sent again once the page connects, with its client_msg_id,
-// so that the gateway keeps the one copy it has.
+// the message, stored but never acknowledged to the page, shows once (the
+// stored copy the page fetched, not that and its pending copy), stays in
+// the outbox, and is sent again once the page connects, with its
+// client_msg_id, so that the gateway keeps the one copy it has.
 func TestMessageWhoseAckIsLostIsStoredOnce(t *testing.T) {
 	gate := &socketGate{}
 	model := newStepModel()
@@ -106,10 +117,18 @@ func TestMessageWhoseAckIsLostIsStoredOnce(t *testing.T) {
 		t.Fatalf("the proxy cut the ack %d times, want 1", n)
 	}
 	tb.do(chromedp.Reload())
-	tb.waitFor("the pending message after the reload", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+
-		pendingTexts+`.join('|') === 'Only once'`)
+	// The page, still offline, shows the stored message it fetched, and
+	// not the copy in its outbox too; the outbox keeps it until an ack
+	// says it is stored.
+	tb.waitFor("the stored message after the reload", users+`.length === 1`)
+	var after struct{ Pending, Kept int }
+	tb.eval(`({Pending: `+pendings+`.length, Kept: `+outboxKept+`})`, &after)
+	if after.Pending != 0 || after.Kept != 1 {
+		t.Errorf("offline after the reload, the page shows the stored message and %d pending copies, and keeps %d in its outbox; want none shown and 1 kept",
+			after.Pending, after.Kept)
+	}
 	tb.reconnect(gate)
-	tb.waitFor("the stored message in its place", users+`.length === 1 && `+pendings+`.length === 0 && `+outboxKept+` === null`)
+	tb.waitFor("the stored message in its place", users+`.length === 1 && `+pendings+`.length === 0 && `+outboxKept+` === 0`)
 	model.say(t, "Once.")
 	model.end(t, 1, 1)
 	tb.waitTurnEnd(protocol.StopEndTurn)
@@ -210,33 +229,40 @@ func TestPendingMessageBecomesTheStoredOne(t *testing.T) {
 	}
 }
 
-// TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
-// gateway's size limit: the message stays in the list, saying it was not
-// sent and why, also after a reload (it is not sent again by itself), until
-// it is discarded.
-func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
-	g := startGateway(t, newStepModel(), gatewayConfig{})
-	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Refused"}`, http.StatusCreated)
-	tb := newTab(t, "tab")
-	tb.open(g.url, "/#/c/x")
-	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+// refusedFirst is true once the first pending message shows the
+// gateway's too_large refusal.
+const refusedFirst = pendings + `[0]?.dataset.state === 'failed' && ` +
+	pendings + `[0].querySelector('[data-testid=pending-error]').textContent.startsWith("` + protocol.CodeTooLarge + `: ")`
+
+// refusedChat starts a gateway, opens conversation x in a tab and sends a
+// message over the gateway's size limit, waiting for its refusal.
+func refusedChat(t *testing.T) (*gateway, *tab) {
+	t.Helper()
+	_, g, _, tb := gatedChat(t)
 	// Over the gateway's 64 KiB; typed key by key it would take minutes.
 	var ok bool
 	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
 		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
 	tb.do(pressEnter(0))
-	failed := pendings + `[0]?.dataset.state === 'failed' && ` +
-		pendings + `[0].querySelector('[data-testid=pending-error]').textContent.startsWith(` + js(protocol.CodeTooLarge+": ") + `)`
-	tb.waitFor("the refusal on the message", failed)
+	tb.waitFor("the refusal on the message", refusedFirst)
+	return g, tb
+}
+
+// TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
+// gateway's size limit: the message stays in the list, saying it was not
+// sent and why, also after a reload (it is not sent again by itself), until
+// it is discarded.
+func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
+	g, tb := refusedChat(t)
 	if text := tb.text(pendings + `[0].querySelector('[data-testid=pending-status]').textContent`); text != "Not sent" {
 		t.Errorf("the refused message says %q", text)
 	}
 
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
-	tb.waitFor("the refused message after the reload", failed)
+	tb.waitFor("the refused message after the reload", refusedFirst)
 	tb.click(`[data-testid=pending-discard]`)
-	tb.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === null`)
+	tb.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
 	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
@@ -267,8 +293,64 @@ func TestOutboxIsBounded(t *testing.T) {
 	}
 	tb.eval(`({Composer: document.querySelector('[data-testid=composer]').value,
 		Notice: document.querySelector('[data-testid=error]').textContent,
-		Kept: JSON.parse(`+outboxKept+`).length})`, &got)
+		Kept: `+outboxKept+`})`, &got)
 	if got.Composer != "one too many" || got.Kept != max || !strings.Contains(got.Notice, "waiting to be sent") {
 		t.Errorf("with a full outbox, the page keeps %d messages, the composer holds %q and the notice says %q", got.Kept, got.Composer, got.Notice)
 	}
+}
+
+// TestAckedMessageSaysSent has the gateway acknowledge a message whose
+// event the view does not get (the conversation, opened again, is still
+// loading, held by the test): from the ack on, the pending message says it
+// is sent, not "Sending…", and once the conversation is in, the stored
+// message takes its place.
+func TestAckedMessageSaysSent(t *testing.T) {
+	var (
+		holding atomic.Bool
+		held    = make(chan struct{})
+		release sync.Once
+	)
+	// The page's requests for conversation x wait while holding is set;
+	// the test's own (not a browser's) go through.
+	hold := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if holding.Load() && strings.HasPrefix(r.URL.Path, "/v1/conversations/x") && strings.Contains(r.UserAgent(), "Chrome") {
+				select {
+				case <-held:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{wrap: hold})
+	t.Cleanup(func() { release.Do(func() { close(held) }) })
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Held"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+
+	holding.Store(true)
+	var ok bool
+	tb.eval(`location.hash = '#/'; true`, &ok)
+	tb.waitFor("the new conversation's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation'`)
+	tb.eval(`location.hash = '#/c/x'; true`, &ok)
+	tb.waitFor("conversation x loading", `document.querySelector('[data-testid=title]').textContent === 'Held' && `+
+		`document.querySelector('[data-testid=empty]')?.textContent.startsWith('Loading')`)
+	tb.send("Acked early")
+	tb.waitFor("the ack", pendings+`[0]?.dataset.state === 'acked'`)
+	if status := tb.text(pendings + `[0].querySelector('[data-testid=pending-status]').textContent`); status != "Sent" {
+		t.Errorf("acknowledged, the message says %q, want Sent", status)
+	}
+
+	holding.Store(false)
+	release.Do(func() { close(held) })
+	tb.waitFor("the stored message in its place", users+`.length === 1 && `+pendings+`.length === 0 && `+outboxKept+` === 0`)
+	tb.waitUserMessage("Acked early")
+	model.say(t, "Seen.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	checkStoredOnce(t, g, tb, "x")
 }

@@ -2,7 +2,7 @@
 // and composer turn clicks and keys into requests, and the URL fragment
 // (#/c/<id>) says which conversation is open.
 
-import { fetchConversation, fetchInfo, refusal } from './api.js';
+import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Outbox } from './outbox.js';
@@ -37,8 +37,9 @@ let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
 let agents = [];
 
-// The messages sent and not yet acknowledged, kept across reloads.
-const outbox = new Outbox();
+// The messages sent and not yet acknowledged, kept across reloads and
+// after the tab is closed, for this user's tabs.
+const outbox = new Outbox(tokenUser(token));
 
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
@@ -66,7 +67,11 @@ const view = new ConversationView($('messages'), {
     retry: (id) => {
       outbox.refused(id, null);
       const entry = outbox.get(id);
-      if (entry === undefined) return;
+      // Discarded in another tab meanwhile.
+      if (entry === undefined) {
+        view.unpend(id);
+        return;
+      }
       view.update(entry);
       deliver(entry);
     },
@@ -101,6 +106,7 @@ const socket = new GatewaySocket({
     if (state === 'connected') {
       refreshList();
       loadAgents();
+      deliverKept();
     }
   },
   onGone: gone,
@@ -354,9 +360,9 @@ function submit() {
   // gateway would title it; the next ones, until it is made, go to it too.
   const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
   let entry;
-  if (current !== null) entry = outbox.add(current, text, randomID());
+  if (current !== null) entry = outbox.add(current, text, randomID(), { after: view.lastSeq });
   else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
-  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { title: titleOf(text) });
+  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { create: { title: titleOf(text) } });
   if (entry === null) {
     giveBack();
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
@@ -371,13 +377,28 @@ function submit() {
 // create of its conversation.
 let sending = Promise.resolve();
 
+// delivering holds the client_msg_ids of the entries this tab is
+// sending, from deliver until the gateway's answer.
+const delivering = new Set();
+
 // deliver sends the outbox's entry, after a reconnect too, with its
 // client_msg_id: the gateway stores it once however often it comes.
 // Acknowledged, it leaves the outbox (the view shows the stored message
 // in its place); refused, it stays and shows why, until it is sent again
 // or discarded.
 function deliver(entry) {
+  if (delivering.has(entry.id)) return;
+  delivering.add(entry.id);
   sending = sending.then(() => issue(entry));
+}
+
+// deliverKept sends the outbox's entries that are to be sent and that
+// this tab is not sending: those a reload interrupted, and those a tab
+// closed before it could send them.
+function deliverKept() {
+  for (const entry of outbox.entries) {
+    if (entry.error === null) deliver(entry);
+  }
 }
 
 // issue sends entry, after creating its conversation if it is to be made
@@ -394,23 +415,31 @@ async function issue(entry) {
     const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
     ack = socket.request(frame, { retry: true });
   } catch (err) {
+    delivering.delete(entry.id);
     unsent(entry, err);
     return;
   }
-  ack.then((reply) => {
-    outbox.remove(entry.id);
-    view.acked(entry.id, reply.message?.seq);
-  }, (err) => unsent(entry, err));
+  ack
+    .then((reply) => {
+      outbox.remove(entry.id);
+      view.acked(entry.id, reply.message?.seq);
+    }, (err) => unsent(entry, err))
+    .finally(() => delivering.delete(entry.id));
 }
 
 // unsent shows the gateway's refusal of entry.
 function unsent(entry, err) {
   // Refused credentials stop the page (it says so): the message says so
-  // too, and stays in the outbox as it was, to go when the tab opens the
-  // page again with a valid token.
+  // too, and stays in the outbox as it was, to go when a page opens with
+  // a valid token of the same user.
   if (err !== socket.refusal) outbox.refused(entry.id, err);
   const e = outbox.get(entry.id);
-  if (e !== undefined) view.update(err === socket.refusal ? { ...e, error: err } : e);
+  if (e === undefined) return;
+  const shown = err === socket.refusal ? { ...e, error: err } : e;
+  // One the view took for a stored message (see ConversationView.copyOf)
+  // was not: it shows again, with the refusal.
+  if (view.shows(e.id)) view.update(shown);
+  else if (e.conversation === current) view.pending(shown);
 }
 
 // createConversation creates a conversation with the fields of frame and
@@ -525,9 +554,7 @@ addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
 showPending();
-for (const entry of outbox.entries) {
-  if (entry.error === null) deliver(entry);
-}
+deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
 open(openedFromURL()).finally(() => {

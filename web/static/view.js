@@ -268,7 +268,7 @@ const TICK_MS = 1000;
 //
 // Below the events, the view shows the messages sent but not yet
 // acknowledged (pending(entry)), each until the message event it became
-// is rendered.
+// is rendered; acknowledged, one says so while that event is not in.
 export class ConversationView {
   constructor(list, { onRunning, answer, loadOlder, unsent }) {
     this.list = list;
@@ -300,8 +300,9 @@ export class ConversationView {
     this.running = null;
     this.open = new Set();
     this.readyAt = null;
-    // client_msg_id → its pending element; seq → the client_msg_id of the
-    // pending message acknowledged as that seq, not rendered yet.
+    // client_msg_id → {element, entry} of a pending message; seq → the
+    // client_msg_id of the pending message acknowledged as that seq, not
+    // rendered yet.
     this.pendings = new Map();
     this.awaiting = new Map();
     this.older.hidden = true;
@@ -329,16 +330,18 @@ export class ConversationView {
     this.empty.firstChild.textContent = 'Conversation not found';
     this.outbox.replaceChildren();
     this.pendings.clear();
+    this.awaiting.clear();
   }
 
   // pending shows entry, a message of this conversation sent but not yet
-  // acknowledged ({id: its client_msg_id, text, error: the gateway's
-  // refusal or null}), below the events: "Sending…", or the refusal with
-  // buttons to send it again or discard it.
+  // acknowledged ({id: its client_msg_id, text, after: the last seq the
+  // page had when it was written, error: the gateway's refusal or null}),
+  // below the events: "Sending…", or the refusal with buttons to send it
+  // again or discard it.
   pending(entry) {
     const a = el('article', 'msg user pending', { testid: 'pending-message' });
     a.dataset.clientMsgId = entry.id;
-    this.pendings.set(entry.id, a);
+    this.pendings.set(entry.id, { element: a, entry });
     this.update(entry);
     this.empty?.remove();
     const stick = this.atBottom();
@@ -348,8 +351,10 @@ export class ConversationView {
 
   // update shows entry's state on its pending element, if shown.
   update(entry) {
-    const a = this.pendings.get(entry.id);
-    if (a === undefined) return;
+    const p = this.pendings.get(entry.id);
+    if (p === undefined) return;
+    p.entry = entry;
+    const a = p.element;
     const err = entry.error;
     a.dataset.state = err ? 'failed' : 'sending';
     const meta = el('div', 'meta');
@@ -368,11 +373,15 @@ export class ConversationView {
   }
 
   // acked says that pending message id is stored as the message event
-  // seq: its element goes once that event is rendered (at once if it is).
+  // seq: its element goes once that event is rendered (at once if it is),
+  // and says "Sent" until then, however long that event takes to come
+  // (its conversation still loading, say).
   acked(id, seq) {
-    if (!this.pendings.has(id)) return;
+    const p = this.pendings.get(id);
+    if (p === undefined) return;
     if (typeof seq === 'number' && seq > this.lastSeq) {
-      this.pendings.get(id).dataset.state = 'acked';
+      p.element.dataset.state = 'acked';
+      p.element.querySelector('.pending-status').textContent = 'Sent';
       this.awaiting.set(seq, id);
       return;
     }
@@ -386,19 +395,35 @@ export class ConversationView {
 
   // unpend removes pending message id.
   unpend(id) {
-    this.pendings.get(id)?.remove();
+    this.pendings.get(id)?.element.remove();
     this.pendings.delete(id);
   }
 
   // rendered takes the pending copy of the message event ev, if any,
   // away, and keeps the pending messages below everything rendered.
   rendered(ev) {
-    const id = ev.type === 'message' ? this.awaiting.get(ev.seq) : undefined;
-    if (id !== undefined) {
+    if (ev.type === 'message') {
+      const id = this.awaiting.get(ev.seq) ?? this.copyOf(ev.seq, ev.message);
       this.awaiting.delete(ev.seq);
-      this.unpend(id);
+      if (id !== undefined) this.unpend(id);
     }
     if (this.outbox.firstChild !== null && this.list.lastChild !== this.outbox) this.list.append(this.outbox);
+  }
+
+  // copyOf returns the client_msg_id of the pending message that message
+  // m, stored as seq, is, as far as the view can tell: the oldest one
+  // still sending with m's text and written after the events the page had
+  // then. Stored messages do not carry their client_msg_id; its ack was
+  // lost, or is not in yet (a reload while offline shows the message
+  // fetched with the conversation). The outbox keeps the message until an
+  // ack comes: should the guess be wrong (another client sent the same
+  // text meanwhile), the message shows when the outbox sends it again.
+  copyOf(seq, m) {
+    if (m?.role !== 'user') return undefined;
+    for (const [id, p] of this.pendings) {
+      if (p.element.dataset.state === 'sending' && p.entry.text === m.text && p.entry.after < seq) return id;
+    }
+    return undefined;
   }
 
   // start says where the window begins: events with seq > from are to
