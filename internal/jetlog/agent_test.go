@@ -192,7 +192,9 @@ func (wordyToolModel) Stream(ctx context.Context, req convo.ModelRequest, emit f
 // is cut, and the turn ends max_tokens with its deltas' text.
 func TestAgentReplyOverLimit(t *testing.T) {
 	srv := natstest.Start(t)
-	a := startNode(t, "a", srv.URL(), wordyToolModel{}, 0)
+	// The default timeout: publishing records of half a megabyte under
+	// -race on a busy machine may take more than the second of startNode.
+	a := startNodeWith(t, "a", srv.URL(), wordyToolModel{}, jetlog.Options{})
 	evs := agentTurn(t, a, a, "find x, at length")
 	var deltas strings.Builder
 	for _, ev := range evs {

@@ -49,8 +49,8 @@ func TestCutOffReplyOverLimit(t *testing.T) {
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The default timeout: reading a megabyte of records under -race on a
-	// busy machine may take more than the second of startNode.
+	// The default timeout: reading records of half a megabyte under
+	// -race on a busy machine may take more than the second of startNode.
 	a := startNodeWith(t, "a", srv.URL(), &words{n: 1}, jetlog.Options{})
 	evs := subscribe(t, a, "c1", 0).waitFor(t, "the cut-off turn's end", turnEnds(1))
 	checkLog(t, evs)
