@@ -221,6 +221,38 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// TextLen returns how many bytes s takes in an event's JSON as the
+// gateway encodes it: escaped as appendString escapes it, without the
+// quotes. The text of a string split in two takes at most the sum of
+// its parts' (a character cut in two takes more), so the gateway adds
+// up the parts of a reply to bound the turn_end that holds it whole.
+func TextLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+				n++
+			case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
+				n += 2
+			default:
+				n += 6 // \u00XX
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			n += 6 // \ufffd, \u2028, \u2029
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
 // UnmarshalJSON decodes an event that MarshalJSON encoded, reading
 // "message" and "error" as strings or objects by the event's type.
 func (e *Event) UnmarshalJSON(data []byte) error {

@@ -170,3 +170,23 @@ func TestEventSizeHint(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTextLen checks TextLen against the encoder: the length of any
+// string as appendString writes it, and no more for a string than for
+// its two halves, cut anywhere (a reply's deltas bound its turn_end).
+func FuzzTextLen(f *testing.F) {
+	f.Add("Hello <world> & \"you\"\n\t\b\f\r\x01", 7)
+	f.Add("a\xffb\u2028\u2029é€😀", 4)
+	f.Add("", 0)
+	f.Fuzz(func(t *testing.T, s string, cut int) {
+		if got, want := TextLen(s), len(appendString(nil, s))-2; got != want {
+			t.Fatalf("TextLen(%q) = %d, encoded %d", s, got, want)
+		}
+		if len(s) > 0 {
+			i := min(max(cut, 0), len(s))
+			if whole, parts := TextLen(s), TextLen(s[:i])+TextLen(s[i:]); whole > parts {
+				t.Fatalf("TextLen(%q) = %d, its parts at %d take %d", s, whole, i, parts)
+			}
+		}
+	})
+}

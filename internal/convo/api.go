@@ -93,4 +93,8 @@ var (
 	ErrExists      = &protocol.Error{Code: protocol.CodeBadRequest, Message: "conversation already exists"}
 	ErrUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "storage unavailable, try again"}
 	ErrClosed      = &protocol.Error{Code: protocol.CodeUnavailable, Message: "the gateway is shutting down"}
+	// ErrTooLarge refuses an append whose events are more than the Log
+	// stores at once (cluster mode: one NATS message): trying again
+	// cannot help, unlike ErrUnavailable.
+	ErrTooLarge = &protocol.Error{Code: protocol.CodeTooLarge, Message: "too large to store"}
 )

@@ -9,7 +9,7 @@ func BenchmarkChunkBuffer(b *testing.B) {
 	chunk := Chunk{Kind: ChunkText, Text: "@1733300000000000000#000001"}
 	b.ReportAllocs()
 	for b.Loop() {
-		buf := newChunkBuffer(nil, "c1", "t1", nil)
+		buf := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
 		for i := range 20 {
 			buf.emit(chunk)
 			if i%2 == 1 {

@@ -35,7 +35,9 @@ import (
 // Methods are safe for concurrent use. Errors are ErrNotFound for a
 // conversation that does not exist, ErrExists, ErrClosed after Close, an
 // error wrapping ErrUnavailable when storage cannot be read or written
-// (nothing was stored), a Build's own error as is, or the ctx's error for
+// (nothing was stored), one wrapping ErrTooLarge when the events are more
+// than the Log stores at once (nothing was stored, and nothing will be),
+// a Build's own error as is, or the ctx's error for
 // an Append whose ctx ended before it was taken up (nothing was stored).
 type Log interface {
 	// Start sets the function that receives committed events; call it

@@ -169,7 +169,7 @@ func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, h
 	if m.Agent != "" {
 		end, text = s.agentTurn(ctx, m, req, slot)
 	} else {
-		end, text, _ = s.stream(ctx, id, turnID, req, after, slot)
+		end, text, _ = s.stream(ctx, id, turnID, req, after, MaxReplyBytes, slot)
 	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil {
@@ -409,7 +409,14 @@ func (s *Service) cutTurn(m *Meta) (cutOff, error) {
 			return cutOff{}, fmt.Errorf("convo: recover %s: %w", m.ID, err)
 		}
 		if len(frames) == 0 {
-			cut.text = text.String()
+			// A log written before replies were bounded may hold more
+			// text than a turn_end can: its end keeps what fits, so
+			// that the turn ends at all (see MaxReplyBytes).
+			cut.text, _ = fitText(text.String(), MaxReplyBytes)
+			if len(cut.text) < text.Len() {
+				s.logger.Warn("a cut-off turn's text is over the reply limit: its turn_end keeps the start", "conversation", m.ID,
+					"turn", m.OpenTurn.Turn, "limit", MaxReplyBytes)
+			}
 			if output && m.Agent != "" {
 				cut.steps++
 			}

@@ -8,9 +8,27 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/protocol"
 )
+
+// MaxReplyBytes bounds a turn's reply: the bytes its text takes in the
+// turn_end, escaped as JSON (protocol.TextLen). A reply that reaches it is
+// cut there, between two characters, the model is stopped, and the turn
+// ends with stop_reason max_tokens, its deltas and its message holding the
+// same text. The bound keeps every turn_end, with the conversation's
+// metadata stored beside it, under 1 MiB: the largest message a NATS
+// server takes by default, and cluster mode stores each append as one
+// message. Without it, a reply that long (HTML or code, whose '<', '>'
+// and '&' take six bytes each) could never end: its turn would stay open,
+// and the conversation's later turns behind it. Every Log applies the
+// same bound, so that a turn ends the same way on each.
+const MaxReplyBytes = 960 << 10
+
+// errReplyFull ends a turn's model call once its reply reached
+// MaxReplyBytes.
+var errReplyFull = errors.New("convo: the reply reached its size limit")
 
 // chunkBuffer collects a turn's chunks and stores them, one append in
 // flight at a time. Consecutive text of one kind merges into one event, so
@@ -31,6 +49,9 @@ type chunkBuffer struct {
 	turn         string
 	// failed is told why an append failed; nothing more is posted.
 	failed func(error)
+	// full is told, once, that a text chunk did not fit in the reply's
+	// room: it was cut to fit, and the buffer takes no more chunks.
+	full func()
 
 	mu     sync.Mutex
 	events []bufferedEvent
@@ -47,6 +68,10 @@ type chunkBuffer struct {
 	idle chan struct{}
 	// text is the text of the deltas stored.
 	text strings.Builder
+	// room is how many more bytes the reply's text may take in its
+	// turn_end (see MaxReplyBytes); filled says a chunk did not fit.
+	room   int
+	filled bool
 }
 
 // bufferedEvent is an event the buffer will make: text of kind typ, or an
@@ -65,15 +90,28 @@ type chunkEvent struct {
 }
 
 // newChunkBuffer returns the buffer of a turn's chunks, storing them to
-// log once opened; failed is told when an append fails.
-func newChunkBuffer(log Log, conversation, turnID string, failed func(error)) *chunkBuffer {
-	return &chunkBuffer{log: log, conversation: conversation, turn: turnID, failed: failed}
+// log once opened, with room for room bytes of reply text (as
+// protocol.TextLen counts them); failed is told when an append fails,
+// full when the reply reaches room.
+func newChunkBuffer(log Log, conversation, turnID string, room int, failed func(error), full func()) *chunkBuffer {
+	return &chunkBuffer{log: log, conversation: conversation, turn: turnID, room: room, failed: failed, full: full}
 }
 
-// emit is the Model's callback: it never waits for storage.
+// emit is the Model's callback: it never waits for storage. Once the
+// reply is full, it drops what the model sends until it stops.
 func (b *chunkBuffer) emit(c Chunk) {
 	now := time.Now()
 	b.mu.Lock()
+	if b.filled {
+		b.mu.Unlock()
+		return
+	}
+	text := c.Text
+	if c.Kind == ChunkText {
+		text, b.room = fitText(text, b.room)
+		b.filled = len(text) < len(c.Text)
+	}
+	filled := b.filled
 	if b.first.IsZero() {
 		b.first = now
 	}
@@ -85,14 +123,37 @@ func (b *chunkBuffer) emit(c Chunk) {
 		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: &protocol.Event{Type: protocol.EventAction,
 			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
 	}
-	if c.Kind != ChunkAction && c.Text != "" {
+	if c.Kind != ChunkAction && text != "" {
 		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-			b.events[n-1].text += c.Text
+			b.events[n-1].text += text
 		} else {
-			b.events = append(b.events, bufferedEvent{typ: typ, text: c.Text, born: now})
+			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now})
 		}
 	}
 	b.unlockAndPost()
+	if filled {
+		b.full()
+	}
+}
+
+// fitText returns the longest start of s, cut between two characters,
+// whose text takes at most room bytes in a turn_end (protocol.TextLen),
+// and the room left after it.
+func fitText(s string, room int) (string, int) {
+	if n := protocol.TextLen(s); n <= room {
+		return s, room - n
+	}
+	i := 0
+	for i < len(s) {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		n := protocol.TextLen(s[i : i+size])
+		if n > room {
+			break
+		}
+		room -= n
+		i += size
+	}
+	return s[:i], room
 }
 
 // openTo lets the buffer store from now on (if store is set; otherwise it
@@ -241,7 +302,8 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 }
 
 // stream calls the model and stores its chunks as they come, coalescing
-// while a commit is in flight. It returns the turn_end to store (nil when
+// while a commit is in flight, up to room bytes of reply text (see
+// MaxReplyBytes). It returns the turn_end to store (nil when
 // the conversation is gone), the text stored in deltas and the tool uses
 // the model asked for. after, when not nil, is closed once the events that
 // must precede the reply's (the previous step's tool results, or the
@@ -251,10 +313,10 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 // for its turn if the model calls in progress are at their bound, and
 // gives it back once the model returns; a turn stopped while it waits
 // never calls the model.
-func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}, slot *callSlot) (*protocol.Event, string, []ToolUse) {
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}, room int, slot *callSlot) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	buf := newChunkBuffer(s.log, id, turnID, func(err error) {
+	buf := newChunkBuffer(s.log, id, turnID, room, func(err error) {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone) {
 			// Deleted while streaming: a user's action, not a failure.
 			cancel(errDeleted)
@@ -262,6 +324,9 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		}
 		s.logger.Error("store reply chunk", "conversation", id, "turn", turnID, "err", err)
 		cancel(errStorage)
+	}, func() {
+		s.logger.Warn("reply cut at its size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
+		cancel(errReplyFull)
 	})
 	type outcome struct {
 		res Result
@@ -305,6 +370,13 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		// not stored, and the reply is then incomplete.
 		end.StopReason = protocol.StopError
 		end.Error = protocol.AsError(ErrUnavailable)
+		if out.err == nil {
+			*end.Usage = out.res.Usage
+		}
+	case errors.Is(cause, errReplyFull):
+		// Also when the model finished as its last chunk was cut: the
+		// reply stored is not the whole of its answer.
+		end.StopReason = protocol.StopMaxTokens
 		if out.err == nil {
 			*end.Usage = out.res.Usage
 		}

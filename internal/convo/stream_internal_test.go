@@ -13,7 +13,7 @@ import (
 // its own instead of growing one handed out (it would be dropped unstored),
 // and a second peek (a Build run again) hands out the later chunks too.
 func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
-	b := newChunkBuffer(nil, "c1", "t1", nil)
+	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
 	b.emit(Chunk{Kind: ChunkText, Text: "a"})
 	b.emit(Chunk{Kind: ChunkText, Text: "b"})
 	first := b.peek()
@@ -48,5 +48,47 @@ func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
 	b.stored(left, nil)
 	if len(b.peek()) > 0 {
 		t.Error("events pending after all were dropped")
+	}
+}
+
+// TestChunkBufferFillsUp checks the reply's room: a text chunk that does
+// not fit is cut between two characters (a character that JSON escapes
+// counts six bytes), full is told once, and nothing the model sends
+// after it is kept, neither text nor thinking. Each case sends "more"
+// after its chunks, which never fits.
+func TestChunkBufferFillsUp(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		room   int
+		chunks []string
+		want   string
+	}{
+		{"fits exactly", 4, []string{"ab", "cd"}, "abcd"},
+		{"cut in a chunk", 5, []string{"abc", "defg"}, "abcde"},
+		{"escaped character", 7, []string{"ab<c"}, "ab"},
+		{"escaped character fits", 8, []string{"a<b"}, "a<b"},
+		{"between the bytes of a character", 3, []string{"aé"}, "aé"},
+		{"not inside a character", 2, []string{"aé"}, "a"},
+		{"not inside a four-byte character", 8, []string{"a😀😀"}, "a😀"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fulls := 0
+			b := newChunkBuffer(nil, "c1", "t1", tt.room, nil, func() { fulls++ })
+			for _, c := range tt.chunks {
+				b.emit(Chunk{Kind: ChunkText, Text: c})
+			}
+			b.emit(Chunk{Kind: ChunkText, Text: "more"})
+			b.emit(Chunk{Kind: ChunkThinking, Text: "more"})
+			var got string
+			for _, ce := range b.peek() {
+				if ce.ev.Type != protocol.EventDelta {
+					t.Fatalf("an event of type %s after the reply filled up", ce.ev.Type)
+				}
+				got += ce.ev.Text
+			}
+			if got != tt.want || fulls != 1 {
+				t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, tt.want)
+			}
+		})
 	}
 }

@@ -191,9 +191,18 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 		if c.status == protocol.CallAwaitingApproval && !ran && out.Status == protocol.ResultTimeout {
 			wait = c.status
 		}
+		err := r.appendResult(ev, wait)
+		if errors.Is(err, ErrTooLarge) && out.Status == protocol.ResultOK {
+			// An output the Log cannot store (in cluster mode, one over
+			// a NATS message once JSON escapes it): the call fails
+			// instead, for the model as in the log.
+			out = ToolOutcome{Status: protocol.ResultError, Error: "the tool's output is too large to store"}
+			ev.Output, ev.Status, ev.ToolError = nil, out.Status, out.Error
+			err = r.appendResult(ev, wait)
+		}
 		// A call that waits for no answer is closed by someone else only
 		// when another gateway took the turn over: nothing comes then.
-		if err := r.appendResult(ev, wait); errors.Is(err, errCallClosed) && c.answers != nil {
+		if errors.Is(err, errCallClosed) && c.answers != nil {
 			// Someone answered just as the wait timed out: the answer
 			// won, and is on its way.
 			select {

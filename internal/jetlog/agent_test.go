@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,14 +49,7 @@ func TestAgentTurnAcrossGateways(t *testing.T) {
 	srv := natstest.Start(t)
 	a := startNode(t, "a", srv.URL(), toolModel{}, 0)
 	b := startNode(t, "b", srv.URL(), toolModel{}, 0)
-	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "finder"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	onB := subscribe(t, b, c.ID, 0)
-	send(t, a, c.ID, "find x", nil)
-	evs := onB.waitFor(t, "the agent's turn", turnEnds(1))
-	checkLog(t, evs)
+	evs := agentTurn(t, a, b, "find x")
 	seen := map[string]bool{}
 	for _, ev := range evs {
 		seen[ev.Type] = true
@@ -64,6 +58,22 @@ func TestAgentTurnAcrossGateways(t *testing.T) {
 	if !seen[protocol.EventToolCall] || !seen[protocol.EventToolResult] || end.StopReason != protocol.StopEndTurn || end.Message.Text != "found it" {
 		t.Fatalf("b saw %s", describe(evs))
 	}
+}
+
+// agentTurn creates a conversation with the agent "finder" on a, sends
+// it text there, and returns what a subscriber on b gets up to the
+// turn's end, checked for gapless seqs and one turn at a time.
+func agentTurn(t *testing.T, a, b *node, text string) []*protocol.Event {
+	t.Helper()
+	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: "finder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, b, c.ID, 0)
+	send(t, a, c.ID, text, nil)
+	evs := sub.waitFor(t, "the agent's turn", turnEnds(1))
+	checkLog(t, evs)
+	return evs
 }
 
 // heldToolModel is toolModel, except that once it has the tool's result
@@ -158,4 +168,46 @@ func cutMidTurn(t *testing.T, a, b *node, agent string, seen func(*protocol.Even
 	watch.waitFor(t, "the event to cut after", func(evs []*protocol.Event) bool { return slices.ContainsFunc(evs, seen) })
 	a.store.Cut()
 	return watch.waitFor(t, "the turn's end", turnEnds(1))
+}
+
+// wordyToolModel is toolModel, except that each step first writes 180
+// chunks of HTML of 3,400 bytes each in a turn_end: two steps' worth
+// take more than convo.MaxReplyBytes.
+type wordyToolModel struct{}
+
+func (wordyToolModel) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	chunk := strings.Repeat("<b>x&y</b>", 100)
+	for range 180 {
+		if err := ctx.Err(); err != nil {
+			return convo.Result{}, err
+		}
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: chunk})
+	}
+	return toolModel{}.Stream(ctx, req, func(convo.Chunk) {})
+}
+
+// TestAgentReplyOverLimit runs an agent's turn whose two steps write
+// more than convo.MaxReplyBytes together, less each: the bound holds for
+// the turn, whose turn_end holds every step's text, so the second step
+// is cut, and the turn ends max_tokens with its deltas' text.
+func TestAgentReplyOverLimit(t *testing.T) {
+	srv := natstest.Start(t)
+	// The default timeout: publishing records of half a megabyte under
+	// -race on a busy machine may take more than the second of startNode.
+	a := startNodeWith(t, "a", srv.URL(), wordyToolModel{}, jetlog.Options{})
+	evs := agentTurn(t, a, a, "find x, at length")
+	var deltas strings.Builder
+	for _, ev := range evs {
+		if ev.Type == protocol.EventDelta {
+			deltas.WriteString(ev.Text)
+		}
+	}
+	end := evs[len(evs)-1]
+	if n := protocol.TextLen(end.Message.Text); end.StopReason != protocol.StopMaxTokens || end.Steps != 2 || n > convo.MaxReplyBytes {
+		t.Fatalf("the turn ended %s after %d steps with %d bytes of text, want max_tokens after 2 with at most %d",
+			end.StopReason, end.Steps, n, convo.MaxReplyBytes)
+	}
+	if deltas.String() != end.Message.Text {
+		t.Fatalf("the deltas hold %d bytes of text, the turn_end's message %d", deltas.Len(), len(end.Message.Text))
+	}
 }

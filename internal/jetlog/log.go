@@ -74,9 +74,9 @@ type Log struct {
 
 // MinPayload is the least max_payload (the largest message) of a NATS
 // server that Open accepts: nats-server's default. Each append is one
-// message, and a turn_end holds the whole reply (the longest of
-// today's models are about half a megabyte): one that a server refused
-// could never be stored, and its turn would stay open.
+// message, and a turn_end holds the whole reply, which the Service bounds
+// to fit (convo.MaxReplyBytes): a turn_end that a server refused could
+// never be stored, and its turn would stay open.
 const MinPayload = 1 << 20
 
 // Open creates the stream and the buckets, or updates their settings, on

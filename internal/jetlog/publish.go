@@ -120,7 +120,9 @@ func (p *publisher) send(batch []*publishing) {
 	if len(batch) > 1 && p.atomic {
 		err := p.sendAtomic(batch)
 		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) {
+		// A record over max_payload is refused before the commit, which
+		// the server then never gets: alone, the others are stored.
+		if !errors.As(err, &apiErr) && !errors.Is(err, nats.ErrMaxPayload) {
 			// Stored, or not known to be stored or refused: every
 			// record has this answer.
 			for _, w := range batch {
@@ -128,7 +130,7 @@ func (p *publisher) send(batch []*publishing) {
 			}
 			return
 		}
-		// Refused whole: find out which record the server refused.
+		// Refused whole: find out which record was refused.
 	}
 	var wg sync.WaitGroup
 	for _, w := range batch {

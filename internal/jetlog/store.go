@@ -273,6 +273,10 @@ func unavailable(err error) error {
 		return err
 	case errors.Is(err, ErrNotFound):
 		return convo.ErrNotFound
+	case errors.Is(err, nats.ErrMaxPayload):
+		// Refused by the client before it was sent: retried, it would
+		// be refused for ever, and the turn that stores it never end.
+		return fmt.Errorf("%w (%w)", convo.ErrTooLarge, err)
 	}
 	return fmt.Errorf("%w (%w)", convo.ErrUnavailable, err)
 }

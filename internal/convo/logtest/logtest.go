@@ -51,6 +51,8 @@ func Run(t *testing.T, storage Storage) {
 		{"Reopen", testReopen},
 		{"CanceledContext", testCanceledContext},
 		{"Closed", testClosed},
+		{"LongestTurnEnd", testLongestTurnEnd},
+		{"ReplyOverLimit", testReplyOverLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

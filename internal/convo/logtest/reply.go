@@ -1,0 +1,156 @@
+package logtest
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// testLongestTurnEnd stores the largest turn_end a Service makes, in a
+// conversation whose metadata is about as large as it gets: a reply of
+// convo.MaxReplyBytes in the turn_end, all in characters JSON escapes
+// ('<' takes six bytes), a title of 1 KiB of them (the default limit),
+// the longest model id, and a full queue of turns behind it. A Log that
+// cannot store it leaves the turn open for good.
+func testLongestTurnEnd(t *testing.T, storage Storage) {
+	h, _ := start(t, storage)
+	m := newMeta("c1", "alice")
+	m.Title, m.Model = strings.Repeat("<", 1<<10), strings.Repeat("m", 256)
+	if _, err := h.log.Append(ctx, &convo.Append{Conversation: "c1", New: m, Build: none}); err != nil {
+		t.Fatal(err)
+	}
+	h.appendOK(t, "c1", userMessage("t0", "q"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t0"})
+	for i := range convo.DefaultMaxQueuedTurns {
+		h.appendOK(t, "c1", userMessage("t"+strings.Repeat("x", i+1), "q"))
+	}
+	end := turnEnd("t0", strings.Repeat("<", convo.MaxReplyBytes/protocol.TextLen("<")))
+	end.StopReason = protocol.StopMaxTokens
+	res := h.appendOK(t, "c1", end)
+	evs := readAll(t, h.log, "c1")
+	got := evs[len(evs)-1]
+	if got.Seq != res.Events[0].Seq || got.Message == nil || got.Message.Text != end.Message.Text {
+		t.Fatalf("the turn_end read back is not the one stored: seq %d, want %d", got.Seq, res.Events[0].Seq)
+	}
+}
+
+// testReplyOverLimit runs a Service on the Log, whose model answers with
+// more than convo.MaxReplyBytes of HTML: the turn ends max_tokens, its
+// deltas and its message hold the same text, cut at the limit, and the
+// turn queued behind it runs.
+func testReplyOverLimit(t *testing.T, storage Storage) {
+	open := storage(t)
+	svc, err := convo.New(open(t), &markup{chunks: 400}, convo.Config{DefaultModel: "m",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	c, err := svc.Create(ctx, "alice", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := turnEnds{ch: make(chan *protocol.Event, 2)}
+	for _, text := range []string{"A page of HTML, please.", "Thanks."} {
+		if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: text}, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := sub.next(t), sub.next(t)
+	if first.StopReason != protocol.StopMaxTokens || second.StopReason != protocol.StopEndTurn || second.Message.Text != "ok" {
+		t.Fatalf("turns ended %s and %s (%q), want max_tokens and end_turn (\"ok\")", first.StopReason, second.StopReason, second.Message.Text)
+	}
+	// Cut at the limit, not before it: no character takes more than six
+	// bytes.
+	if n := protocol.TextLen(first.Message.Text); n > convo.MaxReplyBytes || n <= convo.MaxReplyBytes-6 {
+		t.Fatalf("the reply takes %d bytes in its turn_end, want at most %d and more than %d", n, convo.MaxReplyBytes, convo.MaxReplyBytes-6)
+	}
+	frames, _, err := svc.Events(ctx, "alice", c.ID, time.Time{}, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deltas strings.Builder
+	var stored *protocol.Event
+	for _, f := range frames {
+		var ev protocol.Event
+		if err := json.Unmarshal(f, &ev); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ev.Type == protocol.EventDelta && ev.Turn == first.Turn:
+			deltas.WriteString(ev.Text)
+		case ev.Type == protocol.EventTurnEnd && ev.Turn == first.Turn:
+			stored = &ev
+		}
+	}
+	if stored == nil || stored.Seq != first.Seq || stored.Message.Text != first.Message.Text {
+		t.Fatalf("the turn_end a subscriber got is not the one stored")
+	}
+	if deltas.String() != first.Message.Text {
+		t.Fatalf("the deltas hold %d bytes of text, the turn_end's message %d", deltas.Len(), len(first.Message.Text))
+	}
+}
+
+// markup is a model whose first answer is chunks of HTML, 1,000 bytes
+// each, 600 of them '<', '>' and '&' (3,400 bytes each in a turn_end),
+// until ctx ends; its later answers are "ok".
+type markup struct {
+	chunks int
+	calls  atomic.Int32
+}
+
+func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if m.calls.Add(1) > 1 {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "ok"})
+		return convo.Result{StopReason: protocol.StopEndTurn}, nil
+	}
+	chunk := strings.Repeat("<b>x&y</b>", 100)
+	for range m.chunks {
+		if err := ctx.Err(); err != nil {
+			return convo.Result{}, err
+		}
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: chunk})
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// turnEnds is a subscriber that passes on the turn_end events it gets.
+type turnEnds struct{ ch chan *protocol.Event }
+
+func (s turnEnds) Send(f convo.Frame) bool {
+	var ev protocol.Event
+	if json.Unmarshal(f.Data, &ev) == nil && ev.Type == protocol.EventTurnEnd {
+		s.ch <- &ev
+	}
+	return true
+}
+
+func (s turnEnds) SendWait(_ context.Context, f convo.Frame) error {
+	s.Send(f)
+	return nil
+}
+
+func (turnEnds) Gone(string) {}
+
+// next returns the next turn_end. It gives up just before the test
+// binary's deadline (go test -timeout), not at a time of its own.
+func (s turnEnds) next(t *testing.T) *protocol.Event {
+	t.Helper()
+	var timeout <-chan time.Time
+	if deadline, ok := t.Deadline(); ok {
+		timeout = time.After(time.Until(deadline) - 5*time.Second)
+	}
+	select {
+	case ev := <-s.ch:
+		return ev
+	case <-timeout:
+		t.Fatal("gave up waiting for a turn_end")
+		return nil
+	}
+}
