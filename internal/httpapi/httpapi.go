@@ -128,7 +128,9 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, opts: opts, log: opts.Logger}
 	r := chi.NewRouter()
-	r.Use(logRequests(a.log), a.writeDeadline, a.checkHost, middleware.GetHead)
+	// nosniff on every answer: a browser never reads one (JSON with a
+	// model's or a user's text, an error) as anything but its type.
+	r.Use(logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, middleware.GetHead)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
 	// Every route goes in this group (those under /v1/conversations, in

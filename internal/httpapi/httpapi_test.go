@@ -329,3 +329,36 @@ func TestListInPages(t *testing.T) {
 		t.Errorf("a bad cursor: %+v", e.Error)
 	}
 }
+
+// TestNoSniff checks that every kind of answer, the API's JSON, its
+// errors (before and after the route's checks) and the probes, tells
+// browsers not to guess its type: a body holds model and user text.
+func TestNoSniff(t *testing.T) {
+	t.Parallel()
+	s := start(t, httpapi.Options{})
+	tests := []struct{ method, path, contentType string }{
+		{"GET", "/healthz", ""},
+		{"GET", "/v1/conversations", ""},
+		{"GET", "/v1/conversations/missing", ""},
+		{"GET", "/v1/nothing", ""},
+		{"PUT", "/v1/conversations", ""},
+		{"POST", "/v1/conversations", "text/html"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, s.URL+tt.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.contentType != "" {
+			req.Header.Set("Content-Type", tt.contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", tt.method, tt.path, resp.StatusCode, got)
+		}
+	}
+}
