@@ -132,12 +132,12 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Var((*delayValue)(&c.demoWordDelay), "demo-word-delay", "pause between the demo model's words, such as 30ms (0: 30ms; negative, such as -1: none)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 0, "largest WebSocket frame a client may send (0: 1 MiB)")
 	fs.IntVar(&c.maxTextBytes, "max-text-bytes", 0, "largest user message text (0: 64 KiB)")
-	fs.IntVar(&c.sizes.Title, "max-title-bytes", 0, "largest conversation title (0: 1 KiB)")
+	fs.IntVar(&c.sizes.Title, "max-title-bytes", 0, "largest conversation title (0: 1 KiB; with -nats at most 8 KiB)")
 	fs.IntVar(&c.sizes.System, "max-system-bytes", 0, "largest system prompt (0: 32 KiB)")
 	fs.IntVar(&c.sizes.Action, "max-action-bytes", 0, "largest action published over HTTP: name, turn, input and output together (0: 64 KiB)")
 	fs.IntVar(&c.sendQueue, "send-queue", 0, "frames queued for one connection before it is closed as a slow consumer (0: 1024)")
 	fs.IntVar(&c.sendQueueBytes, "send-queue-bytes", 0, "bytes queued for one connection before it is closed as a slow consumer; a replay fills at most half (0: 4 MiB)")
-	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16)")
+	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16; with -nats at most 64)")
 	fs.IntVar(&c.maxModelCalls, "max-model-calls", 512, "model calls in progress at once in this gateway; a turn past it waits, first come first served, until a call ends (0: no limit)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -289,6 +289,14 @@ func (c *config) checkCluster() error {
 	}
 	if c.natsLease < time.Second {
 		return fmt.Errorf("-nats-lease %s: want at least 1s", c.natsLease)
+	}
+	// Each record carries the title and the queued turns: past these, a
+	// turn_end with the longest reply might not fit one NATS message.
+	if c.sizes.Title > limits.MaxClusterTitleBytes {
+		return fmt.Errorf("-max-title-bytes %d: with -nats at most %d (every record carries the title, and a turn_end must fit one NATS message)", c.sizes.Title, limits.MaxClusterTitleBytes)
+	}
+	if c.maxQueuedTurns > limits.MaxClusterQueuedTurns {
+		return fmt.Errorf("-max-queued-turns %d: with -nats at most %d (every record carries the queued turns, and a turn_end must fit one NATS message)", c.maxQueuedTurns, limits.MaxClusterQueuedTurns)
 	}
 	return nil
 }

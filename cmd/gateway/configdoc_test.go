@@ -97,7 +97,9 @@ a JWKS, ` + "`-jwt-jwks`" + `, ` + "`-jwt-issuer`" + ` or ` + "`-jwt-audience`" 
 ` + "`-auth jwt`" + `, ` + "`-provider bedrock`" + ` without ` + "`-model`" + `, a ` + "`-temperature`" + ` above 1,
 a burst under 1 with its rate set, ` + "`-nats-creds`" + `, ` + "`-node`" + ` or a
 ` + "`-nats-replicas`" + ` or ` + "`-nats-lease`" + ` other than its default without ` + "`-nats`" + `,
-` + "`-nats-replicas`" + ` outside 1 to 5, a ` + "`-nats-lease`" + ` under 1s, and a malformed
+` + "`-nats-replicas`" + ` outside 1 to 5, a ` + "`-nats-lease`" + ` under 1s, with ` + "`-nats`" + ` a
+` + "`-max-title-bytes`" + ` over 8 KiB or a ` + "`-max-queued-turns`" + ` over 64 (each record
+carries both, and a ` + "`turn_end`" + ` must fit one NATS message), and a malformed
 ` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
 
 With ` + "`-auth none`" + ` every caller is the same user, so the per-user limits

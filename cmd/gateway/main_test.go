@@ -258,6 +258,8 @@ func TestConfig(t *testing.T) {
 			}},
 		{name: "too many replicas", args: []string{"-nats", "nats://a:4222", "-nats-replicas", "7"}, wantErr: "want 1 to 5"},
 		{name: "short lease", args: []string{"-nats", "nats://a:4222", "-nats-lease", "10ms"}, wantErr: "at least 1s"},
+		{name: "cluster title too long", args: []string{"-nats", "nats://a:4222", "-max-title-bytes", "8193"}, wantErr: "-max-title-bytes 8193: with -nats at most 8192"},
+		{name: "cluster queue too long", args: []string{"-nats", "nats://a:4222", "-max-queued-turns", "65"}, wantErr: "-max-queued-turns 65: with -nats at most 64"},
 		{name: "node without nats", args: []string{"-node", "gw1"}, wantErr: "need -nats"},
 		{name: "replicas without nats", args: []string{"-nats-replicas", "3"}, wantErr: "need -nats"},
 		{name: "lease without nats", env: map[string]string{"GATEWAY_NATS_LEASE": "5s"}, wantErr: "need -nats"},

@@ -12,6 +12,18 @@ const (
 	MaxModelIDBytes = 256
 )
 
+// What cluster mode accepts of -max-title-bytes and -max-queued-turns.
+// Each record in NATS is one message, and carries the conversation's
+// metadata: its title (JSON-escaped, up to six bytes a byte) and its
+// queued turns. With a reply of convo.MaxReplyBytes, a turn_end with
+// these still fits a message of 1 MiB (the conformance suite's
+// LongestTurnEnd stores it); larger, a turn_end could be refused, and its
+// turn could not end.
+const (
+	MaxClusterTitleBytes  = 8 << 10
+	MaxClusterQueuedTurns = 64
+)
+
 // Sizes bounds what a client may store in one request, below the frame
 // and body limits, so that a conversation's metadata and log entries stay
 // small enough to list and replay in bounded memory. Zero values mean

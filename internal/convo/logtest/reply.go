@@ -3,6 +3,7 @@ package logtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -10,25 +11,27 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/protocol"
 )
 
 // testLongestTurnEnd stores the largest turn_end a Service makes, in a
 // conversation whose metadata is about as large as it gets: a reply of
 // convo.MaxReplyBytes in the turn_end, all in characters JSON escapes
-// ('<' takes six bytes), a title of 1 KiB of them (the default limit),
-// the longest model id, and a full queue of turns behind it. A Log that
-// cannot store it leaves the turn open for good.
+// ('<' takes six bytes), a title of them as long as cluster mode allows
+// (limits.MaxClusterTitleBytes), the longest model id, and as many turns
+// queued behind it as cluster mode allows. A Log that cannot store it
+// leaves the turn open for good.
 func testLongestTurnEnd(t *testing.T, storage Storage) {
 	h, _ := start(t, storage)
 	m := newMeta("c1", "alice")
-	m.Title, m.Model = strings.Repeat("<", 1<<10), strings.Repeat("m", 256)
+	m.Title, m.Model = strings.Repeat("<", limits.MaxClusterTitleBytes), strings.Repeat("m", limits.MaxModelIDBytes)
 	if _, err := h.log.Append(ctx, &convo.Append{Conversation: "c1", New: m, Build: none}); err != nil {
 		t.Fatal(err)
 	}
 	h.appendOK(t, "c1", userMessage("t0", "q"), &protocol.Event{Type: protocol.EventTurnStart, Turn: "t0"})
-	for i := range convo.DefaultMaxQueuedTurns {
-		h.appendOK(t, "c1", userMessage("t"+strings.Repeat("x", i+1), "q"))
+	for i := range limits.MaxClusterQueuedTurns {
+		h.appendOK(t, "c1", userMessage(fmt.Sprintf("turn-%032d", i), "q"))
 	}
 	end := turnEnd("t0", strings.Repeat("<", convo.MaxReplyBytes/protocol.TextLen("<")))
 	end.StopReason = protocol.StopMaxTokens
