@@ -177,7 +177,7 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plainASCII(c) {
 				i++
 				continue
 			}
@@ -221,6 +221,13 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// plainASCII reports whether appendString writes ASCII byte c as it is:
+// the rest is escaped (quote, backslash, control characters, and '<',
+// '>' and '&' as encoding/json escapes them).
+func plainASCII(c byte) bool {
+	return c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
 // TextLen returns how many bytes s takes in an event's JSON as the
 // gateway encodes it: escaped as appendString escapes it, without the
 // quotes. The text of a string split in two takes at most the sum of
@@ -232,7 +239,7 @@ func TextLen(s string) int {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
-			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+			case plainASCII(c):
 				n++
 			case c == '"', c == '\\', c == '\b', c == '\f', c == '\n', c == '\r', c == '\t':
 				n += 2
