@@ -53,22 +53,27 @@ func serveStdioMCP() {
 	os.Exit(0)
 }
 
+// writeStdioAgents writes an agents file whose agent a has the tools of
+// MCP server proc: the test binary as a stdio server (mcpStdioFlag), given
+// arg too.
+func writeStdioAgents(t *testing.T, file, arg string) {
+	t.Helper()
+	yaml := `mcp_servers:
+  - {name: proc, command: ["` + os.Args[0] + `", "` + mcpStdioFlag + `", "` + arg + `"]}
+agents:
+  - {name: a, tools: [proc]}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAgentsStdioServerLifetime checks that the gateway ends its stdio MCP
 // servers' processes: the old one when SIGHUP reloads a file that changes
 // the server, the current one when the gateway stops.
 func TestAgentsStdioServerLifetime(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "agents.yaml")
-	write := func(arg string) {
-		yaml := `mcp_servers:
-  - {name: proc, command: ["` + os.Args[0] + `", "` + mcpStdioFlag + `", "` + arg + `"]}
-agents:
-  - {name: a, tools: [proc]}
-`
-		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("first")
+	writeStdioAgents(t, file, "first")
 	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db"), "GATEWAY_DEMO_WORD_DELAY": "-1ns"},
 		"-addr", "127.0.0.1:0", "-agents", file)
 	// serverPID asks the demo model to call proc__pid in a new conversation.
@@ -93,7 +98,7 @@ agents:
 		t.Fatalf("the server %d is not running", first)
 	}
 
-	write("second")
+	writeStdioAgents(t, file, "second")
 	reloaded := g.log.watch(regexp.MustCompile(`SIGHUP: agents reloaded`))
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -132,14 +137,7 @@ func TestLockedDatabaseStartsNoMCPServer(t *testing.T) {
 	startRun(t, map[string]string{"GATEWAY_DB": db}, "-addr", "127.0.0.1:0")
 	mark := filepath.Join(dir, "started")
 	file := filepath.Join(dir, "agents.yaml")
-	yaml := `mcp_servers:
-  - {name: proc, command: ["` + os.Args[0] + `", "` + mcpStdioFlag + `", "` + mcpMarkPrefix + mark + `"]}
-agents:
-  - {name: a, tools: [proc]}
-`
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeStdioAgents(t, file, mcpMarkPrefix+mark)
 	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-agents", file},
 		func(k string) string { return map[string]string{"GATEWAY_DB": db}[k] }, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
