@@ -107,13 +107,35 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 		}
 	}()
 
+	// The lines come from their own goroutine, so that Ctrl-C (ctx done)
+	// ends the chat while it waits for a line: a read of in cannot be
+	// interrupted, and that goroutine ends with the program.
+	lines := make(chan string)
+	var scanErr error // set before lines is closed
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(in)
+		for s.Scan() {
+			select {
+			case lines <- s.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		scanErr = s.Err()
+	}()
 	var waiting []string // turns of our messages
-	lines := bufio.NewScanner(in)
-	for lines.Scan() {
-		if lines.Text() == "" {
+	for typing := true; typing; {
+		var line string
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case line, typing = <-lines:
+		}
+		if line == "" {
 			continue
 		}
-		ack, err := c.Send(ctx, conversation, lines.Text())
+		ack, err := c.Send(ctx, conversation, line)
 		if err != nil {
 			say("[not sent: %v]\n", err)
 			continue
@@ -126,7 +148,7 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 		endedMu.Unlock()
 		switch {
 		case len(waiting) == 0:
-			return lines.Err()
+			return scanErr
 		case stopped:
 			return ctx.Err()
 		}

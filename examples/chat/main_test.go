@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +51,25 @@ func TestChatResumesAfterDrop(t *testing.T) {
 		if n := strings.Count(text, want); n != 1 {
 			t.Errorf("%q shown %d times, want once:\n%s", want, n, text)
 		}
+	}
+}
+
+// TestChatStopsOnInterrupt ends the chat's context (Ctrl-C) while it
+// waits for a line that never comes: the chat returns at once, instead of
+// waiting for the next line to be typed.
+func TestChatStopsOnInterrupt(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	ctx, interrupt := context.WithCancel(conntest.Deadline(t))
+	in, typed := io.Pipe()
+	t.Cleanup(func() { typed.Close() })
+	out := &watched{marker: "type a message", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, srv.URL, "", "", in, out) }()
+	<-out.seen // the chat waits for a line
+	interrupt()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("run after Ctrl-C: %v, want context.Canceled", err)
 	}
 }
 
