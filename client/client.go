@@ -274,8 +274,10 @@ func (c *Client) disconnected(err error) {
 // the clients of a restarted gateway apart.
 func backoff(lo, hi time.Duration, n int) time.Duration {
 	d := hi
-	if n < 32 {
-		d = min(hi, lo<<n)
+	// lo<<n only when it stays at most hi: a larger shift overflows, to
+	// a negative wait that rand.N panics on.
+	if n < 63 && lo <= hi>>n {
+		d = lo << n
 	}
 	return d/2 + rand.N(d/2+1)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgateway/gateway/client"
@@ -466,6 +467,49 @@ func TestSilentGatewayDropped(t *testing.T) {
 	if n := p.connections(); n < 2 {
 		t.Fatalf("%d connections through the proxy, want a reconnection", n)
 	}
+}
+
+// TestLongOutage keeps the gateway unreachable for dozens of reconnection
+// attempts with waits of minutes (in a synctest bubble, so no real time
+// passes): once the doubling wait would overflow a time.Duration, the
+// client still waits at most MaxBackoff and tries again, and when the
+// gateway is back it reconnects.
+func TestLongOutage(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	p := newProxy(t, srv.URL) // outside the bubble: it does real network I/O
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close() // a port that refuses connections
+	synctest.Test(t, func(t *testing.T) {
+		failed := make(chan struct{})
+		connected := make(chan struct{}, 1)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		c, err := client.Dial(context.Background(), p.URL(), client.Options{
+			MinBackoff: time.Minute, MaxBackoff: time.Hour,
+			HTTPClient:   &http.Client{Transport: tr},
+			OnDisconnect: func(error) { failed <- struct{}{} },
+			OnConnect:    func() { connected <- struct{}{} },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		<-connected
+		p.setBackend(closed.Addr().String())
+		p.drop()
+		for range 40 { // the drop, then 39 failed attempts
+			<-failed
+		}
+		p.setBackend(srv.URL)
+		<-connected
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatalf("Ping after the outage: %v", err)
+		}
+	})
 }
 
 // TestSendBeforeResubscribe sends a message on a new connection before
