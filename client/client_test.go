@@ -749,6 +749,36 @@ func TestSubscribeCancelledAfterSent(t *testing.T) {
 	}
 }
 
+// TestSendCancelledAfterSent ends a Send's context once its frame is
+// written, before the ack is read: the gateway, which stored the message
+// and so follows the conversation on that connection, must not go on
+// following it for nobody. With one subscription allowed per connection,
+// a Subscribe to another conversation then succeeds.
+func TestSendCancelledAfterSent(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
+	p := newProxy(t, srv.URL)
+	ctx := conntest.Deadline(t)
+	// OnConnect runs before the second connection is read: the ack to a
+	// send written meanwhile waits unread.
+	opts, entered, release := holdReconnect(ctx)
+	c := dial(t, p.URL(), opts)
+	for _, id := range []string{"a", "b"} {
+		if _, err := c.Create(ctx, protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.drop()
+	<-entered
+	if ack, err := c.Send(cancelOnWait{ctx, new(atomic.Bool)}, "a", "hello"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send cancelled while waiting for its ack: %v, %v; want context.Canceled", ack, err)
+	}
+	close(release)
+	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
+		t.Fatalf("Subscribe after a cancelled Send: %v", err)
+	}
+}
+
 // cancelOnWait is a context that is cancelled as soon as something waits
 // on it: a request waits on its context only once its frame is written.
 type cancelOnWait struct {

@@ -36,6 +36,11 @@ func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol
 	var ack protocol.Ack
 	ws, err := c.callOn(ctx, id, req, conversation != "", &ack)
 	if err != nil {
+		if ws != nil && conversation != "" {
+			// Written on ws, and maybe stored: the gateway may follow
+			// the conversation on ws as after an ack.
+			c.unfollow(ws, conversation)
+		}
 		return nil, err
 	}
 	c.unfollow(ws, ack.Conversation)
@@ -43,8 +48,8 @@ func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol
 }
 
 // unfollow undoes on ws the subscription the gateway gives a connection
-// that sends to conversation (or that a Subscribe abandoned before its
-// reply asked for), unless a Subscription follows it: else every
+// that sends to conversation (also a Send abandoned before its ack), or
+// that a Subscribe abandoned before its reply asked for, unless a Subscription follows it: else every
 // conversation sent to would count toward the gateway's bound on the
 // conversations a connection follows (-max-subscriptions), and its events
 // would come for nothing.
