@@ -779,6 +779,36 @@ func TestSendCancelledAfterSent(t *testing.T) {
 	}
 }
 
+// TestSubscribeAgainRefused subscribes again to a conversation the client
+// follows, from an after beyond its log: the gateway refuses it and keeps
+// the connection's subscription as it was, which the client, having ended
+// the previous Subscription, must undo. With one subscription allowed per
+// connection, a Subscribe to another conversation then succeeds.
+func TestSubscribeAgainRefused(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
+	c := dial(t, srv.URL, fast)
+	ctx := conntest.Deadline(t)
+	for _, id := range []string{"a", "b"} {
+		if _, err := c.Create(ctx, protocol.Create{Conversation: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := c.Subscribe(ctx, "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribe(ctx, "a", 99); protocol.AsError(err).Code != protocol.CodeBadRequest {
+		t.Fatalf("Subscribe after a seq beyond the log: %v, want bad_request", err)
+	}
+	if _, err := first.Next(ctx); err == nil {
+		t.Fatal("the first Subscription goes on after a second one")
+	}
+	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
+		t.Fatalf("Subscribe after a refused one: %v", err)
+	}
+}
+
 // cancelOnWait is a context that is cancelled as soon as something waits
 // on it: a request waits on its context only once its frame is written.
 type cancelOnWait struct {

@@ -45,7 +45,7 @@ type Subscription struct {
 // returns once the gateway has accepted the subscription; an error reply
 // (not_found, …) is returned as a *protocol.Error. A client follows a
 // conversation at most once: subscribing again ends the previous
-// Subscription with an error.
+// Subscription with an error, also when the gateway refuses the new one.
 //
 // A program that resumes from a position it saved (the conversation, the
 // seq of the last event it handled and the Subscription's CreatedAt)
@@ -78,6 +78,13 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 			err = fmt.Errorf("%w: %w", ErrDeleted, err)
 		}
 		c.drop(s, err)
+		if ws == nil && old != nil {
+			// A refused subscribe leaves the connection following the
+			// conversation for old, which is ended: undo that too.
+			c.mu.Lock()
+			ws = c.ws
+			c.mu.Unlock()
+		}
 		if ws != nil {
 			// The gateway may have taken the subscribe: undo it.
 			c.unfollow(ws, conversation)
