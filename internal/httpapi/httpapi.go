@@ -130,7 +130,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	r := chi.NewRouter()
 	// nosniff on every answer: a browser never reads one (JSON with a
 	// model's or a user's text, an error) as anything but its type.
-	r.Use(logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, middleware.GetHead)
+	r.Use(logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, headAsGet)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
 	// Every route goes in this group (those under /v1/conversations, in
@@ -185,6 +185,20 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	return r
 }
 
+// headAsGet routes a HEAD request as the GET of its path (net/http sends
+// no body for it): no route serves HEAD itself. chi's middleware.GetHead
+// does not do that under a subrouter: its look-ahead for a HEAD route
+// there finds the mount's pattern, so HEAD /v1/conversations was a 405
+// whose Allow listed HEAD.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			chi.RouteContext(r.Context()).RouteMethod = http.MethodGet
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // notFound answers a path no route serves.
 func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
 	a.fail(w, protocol.Errorf(protocol.CodeNotFound, "no route for %s", r.URL.Path))
@@ -223,7 +237,7 @@ func (a *api) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 			return
 		}
 		if allow[0] == http.MethodGet && !slices.Contains(allow, http.MethodHead) {
-			allow = slices.Insert(allow, 1, http.MethodHead) // GetHead serves it
+			allow = slices.Insert(allow, 1, http.MethodHead) // headAsGet serves it
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		a.fail(w, protocol.Errorf(protocol.CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))

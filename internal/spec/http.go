@@ -54,12 +54,17 @@ func (s *Spec) HTTP(x Exchange) error {
 }
 
 // operation finds the document's operation for path and method, matching
-// {param} segments of path templates with any segment.
+// {param} segments of path templates with any segment. A HEAD without an
+// operation of its own is the path's GET, whose answer it is (the
+// gateway's handlers write the GET's body, which net/http drops).
 func (s *Spec) operation(path, method string) map[string]any {
 	paths, _ := lookup(s.OpenAPI, "paths").(map[string]any)
 	for tmpl, item := range paths {
 		if matchPath(tmpl, path) {
 			op, _ := lookup(item, strings.ToLower(method)).(map[string]any)
+			if op == nil && method == http.MethodHead {
+				op, _ = lookup(item, "get").(map[string]any)
+			}
 			return op
 		}
 	}
