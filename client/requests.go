@@ -49,10 +49,10 @@ func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol
 
 // unfollow undoes on ws the subscription the gateway gives a connection
 // that sends to conversation (also a Send abandoned before its ack), or
-// that a Subscribe abandoned before its reply asked for, unless a Subscription follows it: else every
-// conversation sent to would count toward the gateway's bound on the
-// conversations a connection follows (-max-subscriptions), and its events
-// would come for nothing.
+// that a Subscribe abandoned before its reply asked for, unless a
+// Subscription follows it: else every conversation sent to would count
+// toward the gateway's bound on the conversations a connection follows
+// (-max-subscriptions), and its events would come for nothing.
 func (c *Client) unfollow(ws *websocket.Conn, conversation string) {
 	if c.sub(conversation) != nil {
 		return
