@@ -1,0 +1,64 @@
+package jetlog_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// longModel answers every turn with size bytes of text at once.
+type longModel struct{ size int }
+
+func (m longModel) Stream(_ context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: strings.Repeat("a", m.size)})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// TestReadsOfLongReplies fills a conversation with long replies (each a
+// delta and a turn_end of 900 KiB, about 11 MiB in all): every send is
+// acknowledged and every turn ends end_turn; a read of the whole log
+// returns the records up to the first past a MiB (the caller reads on
+// from there), not the whole log; and a subscriber on another gateway
+// replays the whole log, read by read. Before reads were bounded in
+// bytes, each asked for 256 records, which the server sent up to its
+// max_pending (64 MiB), whatever the caller needed (a replay page is 16
+// events).
+func TestReadsOfLongReplies(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, "a", srv.URL(), longModel{size: 900 << 10}, 0)
+	b := startNode(t, "b", srv.URL(), longModel{size: 1}, 0)
+	id := create(t, a)
+	watch := subscribe(t, a, id, 0)
+	const turns = 6
+	for i := range turns {
+		send(t, a, id, "more", nil)
+		watch.waitFor(t, "the turn", turnEnds(i+1))
+	}
+	for _, ev := range watch.waitFor(t, "the turns", turnEnds(turns)) {
+		if ev.Type == protocol.EventTurnEnd && ev.StopReason != protocol.StopEndTurn {
+			t.Fatalf("turn %s ended %s (%v)", ev.Turn, ev.StopReason, ev.Error)
+		}
+	}
+	recs, err := b.store.Log().Read(context.Background(), id, 1, 0, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for i, r := range recs {
+		if i > 0 && size >= 1<<20 {
+			t.Fatalf("a read of the log got %d records, going on past %d bytes", len(recs), size)
+		}
+		for _, f := range r.Frames {
+			size += len(f)
+		}
+	}
+	if len(recs) >= 3*turns {
+		t.Fatalf("a read of the log got all its %d records", len(recs))
+	}
+	evs := subscribe(t, b, id, 0).waitFor(t, "the replay on b", turnEnds(turns))
+	checkLog(t, evs)
+}
