@@ -134,9 +134,12 @@ const (
 	noResponderWait  = 20 * time.Millisecond
 )
 
-// directGet sends one batched direct get and collects its answers.
+// directGet sends one batched direct get and collects its answers, on
+// an inbox of its own: one under the connection's response inbox (where
+// the answers to its requests come) would match that subscription too,
+// and the server would send every record twice.
 func (l *Log) directGet(ctx context.Context, id string, body []byte) ([]*Record, error) {
-	inbox := l.nc.NewRespInbox()
+	inbox := l.nc.NewInbox()
 	sub, err := l.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)

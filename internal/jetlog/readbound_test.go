@@ -23,7 +23,9 @@ func (m longModel) Stream(_ context.Context, _ convo.ModelRequest, emit func(con
 // acknowledged and every turn ends end_turn; a read of the whole log
 // returns the records up to the first past a MiB (the caller reads on
 // from there), not the whole log; and a subscriber on another gateway
-// replays the whole log, read by read. Before reads were bounded in
+// replays the whole log, read by read. The read takes in its records
+// once from NATS: on an inbox under the connection's response inbox, the
+// server sent them twice, once for each subscription. Before reads were bounded in
 // bytes, each asked for 256 records, which the server sent up to its
 // max_pending (64 MiB), whatever the caller needed (a replay page is 16
 // events).
@@ -43,10 +45,13 @@ func TestReadsOfLongReplies(t *testing.T) {
 			t.Fatalf("turn %s ended %s (%v)", ev.Turn, ev.StopReason, ev.Error)
 		}
 	}
+	nc := b.store.Conn()
+	before := nc.Stats().InBytes
 	recs, err := b.store.Log().Read(context.Background(), id, 1, 0, 256)
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := nc.Stats().InBytes - before
 	size := 0
 	for i, r := range recs {
 		if i > 0 && size >= 1<<20 {
@@ -58,6 +63,11 @@ func TestReadsOfLongReplies(t *testing.T) {
 	}
 	if len(recs) >= 3*turns {
 		t.Fatalf("a read of the log got all its %d records", len(recs))
+	}
+	// The records' headers, and what else the connection got meanwhile
+	// (a lease or two), are small beside them.
+	if in > uint64(size)+64<<10 {
+		t.Fatalf("a read of %d bytes of records took in %d bytes", size, in)
 	}
 	evs := subscribe(t, b, id, 0).waitFor(t, "the replay on b", turnEnds(turns))
 	checkLog(t, evs)
