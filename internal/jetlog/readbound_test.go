@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -31,8 +33,12 @@ func (m longModel) Stream(_ context.Context, _ convo.ModelRequest, emit func(con
 // events).
 func TestReadsOfLongReplies(t *testing.T) {
 	srv := natstest.Start(t)
-	a := startNode(t, "a", srv.URL(), longModel{size: 900 << 10}, 0)
-	b := startNode(t, "b", srv.URL(), longModel{size: 1}, 0)
+	// Each send and turn reads the newest record, near a MiB: on a
+	// loaded machine, under -race, that may take longer than the second
+	// the other tests' gateways allow.
+	opts := jetlog.Options{Timeout: 10 * time.Second}
+	a := startNodeWith(t, "a", srv.URL(), longModel{size: 900 << 10}, opts)
+	b := startNodeWith(t, "b", srv.URL(), longModel{size: 1}, opts)
 	id := create(t, a)
 	watch := subscribe(t, a, id, 0)
 	const turns = 6
