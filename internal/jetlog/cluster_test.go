@@ -181,3 +181,29 @@ func leaseEnds(t *testing.T, srv *natstest.Server, id string) <-chan struct{} {
 	}()
 	return ended
 }
+
+// TestTurnLeaseLostBeforeItRunsOut cuts a gateway off NATS, as a
+// partition does, while it holds a turn lease, with a request timeout
+// much longer than the lease's TTL: the lease is reported lost (the turn
+// stops) before it runs out on the server, where another gateway may
+// take it. The renewal used to wait for the request timeout: the turn
+// went on acting on a lease the server had let go.
+func TestTurnLeaseLostBeforeItRunsOut(t *testing.T) {
+	srv := natstest.Start(t)
+	px := natstest.NewProxy(t, srv)
+	a := startNodeWith(t, "a", px.URL(), &words{n: 1}, jetlog.Options{LeaseTTL: 3 * time.Second, Timeout: time.Minute})
+	lease, err := a.store.Lease(context.Background(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release()
+	ended := leaseEnds(t, srv, "c")
+	px.Cut()
+	defer px.Heal()
+	<-ended
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("the lease ran out on the server, and its holder still acts on it")
+	}
+}

@@ -118,9 +118,15 @@ func (ls *Lease) Renew(ctx context.Context) error {
 // Valid reports whether the holder may still act on the lease: it was
 // renewed recently enough that no other node can have taken it.
 func (ls *Lease) Valid() bool {
+	return time.Now().Before(ls.until())
+}
+
+// until is when the holder stops acting on the lease, short of a
+// renewal.
+func (ls *Lease) until() time.Time {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	return time.Now().Before(ls.valid)
+	return ls.valid
 }
 
 // Release gives the lease up, if it is still held.

@@ -14,11 +14,12 @@ import (
 
 // msgGetRequest is JetStream's request for stored messages.
 type msgGetRequest struct {
-	Seq     uint64 `json:"seq,omitempty"`
-	LastFor string `json:"last_by_subj,omitempty"`
-	NextFor string `json:"next_by_subj,omitempty"`
-	Batch   int    `json:"batch,omitempty"`
-	UpToSeq uint64 `json:"up_to_seq,omitempty"`
+	Seq      uint64 `json:"seq,omitempty"`
+	LastFor  string `json:"last_by_subj,omitempty"`
+	NextFor  string `json:"next_by_subj,omitempty"`
+	Batch    int    `json:"batch,omitempty"`
+	MaxBytes int    `json:"max_bytes,omitempty"`
+	UpToSeq  uint64 `json:"up_to_seq,omitempty"`
 }
 
 // msgGetResponse is the stream leader's answer to a msgGetRequest.
@@ -74,15 +75,24 @@ func (l *Log) leaderGet(ctx context.Context, req msgGetRequest) (*Record, error)
 	return recordOf(resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time)
 }
 
+// readBytes bounds the bytes of the records one Read returns (past the
+// first). Without it the server sends up to its max_pending (64 MiB by
+// default) per read, whatever the caller needs: a replay of 16 events of
+// a conversation of long replies held tens of MiB at once, and took
+// longer than the request timeout, so that it failed every time.
+const readBytes = 1 << 20
+
 // Read returns up to limit records of conversation id from position from
-// on (in seq order), stopping after position upTo (0: no bound). Any
-// replica may answer, and a replica may lag behind the leader: a caller
-// that knows a record exists must read again if it is missing.
+// on (in seq order), stopping after position upTo (0: no bound), and
+// fewer once they hold readBytes (at least one): a caller that wants more
+// reads again from after the last. Any replica may answer, and a replica
+// may lag behind the leader: a caller that knows a record exists must
+// read again if it is missing.
 func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int) ([]*Record, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, UpToSeq: upTo})
+	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, MaxBytes: readBytes, UpToSeq: upTo})
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +134,12 @@ const (
 	noResponderWait  = 20 * time.Millisecond
 )
 
-// directGet sends one batched direct get and collects its answers.
+// directGet sends one batched direct get and collects its answers, on
+// an inbox of its own: one under the connection's response inbox (where
+// the answers to its requests come) would match that subscription too,
+// and the server would send every record twice.
 func (l *Log) directGet(ctx context.Context, id string, body []byte) ([]*Record, error) {
-	inbox := l.nc.NewRespInbox()
+	inbox := l.nc.NewInbox()
 	sub, err := l.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)

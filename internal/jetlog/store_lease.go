@@ -66,7 +66,13 @@ func (tl *turnLease) renew() {
 			return
 		case <-t.C:
 		}
-		err := tl.ls.Renew(context.Background())
+		// A renewal that NATS does not answer before the lease stops
+		// being usable (a partition) fails then, not at the request
+		// timeout, which may be later: the turn stops before the server
+		// lets the lease run out, and another gateway may take it.
+		ctx, cancel := context.WithDeadline(context.Background(), tl.ls.until())
+		err := tl.ls.Renew(ctx)
+		cancel()
 		switch {
 		case errors.Is(err, ErrLeaseLost):
 			tl.s.logger.Warn("lost a turn lease", "conversation", tl.id)
