@@ -172,7 +172,10 @@ func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOut
 // of an approval wait is stored only while the call awaits approval: an
 // approval stored first wins, and the call goes on as it says.
 func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran bool) ToolResult {
-	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown) {
+	if out.Status == protocol.ResultCancelled && errors.Is(context.Cause(ctx), errShutdown) {
+		// Aborted by the shutdown, not by a cancel. A call that ended
+		// otherwise (its tool's answer came as the gateway stopped)
+		// keeps its outcome.
 		out = ToolOutcome{Status: protocol.ResultInterrupted, Error: "the gateway stopped during the call"}
 	}
 	d := time.Since(c.since)
