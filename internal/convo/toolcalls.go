@@ -195,11 +195,16 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 			wait = c.status
 		}
 		err := r.appendResult(ev, wait)
-		if errors.Is(err, ErrTooLarge) && out.Status == protocol.ResultOK {
-			// An output the Log cannot store (in cluster mode, one over
-			// a NATS message once JSON escapes it): the call fails
-			// instead, for the model as in the log.
-			out = ToolOutcome{Status: protocol.ResultError, Error: "the tool's output is too large to store"}
+		if errors.Is(err, ErrTooLarge) {
+			// An output or error text the Log cannot store (in cluster
+			// mode, one over a NATS message once JSON escapes it): the
+			// call fails with a short error instead, for the model as
+			// in the log, so that it still gets its tool_result.
+			what := "output"
+			if out.Status != protocol.ResultOK {
+				what = "error"
+			}
+			out = ToolOutcome{Status: protocol.ResultError, Error: "the tool's " + what + " is too large to store"}
 			ev.Output, ev.Status, ev.ToolError = nil, out.Status, out.Error
 			err = r.appendResult(ev, wait)
 		}
