@@ -85,12 +85,13 @@ type runner interface {
 // call did not run to its end: wrapping ErrTimeout past the tool's
 // timeout, or ctx's error when ctx ended first; the call's HTTP request or
 // MCP request is then aborted. A call whose tool answered returns the
-// answer, even if ctx or the timeout ended just after. Everything else — an unknown tool, a client
-// tool (the loop waits for those instead), a failed request — is a Result
-// with Error set. MCP progress notifications go to progress (if not nil),
-// at most ProgressInterval apart and never after Call returns, with their
-// message cut to the output limit. Each call
-// is counted in the metrics and logged in one line, without its input.
+// answer, even if ctx or the timeout ended just after. Everything else —
+// an unknown tool, a client tool (the loop waits for those instead), a
+// failed request — is a Result with Error set. MCP progress notifications
+// go to progress (if not nil), at most ProgressInterval apart and never
+// after Call returns, with their message cut to the output limit. Each
+// call is counted in the metrics and logged in one line, without its
+// input.
 func (a *Agent) Call(ctx context.Context, tool string, c CallInfo, input json.RawMessage, progress func(Progress)) (Result, error) {
 	start := time.Now()
 	res, err := a.call(ctx, tool, c, input, progress)
