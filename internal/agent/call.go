@@ -84,12 +84,14 @@ type runner interface {
 // model's JSON input; empty means {}). It returns an error only when the
 // call did not run to its end: wrapping ErrTimeout past the tool's
 // timeout, or ctx's error when ctx ended first; the call's HTTP request or
-// MCP request is then aborted. Everything else — an unknown tool, a client
-// tool (the loop waits for those instead), a failed request — is a Result
-// with Error set. MCP progress notifications go to progress (if not nil),
-// at most ProgressInterval apart and never after Call returns, with their
-// message cut to the output limit. Each call
-// is counted in the metrics and logged in one line, without its input.
+// MCP request is then aborted. A call whose tool answered returns the
+// answer, even if ctx or the timeout ended just after. Everything else —
+// an unknown tool, a client tool (the loop waits for those instead), a
+// failed request — is a Result with Error set. MCP progress notifications
+// go to progress (if not nil), at most ProgressInterval apart and never
+// after Call returns, with their message cut to the output limit. Each
+// call is counted in the metrics and logged in one line, without its
+// input.
 func (a *Agent) Call(ctx context.Context, tool string, c CallInfo, input json.RawMessage, progress func(Progress)) (Result, error) {
 	start := time.Now()
 	res, err := a.call(ctx, tool, c, input, progress)
@@ -128,14 +130,16 @@ func (a *Agent) call(ctx context.Context, tool string, c CallInfo, input json.Ra
 	defer cancel()
 	res, err := r.run(cctx, c, input, progress)
 	switch {
+	case err == nil:
+		// The tool answered: its answer stands even if ctx or the
+		// timeout ended just after it came, as the call is over.
+		return res, nil
 	case ctx.Err() != nil:
 		return Result{}, fmt.Errorf("agent: call %s: %w", tool, ctx.Err())
 	case errors.Is(context.Cause(cctx), ErrTimeout):
 		return Result{}, fmt.Errorf("%w (after %s)", ErrTimeout, info.Timeout)
-	case err != nil:
-		return Result{Error: err.Error()}, nil
 	}
-	return res, nil
+	return Result{Error: err.Error()}, nil
 }
 
 // env is what every agent of a registry shares.

@@ -48,6 +48,9 @@ func TestMain(m *testing.M) {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}
+	if slices.Contains(os.Args[1:], deafFlag) {
+		serveDeaf()
+	}
 	if slices.Contains(os.Args[1:], stdioFlag) {
 		srv, _ := testServer()
 		// env tells what the process's environment holds.

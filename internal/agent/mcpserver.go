@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -59,6 +60,7 @@ type mcpServer struct {
 	ready  chan struct{} // closed when the first connect attempt has ended
 	tokens atomic.Uint64
 	sinks  sync.Map // progress token (string) → *progressSink
+	stdins sync.Map // *mcp.ClientSession → io.Closer: a stdio server's stdin (see end)
 
 	mu         sync.Mutex
 	sess       *mcp.ClientSession
@@ -181,7 +183,7 @@ func (s *mcpServer) connect(a *attempt) {
 	if spare != nil {
 		// Outside mu, as drop and closeIfIdle close: closing may wait
 		// on the server.
-		spare.Close()
+		s.end(spare)
 	}
 	a.sess, a.err = sess, err
 	close(a.done)
@@ -190,6 +192,7 @@ func (s *mcpServer) connect(a *attempt) {
 
 func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, error) {
 	var t mcp.Transport
+	var stdin io.Closer // a stdio server's, once started
 	switch {
 	case s.cfg.inProcess != nil:
 		ct, st := mcp.NewInMemoryTransports()
@@ -208,15 +211,18 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 		cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
 		cmd.Env = childEnv(os.Environ(), s.cfg.Env)
 		cmd.Stderr = os.Stderr
-		t = commandTransport{cmd: cmd, limit: mcpMessageBytes(s.env.maxOutput)}
+		t = commandTransport{cmd: cmd, limit: mcpMessageBytes(s.env.maxOutput), stdin: &stdin}
 	}
 	sess, err := s.client.Connect(ctx, t, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	if stdin != nil {
+		s.stdins.Store(sess, stdin)
+	}
 	tools, err := s.list(ctx, sess)
 	if err != nil {
-		sess.Close()
+		s.end(sess)
 		return nil, nil, err
 	}
 	return sess, tools, nil
@@ -298,6 +304,18 @@ func (s *mcpServer) drop(sess *mcp.ClientSession) {
 		s.sess = nil
 	}
 	s.mu.Unlock()
+	s.end(sess)
+}
+
+// end closes sess. A stdio server's stdin is closed first: the SDK's
+// Close waits for the calls in flight, and a call whose request the
+// server does not read (see callOnce) would keep it waiting for ever;
+// closing stdin fails that write, and tells the server to exit as Close
+// does.
+func (s *mcpServer) end(sess *mcp.ClientSession) {
+	if c, ok := s.stdins.LoadAndDelete(sess); ok {
+		_ = c.(io.Closer).Close()
+	}
 	sess.Close()
 }
 
@@ -325,7 +343,7 @@ func (s *mcpServer) closeIfIdle() {
 	}
 	s.mu.Unlock()
 	if idle {
-		sess.Close()
+		s.end(sess)
 	}
 }
 
@@ -391,13 +409,37 @@ func (s *mcpServer) unreachable(err error) error {
 // does). A session lost after the request went out may have run the
 // tool: a stream cut mid-call whose resumption gets 404 also fails with
 // mcp.ErrSessionMissing, hence the check of what the request got.
+//
+// The SDK gives a call up as soon as ctx ends, except while it writes the
+// request: a stdio server that stopped reading its stdin blocks that
+// write, whatever ctx says, once the pipe is full. So callOnce returns
+// when ctx ends, and leaves the call to end on its own: its write ends
+// when the server reads again or the session is closed.
 func (s *mcpServer) callOnce(ctx context.Context, sess *mcp.ClientSession, name string, input json.RawMessage, token string) (res *mcp.CallToolResult, unsent bool, err error) {
 	params := &mcp.CallToolParams{Name: name, Arguments: input}
 	params.SetProgressToken(token)
 	d := &delivery{}
-	res, err = sess.CallTool(context.WithValue(ctx, deliveryKey{}, d), params)
-	unsent = err != nil && ctx.Err() == nil && sessionGone(err) && !d.maybe.Load()
-	return res, unsent, err
+	type answer struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := sess.CallTool(context.WithValue(ctx, deliveryKey{}, d), params)
+		done <- answer{res, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		select {
+		case a = <-done: // it came as ctx ended
+		default:
+			return nil, false, fmt.Errorf("calling %q: %w", name, context.Cause(ctx))
+		}
+	}
+	unsent = a.err != nil && ctx.Err() == nil && sessionGone(a.err) && !d.maybe.Load()
+	return a.res, unsent, a.err
 }
 
 // sessionGone reports whether err, a call's, says its session is over.

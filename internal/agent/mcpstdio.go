@@ -23,6 +23,8 @@ const stopGrace = 5 * time.Second
 type commandTransport struct {
 	cmd   *exec.Cmd
 	limit int
+	// stdin, if not nil, gets the server's stdin once it started.
+	stdin *io.Closer
 }
 
 func (t commandTransport) Connect(ctx context.Context) (mcp.Connection, error) {
@@ -36,6 +38,9 @@ func (t commandTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	}
 	if err := t.cmd.Start(); err != nil {
 		return nil, err
+	}
+	if t.stdin != nil {
+		*t.stdin = stdin
 	}
 	// Closing the connection closes stdout, then stdin: a server still
 	// writing (an answer past the limit) fails, and stdin's end tells it

@@ -172,7 +172,10 @@ func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOut
 // of an approval wait is stored only while the call awaits approval: an
 // approval stored first wins, and the call goes on as it says.
 func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran bool) ToolResult {
-	if ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown) {
+	if out.Status == protocol.ResultCancelled && errors.Is(context.Cause(ctx), errShutdown) {
+		// Aborted by the shutdown, not by a cancel. A call that ended
+		// otherwise (its tool's answer came as the gateway stopped)
+		// keeps its outcome.
 		out = ToolOutcome{Status: protocol.ResultInterrupted, Error: "the gateway stopped during the call"}
 	}
 	d := time.Since(c.since)
@@ -192,11 +195,16 @@ func (r *agentRun) finish(ctx context.Context, c *call, out ToolOutcome, ran boo
 			wait = c.status
 		}
 		err := r.appendResult(ev, wait)
-		if errors.Is(err, ErrTooLarge) && out.Status == protocol.ResultOK {
-			// An output the Log cannot store (in cluster mode, one over
-			// a NATS message once JSON escapes it): the call fails
-			// instead, for the model as in the log.
-			out = ToolOutcome{Status: protocol.ResultError, Error: "the tool's output is too large to store"}
+		if errors.Is(err, ErrTooLarge) {
+			// An output or error text the Log cannot store (in cluster
+			// mode, one over a NATS message once JSON escapes it): the
+			// call fails with a short error instead, for the model as
+			// in the log, so that it still gets its tool_result.
+			what := "output"
+			if out.Status != protocol.ResultOK {
+				what = "error"
+			}
+			out = ToolOutcome{Status: protocol.ResultError, Error: "the tool's " + what + " is too large to store"}
 			ev.Output, ev.Status, ev.ToolError = nil, out.Status, out.Error
 			err = r.appendResult(ev, wait)
 		}
