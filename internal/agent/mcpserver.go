@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -60,7 +59,7 @@ type mcpServer struct {
 	ready  chan struct{} // closed when the first connect attempt has ended
 	tokens atomic.Uint64
 	sinks  sync.Map // progress token (string) → *progressSink
-	stdins sync.Map // *mcp.ClientSession → io.Closer: a stdio server's stdin (see end)
+	stdins sync.Map // *mcp.ClientSession → *stdinPipe: a stdio server's stdin (see end)
 
 	mu         sync.Mutex
 	sess       *mcp.ClientSession
@@ -192,7 +191,7 @@ func (s *mcpServer) connect(a *attempt) {
 
 func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, error) {
 	var t mcp.Transport
-	var stdin io.Closer // a stdio server's, once started
+	var stdin *stdinPipe // a stdio server's, once started
 	switch {
 	case s.cfg.inProcess != nil:
 		ct, st := mcp.NewInMemoryTransports()
@@ -313,8 +312,8 @@ func (s *mcpServer) drop(sess *mcp.ClientSession) {
 // closing stdin fails that write, and tells the server to exit as Close
 // does.
 func (s *mcpServer) end(sess *mcp.ClientSession) {
-	if c, ok := s.stdins.LoadAndDelete(sess); ok {
-		_ = c.(io.Closer).Close()
+	if p, ok := s.stdins.LoadAndDelete(sess); ok {
+		_ = p.(*stdinPipe).Close()
 	}
 	sess.Close()
 }
@@ -414,15 +413,11 @@ func (s *mcpServer) unreachable(err error) error {
 // request: a stdio server that stopped reading its stdin blocks that
 // write, whatever ctx says, once the pipe is full. So callOnce returns
 // when ctx ends, and leaves the call to end on its own: its write ends
-// when the server reads again or the session is closed.
+// when the server reads again or the session is closed (see unstick).
 func (s *mcpServer) callOnce(ctx context.Context, sess *mcp.ClientSession, name string, input json.RawMessage, token string) (res *mcp.CallToolResult, unsent bool, err error) {
 	params := &mcp.CallToolParams{Name: name, Arguments: input}
 	params.SetProgressToken(token)
 	d := &delivery{}
-	type answer struct {
-		res *mcp.CallToolResult
-		err error
-	}
 	done := make(chan answer, 1)
 	go func() {
 		res, err := sess.CallTool(context.WithValue(ctx, deliveryKey{}, d), params)
@@ -435,11 +430,47 @@ func (s *mcpServer) callOnce(ctx context.Context, sess *mcp.ClientSession, name 
 		select {
 		case a = <-done: // it came as ctx ended
 		default:
+			if p, ok := s.stdins.Load(sess); ok {
+				go s.unstick(sess, p.(*stdinPipe), done)
+			}
 			return nil, false, fmt.Errorf("calling %q: %w", name, context.Cause(ctx))
 		}
 	}
 	unsent = a.err != nil && ctx.Err() == nil && sessionGone(a.err) && !d.maybe.Load()
 	return a.res, unsent, a.err
+}
+
+// answer is what the SDK's CallTool returned.
+type answer struct {
+	res *mcp.CallToolResult
+	err error
+}
+
+// unstick waits for a call given up on sess, a stdio server's session,
+// to end (done), which the SDK makes at once unless it is writing the
+// request. If, one call timeout after another, the server's stdin has a
+// write under way, the server reads no more: its session is closed, which
+// stops it, and the keeper starts it again, so that later calls do not
+// wait the same way.
+func (s *mcpServer) unstick(sess *mcp.ClientSession, stdin *stdinPipe, done <-chan answer) {
+	timeout := s.cfg.Timeout.or(DefaultTimeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		// A call that has not begun its write yet (it encodes a large
+		// request) is looked at again later.
+		if stdin.blocked() {
+			s.env.log.Warn("mcp server reads no more: restarting it", "server", s.cfg.Name)
+			s.drop(sess)
+			return
+		}
+		t.Reset(timeout)
+	}
 }
 
 // sessionGone reports whether err, a call's, says its session is over.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,7 +25,7 @@ type commandTransport struct {
 	cmd   *exec.Cmd
 	limit int
 	// stdin, if not nil, gets the server's stdin once it started.
-	stdin *io.Closer
+	stdin **stdinPipe
 }
 
 func (t commandTransport) Connect(ctx context.Context) (mcp.Connection, error) {
@@ -39,15 +40,33 @@ func (t commandTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	if err := t.cmd.Start(); err != nil {
 		return nil, err
 	}
+	pipe := &stdinPipe{WriteCloser: stdin}
 	if t.stdin != nil {
-		*t.stdin = stdin
+		*t.stdin = pipe
 	}
 	// Closing the connection closes stdout, then stdin: a server still
 	// writing (an answer past the limit) fails, and stdin's end tells it
 	// to exit.
 	return (&mcp.IOTransport{Reader: &lineLimit{r: stdout, limit: t.limit},
-		Writer: serverStdin{WriteCloser: stdin, cmd: t.cmd}, MaxLineLength: -1}).Connect(ctx)
+		Writer: serverStdin{WriteCloser: pipe, cmd: t.cmd}, MaxLineLength: -1}).Connect(ctx)
 }
+
+// stdinPipe is a stdio server's stdin. It counts the writes under way, so
+// that a server that no longer reads can be told (see unstick); its Close
+// only closes the pipe.
+type stdinPipe struct {
+	io.WriteCloser
+	writing atomic.Int32
+}
+
+func (p *stdinPipe) Write(b []byte) (int, error) {
+	p.writing.Add(1)
+	defer p.writing.Add(-1)
+	return p.WriteCloser.Write(b)
+}
+
+// blocked reports whether a write is under way.
+func (p *stdinPipe) blocked() bool { return p.writing.Load() > 0 }
 
 // serverStdin is a stdio server's stdin, whose Close stops the server.
 type serverStdin struct {
