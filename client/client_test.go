@@ -721,46 +721,39 @@ func TestSendDuringLongReplay(t *testing.T) {
 
 // TestSubscribeCancelledAfterSent ends a Subscribe's context once its
 // frame is written, before the reply is read: the gateway, which took the
-// subscribe, must not go on following the conversation for nobody. With
-// one subscription allowed per connection, a Subscribe to another
-// conversation then succeeds.
+// subscribe, must not go on following the conversation for nobody.
 func TestSubscribeCancelledAfterSent(t *testing.T) {
 	t.Parallel()
-	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
-	p := newProxy(t, srv.URL)
-	ctx := conntest.Deadline(t)
-	// OnConnect runs before the second connection is read: the reply to
-	// a subscribe written meanwhile waits unread.
-	opts, entered, release := holdReconnect(ctx)
-	c := dial(t, p.URL(), opts)
-	for _, id := range []string{"a", "b"} {
-		if _, err := c.Create(ctx, protocol.Create{Conversation: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.drop()
-	<-entered
-	if sub, err := c.Subscribe(cancelOnWait{ctx, new(atomic.Bool)}, "a", 0); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Subscribe cancelled while waiting for its reply: %v, %v; want context.Canceled", sub, err)
-	}
-	close(release)
-	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
-		t.Fatalf("Subscribe after a cancelled one: %v", err)
-	}
+	checkUnfollowed(t, "Subscribe", func(ctx context.Context, c *client.Client) error {
+		_, err := c.Subscribe(ctx, "a", 0)
+		return err
+	})
 }
 
 // TestSendCancelledAfterSent ends a Send's context once its frame is
 // written, before the ack is read: the gateway, which stored the message
 // and so follows the conversation on that connection, must not go on
-// following it for nobody. With one subscription allowed per connection,
-// a Subscribe to another conversation then succeeds.
+// following it for nobody.
 func TestSendCancelledAfterSent(t *testing.T) {
 	t.Parallel()
+	checkUnfollowed(t, "Send", func(ctx context.Context, c *client.Client) error {
+		_, err := c.Send(ctx, "a", "hello")
+		return err
+	})
+}
+
+// checkUnfollowed makes call (named what) to conversation "a" with a
+// context that ends once its frame is written, while the reply waits
+// unread; call must fail with context.Canceled. With one subscription
+// allowed per connection, a Subscribe to "b" must then succeed: the
+// client undid whatever the gateway took.
+func checkUnfollowed(t *testing.T, what string, call func(context.Context, *client.Client) error) {
+	t.Helper()
 	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
 	p := newProxy(t, srv.URL)
 	ctx := conntest.Deadline(t)
-	// OnConnect runs before the second connection is read: the ack to a
-	// send written meanwhile waits unread.
+	// OnConnect runs before the second connection is read: the reply to
+	// a frame written meanwhile waits unread.
 	opts, entered, release := holdReconnect(ctx)
 	c := dial(t, p.URL(), opts)
 	for _, id := range []string{"a", "b"} {
@@ -770,12 +763,12 @@ func TestSendCancelledAfterSent(t *testing.T) {
 	}
 	p.drop()
 	<-entered
-	if ack, err := c.Send(cancelOnWait{ctx, new(atomic.Bool)}, "a", "hello"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Send cancelled while waiting for its ack: %v, %v; want context.Canceled", ack, err)
+	if err := call(cancelOnWait{ctx, new(atomic.Bool)}, c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%s cancelled while waiting for its reply: %v; want context.Canceled", what, err)
 	}
 	close(release)
 	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
-		t.Fatalf("Subscribe after a cancelled Send: %v", err)
+		t.Fatalf("Subscribe after a cancelled %s: %v", what, err)
 	}
 }
 
