@@ -87,11 +87,13 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 	ended := map[string]bool{}
 	turnEnded := make(chan struct{}, 1) // a turn ended since the last look
 	reading := make(chan struct{})      // closed when the reader stops
+	var readErr error                   // why it stopped, set before reading is closed
 	go func() {
 		defer close(reading)
 		for {
 			ev, err := sub.Next(ctx)
 			if err != nil {
+				readErr = err
 				return
 			}
 			say("%s", render(ev))
@@ -130,6 +132,8 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-reading:
+			return stoppedReading(ctx, readErr)
 		case line, typing = <-lines:
 		}
 		if line == "" {
@@ -150,7 +154,7 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 		case len(waiting) == 0:
 			return scanErr
 		case stopped:
-			return ctx.Err()
+			return stoppedReading(ctx, readErr)
 		}
 		select {
 		case <-turnEnded:
@@ -158,6 +162,16 @@ func run(ctx context.Context, url, conversation, token string, in io.Reader, out
 			stopped = true // look once more: the turns may have ended first
 		}
 	}
+}
+
+// stoppedReading is the chat's end once its conversation's events
+// stopped with err: ctx's end (Ctrl-C), or else err (the conversation
+// was deleted, …), which the chat reports.
+func stoppedReading(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("the conversation's events stopped: %w", err)
 }
 
 // render is how an event shows in the terminal.

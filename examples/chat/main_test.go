@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chatgateway/gateway/client"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
@@ -70,6 +71,27 @@ func TestChatStopsOnInterrupt(t *testing.T) {
 	interrupt()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("run after Ctrl-C: %v, want context.Canceled", err)
+	}
+}
+
+// TestChatEndsWhenDeleted deletes the conversation while the chat waits
+// for a line: the chat ends at once and says why, instead of going on
+// with no replies to show (and ending with success).
+func TestChatEndsWhenDeleted(t *testing.T) {
+	t.Parallel()
+	srv := conntest.Start(t, conntest.Config{})
+	in, typed := io.Pipe()
+	t.Cleanup(func() { typed.Close() })
+	out := &watched{marker: "type a message", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- run(conntest.Deadline(t), srv.URL, "", "", in, out) }()
+	<-out.seen
+	id, _, _ := strings.Cut(strings.TrimPrefix(out.String(), "conversation "), ":")
+	if status, body := conntest.Do(t, http.MethodDelete, srv.URL+"/v1/conversations/"+id, ""); status != http.StatusOK {
+		t.Fatalf("delete %q: %d %s", id, status, body)
+	}
+	if err := <-done; !errors.Is(err, client.ErrDeleted) {
+		t.Fatalf("run once its conversation is deleted: %v, want client.ErrDeleted", err)
 	}
 }
 
