@@ -434,14 +434,15 @@ func (c *Client) connected(ctx context.Context) (*websocket.Conn, error) {
 // ErrConnectionLost. An error reply is returned as a *protocol.Error.
 // With ctx done it sends nothing (again) and returns ctx's error.
 func (c *Client) call(ctx context.Context, id string, req protocol.Request, retry bool, out any) error {
-	_, err := c.callOn(ctx, id, req, retry, out)
+	_, err := c.callOn(ctx, id, req, retry, out, nil)
 	return err
 }
 
 // callOn is call, and returns the connection that carried the reply, or
 // that req was written on when ctx ended (or the client was closed)
-// before the reply.
-func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, retry bool, out any) (*websocket.Conn, error) {
+// before the reply. When ctx ends after the write, late (if not nil)
+// gets the reply if it comes (see roundTrip).
+func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, retry bool, out any, late func(*websocket.Conn, reply)) (*websocket.Conn, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -450,7 +451,7 @@ func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, re
 		if err != nil {
 			return nil, err
 		}
-		r := c.roundTrip(ctx, ws, id, req)
+		r := c.roundTrip(ctx, ws, id, req, late)
 		switch {
 		case errors.Is(r.err, errLost) && retry:
 			continue
@@ -475,7 +476,10 @@ func (c *Client) callOn(ctx context.Context, id string, req protocol.Request, re
 }
 
 // roundTrip writes req on ws and waits for the frame that carries id.
-func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, req protocol.Request) reply {
+// When ctx ends after the write and late is not nil, a goroutine waits on
+// for that frame and hands it to late, unless ws drops or the client is
+// closed first.
+func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, req protocol.Request, late func(*websocket.Conn, reply)) reply {
 	b, err := protocol.EncodeRequest(req)
 	if err != nil {
 		return reply{err: err}
@@ -488,7 +492,11 @@ func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, r
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
+	waiting := false
 	defer func() {
+		if waiting {
+			return
+		}
 		c.mu.Lock()
 		if c.pending[id] == ch {
 			delete(c.pending, id)
@@ -502,6 +510,16 @@ func (c *Client) roundTrip(ctx context.Context, ws *websocket.Conn, id string, r
 	case r := <-ch:
 		return r
 	case <-ctx.Done():
+		if late != nil {
+			// ch stays pending: read, or serve when ws drops, sends
+			// it one reply.
+			waiting = true
+			go func() {
+				if r := <-ch; r.err == nil {
+					late(ws, r)
+				}
+			}()
+		}
 		return reply{err: ctx.Err()}
 	case <-c.ctx.Done():
 		return reply{err: ErrClosed}

@@ -29,12 +29,27 @@ func (c *Client) Create(ctx context.Context, req protocol.Create) (*protocol.Con
 // connection drops before the ack it sends the message again on the next
 // connection without storing it twice. With conversation empty the
 // gateway creates a conversation (the ack names it); such a Send is not
-// retried, and returns ErrConnectionLost instead.
+// retried, and returns ErrConnectionLost instead. A Send whose ctx ends
+// after its frame was written leaves the connection following nothing
+// new: the client unsubscribes from the conversation, once its ack
+// names it when the Send created it.
 func (c *Client) Send(ctx context.Context, conversation, text string) (*protocol.Ack, error) {
 	id := c.requestID()
 	req := &protocol.Send{ID: id, Conversation: conversation, Text: text, ClientMsgID: newKey()}
 	var ack protocol.Ack
-	ws, err := c.callOn(ctx, id, req, conversation != "", &ack)
+	var late func(*websocket.Conn, reply)
+	if conversation == "" {
+		// Abandoned after its write, the send may still create a
+		// conversation, which the gateway then follows on ws: only
+		// the ack names it.
+		late = func(ws *websocket.Conn, r reply) {
+			var ack protocol.Ack
+			if r.typ == protocol.ReplyAck && json.Unmarshal(r.data, &ack) == nil {
+				c.unfollow(ws, ack.Conversation)
+			}
+		}
+	}
+	ws, err := c.callOn(ctx, id, req, conversation != "", &ack, late)
 	if err != nil {
 		if ws != nil && conversation != "" {
 			// Written on ws, and maybe stored: the gateway may follow

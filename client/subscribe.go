@@ -70,7 +70,7 @@ func (c *Client) Subscribe(ctx context.Context, conversation string, after uint6
 	}
 	req.ID = c.requestID()
 	var reply protocol.Subscribed
-	ws, err := c.callOn(ctx, req.ID, &req, true, &reply)
+	ws, err := c.callOn(ctx, req.ID, &req, true, &reply, nil)
 	if err != nil {
 		if !req.CreatedAt.IsZero() && protocol.AsError(err).Code == protocol.CodeNotFound {
 			// The conversation created then is gone, as when a
@@ -131,7 +131,7 @@ func (c *Client) resubscribe(ws *websocket.Conn, s *Subscription) {
 		after, created := s.last, s.createdAt
 		s.mu.Unlock()
 		id := c.requestID()
-		r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after, CreatedAt: created})
+		r := c.roundTrip(c.ctx, ws, id, &protocol.Subscribe{ID: id, Conversation: s.conversation, After: after, CreatedAt: created}, nil)
 		if r.err != nil {
 			return
 		}
@@ -277,7 +277,7 @@ func (s *Subscription) Close() error {
 		return nil // closed or reconnecting: the next connection does not subscribe s
 	}
 	id := c.requestID()
-	r := c.roundTrip(c.ctx, ws, id, &protocol.Unsubscribe{ID: id, Conversation: s.conversation})
+	r := c.roundTrip(c.ctx, ws, id, &protocol.Unsubscribe{ID: id, Conversation: s.conversation}, nil)
 	if r.err != nil && !errors.Is(r.err, errLost) && !errors.Is(r.err, ErrClosed) {
 		return r.err
 	}
