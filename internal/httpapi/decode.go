@@ -43,10 +43,14 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 	return obj, nil
 }
 
-// bodyDeadline gives a request with a body BodyTimeout to deliver it.
-// net/http clears the deadline once the body has been read (its
-// background read, which notices a client that goes away, must not time
-// out) and before it reads the next request.
+// bodyDeadline gives a request with a body BodyTimeout to deliver it,
+// every request, not only those whose route reads the body: net/http
+// reads up to 256 KiB of a body the handler left unread before it sends
+// the answer (a refusal, say), and without a deadline a client that
+// trickles it would hold the connection for as long as it likes. net/http
+// clears the deadline once the body has been read (its background read,
+// which notices a client that goes away, must not time out) and before
+// it reads the next request.
 func (a *api) bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
