@@ -128,6 +128,16 @@ func decodeString(obj map[string]json.RawMessage, field string, dst *string) err
 	return nil
 }
 
+// query parses r's query. One that does not parse is refused, not read
+// in part: a parameter dropped would change the answer unseen.
+func query(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "query: %v", err)
+	}
+	return q, nil
+}
+
 // queryUint parses the query parameter name as a non-negative integer; an
 // absent one is 0.
 func queryUint(q url.Values, name string) (uint64, error) {
