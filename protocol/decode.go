@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/chatgateway/gateway/internal/jsonobj"
 )
 
 // DecodeClientFrame turns one client text frame into a typed Request.
@@ -28,13 +30,15 @@ func DecodeClientFrame(data []byte) (Request, string, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, "", Errorf(CodeBadRequest, "frame must be one JSON object")
 	}
-	// A map, not a struct: encoding/json matches struct fields case-
-	// insensitively, so {"TEXT":…} would count as "text", while the contract
-	// says field names are snake_case and unknown fields are ignored.
-	d := fieldDecoder{}
-	if err := json.Unmarshal(trimmed, &d.fields); err != nil {
+	// Into nothing, only to check the syntax: that allocates nothing.
+	if err := json.Unmarshal(trimmed, new(struct{})); err != nil {
 		return nil, "", Errorf(CodeBadRequest, "invalid JSON: %s", jsonProblem(err))
 	}
+	// The fields by their exact names, not a struct's: encoding/json
+	// matches struct fields case-insensitively, so {"TEXT":…} would count
+	// as "text", while the contract says field names are snake_case and
+	// unknown fields are ignored.
+	d := fieldDecoder{fields: jsonobj.Fields(trimmed, frameFields)}
 	id := d.str("id", false)
 	if d.err == nil && len(id) > MaxRequestIDLen {
 		d.fail("id", "longer than %d bytes", MaxRequestIDLen)
@@ -148,6 +152,16 @@ func (d *fieldDecoder) request(typ, id string) Request {
 	return nil
 }
 
+// frameFields names every field DecodeClientFrame reads. Only these are
+// kept from a frame: the others, which the contract says are ignored,
+// cost nothing however many a frame holds.
+var frameFields = map[string]struct{}{
+	"id": {}, "type": {}, "conversation": {}, "text": {}, "client_msg_id": {},
+	"after": {}, "created_at": {}, "before": {}, "limit": {}, "title": {},
+	"system": {}, "model": {}, "max_tokens": {}, "temperature": {}, "agent": {},
+	"call": {}, "approved": {}, "reason": {}, "output": {}, "error": {},
+}
+
 // fieldDecoder decodes a frame's fields one by one, so that an error can
 // name the field at fault, and keeps the first error.
 type fieldDecoder struct {
@@ -164,6 +178,9 @@ func (d *fieldDecoder) fail(field, format string, args ...any) {
 // value returns the raw value of field, or nil when the field is absent or
 // null: null counts as absent.
 func (d *fieldDecoder) value(field string) json.RawMessage {
+	if _, ok := frameFields[field]; !ok {
+		panic("protocol: field " + field + " is read but not in frameFields")
+	}
 	raw := d.fields[field]
 	if string(raw) == "null" {
 		return nil

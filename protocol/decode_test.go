@@ -3,7 +3,9 @@ package protocol_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +383,41 @@ func TestValidName(t *testing.T) {
 		if got := protocol.ValidName(tc.name); got != tc.want {
 			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestDecodeUnknownFieldsCostNoMore decodes frames of 1 MiB made mostly of
+// unknown fields, which the contract says are ignored: many small ones,
+// ones with escaped names, and ones with nested values. Ignored, they
+// must cost no memory either: decoding allocates at most a few copies of
+// the frame (docs/SECURITY.md, Memory), as a frame of one long text
+// does, not a map entry per field, which made a frame of 100,000 fields
+// cost 17 times its size. Not parallel: it counts the process's
+// allocations.
+func TestDecodeUnknownFieldsCostNoMore(t *testing.T) {
+	for _, tt := range []struct{ name, field string }{
+		{"small fields", `,"%x":0`},
+		{"escaped names", `,"\u0066%x":"v"`},
+		{"nested values", `,"%x":{"a":[1,{"b":null}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString(`{"type":"send","text":"hi"`)
+			for i := 0; b.Len() < 1<<20; i++ {
+				fmt.Fprintf(&b, tt.field, i)
+			}
+			b.WriteString("}")
+			frame := []byte(b.String())
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			req, _, err := protocol.DecodeClientFrame(frame)
+			runtime.ReadMemStats(&after)
+			if err != nil || !reflect.DeepEqual(req, &protocol.Send{Text: "hi"}) {
+				t.Fatalf("decoded %#v, %v; want the send", req, err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*uint64(len(frame)) {
+				t.Errorf("decoding a frame of %d bytes allocated %d bytes, more than 3 copies of it", len(frame), alloc)
+			}
+		})
 	}
 }

@@ -178,6 +178,10 @@ func TestBadInputQuery(t *testing.T) {
 		{"conversation with a control character", "conversation=a%01b", protocol.CodeBadRequest, ""},
 		{"empty conversation", "conversation=", protocol.CodeBadRequest, ""},
 		{"unknown conversation", "conversation=nope", protocol.CodeNotFound, "nope"},
+		// A query that does not parse is refused, not read in part: a
+		// part dropped would subscribe from 0, or not at all.
+		{"after with a bad escape", "conversation=known&after=1%zz", protocol.CodeBadRequest, ""},
+		{"a semicolon separator", "conversation=known;after=1", protocol.CodeBadRequest, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,6 +233,9 @@ func TestBadInputHTTP(t *testing.T) {
 		{"fractional limit", "GET", known + "/events?limit=1.5", "", 400, protocol.CodeBadRequest},
 		{"negative limit", "GET", known + "/messages?limit=-1", "", 400, protocol.CodeBadRequest},
 		{"before is not a number", "GET", known + "/messages?before=x", "", 400, protocol.CodeBadRequest},
+		{"after with a bad escape", "GET", known + "/events?after=%zz", "", 400, protocol.CodeBadRequest},
+		{"a semicolon in the query", "GET", known + "/messages?limit=1;before=x", "", 400, protocol.CodeBadRequest},
+		{"list with a bad escape", "GET", "/v1/conversations?before=%g", "", 400, protocol.CodeBadRequest},
 		// As over WebSocket, any limit above the maximum means the
 		// maximum, however large.
 		{"history limit beyond uint64", "GET", known + "/messages?limit=99999999999999999999", "", 200, ""},

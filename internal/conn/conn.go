@@ -90,13 +90,15 @@ func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller
 }
 
 // serve runs the reader loop until the connection ends, then cleans up.
-func (c *conn) serve(q url.Values) {
+// query is the upgrade's raw query.
+func (c *conn) serve(query string) {
 	c.log.Debug("connection open", "user", c.user)
 	c.ping = time.AfterFunc(c.h.opts.PingInterval, c.keepalive)
 	defer c.finish()
-	if q.Has("conversation") || q.Has("after") || q.Has("created_at") {
+	q, err := url.ParseQuery(query)
+	if err != nil || q.Has("conversation") || q.Has("after") || q.Has("created_at") {
 		c.requests.Add(1)
-		c.subscribeFromQuery(q)
+		c.subscribeFromQuery(q, err)
 		c.requests.Add(1)
 	}
 	for {
@@ -121,10 +123,16 @@ func (c *conn) serve(q url.Values) {
 	}
 }
 
-// subscribeFromQuery subscribes as the upgrade's query asks. An after or
-// created_at without a conversation is refused, not ignored: the client
-// expects events that would never come.
-func (c *conn) subscribeFromQuery(q url.Values) {
+// subscribeFromQuery subscribes as the upgrade's query q asks; parseErr
+// is why the query did not parse. A query that does not parse, or an
+// after or created_at without a conversation, is refused, not ignored:
+// the client expects events that would never come, or would come from
+// seq 1.
+func (c *conn) subscribeFromQuery(q url.Values, parseErr error) {
+	if parseErr != nil {
+		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "query: %v", parseErr))
+		return
+	}
 	req := &protocol.Subscribe{Conversation: q.Get("conversation")}
 	if !q.Has("conversation") {
 		c.replyError("", "", protocol.Errorf(protocol.CodeBadRequest, "conversation: required (after and created_at need it)"))

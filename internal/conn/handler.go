@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,14 +199,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it on a new goroutine frees net/http's goroutine, with the stack
 	// the router and middleware grew, the request and its context: an
 	// idle connection costs one small stack. Nothing below uses r.
-	go h.serve(c, r.URL.Query())
+	go h.serve(c, r.URL.RawQuery)
 }
 
 // serve runs c until it ends, then gives back its slot and registry entry.
-func (h *Handler) serve(c *conn, q url.Values) {
+func (h *Handler) serve(c *conn, query string) {
 	defer h.unregister(c)
 	defer h.slots.Release(c.user)
-	c.serve(q)
+	c.serve(query)
 }
 
 // admit decides whether r may upgrade, cheapest check first, and returns

@@ -13,12 +13,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/jsonobj"
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// readObject reads r's body, at most MaxBodyBytes, as one JSON object; an
-// empty body is an empty object.
-func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
+// readObject reads r's body, at most MaxBodyBytes, and checks that it is
+// one JSON object; an empty body is an empty object. It returns the
+// object without white space around it.
+func (a *api) readObject(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: not received within %v", a.opts.BodyTimeout)
@@ -32,21 +34,26 @@ func (a *api) readObject(r *http.Request) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(body) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: invalid UTF-8")
 	}
-	obj := map[string]json.RawMessage{}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
-		return obj, nil
+		return []byte("{}"), nil
 	}
-	if body[0] != '{' || json.Unmarshal(body, &obj) != nil {
+	// Into nothing, only to check the syntax: that allocates nothing,
+	// however many fields the body has.
+	if body[0] != '{' || json.Unmarshal(body, new(struct{})) != nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: must be one JSON object")
 	}
-	return obj, nil
+	return body, nil
 }
 
-// bodyDeadline gives a request with a body BodyTimeout to deliver it.
-// net/http clears the deadline once the body has been read (its
-// background read, which notices a client that goes away, must not time
-// out) and before it reads the next request.
+// bodyDeadline gives a request with a body BodyTimeout to deliver it,
+// every request, not only those whose route reads the body: net/http
+// reads up to 256 KiB of a body the handler left unread before it sends
+// the answer (a refusal, say), and without a deadline a client that
+// trickles it would hold the connection for as long as it likes. net/http
+// clears the deadline once the body has been read (its background read,
+// which notices a client that goes away, must not time out) and before
+// it reads the next request.
 func (a *api) bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -59,35 +66,46 @@ func (a *api) bodyDeadline(next http.Handler) http.Handler {
 // decodeRequest decodes r's body as a client frame of type typ for
 // conversation (when not empty), so that the HTTP API validates exactly as
 // the WebSocket does, with the same messages naming the bad field. set
-// holds more string fields that the path gives (a call id).
+// holds more string fields that the path gives (a call id). The frame is
+// the body with those fields appended, which override the body's own (a
+// frame's later field wins), and an id of null, which drops the body's.
 func (a *api) decodeRequest(r *http.Request, typ, conversation string, set ...string) (protocol.Request, error) {
-	obj, err := a.readObject(r)
+	body, err := a.readObject(r)
 	if err != nil {
 		return nil, err
 	}
-	delete(obj, "id")
-	obj["type"], _ = json.Marshal(typ)
+	set = append(set, "type", typ)
 	if conversation != "" {
-		obj["conversation"], _ = json.Marshal(conversation)
+		set = append(set, "conversation", conversation)
 	}
+	// The body, without its closing brace, then the fields.
+	frame := bytes.TrimRight(body[:len(body)-1], " \t\r\n")
+	if len(frame) > 1 {
+		frame = append(frame, ',')
+	}
+	frame = append(frame, `"id":null`...)
 	for i := 0; i+1 < len(set); i += 2 {
-		obj[set[i]], _ = json.Marshal(set[i+1])
+		// Strings always marshal.
+		name, _ := json.Marshal(set[i])
+		value, _ := json.Marshal(set[i+1])
+		frame = append(append(append(append(frame, ','), name...), ':'), value...)
 	}
-	frame, err := json.Marshal(obj)
-	if err != nil {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "body: %v", err)
-	}
-	req, _, err := protocol.DecodeClientFrame(frame)
+	req, _, err := protocol.DecodeClientFrame(append(frame, '}'))
 	return req, err
 }
+
+// actionFields are the fields of an action's body; the others are
+// ignored.
+var actionFields = map[string]struct{}{"name": {}, "turn": {}, "input": {}, "output": {}}
 
 // decodeAction decodes the body of POST …/actions: name (required), input,
 // output (any JSON) and turn.
 func (a *api) decodeAction(r *http.Request) (convo.Action, error) {
-	obj, err := a.readObject(r)
+	body, err := a.readObject(r)
 	if err != nil {
 		return convo.Action{}, err
 	}
+	obj := jsonobj.Fields(body, actionFields)
 	act := convo.Action{Input: obj["input"], Output: obj["output"]}
 	if err := decodeString(obj, "name", &act.Name); err != nil {
 		return act, err
@@ -108,6 +126,16 @@ func decodeString(obj map[string]json.RawMessage, field string, dst *string) err
 		return protocol.Errorf(protocol.CodeBadRequest, "%s: must be a string", field)
 	}
 	return nil
+}
+
+// query parses r's query. One that does not parse is refused, not read
+// in part: a parameter dropped would change the answer unseen.
+func query(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "query: %v", err)
+	}
+	return q, nil
 }
 
 // queryUint parses the query parameter name as a non-negative integer; an

@@ -25,8 +25,7 @@ import (
 // MaxBodyBytes is the default bound on a request body.
 const MaxBodyBytes = 1 << 20
 
-// BodyTimeout is the default time a request under /v1/conversations has
-// to deliver its body.
+// BodyTimeout is the default time a request has to deliver its body.
 const BodyTimeout = time.Minute
 
 // Info describes the running gateway for GET /v1/info.
@@ -75,10 +74,11 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (default MaxBodyBytes); a larger
 	// one gets 413 too_large.
 	MaxBodyBytes int64
-	// BodyTimeout bounds the time a request under /v1/conversations takes
-	// to deliver its body once its headers are read (default
-	// BodyTimeout), so that a client trickling a body cannot hold a
-	// handler and its buffer for long; a late one gets 400 bad_request.
+	// BodyTimeout bounds the time a request takes to deliver its body
+	// once its headers are read (default BodyTimeout), so that a client
+	// trickling a body cannot hold a handler and its buffer for long; a
+	// late one gets 400 bad_request, or the refusal it would have got
+	// anyway.
 	BodyTimeout time.Duration
 	// WriteTimeout bounds the time each part (64 KiB) of an answer takes
 	// to reach the client (default WriteTimeout); a client that stops
@@ -130,7 +130,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	r := chi.NewRouter()
 	// nosniff on every answer: a browser never reads one (JSON with a
 	// model's or a user's text, an error) as anything but its type.
-	r.Use(logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, headAsGet)
+	r.Use(a.bodyDeadline, logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, headAsGet)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
 	// Every route goes in this group (those under /v1/conversations, in
@@ -164,7 +164,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	// of its routes, not on it, so that a wrong path or method is told as
 	// such first here too.
 	checked := func(r chi.Router) chi.Router {
-		return r.With(a.checkOrigin, a.requireJSON, a.authenticate, a.bodyDeadline)
+		return r.With(a.checkOrigin, a.requireJSON, a.authenticate)
 	}
 	r.Route("/v1/conversations", func(r chi.Router) {
 		checked(r).Get("/", a.with(a.list))

@@ -76,7 +76,10 @@ func (a *api) withID(h func(r *http.Request, user, id string) (int, any, error))
 }
 
 func (a *api) list(r *http.Request, user string) (int, any, error) {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	limit, err := queryLimit(q, protocol.DefaultListLimit, protocol.MaxListLimit)
 	if err != nil {
 		return 0, nil, err
@@ -125,7 +128,10 @@ func (a *api) delete(r *http.Request, user, id string) (int, any, error) {
 }
 
 func (a *api) history(r *http.Request, user, id string) (int, any, error) {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	before, err := queryUint(q, "before")
 	if err != nil {
 		return 0, nil, err
@@ -157,7 +163,10 @@ func (a *api) send(r *http.Request, user, id string) (int, any, error) {
 }
 
 func (a *api) events(r *http.Request, user, id string) (int, any, error) {
-	q := r.URL.Query()
+	q, err := query(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	after, err := queryUint(q, "after")
 	if err != nil {
 		return 0, nil, err
