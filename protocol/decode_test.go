@@ -415,8 +415,10 @@ func TestDecodeUnknownFieldsCostNoMore(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(req, &protocol.Send{Text: "hi"}) {
 				t.Fatalf("decoded %#v, %v; want the send", req, err)
 			}
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*uint64(len(frame)) {
-				t.Errorf("decoding a frame of %d bytes allocated %d bytes, more than 3 copies of it", len(frame), alloc)
+			// An escaped name is unescaped, and dropped, one at a time:
+			// garbage about as large as the frame, never held at once.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(frame)) {
+				t.Errorf("decoding a frame of %d bytes allocated %d bytes, more than 4 copies of it", len(frame), alloc)
 			}
 		})
 	}

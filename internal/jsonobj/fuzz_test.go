@@ -7,14 +7,14 @@ import (
 	"testing"
 )
 
-// names are the members FuzzFields picks: some a client frame has, one
-// of MaxName bytes.
+// names are the members FuzzFields picks: some a client frame has, and
+// a long one.
 var names = map[string]struct{}{
 	"id": {}, "type": {}, "text": {}, "client_msg_id": {}, "limit": {}, "approved": {},
 	"output": {}, "error": {}, "created_at": {}, "abcdefghijklmnopqrstuvwxyz_01234": {},
 }
 
-// FuzzFields checks Fields against encoding/json: for any JSON object, it
+// FuzzFields checks Fields (gjson, as we use it) against encoding/json: for any JSON object, it
 // finds the same members of names, with the same values, as decoding the
 // object into a map does. The seeds are below and in testdata/fuzz.
 func FuzzFields(f *testing.F) {
