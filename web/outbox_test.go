@@ -354,3 +354,41 @@ func TestAckedMessageSaysSent(t *testing.T) {
 	tb.waitTurnEnd(protocol.StopEndTurn)
 	checkStoredOnce(t, g, tb, "x")
 }
+
+// TestFrameOverTheLimitIsRefused sends a message whose frame is over the
+// gateway's frame limit (1 MiB), though within what the outbox keeps: the
+// gateway closes the connection on it (1009). The page says the message
+// was not sent and why, rather than sending it again on every new
+// connection, for ever; the connection that follows serves the next
+// message. A create whose system prompt is over the limit is refused
+// likewise, and the form can be used again.
+func TestFrameOverTheLimitIsRefused(t *testing.T) {
+	model, g, _, tb := gatedChat(t)
+	// 400,000 characters (under the outbox's 512 Ki), 1.2 MB of UTF-8.
+	var ok bool
+	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
+		c.value = '漢'.repeat(400000); c.focus(); return true })()`, &ok)
+	tb.do(pressEnter(0))
+	tb.waitFor("the refusal on the message", refusedFirst)
+	tb.waitConnected()
+
+	tb.send("A short one")
+	tb.waitUserMessage("A short one")
+	model.say(t, "Fine.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	if msgs := g.messages(t, "x"); len(msgs) != 2 || msgs[0].Text != "A short one" {
+		t.Errorf("stored %+v, want the short message and its reply", msgs)
+	}
+
+	tb.click(`[data-testid=new-conversation]`)
+	tb.eval(`(() => { const f = document.querySelector('[data-testid=new-form]');
+		f.elements.system.value = '漢'.repeat(400000); return true })()`, &ok)
+	tb.click(`[data-testid=create]`)
+	tb.waitFor("the notice", `document.querySelector('[data-testid=error]').dataset.code === '`+protocol.CodeTooLarge+`'`)
+	tb.waitConnected()
+	tb.eval(`(() => { const f = document.querySelector('[data-testid=new-form]');
+		f.elements.system.value = 'Be brief.'; f.elements.title.value = 'Brief'; return true })()`, &ok)
+	tb.click(`[data-testid=create]`)
+	tb.waitFor("the new conversation", `document.querySelector('[data-testid=title]').textContent === 'Brief'`)
+}
