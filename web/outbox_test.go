@@ -392,3 +392,22 @@ func TestFrameOverTheLimitIsRefused(t *testing.T) {
 	tb.click(`[data-testid=create]`)
 	tb.waitFor("the new conversation", `document.querySelector('[data-testid=title]').textContent === 'Brief'`)
 }
+
+// TestDeletingAConversationDropsItsUnsentMessages deletes, from the
+// sidebar, a conversation that is not open and holds a refused message:
+// the message goes with it, rather than staying in the outbox for good,
+// where no page would show it (the conversation is not listed any more)
+// and it would take one of the outbox's places.
+func TestDeletingAConversationDropsItsUnsentMessages(t *testing.T) {
+	_, tb := refusedChat(t)
+	var ok bool
+	tb.eval(`location.hash = '#/'; true`, &ok)
+	tb.waitFor("the new conversation's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		pendings+`.length === 0`)
+	del := `li[data-id="x"] [data-testid=delete]`
+	tb.click(del)
+	tb.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
+	tb.click(del)
+	tb.waitFor("the entry to go", `document.querySelector('[data-testid=conversation]') === null`)
+	tb.waitFor("the refused message to leave the outbox", outboxKept+` === 0`)
+}

@@ -487,6 +487,9 @@ async function create(form) {
 async function remove(id) {
   try {
     await socket.request({ type: 'delete', conversation: id });
+    // Its unsent messages go with it, whether or not it was open: no
+    // page would show them any more.
+    outbox.drop(id);
     if (id === current) navigate(null);
     await refreshList();
   } catch (err) {
