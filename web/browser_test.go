@@ -108,6 +108,22 @@ func TestComposerKeys(t *testing.T) {
 	tb.waitTurnEnd(protocol.StopEndTurn)
 }
 
+// TestSendButtonKeepsTheComposerFocused sends a message with the Send
+// button: the composer keeps the keyboard, so the next message can be
+// typed and sent with Enter at once, without clicking back into it.
+func TestSendButtonKeepsTheComposerFocused(t *testing.T) {
+	model, _, _, tb := gatedChat(t)
+	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-testid=composer]`), "clicked"))
+	tb.click(`[data-testid=send]`)
+	tb.waitUserMessage("clicked")
+	// Typed at whatever has the focus, as a keyboard does.
+	tb.do(chromedp.KeyEvent("typed"), pressEnter(0))
+	tb.waitUserMessage("typed")
+	model.end(t, 1, 0)
+	model.end(t, 1, 0)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}
+
 func TestSecondTabSeesTheConversationLive(t *testing.T) {
 	model, g, a, id := startChat(t, "tab A", "Question from A")
 	model.say(t, "Answer ")

@@ -527,6 +527,8 @@ async function showInfo() {
 
 $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
+  // A click on Send leaves the keyboard in the composer, for the next one.
+  $('input').focus();
   submit();
 });
 $('input').addEventListener('keydown', (e) => {
