@@ -274,3 +274,41 @@ func TestModelTextIsNeverMarkup(t *testing.T) {
 	}
 	checkStoredOnce(t, g, tb, id)
 }
+
+// TestStopWhileOfflineStopsNoLaterTurn clicks Stop while the page is cut
+// off; the reply ends by itself meanwhile and the next message's turn
+// starts. Once the page is back, that turn, which the click was not
+// about, goes on: cancel names no turn, so a cancel kept for the
+// reconnect would stop whichever one runs then.
+func TestStopWhileOfflineStopsNoLaterTurn(t *testing.T) {
+	model, _, gate, tb := gatedChat(t)
+	tb.send("first")
+	model.say(t, "One")
+	tb.waitReply("One")
+	tb.send("second")
+	tb.waitUserMessage("second")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	var disabled bool
+	if tb.eval(`document.querySelector('[data-testid=stop]').disabled`, &disabled); !disabled {
+		t.Error("offline, the Stop button is enabled")
+	}
+	tb.click(`[data-testid=stop]`)
+	model.end(t, 1, 1)
+	model.say(t, "Two")
+
+	tb.reconnect(gate)
+	tb.waitReply("Two")
+	// The gateway serves a connection's requests in order: a cancel sent
+	// on connecting would be served before this message is stored.
+	tb.send("third")
+	tb.waitUserMessage("third")
+	model.say(t, " more")
+	model.end(t, 1, 1)
+	tb.waitFor("the second reply to end", assistants+`[1]?.dataset.state === 'done'`)
+	if reason := tb.text(assistants + `[1].dataset.stopReason`); reason != protocol.StopEndTurn {
+		t.Errorf("the second reply ended %s, want %s", reason, protocol.StopEndTurn)
+	}
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}

@@ -103,6 +103,9 @@ const socket = new GatewaySocket({
     const s = $('status');
     s.dataset.state = state;
     s.textContent = STATUS_TEXT[state];
+    // cancel names no turn: one kept for the reconnect would stop
+    // whichever turn runs then, maybe a later one. Stop works connected.
+    $('stop').disabled = state !== 'connected';
     if (state === 'connected') {
       refreshList();
       loadAgents();
@@ -538,7 +541,7 @@ $('input').addEventListener('keydown', (e) => {
   }
 });
 $('stop').addEventListener('click', () => {
-  if (current === null) return;
+  if (current === null || !socket.connected()) return;
   socket.request({ type: 'cancel', conversation: current }).catch(showNotice);
 });
 $('new-toggle').addEventListener('click', () => showForm($('new-form').hidden));
