@@ -411,3 +411,26 @@ func TestDeletingAConversationDropsItsUnsentMessages(t *testing.T) {
 	tb.waitFor("the entry to go", `document.querySelector('[data-testid=conversation]') === null`)
 	tb.waitFor("the refused message to leave the outbox", outboxKept+` === 0`)
 }
+
+// TestMessageLongerThanTheOutboxTakes sends, with the outbox empty, one
+// message longer than the outbox keeps: it stays in the composer, and the
+// notice says it is too long, not that other messages are waiting.
+func TestMessageLongerThanTheOutboxTakes(t *testing.T) {
+	_, _, _, tb := gatedChat(t)
+	var ok bool
+	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
+		c.value = 'x'.repeat(600000); c.focus(); return true })()`, &ok)
+	tb.do(pressEnter(0))
+	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
+	var got struct {
+		Code, Notice   string
+		Composer, Kept int
+	}
+	tb.eval(`({Code: document.querySelector('[data-testid=error]').dataset.code,
+		Notice: document.querySelector('[data-testid=error]').textContent,
+		Composer: document.querySelector('[data-testid=composer]').value.length,
+		Kept: `+outboxKept+`})`, &got)
+	if got.Code != protocol.CodeTooLarge || strings.Contains(got.Notice, "waiting") || got.Composer != 600000 || got.Kept != 0 {
+		t.Errorf("the notice (%s) says %q; the composer holds %d characters, the outbox %d messages", got.Code, got.Notice, got.Composer, got.Kept)
+	}
+}

@@ -5,7 +5,7 @@
 import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
-import { Outbox } from './outbox.js';
+import { Outbox, OUTBOX_MAX_CHARS } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -339,6 +339,7 @@ function titleOf(text) {
 }
 
 const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
+const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
 // submit puts the composer's text in the outbox, shows it pending and
 // sends it.
@@ -350,6 +351,12 @@ function submit() {
   // the composer rather than wait for a connection that cannot come.
   if (socket.refusal !== null) {
     showNotice(socket.refusal, socket.refusal.message);
+    return;
+  }
+  // Longer than the whole outbox takes: it could never be kept, whatever
+  // else waits.
+  if (text.length > OUTBOX_MAX_CHARS) {
+    showNotice({ code: 'too_large' }, TOO_LONG);
     return;
   }
   input.value = '';
