@@ -563,6 +563,13 @@ $('notice-close').addEventListener('click', () => {
 });
 $('menu').addEventListener('click', () => setSidebar(!document.body.classList.contains('sidebar-open')));
 $('scrim').addEventListener('click', () => setSidebar(false));
+// Other tabs change the outbox too (a tab is not told of its own
+// changes): a message they sent or discarded goes from this one's view,
+// one they send again shows as sending.
+addEventListener('storage', (e) => {
+  const id = outbox.idOf(e.key);
+  if (id !== null) view.changedElsewhere(id, outbox.get(id));
+});
 // Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);

@@ -388,6 +388,17 @@ export class ConversationView {
     this.unpend(id);
   }
 
+  // changedElsewhere shows what another tab made of pending message id:
+  // entry, its state now, or undefined once it left the outbox there
+  // (acknowledged, and so stored, or discarded). One acknowledged here
+  // says "Sent" until its message event comes, as it is.
+  changedElsewhere(id, entry) {
+    const p = this.pendings.get(id);
+    if (p === undefined || p.element.dataset.state === 'acked') return;
+    if (entry === undefined) this.unpend(id);
+    else this.update(entry);
+  }
+
   // shows reports whether pending message id is shown.
   shows(id) {
     return this.pendings.has(id);
