@@ -275,6 +275,24 @@ func TestModelTextIsNeverMarkup(t *testing.T) {
 	checkStoredOnce(t, g, tb, id)
 }
 
+// TestStopGivesTheKeyboardBackToTheComposer stops a reply with the Stop
+// button, which then goes: the keyboard is in the composer, not lost
+// with the button, so the next message can be typed at once.
+func TestStopGivesTheKeyboardBackToTheComposer(t *testing.T) {
+	model, _, _, tb := gatedChat(t)
+	tb.send("Go on and on")
+	model.say(t, "On")
+	tb.waitReply("On")
+	tb.click(`[data-testid=stop]`)
+	tb.waitTurnEnd(protocol.StopCancelled)
+	tb.waitFor("the Stop button to go", `document.querySelector('[data-testid=stop]').hidden`)
+	// Typed at whatever has the focus, as a keyboard does.
+	tb.do(chromedp.KeyEvent("next"), pressEnter(0))
+	tb.waitUserMessage("next")
+	model.end(t, 1, 0)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}
+
 // TestStopWhileOfflineStopsNoLaterTurn clicks Stop while the page is cut
 // off; the reply ends by itself meanwhile and the next message's turn
 // starts. Once the page is back, that turn, which the click was not

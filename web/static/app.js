@@ -52,6 +52,8 @@ function answered(promise) {
 
 const view = new ConversationView($('messages'), {
   onRunning: (turn) => {
+    // Hidden with the focus, Stop would take the keyboard with it.
+    if (turn === null && document.activeElement === $('stop')) $('input').focus();
     $('stop').hidden = turn === null;
   },
   answer: {
