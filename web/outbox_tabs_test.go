@@ -258,14 +258,12 @@ func TestRefusedMessageDiscardedInAnotherTab(t *testing.T) {
 	// Refused again, in both tabs; then taken out of the storage from
 	// the first tab's document, which tells the other tabs but not itself,
 	// as a discard it has not heard of yet.
-	var ok bool
-	second.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
-		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
-	second.do(pressEnter(0))
+	second.sendComposed(`'x'.repeat(70000)`)
 	second.waitFor("the refusal on the message", refusedFirst)
 	first.do(chromedp.Reload())
 	first.waitConnected()
 	first.waitFor("the refused message", refusedFirst)
+	var ok bool
 	first.eval(`Object.keys(localStorage).filter(k => k.startsWith('gateway.outbox/')).forEach(k => localStorage.removeItem(k)); true`, &ok)
 	second.waitFor("the message to go from the other tab", pendings+`.length === 0`)
 	first.click(`[data-testid=pending-retry]`)

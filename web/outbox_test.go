@@ -239,13 +239,20 @@ const refusedFirst = pendings + `[0]?.dataset.state === 'failed' && ` +
 func refusedChat(t *testing.T) (*gateway, *tab) {
 	t.Helper()
 	_, g, _, tb := gatedChat(t)
-	// Over the gateway's 64 KiB; typed key by key it would take minutes.
-	var ok bool
-	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
-		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
-	tb.do(pressEnter(0))
+	tb.sendComposed(`'x'.repeat(70000)`) // over the gateway's 64 KiB
 	tb.waitFor("the refusal on the message", refusedFirst)
 	return g, tb
+}
+
+// sendComposed puts the value of the JavaScript expression expr in the
+// composer and presses Enter: for long text, which typed key by key
+// would take minutes.
+func (tb *tab) sendComposed(expr string) {
+	tb.t.Helper()
+	var ok bool
+	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
+		c.value = `+expr+`; c.focus(); return true })()`, &ok)
+	tb.do(pressEnter(0))
 }
 
 // TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
@@ -365,10 +372,7 @@ func TestAckedMessageSaysSent(t *testing.T) {
 func TestFrameOverTheLimitIsRefused(t *testing.T) {
 	model, g, _, tb := gatedChat(t)
 	// 400,000 characters (under the outbox's 512 Ki), 1.2 MB of UTF-8.
-	var ok bool
-	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
-		c.value = '漢'.repeat(400000); c.focus(); return true })()`, &ok)
-	tb.do(pressEnter(0))
+	tb.sendComposed(`'漢'.repeat(400000)`)
 	tb.waitFor("the refusal on the message", refusedFirst)
 	tb.waitConnected()
 
@@ -382,6 +386,7 @@ func TestFrameOverTheLimitIsRefused(t *testing.T) {
 	}
 
 	tb.click(`[data-testid=new-conversation]`)
+	var ok bool
 	tb.eval(`(() => { const f = document.querySelector('[data-testid=new-form]');
 		f.elements.system.value = '漢'.repeat(400000); return true })()`, &ok)
 	tb.click(`[data-testid=create]`)
@@ -417,10 +422,7 @@ func TestDeletingAConversationDropsItsUnsentMessages(t *testing.T) {
 // notice says it is too long, not that other messages are waiting.
 func TestMessageLongerThanTheOutboxTakes(t *testing.T) {
 	_, _, _, tb := gatedChat(t)
-	var ok bool
-	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
-		c.value = 'x'.repeat(600000); c.focus(); return true })()`, &ok)
-	tb.do(pressEnter(0))
+	tb.sendComposed(`'x'.repeat(600000)`)
 	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
 	var got struct {
 		Code, Notice   string
