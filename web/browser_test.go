@@ -108,6 +108,22 @@ func TestComposerKeys(t *testing.T) {
 	tb.waitTurnEnd(protocol.StopEndTurn)
 }
 
+// TestSendButtonKeepsTheComposerFocused sends a message with the Send
+// button: the composer keeps the keyboard, so the next message can be
+// typed and sent with Enter at once, without clicking back into it.
+func TestSendButtonKeepsTheComposerFocused(t *testing.T) {
+	model, _, _, tb := gatedChat(t)
+	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-testid=composer]`), "clicked"))
+	tb.click(`[data-testid=send]`)
+	tb.waitUserMessage("clicked")
+	// Typed at whatever has the focus, as a keyboard does.
+	tb.do(chromedp.KeyEvent("typed"), pressEnter(0))
+	tb.waitUserMessage("typed")
+	model.end(t, 1, 0)
+	model.end(t, 1, 0)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}
+
 func TestSecondTabSeesTheConversationLive(t *testing.T) {
 	model, g, a, id := startChat(t, "tab A", "Question from A")
 	model.say(t, "Answer ")
@@ -257,4 +273,60 @@ func TestModelTextIsNeverMarkup(t *testing.T) {
 		t.Errorf("%d JavaScript dialogs opened", n)
 	}
 	checkStoredOnce(t, g, tb, id)
+}
+
+// TestStopGivesTheKeyboardBackToTheComposer stops a reply with the Stop
+// button, which then goes: the keyboard is in the composer, not lost
+// with the button, so the next message can be typed at once.
+func TestStopGivesTheKeyboardBackToTheComposer(t *testing.T) {
+	model, _, _, tb := gatedChat(t)
+	tb.send("Go on and on")
+	model.say(t, "On")
+	tb.waitReply("On")
+	tb.click(`[data-testid=stop]`)
+	tb.waitTurnEnd(protocol.StopCancelled)
+	tb.waitFor("the Stop button to go", `document.querySelector('[data-testid=stop]').hidden`)
+	// Typed at whatever has the focus, as a keyboard does.
+	tb.do(chromedp.KeyEvent("next"), pressEnter(0))
+	tb.waitUserMessage("next")
+	model.end(t, 1, 0)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}
+
+// TestStopWhileOfflineStopsNoLaterTurn clicks Stop while the page is cut
+// off; the reply ends by itself meanwhile and the next message's turn
+// starts. Once the page is back, that turn, which the click was not
+// about, goes on: cancel names no turn, so a cancel kept for the
+// reconnect would stop whichever one runs then.
+func TestStopWhileOfflineStopsNoLaterTurn(t *testing.T) {
+	model, _, gate, tb := gatedChat(t)
+	tb.send("first")
+	model.say(t, "One")
+	tb.waitReply("One")
+	tb.send("second")
+	tb.waitUserMessage("second")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	var disabled bool
+	if tb.eval(`document.querySelector('[data-testid=stop]').disabled`, &disabled); !disabled {
+		t.Error("offline, the Stop button is enabled")
+	}
+	tb.click(`[data-testid=stop]`)
+	model.end(t, 1, 1)
+	model.say(t, "Two")
+
+	tb.reconnect(gate)
+	tb.waitReply("Two")
+	// The gateway serves a connection's requests in order: a cancel sent
+	// on connecting would be served before this message is stored.
+	tb.send("third")
+	tb.waitUserMessage("third")
+	model.say(t, " more")
+	model.end(t, 1, 1)
+	tb.waitFor("the second reply to end", assistants+`[1]?.dataset.state === 'done'`)
+	if reason := tb.text(assistants + `[1].dataset.stopReason`); reason != protocol.StopEndTurn {
+		t.Errorf("the second reply ended %s, want %s", reason, protocol.StopEndTurn)
+	}
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
 }

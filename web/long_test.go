@@ -169,3 +169,53 @@ func (g *gateway) sendQuestions(t *testing.T, id, prefix string, turns int) {
 		}
 	}
 }
+
+// TestReplyBeforeTheWindowKeepsItsPlace opens a conversation whose
+// latest page of messages starts with one sent while the reply before it
+// was streaming: that reply, begun before the page, shows above the
+// message, where it showed live, not below it as if it answered it; so
+// it does once the earlier messages are in too.
+func TestReplyBeforeTheWindowKeepsItsPlace(t *testing.T) {
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Queued"}`, http.StatusCreated)
+	send := func(text string) {
+		g.post(t, "/v1/conversations/x/messages", `{"text":"`+text+`"}`, http.StatusAccepted)
+	}
+	send("A")
+	model.say(t, "reply ")
+	send("B") // waits behind A's turn, streaming
+	model.say(t, "A")
+	model.end(t, 1, 1)
+	model.say(t, "reply B")
+	model.end(t, 1, 1)
+	want := []string{"A", "reply A", "B", "reply B"}
+	// 8 more turns, and a ninth message, whose turn runs on: 21 messages,
+	// B the oldest of the 20 the page opens with.
+	for i := range 8 {
+		q := fmt.Sprintf("C%d", i)
+		send(q)
+		model.say(t, "reply "+q)
+		model.end(t, 1, 1)
+		want = append(want, q, "reply "+q)
+	}
+	send("last")
+	model.say(t, "going")
+	want = append(want, "last", "going")
+
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	shown := `[...document.querySelectorAll('[data-testid=messages] [data-testid=message]')].map(a => a.dataset.role === 'user' ?
+		a.querySelector('[data-testid=message-text]').textContent : a.querySelector('[data-testid=reply-text]').markdownSource).join('|')`
+	if got, w := tb.text(shown), strings.Join(want[1:], "|"); got != w {
+		t.Errorf("opened, the page shows\n%s\nwant\n%s", got, w)
+	}
+	tb.click(`[data-testid=load-older]`)
+	tb.waitFor("every message", users+`.length === 11`)
+	if got, w := tb.text(shown), strings.Join(want, "|"); got != w {
+		t.Errorf("with the earlier messages, the page shows\n%s\nwant\n%s", got, w)
+	}
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+}

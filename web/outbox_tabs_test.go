@@ -242,8 +242,9 @@ func TestOutboxGuessRefusedShowsAgain(t *testing.T) {
 }
 
 // TestRefusedMessageDiscardedInAnotherTab shows a refused message in two
-// tabs and discards it in one: "Send again" in the other neither sends it
-// nor brings it back to the outbox; the message goes from that tab too.
+// tabs and discards it in one: it goes from the other too. "Send again",
+// clicked in a tab that has not heard of the discard yet, neither sends
+// it nor brings it back to the outbox; the message goes from that tab.
 func TestRefusedMessageDiscardedInAnotherTab(t *testing.T) {
 	g, first := refusedChat(t)
 	second := newTab(t, "second")
@@ -252,12 +253,56 @@ func TestRefusedMessageDiscardedInAnotherTab(t *testing.T) {
 
 	first.click(`[data-testid=pending-discard]`)
 	first.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
-	second.click(`[data-testid=pending-retry]`)
-	second.waitFor("the message to go", pendings+`.length === 0`)
-	if kept := second.text(`String(` + outboxKept + `)`); kept != "0" {
-		t.Errorf("after Send again in the second tab, the outbox keeps %s messages", kept)
+	second.waitFor("the message to go there too", pendings+`.length === 0`)
+
+	// Refused again, in both tabs; then taken out of the storage from
+	// the first tab's document, which tells the other tabs but not itself,
+	// as a discard it has not heard of yet.
+	second.sendComposed(`'x'.repeat(70000)`)
+	second.waitFor("the refusal on the message", refusedFirst)
+	first.do(chromedp.Reload())
+	first.waitConnected()
+	first.waitFor("the refused message", refusedFirst)
+	var ok bool
+	first.eval(`Object.keys(localStorage).filter(k => k.startsWith('gateway.outbox/')).forEach(k => localStorage.removeItem(k)); true`, &ok)
+	second.waitFor("the message to go from the other tab", pendings+`.length === 0`)
+	first.click(`[data-testid=pending-retry]`)
+	first.waitFor("the message to go", pendings+`.length === 0`)
+	if kept := first.text(`String(` + outboxKept + `)`); kept != "0" {
+		t.Errorf("after Send again in the first tab, the outbox keeps %s messages", kept)
 	}
 	if msgs := g.messages(t, "x"); len(msgs) != 0 {
 		t.Errorf("stored %d messages, want none", len(msgs))
+	}
+}
+
+// TestRefusedMessageSentAgainInAnotherTab shows a message the gateway
+// refused (its queue of turns full) in two tabs and sends it again, once
+// there is room, from one: the other shows the stored message once, and
+// no longer the copy that says it was not sent.
+func TestRefusedMessageSentAgainInAnotherTab(t *testing.T) {
+	model, g, _, first := gatedChat(t)
+	// The model holds the first turn; these wait behind it, as many as
+	// the gateway queues by default.
+	for i := range convo.DefaultMaxQueuedTurns + 1 {
+		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
+	}
+	first.send("Mine")
+	refused := pendingTexts + `.join('|') === 'Mine' && ` + pendings + `[0].dataset.state === 'failed'`
+	first.waitFor("the refusal on the message", refused)
+	second := newTab(t, "second")
+	second.open(g.url, "/#/c/x")
+	second.waitFor("the refused message", refused)
+
+	// The first turn ends: one place in the queue.
+	model.end(t, 1, 1)
+	first.waitFor("the first turn to end", assistants+`[0]?.dataset.state === 'done'`)
+	first.click(`[data-testid=pending-retry]`)
+	first.waitUserMessage("Mine")
+	second.waitUserMessage("Mine")
+	second.waitFor("the refused copy to go", pendings+`.length === 0`)
+	var shown int
+	if second.eval(users+`.filter(e => e.querySelector('[data-testid=message-text]').textContent === 'Mine').length`, &shown); shown != 1 {
+		t.Errorf("the second tab shows the message %d times", shown)
 	}
 }

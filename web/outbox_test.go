@@ -239,13 +239,20 @@ const refusedFirst = pendings + `[0]?.dataset.state === 'failed' && ` +
 func refusedChat(t *testing.T) (*gateway, *tab) {
 	t.Helper()
 	_, g, _, tb := gatedChat(t)
-	// Over the gateway's 64 KiB; typed key by key it would take minutes.
-	var ok bool
-	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
-		c.value = 'x'.repeat(70000); c.focus(); return true })()`, &ok)
-	tb.do(pressEnter(0))
+	tb.sendComposed(`'x'.repeat(70000)`) // over the gateway's 64 KiB
 	tb.waitFor("the refusal on the message", refusedFirst)
 	return g, tb
+}
+
+// sendComposed puts the value of the JavaScript expression expr in the
+// composer and presses Enter: for long text, which typed key by key
+// would take minutes.
+func (tb *tab) sendComposed(expr string) {
+	tb.t.Helper()
+	var ok bool
+	tb.eval(`(() => { const c = document.querySelector('[data-testid=composer]');
+		c.value = `+expr+`; c.focus(); return true })()`, &ok)
+	tb.do(pressEnter(0))
 }
 
 // TestRefusedMessageShowsWhyAndCanBeDiscarded sends a message over the
@@ -353,4 +360,79 @@ func TestAckedMessageSaysSent(t *testing.T) {
 	model.end(t, 1, 1)
 	tb.waitTurnEnd(protocol.StopEndTurn)
 	checkStoredOnce(t, g, tb, "x")
+}
+
+// TestFrameOverTheLimitIsRefused sends a message whose frame is over the
+// gateway's frame limit (1 MiB), though within what the outbox keeps: the
+// gateway closes the connection on it (1009). The page says the message
+// was not sent and why, rather than sending it again on every new
+// connection, for ever; the connection that follows serves the next
+// message. A create whose system prompt is over the limit is refused
+// likewise, and the form can be used again.
+func TestFrameOverTheLimitIsRefused(t *testing.T) {
+	model, g, _, tb := gatedChat(t)
+	// 400,000 characters (under the outbox's 512 Ki), 1.2 MB of UTF-8.
+	tb.sendComposed(`'漢'.repeat(400000)`)
+	tb.waitFor("the refusal on the message", refusedFirst)
+	tb.waitConnected()
+
+	tb.send("A short one")
+	tb.waitUserMessage("A short one")
+	model.say(t, "Fine.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	if msgs := g.messages(t, "x"); len(msgs) != 2 || msgs[0].Text != "A short one" {
+		t.Errorf("stored %+v, want the short message and its reply", msgs)
+	}
+
+	tb.click(`[data-testid=new-conversation]`)
+	var ok bool
+	tb.eval(`(() => { const f = document.querySelector('[data-testid=new-form]');
+		f.elements.system.value = '漢'.repeat(400000); return true })()`, &ok)
+	tb.click(`[data-testid=create]`)
+	tb.waitFor("the notice", `document.querySelector('[data-testid=error]').dataset.code === '`+protocol.CodeTooLarge+`'`)
+	tb.waitConnected()
+	tb.eval(`(() => { const f = document.querySelector('[data-testid=new-form]');
+		f.elements.system.value = 'Be brief.'; f.elements.title.value = 'Brief'; return true })()`, &ok)
+	tb.click(`[data-testid=create]`)
+	tb.waitFor("the new conversation", `document.querySelector('[data-testid=title]').textContent === 'Brief'`)
+}
+
+// TestDeletingAConversationDropsItsUnsentMessages deletes, from the
+// sidebar, a conversation that is not open and holds a refused message:
+// the message goes with it, rather than staying in the outbox for good,
+// where no page would show it (the conversation is not listed any more)
+// and it would take one of the outbox's places.
+func TestDeletingAConversationDropsItsUnsentMessages(t *testing.T) {
+	_, tb := refusedChat(t)
+	var ok bool
+	tb.eval(`location.hash = '#/'; true`, &ok)
+	tb.waitFor("the new conversation's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		pendings+`.length === 0`)
+	del := `li[data-id="x"] [data-testid=delete]`
+	tb.click(del)
+	tb.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
+	tb.click(del)
+	tb.waitFor("the entry to go", `document.querySelector('[data-testid=conversation]') === null`)
+	tb.waitFor("the refused message to leave the outbox", outboxKept+` === 0`)
+}
+
+// TestMessageLongerThanTheOutboxTakes sends, with the outbox empty, one
+// message longer than the outbox keeps: it stays in the composer, and the
+// notice says it is too long, not that other messages are waiting.
+func TestMessageLongerThanTheOutboxTakes(t *testing.T) {
+	_, _, _, tb := gatedChat(t)
+	tb.sendComposed(`'x'.repeat(600000)`)
+	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
+	var got struct {
+		Code, Notice   string
+		Composer, Kept int
+	}
+	tb.eval(`({Code: document.querySelector('[data-testid=error]').dataset.code,
+		Notice: document.querySelector('[data-testid=error]').textContent,
+		Composer: document.querySelector('[data-testid=composer]').value.length,
+		Kept: `+outboxKept+`})`, &got)
+	if got.Code != protocol.CodeTooLarge || strings.Contains(got.Notice, "waiting") || got.Composer != 600000 || got.Kept != 0 {
+		t.Errorf("the notice (%s) says %q; the composer holds %d characters, the outbox %d messages", got.Code, got.Notice, got.Composer, got.Kept)
+	}
 }

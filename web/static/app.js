@@ -5,7 +5,7 @@
 import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
-import { Outbox } from './outbox.js';
+import { Outbox, OUTBOX_MAX_CHARS } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -52,6 +52,8 @@ function answered(promise) {
 
 const view = new ConversationView($('messages'), {
   onRunning: (turn) => {
+    // Hidden with the focus, Stop would take the keyboard with it.
+    if (turn === null && document.activeElement === $('stop')) $('input').focus();
     $('stop').hidden = turn === null;
   },
   answer: {
@@ -103,6 +105,9 @@ const socket = new GatewaySocket({
     const s = $('status');
     s.dataset.state = state;
     s.textContent = STATUS_TEXT[state];
+    // cancel names no turn: one kept for the reconnect would stop
+    // whichever turn runs then, maybe a later one. Stop works connected.
+    $('stop').disabled = state !== 'connected';
     if (state === 'connected') {
       refreshList();
       loadAgents();
@@ -336,6 +341,7 @@ function titleOf(text) {
 }
 
 const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
+const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
 // submit puts the composer's text in the outbox, shows it pending and
 // sends it.
@@ -347,6 +353,12 @@ function submit() {
   // the composer rather than wait for a connection that cannot come.
   if (socket.refusal !== null) {
     showNotice(socket.refusal, socket.refusal.message);
+    return;
+  }
+  // Longer than the whole outbox takes: it could never be kept, whatever
+  // else waits.
+  if (text.length > OUTBOX_MAX_CHARS) {
+    showNotice({ code: 'too_large' }, TOO_LONG);
     return;
   }
   input.value = '';
@@ -487,6 +499,9 @@ async function create(form) {
 async function remove(id) {
   try {
     await socket.request({ type: 'delete', conversation: id });
+    // Its unsent messages go with it, whether or not it was open: no
+    // page would show them any more.
+    outbox.drop(id);
     if (id === current) navigate(null);
     await refreshList();
   } catch (err) {
@@ -524,6 +539,8 @@ async function showInfo() {
 
 $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
+  // A click on Send leaves the keyboard in the composer, for the next one.
+  $('input').focus();
   submit();
 });
 $('input').addEventListener('keydown', (e) => {
@@ -533,7 +550,7 @@ $('input').addEventListener('keydown', (e) => {
   }
 });
 $('stop').addEventListener('click', () => {
-  if (current === null) return;
+  if (current === null || !socket.connected()) return;
   socket.request({ type: 'cancel', conversation: current }).catch(showNotice);
 });
 $('new-toggle').addEventListener('click', () => showForm($('new-form').hidden));
@@ -548,6 +565,13 @@ $('notice-close').addEventListener('click', () => {
 });
 $('menu').addEventListener('click', () => setSidebar(!document.body.classList.contains('sidebar-open')));
 $('scrim').addEventListener('click', () => setSidebar(false));
+// Other tabs change the outbox too (a tab is not told of its own
+// changes): a message they sent or discarded goes from this one's view,
+// one they send again shows as sending.
+addEventListener('storage', (e) => {
+  const id = outbox.idOf(e.key);
+  if (id !== null) view.changedElsewhere(id, outbox.get(id));
+});
 // Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL()));
 addEventListener('focus', refreshListSoon);

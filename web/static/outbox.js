@@ -69,12 +69,18 @@ export class Outbox {
     this.unsaved = new Map();
   }
 
+  // idOf returns the client_msg_id of the entry kept under storage key
+  // key, or null for a key (or null) that is not one of this outbox's.
+  idOf(key) {
+    return key?.startsWith(this.prefix) ? key.slice(this.prefix.length) : null;
+  }
+
   // entries returns every entry, oldest first. Unreadable items are
   // removed: they could never be sent, and would take room for ever.
   get entries() {
     const entries = [...this.unsaved.values()];
     for (const key of this.keys()) {
-      const id = key.slice(this.prefix.length);
+      const id = this.idOf(key);
       if (this.unsaved.has(id)) continue;
       const e = decode(id, this.read(key));
       if (e === null) this.remove(id);
@@ -88,7 +94,7 @@ export class Outbox {
     try {
       for (let i = 0; i < (this.storage?.length ?? 0); i++) {
         const key = this.storage.key(i);
-        if (key?.startsWith(this.prefix)) keys.push(key);
+        if (this.idOf(key) !== null) keys.push(key);
       }
     } catch {
       // Storage off: only the unsaved entries.

@@ -16,6 +16,9 @@ const BACKOFF_MAX_MS = 15000;
 const STABLE_MS = 10000;
 const PING_EVERY_MS = 20000;
 const PONG_WITHIN_MS = 10000;
+// CLOSE_TOO_BIG is the close code of a gateway that got a frame over its
+// size limit.
+const CLOSE_TOO_BIG = 1009;
 
 // wsURL is /v1/ws on this page's host, ws: or wss: like the page, with the
 // token (if any) as a query parameter because browsers cannot set headers.
@@ -26,8 +29,10 @@ export function wsURL(token) {
   return url.href;
 }
 
-// RequestError is a request's rejection: an error frame (code, message) or
-// a connection lost before the reply (code "disconnected").
+// RequestError is a request's rejection: an error frame (code, message), a
+// connection lost before the reply (code "disconnected"), or a frame too
+// large for the gateway, which closed the connection on it (code
+// "too_large").
 export class RequestError extends Error {
   constructor(code, message) {
     super(message);
@@ -126,7 +131,9 @@ export class GatewaySocket {
   // carries it, or rejects with a RequestError. Frames wait for the
   // connection; if it drops after sending, the request is rejected unless
   // retry is set (only for idempotent frames, such as a send with a
-  // client_msg_id), in which case it is sent again after the reconnect.
+  // client_msg_id), in which case it is sent again after the reconnect;
+  // one whose frame the gateway closed the connection on, as too large,
+  // is rejected either way.
   request(frame, { retry = false } = {}) {
     return this.issue(frame, retry).promise;
   }
@@ -159,7 +166,7 @@ export class GatewaySocket {
     this.ws = ws;
     ws.onopen = () => this.opened(ws);
     ws.onmessage = (e) => this.received(ws, e.data);
-    ws.onclose = () => this.closed(ws);
+    ws.onclose = (e) => this.closed(ws, e.code);
   }
 
   opened(ws) {
@@ -228,19 +235,28 @@ export class GatewaySocket {
     this.onEvent(ev);
   }
 
-  closed(ws) {
+  // closed handles the end of ws, which the gateway closed with code (0:
+  // unknown).
+  closed(ws, code = 0) {
     if (ws !== this.ws) return;
     this.ws = null;
     clearTimeout(this.pingTimer);
     // A socket that never opened is an upgrade that failed.
     const failed = this.openedAt === 0;
+    // A frame over the gateway's size limit closes the connection: sent
+    // again, it would close every connection after it. It fails instead.
+    const tooBig = code === CLOSE_TOO_BIG ? this.largestUnanswered() : undefined;
     for (const [id, p] of this.pending) {
       if (!p.sent) continue;
-      if (p.retry) {
+      if (p.retry && p !== tooBig) {
         p.sent = false;
       } else {
         this.pending.delete(id);
-        p.reject(new RequestError('disconnected', 'connection lost'));
+        p.reject(
+          p === tooBig
+            ? new RequestError('too_large', 'too large for the gateway to take (over its frame size limit)')
+            : new RequestError('disconnected', 'connection lost'),
+        );
       }
     }
     if (this.openedAt !== 0 && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
@@ -251,6 +267,26 @@ export class GatewaySocket {
     this.onStatus('reconnecting');
     this.retryTimer = setTimeout(() => this.connect(), delay);
     if (failed) this.checkRefused();
+  }
+
+  // largestUnanswered returns the request sent on the connection and not
+  // answered whose frame is the largest in UTF-8 bytes: when the gateway
+  // closed the connection over a frame's size, one over the limit. (The
+  // gateway reads frames in order: a larger one sent before the frame
+  // that closed it would have closed it first.)
+  largestUnanswered() {
+    let largest;
+    let most = -1;
+    const utf8 = new TextEncoder();
+    for (const p of this.pending.values()) {
+      if (!p.sent) continue;
+      const size = utf8.encode(JSON.stringify(p.frame)).length;
+      if (size > most) {
+        largest = p;
+        most = size;
+      }
+    }
+    return largest;
   }
 
   // checkRefused asks refused() whether the gateway refuses the page's

@@ -134,6 +134,21 @@ class Renderer {
     // turn id → Turn; call id → ToolCard
     this.turns = new Map();
     this.cards = new Map();
+    // top is the first element put in container, null before.
+    this.top = null;
+  }
+
+  // add puts node, an event's element, below the ones added before.
+  add(node) {
+    this.container.append(node);
+    this.top ??= node;
+  }
+
+  // addTop puts node above every element added before.
+  addTop(node) {
+    if (this.top === null) this.container.append(node);
+    else this.top.before(node);
+    this.top = node;
   }
 
   apply(ev) {
@@ -150,15 +165,20 @@ class Renderer {
     if (m.turn) a.dataset.turn = m.turn;
     a.append(el('div', 'meta', { text: `${role === 'user' ? 'You' : 'Assistant'} · ${clock(m.created_at ?? ev.ts)}` }));
     a.append(el('div', 'text plain', { testid: 'message-text', text: m.text ?? '' }));
-    this.container.append(a);
+    this.add(a);
   }
 
-  // turn finds or makes the reply element of ev.turn.
+  // turn finds or makes the reply element of ev.turn. A turn seen from its
+  // turn_start shows where it starts; one begun before the first event
+  // rendered here (the view's window starts within it) began before all
+  // of them, and shows above them: above the messages sent while it ran,
+  // where it showed live.
   turn(ev) {
     let t = this.turns.get(ev.turn);
     if (t === undefined) {
       t = new Turn(ev, ev.type === 'turn_start');
-      this.container.append(t.article);
+      if (t.complete) this.add(t.article);
+      else this.addTop(t.article);
       this.turns.set(ev.turn, t);
     }
     return t;
@@ -198,7 +218,7 @@ class Renderer {
     } else {
       // An external agent's action outside a reply stands on its own.
       card.classList.add('standalone');
-      this.container.append(card);
+      this.add(card);
     }
   }
 
@@ -386,6 +406,17 @@ export class ConversationView {
       return;
     }
     this.unpend(id);
+  }
+
+  // changedElsewhere shows what another tab made of pending message id:
+  // entry, its state now, or undefined once it left the outbox there
+  // (acknowledged, and so stored, or discarded). One acknowledged here
+  // says "Sent" until its message event comes, as it is.
+  changedElsewhere(id, entry) {
+    const p = this.pendings.get(id);
+    if (p === undefined || p.element.dataset.state === 'acked') return;
+    if (entry === undefined) this.unpend(id);
+    else this.update(entry);
   }
 
   // shows reports whether pending message id is shown.
