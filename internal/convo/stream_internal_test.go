@@ -92,3 +92,21 @@ func TestChunkBufferFillsUp(t *testing.T) {
 		})
 	}
 }
+
+// TestChunkBufferCountsReasoning checks that thinking shares the reply's
+// room: reasoning takes its bytes as its events encode it, and the text
+// after it is cut where the two together reach the room.
+func TestChunkBufferCountsReasoning(t *testing.T) {
+	fulls := 0
+	b := newChunkBuffer(nil, "c1", "t1", 10, nil, func() { fulls++ })
+	b.emit(Chunk{Kind: ChunkThinking, Text: "a<b"}) // 8 bytes
+	b.emit(Chunk{Kind: ChunkText, Text: "cde"})
+	b.emit(Chunk{Kind: ChunkThinking, Text: "more"})
+	var got []string
+	for _, ce := range b.peek() {
+		got = append(got, ce.ev.Type+" "+ce.ev.Text)
+	}
+	if want := []string{"thinking a<b", "delta cd"}; !slices.Equal(got, want) || fulls != 1 {
+		t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, want)
+	}
+}
