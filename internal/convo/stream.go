@@ -398,6 +398,11 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.StopReason = protocol.StopCancelled
 	case errors.Is(cause, errShutdown):
 		end.StopReason = protocol.StopInterrupted
+	case errors.Is(out.err, ErrTooManyWaiting):
+		end.StopReason = protocol.StopError
+		end.Error = ErrTooManyWaiting
+		s.logger.Warn("turn refused: too many turns wait for a model call", "conversation", id, "turn", turnID,
+			"limit", s.cfg.MaxWaitingTurns)
 	default:
 		end.StopReason = protocol.StopError
 		end.Error = modelError(out.err)
