@@ -112,19 +112,12 @@ func TestRunBedrockReasoningOverLimit(t *testing.T) {
 			for i := range reasoning {
 				reasoning[i] = strings.Repeat("<b>x&y</b>", 100)
 			}
-			fake := fakebedrock.New(func(call int, _ fakebedrock.Request) fakebedrock.Reply {
+			g, _ := startOnBedrock(t, mode, func(call int, _ fakebedrock.Request) fakebedrock.Reply {
 				if call == 1 {
 					return fakebedrock.Reply{Reasoning: reasoning, Chunks: []string{"never shown"}}
 				}
 				return fakebedrock.Reply{Chunks: []string{"Back."}}
 			})
-			defer fake.Close()
-			env := map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"}
-			if mode == "cluster" {
-				env = map[string]string{"GATEWAY_NATS": natstest.Start(t).URL()}
-			}
-			g := startRun(t, env, "-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", "anthropic.claude-3-5-haiku-20241022-v1:0",
-				"-region", "us-east-1", "-bedrock-endpoint", fake.URL)
 			c := conntest.Dial(t, g.URL, "/v1/ws")
 			if f := c.Call(&protocol.Create{ID: "create", Conversation: "deep"}); f.Type != protocol.ReplyCreated {
 				t.Fatalf("create: %s %s", f.Code, f.ErrorMessage())
@@ -148,4 +141,20 @@ func TestRunBedrockReasoningOverLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startOnBedrock runs the real program with args against a Bedrock fake
+// that answers with script, keeping its conversations in mode: "bbolt"
+// (a file in t.TempDir()) or "cluster" (an embedded NATS server).
+func startOnBedrock(t *testing.T, mode string, script fakebedrock.Script, args ...string) (*gateway, *fakebedrock.Server) {
+	t.Helper()
+	fake := fakebedrock.New(script)
+	t.Cleanup(fake.Close)
+	env := map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"}
+	if mode == "cluster" {
+		env = map[string]string{"GATEWAY_NATS": natstest.Start(t).URL()}
+	}
+	args = append([]string{"-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", "anthropic.claude-3-5-haiku-20241022-v1:0",
+		"-region", "us-east-1", "-bedrock-endpoint", fake.URL}, args...)
+	return startRun(t, env, args...), fake
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/chatgateway/gateway/internal/bedrock/fakebedrock"
 	"github.com/chatgateway/gateway/internal/conn/conntest"
-	"github.com/chatgateway/gateway/internal/jetlog/natstest"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -83,19 +82,12 @@ func TestRunMaxWaitingTurns(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			hold := make(chan struct{})
-			fake := fakebedrock.New(func(call int, _ fakebedrock.Request) fakebedrock.Reply {
+			g, fake := startOnBedrock(t, mode, func(call int, _ fakebedrock.Request) fakebedrock.Reply {
 				if call == 1 {
 					return fakebedrock.Reply{Chunks: []string{"First ", "reply."}, Hold: hold, HoldAfter: 1}
 				}
 				return fakebedrock.Reply{Chunks: []string{"Later reply."}}
-			})
-			defer fake.Close()
-			env := map[string]string{"GATEWAY_DB": t.TempDir() + "/gateway.db"}
-			if mode == "cluster" {
-				env = map[string]string{"GATEWAY_NATS": natstest.Start(t).URL()}
-			}
-			g := startRun(t, env, "-addr", "127.0.0.1:0", "-provider", "bedrock", "-model", "anthropic.claude-3-5-haiku-20241022-v1:0",
-				"-region", "us-east-1", "-bedrock-endpoint", fake.URL, "-max-model-calls", "1", "-max-waiting-turns", "1")
+			}, "-max-model-calls", "1", "-max-waiting-turns", "1")
 			c := conntest.Dial(t, g.URL, "/v1/ws")
 			for _, id := range []string{"one", "two", "three"} {
 				if f := c.Call(&protocol.Create{ID: "create-" + id, Conversation: id}); f.Type != protocol.ReplyCreated {
