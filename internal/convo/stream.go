@@ -30,6 +30,10 @@ import (
 // applies the same bound, so that a turn ends the same way on each.
 const MaxReplyBytes = 960 << 10
 
+// eventOverhead bounds what a chunk event takes in its frame besides its
+// text: the type, conversation id, seq, ts and turn id with their keys.
+const eventOverhead = 512
+
 // errReplyFull ends a turn's model call once its reply and reasoning
 // reached MaxReplyBytes.
 var errReplyFull = errors.New("convo: the reply reached its size limit")
@@ -87,6 +91,9 @@ type bufferedEvent struct {
 	text   string
 	action *protocol.Event // the action event, for typ EventAction
 	born   time.Time
+	// size is at least the bytes the text or the action takes in the
+	// event's frame, JSON-escaped.
+	size int
 }
 
 // chunkEvent is an event made from chunks, with when its first chunk came.
@@ -112,10 +119,11 @@ func (b *chunkBuffer) emit(c Chunk) {
 		b.mu.Unlock()
 		return
 	}
-	text := c.Text
+	text, size := c.Text, 0
 	if c.Kind != ChunkAction {
+		left := b.room
 		text, b.room = fitText(text, b.room)
-		b.filled = len(text) < len(c.Text)
+		b.filled, size = len(text) < len(c.Text), left-b.room
 	}
 	filled := b.filled
 	if b.first.IsZero() {
@@ -126,14 +134,17 @@ func (b *chunkBuffer) emit(c Chunk) {
 	case ChunkThinking:
 		typ = protocol.EventThinking
 	case ChunkAction:
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: &protocol.Event{Type: protocol.EventAction,
-			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
+		ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
+		// Every byte escaped, at worst.
+		size = 6 * (len(ev.Name) + len(ev.Input) + len(ev.Output))
+		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
 	}
 	if c.Kind != ChunkAction && text != "" {
 		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
 			b.events[n-1].text += text
+			b.events[n-1].size += size
 		} else {
-			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now})
+			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
 		}
 	}
 	b.unlockAndPost()
@@ -250,15 +261,26 @@ func (b *chunkBuffer) flush() (string, int) {
 	return b.text.String(), b.room
 }
 
-// peek returns the buffered events, made anew (the Log stamps them), and
-// seals them: chunks that come later make new events. The events stay
-// buffered until dropped.
+// peek returns the first buffered events, made anew (the Log stamps
+// them), and seals them: chunks that come later make new events. It
+// returns as many as take at most MaxReplyBytes in their frames, and at
+// least one: so an append holds no more than a turn_end does (in cluster
+// mode, one NATS message), also when the model alternates text and
+// thinking, each change making an event of its own, while a commit is in
+// flight. The events stay buffered until dropped; the next append takes
+// the rest.
 func (b *chunkBuffer) peek() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sealed = len(b.events)
-	evs := make([]chunkEvent, len(b.events))
-	for i, be := range b.events {
+	n, total := 0, 0
+	for ; n < len(b.events); n++ {
+		if total += b.events[n].size + eventOverhead; n > 0 && total > MaxReplyBytes {
+			break
+		}
+	}
+	b.sealed = n
+	evs := make([]chunkEvent, n)
+	for i, be := range b.events[:n] {
 		var ev *protocol.Event
 		if be.action != nil {
 			c := *be.action

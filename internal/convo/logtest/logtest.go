@@ -54,6 +54,7 @@ func Run(t *testing.T, storage Storage) {
 		{"LongestTurnEnd", testLongestTurnEnd},
 		{"ReplyOverLimit", testReplyOverLimit},
 		{"ReasoningOverLimit", testReasoningOverLimit},
+		{"AlternatingChunks", testAlternatingChunks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -149,6 +149,51 @@ func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(con
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
 
+// testAlternatingChunks runs a Service on the Log, whose model answers
+// with 16,000 one-byte chunks, thinking and text in turn: each change of
+// kind is an event of its own, so the events that wait while an append
+// is in flight grow past a turn_end's size in their frames, though not
+// in their text. The turn still ends end_turn, every chunk stored: the
+// buffer hands an append no more than a turn_end holds.
+func testAlternatingChunks(t *testing.T, storage Storage) {
+	open := storage(t)
+	svc, err := convo.New(open(t), alternating{chunks: 16000}, convo.Config{DefaultModel: "m",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	c, err := svc.Create(ctx, "alice", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := turnEnds{ch: make(chan *protocol.Event, 1)}
+	if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: "Think aloud."}, sub); err != nil {
+		t.Fatal(err)
+	}
+	if end := sub.next(t); end.StopReason != protocol.StopEndTurn || end.Message.Text != strings.Repeat("b", 8000) {
+		t.Fatalf("the turn ended %s (%+v) with %d bytes of text, want end_turn with 8000", end.StopReason, end.Error, len(end.Message.Text))
+	}
+}
+
+// alternating is a model that answers with chunks one-byte chunks:
+// thinking "a" and text "b" in turn.
+type alternating struct{ chunks int }
+
+func (m alternating) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for i := range m.chunks {
+		if err := ctx.Err(); err != nil {
+			return convo.Result{}, err
+		}
+		c := convo.Chunk{Kind: convo.ChunkThinking, Text: "a"}
+		if i%2 == 1 {
+			c = convo.Chunk{Kind: convo.ChunkText, Text: "b"}
+		}
+		emit(c)
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
 // turnEnds is a subscriber that passes on the turn_end events it gets.
 type turnEnds struct{ ch chan *protocol.Event }
 
