@@ -65,17 +65,7 @@ func testReasoningOverLimit(t *testing.T, storage Storage) {
 // limit (and the turn_end's message the deltas' text), and that the turn
 // queued behind it runs.
 func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
-	open := storage(t)
-	svc, err := convo.New(open(t), &markup{chunks: 400, kind: kind}, convo.Config{DefaultModel: "m",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close(context.Background()) })
-	c, err := svc.Create(ctx, "alice", &protocol.Create{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, c := serve(t, storage, &markup{chunks: 400, kind: kind})
 	sub := turnEnds{ch: make(chan *protocol.Event, 2)}
 	for _, text := range []string{"A page of HTML, please.", "Thanks."} {
 		if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: text}, sub); err != nil {
@@ -124,6 +114,23 @@ func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
 	}
 }
 
+// serve runs a Service with model on a Log that storage opens, closed at
+// the end of the test, and creates a conversation of alice's.
+func serve(t *testing.T, storage Storage, model convo.Model) (*convo.Service, *protocol.Conversation) {
+	t.Helper()
+	svc, err := convo.New(storage(t)(t), model, convo.Config{DefaultModel: "m",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	c, err := svc.Create(ctx, "alice", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, c
+}
+
 // markup is a model whose first answer is chunks of kind (text or
 // thinking) of HTML, 1,000 bytes each, 500 of them '<', '>' and '&'
 // (3,500 bytes each in an event), as many as chunks says unless ctx ends
@@ -156,17 +163,7 @@ func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(con
 // in their text. The turn still ends end_turn, every chunk stored: the
 // buffer hands an append no more than a turn_end holds.
 func testAlternatingChunks(t *testing.T, storage Storage) {
-	open := storage(t)
-	svc, err := convo.New(open(t), alternating{chunks: 16000}, convo.Config{DefaultModel: "m",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close(context.Background()) })
-	c, err := svc.Create(ctx, "alice", &protocol.Create{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, c := serve(t, storage, alternating{chunks: 16000})
 	sub := turnEnds{ch: make(chan *protocol.Event, 1)}
 	if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: "Think aloud."}, sub); err != nil {
 		t.Fatal(err)
