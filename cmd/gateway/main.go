@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxTextBytes:       cfg.maxTextBytes,
 		MaxQueuedTurns:     cfg.maxQueuedTurns,
 		MaxModelCalls:      cfg.maxModelCalls,
+		MaxWaitingTurns:    cfg.maxWaitingTurns,
 		Logger:             log,
 		Metrics:            m,
 		TracerProvider:     tp,

@@ -89,7 +89,7 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 	var latency *int64
 	step := 1
 	var stored <-chan struct{} // the previous step's results are stored
-	room := MaxReplyBytes      // for the text of the turn's steps together
+	room := MaxReplyBytes      // for the text and reasoning of the turn's steps together
 	end := func(e *protocol.Event) (*protocol.Event, string) {
 		if e == nil {
 			return nil, ""
@@ -103,12 +103,11 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		return e, text.String()
 	}
 	for ; ; step++ {
-		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored, room, r.slot)
+		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored, &room, r.slot)
 		if res == nil {
 			return nil, ""
 		}
 		text.WriteString(stepText)
-		room -= protocol.TextLen(stepText)
 		if step == 1 {
 			latency = res.LatencyMS
 		}

@@ -56,6 +56,12 @@ type Config struct {
 	// come first served, until a call ends. An agent's turn takes one for
 	// each of its steps' calls, none while its tools run.
 	MaxModelCalls int
+	// MaxWaitingTurns bounds the turns waiting for their first model
+	// call, with MaxModelCalls set (default DefaultMaxWaitingTurns): a
+	// turn that finds that many waiting ends at once, with stop_reason
+	// error and ErrTooManyWaiting, its message kept. An agent's later
+	// steps always wait their turn.
+	MaxWaitingTurns int
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Metrics receives the service's measurements (default: a private
@@ -97,4 +103,10 @@ var (
 	// stores at once (cluster mode: one NATS message): trying again
 	// cannot help, unlike ErrUnavailable.
 	ErrTooLarge = &protocol.Error{Code: protocol.CodeTooLarge, Message: "too large to store"}
+	// ErrTooManyWaiting ends a turn that would wait for its first model
+	// call while Config.MaxWaitingTurns turns wait already: its message
+	// stays stored, and its turn_end carries this error instead of a
+	// reply.
+	ErrTooManyWaiting = &protocol.Error{Code: protocol.CodeBusy,
+		Message: "the gateway is busy: too many turns are waiting for the model; send again later"}
 )

@@ -2,6 +2,7 @@ package convo
 
 import (
 	"context"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
@@ -10,16 +11,23 @@ import (
 // modelCalls bounds the model calls in progress at once
 // (Config.MaxModelCalls). Calls that find none free wait in line, first
 // come first served: the semaphore serves its waiters in order, and a
-// call that finds one waiting queues behind it.
+// call that finds one waiting queues behind it. The turns that wait for
+// their first call are bounded too (Config.MaxWaitingTurns): a turn that
+// finds the line full does not join it.
 type modelCalls struct {
 	sem     *semaphore.Weighted // nil: no bound
 	waiting prometheus.Gauge
+	// maxStarts bounds starts, the turns waiting for their first call.
+	maxStarts int
+	mu        sync.Mutex
+	starts    int
 }
 
 // newModelCalls returns a bound of limit calls at once (0 or less: none),
-// counting the calls that wait in waiting.
-func newModelCalls(limit int, waiting prometheus.Gauge) *modelCalls {
-	c := &modelCalls{waiting: waiting}
+// with at most maxStarts turns waiting for their first call, counting
+// the calls that wait in waiting.
+func newModelCalls(limit, maxStarts int, waiting prometheus.Gauge) *modelCalls {
+	c := &modelCalls{waiting: waiting, maxStarts: maxStarts}
 	if limit > 0 {
 		c.sem = semaphore.NewWeighted(int64(limit))
 	}
@@ -28,6 +36,25 @@ func newModelCalls(limit int, waiting prometheus.Gauge) *modelCalls {
 
 // slot returns a turn's hold on a call, not taken yet.
 func (c *modelCalls) slot() *callSlot { return &callSlot{calls: c} }
+
+// joinStarts counts one more turn waiting for its first call, unless
+// maxStarts wait already; it reports whether it did.
+func (c *modelCalls) joinStarts() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.starts >= c.maxStarts {
+		return false
+	}
+	c.starts++
+	return true
+}
+
+// leaveStarts counts one turn fewer waiting for its first call.
+func (c *modelCalls) leaveStarts() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starts--
+}
 
 // callSlot is one turn's hold on a model call in progress. A turn takes it
 // before it reads its history (so that a turn that waits holds its
@@ -38,6 +65,10 @@ func (c *modelCalls) slot() *callSlot { return &callSlot{calls: c} }
 type callSlot struct {
 	calls *modelCalls
 	held  bool
+	// called says the turn has had a call: its later steps always wait
+	// their turn. refused is why its first call was refused, for good.
+	called  bool
+	refused error
 }
 
 // take waits until the turn may call the model: at once if it holds the
@@ -45,23 +76,36 @@ type callSlot struct {
 // ends. A context that ends first (the turn was cancelled, its
 // conversation deleted, the gateway stops) returns its error and takes
 // nothing; so does one that has ended already, also without a bound,
-// since a model called then could only fail.
+// since a model called then could only fail. A turn's first call that
+// would wait while the line of first calls is full is refused with
+// ErrTooManyWaiting, as is every take of that turn after it.
 func (c *callSlot) take(ctx context.Context) error {
 	if c.held {
 		return nil
+	}
+	if c.refused != nil {
+		return c.refused
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if sem := c.calls.sem; sem != nil && !sem.TryAcquire(1) {
+		first := !c.called
+		if first && !c.calls.joinStarts() {
+			c.refused = ErrTooManyWaiting
+			return c.refused
+		}
 		c.calls.waiting.Inc()
 		err := sem.Acquire(ctx, 1)
 		c.calls.waiting.Dec()
+		if first {
+			c.calls.leaveStarts()
+		}
 		if err != nil {
 			return err
 		}
 	}
-	c.held = true
+	c.held, c.called = true, true
 	return nil
 }
 

@@ -39,11 +39,19 @@ type limitedService struct {
 // (nil: none), that allows one model call at once.
 func openLimited(t *testing.T, m convo.Model, agents convo.Agents) *limitedService {
 	t.Helper()
+	return openLimitedWith(t, m, convo.Config{Agents: agents})
+}
+
+// openLimitedWith is openLimited with cfg, whose MaxModelCalls and Metrics
+// it sets.
+func openLimitedWith(t *testing.T, m convo.Model, cfg convo.Config) *limitedService {
+	t.Helper()
 	ls := &limitedService{metrics: metrics.New(), log: &readsLog{}}
+	cfg.MaxModelCalls, cfg.Metrics = 1, ls.metrics
 	ls.testService = openConfigured(t, filepath.Join(t.TempDir(), "gateway.db"), m, func(l convo.Log) convo.Log {
 		ls.log.Log = l
 		return ls.log
-	}, convo.Config{MaxModelCalls: 1, Metrics: ls.metrics, Agents: agents})
+	}, cfg)
 	return ls
 }
 
@@ -131,6 +139,42 @@ func TestModelCallsWaitTheirTurn(t *testing.T) {
 	if w := waiting(t, s.metrics); w != 0 {
 		t.Errorf("%v model calls still waiting", w)
 	}
+}
+
+// TestWaitingTurnsBounded allows one model call at once and one turn
+// waiting for it: a turn that would wait beside that one ends at once,
+// error busy, without calling the model and without joining the line;
+// its message stays stored, so the conversation's next turn sends it to
+// the model, and the turn that waited runs once the call before it ends.
+func TestWaitingTurnsBounded(t *testing.T) {
+	m := gateModel{calls: make(chan convo.ModelRequest, 10), gate: make(chan struct{})}
+	s := openLimitedWith(t, m, convo.Config{MaxWaitingTurns: 1})
+	send(t, s, "", "c1", nil)
+	called(t, m, "c1") // holds the one call allowed
+	recA := newRecorder(100)
+	send(t, s, "", "a1", recA)
+	awaitWaiting(t, s.metrics, 1, m.calls)
+
+	recB := newRecorder(100)
+	b := send(t, s, "", "b1", recB).Conversation
+	evs := recB.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopError || end.Error == nil || end.Error.Code != protocol.CodeBusy {
+		t.Fatalf("b1's turn_end %s %+v, want error busy", end.StopReason, end.Error)
+	}
+	if w := waiting(t, s.metrics); w != 1 {
+		t.Errorf("%v model calls waiting after the refusal, want 1", w)
+	}
+
+	m.gate <- struct{}{} // c1 ends
+	called(t, m, "a1")
+	m.gate <- struct{}{}
+	ends(t, recA, protocol.StopEndTurn, "ok")
+	close(m.gate)
+	send(t, s, b, "b2", nil)
+	if got, want := history(called(t, m, "b2")), "user:b1 assistant: user:b2"; got != want {
+		t.Errorf("b2's history %q, want %q", got, want)
+	}
+	ends(t, recB, protocol.StopEndTurn, "ok")
 }
 
 // TestWaitingTurnCancelled stops turns that wait for their model call:

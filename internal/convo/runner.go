@@ -169,7 +169,8 @@ func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, h
 	if m.Agent != "" {
 		end, text = s.agentTurn(ctx, m, req, slot)
 	} else {
-		end, text, _ = s.stream(ctx, id, turnID, req, after, MaxReplyBytes, slot)
+		room := MaxReplyBytes
+		end, text, _ = s.stream(ctx, id, turnID, req, after, &room, slot)
 	}
 	s.cfg.Metrics.Turns.Dec()
 	if end == nil {

@@ -18,8 +18,9 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxTextBytes   = 64 << 10
-	DefaultMaxQueuedTurns = 16
+	DefaultMaxTextBytes    = 64 << 10
+	DefaultMaxQueuedTurns  = 16
+	DefaultMaxWaitingTurns = 1024
 )
 
 // Service owns the conversations: it keeps them in a Log and runs their
@@ -69,6 +70,9 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 	if cfg.MaxQueuedTurns <= 0 {
 		cfg.MaxQueuedTurns = DefaultMaxQueuedTurns
 	}
+	if cfg.MaxWaitingTurns <= 0 {
+		cfg.MaxWaitingTurns = DefaultMaxWaitingTurns
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -79,7 +83,7 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
-		modelCalls: newModelCalls(cfg.MaxModelCalls, cfg.Metrics.ModelCallsWaiting),
+		modelCalls: newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
 		tracer:     cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)

@@ -13,21 +13,29 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// MaxReplyBytes bounds a turn's reply: the bytes its text takes in the
-// turn_end, escaped as JSON (protocol.TextLen). A reply that reaches it is
-// cut there, between two characters, the model is stopped, and the turn
-// ends with stop_reason max_tokens, its deltas and its message holding the
-// same text. The bound keeps every turn_end, with the conversation's
-// metadata stored beside it, under 1 MiB: the largest message a NATS
-// server takes by default, and cluster mode stores each append as one
-// message. Without it, a reply that long (HTML or code, whose '<', '>'
-// and '&' take six bytes each) could never end: its turn would stay open,
-// and the conversation's later turns behind it. Every Log applies the
-// same bound, so that a turn ends the same way on each.
+// MaxReplyBytes bounds a turn's reply and reasoning together: the bytes
+// their text takes in the events that hold it (the turn_end's message,
+// the thinking events), escaped as JSON (protocol.TextLen). A text chunk
+// that reaches it is cut there, between two characters, the model is
+// stopped, and the turn ends with stop_reason max_tokens, its deltas and
+// its message holding the same text. The bound keeps every turn_end, and
+// every append of a turn's chunks, with the conversation's metadata
+// stored beside it, under 1 MiB: the largest message a NATS server takes
+// by default, and cluster mode stores each append as one message. Without
+// it, a reply that long (HTML or code, whose '<', '>' and '&' take six
+// bytes each) could never end: its turn would stay open, and the
+// conversation's later turns behind it; and a model that reasons without
+// end would grow the log without end. Reasoning shares the reply's bound,
+// as it shares the model's own output limit (max_tokens). Every Log
+// applies the same bound, so that a turn ends the same way on each.
 const MaxReplyBytes = 960 << 10
 
-// errReplyFull ends a turn's model call once its reply reached
-// MaxReplyBytes.
+// eventOverhead bounds what a chunk event takes in its frame besides its
+// text: the type, conversation id, seq, ts and turn id with their keys.
+const eventOverhead = 512
+
+// errReplyFull ends a turn's model call once its reply and reasoning
+// reached MaxReplyBytes.
 var errReplyFull = errors.New("convo: the reply reached its size limit")
 
 // chunkBuffer collects a turn's chunks and stores them, one append in
@@ -49,8 +57,9 @@ type chunkBuffer struct {
 	turn         string
 	// failed is told why an append failed; nothing more is posted.
 	failed func(error)
-	// full is told, once, that a text chunk did not fit in the reply's
-	// room: it was cut to fit, and the buffer takes no more chunks.
+	// full is told, once, that a text or thinking chunk did not fit in
+	// the reply's room: it was cut to fit, and the buffer takes no more
+	// chunks.
 	full func()
 
 	mu     sync.Mutex
@@ -68,8 +77,9 @@ type chunkBuffer struct {
 	idle chan struct{}
 	// text is the text of the deltas stored.
 	text strings.Builder
-	// room is how many more bytes the reply's text may take in its
-	// turn_end (see MaxReplyBytes); filled says a chunk did not fit.
+	// room is how many more bytes the reply's text and reasoning may
+	// take in their events (see MaxReplyBytes); filled says a chunk did
+	// not fit.
 	room   int
 	filled bool
 }
@@ -81,6 +91,9 @@ type bufferedEvent struct {
 	text   string
 	action *protocol.Event // the action event, for typ EventAction
 	born   time.Time
+	// size is at least the bytes the text or the action takes in the
+	// event's frame, JSON-escaped.
+	size int
 }
 
 // chunkEvent is an event made from chunks, with when its first chunk came.
@@ -90,8 +103,8 @@ type chunkEvent struct {
 }
 
 // newChunkBuffer returns the buffer of a turn's chunks, storing them to
-// log once opened, with room for room bytes of reply text (as
-// protocol.TextLen counts them); failed is told when an append fails,
+// log once opened, with room for room bytes of reply and reasoning text
+// (as protocol.TextLen counts them); failed is told when an append fails,
 // full when the reply reaches room.
 func newChunkBuffer(log Log, conversation, turnID string, room int, failed func(error), full func()) *chunkBuffer {
 	return &chunkBuffer{log: log, conversation: conversation, turn: turnID, room: room, failed: failed, full: full}
@@ -106,10 +119,11 @@ func (b *chunkBuffer) emit(c Chunk) {
 		b.mu.Unlock()
 		return
 	}
-	text := c.Text
-	if c.Kind == ChunkText {
+	text, size := c.Text, 0
+	if c.Kind != ChunkAction {
+		left := b.room
 		text, b.room = fitText(text, b.room)
-		b.filled = len(text) < len(c.Text)
+		b.filled, size = len(text) < len(c.Text), left-b.room
 	}
 	filled := b.filled
 	if b.first.IsZero() {
@@ -120,14 +134,17 @@ func (b *chunkBuffer) emit(c Chunk) {
 	case ChunkThinking:
 		typ = protocol.EventThinking
 	case ChunkAction:
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: &protocol.Event{Type: protocol.EventAction,
-			Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}})
+		ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
+		// Every byte escaped, at worst.
+		size = 6 * (len(ev.Name) + len(ev.Input) + len(ev.Output))
+		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
 	}
 	if c.Kind != ChunkAction && text != "" {
 		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
 			b.events[n-1].text += text
+			b.events[n-1].size += size
 		} else {
-			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now})
+			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
 		}
 	}
 	b.unlockAndPost()
@@ -232,8 +249,8 @@ func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
 
 // flush stores what is buffered and waits until no append is in flight:
 // once the model is done, every chunk is then stored, or storing stopped.
-// It returns the text of the deltas stored.
-func (b *chunkBuffer) flush() string {
+// It returns the text of the deltas stored, and the room left.
+func (b *chunkBuffer) flush() (string, int) {
 	b.mu.Lock()
 	idle := make(chan struct{})
 	b.idle = idle
@@ -241,18 +258,29 @@ func (b *chunkBuffer) flush() string {
 	<-idle
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.text.String()
+	return b.text.String(), b.room
 }
 
-// peek returns the buffered events, made anew (the Log stamps them), and
-// seals them: chunks that come later make new events. The events stay
-// buffered until dropped.
+// peek returns the first buffered events, made anew (the Log stamps
+// them), and seals them: chunks that come later make new events. It
+// returns as many as take at most MaxReplyBytes in their frames, and at
+// least one: so an append holds no more than a turn_end does (in cluster
+// mode, one NATS message), also when the model alternates text and
+// thinking, each change making an event of its own, while a commit is in
+// flight. The events stay buffered until dropped; the next append takes
+// the rest.
 func (b *chunkBuffer) peek() []chunkEvent {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.sealed = len(b.events)
-	evs := make([]chunkEvent, len(b.events))
-	for i, be := range b.events {
+	n, total := 0, 0
+	for ; n < len(b.events); n++ {
+		if total += b.events[n].size + eventOverhead; n > 0 && total > MaxReplyBytes {
+			break
+		}
+	}
+	b.sealed = n
+	evs := make([]chunkEvent, n)
+	for i, be := range b.events[:n] {
 		var ev *protocol.Event
 		if be.action != nil {
 			c := *be.action
@@ -302,8 +330,9 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 }
 
 // stream calls the model and stores its chunks as they come, coalescing
-// while a commit is in flight, up to room bytes of reply text (see
-// MaxReplyBytes). It returns the turn_end to store (nil when
+// while a commit is in flight, up to *room bytes of reply and reasoning
+// text (see MaxReplyBytes), which it takes from *room. It returns the
+// turn_end to store (nil when
 // the conversation is gone), the text stored in deltas and the tool uses
 // the model asked for. after, when not nil, is closed once the events that
 // must precede the reply's (the previous step's tool results, or the
@@ -313,10 +342,10 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 // for its turn if the model calls in progress are at their bound, and
 // gives it back once the model returns; a turn stopped while it waits
 // never calls the model.
-func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}, room int, slot *callSlot) (*protocol.Event, string, []ToolUse) {
+func (s *Service) stream(ctx context.Context, id, turnID string, req ModelRequest, after <-chan struct{}, room *int, slot *callSlot) (*protocol.Event, string, []ToolUse) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	buf := newChunkBuffer(s.log, id, turnID, room, func(err error) {
+	buf := newChunkBuffer(s.log, id, turnID, *room, func(err error) {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, errTurnGone) {
 			// Deleted while streaming: a user's action, not a failure.
 			cancel(errDeleted)
@@ -352,7 +381,8 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	// the turn: then nothing of the reply is.
 	buf.openTo(context.Cause(ctx) != errNotOpened)
 	out := <-done
-	text := buf.flush()
+	text, left := buf.flush()
+	*room = left
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {
 		ttft := first.Sub(started)
@@ -390,6 +420,11 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.StopReason = protocol.StopCancelled
 	case errors.Is(cause, errShutdown):
 		end.StopReason = protocol.StopInterrupted
+	case errors.Is(out.err, ErrTooManyWaiting):
+		end.StopReason = protocol.StopError
+		end.Error = ErrTooManyWaiting
+		s.logger.Warn("turn refused: too many turns wait for a model call", "conversation", id, "turn", turnID,
+			"limit", s.cfg.MaxWaitingTurns)
 	default:
 		end.StopReason = protocol.StopError
 		end.Error = modelError(out.err)

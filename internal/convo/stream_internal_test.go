@@ -1,8 +1,12 @@
 package convo
 
 import (
+	"encoding/json"
+	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -90,5 +94,70 @@ func TestChunkBufferFillsUp(t *testing.T) {
 				t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, tt.want)
 			}
 		})
+	}
+}
+
+// TestChunkBufferCountsReasoning checks that thinking shares the reply's
+// room: reasoning takes its bytes as its events encode it, and the text
+// after it is cut where the two together reach the room.
+func TestChunkBufferCountsReasoning(t *testing.T) {
+	fulls := 0
+	b := newChunkBuffer(nil, "c1", "t1", 10, nil, func() { fulls++ })
+	b.emit(Chunk{Kind: ChunkThinking, Text: "a<b"}) // 8 bytes
+	b.emit(Chunk{Kind: ChunkText, Text: "cde"})
+	b.emit(Chunk{Kind: ChunkThinking, Text: "more"})
+	var got []string
+	for _, ce := range b.peek() {
+		got = append(got, ce.ev.Type+" "+ce.ev.Text)
+	}
+	if want := []string{"thinking a<b", "delta cd"}; !slices.Equal(got, want) || fulls != 1 {
+		t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, want)
+	}
+}
+
+// TestChunkBufferBoundsAnAppend checks that one append takes no more
+// than a turn_end holds, MaxReplyBytes, in its frames (the longest
+// conversation id and seq included), also for a model that alternates
+// thinking and text, each change an event of its own, while a commit is
+// in flight: the rest waits for the next appends, which store every
+// chunk, in order.
+func TestChunkBufferBoundsAnAppend(t *testing.T) {
+	b := newChunkBuffer(nil, "c1", "t_0123456789abcdef", MaxReplyBytes, nil, nil)
+	var want strings.Builder
+	for i := range 20000 {
+		kind, text := ChunkThinking, "a"
+		if i%2 == 1 {
+			kind, text = ChunkText, "b"
+		}
+		b.emit(Chunk{Kind: kind, Text: text})
+		want.WriteString(text)
+	}
+	var got strings.Builder
+	for appends := 0; ; appends++ {
+		evs := b.peek()
+		if len(evs) == 0 {
+			if appends < 2 {
+				t.Errorf("%d appends, want the chunks split among several", appends)
+			}
+			break
+		}
+		size := 0
+		for _, ce := range evs {
+			ev := *ce.ev
+			ev.Conversation, ev.Seq, ev.TS = strings.Repeat("c", protocol.MaxConversationIDLen), math.MaxUint64, time.Now()
+			frame, err := json.Marshal(&ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += len(frame) + 1 // and a comma
+			got.WriteString(ev.Text)
+		}
+		if size > MaxReplyBytes {
+			t.Fatalf("an append of %d events takes %d bytes, more than %d", len(evs), size, MaxReplyBytes)
+		}
+		b.stored(evs, nil)
+	}
+	if got.String() != want.String() {
+		t.Fatal("the appends do not hold the chunks' text in order")
 	}
 }

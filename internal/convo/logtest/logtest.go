@@ -53,6 +53,8 @@ func Run(t *testing.T, storage Storage) {
 		{"Closed", testClosed},
 		{"LongestTurnEnd", testLongestTurnEnd},
 		{"ReplyOverLimit", testReplyOverLimit},
+		{"ReasoningOverLimit", testReasoningOverLimit},
+		{"AlternatingChunks", testAlternatingChunks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

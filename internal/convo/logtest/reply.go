@@ -48,17 +48,24 @@ func testLongestTurnEnd(t *testing.T, storage Storage) {
 // deltas and its message hold the same text, cut at the limit, and the
 // turn queued behind it runs.
 func testReplyOverLimit(t *testing.T, storage Storage) {
-	open := storage(t)
-	svc, err := convo.New(open(t), &markup{chunks: 400}, convo.Config{DefaultModel: "m",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close(context.Background()) })
-	c, err := svc.Create(ctx, "alice", &protocol.Create{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	overLimit(t, storage, convo.ChunkText)
+}
+
+// testReasoningOverLimit is testReplyOverLimit with a model that reasons
+// (thinking) for more than convo.MaxReplyBytes: the reasoning shares the
+// reply's bound, so the turn ends max_tokens with the thinking events
+// holding the reasoning cut at the limit, and no reply.
+func testReasoningOverLimit(t *testing.T, storage Storage) {
+	overLimit(t, storage, convo.ChunkThinking)
+}
+
+// overLimit runs a Service on the Log whose model's first answer is more
+// than convo.MaxReplyBytes of HTML in chunks of kind, and checks that the
+// turn ends max_tokens, that the events of kind hold the text cut at the
+// limit (and the turn_end's message the deltas' text), and that the turn
+// queued behind it runs.
+func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
+	svc, c := serve(t, storage, &markup{chunks: 400, kind: kind})
 	sub := turnEnds{ch: make(chan *protocol.Event, 2)}
 	for _, text := range []string{"A page of HTML, please.", "Thanks."} {
 		if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: text}, sub); err != nil {
@@ -69,16 +76,11 @@ func testReplyOverLimit(t *testing.T, storage Storage) {
 	if first.StopReason != protocol.StopMaxTokens || second.StopReason != protocol.StopEndTurn || second.Message.Text != "ok" {
 		t.Fatalf("turns ended %s and %s (%q), want max_tokens and end_turn (\"ok\")", first.StopReason, second.StopReason, second.Message.Text)
 	}
-	// Cut at the limit, not before it: no character takes more than six
-	// bytes.
-	if n := protocol.TextLen(first.Message.Text); n > convo.MaxReplyBytes || n <= convo.MaxReplyBytes-6 {
-		t.Fatalf("the reply takes %d bytes in its turn_end, want at most %d and more than %d", n, convo.MaxReplyBytes, convo.MaxReplyBytes-6)
-	}
 	frames, _, err := svc.Events(ctx, "alice", c.ID, time.Time{}, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var deltas strings.Builder
+	var deltas, thinking strings.Builder
 	var stored *protocol.Event
 	for _, f := range frames {
 		var ev protocol.Event
@@ -86,9 +88,12 @@ func testReplyOverLimit(t *testing.T, storage Storage) {
 			t.Fatal(err)
 		}
 		switch {
-		case ev.Type == protocol.EventDelta && ev.Turn == first.Turn:
+		case ev.Turn != first.Turn:
+		case ev.Type == protocol.EventDelta:
 			deltas.WriteString(ev.Text)
-		case ev.Type == protocol.EventTurnEnd && ev.Turn == first.Turn:
+		case ev.Type == protocol.EventThinking:
+			thinking.WriteString(ev.Text)
+		case ev.Type == protocol.EventTurnEnd:
 			stored = &ev
 		}
 	}
@@ -98,13 +103,41 @@ func testReplyOverLimit(t *testing.T, storage Storage) {
 	if deltas.String() != first.Message.Text {
 		t.Fatalf("the deltas hold %d bytes of text, the turn_end's message %d", deltas.Len(), len(first.Message.Text))
 	}
+	cut := map[convo.ChunkKind]string{convo.ChunkText: deltas.String(), convo.ChunkThinking: thinking.String()}
+	// Cut at the limit, not before it: no character takes more than six
+	// bytes.
+	if n := protocol.TextLen(cut[kind]); n > convo.MaxReplyBytes || n <= convo.MaxReplyBytes-6 {
+		t.Fatalf("the turn's text takes %d bytes in its events, want at most %d and more than %d", n, convo.MaxReplyBytes, convo.MaxReplyBytes-6)
+	}
+	if kind == convo.ChunkThinking && deltas.Len() > 0 {
+		t.Fatalf("the turn has %d bytes of reply, want none", deltas.Len())
+	}
 }
 
-// markup is a model whose first answer is chunks of HTML, 1,000 bytes
-// each, 600 of them '<', '>' and '&' (3,400 bytes each in a turn_end),
-// until ctx ends; its later answers are "ok".
+// serve runs a Service with model on a Log that storage opens, closed at
+// the end of the test, and creates a conversation of alice's.
+func serve(t *testing.T, storage Storage, model convo.Model) (*convo.Service, *protocol.Conversation) {
+	t.Helper()
+	svc, err := convo.New(storage(t)(t), model, convo.Config{DefaultModel: "m",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close(context.Background()) })
+	c, err := svc.Create(ctx, "alice", &protocol.Create{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, c
+}
+
+// markup is a model whose first answer is chunks of kind (text or
+// thinking) of HTML, 1,000 bytes each, 500 of them '<', '>' and '&'
+// (3,500 bytes each in an event), as many as chunks says unless ctx ends
+// first; its later answers are "ok".
 type markup struct {
 	chunks int
+	kind   convo.ChunkKind
 	calls  atomic.Int32
 }
 
@@ -118,7 +151,42 @@ func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(con
 		if err := ctx.Err(); err != nil {
 			return convo.Result{}, err
 		}
-		emit(convo.Chunk{Kind: convo.ChunkText, Text: chunk})
+		emit(convo.Chunk{Kind: m.kind, Text: chunk})
+	}
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// testAlternatingChunks runs a Service on the Log, whose model answers
+// with 16,000 one-byte chunks, thinking and text in turn: each change of
+// kind is an event of its own, so the events that wait while an append
+// is in flight grow past a turn_end's size in their frames, though not
+// in their text. The turn still ends end_turn, every chunk stored: the
+// buffer hands an append no more than a turn_end holds.
+func testAlternatingChunks(t *testing.T, storage Storage) {
+	svc, c := serve(t, storage, alternating{chunks: 16000})
+	sub := turnEnds{ch: make(chan *protocol.Event, 1)}
+	if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: "Think aloud."}, sub); err != nil {
+		t.Fatal(err)
+	}
+	if end := sub.next(t); end.StopReason != protocol.StopEndTurn || end.Message.Text != strings.Repeat("b", 8000) {
+		t.Fatalf("the turn ended %s (%+v) with %d bytes of text, want end_turn with 8000", end.StopReason, end.Error, len(end.Message.Text))
+	}
+}
+
+// alternating is a model that answers with chunks one-byte chunks:
+// thinking "a" and text "b" in turn.
+type alternating struct{ chunks int }
+
+func (m alternating) Stream(ctx context.Context, _ convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	for i := range m.chunks {
+		if err := ctx.Err(); err != nil {
+			return convo.Result{}, err
+		}
+		c := convo.Chunk{Kind: convo.ChunkThinking, Text: "a"}
+		if i%2 == 1 {
+			c = convo.Chunk{Kind: convo.ChunkText, Text: "b"}
+		}
+		emit(c)
 	}
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
