@@ -213,14 +213,3 @@ func (l *Log) Locate(ctx context.Context, id string, seq uint64, last *Record) (
 	}
 	return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, seq)
 }
-
-// streamEnd returns the position of the newest record of the stream.
-func (l *Log) streamEnd(ctx context.Context) (uint64, error) {
-	ctx, cancel := l.reqCtx(ctx)
-	defer cancel()
-	st, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return 0, fmt.Errorf("jetlog: stream %s: %w", l.stream, err)
-	}
-	return st.CachedInfo().State.LastSeq, nil
-}
