@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,7 +20,6 @@ type msgGetRequest struct {
 	NextFor  string `json:"next_by_subj,omitempty"`
 	Batch    int    `json:"batch,omitempty"`
 	MaxBytes int    `json:"max_bytes,omitempty"`
-	UpToSeq  uint64 `json:"up_to_seq,omitempty"`
 }
 
 // msgGetResponse is the stream leader's answer to a msgGetRequest.
@@ -92,7 +92,10 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 	if limit <= 0 {
 		return nil, nil
 	}
-	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, MaxBytes: readBytes, UpToSeq: upTo})
+	// The server bounds by position (up_to_seq) only a batch of
+	// subjects' last records, not this one: the records past upTo are
+	// dropped here.
+	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, MaxBytes: readBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +106,9 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 		// No server answers direct gets for a moment after the stream
 		// is created or changes leader: try again.
 		if !errors.Is(err, nats.ErrNoResponders) || tries == noResponderTries {
+			if upTo > 0 {
+				recs = slices.DeleteFunc(recs, func(r *Record) bool { return r.Pos > upTo })
+			}
 			return recs, err
 		}
 		select {
