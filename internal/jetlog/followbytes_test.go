@@ -28,23 +28,13 @@ func TestFollowBufferIsBoundedInBytes(t *testing.T) {
 		t.Run(fmt.Sprint(maxPayload), func(t *testing.T) {
 			srv := natstest.StartWith(t, func(o *server.Options) { o.MaxPayload = maxPayload })
 			l := connect(t, srv.URL(), jetlog.Options{})
-			watch, err := nats.Connect(srv.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer watch.Close()
-			pulls := make(chan *nats.Msg, 1024)
-			if _, err := watch.ChanSubscribe("$JS.API.CONSUMER.MSG.NEXT."+jetlog.DefaultStream+".>", pulls); err != nil {
-				t.Fatal(err)
-			}
-			if err := watch.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			pulls := watch(t, srv, "$JS.API.CONSUMER.MSG.NEXT."+jetlog.DefaultStream+".>")
 			ctx := context.Background()
 			// A frame that leaves room for the record's headers only.
 			frame := `"` + strings.Repeat("x", int(maxPayload)-1<<10) + `"`
 			const records = 6
 			var prev uint64
+			var err error
 			for i := range records {
 				if prev, err = l.Append(ctx, "c", rec(uint64(i+1), frame), prev); err != nil {
 					t.Fatalf("append %d: %v", i+1, err)

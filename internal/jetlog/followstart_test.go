@@ -17,21 +17,8 @@ import (
 // b sends after its follows comes after their requests.
 func TestFollowStartAsksNoStreamInfo(t *testing.T) {
 	a, b, srv := startPair(t)
-	watch, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close()
-	seen := make(chan *nats.Msg, 1024)
 	done := nats.NewInbox()
-	for _, subj := range []string{"$JS.API.STREAM.INFO." + jetlog.DefaultStream, done} {
-		if _, err := watch.ChanSubscribe(subj, seen); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := watch.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	seen := watch(t, srv, "$JS.API.STREAM.INFO."+jetlog.DefaultStream, done)
 	const convs = 3
 	for range convs {
 		id := create(t, a)
