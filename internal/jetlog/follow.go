@@ -48,7 +48,7 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 			return
 		}
 		fn(rec)
-	}, jetstream.PullMaxBytes(l.followBytes()), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(l.followBytes()), jetstream.PullThresholdMessages(noMessageThreshold), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Debug("follow", "conversation", id, "err", err)
 	}))
 	if err != nil {
@@ -68,10 +68,18 @@ const deliverySlack = 64 << 10
 // MiB of long replies) per followed conversation. The client pulls again
 // once less than half of it is pending, for the rest, so that a pull
 // asks for more than the largest message: the server delivers no
-// message larger than a pull asks for, and the follow would stall.
+// message larger than a pull asks for.
 func (l *Log) followBytes() int {
 	return 2 * (max(int(l.nc.MaxPayload()), MinPayload) + deliverySlack)
 }
+
+// noMessageThreshold turns off the client's pulls by count of messages,
+// leaving those by bytes. A pull that the server ends for a message
+// larger than what is left of it counts as all its messages received,
+// and the client pulled again at once for only the bytes left of its
+// bound: pulls too small for the next message, which the server ended
+// in turn, one after another while the message waited.
+const noMessageThreshold = -1
 
 // Stop ends the delivery, waits until fn has returned for the last time,
 // and deletes the consumer from the stream. It must not be called from
