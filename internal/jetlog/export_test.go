@@ -14,3 +14,6 @@ func (s *Store) NodeTaken() <-chan struct{} { return s.claim.taken }
 
 // ClaimKey is node's claim key in the leases bucket.
 func ClaimKey(node string) string { return claimKey(node) }
+
+// FollowBytes is the most a follower of l buffers.
+func (l *Log) FollowBytes() int { return l.followBytes() }

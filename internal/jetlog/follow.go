@@ -21,7 +21,9 @@ type Follower struct {
 // later, in order, as each is stored, whichever node appends it; fn runs
 // on one goroutine at a time and must not block for long. It uses an
 // ordered consumer, which JetStream recreates from the last delivered
-// position after a disconnection, so fn sees no gap and no repeat. Call
+// position after a disconnection, so fn sees no gap and no repeat. It
+// takes from JetStream at most two of the largest messages its server
+// takes ahead of fn (followBytes), whatever the records' count. Call
 // Stop when done.
 func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logger, fn func(*Record)) (*Follower, error) {
 	ctx, cancel := l.reqCtx(ctx)
@@ -46,7 +48,7 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 			return
 		}
 		fn(rec)
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(l.followBytes()), jetstream.PullThresholdMessages(noMessageThreshold), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Debug("follow", "conversation", id, "err", err)
 	}))
 	if err != nil {
@@ -54,6 +56,30 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 	}
 	return &Follower{l: l, cons: cons, cc: cc, log: log}, nil
 }
+
+// deliverySlack is what a delivered message holds beyond what the
+// server's max_payload bounds: its subject and its acknowledgement
+// subject, a few hundred bytes.
+const deliverySlack = 64 << 10
+
+// followBytes is the most a follower takes from JetStream ahead of fn:
+// two of the largest messages the server takes, whatever their count.
+// Without a bound in bytes a consumer buffers up to 500 messages (500
+// MiB of long replies) per followed conversation. The client pulls again
+// once less than half of it is pending, for the rest, so that a pull
+// asks for more than the largest message: the server delivers no
+// message larger than a pull asks for.
+func (l *Log) followBytes() int {
+	return 2 * (max(int(l.nc.MaxPayload()), MinPayload) + deliverySlack)
+}
+
+// noMessageThreshold turns off the client's pulls by count of messages,
+// leaving those by bytes. A pull that the server ends for a message
+// larger than what is left of it counts as all its messages received,
+// and the client pulled again at once for only the bytes left of its
+// bound: pulls too small for the next message, which the server ended
+// in turn, one after another while the message waited.
+const noMessageThreshold = -1
 
 // Stop ends the delivery, waits until fn has returned for the last time,
 // and deletes the consumer from the stream. It must not be called from

@@ -92,3 +92,26 @@ func setMaxConsumers(t *testing.T, srv *natstest.Server, n int) jetstream.Stream
 	}
 	return st
 }
+
+// watch subscribes a connection of the test's own to subjects on srv,
+// all into one channel, in the order the server sends them: the server
+// hands it a copy of each message on those subjects, JetStream API
+// requests included.
+func watch(t *testing.T, srv *natstest.Server, subjects ...string) <-chan *nats.Msg {
+	t.Helper()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	seen := make(chan *nats.Msg, 1024)
+	for _, subj := range subjects {
+		if _, err := nc.ChanSubscribe(subj, seen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}

@@ -431,3 +431,32 @@ func TestOpenRefusesASmallMaxPayload(t *testing.T) {
 		t.Fatalf("Open on a server with max_payload %d: %v, want a refusal naming max_payload", jetlog.MinPayload/2, err)
 	}
 }
+
+// TestReadStopsAtUpTo reads a conversation's log up to the position of
+// its third record, with other conversations' records in between: the
+// read ends there. The server takes no bound of position for a batch of
+// a subject's records (up_to_seq bounds only a batch of subjects' last
+// records), and sent the records after it too.
+func TestReadStopsAtUpTo(t *testing.T) {
+	l, _ := open(t, jetlog.Options{})
+	ctx := context.Background()
+	var pos []uint64
+	var prev uint64
+	for i := range 5 {
+		var err error
+		if prev, err = l.Append(ctx, "c", rec(uint64(i+1), `{}`), prev); err != nil {
+			t.Fatal(err)
+		}
+		pos = append(pos, prev)
+		if _, err := l.Append(ctx, fmt.Sprint("other", i), rec(1, `{}`), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.Read(ctx, "c", 1, pos[2], 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Pos != pos[2] {
+		t.Fatalf("a read up to position %d got %d records", pos[2], len(got))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,7 +20,6 @@ type msgGetRequest struct {
 	NextFor  string `json:"next_by_subj,omitempty"`
 	Batch    int    `json:"batch,omitempty"`
 	MaxBytes int    `json:"max_bytes,omitempty"`
-	UpToSeq  uint64 `json:"up_to_seq,omitempty"`
 }
 
 // msgGetResponse is the stream leader's answer to a msgGetRequest.
@@ -92,7 +92,10 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 	if limit <= 0 {
 		return nil, nil
 	}
-	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, MaxBytes: readBytes, UpToSeq: upTo})
+	// The server bounds by position (up_to_seq) only a batch of
+	// subjects' last records, not this one: the records past upTo are
+	// dropped here.
+	body, err := json.Marshal(msgGetRequest{Seq: max(from, 1), NextFor: l.subject(id), Batch: limit, MaxBytes: readBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +106,9 @@ func (l *Log) Read(ctx context.Context, id string, from, upTo uint64, limit int)
 		// No server answers direct gets for a moment after the stream
 		// is created or changes leader: try again.
 		if !errors.Is(err, nats.ErrNoResponders) || tries == noResponderTries {
+			if upTo > 0 {
+				recs = slices.DeleteFunc(recs, func(r *Record) bool { return r.Pos > upTo })
+			}
 			return recs, err
 		}
 		select {
@@ -212,15 +218,4 @@ func (l *Log) Locate(ctx context.Context, id string, seq uint64, last *Record) (
 		}
 	}
 	return 0, fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, seq)
-}
-
-// streamEnd returns the position of the newest record of the stream.
-func (l *Log) streamEnd(ctx context.Context) (uint64, error) {
-	ctx, cancel := l.reqCtx(ctx)
-	defer cancel()
-	st, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return 0, fmt.Errorf("jetlog: stream %s: %w", l.stream, err)
-	}
-	return st.CachedInfo().State.LastSeq, nil
 }

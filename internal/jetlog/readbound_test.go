@@ -20,6 +20,17 @@ func (m longModel) Stream(_ context.Context, _ convo.ModelRequest, emit func(con
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
 
+// longLast answers a turn whose history holds history messages or more
+// with size bytes of text at once, and others with one byte.
+type longLast struct{ size, history int }
+
+func (m longLast) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if len(req.History) < m.history {
+		return longModel{size: 1}.Stream(ctx, req, emit)
+	}
+	return longModel{size: m.size}.Stream(ctx, req, emit)
+}
+
 // TestReadsOfLongReplies fills a conversation with long replies (each a
 // delta and a turn_end of 900 KiB, about 11 MiB in all): every send is
 // acknowledged and every turn ends end_turn; a read of the whole log
@@ -77,4 +88,59 @@ func TestReadsOfLongReplies(t *testing.T) {
 	}
 	evs := subscribe(t, b, id, 0).waitFor(t, "the replay on b", turnEnds(turns))
 	checkLog(t, evs)
+}
+
+// TestReplayReadsTheLogOnce replays, on a gateway of its own, a
+// conversation of many short turns ending with a long reply, page by
+// page (convo replays 16 events at a time): the gateway takes in the
+// log once, and the newest record (the long turn_end) a few times, for
+// the conversation's metadata, its follow and the replay's start.
+// Before, each page read the newest record again to find the log's end,
+// searched the log for the page's start, and read past the page's end
+// up to a MiB of records, the long reply's among them: some twenty times
+// the log in all.
+func TestReplayReadsTheLogOnce(t *testing.T) {
+	srv := natstest.Start(t)
+	opts := jetlog.Options{Timeout: 10 * time.Second}
+	const long, turns = 900 << 10, 40
+	writer := startNodeWith(t, "writer", srv.URL(), longLast{size: long, history: 2*turns - 1}, opts)
+	replay := startNodeWith(t, "replay", srv.URL(), &words{n: 1}, opts)
+	id := create(t, writer)
+	watch := subscribe(t, writer, id, 0)
+	for i := range turns {
+		send(t, writer, id, "more", nil)
+		watch.waitFor(t, "the turn", turnEnds(i+1))
+	}
+	stored := 0
+	for pos := uint64(1); ; {
+		recs, err := writer.store.Log().Read(context.Background(), id, pos, 0, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			stored += len(r.Meta)
+			for _, f := range r.Frames {
+				stored += len(f)
+			}
+			pos = r.Pos + 1
+		}
+	}
+	if stored < 2*long {
+		t.Fatalf("the log holds %d bytes: the long reply is missing", stored)
+	}
+	nc := replay.store.Conn()
+	before := nc.Stats().InBytes
+	evs := subscribe(t, replay, id, 0).waitFor(t, "the replay", turnEnds(turns))
+	in := nc.Stats().InBytes - before
+	checkLog(t, evs)
+	// The newest record, which the stream's leader sends in base64, for
+	// the metadata (twice), the follow and the replay's start; leases
+	// and heartbeats.
+	newest := 4 * long / 3
+	if limit := uint64(stored + 4*newest + 256<<10); in > limit {
+		t.Fatalf("a replay of a log of %d bytes took in %d bytes; want %d at most", stored, in, limit)
+	}
 }

@@ -281,16 +281,16 @@ func (s *Store) follow(c *conv, after uint64, stopping chan struct{}, gen uint64
 func (s *Store) startFollower(c *conv, after, gen uint64) (*Follower, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
 	defer cancel()
-	// Positions only grow: a record stored after this is past it.
-	streamEnd, err := s.log.streamEnd(ctx)
-	if err != nil {
-		return nil, err
-	}
 	last, err := s.log.Last(ctx, c.id)
 	if err != nil {
 		return nil, err
 	}
-	from := streamEnd + 1
+	// A conversation with no record yet is followed from the stream's
+	// start: the consumer delivers every record of its subject stored
+	// from then on, and the server skips the records of other subjects
+	// by its index of subjects, without reading them. (The stream's end,
+	// read first, would cost a request to its leader per follow.)
+	from := uint64(1)
 	if last != nil {
 		from = last.Pos + 1
 		if after < last.Last() {

@@ -73,6 +73,9 @@ type Store struct {
 	// gateway made stale costs a fenced append and a read, as any race,
 	// or, if it refuses the append, a read.
 	ends map[string]*logEnd
+	// marks keeps where scans stopped before their log's end, so that a
+	// replay's next page goes on from there (see readMark).
+	marks map[markKey]readMark
 }
 
 type systemPrompt struct {
@@ -184,7 +187,8 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 		return nil, err
 	}
 	return &Store{log: l, nc: nc, node: opts.Node, claim: claim, logger: opts.Logger, metrics: opts.Metrics,
-		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}, ends: map[string]*logEnd{}}, nil
+		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}, ends: map[string]*logEnd{},
+		marks: map[markKey]readMark{}}, nil
 }
 
 // Log returns the JetStream log under the store.

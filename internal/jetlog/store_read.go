@@ -13,13 +13,6 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// readPage is how many records one read asks for.
-const readPage = 256
-
-// lagRetries bounds how often a read waits for a lagging replica to have
-// records the leader has acknowledged.
-const lagRetries = 50
-
 // Meta implements convo.Log: the metadata after the conversation's newest
 // record, read from the stream's leader.
 func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
@@ -33,7 +26,7 @@ func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 // Events implements convo.Log.
 func (s *Store) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	out := [][]byte{}
-	err := s.scan(ctx, id, after, upTo, func(seq uint64, frame []byte) bool {
+	err := s.scan(ctx, id, after, upTo, limit, func(seq uint64, frame []byte) bool {
 		out = append(out, frame)
 		return len(out) < limit
 	})
@@ -41,69 +34,6 @@ func (s *Store) Events(ctx context.Context, id string, after, upTo uint64, limit
 		return nil, unavailable(err)
 	}
 	return out, nil
-}
-
-// scan calls fn with each event of conversation id with after < seq ≤
-// upTo (upTo 0: to the end), in order, until fn returns false.
-func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, fn func(seq uint64, frame []byte) bool) error {
-	last, err := s.log.Last(ctx, id)
-	if err != nil {
-		return err
-	}
-	if last == nil {
-		// No events: the conversation exists or it does not.
-		_, _, err := s.log.Meta(ctx, id)
-		return err
-	}
-	if upTo == 0 || upTo > last.Last() {
-		upTo = last.Last()
-	}
-	if after >= upTo {
-		return nil
-	}
-	pos, err := s.log.Locate(ctx, id, after+1, last)
-	if err != nil {
-		return err
-	}
-	next := after + 1
-	for lag := 0; next <= upTo; {
-		recs, err := s.log.Read(ctx, id, pos, last.Pos, readPage)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			// The conversation was deleted since its newest record was
-			// read (its subject purged), or the replica that answered
-			// has not stored what the leader acknowledged yet.
-			if gone, err := s.log.purged(ctx, id, pos, last.Pos); err != nil {
-				return err
-			} else if gone {
-				return fmt.Errorf("%w: conversation %s was deleted while read", ErrNotFound, id)
-			}
-			if lag++; lag > lagRetries {
-				return fmt.Errorf("jetlog: conversation %s: seq %d is missing", id, next)
-			}
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		for _, rec := range recs {
-			for i, f := range rec.Frames {
-				seq := rec.Seq + uint64(i)
-				if seq < next {
-					continue
-				}
-				if seq != next {
-					return fmt.Errorf("jetlog: conversation %s: seq %d follows %d", id, seq, next-1)
-				}
-				if seq > upTo || !fn(seq, f) {
-					return nil
-				}
-				next++
-			}
-			pos = rec.Pos + 1
-		}
-	}
-	return nil
 }
 
 // Messages implements convo.Log. It reads the conversation's whole log
@@ -123,7 +53,7 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit, m
 		upTo = before - 1
 	}
 	var decodeErr error
-	err := s.scan(ctx, id, 0, upTo, func(seq uint64, frame []byte) bool {
+	err := s.scan(ctx, id, 0, upTo, 0, func(seq uint64, frame []byte) bool {
 		var ev struct {
 			Type    string            `json:"type"`
 			Message *protocol.Message `json:"message"`
