@@ -742,46 +742,23 @@ func TestSendCancelledAfterSent(t *testing.T) {
 	})
 }
 
-// TestCreatingSendCancelledAfterSent cancels a Send that creates its
-// conversation once its frame is written: the gateway then creates the
-// conversation and follows it on the connection, and only the ack, which
-// the cancelled Send no longer reads, names it. The client must undo the
-// follow when that ack comes: with one subscription allowed per
-// connection, a Subscribe to "b" then succeeds.
+// TestCreatingSendCancelledAfterSent is TestSendCancelledAfterSent
+// with a Send that creates its conversation: only the ack, which the
+// cancelled Send no longer reads, names the conversation the gateway
+// then follows, so the client must undo the follow when that ack comes.
 func TestCreatingSendCancelledAfterSent(t *testing.T) {
 	t.Parallel()
-	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
-	p := newProxy(t, srv.URL)
-	ctx := conntest.Deadline(t)
-	opts, entered, release := holdReconnect(ctx)
-	c := dial(t, p.URL(), opts)
-	if _, err := c.Create(ctx, protocol.Create{Conversation: "b"}); err != nil {
-		t.Fatal(err)
-	}
-	p.drop()
-	<-entered
-	if _, err := c.Send(cancelOnWait{ctx, new(atomic.Bool)}, "", "hello"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Send cancelled while waiting for its ack: %v; want context.Canceled", err)
-	}
-	// The gateway answers an unsubscribe in order: once it has, a
-	// subscribe written after finds the connection's one place free.
-	undone := p.sent(`"type":"unsubscribed"`)
-	close(release)
-	select {
-	case <-undone:
-	case <-ctx.Done():
-		t.Fatal("the client never unsubscribed from the conversation its cancelled Send created")
-	}
-	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
-		t.Fatalf("Subscribe after a cancelled Send: %v", err)
-	}
+	checkUnfollowed(t, "Send creating its conversation", func(ctx context.Context, c *client.Client) error {
+		_, err := c.Send(ctx, "", "hello")
+		return err
+	})
 }
 
 // checkUnfollowed makes call (named what) to conversation "a" with a
 // context that ends once its frame is written, while the reply waits
-// unread; call must fail with context.Canceled. With one subscription
-// allowed per connection, a Subscribe to "b" must then succeed: the
-// client undid whatever the gateway took.
+// unread; call must fail with context.Canceled. The client must then
+// unsubscribe from what the gateway took, and with one subscription
+// allowed per connection, a Subscribe to "b" must then succeed.
 func checkUnfollowed(t *testing.T, what string, call func(context.Context, *client.Client) error) {
 	t.Helper()
 	srv := conntest.Start(t, conntest.Config{Conn: conn.Options{MaxSubscriptions: 1}})
@@ -801,7 +778,15 @@ func checkUnfollowed(t *testing.T, what string, call func(context.Context, *clie
 	if err := call(cancelOnWait{ctx, new(atomic.Bool)}, c); !errors.Is(err, context.Canceled) {
 		t.Fatalf("%s cancelled while waiting for its reply: %v; want context.Canceled", what, err)
 	}
+	// The gateway answers an unsubscribe in order: once it has, a
+	// subscribe written after finds the connection's one place free.
+	undone := p.sent(`"type":"unsubscribed"`)
 	close(release)
+	select {
+	case <-undone:
+	case <-ctx.Done():
+		t.Fatalf("the client never unsubscribed after a cancelled %s", what)
+	}
 	if _, err := c.Subscribe(ctx, "b", 0); err != nil {
 		t.Fatalf("Subscribe after a cancelled %s: %v", what, err)
 	}
