@@ -115,6 +115,9 @@ type gatewayConfig struct {
 	// wrap, when set, wraps the gateway's handler: a test can hold or
 	// watch requests with it.
 	wrap func(http.Handler) http.Handler
+	// maxSubscriptions bounds the conversations one connection follows
+	// (default: the gateway's); a subscribe beyond it is refused busy.
+	maxSubscriptions int
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -137,7 +140,7 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 	h := httpapi.New(svc, httpapi.Options{
 		Logger:    logger,
 		Info:      httpapi.Info{Provider: cfg.provider, DefaultModel: cfg.model, Version: "dev", Auth: authMode},
-		WebSocket: conn.NewHandler(svc, conn.Options{Logger: logger, User: cfg.user}),
+		WebSocket: conn.NewHandler(svc, conn.Options{Logger: logger, User: cfg.user, MaxSubscriptions: cfg.maxSubscriptions}),
 		Page:      web.Handler(),
 		Loopback:  cfg.loopback,
 		User:      cfg.user,

@@ -29,15 +29,29 @@ export function wsURL(token) {
   return url.href;
 }
 
-// RequestError is a request's rejection: an error frame (code, message), a
+// TEMPORARY are the error codes that refuse a request for now only: the
+// same request may succeed later.
+const TEMPORARY = new Set(['unavailable', 'busy', 'internal', 'rate_limited']);
+
+// RequestError is a request's rejection: an error frame (code, message,
+// and retryAfterMs, the retry_after_ms of a rate_limited one), a
 // connection lost before the reply (code "disconnected"), or a frame too
 // large for the gateway, which closed the connection on it (code
 // "too_large").
 export class RequestError extends Error {
-  constructor(code, message) {
+  constructor(code, message, retryAfterMs) {
     super(message);
     this.code = code;
+    if (typeof retryAfterMs === 'number') this.retryAfterMs = retryAfterMs;
   }
+}
+
+// backoff returns a delay before attempt number attempt (0 first): up to
+// BACKOFF_BASE_MS doubled per attempt, at most BACKOFF_MAX_MS, with
+// jitter so that many clients do not retry in step.
+function backoff(attempt) {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
 // GatewaySocket delivers conversation events to onEvent and connection
@@ -70,7 +84,9 @@ export class GatewaySocket {
     this.pingTimer = 0;
     // conversation id → {last: last seq passed to onEvent, waiting: id of
     // the subscribe whose reply has not come yet, or "", createdAt: the
-    // conversation's created_at, or "" until a subscribed reply tells it}
+    // conversation's created_at, or "" until a subscribed reply tells it,
+    // refusals: the temporary refusals of its subscribe in a row, retry:
+    // the timer that subscribes again after the last one}
     this.subs = new Map();
     // request id → {frame, resolve, reject, retry, sent}
     this.pending = new Map();
@@ -92,22 +108,36 @@ export class GatewaySocket {
   // onSubscribed(seq) gets each subscribed reply's seq, the last one stored
   // then. createdAt, if known, is the created_at of the conversation whose
   // events up to after the caller has; else the first subscribed reply
-  // tells it. A failed subscribe ends the subscription: not_found, once the
-  // created_at is known, goes to onGone (the conversation the caller knew
-  // is gone, whatever has its id now), anything else to onError with the
-  // conversation set.
+  // tells it. A subscribe refused for now (a TEMPORARY code) keeps the
+  // subscription: it is sent again after the error's retry_after_ms, or a
+  // backoff, and at the next reconnect. Any other refusal ends the
+  // subscription: not_found, once the created_at is known, goes to onGone
+  // (the conversation the caller knew is gone, whatever has its id now),
+  // anything else to onError with the conversation set.
   subscribe(conversation, after = 0, onSubscribed = () => {}, createdAt = '') {
-    this.subs.set(conversation, { last: after, waiting: '', onSubscribed, createdAt });
+    this.forget(conversation);
+    this.subs.set(conversation, { last: after, waiting: '', onSubscribed, createdAt, refusals: 0, retry: 0 });
     if (this.connected()) this.sendSubscribe(conversation);
   }
 
   unsubscribe(conversation) {
-    if (!this.subs.delete(conversation)) return;
+    if (!this.forget(conversation)) return;
     if (this.connected()) this.request({ type: 'unsubscribe', conversation }).catch(() => {});
+  }
+
+  // forget drops the subscription to conversation, with the retry it may
+  // have scheduled, and tells whether there was one.
+  forget(conversation) {
+    const sub = this.subs.get(conversation);
+    if (sub === undefined) return false;
+    clearTimeout(sub.retry);
+    return this.subs.delete(conversation);
   }
 
   sendSubscribe(conversation) {
     const sub = this.subs.get(conversation);
+    // Sent now (at a reconnect, say), it needs no scheduled retry.
+    clearTimeout(sub.retry);
     const frame = { type: 'subscribe', conversation, after: sub.last };
     if (sub.createdAt) frame.created_at = sub.createdAt;
     const { id, promise } = this.issue(frame, false);
@@ -117,6 +147,10 @@ export class GatewaySocket {
     sub.waiting = id;
     promise.catch((err) => {
       if (err.code === 'disconnected' || this.subs.get(conversation) !== sub) return;
+      if (TEMPORARY.has(err.code)) {
+        this.resubscribe(conversation, sub, err);
+        return;
+      }
       this.subs.delete(conversation);
       if (err.code === 'not_found' && sub.createdAt) {
         this.onGone(conversation, true);
@@ -125,6 +159,20 @@ export class GatewaySocket {
       err.conversation = conversation;
       this.onError(err);
     });
+  }
+
+  // resubscribe sends the subscription sub to conversation again once
+  // the temporary refusal err allows: after its retry_after_ms, or a
+  // backoff that grows with each refusal in a row. Its events until then
+  // are dropped (sub.waiting still names the refused subscribe); a
+  // reconnect meanwhile sends it at once, and the subscription ended
+  // meanwhile is not sent.
+  resubscribe(conversation, sub, err) {
+    const delay = err.retryAfterMs ?? backoff(sub.refusals);
+    sub.refusals++;
+    sub.retry = setTimeout(() => {
+      if (this.subs.get(conversation) === sub && this.connected()) this.sendSubscribe(conversation);
+    }, delay);
   }
 
   // request sends frame with a fresh id and resolves with the reply that
@@ -201,7 +249,7 @@ export class GatewaySocket {
       if (f.type === 'error') this.onError(new RequestError(f.code, f.message));
       if (f.type === 'deleted') {
         // Another tab or client deleted a conversation this socket follows.
-        this.subs.delete(f.conversation);
+        this.forget(f.conversation);
         this.onGone(f.conversation, false);
       }
       return;
@@ -218,11 +266,12 @@ export class GatewaySocket {
       const sub = this.subs.get(f.conversation);
       if (sub !== undefined && sub.waiting === f.id) {
         sub.waiting = '';
+        sub.refusals = 0;
         if (!sub.createdAt && typeof f.created_at === 'string') sub.createdAt = f.created_at;
         sub.onSubscribed(f.seq);
       }
     }
-    if (f.type === 'error') p.reject(new RequestError(f.code, f.message));
+    if (f.type === 'error') p.reject(new RequestError(f.code, f.message, f.retry_after_ms));
     else p.resolve(f);
   }
 
@@ -261,9 +310,8 @@ export class GatewaySocket {
     }
     if (this.openedAt !== 0 && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
     this.openedAt = 0;
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    const delay = backoff(this.attempt);
     this.attempt++;
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.onStatus('reconnecting');
     this.retryTimer = setTimeout(() => this.connect(), delay);
     if (failed) this.checkRefused();
