@@ -212,8 +212,19 @@ func TestAgentClientToolAnsweredFromThePage(t *testing.T) {
 	// A second call answered with JSON typed into the card.
 	model.useTools(t, use("call-2", "confirm", `{"question":"Which box?"}`))
 	tb.waitCard("call-2", protocol.CallAwaitingClient)
+	// null is no output for the protocol: the card says so and sends
+	// nothing, which the gateway would refuse.
 	tb.do(chromedp.Click(chromedp.CSS(`[data-call=call-2] .tool-answer summary`)),
-		chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `{"box": "large"`),
+		chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `null`),
+		chromedp.Click(chromedp.CSS(`[data-call=call-2] [data-testid=tool-send]`)))
+	tb.waitFor("the null problem", toolCard("call-2")+`.querySelector('[data-testid=tool-json-error]').textContent.startsWith('null is no answer')`)
+	var sendable bool
+	tb.eval(`!`+toolCard("call-2")+`.querySelector('[data-testid=tool-send]').disabled && document.querySelector('[data-testid=error]').hidden`, &sendable)
+	if !sendable {
+		t.Error("after a null answer the card's Send is disabled or a notice shows: it was sent")
+	}
+	tb.eval(toolCard("call-2")+`.querySelector('[data-testid=tool-json]').value = ''`, new(string))
+	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `{"box": "large"`),
 		chromedp.Click(chromedp.CSS(`[data-call=call-2] [data-testid=tool-send]`)))
 	tb.waitFor("the JSON problem", toolCard("call-2")+`.querySelector('[data-testid=tool-json-error]').textContent.startsWith('Not JSON')`)
 	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `}`),

@@ -41,6 +41,9 @@ function folded(label, text, testid) {
   return d;
 }
 
+// NULL_OUTPUT says why a client tool's answer cannot be JSON null.
+const NULL_OUTPUT = 'null is no answer: the gateway takes a null output as none. Answer with another JSON value, such as {"answer": null}.';
+
 // SHORT_INPUT is the longest input shown on one line.
 const SHORT_INPUT = 60;
 
@@ -131,6 +134,12 @@ export class ToolCard {
         value = JSON.parse(area.value);
       } catch (err) {
         problem.textContent = `Not JSON: ${err.message}`;
+        return;
+      }
+      // The protocol takes a null field as absent: sent, it would be a
+      // tool_output with neither output nor error, which is refused.
+      if (value === null) {
+        problem.textContent = NULL_OUTPUT;
         return;
       }
       problem.textContent = '';
