@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,6 +142,18 @@ func (tb *tab) waitCard(call, status string) {
 	tb.waitFor("card "+call+" "+status, toolCard(call)+`?.dataset.status === `+js(status))
 }
 
+// checkNotSent checks that the card of call, having refused an answer,
+// sent nothing: its button (a test id) is enabled, as while an answer is
+// on its way it is not, and no notice shows the gateway's refusal.
+func (tb *tab) checkNotSent(call, button string) {
+	tb.t.Helper()
+	var kept bool
+	tb.eval(`!`+toolCard(call)+`.querySelector('[data-testid=`+button+`]').disabled && document.querySelector('[data-testid=error]').hidden`, &kept)
+	if !kept {
+		tb.t.Errorf("%s: card %s sent the answer it refused (%s is disabled or a notice shows)", tb.name, call, button)
+	}
+}
+
 func TestAgentToolApprovedInOneTabSeenInAnother(t *testing.T) {
 	model, _, g, a, id := startAgentChat(t, "Where is order A-1?")
 	b := newTab(t, "tab B")
@@ -182,15 +195,24 @@ func TestAgentToolDenied(t *testing.T) {
 	model, _, g, tb, id := startAgentChat(t, "Look up B-2")
 	model.useTools(t, use("call-1", "lookup_order", `{"id":"B-2"}`))
 	tb.waitCard("call-1", protocol.CallAwaitingApproval)
-	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-call=call-1] [data-testid=tool-reason]`), "not that one"),
-		chromedp.Click(chromedp.CSS(`[data-call=call-1] [data-testid=tool-deny]`)))
+	// The protocol bounds a reason in UTF-8 bytes: 342 CJK characters
+	// are 1026 of them, one character too many; the card says so and
+	// sends nothing. 1024 bytes go.
+	reason := toolCard("call-1") + `.querySelector('[data-testid=tool-reason]')`
+	tb.eval(reason+`.value = '確'.repeat(342)`, new(string))
+	tb.do(chromedp.Click(chromedp.CSS(`[data-call=call-1] [data-testid=tool-deny]`)))
+	tb.waitFor("the reason's problem", toolCard("call-1")+`.querySelector('[data-testid=tool-reason-error]').textContent.includes('1026 bytes')`)
+	tb.checkNotSent("call-1", "tool-deny")
+	why := strings.Repeat("確", 341) + "a"
+	tb.eval(reason+`.value = `+js(why), new(string))
+	tb.do(chromedp.Click(chromedp.CSS(`[data-call=call-1] [data-testid=tool-deny]`)))
 	// The approval turns the card to denied; the result follows.
 	tb.waitFor("the denied result", toolCard("call-1")+`.dataset.result === 'denied'`)
 	var card struct{ Note, Status, Error string }
 	tb.eval(`({Note: `+toolCard("call-1")+`.querySelector('[data-testid=tool-approval-note]').textContent,
 		Status: `+toolCard("call-1")+`.querySelector('[data-testid=tool-status]').textContent,
 		Error: `+toolCard("call-1")+`.querySelector('[data-testid=tool-error]')?.textContent ?? ''})`, &card)
-	if card.Note != "Denied by local: not that one" || card.Status != "Denied" || card.Error == "" {
+	if card.Note != "Denied by local: "+why || card.Status != "Denied" || card.Error == "" {
 		t.Errorf("denied card %+v", card)
 	}
 	model.say(t, "I may not look it up.")
@@ -218,11 +240,7 @@ func TestAgentClientToolAnsweredFromThePage(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `null`),
 		chromedp.Click(chromedp.CSS(`[data-call=call-2] [data-testid=tool-send]`)))
 	tb.waitFor("the null problem", toolCard("call-2")+`.querySelector('[data-testid=tool-json-error]').textContent.startsWith('null is no answer')`)
-	var sendable bool
-	tb.eval(`!`+toolCard("call-2")+`.querySelector('[data-testid=tool-send]').disabled && document.querySelector('[data-testid=error]').hidden`, &sendable)
-	if !sendable {
-		t.Error("after a null answer the card's Send is disabled or a notice shows: it was sent")
-	}
+	tb.checkNotSent("call-2", "tool-send")
 	tb.eval(toolCard("call-2")+`.querySelector('[data-testid=tool-json]').value = ''`, new(string))
 	tb.do(chromedp.SendKeys(chromedp.CSS(`[data-call=call-2] [data-testid=tool-json]`), `{"box": "large"`),
 		chromedp.Click(chromedp.CSS(`[data-call=call-2] [data-testid=tool-send]`)))

@@ -41,6 +41,11 @@ function folded(label, text, testid) {
   return d;
 }
 
+// REASON_MAX_BYTES is the protocol's limit on an approval's reason, in
+// UTF-8 bytes (not characters: CJK text takes three bytes a character).
+const REASON_MAX_BYTES = 1024;
+const utf8 = new TextEncoder();
+
 // NULL_OUTPUT says why a client tool's answer cannot be JSON null.
 const NULL_OUTPUT = 'null is no answer: the gateway takes a null output as none. Answer with another JSON value, such as {"answer": null}.';
 
@@ -102,13 +107,24 @@ export class ToolCard {
     const p = el('div', 'tool-panel', { testid: 'tool-approval' });
     const reason = el('input', 'tool-reason', { testid: 'tool-reason' });
     reason.placeholder = 'Reason (optional)';
-    reason.maxLength = 500;
+    // A character takes at least one byte: a longer one cannot fit.
+    reason.maxLength = REASON_MAX_BYTES;
     const yes = el('button', 'button primary', { testid: 'tool-approve', text: 'Approve' });
     const no = el('button', 'button danger', { testid: 'tool-deny', text: 'Deny' });
-    const send = (approved) => this.send(p, this.answer.approve(this.call, approved, reason.value.trim()));
+    const problem = el('div', 'tool-problem', { testid: 'tool-reason-error' });
+    const send = (approved) => {
+      const why = reason.value.trim();
+      const bytes = utf8.encode(why).length;
+      if (bytes > REASON_MAX_BYTES) {
+        problem.textContent = `The reason is too long: ${bytes} bytes in UTF-8, at most ${REASON_MAX_BYTES} fit. Shorten it.`;
+        return;
+      }
+      problem.textContent = '';
+      this.send(p, this.answer.approve(this.call, approved, why));
+    };
     yes.addEventListener('click', () => send(true));
     no.addEventListener('click', () => send(false));
-    p.append(reason, yes, no);
+    p.append(reason, yes, no, problem);
     return p;
   }
 
