@@ -270,6 +270,9 @@ func TestRefusedMessageShowsWhyAndCanBeDiscarded(t *testing.T) {
 	tb.waitFor("the refused message after the reload", refusedFirst)
 	tb.click(`[data-testid=pending-discard]`)
 	tb.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	// The list shows nothing else: it says so, rather than stay blank.
+	tb.waitFor("the empty conversation's placeholder",
+		`document.querySelector('[data-testid=messages] [data-testid=empty] .empty-title')?.textContent === 'No messages yet'`)
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
 	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)

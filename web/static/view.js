@@ -351,6 +351,15 @@ export class ConversationView {
     this.outbox.replaceChildren();
     this.pendings.clear();
     this.awaiting.clear();
+    this.placeholderIfBlank();
+  }
+
+  // placeholderIfBlank shows the placeholder again in a list that shows
+  // nothing else (its last pending message gone), rather than leave it
+  // blank.
+  placeholderIfBlank() {
+    const blank = [...this.list.children].every((c) => c === this.older || c === this.outbox);
+    if (blank && this.outbox.childElementCount === 0) this.outbox.before(this.empty);
   }
 
   // pending shows entry, a message of this conversation sent but not yet
@@ -428,6 +437,7 @@ export class ConversationView {
   unpend(id) {
     this.pendings.get(id)?.element.remove();
     this.pendings.delete(id);
+    this.placeholderIfBlank();
   }
 
   // rendered takes the pending copy of the message event ev, if any,
