@@ -63,13 +63,18 @@ func TestReplyStreamsAndEndsWithUsage(t *testing.T) {
 	model.say(t, "Hello")
 	tb.waitReply("Hello")
 	tb.waitFor("the Stop button", `!document.querySelector('[data-testid=stop]').hidden`)
-	tb.waitFor("the reply streaming", lastReply+`.dataset.state === 'streaming'`)
+	// Busy while it streams, so that the live message list does not
+	// announce it again at each chunk.
+	tb.waitFor("the reply streaming", lastReply+`.dataset.state === 'streaming' && `+lastReply+`.getAttribute('aria-busy') === 'true'`)
 	model.say(t, ", world")
 	tb.waitReply("Hello, world")
 	model.say(t, "!")
 	model.end(t, 12, 5)
 	tb.waitTurnEnd(protocol.StopEndTurn)
 	tb.waitReply("Hello, world!")
+	if busy := tb.text(`String(` + lastReply + `.getAttribute('aria-busy'))`); busy != "null" {
+		t.Errorf("the ended reply has aria-busy=%s, want none: it would not be announced", busy)
+	}
 
 	usage := tb.text(lastReply + `.querySelector('[data-testid=usage]')?.textContent ?? ''`)
 	want := testModelID + " · 12 in / 5 out tokens · first token "

@@ -52,6 +52,9 @@ class Turn {
     a.dataset.turn = ev.turn ?? '';
     a.dataset.seq = String(ev.seq);
     a.dataset.state = 'streaming';
+    // The list is a live region: a reply announced at each delta would
+    // be read again and again. Busy, it is read once, when it ends.
+    a.setAttribute('aria-busy', 'true');
     this.meta = el('div', 'meta', { text: 'Assistant' });
     this.actions = el('div', 'actions');
     this.body = el('div', 'text', { testid: 'reply-text' });
@@ -257,6 +260,7 @@ class Renderer {
     const a = t.article;
     const reason = ev.stop_reason ?? 'end_turn';
     a.dataset.state = 'done';
+    a.removeAttribute('aria-busy');
     a.dataset.stopReason = reason;
     a.dataset.seq = String(ev.seq);
     t.finish(ev.message?.text);
