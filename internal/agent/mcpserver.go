@@ -39,6 +39,10 @@ const (
 	// ProgressInterval is the least time between two progress reports of
 	// one call; notifications that come sooner are dropped.
 	ProgressInterval = 250 * time.Millisecond
+	// maxListedTools bounds the tools one listing of a server may hold,
+	// over all its pages: a server whose list never ends (each page names
+	// a next one) would otherwise grow it until the connect timeout.
+	maxListedTools = 1000
 )
 
 // mcpTool is one tool an MCP server listed, allow-list applied.
@@ -230,9 +234,13 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 // list lists sess's tools, keeping those of the allow-list if there is one.
 func (s *mcpServer) list(ctx context.Context, sess *mcp.ClientSession) ([]mcpTool, error) {
 	var tools []mcpTool
+	listed := 0
 	for t, err := range sess.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("listing tools: %w", err)
+		}
+		if listed++; listed > maxListedTools {
+			return nil, fmt.Errorf("listing tools: the server lists more than %d tools", maxListedTools)
 		}
 		if len(s.cfg.Tools) > 0 && !slices.Contains(s.cfg.Tools, t.Name) {
 			continue
