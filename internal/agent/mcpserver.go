@@ -71,6 +71,8 @@ type mcpServer struct {
 	connecting *attempt  // the connect in flight, if any
 	inflight   int       // calls running
 	retired    bool      // no longer in the registry's config
+	relisting  bool      // a relister goroutine runs
+	relistMore bool      // the tools changed again since it began its listing
 
 	relisted func() // if set, called after each relist (for tests); under mu
 }
@@ -94,7 +96,7 @@ func newMCPServer(cfg MCPServer, e *env) *mcpServer {
 			}
 		},
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
-			go s.relist()
+			s.relistSoon()
 		},
 	})
 	return s
@@ -270,7 +272,35 @@ func objectSchema(v any) map[string]any {
 	return schema
 }
 
-// relist lists the tools again after the server said they changed.
+// relistSoon lists the tools again after the server said they changed:
+// at once if no listing is under way, else once more after it, however
+// many times the server says so meanwhile. One goroutine lists at a time,
+// so that a server that keeps saying it cannot make the gateway run a
+// goroutine and a listing per notification.
+func (s *mcpServer) relistSoon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.relisting {
+		s.relistMore = true
+		return
+	}
+	s.relisting = true
+	go func() {
+		for {
+			s.relist()
+			s.mu.Lock()
+			if !s.relistMore {
+				s.relisting = false
+				s.mu.Unlock()
+				return
+			}
+			s.relistMore = false
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// relist lists the tools again.
 func (s *mcpServer) relist() {
 	s.mu.Lock()
 	sess := s.sess
