@@ -74,9 +74,10 @@
 // Retries have one layer, this package's: the SDK's retryer makes a single
 // attempt. A call that fails before any chunk was emitted with throttling,
 // service unavailable, model not ready, an internal server error (as an
-// HTTP error or an exception at the head of the stream), an HTTP 429 or
-// 5xx, a connection error, or a stream cut short or stalled (no event for
-// Options.IdleTimeout) is retried up to Options.MaxAttempts calls in all,
+// HTTP error or an exception at the head of the stream), a model stream
+// error (such an exception too), an HTTP 429 or 5xx, a connection error,
+// or a stream cut short or stalled (no event for Options.IdleTimeout) is
+// retried up to Options.MaxAttempts calls in all,
 // waiting BackoffBase, then twice as long each time up to BackoffMax,
 // jittered (half fixed, half random).
 // Once a chunk was emitted nothing is retried (the user has seen it): an
