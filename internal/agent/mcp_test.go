@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -490,6 +491,77 @@ func TestMCPToolListChanged(t *testing.T) {
 	}
 	if res, err := a.Call(context.Background(), "m__new", testCall, nil, nil); err != nil || string(res.Output) != `{"text":"new"}` {
 		t.Fatalf("calling the new tool: %s, %q, %v", res.Output, res.Error, err)
+	}
+}
+
+// TestMCPToolListChangedStorm: a server that says its tools changed many
+// times while they are being listed again gets one more listing after
+// that one, not a listing (and a goroutine) per notification.
+func TestMCPToolListChangedStorm(t *testing.T) {
+	t.Parallel()
+	const times = 20
+	s, _ := testServer()
+	sent := make(chan struct{}, 1)
+	s.AddSendingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method != "notifications/tools/list_changed" {
+				return next(ctx, method, req)
+			}
+			for range times {
+				if _, err := next(ctx, method, req); err != nil {
+					t.Errorf("notifying: %v", err)
+				}
+			}
+			sent <- struct{}{}
+			return nil, nil
+		}
+	})
+	var armed atomic.Bool
+	var lists atomic.Int64 // once armed
+	listing, release := make(chan struct{}, times), make(chan struct{})
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" && armed.Load() {
+				lists.Add(1)
+				listing <- struct{}{}
+				<-release
+			}
+			return next(ctx, method, req)
+		}
+	})
+	r, err := New(&Config{MCPServers: []MCPServer{{Name: "m", inProcess: s}},
+		Agents: []AgentConfig{{Name: "a", Tools: []string{"m"}}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	relisted := make(chan struct{}, times)
+	m := r.servers["m"]
+	m.mu.Lock()
+	m.relisted = func() { relisted <- struct{}{} }
+	m.mu.Unlock()
+	armed.Store(true)
+	s.AddTool(&mcp.Tool{Name: "new", InputSchema: json.RawMessage(`{"type": "object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	<-sent
+	// The client handles what the server sends in order: once it answered
+	// a ping sent after the notifications, it has handled them all.
+	for ss := range s.Sessions() {
+		if err := ss.Ping(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-listing
+	close(release)
+	<-relisted
+	<-relisted
+	if n := lists.Load(); n != 2 {
+		t.Errorf("%d notifications during a listing made %d listings; want 2 (that one and one after it)", times, n)
+	}
+	if a, _ := r.Agent("a"); !slices.Contains(toolNames(a), "m__new") {
+		t.Errorf("after the change: %v", toolNames(a))
 	}
 }
 

@@ -39,6 +39,10 @@ const (
 	// ProgressInterval is the least time between two progress reports of
 	// one call; notifications that come sooner are dropped.
 	ProgressInterval = 250 * time.Millisecond
+	// maxListedTools bounds the tools one listing of a server may hold,
+	// over all its pages: a server whose list never ends (each page names
+	// a next one) would otherwise grow it until the connect timeout.
+	maxListedTools = 1000
 )
 
 // mcpTool is one tool an MCP server listed, allow-list applied.
@@ -67,6 +71,8 @@ type mcpServer struct {
 	connecting *attempt  // the connect in flight, if any
 	inflight   int       // calls running
 	retired    bool      // no longer in the registry's config
+	relisting  bool      // a relister goroutine runs
+	relistMore bool      // the tools changed again since it began its listing
 
 	relisted func() // if set, called after each relist (for tests); under mu
 }
@@ -90,7 +96,7 @@ func newMCPServer(cfg MCPServer, e *env) *mcpServer {
 			}
 		},
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
-			go s.relist()
+			s.relistSoon()
 		},
 	})
 	return s
@@ -230,9 +236,13 @@ func (s *mcpServer) dial(ctx context.Context) (*mcp.ClientSession, []mcpTool, er
 // list lists sess's tools, keeping those of the allow-list if there is one.
 func (s *mcpServer) list(ctx context.Context, sess *mcp.ClientSession) ([]mcpTool, error) {
 	var tools []mcpTool
+	listed := 0
 	for t, err := range sess.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("listing tools: %w", err)
+		}
+		if listed++; listed > maxListedTools {
+			return nil, fmt.Errorf("listing tools: the server lists more than %d tools", maxListedTools)
 		}
 		if len(s.cfg.Tools) > 0 && !slices.Contains(s.cfg.Tools, t.Name) {
 			continue
@@ -262,7 +272,35 @@ func objectSchema(v any) map[string]any {
 	return schema
 }
 
-// relist lists the tools again after the server said they changed.
+// relistSoon lists the tools again after the server said they changed:
+// at once if no listing is under way, else once more after it, however
+// many times the server says so meanwhile. One goroutine lists at a time,
+// so that a server that keeps saying it cannot make the gateway run a
+// goroutine and a listing per notification.
+func (s *mcpServer) relistSoon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.relisting {
+		s.relistMore = true
+		return
+	}
+	s.relisting = true
+	go func() {
+		for {
+			s.relist()
+			s.mu.Lock()
+			if !s.relistMore {
+				s.relisting = false
+				s.mu.Unlock()
+				return
+			}
+			s.relistMore = false
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// relist lists the tools again.
 func (s *mcpServer) relist() {
 	s.mu.Lock()
 	sess := s.sess

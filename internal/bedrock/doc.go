@@ -51,8 +51,10 @@
 // json.RawMessage would go out as an array of bytes). An agent's earlier
 // steps are replayed exactly: an assistant message's text, then its
 // toolUse blocks (an input that is not a JSON object, as when the model
-// sent broken JSON, goes as {}), and the next user message starts with one
-// toolResult per tool use, in their order (an object output as json, any
+// sent broken JSON, goes as {}; a name outside ^[a-zA-Z0-9_-]{1,64}$, as
+// when the model called a tool it was not given, goes with its other
+// characters made "_" and cut at 64), and the next user message starts
+// with one toolResult per tool use, in their order (an object output as json, any
 // other as text, never blank; an error as status error with its message;
 // a use without a result gets an error result). toolConfig is sent
 // whenever the history holds tool blocks, declaring with an open schema
@@ -74,9 +76,10 @@
 // Retries have one layer, this package's: the SDK's retryer makes a single
 // attempt. A call that fails before any chunk was emitted with throttling,
 // service unavailable, model not ready, an internal server error (as an
-// HTTP error or an exception at the head of the stream), an HTTP 429 or
-// 5xx, a connection error, or a stream cut short or stalled (no event for
-// Options.IdleTimeout) is retried up to Options.MaxAttempts calls in all,
+// HTTP error or an exception at the head of the stream), a model stream
+// error (such an exception too), an HTTP 429 or 5xx, a connection error,
+// or a stream cut short or stalled (no event for Options.IdleTimeout) is
+// retried up to Options.MaxAttempts calls in all,
 // waiting BackoffBase, then twice as long each time up to BackoffMax,
 // jittered (half fixed, half random).
 // Once a chunk was emitted nothing is retried (the user has seen it): an

@@ -41,6 +41,8 @@ func TestRetryBeforeFirstChunk(t *testing.T) {
 		{"bad gateway", failFirst(1, httpErr(502, "SomeProxyError")), 2},
 		{"throttling exception at the head of the stream", failFirst(1, exception("throttlingException")), 2},
 		{"service unavailable exception at the head of the stream", failFirst(1, exception("serviceUnavailableException")), 2},
+		{"model stream error at the head of the stream", failFirst(1, exception("modelStreamErrorException")), 2},
+		{"internal server exception at the head of the stream", failFirst(1, exception("internalServerException")), 2},
 		{"connection dropped before the first chunk", failFirst(1, fakebedrock.Reply{Fail: &fakebedrock.Failure{After: 0}}), 2},
 		{"connection reset before the first chunk", failFirst(1, fakebedrock.Reply{Fail: &fakebedrock.Failure{After: 0, Reset: true}}), 2},
 	} {

@@ -20,11 +20,11 @@ import (
 // attempt, and Stream retries a turn whose call failed before any chunk
 // was emitted, with an error that says "try again later": throttling, a
 // service unavailable, a model not ready yet, an internal server error
-// (as an HTTP error or as an exception at the head of the stream), an
-// HTTP 429/5xx, a connection error, or a stream cut or stalled before its
-// first chunk. One layer means one bound (Options.MaxAttempts) and one backoff
-// for all of them, including the in-stream exceptions the SDK does not
-// retry.
+// (as an HTTP error or as an exception at the head of the stream), a
+// model stream error (such an exception too), an HTTP 429/5xx, a
+// connection error, or a stream cut or stalled before its first chunk.
+// One layer means one bound (Options.MaxAttempts) and one backoff for all
+// of them, including the in-stream exceptions the SDK does not retry.
 
 // retryableCodes are the AWS error codes worth another attempt, compared
 // without case: HTTP errors name them in PascalCase, the service's stream
@@ -34,6 +34,9 @@ var retryableCodes = []string{
 	"ServiceUnavailableException",
 	"ModelNotReadyException",
 	"InternalServerException",
+	// "A streaming error occurred. Retry your request." (HTTP 424): the
+	// stream's own failure, retried like a cut stream.
+	"ModelStreamErrorException",
 }
 
 func retryable(err error) bool {

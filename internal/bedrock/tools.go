@@ -55,10 +55,33 @@ func toolSpec(name, description string, schema json.RawMessage) types.Tool {
 
 // useBlock replays a tool use as the model sent it. An input that is not
 // a JSON object (the model sent broken JSON), or one the SDK cannot send,
-// is replayed as {}: the service takes objects only.
+// is replayed as {}: the service takes objects only. A name the service
+// would refuse is replayed as wireName makes it.
 func useBlock(u convo.ToolUse) types.ContentBlock {
 	return &types.ContentBlockMemberToolUse{Value: types.ToolUseBlock{
-		ToolUseId: aws.String(u.ID), Name: aws.String(u.Name), Input: object(u.Input, `{}`)}}
+		ToolUseId: aws.String(u.ID), Name: aws.String(wireName(u.Name)), Input: object(u.Input, `{}`)}}
+}
+
+// maxToolName is the longest tool name the service takes.
+const maxToolName = 64
+
+// wireName is a tool use's name as the service takes it, which is
+// ^[a-zA-Z0-9_-]{1,64}$: the name itself when it fits, else with every
+// other character replaced by "_", cut at 64 bytes ("_" when empty). A
+// model may call a tool it was not given by any name; replayed as it
+// was, the name would make the service refuse the turn's next step and
+// every later turn of the conversation.
+func wireName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, name)
+	if name == "" {
+		return "_"
+	}
+	return name[:min(len(name), maxToolName)]
 }
 
 // resultBlock is the result that answers the tool use id, from results;

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/bedrock"
@@ -277,5 +278,25 @@ func TestToolResultStatusOnlyWhereTaken(t *testing.T) {
 				t.Errorf("result = %+v, want %+v", show(fakebedrock.Message{Content: []fakebedrock.ContentBlock{got}}), show(fakebedrock.Message{Content: []fakebedrock.ContentBlock{want}}))
 			}
 		})
+	}
+}
+
+// TestToolUseNameOutsidePattern: a tool use whose name the service would
+// refuse (a model may call a tool it was not given, by any name) is
+// replayed, and declared, under a name made to fit the pattern, so that
+// the turn's next step and the conversation's later turns are not
+// refused.
+func TestToolUseNameOutsidePattern(t *testing.T) {
+	srv := startFake(t, fakebedrock.Always(fakebedrock.Reply{Chunks: []string{"ok"}}))
+	c := newClient(t, srv, bedrock.Options{})
+	for _, name := range []string{"orders.lookup", "", "x" + strings.Repeat("é", 40)} {
+		use := convo.ToolUse{ID: "t1", Name: name, Input: json.RawMessage(`{}`)}
+		req := convo.ModelRequest{Model: testModel, Tools: []convo.ToolSpec{lookupSpec}, History: []convo.HistoryMessage{
+			user("where is my order?"), asked("", use), answered(convo.ToolResult{ID: "t1", Error: "no such tool"}), user("and?")}}
+		body := lastBody(t, srv, c, req)
+		got := body.Messages[1].Content[0].ToolUse
+		if got == nil || len(body.ToolConfig.Tools) != 2 || body.ToolConfig.Tools[1].ToolSpec.Name != got.Name {
+			t.Errorf("%q: got use %+v and tools %+v; want the use's name declared", name, got, body.ToolConfig.Tools)
+		}
 	}
 }
