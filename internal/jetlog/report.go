@@ -21,6 +21,7 @@ const followRetry = 500 * time.Millisecond
 // durable is when the record was acknowledged or received; gen is the
 // generation of the follower that delivers it (see conv.gen).
 func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Time, gen uint64) {
+	s.keepTail(c.id, rec)
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
 	if born == nil {
