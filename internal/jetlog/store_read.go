@@ -28,11 +28,12 @@ func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	return end.meta, nil
 }
 
-// tail is a conversation's record at position pos, whose metadata is
-// meta (as the record carries it, without the system prompt).
+// tail is a conversation's record at position pos, whose last event is
+// seq last and whose metadata is meta (as the record carries it, without
+// the system prompt).
 type tail struct {
-	pos  uint64
-	meta []byte
+	pos, last uint64
+	meta      []byte
 }
 
 // keepTail keeps rec, a record of conversation id, as its newest known
@@ -49,7 +50,15 @@ func (s *Store) keepTail(id string, rec *Record) {
 	if len(s.tails) >= endCacheSize {
 		clear(s.tails)
 	}
-	s.tails[id] = tail{pos: rec.Pos, meta: rec.Meta}
+	s.tails[id] = tail{pos: rec.Pos, last: rec.Last(), meta: rec.Meta}
+}
+
+// tailOf returns the newest record kept of conversation id.
+func (s *Store) tailOf(id string) (tail, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tails[id]
+	return t, ok
 }
 
 // knownMeta returns the metadata of conversation id from the newest
@@ -65,9 +74,7 @@ func (s *Store) keepTail(id string, rec *Record) {
 // the newest record would see it. The metadata key also gives the
 // system prompt, which records leave out.
 func (s *Store) knownMeta(ctx context.Context, id string) (*convo.Meta, error) {
-	s.mu.Lock()
-	t, ok := s.tails[id]
-	s.mu.Unlock()
+	t, ok := s.tailOf(id)
 	if !ok {
 		return nil, nil
 	}
