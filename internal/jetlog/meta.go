@@ -123,11 +123,7 @@ func (l *Log) Clear(ctx context.Context, id string) error {
 			return fmt.Errorf("jetlog: delete %s: %w", id, err)
 		}
 	}
-	s, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return fmt.Errorf("jetlog: delete %s: %w", id, err)
-	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(l.subject(id))); err != nil {
+	if err := l.events.Purge(ctx, jetstream.WithPurgeSubject(l.subject(id))); err != nil {
 		return fmt.Errorf("jetlog: delete %s: %w", id, err)
 	}
 	return nil
