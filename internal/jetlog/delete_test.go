@@ -131,3 +131,25 @@ func TestFirstAppendRacesDelete(t *testing.T) {
 		t.Errorf("the deleted conversation's subject holds seq %d", last.Seq)
 	}
 }
+
+// TestDeleteAsksNoStreamInfo deletes conversations: each delete purges
+// the conversation's subject without asking the stream's leader for
+// the stream's info first (one request each, before).
+func TestDeleteAsksNoStreamInfo(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.Start(t)
+	a := openStoreWith(t, srv.URL(), "a", longOpts)
+	infos := watchStreamInfos(t, srv)
+	for _, id := range []string{"c1", "c2"} {
+		appendDelta(t, a, id, "u", "hello")
+		if _, err := a.Delete(ctx, id, "u"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Events(ctx, id, 0, 0, 10); !errors.Is(err, convo.ErrNotFound) {
+			t.Fatalf("events of %s after its delete: %v, want not found", id, err)
+		}
+	}
+	if n := infos.count(t, a); n > 0 {
+		t.Fatalf("2 deletes asked for the stream's info %d times", n)
+	}
+}

@@ -63,6 +63,9 @@ type Log struct {
 	js     jetstream.JetStream
 	opts   Options
 	stream string
+	// events is the stream, as Open found or made it: its purges go
+	// straight to the server, without asking for its info first.
+	events jetstream.Stream
 	// meta holds conversations' metadata (m.<id>) and the owner index
 	// (o.<user>.<id>); leases, with a bucket TTL, holds running turns'
 	// leases (l.<id>) and the gateways' claims of their node names
@@ -184,6 +187,7 @@ func (l *Log) ensureStream(ctx context.Context, consumers int) error {
 			}
 		}
 		if err == nil {
+			l.events = s
 			l.pub.atomic = s.CachedInfo().Config.AllowAtomicPublish
 		}
 		return err

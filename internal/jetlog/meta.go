@@ -53,6 +53,26 @@ func (l *Log) Meta(ctx context.Context, id string) ([]byte, uint64, error) {
 	return e.Value(), e.Revision(), nil
 }
 
+// LeaderMeta is Meta, read from the leader of the bucket's stream: any
+// replica may answer Meta, one that lags behind too, where LeaderMeta
+// sees every acknowledged write, a delete's purge among them.
+func (l *Log) LeaderMeta(ctx context.Context, id string) ([]byte, error) {
+	bucket := l.meta.Bucket()
+	_, hdr, data, _, err := l.leaderMsg(ctx, "KV_"+bucket, msgGetRequest{LastFor: "$KV." + bucket + "." + metaKey(id)})
+	if err != nil {
+		return nil, fmt.Errorf("jetlog: read %s: %w", id, err)
+	}
+	// A purged key keeps a marker, without data.
+	if op := hdr.Get(kvOperation); op == "DEL" || op == "PURGE" {
+		return nil, fmt.Errorf("jetlog: read %s: %w", id, ErrNotFound)
+	}
+	return data, nil
+}
+
+// kvOperation is the header that marks a key-value bucket's deletes and
+// purges.
+const kvOperation = "KV-Operation"
+
 // UpdateMeta replaces conversation id's metadata if its revision is still
 // rev, and returns the new revision; otherwise it fails with ErrConflict.
 func (l *Log) UpdateMeta(ctx context.Context, id string, data []byte, rev uint64) (uint64, error) {
@@ -103,11 +123,7 @@ func (l *Log) Clear(ctx context.Context, id string) error {
 			return fmt.Errorf("jetlog: delete %s: %w", id, err)
 		}
 	}
-	s, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return fmt.Errorf("jetlog: delete %s: %w", id, err)
-	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(l.subject(id))); err != nil {
+	if err := l.events.Purge(ctx, jetstream.WithPurgeSubject(l.subject(id))); err != nil {
 		return fmt.Errorf("jetlog: delete %s: %w", id, err)
 	}
 	return nil

@@ -45,34 +45,55 @@ func (l *Log) Last(ctx context.Context, id string) (*Record, error) {
 
 // leaderGet asks the stream's leader for one message.
 func (l *Log) leaderGet(ctx context.Context, req msgGetRequest) (*Record, error) {
-	body, err := json.Marshal(req)
+	pos, hdr, data, t, err := l.leaderMsg(ctx, l.stream, req)
 	if err != nil {
 		return nil, err
 	}
+	return recordOf(pos, hdr, data, t)
+}
+
+// leaderMsg asks the leader of stream for one message, and returns its
+// position, headers, data and time.
+func (l *Log) leaderMsg(ctx context.Context, stream string, req msgGetRequest) (uint64, nats.Header, []byte, time.Time, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, nil, nil, time.Time{}, err
+	}
 	ctx, cancel := l.reqCtx(ctx)
 	defer cancel()
-	reply, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.stream, body)
+	reply, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
-		return nil, fmt.Errorf("jetlog: get message: %w", err)
+		return 0, nil, nil, time.Time{}, fmt.Errorf("jetlog: get message: %w", err)
 	}
 	var resp msgGetResponse
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("jetlog: get message: bad reply: %w", err)
+		return 0, nil, nil, time.Time{}, fmt.Errorf("jetlog: get message: bad reply: %w", err)
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
-			return nil, ErrNotFound
+			return 0, nil, nil, time.Time{}, ErrNotFound
 		}
-		return nil, fmt.Errorf("jetlog: get message: %w", resp.Error)
+		return 0, nil, nil, time.Time{}, fmt.Errorf("jetlog: get message: %w", resp.Error)
 	}
 	if resp.Message == nil {
-		return nil, fmt.Errorf("jetlog: get message: empty reply")
+		return 0, nil, nil, time.Time{}, fmt.Errorf("jetlog: get message: empty reply")
 	}
 	hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
 	if err != nil {
-		return nil, fmt.Errorf("jetlog: get message %d: %w", resp.Message.Seq, err)
+		return 0, nil, nil, time.Time{}, fmt.Errorf("jetlog: get message %d: %w", resp.Message.Seq, err)
 	}
-	return recordOf(resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time)
+	return resp.Message.Seq, hdr, resp.Message.Data, resp.Message.Time, nil
+}
+
+// Newer reports whether conversation id has a record after position
+// pos, asking the stream's leader. When it has none the answer is a few
+// bytes; when it has, the leader sends the first such record whole.
+func (l *Log) Newer(ctx context.Context, id string, pos uint64) (bool, error) {
+	_, err := l.leaderGet(ctx, msgGetRequest{Seq: pos + 1, NextFor: l.subject(id)})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // readBytes bounds the bytes of the records one Read returns (past the

@@ -21,6 +21,7 @@ const followRetry = 500 * time.Millisecond
 // durable is when the record was acknowledged or received; gen is the
 // generation of the follower that delivers it (see conv.gen).
 func (s *Store) deliver(c *conv, rec *Record, born []time.Time, durable time.Time, gen uint64) {
+	s.keepTail(c.id, rec)
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
 	if born == nil {
@@ -281,23 +282,9 @@ func (s *Store) follow(c *conv, after uint64, stopping chan struct{}, gen uint64
 func (s *Store) startFollower(c *conv, after, gen uint64) (*Follower, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.log.opts.Timeout)
 	defer cancel()
-	last, err := s.log.Last(ctx, c.id)
+	from, err := s.followFrom(ctx, c.id, after)
 	if err != nil {
 		return nil, err
-	}
-	// A conversation with no record yet is followed from the stream's
-	// start: the consumer delivers every record of its subject stored
-	// from then on, and the server skips the records of other subjects
-	// by its index of subjects, without reading them. (The stream's end,
-	// read first, would cost a request to its leader per follow.)
-	from := uint64(1)
-	if last != nil {
-		from = last.Pos + 1
-		if after < last.Last() {
-			if from, err = s.log.Locate(ctx, c.id, after+1, last); err != nil {
-				return nil, err
-			}
-		}
 	}
 	c.repMu.Lock()
 	if gen == c.gen && c.reportedPos < from-1 && c.reported <= after {
@@ -307,4 +294,37 @@ func (s *Store) startFollower(c *conv, after, gen uint64) (*Follower, error) {
 	return s.log.Follow(ctx, c.id, from, s.logger, func(rec *Record) {
 		s.deliver(c, rec, nil, time.Now(), gen)
 	})
+}
+
+// followFrom returns the position of conversation id's record that holds
+// seq after+1, or where the next record will be stored. When the newest
+// record kept here (see keepTail) holds after or an earlier seq, and the
+// stream's leader has no newer one, that is right after it: one small
+// read, not the newest record, which may hold a whole reply.
+func (s *Store) followFrom(ctx context.Context, id string, after uint64) (uint64, error) {
+	if t, ok := s.tailOf(id); ok && after >= t.last {
+		newer, err := s.log.Newer(ctx, id, t.pos)
+		if err != nil {
+			return 0, err
+		}
+		if !newer {
+			return t.pos + 1, nil
+		}
+	}
+	last, err := s.log.Last(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	// A conversation with no record yet is followed from the stream's
+	// start: the consumer delivers every record of its subject stored
+	// from then on, and the server skips the records of other subjects
+	// by its index of subjects, without reading them. (The stream's end,
+	// read first, would cost a request to its leader per follow.)
+	if last == nil {
+		return 1, nil
+	}
+	if after < last.Last() {
+		return s.log.Locate(ctx, id, after+1, last)
+	}
+	return last.Pos + 1, nil
 }

@@ -73,6 +73,10 @@ type Store struct {
 	// gateway made stale costs a fenced append and a read, as any race,
 	// or, if it refuses the append, a read.
 	ends map[string]*logEnd
+	// tails keeps the newest record that this gateway stored, followed
+	// or read of each conversation, by id, so that Meta need not read it
+	// again while it is still the newest (see knownMeta).
+	tails map[string]tail
 	// marks keeps where scans stopped before their log's end, so that a
 	// replay's next page goes on from there (see readMark).
 	marks map[markKey]readMark
@@ -188,7 +192,7 @@ func OpenStore(ctx context.Context, urls string, opts StoreOptions, natsOpts ...
 	}
 	return &Store{log: l, nc: nc, node: opts.Node, claim: claim, logger: opts.Logger, metrics: opts.Metrics,
 		now: func() time.Time { return time.Now().UTC() }, done: make(chan struct{}), convs: map[string]*conv{}, system: map[string]systemPrompt{}, ends: map[string]*logEnd{},
-		marks: map[markKey]readMark{}}, nil
+		tails: map[string]tail{}, marks: map[markKey]readMark{}}, nil
 }
 
 // Log returns the JetStream log under the store.
@@ -561,6 +565,9 @@ func (s *Store) end(ctx context.Context, id string) (*logEnd, error) {
 	last, err := s.log.Last(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if last != nil {
+		s.keepTail(id, last)
 	}
 	if last == nil {
 		// No events yet: the metadata is as created.

@@ -13,14 +13,91 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// Meta implements convo.Log: the metadata after the conversation's newest
-// record, read from the stream's leader.
+// Meta implements convo.Log: the metadata after the conversation's
+// newest record. It reads that record from the stream's leader only when
+// this gateway does not know it already (see knownMeta).
 func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
+	m, err := s.knownMeta(ctx, id)
+	if m != nil || err != nil {
+		return m, unavailable(err)
+	}
 	end, err := s.end(ctx, id)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	return end.meta, nil
+}
+
+// tail is a conversation's record at position pos, whose last event is
+// seq last and whose metadata is meta (as the record carries it, without
+// the system prompt).
+type tail struct {
+	pos, last uint64
+	meta      []byte
+}
+
+// keepTail keeps rec, a record of conversation id, as its newest known
+// record, unless a newer one is kept.
+func (s *Store) keepTail(id string, rec *Record) {
+	if len(rec.Meta) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tails[id]; ok && t.pos >= rec.Pos {
+		return
+	}
+	if len(s.tails) >= endCacheSize {
+		clear(s.tails)
+	}
+	s.tails[id] = tail{pos: rec.Pos, last: rec.Last(), meta: rec.Meta}
+}
+
+// tailOf returns the newest record kept of conversation id.
+func (s *Store) tailOf(id string) (tail, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tails[id]
+	return t, ok
+}
+
+// knownMeta returns the metadata of conversation id from the newest
+// record this gateway knows of it, if that is still the log's newest,
+// and nil otherwise. Two reads, in this order, each about the size of
+// the metadata however long the record, tell: the stream's leader has no record of
+// the id after it; then the conversation's metadata key, read from its
+// bucket's leader, is still the one it was created with (a delete
+// removes it first, and a conversation created again under the id has
+// another creation time). So when both hold, the conversation was
+// there, with that record the newest, at the first read: a record
+// appended since, on any gateway, or a delete, is seen as a reading of
+// the newest record would see it. The metadata key also gives the
+// system prompt, which records leave out.
+func (s *Store) knownMeta(ctx context.Context, id string) (*convo.Meta, error) {
+	t, ok := s.tailOf(id)
+	if !ok {
+		return nil, nil
+	}
+	if newer, err := s.log.Newer(ctx, id, t.pos); err != nil || newer {
+		return nil, err
+	}
+	data, err := s.log.LeaderMeta(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, convo.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var created convo.Meta
+	if err := json.Unmarshal(data, &created); err != nil {
+		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata: %w", id, err)
+	}
+	m, err := metaOf(id, &Record{Pos: t.pos, Meta: t.meta})
+	if err != nil || !m.CreatedAt.Equal(created.CreatedAt) {
+		return nil, err
+	}
+	m.System = created.System
+	return m, nil
 }
 
 // Events implements convo.Log.
@@ -193,6 +270,7 @@ func (s *Store) Delete(ctx context.Context, id, owner string) (time.Time, error)
 	// Cached, it would let this gateway read left-over events (see
 	// stillThere) as the conversation's.
 	delete(s.system, id)
+	delete(s.tails, id)
 	s.mu.Unlock()
 	c.repMu.Lock()
 	// A conversation created again under this id starts from seq 1, and

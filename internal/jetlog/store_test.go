@@ -146,8 +146,14 @@ func TestFollowStoppedWhileClosing(t *testing.T) {
 // with a one-second request timeout; it closes when the test ends.
 func openStore(t *testing.T, url, node string) *jetlog.Store {
 	t.Helper()
+	return openStoreWith(t, url, node, jetlog.Options{Timeout: time.Second})
+}
+
+// openStoreWith opens a Store of node on the servers at urls, with opts.
+func openStoreWith(t *testing.T, url, node string, opts jetlog.Options) *jetlog.Store {
+	t.Helper()
 	s, err := jetlog.OpenStore(context.Background(), url, jetlog.StoreOptions{Node: node, Logger: slog.New(slog.DiscardHandler),
-		Options: jetlog.Options{Timeout: time.Second}})
+		Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
