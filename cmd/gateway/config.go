@@ -51,6 +51,9 @@ type config struct {
 	// maxWaitingTurns bounds the turns waiting for their first model
 	// call (0: convo.DefaultMaxWaitingTurns).
 	maxWaitingTurns int
+	// maxHistoryBytes bounds what a turn reads of its conversation (0:
+	// convo.DefaultMaxHistoryBytes).
+	maxHistoryBytes int
 	logFormat       string
 	logLevel        string
 
@@ -143,6 +146,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxQueuedTurns, "max-queued-turns", 0, "turns that may wait behind a running one in a conversation (0: 16; with -nats at most 64)")
 	fs.IntVar(&c.maxModelCalls, "max-model-calls", 512, "model calls in progress at once in this gateway; a turn past it waits, first come first served, until a call ends (0: no limit)")
 	fs.IntVar(&c.maxWaitingTurns, "max-waiting-turns", 0, "turns that may wait in this gateway for -max-model-calls to let them call the model; a turn past it ends at once with error busy, its message kept (0: 1024)")
+	fs.IntVar(&c.maxHistoryBytes, "max-history-bytes", 0, "most of a conversation a turn reads to send the model (its messages; an agent's tool inputs and results too); a turn of a longer conversation ends at once with error too_large, its message kept (0: 8 MiB)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.auth, "auth", authNone, "authentication: none (local use: every caller is the user \"local\") or jwt (a bearer token on every upgrade and /v1 request; HS256 secret in "+secretEnv+")")
@@ -214,7 +218,7 @@ func (c *config) check() error {
 		// quietly mean their default or minimum.
 		{"max-frame-bytes", c.maxFrameBytes < 0}, {"max-text-bytes", c.maxTextBytes < 0},
 		{"send-queue", c.sendQueue < 0}, {"max-queued-turns", c.maxQueuedTurns < 0}, {"max-model-calls", c.maxModelCalls < 0},
-		{"max-waiting-turns", c.maxWaitingTurns < 0},
+		{"max-waiting-turns", c.maxWaitingTurns < 0}, {"max-history-bytes", c.maxHistoryBytes < 0},
 		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"jwt-leeway", c.jwtLeeway < 0},
 	} {
 		if f.negative {

@@ -131,3 +131,40 @@ func TestRunMaxWaitingTurns(t *testing.T) {
 		})
 	}
 }
+
+// TestRunMaxHistoryBytes runs the real program, on bbolt and in cluster
+// mode, with -max-history-bytes 4096 against the Bedrock fake: the turn
+// whose conversation passes it ends at once with error too_large, and
+// Bedrock is not called for it; the next conversation is answered.
+func TestRunMaxHistoryBytes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"bbolt", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			g, fake := startOnBedrock(t, mode, func(int, fakebedrock.Request) fakebedrock.Reply {
+				return fakebedrock.Reply{Chunks: []string{"ok"}}
+			}, "-max-history-bytes", "4096")
+			c := conntest.Dial(t, g.URL, "/v1/ws")
+			if f := c.Call(&protocol.Create{ID: "create", Conversation: "long"}); f.Type != protocol.ReplyCreated {
+				t.Fatalf("create: %s %s", f.Code, f.ErrorMessage())
+			}
+			text := strings.Repeat("x", 1500)
+			for i, want := range []string{protocol.StopEndTurn, protocol.StopEndTurn, protocol.StopError} {
+				c.Request(&protocol.Send{Conversation: "long", Text: text})
+				frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+				end := frames[len(frames)-1]
+				if end.StopReason != want || want == protocol.StopError && (end.Error == nil || end.Error.Code != protocol.CodeTooLarge) {
+					t.Fatalf("turn %d ended %s %+v, want %s (too_large for the third)", i+1, end.StopReason, end.Error, want)
+				}
+			}
+			if n := fake.Calls(); n != 2 {
+				t.Fatalf("Bedrock got %d calls, want 2: none for the history over the bound", n)
+			}
+			c.Request(&protocol.Send{Text: "short"})
+			frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+			if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+				t.Fatalf("a new conversation's turn ended %s, want end_turn", end.StopReason)
+			}
+		})
+	}
+}

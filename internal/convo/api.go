@@ -62,6 +62,14 @@ type Config struct {
 	// error and ErrTooManyWaiting, its message kept. An agent's later
 	// steps always wait their turn.
 	MaxWaitingTurns int
+	// MaxHistoryBytes bounds what a turn reads of its conversation to send
+	// the model (default DefaultMaxHistoryBytes): its messages, as
+	// MessageBytes counts them, and for an agent's turn the text, tool
+	// inputs and tool results of its earlier turns' steps too. A turn
+	// whose history is longer ends at once, with stop_reason error and
+	// ErrHistoryTooLong, without calling the model; its message stays
+	// stored.
+	MaxHistoryBytes int
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Metrics receives the service's measurements (default: a private
@@ -109,4 +117,9 @@ var (
 	// reply.
 	ErrTooManyWaiting = &protocol.Error{Code: protocol.CodeBusy,
 		Message: "the gateway is busy: too many turns are waiting for the model; send again later"}
+	// ErrHistoryTooLong ends a turn whose conversation is longer than
+	// Config.MaxHistoryBytes: its message stays stored, and every later
+	// turn of the conversation ends the same way.
+	ErrHistoryTooLong = &protocol.Error{Code: protocol.CodeTooLarge,
+		Message: "the conversation is too long to send to the model: start a new one"}
 )

@@ -111,6 +111,10 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 		}
 	}
 	msgs = append(msgs, protocol.Message{Role: protocol.RoleUser, Text: e.text, Turn: e.turn, Seq: e.meta.LastSeq + 1})
+	if historyBytes(msgs) > s.cfg.MaxHistoryBytes {
+		<-e.stored // the runner reads it again, and ends the turn
+		return false, false
+	}
 	callCtx, span := s.startTurnSpan(e.ctx, h.id, e.turn, e.meta.Model)
 	defer span.End()
 	next, end := s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored, slot)

@@ -22,8 +22,32 @@ const recentMessages = 2
 // readHistory returns the messages of conversation m (as the caller read
 // it) before seq before (0: all): the history h keeps, with the few
 // messages sent since read from the Log, or else all of them from the
-// Log.
+// Log. It fails with ErrHistoryTooLong, having read no more than about
+// Config.MaxHistoryBytes, if they take more (see historyBytes).
 func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, error) {
+	msgs, err := s.messagesBefore(ctx, h, m, before)
+	if err != nil {
+		return nil, err
+	}
+	if historyBytes(msgs) > s.cfg.MaxHistoryBytes {
+		return nil, ErrHistoryTooLong
+	}
+	return msgs, nil
+}
+
+// historyBytes is what msgs count against Config.MaxHistoryBytes.
+func historyBytes(msgs []protocol.Message) int {
+	n := 0
+	for i := range msgs {
+		n += MessageBytes(&msgs[i])
+	}
+	return n
+}
+
+// messagesBefore is readHistory's read: the Log's stops once it has
+// Config.MaxHistoryBytes, failing with ErrHistoryTooLong if older
+// messages remain.
+func (s *Service) messagesBefore(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, error) {
 	if kept, at := s.takeHistory(h, m); kept != nil {
 		last := m.LastSeq
 		if before > 0 {
@@ -47,7 +71,10 @@ func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint6
 			return append(kept, recent[i:]...), nil
 		}
 	}
-	msgs, _, err := s.log.Messages(ctx, h.id, before, 0, 0)
+	msgs, more, err := s.log.Messages(ctx, h.id, before, 0, s.cfg.MaxHistoryBytes)
+	if err == nil && more {
+		err = ErrHistoryTooLong
+	}
 	return msgs, err
 }
 

@@ -139,13 +139,19 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	if waited {
 		msgs, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
 		if err == nil && m.Agent != "" {
-			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id)
+			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id, s.cfg.MaxHistoryBytes-historyBytes(msgs))
 		}
 	}
 	if err != nil {
 		slot.give() // the turn calls no model: the next in line may
-		s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
-		_, _ = s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(ErrUnavailable)}, "")
+		failure := ErrUnavailable
+		if errors.Is(err, ErrHistoryTooLong) {
+			failure = ErrHistoryTooLong
+			s.logger.Info("history too long for a turn", "conversation", h.id, "turn", turnID, "limit", s.cfg.MaxHistoryBytes)
+		} else {
+			s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
+		}
+		_, _ = s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(failure)}, "")
 		return true
 	}
 	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil, slot)

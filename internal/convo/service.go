@@ -21,6 +21,9 @@ const (
 	DefaultMaxTextBytes    = 64 << 10
 	DefaultMaxQueuedTurns  = 16
 	DefaultMaxWaitingTurns = 1024
+	// DefaultMaxHistoryBytes is above what the largest context window of
+	// a Bedrock model holds (a million tokens, about 4 MB of text).
+	DefaultMaxHistoryBytes = 8 << 20
 )
 
 // Service owns the conversations: it keeps them in a Log and runs their
@@ -72,6 +75,9 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 	}
 	if cfg.MaxWaitingTurns <= 0 {
 		cfg.MaxWaitingTurns = DefaultMaxWaitingTurns
+	}
+	if cfg.MaxHistoryBytes <= 0 {
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

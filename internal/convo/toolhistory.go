@@ -13,8 +13,10 @@ import (
 // user message with their results, in the order of the uses. The last
 // step's text ends it. A step's text is the deltas stored after the tool
 // calls of the step before (the model is called again only once every
-// result is stored), so the texts add up to the turn's stored reply.
-func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]HistoryMessage, error) {
+// result is stored), so the texts add up to the turn's stored reply. It
+// fails with ErrHistoryTooLong once the texts, tool inputs and results
+// it holds pass room bytes.
+func (s *Service) toolSteps(ctx context.Context, id string, room int) (map[string][]HistoryMessage, error) {
 	// A call is known by its id and step: a model may give a later
 	// step's call an earlier one's id ("functions.NAME:0" at each step).
 	type stepCall struct {
@@ -51,6 +53,9 @@ func (s *Service) toolSteps(ctx context.Context, id string) (map[string][]Histor
 				return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
 			}
 			after = ev.Seq
+			if room -= len(ev.Text) + len(ev.Input) + len(ev.Output); room < 0 {
+				return nil, ErrHistoryTooLong
+			}
 			switch ev.Type {
 			case protocol.EventDelta:
 				t := get(ev.Turn)

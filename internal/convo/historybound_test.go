@@ -1,0 +1,109 @@
+package convo_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// historyBound is the MaxHistoryBytes of this file's tests.
+const historyBound = 4096
+
+// countingModel answers "ok" and counts its calls. For an agent's turn
+// it first calls the tool "t", once per turn.
+type countingModel struct{ calls atomic.Int64 }
+
+func (m *countingModel) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	m.calls.Add(1)
+	last := req.History[len(req.History)-1]
+	if req.Model == "bench" && len(last.ToolResults) == 0 {
+		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "c1", Name: "t", Input: json.RawMessage(`{}`)}}}, nil
+	}
+	emit(convo.Chunk{Text: "ok"})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// openBounded opens a Service on bbolt with MaxHistoryBytes historyBound
+// whose agent "bench" has the tool "t", which answers output.
+func openBounded(t *testing.T, m convo.Model, output json.RawMessage) *convo.Service {
+	t.Helper()
+	run := func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+		return convo.ToolOutcome{Status: protocol.ResultOK, Output: output}
+	}
+	s, err := convo.New(openBolt(t), m, convo.Config{MaxHistoryBytes: historyBound, Agents: benchAgents{run: run}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+// endsTooLong reads rec's events up to the next turn_end and checks that
+// it is the one of a history too long.
+func endsTooLong(t *testing.T, rec *recorder) {
+	t.Helper()
+	evs := rec.until(t, protocol.EventTurnEnd)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopError || end.Error == nil || end.Error.Code != protocol.CodeTooLarge {
+		t.Fatalf("turn_end %s %+v, want error too_large", end.StopReason, end.Error)
+	}
+}
+
+// TestHistoryBounded sends a conversation messages until its history
+// passes MaxHistoryBytes: that turn ends at once, error too_large,
+// without calling the model; its message stays stored, the next turn of
+// the conversation ends the same way, and other conversations go on.
+func TestHistoryBounded(t *testing.T) {
+	m := &countingModel{}
+	s := openBounded(t, m, nil)
+	text := strings.Repeat("x", 1500)
+	rec := newRecorder(100)
+	conv := send(t, s, "", text+"1", rec).Conversation
+	ends(t, rec, protocol.StopEndTurn, "ok")
+	send(t, s, conv, text+"2", nil)
+	ends(t, rec, protocol.StopEndTurn, "ok")
+	send(t, s, conv, text+"3", nil) // about 4,700 bytes with the two before
+	endsTooLong(t, rec)
+	send(t, s, conv, "short", nil)
+	endsTooLong(t, rec)
+	if n := m.calls.Load(); n != 2 {
+		t.Fatalf("the model was called %d times, want 2: not for a history over the bound", n)
+	}
+	h, err := s.History(context.Background(), "u1", conv, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each turn_end stores its reply, empty for the refused ones.
+	if n := len(h.Messages); n != 8 || h.Messages[4].Text != text+"3" || h.Messages[6].Text != "short" {
+		t.Fatalf("the conversation holds %d messages, want 8 with the refused ones", n)
+	}
+
+	rec2 := newRecorder(100)
+	send(t, s, "", "another", rec2)
+	ends(t, rec2, protocol.StopEndTurn, "ok")
+}
+
+// TestAgentHistoryBounded runs an agent's turn whose tool answers more
+// than MaxHistoryBytes: the turn itself ends well, but the next one,
+// whose history holds that result, ends error too_large without calling
+// the model, though its messages alone are short.
+func TestAgentHistoryBounded(t *testing.T) {
+	m := &countingModel{}
+	s := openBounded(t, m, json.RawMessage(`"`+strings.Repeat("y", historyBound)+`"`))
+	conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(100)
+	send(t, s, conv.ID, "use the tool", rec)
+	ends(t, rec, protocol.StopEndTurn, "ok")
+	send(t, s, conv.ID, "again", nil)
+	endsTooLong(t, rec)
+	if n := m.calls.Load(); n != 2 {
+		t.Fatalf("the model was called %d times, want 2: not for the turn whose history holds the long result", n)
+	}
+}
