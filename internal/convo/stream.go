@@ -87,8 +87,11 @@ type chunkBuffer struct {
 // bufferedEvent is an event the buffer will make: text of kind typ, or an
 // action, with when its first chunk came.
 type bufferedEvent struct {
-	typ    string
+	typ string
+	// text is the event's text, unless merging grew it past smallMerge:
+	// then grown holds it (see merge).
 	text   string
+	grown  *strings.Builder
 	action *protocol.Event // the action event, for typ EventAction
 	born   time.Time
 	// size is at least the bytes the text or the action takes in the
@@ -141,7 +144,7 @@ func (b *chunkBuffer) emit(c Chunk) {
 	}
 	if c.Kind != ChunkAction && text != "" {
 		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-			b.events[n-1].text += text
+			b.events[n-1].merge(text)
 			b.events[n-1].size += size
 		} else {
 			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
@@ -151,6 +154,37 @@ func (b *chunkBuffer) emit(c Chunk) {
 	if filled {
 		b.full()
 	}
+}
+
+// smallMerge is the length up to which merged text is joined as strings:
+// one allocation of the exact size, all that the common merge of two or
+// three small chunks needs. Past it, the text grows in a builder, whose
+// capacity doubles, so that merging k chunks while a commit is slow costs
+// time and garbage linear in their length, not quadratic.
+const smallMerge = 1 << 10
+
+// merge appends s to the event's text.
+func (e *bufferedEvent) merge(s string) {
+	if e.grown == nil {
+		if len(e.text)+len(s) <= smallMerge {
+			e.text += s
+			return
+		}
+		e.grown = new(strings.Builder)
+		e.grown.Grow(2 * (len(e.text) + len(s)))
+		e.grown.WriteString(e.text)
+		e.text = ""
+	}
+	e.grown.WriteString(s)
+}
+
+// merged returns the event's text, without copying it: a peek seals the
+// event, so its text grows no more.
+func (e *bufferedEvent) merged() string {
+	if e.grown != nil {
+		return e.grown.String()
+	}
+	return e.text
 }
 
 // fitText returns the longest start of s, cut between two characters,
@@ -286,7 +320,7 @@ func (b *chunkBuffer) peek() []chunkEvent {
 			c := *be.action
 			ev = &c
 		} else {
-			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.text}
+			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.merged()}
 		}
 		evs[i] = chunkEvent{ev: ev, born: be.born}
 	}

@@ -3,6 +3,7 @@ package convo
 import (
 	"encoding/json"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -159,5 +160,30 @@ func TestChunkBufferBoundsAnAppend(t *testing.T) {
 	}
 	if got.String() != want.String() {
 		t.Fatal("the appends do not hold the chunks' text in order")
+	}
+}
+
+// TestChunkBufferMergesInLinearTime checks that merging many small chunks
+// into one event, as a slow commit makes the buffer do, allocates about
+// their length, not the square of it: each merge must not copy the text
+// merged so far.
+func TestChunkBufferMergesInLinearTime(t *testing.T) {
+	const chunks, size = 10000, 8
+	chunk := Chunk{Kind: ChunkText, Text: strings.Repeat("x", size)}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
+	for range chunks {
+		b.emit(chunk)
+	}
+	evs := b.peek()
+	runtime.ReadMemStats(&after)
+	if len(evs) != 1 || len(evs[0].ev.Text) != chunks*size {
+		t.Fatalf("%d events, want one of %d bytes", len(evs), chunks*size)
+	}
+	// Copying the text merged so far at each merge would allocate
+	// chunks*chunks*size/2 bytes, 400 MB.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(8*chunks*size); got > limit {
+		t.Fatalf("merging %d chunks of %d bytes allocated %d bytes, want at most %d", chunks, size, got, limit)
 	}
 }
