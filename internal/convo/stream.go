@@ -1,6 +1,7 @@
 package convo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,34 +123,15 @@ func (b *chunkBuffer) emit(c Chunk) {
 		b.mu.Unlock()
 		return
 	}
-	text, size := c.Text, 0
-	if c.Kind != ChunkAction {
-		left := b.room
-		text, b.room = fitText(text, b.room)
-		b.filled, size = len(text) < len(c.Text), left-b.room
-	}
-	filled := b.filled
 	if b.first.IsZero() {
 		b.first = now
 	}
-	typ := protocol.EventDelta
-	switch c.Kind {
-	case ChunkThinking:
-		typ = protocol.EventThinking
-	case ChunkAction:
-		ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
-		// Every byte escaped, at worst.
-		size = 6 * (len(ev.Name) + len(ev.Input) + len(ev.Output))
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+	if c.Kind == ChunkAction {
+		b.addAction(c, now)
+	} else {
+		b.addText(c, now)
 	}
-	if c.Kind != ChunkAction && text != "" {
-		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-			b.events[n-1].merge(text)
-			b.events[n-1].size += size
-		} else {
-			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
-		}
-	}
+	filled := b.filled
 	b.unlockAndPost()
 	if filled {
 		b.full()
@@ -186,6 +168,56 @@ func (e *bufferedEvent) merged() string {
 	}
 	return e.text
 }
+
+// addAction buffers an action chunk that came at now, if its event fits in
+// the room left: an action cannot be cut, so one that does not fit fills
+// the reply. Call with b.mu held.
+func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
+	ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
+	size := protocol.TextLen(ev.Name) + rawLen(ev.Input) + rawLen(ev.Output)
+	if b.filled = size > b.room; !b.filled {
+		b.room -= size
+		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+	}
+}
+
+// addText buffers a text or thinking chunk that came at now, cut to fit in
+// the room left, merged into the last event if that is of its kind and
+// not yet handed out. Call with b.mu held.
+func (b *chunkBuffer) addText(c Chunk, now time.Time) {
+	typ := protocol.EventDelta
+	if c.Kind == ChunkThinking {
+		typ = protocol.EventThinking
+	}
+	text, left := fitText(c.Text, b.room)
+	size := b.room - left
+	b.room, b.filled = left, len(text) < len(c.Text)
+	if text == "" {
+		return
+	}
+	if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
+		b.events[n-1].merge(text)
+		b.events[n-1].size += size
+	} else {
+		b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
+	}
+}
+
+// rawLen is at least the bytes a JSON value takes in an event's frame:
+// encoding/json keeps its bytes but escapes '<', '>' and '&' (six bytes
+// each) and U+2028 and U+2029 (six for three), and drops the whitespace
+// between tokens.
+func rawLen(v json.RawMessage) int {
+	n := len(v) + 3*(bytes.Count(v, lineSep)+bytes.Count(v, paraSep))
+	for _, c := range v {
+		if c == '<' || c == '>' || c == '&' {
+			n += 5
+		}
+	}
+	return n
+}
+
+var lineSep, paraSep = []byte("\u2028"), []byte("\u2029")
 
 // fitText returns the longest start of s, cut between two characters,
 // whose text takes at most room bytes in a turn_end (protocol.TextLen),

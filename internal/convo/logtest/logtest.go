@@ -54,6 +54,7 @@ func Run(t *testing.T, storage Storage) {
 		{"LongestTurnEnd", testLongestTurnEnd},
 		{"ReplyOverLimit", testReplyOverLimit},
 		{"ReasoningOverLimit", testReasoningOverLimit},
+		{"ActionsOverLimit", testActionsOverLimit},
 		{"AlternatingChunks", testAlternatingChunks},
 	}
 	for _, tt := range tests {

@@ -59,6 +59,14 @@ func testReasoningOverLimit(t *testing.T, storage Storage) {
 	overLimit(t, storage, convo.ChunkThinking)
 }
 
+// testActionsOverLimit is testReplyOverLimit with a model that shows
+// actions (the demo model's clock) of more than convo.MaxReplyBytes
+// together: they share the reply's bound, so the turn ends max_tokens
+// with the actions that fit stored, and no reply.
+func testActionsOverLimit(t *testing.T, storage Storage) {
+	overLimit(t, storage, convo.ChunkAction)
+}
+
 // overLimit runs a Service on the Log whose model's first answer is more
 // than convo.MaxReplyBytes of HTML in chunks of kind, and checks that the
 // turn ends max_tokens, that the events of kind hold the text cut at the
@@ -76,25 +84,20 @@ func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
 	if first.StopReason != protocol.StopMaxTokens || second.StopReason != protocol.StopEndTurn || second.Message.Text != "ok" {
 		t.Fatalf("turns ended %s and %s (%q), want max_tokens and end_turn (\"ok\")", first.StopReason, second.StopReason, second.Message.Text)
 	}
-	frames, _, err := svc.Events(ctx, "alice", c.ID, time.Time{}, 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var deltas, thinking strings.Builder
+	var actions int // the bytes of the actions' inputs in their events
 	var stored *protocol.Event
-	for _, f := range frames {
-		var ev protocol.Event
-		if err := json.Unmarshal(f, &ev); err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range serviceEvents(t, svc, c.ID) {
 		switch {
 		case ev.Turn != first.Turn:
 		case ev.Type == protocol.EventDelta:
 			deltas.WriteString(ev.Text)
 		case ev.Type == protocol.EventThinking:
 			thinking.WriteString(ev.Text)
+		case ev.Type == protocol.EventAction:
+			actions += len(ev.Input)
 		case ev.Type == protocol.EventTurnEnd:
-			stored = &ev
+			stored = ev
 		}
 	}
 	if stored == nil || stored.Seq != first.Seq || stored.Message.Text != first.Message.Text {
@@ -103,14 +106,45 @@ func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
 	if deltas.String() != first.Message.Text {
 		t.Fatalf("the deltas hold %d bytes of text, the turn_end's message %d", deltas.Len(), len(first.Message.Text))
 	}
-	cut := map[convo.ChunkKind]string{convo.ChunkText: deltas.String(), convo.ChunkThinking: thinking.String()}
+	n := map[convo.ChunkKind]int{convo.ChunkText: protocol.TextLen(deltas.String()),
+		convo.ChunkThinking: protocol.TextLen(thinking.String()), convo.ChunkAction: actions}[kind]
 	// Cut at the limit, not before it: no character takes more than six
-	// bytes.
-	if n := protocol.TextLen(cut[kind]); n > convo.MaxReplyBytes || n <= convo.MaxReplyBytes-6 {
-		t.Fatalf("the turn's text takes %d bytes in its events, want at most %d and more than %d", n, convo.MaxReplyBytes, convo.MaxReplyBytes-6)
+	// bytes, and an action is dropped whole, its name and output
+	// counted too.
+	slack := 6
+	if kind == convo.ChunkAction {
+		slack = 4000
 	}
-	if kind == convo.ChunkThinking && deltas.Len() > 0 {
+	if n > convo.MaxReplyBytes || n <= convo.MaxReplyBytes-slack {
+		t.Fatalf("the turn's %v chunks take %d bytes in their events, want at most %d and more than %d", kind, n, convo.MaxReplyBytes, convo.MaxReplyBytes-slack)
+	}
+	if kind != convo.ChunkText && deltas.Len() > 0 {
 		t.Fatalf("the turn has %d bytes of reply, want none", deltas.Len())
+	}
+}
+
+// serviceEvents reads every event of alice's conversation id from svc,
+// page by page (a page is bounded in bytes too).
+func serviceEvents(t *testing.T, svc *convo.Service, id string) []*protocol.Event {
+	t.Helper()
+	var evs []*protocol.Event
+	var after uint64
+	for {
+		frames, _, err := svc.Events(ctx, "alice", id, time.Time{}, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) == 0 {
+			return evs
+		}
+		for _, f := range frames {
+			var ev protocol.Event
+			if err := json.Unmarshal(f, &ev); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, &ev)
+			after = ev.Seq
+		}
 	}
 }
 
@@ -131,9 +165,10 @@ func serve(t *testing.T, storage Storage, model convo.Model) (*convo.Service, *p
 	return svc, c
 }
 
-// markup is a model whose first answer is chunks of kind (text or
-// thinking) of HTML, 1,000 bytes each, 500 of them '<', '>' and '&'
-// (3,500 bytes each in an event), as many as chunks says unless ctx ends
+// markup is a model whose first answer is chunks of kind (text,
+// thinking, or actions with the text as their input) of HTML, 1,000 bytes
+// each, 500 of them '<', '>' and '&' (3,500 bytes each in an event), as
+// many as chunks says unless ctx ends
 // first; its later answers are "ok".
 type markup struct {
 	chunks int
@@ -146,12 +181,16 @@ func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(con
 		emit(convo.Chunk{Kind: convo.ChunkText, Text: "ok"})
 		return convo.Result{StopReason: protocol.StopEndTurn}, nil
 	}
-	chunk := strings.Repeat("<b>x&y</b>", 100)
+	chunk := convo.Chunk{Kind: m.kind, Text: strings.Repeat("<b>x&y</b>", 100)}
+	if m.kind == convo.ChunkAction {
+		input, _ := json.Marshal(chunk.Text) // a string always marshals
+		chunk = convo.Chunk{Kind: m.kind, Name: "echo", Input: input}
+	}
 	for range m.chunks {
 		if err := ctx.Err(); err != nil {
 			return convo.Result{}, err
 		}
-		emit(convo.Chunk{Kind: m.kind, Text: chunk})
+		emit(chunk)
 	}
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
 }
