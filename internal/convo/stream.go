@@ -27,8 +27,11 @@ import (
 // bytes each) could never end: its turn would stay open, and the
 // conversation's later turns behind it; and a model that reasons without
 // end would grow the log without end. Reasoning shares the reply's bound,
-// as it shares the model's own output limit (max_tokens). Every Log
-// applies the same bound, so that a turn ends the same way on each.
+// as it shares the model's own output limit (max_tokens), and so do the
+// actions a model shows and the input of the tools it calls (see
+// addAction, toolUsesLen): neither can be cut, so one that does not fit
+// ends the turn max_tokens too. Every Log applies the same bound, so that
+// a turn ends the same way on each.
 const MaxReplyBytes = 960 << 10
 
 // eventOverhead bounds what a chunk event takes in its frame besides its
@@ -397,10 +400,11 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 
 // stream calls the model and stores its chunks as they come, coalescing
 // while a commit is in flight, up to *room bytes of reply and reasoning
-// text (see MaxReplyBytes), which it takes from *room. It returns the
-// turn_end to store (nil when
-// the conversation is gone), the text stored in deltas and the tool uses
-// the model asked for. after, when not nil, is closed once the events that
+// text, actions and tool uses (see MaxReplyBytes, toolUsesLen), which it
+// takes from *room. It returns the turn_end to store (nil when the
+// conversation is gone), the text stored in deltas and the tool uses the
+// model asked for (none when they did not fit: the turn then ends
+// max_tokens). after, when not nil, is closed once the events that
 // must precede the reply's (the previous step's tool results, or the
 // user message of an early turn) are stored: the model is called at once,
 // and the reply stored after them; if they were not (ctx's cause is then
@@ -448,6 +452,16 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	buf.openTo(context.Cause(ctx) != errNotOpened)
 	out := <-done
 	text, left := buf.flush()
+	uses := out.res.ToolUses
+	if n := toolUsesLen(uses); n > left {
+		// A tool_call cannot be cut: none of the step's is stored, and
+		// the turn ends as a reply over the limit does.
+		s.logger.Warn("tool input over the reply's size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
+		cancel(errReplyFull)
+		uses = nil
+	} else {
+		left -= n
+	}
 	*room = left
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {
@@ -496,5 +510,20 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.Error = modelError(out.err)
 		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
 	}
-	return end, text, out.res.ToolUses
+	return end, text, uses
+}
+
+// toolUsesLen is at least what uses take in the frames of their tool_call
+// events and, for a step refused at max_steps (see refuse), of their
+// tool_result events too: each use's input, and twice its id, its name
+// and an event's overhead. Tool inputs share the reply's room, so that a
+// step's tool_call events fit in one append, as its chunks do, and a
+// model that calls tools without end grows its turn no more than one that
+// writes without end.
+func toolUsesLen(uses []ToolUse) int {
+	n := 0
+	for _, u := range uses {
+		n += rawLen(toolInput(u.Input)) + 2*(protocol.TextLen(u.ID)+protocol.TextLen(u.Name)+eventOverhead)
+	}
+	return n
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, storage Storage) {
 		{"ReplyOverLimit", testReplyOverLimit},
 		{"ReasoningOverLimit", testReasoningOverLimit},
 		{"ActionsOverLimit", testActionsOverLimit},
+		{"ToolInputOverLimit", testToolInputOverLimit},
 		{"AlternatingChunks", testAlternatingChunks},
 	}
 	for _, tt := range tests {

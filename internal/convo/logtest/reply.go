@@ -73,7 +73,7 @@ func testActionsOverLimit(t *testing.T, storage Storage) {
 // limit (and the turn_end's message the deltas' text), and that the turn
 // queued behind it runs.
 func overLimit(t *testing.T, storage Storage, kind convo.ChunkKind) {
-	svc, c := serve(t, storage, &markup{chunks: 400, kind: kind})
+	svc, c := serve(t, storage, &markup{chunks: 400, kind: kind}, nil)
 	sub := turnEnds{ch: make(chan *protocol.Event, 2)}
 	for _, text := range []string{"A page of HTML, please.", "Thanks."} {
 		if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: text}, sub); err != nil {
@@ -149,21 +149,86 @@ func serviceEvents(t *testing.T, svc *convo.Service, id string) []*protocol.Even
 }
 
 // serve runs a Service with model on a Log that storage opens, closed at
-// the end of the test, and creates a conversation of alice's.
-func serve(t *testing.T, storage Storage, model convo.Model) (*convo.Service, *protocol.Conversation) {
+// the end of the test, and creates a conversation of alice's: with the
+// agent "a" of agents, unless agents is nil.
+func serve(t *testing.T, storage Storage, model convo.Model, agents *oneTool) (*convo.Service, *protocol.Conversation) {
 	t.Helper()
-	svc, err := convo.New(storage(t)(t), model, convo.Config{DefaultModel: "m",
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	cfg := convo.Config{DefaultModel: "m", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	create := &protocol.Create{}
+	if agents != nil {
+		cfg.Agents, create.Agent = agents, "a"
+	}
+	svc, err := convo.New(storage(t)(t), model, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Close(context.Background()) })
-	c, err := svc.Create(ctx, "alice", &protocol.Create{})
+	c, err := svc.Create(ctx, "alice", create)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, c
 }
+
+// testToolInputOverLimit runs an agent's turn on the Log whose model asks
+// for a tool with an input of more than convo.MaxReplyBytes: its
+// tool_call would not fit in an append (in cluster mode, one NATS
+// message), and would grow the turn past the reply's bound. The turn ends
+// max_tokens with the step's text, no tool_call is stored and the tool
+// does not run, and the turn queued behind it runs.
+func testToolInputOverLimit(t *testing.T, storage Storage) {
+	agents := &oneTool{}
+	svc, c := serve(t, storage, toolWriter{}, agents)
+	sub := turnEnds{ch: make(chan *protocol.Event, 2)}
+	for _, text := range []string{"Write it all down.", "Thanks."} {
+		if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: text}, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := sub.next(t), sub.next(t)
+	if first.StopReason != protocol.StopMaxTokens || first.Message.Text != "Writing." || second.StopReason != protocol.StopEndTurn {
+		t.Fatalf("turns ended %s (%q) and %s, want max_tokens (\"Writing.\") and end_turn", first.StopReason, first.Message.Text, second.StopReason)
+	}
+	for _, ev := range serviceEvents(t, svc, c.ID) {
+		if ev.Type == protocol.EventToolCall || ev.Type == protocol.EventToolResult {
+			t.Fatalf("a %s event of %d bytes of input is stored", ev.Type, len(ev.Input))
+		}
+	}
+	if n := agents.runs.Load(); n != 0 {
+		t.Fatalf("the tool ran %d times, want none", n)
+	}
+}
+
+// toolWriter is a model that answers a message with tool results "ok",
+// and any other with "Writing." and a call of the tool "t" whose input
+// holds twice convo.MaxReplyBytes of text: more than a NATS message.
+type toolWriter struct{}
+
+func (toolWriter) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if len(req.History[len(req.History)-1].ToolResults) > 0 || req.History[len(req.History)-1].Text != "Write it all down." {
+		emit(convo.Chunk{Kind: convo.ChunkText, Text: "ok"})
+		return convo.Result{StopReason: protocol.StopEndTurn}, nil
+	}
+	emit(convo.Chunk{Kind: convo.ChunkText, Text: "Writing."})
+	input, _ := json.Marshal(map[string]string{"text": strings.Repeat("x", 2*convo.MaxReplyBytes)}) // a map of strings always marshals
+	return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "w1", Name: "t", Input: input}}}, nil
+}
+
+// oneTool offers one agent, "a", whose tool "t" counts its runs.
+type oneTool struct{ runs atomic.Int32 }
+
+func (a *oneTool) Agent(name, _, _ string) (*convo.Agent, bool) {
+	run := func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+		a.runs.Add(1)
+		return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{}`)}
+	}
+	return &convo.Agent{Name: name, Model: "m", MaxSteps: 4, Run: run,
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}}}, name == "a"
+}
+
+func (*oneTool) Allowed(context.Context, string) bool { return true }
+
+func (*oneTool) List(context.Context) []protocol.AgentInfo { return nil }
 
 // markup is a model whose first answer is chunks of kind (text,
 // thinking, or actions with the text as their input) of HTML, 1,000 bytes
@@ -202,7 +267,7 @@ func (m *markup) Stream(ctx context.Context, _ convo.ModelRequest, emit func(con
 // in their text. The turn still ends end_turn, every chunk stored: the
 // buffer hands an append no more than a turn_end holds.
 func testAlternatingChunks(t *testing.T, storage Storage) {
-	svc, c := serve(t, storage, alternating{chunks: 16000})
+	svc, c := serve(t, storage, alternating{chunks: 16000}, nil)
 	sub := turnEnds{ch: make(chan *protocol.Event, 1)}
 	if _, err := svc.Send(ctx, "alice", &protocol.Send{Conversation: c.ID, Text: "Think aloud."}, sub); err != nil {
 		t.Fatal(err)
