@@ -455,8 +455,11 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	uses := out.res.ToolUses
 	if n := toolUsesLen(uses); n > left {
 		// A tool_call cannot be cut: none of the step's is stored, and
-		// the turn ends as a reply over the limit does.
-		s.logger.Warn("tool input over the reply's size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
+		// the turn ends as a reply over the limit does (unless it ends
+		// otherwise already).
+		if ctx.Err() == nil {
+			s.logger.Warn("tool input over the reply's size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
+		}
 		cancel(errReplyFull)
 		uses = nil
 	} else {
