@@ -51,3 +51,6 @@ func (s *Service) DropWhenNotRunning(id string, held chan<- struct{}) bool {
 		runtime.Gosched()
 	}
 }
+
+// ToolUsesLen is what uses take from a turn's room (see toolUsesLen).
+var ToolUsesLen = toolUsesLen

@@ -1,6 +1,7 @@
 package convo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,8 +27,11 @@ import (
 // bytes each) could never end: its turn would stay open, and the
 // conversation's later turns behind it; and a model that reasons without
 // end would grow the log without end. Reasoning shares the reply's bound,
-// as it shares the model's own output limit (max_tokens). Every Log
-// applies the same bound, so that a turn ends the same way on each.
+// as it shares the model's own output limit (max_tokens), and so do the
+// actions a model shows and the input of the tools it calls (see
+// addAction, toolUsesLen): neither can be cut, so one that does not fit
+// ends the turn max_tokens too. Every Log applies the same bound, so that
+// a turn ends the same way on each.
 const MaxReplyBytes = 960 << 10
 
 // eventOverhead bounds what a chunk event takes in its frame besides its
@@ -87,8 +91,11 @@ type chunkBuffer struct {
 // bufferedEvent is an event the buffer will make: text of kind typ, or an
 // action, with when its first chunk came.
 type bufferedEvent struct {
-	typ    string
+	typ string
+	// text is the event's text, unless merging grew it past smallMerge:
+	// then grown holds it (see merge).
 	text   string
+	grown  *strings.Builder
 	action *protocol.Event // the action event, for typ EventAction
 	born   time.Time
 	// size is at least the bytes the text or the action takes in the
@@ -119,39 +126,101 @@ func (b *chunkBuffer) emit(c Chunk) {
 		b.mu.Unlock()
 		return
 	}
-	text, size := c.Text, 0
-	if c.Kind != ChunkAction {
-		left := b.room
-		text, b.room = fitText(text, b.room)
-		b.filled, size = len(text) < len(c.Text), left-b.room
-	}
-	filled := b.filled
 	if b.first.IsZero() {
 		b.first = now
 	}
-	typ := protocol.EventDelta
-	switch c.Kind {
-	case ChunkThinking:
-		typ = protocol.EventThinking
-	case ChunkAction:
-		ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
-		// Every byte escaped, at worst.
-		size = 6 * (len(ev.Name) + len(ev.Input) + len(ev.Output))
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+	if c.Kind == ChunkAction {
+		b.addAction(c, now)
+	} else {
+		b.addText(c, now)
 	}
-	if c.Kind != ChunkAction && text != "" {
-		if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-			b.events[n-1].text += text
-			b.events[n-1].size += size
-		} else {
-			b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
-		}
-	}
+	filled := b.filled
 	b.unlockAndPost()
 	if filled {
 		b.full()
 	}
 }
+
+// smallMerge is the length up to which merged text is joined as strings:
+// one allocation of the exact size, all that the common merge of two or
+// three small chunks needs. Past it, the text grows in a builder, whose
+// capacity doubles, so that merging k chunks while a commit is slow costs
+// time and garbage linear in their length, not quadratic.
+const smallMerge = 1 << 10
+
+// merge appends s to the event's text.
+func (e *bufferedEvent) merge(s string) {
+	if e.grown == nil {
+		if len(e.text)+len(s) <= smallMerge {
+			e.text += s
+			return
+		}
+		e.grown = new(strings.Builder)
+		e.grown.Grow(2 * (len(e.text) + len(s)))
+		e.grown.WriteString(e.text)
+		e.text = ""
+	}
+	e.grown.WriteString(s)
+}
+
+// merged returns the event's text, without copying it: a peek seals the
+// event, so its text grows no more.
+func (e *bufferedEvent) merged() string {
+	if e.grown != nil {
+		return e.grown.String()
+	}
+	return e.text
+}
+
+// addAction buffers an action chunk that came at now, if its event fits in
+// the room left: an action cannot be cut, so one that does not fit fills
+// the reply. Call with b.mu held.
+func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
+	ev := &protocol.Event{Type: protocol.EventAction, Turn: b.turn, Name: c.Name, Input: validJSON(c.Input), Output: validJSON(c.Output)}
+	size := protocol.TextLen(ev.Name) + rawLen(ev.Input) + rawLen(ev.Output)
+	if b.filled = size > b.room; !b.filled {
+		b.room -= size
+		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+	}
+}
+
+// addText buffers a text or thinking chunk that came at now, cut to fit in
+// the room left, merged into the last event if that is of its kind and
+// not yet handed out. Call with b.mu held.
+func (b *chunkBuffer) addText(c Chunk, now time.Time) {
+	typ := protocol.EventDelta
+	if c.Kind == ChunkThinking {
+		typ = protocol.EventThinking
+	}
+	text, left := fitText(c.Text, b.room)
+	size := b.room - left
+	b.room, b.filled = left, len(text) < len(c.Text)
+	if text == "" {
+		return
+	}
+	if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
+		b.events[n-1].merge(text)
+		b.events[n-1].size += size
+	} else {
+		b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
+	}
+}
+
+// rawLen is at least the bytes a JSON value takes in an event's frame:
+// encoding/json keeps its bytes but escapes '<', '>' and '&' (six bytes
+// each) and U+2028 and U+2029 (six for three), and drops the whitespace
+// between tokens.
+func rawLen(v json.RawMessage) int {
+	n := len(v) + 3*(bytes.Count(v, lineSep)+bytes.Count(v, paraSep))
+	for _, c := range v {
+		if c == '<' || c == '>' || c == '&' {
+			n += 5
+		}
+	}
+	return n
+}
+
+var lineSep, paraSep = []byte("\u2028"), []byte("\u2029")
 
 // fitText returns the longest start of s, cut between two characters,
 // whose text takes at most room bytes in a turn_end (protocol.TextLen),
@@ -286,7 +355,7 @@ func (b *chunkBuffer) peek() []chunkEvent {
 			c := *be.action
 			ev = &c
 		} else {
-			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.text}
+			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.merged()}
 		}
 		evs[i] = chunkEvent{ev: ev, born: be.born}
 	}
@@ -331,10 +400,11 @@ func decodeEvent(frame []byte) (*protocol.Event, error) {
 
 // stream calls the model and stores its chunks as they come, coalescing
 // while a commit is in flight, up to *room bytes of reply and reasoning
-// text (see MaxReplyBytes), which it takes from *room. It returns the
-// turn_end to store (nil when
-// the conversation is gone), the text stored in deltas and the tool uses
-// the model asked for. after, when not nil, is closed once the events that
+// text, actions and tool uses (see MaxReplyBytes, toolUsesLen), which it
+// takes from *room. It returns the turn_end to store (nil when the
+// conversation is gone), the text stored in deltas and the tool uses the
+// model asked for (none when they did not fit: the turn then ends
+// max_tokens). after, when not nil, is closed once the events that
 // must precede the reply's (the previous step's tool results, or the
 // user message of an early turn) are stored: the model is called at once,
 // and the reply stored after them; if they were not (ctx's cause is then
@@ -382,6 +452,19 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 	buf.openTo(context.Cause(ctx) != errNotOpened)
 	out := <-done
 	text, left := buf.flush()
+	uses := out.res.ToolUses
+	if n := toolUsesLen(uses); n > left {
+		// A tool_call cannot be cut: none of the step's is stored, and
+		// the turn ends as a reply over the limit does (unless it ends
+		// otherwise already).
+		if ctx.Err() == nil {
+			s.logger.Warn("tool input over the reply's size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
+		}
+		cancel(errReplyFull)
+		uses = nil
+	} else {
+		left -= n
+	}
 	*room = left
 	end := &protocol.Event{Usage: &protocol.Usage{}}
 	if first := buf.firstChunk(); !first.IsZero() {
@@ -430,5 +513,20 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		end.Error = modelError(out.err)
 		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
 	}
-	return end, text, out.res.ToolUses
+	return end, text, uses
+}
+
+// toolUsesLen is at least what uses take in the frames of their tool_call
+// events and, for a step refused at max_steps (see refuse), of their
+// tool_result events too: each use's input, and twice its id, its name
+// and an event's overhead. Tool inputs share the reply's room, so that a
+// step's tool_call events fit in one append, as its chunks do, and a
+// model that calls tools without end grows its turn no more than one that
+// writes without end.
+func toolUsesLen(uses []ToolUse) int {
+	n := 0
+	for _, u := range uses {
+		n += rawLen(toolInput(u.Input)) + 2*(protocol.TextLen(u.ID)+protocol.TextLen(u.Name)+eventOverhead)
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package convo
 import (
 	"encoding/json"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -115,6 +116,68 @@ func TestChunkBufferCountsReasoning(t *testing.T) {
 	}
 }
 
+// TestChunkBufferCountsActions checks that actions share the reply's
+// room, as their events take it: an action that does not fit is dropped
+// whole (it cannot be cut), full is told once, and nothing the model
+// sends after it is kept.
+func TestChunkBufferCountsActions(t *testing.T) {
+	action := Chunk{Kind: ChunkAction, Name: "echo", Input: json.RawMessage(`"<b>"`), Output: json.RawMessage(`{}`)}
+	fulls := 0
+	// Each takes 21 bytes besides the event's overhead: its name, and its
+	// input and output as encoding/json escapes them.
+	b := newChunkBuffer(nil, "c1", "t1", 2*21+10, nil, func() { fulls++ })
+	for range 3 {
+		b.emit(action)
+	}
+	b.emit(Chunk{Kind: ChunkText, Text: "more"})
+	var got []string
+	for _, ce := range b.peek() {
+		frame, err := json.Marshal(ce.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(frame), `"input":"\u003cb\u003e"`) {
+			t.Errorf("the action's frame %s does not escape its input", frame)
+		}
+		got = append(got, ce.ev.Type)
+	}
+	if want := []string{protocol.EventAction, protocol.EventAction}; !slices.Equal(got, want) || fulls != 1 {
+		t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, want)
+	}
+}
+
+// TestRawLen checks that rawLen counts the bytes a JSON value takes in an
+// event as encoding/json encodes it: exactly for a value without
+// whitespace between its tokens, at least for one with.
+func TestRawLen(t *testing.T) {
+	for _, tt := range []struct{ name, in string }{
+		{"plain", `{"a":[1,2,"b"]}`},
+		{"escaped by encoding/json", `{"a":"<b>&</b>"}`},
+		{"line and paragraph separators", "\"a\u2028b\u2029\""},
+		{"escapes kept", `"\u003c\n\""`},
+		{"invalid UTF-8, kept", "\"\xff\xfe\""},
+		{"not JSON, quoted", "<b>\xff\u2028"},
+		{"whitespace, dropped", " { \"a\" : [ 1 , 2 ] } "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := validJSON([]byte(tt.in))
+			frame, err := json.Marshal(&protocol.Event{Type: protocol.EventAction, Input: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			without, err := json.Marshal(&protocol.Event{Type: protocol.EventAction, Input: json.RawMessage(`0`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := len(frame) - len(without) + 1
+			got := rawLen(v)
+			if got < want || got > want && !strings.Contains(tt.in, " ") {
+				t.Fatalf("rawLen(%s) = %d, the value takes %d bytes in %s", v, got, want, frame)
+			}
+		})
+	}
+}
+
 // TestChunkBufferBoundsAnAppend checks that one append takes no more
 // than a turn_end holds, MaxReplyBytes, in its frames (the longest
 // conversation id and seq included), also for a model that alternates
@@ -159,5 +222,30 @@ func TestChunkBufferBoundsAnAppend(t *testing.T) {
 	}
 	if got.String() != want.String() {
 		t.Fatal("the appends do not hold the chunks' text in order")
+	}
+}
+
+// TestChunkBufferMergesInLinearTime checks that merging many small chunks
+// into one event, as a slow commit makes the buffer do, allocates about
+// their length, not the square of it: each merge must not copy the text
+// merged so far.
+func TestChunkBufferMergesInLinearTime(t *testing.T) {
+	const chunks, size = 10000, 8
+	chunk := Chunk{Kind: ChunkText, Text: strings.Repeat("x", size)}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
+	for range chunks {
+		b.emit(chunk)
+	}
+	evs := b.peek()
+	runtime.ReadMemStats(&after)
+	if len(evs) != 1 || len(evs[0].ev.Text) != chunks*size {
+		t.Fatalf("%d events, want one of %d bytes", len(evs), chunks*size)
+	}
+	// Copying the text merged so far at each merge would allocate
+	// chunks*chunks*size/2 bytes, 400 MB.
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(8*chunks*size); got > limit {
+		t.Fatalf("merging %d chunks of %d bytes allocated %d bytes, want at most %d", chunks, size, got, limit)
 	}
 }

@@ -54,6 +54,8 @@ func Run(t *testing.T, storage Storage) {
 		{"LongestTurnEnd", testLongestTurnEnd},
 		{"ReplyOverLimit", testReplyOverLimit},
 		{"ReasoningOverLimit", testReasoningOverLimit},
+		{"ActionsOverLimit", testActionsOverLimit},
+		{"ToolInputOverLimit", testToolInputOverLimit},
 		{"AlternatingChunks", testAlternatingChunks},
 	}
 	for _, tt := range tests {
