@@ -182,7 +182,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
 		h.slots.Release(user)
-		h.log.Debug("websocket upgrade refused", "err", err)
+		// Accept's error quotes the request's headers in full.
+		h.log.Debug("websocket upgrade refused", "err", limits.Echo(err.Error()))
 		if rw.status != 0 {
 			h.refuse(w, rw.refusal())
 		}
@@ -238,7 +239,7 @@ func (e *authError) Unwrap() error { return e.error }
 func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	if ae := (*authError)(nil); errors.As(err, &ae) {
 		h.metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
-		h.log.Debug("websocket upgrade unauthorized", "err", ae.error)
+		h.log.Debug("websocket upgrade unauthorized", "err", limits.Echo(ae.Error()))
 		auth.Reject(w, ae.error)
 		return
 	}
