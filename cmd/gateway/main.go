@@ -126,6 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer stop()
 	}
 	lim := newLimits(cfg, m)
+	user = auth.Throttle(user, lim.authFail)
 	ws := conn.NewHandler(svc, conn.Options{
 		Logger:           log,
 		User:             user,
@@ -241,14 +242,15 @@ func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Req
 
 // limitSet is the rate limits and per-user bound that cfg asks for.
 type limitSet struct {
-	send, upgrade *limits.Limiter
-	connsPerUser  int
+	send, upgrade, authFail *limits.Limiter
+	connsPerUser            int
 }
 
 // newLimits builds the limiters of cfg, counting refusals in m. With
 // -auth none every caller is the same user, so the per-user limits would
 // act as global ones: they are off, and -max-conns and the per-IP upgrade
-// limit still apply.
+// limit still apply; no authentication fails, so there is no failure
+// limit either.
 func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 	l := limitSet{
 		upgrade: limits.NewLimiter(limits.Rate{PerSecond: cfg.upgradeRate, Burst: cfg.upgradeBurst},
@@ -259,6 +261,8 @@ func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 	}
 	l.send = limits.NewLimiter(limits.Rate{PerSecond: cfg.sendRate, Burst: cfg.sendBurst},
 		limits.LimiterOptions{Message: "too many messages, slow down", Refused: m.RateLimited.WithLabelValues("send")})
+	l.authFail = limits.NewLimiter(limits.Rate{PerSecond: cfg.authFailRate, Burst: cfg.authFailBurst},
+		limits.LimiterOptions{Message: "too many failed authentications from this address, retry later", Refused: m.RateLimited.WithLabelValues("auth")})
 	l.connsPerUser = cfg.maxConnsPerUser
 	return l
 }

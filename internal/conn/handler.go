@@ -238,7 +238,7 @@ func (e *authError) Unwrap() error { return e.error }
 // refuse answers an upgrade that admit refused, and counts it.
 func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	if ae := (*authError)(nil); errors.As(err, &ae) {
-		h.metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+		h.metrics.Errors.WithLabelValues(auth.Refusal(ae.error).Code).Inc()
 		h.log.Debug("websocket upgrade unauthorized", "err", limits.Echo(ae.Error()))
 		auth.Reject(w, ae.error)
 		return

@@ -281,7 +281,7 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	return auth.Middleware(func(r *http.Request) (auth.Caller, error) {
 		c, err := a.opts.User(r)
 		if err != nil {
-			a.opts.Metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+			a.opts.Metrics.Errors.WithLabelValues(auth.Refusal(err).Code).Inc()
 		}
 		return c, err
 	})(next)
