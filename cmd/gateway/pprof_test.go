@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/chatgateway/gateway/internal/pipenet"
 )
 
 // TestPprofServerTimeouts serves the -pprof server over in-memory
@@ -32,12 +32,14 @@ func TestPprofServerTimeouts(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				srv := pprofServer(slog.New(slog.DiscardHandler))
-				ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+				ln := pipenet.Listen()
 				go func() { _ = srv.Serve(ln) }()
 				defer srv.Close()
-				client, server := net.Pipe()
+				client, err := ln.Dial(t.Context(), "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
 				defer client.Close()
-				ln.conns <- server
 				r := bufio.NewReader(client)
 				if tt.request != "" {
 					if _, err := io.WriteString(client, tt.request); err != nil {
@@ -64,31 +66,3 @@ func TestPprofServerTimeouts(t *testing.T) {
 		})
 	}
 }
-
-// pipeListener is a net.Listener whose connections are handed to it.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
