@@ -29,9 +29,13 @@ var FS fs.FS = mustSub(static, "static")
 
 // ContentSecurityPolicy is the policy Handler sends with every file. It
 // allows no inline script or style, so that even text that slipped into the
-// DOM as markup could not run; connect-src admits the page's WebSocket.
+// DOM as markup could not run. connect-src 'self' admits the page's
+// WebSocket, which goes to the page's own host and port: in CSP Level 3
+// 'self' matches ws: and wss: URLs of the page's origin too, and nothing
+// else, so script that got in could not send what it reads to another
+// host.
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
-	"connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; " +
+	"connect-src 'self'; img-src 'self' data:; object-src 'none'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
 
 // immutable is the Cache-Control of a file under its versioned path,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -130,5 +131,57 @@ func TestRunBadAuth(t *testing.T) {
 				t.Errorf("run: %v, want an error mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRunAuthFailures runs the gateway with -auth jwt and a burst of two
+// failed authentications per address: after two bad tokens, over HTTP or
+// WebSocket, the address gets 429 rate_limited with Retry-After, good
+// token or not, on both, and the refusals are counted.
+func TestRunAuthFailures(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db"), "GATEWAY_AUTH": "jwt", secretEnv: string(conntest.Secret)}
+	g := startRun(t, env, "-addr", "127.0.0.1:0", "-auth-fail-rate", "0.001", "-auth-fail-burst", "2")
+	list := func(header http.Header) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", g.URL+"/v1/conversations", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conntest.CheckAnswer(t, "GET", req.URL.String(), "", resp)
+		return resp
+	}
+	bad := http.Header{"Authorization": {"Bearer bad"}}
+	if resp := list(conntest.Bearer(t, "alice")); resp.StatusCode != 200 {
+		t.Fatalf("list with a token: %s", resp.Status)
+	}
+	if resp := list(bad); resp.StatusCode != 401 {
+		t.Errorf("list with a bad token: %s, want 401", resp.Status)
+	}
+	if a := conntest.Upgrade(t, g.URL, "token=bad", nil); a.Status != 401 {
+		t.Errorf("upgrade with a bad token: %d %+v, want 401", a.Status, a.Error)
+	}
+	for _, h := range []http.Header{bad, conntest.Bearer(t, "alice")} {
+		if resp := list(h); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("list after two failures: %s, Retry-After %q; want 429 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+		if a := conntest.Upgrade(t, g.URL, "", h); a.Status != 429 || a.Error == nil || a.Error.Code != protocol.CodeRateLimited || a.Error.RetryAfterMS <= 0 {
+			t.Errorf("upgrade after two failures: %d %+v, want 429 rate_limited with retry_after_ms", a.Status, a.Error)
+		}
+	}
+	var refused float64
+	_, b := conntest.Do(t, http.MethodGet, g.URL+"/metrics", "")
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, `gateway_rate_limited_total{kind="auth"} `) {
+			_, _ = fmt.Sscan(strings.TrimPrefix(line, `gateway_rate_limited_total{kind="auth"} `), &refused)
+		}
+	}
+	if refused != 4 {
+		t.Errorf("gateway_rate_limited_total{kind=\"auth\"} = %v, want 4", refused)
 	}
 }

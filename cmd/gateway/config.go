@@ -74,6 +74,8 @@ type config struct {
 	sendBurst        int
 	upgradeRate      float64
 	upgradeBurst     int
+	authFailRate     float64
+	authFailBurst    int
 	drainTimeout     time.Duration
 
 	// nats, when set, switches to cluster mode: the comma-separated NATS
@@ -162,6 +164,8 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.sendBurst, "send-burst", 20, "sends, creates and actions a user may make in a burst before -send-rate paces them")
 	fs.Float64Var(&c.upgradeRate, "upgrade-rate", 20, "WebSocket upgrades per second per client IP (0: no limit)")
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
+	fs.Float64Var(&c.authFailRate, "auth-fail-rate", 1, "with -auth jwt: failed authentications per second per client IP; beyond -auth-fail-burst its requests get 429 rate_limited without their token being checked (0: no limit)")
+	fs.IntVar(&c.authFailBurst, "auth-fail-burst", 20, "failed authentications a client IP may make in a burst before -auth-fail-rate paces them")
 	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
@@ -209,7 +213,7 @@ func (c *config) check() error {
 	}{
 		{"max-subscriptions", c.maxSubscriptions < 0}, {"max-conns", c.maxConns < 0},
 		{"max-conns-per-user", c.maxConnsPerUser < 0}, {"send-rate", c.sendRate < 0},
-		{"upgrade-rate", c.upgradeRate < 0}, {"drain-timeout", c.drainTimeout < 0},
+		{"upgrade-rate", c.upgradeRate < 0}, {"auth-fail-rate", c.authFailRate < 0}, {"drain-timeout", c.drainTimeout < 0},
 		{"max-tokens", c.maxTokens < 0}, {"bedrock-attempts", c.bedrockAttempts < 0},
 		{"bedrock-header-timeout", c.bedrockHeaderTimeout < 0}, {"bedrock-idle-timeout", c.bedrockIdleTimeout < 0},
 		{"send-queue-bytes", c.sendQueueBytes < 0}, {"max-title-bytes", c.sizes.Title < 0}, {"max-system-bytes", c.sizes.System < 0}, {"max-action-bytes", c.sizes.Action < 0},
@@ -231,8 +235,8 @@ func (c *config) check() error {
 			return fmt.Errorf("-allowed-origins %q: %w", o, err)
 		}
 	}
-	if c.sendRate > 0 && c.sendBurst < 1 || c.upgradeRate > 0 && c.upgradeBurst < 1 {
-		return fmt.Errorf("-send-burst and -upgrade-burst: must be at least 1 when their rate is set")
+	if c.sendRate > 0 && c.sendBurst < 1 || c.upgradeRate > 0 && c.upgradeBurst < 1 || c.authFailRate > 0 && c.authFailBurst < 1 {
+		return fmt.Errorf("-send-burst, -upgrade-burst and -auth-fail-burst: must be at least 1 when their rate is set")
 	}
 	return nil
 }

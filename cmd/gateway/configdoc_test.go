@@ -103,10 +103,11 @@ carries both, and a ` + "`turn_end`" + ` must fit one NATS message), and a malfo
 ` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
 
 With ` + "`-auth none`" + ` every caller is the same user, so the per-user limits
-(` + "`-max-conns-per-user`" + `, ` + "`-send-rate`" + `) are off in that mode. The per-IP
+(` + "`-max-conns-per-user`" + `, ` + "`-send-rate`" + `) are off in that mode, and so is
+` + "`-auth-fail-rate`" + `, since nothing is authenticated. The per-IP
 limits count the TCP peer: a load generator on one machine or a reverse
 proxy in front shares one budget, so start such a gateway with
-` + "`-upgrade-rate 0`" + ` and rate-limit at the proxy instead (see
+` + "`-upgrade-rate 0 -auth-fail-rate 0`" + ` and rate-limit at the proxy instead (see
 [OPERATIONS.md](OPERATIONS.md)). What each limit answers with is in
 [PROTOCOL.md](../PROTOCOL.md#limits) and [SECURITY.md](SECURITY.md).
 `

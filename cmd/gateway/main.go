@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer stop()
 	}
 	lim := newLimits(cfg, m)
+	user = auth.Throttle(user, lim.authFail)
 	ws := conn.NewHandler(svc, conn.Options{
 		Logger:           log,
 		User:             user,
@@ -145,25 +146,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	var ready atomic.Bool
 	ready.Store(true)
-	srv := &http.Server{
-		Handler: httpapi.New(svc, httpapi.Options{
-			Logger:         log,
-			Info:           httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: cfg.auth},
-			WebSocket:      ws,
-			Page:           web.Handler(),
-			Metrics:        m,
-			Ready:          func() bool { return ready.Load() && storageReady() },
-			User:           user,
-			SendLimiter:    lim.send,
-			Sizes:          cfg.sizes,
-			AllowedOrigins: cfg.origins(),
-			Loopback:       isLoopback(ln.Addr()),
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		// An idle keep-alive connection holds a goroutine and buffers.
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(httpapi.New(svc, httpapi.Options{
+		Logger:         log,
+		Info:           httpapi.Info{Provider: cfg.provider, DefaultModel: modelID, Version: version(), Auth: cfg.auth},
+		WebSocket:      ws,
+		Page:           web.Handler(),
+		Metrics:        m,
+		Ready:          func() bool { return ready.Load() && storageReady() },
+		User:           user,
+		SendLimiter:    lim.send,
+		Sizes:          cfg.sizes,
+		AllowedOrigins: cfg.origins(),
+		Loopback:       isLoopback(ln.Addr()),
+	}), log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("gateway listening", "url", openURL(cfg.addr, ln.Addr()), "provider", cfg.provider,
@@ -240,16 +235,32 @@ func newAuth(ctx context.Context, cfg *config, log *slog.Logger) (func(*http.Req
 	return j.Caller, nil
 }
 
+// newServer returns the HTTP server of h, for the public listener and
+// for -pprof's: a client has ReadHeaderTimeout to send a request's
+// headers and an idle keep-alive connection is closed after IdleTimeout,
+// so that neither holds a goroutine and buffers for as long as it likes.
+// No ReadTimeout or WriteTimeout: a body's and an answer's deadlines are
+// httpapi's, and a profile takes as long as it asks for.
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // limitSet is the rate limits and per-user bound that cfg asks for.
 type limitSet struct {
-	send, upgrade *limits.Limiter
-	connsPerUser  int
+	send, upgrade, authFail *limits.Limiter
+	connsPerUser            int
 }
 
 // newLimits builds the limiters of cfg, counting refusals in m. With
 // -auth none every caller is the same user, so the per-user limits would
 // act as global ones: they are off, and -max-conns and the per-IP upgrade
-// limit still apply.
+// limit still apply; no authentication fails, so there is no failure
+// limit either.
 func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 	l := limitSet{
 		upgrade: limits.NewLimiter(limits.Rate{PerSecond: cfg.upgradeRate, Burst: cfg.upgradeBurst},
@@ -260,6 +271,8 @@ func newLimits(cfg *config, m *metrics.Metrics) limitSet {
 	}
 	l.send = limits.NewLimiter(limits.Rate{PerSecond: cfg.sendRate, Burst: cfg.sendBurst},
 		limits.LimiterOptions{Message: "too many messages, slow down", Refused: m.RateLimited.WithLabelValues("send")})
+	l.authFail = limits.NewLimiter(limits.Rate{PerSecond: cfg.authFailRate, Burst: cfg.authFailBurst},
+		limits.LimiterOptions{Message: "too many failed authentications from this address, retry later", Refused: m.RateLimited.WithLabelValues("auth")})
 	l.connsPerUser = cfg.maxConnsPerUser
 	return l
 }

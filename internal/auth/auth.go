@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/chatgateway/gateway/internal/httperr"
@@ -64,16 +65,28 @@ func Middleware(callerFn func(*http.Request) (Caller, error)) func(http.Handler)
 	}
 }
 
-// Reject answers a request whose caller could not be authenticated: 401,
-// "WWW-Authenticate: Bearer" and the body
-// {"error":{"code":"unauthorized","message":…}}. The message is err's when
-// err is an unauthorized *protocol.Error (whose messages are safe to show);
-// any other error gets a generic message so that nothing internal leaks.
+// Reject answers a request whose caller could not be authenticated with
+// Refusal(err): 401, "WWW-Authenticate: Bearer" and the body
+// {"error":{"code":"unauthorized","message":…}}, or, for a caller that
+// Throttle refused, 429 rate_limited with Retry-After.
 func Reject(w http.ResponseWriter, err error) {
-	var pe *protocol.Error
-	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
-		pe = protocol.Errorf(protocol.CodeUnauthorized, "authentication failed")
+	pe := Refusal(err)
+	if pe.Code == protocol.CodeRateLimited {
+		httperr.Write(w, slog.Default(), pe) // logs nothing: pe is a *protocol.Error
+		return
 	}
 	w.Header().Set("WWW-Authenticate", "Bearer")
 	httperr.WriteJSON(w, http.StatusUnauthorized, httperr.Body{Error: pe})
+}
+
+// Refusal is the wire error that Reject answers err with: err's own when
+// it is an unauthorized *protocol.Error (whose messages are safe to show)
+// or a rate_limited one (Throttle's); for any other error a generic
+// unauthorized one, so that nothing internal leaks.
+func Refusal(err error) *protocol.Error {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized && pe.Code != protocol.CodeRateLimited {
+		pe = protocol.Errorf(protocol.CodeUnauthorized, "authentication failed")
+	}
+	return pe
 }

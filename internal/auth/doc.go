@@ -19,6 +19,9 @@
 //     configurable leeway), and "iss" and "aud" when configured.
 //   - A rejected token gets 401 with a code of "unauthorized" and a short
 //     reason; the token itself is never logged or echoed.
+//   - Throttle bounds the failures of each client address: once it has
+//     spent its budget, its requests get 429 "rate_limited" before any
+//     signature is checked, so a flood of bad tokens cannot take the CPU.
 //   - Conversations belong to the "sub" that created them; the gateway
 //     answers not_found to other users rather than revealing that a
 //     conversation exists.

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatgateway/gateway/internal/limits"
 )
 
 // Limits on what a caller presents.
@@ -124,7 +126,8 @@ func (j *JWT) Caller(r *http.Request) (Caller, error) {
 		}
 	}
 	err = unauthorized(err)
-	j.log.Debug("token refused", "err", err)
+	// The cause may quote the token's kid or alg: up to maxTokenBytes.
+	j.log.Debug("token refused", "err", limits.Echo(err.Error()))
 	return Caller{}, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -245,4 +247,44 @@ func TestCallerClaims(t *testing.T) {
 	if c.User != "alice" || len(groups) != 2 || groups[1] != "support" || c.Claims["level"] != json.Number("3") {
 		t.Errorf("caller %+v", c)
 	}
+}
+
+// TestJWTRefusalLogIsCut checks that a refused token's log line stays a
+// few hundred bytes long when its header names a long algorithm or key
+// id, which the refusal's cause quotes: a token takes up to
+// maxTokenBytes.
+func TestJWTRefusalLogIsCut(t *testing.T) {
+	v := newVerifiers(t)
+	k := testKeys()
+	long := strings.Repeat("x", 5000)
+	rs := jwt.SigningMethodRS256
+	for _, tt := range []struct{ name, token, wantMsg string }{
+		{"long alg", unsigned(t, map[string]any{"alg": long, "typ": "JWT"}), "token signing algorithm not accepted"},
+		{"long kid", sign(t, rs, k.rsa, long, claimsFor("alice")), "token signing key unknown"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/v1/ws", nil)
+			r.Header.Set("Authorization", "Bearer "+tt.token)
+			wantUser(t, v.both, r, "", tt.wantMsg, tt.token)
+		})
+	}
+	for line := range strings.Lines(v.logs.String()) {
+		if len(line) > 4*limits.MaxEchoBytes {
+			t.Errorf("a log line of %d bytes: %.300s", len(line), line)
+		}
+	}
+}
+
+// unsigned returns a token with header and claimsFor("alice"), and a
+// signature of one byte.
+func unsigned(t *testing.T, header map[string]any) string {
+	t.Helper()
+	part := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return part(header) + "." + part(claimsFor("alice")) + ".AA"
 }

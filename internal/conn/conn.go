@@ -165,13 +165,13 @@ func (c *conn) subscribeFromQuery(q url.Values, parseErr error) {
 // conversation, stops the writer and waits for it.
 func (c *conn) finish() {
 	c.cancel()
-	c.ping.Stop()
 	for id := range c.subs {
 		c.h.svc.Unsubscribe(id, c)
 		c.untrack(id)
 	}
 	c.mu.Lock()
 	c.dead = true
+	c.ping.Stop()
 	c.queue, c.queued = nil, 0
 	ended := c.ended
 	c.mu.Unlock()
@@ -215,5 +215,17 @@ func (c *conn) keepalive() {
 			return
 		}
 	}
-	c.ping.Reset(c.h.opts.PingInterval)
+	c.nextPing()
+}
+
+// nextPing arms the ping timer again, unless the connection is dead.
+// finish stops the timer under c.mu after marking the connection dead,
+// so a ping answered just before the connection ended cannot re-arm it
+// and keep the closed connection in memory for another interval.
+func (c *conn) nextPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dead {
+		c.ping.Reset(c.h.opts.PingInterval)
+	}
 }

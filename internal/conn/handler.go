@@ -182,7 +182,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(rw, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
 		h.slots.Release(user)
-		h.log.Debug("websocket upgrade refused", "err", err)
+		// Accept's error quotes the request's headers in full.
+		h.log.Debug("websocket upgrade refused", "err", limits.Echo(err.Error()))
 		if rw.status != 0 {
 			h.refuse(w, rw.refusal())
 		}
@@ -237,8 +238,8 @@ func (e *authError) Unwrap() error { return e.error }
 // refuse answers an upgrade that admit refused, and counts it.
 func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	if ae := (*authError)(nil); errors.As(err, &ae) {
-		h.metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
-		h.log.Debug("websocket upgrade unauthorized", "err", ae.error)
+		h.metrics.Errors.WithLabelValues(auth.Refusal(ae.error).Code).Inc()
+		h.log.Debug("websocket upgrade unauthorized", "err", limits.Echo(ae.Error()))
 		auth.Reject(w, ae.error)
 		return
 	}

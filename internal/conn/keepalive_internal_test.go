@@ -84,3 +84,22 @@ func TestKeepalive(t *testing.T) {
 		})
 	})
 }
+
+// TestKeepaliveStopsWithConnection checks that the ping timer of a
+// connection that ended stays stopped. A ping answered just before the
+// connection ends re-arms the timer once finish has stopped it; the test
+// plays that ping's last step after the end, which must leave the timer
+// stopped rather than keep the closed connection in memory one more
+// interval.
+func TestKeepaliveStopsWithConnection(t *testing.T) {
+	t.Parallel()
+	ws, c := serveOne(t, Options{PingInterval: time.Hour})
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.h.live.Wait() // finish has run
+	c.nextPing()
+	if c.ping.Stop() {
+		t.Error("the ping timer of a closed connection is armed")
+	}
+}

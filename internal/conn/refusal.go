@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/chatgateway/gateway/internal/cork"
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -12,7 +13,8 @@ import (
 // answers a request it refuses (not an upgrade, a foreign origin, a bad
 // handshake) in plain text; refusalWriter keeps that answer back, so that
 // the handler sends the gateway's JSON error instead, as for every other
-// refusal.
+// refusal. Accept's text quotes the request's headers in full (Origin,
+// Host, Connection, …, up to net/http's 1 MiB), so refusal cuts it.
 type refusalWriter struct {
 	*cork.Response
 	// status and text are the refusal Accept wrote, if any.
@@ -39,9 +41,10 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 }
 
 // refusal is the error to answer once Accept has refused the request:
-// the code that fits the status Accept chose, with Accept's message.
+// the code that fits the status Accept chose, with Accept's message cut
+// as limits.Echo cuts.
 func (w *refusalWriter) refusal() error {
-	msg := strings.TrimSpace(w.text.String())
+	msg := limits.Echo(strings.TrimSpace(w.text.String()))
 	// Accept's own headers describe its plain-text body.
 	w.Header().Del("Content-Type")
 	switch w.status {

@@ -2,10 +2,7 @@ package conn
 
 import (
 	"bytes"
-	"context"
-	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/pipenet"
 )
 
 // TestWriteTimeout runs in a synctest bubble over an in-memory socket,
@@ -77,18 +75,17 @@ func TestWriteTimeout(t *testing.T) {
 	}
 }
 
-// servePipe is serveOneDial over net.Pipe instead of TCP, for a synctest
-// bubble: a write there waits until the client reads, with no socket
-// buffer between them, and that wait is durable, so the bubble's clock
-// moves on while the client does not read.
+// servePipe is serveOneDial over net.Pipe instead of TCP (see pipenet),
+// for a synctest bubble, whose clock moves on while the client does not
+// read.
 func servePipe(t *testing.T, opts Options, dopts *websocket.DialOptions) (*websocket.Conn, *conn) {
 	t.Helper()
 	h := newTestHandler(t, opts)
-	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	ln := pipenet.Listen()
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	tr := &http.Transport{DialContext: ln.dial}
+	tr := &http.Transport{DialContext: ln.Dial}
 	t.Cleanup(tr.CloseIdleConnections)
 	if dopts == nil {
 		dopts = &websocket.DialOptions{}
@@ -101,46 +98,3 @@ func servePipe(t *testing.T, opts Options, dopts *websocket.DialOptions) (*webso
 	t.Cleanup(func() { _ = ws.CloseNow() })
 	return ws, registered(t, h, ws)
 }
-
-// pipeListener is a net.Listener whose connections are the server ends of
-// the net.Pipes that dial makes.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-// dial makes a pipe, hands its server end to Accept and returns the
-// client end.
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/chatgateway/gateway/internal/limits"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -25,7 +26,7 @@ func (a *api) checkHost(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) && !matchesOrigin(a.opts.AllowedOrigins, "", r.Host) {
-			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Host %q is not a loopback name or an allowed origin", r.Host))
+			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Host %s is not a loopback name or an allowed origin", limits.Quote(r.Host)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -60,11 +61,11 @@ func (a *api) checkOrigin(next http.Handler) http.Handler {
 		}
 		u, err := url.Parse(origin)
 		if err != nil || u.Host == "" {
-			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Origin %q is not allowed", origin))
+			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Origin %s is not allowed", limits.Quote(origin)))
 			return
 		}
 		if !strings.EqualFold(u.Host, r.Host) && !matchesOrigin(a.opts.AllowedOrigins, u.Scheme, u.Host) {
-			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Origin %q is not allowed", origin))
+			a.fail(w, protocol.Errorf(protocol.CodeForbidden, "Origin %s is not allowed", limits.Quote(origin)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -107,7 +108,7 @@ func (a *api) requireJSON(next http.Handler) http.Handler {
 			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if err != nil || mt != "application/json" {
 				a.fail(w, protocol.Errorf(protocol.CodeUnsupportedMediaType,
-					"Content-Type: %s needs application/json, not %q", r.Method, r.Header.Get("Content-Type")))
+					"Content-Type: %s needs application/json, not %s", limits.Echo(r.Method), limits.Quote(r.Header.Get("Content-Type"))))
 				return
 			}
 		}

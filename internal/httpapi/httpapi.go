@@ -201,7 +201,7 @@ func headAsGet(next http.Handler) http.Handler {
 
 // notFound answers a path no route serves.
 func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
-	a.fail(w, protocol.Errorf(protocol.CodeNotFound, "no route for %s", r.URL.Path))
+	a.fail(w, protocol.Errorf(protocol.CodeNotFound, "no route for %s", limits.Echo(r.URL.Path)))
 }
 
 // methodNotAllowed answers a request whose path the router has, but not
@@ -240,7 +240,7 @@ func (a *api) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 			allow = slices.Insert(allow, 1, http.MethodHead) // headAsGet serves it
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		a.fail(w, protocol.Errorf(protocol.CodeMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+		a.fail(w, protocol.Errorf(protocol.CodeMethodNotAllowed, "method %s not allowed on %s", limits.Echo(r.Method), limits.Echo(r.URL.Path)))
 	}
 }
 
@@ -281,7 +281,7 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	return auth.Middleware(func(r *http.Request) (auth.Caller, error) {
 		c, err := a.opts.User(r)
 		if err != nil {
-			a.opts.Metrics.Errors.WithLabelValues(protocol.CodeUnauthorized).Inc()
+			a.opts.Metrics.Errors.WithLabelValues(auth.Refusal(err).Code).Inc()
 		}
 		return c, err
 	})(next)

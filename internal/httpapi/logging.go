@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/chatgateway/gateway/internal/limits"
 )
 
 // logRequests logs every request once it is served: method, path, status,
@@ -26,7 +28,7 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
+			log.Log(r.Context(), level, "http request", "method", limits.Echo(r.Method), "path", limits.Echo(r.URL.Path),
 				"status", status, "bytes", rec.bytes, "duration", time.Since(start))
 		})
 	}

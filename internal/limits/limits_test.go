@@ -247,3 +247,61 @@ func TestSizes(t *testing.T) {
 		})
 	}
 }
+
+// TestLimiterCheckAndSpend checks the pair that bounds failures: Check
+// takes nothing and holds no key for a client that never spends, even
+// when the limiter is full; every Spend counts, into debt, and Check
+// refuses until it is paid back.
+func TestLimiterCheckAndSpend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Burst 2 at 1/s: a bucket is full again 2 s after its last use.
+		l := limits.NewLimiter(limits.Rate{PerSecond: 1, Burst: 2}, limits.LimiterOptions{MaxKeys: 2})
+		for range 10 {
+			if err := l.Check("good"); err != nil {
+				t.Fatalf("a key that never spent: %v", err)
+			}
+		}
+		if got := l.Keys(); got != 0 {
+			t.Fatalf("Check made %d keys, want none", got)
+		}
+		l.Spend("bad")
+		if err := l.Check("bad"); err != nil {
+			t.Fatalf("after one of a burst of 2: %v", err)
+		}
+		// Four spent at once, as concurrent failures that all passed
+		// Check: two tokens of debt, paid back 3 s later.
+		for range 3 {
+			l.Spend("bad")
+		}
+		if got := retryAfter(t, l.Check("bad")); got != 3000 {
+			t.Errorf("retry after %d ms, want 3000", got)
+		}
+		time.Sleep(2999 * time.Millisecond)
+		if got := retryAfter(t, l.Check("bad")); got != 1 {
+			t.Errorf("just before: retry after %d ms, want 1", got)
+		}
+		// The idle sweep does not forgive a debt.
+		if got := l.Keys(); got != 1 {
+			t.Errorf("holds %d keys, want 1", got)
+		}
+		time.Sleep(time.Millisecond)
+		if err := l.Check("bad"); err != nil {
+			t.Errorf("once paid back: %v", err)
+		}
+		// Full: a key not held still passes Check (Allow would refuse
+		// it), and its spending is not counted.
+		for range 3 {
+			l.Spend("other")
+		}
+		for range 3 {
+			l.Spend("new")
+		}
+		if err := l.Check("new"); err != nil || l.Keys() != 2 {
+			t.Errorf("a third key while two are held: %v, %d keys held", err, l.Keys())
+		}
+		time.Sleep(3 * time.Second)
+		if err := l.Check("other"); err != nil || l.Keys() != 0 {
+			t.Errorf("once the others are full again: %v, %d keys", err, l.Keys())
+		}
+	})
+}

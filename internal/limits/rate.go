@@ -81,22 +81,75 @@ func (l *Limiter) Allow(key string) error {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropIdleLocked(now)
-	b := l.buckets[key]
+	b := l.bucketLocked(key, now, true)
 	if b == nil {
-		if len(l.buckets) >= l.opts.MaxKeys {
-			return l.refuse(l.refill)
-		}
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = b
+		return l.refuse(l.refill)
 	}
-	b.seen = now
 	r := b.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return l.refuse(d)
 	}
 	return nil
+}
+
+// Check returns nil when key's bucket holds a token, else the
+// rate_limited error Allow would return; it takes no token. A key not
+// held passes and is not made: a key that never spends costs no memory,
+// and, unlike Allow, Check does not fail closed when the limiter holds
+// MaxKeys keys, so that a flood of keys that spend cannot refuse the
+// keys that never did.
+func (l *Limiter) Check(key string) error {
+	if l == nil {
+		return nil
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucketLocked(key, now, false)
+	if b == nil {
+		return nil
+	}
+	if tokens := b.lim.TokensAt(now); tokens < 1 {
+		return l.refuse(time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second)))
+	}
+	return nil
+}
+
+// Spend takes a token from key's bucket, into debt when it has none, so
+// that every use that Check let through counts, however many came at
+// once: Check refuses until the debt is paid back. A new key is not
+// counted while the limiter holds MaxKeys keys.
+func (l *Limiter) Spend(key string) {
+	if l == nil {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.bucketLocked(key, now, true); b != nil {
+		b.lim.ReserveN(now, 1)
+	}
+}
+
+// bucketLocked returns key's bucket. With use set, the bucket is made
+// if need be (unless the limiter holds MaxKeys keys: then nil) and marked
+// used at now; without, it is only looked up.
+func (l *Limiter) bucketLocked(key string, now time.Time, use bool) *bucket {
+	l.dropIdleLocked(now)
+	b := l.buckets[key]
+	if !use {
+		return b
+	}
+	if b == nil {
+		if len(l.buckets) >= l.opts.MaxKeys {
+			return nil
+		}
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	return b
 }
 
 func (l *Limiter) refuse(wait time.Duration) error {
@@ -108,13 +161,14 @@ func (l *Limiter) refuse(wait time.Duration) error {
 }
 
 // dropIdleLocked forgets, at most once per refill period, the buckets
-// untouched for a whole refill period: they are full, as a new one is.
+// untouched for a whole refill period and full again, as a new one is
+// (one that Spend put in debt may take longer).
 func (l *Limiter) dropIdleLocked(now time.Time) {
 	if now.Before(l.sweep) {
 		return
 	}
 	for key, b := range l.buckets {
-		if now.Sub(b.seen) >= l.refill {
+		if now.Sub(b.seen) >= l.refill && b.lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, key)
 		}
 	}

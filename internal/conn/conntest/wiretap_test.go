@@ -67,7 +67,9 @@ func rawDial(t *testing.T, url string) *websocket.Conn {
 // request with a frame that has a field protocol/asyncapi.yaml lacks,
 // behind the tap of Start, on a connection that only a plain WebSocket
 // client (no Client, nothing checking) reads: the check fails, on both
-// the gateway's frame and the client's off-spec request.
+// the gateway's frame and the client's off-spec request (an id that is
+// not a string; an unknown field would be within the spec, which says
+// the gateway ignores it).
 func TestGatewayTapChecksEveryFrame(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +103,7 @@ func TestGatewayTapChecksEveryFrame(t *testing.T) {
 	_ = resp.Body.Close()
 	ws := rawDial(t, srv.URL)
 	ctx := Deadline(t)
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":"r1","extra":1}`)); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":{"off_spec":1}}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := ws.Read(ctx); err != nil {
@@ -109,7 +111,7 @@ func TestGatewayTapChecksEveryFrame(t *testing.T) {
 	}
 	// A Client checks its own requests: the tap leaves them alone.
 	c := Dial(t, srv.URL, "/v1/ws")
-	c.Write(websocket.MessageText, []byte(`{"type":"ping","id":"r2","client_bad_on_purpose":1}`))
+	c.Write(websocket.MessageText, []byte(`{"type":"ping","id":{"client_bad_on_purpose":1}}`))
 	if _, _, err := c.WS.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestGatewayTapChecksEveryFrame(t *testing.T) {
 	if !got.has("gateway", "pong", "unknown_field") {
 		t.Errorf("the gateway's frame with a field the spec lacks passed the check; errors: %q", got.errs)
 	}
-	if !got.has("client", "ping", "extra") {
+	if !got.has("client", "ping", "off_spec") {
 		t.Errorf("a plain client's off-spec request passed the check; errors: %q", got.errs)
 	}
 	if got.has("client_bad_on_purpose") {
@@ -136,17 +138,18 @@ func TestStartTapsItsConnections(t *testing.T) {
 	s := Start(t, Config{})
 	ws := rawDial(t, s.URL)
 	ctx := Deadline(t)
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":"p1","extra":1}`)); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":{"off_spec":1}}`)); err != nil {
 		t.Fatal(err)
 	}
-	// The gateway answers the ping (the spec's pong): its answer passes.
+	// The gateway answers the ping (an error: its id is not a string),
+	// and its answer passes.
 	if _, _, err := ws.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
 	_ = ws.Close(websocket.StatusNormalClosure, "")
 	got := &errorsOf{TB: t}
 	s.Close(got)
-	if !got.has("client", "ping", "extra") || len(got.errs) != 1 {
+	if !got.has("client", "ping", "off_spec") || len(got.errs) != 1 {
 		t.Errorf("Close reported %q, want one error about the off-spec ping", got.errs)
 	}
 }
@@ -170,7 +173,7 @@ func TestClientTapReadsGoClientFrames(t *testing.T) {
 	got := &errorsOf{TB: t}
 	t.Cleanup(func() {
 		// After RecordedClient's check: cleanups run last first.
-		if !got.has("gateway", "pong", "unknown_field") || !got.has("client", "ping", "extra") {
+		if !got.has("gateway", "pong", "unknown_field") || !got.has("client", "ping", "off_spec") {
 			t.Errorf("the client's tap let off-spec frames pass; errors: %q", got.errs)
 		}
 	})
@@ -181,7 +184,7 @@ func TestClientTapReadsGoClientFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":"r1","extra":1}`)); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":{"off_spec":1}}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := ws.Read(ctx); err != nil {
