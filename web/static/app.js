@@ -182,8 +182,11 @@ function showPending() {
 
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
-// loadLatest, then everything live from the socket.
-async function open(id) {
+// loadLatest, then everything live from the socket. focus, for a
+// conversation the user opened, gives the composer the keyboard; one
+// opened by the page (the open one was deleted elsewhere, a new one made)
+// leaves it where the user has it.
+async function open(id, { focus = false } = {}) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
   if (noticeAbout !== null && noticeAbout !== id) $('notice').hidden = true;
@@ -194,7 +197,7 @@ async function open(id) {
   sidebar.highlight(id);
   heading();
   setSidebar(false);
-  $('input').focus();
+  if (focus) $('input').focus();
   if (id === null) return;
   let from = 0;
   let more = false;
@@ -254,8 +257,8 @@ async function loadOlder() {
   }
 }
 
-function navigate(id) {
-  open(id);
+function navigate(id, options) {
+  open(id, options);
   const hash = id === null ? '' : `#/c/${encodeURIComponent(id)}`;
   if (location.hash !== hash) history.pushState(null, '', hash === '' ? location.pathname : hash);
 }
@@ -488,7 +491,7 @@ async function create(form) {
     agentChosen();
     showForm(false);
     await refreshList();
-    navigate(id);
+    navigate(id, { focus: true });
   } catch (err) {
     showNotice(err);
   } finally {
@@ -502,7 +505,7 @@ async function remove(id) {
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
     outbox.drop(id);
-    if (id === current) navigate(null);
+    if (id === current) navigate(null, { focus: true });
     await refreshList();
   } catch (err) {
     showNotice(err);
@@ -573,7 +576,7 @@ addEventListener('storage', (e) => {
   if (id !== null) view.changedElsewhere(id, outbox.get(id));
 });
 // Back, forward and links all change the fragment; hashchange covers them.
-addEventListener('hashchange', () => open(openedFromURL()));
+addEventListener('hashchange', () => open(openedFromURL(), { focus: true }));
 addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
@@ -581,7 +584,7 @@ showPending();
 deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
-open(openedFromURL()).finally(() => {
+open(openedFromURL(), { focus: true }).finally(() => {
   showInfo();
   socket.start();
 });
