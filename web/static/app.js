@@ -5,7 +5,7 @@
 import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
 import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
-import { Outbox, OUTBOX_MAX_CHARS } from './outbox.js';
+import { Outbox, OUTBOX_MAX_CHARS, stranded } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -67,7 +67,10 @@ const view = new ConversationView($('messages'), {
   loadOlder: () => loadOlder(),
   unsent: {
     retry: (id) => {
-      outbox.refused(id, null);
+      const e = outbox.get(id);
+      // One whose conversation is gone goes to the one open.
+      if (e !== undefined && stranded(e, current)) outbox.move(id, destination(e.text));
+      else outbox.refused(id, null);
       const entry = outbox.get(id);
       // Discarded in another tab meanwhile.
       if (entry === undefined) {
@@ -174,10 +177,18 @@ function showNotice(err, text, about = null) {
   $('notice').hidden = false;
 }
 
-// showPending shows the open conversation's messages in the outbox; a new
-// conversation's view, those of the conversations still to be created.
+// shownHere returns the outbox's entries the open view shows: the open
+// conversation's messages (a new conversation's view: those of the
+// conversations still to be created), and, in every view, those refused
+// because their conversation is gone.
+function shownHere() {
+  const own = current === null ? outbox.uncreated() : outbox.of(current);
+  const ids = new Set(own.map((e) => e.id));
+  return [...own, ...outbox.entries.filter((e) => !ids.has(e.id) && stranded(e, current))];
+}
+
 function showPending() {
-  for (const entry of current === null ? outbox.uncreated() : outbox.of(current)) view.pending(entry);
+  for (const entry of shownHere()) view.pending(entry);
 }
 
 // open shows conversation id (null: none): its latest page of messages
@@ -346,6 +357,19 @@ function titleOf(text) {
 const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
 const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
+// destination returns where message text, sent now, goes (as Outbox.add
+// takes it): to the open conversation, after the events shown. In a new
+// conversation's view, a first message creates its conversation first
+// (under an id the page chooses, so that the create can be sent again),
+// titled as the gateway would title it; the next ones, until it is made,
+// go to it too.
+function destination(text) {
+  if (current !== null) return { conversation: current, after: view.lastSeq };
+  const unmade = outbox.uncreated().find((e) => view.shows(e.id));
+  if (unmade !== undefined) return { conversation: unmade.conversation };
+  return { conversation: `c_${randomID()}`, create: { title: titleOf(text) } };
+}
+
 // submit puts the composer's text in the outbox, shows it pending and
 // sends it.
 function submit() {
@@ -370,14 +394,7 @@ function submit() {
   const giveBack = () => {
     if (input.value === '') input.value = text;
   };
-  // A first message creates its conversation first (under an id the
-  // page chooses, so that the create can be sent again), titled as the
-  // gateway would title it; the next ones, until it is made, go to it too.
-  const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
-  let entry;
-  if (current !== null) entry = outbox.add(current, text, randomID(), { after: view.lastSeq });
-  else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
-  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { create: { title: titleOf(text) } });
+  const entry = outbox.add(randomID(), text, destination(text));
   if (entry === null) {
     giveBack();
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
@@ -454,8 +471,11 @@ function unsent(entry, err) {
   // One the view took for a stored message (see ConversationView.copyOf)
   // was not: it shows again, with the refusal.
   if (view.shows(e.id)) view.update(shown);
-  else if (e.conversation === current) view.pending(shown);
+  else if (shownHere().some((h) => h.id === e.id)) view.pending(shown);
+  if (stranded(shown, current)) showNotice(err, STRANDED);
 }
+
+const STRANDED = 'A message was not sent: its conversation no longer exists. It is shown below, to send here or discard.';
 
 // createConversation creates a conversation with the fields of frame and
 // returns its id. The page chooses the id, so that the create can be sent

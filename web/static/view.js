@@ -10,6 +10,7 @@
 
 import { clock, el, prettyJSON, seconds } from './dom.js';
 import { exposeSource, MarkdownBlock } from './markdown.js';
+import { stranded } from './outbox.js';
 import { ToolCard } from './tools.js';
 
 const STOP_NOTES = {
@@ -394,9 +395,12 @@ export class ConversationView {
     meta.append('You · ', el('span', 'pending-status', { testid: 'pending-status', text: err ? 'Not sent' : 'Sending…' }));
     a.replaceChildren(meta, el('div', 'text plain', { testid: 'message-text', text: entry.text }));
     if (!err) return;
-    a.append(el('div', 'pending-error', { testid: 'pending-error', text: err.code ? `${err.code}: ${err.message}` : err.message }));
+    // One whose conversation is gone is sent to this one.
+    const away = stranded(entry, this.conversation);
+    const why = away ? 'Not sent: its conversation no longer exists.' : err.code ? `${err.code}: ${err.message}` : err.message;
+    a.append(el('div', 'pending-error', { testid: 'pending-error', text: why }));
     const actions = el('div', 'pending-actions');
-    for (const [name, label] of [['retry', 'Send again'], ['discard', 'Discard']]) {
+    for (const [name, label] of [['retry', away ? 'Send here' : 'Send again'], ['discard', 'Discard']]) {
       const b = el('button', 'button', { testid: `pending-${name}`, text: label });
       b.type = 'button';
       b.addEventListener('click', () => this.unsent[name](entry.id));
