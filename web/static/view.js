@@ -6,7 +6,9 @@
 //
 // A long conversation is shown from a window: the view starts at a seq
 // (after it, the events come live), and older events are rendered in
-// chunks put above the others as the reader scrolls up.
+// chunks put above the others as the reader scrolls up. The window holds
+// at most MAX_RENDERED messages: as new ones come to a reader at the
+// bottom, the oldest go, to come back as older ones do.
 
 import { clock, el, prettyJSON, seconds } from './dom.js';
 import { exposeSource, MarkdownBlock } from './markdown.js';
@@ -142,17 +144,31 @@ class Renderer {
     this.top = null;
   }
 
-  // add puts node, an event's element, below the ones added before.
-  add(node) {
+  // add puts node, the element of the events from ev on, below the ones
+  // added before.
+  add(node, ev) {
     this.container.append(node);
     this.top ??= node;
+    this.view.spans.set(node, { first: ev.seq, last: ev.seq });
   }
 
-  // addTop puts node above every element added before.
-  addTop(node) {
+  // addTop is add, above every element added before.
+  addTop(node, ev) {
     if (this.top === null) this.container.append(node);
     else this.top.before(node);
     this.top = node;
+    this.view.spans.set(node, { first: ev.seq, last: ev.seq });
+  }
+
+  // forget drops what the renderer knows of node, an element the view
+  // removed.
+  forget(node) {
+    for (const [turn, t] of this.turns) {
+      if (t.article === node) this.turns.delete(turn);
+    }
+    for (const [call, card] of this.cards) {
+      if (node.contains(card.element)) this.cards.delete(call);
+    }
   }
 
   apply(ev) {
@@ -169,7 +185,7 @@ class Renderer {
     if (m.turn) a.dataset.turn = m.turn;
     a.append(el('div', 'meta', { text: `${role === 'user' ? 'You' : 'Assistant'} · ${clock(m.created_at ?? ev.ts)}` }));
     a.append(el('div', 'text plain', { testid: 'message-text', text: m.text ?? '' }));
-    this.add(a);
+    this.add(a, ev);
   }
 
   // turn finds or makes the reply element of ev.turn. A turn seen from its
@@ -181,8 +197,10 @@ class Renderer {
     let t = this.turns.get(ev.turn);
     if (t === undefined) {
       t = new Turn(ev, ev.type === 'turn_start');
-      if (t.complete) this.add(t.article);
-      else this.addTop(t.article);
+      if (t.complete) this.add(t.article, ev);
+      else this.addTop(t.article, ev);
+      // Its events go on until its turn_end.
+      this.view.spans.get(t.article).last = Infinity;
       this.turns.set(ev.turn, t);
     }
     return t;
@@ -222,7 +240,7 @@ class Renderer {
     } else {
       // An external agent's action outside a reply stands on its own.
       card.classList.add('standalone');
-      this.add(card);
+      this.add(card, ev);
     }
   }
 
@@ -264,6 +282,7 @@ class Renderer {
     a.removeAttribute('aria-busy');
     a.dataset.stopReason = reason;
     a.dataset.seq = String(ev.seq);
+    this.view.spans.get(a).last = ev.seq;
     t.finish(ev.message?.text);
     if (STOP_NOTES[reason] !== undefined) {
       let note = STOP_NOTES[reason];
@@ -282,6 +301,11 @@ class Renderer {
 }
 
 const TICK_MS = 1000;
+
+// MAX_RENDERED bounds the elements of events (messages, replies, actions
+// outside a reply) the list keeps while the reader follows its end. (A
+// reader scrolling up adds as many as they load.)
+export const MAX_RENDERED = 100;
 
 // ConversationView renders the events of the open conversation into list
 // (the message section). onRunning(turn or null) is told when a turn
@@ -318,6 +342,9 @@ export class ConversationView {
   // reset empties the view for conversation (null: none open).
   reset(conversation) {
     this.conversation = conversation;
+    // element → {first, last}: the seqs of the first and last events it
+    // shows (last Infinity for a reply still running).
+    this.spans = new WeakMap();
     this.live = new Renderer(this.list, this);
     this.chunks = [];
     this.lastSeq = 0;
@@ -512,6 +539,7 @@ export class ConversationView {
       this.empty?.remove();
       this.live.apply(ev);
       this.rendered(ev);
+      this.trim();
       this.checkReady();
       return;
     }
@@ -519,7 +547,47 @@ export class ConversationView {
     this.empty?.remove();
     this.live.apply(ev);
     this.rendered(ev);
-    if (stick) this.list.scrollTop = this.list.scrollHeight;
+    if (!stick) return;
+    this.trim();
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  // trim removes the oldest elements while the list holds more than
+  // MAX_RENDERED, up to a seq that no element left spans (none of the
+  // events up to it, fetched again, belongs to an element kept), which
+  // the window then starts after.
+  trim() {
+    // The list holds the load button and the outbox besides.
+    if (this.list.childElementCount <= MAX_RENDERED) return;
+    const shown = [...this.list.children].filter((c) => this.spans.has(c));
+    const excess = shown.length - MAX_RENDERED;
+    if (excess <= 0) return;
+    // firstAfter[i]: the first seq of the elements from i on.
+    const firstAfter = new Array(shown.length + 1).fill(Infinity);
+    for (let i = shown.length - 1; i >= 0; i--) firstAfter[i] = Math.min(this.spans.get(shown[i]).first, firstAfter[i + 1]);
+    let last = 0;
+    for (let i = 0; i < shown.length - 1; i++) {
+      last = Math.max(last, this.spans.get(shown[i]).last);
+      if (i + 1 >= excess && last < firstAfter[i + 1]) {
+        this.drop(shown.slice(0, i + 1), firstAfter[i + 1] - 1);
+        return;
+      }
+    }
+  }
+
+  // drop removes elements, the oldest shown, which are all the events up
+  // to seq: the window starts after it.
+  drop(elements, seq) {
+    for (const e of elements) {
+      e.remove();
+      for (const r of [this.live, ...this.chunks]) r.forget(e);
+    }
+    if (this.live.top !== null && !this.live.top.isConnected) this.live.top = [...this.list.children].find((c) => this.spans.has(c)) ?? null;
+    // A chunk is kept for its replies, which older events must not show
+    // again (see prepend).
+    this.chunks = this.chunks.filter((r) => r.turns.size > 0);
+    this.from = seq;
+    this.older.hidden = false;
   }
 
   atBottom() {
