@@ -4,7 +4,7 @@
 
 import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
-import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
+import { loadAfter, loadBefore, loadLatest, openedFromURL, token } from './load.js';
 import { Outbox, OUTBOX_MAX_CHARS, stranded } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
@@ -28,10 +28,10 @@ let opened = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
 let opening = 0;
-// loadingOlder is the opening (its count) whose load of older messages is
-// on its way, or 0: a load for a conversation left meanwhile must not stop
-// the one open now from loading its own.
-let loadingOlder = 0;
+// loading holds, for older and newer, the opening (its count) whose load
+// of such messages is on its way, or 0: a load for a conversation left
+// meanwhile must not stop the one open now from loading its own.
+const loading = { older: 0, newer: 0 };
 let defaultModel = '';
 let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
@@ -64,7 +64,14 @@ const view = new ConversationView($('messages'), {
     },
     output: (call, result) => answered(socket.request({ type: 'tool_output', conversation: current, call, ...result })),
   },
-  loadOlder: () => loadOlder(),
+  loadOlder: () => loadMore('older', (id, createdAt) => {
+    const until = view.from;
+    return loadBefore(id, until, createdAt).then(({ from, more, events }) => () => view.prepend(events, from, more, until));
+  }),
+  loadNewer: () => loadMore('newer', (id, createdAt) => {
+    const until = view.until;
+    return loadAfter(id, until, view.lastSeq, createdAt).then((events) => () => view.catchUp(events, until));
+  }),
   unsent: {
     retry: (id) => {
       const e = outbox.get(id);
@@ -247,24 +254,25 @@ async function open(id, { focus = false } = {}) {
   socket.subscribe(id, last, (seq) => view.ready(seq), createdAt);
 }
 
-// loadOlder puts the previous page of messages, with their events, above
-// the ones shown.
-async function loadOlder() {
-  if (loadingOlder === opening || current === null) return;
+// loadMore runs load(id, createdAt), a load of the open conversation's
+// messages before or after the ones shown (way: older or newer, one of
+// each at a time), and calls the function it resolves to, which shows
+// them, unless the conversation was left meanwhile.
+async function loadMore(way, load) {
+  if (loading[way] === opening || current === null) return;
   const id = current;
   const mine = opening;
-  loadingOlder = mine;
-  const until = view.from;
+  loading[way] = mine;
   try {
-    const { from, more, events } = await loadBefore(id, until, opened?.id === id ? opened.created_at : '');
-    if (mine === opening) view.prepend(events, from, more);
+    const show = await load(id, opened?.id === id ? opened.created_at : '');
+    if (mine === opening) show();
   } catch (err) {
     if (mine !== opening) return;
     // The conversation shown is gone: as when a subscribe finds it so.
     if (err.code === 'not_found') gone(id, true);
     else showNotice(err);
   } finally {
-    if (loadingOlder === mine) loadingOlder = 0;
+    if (loading[way] === mine) loading[way] = 0;
   }
 }
 
