@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,29 +109,10 @@ func TestLongConversationOpensFast(t *testing.T) {
 	}
 
 	// Scrolling up shows older pages, in order, until the first message.
-	for want := 20; want <= turns; want += 10 {
-		tb.eval(`document.querySelector('[data-testid=messages]').scrollTop = 0; true`, &ok)
-		tb.waitFor("older messages", users+`.length === `+strconv.Itoa(want))
-	}
-	tb.waitFor("the first message", users+`[0].querySelector('[data-testid=message-text]').textContent === 'question 0'`)
-	var seqs []int
-	tb.eval(`[...document.querySelectorAll('[data-testid=messages] [data-role]')].map(e => +e.dataset.seq)`, &seqs)
-	if len(seqs) != 2*turns || !sort.IntsAreSorted(seqs) {
-		t.Errorf("%d messages shown, seqs in order: %v; want all %d in order", len(seqs), sort.IntsAreSorted(seqs), 2*turns)
-	}
-	var texts []string
-	tb.eval(assistants+`.map(a => a.querySelector('[data-testid=reply-text]').markdownSource)`, &texts)
-	i := 0
-	for _, m := range msgs {
-		if m.Role != protocol.RoleAssistant {
-			continue
-		}
-		if i >= len(texts) || texts[i] != m.Text {
-			t.Fatalf("reply %d of %d shown differs from the stored %q", i, len(texts), m.Text)
-		}
-		i++
-	}
-	tb.waitFor("the load button to go", `document.querySelector('[data-testid=load-older]').parentElement.hidden`)
+	tb.eval(`document.querySelector('[data-testid=messages]').scrollTop = 0; true`, &ok)
+	tb.waitFor("older messages", users+`.length === 20`)
+	scrollToFirst(t, tb)
+	checkShowsStored(t, tb, msgs, true)
 }
 
 // sendTurns sends turns messages to conversation id over a WebSocket,

@@ -4,8 +4,8 @@
 
 import { fetchConversation, fetchInfo, refusal, tokenUser } from './api.js';
 import { el } from './dom.js';
-import { loadBefore, loadLatest, openedFromURL, token } from './load.js';
-import { Outbox, OUTBOX_MAX_CHARS } from './outbox.js';
+import { loadAfter, loadBefore, loadLatest, openedFromURL, token } from './load.js';
+import { Outbox, OUTBOX_MAX_CHARS, stranded } from './outbox.js';
 import { Sidebar } from './sidebar.js';
 import { GatewaySocket, RequestError, wsURL } from './socket.js';
 import { KINDS } from './tools.js';
@@ -28,10 +28,10 @@ let opened = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
 let opening = 0;
-// loadingOlder is the opening (its count) whose load of older messages is
-// on its way, or 0: a load for a conversation left meanwhile must not stop
-// the one open now from loading its own.
-let loadingOlder = 0;
+// loading holds, for older and newer, the opening (its count) whose load
+// of such messages is on its way, or 0: a load for a conversation left
+// meanwhile must not stop the one open now from loading its own.
+const loading = { older: 0, newer: 0 };
 let defaultModel = '';
 let listTimer = 0;
 // The agents the gateway offers this user (none from a v1 gateway).
@@ -64,10 +64,20 @@ const view = new ConversationView($('messages'), {
     },
     output: (call, result) => answered(socket.request({ type: 'tool_output', conversation: current, call, ...result })),
   },
-  loadOlder: () => loadOlder(),
+  loadOlder: () => loadMore('older', (id, createdAt) => {
+    const until = view.from;
+    return loadBefore(id, until, createdAt).then(({ from, more, events }) => () => view.prepend(events, from, more, until));
+  }),
+  loadNewer: () => loadMore('newer', (id, createdAt) => {
+    const until = view.until;
+    return loadAfter(id, until, view.lastSeq, createdAt).then((events) => () => view.catchUp(events, until));
+  }),
   unsent: {
     retry: (id) => {
-      outbox.refused(id, null);
+      const e = outbox.get(id);
+      // One whose conversation is gone goes to the one open.
+      if (e !== undefined && stranded(e, current)) outbox.move(id, destination(e.text));
+      else outbox.refused(id, null);
       const entry = outbox.get(id);
       // Discarded in another tab meanwhile.
       if (entry === undefined) {
@@ -174,16 +184,27 @@ function showNotice(err, text, about = null) {
   $('notice').hidden = false;
 }
 
-// showPending shows the open conversation's messages in the outbox; a new
-// conversation's view, those of the conversations still to be created.
+// shownHere returns the outbox's entries the open view shows: the open
+// conversation's messages (a new conversation's view: those of the
+// conversations still to be created), and, in every view, those refused
+// because their conversation is gone.
+function shownHere() {
+  const own = current === null ? outbox.uncreated() : outbox.of(current);
+  const ids = new Set(own.map((e) => e.id));
+  return [...own, ...outbox.entries.filter((e) => !ids.has(e.id) && stranded(e, current))];
+}
+
 function showPending() {
-  for (const entry of current === null ? outbox.uncreated() : outbox.of(current)) view.pending(entry);
+  for (const entry of shownHere()) view.pending(entry);
 }
 
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
-// loadLatest, then everything live from the socket.
-async function open(id) {
+// loadLatest, then everything live from the socket. focus, for a
+// conversation the user opened, gives the composer the keyboard; one
+// opened by the page (the open one was deleted elsewhere, a new one made)
+// leaves it where the user has it.
+async function open(id, { focus = false } = {}) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
   if (noticeAbout !== null && noticeAbout !== id) $('notice').hidden = true;
@@ -194,7 +215,7 @@ async function open(id) {
   sidebar.highlight(id);
   heading();
   setSidebar(false);
-  $('input').focus();
+  if (focus) $('input').focus();
   if (id === null) return;
   let from = 0;
   let more = false;
@@ -233,29 +254,30 @@ async function open(id) {
   socket.subscribe(id, last, (seq) => view.ready(seq), createdAt);
 }
 
-// loadOlder puts the previous page of messages, with their events, above
-// the ones shown.
-async function loadOlder() {
-  if (loadingOlder === opening || current === null) return;
+// loadMore runs load(id, createdAt), a load of the open conversation's
+// messages before or after the ones shown (way: older or newer, one of
+// each at a time), and calls the function it resolves to, which shows
+// them, unless the conversation was left meanwhile.
+async function loadMore(way, load) {
+  if (loading[way] === opening || current === null) return;
   const id = current;
   const mine = opening;
-  loadingOlder = mine;
-  const until = view.from;
+  loading[way] = mine;
   try {
-    const { from, more, events } = await loadBefore(id, until, opened?.id === id ? opened.created_at : '');
-    if (mine === opening) view.prepend(events, from, more);
+    const show = await load(id, opened?.id === id ? opened.created_at : '');
+    if (mine === opening) show();
   } catch (err) {
     if (mine !== opening) return;
     // The conversation shown is gone: as when a subscribe finds it so.
     if (err.code === 'not_found') gone(id, true);
     else showNotice(err);
   } finally {
-    if (loadingOlder === mine) loadingOlder = 0;
+    if (loading[way] === mine) loading[way] = 0;
   }
 }
 
-function navigate(id) {
-  open(id);
+function navigate(id, options) {
+  open(id, options);
   const hash = id === null ? '' : `#/c/${encodeURIComponent(id)}`;
   if (location.hash !== hash) history.pushState(null, '', hash === '' ? location.pathname : hash);
 }
@@ -343,6 +365,19 @@ function titleOf(text) {
 const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
 const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
+// destination returns where message text, sent now, goes (as Outbox.add
+// takes it): to the open conversation, after the events shown. In a new
+// conversation's view, a first message creates its conversation first
+// (under an id the page chooses, so that the create can be sent again),
+// titled as the gateway would title it; the next ones, until it is made,
+// go to it too.
+function destination(text) {
+  if (current !== null) return { conversation: current, after: view.lastSeq };
+  const unmade = outbox.uncreated().find((e) => view.shows(e.id));
+  if (unmade !== undefined) return { conversation: unmade.conversation };
+  return { conversation: `c_${randomID()}`, create: { title: titleOf(text) } };
+}
+
 // submit puts the composer's text in the outbox, shows it pending and
 // sends it.
 function submit() {
@@ -367,14 +402,7 @@ function submit() {
   const giveBack = () => {
     if (input.value === '') input.value = text;
   };
-  // A first message creates its conversation first (under an id the
-  // page chooses, so that the create can be sent again), titled as the
-  // gateway would title it; the next ones, until it is made, go to it too.
-  const unmade = current === null ? outbox.uncreated().find((e) => view.shows(e.id)) : undefined;
-  let entry;
-  if (current !== null) entry = outbox.add(current, text, randomID(), { after: view.lastSeq });
-  else if (unmade !== undefined) entry = outbox.add(unmade.conversation, text, randomID());
-  else entry = outbox.add(`c_${randomID()}`, text, randomID(), { create: { title: titleOf(text) } });
+  const entry = outbox.add(randomID(), text, destination(text));
   if (entry === null) {
     giveBack();
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
@@ -451,8 +479,11 @@ function unsent(entry, err) {
   // One the view took for a stored message (see ConversationView.copyOf)
   // was not: it shows again, with the refusal.
   if (view.shows(e.id)) view.update(shown);
-  else if (e.conversation === current) view.pending(shown);
+  else if (shownHere().some((h) => h.id === e.id)) view.pending(shown);
+  if (stranded(shown, current)) showNotice(err, STRANDED);
 }
+
+const STRANDED = 'A message was not sent: its conversation no longer exists. It is shown below, to send here or discard.';
 
 // createConversation creates a conversation with the fields of frame and
 // returns its id. The page chooses the id, so that the create can be sent
@@ -488,7 +519,7 @@ async function create(form) {
     agentChosen();
     showForm(false);
     await refreshList();
-    navigate(id);
+    navigate(id, { focus: true });
   } catch (err) {
     showNotice(err);
   } finally {
@@ -502,7 +533,7 @@ async function remove(id) {
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
     outbox.drop(id);
-    if (id === current) navigate(null);
+    if (id === current) navigate(null, { focus: true });
     await refreshList();
   } catch (err) {
     showNotice(err);
@@ -573,7 +604,7 @@ addEventListener('storage', (e) => {
   if (id !== null) view.changedElsewhere(id, outbox.get(id));
 });
 // Back, forward and links all change the fragment; hashchange covers them.
-addEventListener('hashchange', () => open(openedFromURL()));
+addEventListener('hashchange', () => open(openedFromURL(), { focus: true }));
 addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
@@ -581,7 +612,7 @@ showPending();
 deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
-open(openedFromURL()).finally(() => {
+open(openedFromURL(), { focus: true }).finally(() => {
   showInfo();
   socket.start();
 });

@@ -79,3 +79,12 @@ export async function loadBefore(id, until, createdAt) {
   const events = await fetchEvents(id, from, until, createdAt, token);
   return { from, more, events };
 }
+
+// NEWER_EVENTS is how many events a load of newer ones brings at most.
+const NEWER_EVENTS = 1000;
+
+// loadAfter fetches the events after seq after, up to until, NEWER_EVENTS
+// at most, oldest first; createdAt as for loadBefore.
+export function loadAfter(id, after, until, createdAt) {
+  return fetchEvents(id, after, Math.min(until, after + NEWER_EVENTS), createdAt, token);
+}

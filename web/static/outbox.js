@@ -23,6 +23,14 @@ const PREFIX = 'gateway.outbox/';
 export const OUTBOX_MAX = 16;
 export const OUTBOX_MAX_CHARS = 512 * 1024;
 
+// stranded reports whether entry is a message the gateway refused because
+// its conversation does not exist (deleted, maybe elsewhere), while
+// another is open: the page shows it in whichever is, to send there or
+// discard.
+export function stranded(entry, open) {
+  return entry.error?.code === 'not_found' && entry.conversation !== open;
+}
+
 // decode returns the entry stored as json under client_msg_id id, or null
 // if it is not one (corrupt, or of an unknown shape).
 function decode(id, json) {
@@ -37,6 +45,18 @@ function decode(id, json) {
   const entry = { id, conversation: e.conversation, text: e.text, error, after: Number(e.after) || 0, at: e.at };
   if (e.create && typeof e.create === 'object') entry.create = e.create;
   return entry;
+}
+
+// address makes entry a message to send to destination (as Outbox.add
+// takes it), after every one of entries.
+function address(entry, { conversation, after = 0, create }, entries) {
+  entry.conversation = conversation;
+  entry.after = after;
+  entry.error = null;
+  // After every entry there is, even should the clock go back.
+  entry.at = Math.max(Date.now(), (entries.at(-1)?.at ?? 0) + 1);
+  if (create === undefined) delete entry.create;
+  else entry.create = create;
 }
 
 // browserStorage returns localStorage, or null where the browser keeps the
@@ -131,20 +151,26 @@ export class Outbox {
     this.write(e);
   }
 
-  // add takes text for conversation under client_msg_id id, written after
-  // the conversation's seq after (with create, the first message of a
-  // conversation to create), and returns its entry, or null when the
-  // outbox is full.
-  add(conversation, text, id, { create, after = 0 } = {}) {
+  // add takes text under client_msg_id id, to send to destination
+  // ({conversation, after: the conversation's seq it was written after,
+  // create: for the first message of a conversation to create, its
+  // fields}), and returns its entry, or null when the outbox is full.
+  add(id, text, destination) {
     const entries = this.entries;
     const chars = entries.reduce((n, e) => n + e.text.length, text.length);
     if (entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return null;
-    // After every entry there is, even should the clock go back.
-    const at = Math.max(Date.now(), (entries.at(-1)?.at ?? 0) + 1);
-    const entry = { id, conversation, text, error: null, after, at };
-    if (create !== undefined) entry.create = create;
+    const entry = { id, text };
+    address(entry, destination, entries);
     this.write(entry);
     return entry;
+  }
+
+  // move makes entry id a message to send to destination (as add takes
+  // it) now: one whose conversation does not exist any more, sent to
+  // another.
+  move(id, destination) {
+    const entries = this.entries;
+    this.change(id, (e) => address(e, destination, entries));
   }
 
   // of returns conversation's entries, oldest first.

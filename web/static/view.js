@@ -6,10 +6,16 @@
 //
 // A long conversation is shown from a window: the view starts at a seq
 // (after it, the events come live), and older events are rendered in
-// chunks put above the others as the reader scrolls up.
+// chunks put above the others as the reader scrolls up. The window holds
+// at most MAX_RENDERED messages: as new ones come to a reader at the
+// bottom, the oldest go, to come back as older ones do; as older ones
+// come to a reader scrolling up, or new ones to a reader who is not at
+// the bottom, the newest go, and the window ends before the last seq
+// until the reader scrolls down again.
 
 import { clock, el, prettyJSON, seconds } from './dom.js';
 import { exposeSource, MarkdownBlock } from './markdown.js';
+import { stranded } from './outbox.js';
 import { ToolCard } from './tools.js';
 
 const STOP_NOTES = {
@@ -128,11 +134,12 @@ class Turn {
   }
 }
 
-// Renderer renders events into container: the live part of the view, or
-// a chunk of older events.
+// Renderer renders events into container, before end if given: the live
+// part of the view, or a chunk of older events.
 class Renderer {
-  constructor(container, view) {
+  constructor(container, view, end = null) {
     this.container = container;
+    this.end = end;
     this.view = view;
     // turn id → Turn; call id → ToolCard
     this.turns = new Map();
@@ -141,17 +148,35 @@ class Renderer {
     this.top = null;
   }
 
-  // add puts node, an event's element, below the ones added before.
-  add(node) {
-    this.container.append(node);
+  // add puts node, the element of the events from ev on, below the ones
+  // added before.
+  add(node, ev) {
+    if (this.end === null) this.container.append(node);
+    else this.end.before(node);
     this.top ??= node;
+    this.view.spans.set(node, { first: ev.seq, last: ev.seq });
   }
 
-  // addTop puts node above every element added before.
-  addTop(node) {
-    if (this.top === null) this.container.append(node);
-    else this.top.before(node);
+  // addTop is add, above every element added before.
+  addTop(node, ev) {
+    if (this.top === null) {
+      this.add(node, ev);
+      return;
+    }
+    this.top.before(node);
     this.top = node;
+    this.view.spans.set(node, { first: ev.seq, last: ev.seq });
+  }
+
+  // forget drops what the renderer knows of node, an element the view
+  // removed.
+  forget(node) {
+    for (const [turn, t] of this.turns) {
+      if (t.article === node) this.turns.delete(turn);
+    }
+    for (const [call, card] of this.cards) {
+      if (node.contains(card.element)) this.cards.delete(call);
+    }
   }
 
   apply(ev) {
@@ -168,7 +193,7 @@ class Renderer {
     if (m.turn) a.dataset.turn = m.turn;
     a.append(el('div', 'meta', { text: `${role === 'user' ? 'You' : 'Assistant'} · ${clock(m.created_at ?? ev.ts)}` }));
     a.append(el('div', 'text plain', { testid: 'message-text', text: m.text ?? '' }));
-    this.add(a);
+    this.add(a, ev);
   }
 
   // turn finds or makes the reply element of ev.turn. A turn seen from its
@@ -180,8 +205,10 @@ class Renderer {
     let t = this.turns.get(ev.turn);
     if (t === undefined) {
       t = new Turn(ev, ev.type === 'turn_start');
-      if (t.complete) this.add(t.article);
-      else this.addTop(t.article);
+      if (t.complete) this.add(t.article, ev);
+      else this.addTop(t.article, ev);
+      // Its events go on until its turn_end.
+      this.view.spans.get(t.article).last = Infinity;
       this.turns.set(ev.turn, t);
     }
     return t;
@@ -192,7 +219,6 @@ class Renderer {
     t.model = ev.model ?? '';
     t.agent = ev.agent ?? '';
     t.meta.textContent = ['Assistant', t.agent, t.model, clock(ev.ts)].filter((s) => s !== '').join(' · ');
-    this.view.started(ev.turn, this);
   }
 
   delta(ev) {
@@ -221,7 +247,7 @@ class Renderer {
     } else {
       // An external agent's action outside a reply stands on its own.
       card.classList.add('standalone');
-      this.add(card);
+      this.add(card, ev);
     }
   }
 
@@ -263,6 +289,7 @@ class Renderer {
     a.removeAttribute('aria-busy');
     a.dataset.stopReason = reason;
     a.dataset.seq = String(ev.seq);
+    this.view.spans.get(a).last = ev.seq;
     t.finish(ev.message?.text);
     if (STOP_NOTES[reason] !== undefined) {
       let note = STOP_NOTES[reason];
@@ -276,17 +303,34 @@ class Renderer {
     // latency_ms is the time the model took to its first chunk.
     if (typeof ev.latency_ms === 'number') parts.push(`first token ${seconds(ev.latency_ms)}`);
     if (parts.length > 0) a.append(el('div', 'usage', { testid: 'usage', text: parts.join(' · ') }));
-    this.view.ended(ev.turn, this);
   }
 }
 
 const TICK_MS = 1000;
 
+// loader returns the box of a button that loads more messages, hidden.
+function loader(testid, text, load) {
+  const box = el('div', 'loader');
+  const button = el('button', 'button', { testid, text });
+  button.type = 'button';
+  button.addEventListener('click', () => load());
+  box.append(button);
+  box.hidden = true;
+  return box;
+}
+
+// MAX_RENDERED bounds the elements of events (messages, replies, actions
+// outside a reply) the list keeps; CATCH_UP is how many more each load of
+// newer events adds at most.
+export const MAX_RENDERED = 100;
+const CATCH_UP = 20;
+
 // ConversationView renders the events of the open conversation into list
 // (the message section). onRunning(turn or null) is told when a turn
 // starts or ends, so the page can show or hide its Stop button; answer
-// ({approve, output}) sends a tool card's answers; loadOlder() is called
-// when the reader wants the events before the window; unsent ({retry,
+// ({approve, output}) sends a tool card's answers; loadOlder() and
+// loadNewer() are called when the reader wants the events before the
+// window, or after it when it ends before the last seq; unsent ({retry,
 // discard}, each given a client_msg_id) acts on a message the gateway
 // refused.
 //
@@ -294,22 +338,19 @@ const TICK_MS = 1000;
 // acknowledged (pending(entry)), each until the message event it became
 // is rendered; acknowledged, one says so while that event is not in.
 export class ConversationView {
-  constructor(list, { onRunning, answer, loadOlder, unsent }) {
+  constructor(list, { onRunning, answer, loadOlder, loadNewer, unsent }) {
     this.list = list;
     this.onRunning = onRunning;
     this.answer = answer;
-    this.loadOlder = loadOlder;
     this.unsent = unsent;
     this.ticker = 0;
     // The pending messages' box, kept last in the list.
     this.outbox = el('div', 'outbox');
-    this.older = el('div', 'older');
-    const button = el('button', 'button', { testid: 'load-older', text: 'Show earlier messages' });
-    button.type = 'button';
-    button.addEventListener('click', () => this.loadOlder());
-    this.older.append(button);
+    this.older = loader('load-older', 'Show earlier messages', loadOlder);
+    this.newer = loader('load-newer', 'Show newer messages', loadNewer);
     list.addEventListener('scroll', () => {
-      if (!this.older.hidden && list.scrollTop < 200) this.loadOlder();
+      if (!this.older.hidden && list.scrollTop < 200) loadOlder();
+      if (!this.newer.hidden && list.scrollHeight - list.scrollTop - list.clientHeight < 200) loadNewer();
     });
     this.reset(null);
   }
@@ -317,10 +358,16 @@ export class ConversationView {
   // reset empties the view for conversation (null: none open).
   reset(conversation) {
     this.conversation = conversation;
-    this.live = new Renderer(this.list, this);
+    // element → {first, last}: the seqs of the first and last events it
+    // shows (last Infinity for a reply still running).
+    this.spans = new WeakMap();
+    this.live = new Renderer(this.list, this, this.newer);
     this.chunks = [];
     this.lastSeq = 0;
     this.from = 0;
+    // until is the seq the list shows the events up to when it ends
+    // before the last seq, else null.
+    this.until = null;
     this.running = null;
     this.open = new Set();
     this.readyAt = null;
@@ -330,10 +377,11 @@ export class ConversationView {
     this.pendings = new Map();
     this.awaiting = new Map();
     this.older.hidden = true;
+    this.newer.hidden = true;
     delete this.list.dataset.ready;
     this.empty = this.placeholder(conversation);
     this.outbox.replaceChildren();
-    this.list.replaceChildren(this.older, this.empty, this.outbox);
+    this.list.replaceChildren(this.older, this.empty, this.newer, this.outbox);
     this.onRunning(null);
   }
 
@@ -362,7 +410,7 @@ export class ConversationView {
   // nothing else (its last pending message gone), rather than leave it
   // blank.
   placeholderIfBlank() {
-    const blank = [...this.list.children].every((c) => c === this.older || c === this.outbox);
+    const blank = [...this.list.children].every((c) => c === this.older || c === this.newer || c === this.outbox);
     if (blank && this.outbox.childElementCount === 0) this.outbox.before(this.empty);
   }
 
@@ -394,9 +442,12 @@ export class ConversationView {
     meta.append('You · ', el('span', 'pending-status', { testid: 'pending-status', text: err ? 'Not sent' : 'Sending…' }));
     a.replaceChildren(meta, el('div', 'text plain', { testid: 'message-text', text: entry.text }));
     if (!err) return;
-    a.append(el('div', 'pending-error', { testid: 'pending-error', text: err.code ? `${err.code}: ${err.message}` : err.message }));
+    // One whose conversation is gone is sent to this one.
+    const away = stranded(entry, this.conversation);
+    const why = away ? 'Not sent: its conversation no longer exists.' : err.code ? `${err.code}: ${err.message}` : err.message;
+    a.append(el('div', 'pending-error', { testid: 'pending-error', text: why }));
     const actions = el('div', 'pending-actions');
-    for (const [name, label] of [['retry', 'Send again'], ['discard', 'Discard']]) {
+    for (const [name, label] of [['retry', away ? 'Send here' : 'Send again'], ['discard', 'Discard']]) {
       const b = el('button', 'button', { testid: `pending-${name}`, text: label });
       b.type = 'button';
       b.addEventListener('click', () => this.unsent[name](entry.id));
@@ -444,15 +495,15 @@ export class ConversationView {
     this.placeholderIfBlank();
   }
 
-  // rendered takes the pending copy of the message event ev, if any,
-  // away, and keeps the pending messages below everything rendered.
-  rendered(ev) {
-    if (ev.type === 'message') {
-      const id = this.awaiting.get(ev.seq) ?? this.copyOf(ev.seq, ev.message);
-      this.awaiting.delete(ev.seq);
-      if (id !== undefined) this.unpend(id);
-    }
-    if (this.outbox.firstChild !== null && this.list.lastChild !== this.outbox) this.list.append(this.outbox);
+  // render renders ev in the live part of the list, and takes the
+  // pending copy of a message event away, if any: a pending message shows
+  // until its stored copy does.
+  render(ev) {
+    this.live.apply(ev);
+    if (ev.type !== 'message') return;
+    const id = this.awaiting.get(ev.seq) ?? this.copyOf(ev.seq, ev.message);
+    this.awaiting.delete(ev.seq);
+    if (id !== undefined) this.unpend(id);
   }
 
   // copyOf returns the client_msg_id of the pending message that message
@@ -499,23 +550,122 @@ export class ConversationView {
     this.list.scrollTop = this.list.scrollHeight;
   }
 
-  // apply renders ev if it belongs to the open conversation.
+  // apply renders ev if it belongs to the open conversation: at once,
+  // unless the list ends before it (until), and shows it when the reader
+  // gets there (catchUp).
   apply(ev) {
     if (ev.conversation !== this.conversation) return;
     this.lastSeq = ev.seq;
+    this.follow(ev);
+    if (this.until !== null) return;
     if (this.list.dataset.ready === undefined) {
       // Replaying: no layout until the replay is in (checkReady scrolls).
       this.empty?.remove();
-      this.live.apply(ev);
-      this.rendered(ev);
+      this.render(ev);
+      this.trimTop();
       this.checkReady();
       return;
     }
     const stick = this.atBottom();
     this.empty?.remove();
-    this.live.apply(ev);
-    this.rendered(ev);
-    if (stick) this.list.scrollTop = this.list.scrollHeight;
+    this.render(ev);
+    // A reader elsewhere than at the end keeps the place they read: the
+    // newest go instead, to be caught up with.
+    if (!stick) {
+      this.trimBottom();
+      return;
+    }
+    this.trimTop();
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  // follow tells onRunning of the turn ev starts or ends.
+  follow(ev) {
+    if (ev.type === 'turn_start') this.running = ev.turn;
+    else if (ev.type === 'turn_end' && ev.turn === this.running) this.running = null;
+    else return;
+    this.onRunning(this.running);
+  }
+
+  // catchUp renders events, the ones after until that the list ends
+  // with, below the rest: CATCH_UP elements' worth at most, the oldest
+  // going for them. Once it shows the last seq, the list follows the
+  // events as they come again.
+  catchUp(events, until) {
+    if (until !== this.until) return;
+    const count = this.list.childElementCount;
+    for (const ev of events) {
+      if (this.list.childElementCount - count >= CATCH_UP) break;
+      this.render(ev);
+      this.until = ev.seq;
+    }
+    if (this.until >= this.lastSeq) {
+      this.until = null;
+      this.newer.hidden = true;
+    }
+    this.trimTop();
+  }
+
+  // shown returns the elements of events in the list, in order.
+  shown() {
+    return [...this.list.children].filter((c) => this.spans.has(c));
+  }
+
+  // cuts returns the indexes k at which the elements shown may be cut in
+  // two (no element before k has events after any from k on), and the seq
+  // that ends the events before k.
+  cuts(shown) {
+    // firstFrom[k]: the first seq of the elements from k on.
+    const firstFrom = new Array(shown.length + 1).fill(Infinity);
+    for (let k = shown.length - 1; k >= 0; k--) firstFrom[k] = Math.min(this.spans.get(shown[k]).first, firstFrom[k + 1]);
+    const at = [];
+    let last = 0;
+    for (let k = 1; k < shown.length; k++) {
+      last = Math.max(last, this.spans.get(shown[k - 1]).last);
+      if (last < firstFrom[k]) at.push(k);
+    }
+    return { at, seq: (k) => firstFrom[k] - 1 };
+  }
+
+  // trimTop removes the oldest elements while the list holds more than
+  // MAX_RENDERED, keeping what the reader sees in place; the window then
+  // starts after them.
+  trimTop() {
+    const shown = this.shown();
+    if (shown.length <= MAX_RENDERED) return;
+    const { at, seq } = this.cuts(shown);
+    const k = at.find((k) => k >= shown.length - MAX_RENDERED);
+    if (k === undefined) return;
+    const before = this.list.scrollHeight;
+    this.drop(shown.slice(0, k));
+    this.list.scrollTop -= before - this.list.scrollHeight;
+    this.from = seq(k);
+    this.older.hidden = false;
+  }
+
+  // trimBottom removes the newest elements while the list holds more
+  // than MAX_RENDERED; the list then ends before them.
+  trimBottom() {
+    const shown = this.shown();
+    if (shown.length <= MAX_RENDERED) return;
+    const { at, seq } = this.cuts(shown);
+    const k = at.findLast((k) => k <= MAX_RENDERED);
+    if (k === undefined) return;
+    this.drop(shown.slice(k));
+    this.until = seq(k);
+    this.newer.hidden = false;
+  }
+
+  // drop removes elements, and what the renderers know of them.
+  drop(elements) {
+    for (const e of elements) {
+      e.remove();
+      for (const r of [this.live, ...this.chunks]) r.forget(e);
+    }
+    if (this.live.top !== null && !this.live.top.isConnected) this.live.top = null;
+    // A chunk is kept for its replies, which older events must not show
+    // again (see prepend).
+    this.chunks = this.chunks.filter((r) => r.turns.size > 0);
   }
 
   atBottom() {
@@ -523,12 +673,14 @@ export class ConversationView {
     return l.scrollHeight - l.scrollTop - l.clientHeight < 80;
   }
 
-  // prepend renders events (older than everything shown) above the
-  // rest, keeping what the reader sees in place, and moves the window's
-  // start to from. The events of a reply already shown are skipped: that
-  // turn began before the newer chunk and is shown there, with its stored
+  // prepend renders events, the ones after from up to until, where the
+  // window starts, above the rest, keeping what the reader sees in place,
+  // and moves the window's start to from; the newest elements go for
+  // them. The events of a reply already shown are skipped: that turn
+  // began before the newer chunk and is shown there, with its stored
   // text. (Its user message is not part of it.)
-  prepend(events, from, hasMore) {
+  prepend(events, from, hasMore, until) {
+    if (until !== this.from) return;
     const chunk = el('div', 'chunk');
     const r = new Renderer(chunk, this);
     const shown = (ev) => ev.type !== 'message' && ev.turn && [this.live, ...this.chunks].some((c) => c.turns.has(ev.turn));
@@ -543,18 +695,7 @@ export class ConversationView {
     this.list.scrollTop += this.list.scrollHeight - before;
     this.from = from;
     this.older.hidden = !hasMore;
-  }
-
-  started(turn, renderer) {
-    if (renderer !== this.live) return;
-    this.running = turn;
-    this.onRunning(turn);
-  }
-
-  ended(turn, renderer) {
-    if (renderer !== this.live || this.running !== turn) return;
-    this.running = null;
-    this.onRunning(null);
+    this.trimBottom();
   }
 
   // watch keeps card's timer going while the call is open.

@@ -1,0 +1,34 @@
+package web_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// focused is the data-testid of the element that has the keyboard.
+const focused = `(document.activeElement?.dataset.testid ?? '')`
+
+// TestFocusMovesOnlyWhenTheUserOpens opens a conversation from the
+// sidebar: the composer takes the keyboard, for the message to type.
+// Then, while the user types in the new chat form, another client deletes
+// the open conversation: the page leaves it, but the keyboard stays where
+// the user is typing.
+func TestFocusMovesOnlyWhenTheUserOpens(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Soon gone"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	tb.click(`[data-testid=conversation][href="#/c/x"]`)
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=title]').textContent === 'Soon gone'`)
+	if got := tb.text(focused); got != "composer" {
+		t.Errorf("opened from the sidebar, the keyboard is on %q, want the composer", got)
+	}
+
+	tb.click(`[data-testid=new-conversation]`)
+	tb.waitFor("the new chat form's title field to take the keyboard", focused+` === 'new-title'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the page to leave the deleted conversation", `document.querySelector('[data-testid=title]').textContent === 'New conversation'`)
+	if got := tb.text(focused); got != "new-title" {
+		t.Errorf("after another client deleted the open conversation, the keyboard is on %q, want it left in the form's title field", got)
+	}
+}

@@ -1,0 +1,63 @@
+package web_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestMessageToADeletedConversationShows sends two messages to
+// conversation x while the page is offline, opens conversation y, and has
+// another client delete x before the page connects again: the gateway
+// refuses both sends as not_found. The page shows them where the user is,
+// in y, saying why they were not sent (also after a reload, as the outbox
+// keeps them): one discarded goes for good, the other, sent again, goes
+// to y, and is stored and answered there.
+func TestMessageToADeletedConversationShows(t *testing.T) {
+	model, g, gate, tb := offlineChat(t)
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	tb.send("First")
+	tb.send("Second")
+	tb.waitFor("both messages pending", pendingTexts+`.join('|') === 'First|Second'`)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open", `document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+
+	tb.reconnect(gate)
+	refused := pendingTexts + `.join('|') === 'First|Second' && ` + pendings + `.every(p => p.dataset.state === 'failed')`
+	tb.waitFor("both refusals, shown in y", refused)
+	var shown struct {
+		Error, Retry, Notice string
+		Kept                 int
+	}
+	tb.eval(`({Error: `+pendings+`[0].querySelector('[data-testid=pending-error]').textContent,
+		Retry: `+pendings+`[0].querySelector('[data-testid=pending-retry]').textContent,
+		Notice: document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').dataset.code,
+		Kept: `+outboxKept+`})`, &shown)
+	if shown.Error != "Not sent: its conversation no longer exists." || shown.Retry != "Send here" ||
+		shown.Notice != protocol.CodeNotFound || shown.Kept != 2 {
+		t.Errorf("the refused messages say %q, offer %q, the notice is about %q, and the outbox keeps %d; "+
+			"want them to say their conversation no longer exists, offer to send them here, a not_found notice, and both kept",
+			shown.Error, shown.Retry, shown.Notice, shown.Kept)
+	}
+
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitFor("both refusals after the reload", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+refused)
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("the first to go", pendingTexts+`.join('|') === 'Second' && `+outboxKept+` === 1`)
+	tb.click(`[data-testid=pending-retry]`)
+	tb.waitUserMessage("Second")
+	model.say(t, "Here it is.")
+	model.end(t, 1, 1)
+	tb.waitTurnEnd(protocol.StopEndTurn)
+	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, "y"); len(msgs) != 2 || msgs[0].Text != "Second" || msgs[1].Text != "Here it is." {
+		t.Errorf("y holds %+v, want the message sent again and its reply", msgs)
+	}
+	checkStoredOnce(t, g, tb, "y")
+}
