@@ -214,15 +214,23 @@ func (l *Log) Locate(ctx context.Context, id string, seq uint64, last *Record) (
 			return 0, err
 		}
 	}
-	if last == nil || seq == 0 || seq > last.Last() {
+	if last == nil {
 		return 0, fmt.Errorf("%w: conversation %s has no seq %d", ErrNotFound, id, seq)
 	}
-	if seq >= last.Seq {
-		return last.Pos, nil
+	return l.locate(ctx, id, seq, headOfRecord(last))
+}
+
+// locate is Locate, given the head of the conversation's newest record.
+func (l *Log) locate(ctx context.Context, id string, seq uint64, last head) (uint64, error) {
+	if seq == 0 || seq > last.last {
+		return 0, fmt.Errorf("%w: conversation %s has no seq %d", ErrNotFound, id, seq)
+	}
+	if seq >= last.seq {
+		return last.pos, nil
 	}
 	// Seqs grow with positions: find the first position whose next record
 	// of the subject ends at or after seq.
-	lo, hi := uint64(1), last.Pos
+	lo, hi := uint64(1), last.pos
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		rec, err := l.leaderGet(ctx, msgGetRequest{Seq: mid, NextFor: l.subject(id)})

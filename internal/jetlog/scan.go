@@ -53,17 +53,12 @@ func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, want in
 			return err
 		}
 	}
-	last, err := s.log.Last(ctx, id)
-	if err != nil {
+	end, ok, err := s.newest(ctx, id)
+	if err != nil || !ok {
 		return err
 	}
-	if last == nil {
-		// No events: the conversation exists or it does not.
-		_, _, err := s.log.Meta(ctx, id)
-		return err
-	}
-	if upTo == 0 || upTo > last.Last() {
-		upTo = last.Last()
+	if upTo == 0 || upTo > end.last {
+		upTo = end.last
 	}
 	if after >= upTo {
 		return nil
@@ -71,12 +66,34 @@ func (s *Store) scan(ctx context.Context, id string, after, upTo uint64, want in
 	// A read from position 1 starts at the conversation's first record.
 	pos := uint64(1)
 	if after > 0 {
-		if pos, err = s.log.Locate(ctx, id, after+1, last); err != nil {
+		if pos, err = s.log.locate(ctx, id, after+1, end); err != nil {
 			return err
 		}
 	}
-	sc := &logScan{s: s, id: id, next: after + 1, upTo: upTo, pos: pos, end: last.Last(), endPos: last.Pos, want: want}
+	sc := &logScan{s: s, id: id, next: after + 1, upTo: upTo, pos: pos, end: end.last, endPos: end.pos, want: want}
 	return sc.read(ctx, fn)
+}
+
+// newest returns the head of conversation id's newest record, and false
+// if it has none (ErrNotFound if the conversation does not exist). The
+// record kept here serves while it is still the newest (see knownMeta):
+// two reads of about the size of the metadata, instead of the record,
+// which may hold a whole reply.
+func (s *Store) newest(ctx context.Context, id string) (head, bool, error) {
+	if m, t, err := s.knownMeta(ctx, id); err != nil || m != nil {
+		return t.head, m != nil, err
+	}
+	last, err := s.log.Last(ctx, id)
+	if err != nil {
+		return head{}, false, err
+	}
+	if last == nil {
+		// No events: the conversation exists or it does not.
+		_, _, err := s.log.Meta(ctx, id)
+		return head{}, false, err
+	}
+	s.keepTail(id, last)
+	return headOfRecord(last), true, nil
 }
 
 // logScan is one scan's way through a conversation's log.

@@ -17,7 +17,7 @@ import (
 // newest record. It reads that record from the stream's leader only when
 // this gateway does not know it already (see knownMeta).
 func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
-	m, err := s.knownMeta(ctx, id)
+	m, _, err := s.knownMeta(ctx, id)
 	if m != nil || err != nil {
 		return m, unavailable(err)
 	}
@@ -28,12 +28,11 @@ func (s *Store) Meta(ctx context.Context, id string) (*convo.Meta, error) {
 	return end.meta, nil
 }
 
-// tail is a conversation's record at position pos, whose last event is
-// seq last and whose metadata is meta (as the record carries it, without
-// the system prompt).
+// tail is a conversation's record, of which it keeps the head and the
+// metadata (as the record carries it, without the system prompt).
 type tail struct {
-	pos, last uint64
-	meta      []byte
+	head
+	meta []byte
 }
 
 // keepTail keeps rec, a record of conversation id, as its newest known
@@ -50,7 +49,7 @@ func (s *Store) keepTail(id string, rec *Record) {
 	if len(s.tails) >= endCacheSize {
 		clear(s.tails)
 	}
-	s.tails[id] = tail{pos: rec.Pos, last: rec.Last(), meta: rec.Meta}
+	s.tails[id] = tail{head: headOfRecord(rec), meta: rec.Meta}
 }
 
 // tailOf returns the newest record kept of conversation id.
@@ -62,8 +61,8 @@ func (s *Store) tailOf(id string) (tail, bool) {
 }
 
 // knownMeta returns the metadata of conversation id from the newest
-// record this gateway knows of it, if that is still the log's newest,
-// and nil otherwise. Two reads, in this order, each about the size of
+// record this gateway knows of it, and that record, if that is still the
+// log's newest, and nil otherwise. Two reads, in this order, each about the size of
 // the metadata however long the record, tell: the stream's leader has no record of
 // the id after it; then the conversation's metadata key, read from its
 // bucket's leader, is still the one it was created with (a delete
@@ -73,31 +72,31 @@ func (s *Store) tailOf(id string) (tail, bool) {
 // appended since, on any gateway, or a delete, is seen as a reading of
 // the newest record would see it. The metadata key also gives the
 // system prompt, which records leave out.
-func (s *Store) knownMeta(ctx context.Context, id string) (*convo.Meta, error) {
+func (s *Store) knownMeta(ctx context.Context, id string) (*convo.Meta, tail, error) {
 	t, ok := s.tailOf(id)
 	if !ok {
-		return nil, nil
+		return nil, t, nil
 	}
 	if newer, err := s.log.Newer(ctx, id, t.pos); err != nil || newer {
-		return nil, err
+		return nil, t, err
 	}
 	data, err := s.log.LeaderMeta(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return nil, convo.ErrNotFound
+		return nil, t, convo.ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, t, err
 	}
 	var created convo.Meta
 	if err := json.Unmarshal(data, &created); err != nil {
-		return nil, fmt.Errorf("jetlog: conversation %s: corrupt metadata: %w", id, err)
+		return nil, t, fmt.Errorf("jetlog: conversation %s: corrupt metadata: %w", id, err)
 	}
 	m, err := metaOf(id, &Record{Pos: t.pos, Meta: t.meta})
 	if err != nil || !m.CreatedAt.Equal(created.CreatedAt) {
-		return nil, err
+		return nil, t, err
 	}
 	m.System = created.System
-	return m, nil
+	return m, t, nil
 }
 
 // Events implements convo.Log.
