@@ -2,6 +2,7 @@ package jetlog_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"testing"
@@ -205,5 +206,94 @@ func TestTurnLeaseLostBeforeItRunsOut(t *testing.T) {
 	case <-lease.Lost():
 	default:
 		t.Fatal("the lease ran out on the server, and its holder still acts on it")
+	}
+}
+
+// TestFollowResumesAfterItsServerStops stops the server of three that
+// holds a follower's consumer, while the follower's connection is to
+// another: the follower resumes and delivers every record, in order,
+// once each. Nothing tells the client that the consumer is gone but the
+// missing heartbeats of its pulls, so every pull asks the server for one
+// each FollowHeartbeat (a second; JetStream's default for a follow is
+// five): the follower makes a new consumer two missed heartbeats later.
+func TestFollowResumesAfterItsServerStops(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	opts := jetlog.Options{Replicas: 3}
+	a := connect(t, c.URLs(), opts)
+	b := connect(t, c.Servers[0].URL(), opts)
+	pulls := watch(t, c.Servers[0], "$JS.API.CONSUMER.MSG.NEXT."+jetlog.DefaultStream+".>")
+	ctx := context.Background()
+	var prev, seq uint64
+	appendOne := func() {
+		t.Helper()
+		r := rec(seq+1, `{}`)
+		for {
+			// Appends fail for a moment after a server stops: tried
+			// again, the record is stored once.
+			pos, err := a.Append(ctx, "c", r, prev)
+			if err == nil {
+				prev, seq = pos, seq+1
+				return
+			}
+			if errors.Is(err, jetlog.ErrFenced) {
+				t.Fatalf("append %d: %v", seq+1, err)
+			}
+		}
+	}
+	got := make(chan *jetlog.Record, 100)
+	var f *jetlog.Follower
+	for {
+		// JetStream places the consumer on any of the three servers:
+		// the test wants it elsewhere than b's connection.
+		var err error
+		if f, err = b.Follow(ctx, "c", 1, slog.Default(), func(r *jetlog.Record) { got <- r }); err != nil {
+			t.Fatal(err)
+		}
+		if f.Server() != c.Servers[0].Name() {
+			break
+		}
+		f.Stop()
+	}
+	defer f.Stop()
+	host := f.Server()
+	const before, after = 5, 5
+	for range before {
+		appendOne()
+	}
+	next := uint64(1)
+	receive := func(n int) {
+		t.Helper()
+		for range n {
+			if r := <-got; r.Seq != next {
+				t.Fatalf("followed seq %d, want %d", r.Seq, next)
+			}
+			next++
+		}
+	}
+	receive(before)
+	for _, s := range c.Servers {
+		if s.Name() == host {
+			s.Stop()
+		}
+	}
+	for range after {
+		appendOne()
+	}
+	receive(after)
+	select {
+	case r := <-got:
+		t.Fatalf("followed seq %d again", r.Seq)
+	default:
+	}
+	for len(pulls) > 0 {
+		var pull struct {
+			Heartbeat time.Duration `json:"idle_heartbeat"`
+		}
+		if err := json.Unmarshal((<-pulls).Data, &pull); err != nil {
+			t.Fatal(err)
+		}
+		if pull.Heartbeat != jetlog.FollowHeartbeat {
+			t.Fatalf("a follow's pull asks for a heartbeat each %v, want %v", pull.Heartbeat, jetlog.FollowHeartbeat)
+		}
 	}
 }

@@ -17,3 +17,9 @@ func ClaimKey(node string) string { return claimKey(node) }
 
 // FollowBytes is the most a follower of l buffers.
 func (l *Log) FollowBytes() int { return l.followBytes() }
+
+// FollowHeartbeat is how long a follower's consumer may stay silent.
+const FollowHeartbeat = followHeartbeat
+
+// Server names the server that holds the follower's consumer now.
+func (f *Follower) Server() string { return f.cons.CachedInfo().Cluster.Leader }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,7 +22,8 @@ type Follower struct {
 // later, in order, as each is stored, whichever node appends it; fn runs
 // on one goroutine at a time and must not block for long. It uses an
 // ordered consumer, which JetStream recreates from the last delivered
-// position after a disconnection, so fn sees no gap and no repeat. It
+// position after a disconnection or when its server stops (see
+// followHeartbeat), so fn sees no gap and no repeat. It
 // takes from JetStream at most two of the largest messages its server
 // takes ahead of fn (followBytes), whatever the records' count. Call
 // Stop when done.
@@ -48,7 +50,7 @@ func (l *Log) Follow(ctx context.Context, id string, from uint64, log *slog.Logg
 			return
 		}
 		fn(rec)
-	}, jetstream.PullMaxBytes(l.followBytes()), jetstream.PullThresholdMessages(noMessageThreshold), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxBytes(l.followBytes()), jetstream.PullThresholdMessages(noMessageThreshold), jetstream.PullHeartbeat(followHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Debug("follow", "conversation", id, "err", err)
 	}))
 	if err != nil {
@@ -112,3 +114,13 @@ func (f *Follower) halt() {
 	f.cc.Stop()
 	<-f.cc.Closed()
 }
+
+// followHeartbeat is how often the server of a follower's consumer
+// tells, while it has nothing to deliver, that the consumer is still
+// there. When that server stops, nothing else tells a client connected
+// to another one: after two missed heartbeats the ordered consumer is
+// made again, on a server that runs, from the last delivered position.
+// JetStream's default for an ordered consumer, five seconds, left a
+// follow silent for ten; a second costs each idle follow one small
+// message a second.
+const followHeartbeat = time.Second

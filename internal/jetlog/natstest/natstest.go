@@ -78,6 +78,10 @@ func (s *Server) URL() string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", s.opts.Port)
 }
 
+// Name is the server's name, as JetStream reports where it places
+// streams and consumers.
+func (s *Server) Name() string { return s.opts.ServerName }
+
 // Running reports whether the server runs now.
 func (s *Server) Running() bool { return s.srv != nil }
 
