@@ -214,8 +214,9 @@ func TestTurnLeaseLostBeforeItRunsOut(t *testing.T) {
 // another: the follower resumes and delivers every record, in order,
 // once each. Nothing tells the client that the consumer is gone but the
 // missing heartbeats of its pulls, so every pull asks the server for one
-// each FollowHeartbeat (a second; JetStream's default for a follow is
-// five): the follower makes a new consumer two missed heartbeats later.
+// each FollowHeartbeat (two seconds; JetStream's default for a follow
+// is five): the follower makes a new consumer two missed heartbeats
+// later.
 func TestFollowResumesAfterItsServerStops(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	opts := jetlog.Options{Replicas: 3}

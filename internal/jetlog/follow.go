@@ -121,6 +121,9 @@ func (f *Follower) halt() {
 // to another one: after two missed heartbeats the ordered consumer is
 // made again, on a server that runs, from the last delivered position.
 // JetStream's default for an ordered consumer, five seconds, left a
-// follow silent for ten; a second costs each idle follow one small
-// message a second.
-const followHeartbeat = time.Second
+// follow silent for ten. Each idle follow costs the server and the
+// gateway one small message per heartbeat: at a second, a thousand
+// follows at once (TestManyFollowers) on a loaded machine under -race
+// starved the requests that start follows past their timeout, which
+// at two seconds they were not.
+const followHeartbeat = 2 * time.Second
