@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"net"
 	"sync"
 	"time"
 
@@ -183,22 +182,4 @@ func (l *Limiter) Keys() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
-}
-
-// AddrKey is the rate-limit key of a client at remoteAddr (host:port, as
-// in http.Request.RemoteAddr): its IPv4 address, or the /64 network of its
-// IPv6 address, since one host commonly holds a whole /64.
-func AddrKey(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	switch {
-	case ip == nil:
-		return host
-	case ip.To4() != nil:
-		return ip.To4().String()
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
