@@ -78,6 +78,10 @@ type config struct {
 	authFailBurst    int
 	drainTimeout     time.Duration
 
+	// proxies, from -trusted-proxies, are believed about the client
+	// address in X-Forwarded-For (nil: no one is).
+	proxies *limits.TrustedProxies
+
 	// nats, when set, switches to cluster mode: the comma-separated NATS
 	// URLs whose JetStream keeps the conversations (db is then unused).
 	nats         string
@@ -166,6 +170,11 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.Float64Var(&c.authFailRate, "auth-fail-rate", 1, "with -auth jwt: failed authentications per second per client IP; beyond -auth-fail-burst its requests get 429 rate_limited without their token being checked (0: no limit)")
 	fs.IntVar(&c.authFailBurst, "auth-fail-burst", 20, "failed authentications a client IP may make in a burst before -auth-fail-rate paces them")
+	fs.Func("trusted-proxies", "comma-separated CIDRs (or single addresses) of the reverse proxies and load balancers in front of the gateway, such as 10.0.0.0/8; from a TCP peer inside them the per-IP limits count the client that X-Forwarded-For names, its rightmost address outside them (empty: X-Forwarded-For is not read, every client is its TCP peer)",
+		func(s string) (err error) {
+			c.proxies, err = limits.ParseTrustedProxies(s)
+			return err
+		})
 	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")

@@ -99,15 +99,19 @@ a burst under 1 with its rate set, ` + "`-nats-creds`" + `, ` + "`-node`" + ` or
 ` + "`-nats-replicas`" + ` or ` + "`-nats-lease`" + ` other than its default without ` + "`-nats`" + `,
 ` + "`-nats-replicas`" + ` outside 1 to 5, a ` + "`-nats-lease`" + ` under 1s, with ` + "`-nats`" + ` a
 ` + "`-max-title-bytes`" + ` over 8 KiB or a ` + "`-max-queued-turns`" + ` over 64 (each record
-carries both, and a ` + "`turn_end`" + ` must fit one NATS message), and a malformed
-` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `).
+carries both, and a ` + "`turn_end`" + ` must fit one NATS message), a malformed
+` + "`-allowed-origins`" + ` pattern (such as an unclosed ` + "`[`" + `), and a
+` + "`-trusted-proxies`" + ` entry that is not a CIDR or an address, or has bits set
+past its prefix length (` + "`10.0.0.1/8`" + `).
 
 With ` + "`-auth none`" + ` every caller is the same user, so the per-user limits
 (` + "`-max-conns-per-user`" + `, ` + "`-send-rate`" + `) are off in that mode, and so is
 ` + "`-auth-fail-rate`" + `, since nothing is authenticated. The per-IP
-limits count the TCP peer: a load generator on one machine or a reverse
-proxy in front shares one budget, so start such a gateway with
-` + "`-upgrade-rate 0 -auth-fail-rate 0`" + ` and rate-limit at the proxy instead (see
-[OPERATIONS.md](OPERATIONS.md)). What each limit answers with is in
+limits count the TCP peer, so a load generator on one machine shares one
+budget: start such a gateway with ` + "`-upgrade-rate 0 -auth-fail-rate 0`" + `.
+Behind a reverse proxy or load balancer, list its addresses in
+` + "`-trusted-proxies`" + ` so that each client counts by the address the proxy
+puts in ` + "`X-Forwarded-For`" + ` (see [OPERATIONS.md](OPERATIONS.md#behind-a-tls-proxy)).
+What each limit answers with is in
 [PROTOCOL.md](../PROTOCOL.md#limits) and [SECURITY.md](SECURITY.md).
 `

@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer stop()
 	}
 	lim := newLimits(cfg, m)
-	user = auth.Throttle(user, lim.authFail)
+	user = auth.Throttle(user, lim.authFail, cfg.proxies)
 	ws := conn.NewHandler(svc, conn.Options{
 		Logger:           log,
 		User:             user,
@@ -141,6 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxConnsPerUser:  lim.connsPerUser,
 		SendLimiter:      lim.send,
 		UpgradeLimiter:   lim.upgrade,
+		Proxies:          cfg.proxies,
 		Sizes:            cfg.sizes,
 		TracerProvider:   tp,
 	})

@@ -203,7 +203,7 @@ func TestConfig(t *testing.T) {
 				c.auth == "none" && c.maxSubscriptions == 0 && c.maxConns == 10000 && c.maxConnsPerUser == 100 &&
 				c.sendRate == 5 && c.sendBurst == 20 && c.upgradeRate == 20 && c.upgradeBurst == 50 &&
 				c.drainTimeout == 30*time.Second && c.jwtLeeway == 30*time.Second && c.origins() == nil &&
-				c.maxModelCalls == 512
+				c.maxModelCalls == 512 && c.proxies == nil
 		}},
 		{name: "jwt from the environment", env: map[string]string{"GATEWAY_AUTH": "jwt", "GATEWAY_JWT_SECRET": "s3cret",
 			"GATEWAY_JWT_ISSUER": "iss", "GATEWAY_JWT_AUDIENCE": "aud", "GATEWAY_JWT_JWKS": "keys.json"},
@@ -227,6 +227,10 @@ func TestConfig(t *testing.T) {
 			want: func(c *config) bool { return c.maxModelCalls == 0 }},
 		{name: "negative model calls", args: []string{"-max-model-calls", "-1"}, wantErr: "-max-model-calls: must not be negative"},
 		{name: "zero burst", args: []string{"-send-burst", "0"}, wantErr: "at least 1"},
+		{name: "trusted proxies from the environment", env: map[string]string{"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"},
+			want: func(c *config) bool { return c.proxies != nil }},
+		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "10.0.0.0/8,10.1.2.3/16"},
+			wantErr: `flag -trusted-proxies: limits: trusted proxy "10.1.2.3/16": bits set past the /16; did you mean 10.1.0.0/16?`},
 		{name: "malformed origin pattern", args: []string{"-allowed-origins", "app.example.com, *.example.[com"}, wantErr: "-allowed-origins"},
 		{name: "environment", env: map[string]string{"GATEWAY_ADDR": ":9000", "GATEWAY_SEND_QUEUE": "64", "GATEWAY_DEMO_WORD_DELAY": "5ms"},
 			want: func(c *config) bool {

@@ -7,19 +7,19 @@ import (
 )
 
 // Throttle returns user with the failures of each client address bounded
-// by failures, keyed by limits.AddrKey of the request's RemoteAddr (the
-// TCP peer: behind a proxy, the proxy's). Every request that user refuses
-// takes a token; once an address has none left, its requests are refused
-// with failures' rate_limited error before user is asked, so that a flood
-// of bad tokens costs no signature checks, until the budget comes back. A
-// request from an address that has not failed costs one map lookup more.
-// With a nil failures, Throttle returns user.
-func Throttle(user func(*http.Request) (Caller, error), failures *limits.Limiter) func(*http.Request) (Caller, error) {
+// by failures, keyed by proxies.ClientKey of the request (the TCP peer,
+// or, behind one of proxies, the client it forwards for). Every request
+// that user refuses takes a token; once an address has none left, its
+// requests are refused with failures' rate_limited error before user is
+// asked, so that a flood of bad tokens costs no signature checks, until
+// the budget comes back. A request from an address that has not failed
+// costs one map lookup more. With a nil failures, Throttle returns user.
+func Throttle(user func(*http.Request) (Caller, error), failures *limits.Limiter, proxies *limits.TrustedProxies) func(*http.Request) (Caller, error) {
 	if failures == nil {
 		return user
 	}
 	return func(r *http.Request) (Caller, error) {
-		key := limits.AddrKey(r.RemoteAddr)
+		key := proxies.ClientKey(r)
 		if err := failures.Check(key); err != nil {
 			return Caller{}, err
 		}

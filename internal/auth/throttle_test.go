@@ -30,7 +30,7 @@ func TestThrottle(t *testing.T) {
 			return v.secretOnly.Caller(r)
 		}
 		failures := limits.NewLimiter(limits.Rate{PerSecond: 1, Burst: 2}, limits.LimiterOptions{Message: "too many failures"})
-		user := Throttle(verify, failures)
+		user := Throttle(verify, failures, nil)
 		good := sign(t, jwt.SigningMethodHS256, testSecret, "", claimsFor("alice"))
 		bad := good[:len(good)-4] + "AAAA"
 		try := func(addr, token string) error {

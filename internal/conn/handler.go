@@ -94,10 +94,14 @@ type Options struct {
 	// TracerProvider receives the spans of sends (default: the global
 	// provider, a no-op unless tracing is on).
 	TracerProvider trace.TracerProvider
-	// UpgradeLimiter, keyed by client address (limits.AddrKey of the
-	// request's RemoteAddr), limits upgrades (default: no limit); a
-	// refused one gets 429 with Retry-After.
+	// UpgradeLimiter, keyed by client address (Proxies.ClientKey of the
+	// request), limits upgrades (default: no limit); a refused one gets
+	// 429 with Retry-After.
 	UpgradeLimiter *limits.Limiter
+	// Proxies are the reverse proxies whose X-Forwarded-For names the
+	// client that UpgradeLimiter counts (default: none, the TCP peer is
+	// the client).
+	Proxies *limits.TrustedProxies
 }
 
 // Handler accepts WebSocket upgrades and serves the protocol against a
@@ -216,7 +220,7 @@ func (h *Handler) admit(r *http.Request) (auth.Caller, error) {
 	if h.isRefusing() {
 		return auth.Caller{}, errShuttingDown
 	}
-	if err := h.opts.UpgradeLimiter.Allow(limits.AddrKey(r.RemoteAddr)); err != nil {
+	if err := h.opts.UpgradeLimiter.Allow(h.opts.Proxies.ClientKey(r)); err != nil {
 		return auth.Caller{}, err
 	}
 	c, err := h.opts.User(r)
