@@ -94,6 +94,9 @@ type config struct {
 	// example); maxToolOutputBytes caps a tool call's output.
 	agentsFile         string
 	maxToolOutputBytes int
+	// maxToolCalls bounds the agents' tool calls running at once (0: no
+	// bound).
+	maxToolCalls int
 }
 
 // Auth modes.
@@ -176,6 +179,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 			return err
 		})
 	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
+	fs.IntVar(&c.maxToolCalls, "max-tool-calls", 256, "agents' HTTP and MCP tool calls running at once in this gateway; a call past it waits, first come first served, until a run ends, and fails with status timeout (the gateway busy) if its tool's timeout passes first (0: no limit)")
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")
@@ -232,7 +236,7 @@ func (c *config) check() error {
 		{"max-frame-bytes", c.maxFrameBytes < 0}, {"max-text-bytes", c.maxTextBytes < 0},
 		{"send-queue", c.sendQueue < 0}, {"max-queued-turns", c.maxQueuedTurns < 0}, {"max-model-calls", c.maxModelCalls < 0},
 		{"max-waiting-turns", c.maxWaitingTurns < 0}, {"max-history-bytes", c.maxHistoryBytes < 0},
-		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"jwt-leeway", c.jwtLeeway < 0},
+		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"max-tool-calls", c.maxToolCalls < 0}, {"jwt-leeway", c.jwtLeeway < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxTextBytes:       cfg.maxTextBytes,
 		MaxQueuedTurns:     cfg.maxQueuedTurns,
 		MaxModelCalls:      cfg.maxModelCalls,
+		MaxToolCalls:       cfg.maxToolCalls,
 		MaxWaitingTurns:    cfg.maxWaitingTurns,
 		MaxHistoryBytes:    cfg.maxHistoryBytes,
 		Logger:             log,

@@ -104,6 +104,14 @@ func (c *Client) attempt(ctx context.Context, in *bedrockruntime.ConverseStreamI
 				return convo.Result{StopReason: stopReason(*r.stop, c.log), Usage: r.usage, ToolUses: r.uses}, r.phase(), nil
 			}
 			r.handle(ev)
+			if r.inputFull {
+				// The turn could not store these tool uses (see
+				// reader.toolBytes): stop reading, and end as a reply
+				// over the limit does, with none of them.
+				c.log.Warn("bedrock: tool input over the reply's size limit, stream closed", "model", aws.ToString(in.ModelId),
+					"limit", convo.MaxReplyBytes)
+				return convo.Result{StopReason: protocol.StopMaxTokens, Usage: r.usage}, r.phase(), nil
+			}
 			// After handle, so that time spent emitting is not Bedrock's.
 			idle.Reset(c.opts.IdleTimeout)
 		}
@@ -118,6 +126,13 @@ type reader struct {
 	// index; uses those complete, in order.
 	tools map[int32]*toolUse
 	uses  []convo.ToolUse
+	// toolBytes is the tool input of the reply so far. Past
+	// convo.MaxReplyBytes, more than a turn stores whatever its text
+	// (convo's count of a tool input is never less than its bytes),
+	// inputFull is set and the input is no longer kept: it would
+	// otherwise grow as far as the model's max tokens, not our bound.
+	toolBytes int
+	inputFull bool
 	// stop is messageStop's stop reason, once it arrived.
 	stop      *string
 	usage     protocol.Usage
@@ -183,8 +198,12 @@ func (r *reader) delta(index int32, d types.ContentBlockDelta) {
 			r.send(convo.Chunk{Kind: convo.ChunkThinking, Text: t.Value})
 		}
 	case *types.ContentBlockDeltaMemberToolUse:
-		if tu := r.tools[index]; tu != nil {
-			tu.input.WriteString(aws.ToString(d.Value.Input))
+		if tu := r.tools[index]; tu != nil && !r.inputFull {
+			in := aws.ToString(d.Value.Input)
+			r.toolBytes += len(in)
+			if r.inputFull = r.toolBytes > convo.MaxReplyBytes; !r.inputFull {
+				tu.input.WriteString(in)
+			}
 		}
 	}
 }

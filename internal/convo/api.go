@@ -56,6 +56,13 @@ type Config struct {
 	// come first served, until a call ends. An agent's turn takes one for
 	// each of its steps' calls, none while its tools run.
 	MaxModelCalls int
+	// MaxToolCalls bounds the agents' tool calls this process runs at
+	// once (0: no bound): a call whose run would pass it waits, first
+	// come first served, until a run ends, for at most its tool's
+	// timeout (then it ends with status timeout, the gateway busy); the
+	// run that follows has the whole timeout. Calls waiting for an
+	// approval or a client's output do not count.
+	MaxToolCalls int
 	// MaxWaitingTurns bounds the turns waiting for their first model
 	// call, with MaxModelCalls set (default DefaultMaxWaitingTurns): a
 	// turn that finds that many waiting ends at once, with stop_reason

@@ -5,18 +5,15 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/semaphore"
 )
 
 // modelCalls bounds the model calls in progress at once
 // (Config.MaxModelCalls). Calls that find none free wait in line, first
-// come first served: the semaphore serves its waiters in order, and a
-// call that finds one waiting queues behind it. The turns that wait for
-// their first call are bounded too (Config.MaxWaitingTurns): a turn that
-// finds the line full does not join it.
+// come first served (see bound). The turns that wait for their first call
+// are bounded too (Config.MaxWaitingTurns): a turn that finds the line
+// full does not join it.
 type modelCalls struct {
-	sem     *semaphore.Weighted // nil: no bound
-	waiting prometheus.Gauge
+	bound
 	// maxStarts bounds starts, the turns waiting for their first call.
 	maxStarts int
 	mu        sync.Mutex
@@ -27,11 +24,7 @@ type modelCalls struct {
 // with at most maxStarts turns waiting for their first call, counting
 // the calls that wait in waiting.
 func newModelCalls(limit, maxStarts int, waiting prometheus.Gauge) *modelCalls {
-	c := &modelCalls{waiting: waiting, maxStarts: maxStarts}
-	if limit > 0 {
-		c.sem = semaphore.NewWeighted(int64(limit))
-	}
-	return c
+	return &modelCalls{bound: newBound(limit, waiting), maxStarts: maxStarts}
 }
 
 // slot returns a turn's hold on a call, not taken yet.
@@ -89,15 +82,13 @@ func (c *callSlot) take(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if sem := c.calls.sem; sem != nil && !sem.TryAcquire(1) {
+	if !c.calls.tryTake() {
 		first := !c.called
 		if first && !c.calls.joinStarts() {
 			c.refused = ErrTooManyWaiting
 			return c.refused
 		}
-		c.calls.waiting.Inc()
-		err := sem.Acquire(ctx, 1)
-		c.calls.waiting.Dec()
+		err := c.calls.wait(ctx)
 		if first {
 			c.calls.leaveStarts()
 		}
@@ -115,7 +106,5 @@ func (c *callSlot) give() {
 		return
 	}
 	c.held = false
-	if c.calls.sem != nil {
-		c.calls.sem.Release(1)
-	}
+	c.calls.give()
 }

@@ -52,6 +52,8 @@ type Service struct {
 	calls callWaiters
 	// modelCalls bounds the model calls in progress (MaxModelCalls).
 	modelCalls *modelCalls
+	// toolRuns bounds the tool calls running (MaxToolCalls).
+	toolRuns bound
 
 	mu   sync.Mutex // guards hubs and closed; taken before any hub's mu
 	hubs map[string]*hub
@@ -90,6 +92,7 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
 		modelCalls: newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
+		toolRuns:   newBound(cfg.MaxToolCalls, cfg.Metrics.ToolCallsWaiting),
 		tracer:     cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)

@@ -139,14 +139,46 @@ func (r *agentRun) answered(ctx context.Context, c *call, ev *protocol.Event) (o
 	return r.run(ctx, c)
 }
 
-// run runs c's tool, as do.
+// run runs c's tool, as do, once one of the tool runs in progress
+// (MaxToolCalls) is free.
 func (r *agentRun) run(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
 	if !c.known {
 		return ToolOutcome{Status: protocol.ResultError, Error: fmt.Sprintf("unknown tool %q", c.use.Name)}, false
 	}
+	if out, ok := r.takeRun(ctx, c); !ok {
+		return out, false
+	}
+	defer r.s.toolRuns.give()
 	return r.ag.Run(ctx, ToolCall{ID: c.use.ID, Name: c.use.Name, Input: c.use.Input, User: r.user, Conversation: r.id},
 		func(p ToolProgress) { r.progress(c, p) }), true
 }
+
+// takeRun takes one of the tool runs in progress for c, waiting in line
+// for at most c's tool's timeout when none is free. The wait does not eat
+// into the timeout of the run that follows: a busy gateway fails a call
+// only when it kept it waiting the whole timeout, and then says so. ok
+// is false when the wait ended without a run, with the call's outcome:
+// that timeout, or cancelled when ctx ended (as for a running call).
+func (r *agentRun) takeRun(ctx context.Context, c *call) (out ToolOutcome, ok bool) {
+	runs := r.s.toolRuns
+	if runs.tryTake() {
+		return ToolOutcome{}, true
+	}
+	wait, stop := context.WithTimeout(ctx, c.tool.Timeout)
+	defer stop()
+	switch {
+	case runs.wait(wait) == nil:
+		return ToolOutcome{}, true
+	case ctx.Err() != nil:
+		return callCancelled, false
+	}
+	return ToolOutcome{Status: protocol.ResultTimeout,
+		Error: fmt.Sprintf("the gateway was busy: no tool run was free within %s", c.tool.Timeout)}, false
+}
+
+// callCancelled is the outcome of a call whose turn ended first (cancel,
+// delete, shutdown) while it waited or ran.
+var callCancelled = ToolOutcome{Status: protocol.ResultCancelled, Error: "the call was cancelled"}
 
 // await waits for the answer to c: the event, or the outcome of a wait
 // that ended without one (timeout, cancel).
@@ -163,7 +195,7 @@ func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOut
 		}
 		return nil, ToolOutcome{Status: protocol.ResultTimeout, Error: fmt.Sprintf("no %s within %s", what, c.tool.Timeout)}
 	case <-ctx.Done():
-		return nil, ToolOutcome{Status: protocol.ResultCancelled, Error: "the call was cancelled"}
+		return nil, callCancelled
 	}
 }
 

@@ -29,6 +29,9 @@ type Metrics struct {
 	// ModelCallsWaiting is the number of model calls waiting for one of
 	// the calls in progress to end (-max-model-calls).
 	ModelCallsWaiting prometheus.Gauge
+	// ToolCallsWaiting is the number of agents' tool calls waiting for one
+	// of the tool runs in progress to end (-max-tool-calls).
+	ToolCallsWaiting prometheus.Gauge
 	// Events counts stored events by type.
 	Events *prometheus.CounterVec
 	// CommitSeconds is the latency of one group commit (one fsync).
@@ -112,6 +115,8 @@ func New() *Metrics {
 			Help: "Turns streaming from a model now."}),
 		ModelCallsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_model_calls_waiting",
 			Help: "Model calls waiting for a call in progress to end (-max-model-calls)."}),
+		ToolCallsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_tool_calls_waiting",
+			Help: "Agents' tool calls waiting for a tool run in progress to end (-max-tool-calls)."}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_events_appended_total",
 			Help: "Events stored in conversation logs, by type."}, []string{"type"}),
 		CommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_commit_seconds",
@@ -154,7 +159,7 @@ func New() *Metrics {
 		TurnSteps: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gateway_turn_steps",
 			Help: "Model calls (steps) of one agent turn.", Buckets: prometheus.LinearBuckets(1, 1, 20)}),
 	}
-	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.ModelCallsWaiting, m.Events,
+	m.registry.MustRegister(m.Connections, m.Subscriptions, m.Hubs, m.Turns, m.ModelCallsWaiting, m.ToolCallsWaiting, m.Events,
 		m.CommitSeconds, m.CommitOps, m.CommitWaitSeconds, m.AckSeconds, m.RelaySeconds, m.DeliverySeconds, m.FirstTokenSeconds,
 		m.Tokens, m.TurnsEnded, m.SlowConsumers, m.ConnectionCloses, m.Errors, m.RateLimited,
 		m.ToolCalls, m.ToolCallSeconds, m.TurnSteps, m.JetStreamPublishSeconds, m.FencedAppends, m.LeaseChanges,

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/protocol"
+)
+
+// TestRunMaxToolCalls runs the real program with -max-tool-calls 1 and an
+// HTTP tool (hang) holding the one run: another conversation's call
+// waits, its tool not called (the wait shows in
+// gateway_tool_calls_waiting); a cancel ends a waiting turn at once; a
+// call whose tool's timeout passes while it waits ends with status
+// timeout, the gateway busy; and a waiting call runs once the held one
+// ends.
+func TestRunMaxToolCalls(t *testing.T) {
+	t.Parallel()
+	r := startAgentRig(t, "-max-tool-calls", "1")
+	first := r.agentConv(t, "first", "support")
+	first.Request(&protocol.Send{Conversation: "first", Text: "/tool hang {}"})
+	held := <-r.tools.hanging
+
+	t.Run("cancel while waiting", func(t *testing.T) {
+		c := r.agentConv(t, "cancelled", "support")
+		c.Request(&protocol.Send{Conversation: "cancelled", Text: `/tool lookup_order {"id":"1"}`})
+		awaitToolWaiting(t, r, 1)
+		c.Request(&protocol.Cancel{Conversation: "cancelled"})
+		frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+		res := ofType(frames, protocol.EventToolResult)
+		if len(res) != 1 || res[0].Status != protocol.ResultCancelled || res[0].ToolError != "the call was cancelled" {
+			t.Errorf("tool_results %+v, want one cancelled", res)
+		}
+		if end := frames[len(frames)-1]; end.StopReason != protocol.StopCancelled {
+			t.Errorf("turn_end %s, want cancelled", end.StopReason)
+		}
+		if n := toolCallsWaiting(t, r); n != 0 || r.tools.count("/lookup") != 0 {
+			t.Errorf("%v calls waiting and %d lookups after the cancel, want none", n, r.tools.count("/lookup"))
+		}
+	})
+
+	t.Run("timeout while waiting", func(t *testing.T) {
+		// slow's timeout is 50ms: it passes while hang holds the run.
+		c := r.agentConv(t, "busy", "support")
+		frames := send(t, c, "busy", "/tool slow {}")
+		res := ofType(frames, protocol.EventToolResult)
+		if len(res) != 1 || res[0].Status != protocol.ResultTimeout || !strings.Contains(res[0].ToolError, "the gateway was busy") {
+			t.Errorf("tool_results %+v, want one timeout saying the gateway was busy", res)
+		}
+		if n := r.tools.count("/hang"); n != 1 {
+			t.Errorf("/hang got %d calls, want the held one only", n)
+		}
+	})
+
+	c := r.agentConv(t, "second", "support")
+	c.Request(&protocol.Send{Conversation: "second", Text: `/tool lookup_order {"id":"2"}`})
+	awaitToolWaiting(t, r, 1)
+	first.Request(&protocol.Cancel{Conversation: "first"})
+	if got := <-r.tools.cancelled; got != held {
+		t.Errorf("cancelled call %s, want %s", got, held)
+	}
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	res := ofType(frames, protocol.EventToolResult)
+	if len(res) != 1 || res[0].Status != protocol.ResultOK || r.tools.count("/lookup") != 1 {
+		t.Errorf("tool_results %+v after %d lookups, want one ok", res, r.tools.count("/lookup"))
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s, want end_turn", end.StopReason)
+	}
+}
+
+// awaitToolWaiting returns once n tool calls of r's gateway wait for a run
+// (gateway_tool_calls_waiting), failing the test if the lookup tool is
+// called meanwhile.
+func awaitToolWaiting(t *testing.T, r *agentRig, n float64) {
+	t.Helper()
+	for toolCallsWaiting(t, r) != n {
+		if got := r.tools.count("/lookup"); got != 0 {
+			t.Fatalf("the lookup tool got %d calls while it should wait", got)
+		}
+	}
+}
+
+// toolCallsWaiting is r's gateway's gateway_tool_calls_waiting.
+func toolCallsWaiting(t *testing.T, r *agentRig) float64 {
+	t.Helper()
+	code, body := conntest.Do(t, http.MethodGet, r.g.URL+"/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	return metricValue(string(body), "gateway_tool_calls_waiting")
+}
