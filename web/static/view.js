@@ -691,7 +691,6 @@ export class ConversationView {
     const before = this.list.scrollHeight;
     this.empty?.remove();
     this.older.after(...chunk.childNodes);
-    r.container = this.list;
     this.list.scrollTop += this.list.scrollHeight - before;
     this.from = from;
     this.older.hidden = !hasMore;
