@@ -217,6 +217,32 @@ func TestPhoneWidthCollapsesTheSidebar(t *testing.T) {
 	tb.waitFor("the sidebar to close", `!(`+sidebarShown+`)`)
 }
 
+// sidebarOpen is true while the sidebar is open over the page at phone
+// width, as the menu button says.
+const sidebarOpen = `document.body.classList.contains('sidebar-open') && ` +
+	`document.querySelector('#menu').getAttribute('aria-expanded') === 'true'`
+
+// TestPhoneSidebarStaysOpenWhenThePageLeaves opens the sidebar at phone
+// width, and another client deletes the open conversation: the page
+// leaves it for a new chat by itself, and the sidebar the user opened
+// stays open.
+func TestPhoneSidebarStaysOpenWhenThePageLeaves(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Soon gone"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.do(chromedp.EmulateViewport(390, 800))
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	tb.click(`#menu`)
+	tb.waitFor("the sidebar open", sidebarOpen)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the page to leave the deleted conversation", `document.querySelector('[data-testid=title]').textContent === 'New conversation'`)
+	if tb.text(`String(`+sidebarOpen+`)`) != "true" {
+		t.Error("the page closed the sidebar when it left the deleted conversation by itself")
+	}
+}
+
 func TestErrorsAreShown(t *testing.T) {
 	model := newStepModel()
 	g := startGateway(t, model, gatewayConfig{})

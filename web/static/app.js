@@ -200,11 +200,12 @@ function showPending() {
 
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
-// loadLatest, then everything live from the socket. focus, for a
-// conversation the user opened, gives the composer the keyboard; one
-// opened by the page (the open one was deleted elsewhere, a new one made)
-// leaves it where the user has it.
-async function open(id, { focus = false } = {}) {
+// loadLatest, then everything live from the socket. byUser, for a
+// conversation the user opened, gives the composer the keyboard and
+// closes the sidebar (shown over the page at phone width); one opened by
+// the page (the open one was deleted elsewhere, a new one made) leaves
+// both as the user has them.
+async function open(id, { byUser = false } = {}) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
   if (noticeAbout !== null && noticeAbout !== id) $('notice').hidden = true;
@@ -214,8 +215,10 @@ async function open(id, { focus = false } = {}) {
   showPending();
   sidebar.highlight(id);
   heading();
-  setSidebar(false);
-  if (focus) $('input').focus();
+  if (byUser) {
+    setSidebar(false);
+    $('input').focus();
+  }
   if (id === null) return;
   let from = 0;
   let more = false;
@@ -519,7 +522,7 @@ async function create(form) {
     agentChosen();
     showForm(false);
     await refreshList();
-    navigate(id, { focus: true });
+    navigate(id, { byUser: true });
   } catch (err) {
     showNotice(err);
   } finally {
@@ -533,7 +536,7 @@ async function remove(id) {
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
     outbox.drop(id);
-    if (id === current) navigate(null, { focus: true });
+    if (id === current) navigate(null, { byUser: true });
     await refreshList();
   } catch (err) {
     showNotice(err);
@@ -604,7 +607,7 @@ addEventListener('storage', (e) => {
   if (id !== null) view.changedElsewhere(id, outbox.get(id));
 });
 // Back, forward and links all change the fragment; hashchange covers them.
-addEventListener('hashchange', () => open(openedFromURL(), { focus: true }));
+addEventListener('hashchange', () => open(openedFromURL(), { byUser: true }));
 addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
@@ -612,7 +615,7 @@ showPending();
 deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
-open(openedFromURL(), { focus: true }).finally(() => {
+open(openedFromURL(), { byUser: true }).finally(() => {
   showInfo();
   socket.start();
 });
