@@ -138,6 +138,16 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	}
 }
 
+// deleteFromSidebar deletes conversation id with the delete button of its
+// sidebar entry, which a first click arms.
+func (tb *tab) deleteFromSidebar(id string) {
+	tb.t.Helper()
+	del := `li[data-id=` + js(id) + `] [data-testid=delete]`
+	tb.click(del)
+	tb.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
+	tb.click(del)
+}
+
 // TestDeleteInAnotherTab deletes the open conversation in one tab: the
 // other tab leaves it and drops it from its sidebar.
 func TestDeleteInAnotherTab(t *testing.T) {
@@ -151,10 +161,7 @@ func TestDeleteInAnotherTab(t *testing.T) {
 	b.open(g.url, "/#/c/"+id)
 	b.waitUserMessage("Soon gone")
 
-	del := `li[data-id="` + id + `"] [data-testid=delete]`
-	a.click(del)
-	a.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
-	a.click(del)
+	a.deleteFromSidebar(id)
 	b.waitFor("tab B to leave the conversation", `location.hash === ''`)
 	b.waitFor("tab B's sidebar to drop it", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
 }

@@ -1,11 +1,14 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -60,4 +63,43 @@ func TestMessageToADeletedConversationShows(t *testing.T) {
 		t.Errorf("y holds %+v, want the message sent again and its reply", msgs)
 	}
 	checkStoredOnce(t, g, tb, "y")
+}
+
+// TestUnsentMessageOutlivesItsDeletedConversation has the gateway refuse a
+// message of the open conversation x (its queue of turns full), and
+// another client delete x: the page leaves x and, rather than drop the
+// message, shows it in the new chat's view, saying why, with a notice.
+// Sent from there, it makes a conversation of its own.
+func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
+	_, g, _, tb := gatedChat(t)
+	// The model holds the first turn; these wait behind it, as many as
+	// the gateway queues by default.
+	for i := range convo.DefaultMaxQueuedTurns + 1 {
+		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
+	}
+	tb.send("Mine")
+	tb.waitFor("the refusal on the message", pendingTexts+`.join('|') === 'Mine' && `+pendings+`[0].dataset.state === 'failed'`)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		pendingTexts+`.join('|') === 'Mine' && `+
+		pendings+`[0].querySelector('[data-testid=pending-error]')?.textContent === 'Not sent: its conversation no longer exists.'`)
+	var shown struct {
+		Notice string
+		Kept   int
+	}
+	tb.eval(`({Notice: document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').textContent,
+		Kept: `+outboxKept+`})`, &shown)
+	if !strings.Contains(shown.Notice, "deleted") || !strings.Contains(shown.Notice, "send here or discard") || shown.Kept != 1 {
+		t.Errorf("the notice says %q and the outbox keeps %d messages; want a notice that the conversation was deleted "+
+			"and its message shows to send or discard, and the message kept", shown.Notice, shown.Kept)
+	}
+
+	tb.click(`[data-testid=pending-retry]`)
+	id := tb.conversation()
+	tb.waitUserMessage("Mine")
+	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, id); len(msgs) == 0 || msgs[0].Text != "Mine" {
+		t.Errorf("the new conversation holds %+v, want the message first", msgs)
+	}
 }

@@ -150,18 +150,24 @@ const socket = new GatewaySocket({
 // (and maybe another created under its id since): missed, when the page
 // learnt it later than the deleted frame would have told it.
 function gone(id, missed) {
-  outbox.drop(id);
+  // Deleted elsewhere, its unsent messages are not lost with it: refused,
+  // they show in the view the page opens instead, as in any other, to
+  // send there or discard (shownHere). Deleted here, they go with it
+  // (remove).
+  const unsent = deleting.has(id) ? 0 : outbox.strand(id);
   if (id === current) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
     // happens; a delete the page missed while away it did not see.
-    if (missed) showNotice({ code: 'not_found' }, DELETED);
+    if (unsent > 0) showNotice({ code: 'not_found' }, DELETED_UNSENT);
+    else if (missed) showNotice({ code: 'not_found' }, DELETED);
   }
   refreshListSoon();
 }
 
 const NOT_FOUND = 'This conversation does not exist (any more).';
 const DELETED = 'The conversation you had open was deleted.';
+const DELETED_UNSENT = `${DELETED} Its messages not sent yet are shown below, to send here or discard.`;
 
 // noticeAbout is the conversation the notice shown is about (that it does
 // not exist), null for other notices: opening another conversation hides
@@ -530,7 +536,12 @@ async function create(form) {
   }
 }
 
+// deleting holds the conversations this tab is deleting, until the
+// gateway answers: the deleted frame of one open here may come first.
+const deleting = new Set();
+
 async function remove(id) {
+  deleting.add(id);
   try {
     await socket.request({ type: 'delete', conversation: id });
     // Its unsent messages go with it, whether or not it was open: no
@@ -540,6 +551,8 @@ async function remove(id) {
     await refreshList();
   } catch (err) {
     showNotice(err);
+  } finally {
+    deleting.delete(id);
   }
 }
 
