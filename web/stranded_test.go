@@ -65,25 +65,38 @@ func TestMessageToADeletedConversationShows(t *testing.T) {
 	checkStoredOnce(t, g, tb, "y")
 }
 
+// busyChat is gatedChat with the gateway's queue of turns for conversation
+// x full when the page sends text there: the gateway refuses it (busy).
+func busyChat(t *testing.T, text string) (*stepModel, *gateway, *socketGate, *tab) {
+	t.Helper()
+	model, g, gate, tb := gatedChat(t)
+	// The model holds the first turn; these wait behind it, as many as
+	// the gateway queues by default.
+	for i := range convo.DefaultMaxQueuedTurns + 1 {
+		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
+	}
+	tb.send(text)
+	tb.waitFor("the refusal on the message", pendingTexts+`.join('|') === `+js(text)+` && `+pendings+`[0].dataset.state === 'failed'`)
+	return model, g, gate, tb
+}
+
+// strandedOnly is true once the only pending message shown is text,
+// saying that its conversation no longer exists.
+func strandedOnly(text string) string {
+	return pendingTexts + `.join('|') === ` + js(text) + ` && ` +
+		pendings + `[0].querySelector('[data-testid=pending-error]')?.textContent === 'Not sent: its conversation no longer exists.'`
+}
+
 // TestUnsentMessageOutlivesItsDeletedConversation has the gateway refuse a
 // message of the open conversation x (its queue of turns full), and
 // another client delete x: the page leaves x and, rather than drop the
 // message, shows it in the new chat's view, saying why, with a notice.
 // Sent from there, it makes a conversation of its own.
 func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
-	_, g, _, tb := gatedChat(t)
-	// The model holds the first turn; these wait behind it, as many as
-	// the gateway queues by default.
-	for i := range convo.DefaultMaxQueuedTurns + 1 {
-		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
-	}
-	tb.send("Mine")
-	tb.waitFor("the refusal on the message", pendingTexts+`.join('|') === 'Mine' && `+pendings+`[0].dataset.state === 'failed'`)
-
+	_, g, _, tb := busyChat(t, "Mine")
 	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
 	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
-		pendingTexts+`.join('|') === 'Mine' && `+
-		pendings+`[0].querySelector('[data-testid=pending-error]')?.textContent === 'Not sent: its conversation no longer exists.'`)
+		strandedOnly("Mine"))
 	var shown struct {
 		Notice string
 		Kept   int
@@ -101,5 +114,43 @@ func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
 	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
 	if msgs := g.messages(t, id); len(msgs) == 0 || msgs[0].Text != "Mine" {
 		t.Errorf("the new conversation holds %+v, want the message first", msgs)
+	}
+}
+
+// TestTabsAgreeOnAStrandedMessage has the gateway refuse a message of
+// conversation x in one tab while another shows conversation y, and
+// another client delete x: the other tab shows the message too, without a
+// reload, as one to send in y or discard. Sent from the first tab to a
+// new conversation, while the page is offline (so that no ack ends it),
+// it goes from the other tab, which does not show it as sending.
+func TestTabsAgreeOnAStrandedMessage(t *testing.T) {
+	_, g, gate, first := busyChat(t, "Mine")
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	second := newTab(t, "second")
+	second.open(g.url, "/#/c/y")
+	second.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		pendings+`.length === 0`)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	first.waitFor("the message in the new chat's view", strandedOnly("Mine"))
+	second.waitFor("the message in y too", strandedOnly("Mine"))
+
+	gate.close()
+	for _, tb := range []*tab{first, second} {
+		tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	}
+	first.click(`[data-testid=pending-retry]`)
+	first.waitFor("the message sending", pendingTexts+`.join('|') === 'Mine' && `+pendings+`[0].dataset.state === 'sending'`)
+	second.waitFor("the message to go from y", pendings+`.length === 0`)
+
+	first.reconnect(gate)
+	id := first.conversation()
+	first.waitUserMessage("Mine")
+	first.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, id); len(msgs) == 0 || msgs[0].Text != "Mine" {
+		t.Errorf("the new conversation holds %+v, want the message first", msgs)
+	}
+	if n := second.text(`String(` + pendings + `.length)`); n != "0" {
+		t.Errorf("the second tab shows %s pending messages, want none", n)
 	}
 }

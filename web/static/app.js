@@ -613,11 +613,18 @@ $('notice-close').addEventListener('click', () => {
 $('menu').addEventListener('click', () => setSidebar(!document.body.classList.contains('sidebar-open')));
 $('scrim').addEventListener('click', () => setSidebar(false));
 // Other tabs change the outbox too (a tab is not told of its own
-// changes): a message they sent or discarded goes from this one's view,
-// one they send again shows as sending.
+// changes): a message they sent or discarded, or send to a conversation
+// this view does not show, goes from it; one they send again here shows
+// as sending; one refused there that this view shows (its own, or one
+// whose conversation is gone) shows here too, as after a reload. One that
+// another tab sends to the open conversation does not: its message event
+// is on its way.
 addEventListener('storage', (e) => {
   const id = outbox.idOf(e.key);
-  if (id !== null) view.changedElsewhere(id, outbox.get(id));
+  if (id === null) return;
+  const entry = shownHere().find((h) => h.id === id);
+  if (entry !== undefined && entry.error !== null && !view.shows(id)) view.pending(entry);
+  else view.changedElsewhere(id, entry);
 });
 // Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL(), { byUser: true }));
