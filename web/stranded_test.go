@@ -87,6 +87,24 @@ func strandedOnly(text string) string {
 		pendings + `[0].querySelector('[data-testid=pending-error]')?.textContent === 'Not sent: its conversation no longer exists.'`
 }
 
+// checkStrandedNotice checks that the notice shown says why (contains
+// why) the page left the conversation it opened, and that the message
+// that was waiting shows below, to send or discard, and that the outbox
+// keeps it.
+func checkStrandedNotice(t *testing.T, tb *tab, why string) {
+	t.Helper()
+	var shown struct {
+		Notice string
+		Kept   int
+	}
+	tb.eval(`({Notice: document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').textContent,
+		Kept: `+outboxKept+`})`, &shown)
+	if !strings.Contains(shown.Notice, why) || !strings.Contains(shown.Notice, "send here or discard") || shown.Kept != 1 {
+		t.Errorf("the notice says %q and the outbox keeps %d messages; want a notice that says %q and that the message "+
+			"shows to send here or discard, and the message kept", shown.Notice, shown.Kept, why)
+	}
+}
+
 // TestUnsentMessageOutlivesItsDeletedConversation has the gateway refuse a
 // message of the open conversation x (its queue of turns full), and
 // another client delete x: the page leaves x and, rather than drop the
@@ -97,16 +115,7 @@ func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
 	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
 	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
 		strandedOnly("Mine"))
-	var shown struct {
-		Notice string
-		Kept   int
-	}
-	tb.eval(`({Notice: document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').textContent,
-		Kept: `+outboxKept+`})`, &shown)
-	if !strings.Contains(shown.Notice, "deleted") || !strings.Contains(shown.Notice, "send here or discard") || shown.Kept != 1 {
-		t.Errorf("the notice says %q and the outbox keeps %d messages; want a notice that the conversation was deleted "+
-			"and its message shows to send or discard, and the message kept", shown.Notice, shown.Kept)
-	}
+	checkStrandedNotice(t, tb, "was deleted")
 
 	tb.click(`[data-testid=pending-retry]`)
 	id := tb.conversation()
@@ -153,4 +162,20 @@ func TestTabsAgreeOnAStrandedMessage(t *testing.T) {
 	if n := second.text(`String(` + pendings + `.length)`); n != "0" {
 		t.Errorf("the second tab shows %s pending messages, want none", n)
 	}
+}
+
+// TestUnsentMessageOutlivesAConversationFoundGone sends a message while
+// the page is offline, and another client deletes its conversation x: the
+// page, reloaded still offline, finds x gone when it opens it, and shows
+// the message in a new chat's view instead of dropping it.
+func TestUnsentMessageOutlivesAConversationFoundGone(t *testing.T) {
+	_, g, _, tb := offlineChat(t)
+	tb.send("Draft")
+	tb.waitFor("the pending message", pendingTexts+`.join('|') === 'Draft'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+
+	tb.do(chromedp.Reload())
+	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		strandedOnly("Draft"))
+	checkStrandedNotice(t, tb, "does not exist")
 }

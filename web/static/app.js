@@ -159,7 +159,7 @@ function gone(id, missed) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
     // happens; a delete the page missed while away it did not see.
-    if (unsent > 0) showNotice({ code: 'not_found' }, DELETED_UNSENT);
+    if (unsent > 0) showNotice({ code: 'not_found' }, `${DELETED} ${UNSENT_SHOWN}`);
     else if (missed) showNotice({ code: 'not_found' }, DELETED);
   }
   refreshListSoon();
@@ -167,7 +167,7 @@ function gone(id, missed) {
 
 const NOT_FOUND = 'This conversation does not exist (any more).';
 const DELETED = 'The conversation you had open was deleted.';
-const DELETED_UNSENT = `${DELETED} Its messages not sent yet are shown below, to send here or discard.`;
+const UNSENT_SHOWN = 'Its messages not sent yet are shown below, to send here or discard.';
 
 // noticeAbout is the conversation the notice shown is about (that it does
 // not exist), null for other notices: opening another conversation hides
@@ -176,10 +176,17 @@ let noticeAbout = null;
 
 // notFound says that conversation id, being opened, does not exist and
 // takes it off the list: deleted elsewhere, it may still be listed here.
+// Its unsent messages (it was deleted elsewhere while they waited) are
+// not lost with it: the page opens a new chat's view instead, where they
+// show, as gone() does.
 function notFound(err, id) {
-  outbox.drop(id);
-  showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
+  if (outbox.strand(id) > 0 && id === current) {
+    navigate(null);
+    showNotice(err, `${NOT_FOUND} ${UNSENT_SHOWN}`);
+    return;
+  }
+  showNotice(err, NOT_FOUND, id);
   if (id === current) view.notFound();
 }
 
