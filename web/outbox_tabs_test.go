@@ -281,15 +281,8 @@ func TestRefusedMessageDiscardedInAnotherTab(t *testing.T) {
 // there is room, from one: the other shows the stored message once, and
 // no longer the copy that says it was not sent.
 func TestRefusedMessageSentAgainInAnotherTab(t *testing.T) {
-	model, g, _, first := gatedChat(t)
-	// The model holds the first turn; these wait behind it, as many as
-	// the gateway queues by default.
-	for i := range convo.DefaultMaxQueuedTurns + 1 {
-		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
-	}
-	first.send("Mine")
+	model, g, _, first := busyChat(t, "Mine")
 	refused := pendingTexts + `.join('|') === 'Mine' && ` + pendings + `[0].dataset.state === 'failed'`
-	first.waitFor("the refusal on the message", refused)
 	second := newTab(t, "second")
 	second.open(g.url, "/#/c/x")
 	second.waitFor("the refused message", refused)

@@ -412,12 +412,31 @@ func TestDeletingAConversationDropsItsUnsentMessages(t *testing.T) {
 	tb.eval(`location.hash = '#/'; true`, &ok)
 	tb.waitFor("the new conversation's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
 		pendings+`.length === 0`)
-	del := `li[data-id="x"] [data-testid=delete]`
-	tb.click(del)
-	tb.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
-	tb.click(del)
+	tb.deleteFromSidebar("x")
 	tb.waitFor("the entry to go", `document.querySelector('[data-testid=conversation]') === null`)
 	tb.waitFor("the refused message to leave the outbox", outboxKept+` === 0`)
+}
+
+// TestDeletingTheOpenConversationDropsItsUnsentMessages deletes, from the
+// sidebar, the open conversation, which holds a refused message: the
+// message goes with it, as the user chose, and does not show in the view
+// the page opens instead, as one deleted elsewhere would.
+func TestDeletingTheOpenConversationDropsItsUnsentMessages(t *testing.T) {
+	_, tb := refusedChat(t)
+	tb.deleteFromSidebar("x")
+	tb.waitFor("the entry to go", `document.querySelector('[data-testid=conversation]') === null`)
+	tb.waitFor("the refused message to leave the outbox", outboxKept+` === 0`)
+	var left struct {
+		Title   string
+		Pending int
+		Notice  bool
+	}
+	tb.eval(`({Title: document.querySelector('[data-testid=title]').textContent, Pending: `+pendings+`.length,
+		Notice: !document.querySelector('[data-testid=error]').hidden})`, &left)
+	if left.Title != "New conversation" || left.Pending != 0 || left.Notice {
+		t.Errorf("after the delete, the page shows %q with %d pending messages (a notice: %v); want the new chat's view, "+
+			"none pending, and no notice", left.Title, left.Pending, left.Notice)
+	}
 }
 
 // TestMessageLongerThanTheOutboxTakes sends, with the outbox empty, one

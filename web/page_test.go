@@ -138,6 +138,16 @@ func TestSidebarCreatesSwitchesAndDeletes(t *testing.T) {
 	}
 }
 
+// deleteFromSidebar deletes conversation id with the delete button of its
+// sidebar entry, which a first click arms.
+func (tb *tab) deleteFromSidebar(id string) {
+	tb.t.Helper()
+	del := `li[data-id=` + js(id) + `] [data-testid=delete]`
+	tb.click(del)
+	tb.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
+	tb.click(del)
+}
+
 // TestDeleteInAnotherTab deletes the open conversation in one tab: the
 // other tab leaves it and drops it from its sidebar.
 func TestDeleteInAnotherTab(t *testing.T) {
@@ -151,10 +161,7 @@ func TestDeleteInAnotherTab(t *testing.T) {
 	b.open(g.url, "/#/c/"+id)
 	b.waitUserMessage("Soon gone")
 
-	del := `li[data-id="` + id + `"] [data-testid=delete]`
-	a.click(del)
-	a.waitFor("the armed delete button", `document.querySelector(`+js(del)+`).dataset.armed === 'true'`)
-	a.click(del)
+	a.deleteFromSidebar(id)
 	b.waitFor("tab B to leave the conversation", `location.hash === ''`)
 	b.waitFor("tab B's sidebar to drop it", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
 }
@@ -215,6 +222,32 @@ func TestPhoneWidthCollapsesTheSidebar(t *testing.T) {
 	tb.do(chromedp.Click(chromedp.CSS(`[data-testid=new-conversation]`)), chromedp.Click(chromedp.CSS(`[data-testid=create]`)))
 	tb.conversation()
 	tb.waitFor("the sidebar to close", `!(`+sidebarShown+`)`)
+}
+
+// sidebarOpen is true while the sidebar is open over the page at phone
+// width, as the menu button says.
+const sidebarOpen = `document.body.classList.contains('sidebar-open') && ` +
+	`document.querySelector('#menu').getAttribute('aria-expanded') === 'true'`
+
+// TestPhoneSidebarStaysOpenWhenThePageLeaves opens the sidebar at phone
+// width, and another client deletes the open conversation: the page
+// leaves it for a new chat by itself, and the sidebar the user opened
+// stays open.
+func TestPhoneSidebarStaysOpenWhenThePageLeaves(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Soon gone"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.do(chromedp.EmulateViewport(390, 800))
+	tb.open(g.url, "/#/c/x")
+	tb.waitFor("conversation x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true'`)
+	tb.click(`#menu`)
+	tb.waitFor("the sidebar open", sidebarOpen)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the page to leave the deleted conversation", `document.querySelector('[data-testid=title]').textContent === 'New conversation'`)
+	if tb.text(`String(`+sidebarOpen+`)`) != "true" {
+		t.Error("the page closed the sidebar when it left the deleted conversation by itself")
+	}
 }
 
 func TestErrorsAreShown(t *testing.T) {

@@ -1,11 +1,14 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -60,4 +63,119 @@ func TestMessageToADeletedConversationShows(t *testing.T) {
 		t.Errorf("y holds %+v, want the message sent again and its reply", msgs)
 	}
 	checkStoredOnce(t, g, tb, "y")
+}
+
+// busyChat is gatedChat with the gateway's queue of turns for conversation
+// x full when the page sends text there: the gateway refuses it (busy).
+func busyChat(t *testing.T, text string) (*stepModel, *gateway, *socketGate, *tab) {
+	t.Helper()
+	model, g, gate, tb := gatedChat(t)
+	// The model holds the first turn; these wait behind it, as many as
+	// the gateway queues by default.
+	for i := range convo.DefaultMaxQueuedTurns + 1 {
+		g.post(t, "/v1/conversations/x/messages", fmt.Sprintf(`{"text":"queued %d"}`, i), http.StatusAccepted)
+	}
+	tb.send(text)
+	tb.waitFor("the refusal on the message", pendingTexts+`.join('|') === `+js(text)+` && `+pendings+`[0].dataset.state === 'failed'`)
+	return model, g, gate, tb
+}
+
+// strandedOnly is true once the only pending message shown is text,
+// saying that its conversation no longer exists.
+func strandedOnly(text string) string {
+	return pendingTexts + `.join('|') === ` + js(text) + ` && ` +
+		pendings + `[0].querySelector('[data-testid=pending-error]')?.textContent === 'Not sent: its conversation no longer exists.'`
+}
+
+// checkStrandedNotice checks that the notice shown says why (contains
+// why) the page left the conversation it opened, and that the message
+// that was waiting shows below, to send or discard, and that the outbox
+// keeps it.
+func checkStrandedNotice(t *testing.T, tb *tab, why string) {
+	t.Helper()
+	var shown struct {
+		Notice string
+		Kept   int
+	}
+	tb.eval(`({Notice: document.querySelector('[data-testid=error]').hidden ? '' : document.querySelector('[data-testid=error]').textContent,
+		Kept: `+outboxKept+`})`, &shown)
+	if !strings.Contains(shown.Notice, why) || !strings.Contains(shown.Notice, "send here or discard") || shown.Kept != 1 {
+		t.Errorf("the notice says %q and the outbox keeps %d messages; want a notice that says %q and that the message "+
+			"shows to send here or discard, and the message kept", shown.Notice, shown.Kept, why)
+	}
+}
+
+// TestUnsentMessageOutlivesItsDeletedConversation has the gateway refuse a
+// message of the open conversation x (its queue of turns full), and
+// another client delete x: the page leaves x and, rather than drop the
+// message, shows it in the new chat's view, saying why, with a notice.
+// Sent from there, it makes a conversation of its own.
+func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
+	_, g, _, tb := busyChat(t, "Mine")
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		strandedOnly("Mine"))
+	checkStrandedNotice(t, tb, "was deleted")
+
+	tb.click(`[data-testid=pending-retry]`)
+	id := tb.conversation()
+	tb.waitUserMessage("Mine")
+	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, id); len(msgs) == 0 || msgs[0].Text != "Mine" {
+		t.Errorf("the new conversation holds %+v, want the message first", msgs)
+	}
+}
+
+// TestTabsAgreeOnAStrandedMessage has the gateway refuse a message of
+// conversation x in one tab while another shows conversation y, and
+// another client delete x: the other tab shows the message too, without a
+// reload, as one to send in y or discard. Sent from the first tab to a
+// new conversation, while the page is offline (so that no ack ends it),
+// it goes from the other tab, which does not show it as sending.
+func TestTabsAgreeOnAStrandedMessage(t *testing.T) {
+	_, g, gate, first := busyChat(t, "Mine")
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	second := newTab(t, "second")
+	second.open(g.url, "/#/c/y")
+	second.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		pendings+`.length === 0`)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	first.waitFor("the message in the new chat's view", strandedOnly("Mine"))
+	second.waitFor("the message in y too", strandedOnly("Mine"))
+
+	gate.close()
+	for _, tb := range []*tab{first, second} {
+		tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	}
+	first.click(`[data-testid=pending-retry]`)
+	first.waitFor("the message sending", pendingTexts+`.join('|') === 'Mine' && `+pendings+`[0].dataset.state === 'sending'`)
+	second.waitFor("the message to go from y", pendings+`.length === 0`)
+
+	first.reconnect(gate)
+	id := first.conversation()
+	first.waitUserMessage("Mine")
+	first.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, id); len(msgs) == 0 || msgs[0].Text != "Mine" {
+		t.Errorf("the new conversation holds %+v, want the message first", msgs)
+	}
+	if n := second.text(`String(` + pendings + `.length)`); n != "0" {
+		t.Errorf("the second tab shows %s pending messages, want none", n)
+	}
+}
+
+// TestUnsentMessageOutlivesAConversationFoundGone sends a message while
+// the page is offline, and another client deletes its conversation x: the
+// page, reloaded still offline, finds x gone when it opens it, and shows
+// the message in a new chat's view instead of dropping it.
+func TestUnsentMessageOutlivesAConversationFoundGone(t *testing.T) {
+	_, g, _, tb := offlineChat(t)
+	tb.send("Draft")
+	tb.waitFor("the pending message", pendingTexts+`.join('|') === 'Draft'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+
+	tb.do(chromedp.Reload())
+	tb.waitFor("the message in the new chat's view", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		strandedOnly("Draft"))
+	checkStrandedNotice(t, tb, "does not exist")
 }

@@ -150,18 +150,24 @@ const socket = new GatewaySocket({
 // (and maybe another created under its id since): missed, when the page
 // learnt it later than the deleted frame would have told it.
 function gone(id, missed) {
-  outbox.drop(id);
+  // Deleted elsewhere, its unsent messages are not lost with it: refused,
+  // they show in the view the page opens instead, as in any other, to
+  // send there or discard (shownHere). Deleted here, they go with it
+  // (remove).
+  const unsent = deleting.has(id) ? 0 : outbox.strand(id);
   if (id === current) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
     // happens; a delete the page missed while away it did not see.
-    if (missed) showNotice({ code: 'not_found' }, DELETED);
+    if (unsent > 0) showNotice({ code: 'not_found' }, `${DELETED} ${UNSENT_SHOWN}`);
+    else if (missed) showNotice({ code: 'not_found' }, DELETED);
   }
   refreshListSoon();
 }
 
 const NOT_FOUND = 'This conversation does not exist (any more).';
 const DELETED = 'The conversation you had open was deleted.';
+const UNSENT_SHOWN = 'Its messages not sent yet are shown below, to send here or discard.';
 
 // noticeAbout is the conversation the notice shown is about (that it does
 // not exist), null for other notices: opening another conversation hides
@@ -170,10 +176,17 @@ let noticeAbout = null;
 
 // notFound says that conversation id, being opened, does not exist and
 // takes it off the list: deleted elsewhere, it may still be listed here.
+// Its unsent messages (it was deleted elsewhere while they waited) are
+// not lost with it: the page opens a new chat's view instead, where they
+// show, as gone() does.
 function notFound(err, id) {
-  outbox.drop(id);
-  showNotice(err, NOT_FOUND, id);
   sidebar.remove(id);
+  if (outbox.strand(id) > 0 && id === current) {
+    navigate(null);
+    showNotice(err, `${NOT_FOUND} ${UNSENT_SHOWN}`);
+    return;
+  }
+  showNotice(err, NOT_FOUND, id);
   if (id === current) view.notFound();
 }
 
@@ -200,11 +213,12 @@ function showPending() {
 
 // open shows conversation id (null: none): its latest page of messages
 // with all their events (tool calls, thinking, a running turn), from
-// loadLatest, then everything live from the socket. focus, for a
-// conversation the user opened, gives the composer the keyboard; one
-// opened by the page (the open one was deleted elsewhere, a new one made)
-// leaves it where the user has it.
-async function open(id, { focus = false } = {}) {
+// loadLatest, then everything live from the socket. byUser, for a
+// conversation the user opened, gives the composer the keyboard and
+// closes the sidebar (shown over the page at phone width); one opened by
+// the page (the open one was deleted elsewhere, a new one made) leaves
+// both as the user has them.
+async function open(id, { byUser = false } = {}) {
   if (id === current) return;
   if (current !== null) socket.unsubscribe(current);
   if (noticeAbout !== null && noticeAbout !== id) $('notice').hidden = true;
@@ -214,8 +228,10 @@ async function open(id, { focus = false } = {}) {
   showPending();
   sidebar.highlight(id);
   heading();
-  setSidebar(false);
-  if (focus) $('input').focus();
+  if (byUser) {
+    setSidebar(false);
+    $('input').focus();
+  }
   if (id === null) return;
   let from = 0;
   let more = false;
@@ -519,7 +535,7 @@ async function create(form) {
     agentChosen();
     showForm(false);
     await refreshList();
-    navigate(id, { focus: true });
+    navigate(id, { byUser: true });
   } catch (err) {
     showNotice(err);
   } finally {
@@ -527,16 +543,23 @@ async function create(form) {
   }
 }
 
+// deleting holds the conversations this tab is deleting, until the
+// gateway answers: the deleted frame of one open here may come first.
+const deleting = new Set();
+
 async function remove(id) {
+  deleting.add(id);
   try {
     await socket.request({ type: 'delete', conversation: id });
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
     outbox.drop(id);
-    if (id === current) navigate(null, { focus: true });
+    if (id === current) navigate(null, { byUser: true });
     await refreshList();
   } catch (err) {
     showNotice(err);
+  } finally {
+    deleting.delete(id);
   }
 }
 
@@ -597,14 +620,21 @@ $('notice-close').addEventListener('click', () => {
 $('menu').addEventListener('click', () => setSidebar(!document.body.classList.contains('sidebar-open')));
 $('scrim').addEventListener('click', () => setSidebar(false));
 // Other tabs change the outbox too (a tab is not told of its own
-// changes): a message they sent or discarded goes from this one's view,
-// one they send again shows as sending.
+// changes): a message they sent or discarded, or send to a conversation
+// this view does not show, goes from it; one they send again here shows
+// as sending; one refused there that this view shows (its own, or one
+// whose conversation is gone) shows here too, as after a reload. One that
+// another tab sends to the open conversation does not: its message event
+// is on its way.
 addEventListener('storage', (e) => {
   const id = outbox.idOf(e.key);
-  if (id !== null) view.changedElsewhere(id, outbox.get(id));
+  if (id === null) return;
+  const entry = shownHere().find((h) => h.id === id);
+  if (entry !== undefined && entry.error !== null && !view.shows(id)) view.pending(entry);
+  else view.changedElsewhere(id, entry);
 });
 // Back, forward and links all change the fragment; hashchange covers them.
-addEventListener('hashchange', () => open(openedFromURL(), { focus: true }));
+addEventListener('hashchange', () => open(openedFromURL(), { byUser: true }));
 addEventListener('focus', refreshListSoon);
 
 // The messages a reload interrupted go out first once connected.
@@ -612,7 +642,7 @@ showPending();
 deliverKept();
 // The conversation the URL opens comes first: the socket, the sidebar and
 // the gateway's info start once it is shown (or failed to be).
-open(openedFromURL(), { focus: true }).finally(() => {
+open(openedFromURL(), { byUser: true }).finally(() => {
   showInfo();
   socket.start();
 });

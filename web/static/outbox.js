@@ -31,6 +31,9 @@ export function stranded(entry, open) {
   return entry.error?.code === 'not_found' && entry.conversation !== open;
 }
 
+// DELETED is the refusal strand records.
+const DELETED = { code: 'not_found', message: 'its conversation was deleted' };
+
 // decode returns the entry stored as json under client_msg_id id, or null
 // if it is not one (corrupt, or of an unknown shape).
 function decode(id, json) {
@@ -212,6 +215,16 @@ export class Outbox {
     } catch {
       // Storage off: nothing kept there.
     }
+  }
+
+  // strand records that conversation was deleted elsewhere, as the
+  // gateway would refuse its entries (not_found), and returns how many it
+  // had: they wait, refused, to be sent to another conversation or
+  // discarded.
+  strand(conversation) {
+    const entries = this.of(conversation);
+    for (const e of entries) this.refused(e.id, DELETED);
+    return entries.length;
   }
 
   // drop removes every entry of conversation (it was deleted).

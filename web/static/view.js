@@ -473,9 +473,10 @@ export class ConversationView {
   }
 
   // changedElsewhere shows what another tab made of pending message id:
-  // entry, its state now, or undefined once it left the outbox there
-  // (acknowledged, and so stored, or discarded). One acknowledged here
-  // says "Sent" until its message event comes, as it is.
+  // entry, its state now, or undefined once this view no longer shows it
+  // (acknowledged, and so stored, or discarded there, or sent to another
+  // conversation). One acknowledged here says "Sent" until its message
+  // event comes, as it is.
   changedElsewhere(id, entry) {
     const p = this.pendings.get(id);
     if (p === undefined || p.element.dataset.state === 'acked') return;
@@ -691,7 +692,6 @@ export class ConversationView {
     const before = this.list.scrollHeight;
     this.empty?.remove();
     this.older.after(...chunk.childNodes);
-    r.container = this.list;
     this.list.scrollTop += this.list.scrollHeight - before;
     this.from = from;
     this.older.hidden = !hasMore;
