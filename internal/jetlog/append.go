@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -89,9 +90,17 @@ func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (
 	ack, err := l.pub.publish(ctx, msg)
 	if wrongLast(err) {
 		// An earlier try of this record may have been stored without its
-		// answer reaching us: then it is the record right after prev.
-		if next, gerr := l.leaderGet(ctx, msgGetRequest{Seq: prev + 1, NextFor: l.subject(id)}); gerr == nil && next.ID == rec.ID {
+		// answer reaching us: then it is the record right after prev. A
+		// read that fails (an election after a server stopped, say) does
+		// not tell: the append may have been stored, and trying it again
+		// tells, as for any other failure. Only another record there
+		// fences it.
+		next, gerr := l.leaderGet(ctx, msgGetRequest{Seq: prev + 1, NextFor: l.subject(id)})
+		switch {
+		case gerr == nil && next.ID == rec.ID:
 			return next.Pos, nil
+		case gerr != nil && !errors.Is(gerr, ErrNotFound):
+			return 0, fmt.Errorf("jetlog: append to %s: a try of it may be stored, and reading it failed: %w", id, gerr)
 		}
 		return 0, fmt.Errorf("%w: conversation %s, seq %d after position %d", ErrFenced, id, rec.Seq, prev)
 	}
