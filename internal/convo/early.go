@@ -103,15 +103,16 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 	// Exactly the messages the send saw: opened checks that nothing came
 	// after them.
 	var msgs []protocol.Message
+	size := 0
 	if waited && e.meta.LastSeq > 0 {
 		var err error
-		if msgs, err = s.readHistory(context.WithoutCancel(ctx), h, e.meta, e.meta.LastSeq+1); err != nil {
+		if msgs, size, err = s.readHistory(context.WithoutCancel(ctx), h, e.meta, e.meta.LastSeq+1); err != nil {
 			<-e.stored
 			return false, false
 		}
 	}
 	msgs = append(msgs, protocol.Message{Role: protocol.RoleUser, Text: e.text, Turn: e.turn, Seq: e.meta.LastSeq + 1})
-	if historyBytes(msgs) > s.cfg.MaxHistoryBytes {
+	if size+MessageBytes(&msgs[len(msgs)-1]) > s.cfg.MaxHistoryBytes {
 		<-e.stored // the runner reads it again, and ends the turn
 		return false, false
 	}

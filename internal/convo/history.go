@@ -22,17 +22,19 @@ const recentMessages = 2
 // readHistory returns the messages of conversation m (as the caller read
 // it) before seq before (0: all): the history h keeps, with the few
 // messages sent since read from the Log, or else all of them from the
-// Log. It fails with ErrHistoryTooLong, having read no more than about
-// Config.MaxHistoryBytes, if they take more (see historyBytes).
-func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, error) {
+// Log, and the bytes they count against Config.MaxHistoryBytes (see
+// historyBytes). It fails with ErrHistoryTooLong, having read no more
+// than about that bound, if they take more.
+func (s *Service) readHistory(ctx context.Context, h *hub, m *Meta, before uint64) ([]protocol.Message, int, error) {
 	msgs, err := s.messagesBefore(ctx, h, m, before)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if historyBytes(msgs) > s.cfg.MaxHistoryBytes {
-		return nil, ErrHistoryTooLong
+	size := historyBytes(msgs)
+	if size > s.cfg.MaxHistoryBytes {
+		return nil, 0, ErrHistoryTooLong
 	}
-	return msgs, nil
+	return msgs, size, nil
 }
 
 // historyBytes is what msgs count against Config.MaxHistoryBytes.

@@ -137,9 +137,10 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	var steps map[string][]HistoryMessage
 	waited := slot.take(ctx) == nil
 	if waited {
-		msgs, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
+		var size int
+		msgs, size, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
 		if err == nil && m.Agent != "" {
-			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id, s.cfg.MaxHistoryBytes-historyBytes(msgs))
+			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id, s.cfg.MaxHistoryBytes-size)
 		}
 	}
 	if err != nil {
