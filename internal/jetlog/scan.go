@@ -83,7 +83,7 @@ func (s *Store) newest(ctx context.Context, id string) (head, bool, error) {
 	if m, t, err := s.knownMeta(ctx, id); err != nil || m != nil {
 		return t.head, m != nil, err
 	}
-	last, err := s.log.Last(ctx, id)
+	last, err := s.lastKept(ctx, id)
 	if err != nil {
 		return head{}, false, err
 	}
@@ -92,7 +92,6 @@ func (s *Store) newest(ctx context.Context, id string) (head, bool, error) {
 		_, _, err := s.log.Meta(ctx, id)
 		return head{}, false, err
 	}
-	s.keepTail(id, last)
 	return headOfRecord(last), true, nil
 }
 

@@ -562,12 +562,9 @@ func hasWork(m *convo.Meta) bool { return m.OpenTurn != nil || len(m.Pending) > 
 
 // end reads the end of conversation id's log from the stream's leader.
 func (s *Store) end(ctx context.Context, id string) (*logEnd, error) {
-	last, err := s.log.Last(ctx, id)
+	last, err := s.lastKept(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if last != nil {
-		s.keepTail(id, last)
 	}
 	if last == nil {
 		// No events yet: the metadata is as created.

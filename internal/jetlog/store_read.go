@@ -52,6 +52,16 @@ func (s *Store) keepTail(id string, rec *Record) {
 	s.tails[id] = tail{head: headOfRecord(rec), meta: rec.Meta}
 }
 
+// lastKept reads conversation id's newest record from the stream's
+// leader (nil when it has none) and keeps it as its newest known record.
+func (s *Store) lastKept(ctx context.Context, id string) (*Record, error) {
+	last, err := s.log.Last(ctx, id)
+	if err == nil && last != nil {
+		s.keepTail(id, last)
+	}
+	return last, err
+}
+
 // tailOf returns the newest record kept of conversation id.
 func (s *Store) tailOf(id string) (tail, bool) {
 	s.mu.Lock()
