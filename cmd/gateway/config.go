@@ -173,7 +173,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.upgradeBurst, "upgrade-burst", 50, "upgrades a client IP may make in a burst before -upgrade-rate paces them")
 	fs.Float64Var(&c.authFailRate, "auth-fail-rate", 1, "with -auth jwt: failed authentications per second per client IP; beyond -auth-fail-burst its requests get 429 rate_limited without their token being checked (0: no limit)")
 	fs.IntVar(&c.authFailBurst, "auth-fail-burst", 20, "failed authentications a client IP may make in a burst before -auth-fail-rate paces them")
-	fs.Func("trusted-proxies", "comma-separated CIDRs (or single addresses) of the reverse proxies and load balancers in front of the gateway, such as 10.0.0.0/8; from a TCP peer inside them the per-IP limits count the client that X-Forwarded-For names, its rightmost address outside them (empty: X-Forwarded-For is not read, every client is its TCP peer)",
+	fs.Func("trusted-proxies", "comma-separated CIDRs (or single addresses) of the reverse proxies and load balancers in front of the gateway, such as 10.0.0.0/8; from a TCP peer inside them the client is the rightmost X-Forwarded-For address outside them, both for the per-IP limits and for the request log's client, which it names even with those limits off (empty: X-Forwarded-For is not read, every client is its TCP peer)",
 		func(s string) (err error) {
 			c.proxies, err = limits.ParseTrustedProxies(s)
 			return err

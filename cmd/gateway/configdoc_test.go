@@ -110,8 +110,8 @@ With ` + "`-auth none`" + ` every caller is the same user, so the per-user limit
 limits count the TCP peer, so a load generator on one machine shares one
 budget: start such a gateway with ` + "`-upgrade-rate 0 -auth-fail-rate 0`" + `.
 Behind a reverse proxy or load balancer, list its addresses in
-` + "`-trusted-proxies`" + ` so that each client counts by the address the proxy
-puts in ` + "`X-Forwarded-For`" + ` (see [OPERATIONS.md](OPERATIONS.md#behind-a-tls-proxy)).
+` + "`-trusted-proxies`" + ` so that each client counts, and is named in the request
+log, by the address the proxy puts in ` + "`X-Forwarded-For`" + ` (see [OPERATIONS.md](OPERATIONS.md#behind-a-tls-proxy)).
 What each limit answers with is in
 [PROTOCOL.md](../PROTOCOL.md#limits) and [SECURITY.md](SECURITY.md).
 `

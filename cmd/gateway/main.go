@@ -160,6 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Sizes:          cfg.sizes,
 		AllowedOrigins: cfg.origins(),
 		Loopback:       isLoopback(ln.Addr()),
+		Proxies:        cfg.proxies,
 	}), log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

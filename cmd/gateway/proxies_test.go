@@ -3,7 +3,9 @@ package main
 import (
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
@@ -51,5 +53,65 @@ func TestRunTrustedProxies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunLogsClient sends requests through a "proxy" on loopback and
+// reads the real program's request log: with -trusted-proxies
+// 127.0.0.0/8 each line names the client that X-Forwarded-For gives by
+// the rule the per-IP limits follow (a forged entry left of the proxy's
+// is not believed, a whole IPv6 address is kept, an entry that is no
+// address leaves the proxy as the client); without it, every line names
+// the TCP peer. No line carries the header's text. The per-IP limits are
+// off: -trusted-proxies still names the client in the log.
+func TestRunLogsClient(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("a", 512<<10)
+	tests := []struct {
+		trusted bool
+		path    string // the request's own, which its log line names
+		xff     string
+		client  string
+	}{
+		{true, "/v1/trusted", "203.0.113.1", "203.0.113.1"},
+		{true, "/v1/trusted-forged", "6.6.6.6, 203.0.113.2", "203.0.113.2"},
+		{true, "/v1/trusted-ipv6", "2001:db8:1:2::9", "2001:db8:1:2::9"},
+		{true, "/v1/trusted-huge", huge, "127.0.0.1"},
+		{false, "/v1/untrusted", "203.0.113.1", "127.0.0.1"},
+		{false, "/v1/untrusted-huge", huge, "127.0.0.1"},
+	}
+	for _, trusted := range []bool{true, false} {
+		args := []string{"-addr", "127.0.0.1:0", "-upgrade-rate", "0", "-auth-fail-rate", "0"}
+		if trusted {
+			args = append(args, "-trusted-proxies", "127.0.0.0/8")
+		}
+		g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")}, args...)
+		logged := map[string]<-chan struct{}{}
+		for _, tt := range tests {
+			if tt.trusted != trusted {
+				continue
+			}
+			logged[tt.path] = g.log.watch(regexp.MustCompile(`^.{0,300}msg="http request" method=GET path=` +
+				regexp.QuoteMeta(tt.path) + ` client=` + regexp.QuoteMeta(tt.client) + ` .{0,200}$`))
+			r, err := http.NewRequest(http.MethodGet, g.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("X-Forwarded-For", tt.xff)
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		// Stop waits for every request's handler, and so for its line.
+		g.Stop(t)
+		for path, ch := range logged {
+			select {
+			case <-ch:
+			default:
+				t.Errorf("GET %s: no request log line of a few hundred bytes naming its client", path)
+			}
+		}
 	}
 }

@@ -77,6 +77,32 @@ func TestJWKSURLRotation(t *testing.T) {
 	}
 }
 
+// TestUnknownKidLoggedOnce refuses two tokens naming kids the JWKS lacks:
+// the first after a reload that does not find it either, the second
+// because the reload limit allows none. Either refusal's log line names
+// the kid once: jwkset quotes it in the one case, our KeyRead in the
+// other, never both.
+func TestUnknownKidLoggedOnce(t *testing.T) {
+	jwks := &jwksServer{}
+	jwks.set(0, jwksOf(t, map[string]crypto.PublicKey{"r1": &testKeys().rsa.PublicKey}))
+	srv := httptest.NewTLSServer(jwks)
+	t.Cleanup(srv.Close)
+	logs := &logBuffer{}
+	j, err := NewJWT(t.Context(), JWTOptions{JWKS: srv.URL, HTTPClient: srv.Client(), Logger: testLogger(t, logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range []string{"kid-reloaded-for", "kid-refused-a-reload"} {
+		wantUnauthorized(t, verifyToken(j, rsaToken(t, kid, false)), "token signing key unknown", "")
+		if n := strings.Count(logs.String(), kid); n != 1 {
+			t.Errorf("kid %s named %d times in the log, want once:\n%s", kid, n, logs)
+		}
+	}
+	if n := jwks.count(); n != 2 {
+		t.Errorf("%d fetches, want 2: the load and one reload", n)
+	}
+}
+
 func TestJWKSURLMustLoadAtStart(t *testing.T) {
 	good := jwksOf(t, map[string]crypto.PublicKey{"r1": &testKeys().rsa.PublicKey})
 	tests := []struct {

@@ -14,12 +14,13 @@ import (
 // handshake) in plain text; refusalWriter keeps that answer back, so that
 // the handler sends the gateway's JSON error instead, as for every other
 // refusal. Accept's text quotes the request's headers in full (Origin,
-// Host, Connection, …, up to net/http's 1 MiB), so refusal cuts it.
+// Host, Connection, …, up to net/http's 1 MiB), so only the part that
+// refusal repeats is kept of it.
 type refusalWriter struct {
 	*cork.Response
 	// status and text are the refusal Accept wrote, if any.
 	status int
-	text   strings.Builder
+	text   limits.EchoWriter
 }
 
 // WriteHeader implements http.ResponseWriter: 101 goes through, anything
@@ -42,9 +43,10 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 
 // refusal is the error to answer once Accept has refused the request:
 // the code that fits the status Accept chose, with Accept's message cut
-// as limits.Echo cuts.
+// as limits.Echo cuts (a cut one's size counts the line end Accept
+// wrote).
 func (w *refusalWriter) refusal() error {
-	msg := limits.Echo(strings.TrimSpace(w.text.String()))
+	msg := strings.TrimSpace(w.text.String())
 	// Accept's own headers describe its plain-text body.
 	w.Header().Del("Content-Type")
 	switch w.status {

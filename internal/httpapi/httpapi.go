@@ -95,6 +95,11 @@ type Options struct {
 	// loopback name nor matched by AllowedOrigins: a page whose own name
 	// was rebound to 127.0.0.1 must not reach the gateway.
 	Loopback bool
+	// Proxies names the client of each request in the request log, as
+	// the per-IP limits count it (see limits.TrustedProxies.Client): give
+	// it the limits' own proxies. Default: no proxy is believed, every
+	// client is its TCP peer.
+	Proxies *limits.TrustedProxies
 }
 
 // api holds what the route handlers share.
@@ -130,7 +135,7 @@ func New(svc *convo.Service, opts Options) http.Handler {
 	r := chi.NewRouter()
 	// nosniff on every answer: a browser never reads one (JSON with a
 	// model's or a user's text, an error) as anything but its type.
-	r.Use(a.bodyDeadline, logRequests(a.log), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, headAsGet)
+	r.Use(a.bodyDeadline, logRequests(a.log, opts.Proxies), a.writeDeadline, middleware.SetHeader("X-Content-Type-Options", "nosniff"), a.checkHost, headAsGet)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed(r))
 	// Every route goes in this group (those under /v1/conversations, in

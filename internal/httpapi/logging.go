@@ -10,11 +10,13 @@ import (
 	"github.com/chatgateway/gateway/internal/limits"
 )
 
-// logRequests logs every request once it is served: method, path, status,
-// bytes and duration. Probes log at debug level. A WebSocket upgrade is
-// logged once upgraded, with status 101 and the upgrade's duration; the
-// connection itself goes on in its own goroutine (see internal/conn).
-func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+// logRequests logs every request once it is served: method, path, client
+// (as proxies.Client finds it, so that a refused or slow request can be
+// traced to its sender), status, bytes and duration. Probes log at debug
+// level. A WebSocket upgrade is logged once upgraded, with status 101 and
+// the upgrade's duration; the connection itself goes on in its own
+// goroutine (see internal/conn).
+func logRequests(log *slog.Logger, proxies *limits.TrustedProxies) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -29,7 +31,7 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			log.Log(r.Context(), level, "http request", "method", limits.Echo(r.Method), "path", limits.Echo(r.URL.Path),
-				"status", status, "bytes", rec.bytes, "duration", time.Since(start))
+				"client", proxies.Client(r), "status", status, "bytes", rec.bytes, "duration", time.Since(start))
 		})
 	}
 }

@@ -48,3 +48,30 @@ func cutEcho(s string) (string, bool) {
 func marker(size int) string {
 	return "…(cut from " + strconv.Itoa(size) + " bytes)"
 }
+
+// EchoWriter is an io.Writer whose String is Echo of all that was written
+// to it, found without holding it all: it keeps the first MaxEchoBytes+1
+// bytes (the one past the bound tells whether the cut splits a UTF-8
+// sequence) and counts the rest. Its zero value is ready to use.
+type EchoWriter struct {
+	head []byte
+	size int
+}
+
+// Write implements io.Writer; it never fails.
+func (w *EchoWriter) Write(p []byte) (int, error) {
+	if room := MaxEchoBytes + 1 - len(w.head); room > 0 {
+		w.head = append(w.head, p[:min(room, len(p))]...)
+	}
+	w.size += len(p)
+	return len(p), nil
+}
+
+// String returns Echo of the bytes written so far.
+func (w *EchoWriter) String() string {
+	kept, cut := cutEcho(string(w.head))
+	if !cut {
+		return kept
+	}
+	return kept + marker(w.size)
+}

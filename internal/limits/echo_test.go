@@ -38,3 +38,25 @@ func TestEcho(t *testing.T) {
 		t.Errorf("Quote of 1 MiB: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 	}
 }
+
+// TestEchoWriter writes values around the bound, whole and a byte at a
+// time: String is Echo of what was written, the cut and its marker alike.
+func TestEchoWriter(t *testing.T) {
+	t.Parallel()
+	split := strings.Repeat("a", limits.MaxEchoBytes-1) + strings.Repeat("é", 10)
+	for _, s := range []string{"", "a\nb", strings.Repeat("a", limits.MaxEchoBytes), strings.Repeat("a", limits.MaxEchoBytes+1),
+		split, strings.Repeat("é", 1<<19)} {
+		var whole, bytewise limits.EchoWriter
+		_, _ = whole.Write([]byte(s))
+		for i := range len(s) {
+			_, _ = bytewise.Write([]byte{s[i]})
+		}
+		want := limits.Echo(s)
+		if got := whole.String(); got != want {
+			t.Errorf("written whole, %d bytes: %.300q, want %.300q", len(s), got, want)
+		}
+		if got := bytewise.String(); got != want {
+			t.Errorf("written a byte at a time, %d bytes: %.300q, want %.300q", len(s), got, want)
+		}
+	}
+}

@@ -56,23 +56,49 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// Client returns the address of the client that made r, the one the
+// per-IP limits count (ClientKey is its key). That is the TCP peer,
+// r.RemoteAddr, unless the peer is one of t's proxies: then it is the
+// rightmost address of X-Forwarded-For that is not one of t's proxies,
+// every proxy having appended the address it was connected from (several
+// X-Forwarded-For headers are one list, in order). The entries left of it
+// are the client's own claims, and are not read. A header that is
+// missing, that names only proxies, or whose entry at that point is not
+// an address (an IP, or an IP and port) leaves the peer as the client. A
+// peer outside t's proxies is never believed, whatever it sends.
+//
+// The answer is an IP address, printed anew from its parsed form, so it
+// never carries what a client wrote around it; a peer that is not an
+// address (a listener other than TCP's) is given as r.RemoteAddr, cut as
+// Echo cuts.
+func (t *TrustedProxies) Client(r *http.Request) string {
+	if a, ok := t.client(r); ok {
+		return a.String()
+	}
+	return Echo(r.RemoteAddr)
+}
+
 // ClientKey returns the rate-limit key (see AddrKey) of the client that
-// made r. That is the TCP peer, r.RemoteAddr, unless the peer is one of
-// t's proxies: then it is the rightmost address of X-Forwarded-For that
-// is not one of t's proxies, every proxy having appended the address it
-// was connected from (several X-Forwarded-For headers are one list, in
-// order). The entries left of it are the client's own claims, and are
-// not read. A header that is missing, that names only proxies, or whose
-// entry at that point is not an address (an IP, or an IP and port)
-// leaves the peer as the client. A peer outside t's proxies is never
-// believed, whatever it sends.
+// made r, as Client finds it.
 func (t *TrustedProxies) ClientKey(r *http.Request) string {
-	if peer, ok := parseEntry(r.RemoteAddr); ok && t.trusts(peer) {
-		if client, ok := t.forwardedFor(r.Header.Values("X-Forwarded-For")); ok {
-			return addrKey(client)
-		}
+	if a, ok := t.client(r); ok {
+		return addrKey(a)
 	}
 	return AddrKey(r.RemoteAddr)
+}
+
+// client is Client's address; false when r.RemoteAddr is not one.
+func (t *TrustedProxies) client(r *http.Request) (netip.Addr, bool) {
+	peer, ok := parseEntry(r.RemoteAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if t.trusts(peer) {
+		if client, ok := t.forwardedFor(r.Header.Values("X-Forwarded-For")); ok {
+			return client, true
+		}
+	}
+	return peer, true
 }
 
 // forwardedFor walks the X-Forwarded-For values from the right and

@@ -90,3 +90,39 @@ func TestParseTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestClient checks the address the request log names: the same client
+// as ClientKey's, but a whole IPv6 address rather than its /64, and
+// never more than Echo keeps of a peer that is not an address.
+func TestClient(t *testing.T) {
+	t.Parallel()
+	p, err := limits.ParseTrustedProxies("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("p", 4096)
+	tests := []struct {
+		name, peer, xff, want string
+	}{
+		{"proxy trusted", "10.0.0.1:1000", "6.6.6.6, 203.0.113.5", "203.0.113.5"},
+		{"peer untrusted", "192.0.2.9:1000", "203.0.113.5", "192.0.2.9"},
+		{"IPv6 client whole", "10.0.0.1:1000", "[2001:db8:1:2::9]:80", "2001:db8:1:2::9"},
+		{"IPv4-mapped peer", "[::ffff:192.0.2.9]:1000", "", "192.0.2.9"},
+		{"zone dropped", "[fe80::1%eth0]:1000", "", "fe80::1"},
+		{"peer not an address", "pipe", "203.0.113.5", "pipe"},
+		{"long peer not an address", long, "", limits.Echo(long)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.peer
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := p.Client(r); got != tt.want {
+				t.Errorf("Client(peer %.40s, X-Forwarded-For %q) = %.300q, want %.300q", tt.peer, tt.xff, got, tt.want)
+			}
+		})
+	}
+}
