@@ -115,3 +115,27 @@ func TestRunLogsClient(t *testing.T) {
 		}
 	}
 }
+
+// TestRunConnectionLogNamesClient opens a WebSocket through a "proxy" on
+// loopback: every log line of the connection names the client that
+// X-Forwarded-For gives with -trusted-proxies, so that a connection's
+// lines (a slow consumer's close, say) can be traced to its sender.
+func TestRunConnectionLogNamesClient(t *testing.T) {
+	t.Parallel()
+	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
+		"-addr", "127.0.0.1:0", "-log-level", "debug", "-trusted-proxies", "127.0.0.0/8")
+	opened := g.log.watch(regexp.MustCompile(`msg="connection open" conn=\d+ client=203\.0\.113\.9 `))
+	closed := g.log.watch(regexp.MustCompile(`msg="connection closed" conn=\d+ client=203\.0\.113\.9 `))
+	if a := conntest.Upgrade(t, g.URL, "", http.Header{"X-Forwarded-For": {"203.0.113.9"}}); a.Status != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answered %d %+v", a.Status, a.Error)
+	}
+	// Stop closes the connection and waits for it to end.
+	g.Stop(t)
+	for name, ch := range map[string]<-chan struct{}{"open": opened, "closed": closed} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("no connection %s line naming the client", name)
+		}
+	}
+}

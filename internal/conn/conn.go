@@ -82,10 +82,13 @@ type conn struct {
 // Subscriber is what a conn is to convo.
 var _ convo.Subscriber = (*conn)(nil)
 
-func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller) *conn {
+// newConn returns the connection of caller on ws. client is the address
+// the upgrade came from (see limits.TrustedProxies.Client), which every
+// log line of the connection names.
+func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller, client string) *conn {
 	ctx, cancel := context.WithCancel(auth.WithCaller(context.Background(), caller))
 	c := &conn{h: h, ws: ws, sock: sock, user: caller.User, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
-	c.log = h.log.With("conn", h.ids.Add(1))
+	c.log = h.log.With("conn", h.ids.Add(1), "client", client)
 	return c
 }
 

@@ -194,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
-	c := newConn(h, ws, cw.Sock, caller)
+	c := newConn(h, ws, cw.Sock, caller, h.opts.Proxies.Client(r))
 	if !h.register(c) {
 		h.slots.Release(user)
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
