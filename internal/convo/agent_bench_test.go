@@ -64,14 +64,16 @@ func (m *stepModel) run(context.Context, convo.ToolCall, func(convo.ToolProgress
 	return out
 }
 
-// benchAgents offers one agent, "bench", with the tool "t".
+// benchAgents offers one agent, "bench", with the tool "t", whose calls
+// wait for approval if approval is set.
 type benchAgents struct {
-	run func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome
+	run      func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome
+	approval bool
 }
 
 func (a benchAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
 	return &convo.Agent{Name: name, Model: "bench", MaxSteps: 10, Run: a.run,
-		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}}}, name == "bench"
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Approval: a.approval, Timeout: time.Minute}}}, name == "bench"
 }
 
 func (benchAgents) Allowed(context.Context, string) bool { return true }
