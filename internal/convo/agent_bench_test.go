@@ -64,14 +64,16 @@ func (m *stepModel) run(context.Context, convo.ToolCall, func(convo.ToolProgress
 	return out
 }
 
-// benchAgents offers one agent, "bench", with the tool "t".
+// benchAgents offers one agent, "bench", with the tool "t", whose calls
+// wait for approval if approval is set.
 type benchAgents struct {
-	run func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome
+	run      func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome
+	approval bool
 }
 
 func (a benchAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
 	return &convo.Agent{Name: name, Model: "bench", MaxSteps: 10, Run: a.run,
-		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}}}, name == "bench"
+		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Approval: a.approval, Timeout: time.Minute}}}, name == "bench"
 }
 
 func (benchAgents) Allowed(context.Context, string) bool { return true }
@@ -98,11 +100,18 @@ func (turnEnds) Gone(string) {}
 // agent's turn, on the bbolt log (fsync included): from the model's
 // tool_use stop to the next model call, less the tool's own time. It
 // stores the step's tool_call and tool_result events on the way. It
-// reports the median and the 99th percentile (p50-µs, p99-µs).
+// reports the median and the 99th percentile (p50-µs, p99-µs). The step
+// reads the conversation's history back from the log: with before=N,
+// every turn runs in one conversation that held N such turns to begin
+// with (and grows by one a turn), else each in a new one.
 func BenchmarkToolStep(b *testing.B) {
-	for _, calls := range []int{1, 4} {
-		b.Run(fmt.Sprint("calls=", calls), func(b *testing.B) {
-			model := &stepModel{calls: calls}
+	for _, bc := range []struct{ calls, before int }{{1, 0}, {4, 0}, {1, 100}} {
+		name := fmt.Sprint("calls=", bc.calls)
+		if bc.before > 0 {
+			name += fmt.Sprint(",before=", bc.before)
+		}
+		b.Run(name, func(b *testing.B) {
+			model := &stepModel{calls: bc.calls}
 			svc, err := boltlog.OpenService(filepath.Join(b.TempDir(), "db"), boltlog.Options{}, model,
 				convo.Config{Agents: benchAgents{run: model.run}, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
@@ -111,21 +120,41 @@ func BenchmarkToolStep(b *testing.B) {
 			defer svc.Close(context.Background())
 			ctx := context.Background()
 			ends := make(turnEnds, 1)
-			b.ResetTimer()
-			for i := range b.N {
-				// A conversation per turn: a long one would also measure
-				// reading its growing history back.
-				info, err := svc.Create(ctx, "u", &protocol.Create{Conversation: fmt.Sprint("c", i), Agent: "bench"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := svc.Send(ctx, "u", &protocol.Send{Conversation: info.ID, Text: "go"}, ends); err != nil {
+			turn := func(conversation string) {
+				if _, err := svc.Send(ctx, "u", &protocol.Send{Conversation: conversation, Text: "go"}, ends); err != nil {
 					b.Fatal(err)
 				}
 				<-ends
 			}
+			newConversation := func(id string) string {
+				info, err := svc.Create(ctx, "u", &protocol.Create{Conversation: id, Agent: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return info.ID
+			}
+			long := ""
+			if bc.before > 0 {
+				long = newConversation("long")
+				for range bc.before {
+					turn(long)
+				}
+				model.mu.Lock()
+				model.gaps = nil
+				model.mu.Unlock()
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if long != "" {
+					turn(long)
+				} else {
+					turn(newConversation(fmt.Sprint("c", i)))
+				}
+			}
 			b.StopTimer()
+			model.mu.Lock()
 			gaps := slices.Clone(model.gaps)
+			model.mu.Unlock()
 			slices.Sort(gaps)
 			if len(gaps) == 0 {
 				b.Fatal("no tool step measured")

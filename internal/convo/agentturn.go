@@ -13,14 +13,20 @@ import (
 // sets no max_steps.
 const DefaultMaxSteps = 10
 
+// errNoStep fails the history of an agent's step when the log does not
+// end it with the step before: the conversation was deleted (and maybe
+// made again under its id) as the step began.
+var errNoStep = errors.New("convo: the log does not hold the turn's last step")
+
 // errMaxSteps is the error result of the tool uses of a turn's last
 // allowed step.
 const errMaxSteps = "max_steps reached"
 
-// agentTurn runs the turn of m's open turn, whose conversation has an
-// agent, with the agent's current definition; req is the turn's request
-// without the agent's part, slot its hold on a model call.
-func (s *Service) agentTurn(ctx context.Context, m *Meta, req ModelRequest, slot *callSlot) (*protocol.Event, string) {
+// agentTurn runs the turn of m's open turn, whose conversation (served by
+// h) has an agent, with the agent's current definition; req is the
+// turn's request without the agent's part and without history, slot its
+// hold on a model call.
+func (s *Service) agentTurn(ctx context.Context, h *hub, m *Meta, req ModelRequest, slot *callSlot) (*protocol.Event, string) {
 	var ag *Agent
 	if s.cfg.Agents != nil {
 		ag, _ = s.cfg.Agents.Agent(m.Agent, m.Owner, m.ID)
@@ -36,7 +42,7 @@ func (s *Service) agentTurn(ctx context.Context, m *Meta, req ModelRequest, slot
 	if req.Temperature == nil {
 		req.Temperature = ag.Temperature
 	}
-	r := &agentRun{s: s, id: m.ID, turn: m.OpenTurn.Turn, user: m.Owner, ag: ag, slot: slot}
+	r := &agentRun{s: s, h: h, m: m, id: m.ID, turn: m.OpenTurn.Turn, user: m.Owner, ag: ag, slot: slot}
 	return r.steps(ctx, req)
 }
 
@@ -78,7 +84,11 @@ func (s *Service) usable(ctx context.Context, user, id string, answer bool) (*Me
 // asks for, and calls it again with their results, until the model
 // answers without tools or the agent's MaxSteps model calls were made. It
 // returns the turn_end to store (nil when the conversation is gone) and
-// the text of all the turn's deltas.
+// the text of all the turn's deltas. Each step reads the turn's history
+// (see history) once it holds its model call, and drops it when the call
+// returns: a turn whose tools run or wait for an answer holds none, so
+// that the model calls in progress (Config.MaxModelCalls) bound the
+// histories held, however many turns wait.
 func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event, string) {
 	maxSteps := r.ag.MaxSteps
 	if maxSteps <= 0 {
@@ -102,8 +112,25 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		r.s.cfg.Metrics.TurnSteps.Observe(float64(step))
 		return e, text.String()
 	}
+	var results []ToolResult // the previous step's
 	for ; ; step++ {
+		// A step stopped while it waits for its model call reads
+		// nothing: stream then ends it with the right stop reason.
+		if r.slot.take(ctx) == nil {
+			var err error
+			if req.History, err = r.history(context.WithoutCancel(ctx), results); err != nil {
+				r.slot.give() // the step calls no model: the next in line may
+				step--        // nor counts as one
+				if ctx.Err() != nil {
+					// Deleted or stopped meanwhile: that is the end.
+					return end(r.s.stopEvent(context.Cause(ctx)))
+				}
+				return end(r.s.historyFailed(r.id, r.turn, err))
+			}
+		}
+		results = nil
 		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored, &room, r.slot)
+		req.History = nil
 		if res == nil {
 			return nil, ""
 		}
@@ -126,15 +153,43 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 			}
 			return end(&protocol.Event{StopReason: protocol.StopMaxSteps})
 		}
-		results, stop, done := r.runCalls(ctx, step, uses)
-		if results == nil {
+		var stop *protocol.Event
+		if results, stop, stored = r.runCalls(ctx, step, uses); results == nil {
 			return end(stop)
 		}
-		stored = done
-		req.History = append(req.History,
-			HistoryMessage{Role: protocol.RoleAssistant, Text: stepText, ToolUses: uses},
-			HistoryMessage{Role: protocol.RoleUser, ToolResults: results})
 	}
+}
+
+// history reads back from the log the history the model gets at the
+// turn's next step, as a turn's first step reads it: the conversation's
+// messages up to the turn's, the tool steps of the turns before, and the
+// steps the turn has made, each with its results. results are those of
+// the step just ended (nil at the first): they come from the calls, as
+// their last commits need not be done yet. It fails with errNoStep if
+// the log does not hold that step.
+func (r *agentRun) history(ctx context.Context, results []ToolResult) ([]HistoryMessage, error) {
+	msgs, size, err := r.s.readHistory(ctx, r.h, r.m, r.m.OpenTurn.Seq)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := r.s.toolSteps(ctx, r.id, r.turn, r.s.cfg.MaxHistoryBytes-size)
+	if err != nil {
+		return nil, err
+	}
+	h := modelHistory(msgs, r.turn, steps)
+	if results == nil {
+		return h, nil
+	}
+	// The step's tool_call events are stored before its calls run: the
+	// history ends with their results as the log holds them so far (one
+	// not stored yet reads "the call has no result"), which the calls'
+	// own replace.
+	sameCall := func(a, b ToolResult) bool { return a.ID == b.ID }
+	if len(h) == 0 || !slices.EqualFunc(h[len(h)-1].ToolResults, results, sameCall) {
+		return nil, errNoStep
+	}
+	h[len(h)-1].ToolResults = results
+	return h, nil
 }
 
 // distinct drops the tool uses that repeat the id of an earlier one of

@@ -118,7 +118,7 @@ func (s *Service) earlyTurn(ctx context.Context, h *hub, e *earlyTurn) (next, ra
 	}
 	callCtx, span := s.startTurnSpan(e.ctx, h.id, e.turn, e.meta.Model)
 	defer span.End()
-	next, end := s.play(callCtx, h.id, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored, slot)
+	next, end := s.play(callCtx, h, e.meta, e.turn, modelHistory(msgs, e.turn, nil), e.stored, slot)
 	if !e.opened {
 		turnNotOpened(span)
 	}

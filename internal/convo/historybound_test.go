@@ -29,13 +29,14 @@ func (m *countingModel) Stream(_ context.Context, req convo.ModelRequest, emit f
 }
 
 // openBounded opens a Service on bbolt with MaxHistoryBytes historyBound
-// whose agent "bench" has the tool "t", which answers output.
+// whose agent "bench" has the tool "t", which answers output once
+// approved.
 func openBounded(t *testing.T, m convo.Model, output json.RawMessage) *convo.Service {
 	t.Helper()
 	run := func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
 		return convo.ToolOutcome{Status: protocol.ResultOK, Output: output}
 	}
-	s, err := convo.New(openBolt(t), m, convo.Config{MaxHistoryBytes: historyBound, Agents: benchAgents{run: run}, Logger: testLogger(t)})
+	s, err := convo.New(openBolt(t), m, convo.Config{MaxHistoryBytes: historyBound, Agents: benchAgents{run: run, approval: true}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +89,11 @@ func TestHistoryBounded(t *testing.T) {
 }
 
 // TestAgentHistoryBounded runs an agent's turn whose tool answers more
-// than MaxHistoryBytes: the turn itself ends well, but the next one,
-// whose history holds that result, ends error too_large without calling
-// the model, though its messages alone are short.
+// than MaxHistoryBytes: the turn itself ends well, though its next step
+// reads its history back with that result stored (an approved call stores
+// it before the step goes on): a turn's own steps do not count. The next
+// turn, whose history holds that result, ends error too_large without
+// calling the model, though its messages alone are short.
 func TestAgentHistoryBounded(t *testing.T) {
 	m := &countingModel{}
 	s := openBounded(t, m, json.RawMessage(`"`+strings.Repeat("y", historyBound)+`"`))
@@ -100,6 +103,10 @@ func TestAgentHistoryBounded(t *testing.T) {
 	}
 	rec := newRecorder(100)
 	send(t, s, conv.ID, "use the tool", rec)
+	rec.until(t, protocol.EventToolCall)
+	if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: conv.ID, Call: "c1", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
 	ends(t, rec, protocol.StopEndTurn, "ok")
 	send(t, s, conv.ID, "again", nil)
 	endsTooLong(t, rec)

@@ -133,48 +133,58 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	// model.
 	slot := s.modelCalls.slot()
 	defer slot.give()
+	if m.Agent != "" {
+		// An agent's turn reads its history before each step instead
+		// (see agentRun.history).
+		next, _ := s.play(ctx, h, m, turnID, nil, nil, slot)
+		return next
+	}
 	var msgs []protocol.Message
-	var steps map[string][]HistoryMessage
 	waited := slot.take(ctx) == nil
 	if waited {
-		var size int
-		msgs, size, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
-		if err == nil && m.Agent != "" {
-			steps, err = s.toolSteps(context.WithoutCancel(ctx), h.id, s.cfg.MaxHistoryBytes-size)
-		}
+		msgs, _, err = s.readHistory(context.WithoutCancel(ctx), h, m, 0)
 	}
 	if err != nil {
 		slot.give() // the turn calls no model: the next in line may
-		failure := ErrUnavailable
-		if errors.Is(err, ErrHistoryTooLong) {
-			failure = ErrHistoryTooLong
-			s.logger.Info("history too long for a turn", "conversation", h.id, "turn", turnID, "limit", s.cfg.MaxHistoryBytes)
-		} else {
-			s.logger.Error("read history", "conversation", h.id, "turn", turnID, "err", err)
-		}
-		_, _ = s.endTurn(s.turnCtx, h.id, turnID, &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(failure)}, "")
+		_, _ = s.endTurn(s.turnCtx, h.id, turnID, s.historyFailed(h.id, turnID, err), "")
 		return true
 	}
-	next, end := s.play(ctx, h.id, m, turnID, modelHistory(msgs, turnID, steps), nil, slot)
+	next, end := s.play(ctx, h, m, turnID, modelHistory(msgs, turnID, nil), nil, slot)
 	if waited {
 		s.keepHistory(h, msgs, end)
 	}
 	return next
 }
 
-// play runs open turn turnID of conversation m with history and stores its
-// end; after and slot are as for stream. It returns false when the
+// historyFailed is the turn_end of turn turnID of conversation id, whose
+// history could not be read (err): too_large past
+// Config.MaxHistoryBytes, else unavailable.
+func (s *Service) historyFailed(id, turnID string, err error) *protocol.Event {
+	failure := ErrUnavailable
+	if errors.Is(err, ErrHistoryTooLong) {
+		failure = ErrHistoryTooLong
+		s.logger.Info("history too long for a turn", "conversation", id, "turn", turnID, "limit", s.cfg.MaxHistoryBytes)
+	} else {
+		s.logger.Error("read history", "conversation", id, "turn", turnID, "err", err)
+	}
+	return &protocol.Event{StopReason: protocol.StopError, Error: protocol.AsError(failure)}
+}
+
+// play runs open turn turnID of conversation m (served by h) with history
+// (none for an agent's turn, which reads its own) and stores its end;
+// after and slot are as for stream. It returns false when the
 // conversation was deleted meanwhile, or when an early turn's send did
 // not open it: then nothing is stored, and no other turn waits for this
 // runner. stored is the turn_end's append, when it was stored.
-func (s *Service) play(ctx context.Context, id string, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}, slot *callSlot) (ok bool, stored *Appended) {
+func (s *Service) play(ctx context.Context, h *hub, m *Meta, turnID string, history []HistoryMessage, after <-chan struct{}, slot *callSlot) (ok bool, stored *Appended) {
+	id := h.id
 	req := ModelRequest{Model: m.Model, System: m.System, History: history,
 		MaxTokens: m.MaxTokens, Temperature: m.Temperature}
 	s.cfg.Metrics.Turns.Inc()
 	var end *protocol.Event
 	var text string
 	if m.Agent != "" {
-		end, text = s.agentTurn(ctx, m, req, slot)
+		end, text = s.agentTurn(ctx, h, m, req, slot)
 	} else {
 		room := MaxReplyBytes
 		end, text, _ = s.stream(ctx, id, turnID, req, after, &room, slot)
@@ -300,7 +310,9 @@ func (s *Service) retry(ctx context.Context, id, what string, op func() error) e
 // message up to and including the one that turn answers, followed by the
 // reply to it: the messages of its steps when it called tools (steps, by
 // turn), else the stored reply. Replies are stored after any message
-// queued during their turn, so seq order alone would misplace them.
+// queued during their turn, so seq order alone would misplace them. The
+// message of turn, open, is followed by the steps it has made, if any:
+// each with its tool results, without the step to come.
 func modelHistory(msgs []protocol.Message, turn string, steps map[string][]HistoryMessage) []HistoryMessage {
 	replies := map[string]string{}
 	var upTo uint64
@@ -320,6 +332,10 @@ func modelHistory(msgs []protocol.Message, turn string, steps map[string][]Histo
 		out = append(out, HistoryMessage{Role: protocol.RoleUser, Text: m.Text})
 		r, ok := replies[m.Turn]
 		switch {
+		case m.Turn == turn && steps[turn] != nil:
+			// toolSteps ends a turn with the text after its last calls:
+			// none yet, for the step to come.
+			out = append(out, steps[turn][:len(steps[turn])-1]...)
 		case !ok:
 		case steps[m.Turn] != nil:
 			out = append(out, steps[m.Turn]...)

@@ -17,7 +17,10 @@ var errCallClosed = errors.New("convo: the call is already over")
 
 // agentRun is one turn of an agent's conversation.
 type agentRun struct {
-	s              *Service
+	s *Service
+	h *hub
+	// m is the conversation's metadata as the turn opened.
+	m              *Meta
 	id, turn, user string
 	ag             *Agent
 	// slot is taken for each step's model call, and given back when

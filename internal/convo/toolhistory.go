@@ -15,8 +15,10 @@ import (
 // calls of the step before (the model is called again only once every
 // result is stored), so the texts add up to the turn's stored reply. It
 // fails with ErrHistoryTooLong once the texts, tool inputs and results
-// it holds pass room bytes.
-func (s *Service) toolSteps(ctx context.Context, id string, room int) (map[string][]HistoryMessage, error) {
+// it holds pass room bytes. Those of turn open do not count: the turn
+// that reads its own steps back for its next one (see agentRun.history)
+// is not ended by its own results; the next turn counts them.
+func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map[string][]HistoryMessage, error) {
 	// A call is known by its id and step: a model may give a later
 	// step's call an earlier one's id ("functions.NAME:0" at each step).
 	type stepCall struct {
@@ -53,8 +55,10 @@ func (s *Service) toolSteps(ctx context.Context, id string, room int) (map[strin
 				return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
 			}
 			after = ev.Seq
-			if room -= len(ev.Text) + len(ev.Input) + len(ev.Output); room < 0 {
-				return nil, ErrHistoryTooLong
+			if ev.Turn != open {
+				if room -= len(ev.Text) + len(ev.Input) + len(ev.Output); room < 0 {
+					return nil, ErrHistoryTooLong
+				}
 			}
 			switch ev.Type {
 			case protocol.EventDelta:

@@ -57,6 +57,7 @@ func Run(t *testing.T, storage Storage) {
 		{"ActionsOverLimit", testActionsOverLimit},
 		{"ToolInputOverLimit", testToolInputOverLimit},
 		{"AlternatingChunks", testAlternatingChunks},
+		{"AgentStepHistory", testAgentStepHistory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

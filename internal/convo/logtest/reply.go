@@ -151,7 +151,7 @@ func serviceEvents(t *testing.T, svc *convo.Service, id string) []*protocol.Even
 // serve runs a Service with model on a Log that storage opens, closed at
 // the end of the test, and creates a conversation of alice's: with the
 // agent "a" of agents, unless agents is nil.
-func serve(t *testing.T, storage Storage, model convo.Model, agents *oneTool) (*convo.Service, *protocol.Conversation) {
+func serve(t *testing.T, storage Storage, model convo.Model, agents convo.Agents) (*convo.Service, *protocol.Conversation) {
 	t.Helper()
 	cfg := convo.Config{DefaultModel: "m", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	create := &protocol.Create{}
