@@ -352,3 +352,32 @@ func TestOutboxChangesInTwoTabsWaitForEachOther(t *testing.T) {
 		t.Errorf("stored %d messages, want none", len(msgs))
 	}
 }
+
+// pendingFirsts is the first character of each pending message's text,
+// in the order shown.
+const pendingFirsts = pendingTexts + `.map((s) => s[0]).join('')`
+
+// TestOtherTabsMessageShowsInOrder writes a message in one tab, then one
+// in another, both while offline and both too long for the gateway: once
+// connected, each tab shows both refused, the first one's above the
+// second's, however the refusal reached it (its own send, or the other
+// tab's change of the outbox).
+func TestOtherTabsMessageShowsInOrder(t *testing.T) {
+	_, g, gate, first := offlineChat(t)
+	second := openOffline(t, "second", g.url, "/#/c/x", "Outbox")
+	first.sendComposed(`'a'.repeat(70000)`)
+	first.waitFor("the pending message", pendingFirsts+` === 'a'`)
+	// The second one is written after the first, even should the clock
+	// say otherwise, once the second tab's storage has the first.
+	second.waitFor("the first tab's message in the storage", outboxKept+` === 1`)
+	second.sendComposed(`'b'.repeat(70000)`)
+	second.waitFor("the pending message", pendingFirsts+` === 'b'`)
+
+	for _, tb := range []*tab{first, second} {
+		tb.reconnect(gate)
+	}
+	both := pendingFirsts + ` === 'ab' && ` + pendings + `.every((e) => e.dataset.state === 'failed')`
+	for _, tb := range []*tab{first, second} {
+		tb.waitFor("both messages refused, in the order they were written", both)
+	}
+}
