@@ -150,8 +150,8 @@ const socket = new GatewaySocket({
 async function gone(id, missed) {
   // Deleted elsewhere, its unsent messages are not lost with it: refused,
   // they show in the view the page opens instead, as in any other, to
-  // send there or discard (shownHere). Deleted here, they go with it
-  // (remove).
+  // send there or discard (shownHere); another conversation open shows
+  // them at once. Deleted here, they go with it (remove).
   const unsent = deleting.has(id) ? 0 : await outbox.strand(id);
   if (id === current) {
     navigate(null);
@@ -159,6 +159,8 @@ async function gone(id, missed) {
     // happens; a delete the page missed while away it did not see.
     if (unsent > 0) showNotice({ code: 'not_found' }, `${DELETED} ${UNSENT_SHOWN}`);
     else if (missed) showNotice({ code: 'not_found' }, DELETED);
+  } else if (unsent > 0) {
+    showStranded();
   }
   refreshListSoon();
 }
@@ -180,8 +182,11 @@ let noticeAbout = null;
 async function notFound(err, id) {
   sidebar.remove(id);
   const unsent = await outbox.strand(id);
-  // Left meanwhile.
-  if (id !== current) return;
+  // Left meanwhile: the view open now shows them, as gone() does.
+  if (id !== current) {
+    if (unsent > 0) showStranded();
+    return;
+  }
   if (unsent > 0) {
     navigate(null);
     showNotice(err, `${NOT_FOUND} ${UNSENT_SHOWN}`);
@@ -208,8 +213,19 @@ function shownHere() {
   return [...own, ...outbox.entries.filter((e) => !ids.has(e.id) && stranded(e, current))];
 }
 
+// showPending shows the outbox's entries the open view shows that it
+// does not show yet.
 function showPending() {
-  for (const entry of shownHere()) view.pending(entry);
+  for (const entry of shownHere()) {
+    if (!view.shows(entry.id)) view.pending(entry);
+  }
+}
+
+// showStranded shows, in the open view, the messages that another
+// conversation, found gone, left unsent, and says so.
+function showStranded() {
+  showPending();
+  showNotice({ code: 'not_found' }, STRANDED);
 }
 
 // open shows conversation id (null: none): its latest page of messages
