@@ -98,6 +98,7 @@ const sidebar = new Sidebar($('conversations'), {
     return socket.request(frame);
   },
   onDelete: remove,
+  home: $('new-toggle'),
   onError: (err) => {
     if (err.code !== 'disconnected') showNotice(err);
   },
@@ -581,7 +582,9 @@ async function remove(id) {
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
     await outbox.drop(id);
-    if (id === current) navigate(null, { byUser: true });
+    // The keyboard stays in the sidebar (see Sidebar.draw), where the
+    // user is.
+    if (id === current) navigate(null);
     await refreshList();
   } catch (err) {
     showNotice(err);
