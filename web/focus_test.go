@@ -32,3 +32,27 @@ func TestFocusMovesOnlyWhenTheUserOpens(t *testing.T) {
 		t.Errorf("after another client deleted the open conversation, the keyboard is on %q, want it left in the form's title field", got)
 	}
 }
+
+// TestFocusAfterDeletingFromTheSidebar deletes, from the sidebar, the open
+// conversation: the keyboard, which was on its delete button, goes to the
+// conversation now in its place in the list, not to the page's body with
+// the button. Deleting that one, the last, gives the keyboard to New chat.
+func TestFocusAfterDeletingFromTheSidebar(t *testing.T) {
+	g := startGateway(t, newStepModel(), gatewayConfig{})
+	for _, id := range []string{"older", "newer"} {
+		g.post(t, "/v1/conversations", `{"conversation":"`+id+`","title":"`+id+`"}`, http.StatusCreated)
+	}
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/newer")
+	tb.waitFor("both listed, newer open", `document.querySelectorAll('[data-testid=conversation]').length === 2 && `+
+		`document.querySelector('[data-testid=title]').textContent === 'newer'`)
+
+	tb.deleteFromSidebar("newer")
+	tb.waitFor("the page to leave the deleted conversation", `document.querySelector('[data-testid=title]').textContent === 'New conversation' && `+
+		`document.querySelectorAll('[data-testid=conversation]').length === 1`)
+	tb.waitFor("the keyboard on the conversation in its place", focused+` === 'conversation' && document.activeElement.getAttribute('href') === '#/c/older'`)
+
+	tb.deleteFromSidebar("older")
+	tb.waitFor("the list empty", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
+	tb.waitFor("the keyboard on New chat", focused+` === 'new-conversation'`)
+}

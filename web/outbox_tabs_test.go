@@ -299,3 +299,85 @@ func TestRefusedMessageSentAgainInAnotherTab(t *testing.T) {
 		t.Errorf("the second tab shows the message %d times", shown)
 	}
 }
+
+// holdOutbox makes the tab's next change of its outbox stop between
+// reading the entries and writing them back, until releaseOutbox. It
+// imports the page's own module, from its versioned path.
+func (tb *tab) holdOutbox() {
+	tb.t.Helper()
+	var ok bool
+	tb.eval(`import(document.querySelector('link[rel=modulepreload][href$="/outbox.js"]').href).then(({Outbox}) => {
+		Outbox.pause = () => {
+			Outbox.pause = null;
+			return new Promise((resolve) => { window.releaseOutbox = resolve; });
+		};
+		return true;
+	})`, &ok, chromedp.EvalAwaitPromise)
+}
+
+// releaseOutbox lets the change holdOutbox held go on.
+func (tb *tab) releaseOutbox() {
+	tb.t.Helper()
+	var ok bool
+	tb.eval(`window.releaseOutbox(); true`, &ok)
+}
+
+// TestOutboxChangesInTwoTabsWaitForEachOther shows a refused message in
+// two tabs; the first one's "Send again" is held between reading the
+// outbox and writing the message back, while the second tab discards it.
+// The discard waits for the first tab's change and comes after it: the
+// message goes from both tabs and from the storage, and does not come
+// back (written back over the discard, it would, refused again, in both).
+func TestOutboxChangesInTwoTabsWaitForEachOther(t *testing.T) {
+	g, first := refusedChat(t)
+	second := newTab(t, "second")
+	second.open(g.url, "/#/c/x")
+	second.waitFor("the refused message", refusedFirst)
+
+	first.holdOutbox()
+	first.click(`[data-testid=pending-retry]`)
+	first.waitFor("the send again held inside its change", `typeof window.releaseOutbox === 'function'`)
+	second.click(`[data-testid=pending-discard]`)
+	// The discard waits for the outbox's lock (or, without one, is done).
+	second.waitFor("the discard to wait for the first tab's change", pendings+`.length === 0 && `+
+		`(navigator.locks.query().then((s) => { window.outboxWaits = s.pending.length; }), window.outboxWaits > 0 || `+outboxKept+` === 0)`)
+	first.releaseOutbox()
+
+	first.waitFor("the message to go", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	// The first tab's send was answered (refused, as too long) once it
+	// is connected again.
+	first.waitConnected()
+	second.waitFor("the message to stay gone", pendings+`.length === 0 && `+outboxKept+` === 0`)
+	if msgs := g.messages(t, "x"); len(msgs) != 0 {
+		t.Errorf("stored %d messages, want none", len(msgs))
+	}
+}
+
+// pendingFirsts is the first character of each pending message's text,
+// in the order shown.
+const pendingFirsts = pendingTexts + `.map((s) => s[0]).join('')`
+
+// TestOtherTabsMessageShowsInOrder writes a message in one tab, then one
+// in another, both while offline and both too long for the gateway: once
+// connected, each tab shows both refused, the first one's above the
+// second's, however the refusal reached it (its own send, or the other
+// tab's change of the outbox).
+func TestOtherTabsMessageShowsInOrder(t *testing.T) {
+	_, g, gate, first := offlineChat(t)
+	second := openOffline(t, "second", g.url, "/#/c/x", "Outbox")
+	first.sendComposed(`'a'.repeat(70000)`)
+	first.waitFor("the pending message", pendingFirsts+` === 'a'`)
+	// The second one is written after the first, even should the clock
+	// say otherwise, once the second tab's storage has the first.
+	second.waitFor("the first tab's message in the storage", outboxKept+` === 1`)
+	second.sendComposed(`'b'.repeat(70000)`)
+	second.waitFor("the pending message", pendingFirsts+` === 'b'`)
+
+	for _, tb := range []*tab{first, second} {
+		tb.reconnect(gate)
+	}
+	both := pendingFirsts + ` === 'ab' && ` + pendings + `.every((e) => e.dataset.state === 'failed')`
+	for _, tb := range []*tab{first, second} {
+		tb.waitFor("both messages refused, in the order they were written", both)
+	}
+}

@@ -179,3 +179,26 @@ func TestUnsentMessageOutlivesAConversationFoundGone(t *testing.T) {
 		strandedOnly("Draft"))
 	checkStrandedNotice(t, tb, "does not exist")
 }
+
+// TestStrandedMessageShowsInTheOpenView has the gateway refuse a message
+// of conversation x (its queue of turns full); the page opens y but still
+// follows x (its unsubscribe not yet through, as when the delete crosses
+// it), and another client deletes x: the deleted frame for x, which is
+// not open, makes the message show at once in y, to send there or
+// discard, with a notice, rather than only in the next view opened.
+func TestStrandedMessageShowsInTheOpenView(t *testing.T) {
+	_, g, _, tb := busyChat(t, "Mine")
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`import(document.querySelector('link[rel=modulepreload][href$="/socket.js"]').href).then(({GatewaySocket}) => {
+		GatewaySocket.prototype.unsubscribe = () => {};
+		return true;
+	})`, &ok, chromedp.EvalAwaitPromise)
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	tb.waitFor("the message in y", strandedOnly("Mine"))
+	checkStrandedNotice(t, tb, "no longer exists")
+}

@@ -73,12 +73,10 @@ const view = new ConversationView($('messages'), {
     return loadAfter(id, until, view.lastSeq, createdAt).then((events) => () => view.catchUp(events, until));
   }),
   unsent: {
-    retry: (id) => {
+    retry: async (id) => {
       const e = outbox.get(id);
       // One whose conversation is gone goes to the one open.
-      if (e !== undefined && stranded(e, current)) outbox.move(id, destination(e.text));
-      else outbox.refused(id, null);
-      const entry = outbox.get(id);
+      const entry = e !== undefined && stranded(e, current) ? await outbox.move(id, destination(e.text)) : await outbox.refused(id, null);
       // Discarded in another tab meanwhile.
       if (entry === undefined) {
         view.unpend(id);
@@ -88,8 +86,8 @@ const view = new ConversationView($('messages'), {
       deliver(entry);
     },
     discard: (id) => {
-      outbox.remove(id);
       view.unpend(id);
+      outbox.remove(id);
     },
   },
 });
@@ -100,6 +98,7 @@ const sidebar = new Sidebar($('conversations'), {
     return socket.request(frame);
   },
   onDelete: remove,
+  home: $('new-toggle'),
   onError: (err) => {
     if (err.code !== 'disconnected') showNotice(err);
   },
@@ -149,18 +148,20 @@ const socket = new GatewaySocket({
 // gone says that conversation id, which the page may show, was deleted
 // (and maybe another created under its id since): missed, when the page
 // learnt it later than the deleted frame would have told it.
-function gone(id, missed) {
+async function gone(id, missed) {
   // Deleted elsewhere, its unsent messages are not lost with it: refused,
   // they show in the view the page opens instead, as in any other, to
-  // send there or discard (shownHere). Deleted here, they go with it
-  // (remove).
-  const unsent = deleting.has(id) ? 0 : outbox.strand(id);
+  // send there or discard (shownHere); another conversation open shows
+  // them at once. Deleted here, they go with it (remove).
+  const unsent = deleting.has(id) ? 0 : await outbox.strand(id);
   if (id === current) {
     navigate(null);
     // A deleted frame comes while the page is connected, as the delete
     // happens; a delete the page missed while away it did not see.
     if (unsent > 0) showNotice({ code: 'not_found' }, `${DELETED} ${UNSENT_SHOWN}`);
     else if (missed) showNotice({ code: 'not_found' }, DELETED);
+  } else if (unsent > 0) {
+    showStranded();
   }
   refreshListSoon();
 }
@@ -179,15 +180,21 @@ let noticeAbout = null;
 // Its unsent messages (it was deleted elsewhere while they waited) are
 // not lost with it: the page opens a new chat's view instead, where they
 // show, as gone() does.
-function notFound(err, id) {
+async function notFound(err, id) {
   sidebar.remove(id);
-  if (outbox.strand(id) > 0 && id === current) {
+  const unsent = await outbox.strand(id);
+  // Left meanwhile: the view open now shows them, as gone() does.
+  if (id !== current) {
+    if (unsent > 0) showStranded();
+    return;
+  }
+  if (unsent > 0) {
     navigate(null);
     showNotice(err, `${NOT_FOUND} ${UNSENT_SHOWN}`);
     return;
   }
   showNotice(err, NOT_FOUND, id);
-  if (id === current) view.notFound();
+  view.notFound();
 }
 
 function showNotice(err, text, about = null) {
@@ -207,8 +214,19 @@ function shownHere() {
   return [...own, ...outbox.entries.filter((e) => !ids.has(e.id) && stranded(e, current))];
 }
 
+// showPending shows the outbox's entries the open view shows that it
+// does not show yet.
 function showPending() {
-  for (const entry of shownHere()) view.pending(entry);
+  for (const entry of shownHere()) {
+    if (!view.shows(entry.id)) view.pending(entry);
+  }
+}
+
+// showStranded shows, in the open view, the messages that another
+// conversation, found gone, left unsent, and says so.
+function showStranded() {
+  showPending();
+  showNotice({ code: 'not_found' }, STRANDED);
 }
 
 // open shows conversation id (null: none): its latest page of messages
@@ -413,18 +431,27 @@ function submit() {
     return;
   }
   input.value = '';
-  // giveBack returns the text to the composer, unless something else was
-  // typed meanwhile.
-  const giveBack = () => {
-    if (input.value === '') input.value = text;
-  };
-  const entry = outbox.add(randomID(), text, destination(text));
+  keeping = keeping.then(() => keep(text)).catch(showNotice);
+}
+
+// keeping is the last message's way into the outbox: each waits for the
+// one before, so that the next message written in a new conversation's
+// view goes to the conversation the first one creates.
+let keeping = Promise.resolve();
+
+// keep puts text, just sent, in the outbox, shows it pending and sends
+// it. Refused by a full outbox, it goes back to the composer, unless
+// something else was typed meanwhile.
+async function keep(text) {
+  const entry = await outbox.add(randomID(), text, destination(text));
   if (entry === null) {
-    giveBack();
+    const input = $('input');
+    if (input.value === '') input.value = text;
     showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
     return;
   }
-  view.pending(entry);
+  // Shown unless the user left its view meanwhile.
+  if (shownHere().some((e) => e.id === entry.id)) view.pending(entry);
   deliver(entry);
 }
 
@@ -465,7 +492,7 @@ async function issue(entry) {
   try {
     if (entry.create) {
       await createConversation(entry.create, entry.conversation);
-      outbox.created(entry.id);
+      await outbox.created(entry.id);
       if (current === null && view.shows(entry.id)) navigate(entry.conversation);
     }
     const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
@@ -477,19 +504,20 @@ async function issue(entry) {
   }
   ack
     .then((reply) => {
-      outbox.remove(entry.id);
+      // Told before the outbox's change: the message event, which comes
+      // after the ack, may come meanwhile.
       view.acked(entry.id, reply.message?.seq);
+      return outbox.remove(entry.id);
     }, (err) => unsent(entry, err))
     .finally(() => delivering.delete(entry.id));
 }
 
 // unsent shows the gateway's refusal of entry.
-function unsent(entry, err) {
+async function unsent(entry, err) {
   // Refused credentials stop the page (it says so): the message says so
   // too, and stays in the outbox as it was, to go when a page opens with
   // a valid token of the same user.
-  if (err !== socket.refusal) outbox.refused(entry.id, err);
-  const e = outbox.get(entry.id);
+  const e = err === socket.refusal ? outbox.get(entry.id) : await outbox.refused(entry.id, err);
   if (e === undefined) return;
   const shown = err === socket.refusal ? { ...e, error: err } : e;
   // One the view took for a stored message (see ConversationView.copyOf)
@@ -553,8 +581,10 @@ async function remove(id) {
     await socket.request({ type: 'delete', conversation: id });
     // Its unsent messages go with it, whether or not it was open: no
     // page would show them any more.
-    outbox.drop(id);
-    if (id === current) navigate(null, { byUser: true });
+    await outbox.drop(id);
+    // The keyboard stays in the sidebar (see Sidebar.draw), where the
+    // user is.
+    if (id === current) navigate(null);
     await refreshList();
   } catch (err) {
     showNotice(err);

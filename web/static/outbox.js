@@ -12,6 +12,14 @@
 // other's; an entry leaves only when acknowledged, or discarded by the
 // user after a refusal. <user> is whom the tab's token signs in: another
 // user's tab neither shows nor sends the entry.
+//
+// Changing an entry reads it and writes it back: two tabs changing the
+// outbox at once could write over each other's change (an entry one tab
+// removed coming back from the other, say). So every change takes the
+// outbox's Web Lock (navigator.locks, shared by the page's tabs), and the
+// tabs' changes run one after the other. Where the browser offers no Web
+// Locks (an older one, or a page that is not a secure context), they run
+// one after the other within the tab only, as they are written.
 
 const PREFIX = 'gateway.outbox/';
 
@@ -50,6 +58,12 @@ function decode(id, json) {
   return entry;
 }
 
+// order sorts entries oldest first: by when they were written, then by
+// client_msg_id.
+export function order(a, b) {
+  return a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 // address makes entry a message to send to destination (as Outbox.add
 // takes it), after every one of entries.
 function address(entry, { conversation, after = 0, create }, entries) {
@@ -81,8 +95,16 @@ function browserStorage() {
 //
 // The storage is read at every call, so that the entries other tabs add
 // and remove count. An entry the storage does not take (it is full, or
-// off) is kept by the outbox for as long as the page is open.
+// off) is kept by the outbox for as long as the page is open. The changes
+// (add, move, created, refused, remove, strand, drop) return promises,
+// settled once made: each runs alone (see above), on the entries as they
+// are when it runs.
 export class Outbox {
+  // pause, when a test sets it, is called by every change between reading
+  // the entries and writing them, and awaited: the test holds a tab's
+  // change there while another tab changes the outbox.
+  static pause = null;
+
   // user is whom the page's token signs in ("" without a token); null,
   // for a token that names no one, keeps the entries in the page only.
   constructor(user, storage = browserStorage()) {
@@ -90,6 +112,8 @@ export class Outbox {
     this.prefix = `${PREFIX}${encodeURIComponent(user ?? '')}/`;
     // client_msg_id → the entries the storage did not take.
     this.unsaved = new Map();
+    // The tab's changes, one after the other, in the order they were asked.
+    this.queue = Promise.resolve();
   }
 
   // idOf returns the client_msg_id of the entry kept under storage key
@@ -99,17 +123,18 @@ export class Outbox {
   }
 
   // entries returns every entry, oldest first. Unreadable items are
-  // removed: they could never be sent, and would take room for ever.
+  // removed (no tab writes them, so this needs no lock): they could never
+  // be sent, and would take room for ever.
   get entries() {
     const entries = [...this.unsaved.values()];
     for (const key of this.keys()) {
       const id = this.idOf(key);
       if (this.unsaved.has(id)) continue;
       const e = decode(id, this.read(key));
-      if (e === null) this.remove(id);
+      if (e === null) this.erase(id);
       else entries.push(e);
     }
-    return entries.sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1));
+    return entries.sort(order);
   }
 
   keys() {
@@ -145,35 +170,66 @@ export class Outbox {
     }
   }
 
-  // change applies fn to entry id, if the outbox (still) has it, and
-  // stores it: an entry another tab removed meanwhile is not brought back.
-  change(id, fn) {
-    const e = this.get(id);
-    if (e === undefined) return;
-    fn(e);
-    this.write(e);
+  // erase removes entry id from the storage and the page.
+  erase(id) {
+    this.unsaved.delete(id);
+    try {
+      this.storage?.removeItem(this.prefix + id);
+    } catch {
+      // Storage off: nothing kept there.
+    }
+  }
+
+  // change runs decide(entries) on the entries as they are, alone (in no
+  // other tab's change, nor another of this tab's, at the same time), and
+  // makes the changes it returns: {put: entries to store, drop:
+  // client_msg_ids to remove, result: what change resolves with}.
+  change(decide) {
+    const run = async () => {
+      const { put = [], drop = [], result } = decide(this.entries);
+      await Outbox.pause?.();
+      for (const e of put) this.write(e);
+      for (const id of drop) this.erase(id);
+      return result;
+    };
+    const locks = globalThis.navigator?.locks;
+    const done = this.queue.then(() => (locks ? locks.request(this.prefix, run) : run()));
+    this.queue = done.catch(() => {});
+    return done;
+  }
+
+  // edit changes entry id with fn(entry, entries), if the outbox (still)
+  // has it, and resolves with it as changed, or undefined: an entry
+  // another tab removed meanwhile is not brought back.
+  edit(id, fn) {
+    return this.change((entries) => {
+      const e = entries.find((x) => x.id === id);
+      if (e === undefined) return {};
+      fn(e, entries);
+      return { put: [e], result: e };
+    });
   }
 
   // add takes text under client_msg_id id, to send to destination
   // ({conversation, after: the conversation's seq it was written after,
   // create: for the first message of a conversation to create, its
-  // fields}), and returns its entry, or null when the outbox is full.
+  // fields}), and resolves with its entry, or null when the outbox is
+  // full.
   add(id, text, destination) {
-    const entries = this.entries;
-    const chars = entries.reduce((n, e) => n + e.text.length, text.length);
-    if (entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return null;
-    const entry = { id, text };
-    address(entry, destination, entries);
-    this.write(entry);
-    return entry;
+    return this.change((entries) => {
+      const chars = entries.reduce((n, e) => n + e.text.length, text.length);
+      if (entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return { result: null };
+      const entry = { id, text };
+      address(entry, destination, entries);
+      return { put: [entry], result: entry };
+    });
   }
 
   // move makes entry id a message to send to destination (as add takes
   // it) now: one whose conversation does not exist any more, sent to
-  // another.
+  // another. It resolves as edit does.
   move(id, destination) {
-    const entries = this.entries;
-    this.change(id, (e) => address(e, destination, entries));
+    return this.edit(id, (e, entries) => address(e, destination, entries));
   }
 
   // of returns conversation's entries, oldest first.
@@ -190,7 +246,7 @@ export class Outbox {
 
   // created says that entry id's conversation exists.
   created(id) {
-    this.change(id, (e) => delete e.create);
+    return this.edit(id, (e) => delete e.create);
   }
 
   // get returns entry id, or undefined if the outbox does not have it
@@ -200,35 +256,32 @@ export class Outbox {
   }
 
   // refused records the gateway's refusal of entry id (null: to be sent
-  // again).
+  // again), and resolves as edit does.
   refused(id, error) {
-    this.change(id, (e) => {
+    return this.edit(id, (e) => {
       e.error = error === null ? null : { code: error.code ?? '', message: error.message ?? '' };
     });
   }
 
-  // remove drops entry id: acknowledged, discarded, or unreadable.
+  // remove drops entry id: acknowledged or discarded.
   remove(id) {
-    this.unsaved.delete(id);
-    try {
-      this.storage?.removeItem(this.prefix + id);
-    } catch {
-      // Storage off: nothing kept there.
-    }
+    return this.change(() => ({ drop: [id] }));
   }
 
   // strand records that conversation was deleted elsewhere, as the
-  // gateway would refuse its entries (not_found), and returns how many it
-  // had: they wait, refused, to be sent to another conversation or
+  // gateway would refuse its entries (not_found), and resolves with how
+  // many it had: they wait, refused, to be sent to another conversation or
   // discarded.
   strand(conversation) {
-    const entries = this.of(conversation);
-    for (const e of entries) this.refused(e.id, DELETED);
-    return entries.length;
+    return this.change((entries) => {
+      const put = entries.filter((e) => e.conversation === conversation);
+      for (const e of put) e.error = { ...DELETED };
+      return { put, result: put.length };
+    });
   }
 
   // drop removes every entry of conversation (it was deleted).
   drop(conversation) {
-    for (const e of this.of(conversation)) this.remove(e.id);
+    return this.change((entries) => ({ drop: entries.filter((e) => e.conversation === conversation).map((e) => e.id) }));
   }
 }

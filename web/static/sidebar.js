@@ -11,14 +11,16 @@ const MAX_PAGE = 500;
 
 // Sidebar shows conversations in ul. list(before, limit) fetches a page
 // (the list request's reply: conversations and next); onDelete(id) is
-// called on a confirmed delete; onError(err) when a page fails to load.
+// called on a confirmed delete; onError(err) when a page fails to load;
+// home takes the keyboard from a list that it was in when it empties.
 // Links point at #/c/<id>, so opening one is plain navigation.
 export class Sidebar {
-  constructor(ul, { list, onDelete, onError }) {
+  constructor(ul, { list, onDelete, onError, home }) {
     this.ul = ul;
     this.list = list;
     this.onDelete = onDelete;
     this.onError = onError;
+    this.home = home;
     this.current = null;
     // The conversations loaded, newest first; next is the cursor of the
     // page after them (null: there is none).
@@ -104,11 +106,41 @@ export class Sidebar {
     this.draw();
   }
 
+  // draw shows the list anew. The keyboard, if it was in the list,
+  // stays on the element it was on, drawn again; if that conversation is
+  // gone (deleted), it goes to the conversation now in its place.
   draw() {
+    const focus = this.focused();
     const items = this.all.map((c) => this.item(c));
     if (this.next !== null) items.push(this.more);
     this.ul.replaceChildren(...items);
     this.highlight(this.current);
+    if (focus !== null) this.refocus(focus);
+  }
+
+  // focused returns where in the list the keyboard is: {id: the
+  // conversation (undefined for "Show more"), index: its place, testid:
+  // the element's}, or null when it is not in the list.
+  focused() {
+    const e = document.activeElement;
+    const li = e?.closest('li');
+    if (li === null || li === undefined || li.parentElement !== this.ul) return null;
+    return { id: li.dataset.id, index: [...this.ul.children].indexOf(li), testid: e.dataset.testid };
+  }
+
+  // refocus gives the keyboard back to the element focused() found, drawn
+  // again; to the link of the conversation now at its place (or the last
+  // one), if its own is gone; to home if the list is empty.
+  refocus({ id, index, testid }) {
+    const items = [...this.ul.children];
+    const same = items.find((li) => li.dataset.id === id);
+    if (same !== undefined) {
+      same.querySelector(`[data-testid=${testid}]`)?.focus();
+      return;
+    }
+    const conversations = items.filter((li) => li !== this.more);
+    const instead = conversations[Math.min(index, conversations.length - 1)];
+    (instead?.querySelector('a') ?? this.home).focus();
   }
 
   item(c) {

@@ -15,7 +15,7 @@
 
 import { clock, el, prettyJSON, seconds } from './dom.js';
 import { exposeSource, MarkdownBlock } from './markdown.js';
-import { stranded } from './outbox.js';
+import { order, stranded } from './outbox.js';
 import { ToolCard } from './tools.js';
 
 const STOP_NOTES = {
@@ -416,9 +416,10 @@ export class ConversationView {
 
   // pending shows entry, a message of this conversation sent but not yet
   // acknowledged ({id: its client_msg_id, text, after: the last seq the
-  // page had when it was written, error: the gateway's refusal or null}),
-  // below the events: "Sending…", or the refusal with buttons to send it
-  // again or discard it.
+  // page had when it was written, at: when, error: the gateway's refusal
+  // or null}), below the events, among the others in the outbox's order
+  // (whenever it comes: from another tab, say): "Sending…", or the
+  // refusal with buttons to send it again or discard it.
   pending(entry) {
     const a = el('article', 'msg user pending', { testid: 'pending-message' });
     a.dataset.clientMsgId = entry.id;
@@ -426,7 +427,12 @@ export class ConversationView {
     this.update(entry);
     this.empty?.remove();
     const stick = this.atBottom();
-    this.outbox.append(a);
+    // Before the first one written after it (the box is in order).
+    const next = [...this.outbox.children].find((c) => {
+      const p = this.pendings.get(c.dataset.clientMsgId);
+      return p !== undefined && order(p.entry, entry) > 0;
+    });
+    this.outbox.insertBefore(a, next ?? null);
     if (stick) this.list.scrollTop = this.list.scrollHeight;
   }
 
