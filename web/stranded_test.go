@@ -202,3 +202,38 @@ func TestStrandedMessageShowsInTheOpenView(t *testing.T) {
 	tb.waitFor("the message in y", strandedOnly("Mine"))
 	checkStrandedNotice(t, tb, "no longer exists")
 }
+
+// TestRefusedMessageOfAConversationDeletedUnseen has the gateway refuse a
+// message of conversation x (its queue of turns full); the page opens y,
+// and, while it is offline (following neither), another client deletes x:
+// no deleted frame tells the page. It finds x gone when it connects again
+// (and refreshes its list), or when it is reloaded, still offline, and
+// shows the message in y, to send there or discard, rather than keep it,
+// unsendable, for x's view, which can no longer be opened.
+func TestRefusedMessageOfAConversationDeletedUnseen(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		find func(*tab, *socketGate)
+	}{
+		{"connected again", func(tb *tab, gate *socketGate) { tb.reconnect(gate) }},
+		{"reloaded", func(tb *tab, _ *socketGate) { tb.do(chromedp.Reload()) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, g, gate, tb := busyChat(t, "Mine")
+			g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+			var ok bool
+			tb.eval(`location.hash = '#/c/y'; true`, &ok)
+			tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+				`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+			gate.close()
+			tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+
+			c.find(tb, gate)
+			tb.waitFor("the message in y", `document.querySelector('[data-testid=title]').textContent === 'Other' && `+strandedOnly("Mine"))
+			checkStrandedNotice(t, tb, "no longer exists")
+			tb.click(`[data-testid=pending-discard]`)
+			tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+		})
+	}
+}

@@ -175,8 +175,8 @@ const UNSENT_SHOWN = 'Its messages not sent yet are shown below, to send here or
 // it, which would otherwise seem to say that one does not exist.
 let noticeAbout = null;
 
-// notFound says that conversation id, being opened, does not exist and
-// takes it off the list: deleted elsewhere, it may still be listed here.
+// notFound says that conversation id, being opened (or asked about by
+// findGone), does not exist and takes it off the list: deleted elsewhere, it may still be listed here.
 // Its unsent messages (it was deleted elsewhere while they waited) are
 // not lost with it: the page opens a new chat's view instead, where they
 // show, as gone() does.
@@ -195,6 +195,29 @@ async function notFound(err, id) {
   }
   showNotice(err, NOT_FOUND, id);
   view.notFound();
+}
+
+// asking holds the conversations findGone is asking about.
+const asking = new Set();
+
+// findGone asks whether the conversations exist whose refused messages
+// (busy, say) only their own view shows, when that view is not open and
+// the list does not have them: deleted elsewhere while the page did not
+// follow them, no deleted frame told it, and their messages, which no
+// page sends again, could otherwise neither be seen nor discarded, and
+// would fill the outbox for good. One found gone strands them, as
+// notFound does.
+function findGone() {
+  const refused = outbox.entries.filter((e) => e.error !== null && e.error.code !== 'not_found' && e.create === undefined);
+  for (const id of new Set(refused.map((e) => e.conversation))) {
+    if (id === current || sidebar.get(id) !== undefined || asking.has(id)) continue;
+    asking.add(id);
+    fetchConversation(id, token)
+      .catch((err) => {
+        if (err.code === 'not_found') notFound(err, id);
+      })
+      .finally(() => asking.delete(id));
+  }
 }
 
 function showNotice(err, text, about = null) {
@@ -370,6 +393,7 @@ async function refreshList() {
   try {
     await sidebar.refresh();
     heading();
+    findGone();
   } catch (err) {
     if (err.code !== 'disconnected') showNotice(err);
   }
@@ -674,5 +698,6 @@ deliverKept();
 // the gateway's info start once it is shown (or failed to be).
 open(openedFromURL(), { byUser: true }).finally(() => {
   showInfo();
+  findGone();
   socket.start();
 });
