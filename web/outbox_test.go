@@ -309,6 +309,40 @@ func TestOutboxIsBounded(t *testing.T) {
 	}
 }
 
+// TestFullOutboxSaysWhereItsMessagesWait fills the outbox with messages
+// of conversation x the gateway refuses (its queue of turns full) and
+// sends one more from conversation y: the notice links to x, where they
+// show; there, one discarded makes room for the one that stayed in the
+// composer.
+func TestFullOutboxSaysWhereItsMessagesWait(t *testing.T) {
+	const max = 16 // outbox.js's OUTBOX_MAX
+	_, g, _, tb := busyChat(t, "message 0")
+	for i := 1; i < max; i++ {
+		tb.send(fmt.Sprintf("message %d", i))
+	}
+	allRefused := pendings + `.length === ` + fmt.Sprint(max) + ` && ` + pendings + `.every(p => p.dataset.state === 'failed')`
+	tb.waitFor("every message refused", allRefused)
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open, without x's messages", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+
+	tb.send("one too many")
+	tb.waitFor("the notice", `!document.querySelector('[data-testid=error]').hidden`)
+	if got := tb.text(`[...document.querySelectorAll('[data-testid=error] [data-testid=outbox-place]')].map(a => a.textContent).join('|')`); got != "Outbox (16)" {
+		t.Fatalf("the notice links to %q, want the conversation that holds the messages, Outbox (16)", got)
+	}
+	tb.click(`[data-testid=error] [data-testid=outbox-place]`)
+	tb.waitFor("x open, with its messages", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+allRefused)
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("one discarded", outboxKept+` === `+fmt.Sprint(max-1))
+	tb.eval(`document.querySelector('[data-testid=composer]').focus(); true`, &ok)
+	tb.do(pressEnter(0))
+	tb.waitFor("the message that stayed in the composer, in the outbox", pendingTexts+`.at(-1) === 'one too many' && `+
+		outboxKept+` === `+fmt.Sprint(max)+` && document.querySelector('[data-testid=composer]').value === ''`)
+}
+
 // TestAckedMessageSaysSent has the gateway acknowledge a message whose
 // event the view does not get (the conversation, opened again, is still
 // loading, held by the test): from the ack on, the pending message says it

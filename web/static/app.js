@@ -420,7 +420,8 @@ function titleOf(text) {
   return line.length <= TITLE_MAX ? line : `${line.slice(0, TITLE_MAX - 1)}…`;
 }
 
-const OUTBOX_FULL = 'Too many messages are waiting to be sent: this one stays in the box until they are sent or discarded.';
+const OUTBOX_FULL =
+  'Too many messages are waiting to be sent: this one stays in the box until some of them are sent, or discarded where they show:';
 const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
 // destination returns where message text, sent now, goes (as Outbox.add
@@ -471,12 +472,41 @@ async function keep(text) {
   if (entry === null) {
     const input = $('input');
     if (input.value === '') input.value = text;
-    showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
+    showOutboxFull();
     return;
   }
   // Shown unless the user left its view meanwhile.
   if (shownHere().some((e) => e.id === entry.id)) view.pending(entry);
   deliver(entry);
+}
+
+// showOutboxFull says that the outbox is full, and where its messages
+// show, to send or discard: how many here, and links to the other views
+// that show them (their conversations', a new chat's for those of
+// conversations still to create).
+function showOutboxFull() {
+  showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
+  const here = shownHere();
+  const ids = new Set(here.map((e) => e.id));
+  const unmade = new Set(outbox.uncreated().map((e) => e.id));
+  // The other views' links (#/c/<id>, # for a new chat's) → {title, count}.
+  const elsewhere = new Map();
+  for (const e of outbox.entries) {
+    if (ids.has(e.id)) continue;
+    const made = !unmade.has(e.id);
+    const href = made ? `#/c/${encodeURIComponent(e.conversation)}` : '#';
+    const title = made ? sidebar.get(e.conversation)?.title || e.conversation : 'New chat';
+    const place = elsewhere.get(href) ?? { title, count: 0 };
+    place.count++;
+    elsewhere.set(href, place);
+  }
+  const places = here.length > 0 ? [`below (${here.length})`] : [];
+  for (const [href, { title, count }] of elsewhere) {
+    const a = el('a', '', { testid: 'outbox-place', text: `${title} (${count})` });
+    a.href = href;
+    places.push(a);
+  }
+  places.forEach((p, i) => $('notice-text').append(i === 0 ? ' ' : ', ', p));
 }
 
 // sending is the last deliver's issue: each waits for the one before, so
