@@ -56,3 +56,16 @@ func TestFocusAfterDeletingFromTheSidebar(t *testing.T) {
 	tb.waitFor("the list empty", `document.querySelectorAll('[data-testid=conversation]').length === 0`)
 	tb.waitFor("the keyboard on New chat", focused+` === 'new-conversation'`)
 }
+
+// TestFocusAfterActingOnARefusedMessage has the gateway refuse a message
+// (its queue of turns full): Send again, which draws the message anew as
+// sending, and Discard, which removes it, each leave the keyboard in the
+// composer, not on the page's body with the button clicked.
+func TestFocusAfterActingOnARefusedMessage(t *testing.T) {
+	_, _, _, tb := busyChat(t, "Mine")
+	tb.click(`[data-testid=pending-retry]`)
+	tb.waitFor("the keyboard in the composer, the message refused again", focused+` === 'composer' && `+
+		pendings+`.length === 1 && `+pendings+`[0].dataset.state === 'failed'`)
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("the keyboard in the composer, the message gone", focused+` === 'composer' && `+pendings+`.length === 0`)
+}

@@ -109,7 +109,8 @@ func checkStrandedNotice(t *testing.T, tb *tab, why string) {
 // message of the open conversation x (its queue of turns full), and
 // another client delete x: the page leaves x and, rather than drop the
 // message, shows it in the new chat's view, saying why, with a notice.
-// Sent from there, it makes a conversation of its own.
+// Sent from there (Send here, which leaves the keyboard in the composer),
+// it makes a conversation of its own.
 func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
 	_, g, _, tb := busyChat(t, "Mine")
 	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
@@ -118,6 +119,7 @@ func TestUnsentMessageOutlivesItsDeletedConversation(t *testing.T) {
 	checkStrandedNotice(t, tb, "was deleted")
 
 	tb.click(`[data-testid=pending-retry]`)
+	tb.waitFor("the keyboard in the composer", focused+` === 'composer'`)
 	id := tb.conversation()
 	tb.waitUserMessage("Mine")
 	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)

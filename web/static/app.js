@@ -90,6 +90,7 @@ const view = new ConversationView($('messages'), {
       outbox.remove(id);
     },
   },
+  home: $('input'),
 });
 const sidebar = new Sidebar($('conversations'), {
   list: (before, limit) => {

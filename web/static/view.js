@@ -332,14 +332,16 @@ const CATCH_UP = 20;
 // loadNewer() are called when the reader wants the events before the
 // window, or after it when it ends before the last seq; unsent ({retry,
 // discard}, each given a client_msg_id) acts on a message the gateway
-// refused.
+// refused; home (the composer) takes the keyboard from a pending message
+// that no longer has the button it was on.
 //
 // Below the events, the view shows the messages sent but not yet
 // acknowledged (pending(entry)), each until the message event it became
 // is rendered; acknowledged, one says so while that event is not in.
 export class ConversationView {
-  constructor(list, { onRunning, answer, loadOlder, loadNewer, unsent }) {
+  constructor(list, { onRunning, answer, loadOlder, loadNewer, unsent, home }) {
     this.list = list;
+    this.home = home;
     this.onRunning = onRunning;
     this.answer = answer;
     this.unsent = unsent;
@@ -436,22 +438,33 @@ export class ConversationView {
     if (stick) this.list.scrollTop = this.list.scrollHeight;
   }
 
-  // update shows entry's state on its pending element, if shown.
+  // update shows entry's state on its pending element, if shown. The
+  // keyboard, if it was on one of the element's buttons, stays on that
+  // button drawn again, or, when there is none (the message sent again),
+  // goes to home (the composer), not to the page's body.
   update(entry) {
     const p = this.pendings.get(entry.id);
     if (p === undefined) return;
     p.entry = entry;
     const a = p.element;
+    const focus = a.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+    a.dataset.state = entry.error ? 'failed' : 'sending';
+    a.replaceChildren(...this.pendingParts(entry));
+    if (focus !== null) (a.querySelector(`[data-testid=${focus}]`) ?? this.home).focus();
+  }
+
+  // pendingParts returns the elements that show pending message entry:
+  // "Sending…", or the refusal with buttons to send it again or discard
+  // it.
+  pendingParts(entry) {
     const err = entry.error;
-    a.dataset.state = err ? 'failed' : 'sending';
     const meta = el('div', 'meta');
     meta.append('You · ', el('span', 'pending-status', { testid: 'pending-status', text: err ? 'Not sent' : 'Sending…' }));
-    a.replaceChildren(meta, el('div', 'text plain', { testid: 'message-text', text: entry.text }));
-    if (!err) return;
+    const parts = [meta, el('div', 'text plain', { testid: 'message-text', text: entry.text })];
+    if (!err) return parts;
     // One whose conversation is gone is sent to this one.
     const away = stranded(entry, this.conversation);
     const why = away ? 'Not sent: its conversation no longer exists.' : err.code ? `${err.code}: ${err.message}` : err.message;
-    a.append(el('div', 'pending-error', { testid: 'pending-error', text: why }));
     const actions = el('div', 'pending-actions');
     for (const [name, label] of [['retry', away ? 'Send here' : 'Send again'], ['discard', 'Discard']]) {
       const b = el('button', 'button', { testid: `pending-${name}`, text: label });
@@ -459,7 +472,7 @@ export class ConversationView {
       b.addEventListener('click', () => this.unsent[name](entry.id));
       actions.append(b);
     }
-    a.append(actions);
+    return [...parts, el('div', 'pending-error', { testid: 'pending-error', text: why }), actions];
   }
 
   // acked says that pending message id is stored as the message event
@@ -495,11 +508,15 @@ export class ConversationView {
     return this.pendings.has(id);
   }
 
-  // unpend removes pending message id.
+  // unpend removes pending message id. The keyboard, if it was on it
+  // (on Discard), goes to home.
   unpend(id) {
-    this.pendings.get(id)?.element.remove();
+    const a = this.pendings.get(id)?.element;
+    const focused = a?.contains(document.activeElement);
+    a?.remove();
     this.pendings.delete(id);
     this.placeholderIfBlank();
+    if (focused) this.home.focus();
   }
 
   // render renders ev in the live part of the list, and takes the
