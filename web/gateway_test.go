@@ -118,6 +118,9 @@ type gatewayConfig struct {
 	// maxSubscriptions bounds the conversations one connection follows
 	// (default: the gateway's); a subscribe beyond it is refused busy.
 	maxSubscriptions int
+	// maxQueuedTurns bounds the turns waiting behind a running one
+	// (default: the gateway's).
+	maxQueuedTurns int
 }
 
 func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
@@ -133,7 +136,8 @@ func startGateway(t *testing.T, model convo.Model, cfg gatewayConfig) *gateway {
 		authMode = "jwt"
 	}
 	logger := conntest.LoggerAt(t, slog.LevelWarn)
-	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger, Agents: cfg.agents})
+	svc, err := boltlog.OpenService(filepath.Join(t.TempDir(), "db"), boltlog.Options{}, model, convo.Config{DefaultModel: cfg.model, Logger: logger, Agents: cfg.agents,
+		MaxQueuedTurns: cfg.maxQueuedTurns})
 	if err != nil {
 		t.Fatal(err)
 	}

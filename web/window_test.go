@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -182,5 +184,42 @@ func TestBoundedListKeepsRepliesWhole(t *testing.T) {
 	tb.eval(assistants+`.filter(a => a.dataset.state !== 'done' || a.dataset.mismatch === 'true').length`, &bad)
 	if bad != 0 {
 		t.Errorf("%d replies show unfinished or corrected", bad)
+	}
+}
+
+// TestReplyBegunInAnOlderChunkShowsOnce has a reply stream a little, then
+// stay silent while as many messages as a page of history holds are sent
+// (queued behind it): the conversation opens at them, without the reply,
+// which shows once the reader loads the earlier messages, where it began.
+// What the reply streams then goes on in it there, and it ends whole,
+// rather than a second copy of it starting in the newer part of the list.
+func TestReplyBegunInAnOlderChunkShowsOnce(t *testing.T) {
+	const historyPage = 20 // load.js's HISTORY_PAGE
+	model := newStepModel()
+	g := startGateway(t, model, gatewayConfig{maxQueuedTurns: historyPage})
+	g.post(t, "/v1/conversations", `{"conversation":"x","title":"Quiet reply"}`, http.StatusCreated)
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/#/c/x")
+	g.post(t, "/v1/conversations/x/messages", `{"text":"Q"}`, http.StatusAccepted)
+	model.say(t, "begun ")
+	// Shown, it is stored: the messages come after it.
+	tb.waitReply("begun ")
+	for i := range historyPage {
+		g.post(t, "/v1/conversations/x/messages", `{"text":"queued `+strconv.Itoa(i)+`"}`, http.StatusAccepted)
+	}
+	tb.do(chromedp.Reload())
+	tb.waitFor("the queued messages, without the reply", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		users+`.length === `+strconv.Itoa(historyPage)+` && `+assistants+`.length === 0`)
+	tb.click(`[data-testid=load-older]`)
+	tb.waitFor("the reply, above the queued messages", shownTexts+`.slice(0, 3).join('|') === 'Q|begun |queued 0'`)
+
+	model.say(t, "and ended")
+	model.end(t, 1, 1)
+	tb.waitFor("the reply ended", assistants+`.some(a => a.dataset.state === 'done')`)
+	// The next turn, queued 0's, may have begun: its reply is empty.
+	var texts []string
+	tb.eval(shownTexts+`.filter(s => s !== '')`, &texts)
+	if len(texts) != historyPage+2 || texts[1] != "begun and ended" {
+		t.Errorf("the page shows %q, want the reply once, whole, where it began", texts)
 	}
 }

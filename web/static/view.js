@@ -179,6 +179,17 @@ class Renderer {
     }
   }
 
+  // known returns the Turn (which: 'turns') or ToolCard ('cards') the
+  // list shows as key: this renderer's, or another's (a reply begun in a
+  // chunk of older events goes on there, where it shows), or undefined.
+  known(which, key) {
+    for (const r of [this, this.view.live, ...this.view.chunks]) {
+      const v = r[which].get(key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
   apply(ev) {
     const render = RENDERERS[ev.type];
     if (render !== undefined) this[render](ev);
@@ -202,7 +213,7 @@ class Renderer {
   // of them, and shows above them: above the messages sent while it ran,
   // where it showed live.
   turn(ev) {
-    let t = this.turns.get(ev.turn);
+    let t = this.known('turns', ev.turn);
     if (t === undefined) {
       t = new Turn(ev, ev.type === 'turn_start');
       if (t.complete) this.add(t.article, ev);
@@ -241,7 +252,7 @@ class Renderer {
       row.append(el('pre', 'action-json', { testid: `action-${label}`, text }));
       card.append(row);
     }
-    const t = ev.turn ? this.turns.get(ev.turn) : undefined;
+    const t = ev.turn ? this.known('turns', ev.turn) : undefined;
     if (t !== undefined) {
       t.actions.append(card);
     } else {
@@ -261,7 +272,7 @@ class Renderer {
   // card finds the card of ev.call; one whose tool_call came before the
   // view's window is made from the later event.
   card(ev) {
-    let card = this.cards.get(ev.call);
+    let card = this.known('cards', ev.call);
     if (card === undefined) {
       this.toolCall({ ...ev, type: 'tool_call', status: 'running' });
       card = this.cards.get(ev.call);
@@ -707,7 +718,7 @@ export class ConversationView {
     if (until !== this.from) return;
     const chunk = el('div', 'chunk');
     const r = new Renderer(chunk, this);
-    const shown = (ev) => ev.type !== 'message' && ev.turn && [this.live, ...this.chunks].some((c) => c.turns.has(ev.turn));
+    const shown = (ev) => ev.type !== 'message' && ev.turn && this.live.known('turns', ev.turn) !== undefined;
     for (const ev of events) {
       if (ev.seq > from && ev.seq <= this.from && !shown(ev)) r.apply(ev);
     }
