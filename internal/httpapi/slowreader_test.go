@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,17 +21,12 @@ import (
 // for as long as the client likes. What reached the client is cut short.
 func TestSlowReader(t *testing.T) {
 	t.Parallel()
-	closed := make(chan string, 100)
-	s := conntest.Start(t, conntest.Config{
-		API:        httpapi.Options{WriteTimeout: 100 * time.Millisecond},
-		SendBuffer: 16 << 10,
-		ConnState: func(c net.Conn, state http.ConnState) {
-			if state == http.StateClosed {
-				closed <- c.RemoteAddr().String()
-			}
-		},
-	})
-	base := s.URL + "/v1/conversations"
+	// The long conversation is made on a gateway of the default timeouts:
+	// its answers (the actions' events, 60 KiB each) would otherwise have
+	// to reach this test within 100 ms on a busy machine.
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	setup := conntest.Start(t, conntest.Config{Path: path})
+	base := setup.URL + "/v1/conversations"
 	if status, b := conntest.Do(t, "POST", base, `{"conversation":"long"}`); status != http.StatusCreated {
 		t.Fatalf("create: %d %s", status, b)
 	}
@@ -49,6 +45,18 @@ func TestSlowReader(t *testing.T) {
 			t.Fatalf("send %d: %d %s", i, status, b)
 		}
 	}
+	setup.Close(t)
+	closed := make(chan string, 100)
+	s := conntest.Start(t, conntest.Config{
+		Path:       path,
+		API:        httpapi.Options{WriteTimeout: 100 * time.Millisecond},
+		SendBuffer: 16 << 10,
+		ConnState: func(c net.Conn, state http.ConnState) {
+			if state == http.StateClosed {
+				closed <- c.RemoteAddr().String()
+			}
+		},
+	})
 	for _, tt := range []struct{ name, path, header string }{
 		{"events", "/long/events?limit=1000", ""},
 		{"history", "/long/messages?limit=500", ""},
