@@ -124,12 +124,17 @@ func TestRunConnectionLogNamesClient(t *testing.T) {
 	t.Parallel()
 	g := startRun(t, map[string]string{"GATEWAY_DB": filepath.Join(t.TempDir(), "gateway.db")},
 		"-addr", "127.0.0.1:0", "-log-level", "debug", "-trusted-proxies", "127.0.0.0/8")
+	served := g.log.watch(regexp.MustCompile(`msg="connection open" `))
 	opened := g.log.watch(regexp.MustCompile(`msg="connection open" conn=\d+ client=203\.0\.113\.9 `))
 	closed := g.log.watch(regexp.MustCompile(`msg="connection closed" conn=\d+ client=203\.0\.113\.9 `))
 	if a := conntest.Upgrade(t, g.URL, "", http.Header{"X-Forwarded-For": {"203.0.113.9"}}); a.Status != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade answered %d %+v", a.Status, a.Error)
 	}
-	// Stop closes the connection and waits for it to end.
+	// The upgrade's answer comes before the connection is served: a
+	// gateway stopped in between closes it unserved, with no line.
+	<-served
+	// Stop closes the connection and waits for it to end, and for the
+	// whole log to be read.
 	g.Stop(t)
 	for name, ch := range map[string]<-chan struct{}{"open": opened, "closed": closed} {
 		select {
