@@ -60,3 +60,13 @@ var ToolUsesLen = toolUsesLen
 func (s *Service) ToolSteps(ctx context.Context, id, open string, room int) (map[string][]HistoryMessage, error) {
 	return s.toolSteps(ctx, id, open, room)
 }
+
+// Bounds of the histories hubs keep between model calls.
+const (
+	HistoryHubBytes   = historyHubBytes
+	HistoryCacheBytes = historyCacheBytes
+)
+
+// KeptHistoryBytes is what the histories hubs keep count against
+// HistoryCacheBytes.
+func (s *Service) KeptHistoryBytes() int64 { return s.historyBytes.Load() }
