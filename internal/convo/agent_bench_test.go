@@ -112,27 +112,7 @@ func BenchmarkToolStep(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			model := &stepModel{calls: bc.calls}
-			svc, err := boltlog.OpenService(filepath.Join(b.TempDir(), "db"), boltlog.Options{}, model,
-				convo.Config{Agents: benchAgents{run: model.run}, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer svc.Close(context.Background())
-			ctx := context.Background()
-			ends := make(turnEnds, 1)
-			turn := func(conversation string) {
-				if _, err := svc.Send(ctx, "u", &protocol.Send{Conversation: conversation, Text: "go"}, ends); err != nil {
-					b.Fatal(err)
-				}
-				<-ends
-			}
-			newConversation := func(id string) string {
-				info, err := svc.Create(ctx, "u", &protocol.Create{Conversation: id, Agent: "bench"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				return info.ID
-			}
+			_, turn, newConversation := benchService(b, model)
 			long := ""
 			if bc.before > 0 {
 				long = newConversation("long")
@@ -162,5 +142,53 @@ func BenchmarkToolStep(b *testing.B) {
 			b.ReportMetric(float64(gaps[len(gaps)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(gaps[len(gaps)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// benchService opens a Service on a bbolt log in b's temporary directory
+// whose agent "bench" calls model, and returns it with turn, which runs
+// a turn in a conversation and waits for its end, and newConversation,
+// which creates a conversation with the agent (under id, if not empty).
+func benchService(b *testing.B, model *stepModel) (svc *convo.Service, turn func(id string), newConversation func(id string) string) {
+	svc, err := boltlog.OpenService(filepath.Join(b.TempDir(), "db"), boltlog.Options{}, model,
+		convo.Config{Agents: benchAgents{run: model.run}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { svc.Close(context.Background()) })
+	ctx := context.Background()
+	ends := make(turnEnds, 1)
+	turn = func(conversation string) {
+		if _, err := svc.Send(ctx, "u", &protocol.Send{Conversation: conversation, Text: "go"}, ends); err != nil {
+			b.Fatal(err)
+		}
+		<-ends
+	}
+	newConversation = func(id string) string {
+		info, err := svc.Create(ctx, "u", &protocol.Create{Conversation: id, Agent: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return info.ID
+	}
+	return svc, turn, newConversation
+}
+
+// BenchmarkToolHistory measures the read of an agent conversation's tool
+// steps from the bbolt log, as an agent's step that finds no history
+// kept reads it: 100 turns of two steps each, one tool call, one delta
+// a step.
+func BenchmarkToolHistory(b *testing.B) {
+	model := &stepModel{calls: 1}
+	svc, turn, newConversation := benchService(b, model)
+	id := newConversation("")
+	for range 100 {
+		turn(id)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := svc.ToolSteps(context.Background(), id, "", 8<<20); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

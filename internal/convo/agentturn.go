@@ -84,11 +84,13 @@ func (s *Service) usable(ctx context.Context, user, id string, answer bool) (*Me
 // asks for, and calls it again with their results, until the model
 // answers without tools or the agent's MaxSteps model calls were made. It
 // returns the turn_end to store (nil when the conversation is gone) and
-// the text of all the turn's deltas. Each step reads the turn's history
-// (see history) once it holds its model call, and drops it when the call
-// returns: a turn whose tools run or wait for an answer holds none, so
-// that the model calls in progress (Config.MaxModelCalls) bound the
-// histories held, however many turns wait.
+// the text of all the turn's deltas. Each step gets the turn's history
+// (see history) once it holds its model call and, when the call returns,
+// hands it to the hub for the next step (see keepSteps), which keeps it
+// within the budget of the histories all hubs keep, or drops it: a turn
+// whose tools run or wait for an answer holds none itself, so that the
+// model calls in progress (Config.MaxModelCalls) and that budget bound
+// the histories held, however many turns wait.
 func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event, string) {
 	maxSteps := r.ag.MaxSteps
 	if maxSteps <= 0 {
@@ -113,12 +115,13 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		return e, text.String()
 	}
 	var results []ToolResult // the previous step's
+	defer r.dropSteps()
 	for ; ; step++ {
 		// A step stopped while it waits for its model call reads
 		// nothing: stream then ends it with the right stop reason.
 		if r.slot.take(ctx) == nil {
 			var err error
-			if req.History, err = r.history(context.WithoutCancel(ctx), results); err != nil {
+			if req.History, err = r.history(context.WithoutCancel(ctx), step, results); err != nil {
 				r.slot.give() // the step calls no model: the next in line may
 				step--        // nor counts as one
 				if ctx.Err() != nil {
@@ -130,7 +133,6 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 		}
 		results = nil
 		res, stepText, uses := r.s.stream(ctx, r.id, r.turn, req, stored, &room, r.slot)
-		req.History = nil
 		if res == nil {
 			return nil, ""
 		}
@@ -153,6 +155,9 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 			}
 			return end(&protocol.Event{StopReason: protocol.StopMaxSteps})
 		}
+		// The history moves to the hub, within its budget, or goes.
+		r.keepSteps(step+1, req.History, stepText, uses)
+		req.History = nil
 		var stop *protocol.Event
 		if results, stop, stored = r.runCalls(ctx, step, uses); results == nil {
 			return end(stop)
@@ -160,14 +165,20 @@ func (r *agentRun) steps(ctx context.Context, req ModelRequest) (*protocol.Event
 	}
 }
 
-// history reads back from the log the history the model gets at the
-// turn's next step, as a turn's first step reads it: the conversation's
-// messages up to the turn's, the tool steps of the turns before, and the
-// steps the turn has made, each with its results. results are those of
-// the step just ended (nil at the first): they come from the calls, as
-// their last commits need not be done yet. It fails with errNoStep if
-// the log does not hold that step.
-func (r *agentRun) history(ctx context.Context, results []ToolResult) ([]HistoryMessage, error) {
+// history is the history the model gets at the turn's step, step: the
+// one the hub kept for it (see takeSteps), else read back from the log,
+// as a turn's first step reads it: the conversation's messages up to the
+// turn's, the tool steps of the turns before, and the steps the turn has
+// made, each with its results. results are those of the step just ended
+// (nil at the first): they come from the calls, as their last commits
+// need not be done yet. It fails with errNoStep if the log does not hold
+// that step.
+func (r *agentRun) history(ctx context.Context, step int, results []ToolResult) ([]HistoryMessage, error) {
+	if results != nil {
+		if h := r.takeSteps(ctx, step); h != nil {
+			return append(h, HistoryMessage{Role: protocol.RoleUser, ToolResults: results}), nil
+		}
+	}
 	msgs, size, err := r.s.readHistory(ctx, r.h, r.m, r.m.OpenTurn.Seq)
 	if err != nil {
 		return nil, err

@@ -54,3 +54,19 @@ func (s *Service) DropWhenNotRunning(id string, held chan<- struct{}) bool {
 
 // ToolUsesLen is what uses take from a turn's room (see toolUsesLen).
 var ToolUsesLen = toolUsesLen
+
+// ToolSteps is toolSteps: the tool steps of conversation id's turns but
+// open's, read from the log within room bytes.
+func (s *Service) ToolSteps(ctx context.Context, id, open string, room int) (map[string][]HistoryMessage, error) {
+	return s.toolSteps(ctx, id, open, room)
+}
+
+// Bounds of the histories hubs keep between model calls.
+const (
+	HistoryHubBytes   = historyHubBytes
+	HistoryCacheBytes = historyCacheBytes
+)
+
+// KeptHistoryBytes is what the histories hubs keep count against
+// HistoryCacheBytes.
+func (s *Service) KeptHistoryBytes() int64 { return s.historyBytes.Load() }

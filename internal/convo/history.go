@@ -80,12 +80,63 @@ func (s *Service) messagesBefore(ctx context.Context, h *hub, m *Meta, before ui
 	return msgs, err
 }
 
+// keptHistory is the history a hub keeps of its conversation between
+// two model calls: a plain conversation's messages as its last turn left
+// them (msgs, see keepHistory), or the history of an agent turn's next
+// step (steps, see keepSteps). Both count against one budget.
+type keptHistory struct {
+	of   time.Time // the conversation's CreatedAt
+	size int64     // what it counts against historyHubBytes and historyCacheBytes
+
+	// msgs is a plain conversation's messages through seq at.
+	msgs []protocol.Message
+	at   uint64
+
+	// steps is what step number step of agent turn turn sends the
+	// model, but for the results of the step before it.
+	steps []HistoryMessage
+	turn  string
+	step  int
+}
+
+// keep makes k what h keeps, in place of what it kept: within
+// historyHubBytes and, with what all hubs keep, historyCacheBytes; past
+// either, or once h is dropped (a delete), it keeps nothing.
+func (s *Service) keep(h *hub, k keptHistory) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.forgetHistory(h)
+	// dropHub, which forgets what h keeps, sets h.dropped under h.mu.
+	if h.dropped || k.size > historyHubBytes {
+		return
+	}
+	if s.historyBytes.Add(k.size) > historyCacheBytes {
+		s.historyBytes.Add(-k.size)
+		return
+	}
+	h.kept = k
+}
+
+// take returns, and forgets, what h keeps.
+func (s *Service) take(h *hub) keptHistory {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := h.kept
+	s.forgetHistory(h)
+	return k
+}
+
+// forgetHistory drops what h keeps. Call with h.mu held.
+func (s *Service) forgetHistory(h *hub) {
+	s.historyBytes.Add(-h.kept.size)
+	h.kept = keptHistory{}
+}
+
 // keepHistory keeps on h the conversation's messages through the turn_end
 // end stored: msgs (all those before the turn's end that its model saw)
 // and the reply, if nothing else came meanwhile (no message is pending,
 // and the turn_end is the log's end), so that the next turn need not
-// read them back. Within historyCacheBytes for all hubs. end nil (no
-// turn_end stored) keeps nothing.
+// read them back. end nil (no turn_end stored) keeps nothing.
 func (s *Service) keepHistory(h *hub, msgs []protocol.Message, end *Appended) {
 	if end == nil || len(end.Events) != 1 {
 		return
@@ -99,39 +150,16 @@ func (s *Service) keepHistory(h *hub, msgs []protocol.Message, end *Appended) {
 	for _, msg := range msgs {
 		size += int64(len(msg.Text)+len(msg.Turn)) + 64
 	}
-	// Under s.mu, so that a hub dropped meanwhile (a delete) keeps
-	// nothing: dropHub forgets what it keeps.
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.hubs[h.id] != h {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s.forgetHistory(h)
-	if size > historyHubBytes || s.historyBytes.Add(size) > historyCacheBytes {
-		s.historyBytes.Add(-size)
-		return
-	}
-	h.history, h.historyAt, h.historyOf, h.historySize = msgs, ev.Seq, m.CreatedAt, size
+	s.keep(h, keptHistory{of: m.CreatedAt, size: size, msgs: msgs, at: ev.Seq})
 }
 
-// takeHistory returns, and forgets, the history h keeps of conversation
-// m (none for another conversation created under its id), and the seq it
-// runs through.
+// takeHistory returns, and forgets, the messages h keeps of conversation
+// m (none for another conversation created under its id), and the seq
+// they run through.
 func (s *Service) takeHistory(h *hub, m *Meta) ([]protocol.Message, uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	msgs, at := h.history, h.historyAt
-	if !h.historyOf.Equal(m.CreatedAt) || at > m.LastSeq {
-		msgs = nil
+	k := s.take(h)
+	if !k.of.Equal(m.CreatedAt) || k.at > m.LastSeq {
+		return nil, k.at
 	}
-	s.forgetHistory(h)
-	return msgs, at
-}
-
-// forgetHistory drops the history h keeps. Call with h.mu held.
-func (s *Service) forgetHistory(h *hub) {
-	s.historyBytes.Add(-h.historySize)
-	h.history, h.historyAt, h.historyOf, h.historySize = nil, 0, time.Time{}, 0
+	return k.msgs, k.at
 }

@@ -68,14 +68,10 @@ type hub struct {
 	started chan struct{}
 	// dropped is set when the Service forgets the hub.
 	dropped bool
-	// history is the conversation's messages through seq historyAt, as
-	// the last turn left them (what a model's history needs of them), so
-	// that the next one need not read them back; nil: none kept. See
-	// Service.keepHistory.
-	history     []protocol.Message
-	historyAt   uint64
-	historyOf   time.Time // the conversation's CreatedAt
-	historySize int64
+	// kept is what h keeps of its conversation's history between model
+	// calls, so that the next need not read it back from the Log (see
+	// Service.keep); its zero value: nothing.
+	kept keptHistory
 }
 
 // idle reports whether nothing uses h. Call with h.mu held.

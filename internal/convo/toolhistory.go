@@ -2,8 +2,12 @@ package convo
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/chatgateway/gateway/internal/jsonobj"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -26,8 +30,8 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 		call string
 	}
 	type turnSteps struct {
-		texts   []string    // by step - 1
-		uses    [][]ToolUse // by step - 1
+		texts   []*strings.Builder // by step - 1
+		uses    [][]ToolUse        // by step - 1
 		results map[stepCall]ToolResult
 		step    map[string]int // by call id: the step of its latest tool_call
 	}
@@ -35,52 +39,60 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 	get := func(turn string) *turnSteps {
 		t := turns[turn]
 		if t == nil {
-			t = &turnSteps{texts: []string{""}, uses: [][]ToolUse{nil}, results: map[stepCall]ToolResult{}, step: map[string]int{}}
-			turns[turn] = t
+			t = &turnSteps{texts: []*strings.Builder{{}}, uses: [][]ToolUse{nil}, results: map[stepCall]ToolResult{}, step: map[string]int{}}
+			turns[strings.Clone(turn)] = t
 		}
 		return t
+	}
+	fail := func(err error) (map[string][]HistoryMessage, error) {
+		return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
 	}
 	var after uint64
 	for {
 		frames, err := s.log.Events(ctx, id, after, 0, replayPage)
 		if err != nil {
-			return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
+			return fail(err)
 		}
 		if len(frames) == 0 {
 			break
 		}
+		var ev stepEvent
 		for _, f := range frames {
-			ev, err := decodeEvent(f)
-			if err != nil {
-				return nil, fmt.Errorf("convo: read the tool steps of %s: %w", id, err)
+			if ev, err = decodeStepEvent(f); err != nil {
+				return fail(err)
 			}
-			after = ev.Seq
-			if ev.Turn != open {
-				if room -= len(ev.Text) + len(ev.Input) + len(ev.Output); room < 0 {
+			if ev.turn != open {
+				if room -= len(ev.text) + len(ev.input) + len(ev.output); room < 0 {
 					return nil, ErrHistoryTooLong
 				}
 			}
-			switch ev.Type {
+			switch ev.typ {
 			case protocol.EventDelta:
-				t := get(ev.Turn)
-				t.texts[len(t.texts)-1] += ev.Text
+				t := get(ev.turn)
+				t.texts[len(t.texts)-1].WriteString(ev.text)
 			case protocol.EventToolCall:
-				t := get(ev.Turn)
-				for len(t.uses) < ev.Step+1 {
-					t.texts = append(t.texts, "")
+				t := get(ev.turn)
+				for len(t.uses) < ev.step+1 {
+					t.texts = append(t.texts, &strings.Builder{})
 					t.uses = append(t.uses, nil)
 				}
-				t.uses[ev.Step-1] = append(t.uses[ev.Step-1], ToolUse{ID: ev.Call, Name: ev.Name, Input: ev.Input})
-				t.step[ev.Call] = ev.Step
+				call := strings.Clone(ev.call)
+				t.uses[ev.step-1] = append(t.uses[ev.step-1], ToolUse{ID: call, Name: strings.Clone(ev.name), Input: rawJSON(ev.input)})
+				t.step[call] = ev.step
 			case protocol.EventToolResult:
-				res := ToolResult{ID: ev.Call, Output: ev.Output}
-				if ev.Status != protocol.ResultOK {
-					res = ToolResult{ID: ev.Call, Error: errorText(outcomeOf(ev))}
+				res := ToolResult{ID: strings.Clone(ev.call), Output: rawJSON(ev.output)}
+				if ev.status != protocol.ResultOK {
+					res = ToolResult{ID: res.ID, Error: errorText(ToolOutcome{Status: ev.status, Error: strings.Clone(ev.toolError)})}
 				}
 				// A call's result comes before the next step's calls.
-				t := get(ev.Turn)
-				t.results[stepCall{t.step[ev.Call], ev.Call}] = res
+				t := get(ev.turn)
+				t.results[stepCall{t.step[ev.call], ev.call}] = res
 			}
+		}
+		// Frames hold their own seq: the last one's is where the next
+		// page starts.
+		if err := json.Unmarshal([]byte(ev.seq), &after); err != nil {
+			return fail(fmt.Errorf("corrupt event: seq: %w", err))
 		}
 	}
 	out := map[string][]HistoryMessage{}
@@ -90,7 +102,7 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 		}
 		var msgs []HistoryMessage
 		for i, uses := range t.uses {
-			msgs = append(msgs, HistoryMessage{Role: protocol.RoleAssistant, Text: t.texts[i], ToolUses: uses})
+			msgs = append(msgs, HistoryMessage{Role: protocol.RoleAssistant, Text: t.texts[i].String(), ToolUses: uses})
 			if len(uses) == 0 {
 				continue
 			}
@@ -107,4 +119,78 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 		out[turn] = msgs
 	}
 	return out, nil
+}
+
+// stepEvent is what toolSteps reads of a stored event: the fields that
+// make up a turn's steps, and those that count toward the history's
+// bytes. input and output are raw JSON, seq is its raw number. The
+// strings are parts of one copy of the frame: clone those kept.
+type stepEvent struct {
+	typ, turn, text, name, call, status, toolError string
+	input, output, seq                             string
+	step                                           int
+}
+
+// decodeStepEvent reads a stored event's frame as decodeEvent would, but
+// only the fields of a stepEvent, with no copy of the text that needs no
+// unescaping: the events of a long conversation, most of them deltas,
+// cost a walk over each frame. Its fields are those of decodeEvent for
+// the frames Logs store (encoded by protocol.Event's MarshalJSON, whose
+// names are exact); a frame that is not an object, or one of whose
+// fields is not of its type, fails it.
+func decodeStepEvent(frame []byte) (stepEvent, error) {
+	var ev stepEvent
+	if len(frame) < 2 || frame[0] != '{' || frame[len(frame)-1] != '}' {
+		return ev, errors.New("corrupt event: not a JSON object")
+	}
+	var err error
+	str := func(field, raw string) string {
+		s, serr := jsonobj.String(raw)
+		if serr != nil && err == nil {
+			err = fmt.Errorf("corrupt event: %s: %w", field, serr)
+		}
+		return s
+	}
+	jsonobj.Each(frame, func(name, value string) {
+		switch name {
+		case "type":
+			ev.typ = str(name, value)
+		case "seq":
+			ev.seq = value
+		case "turn":
+			ev.turn = str(name, value)
+		case "text":
+			ev.text = str(name, value)
+		case "name":
+			ev.name = str(name, value)
+		case "call":
+			ev.call = str(name, value)
+		case "status":
+			ev.status = str(name, value)
+		case "input":
+			ev.input = value
+		case "output":
+			ev.output = value
+		case "step":
+			if serr := json.Unmarshal([]byte(value), &ev.step); serr != nil && err == nil {
+				err = fmt.Errorf("corrupt event: step: %w", serr)
+			}
+		case "error":
+			// A tool_result's error is a string; a turn_end's, an
+			// object, which toolSteps needs not.
+			if strings.HasPrefix(value, `"`) {
+				ev.toolError = str(name, value)
+			}
+		}
+	})
+	return ev, err
+}
+
+// rawJSON is a stepEvent's raw value as decodeEvent's json.RawMessage:
+// nil when the event has none.
+func rawJSON(value string) json.RawMessage {
+	if value == "" {
+		return nil
+	}
+	return json.RawMessage(value)
 }

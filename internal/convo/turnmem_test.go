@@ -18,57 +18,79 @@ import (
 )
 
 // TestWaitingAgentTurnsHoldNoHistory starts an agent's turn in each of
-// several conversations, each with a long message, whose call waits for
-// the user's approval. While they all wait, the history their model got
-// is garbage: a waiting turn holds none of it, however many wait and
-// however long their conversations are (the model calls in progress
-// bound the histories held). Once approved, each turn's next step gets
-// its history back from the log, whole.
+// several conversations, whose call waits for the user's approval. While
+// they wait, a history the hubs do not keep is garbage: a waiting turn
+// holds none itself, however many wait and however long their
+// conversations are. The hubs keep one a conversation (none over
+// HistoryHubBytes) within HistoryCacheBytes for all: past those, the
+// histories are not held. Once approved, each turn's next step gets its
+// history back whole, kept or read from the log, and nothing stays kept.
 func TestWaitingAgentTurnsHoldNoHistory(t *testing.T) {
-	const turns = 4
-	model := &askModel{texts: map[string]weak.Pointer[byte]{}}
-	s := openConfigured(t, t.TempDir()+"/gateway.db", model, func(l convo.Log) convo.Log { return l },
-		convo.Config{Agents: askAgents{}})
-	sub := &callEvents{ch: make(chan *protocol.Event, 2*turns)}
-	var ids []string
-	for i := range turns {
-		c, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "ask"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, c.ID)
-		send(t, s, c.ID, fmt.Sprintf("%d:%s", i, strings.Repeat("x", 60<<10)), sub)
-	}
-	for range turns {
-		if ev := sub.next(t); ev.Type != protocol.EventToolCall || ev.Status != protocol.CallAwaitingApproval {
-			t.Fatalf("got a %s event (status %q), want a tool_call awaiting approval", ev.Type, ev.Status)
-		}
-	}
-	// Every turn stored its tool_call: each now waits for its approval.
-	runtime.GC()
-	model.mu.Lock()
-	for text, p := range model.texts {
-		if p.Value() != nil {
-			t.Errorf("a turn waiting for approval still holds its history (message %.8s…)", text)
-		}
-	}
-	model.mu.Unlock()
-	for _, id := range ids {
-		if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: id, Call: "c1", Approved: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range turns {
-		if ev := sub.next(t); ev.Type != protocol.EventTurnEnd || ev.StopReason != protocol.StopEndTurn {
-			t.Fatalf("got a %s event (stop reason %q), want the turn's end", ev.Type, ev.StopReason)
-		}
+	for _, tc := range []struct {
+		name        string
+		turns, size int // of the one message of each conversation
+		// kept is how many histories the hubs keep, at most (and at
+		// least one, when not 0).
+		kept int
+	}{
+		{"over a hub's bound", 4, convo.HistoryHubBytes, 0},
+		{"over the bound of all", convo.HistoryCacheBytes/convo.HistoryHubBytes + 2, convo.HistoryHubBytes - 4<<10,
+			convo.HistoryCacheBytes / (convo.HistoryHubBytes - 4<<10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			model := &askModel{size: tc.size, texts: map[string]weak.Pointer[byte]{}}
+			s := openConfigured(t, t.TempDir()+"/gateway.db", model, func(l convo.Log) convo.Log { return l },
+				convo.Config{Agents: askAgents{}, MaxTextBytes: tc.size})
+			sub := &callEvents{ch: make(chan *protocol.Event, 2*tc.turns)}
+			var ids []string
+			for i := range tc.turns {
+				c, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "ask"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, c.ID)
+				send(t, s, c.ID, fmt.Sprintf("%03d:%s", i, strings.Repeat("x", tc.size-4)), sub)
+			}
+			for range tc.turns {
+				if ev := sub.next(t); ev.Type != protocol.EventToolCall || ev.Status != protocol.CallAwaitingApproval {
+					t.Fatalf("got a %s event (status %q), want a tool_call awaiting approval", ev.Type, ev.Status)
+				}
+			}
+			// Every turn stored its tool_call: each now waits for its approval.
+			runtime.GC()
+			held := 0
+			model.mu.Lock()
+			for _, p := range model.texts {
+				if p.Value() != nil {
+					held++
+				}
+			}
+			model.mu.Unlock()
+			if kept := s.KeptHistoryBytes(); held > tc.kept || tc.kept > 0 && held == 0 || kept > convo.HistoryCacheBytes {
+				t.Errorf("%d histories held while their turns wait, %d bytes kept; want up to %d, and at least one if any, within %d bytes",
+					held, kept, tc.kept, convo.HistoryCacheBytes)
+			}
+			for _, id := range ids {
+				if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: id, Call: "c1", Approved: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range tc.turns {
+				if ev := sub.next(t); ev.Type != protocol.EventTurnEnd || ev.StopReason != protocol.StopEndTurn {
+					t.Fatalf("got a %s event (stop reason %q), want the turn's end", ev.Type, ev.StopReason)
+				}
+			}
+			noHistoryKept(t, s.Service)
+		})
 	}
 }
 
 // askModel asks for the tool "t" at the first step of a turn, noting a
 // weak pointer to its first message's text, and at the next step ends
-// the turn "ok" if its history is the whole conversation so far.
+// the turn "ok" if its history is the whole conversation so far: a
+// message of size bytes, "Asking." with its tool use, and its result.
 type askModel struct {
+	size  int
 	mu    sync.Mutex
 	texts map[string]weak.Pointer[byte] // by the text's start
 }
@@ -82,7 +104,7 @@ func (m *askModel) Stream(_ context.Context, req convo.ModelRequest, emit func(c
 		emit(convo.Chunk{Kind: convo.ChunkText, Text: "Asking."})
 		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "c1", Name: "t", Input: json.RawMessage(`{}`)}}}, nil
 	}
-	if len(h) != 3 || len(h[0].Text) != 2+60<<10 || h[1].Text != "Asking." || len(h[1].ToolUses) != 1 ||
+	if len(h) != 3 || len(h[0].Text) != m.size || h[1].Text != "Asking." || len(h[1].ToolUses) != 1 ||
 		len(h[2].ToolResults) != 1 || string(h[2].ToolResults[0].Output) != `{"ok":true}` {
 		return convo.Result{}, fmt.Errorf("unexpected history at the second step: %d messages", len(h))
 	}

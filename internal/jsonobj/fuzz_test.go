@@ -44,3 +44,19 @@ func FuzzFields(f *testing.F) {
 		}
 	})
 }
+
+// FuzzString checks String against encoding/json: the same string for
+// any JSON string, an error where encoding/json fails.
+func FuzzString(f *testing.F) {
+	for _, seed := range []string{`""`, `"plain text"`, `"a\"b\\c\n\u00e9\ud83d\ude00"`, `"\ud800"`, "\"\xff\"", "\"tab\there\"", `"<&>"`, `"`, `"a"b"`, `a`, `null`, `1`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var want string
+		wantErr := json.Unmarshal([]byte(raw), &want)
+		got, err := String(raw)
+		if (err != nil) != (wantErr != nil) || err == nil && got != want {
+			t.Fatalf("String(%q) = %q, %v; encoding/json: %q, %v", raw, got, err, want, wantErr)
+		}
+	})
+}

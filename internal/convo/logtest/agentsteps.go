@@ -18,7 +18,9 @@ import (
 // step the conversation so far (the earlier turn's steps, in order) and
 // the turn's own steps, each step's text and tool uses followed by their
 // results in the order of the uses (an error result included), with the
-// tool-use ids of the first turn used again in the second.
+// tool-use ids of the first turn used again in the second. Tool inputs
+// and outputs with spaces and HTML characters are sent as the log gives
+// them back, but for the results of the step just ended.
 func testAgentStepHistory(t *testing.T, storage Storage) {
 	model := &scripted{}
 	svc, c := serve(t, storage, model, &stepTools{})
@@ -31,15 +33,22 @@ func testAgentStepHistory(t *testing.T, storage Storage) {
 			t.Fatalf("turn %q ended %s with %q", text, end.StopReason, end.Message.Text)
 		}
 	}
+	// Tool inputs and outputs as the log gives them back: compact, with
+	// HTML characters escaped.
 	turn1 := []string{
-		`assistant "Looking up. " uses [u1 t {"q":"a"}] [u2 t {"q":"b"}]`,
-		`user results [u1 {"r":"a"}] [u2 {"r":"b"}]`,
+		`assistant "Looking up. " uses [u1 t {"q":"\u003ca\u003e"}] [u2 t {"q":"b"}]`,
+		`user results [u1 {"r":"\u003ca\u003e"}] [u2 {"r":"b"}]`,
 		`assistant "Again." uses [u3 t {"q":"fail"}]`,
 		`user results [u3 error "no such thing"]`,
 	}
 	first := append([]string{`user "First."`}, turn1...)
 	second := append(append(append([]string{}, first...), `assistant "Done."`, `user "Second."`), turn1...)
-	want := [][]string{first[:1], first[:3], first, second[:len(first)+2], second[:len(first)+4], second}
+	// The results of the step just ended come from the calls, as the
+	// tool gave them.
+	fresh := func(lines []string) []string {
+		return append(lines[:len(lines)-1:len(lines)-1], `user results [u1 {"r": "<a>"}] [u2 {"r": "b"}]`)
+	}
+	want := [][]string{first[:1], fresh(first[:3]), first, second[:len(first)+2], fresh(second[:len(first)+4]), second}
 	model.mu.Lock()
 	defer model.mu.Unlock()
 	if len(model.seen) != len(want) {
@@ -76,13 +85,13 @@ func (m *scripted) Stream(_ context.Context, req convo.ModelRequest, emit func(c
 	m.seen = append(m.seen, lines)
 	m.mu.Unlock()
 	use := func(id, q string) convo.ToolUse {
-		return convo.ToolUse{ID: id, Name: "t", Input: json.RawMessage(`{"q":"` + q + `"}`)}
+		return convo.ToolUse{ID: id, Name: "t", Input: json.RawMessage(`{ "q": "` + q + `" }`)}
 	}
 	switch step {
 	case 1:
 		emit(convo.Chunk{Kind: convo.ChunkText, Text: "Looking "})
 		emit(convo.Chunk{Kind: convo.ChunkText, Text: "up. "})
-		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{use("u1", "a"), use("u2", "b")}}, nil
+		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{use("u1", "<a>"), use("u2", "b")}}, nil
 	case 2:
 		emit(convo.Chunk{Kind: convo.ChunkText, Text: "Again."})
 		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{use("u3", "fail")}}, nil
@@ -118,7 +127,7 @@ func historyLine(h convo.HistoryMessage) string {
 }
 
 // stepTools offers the agent "a", whose tool "t" answers {"q":X} with
-// {"r":X}, and fails for X "fail".
+// {"r": X}, and fails for X "fail".
 type stepTools struct{}
 
 func (stepTools) Agent(name, _, _ string) (*convo.Agent, bool) {
@@ -127,7 +136,7 @@ func (stepTools) Agent(name, _, _ string) (*convo.Agent, bool) {
 		if err := json.Unmarshal(call.Input, &in); err != nil || in.Q == "fail" {
 			return convo.ToolOutcome{Status: protocol.ResultError, Error: "no such thing"}
 		}
-		return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{"r":"` + in.Q + `"}`)}
+		return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{"r": "` + in.Q + `"}`)}
 	}
 	return &convo.Agent{Name: name, Model: "m", MaxSteps: 4, Run: run,
 		Tools: []convo.AgentTool{{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Timeout: time.Minute}}}, name == "a"
