@@ -60,6 +60,8 @@ func (r *Record) Last() uint64 { return r.Seq + uint64(len(r.Frames)) - 1 }
 // replicas, fsynced where the server is set to), with its position. It
 // fails with ErrFenced if another record was stored after prev meanwhile:
 // the caller must read what it missed before it tries again; with
+// ErrInFlight, rec not stored, if another append to the conversation
+// (maybe an earlier try of rec) was still being stored; with
 // ErrDuplicate, and the position of the record stored first, if another
 // record with rec.Dedupe was stored within the window. When an
 // append fails otherwise (a timeout, a lost connection), the record may
@@ -88,6 +90,11 @@ func (l *Log) Append(ctx context.Context, id string, rec *Record, prev uint64) (
 	defer cancel()
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prev, 10))
 	ack, err := l.pub.publish(ctx, msg)
+	if inFlight(err) {
+		// An earlier try of this record may be the one in flight: then
+		// the next try finds it stored, and returns its position.
+		return 0, fmt.Errorf("%w: conversation %s, seq %d after position %d", ErrInFlight, id, rec.Seq, prev)
+	}
 	if wrongLast(err) {
 		// An earlier try of this record may have been stored without its
 		// answer reaching us: then it is the record right after prev. A

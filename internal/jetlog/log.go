@@ -47,6 +47,11 @@ var (
 	// ErrFenced means the conversation's log moved past the position an
 	// append expected: another writer appended first.
 	ErrFenced = errors.New("jetlog: another writer appended first")
+	// ErrInFlight means the append was refused, not stored, because
+	// another append to the conversation was still being stored (its
+	// earlier try, or another writer's): whether the log moved past the
+	// position it expected is not known yet. Trying again tells.
+	ErrInFlight = errors.New("jetlog: another append to the conversation is in flight")
 	// ErrDuplicate means a record with the same Record.Dedupe was stored
 	// first.
 	ErrDuplicate = errors.New("jetlog: stored already under its dedupe id")
@@ -313,13 +318,26 @@ func (l *Log) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, l.opts.Timeout)
 }
 
-// wrongLast reports whether err is JetStream's "wrong last sequence":
-// 10071, or 10164 from a replicated stream.
+// wrongLast reports whether err is JetStream's "wrong last sequence"
+// (10071): the subject's last message is not the one expected.
 func wrongLast(err error) bool {
+	return apiErrorCode(err) == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// inFlight reports whether err is JetStream's "wrong last sequence"
+// without a sequence (10164), which a replicated stream's leader answers
+// while another message on the subject is proposed and not yet applied
+// (nats-server's jetstream_batching.go): it cannot check the expected
+// last sequence yet, and stores nothing.
+func inFlight(err error) bool {
+	return apiErrorCode(err) == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// apiErrorCode returns the JetStream error code of err, or 0.
+func apiErrorCode(err error) jetstream.ErrorCode {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
-		return false
+		return 0
 	}
-	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	return apiErr.ErrorCode
 }

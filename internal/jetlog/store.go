@@ -441,8 +441,12 @@ func (s *Store) append(ctx context.Context, c *conv, a *convo.Append) (*convo.Ap
 			}
 			return dup, err
 		}
-		if errors.Is(err, ErrFenced) && race < maxRaces {
-			s.metrics.FencedAppends.Inc()
+		// In flight: the end read again is the other append's, once it
+		// is stored.
+		if (errors.Is(err, ErrFenced) || errors.Is(err, ErrInFlight)) && race < maxRaces {
+			if errors.Is(err, ErrFenced) {
+				s.metrics.FencedAppends.Inc()
+			}
 			if end, err = s.end(ctx, id); err != nil {
 				return nil, err
 			}
