@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
+	"github.com/chatgateway/gateway/internal/jsonobj"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -115,22 +115,14 @@ func (f *frame) set(key, v []byte) error {
 // is not a string.
 var errNotString = errors.New("loadtest: not a string")
 
-// unquote returns the JSON string v. Plain ASCII strings without
-// escapes, such as every stamp, are copied without encoding/json (which
-// also replaces invalid UTF-8).
+// unquote returns the JSON string v, as jsonobj.String decodes it
+// (without encoding/json for the strings that need no unescaping, such
+// as every stamp).
 func unquote(v []byte) (string, error) {
 	if v[0] != '"' {
 		return "", errNotString
 	}
-	inner := v[1 : len(v)-1]
-	for _, b := range inner {
-		if b == '\\' || b < ' ' || b >= utf8.RuneSelf {
-			var s string
-			err := json.Unmarshal(v, &s)
-			return s, err
-		}
-	}
-	return string(inner), nil
+	return jsonobj.String(string(v))
 }
 
 // frameScanner walks a JSON text from data[i].
