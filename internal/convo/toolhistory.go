@@ -86,7 +86,7 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 				}
 				// A call's result comes before the next step's calls.
 				t := get(ev.turn)
-				t.results[stepCall{t.step[ev.call], ev.call}] = res
+				t.results[stepCall{t.step[ev.call], res.ID}] = res
 			}
 		}
 		// Frames hold their own seq: the last one's is where the next
