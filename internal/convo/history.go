@@ -8,10 +8,13 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// Bounds of the histories hubs keep between turns (see keepHistory).
+// Bounds of the histories hubs keep between turns (see keepHistory) and
+// between an agent turn's steps (see keepSteps), and what each message,
+// tool use or result of one counts beyond its strings.
 const (
 	historyCacheBytes = 32 << 20
 	historyHubBytes   = 1 << 20
+	keptItemBytes     = 64
 )
 
 // recentMessages is how many of the newest messages readHistory reads to
@@ -148,7 +151,7 @@ func (s *Service) keepHistory(h *hub, msgs []protocol.Message, end *Appended) {
 	msgs = append(msgs, protocol.Message{Role: protocol.RoleAssistant, Text: ev.Message.Text, Turn: ev.Turn, Seq: ev.Seq})
 	var size int64
 	for _, msg := range msgs {
-		size += int64(len(msg.Text)+len(msg.Turn)) + 64
+		size += int64(len(msg.Text)+len(msg.Turn)) + keptItemBytes
 	}
 	s.keep(h, keptHistory{of: m.CreatedAt, size: size, msgs: msgs, at: ev.Seq})
 }

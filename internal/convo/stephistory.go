@@ -56,17 +56,16 @@ func (r *agentRun) dropSteps() {
 }
 
 // stepsSize is what history counts against the budget of kept histories:
-// its texts, tool inputs and results, and an overhead for each.
+// its texts, tool inputs and results, and keptItemBytes for each.
 func stepsSize(history []HistoryMessage) int64 {
-	const overhead = 64
 	var n int
 	for _, m := range history {
-		n += len(m.Text) + overhead
+		n += len(m.Text) + keptItemBytes
 		for _, u := range m.ToolUses {
-			n += len(u.ID) + len(u.Name) + len(u.Input) + overhead
+			n += len(u.ID) + len(u.Name) + len(u.Input) + keptItemBytes
 		}
 		for _, r := range m.ToolResults {
-			n += len(r.ID) + len(r.Output) + len(r.Error) + overhead
+			n += len(r.ID) + len(r.Output) + len(r.Error) + keptItemBytes
 		}
 	}
 	return int64(n)
