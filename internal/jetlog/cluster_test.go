@@ -29,24 +29,8 @@ func TestReplicatedLogSurvivesAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Stop()
-	var prev, seq uint64
-	appendOne := func(l *jetlog.Log) {
-		t.Helper()
-		r := rec(seq+1, `{}`)
-		for {
-			// Elections after a server stops make appends fail for a
-			// moment; a writer tries the same record again, as the
-			// service does, and it is stored once.
-			pos, err := l.Append(ctx, "c", r, prev)
-			if err == nil {
-				prev, seq = pos, seq+1
-				return
-			}
-			if errors.Is(err, jetlog.ErrFenced) {
-				t.Fatalf("append %d: %v", seq+1, err)
-			}
-		}
-	}
+	var w writer
+	appendOne := func(l *jetlog.Log) { w.next(t, l) }
 	for range 5 {
 		appendOne(a)
 	}
@@ -224,23 +208,8 @@ func TestFollowResumesAfterItsServerStops(t *testing.T) {
 	b := connect(t, c.Servers[0].URL(), opts)
 	pulls := watch(t, c.Servers[0], "$JS.API.CONSUMER.MSG.NEXT."+jetlog.DefaultStream+".>")
 	ctx := context.Background()
-	var prev, seq uint64
-	appendOne := func() {
-		t.Helper()
-		r := rec(seq+1, `{}`)
-		for {
-			// Appends fail for a moment after a server stops: tried
-			// again, the record is stored once.
-			pos, err := a.Append(ctx, "c", r, prev)
-			if err == nil {
-				prev, seq = pos, seq+1
-				return
-			}
-			if errors.Is(err, jetlog.ErrFenced) {
-				t.Fatalf("append %d: %v", seq+1, err)
-			}
-		}
-	}
+	var w writer
+	appendOne := func() { w.next(t, a) }
 	got := make(chan *jetlog.Record, 100)
 	var f *jetlog.Follower
 	for {
@@ -295,6 +264,28 @@ func TestFollowResumesAfterItsServerStops(t *testing.T) {
 		}
 		if pull.Heartbeat != jetlog.FollowHeartbeat {
 			t.Fatalf("a follow's pull asks for a heartbeat each %v, want %v", pull.Heartbeat, jetlog.FollowHeartbeat)
+		}
+	}
+}
+
+// writer is conversation c's only writer: it appends seq 1, 2, … one
+// after the other.
+type writer struct{ prev, seq uint64 }
+
+// next appends w's next record to l. Elections after a server stops
+// make appends fail for a moment; it tries the same record again, as the
+// service does, and it is stored once. A single writer is never fenced.
+func (w *writer) next(t *testing.T, l *jetlog.Log) {
+	t.Helper()
+	r := rec(w.seq+1, `{}`)
+	for {
+		pos, err := l.Append(context.Background(), "c", r, w.prev)
+		if err == nil {
+			w.prev, w.seq = pos, w.seq+1
+			return
+		}
+		if errors.Is(err, jetlog.ErrFenced) {
+			t.Fatalf("append %d: %v", w.seq+1, err)
 		}
 	}
 }
