@@ -53,7 +53,7 @@ func (a agents) Agent(name, user, conversation string) (*convo.Agent, bool) {
 		case errors.Is(err, agent.ErrTimeout):
 			out.Error = "the tool took longer than its timeout"
 		case err != nil:
-			out.Error = "the call was cancelled"
+			out.Error = convo.CancelledCallError
 		}
 		return out
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -267,8 +268,9 @@ func TestAgents(t *testing.T) {
 		if got := <-r.tools.cancelled; got != call {
 			t.Errorf("the tool's request %s was not cancelled (%s was)", call, got)
 		}
+		// The tool's run ended as a call cancelled while it waits does.
 		res := ofType(frames, protocol.EventToolResult)
-		if len(res) != 1 || res[0].Call != call || res[0].Status != protocol.ResultCancelled {
+		if len(res) != 1 || res[0].Call != call || res[0].Status != protocol.ResultCancelled || res[0].ToolError != convo.CancelledCallError {
 			t.Errorf("tool_result %+v", res)
 		}
 		if end := frames[len(frames)-1]; end.StopReason != protocol.StopCancelled || end.Steps != 1 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chatgateway/gateway/internal/conn/conntest"
+	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -30,7 +31,7 @@ func TestRunMaxToolCalls(t *testing.T) {
 		c.Request(&protocol.Cancel{Conversation: "cancelled"})
 		frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
 		res := ofType(frames, protocol.EventToolResult)
-		if len(res) != 1 || res[0].Status != protocol.ResultCancelled || res[0].ToolError != "the call was cancelled" {
+		if len(res) != 1 || res[0].Status != protocol.ResultCancelled || res[0].ToolError != convo.CancelledCallError {
 			t.Errorf("tool_results %+v, want one cancelled", res)
 		}
 		if end := frames[len(frames)-1]; end.StopReason != protocol.StopCancelled {

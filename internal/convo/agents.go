@@ -38,8 +38,9 @@ type Agent struct {
 	// Run runs one call of a tool that is not a client tool and returns
 	// its outcome, with status protocol.ResultOK, ResultError,
 	// ResultTimeout or, when ctx ended first (the call aborted),
-	// ResultCancelled. progress, when the tool reports it, may be called
-	// from another goroutine, never after Run returns.
+	// ResultCancelled and the error CancelledCallError. progress, when
+	// the tool reports it, may be called from another goroutine, never
+	// after Run returns.
 	Run func(ctx context.Context, call ToolCall, progress func(ToolProgress)) ToolOutcome
 }
 

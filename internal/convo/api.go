@@ -71,8 +71,9 @@ type Config struct {
 	MaxWaitingTurns int
 	// MaxHistoryBytes bounds what a turn reads of its conversation to send
 	// the model (default DefaultMaxHistoryBytes): its messages, as
-	// MessageBytes counts them, and for an agent's turn the text, tool
-	// inputs and tool results of its earlier turns' steps too. A turn
+	// MessageBytes counts them, and for an agent's turn the tool inputs
+	// and tool results of its earlier turns' steps too (their texts make
+	// up the stored replies, counted once among the messages). A turn
 	// whose history is longer ends at once, with stop_reason error and
 	// ErrHistoryTooLong, without calling the model; its message stays
 	// stored.

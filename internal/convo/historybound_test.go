@@ -114,3 +114,75 @@ func TestAgentHistoryBounded(t *testing.T) {
 		t.Fatalf("the model was called %d times, want 2: not for the turn whose history holds the long result", n)
 	}
 }
+
+// sizedReply is how many bytes of text sizedModel writes a turn: counted
+// once, with two short messages, one reply fits historyBound; counted
+// twice it does not, nor do two replies.
+const sizedReply = 2500
+
+// sizedModel answers each turn of an agent's conversation with
+// sizedReply bytes of text, in the way kind says: "reply" writes them,
+// "reasoning" and "action" first reason or show an action as long,
+// "steps" writes half of them, calls the tool "t", and writes the other
+// half once it has the result.
+type sizedModel struct{ kind string }
+
+func (m sizedModel) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	reply := strings.Repeat("r", sizedReply)
+	first := len(req.History[len(req.History)-1].ToolResults) == 0
+	switch {
+	case m.kind == "steps" && first:
+		emit(convo.Chunk{Text: reply[:sizedReply/2]})
+		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "c1", Name: "t", Input: json.RawMessage(`{}`)}}}, nil
+	case m.kind == "steps":
+		reply = reply[sizedReply/2:]
+	case m.kind == "reasoning":
+		emit(convo.Chunk{Kind: convo.ChunkThinking, Text: reply})
+	case m.kind == "action":
+		emit(convo.Chunk{Kind: convo.ChunkAction, Name: "look", Input: json.RawMessage(`{}`), Output: json.RawMessage(`"` + reply + `"`)})
+	}
+	emit(convo.Chunk{Text: reply})
+	return convo.Result{StopReason: protocol.StopEndTurn}, nil
+}
+
+// TestAgentHistoryCountedOnce runs turns of an agent's conversation
+// whose replies take sizedReply bytes, made in one step or in two around
+// a tool call, with reasoning or an action beside them: what the model
+// is sent counts against MaxHistoryBytes once, whether the reply or the
+// steps that replace it, and what it is not sent (reasoning, actions) not
+// at all, so the second turn, whose history holds one reply, gets its
+// turn. The third, whose history holds two, ends error too_large.
+func TestAgentHistoryCountedOnce(t *testing.T) {
+	for _, kind := range []string{"reply", "reasoning", "action", "steps"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			s := openBounded(t, sizedModel{kind}, json.RawMessage(`"ok"`))
+			conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "bench"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder(100)
+			var sub convo.Subscriber = rec // the first send subscribes it
+			for _, text := range []string{"first", "second"} {
+				send(t, s, conv.ID, text, sub)
+				sub = nil
+				// The tool waits for its approval.
+				end := rec.next(t)
+				for ; end.Type != protocol.EventTurnEnd; end = rec.next(t) {
+					if end.Type != protocol.EventToolCall {
+						continue
+					}
+					if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: conv.ID, Call: end.Call, Approved: true}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if end.StopReason != protocol.StopEndTurn || len(end.Message.Text) != sizedReply {
+					t.Fatalf("turn %q ended %s %+v with %d bytes of text, want end_turn with %d",
+						text, end.StopReason, end.Error, len(end.Message.Text), sizedReply)
+				}
+			}
+			send(t, s, conv.ID, "third", nil)
+			endsTooLong(t, rec)
+		})
+	}
+}

@@ -52,3 +52,39 @@ func TestMetricsAreRecorded(t *testing.T) {
 		t.Errorf("%v queue waits for %v ops committed", got["gateway_commit_wait_seconds_count"], got["gateway_commit_ops_sum"])
 	}
 }
+
+// TestHistoryTooLongCounted ends a plain turn and an agent's turn whose
+// history is too long at the start: each counts in
+// gateway_turns_ended_total as the one turn ended, stop reason error.
+func TestHistoryTooLongCounted(t *testing.T) {
+	for name, agent := range map[string]string{"plain": "", "agent": "bench"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := metrics.New()
+			// Less than any message takes.
+			cfg := convo.Config{MaxHistoryBytes: 100, Agents: benchAgents{}, Metrics: reg, Logger: testLogger(t)}
+			s, err := convo.New(openBolt(t), &scriptModel{}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: agent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder(100)
+			send(t, s, conv.ID, "hi", rec)
+			endsTooLong(t, rec)
+			if err := s.WaitTurns(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := got["gateway_turns_ended_total"]; n != 1 {
+				t.Fatalf("gateway_turns_ended_total = %v, want 1", n)
+			}
+		})
+	}
+}

@@ -146,7 +146,7 @@ func (s *Service) turn(ctx context.Context, h *hub, e *earlyTurn) bool {
 	}
 	if err != nil {
 		slot.give() // the turn calls no model: the next in line may
-		_, _ = s.endTurn(s.turnCtx, h.id, turnID, s.historyFailed(h.id, turnID, err), "")
+		s.finishTurn(ctx, h.id, turnID, m.Model, s.historyFailed(h.id, turnID, err), "")
 		return true
 	}
 	next, end := s.play(ctx, h, m, turnID, modelHistory(msgs, turnID, nil), nil, slot)
@@ -193,14 +193,25 @@ func (s *Service) play(ctx context.Context, h *hub, m *Meta, turnID string, hist
 	if end == nil {
 		return false, nil
 	}
-	stored, _ = s.endTurn(s.turnCtx, id, turnID, end, text)
+	return true, s.finishTurn(ctx, id, turnID, req.Model, end, text)
+}
+
+// finishTurn stores end as the turn_end of turn turnID of conversation
+// id, with text as its reply (see endTurn), and records how the turn
+// ended: on ctx's span, in the metrics (its stop reason, and the tokens
+// of model), and in the log. A turn that runs here ends through it,
+// whether it called the model or not (a history too long), so that a
+// plain turn and an agent's count alike. It returns the append that
+// stored the turn_end (nil if none did).
+func (s *Service) finishTurn(ctx context.Context, id, turnID, model string, end *protocol.Event, text string) *Appended {
+	stored, _ := s.endTurn(s.turnCtx, id, turnID, end, text)
 	turnEnded(ctx, end)
 	s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
-	model := s.cfg.Metrics.ModelLabel(req.Model, false)
-	s.cfg.Metrics.Tokens.WithLabelValues(model, "in").Add(float64(end.Usage.InputTokens))
-	s.cfg.Metrics.Tokens.WithLabelValues(model, "out").Add(float64(end.Usage.OutputTokens))
+	label := s.cfg.Metrics.ModelLabel(model, false)
+	s.cfg.Metrics.Tokens.WithLabelValues(label, "in").Add(float64(end.Usage.InputTokens))
+	s.cfg.Metrics.Tokens.WithLabelValues(label, "out").Add(float64(end.Usage.OutputTokens))
 	s.logger.Debug("turn ended", "conversation", id, "turn", turnID, "stop_reason", end.StopReason)
-	return true, stored
+	return stored
 }
 
 // openTurn returns the metadata of h's conversation with the turn to run

@@ -179,9 +179,15 @@ func (r *agentRun) takeRun(ctx context.Context, c *call) (out ToolOutcome, ok bo
 		Error: fmt.Sprintf("the gateway was busy: no tool run was free within %s", c.tool.Timeout)}, false
 }
 
+// CancelledCallError is the error a tool call's result shows, with
+// status protocol.ResultCancelled, when its turn ended first (cancel,
+// delete, shutdown) while it waited or ran: Agent.Run gives it to a call
+// whose ctx ended, so that a call shows the same either way.
+const CancelledCallError = "the call was cancelled"
+
 // callCancelled is the outcome of a call whose turn ended first (cancel,
 // delete, shutdown) while it waited or ran.
-var callCancelled = ToolOutcome{Status: protocol.ResultCancelled, Error: "the call was cancelled"}
+var callCancelled = ToolOutcome{Status: protocol.ResultCancelled, Error: CancelledCallError}
 
 // await waits for the answer to c: the event, or the outcome of a wait
 // that ended without one (timeout, cancel).

@@ -18,10 +18,12 @@ import (
 // step's text ends it. A step's text is the deltas stored after the tool
 // calls of the step before (the model is called again only once every
 // result is stored), so the texts add up to the turn's stored reply. It
-// fails with ErrHistoryTooLong once the texts, tool inputs and results
-// it holds pass room bytes. Those of turn open do not count: the turn
-// that reads its own steps back for its next one (see agentRun.history)
-// is not ended by its own results; the next turn counts them.
+// fails with ErrHistoryTooLong once the tool inputs and results it holds
+// pass room bytes (see stepEvent.sentBytes): the texts are not counted
+// again, as the stored reply they make up counts among the messages
+// (see readHistory). Those of turn open do not count: the turn that
+// reads its own steps back for its next one (see agentRun.history) is
+// not ended by its own results; the next turn counts them.
 func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map[string][]HistoryMessage, error) {
 	// A call is known by its id and step: a model may give a later
 	// step's call an earlier one's id ("functions.NAME:0" at each step).
@@ -62,7 +64,7 @@ func (s *Service) toolSteps(ctx context.Context, id, open string, room int) (map
 				return fail(err)
 			}
 			if ev.turn != open {
-				if room -= len(ev.text) + len(ev.input) + len(ev.output); room < 0 {
+				if room -= ev.sentBytes(); room < 0 {
 					return nil, ErrHistoryTooLong
 				}
 			}
@@ -129,6 +131,23 @@ type stepEvent struct {
 	typ, turn, text, name, call, status, toolError string
 	input, output, seq                             string
 	step                                           int
+}
+
+// sentBytes is what ev counts against Config.MaxHistoryBytes beside the
+// conversation's messages: what the model is sent of it that no message
+// holds. That is a tool_call's input and a tool_result's output or
+// error, sent in the steps of a turn that called tools. A delta's text
+// is not: the turn's stored reply is the text of its deltas, sent whole
+// or as its steps' texts, and counted as a message. Nor are the events
+// the model is not sent (thinking, actions, approvals, progress).
+func (ev *stepEvent) sentBytes() int {
+	switch ev.typ {
+	case protocol.EventToolCall:
+		return len(ev.input)
+	case protocol.EventToolResult:
+		return len(ev.output) + len(ev.toolError)
+	}
+	return 0
 }
 
 // decodeStepEvent reads a stored event's frame as decodeEvent would, but
