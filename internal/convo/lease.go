@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/chatgateway/gateway/protocol"
 )
 
 // ErrLeaseHeld is what a Leaser returns while another gateway holds the
@@ -122,8 +120,7 @@ func (s *Service) leasedTurn(ctx context.Context, l Leaser, h *hub, t *turn) boo
 				s.logger.Error("close the calls of a cut-off turn", "conversation", h.id, "err", err)
 				next = false
 			} else {
-				_, _ = s.endTurn(s.turnCtx, h.id, m.OpenTurn.Turn, &protocol.Event{StopReason: protocol.StopInterrupted,
-					Steps: cut.steps}, cut.text)
+				_ = s.endCutOff(s.turnCtx, m, cut)
 				s.logger.Info("ended a turn cut off on another gateway", "conversation", h.id, "turn", m.OpenTurn.Turn)
 			}
 		}

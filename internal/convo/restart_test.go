@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/gateway/internal/convo"
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -49,7 +50,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 // TestCrashEndsTurnInterrupted cuts a turn off the way a crash does (no
 // commit succeeds after the cut) and checks that the next start ends it as
 // interrupted with the text streamed so far, then runs the turn queued
-// behind it.
+// behind it: both count as ended turns.
 func TestCrashEndsTurnInterrupted(t *testing.T) {
 	ctx := context.Background()
 	m := &scriptModel{gate: make(chan struct{})}
@@ -72,7 +73,8 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 	faults.set(func([]convo.Draft) bool { return true }) // the crash
 	s.Close(ctx)
 
-	s2 := openAt(t, s.path, &scriptModel{})
+	reg := metrics.New()
+	s2 := openConfigured(t, s.path, &scriptModel{}, func(l convo.Log) convo.Log { return l }, convo.Config{Metrics: reg})
 	rec2 := newRecorder(100)
 	if err := s2.Subscribe(ctx, "u1", &protocol.Subscribe{Conversation: ack.Conversation}, rec2, func(*protocol.Subscribed) {}); err != nil {
 		t.Fatal(err)
@@ -85,6 +87,17 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 	second := rec2.until(t, protocol.EventTurnEnd)
 	if end := second[len(second)-1]; end.StopReason != protocol.StopEndTurn {
 		t.Fatalf("queued turn ended %q", end.StopReason)
+	}
+	// Both count as ended turns: the one the restart ended too.
+	if err := s2.WaitTurns(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got["gateway_turns_ended_total"]; n != 2 {
+		t.Fatalf("gateway_turns_ended_total = %v, want 2", n)
 	}
 }
 

@@ -411,12 +411,24 @@ func (s *Service) recoverTurn(m *Meta) error {
 	if err := s.closeCalls(m); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
-	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: cut.steps}
-	if _, err := s.endTurn(once, m.ID, m.OpenTurn.Turn, end, cut.text); err != nil {
+	if err := s.endCutOff(once, m, cut); err != nil {
 		return fmt.Errorf("convo: recover %s: %w", m.ID, err)
 	}
 	s.logger.Info("ended a turn cut off by a restart", "conversation", m.ID, "turn", m.OpenTurn.Turn)
 	return nil
+}
+
+// endCutOff ends m's open turn, cut off as cut tells (by a restart, or on
+// another gateway), as "interrupted" with the text of its stored deltas;
+// once stored, it counts among the ended turns, as a turn that runs to
+// its end does (see finishTurn).
+func (s *Service) endCutOff(ctx context.Context, m *Meta, cut cutOff) error {
+	end := &protocol.Event{StopReason: protocol.StopInterrupted, Steps: cut.steps}
+	stored, err := s.endTurn(ctx, m.ID, m.OpenTurn.Turn, end, cut.text)
+	if stored != nil {
+		s.cfg.Metrics.TurnsEnded.WithLabelValues(end.StopReason).Inc()
+	}
+	return err
 }
 
 // cutOff is what the stored events of an open turn tell of it.
