@@ -145,12 +145,7 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 // out (or is released) on srv, from a watcher started now.
 func leaseEnds(t *testing.T, srv *natstest.Server, id string) <-chan struct{} {
 	t.Helper()
-	ctx := context.Background()
-	kv, err := rawJetStream(t, srv).KeyValue(ctx, jetlog.DefaultStream+"_leases")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(ctx, "l."+id, jetstream.UpdatesOnly())
+	w, err := leaseBucket(t, srv).Watch(context.Background(), jetlog.LeaseKey(id), jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

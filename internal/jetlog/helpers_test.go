@@ -59,6 +59,17 @@ func rawJetStream(t *testing.T, srv *natstest.Server, opts ...nats.Option) jetst
 	return js
 }
 
+// leaseBucket opens, with a connection of the test's own, the bucket on
+// srv that holds the turn leases and the claims of node names.
+func leaseBucket(t *testing.T, srv *natstest.Server) jetstream.KeyValue {
+	t.Helper()
+	kv, err := rawJetStream(t, srv).KeyValue(context.Background(), jetlog.DefaultStream+"_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
 // blockFollowers fills srv's stream up to a limit of one consumer, so that
 // the followers a gateway starts (see Store.Follow) keep trying and
 // report nothing, until unblockFollowers.
