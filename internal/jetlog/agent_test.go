@@ -91,13 +91,14 @@ func (heldToolModel) Stream(ctx context.Context, req convo.ModelRequest, emit fu
 
 // TestAgentNodeKilledMidStep cuts a gateway off NATS while its agent's
 // turn streams the step after a tool call: the gateway that takes the
-// conversation over ends the turn interrupted after two model calls, the
+// conversation over (one started once the first died) ends the turn interrupted after two model calls, the
 // second one's text kept.
 func TestAgentNodeKilledMidStep(t *testing.T) {
 	srv := natstest.Start(t)
-	a := startNode(t, "a", srv.URL(), heldToolModel{}, 500*time.Millisecond)
-	b := startNode(t, "b", srv.URL(), toolModel{}, 500*time.Millisecond)
-	evs := cutMidTurn(t, a, b, "finder", func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " })
+	a := startNode(t, "a", srv.URL(), heldToolModel{}, longLease)
+	b := startNode(t, "b", srv.URL(), toolModel{}, longLease)
+	evs := cutMidTurn(t, srv, a, b, "finder", func(ev *protocol.Event) bool { return ev.Type == protocol.EventDelta && ev.Text == "found " },
+		func() { startNode(t, "c", srv.URL(), toolModel{}, longLease) })
 	checkLog(t, evs)
 	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Steps != 2 || end.Message.Text != "found " {
 		t.Fatalf("the cut-off turn ended %s after %d steps with %q, want interrupted after 2 with %q: %s",
@@ -141,12 +142,15 @@ func (s *closeFailsOnce) Append(ctx context.Context, a *convo.Append) (*convo.Ap
 // result: it stores it again, and only then the turn_end.
 func TestAgentNodeKilledMidCallStoreFails(t *testing.T) {
 	srv := natstest.Start(t)
-	opts := jetlog.Options{LeaseTTL: 500 * time.Millisecond, Timeout: time.Second}
-	a := startNodeOn(t, "a", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log { return st })
-	b := startNodeOn(t, "b", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log {
-		return &closeFailsOnce{Store: st}
+	opts := jetlog.Options{LeaseTTL: longLease, Timeout: time.Second}
+	plain := func(st *jetlog.Store) convo.Log { return st }
+	a := startNodeOn(t, "a", srv.URL(), toolModel{}, opts, askAgents{}, plain)
+	b := startNodeOn(t, "b", srv.URL(), toolModel{}, opts, askAgents{}, plain)
+	evs := cutMidTurn(t, srv, a, b, "asker", func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall }, func() {
+		startNodeOn(t, "c", srv.URL(), toolModel{}, opts, askAgents{}, func(st *jetlog.Store) convo.Log {
+			return &closeFailsOnce{Store: st}
+		})
 	})
-	evs := cutMidTurn(t, a, b, "asker", func(ev *protocol.Event) bool { return ev.Type == protocol.EventToolCall })
 	checkLog(t, evs)
 	if res := evs[len(evs)-2]; res.Type != protocol.EventToolResult || res.Status != protocol.ResultInterrupted ||
 		evs[len(evs)-1].StopReason != protocol.StopInterrupted {
@@ -154,10 +158,11 @@ func TestAgentNodeKilledMidCallStoreFails(t *testing.T) {
 	}
 }
 
-// cutMidTurn starts a turn of a new conversation with agent on gateway a,
-// cuts a off NATS once gateway b has seen an event that seen accepts,
-// and returns what b saw up to the turn's end.
-func cutMidTurn(t *testing.T, a, b *node, agent string, seen func(*protocol.Event) bool) []*protocol.Event {
+// cutMidTurn starts a turn of a new conversation with agent on gateway
+// a, and once gateway b has seen an event that seen accepts, kills a and
+// has the gateway that takeOver starts take the turn over (see kill); it
+// returns what b saw up to the turn's end.
+func cutMidTurn(t *testing.T, srv *natstest.Server, a, b *node, agent string, seen func(*protocol.Event) bool, takeOver func()) []*protocol.Event {
 	t.Helper()
 	c, err := a.svc.Create(context.Background(), user, &protocol.Create{Agent: agent})
 	if err != nil {
@@ -165,8 +170,13 @@ func cutMidTurn(t *testing.T, a, b *node, agent string, seen func(*protocol.Even
 	}
 	watch := subscribe(t, b, c.ID, 0)
 	send(t, a, c.ID, "go", nil)
-	watch.waitFor(t, "the event to cut after", func(evs []*protocol.Event) bool { return slices.ContainsFunc(evs, seen) })
-	a.store.Cut()
+	evs := watch.waitFor(t, "the event to cut after", func(evs []*protocol.Event) bool {
+		return slices.ContainsFunc(evs, seen) || turnEnds(1)(evs)
+	})
+	if !slices.ContainsFunc(evs, seen) {
+		t.Fatalf("the turn ended before the event to cut after: %s", describe(evs))
+	}
+	kill(t, srv, a, c.ID, takeOver)
 	return watch.waitFor(t, "the turn's end", turnEnds(1))
 }
 

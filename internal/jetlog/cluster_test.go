@@ -61,15 +61,15 @@ func TestReplicatedLogSurvivesAServer(t *testing.T) {
 func TestLeaseRunsOut(t *testing.T) {
 	l, srv := open(t, jetlog.Options{LeaseTTL: 300 * time.Millisecond})
 	ctx := context.Background()
+	ended := leaseEnds(t, srv, "c")
 	a, err := l.Acquire(ctx, "c", "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ended := leaseEnds(t, srv, "c")
 	if _, err := l.Acquire(ctx, "c", "node-b"); !errors.Is(err, jetlog.ErrLeaseHeld) {
 		t.Fatalf("acquiring a held lease: %v", err)
 	}
-	<-ended
+	waitClosed(t, "the lease to run out", ended)
 	if a.Valid() {
 		t.Fatal("a lease that ran out is still valid for its old holder")
 	}
@@ -94,6 +94,7 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 	a := connect(t, px.URL(), opts)
 	b := connect(t, srv.URL(), opts)
 	ctx := context.Background()
+	ended := leaseEnds(t, srv, "c")
 	la, err := a.Acquire(ctx, "c", "a")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,6 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ended := leaseEnds(t, srv, "c")
 
 	px.Cut()
 	if err := la.Renew(ctx); err == nil || errors.Is(err, jetlog.ErrLeaseLost) {
@@ -112,7 +112,7 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 	if _, err := a.Append(ctx, "c", stale, p1); err == nil {
 		t.Fatal("an append while cut off was acknowledged")
 	}
-	<-ended
+	waitClosed(t, "the lease to run out", ended)
 	if la.Valid() {
 		t.Fatal("the cut-off node still acts on a lease that ran out on the server")
 	}
@@ -142,15 +142,12 @@ func TestPartitionedWriterIsFenced(t *testing.T) {
 }
 
 // leaseEnds returns a channel closed when conversation id's lease runs
-// out (or is released) on srv, from a watcher started now.
+// out (or is released) on srv, from a watcher started now: before the
+// lease is taken, so that the watcher sees its end however late the
+// test gets to wait for it.
 func leaseEnds(t *testing.T, srv *natstest.Server, id string) <-chan struct{} {
 	t.Helper()
-	ctx := context.Background()
-	kv, err := rawJetStream(t, srv).KeyValue(ctx, jetlog.DefaultStream+"_leases")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(ctx, "l."+id, jetstream.UpdatesOnly())
+	w, err := leaseBucket(t, srv).Watch(context.Background(), jetlog.LeaseKey(id), jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,15 +174,15 @@ func TestTurnLeaseLostBeforeItRunsOut(t *testing.T) {
 	srv := natstest.Start(t)
 	px := natstest.NewProxy(t, srv)
 	a := startNodeWith(t, "a", px.URL(), &words{n: 1}, jetlog.Options{LeaseTTL: 3 * time.Second, Timeout: time.Minute})
+	ended := leaseEnds(t, srv, "c")
 	lease, err := a.store.Lease(context.Background(), "c")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lease.Release()
-	ended := leaseEnds(t, srv, "c")
 	px.Cut()
 	defer px.Heal()
-	<-ended
+	waitClosed(t, "the lease to run out", ended)
 	select {
 	case <-lease.Lost():
 	default:

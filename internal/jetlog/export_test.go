@@ -15,6 +15,9 @@ func (s *Store) NodeTaken() <-chan struct{} { return s.claim.taken }
 // ClaimKey is node's claim key in the leases bucket.
 func ClaimKey(node string) string { return claimKey(node) }
 
+// LeaseKey is conversation id's turn lease key in the leases bucket.
+func LeaseKey(id string) string { return "l." + token(id) }
+
 // FollowBytes is the most a follower of l buffers.
 func (l *Log) FollowBytes() int { return l.followBytes() }
 

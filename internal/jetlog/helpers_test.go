@@ -59,6 +59,27 @@ func rawJetStream(t *testing.T, srv *natstest.Server, opts ...nats.Option) jetst
 	return js
 }
 
+// leaseBucket opens, with a connection of the test's own, the bucket on
+// srv that holds the turn leases and the claims of node names.
+func leaseBucket(t *testing.T, srv *natstest.Server) jetstream.KeyValue {
+	t.Helper()
+	kv, err := rawJetStream(t, srv).KeyValue(context.Background(), jetlog.DefaultStream+"_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// expire ends key (a turn lease, or a node's claim) on srv, as the
+// bucket's TTL ends the keys of a gateway that died: another gateway may
+// take the lease, or the name.
+func expire(t *testing.T, srv *natstest.Server, key string) {
+	t.Helper()
+	if err := leaseBucket(t, srv).Purge(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // blockFollowers fills srv's stream up to a limit of one consumer, so that
 // the followers a gateway starts (see Store.Follow) keep trying and
 // report nothing, until unblockFollowers.

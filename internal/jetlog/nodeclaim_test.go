@@ -156,11 +156,7 @@ type claimWatch struct{ w jetstream.KeyWatcher }
 // watchClaim watches the claim of node on srv, from now on.
 func watchClaim(t *testing.T, srv *natstest.Server, node string) *claimWatch {
 	t.Helper()
-	kv, err := rawJetStream(t, srv).KeyValue(context.Background(), jetlog.DefaultStream+"_leases")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(context.Background(), jetlog.ClaimKey(node), jetstream.UpdatesOnly())
+	w, err := leaseBucket(t, srv).Watch(context.Background(), jetlog.ClaimKey(node), jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +224,7 @@ func TestTurnStopsWhenNodeNameTaken(t *testing.T) {
 	id := create(t, a)
 	send(t, a, id, "hello", nil)
 	waitClosed(t, "the turn to start", model.started)
-	kv, err := rawJetStream(t, srv).KeyValue(context.Background(), jetlog.DefaultStream+"_leases")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(context.Background(), jetlog.ClaimKey("x"), []byte(`{"run":"another","host":"elsewhere"}`)); err != nil {
+	if _, err := leaseBucket(t, srv).Put(context.Background(), jetlog.ClaimKey("x"), []byte(`{"run":"another","host":"elsewhere"}`)); err != nil {
 		t.Fatal(err)
 	}
 	waitClosed(t, "a to find its name taken", a.store.NodeTaken())

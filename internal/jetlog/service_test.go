@@ -31,6 +31,25 @@ func startNode(t *testing.T, name, urls string, model convo.Model, lease time.Du
 	return startNodeWith(t, name, urls, model, jetlog.Options{LeaseTTL: lease, Timeout: time.Second})
 }
 
+// longLease is a turn lease that no renewal misses, however busy the
+// machine, and that no gateway's sweep looks past within a test: a
+// gateway's lease ends when the test kills it, not when a renewal comes
+// late. (With a lease of half a second, a renewal late under load let a
+// gateway's lease run out while it ran the turn, and another gateway
+// took the turn over before the test cut the first one off.)
+const longLease = time.Hour
+
+// kill cuts gateway n off NATS and ends its lease of conversation id, as
+// n's death would, then calls start, which starts a gateway: it takes
+// the turn over as it starts, since it looks for conversations left with
+// work then. n's lease must be longLease, so that it ends only now.
+func kill(t *testing.T, srv *natstest.Server, n *node, id string, start func()) {
+	t.Helper()
+	n.store.Cut()
+	expire(t, srv, jetlog.LeaseKey(id))
+	start()
+}
+
 // startPair runs gateways a and b, whose model answers with one word, on
 // one embedded NATS server, and returns them with the server.
 func startPair(t *testing.T) (a, b *node, srv *natstest.Server) {
