@@ -117,7 +117,7 @@ func TestNodeKilledMidTurn(t *testing.T) {
 	gate <- struct{}{} // one word, then the turn hangs
 	started := make(chan int, 1)
 	a := startNode(t, "a", srv.URL(), &words{n: 3, gate: gate, started: started}, longLease)
-	b := startNode(t, "b", srv.URL(), &words{n: 2}, longLease)
+	b := startNode(t, "b", srv.URL(), &words{n: 2}, 500*time.Millisecond)
 	id := create(t, a)
 	watch := subscribe(t, b, id, 0)
 	send(t, a, id, "first", nil)
@@ -138,6 +138,41 @@ func TestNodeKilledMidTurn(t *testing.T) {
 	}
 	if ends[1].StopReason != protocol.StopEndTurn || ends[1].Message.Text != "w0 w1 " {
 		t.Fatalf("the queued turn ended %s with %q", ends[1].StopReason, ends[1].Message.Text)
+	}
+}
+
+// TestSweepTakesOverACutOffTurn cuts a gateway off NATS in the middle of
+// a turn while another runs: the running one's sweep, not a start, finds
+// the conversation with work that nobody runs once the cut-off gateway's
+// lease is gone, takes it over and ends the turn interrupted, counted
+// among its ended turns. Gateway b starts first with a short lease, so
+// that it sweeps every quarter second; a, started next with an hour's,
+// sets the leases bucket's TTL to that (see Log's buckets), so that its
+// lease ends when the test ends it, not when a renewal comes late.
+func TestSweepTakesOverACutOffTurn(t *testing.T) {
+	srv := natstest.Start(t)
+	b := startNode(t, "b", srv.URL(), &words{n: 2}, 500*time.Millisecond)
+	gate := make(chan struct{}, 1)
+	gate <- struct{}{} // one word, then the turn hangs
+	a := startNode(t, "a", srv.URL(), &words{n: 3, gate: gate}, longLease)
+	id := create(t, a)
+	watch := subscribe(t, b, id, 0)
+	send(t, a, id, "first", nil)
+	watch.waitFor(t, "the first word", hasDelta)
+	a.store.Cut()
+	expire(t, srv, jetlog.LeaseKey(id))
+	evs := watch.waitFor(t, "the turn's end", turnEnds(1))
+	checkLog(t, evs)
+	if end := evs[len(evs)-1]; end.StopReason != protocol.StopInterrupted || end.Message.Text != "w0 " {
+		t.Fatalf("the cut-off turn ended %s with %q, want interrupted with %q", end.StopReason, end.Message.Text, "w0 ")
+	}
+	b.stop() // once its runners are done, b has counted what they ended
+	got, err := b.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got["gateway_turns_ended_total"]; n != 1 {
+		t.Fatalf("the gateway that ended the turn counts %v ended turns, want 1", n)
 	}
 }
 

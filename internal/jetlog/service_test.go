@@ -13,6 +13,7 @@ import (
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/jetlog"
 	"github.com/chatgateway/gateway/internal/jetlog/natstest"
+	"github.com/chatgateway/gateway/internal/metrics"
 	"github.com/chatgateway/gateway/protocol"
 )
 
@@ -20,9 +21,10 @@ const user = "alice"
 
 // node is one gateway of a test cluster: a Service on a Store of its own.
 type node struct {
-	name  string
-	store *jetlog.Store
-	svc   *convo.Service
+	name    string
+	store   *jetlog.Store
+	svc     *convo.Service
+	metrics *metrics.Metrics // the Service's
 }
 
 // startNode runs a gateway named name on the NATS servers at urls.
@@ -76,11 +78,12 @@ func startNodeOn(t *testing.T, name, urls string, model convo.Model, opts jetlog
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := convo.New(wrap(st), model, convo.Config{DefaultModel: "test", Logger: testLogger(t), Agents: agents})
+	reg := metrics.New()
+	svc, err := convo.New(wrap(st), model, convo.Config{DefaultModel: "test", Logger: testLogger(t), Agents: agents, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{name: name, store: st, svc: svc}
+	n := &node{name: name, store: st, svc: svc, metrics: reg}
 	t.Cleanup(func() { n.stop() })
 	return n
 }
