@@ -75,16 +75,23 @@ func TestHistoryTooLongCounted(t *testing.T) {
 			rec := newRecorder(100)
 			send(t, s, conv.ID, "hi", rec)
 			endsTooLong(t, rec)
-			if err := s.WaitTurns(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			got, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := got["gateway_turns_ended_total"]; n != 1 {
-				t.Fatalf("gateway_turns_ended_total = %v, want 1", n)
-			}
+			wantTurnsEnded(t, s, reg, 1)
 		})
+	}
+}
+
+// wantTurnsEnded checks, once no turn of s runs, that reg counts want
+// ended turns.
+func wantTurnsEnded(t *testing.T, s *convo.Service, reg *metrics.Metrics, want float64) {
+	t.Helper()
+	if err := s.WaitTurns(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got["gateway_turns_ended_total"]; n != want {
+		t.Fatalf("gateway_turns_ended_total = %v, want %v", n, want)
 	}
 }

@@ -89,16 +89,7 @@ func TestCrashEndsTurnInterrupted(t *testing.T) {
 		t.Fatalf("queued turn ended %q", end.StopReason)
 	}
 	// Both count as ended turns: the one the restart ended too.
-	if err := s2.WaitTurns(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := got["gateway_turns_ended_total"]; n != 2 {
-		t.Fatalf("gateway_turns_ended_total = %v, want 2", n)
-	}
+	wantTurnsEnded(t, s2.Service, reg, 2)
 }
 
 func TestFailedCommitIsUnavailableAndRecovers(t *testing.T) {
