@@ -494,3 +494,43 @@ func TestMessageLongerThanTheOutboxTakes(t *testing.T) {
 		t.Errorf("the notice (%s) says %q; the composer holds %d characters, the outbox %d messages", got.Code, got.Notice, got.Composer, got.Kept)
 	}
 }
+
+// TestRefusedMessageOfANewChatStaysInIt sends a new chat's first three
+// messages while the page is offline; once it connects, the gateway
+// creates their conversation, runs the first one's turn, queues the
+// second's and refuses the third (busy: it queues one turn). The third,
+// written before the conversation was created, but for it, stays in its
+// view, refused busy, to send again, also once the page lists the
+// conversation: not as one written to an older conversation of that id.
+func TestRefusedMessageOfANewChatStaysInIt(t *testing.T) {
+	gate := &socketGate{}
+	g := startGateway(t, newStepModel(), gatewayConfig{wrap: gate.wrap, maxQueuedTurns: 1})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	for _, text := range []string{"One", "Two", "Three"} {
+		tb.send(text)
+	}
+	tb.waitFor("the messages pending in the new chat", pendingTexts+`.join('|') === 'One|Two|Three'`)
+
+	tb.reconnect(gate)
+	id := tb.conversation()
+	tb.waitFor("the third refused, and the conversation listed", pendingTexts+`.join('|') === 'Three' && `+
+		pendings+`[0].dataset.state === 'failed' && `+
+		`[...document.querySelectorAll('[data-testid=conversations] li')].some(li => li.dataset.id === `+js(id)+`)`)
+	// A refresh of the list, drawn anew, checks the conversation listed
+	// against the outbox; that change is over once the test gets the
+	// outbox's Web Lock after it.
+	item := `[...document.querySelectorAll('[data-testid=conversations] li')].find(li => li.dataset.id === ` + js(id) + `)`
+	var ok bool
+	tb.eval(item+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
+	tb.waitFor("the list drawn anew", item+`?.dataset.drawn === undefined`)
+	tb.eval(`navigator.locks.request('gateway.outbox//', () => true)`, &ok, chromedp.EvalAwaitPromise)
+	var shown struct{ Error, Retry string }
+	tb.eval(`({Error: `+pendings+`[0].querySelector('[data-testid=pending-error]').textContent,
+		Retry: `+pendings+`[0].querySelector('[data-testid=pending-retry]').textContent})`, &shown)
+	if !strings.HasPrefix(shown.Error, protocol.CodeBusy+": ") || shown.Retry != "Send again" {
+		t.Errorf("the refused message says %q and offers %q; want the gateway's busy refusal, and to send it again", shown.Error, shown.Retry)
+	}
+}

@@ -239,3 +239,76 @@ func TestRefusedMessageOfAConversationDeletedUnseen(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedMessageOfAConversationReplaced has the gateway refuse a
+// message of conversation x (its queue of turns full); the page opens y,
+// and, while it is offline, another client deletes x and creates another
+// conversation under its id. The message, written before the new x was
+// created, is not that one's: when the page finds the new x (listed once
+// it connects again, asked about when it is reloaded, or opened), it
+// shows the message where the user is, as one whose conversation no
+// longer exists, and in the new x too only as such, to send there.
+func TestRefusedMessageOfAConversationReplaced(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		find func(*tab, *socketGate)
+		// where is the view that shows the message found.
+		where string
+	}{
+		{"connected again", func(tb *tab, gate *socketGate) { tb.reconnect(gate) }, "#/c/y"},
+		{"reloaded", func(tb *tab, _ *socketGate) { tb.do(chromedp.Reload()) }, "#/c/y"},
+		{"opened", func(tb *tab, _ *socketGate) {
+			var ok bool
+			tb.eval(`location.hash = '#/c/x'; true`, &ok)
+		}, "#/c/x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, g, gate, tb := busyChat(t, "Mine")
+			g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+			var ok bool
+			tb.eval(`location.hash = '#/c/y'; true`, &ok)
+			tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+				`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+			gate.close()
+			tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+			g.post(t, "/v1/conversations", `{"conversation":"x","title":"Again"}`, http.StatusCreated)
+
+			c.find(tb, gate)
+			tb.waitFor("the message in "+c.where, `location.hash === `+js(c.where)+` && `+strandedOnly("Mine"))
+			checkStrandedNotice(t, tb, "no longer exists")
+
+			tb.reconnect(gate)
+			tb.eval(`location.hash = '#/c/x'; true`, &ok)
+			tb.waitFor("the message in the new x, as one whose conversation no longer exists",
+				`document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+					`document.querySelector('[data-testid=title]').textContent === 'Again' && `+strandedOnly("Mine"))
+			tb.click(`[data-testid=pending-retry]`)
+			tb.waitUserMessage("Mine")
+			tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+			if msgs := g.messages(t, "x"); len(msgs) == 0 || msgs[0].Text != "Mine" {
+				t.Errorf("the new x holds %+v, want the message sent there", msgs)
+			}
+		})
+	}
+}
+
+// TestOutboxEntryOfAnOlderPageLoads has the outbox hold a refused
+// message as a page older than the entries' made field kept it: the
+// page loads it and shows it in its conversation, as that page did, to
+// send again or discard.
+func TestOutboxEntryOfAnOlderPageLoads(t *testing.T) {
+	_, _, _, tb := gatedChat(t)
+	var ok bool
+	tb.eval(`localStorage.setItem('gateway.outbox//old', JSON.stringify({conversation: 'x', text: 'Kept before', `+
+		`error: {code: 'busy', message: 'too many turns are waiting'}, after: 0, at: 1})); true`, &ok)
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitFor("the refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		pendingTexts+`.join('|') === 'Kept before' && `+pendings+`[0].dataset.state === 'failed'`)
+	if retry := tb.text(pendings + `[0].querySelector('[data-testid=pending-retry]').textContent`); retry != "Send again" {
+		t.Errorf("the message offers %q, want Send again", retry)
+	}
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+}

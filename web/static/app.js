@@ -83,7 +83,8 @@ const view = new ConversationView($('messages'), {
         return;
       }
       view.update(entry);
-      deliver(entry);
+      // Stranded meanwhile (see Outbox.strandOlder), it stays to send here.
+      if (entry.error === null) deliver(entry);
     },
     discard: (id) => {
       view.unpend(id);
@@ -214,11 +215,24 @@ function findGone() {
     if (id === current || sidebar.get(id) !== undefined || asking.has(id)) continue;
     asking.add(id);
     fetchConversation(id, token)
+      .then((c) => strandOlder([c]))
       .catch((err) => {
         if (err.code === 'not_found') notFound(err, id);
       })
       .finally(() => asking.delete(id));
   }
+}
+
+// strandOlder strands the outbox's entries written to a conversation
+// deleted since, whose id one of conversations (the gateway's objects)
+// names now (see Outbox.strandOlder): that one is another conversation,
+// not theirs. As those of a conversation found gone, they show in the
+// open view, that one's too, to send there or discard.
+async function strandOlder(conversations) {
+  const older = await outbox.strandOlder(conversations);
+  if (older.length === 0) return;
+  for (const e of older) view.update(e);
+  showStranded();
 }
 
 function showNotice(err, text, about = null) {
@@ -287,6 +301,7 @@ async function open(id, { byUser = false } = {}) {
     ({ from, more, events } = loaded);
     opened = loaded.info;
     createdAt = loaded.info.created_at;
+    strandOlder([opened]);
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
@@ -394,6 +409,7 @@ async function refreshList() {
   try {
     await sidebar.refresh();
     heading();
+    strandOlder(outbox.entries.map((e) => sidebar.get(e.conversation)).filter((c) => c !== undefined));
     findGone();
   } catch (err) {
     if (err.code !== 'disconnected') showNotice(err);
@@ -426,13 +442,13 @@ const OUTBOX_FULL =
 const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
 // destination returns where message text, sent now, goes (as Outbox.add
-// takes it): to the open conversation, after the events shown. In a new
-// conversation's view, a first message creates its conversation first
-// (under an id the page chooses, so that the create can be sent again),
-// titled as the gateway would title it; the next ones, until it is made,
-// go to it too.
+// takes it): to the open conversation (with its created_at, if the page
+// has loaded it), after the events shown. In a new conversation's view, a
+// first message creates its conversation first (under an id the page
+// chooses, so that the create can be sent again), titled as the gateway
+// would title it; the next ones, until it is made, go to it too.
 function destination(text) {
-  if (current !== null) return { conversation: current, after: view.lastSeq };
+  if (current !== null) return { conversation: current, after: view.lastSeq, createdAt: opened?.id === current ? opened.created_at : undefined };
   const unmade = outbox.uncreated().find((e) => view.shows(e.id));
   if (unmade !== undefined) return { conversation: unmade.conversation };
   return { conversation: `c_${randomID()}`, create: { title: titleOf(text) } };
@@ -546,8 +562,8 @@ async function issue(entry) {
   let ack;
   try {
     if (entry.create) {
-      await createConversation(entry.create, entry.conversation);
-      await outbox.created(entry.id);
+      const made = await createConversation(entry.create, entry.conversation);
+      await outbox.created(entry.id, made.created_at);
       if (current === null && view.shows(entry.id)) navigate(entry.conversation);
     }
     const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
@@ -585,21 +601,21 @@ async function unsent(entry, err) {
 const STRANDED = 'A message was not sent: its conversation no longer exists. It is shown below, to send here or discard.';
 
 // createConversation creates a conversation with the fields of frame and
-// returns its id. The page chooses the id, so that the create can be sent
-// again when the connection is lost before its reply (or the outbox sends
-// it again after a reload): if the first one was stored, the second
-// answers bad_request (the id exists), and the conversation is there to
-// fetch.
+// returns it (the gateway's conversation object). The page chooses the
+// id, so that the create can be sent again when the connection is lost
+// before its reply (or the outbox sends it again after a reload): if the
+// first one was stored, the second answers bad_request (the id exists),
+// and the conversation is there to fetch.
 async function createConversation(frame, id = `c_${randomID()}`) {
   try {
-    await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
+    const reply = await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
+    return reply.info;
   } catch (err) {
     if (err.code !== 'bad_request') throw err;
-    await fetchConversation(id, token).catch(() => {
+    return fetchConversation(id, token).catch(() => {
       throw err;
     });
   }
-  return id;
 }
 
 async function create(form) {
@@ -613,7 +629,7 @@ async function create(form) {
     if (v !== '' && !field.disabled) frame[name] = v;
   }
   try {
-    const id = await createConversation(frame);
+    const { id } = await createConversation(frame);
     form.reset();
     agentChosen();
     showForm(false);
