@@ -58,6 +58,18 @@ func (tb *tab) reconnect(gate *socketGate) {
 		`document.querySelector('[data-testid=status]').dataset.state === 'connected')`)
 }
 
+// refreshList has the page refresh its conversation list, as it does
+// when its window gets the focus, and waits until the list is drawn anew:
+// the page has then checked its outbox against the list, and asked about
+// the conversations of refused messages that the list does not have.
+func (tb *tab) refreshList() {
+	tb.t.Helper()
+	first := `document.querySelector('[data-testid=conversations] li')`
+	var ok bool
+	tb.eval(first+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
+	tb.waitFor("the list drawn anew", first+`?.dataset.drawn === undefined`)
+}
+
 // TestMessageSentOfflineSurvivesAReload sends a message while the page is
 // offline and reloads the tab before the connection is back: the message
 // is still there, pending, and once the page connects it is stored
@@ -519,13 +531,10 @@ func TestRefusedMessageOfANewChatStaysInIt(t *testing.T) {
 	tb.waitFor("the third refused, and the conversation listed", pendingTexts+`.join('|') === 'Three' && `+
 		pendings+`[0].dataset.state === 'failed' && `+
 		`[...document.querySelectorAll('[data-testid=conversations] li')].some(li => li.dataset.id === `+js(id)+`)`)
-	// A refresh of the list, drawn anew, checks the conversation listed
-	// against the outbox; that change is over once the test gets the
-	// outbox's Web Lock after it.
-	item := `[...document.querySelectorAll('[data-testid=conversations] li')].find(li => li.dataset.id === ` + js(id) + `)`
+	// A refresh of the list after the refusal checks the outbox against
+	// it; that change is over once the test gets the outbox's Web Lock.
+	tb.refreshList()
 	var ok bool
-	tb.eval(item+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
-	tb.waitFor("the list drawn anew", item+`?.dataset.drawn === undefined`)
 	tb.eval(`navigator.locks.request('gateway.outbox//', () => true)`, &ok, chromedp.EvalAwaitPromise)
 	var shown struct{ Error, Retry string }
 	tb.eval(`({Error: `+pendings+`[0].querySelector('[data-testid=pending-error]').textContent,

@@ -312,3 +312,42 @@ func TestOutboxEntryOfAnOlderPageLoads(t *testing.T) {
 	tb.click(`[data-testid=pending-discard]`)
 	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
 }
+
+// TestLiveConversationIsAskedAboutOnce has the gateway refuse a message
+// of conversation x (its queue of turns full), and then lists 50 newer
+// conversations: x is not in the list's first page, which is all the
+// page loads. The page asks the gateway whether x exists (it could have
+// been deleted unseen) once, not again at every refresh of its list.
+func TestLiveConversationIsAskedAboutOnce(t *testing.T) {
+	_, g, _, tb := busyChat(t, "Mine")
+	for i := range 50 { // sidebar.js's PAGE
+		g.post(t, "/v1/conversations", fmt.Sprintf(`{"conversation":"c%d","title":"C %d"}`, i, i), http.StatusCreated)
+	}
+	// The page's requests about x, counted as it makes them.
+	var ok bool
+	tb.eval(`window.askedX = 0;
+		const fetched = fetch;
+		window.fetch = (url, ...rest) => {
+			if (url === '/v1/conversations/x') askedX++;
+			return fetched(url, ...rest);
+		};
+		location.hash = '#/c/c0';
+		true`, &ok)
+	tb.waitFor("c0 open", `document.querySelector('[data-testid=title]').textContent === 'C 0' && `+pendings+`.length === 0`)
+	// Listed already, c0 opens without a refresh of the list, which may
+	// predate some of the 50.
+	tb.refreshList()
+	tb.waitFor("x not listed", `document.querySelectorAll('[data-testid=conversations] li[data-id]').length === 50 && `+
+		`![...document.querySelectorAll('[data-testid=conversations] li')].some(li => li.dataset.id === 'x')`)
+	tb.waitFor("the page to ask about x", `askedX > 0`)
+	for range 3 {
+		tb.refreshList()
+	}
+	var asked int
+	if tb.eval(`askedX`, &asked); asked != 1 {
+		t.Errorf("the page asked about x %d times, want once", asked)
+	}
+	if n := tb.text(`String(` + outboxKept + `)`); n != "1" {
+		t.Errorf("the outbox keeps %s messages, want x's refused one", n)
+	}
+}

@@ -202,20 +202,36 @@ async function notFound(err, id) {
 // asking holds the conversations findGone is asking about.
 const asking = new Set();
 
+// alive holds the refused entries (their client_msg_ids) whose
+// conversation findGone found to exist: it is not asked about again for
+// them, at every refresh of a list that does not have it (not loaded
+// that far, say), but only for an entry refused since.
+const alive = new Set();
+
 // findGone asks whether the conversations exist whose refused messages
 // (busy, say) only their own view shows, when that view is not open and
 // the list does not have them: deleted elsewhere while the page did not
 // follow them, no deleted frame told it, and their messages, which no
 // page sends again, could otherwise neither be seen nor discarded, and
 // would fill the outbox for good. One found gone strands them, as
-// notFound does.
+// notFound does; one found to exist is asked about again only for a
+// message refused since (see alive).
 function findGone() {
   const refused = outbox.entries.filter((e) => e.error !== null && e.error.code !== 'not_found' && e.create === undefined);
-  for (const id of new Set(refused.map((e) => e.conversation))) {
+  // Those gone from the outbox (or refused no more) go from alive.
+  const ids = new Set(refused.map((e) => e.id));
+  for (const id of alive) {
+    if (!ids.has(id)) alive.delete(id);
+  }
+  for (const id of new Set(refused.filter((e) => !alive.has(e.id)).map((e) => e.conversation))) {
     if (id === current || sidebar.get(id) !== undefined || asking.has(id)) continue;
     asking.add(id);
+    const asked = refused.filter((e) => e.conversation === id);
     fetchConversation(id, token)
-      .then((c) => strandOlder([c]))
+      .then((c) => {
+        for (const e of asked) alive.add(e.id);
+        return strandOlder([c]);
+      })
       .catch((err) => {
         if (err.code === 'not_found') notFound(err, id);
       })
