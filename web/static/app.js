@@ -40,6 +40,7 @@ let agents = [];
 // The messages sent and not yet acknowledged, kept across reloads and
 // after the tab is closed, for this user's tabs.
 const outbox = new Outbox(tokenUser(token));
+outbox.onChange = outboxChanged;
 
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
@@ -298,6 +299,8 @@ async function open(id, { byUser = false } = {}) {
   const mine = ++opening;
   view.reset(id);
   showPending();
+  // A full outbox's notice counts the messages this view shows.
+  outboxChanged();
   sidebar.highlight(id);
   heading();
   if (byUser) {
@@ -505,6 +508,7 @@ async function keep(text) {
   if (entry === null) {
     const input = $('input');
     if (input.value === '') input.value = text;
+    refusedChars = text.length;
     showOutboxFull();
     return;
   }
@@ -513,11 +517,32 @@ async function keep(text) {
   deliver(entry);
 }
 
+// refusedChars is the length of the message the full outbox refused
+// last: the notice that says so goes once the outbox takes one as long.
+let refusedChars = 0;
+
+// outboxChanged keeps the full outbox's notice, while it shows, true to
+// the outbox and the view open, as both change: it counts the messages
+// where they show now, or goes once the outbox has room.
+function outboxChanged() {
+  const notice = $('notice');
+  if (notice.hidden || notice.dataset.code !== 'outbox_full') return;
+  if (!outbox.takes(refusedChars)) {
+    showOutboxFull();
+    return;
+  }
+  // The keyboard, if it was on one of its links, goes to the composer.
+  if (notice.contains(document.activeElement)) $('input').focus();
+  notice.hidden = true;
+}
+
 // showOutboxFull says that the outbox is full, and where its messages
 // show, to send or discard: how many here, and links to the other views
 // that show them (their conversations', a new chat's for those of
-// conversations still to create).
+// conversations still to create). Drawn again, it leaves the keyboard
+// on the link it was on, or, if that one is gone, in the composer.
 function showOutboxFull() {
+  const focused = $('notice-text').contains(document.activeElement) ? document.activeElement.getAttribute('href') : null;
   showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
   const here = shownHere();
   const ids = new Set(here.map((e) => e.id));
@@ -540,6 +565,7 @@ function showOutboxFull() {
     places.push(a);
   }
   places.forEach((p, i) => $('notice-text').append(i === 0 ? ' ' : ', ', p));
+  if (focused !== null) (places.find((p) => p.getAttribute?.('href') === focused) ?? $('input')).focus();
 }
 
 // sending is the last deliver's issue: each waits for the one before, so
@@ -749,6 +775,7 @@ addEventListener('storage', (e) => {
   const entry = shownHere().find((h) => h.id === id);
   if (entry !== undefined && entry.error !== null && !view.shows(id)) view.pending(entry);
   else view.changedElsewhere(id, entry);
+  outboxChanged();
 });
 // Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL(), { byUser: true }));

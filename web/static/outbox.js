@@ -39,6 +39,12 @@ export function stranded(entry, open) {
   return entry.error?.code === 'not_found' && entry.conversation !== open;
 }
 
+// fits reports whether the outbox, holding entries, takes a message of
+// chars characters.
+function fits(entries, chars) {
+  return entries.length < OUTBOX_MAX && entries.reduce((n, e) => n + e.text.length, chars) <= OUTBOX_MAX_CHARS;
+}
+
 // DELETED is the refusal strand records.
 const DELETED = { code: 'not_found', message: 'its conversation was deleted' };
 
@@ -142,6 +148,9 @@ export class Outbox {
     this.unsaved = new Map();
     // The tab's changes, one after the other, in the order they were asked.
     this.queue = Promise.resolve();
+    // onChange, set by the page, is called after each of the tab's
+    // changes is made (other tabs' come as storage events).
+    this.onChange = null;
   }
 
   // idOf returns the client_msg_id of the entry kept under storage key
@@ -218,6 +227,7 @@ export class Outbox {
       await Outbox.pause?.();
       for (const e of put) this.write(e);
       for (const id of drop) this.erase(id);
+      this.onChange?.();
       return result;
     };
     const locks = globalThis.navigator?.locks;
@@ -245,12 +255,17 @@ export class Outbox {
   // resolves with its entry, or null when the outbox is full.
   add(id, text, destination) {
     return this.change((entries) => {
-      const chars = entries.reduce((n, e) => n + e.text.length, text.length);
-      if (entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return { result: null };
+      if (!fits(entries, text.length)) return { result: null };
       const entry = { id, text };
       address(entry, destination, entries);
       return { put: [entry], result: entry };
     });
+  }
+
+  // takes reports whether the outbox takes a message of chars characters
+  // now.
+  takes(chars) {
+    return fits(this.entries, chars);
   }
 
   // move makes entry id a message to send to destination (as add takes
