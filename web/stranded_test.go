@@ -205,6 +205,23 @@ func TestStrandedMessageShowsInTheOpenView(t *testing.T) {
 	checkStrandedNotice(t, tb, "no longer exists")
 }
 
+// deletedUnseen is busyChat with the message "Mine" refused in x, then
+// conversation y opened, the page offline (following neither), and x
+// deleted by another client: no deleted frame tells the page.
+func deletedUnseen(t *testing.T) (*gateway, *socketGate, *tab) {
+	t.Helper()
+	_, g, gate, tb := busyChat(t, "Mine")
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	return g, gate, tb
+}
+
 // TestRefusedMessageOfAConversationDeletedUnseen has the gateway refuse a
 // message of conversation x (its queue of turns full); the page opens y,
 // and, while it is offline (following neither), another client deletes x:
@@ -221,16 +238,7 @@ func TestRefusedMessageOfAConversationDeletedUnseen(t *testing.T) {
 		{"reloaded", func(tb *tab, _ *socketGate) { tb.do(chromedp.Reload()) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, g, gate, tb := busyChat(t, "Mine")
-			g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
-			var ok bool
-			tb.eval(`location.hash = '#/c/y'; true`, &ok)
-			tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
-				`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
-			gate.close()
-			tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
-			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
-
+			_, gate, tb := deletedUnseen(t)
 			c.find(tb, gate)
 			tb.waitFor("the message in y", `document.querySelector('[data-testid=title]').textContent === 'Other' && `+strandedOnly("Mine"))
 			checkStrandedNotice(t, tb, "no longer exists")
@@ -263,15 +271,7 @@ func TestRefusedMessageOfAConversationReplaced(t *testing.T) {
 		}, "#/c/x"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, g, gate, tb := busyChat(t, "Mine")
-			g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
-			var ok bool
-			tb.eval(`location.hash = '#/c/y'; true`, &ok)
-			tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
-				`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
-			gate.close()
-			tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
-			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+			g, gate, tb := deletedUnseen(t)
 			g.post(t, "/v1/conversations", `{"conversation":"x","title":"Again"}`, http.StatusCreated)
 
 			c.find(tb, gate)
@@ -279,6 +279,7 @@ func TestRefusedMessageOfAConversationReplaced(t *testing.T) {
 			checkStrandedNotice(t, tb, "no longer exists")
 
 			tb.reconnect(gate)
+			var ok bool
 			tb.eval(`location.hash = '#/c/x'; true`, &ok)
 			tb.waitFor("the message in the new x, as one whose conversation no longer exists",
 				`document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
