@@ -58,6 +58,18 @@ func (tb *tab) reconnect(gate *socketGate) {
 		`document.querySelector('[data-testid=status]').dataset.state === 'connected')`)
 }
 
+// refreshList has the page refresh its conversation list, as it does
+// when its window gets the focus, and waits until the list is drawn anew:
+// the page has then checked its outbox against the list, and asked about
+// the conversations of refused messages that the list does not have.
+func (tb *tab) refreshList() {
+	tb.t.Helper()
+	first := `document.querySelector('[data-testid=conversations] li')`
+	var ok bool
+	tb.eval(first+`.dataset.drawn = 'before'; dispatchEvent(new Event('focus')); true`, &ok)
+	tb.waitFor("the list drawn anew", first+`?.dataset.drawn === undefined`)
+}
+
 // TestMessageSentOfflineSurvivesAReload sends a message while the page is
 // offline and reloads the tab before the connection is back: the message
 // is still there, pending, and once the page connects it is stored
@@ -309,12 +321,13 @@ func TestOutboxIsBounded(t *testing.T) {
 	}
 }
 
-// TestFullOutboxSaysWhereItsMessagesWait fills the outbox with messages
-// of conversation x the gateway refuses (its queue of turns full) and
-// sends one more from conversation y: the notice links to x, where they
-// show; there, one discarded makes room for the one that stayed in the
-// composer.
-func TestFullOutboxSaysWhereItsMessagesWait(t *testing.T) {
+// fullOutbox fills the outbox with messages of conversation x the
+// gateway refuses (its queue of turns full), opens conversation y and
+// sends one more there, which stays in the composer; the notice says why,
+// and links to x. It returns the gateway, the tab, and the expression
+// true once x's view shows every one of its messages, refused.
+func fullOutbox(t *testing.T) (*gateway, *tab, string) {
+	t.Helper()
 	const max = 16 // outbox.js's OUTBOX_MAX
 	_, g, _, tb := busyChat(t, "message 0")
 	for i := 1; i < max; i++ {
@@ -333,16 +346,53 @@ func TestFullOutboxSaysWhereItsMessagesWait(t *testing.T) {
 	if got := tb.text(`[...document.querySelectorAll('[data-testid=error] [data-testid=outbox-place]')].map(a => a.textContent).join('|')`); got != "Outbox (16)" {
 		t.Fatalf("the notice links to %q, want the conversation that holds the messages, Outbox (16)", got)
 	}
+	return g, tb, allRefused
+}
+
+// TestFullOutboxSaysWhereItsMessagesWait fills the outbox (fullOutbox):
+// the notice links to x, where the messages show; there, it counts them
+// below, and one discarded makes room for the one that stayed in the
+// composer, and the notice goes.
+func TestFullOutboxSaysWhereItsMessagesWait(t *testing.T) {
+	const max = 16 // outbox.js's OUTBOX_MAX
+	_, tb, allRefused := fullOutbox(t)
 	tb.click(`[data-testid=error] [data-testid=outbox-place]`)
 	tb.waitFor("x open, with its messages", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+allRefused)
+	// The notice, still true, counts them here now.
+	tb.waitFor("the notice to count the messages below", `!document.querySelector('[data-testid=error]').hidden && `+
+		`document.querySelector('[data-testid=error]').textContent.includes('below (16)') && `+
+		`document.querySelector('[data-testid=error] [data-testid=outbox-place]') === null`)
 	// The newest one's: the view, opened at its end, may still scroll
 	// there as the click comes.
 	tb.click(`[data-testid=pending-message]:last-of-type [data-testid=pending-discard]`)
-	tb.waitFor("one discarded", outboxKept+` === `+fmt.Sprint(max-1))
+	tb.waitFor("one discarded, and the notice gone with the outbox no longer full", outboxKept+` === `+fmt.Sprint(max-1)+
+		` && document.querySelector('[data-testid=error]').hidden`)
+	var ok bool
 	tb.eval(`document.querySelector('[data-testid=composer]').focus(); true`, &ok)
 	tb.do(pressEnter(0))
 	tb.waitFor("the message that stayed in the composer, in the outbox", pendingTexts+`.at(-1) === 'one too many' && `+
 		outboxKept+` === `+fmt.Sprint(max)+` && document.querySelector('[data-testid=composer]').value === ''`)
+}
+
+// TestFullOutboxNoticeFollowsOtherTabs fills the outbox (fullOutbox), and
+// acts on x's messages in another tab: one sent again (and refused
+// again) leaves the outbox full, and the first tab's notice, drawn again,
+// leaves the keyboard on its link; one discarded makes room, and the
+// notice, no longer true, goes.
+func TestFullOutboxNoticeFollowsOtherTabs(t *testing.T) {
+	g, first, allRefused := fullOutbox(t)
+	link := `document.querySelector('[data-testid=error] [data-testid=outbox-place]')`
+	var ok bool
+	first.eval(link+`.dataset.drawn = 'before'; `+link+`.focus(); true`, &ok)
+	second := newTab(t, "second")
+	second.open(g.url, "/#/c/x")
+	second.waitFor("x open, with its messages", `document.querySelector('[data-testid=title]').textContent === 'Outbox' && `+allRefused)
+	second.click(`[data-testid=pending-message]:last-of-type [data-testid=pending-retry]`)
+	first.waitFor("the notice drawn again, the keyboard on its link", link+`?.dataset.drawn === undefined && `+
+		`document.activeElement === `+link+` && `+link+`.textContent === 'Outbox (16)'`)
+	second.waitFor("the message refused again", allRefused)
+	second.click(`[data-testid=pending-message]:last-of-type [data-testid=pending-discard]`)
+	first.waitFor("the notice to go with the outbox no longer full", outboxKept+` === 15 && document.querySelector('[data-testid=error]').hidden`)
 }
 
 // TestAckedMessageSaysSent has the gateway acknowledge a message whose
@@ -492,5 +542,42 @@ func TestMessageLongerThanTheOutboxTakes(t *testing.T) {
 		Kept: `+outboxKept+`})`, &got)
 	if got.Code != protocol.CodeTooLarge || strings.Contains(got.Notice, "waiting") || got.Composer != 600000 || got.Kept != 0 {
 		t.Errorf("the notice (%s) says %q; the composer holds %d characters, the outbox %d messages", got.Code, got.Notice, got.Composer, got.Kept)
+	}
+}
+
+// TestRefusedMessageOfANewChatStaysInIt sends a new chat's first three
+// messages while the page is offline; once it connects, the gateway
+// creates their conversation, runs the first one's turn, queues the
+// second's and refuses the third (busy: it queues one turn). The third,
+// written before the conversation was created, but for it, stays in its
+// view, refused busy, to send again, also once the page lists the
+// conversation: not as one written to an older conversation of that id.
+func TestRefusedMessageOfANewChatStaysInIt(t *testing.T) {
+	gate := &socketGate{}
+	g := startGateway(t, newStepModel(), gatewayConfig{wrap: gate.wrap, maxQueuedTurns: 1})
+	tb := newTab(t, "tab")
+	tb.open(g.url, "/")
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	for _, text := range []string{"One", "Two", "Three"} {
+		tb.send(text)
+	}
+	tb.waitFor("the messages pending in the new chat", pendingTexts+`.join('|') === 'One|Two|Three'`)
+
+	tb.reconnect(gate)
+	id := tb.conversation()
+	tb.waitFor("the third refused, and the conversation listed", pendingTexts+`.join('|') === 'Three' && `+
+		pendings+`[0].dataset.state === 'failed' && `+
+		`[...document.querySelectorAll('[data-testid=conversations] li')].some(li => li.dataset.id === `+js(id)+`)`)
+	// A refresh of the list after the refusal checks the outbox against
+	// it; that change is over once the test gets the outbox's Web Lock.
+	tb.refreshList()
+	var ok bool
+	tb.eval(`navigator.locks.request('gateway.outbox//', () => true)`, &ok, chromedp.EvalAwaitPromise)
+	var shown struct{ Error, Retry string }
+	tb.eval(`({Error: `+pendings+`[0].querySelector('[data-testid=pending-error]').textContent,
+		Retry: `+pendings+`[0].querySelector('[data-testid=pending-retry]').textContent})`, &shown)
+	if !strings.HasPrefix(shown.Error, protocol.CodeBusy+": ") || shown.Retry != "Send again" {
+		t.Errorf("the refused message says %q and offers %q; want the gateway's busy refusal, and to send it again", shown.Error, shown.Retry)
 	}
 }

@@ -205,6 +205,23 @@ func TestStrandedMessageShowsInTheOpenView(t *testing.T) {
 	checkStrandedNotice(t, tb, "no longer exists")
 }
 
+// deletedUnseen is busyChat with the message "Mine" refused in x, then
+// conversation y opened, the page offline (following neither), and x
+// deleted by another client: no deleted frame tells the page.
+func deletedUnseen(t *testing.T) (*gateway, *socketGate, *tab) {
+	t.Helper()
+	_, g, gate, tb := busyChat(t, "Mine")
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+	gate.close()
+	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+	return g, gate, tb
+}
+
 // TestRefusedMessageOfAConversationDeletedUnseen has the gateway refuse a
 // message of conversation x (its queue of turns full); the page opens y,
 // and, while it is offline (following neither), another client deletes x:
@@ -221,21 +238,117 @@ func TestRefusedMessageOfAConversationDeletedUnseen(t *testing.T) {
 		{"reloaded", func(tb *tab, _ *socketGate) { tb.do(chromedp.Reload()) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, g, gate, tb := busyChat(t, "Mine")
-			g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
-			var ok bool
-			tb.eval(`location.hash = '#/c/y'; true`, &ok)
-			tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
-				`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
-			gate.close()
-			tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
-			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
-
+			_, gate, tb := deletedUnseen(t)
 			c.find(tb, gate)
 			tb.waitFor("the message in y", `document.querySelector('[data-testid=title]').textContent === 'Other' && `+strandedOnly("Mine"))
 			checkStrandedNotice(t, tb, "no longer exists")
 			tb.click(`[data-testid=pending-discard]`)
 			tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
 		})
+	}
+}
+
+// TestRefusedMessageOfAConversationReplaced has the gateway refuse a
+// message of conversation x (its queue of turns full); the page opens y,
+// and, while it is offline, another client deletes x and creates another
+// conversation under its id. The message, written before the new x was
+// created, is not that one's: when the page finds the new x (listed once
+// it connects again, asked about when it is reloaded, or opened), it
+// shows the message where the user is, as one whose conversation no
+// longer exists, and in the new x too only as such, to send there.
+func TestRefusedMessageOfAConversationReplaced(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		find func(*tab, *socketGate)
+		// where is the view that shows the message found.
+		where string
+	}{
+		{"connected again", func(tb *tab, gate *socketGate) { tb.reconnect(gate) }, "#/c/y"},
+		{"reloaded", func(tb *tab, _ *socketGate) { tb.do(chromedp.Reload()) }, "#/c/y"},
+		{"opened", func(tb *tab, _ *socketGate) {
+			var ok bool
+			tb.eval(`location.hash = '#/c/x'; true`, &ok)
+		}, "#/c/x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, gate, tb := deletedUnseen(t)
+			g.post(t, "/v1/conversations", `{"conversation":"x","title":"Again"}`, http.StatusCreated)
+
+			c.find(tb, gate)
+			tb.waitFor("the message in "+c.where, `location.hash === `+js(c.where)+` && `+strandedOnly("Mine"))
+			checkStrandedNotice(t, tb, "no longer exists")
+
+			tb.reconnect(gate)
+			var ok bool
+			tb.eval(`location.hash = '#/c/x'; true`, &ok)
+			tb.waitFor("the message in the new x, as one whose conversation no longer exists",
+				`document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+					`document.querySelector('[data-testid=title]').textContent === 'Again' && `+strandedOnly("Mine"))
+			tb.click(`[data-testid=pending-retry]`)
+			tb.waitUserMessage("Mine")
+			tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+			if msgs := g.messages(t, "x"); len(msgs) == 0 || msgs[0].Text != "Mine" {
+				t.Errorf("the new x holds %+v, want the message sent there", msgs)
+			}
+		})
+	}
+}
+
+// TestOutboxEntryOfAnOlderPageLoads has the outbox hold a refused
+// message as a page older than the entries' made field kept it: the
+// page loads it and shows it in its conversation, as that page did, to
+// send again or discard.
+func TestOutboxEntryOfAnOlderPageLoads(t *testing.T) {
+	_, _, _, tb := gatedChat(t)
+	var ok bool
+	tb.eval(`localStorage.setItem('gateway.outbox//old', JSON.stringify({conversation: 'x', text: 'Kept before', `+
+		`error: {code: 'busy', message: 'too many turns are waiting'}, after: 0, at: 1})); true`, &ok)
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitFor("the refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		pendingTexts+`.join('|') === 'Kept before' && `+pendings+`[0].dataset.state === 'failed'`)
+	if retry := tb.text(pendings + `[0].querySelector('[data-testid=pending-retry]').textContent`); retry != "Send again" {
+		t.Errorf("the message offers %q, want Send again", retry)
+	}
+	tb.click(`[data-testid=pending-discard]`)
+	tb.waitFor("the outbox empty", pendings+`.length === 0 && `+outboxKept+` === 0`)
+}
+
+// TestLiveConversationIsAskedAboutOnce has the gateway refuse a message
+// of conversation x (its queue of turns full), and then lists 50 newer
+// conversations: x is not in the list's first page, which is all the
+// page loads. The page asks the gateway whether x exists (it could have
+// been deleted unseen) once, not again at every refresh of its list.
+func TestLiveConversationIsAskedAboutOnce(t *testing.T) {
+	_, g, _, tb := busyChat(t, "Mine")
+	for i := range 50 { // sidebar.js's PAGE
+		g.post(t, "/v1/conversations", fmt.Sprintf(`{"conversation":"c%d","title":"C %d"}`, i, i), http.StatusCreated)
+	}
+	// The page's requests about x, counted as it makes them.
+	var ok bool
+	tb.eval(`window.askedX = 0;
+		const fetched = fetch;
+		window.fetch = (url, ...rest) => {
+			if (url === '/v1/conversations/x') askedX++;
+			return fetched(url, ...rest);
+		};
+		location.hash = '#/c/c0';
+		true`, &ok)
+	tb.waitFor("c0 open", `document.querySelector('[data-testid=title]').textContent === 'C 0' && `+pendings+`.length === 0`)
+	// Listed already, c0 opens without a refresh of the list, which may
+	// predate some of the 50.
+	tb.refreshList()
+	tb.waitFor("x not listed", `document.querySelectorAll('[data-testid=conversations] li[data-id]').length === 50 && `+
+		`![...document.querySelectorAll('[data-testid=conversations] li')].some(li => li.dataset.id === 'x')`)
+	tb.waitFor("the page to ask about x", `askedX > 0`)
+	for range 3 {
+		tb.refreshList()
+	}
+	var asked int
+	if tb.eval(`askedX`, &asked); asked != 1 {
+		t.Errorf("the page asked about x %d times, want once", asked)
+	}
+	if n := tb.text(`String(` + outboxKept + `)`); n != "1" {
+		t.Errorf("the outbox keeps %s messages, want x's refused one", n)
 	}
 }

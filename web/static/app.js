@@ -40,6 +40,7 @@ let agents = [];
 // The messages sent and not yet acknowledged, kept across reloads and
 // after the tab is closed, for this user's tabs.
 const outbox = new Outbox(tokenUser(token));
+outbox.onChange = outboxChanged;
 
 // answered shows a failed answer to a tool call and passes the failure on
 // to the card, which enables its buttons again.
@@ -83,7 +84,8 @@ const view = new ConversationView($('messages'), {
         return;
       }
       view.update(entry);
-      deliver(entry);
+      // Stranded meanwhile (see Outbox.strandOlder), it stays to send here.
+      if (entry.error === null) deliver(entry);
     },
     discard: (id) => {
       view.unpend(id);
@@ -201,24 +203,53 @@ async function notFound(err, id) {
 // asking holds the conversations findGone is asking about.
 const asking = new Set();
 
+// alive holds the refused entries (their client_msg_ids) whose
+// conversation findGone found to exist: it is not asked about again for
+// them, at every refresh of a list that does not have it (not loaded
+// that far, say), but only for an entry refused since.
+const alive = new Set();
+
 // findGone asks whether the conversations exist whose refused messages
 // (busy, say) only their own view shows, when that view is not open and
 // the list does not have them: deleted elsewhere while the page did not
 // follow them, no deleted frame told it, and their messages, which no
 // page sends again, could otherwise neither be seen nor discarded, and
 // would fill the outbox for good. One found gone strands them, as
-// notFound does.
+// notFound does; one found to exist is asked about again only for a
+// message refused since (see alive).
 function findGone() {
   const refused = outbox.entries.filter((e) => e.error !== null && e.error.code !== 'not_found' && e.create === undefined);
-  for (const id of new Set(refused.map((e) => e.conversation))) {
+  // Those gone from the outbox (or refused no more) go from alive.
+  const ids = new Set(refused.map((e) => e.id));
+  for (const id of alive) {
+    if (!ids.has(id)) alive.delete(id);
+  }
+  for (const id of new Set(refused.filter((e) => !alive.has(e.id)).map((e) => e.conversation))) {
     if (id === current || sidebar.get(id) !== undefined || asking.has(id)) continue;
     asking.add(id);
+    const asked = refused.filter((e) => e.conversation === id);
     fetchConversation(id, token)
+      .then((c) => {
+        for (const e of asked) alive.add(e.id);
+        return strandOlder([c]);
+      })
       .catch((err) => {
         if (err.code === 'not_found') notFound(err, id);
       })
       .finally(() => asking.delete(id));
   }
+}
+
+// strandOlder strands the outbox's entries written to a conversation
+// deleted since, whose id one of conversations (the gateway's objects)
+// names now (see Outbox.strandOlder): that one is another conversation,
+// not theirs. As those of a conversation found gone, they show in the
+// open view, that one's too, to send there or discard.
+async function strandOlder(conversations) {
+  const older = await outbox.strandOlder(conversations);
+  if (older.length === 0) return;
+  for (const e of older) view.update(e);
+  showStranded();
 }
 
 function showNotice(err, text, about = null) {
@@ -268,6 +299,8 @@ async function open(id, { byUser = false } = {}) {
   const mine = ++opening;
   view.reset(id);
   showPending();
+  // A full outbox's notice counts the messages this view shows.
+  outboxChanged();
   sidebar.highlight(id);
   heading();
   if (byUser) {
@@ -287,6 +320,7 @@ async function open(id, { byUser = false } = {}) {
     ({ from, more, events } = loaded);
     opened = loaded.info;
     createdAt = loaded.info.created_at;
+    strandOlder([opened]);
   } catch (err) {
     if (mine !== opening) return;
     if (err.code === 'not_found') {
@@ -394,6 +428,7 @@ async function refreshList() {
   try {
     await sidebar.refresh();
     heading();
+    strandOlder(outbox.entries.map((e) => sidebar.get(e.conversation)).filter((c) => c !== undefined));
     findGone();
   } catch (err) {
     if (err.code !== 'disconnected') showNotice(err);
@@ -426,13 +461,13 @@ const OUTBOX_FULL =
 const TOO_LONG = 'This message is too long to send: it stays in the box, to shorten.';
 
 // destination returns where message text, sent now, goes (as Outbox.add
-// takes it): to the open conversation, after the events shown. In a new
-// conversation's view, a first message creates its conversation first
-// (under an id the page chooses, so that the create can be sent again),
-// titled as the gateway would title it; the next ones, until it is made,
-// go to it too.
+// takes it): to the open conversation (with its created_at, if the page
+// has loaded it), after the events shown. In a new conversation's view, a
+// first message creates its conversation first (under an id the page
+// chooses, so that the create can be sent again), titled as the gateway
+// would title it; the next ones, until it is made, go to it too.
 function destination(text) {
-  if (current !== null) return { conversation: current, after: view.lastSeq };
+  if (current !== null) return { conversation: current, after: view.lastSeq, createdAt: opened?.id === current ? opened.created_at : undefined };
   const unmade = outbox.uncreated().find((e) => view.shows(e.id));
   if (unmade !== undefined) return { conversation: unmade.conversation };
   return { conversation: `c_${randomID()}`, create: { title: titleOf(text) } };
@@ -473,6 +508,7 @@ async function keep(text) {
   if (entry === null) {
     const input = $('input');
     if (input.value === '') input.value = text;
+    refusedChars = text.length;
     showOutboxFull();
     return;
   }
@@ -481,11 +517,32 @@ async function keep(text) {
   deliver(entry);
 }
 
+// refusedChars is the length of the message the full outbox refused
+// last: the notice that says so goes once the outbox takes one as long.
+let refusedChars = 0;
+
+// outboxChanged keeps the full outbox's notice, while it shows, true to
+// the outbox and the view open, as both change: it counts the messages
+// where they show now, or goes once the outbox has room.
+function outboxChanged() {
+  const notice = $('notice');
+  if (notice.hidden || notice.dataset.code !== 'outbox_full') return;
+  if (!outbox.takes(refusedChars)) {
+    showOutboxFull();
+    return;
+  }
+  // The keyboard, if it was on one of its links, goes to the composer.
+  if (notice.contains(document.activeElement)) $('input').focus();
+  notice.hidden = true;
+}
+
 // showOutboxFull says that the outbox is full, and where its messages
 // show, to send or discard: how many here, and links to the other views
 // that show them (their conversations', a new chat's for those of
-// conversations still to create).
+// conversations still to create). Drawn again, it leaves the keyboard
+// on the link it was on, or, if that one is gone, in the composer.
 function showOutboxFull() {
+  const focused = $('notice-text').contains(document.activeElement) ? document.activeElement.getAttribute('href') : null;
   showNotice({ code: 'outbox_full' }, OUTBOX_FULL);
   const here = shownHere();
   const ids = new Set(here.map((e) => e.id));
@@ -508,6 +565,7 @@ function showOutboxFull() {
     places.push(a);
   }
   places.forEach((p, i) => $('notice-text').append(i === 0 ? ' ' : ', ', p));
+  if (focused !== null) (places.find((p) => p.getAttribute?.('href') === focused) ?? $('input')).focus();
 }
 
 // sending is the last deliver's issue: each waits for the one before, so
@@ -546,8 +604,8 @@ async function issue(entry) {
   let ack;
   try {
     if (entry.create) {
-      await createConversation(entry.create, entry.conversation);
-      await outbox.created(entry.id);
+      const made = await createConversation(entry.create, entry.conversation);
+      await outbox.created(entry.id, made.created_at);
       if (current === null && view.shows(entry.id)) navigate(entry.conversation);
     }
     const frame = { type: 'send', conversation: entry.conversation, text: entry.text, client_msg_id: entry.id };
@@ -585,21 +643,21 @@ async function unsent(entry, err) {
 const STRANDED = 'A message was not sent: its conversation no longer exists. It is shown below, to send here or discard.';
 
 // createConversation creates a conversation with the fields of frame and
-// returns its id. The page chooses the id, so that the create can be sent
-// again when the connection is lost before its reply (or the outbox sends
-// it again after a reload): if the first one was stored, the second
-// answers bad_request (the id exists), and the conversation is there to
-// fetch.
+// returns it (the gateway's conversation object). The page chooses the
+// id, so that the create can be sent again when the connection is lost
+// before its reply (or the outbox sends it again after a reload): if the
+// first one was stored, the second answers bad_request (the id exists),
+// and the conversation is there to fetch.
 async function createConversation(frame, id = `c_${randomID()}`) {
   try {
-    await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
+    const reply = await socket.request({ ...frame, type: 'create', conversation: id }, { retry: true });
+    return reply.info;
   } catch (err) {
     if (err.code !== 'bad_request') throw err;
-    await fetchConversation(id, token).catch(() => {
+    return fetchConversation(id, token).catch(() => {
       throw err;
     });
   }
-  return id;
 }
 
 async function create(form) {
@@ -613,7 +671,7 @@ async function create(form) {
     if (v !== '' && !field.disabled) frame[name] = v;
   }
   try {
-    const id = await createConversation(frame);
+    const { id } = await createConversation(frame);
     form.reset();
     agentChosen();
     showForm(false);
@@ -717,6 +775,7 @@ addEventListener('storage', (e) => {
   const entry = shownHere().find((h) => h.id === id);
   if (entry !== undefined && entry.error !== null && !view.shows(id)) view.pending(entry);
   else view.changedElsewhere(id, entry);
+  outboxChanged();
 });
 // Back, forward and links all change the fragment; hashchange covers them.
 addEventListener('hashchange', () => open(openedFromURL(), { byUser: true }));

@@ -39,6 +39,12 @@ export function stranded(entry, open) {
   return entry.error?.code === 'not_found' && entry.conversation !== open;
 }
 
+// fits reports whether the outbox, holding entries, takes a message of
+// chars characters.
+function fits(entries, chars) {
+  return entries.length < OUTBOX_MAX && entries.reduce((n, e) => n + e.text.length, chars) <= OUTBOX_MAX_CHARS;
+}
+
 // DELETED is the refusal strand records.
 const DELETED = { code: 'not_found', message: 'its conversation was deleted' };
 
@@ -55,6 +61,8 @@ function decode(id, json) {
   const error = e.error && typeof e.error === 'object' ? { code: String(e.error.code ?? ''), message: String(e.error.message ?? '') } : null;
   const entry = { id, conversation: e.conversation, text: e.text, error, after: Number(e.after) || 0, at: e.at };
   if (e.create && typeof e.create === 'object') entry.create = e.create;
+  // Kept by pages since made was added; older ones' entries lack it.
+  if (typeof e.made === 'number') entry.made = e.made;
   return entry;
 }
 
@@ -64,16 +72,38 @@ export function order(a, b) {
   return a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+// madeIn returns when a message written now to a conversation created
+// at createdAt (its created_at, "" or undefined if unknown) was made: now,
+// and never before the conversation was created, should the page's clock
+// be behind the gateway's.
+function madeIn(createdAt) {
+  return Math.max(Date.now(), Date.parse(createdAt) || 0);
+}
+
 // address makes entry a message to send to destination (as Outbox.add
 // takes it), after every one of entries.
-function address(entry, { conversation, after = 0, create }, entries) {
+function address(entry, { conversation, after = 0, create, createdAt }, entries) {
   entry.conversation = conversation;
   entry.after = after;
   entry.error = null;
   // After every entry there is, even should the clock go back.
   entry.at = Math.max(Date.now(), (entries.at(-1)?.at ?? 0) + 1);
+  entry.made = madeIn(createdAt);
   if (create === undefined) delete entry.create;
   else entry.create = create;
+}
+
+// older returns the refused entries among entries written to a
+// conversation deleted since, whose id one of conversations (conversation
+// objects of the gateway's: id, created_at) names now: made before it was
+// created. Those of a conversation still to create (made before it, to be
+// sent to it) are not, nor those an older page kept, which do not say
+// when they were made. Those to be sent are left to go, as the gateway
+// cannot tell them from the new one's: a tab may be sending them.
+function older(entries, conversations) {
+  const since = new Map(conversations.map((c) => [c.id, Date.parse(c.created_at)]));
+  const unmade = new Set(entries.filter((e) => e.create !== undefined).map((e) => e.conversation));
+  return entries.filter((e) => e.error !== null && !unmade.has(e.conversation) && e.made < since.get(e.conversation));
 }
 
 // browserStorage returns localStorage, or null where the browser keeps the
@@ -87,11 +117,15 @@ function browserStorage() {
 }
 
 // Outbox is a user's list of unacknowledged messages, oldest first:
-// {id (the client_msg_id), conversation, text, error: {code, message} of
-// the gateway's refusal, or null while it is to be sent, after: the last
-// seq of the conversation the page had when the message was written,
-// at: when (to order them), and create: the fields of the create request
-// that makes the conversation first, until it is made}.
+// {id (the client_msg_id), conversation ("" for one whose conversation
+// was deleted and whose id names a newer one now), text, error: {code,
+// message} of the gateway's refusal, or null while it is to be sent,
+// after: the last seq of the conversation the page had when the message
+// was written, at: when (to order them), made: when it was written to its
+// conversation (in ms since the epoch; a conversation created later is
+// another, made under the same id; missing in the entries of older
+// pages), and create: the fields of the create request that makes the
+// conversation first, until it is made}.
 //
 // The storage is read at every call, so that the entries other tabs add
 // and remove count. An entry the storage does not take (it is full, or
@@ -114,6 +148,9 @@ export class Outbox {
     this.unsaved = new Map();
     // The tab's changes, one after the other, in the order they were asked.
     this.queue = Promise.resolve();
+    // onChange, set by the page, is called after each of the tab's
+    // changes is made (other tabs' come as storage events).
+    this.onChange = null;
   }
 
   // idOf returns the client_msg_id of the entry kept under storage key
@@ -190,6 +227,7 @@ export class Outbox {
       await Outbox.pause?.();
       for (const e of put) this.write(e);
       for (const id of drop) this.erase(id);
+      this.onChange?.();
       return result;
     };
     const locks = globalThis.navigator?.locks;
@@ -212,17 +250,22 @@ export class Outbox {
 
   // add takes text under client_msg_id id, to send to destination
   // ({conversation, after: the conversation's seq it was written after,
-  // create: for the first message of a conversation to create, its
-  // fields}), and resolves with its entry, or null when the outbox is
-  // full.
+  // createdAt: the conversation's created_at, if known, create: for the
+  // first message of a conversation to create, its fields}), and
+  // resolves with its entry, or null when the outbox is full.
   add(id, text, destination) {
     return this.change((entries) => {
-      const chars = entries.reduce((n, e) => n + e.text.length, text.length);
-      if (entries.length >= OUTBOX_MAX || chars > OUTBOX_MAX_CHARS) return { result: null };
+      if (!fits(entries, text.length)) return { result: null };
       const entry = { id, text };
       address(entry, destination, entries);
       return { put: [entry], result: entry };
     });
+  }
+
+  // takes reports whether the outbox takes a message of chars characters
+  // now.
+  takes(chars) {
+    return fits(this.entries, chars);
   }
 
   // move makes entry id a message to send to destination (as add takes
@@ -244,9 +287,18 @@ export class Outbox {
     return entries.filter((e) => unmade.has(e.conversation));
   }
 
-  // created says that entry id's conversation exists.
-  created(id) {
-    return this.edit(id, (e) => delete e.create);
+  // created says that entry id's conversation exists, created at
+  // createdAt (its created_at): its entries, written before, were made
+  // for it.
+  created(id, createdAt) {
+    return this.change((entries) => {
+      const e = entries.find((x) => x.id === id);
+      if (e === undefined) return {};
+      delete e.create;
+      const put = entries.filter((x) => x.conversation === e.conversation);
+      for (const x of put) x.made = madeIn(createdAt);
+      return { put };
+    });
   }
 
   // get returns entry id, or undefined if the outbox does not have it
@@ -256,9 +308,11 @@ export class Outbox {
   }
 
   // refused records the gateway's refusal of entry id (null: to be sent
-  // again), and resolves as edit does.
+  // again, unless it has no conversation to go to: see strandOlder), and
+  // resolves as edit does.
   refused(id, error) {
     return this.edit(id, (e) => {
+      if (error === null && e.conversation === '') return;
       e.error = error === null ? null : { code: error.code ?? '', message: error.message ?? '' };
     });
   }
@@ -277,6 +331,23 @@ export class Outbox {
       const put = entries.filter((e) => e.conversation === conversation);
       for (const e of put) e.error = { ...DELETED };
       return { put, result: put.length };
+    });
+  }
+
+  // strandOlder strands the entries written to a conversation deleted
+  // since, whose id one of conversations (conversation objects: id,
+  // created_at) names now, as strand does, and resolves with them: they
+  // are not that one's. They keep no conversation (""), to show in every
+  // view, that one's too.
+  strandOlder(conversations) {
+    if (older(this.entries, conversations).length === 0) return Promise.resolve([]);
+    return this.change((entries) => {
+      const put = older(entries, conversations);
+      for (const e of put) {
+        e.conversation = '';
+        e.error = { ...DELETED };
+      }
+      return { put, result: put };
     });
   }
 
