@@ -61,8 +61,17 @@ type Config struct {
 	// come first served, until a run ends, for at most its tool's
 	// timeout (then it ends with status timeout, the gateway busy); the
 	// run that follows has the whole timeout. Calls waiting for an
-	// approval or a client's output do not count.
+	// approval or a client's output do not count (MaxWaitingCalls bounds
+	// them).
 	MaxToolCalls int
+	// MaxWaitingCalls bounds the agents' tool calls waiting for a user's
+	// approval or a client's tool_output at once in this process (0: no
+	// bound). A waiting call keeps its turn, with what the turn holds,
+	// for as long as its tool's timeout: a call that would wait while
+	// that many wait already is not waited for. It ends at once with
+	// status error and WaitRefusedError, and its turn goes on (see
+	// agentRun.runCalls).
+	MaxWaitingCalls int
 	// MaxWaitingTurns bounds the turns waiting for their first model
 	// call, with MaxModelCalls set (default DefaultMaxWaitingTurns): a
 	// turn that finds that many waiting ends at once, with stop_reason

@@ -7,17 +7,18 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// bound bounds how many hold something at once (model calls, tool runs).
-// Those that find no room wait in line, first come first served: the
-// semaphore serves its waiters in order, and one that finds another
-// waiting queues behind it.
+// bound bounds how many hold something at once (model calls, tool runs,
+// waits for an answer). Those that find no room wait in line, first come
+// first served (the semaphore serves its waiters in order, and one that
+// finds another waiting queues behind it), or are refused when only
+// tryTake is used.
 type bound struct {
 	sem     *semaphore.Weighted // nil: no bound
-	waiting prometheus.Gauge
+	waiting prometheus.Gauge    // nil when none waits in line
 }
 
 // newBound returns a bound of limit holders at once (0 or less: none),
-// counting those that wait in waiting.
+// counting those that wait in waiting (nil if wait is never used).
 func newBound(limit int, waiting prometheus.Gauge) bound {
 	b := bound{waiting: waiting}
 	if limit > 0 {

@@ -54,6 +54,9 @@ type Service struct {
 	modelCalls *modelCalls
 	// toolRuns bounds the tool calls running (MaxToolCalls).
 	toolRuns bound
+	// answerWaits bounds the tool calls waiting for an answer
+	// (MaxWaitingCalls); no call waits in line for a place.
+	answerWaits bound
 
 	mu   sync.Mutex // guards hubs and closed; taken before any hub's mu
 	hubs map[string]*hub
@@ -91,9 +94,10 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
-		modelCalls: newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
-		toolRuns:   newBound(cfg.MaxToolCalls, cfg.Metrics.ToolCallsWaiting),
-		tracer:     cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
+		modelCalls:  newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
+		toolRuns:    newBound(cfg.MaxToolCalls, cfg.Metrics.ToolCallsWaiting),
+		answerWaits: newBound(cfg.MaxWaitingCalls, nil),
+		tracer:      cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)
 	if c, ok := log.(Canceller); ok {

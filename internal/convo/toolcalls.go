@@ -39,6 +39,13 @@ type call struct {
 	// store for the call (see callWaiters); nil for a call that waits for
 	// none.
 	answers chan *protocol.Event
+	// endWait gives back the call's place among the calls waiting for an
+	// answer (Service.answerWaits), once however often it is called; nil
+	// for a call that waits for none.
+	endWait func()
+	// refused says the call would have waited for an answer, but found
+	// Config.MaxWaitingCalls calls waiting: it ends at once, an error.
+	refused bool
 	// since is when the tool_call was stored.
 	since time.Time
 }
@@ -53,6 +60,17 @@ type call struct {
 // the turn_end to store as stop (nil stop and nil results: the
 // conversation is gone), once every call it opened has its tool_result
 // (except in a deleted conversation).
+//
+// A call that waits for an approval or a client's output takes its place
+// among the calls waiting for an answer (Config.MaxWaitingCalls) before
+// its tool_call is stored, so that the status stored tells the truth: a
+// call that finds no place is stored running, never awaiting an answer,
+// and its tool_result (an error, WaitRefusedError) follows at once. No
+// client sees a card waiting for an answer that nobody waits for, and
+// an approve or tool_output for the call is a bad_request, as for any
+// call not awaiting that answer. The place is given back when the wait
+// ends, however it ends (await), or when runCalls returns, if the wait
+// never started (the tool_calls could not be stored).
 func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (results []ToolResult, stop *protocol.Event, stored <-chan struct{}) {
 	calls := make([]*call, len(uses))
 	evs := make([]*protocol.Event, len(uses))
@@ -66,7 +84,13 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 		case c.tool.Approval:
 			c.status = protocol.CallAwaitingApproval
 		}
-		if c.status != protocol.CallRunning {
+		switch {
+		case c.status == protocol.CallRunning:
+		case !r.s.answerWaits.tryTake():
+			c.status, c.refused = protocol.CallRunning, true
+		default:
+			c.endWait = sync.OnceFunc(r.s.answerWaits.give)
+			defer c.endWait()
 			c.answers = r.s.calls.add(r.id, r.turn, u.ID)
 			defer r.s.calls.remove(r.id, r.turn, u.ID)
 		}
@@ -113,10 +137,16 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 }
 
 // do runs one call to its outcome: it waits for an approval or a client's
-// output first when the call needs one. ran says whether the agent ran
-// the tool (Agent.Run counts and logs the calls it runs).
+// output first when the call needs one, and fails at once when it was
+// refused that wait. ran says whether the agent ran the tool (Agent.Run
+// counts and logs the calls it runs).
 func (r *agentRun) do(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
-	if c.answers == nil {
+	switch {
+	case c.refused:
+		r.s.logger.Warn("tool call refused: too many calls wait for an answer", "conversation", r.id, "turn", r.turn,
+			"call", c.use.ID, "tool", c.use.Name, "limit", r.s.cfg.MaxWaitingCalls)
+		return ToolOutcome{Status: protocol.ResultError, Error: WaitRefusedError}, false
+	case c.answers == nil:
 		return r.run(ctx, c)
 	}
 	ev, out := r.await(ctx, c)
@@ -185,13 +215,20 @@ func (r *agentRun) takeRun(ctx context.Context, c *call) (out ToolOutcome, ok bo
 // whose ctx ended, so that a call shows the same either way.
 const CancelledCallError = "the call was cancelled"
 
+// WaitRefusedError is the error a tool call's result shows, with status
+// protocol.ResultError, when the call would have waited for an approval
+// or a client's output while Config.MaxWaitingCalls calls waited already.
+const WaitRefusedError = "the gateway has too many calls waiting for an answer; try again later"
+
 // callCancelled is the outcome of a call whose turn ended first (cancel,
 // delete, shutdown) while it waited or ran.
 var callCancelled = ToolOutcome{Status: protocol.ResultCancelled, Error: CancelledCallError}
 
 // await waits for the answer to c: the event, or the outcome of a wait
-// that ended without one (timeout, cancel).
+// that ended without one (timeout, cancel). It gives c's place among the
+// calls waiting for an answer back as the wait ends.
 func (r *agentRun) await(ctx context.Context, c *call) (*protocol.Event, ToolOutcome) {
+	defer c.endWait()
 	timer := time.NewTimer(c.tool.Timeout)
 	defer timer.Stop()
 	select {
