@@ -97,6 +97,14 @@ type config struct {
 	// maxToolCalls bounds the agents' tool calls running at once (0: no
 	// bound).
 	maxToolCalls int
+	// maxWaitingCalls bounds the agents' tool calls waiting for an
+	// approval or a client's output at once (0: no bound). Its default
+	// is -max-tool-calls': a turn whose call waits holds what one whose
+	// call runs holds (its reply so far and its step's tool inputs, up
+	// to 960 KiB together, and its finished results), so that the two
+	// bound those turns to 512, as -max-model-calls bounds the turns
+	// streaming a reply.
+	maxWaitingCalls int
 }
 
 // Auth modes.
@@ -180,6 +188,7 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 		})
 	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
 	fs.IntVar(&c.maxToolCalls, "max-tool-calls", 256, "agents' HTTP and MCP tool calls running at once in this gateway; a call past it waits, first come first served, until a run ends, and fails with status timeout (the gateway busy) if its tool's timeout passes first (0: no limit)")
+	fs.IntVar(&c.maxWaitingCalls, "max-waiting-calls", 256, "calls of agents' tools waiting for a user's approval or a client's tool_output at once in this gateway; a call past it is not waited for: it ends at once with status error, \"the gateway has too many calls waiting for an answer\", and its turn goes on (0: no limit)")
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")
@@ -236,7 +245,8 @@ func (c *config) check() error {
 		{"max-frame-bytes", c.maxFrameBytes < 0}, {"max-text-bytes", c.maxTextBytes < 0},
 		{"send-queue", c.sendQueue < 0}, {"max-queued-turns", c.maxQueuedTurns < 0}, {"max-model-calls", c.maxModelCalls < 0},
 		{"max-waiting-turns", c.maxWaitingTurns < 0}, {"max-history-bytes", c.maxHistoryBytes < 0},
-		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"max-tool-calls", c.maxToolCalls < 0}, {"jwt-leeway", c.jwtLeeway < 0},
+		{"max-tool-output-bytes", c.maxToolOutputBytes < 0}, {"max-tool-calls", c.maxToolCalls < 0},
+		{"max-waiting-calls", c.maxWaitingCalls < 0}, {"jwt-leeway", c.jwtLeeway < 0},
 	} {
 		if f.negative {
 			return fmt.Errorf("-%s: must not be negative", f.name)

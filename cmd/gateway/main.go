@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxQueuedTurns:     cfg.maxQueuedTurns,
 		MaxModelCalls:      cfg.maxModelCalls,
 		MaxToolCalls:       cfg.maxToolCalls,
+		MaxWaitingCalls:    cfg.maxWaitingCalls,
 		MaxWaitingTurns:    cfg.maxWaitingTurns,
 		MaxHistoryBytes:    cfg.maxHistoryBytes,
 		Logger:             log,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,4 +93,53 @@ func toolCallsWaiting(t *testing.T, r *agentRig) float64 {
 		t.Fatalf("GET /metrics: %d", code)
 	}
 	return metricValue(string(body), "gateway_tool_calls_waiting")
+}
+
+// TestRunMaxWaitingCalls runs the real program with -max-waiting-calls 1:
+// while one conversation's call (refund) waits for its approval, another
+// conversation's client tool call (confirm) is not waited for. It is
+// stored running, ends at once with an error result that says why, and
+// its turn goes on to its end; a tool_output for it is a bad_request. The
+// waiting call, approved, runs.
+func TestRunMaxWaitingCalls(t *testing.T) {
+	t.Parallel()
+	r := startAgentRig(t, "-max-waiting-calls", "1")
+	first := r.agentConv(t, "first", "support")
+	call := toolCall(t, first, "first", "/tool refund {}", protocol.CallAwaitingApproval)
+
+	c := r.agentConv(t, "second", "support")
+	refused := toolCall(t, c, "second", "/tool confirm {}", protocol.CallRunning)
+	frames := c.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	if res := ofType(frames, protocol.EventToolResult); len(res) != 1 || res[0].Status != protocol.ResultError ||
+		res[0].ToolError != convo.WaitRefusedError {
+		t.Errorf("tool_results %+v, want one error %q", res, convo.WaitRefusedError)
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s, want end_turn", end.StopReason)
+	}
+	out := &protocol.ToolOutput{ID: "o", Conversation: "second", Call: refused.Call, Output: json.RawMessage(`{}`)}
+	if f := c.Call(out); f.Type != protocol.ReplyError || f.Code != protocol.CodeBadRequest {
+		t.Errorf("tool_output for the refused call: %s %s, want bad_request", f.Type, f.Code)
+	}
+
+	if f := first.Call(&protocol.Approve{ID: "p", Conversation: "first", Call: call.Call, Approved: true}); f.Type != protocol.ReplyAccepted {
+		t.Fatalf("approve: %s %s %s", f.Type, f.Code, f.ErrorMessage())
+	}
+	frames = first.ReadUntil(conntest.IsType(protocol.EventTurnEnd))
+	if res := ofType(frames, protocol.EventToolResult); len(res) != 1 || res[0].Status != protocol.ResultOK {
+		t.Errorf("refund's tool_results %+v, want one ok", res)
+	}
+}
+
+// toolCall sends text to conversation over c, reads up to the turn's
+// first tool_call, and returns it, failing the test unless it has status.
+func toolCall(t *testing.T, c *conntest.Client, conversation, text, status string) protocol.ServerFrame {
+	t.Helper()
+	c.Request(&protocol.Send{Conversation: conversation, Text: text})
+	frames := c.ReadUntil(conntest.IsType(protocol.EventToolCall))
+	call := frames[len(frames)-1]
+	if call.Status != status {
+		t.Fatalf("%s: tool_call %s has status %s, want %s", conversation, call.Name, call.Status, status)
+	}
+	return call
 }
