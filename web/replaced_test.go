@@ -202,3 +202,52 @@ func TestOlderMessagesOfAReplacedConversation(t *testing.T) {
 	}
 	tb.waitFor("the page to leave the conversation", `location.hash === '' && `+users+`.length === 0`)
 }
+
+// TestConversationReplacedUnseenOpens has the page, on conversation y,
+// open conversation x, which another client deleted and created again
+// under its id (titled anew) meanwhile, while the page, connected or not,
+// did not follow x: no deleted frame told it, and its list, not refreshed
+// since, has the first x. The page shows the x it loaded, in the header
+// and in the list, rather than the first one's title over the new one's
+// messages until the list is refreshed; connected, it refreshes the list,
+// which has the new x first.
+func TestConversationReplacedUnseenOpens(t *testing.T) {
+	xTitle := `document.querySelector('[data-testid=conversations] li[data-id=x] .conversation-title')?.textContent`
+	listed := `[...document.querySelectorAll('[data-testid=conversations] li')].map(li => li.dataset.id).join()`
+	for _, c := range []struct {
+		name string
+		// state is the page's connection state meanwhile.
+		state string
+	}{
+		{"connected", "connected"},
+		{"offline", "reconnecting"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, g, gate, tb := gatedChat(t)
+			leaveForY(t, g, tb)
+			tb.waitFor("y listed, and the first x after it", listed+` === 'y,x' && `+xTitle+` === 'Outbox'`)
+			offline := c.state != "connected"
+			if offline {
+				gate.close()
+				tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
+			}
+			g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
+			g.post(t, "/v1/conversations", `{"conversation":"x","title":"Again"}`, http.StatusCreated)
+			g.post(t, "/v1/conversations/x/messages", `{"text":"Hello again"}`, http.StatusAccepted)
+
+			var ok bool
+			tb.eval(`location.hash = '#/c/x'; true`, &ok)
+			tb.waitFor("the new x open", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+				users+`.map(e => e.querySelector('[data-testid=message-text]').textContent).join('|') === 'Hello again'`)
+			var shown struct{ Header, Listed, State string }
+			tb.eval(`({Header: document.querySelector('[data-testid=title]').textContent, Listed: `+xTitle+`,
+				State: document.querySelector('[data-testid=status]').dataset.state})`, &shown)
+			if shown.Header != "Again" || shown.Listed != "Again" || shown.State != c.state {
+				t.Errorf("the header says %q and the list %q (the page %s); want the new x's title in both", shown.Header, shown.Listed, shown.State)
+			}
+			if !offline {
+				tb.waitFor("the list refreshed, the new x first", listed+` === 'x,y'`)
+			}
+		})
+	}
+}

@@ -211,15 +211,23 @@ func TestStrandedMessageShowsInTheOpenView(t *testing.T) {
 func deletedUnseen(t *testing.T) (*gateway, *socketGate, *tab) {
 	t.Helper()
 	_, g, gate, tb := busyChat(t, "Mine")
-	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
-	var ok bool
-	tb.eval(`location.hash = '#/c/y'; true`, &ok)
-	tb.waitFor("conversation y open, without x's refused message", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
-		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
+	leaveForY(t, g, tb)
 	gate.close()
 	tb.waitFor("the page to see the connection lost", `document.querySelector('[data-testid=status]').dataset.state === 'reconnecting'`)
 	g.request(t, http.MethodDelete, "/v1/conversations/x", "", http.StatusOK)
 	return g, gate, tb
+}
+
+// leaveForY creates conversation y, titled Other, and has tb, open at
+// conversation x, open y instead, which shows none of x's messages not
+// sent.
+func leaveForY(t *testing.T, g *gateway, tb *tab) {
+	t.Helper()
+	g.post(t, "/v1/conversations", `{"conversation":"y","title":"Other"}`, http.StatusCreated)
+	var ok bool
+	tb.eval(`location.hash = '#/c/y'; true`, &ok)
+	tb.waitFor("conversation y open, without x's messages not sent", `document.querySelector('[data-testid=messages]').dataset.ready === 'true' && `+
+		`document.querySelector('[data-testid=title]').textContent === 'Other' && `+pendings+`.length === 0`)
 }
 
 // TestRefusedMessageOfAConversationDeletedUnseen has the gateway refuse a

@@ -88,25 +88,30 @@ func TestAgentsAllow(t *testing.T) {
 	// A conversation stays usable only while its owner's token matches:
 	// alice, with a token that no longer holds the group, cannot send to
 	// her conversation with support.
-	send := func(token, text string) protocol.ServerFrame {
-		a := conntest.Upgrade(t, g.URL, "", http.Header{"Authorization": {"Bearer " + token}})
-		if a.Status != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade: %d %+v", a.Status, a.Error)
+	t.Run("an owner who left the group", func(t *testing.T) {
+		member := http.Header{"Authorization": {"Bearer " + tokens["alice"]}}
+		left := http.Header{"Authorization": {"Bearer " + conntest.TokenClaims(t, "alice", map[string]any{"cognito:groups": []string{"sales"}})}}
+		if code, body := authDo(t, member, http.MethodPost, g.URL+"/v1/conversations",
+			`{"conversation":"alice-left","agent":"support"}`); code != http.StatusCreated {
+			t.Fatalf("create with support: %d %s", code, body)
 		}
-		return a.Client.Call(&protocol.Send{ID: "s", Conversation: "alice-ws-support", Text: text})
-	}
-	if f := send(tokens["alice"], "hello"); f.Type != protocol.ReplyAck {
-		t.Errorf("alice's send with her token: %s %s %s", f.Type, f.Code, f.ErrorMessage())
-	}
-	demoted := conntest.TokenClaims(t, "alice", map[string]any{"cognito:groups": []string{"sales"}})
-	if f := send(demoted, "hello again"); f.Code != protocol.CodeNotFound || !strings.Contains(f.ErrorMessage(), "support") {
-		t.Errorf("alice's send without the group: %s %s %s", f.Type, f.Code, f.ErrorMessage())
-	}
-	code, body := authDo(t, http.Header{"Authorization": {"Bearer " + demoted}}, http.MethodPost,
-		g.URL+"/v1/conversations/alice-ws-support/messages", `{"text":"over HTTP"}`)
-	if code != http.StatusNotFound {
-		t.Errorf("alice's HTTP send without the group: %d %s", code, body)
-	}
+		send := func(h http.Header, text string) protocol.ServerFrame {
+			a := conntest.Upgrade(t, g.URL, "", h)
+			if a.Status != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %d %+v", a.Status, a.Error)
+			}
+			return a.Client.Call(&protocol.Send{ID: "s", Conversation: "alice-left", Text: text})
+		}
+		if f := send(member, "hello"); f.Type != protocol.ReplyAck {
+			t.Errorf("alice's send with her token: %s %s %s", f.Type, f.Code, f.ErrorMessage())
+		}
+		if f := send(left, "hello again"); f.Code != protocol.CodeNotFound || !strings.Contains(f.ErrorMessage(), "support") {
+			t.Errorf("alice's send without the group: %s %s %s", f.Type, f.Code, f.ErrorMessage())
+		}
+		if code, body := authDo(t, left, http.MethodPost, g.URL+"/v1/conversations/alice-left/messages", `{"text":"over HTTP"}`); code != http.StatusNotFound {
+			t.Errorf("alice's HTTP send without the group: %d %s", code, body)
+		}
+	})
 }
 
 // TestAgentsAnswerOthers checks that only the conversation's owner may

@@ -15,14 +15,21 @@ import (
 const historyBound = 4096
 
 // countingModel answers "ok" and counts its calls. For an agent's turn
-// it first calls the tool "t", once per turn.
-type countingModel struct{ calls atomic.Int64 }
+// it first calls the tool "t", once per turn, with input ({} when nil).
+type countingModel struct {
+	input json.RawMessage
+	calls atomic.Int64
+}
 
 func (m *countingModel) Stream(_ context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
 	m.calls.Add(1)
 	last := req.History[len(req.History)-1]
 	if req.Model == "bench" && len(last.ToolResults) == 0 {
-		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "c1", Name: "t", Input: json.RawMessage(`{}`)}}}, nil
+		input := m.input
+		if input == nil {
+			input = json.RawMessage(`{}`)
+		}
+		return convo.Result{StopReason: protocol.StopToolUse, ToolUses: []convo.ToolUse{{ID: "c1", Name: "t", Input: input}}}, nil
 	}
 	emit(convo.Chunk{Text: "ok"})
 	return convo.Result{StopReason: protocol.StopEndTurn}, nil
@@ -88,30 +95,43 @@ func TestHistoryBounded(t *testing.T) {
 	ends(t, rec2, protocol.StopEndTurn, "ok")
 }
 
-// TestAgentHistoryBounded runs an agent's turn whose tool answers more
-// than MaxHistoryBytes: the turn itself ends well, though its next step
-// reads its history back with that result stored (an approved call stores
-// it before the step goes on): a turn's own steps do not count. The next
-// turn, whose history holds that result, ends error too_large without
-// calling the model, though its messages alone are short.
+// TestAgentHistoryBounded runs an agent's turn whose tool call's input,
+// or its result, is longer than MaxHistoryBytes: the turn itself ends
+// well, though its next step reads its history back with that call and
+// result stored (an approved call stores its result before the step goes
+// on): a turn's own steps do not count. The next turn, whose history
+// holds them, ends error too_large without calling the model, though its
+// messages alone are short.
 func TestAgentHistoryBounded(t *testing.T) {
-	m := &countingModel{}
-	s := openBounded(t, m, json.RawMessage(`"`+strings.Repeat("y", historyBound)+`"`))
-	conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "bench"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder(100)
-	send(t, s, conv.ID, "use the tool", rec)
-	rec.until(t, protocol.EventToolCall)
-	if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: conv.ID, Call: "c1", Approved: true}); err != nil {
-		t.Fatal(err)
-	}
-	ends(t, rec, protocol.StopEndTurn, "ok")
-	send(t, s, conv.ID, "again", nil)
-	endsTooLong(t, rec)
-	if n := m.calls.Load(); n != 2 {
-		t.Fatalf("the model was called %d times, want 2: not for the turn whose history holds the long result", n)
+	long := strings.Repeat("y", historyBound)
+	for _, tc := range []struct {
+		name          string
+		input, output json.RawMessage
+	}{
+		{"output", nil, json.RawMessage(`"` + long + `"`)},
+		{"input", json.RawMessage(`{"q":"` + long + `"}`), json.RawMessage(`"ok"`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := &countingModel{input: tc.input}
+			s := openBounded(t, m, tc.output)
+			conv, err := s.Create(context.Background(), "u1", &protocol.Create{Agent: "bench"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder(100)
+			send(t, s, conv.ID, "use the tool", rec)
+			rec.until(t, protocol.EventToolCall)
+			if err := s.Approve(context.Background(), "u1", &protocol.Approve{Conversation: conv.ID, Call: "c1", Approved: true}); err != nil {
+				t.Fatal(err)
+			}
+			ends(t, rec, protocol.StopEndTurn, "ok")
+			send(t, s, conv.ID, "again", nil)
+			endsTooLong(t, rec)
+			if n := m.calls.Load(); n != 2 {
+				t.Fatalf("the model was called %d times, want 2: not for the turn whose history holds the long call", n)
+			}
+		})
 	}
 }
 

@@ -23,7 +23,7 @@ const LIST_REFRESH_MS = 250;
 
 let current = null;
 // opened is the open conversation's object as opening it fetched it; the
-// sidebar's, when it has it, is newer.
+// sidebar's, when it has it, is newer (see Sidebar.replace).
 let opened = null;
 // opening counts open calls, so that a slow history reply for a
 // conversation left meanwhile is dropped.
@@ -314,12 +314,15 @@ async function open(id, { byUser = false } = {}) {
   // The fetched events are of the conversation created then: subscribing
   // with its created_at, the page resumes that one and no other.
   let createdAt = '';
+  // replaced says that the list had another conversation of the id.
+  let replaced = false;
   try {
     const loaded = await loadLatest(id);
     if (mine !== opening) return;
     ({ from, more, events } = loaded);
     opened = loaded.info;
     createdAt = loaded.info.created_at;
+    replaced = sidebar.replace(opened);
     strandOlder([opened]);
   } catch (err) {
     if (mine !== opening) return;
@@ -333,9 +336,10 @@ async function open(id, { byUser = false } = {}) {
   }
   if (mine !== opening) return;
   heading();
-  // A conversation just made (or made elsewhere) is not listed yet; its
-  // fetched events went to the view without passing onEvent.
-  if (sidebar.get(id) === undefined) refreshListSoon();
+  // A conversation just made (or made elsewhere) is not listed yet, nor,
+  // in its place, one made again under a listed id; its fetched events
+  // went to the view without passing onEvent.
+  if (replaced || sidebar.get(id) === undefined) refreshListSoon();
   view.start(from, more);
   for (const ev of events) view.apply(ev);
   const last = events.at(-1)?.seq ?? from;

@@ -210,6 +210,20 @@ export class Sidebar {
     this.draw();
   }
 
+  // replace lists conversation c, just fetched, in place of the one listed
+  // under its id, if that is another (an older one of the id: deleted,
+  // and c created under its id, where this page did not follow them), and
+  // returns whether it did: the list, until refreshed, would show the one
+  // deleted.
+  replace(c) {
+    const listed = this.byID.get(c.id);
+    if (listed === undefined || listed.created_at === c.created_at) return false;
+    this.byID.set(c.id, c);
+    this.all[this.all.indexOf(listed)] = c;
+    this.draw();
+    return true;
+  }
+
   // get returns the listed conversation id, or undefined.
   get(id) {
     return this.byID.get(id);
