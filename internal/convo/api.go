@@ -57,20 +57,24 @@ type Config struct {
 	// each of its steps' calls, none while its tools run.
 	MaxModelCalls int
 	// MaxToolCalls bounds the agents' tool calls this process runs at
-	// once (0: no bound): a call whose run would pass it waits, first
-	// come first served, until a run ends, for at most its tool's
+	// once (0: no bound): a call whose run would pass it waits in line,
+	// first come first served, until a run ends, for at most its tool's
 	// timeout (then it ends with status timeout, the gateway busy); the
-	// run that follows has the whole timeout. Calls waiting for an
+	// run that follows has the whole timeout. A call that finds
+	// MaxWaitingCalls calls in line already does not join it: it ends at
+	// once with status error and RunRefusedError. Calls waiting for an
 	// approval or a client's output do not count (MaxWaitingCalls bounds
 	// them).
 	MaxToolCalls int
-	// MaxWaitingCalls bounds the agents' tool calls waiting for a user's
-	// approval or a client's tool_output at once in this process (0: no
-	// bound). A waiting call keeps its turn, with what the turn holds,
-	// for as long as its tool's timeout: a call that would wait while
-	// that many wait already is not waited for. It ends at once with
-	// status error and WaitRefusedError, and its turn goes on (see
-	// agentRun.runCalls).
+	// MaxWaitingCalls bounds, in this process, the agents' tool calls
+	// waiting for a user's approval or a client's tool_output at once,
+	// and apart from those, the calls waiting in line for a tool run
+	// (see MaxToolCalls) at once (0: no bound). A waiting call keeps its
+	// turn, with what the turn holds, for as long as its tool's timeout:
+	// a call that would wait while that many wait already is not waited
+	// for. It ends at once with status error and WaitRefusedError (or
+	// RunRefusedError, in line for a run), and its turn goes on (see
+	// agentRun.runCalls and agentRun.takeRun).
 	MaxWaitingCalls int
 	// MaxWaitingTurns bounds the turns waiting for their first model
 	// call, with MaxModelCalls set (default DefaultMaxWaitingTurns): a

@@ -57,6 +57,10 @@ type Service struct {
 	// answerWaits bounds the tool calls waiting for an answer
 	// (MaxWaitingCalls); no call waits in line for a place.
 	answerWaits bound
+	// runLine bounds the tool calls waiting in line for one of toolRuns
+	// (MaxWaitingCalls, apart from answerWaits so that neither kind of
+	// wait can starve the other); no call waits in line for a place.
+	runLine bound
 
 	mu   sync.Mutex // guards hubs and closed; taken before any hub's mu
 	hubs map[string]*hub
@@ -97,6 +101,7 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 		modelCalls:  newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
 		toolRuns:    newBound(cfg.MaxToolCalls, cfg.Metrics.ToolCallsWaiting),
 		answerWaits: newBound(cfg.MaxWaitingCalls, nil),
+		runLine:     newBound(cfg.MaxWaitingCalls, nil),
 		tracer:      cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)

@@ -143,9 +143,7 @@ func (r *agentRun) runCalls(ctx context.Context, step int, uses []ToolUse) (resu
 func (r *agentRun) do(ctx context.Context, c *call) (out ToolOutcome, ran bool) {
 	switch {
 	case c.refused:
-		r.s.logger.Warn("tool call refused: too many calls wait for an answer", "conversation", r.id, "turn", r.turn,
-			"call", c.use.ID, "tool", c.use.Name, "limit", r.s.cfg.MaxWaitingCalls)
-		return ToolOutcome{Status: protocol.ResultError, Error: WaitRefusedError}, false
+		return r.refuseWait(c, "tool call refused: too many calls wait for an answer", WaitRefusedError), false
 	case c.answers == nil:
 		return r.run(ctx, c)
 	}
@@ -189,14 +187,23 @@ func (r *agentRun) run(ctx context.Context, c *call) (out ToolOutcome, ran bool)
 // takeRun takes one of the tool runs in progress for c, waiting in line
 // for at most c's tool's timeout when none is free. The wait does not eat
 // into the timeout of the run that follows: a busy gateway fails a call
-// only when it kept it waiting the whole timeout, and then says so. ok
+// only when it kept it waiting the whole timeout, and then says so. A
+// call that finds Config.MaxWaitingCalls calls in line already does not
+// wait: it fails at once (RunRefusedError), since a call in line keeps
+// its turn, with what the turn holds, as one waiting for an answer does.
+// Its place in line is given back as its wait ends, however it ends. ok
 // is false when the wait ended without a run, with the call's outcome:
-// that timeout, or cancelled when ctx ended (as for a running call).
+// that timeout or refusal, or cancelled when ctx ended (as for a running
+// call).
 func (r *agentRun) takeRun(ctx context.Context, c *call) (out ToolOutcome, ok bool) {
 	runs := r.s.toolRuns
 	if runs.tryTake() {
 		return ToolOutcome{}, true
 	}
+	if !r.s.runLine.tryTake() {
+		return r.refuseWait(c, "tool call refused: too many calls wait for a tool run", RunRefusedError), false
+	}
+	defer r.s.runLine.give()
 	wait, stop := context.WithTimeout(ctx, c.tool.Timeout)
 	defer stop()
 	switch {
@@ -219,6 +226,19 @@ const CancelledCallError = "the call was cancelled"
 // protocol.ResultError, when the call would have waited for an approval
 // or a client's output while Config.MaxWaitingCalls calls waited already.
 const WaitRefusedError = "the gateway has too many calls waiting for an answer; try again later"
+
+// RunRefusedError is the error a tool call's result shows, with status
+// protocol.ResultError, when no tool run was free (Config.MaxToolCalls)
+// while Config.MaxWaitingCalls calls waited in line for one already.
+const RunRefusedError = "the gateway is busy: it has too many calls waiting for a tool run; try again later"
+
+// refuseWait logs why c is not waited for (msg) and returns its outcome: it
+// fails at once with text, one of the refusals above.
+func (r *agentRun) refuseWait(c *call, msg, text string) ToolOutcome {
+	r.s.logger.Warn(msg, "conversation", r.id, "turn", r.turn, "call", c.use.ID, "tool", c.use.Name,
+		"limit", r.s.cfg.MaxWaitingCalls)
+	return ToolOutcome{Status: protocol.ResultError, Error: text}
+}
 
 // callCancelled is the outcome of a call whose turn ended first (cancel,
 // delete, shutdown) while it waited or ran.

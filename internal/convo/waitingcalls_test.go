@@ -117,12 +117,7 @@ func refusedCall(t *testing.T, s *convo.Service, agent string) {
 		t.Errorf("an answer to a refused call: %v, want bad_request", err)
 	}
 	evs := rec.until(t, protocol.EventTurnEnd)
-	var results []string // status: error
-	for _, ev := range evs {
-		if ev.Type == protocol.EventToolResult {
-			results = append(results, ev.Status+": "+ev.ToolError)
-		}
-	}
+	results := toolResults(evs)
 	if want := protocol.ResultError + ": " + convo.WaitRefusedError; len(results) != 1 || results[0] != want {
 		t.Errorf("tool_results %q, want one %q", results, want)
 	}
@@ -148,18 +143,25 @@ func TestApprovedCallRunsWithoutItsPlace(t *testing.T) {
 	waitingCall(t, s.Service, "approving")
 }
 
-// heldAgents offers the agent "approving", whose tool "t" needs approval
-// and, approved, says so on started and runs until release is closed.
+// heldAgents offers the agents "approving", whose HTTP tool "t" needs
+// approval, and "running", whose HTTP tool "t" needs none. A run of
+// either says so on started, and runs until release lets it go (a
+// receive, or its close) or its call is cancelled.
 type heldAgents struct{ started, release chan struct{} }
 
 func (a heldAgents) Agent(name, _, _ string) (*convo.Agent, bool) {
-	run := func(context.Context, convo.ToolCall, func(convo.ToolProgress)) convo.ToolOutcome {
+	run := func(ctx context.Context, _ convo.ToolCall, _ func(convo.ToolProgress)) convo.ToolOutcome {
 		a.started <- struct{}{}
-		<-a.release
-		return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{}`)}
+		select {
+		case <-a.release:
+			return convo.ToolOutcome{Status: protocol.ResultOK, Output: json.RawMessage(`{}`)}
+		case <-ctx.Done():
+			return convo.ToolOutcome{Status: protocol.ResultCancelled, Error: convo.CancelledCallError}
+		}
 	}
 	return &convo.Agent{Name: name, Model: "m", Run: run, Tools: []convo.AgentTool{
-		{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Approval: true, Timeout: time.Hour}}}, name == "approving"
+			{ToolSpec: convo.ToolSpec{Name: "t"}, Kind: protocol.ToolKindHTTP, Approval: name == "approving", Timeout: time.Hour}}},
+		name == "approving" || name == "running"
 }
 
 func (heldAgents) Allowed(context.Context, string) bool { return true }
