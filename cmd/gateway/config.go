@@ -98,12 +98,13 @@ type config struct {
 	// bound).
 	maxToolCalls int
 	// maxWaitingCalls bounds the agents' tool calls waiting for an
-	// approval or a client's output at once (0: no bound). Its default
-	// is -max-tool-calls': a turn whose call waits holds what one whose
-	// call runs holds (its reply so far and its step's tool inputs, up
-	// to 960 KiB together, and its finished results), so that the two
-	// bound those turns to 512, as -max-model-calls bounds the turns
-	// streaming a reply.
+	// approval or a client's output at once, and apart from those, the
+	// calls waiting in line for one of the -max-tool-calls runs (0: no
+	// bound). Its default is -max-tool-calls': a turn whose call waits
+	// holds what one whose call runs holds (its reply so far and its
+	// step's tool inputs, up to 960 KiB together, and its finished
+	// results), so that the three bound those turns to 768, as
+	// -max-model-calls bounds the turns streaming a reply.
 	maxWaitingCalls int
 }
 
@@ -187,8 +188,8 @@ func (c *config) flagSet(out io.Writer) *flag.FlagSet {
 			return err
 		})
 	fs.StringVar(&c.agentsFile, "agents", "", "agents file (YAML or JSON) defining agents and their HTTP, MCP and client tools; SIGHUP reloads it (empty: a built-in example agent, \"demo\")")
-	fs.IntVar(&c.maxToolCalls, "max-tool-calls", 256, "agents' HTTP and MCP tool calls running at once in this gateway; a call past it waits, first come first served, until a run ends, and fails with status timeout (the gateway busy) if its tool's timeout passes first (0: no limit)")
-	fs.IntVar(&c.maxWaitingCalls, "max-waiting-calls", 256, "calls of agents' tools waiting for a user's approval or a client's tool_output at once in this gateway; a call past it is not waited for: it ends at once with status error, \"the gateway has too many calls waiting for an answer\", and its turn goes on (0: no limit)")
+	fs.IntVar(&c.maxToolCalls, "max-tool-calls", 256, "agents' HTTP and MCP tool calls running at once in this gateway; a call past it waits in line, first come first served, until a run ends, and fails with status timeout (the gateway busy) if its tool's timeout passes first; one that finds -max-waiting-calls calls in line fails at once with status error, \"the gateway is busy\" (0: no limit)")
+	fs.IntVar(&c.maxWaitingCalls, "max-waiting-calls", 256, "calls of agents' tools waiting for a user's approval or a client's tool_output at once in this gateway, and apart from those, calls waiting in line for one of the -max-tool-calls runs; a call past it is not waited for: it ends at once with status error, \"the gateway has too many calls waiting for an answer\" or \"the gateway is busy\" (in line), and its turn goes on (0: no limit)")
 	fs.IntVar(&c.maxToolOutputBytes, "max-tool-output-bytes", 0, "largest tool output sent to the model; a longer one is cut, and says so (0: 256 KiB)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long running turns may take to finish before they end interrupted")
 	fs.StringVar(&c.nats, "nats", "", "cluster mode: comma-separated NATS URLs (nats://host:4222,…) whose JetStream keeps the conversations, shared by every gateway given the same servers; -db is then unused (empty: one gateway on -db)")

@@ -56,9 +56,55 @@ func TestRunMaxToolCalls(t *testing.T) {
 		}
 	})
 
-	c := r.agentConv(t, "second", "support")
-	c.Request(&protocol.Send{Conversation: "second", Text: `/tool lookup_order {"id":"2"}`})
+	c := lineCall(t, r, "second")
+	runAfterHeld(t, r, first, held, c)
+}
+
+// TestRunMaxToolLine runs the real program with -max-tool-calls 1 and
+// -max-waiting-calls 1: while an HTTP tool (hang) holds the one run and
+// another conversation's call waits in line for it, a third
+// conversation's call does not wait. It ends at once with an error
+// result that says why, its tool not called, and its turn goes on to its
+// end; the call in line still waits, and runs once the held one ends.
+func TestRunMaxToolLine(t *testing.T) {
+	t.Parallel()
+	r := startAgentRig(t, "-max-tool-calls", "1", "-max-waiting-calls", "1")
+	first := r.agentConv(t, "first", "support")
+	first.Request(&protocol.Send{Conversation: "first", Text: "/tool hang {}"})
+	held := <-r.tools.hanging
+	c := lineCall(t, r, "second")
+
+	third := r.agentConv(t, "third", "support")
+	frames := send(t, third, "third", `/tool lookup_order {"id":"3"}`)
+	if res := ofType(frames, protocol.EventToolResult); len(res) != 1 || res[0].Status != protocol.ResultError ||
+		res[0].ToolError != convo.RunRefusedError {
+		t.Errorf("tool_results %+v, want one error %q", res, convo.RunRefusedError)
+	}
+	if end := frames[len(frames)-1]; end.StopReason != protocol.StopEndTurn {
+		t.Errorf("turn_end %s, want end_turn", end.StopReason)
+	}
+	if n := toolCallsWaiting(t, r); n != 1 || r.tools.count("/lookup") != 0 {
+		t.Errorf("%v calls waiting and %d lookups after the refusal, want the one in line and none", n, r.tools.count("/lookup"))
+	}
+	runAfterHeld(t, r, first, held, c)
+}
+
+// lineCall creates conversation id with agent support and sends it a
+// call of lookup_order while r's one tool run is held: it returns the
+// conversation's client once the call waits in line.
+func lineCall(t *testing.T, r *agentRig, id string) *conntest.Client {
+	t.Helper()
+	c := r.agentConv(t, id, "support")
+	c.Request(&protocol.Send{Conversation: id, Text: `/tool lookup_order {"id":"2"}`})
 	awaitToolWaiting(t, r, 1)
+	return c
+}
+
+// runAfterHeld cancels conversation "first", whose call held (of /hang)
+// holds r's one tool run, and checks that the call waiting in line over
+// c runs then, once, and its turn ends.
+func runAfterHeld(t *testing.T, r *agentRig, first *conntest.Client, held string, c *conntest.Client) {
+	t.Helper()
 	first.Request(&protocol.Cancel{Conversation: "first"})
 	if got := <-r.tools.cancelled; got != held {
 		t.Errorf("cancelled call %s, want %s", got, held)
