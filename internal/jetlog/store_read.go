@@ -140,17 +140,14 @@ func (s *Store) Messages(ctx context.Context, id string, before uint64, limit, m
 	}
 	var decodeErr error
 	err := s.scan(ctx, id, 0, upTo, 0, func(seq uint64, frame []byte) bool {
-		var ev struct {
-			Type    string            `json:"type"`
-			Message *protocol.Message `json:"message"`
-		}
-		if err := json.Unmarshal(frame, &ev); err != nil {
-			decodeErr = fmt.Errorf("jetlog: conversation %s: corrupt event %d: %w", id, seq, err)
+		msg, err := convo.MessageOf(frame)
+		if err != nil {
+			decodeErr = fmt.Errorf("jetlog: conversation %s: event %d: %w", id, seq, err)
 			return false
 		}
-		if ev.Message != nil && (ev.Type == protocol.EventMessage || ev.Type == protocol.EventTurnEnd) {
-			msgs = append(msgs, *ev.Message)
-			size += convo.MessageBytes(ev.Message)
+		if msg != nil {
+			msgs = append(msgs, *msg)
+			size += convo.MessageBytes(msg)
 			// Drop the oldest while the page is over its limits.
 			for limit > 0 && len(msgs) > limit || maxBytes > 0 && size > maxBytes && len(msgs) > 1 {
 				size -= convo.MessageBytes(&msgs[0])

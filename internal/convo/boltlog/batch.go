@@ -505,7 +505,7 @@ func readMessage(tx snap, id string, seq uint64) (*protocol.Message, error) {
 			frame = tx.Bucket(bucketTail).Get(tailKey(refs[i].g))
 		}
 	}
-	msg, err := messageOf(frame)
+	msg, err := convo.MessageOf(frame)
 	if err == nil && msg == nil {
 		err = errors.New("no message there")
 	}
@@ -513,58 +513,4 @@ func readMessage(tx snap, id string, seq uint64) (*protocol.Message, error) {
 		return nil, fmt.Errorf("boltlog: conversation %s: message %d: %w", id, seq, err)
 	}
 	return msg, nil
-}
-
-// messageKey is how the frame of an event that carries a message shows
-// it: a message object at the top level. The key cannot occur in a
-// string (its quotes would be escaped), only as a key, perhaps of a
-// nested object: messageOf then finds no message.
-var messageKey = []byte(`"message":{`)
-
-// Frames of the events that are most of a log, and carry no message,
-// start with these: history skips them without looking further.
-var (
-	deltaFrame    = []byte(`{"type":"` + protocol.EventDelta + `"`)
-	thinkingFrame = []byte(`{"type":"` + protocol.EventThinking + `"`)
-)
-
-// Frames of the events whose message key, if any, holds a message
-// (protocol.Event.Message) start with these.
-var (
-	messageFrame = []byte(`{"type":"` + protocol.EventMessage + `",`)
-	turnEndFrame = []byte(`{"type":"` + protocol.EventTurnEnd + `",`)
-)
-
-// messageOf returns the message event frame carries at its top level, or
-// nil.
-func messageOf(frame []byte) (*protocol.Message, error) {
-	if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) || !bytes.Contains(frame, messageKey) {
-		return nil, nil
-	}
-	if bytes.HasPrefix(frame, messageFrame) || bytes.HasPrefix(frame, turnEndFrame) {
-		// One pass over the frame: its message is a message.
-		var ev struct {
-			Message *protocol.Message `json:"message"`
-		}
-		if err := json.Unmarshal(frame, &ev); err != nil {
-			return nil, fmt.Errorf("corrupt event: %w", err)
-		}
-		return ev.Message, nil
-	}
-	// Another event's message key may hold something else (a
-	// tool_progress's is a string).
-	var ev struct {
-		Message json.RawMessage `json:"message"`
-	}
-	if err := json.Unmarshal(frame, &ev); err != nil {
-		return nil, fmt.Errorf("corrupt event: %w", err)
-	}
-	if len(ev.Message) == 0 || ev.Message[0] != '{' {
-		return nil, nil
-	}
-	var msg protocol.Message
-	if err := json.Unmarshal(ev.Message, &msg); err != nil {
-		return nil, fmt.Errorf("corrupt message: %w", err)
-	}
-	return &msg, nil
 }

@@ -1,16 +1,12 @@
 package boltlog
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/chatgateway/gateway/protocol"
 )
 
 // TestDeleteFrom deletes a run of keys from a bucket whose leaf the
@@ -74,47 +70,5 @@ func testDeleteFrom(t *testing.T, n int, written bool) {
 	}
 	if !slices.Equal(left, want) {
 		t.Fatalf("%d keys left, want %v", len(left), want)
-	}
-}
-
-// TestMessageOf reads the message of frames as the log stores them: the
-// message of message and turn_end events, and nothing from others, even
-// where they have a message key.
-func TestMessageOf(t *testing.T) {
-	ts := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
-	user := &protocol.Message{ID: "m1", Role: protocol.RoleUser, Text: `a "quoted" <question>`, Turn: "t1", Seq: 4, CreatedAt: ts}
-	reply := &protocol.Message{ID: "m2", Role: protocol.RoleAssistant, Text: "an answer\n", Turn: "t1", Seq: 9, CreatedAt: ts}
-	progress := "50% done"
-	for _, tc := range []struct {
-		name string
-		ev   *protocol.Event
-		want *protocol.Message
-	}{
-		{"message", &protocol.Event{Type: protocol.EventMessage, Message: user}, user},
-		{"turn_end", &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1", StopReason: protocol.StopEndTurn,
-			Usage: &protocol.Usage{InputTokens: 3}, Message: reply}, reply},
-		{"turn_end without a message", &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1"}, nil},
-		{"delta", &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: `"message":{`}, nil},
-		{"tool_progress", &protocol.Event{Type: protocol.EventToolProgress, Call: "c1", ProgressMessage: progress}, nil},
-		// Its message key holds a string, and another one an object.
-		{"tool_progress with a message key in its output", &protocol.Event{Type: protocol.EventToolProgress, Call: "c1",
-			ProgressMessage: progress, Output: json.RawMessage(`{"message":{"role":"user"}}`)}, nil},
-		{"action with a message key in its input", &protocol.Event{Type: protocol.EventAction, Turn: "t1", Name: "tool",
-			Input: json.RawMessage(`{"message":{"role":"user"}}`)}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.ev.Conversation, tc.ev.Seq, tc.ev.TS = "c", 9, ts
-			frame, err := tc.ev.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := messageOf(frame)
-			if err != nil {
-				t.Fatalf("%s: %v", frame, err)
-			}
-			if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
-				t.Fatalf("%s: message %+v, want %+v", frame, got, tc.want)
-			}
-		})
 	}
 }

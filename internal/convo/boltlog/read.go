@@ -85,7 +85,7 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	err = walk(tx, id, stored, func(seq uint64, frame []byte) (bool, error) {
 		// A delta or thinking event changes nothing but the last seq and
 		// the update time.
-		if bytes.HasPrefix(frame, deltaFrame) || bytes.HasPrefix(frame, thinkingFrame) {
+		if convo.StreamFrame(frame) {
 			stream = frame
 			return true, nil
 		}
@@ -235,7 +235,7 @@ func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, max
 	size := 0
 	err := l.view(ctx, func(tx snap) error {
 		return walkBack(tx, id, before, func(seq uint64, frame []byte) (bool, error) {
-			m, err := messageOf(frame)
+			m, err := convo.MessageOf(frame)
 			if err != nil {
 				return false, fmt.Errorf("boltlog: conversation %s: event %d: %w", id, seq, err)
 			}
