@@ -2,8 +2,26 @@ package convo
 
 import (
 	"context"
+	"encoding/json"
 	"runtime"
+
+	"github.com/chatgateway/gateway/protocol"
 )
+
+// StoredFrames returns ev's frame encoded both ways the Logs encode one:
+// with MarshalJSON, as bbolt does, and with json.Marshal, as jetlog does.
+// ok is false when MarshalJSON refuses ev (a fuzzed field it rejects).
+func StoredFrames(ev *protocol.Event) (frames [][]byte, ok bool, err error) {
+	viaMarshalJSON, err := ev.MarshalJSON()
+	if err != nil {
+		return nil, false, nil
+	}
+	viaMarshal, err := json.Marshal(ev)
+	if err != nil {
+		return nil, false, err
+	}
+	return [][]byte{viaMarshalJSON, viaMarshal}, true, nil
+}
 
 // WaitTurns waits until no turn runs or ctx ends.
 func (s *Service) WaitTurns(ctx context.Context) error { return s.waitTurns(ctx) }

@@ -78,15 +78,14 @@ func FuzzMessageOf(f *testing.F) {
 		case protocol.EventToolProgress:
 			ev.ProgressMessage = text
 		}
-		viaMarshalJSON, err := ev.MarshalJSON()
-		if err != nil {
-			return
-		}
-		viaMarshal, err := json.Marshal(ev)
+		frames, ok, err := convo.StoredFrames(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, frame := range [][]byte{viaMarshalJSON, viaMarshal} {
+		if !ok {
+			return
+		}
+		for _, frame := range frames {
 			var whole struct {
 				Message json.RawMessage `json:"message"`
 			}
