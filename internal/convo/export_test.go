@@ -4,23 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"runtime"
+	"testing"
 
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// StoredFrames returns ev's frame encoded both ways the Logs encode one:
-// with MarshalJSON, as bbolt does, and with json.Marshal, as jetlog does.
-// ok is false when MarshalJSON refuses ev (a fuzzed field it rejects).
-func StoredFrames(ev *protocol.Event) (frames [][]byte, ok bool, err error) {
+// EachStoredFrame calls f with ev's frame encoded each way the Logs
+// encode one: with MarshalJSON, as bbolt does, and with json.Marshal, as
+// jetlog does; with none when MarshalJSON refuses ev (a fuzzed field it
+// rejects).
+func EachStoredFrame(t *testing.T, ev *protocol.Event, f func(frame []byte)) {
+	t.Helper()
 	viaMarshalJSON, err := ev.MarshalJSON()
 	if err != nil {
-		return nil, false, nil
+		return
 	}
 	viaMarshal, err := json.Marshal(ev)
 	if err != nil {
-		return nil, false, err
+		t.Fatal(err)
 	}
-	return [][]byte{viaMarshalJSON, viaMarshal}, true, nil
+	f(viaMarshalJSON)
+	f(viaMarshal)
 }
 
 // WaitTurns waits until no turn runs or ctx ends.

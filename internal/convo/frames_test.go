@@ -78,14 +78,7 @@ func FuzzMessageOf(f *testing.F) {
 		case protocol.EventToolProgress:
 			ev.ProgressMessage = text
 		}
-		frames, ok, err := convo.StoredFrames(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return
-		}
-		for _, frame := range frames {
+		convo.EachStoredFrame(t, ev, func(frame []byte) {
 			var whole struct {
 				Message json.RawMessage `json:"message"`
 			}
@@ -106,6 +99,6 @@ func FuzzMessageOf(f *testing.F) {
 			if (got == nil) != (want == nil) || got != nil && *got != *want {
 				t.Fatalf("MessageOf(%s) = %+v, want %+v", frame, got, want)
 			}
-		}
+		})
 	})
 }

@@ -42,14 +42,7 @@ func FuzzDecodeStepEvent(f *testing.F) {
 		case protocol.EventToolProgress:
 			ev.ProgressMessage = text
 		}
-		frames, ok, err := StoredFrames(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return
-		}
-		for _, frame := range frames {
+		EachStoredFrame(t, ev, func(frame []byte) {
 			want, err := decodeEvent(frame)
 			if err != nil {
 				t.Fatalf("decodeEvent(%s): %v", frame, err)
@@ -72,7 +65,7 @@ func FuzzDecodeStepEvent(f *testing.F) {
 				string(rawJSON(got.output)) != string(want.Output) || (rawJSON(got.output) == nil) != (want.Output == nil) {
 				t.Errorf("decodeStepEvent(%s) = %+v, decodeEvent: %+v", frame, got, want)
 			}
-		}
+		})
 	})
 }
 
