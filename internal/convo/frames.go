@@ -14,6 +14,10 @@ import (
 // nested object: MessageOf then finds no message.
 var messageKey = []byte(`"message":{`)
 
+// typeStart starts every frame protocol.Event encodes: its type comes
+// first.
+var typeStart = []byte(`{"type":"`)
+
 // Frames of the events that are most of a log, and carry no message,
 // start with these (protocol.Event encodes its type first): reads that
 // look for something else skip them without looking further.
@@ -28,6 +32,25 @@ var (
 	messageFrame = []byte(`{"type":"` + protocol.EventMessage + `",`)
 	turnEndFrame = []byte(`{"type":"` + protocol.EventTurnEnd + `",`)
 )
+
+// FrameType returns the type of a stored event's frame (as
+// Committed.Frame). protocol.Event encodes the type first, escaping all
+// that needs it (quotes, backslashes, control characters, invalid
+// UTF-8): a type without a backslash is the frame's start up to the next
+// quote, read without decoding the rest. Any other frame is decoded (""
+// if it has no type).
+func FrameType(frame []byte) string {
+	if rest, ok := bytes.CutPrefix(frame, typeStart); ok {
+		if i := bytes.IndexByte(rest, '"'); i >= 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
+			return string(rest[:i])
+		}
+	}
+	var ev struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(frame, &ev)
+	return ev.Type
+}
 
 // StreamFrame reports whether frame, a stored event's, is a delta's or a
 // thinking event's: one that changes nothing in a conversation's

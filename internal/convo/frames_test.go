@@ -102,3 +102,27 @@ func FuzzMessageOf(f *testing.F) {
 		})
 	})
 }
+
+// FuzzFrameType checks that FrameType reads a stored event's type as
+// decoding the whole frame does, for frames encoded both ways the Logs
+// encode them, types with escapes, invalid UTF-8 and U+2028 included.
+func FuzzFrameType(f *testing.F) {
+	f.Add(protocol.EventDelta, "hello")
+	f.Add(`ty"pe\`, "<b>")
+	f.Add("bad \xff utf-8\u2028", "")
+	f.Add("", "x")
+	f.Fuzz(func(t *testing.T, typ, text string) {
+		ev := &protocol.Event{Type: typ, Conversation: "c", Seq: 9, TS: time.Unix(1e9, 0).UTC(), Turn: "t1", Text: text}
+		convo.EachStoredFrame(t, ev, func(frame []byte) {
+			var whole struct {
+				Type string `json:"type"`
+			}
+			if err := json.Unmarshal(frame, &whole); err != nil {
+				t.Fatalf("%s: %v", frame, err)
+			}
+			if got := convo.FrameType(frame); got != whole.Type {
+				t.Fatalf("FrameType(%s) = %q, want %q", frame, got, whole.Type)
+			}
+		})
+	})
+}

@@ -132,7 +132,7 @@ func (s *Store) report(c *conv, rec *Record, born []time.Time, durable time.Time
 		if seq <= c.reported {
 			continue
 		}
-		cm := convo.Committed{Conversation: c.id, Type: eventType(f), Seq: seq, Frame: f, Durable: durable}
+		cm := convo.Committed{Conversation: c.id, Type: convo.FrameType(f), Seq: seq, Frame: f, Durable: durable}
 		if born != nil {
 			cm.Born = born[i]
 		}
@@ -145,15 +145,6 @@ func (s *Store) report(c *conv, rec *Record, born []time.Time, durable time.Time
 	s.reportMu.Lock()
 	defer s.reportMu.Unlock()
 	s.committed(out)
-}
-
-// eventType reads the type of an encoded event.
-func eventType(frame []byte) string {
-	var ev struct {
-		Type string `json:"type"`
-	}
-	_ = json.Unmarshal(frame, &ev) // stored events are valid JSON
-	return ev.Type
 }
 
 // Follow implements convo.Log: it follows the conversation's subject in
