@@ -775,12 +775,15 @@ func checkUnfollowed(t *testing.T, what string, call func(context.Context, *clie
 	}
 	p.drop()
 	<-entered
+	// The gateway answers an unsubscribe in order: once it has, a
+	// subscribe written after finds the connection's one place free.
+	// Watched for before the call: a cancelled Subscribe writes its
+	// unsubscribe as it returns, and the gateway's answer reaches the
+	// proxy whether or not the held client reads it.
+	undone := p.sent(`"type":"unsubscribed"`)
 	if err := call(cancelOnWait{ctx, new(atomic.Bool)}, c); !errors.Is(err, context.Canceled) {
 		t.Fatalf("%s cancelled while waiting for its reply: %v; want context.Canceled", what, err)
 	}
-	// The gateway answers an unsubscribe in order: once it has, a
-	// subscribe written after finds the connection's one place free.
-	undone := p.sent(`"type":"unsubscribed"`)
 	close(release)
 	select {
 	case <-undone:
