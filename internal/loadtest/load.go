@@ -38,6 +38,9 @@ type load struct {
 	peak memory
 	// others is the CPU time the machine's other processes used meanwhile.
 	others time.Duration
+	// gc is what this process allocated, and the collections it made,
+	// over the step.
+	gc gcWork
 }
 
 // loadMeter measures one step.
@@ -46,6 +49,7 @@ type loadMeter struct {
 	cpu     time.Duration
 	busy    time.Duration
 	written uint64
+	gc      gcWork
 	before  map[string]float64
 	sampler *peakSampler
 	mu      sync.Mutex
@@ -57,7 +61,7 @@ func (r *runner) startLoad(ctx context.Context, t *target) *loadMeter {
 	settledMemory()
 	m := &loadMeter{sampler: startPeakSampler(250 * time.Millisecond)}
 	m.before, m.res.metricsErr = t.gather(ctx)
-	m.start, m.cpu, m.busy, m.written = time.Now(), cpuTime(), machineBusy(), storageWritten()
+	m.start, m.cpu, m.busy, m.written, m.gc = time.Now(), cpuTime(), machineBusy(), storageWritten(), readGCWork()
 	return m
 }
 
@@ -87,6 +91,7 @@ func (m *loadMeter) stop(ctx context.Context, t *target) load {
 	res := m.res
 	res.elapsed, res.cpu, res.written = time.Since(m.start), cpuTime()-m.cpu, storageWritten()-m.written
 	res.others = max(machineBusy()-m.busy-res.cpu, 0)
+	res.gc = readGCWork().since(m.gc)
 	res.peak = m.sampler.done()
 	// The step's context may have ended: read the metrics regardless.
 	after, err := t.gather(context.WithoutCancel(ctx))

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -615,4 +616,25 @@ func TestStampModelPaces(t *testing.T) {
 			t.Errorf("%d chunks emitted after Stream returned", n)
 		}
 	})
+}
+
+// sink keeps TestGCWork's allocations from being optimized away.
+var sink []byte
+
+// TestGCWork checks the step's allocation and collection counts: what
+// the process allocates between two readings, and a collection it runs,
+// show in their difference.
+func TestGCWork(t *testing.T) {
+	before := readGCWork()
+	for range 64 {
+		sink = make([]byte, 64<<10)
+	}
+	runtime.GC()
+	w := readGCWork().since(before)
+	if w.allocated < 64*64<<10 {
+		t.Errorf("allocated %d bytes, want at least %d", w.allocated, 64*64<<10)
+	}
+	if w.collections < 1 {
+		t.Errorf("%d collections, want at least 1", w.collections)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"syscall"
@@ -171,4 +172,31 @@ func loadAverage() string {
 		return "n/a"
 	}
 	return string(bytes.Join(f[:3], []byte(" ")))
+}
+
+// gcWork is what the Go runtime counts of this process's allocation and
+// garbage collection.
+type gcWork struct {
+	// allocated is the bytes of heap allocated; collections the
+	// collection cycles completed.
+	allocated, collections uint64
+}
+
+// readGCWork reads the runtime's cumulative counts.
+func readGCWork() gcWork {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	var w gcWork
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		w.allocated = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		w.collections = s[1].Value.Uint64()
+	}
+	return w
+}
+
+// since is the work done from before to w.
+func (w gcWork) since(before gcWork) gcWork {
+	return gcWork{allocated: w.allocated - before.allocated, collections: w.collections - before.collections}
 }

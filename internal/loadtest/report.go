@@ -118,6 +118,15 @@ func (l load) cpuCells() []string {
 	return []string{fmt.Sprintf("%.1f s (%.2f cores)", l.cpu.Seconds(), l.cpu.Seconds()/s), fmt.Sprintf("%.2f cores", l.others.Seconds()/s)}
 }
 
+// gcCells are the bytes this process allocated per chunk the clients
+// received, and the collections it made, over the step.
+func (l load) gcCells() []string {
+	if l.chunks == 0 {
+		return []string{"n/a", strconv.FormatUint(l.gc.collections, 10)}
+	}
+	return []string{kib(float64(l.gc.allocated) / float64(l.chunks)), strconv.FormatUint(l.gc.collections, 10)}
+}
+
 // commitCells are the commits per second, their mean and p99 latency, the ops
 // they carried and the bytes written to storage per commit.
 func (l load) commitCells() []string {
@@ -146,7 +155,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
-			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "peak heap+stacks", "peak RSS", "notes"},
+			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "allocated/chunk", "collections", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	for _, s := range slices.Concat(rep.barePipes(), rep.streams) {
 		c := strconv.Itoa(s.res.c)
@@ -166,6 +175,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		row = append(row, fmt.Sprintf("%.0f", l.perSecond(float64(l.chunks))), fmt.Sprintf("%.0f", l.perSecond(l.events)))
 		row = append(row, l.commitCells()...)
 		row = append(row, l.cpuCells()...)
+		row = append(row, l.gcCells()...)
 		row = append(row, mib(float64(l.peak.goBytes)), mib(float64(l.peak.rss)), l.notes())
 		t.add(row...)
 	}
@@ -175,7 +185,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	}
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {
-		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have.")
+		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have. allocated/chunk and collections: the Go heap this process allocated over the step per chunk received, and the garbage collections it ran (runtime/metrics): each collection's mark phase takes CPU from the gateway while the cores are busy, and the relay's slowest chunks are those of the moments it runs (see docs/PERFORMANCE.md).")
 	} else {
 		t.note("CPU and memory are the load generator's own (the gateway runs elsewhere).")
 	}
