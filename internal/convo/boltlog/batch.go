@@ -63,42 +63,31 @@ const metaEvery = 128
 
 // Append implements convo.Log.
 func (l *Log) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
-	o, res := newAppendOp(ctx, a)
+	o := newAppendOp(ctx, a)
 	if err := l.do(o); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return &o.res, nil
 }
 
 // Post implements convo.Log: the op's finish calls done.
 func (l *Log) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
-	o, res := newAppendOp(ctx, a)
-	o.finish = func() {
-		if o.err != nil {
-			done(nil, o.err)
-			return
-		}
-		done(res, nil)
-	}
+	o := newAppendOp(ctx, a)
+	o.done = done
 	if err := l.enqueue(o); err != nil {
 		done(nil, err)
 	}
 }
 
-// newAppendOp returns the op that applies a, and the result it fills.
-func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
-	res := &convo.Appended{}
-	o := &op{ctx: ctx, deferrable: a.Deferrable, apply: func(b *batch) (error, error) { return b.appendOp(a, res) }}
-	if a.Durable != nil {
-		o.durable = func() { a.Durable(res) }
-	}
-	return o, res
+// newAppendOp returns the op that applies a.
+func newAppendOp(ctx context.Context, a *convo.Append) *op {
+	return &op{ctx: ctx, a: a, deferrable: a.Deferrable}
 }
 
 // Delete implements convo.Log.
 func (l *Log) Delete(ctx context.Context, id, owner string) (time.Time, error) {
 	var created time.Time
-	err := l.do(&op{ctx: ctx, apply: func(b *batch) (error, error) {
+	err := l.do(&op{ctx: ctx, fn: func(b *batch) (error, error) {
 		bm, err := b.meta(id)
 		if err != nil {
 			return err, nil
@@ -172,9 +161,10 @@ func (l *Log) newBatch(n int) *batch {
 		tail: tailBatch{st: &l.tail, next: l.tail.next, frames: make([][]byte, 0, n+n/4), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
 }
 
-// appendOp applies a within the batch, filling res. It returns refused
-// for an append that fails alone, having written nothing.
-func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err error) {
+// appendOp applies o's append within the batch, filling its result. It
+// returns refused for an append that fails alone, having written nothing.
+func (b *batch) appendOp(o *op) (refused, err error) {
+	a, res := o.a, &o.res
 	var bm *batchMeta
 	if a.New != nil {
 		if _, err := b.meta(a.Conversation); err == nil {
@@ -209,7 +199,10 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 		}
 	}
 	keyed := a.ClientMsgID == ""
-	if len(drafts) > 0 {
+	switch {
+	case len(drafts) == 1:
+		res.Events = o.one[:0]
+	case len(drafts) > 1:
 		res.Events = make([]*protocol.Event, 0, len(drafts))
 	}
 	for _, d := range drafts {
