@@ -114,8 +114,8 @@ type batch struct {
 	// whose metadata it writes back (see flush).
 	metas map[string]*batchMeta
 	dirty []*batchMeta
-	// free is where metas' entries are allocated, one array per batch
-	// (sized for its ops). Only the pointers in metas and dirty are used:
+	// free is where metas' entries are allocated, in an array that
+	// batches reuse. Only the pointers in metas and dirty are used:
 	// should it grow, the entries made before stay valid where they are.
 	free []batchMeta
 	tail tailBatch
@@ -153,12 +153,34 @@ func (bm *batchMeta) own(typ string) *convo.Meta {
 	return bm.m
 }
 
-// newBatch returns the batch of a commit of n ops.
+// newBatch returns the batch of a commit of n ops: l.batch, emptied of
+// the last commit's. Nothing else holds what it reuses once that commit
+// is done: the metadata cache copied what it keeps out of metas (see
+// keep), the tail state the tail's heads, frames and moved keys (see
+// tailState.apply), and the *batchMeta that appendOp and Delete use
+// last no longer than their op. What the batch hands over is made
+// anew: out becomes the committed function's, and the tail's refs the
+// readers' index.
 func (l *Log) newBatch(n int) *batch {
+	b := &l.batch
+	if b.metas == nil {
+		b.metas = make(map[string]*batchMeta, n)
+	}
+	clear(b.metas)
 	// Most ops are of a conversation no other op of the batch touches,
 	// and store one event.
-	return &batch{now: l.now(), cache: l.cache, metas: make(map[string]*batchMeta, n), free: make([]batchMeta, 0, n), out: make([]convo.Committed, 0, n+n/4),
-		tail: tailBatch{st: &l.tail, next: l.tail.next, frames: make([][]byte, 0, n+n/4), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+	*b = batch{now: l.now(), cache: l.cache, metas: b.metas, dirty: emptied(b.dirty), free: emptied(b.free), out: make([]convo.Committed, 0, n+n/4), key: b.key,
+		tail: tailBatch{st: &l.tail, next: l.tail.next, heads: emptied(b.tail.heads), frames: emptied(b.tail.frames), moved: emptied(b.tail.moved),
+			base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+	return b
+}
+
+// emptied returns s with no elements, for appending again to its array,
+// which it zeroes whole so that it keeps nothing alive.
+func emptied[S ~[]E, E any](s S) S {
+	s = s[:cap(s)]
+	clear(s)
+	return s[:0]
 }
 
 // appendOp applies o's append within the batch, filling its result. It

@@ -73,6 +73,10 @@ type Log struct {
 	// commits, for the commit loop and the readers.
 	tail  tailState
 	tails tailIndexes
+	// batch is the state of the commit in progress, whose maps and
+	// arrays each commit reuses (see newBatch); only the commit loop
+	// uses it.
+	batch batch
 	// eventCounters are metrics.Events' counters by event type, looked
 	// up once each rather than for every event; only the commit loop
 	// uses them.
