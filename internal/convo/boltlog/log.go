@@ -262,10 +262,11 @@ func (l *Log) wakeLoop() {
 // loop commits what is queued as soon as the previous commit is done.
 func (l *Log) loop() {
 	defer close(l.exited)
+	var spare []*op
 	for range l.wake {
 		l.mu.Lock()
 		stopped := l.stopped
-		ops := l.take(stopped)
+		ops := l.take(stopped, spare)
 		fail := l.failCommit
 		committed := l.committed
 		l.mu.Unlock()
@@ -288,6 +289,10 @@ func (l *Log) loop() {
 		if stopped {
 			return
 		}
+		// Every op taken is finished, and only this loop held their
+		// array since take: the queue can grow in it again rather than
+		// in arrays of its own.
+		spare = emptied(ops)
 	}
 }
 
@@ -298,11 +303,13 @@ func (l *Log) loop() {
 // to maxDeferrable, or a quarter of that with any of the others queued. So
 // a send waits for the commit in flight and then a short commit of its
 // own, and chunks go on in every commit. Those left stay queued in their
-// order. With all set (the loop is stopping) it takes everything. Call
-// with l.mu held.
-func (l *Log) take(all bool) []*op {
+// order. With all set (the loop is stopping) it takes everything. The
+// ops it returns are in the queue's array, the loop's from now on, and
+// the queue goes on in spare, an empty array the loop no longer uses.
+// Call with l.mu held.
+func (l *Log) take(all bool, spare []*op) []*op {
 	ops := l.queue
-	l.queue = nil
+	l.queue = spare
 	deferrable := 0
 	for _, o := range ops {
 		if o.deferrable {
@@ -316,7 +323,9 @@ func (l *Log) take(all bool) []*op {
 	if all || deferrable <= limit {
 		return ops
 	}
-	taken := make([]*op, 0, len(ops)-deferrable+limit)
+	// Those taken are moved to the front of ops: each is written at or
+	// before the place it was read from.
+	taken := ops[:0]
 	n := 0
 	for _, o := range ops {
 		if o.deferrable {
