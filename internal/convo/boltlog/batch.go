@@ -63,42 +63,31 @@ const metaEvery = 128
 
 // Append implements convo.Log.
 func (l *Log) Append(ctx context.Context, a *convo.Append) (*convo.Appended, error) {
-	o, res := newAppendOp(ctx, a)
+	o := newAppendOp(ctx, a)
 	if err := l.do(o); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return &o.res, nil
 }
 
 // Post implements convo.Log: the op's finish calls done.
 func (l *Log) Post(ctx context.Context, a *convo.Append, done func(*convo.Appended, error)) {
-	o, res := newAppendOp(ctx, a)
-	o.finish = func() {
-		if o.err != nil {
-			done(nil, o.err)
-			return
-		}
-		done(res, nil)
-	}
+	o := newAppendOp(ctx, a)
+	o.done = done
 	if err := l.enqueue(o); err != nil {
 		done(nil, err)
 	}
 }
 
-// newAppendOp returns the op that applies a, and the result it fills.
-func newAppendOp(ctx context.Context, a *convo.Append) (*op, *convo.Appended) {
-	res := &convo.Appended{}
-	o := &op{ctx: ctx, deferrable: a.Deferrable, apply: func(b *batch) (error, error) { return b.appendOp(a, res) }}
-	if a.Durable != nil {
-		o.durable = func() { a.Durable(res) }
-	}
-	return o, res
+// newAppendOp returns the op that applies a.
+func newAppendOp(ctx context.Context, a *convo.Append) *op {
+	return &op{ctx: ctx, a: a, deferrable: a.Deferrable}
 }
 
 // Delete implements convo.Log.
 func (l *Log) Delete(ctx context.Context, id, owner string) (time.Time, error) {
 	var created time.Time
-	err := l.do(&op{ctx: ctx, apply: func(b *batch) (error, error) {
+	err := l.do(&op{ctx: ctx, fn: func(b *batch) (error, error) {
 		bm, err := b.meta(id)
 		if err != nil {
 			return err, nil
@@ -125,8 +114,8 @@ type batch struct {
 	// whose metadata it writes back (see flush).
 	metas map[string]*batchMeta
 	dirty []*batchMeta
-	// free is where metas' entries are allocated, one array per batch
-	// (sized for its ops). Only the pointers in metas and dirty are used:
+	// free is where metas' entries are allocated, in an array that
+	// batches reuse. Only the pointers in metas and dirty are used:
 	// should it grow, the entries made before stay valid where they are.
 	free []batchMeta
 	tail tailBatch
@@ -164,17 +153,40 @@ func (bm *batchMeta) own(typ string) *convo.Meta {
 	return bm.m
 }
 
-// newBatch returns the batch of a commit of n ops.
+// newBatch returns the batch of a commit of n ops: l.batch, emptied of
+// the last commit's. Nothing else holds what it reuses once that commit
+// is done: the metadata cache copied what it keeps out of metas (see
+// keep), the tail state the tail's heads, frames and moved keys (see
+// tailState.apply), and the *batchMeta that appendOp and Delete use
+// last no longer than their op. What the batch hands over is made
+// anew: out becomes the committed function's, and the tail's refs the
+// readers' index.
 func (l *Log) newBatch(n int) *batch {
+	b := &l.batch
+	if b.metas == nil {
+		b.metas = make(map[string]*batchMeta, n)
+	}
+	clear(b.metas)
 	// Most ops are of a conversation no other op of the batch touches,
 	// and store one event.
-	return &batch{now: l.now(), cache: l.cache, metas: make(map[string]*batchMeta, n), free: make([]batchMeta, 0, n), out: make([]convo.Committed, 0, n+n/4),
-		tail: tailBatch{st: &l.tail, next: l.tail.next, frames: make([][]byte, 0, n+n/4), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+	*b = batch{now: l.now(), cache: l.cache, metas: b.metas, dirty: emptied(b.dirty), free: emptied(b.free), out: make([]convo.Committed, 0, n+n/4), key: b.key,
+		tail: tailBatch{st: &l.tail, next: l.tail.next, heads: emptied(b.tail.heads), frames: emptied(b.tail.frames), moved: emptied(b.tail.moved),
+			base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+	return b
 }
 
-// appendOp applies a within the batch, filling res. It returns refused
-// for an append that fails alone, having written nothing.
-func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err error) {
+// emptied returns s with no elements, for appending again to its array,
+// which it zeroes whole so that it keeps nothing alive.
+func emptied[S ~[]E, E any](s S) S {
+	s = s[:cap(s)]
+	clear(s)
+	return s[:0]
+}
+
+// appendOp applies o's append within the batch, filling its result. It
+// returns refused for an append that fails alone, having written nothing.
+func (b *batch) appendOp(o *op) (refused, err error) {
+	a, res := o.a, &o.res
 	var bm *batchMeta
 	if a.New != nil {
 		if _, err := b.meta(a.Conversation); err == nil {
@@ -209,7 +221,10 @@ func (b *batch) appendOp(a *convo.Append, res *convo.Appended) (refused, err err
 		}
 	}
 	keyed := a.ClientMsgID == ""
-	if len(drafts) > 0 {
+	switch {
+	case len(drafts) == 1:
+		res.Events = o.one[:0]
+	case len(drafts) > 1:
 		res.Events = make([]*protocol.Event, 0, len(drafts))
 	}
 	for _, d := range drafts {

@@ -216,7 +216,7 @@ func benchmarkCommit(b *testing.B, fsync bool) {
 	commit := func() {
 		l.mu.Lock()
 		for j := range ops {
-			ops[j], _ = newAppendOp(ctx, nextAppend(next))
+			ops[j] = newAppendOp(ctx, nextAppend(next))
 			dones[j] = await(ops[j])
 			next = (next + 1) % conversations
 		}

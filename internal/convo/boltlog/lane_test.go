@@ -36,7 +36,7 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 	commitOf := map[string]uint64{}
 	var dones []<-chan struct{}
 	queue := func(id, name string, deferrable bool, ev *protocol.Event) *op {
-		o, _ := newAppendOp(ctx, &convo.Append{Conversation: id, Deferrable: deferrable,
+		o := newAppendOp(ctx, &convo.Append{Conversation: id, Deferrable: deferrable,
 			Build:   func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: ev}}, nil },
 			Durable: func(*convo.Appended) { commitOf[name], _ = l.Stats() }})
 		dones = append(dones, await(o))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatgateway/gateway/internal/convo"
 	"github.com/chatgateway/gateway/internal/metrics"
+	"github.com/chatgateway/gateway/protocol"
 )
 
 var _ convo.Log = (*Log)(nil)
@@ -72,6 +73,10 @@ type Log struct {
 	// commits, for the commit loop and the readers.
 	tail  tailState
 	tails tailIndexes
+	// batch is the state of the commit in progress, whose maps and
+	// arrays each commit reuses (see newBatch); only the commit loop
+	// uses it.
+	batch batch
 	// eventCounters are metrics.Events' counters by event type, looked
 	// up once each rather than for every event; only the commit loop
 	// uses them.
@@ -94,21 +99,59 @@ type Log struct {
 	exited       chan struct{}
 }
 
-// op is one unit of work for the commit loop. apply runs inside the shared
-// write transaction; it returns refused for an error that fails this op
-// alone (it wrote nothing), and any other error aborts the whole batch.
+// op is one unit of work for the commit loop: an append, or another
+// change (a delete). An append's op is one allocation with its result and
+// the array of its events, where closures for its steps were one each.
 type op struct {
-	ctx     context.Context
-	apply   func(b *batch) (refused, err error)
-	durable func() // called after the commit, before the events are reported
+	ctx context.Context
+	// a is the append the op applies (nil: fn applies the op), res its
+	// result, and one the array of res.Events when it stores one event,
+	// as most do.
+	a   *convo.Append
+	res convo.Appended
+	one [1]*protocol.Event
+	// fn applies an op that is not an append (see apply).
+	fn func(b *batch) (refused, err error)
 	// deferrable says the op may wait for a later commit (see
 	// convo.Append.Deferrable).
 	deferrable bool
 	queued     time.Time // when it was queued
 	err        error
-	// finish is called once, from the commit loop, when the op is
-	// complete: committed, refused, failed or dropped (err says which).
-	finish func()
+	// done, when set, gets the result once the op is complete (see
+	// finish); else finish releases wait, which do waits on.
+	done func(*convo.Appended, error)
+	wait sync.WaitGroup
+}
+
+// apply runs o inside the shared write transaction. It returns refused
+// for an error that fails this op alone (it wrote nothing), and any other
+// error aborts the whole batch.
+func (o *op) apply(b *batch) (refused, err error) {
+	if o.a == nil {
+		return o.fn(b)
+	}
+	return b.appendOp(o)
+}
+
+// durable calls the append's Durable function, if any, once the op is
+// committed and before its events are reported.
+func (o *op) durable() {
+	if o.err == nil && o.a != nil && o.a.Durable != nil {
+		o.a.Durable(&o.res)
+	}
+}
+
+// finish is called once, from the commit loop, when o is complete:
+// committed, refused, failed or dropped (o.err says which).
+func (o *op) finish() {
+	switch {
+	case o.done == nil:
+		o.wait.Done()
+	case o.err != nil:
+		o.done(nil, o.err)
+	default:
+		o.done(&o.res, nil)
+	}
 }
 
 // BoltOptions are the options the gateway opens its bbolt file with,
@@ -186,16 +229,15 @@ func (l *Log) Follow(string, uint64, time.Time) func() { return func() {} }
 // committed or failed within one commit. An op that is not deferrable is
 // taken up by the next commit.
 func (l *Log) do(o *op) error {
-	done := make(chan struct{})
-	o.finish = func() { close(done) }
+	o.wait.Add(1)
 	if err := l.enqueue(o); err != nil {
 		return err
 	}
-	<-done
+	o.wait.Wait()
 	return o.err
 }
 
-// enqueue queues o, whose finish is set, for the commit loop.
+// enqueue queues o for the commit loop, which finishes it.
 func (l *Log) enqueue(o *op) error {
 	o.queued = time.Now()
 	l.mu.Lock()
@@ -220,10 +262,11 @@ func (l *Log) wakeLoop() {
 // loop commits what is queued as soon as the previous commit is done.
 func (l *Log) loop() {
 	defer close(l.exited)
+	var spare []*op
 	for range l.wake {
 		l.mu.Lock()
 		stopped := l.stopped
-		ops := l.take(stopped)
+		ops := l.take(stopped, spare)
 		fail := l.failCommit
 		committed := l.committed
 		l.mu.Unlock()
@@ -246,6 +289,10 @@ func (l *Log) loop() {
 		if stopped {
 			return
 		}
+		// Every op taken is finished, and only this loop held their
+		// array since take: the queue can grow in it again rather than
+		// in arrays of its own.
+		spare = emptied(ops)
 	}
 }
 
@@ -256,11 +303,13 @@ func (l *Log) loop() {
 // to maxDeferrable, or a quarter of that with any of the others queued. So
 // a send waits for the commit in flight and then a short commit of its
 // own, and chunks go on in every commit. Those left stay queued in their
-// order. With all set (the loop is stopping) it takes everything. Call
-// with l.mu held.
-func (l *Log) take(all bool) []*op {
+// order. With all set (the loop is stopping) it takes everything. The
+// ops it returns are in the queue's array, the loop's from now on, and
+// the queue goes on in spare, an empty array the loop no longer uses.
+// Call with l.mu held.
+func (l *Log) take(all bool, spare []*op) []*op {
 	ops := l.queue
-	l.queue = nil
+	l.queue = spare
 	deferrable := 0
 	for _, o := range ops {
 		if o.deferrable {
@@ -274,7 +323,9 @@ func (l *Log) take(all bool) []*op {
 	if all || deferrable <= limit {
 		return ops
 	}
-	taken := make([]*op, 0, len(ops)-deferrable+limit)
+	// Those taken are moved to the front of ops: each is written at or
+	// before the place it was read from.
+	taken := ops[:0]
 	n := 0
 	for _, o := range ops {
 		if o.deferrable {
@@ -350,9 +401,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		l.eventCounter(b.out[i].Type).Inc()
 	}
 	for _, o := range ops {
-		if o.err == nil && o.durable != nil {
-			o.durable()
-		}
+		o.durable()
 	}
 	if len(b.out) > 0 {
 		committed(b.out)

@@ -2,7 +2,9 @@ package boltlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,6 +55,80 @@ func TestGroupCommit(t *testing.T) {
 	t.Logf("%d ops in %d commits", ops, commits)
 	if ops != writers || commits >= ops {
 		t.Fatalf("%d ops took %d commits: no grouping", ops, commits)
+	}
+}
+
+// TestPostsWhileCommitting posts appends from several goroutines while
+// the commit loop commits, half of them deferrable with few per commit
+// so that takes leave some queued: the queue grows in the array of an
+// earlier commit's ops (see take), never in that of the commit in
+// progress. Once Close has stored all that was queued, every done was
+// called once, with its own append's event, and each conversation's
+// events (all deferrable or none) are stored in the order they were
+// posted.
+func TestPostsWhileCommitting(t *testing.T) {
+	const posters, appends = 4, 100
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	l, err := Open(path, Options{MaxDeferrable: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := map[string]int{}
+	var errs []error
+	var wg sync.WaitGroup
+	for p := range posters {
+		id := fmt.Sprint("c", p)
+		create(t, l, id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range appends {
+				text := fmt.Sprint(id, "/", i)
+				l.Post(context.Background(), &convo.Append{Conversation: id, Deferrable: p%2 == 0,
+					Build: func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: delta(text)}}, nil }},
+					func(res *convo.Appended, err error) {
+						mu.Lock()
+						defer mu.Unlock()
+						done[text]++
+						switch {
+						case err != nil:
+							errs = append(errs, err)
+						case len(res.Events) != 1 || res.Events[0].Text != text:
+							errs = append(errs, fmt.Errorf("the done of %s got %+v", text, res.Events))
+						}
+					})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != posters*appends {
+		t.Errorf("%d appends done, want %d", len(done), posters*appends)
+	}
+	for text, n := range done {
+		if n != 1 {
+			t.Errorf("the done of %s was called %d times", text, n)
+		}
+	}
+	l = openAt(t, path)
+	for p := range posters {
+		id := fmt.Sprint("c", p)
+		frames, err := l.Events(context.Background(), id, 0, 0, 2*appends)
+		if err != nil || len(frames) != appends {
+			t.Fatalf("%s: %d events (%v), want %d", id, len(frames), err, appends)
+		}
+		for i, f := range frames {
+			var ev protocol.Event
+			if err := json.Unmarshal(f, &ev); err != nil || ev.Text != fmt.Sprint(id, "/", i) {
+				t.Fatalf("%s: event %d is %s (%v)", id, i+1, f, err)
+			}
+		}
 	}
 }
 

@@ -19,7 +19,8 @@ func commitTogether(t *testing.T, l *Log, appends ...*convo.Append) ([]*convo.Ap
 	res := make([]*convo.Appended, len(appends))
 	l.mu.Lock()
 	for i, a := range appends {
-		ops[i], res[i] = newAppendOp(context.Background(), a)
+		ops[i] = newAppendOp(context.Background(), a)
+		res[i] = &ops[i].res
 		dones[i] = await(ops[i])
 	}
 	l.queue = append(l.queue, ops...)
@@ -36,11 +37,11 @@ func commitTogether(t *testing.T, l *Log, appends ...*convo.Append) ([]*convo.Ap
 	return res, errs
 }
 
-// await sets o's finish, which the commit loop calls, to close the
-// channel it returns.
+// await sets o's done, which the commit loop's finish calls, to close
+// the channel it returns.
 func await(o *op) <-chan struct{} {
 	done := make(chan struct{})
-	o.finish = func() { close(done) }
+	o.done = func(*convo.Appended, error) { close(done) }
 	return done
 }
 
