@@ -79,8 +79,16 @@ type chunkBuffer struct {
 	// idle, when not nil, is closed when no append is in flight (flush
 	// waits on it).
 	idle chan struct{}
-	// text is the text of the deltas stored.
-	text strings.Builder
+	// texts holds the text of each kind (ChunkText, ChunkThinking) that
+	// the buffer took, in order: each text or thinking event's text is a
+	// range of it. A builder only appends (growing copies to a new
+	// array), so a string taken from it never changes: events and the
+	// turn's reply use it without a copy. Both together hold at most the
+	// room the buffer started with: a chunk is cut to the room left.
+	texts [ChunkThinking + 1]strings.Builder
+	// storedText is how much of texts[ChunkText] the deltas stored hold:
+	// deltas are stored in order, so it is their text.
+	storedText int
 	// room is how many more bytes the reply's text and reasoning may
 	// take in their events (see MaxReplyBytes); filled says a chunk did
 	// not fit.
@@ -88,16 +96,15 @@ type chunkBuffer struct {
 	filled bool
 }
 
-// bufferedEvent is an event the buffer will make: text of kind typ, or an
-// action, with when its first chunk came.
+// bufferedEvent is an event the buffer will make: text of kind kind, or
+// an action, with when its first chunk came.
 type bufferedEvent struct {
-	typ string
-	// text is the event's text, unless merging grew it past smallMerge:
-	// then grown holds it (see merge).
-	text   string
-	grown  *strings.Builder
-	action *protocol.Event // the action event, for typ EventAction
-	born   time.Time
+	kind ChunkKind
+	// start and end delimit a text or thinking event's text in the
+	// buffer's texts[kind].
+	start, end int
+	action     *protocol.Event // the action event, for kind ChunkAction
+	born       time.Time
 	// size is at least the bytes the text or the action takes in the
 	// event's frame, JSON-escaped.
 	size int
@@ -108,6 +115,9 @@ type chunkEvent struct {
 	ev   *protocol.Event
 	born time.Time
 }
+
+// eventTypes is the type of the event each kind of chunk makes.
+var eventTypes = [...]string{ChunkText: protocol.EventDelta, ChunkThinking: protocol.EventThinking, ChunkAction: protocol.EventAction}
 
 // newChunkBuffer returns the buffer of a turn's chunks, storing them to
 // log once opened, with room for room bytes of reply and reasoning text
@@ -141,37 +151,6 @@ func (b *chunkBuffer) emit(c Chunk) {
 	}
 }
 
-// smallMerge is the length up to which merged text is joined as strings:
-// one allocation of the exact size, all that the common merge of two or
-// three small chunks needs. Past it, the text grows in a builder, whose
-// capacity doubles, so that merging k chunks while a commit is slow costs
-// time and garbage linear in their length, not quadratic.
-const smallMerge = 1 << 10
-
-// merge appends s to the event's text.
-func (e *bufferedEvent) merge(s string) {
-	if e.grown == nil {
-		if len(e.text)+len(s) <= smallMerge {
-			e.text += s
-			return
-		}
-		e.grown = new(strings.Builder)
-		e.grown.Grow(2 * (len(e.text) + len(s)))
-		e.grown.WriteString(e.text)
-		e.text = ""
-	}
-	e.grown.WriteString(s)
-}
-
-// merged returns the event's text, without copying it: a peek seals the
-// event, so its text grows no more.
-func (e *bufferedEvent) merged() string {
-	if e.grown != nil {
-		return e.grown.String()
-	}
-	return e.text
-}
-
 // addAction buffers an action chunk that came at now, if its event fits in
 // the room left: an action cannot be cut, so one that does not fit fills
 // the reply. Call with b.mu held.
@@ -180,7 +159,7 @@ func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
 	size := protocol.TextLen(ev.Name) + rawLen(ev.Input) + rawLen(ev.Output)
 	if b.filled = size > b.room; !b.filled {
 		b.room -= size
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+		b.events = append(b.events, bufferedEvent{kind: ChunkAction, born: now, action: ev, size: size})
 	}
 }
 
@@ -188,9 +167,9 @@ func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
 // the room left, merged into the last event if that is of its kind and
 // not yet handed out. Call with b.mu held.
 func (b *chunkBuffer) addText(c Chunk, now time.Time) {
-	typ := protocol.EventDelta
+	kind := ChunkText
 	if c.Kind == ChunkThinking {
-		typ = protocol.EventThinking
+		kind = ChunkThinking
 	}
 	text, left := fitText(c.Text, b.room)
 	size := b.room - left
@@ -198,11 +177,16 @@ func (b *chunkBuffer) addText(c Chunk, now time.Time) {
 	if text == "" {
 		return
 	}
-	if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-		b.events[n-1].merge(text)
+	texts := &b.texts[kind]
+	start := texts.Len()
+	texts.WriteString(text)
+	// The last event of its kind ends where texts did: all of the kind's
+	// text that came since it went into it.
+	if n := len(b.events); n > b.sealed && b.events[n-1].kind == kind {
+		b.events[n-1].end = texts.Len()
 		b.events[n-1].size += size
 	} else {
-		b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
+		b.events = append(b.events, bufferedEvent{kind: kind, start: start, end: texts.Len(), born: now, size: size})
 	}
 }
 
@@ -306,11 +290,6 @@ func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
 		b.stopped = true
 	} else {
 		b.dropLocked(len(evs))
-		for _, ce := range evs {
-			if ce.ev.Type == protocol.EventDelta {
-				b.text.WriteString(ce.ev.Text)
-			}
-		}
 	}
 	b.posting = false
 	b.unlockAndPost()
@@ -327,7 +306,7 @@ func (b *chunkBuffer) flush() (string, int) {
 	<-idle
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.text.String(), b.room
+	return b.texts[ChunkText].String()[:b.storedText], b.room
 }
 
 // peek returns the first buffered events, made anew (the Log stamps
@@ -355,7 +334,7 @@ func (b *chunkBuffer) peek() []chunkEvent {
 			c := *be.action
 			ev = &c
 		} else {
-			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.merged()}
+			ev = &protocol.Event{Type: eventTypes[be.kind], Turn: b.turn, Text: b.texts[be.kind].String()[be.start:be.end]}
 		}
 		evs[i] = chunkEvent{ev: ev, born: be.born}
 	}
@@ -365,6 +344,11 @@ func (b *chunkBuffer) peek() []chunkEvent {
 // dropLocked removes the first n events, which a peek returned and which
 // are stored now. Call with b.mu held.
 func (b *chunkBuffer) dropLocked(n int) {
+	for _, be := range b.events[:n] {
+		if be.kind == ChunkText {
+			b.storedText = be.end
+		}
+	}
 	b.events = b.events[n:]
 	b.sealed = max(0, b.sealed-n)
 }

@@ -16,7 +16,8 @@ import (
 // with an append that takes its events at commit time: a peek's events
 // stay until dropped, a chunk that comes after the peek makes an event of
 // its own instead of growing one handed out (it would be dropped unstored),
-// and a second peek (a Build run again) hands out the later chunks too.
+// a second peek (a Build run again) hands out the later chunks too, and
+// the text of the deltas stored is theirs, in order.
 func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
 	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
 	b.emit(Chunk{Kind: ChunkText, Text: "a"})
@@ -53,6 +54,9 @@ func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
 	b.stored(left, nil)
 	if len(b.peek()) > 0 {
 		t.Error("events pending after all were dropped")
+	}
+	if text, _ := b.flush(); text != "abcd" {
+		t.Errorf("the deltas stored hold %q, want %q", text, "abcd")
 	}
 }
 
