@@ -19,7 +19,7 @@ func BenchmarkChunkBuffer(b *testing.B) {
 				for i := range 24 {
 					buf.emit(chunk)
 					if i%perCommit == perCommit-1 {
-						buf.stored(buf.peek(), nil)
+						buf.stored(len(buf.peek()), nil)
 					}
 				}
 			}

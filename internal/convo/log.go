@@ -143,7 +143,12 @@ type Append struct {
 	// keeps it. It may return no events. The Log may call it more than once (again
 	// with fresher metadata after losing a race with another writer) and
 	// calls it inside its commit path: it must be quick, must not block,
-	// and must not call the Log or have effects besides its result.
+	// and must not call the Log or have effects besides its result. The
+	// drafts it returns, and their events, are the Log's to stamp and
+	// encode until Append returns (Post: until done is called) or it
+	// calls Build again, and no longer: the caller may then reuse them
+	// (a turn's chunk appends do): a Log keeps none of them, nor its
+	// Appended.Events, past that.
 	Build func(m *Meta) ([]Draft, error)
 	// Durable, when not nil, is called once with the result when the
 	// events are durable, before any of them is reported as committed. It

@@ -335,7 +335,9 @@ func modelHistory(msgs []protocol.Message, turn string, steps map[string][]Histo
 			upTo = m.Seq
 		}
 	}
-	var out []HistoryMessage
+	// Each message makes one entry at most, but for a turn's steps: one
+	// allocation for a plain conversation's history, not one a doubling.
+	out := make([]HistoryMessage, 0, len(msgs))
 	for _, m := range msgs {
 		if m.Role != protocol.RoleUser || m.Seq > upTo {
 			continue

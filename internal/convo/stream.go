@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,16 +56,26 @@ var errReplyFull = errors.New("convo: the reply reached its size limit")
 // none in flight: the model's callback for a first chunk, and the end of
 // the append in flight for the chunks that came meanwhile, on the Log's
 // commit path. No goroutine wakes per commit to queue the next chunks.
+//
+// A chunk allocates nothing of its own once the buffer has grown to the
+// reply: its text goes into texts, and the append that stores it, its
+// events and drafts are the buffer's, made once and used again (see
+// peek), so that a busy gateway's collector has little to do per chunk.
 type chunkBuffer struct {
-	log          Log // nil: the buffer only buffers (its tests)
-	conversation string
-	turn         string
+	log  Log // nil: the buffer only buffers (its tests)
+	turn string
 	// failed is told why an append failed; nothing more is posted.
 	failed func(error)
 	// full is told, once, that a text or thinking chunk did not fit in
 	// the reply's room: it was cut to fit, and the buffer takes no more
 	// chunks.
 	full func()
+	// chunks is the append that stores the buffered events (of the
+	// conversation it names), and posted its done function (Log.Post):
+	// made once, never changed, and posted again for each append, one at
+	// a time. The Log only reads them.
+	chunks Append
+	posted func(*Appended, error)
 
 	mu     sync.Mutex
 	events []bufferedEvent
@@ -79,8 +90,20 @@ type chunkBuffer struct {
 	// idle, when not nil, is closed when no append is in flight (flush
 	// waits on it).
 	idle chan struct{}
-	// text is the text of the deltas stored.
-	text strings.Builder
+	// texts holds the text of each kind (ChunkText, ChunkThinking) that
+	// the buffer took, in order: each text or thinking event's text is a
+	// range of it. A builder only appends (growing copies to a new
+	// array), so a string taken from it never changes: events and the
+	// turn's reply use it without a copy. Both together hold at most the
+	// room the buffer started with: a chunk is cut to the room left.
+	texts [ChunkThinking + 1]strings.Builder
+	// storedText is how much of texts[ChunkText] the deltas stored hold:
+	// deltas are stored in order, so it is their text.
+	storedText int
+	// evs and drafts are what the last peek handed out, which the next
+	// overwrites (see peek).
+	evs    []protocol.Event
+	drafts []Draft
 	// room is how many more bytes the reply's text and reasoning may
 	// take in their events (see MaxReplyBytes); filled says a chunk did
 	// not fit.
@@ -88,33 +111,32 @@ type chunkBuffer struct {
 	filled bool
 }
 
-// bufferedEvent is an event the buffer will make: text of kind typ, or an
-// action, with when its first chunk came.
+// bufferedEvent is an event the buffer will make: text of kind kind, or
+// an action, with when its first chunk came.
 type bufferedEvent struct {
-	typ string
-	// text is the event's text, unless merging grew it past smallMerge:
-	// then grown holds it (see merge).
-	text   string
-	grown  *strings.Builder
-	action *protocol.Event // the action event, for typ EventAction
-	born   time.Time
+	kind ChunkKind
+	// start and end delimit a text or thinking event's text in the
+	// buffer's texts[kind].
+	start, end int
+	action     *protocol.Event // the action event, for kind ChunkAction
+	born       time.Time
 	// size is at least the bytes the text or the action takes in the
 	// event's frame, JSON-escaped.
 	size int
 }
 
-// chunkEvent is an event made from chunks, with when its first chunk came.
-type chunkEvent struct {
-	ev   *protocol.Event
-	born time.Time
-}
+// eventTypes is the type of the event each kind of chunk makes.
+var eventTypes = [...]string{ChunkText: protocol.EventDelta, ChunkThinking: protocol.EventThinking, ChunkAction: protocol.EventAction}
 
 // newChunkBuffer returns the buffer of a turn's chunks, storing them to
 // log once opened, with room for room bytes of reply and reasoning text
 // (as protocol.TextLen counts them); failed is told when an append fails,
 // full when the reply reaches room.
 func newChunkBuffer(log Log, conversation, turnID string, room int, failed func(error), full func()) *chunkBuffer {
-	return &chunkBuffer{log: log, conversation: conversation, turn: turnID, room: room, failed: failed, full: full}
+	b := &chunkBuffer{log: log, turn: turnID, room: room, failed: failed, full: full}
+	b.chunks = Append{Conversation: conversation, Deferrable: true, Build: b.build}
+	b.posted = b.done
+	return b
 }
 
 // emit is the Model's callback: it never waits for storage. Once the
@@ -141,37 +163,6 @@ func (b *chunkBuffer) emit(c Chunk) {
 	}
 }
 
-// smallMerge is the length up to which merged text is joined as strings:
-// one allocation of the exact size, all that the common merge of two or
-// three small chunks needs. Past it, the text grows in a builder, whose
-// capacity doubles, so that merging k chunks while a commit is slow costs
-// time and garbage linear in their length, not quadratic.
-const smallMerge = 1 << 10
-
-// merge appends s to the event's text.
-func (e *bufferedEvent) merge(s string) {
-	if e.grown == nil {
-		if len(e.text)+len(s) <= smallMerge {
-			e.text += s
-			return
-		}
-		e.grown = new(strings.Builder)
-		e.grown.Grow(2 * (len(e.text) + len(s)))
-		e.grown.WriteString(e.text)
-		e.text = ""
-	}
-	e.grown.WriteString(s)
-}
-
-// merged returns the event's text, without copying it: a peek seals the
-// event, so its text grows no more.
-func (e *bufferedEvent) merged() string {
-	if e.grown != nil {
-		return e.grown.String()
-	}
-	return e.text
-}
-
 // addAction buffers an action chunk that came at now, if its event fits in
 // the room left: an action cannot be cut, so one that does not fit fills
 // the reply. Call with b.mu held.
@@ -180,7 +171,7 @@ func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
 	size := protocol.TextLen(ev.Name) + rawLen(ev.Input) + rawLen(ev.Output)
 	if b.filled = size > b.room; !b.filled {
 		b.room -= size
-		b.events = append(b.events, bufferedEvent{typ: protocol.EventAction, born: now, action: ev, size: size})
+		b.events = append(b.events, bufferedEvent{kind: ChunkAction, born: now, action: ev, size: size})
 	}
 }
 
@@ -188,9 +179,9 @@ func (b *chunkBuffer) addAction(c Chunk, now time.Time) {
 // the room left, merged into the last event if that is of its kind and
 // not yet handed out. Call with b.mu held.
 func (b *chunkBuffer) addText(c Chunk, now time.Time) {
-	typ := protocol.EventDelta
+	kind := ChunkText
 	if c.Kind == ChunkThinking {
-		typ = protocol.EventThinking
+		kind = ChunkThinking
 	}
 	text, left := fitText(c.Text, b.room)
 	size := b.room - left
@@ -198,11 +189,16 @@ func (b *chunkBuffer) addText(c Chunk, now time.Time) {
 	if text == "" {
 		return
 	}
-	if n := len(b.events); n > b.sealed && b.events[n-1].typ == typ {
-		b.events[n-1].merge(text)
+	texts := &b.texts[kind]
+	start := texts.Len()
+	texts.WriteString(text)
+	// The last event of its kind ends where texts did: all of the kind's
+	// text that came since it went into it.
+	if n := len(b.events); n > b.sealed && b.events[n-1].kind == kind {
+		b.events[n-1].end = texts.Len()
 		b.events[n-1].size += size
 	} else {
-		b.events = append(b.events, bufferedEvent{typ: typ, text: text, born: now, size: size})
+		b.events = append(b.events, bufferedEvent{kind: kind, start: start, end: texts.Len(), born: now, size: size})
 	}
 }
 
@@ -275,29 +271,35 @@ func (b *chunkBuffer) unlockAndPost() {
 	}
 }
 
-// post appends the buffered events, provided the turn is still the open
-// one; stored takes the result.
+// post appends the buffered events; done takes the result.
 func (b *chunkBuffer) post() {
-	var evs []chunkEvent
-	b.log.Post(context.Background(), &Append{Conversation: b.conversation, Deferrable: true, Build: func(m *Meta) ([]Draft, error) {
-		if m.OpenTurn == nil || m.OpenTurn.Turn != b.turn {
-			return nil, errTurnGone
-		}
-		// Build may run again: the last call's events (copies, which the
-		// Log stamps) are the ones stored.
-		evs = b.peek()
-		drafts := make([]Draft, len(evs))
-		for i, ce := range evs {
-			drafts[i] = Draft{Event: ce.ev, Born: ce.born}
-		}
-		return drafts, nil
-	}}, func(_ *Appended, err error) { b.stored(evs, err) })
+	b.log.Post(context.Background(), &b.chunks, b.posted)
 }
 
-// stored ends the append in flight, which stored evs or failed with err,
-// and posts the next one if chunks came meanwhile. It runs on the Log's
-// commit path: it does little.
-func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
+// build is the Build of the buffer's appends: the buffered events,
+// provided the turn is still the open one. It may run again: the last
+// call's events are the ones stored.
+func (b *chunkBuffer) build(m *Meta) ([]Draft, error) {
+	if m.OpenTurn == nil || m.OpenTurn.Turn != b.turn {
+		return nil, errTurnGone
+	}
+	return b.peek(), nil
+}
+
+// done is the done function of the buffer's appends (Log.Post): res holds
+// the events stored, those of the last build.
+func (b *chunkBuffer) done(res *Appended, err error) {
+	n := 0
+	if err == nil {
+		n = len(res.Events)
+	}
+	b.stored(n, err)
+}
+
+// stored ends the append in flight, which stored the first n events or
+// failed with err, and posts the next one if chunks came meanwhile. It
+// runs on the Log's commit path: it does little.
+func (b *chunkBuffer) stored(n int, err error) {
 	if err != nil {
 		b.failed(err)
 	}
@@ -305,12 +307,7 @@ func (b *chunkBuffer) stored(evs []chunkEvent, err error) {
 	if err != nil {
 		b.stopped = true
 	} else {
-		b.dropLocked(len(evs))
-		for _, ce := range evs {
-			if ce.ev.Type == protocol.EventDelta {
-				b.text.WriteString(ce.ev.Text)
-			}
-		}
+		b.dropLocked(n)
 	}
 	b.posting = false
 	b.unlockAndPost()
@@ -327,18 +324,26 @@ func (b *chunkBuffer) flush() (string, int) {
 	<-idle
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.text.String(), b.room
+	return b.texts[ChunkText].String()[:b.storedText], b.room
 }
 
-// peek returns the first buffered events, made anew (the Log stamps
-// them), and seals them: chunks that come later make new events. It
-// returns as many as take at most MaxReplyBytes in their frames, and at
-// least one: so an append holds no more than a turn_end does (in cluster
-// mode, one NATS message), also when the model alternates text and
-// thinking, each change making an event of its own, while a commit is in
-// flight. The events stay buffered until dropped; the next append takes
-// the rest.
-func (b *chunkBuffer) peek() []chunkEvent {
+// peek returns the first buffered events as drafts, made anew (the Log
+// stamps them), and seals them: chunks that come later make new events.
+// It returns as many as take at most MaxReplyBytes in their frames, and
+// at least one: so an append holds no more than a turn_end does (in
+// cluster mode, one NATS message), also when the model alternates text
+// and thinking, each change making an event of its own, while a commit
+// is in flight. The events stay buffered until dropped; the next append
+// takes the rest.
+//
+// The drafts and their events are the buffer's, made again in place by
+// the next peek: only the Log reads them, from the Build that returns
+// them until it calls that append's done or calls Build again (then it
+// stores the new ones), and the next peek runs in the next append's
+// Build, which is posted after done, or in this append's Build run
+// again. A Log keeps neither past done (see Append.Build), and done
+// reads only how many there were.
+func (b *chunkBuffer) peek() []Draft {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, total := 0, 0
@@ -348,24 +353,30 @@ func (b *chunkBuffer) peek() []chunkEvent {
 		}
 	}
 	b.sealed = n
-	evs := make([]chunkEvent, n)
+	b.evs = slices.Grow(b.evs[:0], n)[:n]
+	b.drafts = slices.Grow(b.drafts[:0], n)[:n]
 	for i, be := range b.events[:n] {
-		var ev *protocol.Event
+		ev := &b.evs[i]
 		if be.action != nil {
-			c := *be.action
-			ev = &c
+			*ev = *be.action
 		} else {
-			ev = &protocol.Event{Type: be.typ, Turn: b.turn, Text: be.merged()}
+			*ev = protocol.Event{Type: eventTypes[be.kind], Turn: b.turn, Text: b.texts[be.kind].String()[be.start:be.end]}
 		}
-		evs[i] = chunkEvent{ev: ev, born: be.born}
+		b.drafts[i] = Draft{Event: ev, Born: be.born}
 	}
-	return evs
+	return b.drafts
 }
 
 // dropLocked removes the first n events, which a peek returned and which
-// are stored now. Call with b.mu held.
+// are stored now. The rest move to the front, so that the next chunks
+// reuse the room. Call with b.mu held.
 func (b *chunkBuffer) dropLocked(n int) {
-	b.events = b.events[n:]
+	for _, be := range b.events[:n] {
+		if be.kind == ChunkText {
+			b.storedText = be.end
+		}
+	}
+	b.events = slices.Delete(b.events, 0, n)
 	b.sealed = max(0, b.sealed-n)
 }
 

@@ -16,43 +16,50 @@ import (
 // with an append that takes its events at commit time: a peek's events
 // stay until dropped, a chunk that comes after the peek makes an event of
 // its own instead of growing one handed out (it would be dropped unstored),
-// and a second peek (a Build run again) hands out the later chunks too.
+// a second peek (a Build run again) hands out the later chunks too, and
+// the text of the deltas stored is theirs, in order.
 func TestChunkBufferKeepsWhatAPeekHandedOut(t *testing.T) {
 	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
-	b.emit(Chunk{Kind: ChunkText, Text: "a"})
-	b.emit(Chunk{Kind: ChunkText, Text: "b"})
-	first := b.peek()
-	b.emit(Chunk{Kind: ChunkText, Text: "c"})
-	second := b.peek()
-	b.emit(Chunk{Kind: ChunkText, Text: "d"})
-	b.stored(first, nil)
-	left := b.peek()
-
-	texts := func(evs []chunkEvent) (s []string) {
-		for _, ce := range evs {
-			if ce.ev.Type != protocol.EventDelta {
-				t.Errorf("event of type %s, want delta", ce.ev.Type)
+	// texts returns the texts of a peek's events, which the next peek
+	// makes again in place.
+	texts := func(drafts []Draft) (s []string) {
+		for _, d := range drafts {
+			if d.Event.Type != protocol.EventDelta {
+				t.Errorf("event of type %s, want delta", d.Event.Type)
 			}
-			s = append(s, ce.ev.Text)
+			s = append(s, d.Event.Text)
 		}
 		return s
 	}
+	b.emit(Chunk{Kind: ChunkText, Text: "a"})
+	b.emit(Chunk{Kind: ChunkText, Text: "b"})
+	first := b.peek()
+	firstTexts := texts(first)
+	b.emit(Chunk{Kind: ChunkText, Text: "c"})
+	second := texts(b.peek())
+	b.emit(Chunk{Kind: ChunkText, Text: "d"})
+	b.stored(len(first), nil)
+	left := b.peek()
+	leftTexts := texts(left)
+
 	for _, c := range []struct {
-		name string
-		got  []chunkEvent
-		want []string
+		name      string
+		got, want []string
 	}{
-		{"first peek", first, []string{"ab"}},
+		{"first peek", firstTexts, []string{"ab"}},
 		{"second peek", second, []string{"ab", "c"}},
-		{"after dropping the first", left, []string{"c", "d"}},
+		{"after dropping the first", leftTexts, []string{"c", "d"}},
 	} {
-		if got := texts(c.got); !slices.Equal(got, c.want) {
-			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	b.stored(left, nil)
+	b.stored(len(left), nil)
 	if len(b.peek()) > 0 {
 		t.Error("events pending after all were dropped")
+	}
+	if text, _ := b.flush(); text != "abcd" {
+		t.Errorf("the deltas stored hold %q, want %q", text, "abcd")
 	}
 }
 
@@ -85,11 +92,11 @@ func TestChunkBufferFillsUp(t *testing.T) {
 			b.emit(Chunk{Kind: ChunkText, Text: "more"})
 			b.emit(Chunk{Kind: ChunkThinking, Text: "more"})
 			var got string
-			for _, ce := range b.peek() {
-				if ce.ev.Type != protocol.EventDelta {
-					t.Fatalf("an event of type %s after the reply filled up", ce.ev.Type)
+			for _, d := range b.peek() {
+				if d.Event.Type != protocol.EventDelta {
+					t.Fatalf("an event of type %s after the reply filled up", d.Event.Type)
 				}
-				got += ce.ev.Text
+				got += d.Event.Text
 			}
 			if got != tt.want || fulls != 1 {
 				t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, tt.want)
@@ -108,8 +115,8 @@ func TestChunkBufferCountsReasoning(t *testing.T) {
 	b.emit(Chunk{Kind: ChunkText, Text: "cde"})
 	b.emit(Chunk{Kind: ChunkThinking, Text: "more"})
 	var got []string
-	for _, ce := range b.peek() {
-		got = append(got, ce.ev.Type+" "+ce.ev.Text)
+	for _, d := range b.peek() {
+		got = append(got, d.Event.Type+" "+d.Event.Text)
 	}
 	if want := []string{"thinking a<b", "delta cd"}; !slices.Equal(got, want) || fulls != 1 {
 		t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, want)
@@ -131,15 +138,15 @@ func TestChunkBufferCountsActions(t *testing.T) {
 	}
 	b.emit(Chunk{Kind: ChunkText, Text: "more"})
 	var got []string
-	for _, ce := range b.peek() {
-		frame, err := json.Marshal(ce.ev)
+	for _, d := range b.peek() {
+		frame, err := json.Marshal(d.Event)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(frame), `"input":"\u003cb\u003e"`) {
 			t.Errorf("the action's frame %s does not escape its input", frame)
 		}
-		got = append(got, ce.ev.Type)
+		got = append(got, d.Event.Type)
 	}
 	if want := []string{protocol.EventAction, protocol.EventAction}; !slices.Equal(got, want) || fulls != 1 {
 		t.Fatalf("kept %q, told full %d times; want %q, once", got, fulls, want)
@@ -205,8 +212,8 @@ func TestChunkBufferBoundsAnAppend(t *testing.T) {
 			break
 		}
 		size := 0
-		for _, ce := range evs {
-			ev := *ce.ev
+		for _, d := range evs {
+			ev := *d.Event
 			ev.Conversation, ev.Seq, ev.TS = strings.Repeat("c", protocol.MaxConversationIDLen), math.MaxUint64, time.Now()
 			frame, err := json.Marshal(&ev)
 			if err != nil {
@@ -218,10 +225,28 @@ func TestChunkBufferBoundsAnAppend(t *testing.T) {
 		if size > MaxReplyBytes {
 			t.Fatalf("an append of %d events takes %d bytes, more than %d", len(evs), size, MaxReplyBytes)
 		}
-		b.stored(evs, nil)
+		b.stored(len(evs), nil)
 	}
 	if got.String() != want.String() {
 		t.Fatal("the appends do not hold the chunks' text in order")
+	}
+}
+
+// TestChunkBufferChunkAllocatesNothing checks that a chunk, buffered,
+// handed out and stored as a busy gateway's are, allocates nothing of its
+// own once the buffer has grown to the reply (but for the text's
+// builder, whose capacity doubles): its event, its draft and the room
+// for it are the buffer's, used again.
+func TestChunkBufferChunkAllocatesNothing(t *testing.T) {
+	b := newChunkBuffer(nil, "c1", "t1", MaxReplyBytes, nil, nil)
+	chunk := Chunk{Kind: ChunkText, Text: "@1733300000000000000#000001"}
+	commit := func() {
+		b.emit(chunk)
+		b.stored(len(b.peek()), nil)
+	}
+	commit()
+	if n := testing.AllocsPerRun(1000, commit); n > 0 {
+		t.Fatalf("%v allocations a chunk, want none", n)
 	}
 }
 
@@ -240,7 +265,7 @@ func TestChunkBufferMergesInLinearTime(t *testing.T) {
 	}
 	evs := b.peek()
 	runtime.ReadMemStats(&after)
-	if len(evs) != 1 || len(evs[0].ev.Text) != chunks*size {
+	if len(evs) != 1 || len(evs[0].Event.Text) != chunks*size {
 		t.Fatalf("%d events, want one of %d bytes", len(evs), chunks*size)
 	}
 	// Copying the text merged so far at each merge would allocate
