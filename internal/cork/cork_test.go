@@ -1,10 +1,18 @@
 package cork_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/coder/websocket"
 
 	"github.com/chatgateway/gateway/internal/cork"
 )
@@ -54,5 +62,66 @@ func TestCorkConn(t *testing.T) {
 	}
 	if err := sock.Uncork(); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("uncork on a closed socket: %v, want %v", err, io.ErrClosedPipe)
+	}
+}
+
+// serveOne returns a WebSocket client and the server's side of its
+// connection with the server's socket, over loopback.
+func serveOne(tb testing.TB) (client, server *websocket.Conn, sock *cork.Conn) {
+	tb.Helper()
+	type accepted struct {
+		ws   *websocket.Conn
+		sock *cork.Conn
+	}
+	got := make(chan accepted, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &cork.Response{ResponseWriter: w}
+		ws, err := websocket.Accept(cw, r, nil)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		got <- accepted{ws, cw.Sock}
+	}))
+	tb.Cleanup(srv.Close)
+	client, _, err := websocket.Dial(tb.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = client.CloseNow() })
+	a := <-got
+	tb.Cleanup(func() { _ = a.ws.CloseNow() })
+	return client, a.ws, a.sock
+}
+
+// BenchmarkWrite measures Write of one message and of several corked
+// together, each about a delta event's size, to a client over loopback
+// that reads them without keeping them.
+func BenchmarkWrite(b *testing.B) {
+	msg := bytes.Repeat([]byte("x"), 200)
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("msgs=%d", n), func(b *testing.B) {
+			client, ws, sock := serveOne(b)
+			msgs := make([][]byte, n)
+			for i := range msgs {
+				msgs[i] = msg
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := cork.Write(ws, sock, msgs, func(m []byte) []byte { return m }); err != nil {
+					b.Fatal(err)
+				}
+				for range n {
+					// A context that is never done arms no timer per read.
+					_, r, err := client.Reader(context.Background())
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.Copy(io.Discard, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
