@@ -77,6 +77,9 @@ type conn struct {
 	// queued is the size in bytes of the frames in queue.
 	queued int
 	writer sync.WaitGroup
+	// runWriter is c.writeLoop, made once: a go statement on the method
+	// would allocate a closure holding c at every start of a writer.
+	runWriter func()
 }
 
 // Subscriber is what a conn is to convo.
@@ -89,6 +92,7 @@ func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller
 	ctx, cancel := context.WithCancel(auth.WithCaller(context.Background(), caller))
 	c := &conn{h: h, ws: ws, sock: sock, user: caller.User, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
 	c.log = h.log.With("conn", h.ids.Add(1), "client", client)
+	c.runWriter = c.writeLoop
 	return c
 }
 

@@ -126,7 +126,7 @@ func (c *conn) startWriterLocked() {
 	}
 	c.writing = true
 	c.writer.Add(1)
-	go c.writeLoop()
+	go c.runWriter()
 }
 
 // maxBatchBytes bounds the frames the writer takes from the queue to
