@@ -122,6 +122,62 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 	wg.Wait()
 }
 
+// TestConcurrentWritersKeepTheirFrames checks that connections written to
+// at once, with frames queued while their writers write, each deliver
+// exactly their own frames in order. Their queues and batches borrow
+// arrays from one pool, and a batch is written while its queue refills:
+// an array shared with a batch still being written, or given back to the
+// pool while still in use, would mix, lose or repeat frames (and -race
+// would report it).
+func TestConcurrentWritersKeepTheirFrames(t *testing.T) {
+	t.Parallel()
+	// Bursts of 1 to 2*pooledFrames frames, so that some outgrow the
+	// pool's arrays.
+	const conns, bursts, maxBurst = 4, 128, 2 * pooledFrames
+	size := func(burst int) int { return burst%maxBurst + 1 }
+	frame := func(conn, burst, i int) string { return fmt.Sprintf("%d/%d/%d", conn, burst, i) }
+	var wg sync.WaitGroup
+	for conn := range conns {
+		ws, c := serveOne(t, Options{})
+		// Each burst is queued once the client has read the first frame
+		// of the one before, so that it is queued while that one is
+		// being written or just after.
+		started := make(chan struct{}, bursts)
+		wg.Go(func() {
+			defer close(started)
+			for b := range bursts {
+				for i := range size(b) {
+					_, got, err := ws.Read(t.Context())
+					if err != nil {
+						t.Errorf("connection %d, burst %d, frame %d: %v", conn, b, i, err)
+						return
+					}
+					if want := frame(conn, b, i); string(got) != want {
+						t.Errorf("connection %d: got frame %q, want %q", conn, got, want)
+						return
+					}
+					if i == 0 {
+						started <- struct{}{}
+					}
+				}
+			}
+		})
+		wg.Go(func() {
+			for b := range bursts {
+				c.mu.Lock()
+				for i := range size(b) {
+					if !c.pushLocked(convo.Frame{Data: []byte(frame(conn, b, i))}) {
+						t.Errorf("connection %d: frame %d of burst %d refused", conn, i, b)
+					}
+				}
+				c.mu.Unlock()
+				<-started
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // BenchmarkQueuedFrames measures the cost per frame of writing frames to
 // a WebSocket client over loopback (and of the client reading them), one
 // at a time or queued together. The client drops what it reads with a

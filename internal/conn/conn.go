@@ -58,8 +58,13 @@ type conn struct {
 	// gone holds conversations deleted since the reader last looked (see
 	// Gone); the reader drops them from subs.
 	gone map[string]struct{}
-	// queue holds the frames waiting for the writer, oldest first.
+	// queue holds the frames waiting for the writer, oldest first, in
+	// queueArray while they fit there.
 	queue []convo.Frame
+	// queueArray is the array from framePool that queue starts in, from
+	// the first frame queued to an idle connection until the queue is
+	// empty again or dropped; nil meanwhile.
+	queueArray *frameArray
 	// writing is true while a writer goroutine runs.
 	writing bool
 	// room, when not nil, is closed once the queue is at most half full.
@@ -179,7 +184,7 @@ func (c *conn) finish() {
 	c.mu.Lock()
 	c.dead = true
 	c.ping.Stop()
-	c.queue, c.queued = nil, 0
+	c.dropQueueLocked()
 	ended := c.ended
 	c.mu.Unlock()
 	_ = c.ws.CloseNow()
