@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -63,6 +64,59 @@ func TestCorkConn(t *testing.T) {
 	if err := sock.Uncork(); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("uncork on a closed socket: %v, want %v", err, io.ErrClosedPipe)
 	}
+}
+
+// TestConcurrentCorks checks that Conns corked at the same time each
+// write exactly what was written to them. Their buffers come from one
+// pool: one given back before its write ended would carry another Conn's
+// bytes (and -race would report it).
+func TestConcurrentCorks(t *testing.T) {
+	t.Parallel()
+	const conns, rounds = 4, 200
+	// message is what a Conn writes in a round, in three writes; its
+	// length varies, so that a pooled buffer is sometimes too small.
+	message := func(conn, round int) []byte {
+		return bytes.Repeat(fmt.Appendf(nil, "%d/%d;", conn, round), round%40+1)
+	}
+	var wg sync.WaitGroup
+	for conn := range conns {
+		server, client := net.Pipe()
+		sock := &cork.Conn{Conn: server}
+		wg.Go(func() {
+			defer client.Close() // a failed check ends the writer too
+			for round := range rounds {
+				want := message(conn, round)
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(client, got); err != nil {
+					t.Errorf("conn %d, round %d: %v", conn, round, err)
+					return
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("conn %d, round %d: got %.40q…, want %.40q…", conn, round, got, want)
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			defer server.Close() // a failed write ends the reader too
+			for round := range rounds {
+				msg := message(conn, round)
+				third := len(msg) / 3
+				sock.Cork(len(msg) / 2)
+				for _, part := range [][]byte{msg[:third], msg[third : 2*third], msg[2*third:]} {
+					if _, err := sock.Write(part); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := sock.Uncork(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // serveOne returns a WebSocket client and the server's side of its
