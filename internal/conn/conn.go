@@ -58,8 +58,13 @@ type conn struct {
 	// gone holds conversations deleted since the reader last looked (see
 	// Gone); the reader drops them from subs.
 	gone map[string]struct{}
-	// queue holds the frames waiting for the writer, oldest first.
+	// queue holds the frames waiting for the writer, oldest first, in
+	// queueArray while they fit there.
 	queue []convo.Frame
+	// queueArray is the array from framePool that queue starts in, from
+	// the first frame queued to an idle connection until the queue is
+	// empty again or dropped; nil meanwhile.
+	queueArray *frameArray
 	// writing is true while a writer goroutine runs.
 	writing bool
 	// room, when not nil, is closed once the queue is at most half full.
@@ -77,6 +82,9 @@ type conn struct {
 	// queued is the size in bytes of the frames in queue.
 	queued int
 	writer sync.WaitGroup
+	// runWriter is c.writeLoop, made once: a go statement on the method
+	// would allocate a closure holding c at every start of a writer.
+	runWriter func()
 }
 
 // Subscriber is what a conn is to convo.
@@ -89,6 +97,7 @@ func newConn(h *Handler, ws *websocket.Conn, sock *cork.Conn, caller auth.Caller
 	ctx, cancel := context.WithCancel(auth.WithCaller(context.Background(), caller))
 	c := &conn{h: h, ws: ws, sock: sock, user: caller.User, ctx: ctx, cancel: cancel, subs: make(map[string]struct{})}
 	c.log = h.log.With("conn", h.ids.Add(1), "client", client)
+	c.runWriter = c.writeLoop
 	return c
 }
 
@@ -175,7 +184,7 @@ func (c *conn) finish() {
 	c.mu.Lock()
 	c.dead = true
 	c.ping.Stop()
-	c.queue, c.queued = nil, 0
+	c.dropQueueLocked()
 	ended := c.ended
 	c.mu.Unlock()
 	_ = c.ws.CloseNow()

@@ -92,7 +92,7 @@ func TestIdleConnectionHasNoWriter(t *testing.T) {
 	c.writer.Wait() // the writer of the last pong exits on its own
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.writing || c.queue != nil {
-		t.Errorf("idle connection: writing=%v, queue=%v", c.writing, c.queue)
+	if c.writing || c.queue != nil || c.queueArray != nil {
+		t.Errorf("idle connection: writing=%v, queue=%v, queue array %p", c.writing, c.queue, c.queueArray)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -69,15 +70,50 @@ func (c *conn) pushLocked(frame convo.Frame) bool {
 	if n >= c.h.opts.SendQueue || n > 0 && c.queued+len(frame.Data) > c.h.opts.SendQueueBytes {
 		c.log.Warn("closing slow consumer", "queued", n, "bytes", c.queued)
 		c.h.metrics.SlowConsumers.Inc()
-		c.queue, c.queued = nil, 0
+		c.dropQueueLocked()
 		c.wakeLocked()
 		c.closeLocked(websocket.StatusPolicyViolation, "slow consumer")
 		return false
+	}
+	if c.queueArray == nil {
+		c.queueArray = framePool.Get().(*frameArray)
+		c.queue = c.queueArray[:0]
 	}
 	c.queued += len(frame.Data)
 	c.queue = append(c.queue, frame)
 	c.startWriterLocked()
 	return true
+}
+
+// pooledFrames is the length of the arrays in framePool: more frames than
+// a burst to one connection usually brings.
+const pooledFrames = 16
+
+// frameArray holds the frames of a burst: the queue's while they wait,
+// or a writer's batch while it writes them.
+type frameArray [pooledFrames]convo.Frame
+
+// framePool lends frame arrays to connections only while they have frames
+// to write, so that neither a burst nor its batch allocates one and an
+// idle connection holds none.
+var framePool = sync.Pool{New: func() any { return new(frameArray) }}
+
+// putFrames clears a, so that the pool holds no frame's data, and puts it
+// back in framePool. Its borrower must hold no slice of it any more.
+func putFrames(a *frameArray) {
+	clear(a[:])
+	framePool.Put(a)
+}
+
+// dropQueueLocked empties the queue and puts its array back in
+// framePool. That is safe because the queue's slice is the array's only
+// user: the writer copies the frames it takes out of it (see next).
+func (c *conn) dropQueueLocked() {
+	if c.queueArray != nil {
+		putFrames(c.queueArray)
+		c.queueArray = nil
+	}
+	c.queue, c.queued = nil, 0
 }
 
 // closeAfterQueue closes the connection with code and reason once the
@@ -126,7 +162,7 @@ func (c *conn) startWriterLocked() {
 	}
 	c.writing = true
 	c.writer.Add(1)
-	go c.writeLoop()
+	go c.runWriter()
 }
 
 // maxBatchBytes bounds the frames the writer takes from the queue to
@@ -138,8 +174,15 @@ const maxBatchBytes = 64 << 10
 // socket; a connection with nothing to send has no writer goroutine.
 func (c *conn) writeLoop() {
 	defer c.writer.Done()
+	// The batch is this goroutine's alone: next copies the frames into
+	// it, and its array goes back to the pool when the goroutine ends.
+	array := framePool.Get().(*frameArray)
+	defer putFrames(array)
+	batch := array[:0]
 	for {
-		batch, closeCode, closeReason := c.next()
+		var closeCode websocket.StatusCode
+		var closeReason string
+		batch, closeCode, closeReason = c.next(batch[:0])
 		switch {
 		case len(batch) > 0:
 			if err := c.write(batch); err != nil {
@@ -155,8 +198,6 @@ func (c *conn) writeLoop() {
 					c.h.metrics.DeliverySeconds.Observe(now.Sub(f.Durable).Seconds())
 				}
 			}
-			// The batch is the writer's; let its frames go.
-			clear(batch)
 		case closeCode != 0:
 			if err := c.ws.Close(closeCode, closeReason); err != nil {
 				c.log.Debug("close handshake failed", "err", err)
@@ -168,15 +209,16 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// next pops the writer's next frames: every queued one, up to
-// maxBatchBytes. With none left it returns the close code when a close is
-// due, or nothing and marks the writer stopped.
-func (c *conn) next() ([]convo.Frame, websocket.StatusCode, string) {
+// next appends the writer's next frames to batch, popping them from the
+// queue: every queued one, up to maxBatchBytes. With none left it appends
+// nothing and returns the close code when a close is due, or nothing and
+// marks the writer stopped.
+func (c *conn) next(batch []convo.Frame) ([]convo.Frame, websocket.StatusCode, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
 		c.writing = false
-		return nil, 0, ""
+		return batch, 0, ""
 	}
 	if len(c.queue) > 0 {
 		n, size := 1, len(c.queue[0].Data)
@@ -184,22 +226,24 @@ func (c *conn) next() ([]convo.Frame, websocket.StatusCode, string) {
 			size += len(c.queue[n].Data)
 			n++
 		}
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
+		// Copied out, the frames leave the queue's array to the frames
+		// queued while they are written, and to the pool after.
+		batch = append(batch, c.queue[:n]...)
+		left := copy(c.queue, c.queue[n:])
+		clear(c.queue[left:])
+		c.queue = c.queue[:left]
 		c.queued -= size
-		if len(c.queue) == 0 {
-			c.queue = nil // let an idle connection hold no buffer
-		}
 		c.wakeLocked()
 		return batch, 0, ""
 	}
+	c.dropQueueLocked() // let an idle connection hold no array
 	if c.closeCode != 0 {
 		// This writer closes the socket; no other starts after it.
 		c.dead = true
-		return nil, c.closeCode, c.closeReason
+		return batch, c.closeCode, c.closeReason
 	}
 	c.writing = false
-	return nil, 0, ""
+	return batch, 0, ""
 }
 
 // errWriteTimeout is why a write that outlasted WriteTimeout failed.
@@ -236,7 +280,7 @@ func (c *conn) writeFailed(err error) {
 	c.noteEndLocked(endWriteError)
 	c.dead = true
 	c.writing = false
-	c.queue, c.queued = nil, 0
+	c.dropQueueLocked()
 	c.wakeLocked()
 	c.mu.Unlock()
 	if c.ctx.Err() == nil {

@@ -25,42 +25,67 @@ type Conn struct {
 	// pongs from the reader, pings from keepalive) with Uncork's.
 	mu     sync.Mutex
 	corked bool
-	buf    []byte
+	// buf holds the writes kept since Cork, in a buffer from bufferPool;
+	// it is nil while uncorked.
+	buf *[]byte
 }
+
+// maxPooledBuffer bounds the buffers that go back to bufferPool: one
+// grown past it for a large batch (a replay's) is dropped after its
+// write, as every buffer once was.
+const maxPooledBuffer = 16 << 10
+
+// bufferPool lends buffers to Conns from Cork to Uncork only, so that a
+// corked write allocates none and a Conn that once fell behind keeps
+// none. It holds pointers, which it stores without allocating.
+var bufferPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // Write implements net.Conn.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.corked {
-		c.buf = append(c.buf, p...)
+		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
 }
 
-// Cork keeps the writes from now on until Uncork, in a buffer made for
-// size bytes.
+// Cork keeps the writes from now on until Uncork, in a buffer with room
+// for size bytes.
 func (c *Conn) Cork(size int) {
 	c.mu.Lock()
 	c.corked = true
-	c.buf = make([]byte, 0, size)
+	c.buf = bufferPool.Get().(*[]byte)
+	if cap(*c.buf) < size {
+		*c.buf = make([]byte, 0, size)
+	}
 	c.mu.Unlock()
 }
 
 // Uncork writes what was kept since Cork, then lets writes through. The
-// buffer is dropped, so that a connection that once fell behind does not
-// keep it.
+// buffer goes back to the pool unless it grew past maxPooledBuffer.
 func (c *Conn) Uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	buf := c.buf
-	c.buf = nil
-	if len(buf) == 0 {
+	if c.buf == nil {
 		return nil
 	}
-	if _, err := c.Conn.Write(buf); err != nil {
+	buf := *c.buf
+	var err error
+	if len(buf) > 0 {
+		_, err = c.Conn.Write(buf)
+	}
+	// Nothing else holds the buffer now: the socket keeps none of what it
+	// was given once Write returns (io.Writer's contract), and only Write
+	// and Uncork, under c.mu, use c.buf.
+	if cap(buf) <= maxPooledBuffer {
+		*c.buf = buf[:0]
+		bufferPool.Put(c.buf)
+	}
+	c.buf = nil
+	if err != nil {
 		return fmt.Errorf("cork: write %d corked bytes: %w", len(buf), err)
 	}
 	return nil
