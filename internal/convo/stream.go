@@ -438,30 +438,37 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		s.logger.Warn("reply cut at its size limit", "conversation", id, "turn", turnID, "limit", MaxReplyBytes)
 		cancel(errReplyFull)
 	})
-	type outcome struct {
+	// Once what must precede the reply is stored, the buffer stores it
+	// too, unless the send did not open the turn: then nothing of the
+	// reply is. That may come while the model streams: a goroutine waits
+	// for it, only until then, and the model runs on this one (a
+	// goroutine less for every turn in progress, whose stack each
+	// collection would scan).
+	opened := make(chan struct{})
+	open := func() {
+		buf.openTo(context.Cause(ctx) != errNotOpened)
+		close(opened)
+	}
+	if after == nil {
+		open()
+	} else {
+		go func() {
+			<-after
+			open()
+		}()
+	}
+	var out struct {
 		res Result
 		err error
 	}
-	done := make(chan outcome, 1)
 	var started time.Time
-	if err := slot.take(ctx); err != nil {
-		// Stopped while waiting: ctx's cause says how the turn ends.
-		done <- outcome{err: err}
-	} else {
+	if out.err = slot.take(ctx); out.err == nil {
 		started = time.Now()
-		go func() {
-			res, err := s.model.Stream(ctx, req, buf.emit)
-			slot.give()
-			done <- outcome{res, err}
-		}()
+		out.res, out.err = s.model.Stream(ctx, req, buf.emit)
+		slot.give()
 	}
-	if after != nil {
-		<-after
-	}
-	// What must precede the reply is stored, unless the send did not open
-	// the turn: then nothing of the reply is.
-	buf.openTo(context.Cause(ctx) != errNotOpened)
-	out := <-done
+	// Else stopped while waiting: ctx's cause says how the turn ends.
+	<-opened
 	text, left := buf.flush()
 	uses := out.res.ToolUses
 	if n := toolUsesLen(uses); n > left {
