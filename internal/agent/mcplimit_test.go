@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,14 +18,26 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// countingTransport counts the bytes of response bodies read through it.
+// countingTransport counts the bytes of the bodies read through it that
+// answer a tools/call request. The other requests' answers (the client's
+// session traffic, which may run beside a call) are not counted.
 type countingTransport struct {
 	n *atomic.Int64
 }
 
 func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	call := false
+	if req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		call = bytes.Contains(body, []byte(`"method":"tools/call"`))
+	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err == nil {
+	if err == nil && call {
 		resp.Body = countingBody{resp.Body, c.n}
 	}
 	return resp, err
