@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -229,9 +230,7 @@ func (c *conn) next(batch []convo.Frame) ([]convo.Frame, websocket.StatusCode, s
 		// Copied out, the frames leave the queue's array to the frames
 		// queued while they are written, and to the pool after.
 		batch = append(batch, c.queue[:n]...)
-		left := copy(c.queue, c.queue[n:])
-		clear(c.queue[left:])
-		c.queue = c.queue[:left]
+		c.queue = slices.Delete(c.queue, 0, n)
 		c.queued -= size
 		c.wakeLocked()
 		return batch, 0, ""
