@@ -457,20 +457,19 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 			open()
 		}()
 	}
-	var out struct {
-		res Result
-		err error
-	}
+	var res Result
 	var started time.Time
-	if out.err = slot.take(ctx); out.err == nil {
+	// A take that fails stopped the turn while it waited: ctx's cause
+	// says how it ends.
+	err := slot.take(ctx)
+	if err == nil {
 		started = time.Now()
-		out.res, out.err = s.model.Stream(ctx, req, buf.emit)
+		res, err = s.model.Stream(ctx, req, buf.emit)
 		slot.give()
 	}
-	// Else stopped while waiting: ctx's cause says how the turn ends.
 	<-opened
 	text, left := buf.flush()
-	uses := out.res.ToolUses
+	uses := res.ToolUses
 	if n := toolUsesLen(uses); n > left {
 		// A tool_call cannot be cut: none of the step's is stored, and
 		// the turn ends as a reply over the limit does (unless it ends
@@ -501,35 +500,35 @@ func (s *Service) stream(ctx context.Context, id, turnID string, req ModelReques
 		// not stored, and the reply is then incomplete.
 		end.StopReason = protocol.StopError
 		end.Error = protocol.AsError(ErrUnavailable)
-		if out.err == nil {
-			*end.Usage = out.res.Usage
+		if err == nil {
+			*end.Usage = res.Usage
 		}
 	case errors.Is(cause, errReplyFull):
 		// Also when the model finished as its last chunk was cut: the
 		// reply stored is not the whole of its answer.
 		end.StopReason = protocol.StopMaxTokens
-		if out.err == nil {
-			*end.Usage = out.res.Usage
+		if err == nil {
+			*end.Usage = res.Usage
 		}
-	case out.err == nil:
-		end.StopReason = out.res.StopReason
+	case err == nil:
+		end.StopReason = res.StopReason
 		if end.StopReason == "" {
 			end.StopReason = protocol.StopEndTurn
 		}
-		*end.Usage = out.res.Usage
+		*end.Usage = res.Usage
 	case errors.Is(cause, errCancelled):
 		end.StopReason = protocol.StopCancelled
 	case errors.Is(cause, errShutdown):
 		end.StopReason = protocol.StopInterrupted
-	case errors.Is(out.err, ErrTooManyWaiting):
+	case errors.Is(err, ErrTooManyWaiting):
 		end.StopReason = protocol.StopError
 		end.Error = ErrTooManyWaiting
 		s.logger.Warn("turn refused: too many turns wait for a model call", "conversation", id, "turn", turnID,
 			"limit", s.cfg.MaxWaitingTurns)
 	default:
 		end.StopReason = protocol.StopError
-		end.Error = modelError(out.err)
-		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", out.err)
+		end.Error = modelError(err)
+		s.logger.Warn("model failed", "conversation", id, "turn", turnID, "err", err)
 	}
 	return end, text, uses
 }
