@@ -27,7 +27,8 @@ import (
 )
 
 func main() {
-	// The idle scenario re-executes this program as its client process.
+	// The idle and streams scenarios re-execute this program as their
+	// client process.
 	if child, err := loadtest.RunChild(os.Stdin, os.Stdout); child {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen client:", err)

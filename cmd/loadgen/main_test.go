@@ -4,9 +4,26 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/chatgateway/gateway/internal/loadtest"
 )
+
+// TestMain lets the test binary serve as the load generator's client
+// process, as main does.
+func TestMain(m *testing.M) {
+	if child, err := loadtest.RunChild(os.Stdin, os.Stdout); child {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen client:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestRun(t *testing.T) {
 	tests := []struct {

@@ -1,17 +1,11 @@
 package loadtest
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -104,30 +98,14 @@ func (r *runner) holdIdle(ctx context.Context, url string, n int, open func() in
 	defer cancel()
 	before := settledMemory()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, r.cfg.Exe)
-	cmd.Env = append(os.Environ(), ChildEnv+"="+url+" "+strconv.Itoa(n))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	child, err := r.startChild(ctx, childSpec{Role: roleIdle, URL: url, N: n})
 	if err != nil {
-		return perConn{}, fmt.Errorf("loadtest: child stdin: %w", err)
+		return perConn{}, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return perConn{}, fmt.Errorf("loadtest: child stdout: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return perConn{}, fmt.Errorf("loadtest: start the client process %s: %w", r.cfg.Exe, err)
-	}
-	// Closing stdin tells the child to close its connections and exit.
 	defer func() {
-		_ = stdin.Close()
-		_ = cmd.Wait()
+		child.close()
 		_ = waitFor(ctx, func() bool { return open() == 0 })
 	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != childReady {
-		return perConn{}, fmt.Errorf("loadtest: the client process did not get ready (%q): %w", line, errors.Join(err, ctx.Err()))
-	}
 	if err := waitFor(ctx, func() bool { return open() >= int64(n) }); err != nil {
 		return perConn{}, fmt.Errorf("loadtest: %d of %d connections open: %w", open(), n, err)
 	}
@@ -174,52 +152,4 @@ func waitFor(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// ChildEnv names the environment variable that turns a process into the
-// idle scenario's client process: its value is "URL N". Both cmd/loadgen
-// and the package's tests call RunChild first thing.
-const ChildEnv = "LOADTEST_IDLE_CLIENTS"
-
-// childLife bounds the life of the idle scenario's client process.
-const childLife = 10 * time.Minute
-
-// childReady is the line the child writes once its connections are open.
-const childReady = "ready"
-
-// RunChild does nothing and returns false unless ChildEnv is set. When it
-// is, it opens the N WebSocket connections to URL it names, writes "ready"
-// to stdout, keeps them open (answering control frames, sending nothing)
-// until stdin reaches its end, closes them and returns true, with an
-// error if the connections could not all be opened.
-func RunChild(stdin io.Reader, stdout io.Writer) (bool, error) {
-	spec, ok := os.LookupEnv(ChildEnv)
-	if !ok {
-		return false, nil
-	}
-	url, count, _ := strings.Cut(spec, " ")
-	n, err := strconv.Atoi(count)
-	if err != nil {
-		return true, fmt.Errorf("loadtest: %s=%q: want \"URL N\"", ChildEnv, spec)
-	}
-	if _, err := raiseFDLimit(); err != nil {
-		return true, err
-	}
-	// The connections live until this returns; the parent bounds that (it
-	// kills this process at its step's time cap), and so does childLife.
-	ctx, cancel := context.WithTimeout(context.Background(), childLife)
-	defer cancel()
-	clients, err := dialAll(ctx, url, n)
-	if err != nil {
-		return true, err
-	}
-	defer closeAll(clients)
-	for _, c := range clients {
-		c.ws.CloseRead(context.Background())
-	}
-	if _, err := fmt.Fprintln(stdout, childReady); err != nil {
-		return true, fmt.Errorf("loadtest: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, stdin)
-	return true, nil
 }

@@ -11,11 +11,7 @@ import (
 // process's counters.
 type load struct {
 	elapsed time.Duration
-	// cut says the step hit the time cap before it was done.
-	cut bool
-	// firstErr is the first unexpected client error; errs counts them.
-	firstErr error
-	errs     int
+	failures
 	// chunks counts the stamped chunks clients received.
 	chunks int
 	// events and commits are deltas of the gateway's counters; opsSum is
@@ -36,8 +32,9 @@ type load struct {
 	// memory (the gateway's only when inProcess).
 	cpu  time.Duration
 	peak memory
-	// others is the CPU time the machine's other processes used meanwhile.
-	others time.Duration
+	// clients is the CPU time of the step's client process, when it had
+	// one; others what the machine's other processes used meanwhile.
+	clients, others time.Duration
 	// gc is what this process allocated, and the collections it made,
 	// over the step.
 	gc gcWork
@@ -65,24 +62,39 @@ func (r *runner) startLoad(ctx context.Context, t *target) *loadMeter {
 	return m
 }
 
-// fail records a client's error: an ended step context means the step was
-// cut by its time cap.
+// fail records a client's error (see failures.add).
 func (m *loadMeter) fail(ctx context.Context, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.res.add(ctx, err)
+}
+
+// failures are the clients' errors in a step. (Exported fields: a client
+// process reports them in JSON.)
+type failures struct {
+	// Cut says the step hit the time cap before it was done.
+	Cut bool
+	// FirstErr is the first unexpected client error; Errs counts them.
+	FirstErr string
+	Errs     int
+}
+
+// add records a client's error: an ended step context means the step was
+// cut by its time cap.
+func (f *failures) add(ctx context.Context, err error) {
 	if err == nil {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	// An error once the step's context ended is (almost surely) its
 	// consequence: a read cut short.
 	if ctx.Err() != nil {
-		m.res.cut = true
+		f.Cut = true
 		return
 	}
-	if m.res.firstErr == nil {
-		m.res.firstErr = err
+	if f.Errs == 0 {
+		f.FirstErr = err.Error()
 	}
-	m.res.errs++
+	f.Errs++
 }
 
 func (m *loadMeter) stop(ctx context.Context, t *target) load {

@@ -28,8 +28,8 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// TestMain lets the test binary serve as the idle scenario's client
-// process.
+// TestMain lets the test binary serve as the load generator's client
+// process (see RunChild).
 func TestMain(m *testing.M) {
 	if child, err := RunChild(os.Stdin, os.Stdout); child {
 		if err != nil {
@@ -117,8 +117,8 @@ func TestBarePipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, turns := res.load, c*cfg.streamTurns(c)
-		if l.errs > 0 || l.cut || l.metricsErr != nil {
-			t.Fatalf("%+v: errors %d (first %v), cut %v, metrics %v", v, l.errs, l.firstErr, l.cut, l.metricsErr)
+		if l.Errs > 0 || l.Cut || l.metricsErr != nil {
+			t.Fatalf("%+v: errors %d (first %v), cut %v, metrics %v", v, l.Errs, l.FirstErr, l.Cut, l.metricsErr)
 		}
 		if res.turns != turns || res.ack.n != turns || res.relay.n != turns*cfg.Chunks {
 			t.Errorf("%+v: turns %d, acks %d, chunks %d; want %d, %d, %d", v, res.turns, res.ack.n, res.relay.n, turns, turns, turns*cfg.Chunks)
@@ -338,8 +338,8 @@ func TestStepsAgainstURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := res.load
-		if l.errs > 0 || l.cut || l.metricsErr != nil {
-			t.Fatalf("errors %d (first %v), cut %v, metrics %v", l.errs, l.firstErr, l.cut, l.metricsErr)
+		if l.Errs > 0 || l.Cut || l.metricsErr != nil {
+			t.Fatalf("errors %d (first %v), cut %v, metrics %v", l.Errs, l.FirstErr, l.Cut, l.metricsErr)
 		}
 		if res.turns != c*turns || res.ack.n != c*turns || res.relay.n != c*turns*chunks {
 			t.Errorf("turns %d, acks %d, chunks %d; want %d, %d, %d", res.turns, res.ack.n, res.relay.n, c*turns, c*turns, c*turns*chunks)
@@ -355,8 +355,8 @@ func TestStepsAgainstURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l := res.load; l.errs > 0 || l.cut {
-			t.Fatalf("errors %d (first %v), cut %v", l.errs, l.firstErr, l.cut)
+		if l := res.load; l.Errs > 0 || l.Cut {
+			t.Fatalf("errors %d (first %v), cut %v", l.Errs, l.FirstErr, l.Cut)
 		}
 		if res.toLast.n != turns*chunks || res.missing != 0 || res.each.n != s*turns*chunks {
 			t.Errorf("chunks to all %d, missing %d, deliveries %d; want %d, 0, %d", res.toLast.n, res.missing, res.each.n, turns*chunks, s*turns*chunks)
@@ -375,15 +375,52 @@ func TestStepsAgainstUnstampedModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := st.load; l.errs > 0 || l.cut || st.turns != 2*cfg.streamTurns(2) || st.relay.n != 0 || l.events == 0 {
-		t.Errorf("streams: errors %d (first %v), cut %v, turns %d, relay samples %d, events %v", l.errs, l.firstErr, l.cut, st.turns, st.relay.n, l.events)
+	if l := st.load; l.Errs > 0 || l.Cut || st.turns != 2*cfg.streamTurns(2) || st.relay.n != 0 || l.events == 0 {
+		t.Errorf("streams: errors %d (first %v), cut %v, turns %d, relay samples %d, events %v", l.Errs, l.FirstErr, l.Cut, st.turns, st.relay.n, l.events)
 	}
 	fo, err := r.fanout(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := fo.load; l.errs > 0 || l.cut || fo.toLast.n != 0 || fo.missing != 0 {
-		t.Errorf("fanout: errors %d (first %v), cut %v, chunks %d, missing %d", l.errs, l.firstErr, l.cut, fo.toLast.n, fo.missing)
+	if l := fo.load; l.Errs > 0 || l.Cut || fo.toLast.n != 0 || fo.missing != 0 {
+		t.Errorf("fanout: errors %d (first %v), cut %v, chunks %d, missing %d", l.Errs, l.FirstErr, l.Cut, fo.toLast.n, fo.missing)
+	}
+}
+
+// TestStreamsClientsInChild: the streams step's clients run in a client
+// process. Without one it fails; its CPU time is reported apart from
+// this process's; and what its clients find wrong (here, replies of
+// another length than the model the step was given) comes back as the
+// step's client errors.
+func TestStreamsClientsInChild(t *testing.T) {
+	cfg, err := tiny(t).withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: cfg, log: cfg.Log, dir: cfg.Dir, model: newStampModel(cfg.Chunks, cfg.ChunkBytes, cfg.ChunkDelay)}
+	ctx := context.Background()
+	const c = 2
+
+	res, err := r.streams(ctx, c, r.model, r.newTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := res.load; l.Errs > 0 || l.Cut || l.clients <= 0 || res.relay.n != c*cfg.streamTurns(c)*cfg.Chunks {
+		t.Errorf("errors %d (first %v), cut %v, clients' CPU %v, chunks %d", l.Errs, l.FirstErr, l.Cut, l.clients, res.relay.n)
+	}
+
+	longer := newStampModel(cfg.Chunks+1, cfg.ChunkBytes, cfg.ChunkDelay)
+	res, err = r.streams(ctx, c, r.model, func(*stampModel) (*target, error) { return r.newTarget(longer) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := res.load; l.Errs != c || !strings.Contains(l.FirstErr, "a reply carried") {
+		t.Errorf("with longer replies than told: errors %d, first %q; want %d, a reply carried …", l.Errs, l.FirstErr, c)
+	}
+
+	r.cfg.Exe = "/bin/false"
+	if _, err := r.streams(ctx, c, r.model, r.newTarget); err == nil || !strings.Contains(err.Error(), "did not get ready") {
+		t.Errorf("without a client process: %v, want it did not get ready", err)
 	}
 }
 

@@ -93,11 +93,11 @@ func (rep *report) baselineTable() *table {
 // notes describes what went wrong in a step, or "".
 func (l load) notes() string {
 	var n []string
-	if l.cut {
+	if l.Cut {
 		n = append(n, "cut by the time cap")
 	}
-	if l.errs > 0 {
-		n = append(n, fmt.Sprintf("%d client errors, first: %v", l.errs, l.firstErr))
+	if l.Errs > 0 {
+		n = append(n, fmt.Sprintf("%d client errors, first: %s", l.Errs, l.FirstErr))
 	}
 	if l.slow > 0 {
 		n = append(n, fmt.Sprintf("%.0f slow-consumer closes", l.slow))
@@ -116,6 +116,14 @@ func (l load) cpuCells() []string {
 	}
 	s := l.elapsed.Seconds()
 	return []string{fmt.Sprintf("%.1f s (%.2f cores)", l.cpu.Seconds(), l.cpu.Seconds()/s), fmt.Sprintf("%.2f cores", l.others.Seconds()/s)}
+}
+
+// clientCores is the mean cores the step's client process used.
+func (l load) clientCores() string {
+	if l.elapsed <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f cores", l.clients.Seconds()/l.elapsed.Seconds())
 }
 
 // gcCells are the bytes this process allocated per chunk the clients
@@ -155,7 +163,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	t := &table{
 		title: "streams: C conversations, one subscribed client each",
 		header: []string{"C", "chunk delay", "turns", "ack p50", "ack p99", "ack max", "relay p50", "relay p99", "relay max",
-			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "allocated/chunk", "collections", "peak heap+stacks", "peak RSS", "notes"},
+			"delivery p50", "delivery p99", "queue wait p50", "queue wait p99", "chunks/s", "stored events/s", "commits/s", "commit mean", "commit p99", "ops/commit", "written/commit", "CPU", "others' CPU", "clients' CPU", "allocated/chunk", "collections", "peak heap+stacks", "peak RSS", "notes"},
 	}
 	for _, s := range slices.Concat(rep.barePipes(), rep.streams) {
 		c := strconv.Itoa(s.res.c)
@@ -175,6 +183,7 @@ func (rep *report) streamsTable(inProcess bool) *table {
 		row = append(row, fmt.Sprintf("%.0f", l.perSecond(float64(l.chunks))), fmt.Sprintf("%.0f", l.perSecond(l.events)))
 		row = append(row, l.commitCells()...)
 		row = append(row, l.cpuCells()...)
+		row = append(row, l.clientCores())
 		row = append(row, l.gcCells()...)
 		row = append(row, mib(float64(l.peak.goBytes)), mib(float64(l.peak.rss)), l.notes())
 		t.add(row...)
@@ -185,9 +194,9 @@ func (rep *report) streamsTable(inProcess bool) *table {
 	}
 	t.note("chunks/s: stamped chunks received by clients; stored events/s: the gateway's gateway_events_appended_total over the step (a delta may carry several coalesced chunks); commits/s, commit mean, commit p99 and ops/commit: its gateway_commit_seconds (p99 from the buckets, as for delivery) and gateway_commit_ops (one commit = one bbolt transaction); written/commit: this process's write_bytes (/proc/self/io) over the step per commit.")
 	if inProcess {
-		t.note("CPU and memory are the whole process: gateway and clients (the clients' share is not separated). others' CPU: what the machine's other processes used meanwhile (/proc/stat), i.e. how much of the 2 cores the step did not have. allocated/chunk and collections: the Go heap this process allocated over the step per chunk received, and the garbage collections it ran (runtime/metrics): each collection's mark phase takes CPU from the gateway while the cores are busy, and the relay's slowest chunks are those of the moments it runs (see docs/PERFORMANCE.md).")
+		t.note("CPU and memory are the server's alone: the clients run in a child process (this program re-executed with %s set), as they would run elsewhere, so that the server's collector neither scans their goroutines nor collects what they allocate. clients' CPU: that process's, from its first send to its last read. others' CPU: what the rest of the machine used meanwhile (/proc/stat), i.e. how much of the 2 cores the server and its clients did not have. allocated/chunk and collections: the Go heap this process allocated over the step per chunk received, and the garbage collections it ran (runtime/metrics): each collection's mark phase takes CPU from the gateway while the cores are busy, and the relay's slowest chunks are those of the moments it runs (see docs/PERFORMANCE.md).", ChildEnv)
 	} else {
-		t.note("CPU and memory are the load generator's own (the gateway runs elsewhere).")
+		t.note("CPU and memory are the load generator's own, which only waits for its client process (clients' CPU); the gateway runs elsewhere.")
 	}
 	return t
 }

@@ -27,12 +27,10 @@ type streamsResult struct {
 
 // streams runs c concurrent conversations with model, each driven by one
 // client that sends cfg.streamTurns(c) messages one after another and
-// reads each reply. The clients start at random moments within the time
-// one reply takes (chunks × chunk delay), so that sends and chunks come
-// evenly, as from independent users. Started together, every reply's
-// chunks would come in the same instant; started within one chunk delay,
-// every client's next send would still come in one window: at C = 100,
-// 100 sends in 20 ms, then none for 400 ms.
+// reads each reply (see converseAll). The clients run in a child process,
+// as they would elsewhere in production: their goroutines' stacks and
+// their allocation would otherwise be the measured server's, and its
+// collector would scan and collect for them.
 //
 // start starts the server the clients talk to: a gateway (newTarget), or
 // the baseline's bare pipeline.
@@ -45,16 +43,44 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel, start fu
 	defer r.closeTarget(t)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
 	defer cancel()
-	clients, err := dialAll(ctx, t.wsURL, c)
+	deadline, _ := ctx.Deadline()
+	child, err := r.startChild(ctx, childSpec{
+		Role: roleStreams, URL: t.wsURL, N: c, Deadline: deadline,
+		Turns: r.cfg.streamTurns(c), Chunks: model.chunks, Size: model.size, Delay: model.delay,
+	})
 	if err != nil {
 		return res, err
 	}
-	defer closeAll(clients)
+	defer child.close()
+	m := r.startLoad(ctx, t)
+	err = child.converse()
+	res.load = m.stop(ctx, t)
+	if err != nil {
+		return res, err
+	}
+	out, err := child.result()
+	if err != nil {
+		return res, err
+	}
+	res.turns, res.load.failures = out.Turns, out.failures
+	res.load.clients, res.load.others = out.CPU, max(res.load.others-out.CPU, 0)
+	res.ack, res.relay = summarize(out.Ack), summarize(out.Relay)
+	res.load.chunks = res.relay.n
+	return res, nil
+}
 
+// converseAll has each client converse (see converse) until ctx ends, and
+// returns their samples and failures. The clients start at random moments
+// within the time one reply takes (chunks × chunk delay), so that sends
+// and chunks come evenly, as from independent users. Started together,
+// every reply's chunks would come in the same instant; started within one
+// chunk delay, every client's next send would still come in one window:
+// at C = 100, 100 sends in 20 ms, then none for 400 ms.
+func converseAll(ctx context.Context, clients []*client, turns int, model *stampModel) childResult {
+	var res childResult
 	var ack, relay recorder
 	var mu sync.Mutex
-	turns := r.cfg.streamTurns(c)
-	m := r.startLoad(ctx, t)
+	cpu := cpuTime()
 	var wg sync.WaitGroup
 	for _, cl := range clients {
 		wg.Go(func() {
@@ -65,15 +91,14 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel, start fu
 			n, err := converse(cl, "", turns, model, &ack, &relay)
 			mu.Lock()
 			defer mu.Unlock()
-			res.turns += n
-			m.fail(ctx, err)
+			res.Turns += n
+			res.add(ctx, err)
 		})
 	}
 	wg.Wait()
-	res.load = m.stop(ctx, t)
-	res.ack, res.relay = ack.summary(), relay.summary()
-	res.load.chunks = res.relay.n
-	return res, nil
+	res.CPU = cpuTime() - cpu
+	res.Ack, res.Relay = ack.d, relay.d
+	return res
 }
 
 // converse sends turns messages on conversation conv (empty: a new one),
