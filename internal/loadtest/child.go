@@ -104,8 +104,8 @@ func RunChild(stdin io.Reader, stdout io.Writer) (bool, error) {
 	}
 	in := bufio.NewReader(stdin)
 	if spec.Role == roleStreams {
-		if line, err := in.ReadString('\n'); err != nil || strings.TrimSpace(line) != childGo {
-			return true, fmt.Errorf("loadtest: the parent did not say %q (%q): %w", childGo, line, err)
+		if err := expectLine(in, childGo); err != nil {
+			return true, err
 		}
 		model := newStampModel(spec.Chunks, spec.Size, spec.Delay)
 		res := converseAll(ctx, clients, spec.Turns, model)
@@ -153,10 +153,9 @@ func (r *runner) startChild(ctx context.Context, spec childSpec) (*childProc, er
 		return nil, fmt.Errorf("loadtest: start the client process %s: %w", r.cfg.Exe, err)
 	}
 	p := &childProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	line, err := p.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != childReady {
+	if err := expectLine(p.out, childReady); err != nil {
 		p.close()
-		return nil, fmt.Errorf("loadtest: the client process did not get ready (%q): %w", line, errors.Join(err, ctx.Err()))
+		return nil, fmt.Errorf("loadtest: the client process did not get ready: %w", errors.Join(err, ctx.Err()))
 	}
 	return p, nil
 }
@@ -166,9 +165,21 @@ func (p *childProc) converse() error {
 	if _, err := fmt.Fprintln(p.stdin, childGo); err != nil {
 		return fmt.Errorf("loadtest: tell the client process to go: %w", err)
 	}
-	line, err := p.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != childDone {
-		return fmt.Errorf("loadtest: the client process did not finish (%q): %w", line, err)
+	if err := expectLine(p.out, childDone); err != nil {
+		return fmt.Errorf("loadtest: the client process did not finish: %w", err)
+	}
+	return nil
+}
+
+// expectLine reads the next line from the other process and fails unless
+// it is want.
+func expectLine(r *bufio.Reader, want string) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("loadtest: want %q from the other process: %w", want, err)
+	}
+	if got := strings.TrimSpace(line); got != want {
+		return fmt.Errorf("loadtest: want %q from the other process, got %.200q", want, got)
 	}
 	return nil
 }
