@@ -15,9 +15,9 @@ import (
 
 // ChildEnv names the environment variable that turns a process into a
 // client process of the load generator; its value is the JSON of what
-// the process does (a childSpec). The idle and streams scenarios run their
-// clients there, so that the server measured here pays neither their
-// memory nor their collections. Both cmd/loadgen and the package's tests
+// the process does (a childSpec). The idle, streams and fanout scenarios
+// run their clients there, so that the server measured here pays neither
+// their memory nor their collections. Both cmd/loadgen and the package's tests
 // call RunChild first thing.
 const ChildEnv = "LOADTEST_CLIENTS"
 
@@ -25,11 +25,12 @@ const ChildEnv = "LOADTEST_CLIENTS"
 const childLife = 10 * time.Minute
 
 // The lines a client process and its parent exchange. The child writes
-// childReady once its connections are open. A streams child then waits
-// for childGo, converses, writes childDone, and then its childResult as
-// one JSON line (read after the parent's step is measured, so that
-// decoding the samples does not count). Every child keeps its
-// connections open until its stdin reaches its end.
+// childReady once its connections are open (and, for fanout, subscribed).
+// A streams or fanout child then waits for childGo, does its step, writes
+// childDone, and then its childResult as one JSON line (read after the
+// parent's step is measured, so that decoding the samples does not
+// count). Every child keeps its connections open until its stdin reaches
+// its end.
 const (
 	childReady = "ready"
 	childGo    = "go"
@@ -40,11 +41,13 @@ const (
 const (
 	roleIdle    = "idle"
 	roleStreams = "streams"
+	roleFanout  = "fanout"
 )
 
 // childSpec is what a client process does: open N connections to URL and,
-// for the streams role, converse on each as the streams scenario does,
-// until Deadline.
+// for the streams role, converse on each as the streams scenario does;
+// for the fanout role, follow Turns turns of the conversation URL
+// subscribes to; until Deadline.
 type childSpec struct {
 	Role     string
 	URL      string
@@ -52,16 +55,22 @@ type childSpec struct {
 	Deadline time.Time
 	// Streams: the messages each connection sends, and the shape of the
 	// model's replies, to check them and to spread the clients' starts.
+	// Fanout: the turns to follow and the chunks of each reply.
 	Turns, Chunks, Size int
 	Delay               time.Duration
 }
 
-// childResult is what a streams client process reports.
+// childResult is what a streams or fanout client process reports.
 type childResult struct {
 	// Turns is the number of turns that ended, over all connections.
 	Turns int
-	// Ack and Relay are the latency samples (see converse).
-	Ack, Relay []time.Duration
+	// Ack and Relay are the streams step's latency samples (see
+	// converse).
+	Ack, Relay []time.Duration `json:",omitempty"`
+	// ToLast and Each are the fanout step's (see fanoutResult); Missing
+	// counts the chunks that reached some subscribers but not all.
+	ToLast, Each []time.Duration `json:",omitempty"`
+	Missing      int             `json:",omitempty"`
 	// CPU is the process's CPU time from childGo to childDone.
 	CPU time.Duration
 	failures
@@ -80,7 +89,7 @@ func RunChild(stdin io.Reader, stdout io.Writer) (bool, error) {
 	if err := json.Unmarshal([]byte(env), &spec); err != nil {
 		return true, fmt.Errorf("loadtest: %s: %w", ChildEnv, err)
 	}
-	if spec.Role != roleIdle && spec.Role != roleStreams {
+	if spec.Role != roleIdle && spec.Role != roleStreams && spec.Role != roleFanout {
 		return true, fmt.Errorf("loadtest: %s: unknown role %q", ChildEnv, spec.Role)
 	}
 	if _, err := raiseFDLimit(); err != nil {
@@ -99,29 +108,54 @@ func RunChild(stdin io.Reader, stdout io.Writer) (bool, error) {
 		return true, err
 	}
 	defer closeAll(clients)
-	if _, err := fmt.Fprintln(stdout, childReady); err != nil {
-		return true, fmt.Errorf("loadtest: %w", err)
-	}
 	in := bufio.NewReader(stdin)
-	if spec.Role == roleStreams {
-		if err := expectLine(in, childGo); err != nil {
-			return true, err
-		}
-		model := newStampModel(spec.Chunks, spec.Size, spec.Delay)
-		res := converseAll(ctx, clients, spec.Turns, model)
-		if _, err := fmt.Fprintln(stdout, childDone); err != nil {
-			return true, fmt.Errorf("loadtest: %w", err)
-		}
-		if err := json.NewEncoder(stdout).Encode(res); err != nil {
-			return true, fmt.Errorf("loadtest: %w", err)
-		}
-	} else {
+	switch spec.Role {
+	case roleIdle:
 		for _, c := range clients {
 			c.ws.CloseRead(context.Background())
 		}
+		err = say(stdout, childReady)
+	case roleStreams:
+		model := newStampModel(spec.Chunks, spec.Size, spec.Delay)
+		err = step(in, stdout, func() childResult { return converseAll(ctx, clients, spec.Turns, model) })
+	case roleFanout:
+		subs := subscribeAll(ctx, clients, spec.Turns, spec.Chunks)
+		err = step(in, stdout, subs.wait)
+	}
+	if err != nil {
+		return true, err
 	}
 	_, _ = io.Copy(io.Discard, in)
 	return true, nil
+}
+
+// step says the child is ready, waits for childGo, runs run, and reports
+// its result with the CPU time it took.
+func step(in *bufio.Reader, out io.Writer, run func() childResult) error {
+	if err := say(out, childReady); err != nil {
+		return err
+	}
+	if err := expectLine(in, childGo); err != nil {
+		return err
+	}
+	cpu := cpuTime()
+	res := run()
+	res.CPU = cpuTime() - cpu
+	if err := say(out, childDone); err != nil {
+		return err
+	}
+	if err := json.NewEncoder(out).Encode(res); err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	return nil
+}
+
+// say writes line to the other process.
+func say(w io.Writer, line string) error {
+	if _, err := fmt.Fprintln(w, line); err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	return nil
 }
 
 // childProc is a running client process whose connections are open.
@@ -160,11 +194,16 @@ func (r *runner) startChild(ctx context.Context, spec childSpec) (*childProc, er
 	return p, nil
 }
 
-// converse has a streams child converse, and returns once it is done.
-func (p *childProc) converse() error {
-	if _, err := fmt.Fprintln(p.stdin, childGo); err != nil {
+// start has a streams or fanout child start its step.
+func (p *childProc) start() error {
+	if err := say(p.stdin, childGo); err != nil {
 		return fmt.Errorf("loadtest: tell the client process to go: %w", err)
 	}
+	return nil
+}
+
+// finished returns once a started child is done with its step.
+func (p *childProc) finished() error {
 	if err := expectLine(p.out, childDone); err != nil {
 		return fmt.Errorf("loadtest: the client process did not finish: %w", err)
 	}
@@ -184,7 +223,7 @@ func expectLine(r *bufio.Reader, want string) error {
 	return nil
 }
 
-// result reads what a streams child reports once it is done.
+// result reads what a streams or fanout child reports once it is done.
 func (p *childProc) result() (childResult, error) {
 	var res childResult
 	line, err := p.out.ReadBytes('\n')

@@ -70,7 +70,8 @@ func (a *chunkArrivals) toLast(subs int) ([]time.Duration, int) {
 
 // fanout subscribes s clients to one conversation, then a driver client
 // sends cfg.Turns messages one after another; every subscriber records
-// when each chunk of the replies reaches it.
+// when each chunk of the replies reaches it. The subscribers run in a
+// child process (see streams), the driver in this one.
 func (r *runner) fanout(ctx context.Context, s int) (fanoutResult, error) {
 	res := fanoutResult{s: s}
 	t, err := r.newTarget(r.model)
@@ -94,58 +95,101 @@ func (r *runner) fanout(ctx context.Context, s int) (fanoutResult, error) {
 		return res, err
 	}
 	conv := created.conversation
-	subs, err := dialAll(ctx, t.wsURL+"?conversation="+url.QueryEscape(conv), s)
+	deadline, _ := ctx.Deadline()
+	child, err := r.startChild(ctx, childSpec{
+		Role: roleFanout, URL: t.wsURL + "?conversation=" + url.QueryEscape(conv), N: s, Deadline: deadline,
+		Turns: r.cfg.Turns, Chunks: r.cfg.Chunks,
+	})
 	if err != nil {
 		return res, err
 	}
-	defer closeAll(subs)
+	defer child.close()
 
-	arrivals := newChunkArrivals(r.cfg.Turns * r.cfg.Chunks)
-	var each recorder
 	m := r.startLoad(ctx, t)
-	var subscribed, done sync.WaitGroup
-	subscribed.Add(len(subs))
-	for _, sub := range subs {
-		done.Go(func() {
-			err := r.subscriber(sub, arrivals, &each, subscribed.Done)
-			m.fail(ctx, err)
-		})
-	}
-	subscribed.Wait()
+	err = child.start()
 	for i := range r.cfg.Turns {
+		if err != nil {
+			break
+		}
 		if err := drive(driver, conv, i); err != nil {
 			m.fail(ctx, err)
 			break
 		}
 	}
-	done.Wait()
+	if err == nil {
+		err = child.finished()
+	}
 	res.load = m.stop(ctx, t)
-	toLast, missing := arrivals.toLast(s)
-	res.toLast, res.missing, res.each = summarize(toLast), missing, each.summary()
+	if err != nil {
+		return res, err
+	}
+	out, err := child.result()
+	if err != nil {
+		return res, err
+	}
+	res.load.addClients(out)
+	res.toLast, res.missing, res.each = summarize(out.ToLast), out.Missing, summarize(out.Each)
 	res.load.chunks = res.each.n
 	return res, nil
 }
 
+// subscribers are a fanout step's subscribed clients, each following the
+// turns of the conversation.
+type subscribers struct {
+	arrivals *chunkArrivals
+	each     recorder
+	n        int
+	done     sync.WaitGroup
+	mu       sync.Mutex
+	failures failures
+}
+
+// subscribeAll has each client follow turns turns of chunks chunks (see
+// subscriber), and returns once every one is subscribed or failed.
+func subscribeAll(ctx context.Context, clients []*client, turns, chunks int) *subscribers {
+	f := &subscribers{arrivals: newChunkArrivals(turns * chunks), n: len(clients)}
+	var subscribed sync.WaitGroup
+	subscribed.Add(len(clients))
+	for _, c := range clients {
+		f.done.Go(func() {
+			err := subscriber(c, turns, chunks, f.arrivals, &f.each, subscribed.Done)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.failures.add(ctx, err)
+		})
+	}
+	subscribed.Wait()
+	return f
+}
+
+// wait returns what the subscribers received once each followed its
+// turns or failed.
+func (f *subscribers) wait() childResult {
+	f.done.Wait()
+	toLast, missing := f.arrivals.toLast(f.n)
+	return childResult{ToLast: toLast, Missing: missing, Each: f.each.d, failures: f.failures}
+}
+
 // subscriber reads the subscribed reply (then calls subscribed, once, also
-// on failure), then the events of cfg.Turns turns, recording the arrival
-// of each stamped chunk.
-func (r *runner) subscriber(c *client, arrivals *chunkArrivals, each *recorder, subscribed func()) error {
+// on failure), then the events of turns turns, recording the arrival of
+// each stamped chunk of the first chunks of each.
+func subscriber(c *client, turns, chunks int, arrivals *chunkArrivals, each *recorder, subscribed func()) error {
 	_, err := c.readUntil(protocol.ReplySubscribed, nil)
 	subscribed()
 	if err != nil {
 		return err
 	}
 	var lat []time.Duration
-	for turn := range r.cfg.Turns {
+	for turn := range turns {
 		_, err := c.readUntil(protocol.EventTurnEnd, func(f *frame, at time.Time) {
 			if f.typ != protocol.EventDelta {
 				return
 			}
 			for _, s := range parseStamps(f.text) {
-				if s.index >= r.cfg.Chunks {
+				if s.index >= chunks {
 					continue
 				}
-				arrivals.arrived(turn*r.cfg.Chunks+s.index, s.created, at)
+				arrivals.arrived(turn*chunks+s.index, s.created, at)
 				lat = append(lat, at.Sub(s.created))
 			}
 		})

@@ -69,6 +69,18 @@ func (m *loadMeter) fail(ctx context.Context, err error) {
 	m.res.add(ctx, err)
 }
 
+// addClients counts what the step's client process reported: its
+// failures beside this process's, and its CPU time apart from the other
+// processes'.
+func (l *load) addClients(out childResult) {
+	l.Cut = l.Cut || out.Cut
+	if l.Errs == 0 {
+		l.FirstErr = out.FirstErr
+	}
+	l.Errs += out.Errs
+	l.clients, l.others = out.CPU, max(l.others-out.CPU, 0)
+}
+
 // failures are the clients' errors in a step. (Exported fields: a client
 // process reports them in JSON.)
 type failures struct {

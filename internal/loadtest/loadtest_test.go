@@ -355,8 +355,8 @@ func TestStepsAgainstURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l := res.load; l.Errs > 0 || l.Cut {
-			t.Fatalf("errors %d (first %v), cut %v", l.Errs, l.FirstErr, l.Cut)
+		if l := res.load; l.Errs > 0 || l.Cut || l.clients <= 0 {
+			t.Fatalf("errors %d (first %v), cut %v, the subscribers' CPU %v", l.Errs, l.FirstErr, l.Cut, l.clients)
 		}
 		if res.toLast.n != turns*chunks || res.missing != 0 || res.each.n != s*turns*chunks {
 			t.Errorf("chunks to all %d, missing %d, deliveries %d; want %d, 0, %d", res.toLast.n, res.missing, res.each.n, turns*chunks, s*turns*chunks)

@@ -205,7 +205,7 @@ func (rep *report) fanoutTable() *table {
 	t := &table{
 		title: "fanout: one conversation, S subscribers",
 		header: []string{"S", "chunks", "to last p50", "to last p99", "to last max", "each p50", "each p99",
-			"deliveries/s", "CPU", "others' CPU", "peak RSS", "notes"},
+			"deliveries/s", "CPU", "others' CPU", "clients' CPU", "peak RSS", "notes"},
 	}
 	for _, s := range rep.fanout {
 		if s.err != nil {
@@ -222,10 +222,10 @@ func (rep *report) fanoutTable() *table {
 		}
 		row = append(row, fmt.Sprintf("%.0f", l.perSecond(float64(l.chunks))))
 		row = append(row, l.cpuCells()...)
-		row = append(row, mib(float64(l.peak.rss)), notes)
+		row = append(row, l.clientCores(), mib(float64(l.peak.rss)), notes)
 		t.add(row...)
 	}
-	t.note("to last: per chunk, model chunk created → read by the last of the S subscribers; each: every (chunk, subscriber) delivery. The subscribers run in the same process as the gateway and share its 2 cores; each decodes only the fields it reads of a frame (type, text, …), into a buffer it reuses.")
+	t.note("to last: per chunk, model chunk created → read by the last of the S subscribers; each: every (chunk, subscriber) delivery. The subscribers run in a child process, as the streams step's clients do (clients' CPU: that process's, from the first send to the last read), and share the 2 cores with the gateway; each decodes only the fields it reads of a frame (type, text, …), into a buffer it reuses. The driver runs in this process.")
 	return t
 }
 

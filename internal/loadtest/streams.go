@@ -53,7 +53,10 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel, start fu
 	}
 	defer child.close()
 	m := r.startLoad(ctx, t)
-	err = child.converse()
+	err = child.start()
+	if err == nil {
+		err = child.finished()
+	}
 	res.load = m.stop(ctx, t)
 	if err != nil {
 		return res, err
@@ -62,8 +65,8 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel, start fu
 	if err != nil {
 		return res, err
 	}
-	res.turns, res.load.failures = out.Turns, out.failures
-	res.load.clients, res.load.others = out.CPU, max(res.load.others-out.CPU, 0)
+	res.turns = out.Turns
+	res.load.addClients(out)
 	res.ack, res.relay = summarize(out.Ack), summarize(out.Relay)
 	res.load.chunks = res.relay.n
 	return res, nil
@@ -80,7 +83,6 @@ func converseAll(ctx context.Context, clients []*client, turns int, model *stamp
 	var res childResult
 	var ack, relay recorder
 	var mu sync.Mutex
-	cpu := cpuTime()
 	var wg sync.WaitGroup
 	for _, cl := range clients {
 		wg.Go(func() {
@@ -96,7 +98,6 @@ func converseAll(ctx context.Context, clients []*client, turns int, model *stamp
 		})
 	}
 	wg.Wait()
-	res.CPU = cpuTime() - cpu
 	res.Ack, res.Relay = ack.d, relay.d
 	return res
 }
