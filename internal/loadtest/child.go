@@ -194,6 +194,31 @@ func (r *runner) startChild(ctx context.Context, spec childSpec) (*childProc, er
 	return p, nil
 }
 
+// measure has child p do its step while a load meter measures t: it
+// starts the meter and the step, calls during (when not nil) meanwhile,
+// waits for the step's end, stops the meter, and returns what it measured
+// with the child's result counted in, and that result.
+func (r *runner) measure(ctx context.Context, t *target, p *childProc, during func(*loadMeter)) (load, childResult, error) {
+	m := r.startLoad(ctx, t)
+	err := p.start()
+	if err == nil {
+		if during != nil {
+			during(m)
+		}
+		err = p.finished()
+	}
+	l := m.stop(ctx, t)
+	if err != nil {
+		return l, childResult{}, err
+	}
+	out, err := p.result()
+	if err != nil {
+		return l, out, err
+	}
+	l.addClients(out)
+	return l, out, nil
+}
+
 // start has a streams or fanout child start its step.
 func (p *childProc) start() error {
 	if err := say(p.stdin, childGo); err != nil {

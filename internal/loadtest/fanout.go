@@ -105,29 +105,18 @@ func (r *runner) fanout(ctx context.Context, s int) (fanoutResult, error) {
 	}
 	defer child.close()
 
-	m := r.startLoad(ctx, t)
-	err = child.start()
-	for i := range r.cfg.Turns {
-		if err != nil {
-			break
+	var out childResult
+	res.load, out, err = r.measure(ctx, t, child, func(m *loadMeter) {
+		for i := range r.cfg.Turns {
+			if err := drive(driver, conv, i); err != nil {
+				m.fail(ctx, err)
+				return
+			}
 		}
-		if err := drive(driver, conv, i); err != nil {
-			m.fail(ctx, err)
-			break
-		}
-	}
-	if err == nil {
-		err = child.finished()
-	}
-	res.load = m.stop(ctx, t)
+	})
 	if err != nil {
 		return res, err
 	}
-	out, err := child.result()
-	if err != nil {
-		return res, err
-	}
-	res.load.addClients(out)
 	res.toLast, res.missing, res.each = summarize(out.ToLast), out.Missing, summarize(out.Each)
 	res.load.chunks = res.each.n
 	return res, nil

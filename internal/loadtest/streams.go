@@ -52,21 +52,12 @@ func (r *runner) streams(ctx context.Context, c int, model *stampModel, start fu
 		return res, err
 	}
 	defer child.close()
-	m := r.startLoad(ctx, t)
-	err = child.start()
-	if err == nil {
-		err = child.finished()
-	}
-	res.load = m.stop(ctx, t)
-	if err != nil {
-		return res, err
-	}
-	out, err := child.result()
+	var out childResult
+	res.load, out, err = r.measure(ctx, t, child, nil)
 	if err != nil {
 		return res, err
 	}
 	res.turns = out.Turns
-	res.load.addClients(out)
 	res.ack, res.relay = summarize(out.Ack), summarize(out.Relay)
 	res.load.chunks = res.relay.n
 	return res, nil
