@@ -27,8 +27,8 @@ import (
 )
 
 func main() {
-	// The idle and streams scenarios re-execute this program as their
-	// client process.
+	// The idle, streams and fanout scenarios re-execute this program as
+	// their client process.
 	if child, err := loadtest.RunChild(os.Stdin, os.Stdout); child {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen client:", err)

@@ -17,8 +17,8 @@ import (
 // client process of the load generator; its value is the JSON of what
 // the process does (a childSpec). The idle, streams and fanout scenarios
 // run their clients there, so that the server measured here pays neither
-// their memory nor their collections. Both cmd/loadgen and the package's tests
-// call RunChild first thing.
+// their memory nor their collections. Both cmd/loadgen and the package's
+// tests call RunChild first thing.
 const ChildEnv = "LOADTEST_CLIENTS"
 
 // childLife bounds the life of a client process.

@@ -78,9 +78,9 @@ type Config struct {
 	// again, ChunkDelay apart (default 200): on a VM a lone commit after a
 	// pause is slower than one of a back-to-back series.
 	PacedCommits int
-	// Exe is the program the idle and streams scenarios start as their
-	// client process (default os.Executable()); it must call RunChild
-	// first.
+	// Exe is the program the idle, streams and fanout scenarios start
+	// as their client process (default os.Executable()); it must call
+	// RunChild first.
 	Exe string
 	// IdleHeapProfile, when set, is the file that gets a heap profile of
 	// this process each time the idle scenario has the in-process
