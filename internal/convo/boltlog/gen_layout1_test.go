@@ -24,7 +24,9 @@ func TestGenLayout1(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gateway.db")
 	l := openAt(t, path)
-	start := func(id, turn string) *protocol.Event { return &protocol.Event{Type: protocol.EventTurnStart, Turn: turn} }
+	start := func(id, turn string) *protocol.Event {
+		return &protocol.Event{Type: protocol.EventTurnStart, Turn: turn}
+	}
 	end := func(turn, text string) *protocol.Event {
 		return &protocol.Event{Type: protocol.EventTurnEnd, Turn: turn, StopReason: protocol.StopEndTurn,
 			Message: &protocol.Message{ID: "r_" + turn, Role: protocol.RoleAssistant, Text: text, Turn: turn}}
