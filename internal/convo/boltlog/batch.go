@@ -2,13 +2,11 @@ package boltlog
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -23,26 +21,27 @@ import (
 // touching many conversations dirties few pages:
 //
 //	meta      <id>                 JSON convo.Meta
-//	events    <id> 0 <seq>         JSON event, exactly as sent to clients
 //	cmids     <id> 0 <key>         seq of the message stored with that client_msg_id
 //	owners    <user> 0 <id>        empty: the index behind List
 //
-// plus the tail, where the events of turns in progress are written (see
-// tail.go).
-// A message (user or assistant) is read from the event that carries it.
-// Files written before kept a copy of each in a messages bucket (<id> 0
-// <seq>), a page more to write per message and commit: it is no longer
-// written or read, only emptied with its conversation.
+// plus the tail, where the events are, and the runs that say which are a
+// conversation's (see tail.go). Files of the first layout have a
+// conversation's older events in an events bucket (<id> 0 <seq>), read
+// as they are. A message (user or assistant) is read from the event
+// that carries it. Files written before kept a copy of each in a
+// messages bucket (<id> 0 <seq>), a page more to write per message and
+// commit: it is no longer written or read, only emptied with its
+// conversation.
 //
 // Seqs are 8-byte big-endian so that cursors walk them in order. A
-// conversation's last seq is its last event's, in events or in the tail
-// (see lastEventSeq), so storing a delta writes no metadata.
+// conversation's last seq is its last event's (see lastEventSeq), so
+// storing a delta writes no metadata.
 var (
 	bucketMeta   = []byte("meta")
 	bucketEvents = []byte("events")
 	bucketCMIDs  = []byte("cmids")
 	bucketOwners = []byte("owners")
-	allBuckets   = [][]byte{bucketMeta, bucketEvents, bucketCMIDs, bucketOwners, bucketTail}
+	allBuckets   = [][]byte{bucketMeta, bucketEvents, bucketCMIDs, bucketOwners, bucketTail, bucketRuns, bucketState}
 	// bucketOldMessages is the messages bucket of files written before
 	// (see above); a new file has none.
 	bucketOldMessages = []byte("messages")
@@ -156,9 +155,8 @@ func (bm *batchMeta) own(typ string) *convo.Meta {
 // newBatch returns the batch of a commit of n ops: l.batch, emptied of
 // the last commit's. Nothing else holds what it reuses once that commit
 // is done: the metadata cache copied what it keeps out of metas (see
-// keep), the tail state the tail's heads, frames and moved keys (see
-// tailState.apply), and the *batchMeta that appendOp and Delete use
-// last no longer than their op. What the batch hands over is made
+// keep), the tail state the tail's heads (see tailState.apply), and the
+// *batchMeta that appendOp and Delete use last no longer than their op. What the batch hands over is made
 // anew: out becomes the committed function's, and the tail's refs the
 // readers' index.
 func (l *Log) newBatch(n int) *batch {
@@ -170,8 +168,7 @@ func (l *Log) newBatch(n int) *batch {
 	// Most ops are of a conversation no other op of the batch touches,
 	// and store one event.
 	*b = batch{now: l.now(), cache: l.cache, metas: b.metas, dirty: emptied(b.dirty), free: emptied(b.free), out: make([]convo.Committed, 0, n+n/4), key: b.key,
-		tail: tailBatch{st: &l.tail, next: l.tail.next, heads: emptied(b.tail.heads), frames: emptied(b.tail.frames), moved: emptied(b.tail.moved),
-			base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
+		tail: tailBatch{st: &l.tail, next: l.tail.next, heads: emptied(b.tail.heads), base: l.tails.newest(), refs: make(map[string][]tailRef, n)}}
 	return b
 }
 
@@ -406,17 +403,11 @@ func (b *batch) append(bm *batchMeta, ev *protocol.Event, born time.Time) error 
 	if err != nil {
 		return err
 	}
-	if tailEvent(ev.Type) {
-		err = b.appendTail(m.ID, ev.Seq, frame)
-	} else {
-		b.key = appendSeqKey(b.key[:0], m.ID, ev.Seq)
-		err = b.appendOnly(bucketEvents).Put(b.key, frame)
-	}
-	if err != nil {
+	if err := b.appendTail(m.ID, ev.Seq, frame); err != nil {
 		return err
 	}
 	if ev.Type == protocol.EventTurnEnd {
-		if err := b.moveTail(m.ID); err != nil {
+		if err := b.writeRun(m.ID); err != nil {
 			return err
 		}
 	}
@@ -510,17 +501,19 @@ func keySeq(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k[len(k)-8:])
 }
 
-// readMessage returns the message stored at seq in conversation id, in
-// the events bucket or in the tail.
+// readMessage returns the message stored at seq in conversation id.
 func readMessage(tx snap, id string, seq uint64) (*protocol.Message, error) {
-	frame := tx.Bucket(bucketEvents).Get(seqKey(id, seq))
-	if frame == nil {
-		refs := tx.tail(id)
-		if i, ok := slices.BinarySearchFunc(refs, seq, func(r tailRef, seq uint64) int { return cmp.Compare(r.seq, seq) }); ok {
-			frame = tx.Bucket(bucketTail).Get(tailKey(refs[i].g))
+	var frame []byte
+	err := walk(tx, id, seq-1, func(at uint64, f []byte) (bool, error) {
+		if at == seq {
+			frame = f
 		}
+		return false, nil
+	})
+	var msg *protocol.Message
+	if err == nil {
+		msg, err = convo.MessageOf(frame)
 	}
-	msg, err := convo.MessageOf(frame)
 	if err == nil && msg == nil {
 		err = errors.New("no message there")
 	}

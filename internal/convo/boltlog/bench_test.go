@@ -267,9 +267,12 @@ func pagesWritten(l *Log) int64 {
 	return st.TxStats.GetWrite()
 }
 
-// BenchmarkDeleteFrom deletes tailTruncateMax keys from the head of a
-// bucket laid out as the tail is (8-byte keys in order, frames of a
-// delta's size), in one transaction, as a commit cuts the tail:
+// deleteFromKeys is how many keys BenchmarkDeleteFrom deletes at a time.
+const deleteFromKeys = 4096
+
+// BenchmarkDeleteFrom deletes deleteFromKeys keys in order from the head
+// of a bucket of 8-byte keys and values of a delta's size, in one
+// transaction, as deleting a long conversation deletes its keys:
 // deleteFrom against bbolt's own way, a Bucket.Delete for each key read
 // beforehand.
 func BenchmarkDeleteFrom(b *testing.B) {
@@ -280,7 +283,7 @@ func BenchmarkDeleteFrom(b *testing.B) {
 		{"bucket-delete", func(bk *bolt.Bucket) error {
 			var keys [][]byte
 			c := bk.Cursor()
-			for k, _ := c.First(); k != nil && len(keys) < tailTruncateMax; k, _ = c.Next() {
+			for k, _ := c.First(); k != nil && len(keys) < deleteFromKeys; k, _ = c.Next() {
 				keys = append(keys, k)
 			}
 			for _, k := range keys {
@@ -292,7 +295,7 @@ func BenchmarkDeleteFrom(b *testing.B) {
 		}},
 		{"deleteFrom", func(bk *bolt.Bucket) error {
 			n := 0
-			return deleteFrom(bk, nil, func([]byte) bool { n++; return n <= tailTruncateMax })
+			return deleteFrom(bk, nil, func([]byte) bool { n++; return n <= deleteFromKeys })
 		}},
 	}
 	for _, w := range ways {
@@ -317,12 +320,12 @@ func BenchmarkDeleteFrom(b *testing.B) {
 					return err
 				})
 			}
-			if err := fill(4 * tailTruncateMax); err != nil {
+			if err := fill(4 * deleteFromKeys); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {
 				b.StopTimer()
-				if err := fill(tailTruncateMax); err != nil {
+				if err := fill(deleteFromKeys); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

@@ -368,7 +368,7 @@ func (l *Log) commit(ops []*op, fail func() error, committed func([]convo.Commit
 		if err := b.flush(); err != nil {
 			return err
 		}
-		if err := b.truncateTail(&l.tail); err != nil {
+		if err := b.advance(&l.tail); err != nil {
 			return err
 		}
 		if fail != nil {

@@ -109,12 +109,12 @@ func keyedSend(id, key, text string) *convo.Append {
 	}}
 }
 
-// TestMessagesMergeTailAndEvents reads history while a turn is open: its
+// TestMessagesOfRunsAndIndex reads history while a turn is open: its
 // events (a user message that started it, and one sent while it runs,
-// among the deltas) are in the tail, the turn before in the events
-// bucket. Every page, by count and by bytes, comes in seq order, and a
-// client_msg_id stored in the tail finds its message.
-func TestMessagesMergeTailAndEvents(t *testing.T) {
+// among the deltas) are listed by the index, the turn before by a run.
+// Every page, by count and by bytes, comes in seq order, and a
+// client_msg_id of the open turn finds its message.
+func TestMessagesOfRunsAndIndex(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t)
 	create(t, l, "c")
@@ -129,8 +129,8 @@ func TestMessagesMergeTailAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendEvents(t, l, "c", delta("c"))
-	if _, convs := tailLen(t, l); convs != 1 {
-		t.Fatalf("%d conversations in the tail, want c's open turn", convs)
+	if u := checkTail(t, l); u.inRuns != 4 || u.listed != 5 {
+		t.Fatalf("%d events in runs, %d in the index, want turn t1's 4 and t2's 5", u.inRuns, u.listed)
 	}
 
 	ids := func(msgs []protocol.Message) (s []string) {

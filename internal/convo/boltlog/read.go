@@ -2,9 +2,11 @@ package boltlog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -113,29 +115,18 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	return m, stored, nil
 }
 
-// lastEventSeq is the seq of conversation id's newest event: its last
-// events key or its last event in the tail (0 without events).
+// lastEventSeq is the seq of conversation id's newest event (0 without
+// events).
 func lastEventSeq(tx snap, id string) uint64 {
-	last := lastStoredSeq(tx.Tx, id)
-	if refs := tx.tail(id); len(refs) > 0 {
-		last = max(last, refs[len(refs)-1].seq)
-	}
+	var last uint64
+	_ = walkBack(tx, id, 0, func(seq uint64, _ []byte) (bool, error) {
+		last = seq
+		return false, nil
+	})
 	return last
 }
 
-// lastStoredSeq is the seq of conversation id's last event in the events
-// bucket (0: none).
-func lastStoredSeq(tx *bolt.Tx, id string) uint64 {
-	c := tx.Bucket(bucketEvents).Cursor()
-	// The last key below the next prefix ("<id>\x01") is the newest event.
-	c.Seek(append([]byte(id), 1))
-	if k, _ := c.Prev(); k != nil && bytes.HasPrefix(k, prefix(id)) {
-		return keySeq(k)
-	}
-	return 0
-}
-
-// Events implements convo.Log, merging the events bucket and the tail.
+// Events implements convo.Log (see walk).
 func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte
 	err := l.view(ctx, func(tx snap) error {
@@ -153,81 +144,144 @@ func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit i
 	return out, err
 }
 
+// visit is called with a conversation's events one by one, until it
+// returns false or an error. The frame is valid during the transaction.
+type visit func(seq uint64, frame []byte) (bool, error)
+
 // walk calls fn with conversation id's events after seq after, in seq
-// order, merging the events bucket and the tail, until fn returns false
-// or an error. The frame is valid during tx.
-func walk(tx snap, id string, after uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
-	refs := tx.tail(id)
-	for len(refs) > 0 && refs[0].seq <= after {
-		refs = refs[1:]
+// order: those in the events bucket (a file of the first layout), then
+// those in runs, then those the tail index lists. Each of the three
+// holds a conversation's events after those of the one before.
+func walk(tx snap, id string, after uint64, fn visit) error {
+	if after == math.MaxUint64 {
+		return nil
 	}
-	c := tx.Bucket(bucketEvents).Cursor()
-	k, v := c.Seek(seqKey(id, after+1))
-	return merge(tx, id, stored(id, k, v, c.Next), refs, func(a, b uint64) bool { return a < b }, fn)
+	tail := tx.Bucket(bucketTail).Cursor()
+	more, err := walkStored(tx.Tx, id, after+1, false, fn)
+	if more && err == nil {
+		more, err = walkRuns(tx.Tx, tail, id, after+1, false, fn)
+	}
+	if more && err == nil {
+		refs := tx.tail(id)
+		_, err = visitRefs(tail, id, refs[firstAt(refs, after+1):], false, fn)
+	}
+	return err
 }
 
 // walkBack calls fn with conversation id's events before seq before (0:
 // all), newest first, as walk does.
-func walkBack(tx snap, id string, before uint64, fn func(seq uint64, frame []byte) (bool, error)) error {
-	refs := slices.Clone(tx.tail(id))
-	for len(refs) > 0 && before != 0 && refs[len(refs)-1].seq >= before {
-		refs = refs[:len(refs)-1]
-	}
-	slices.Reverse(refs)
-	c := tx.Bucket(bucketEvents).Cursor()
+func walkBack(tx snap, id string, before uint64, fn visit) error {
 	if before == 0 {
+		before = math.MaxUint64
+	}
+	tail := tx.Bucket(bucketTail).Cursor()
+	refs := tx.tail(id)
+	more, err := visitRefs(tail, id, refs[:firstAt(refs, before)], true, fn)
+	if more && err == nil {
+		more, err = walkRuns(tx.Tx, tail, id, before, true, fn)
+	}
+	if more && err == nil {
+		_, err = walkStored(tx.Tx, id, before, true, fn)
+	}
+	return err
+}
+
+// firstAt is the index in refs of the first ref at or after seq.
+func firstAt(refs []tailRef, seq uint64) int {
+	i, _ := slices.BinarySearchFunc(refs, seq, func(r tailRef, seq uint64) int { return cmp.Compare(r.seq, seq) })
+	return i
+}
+
+// lastBefore moves c to the last key of conversation id below seq's
+// (math.MaxUint64: its last key) and returns it, or nil if there is none.
+func lastBefore(c *bolt.Cursor, id string, seq uint64) (k, v []byte) {
+	if seq == math.MaxUint64 {
 		c.Seek(append([]byte(id), 1))
 	} else {
-		c.Seek(seqKey(id, before))
+		c.Seek(seqKey(id, seq))
 	}
-	k, v := c.Prev()
-	return merge(tx, id, stored(id, k, v, c.Prev), refs, func(a, b uint64) bool { return a > b }, fn)
+	if k, v = c.Prev(); k == nil || !bytes.HasPrefix(k, prefix(id)) {
+		return nil, nil
+	}
+	return k, v
 }
 
-// stored returns the events bucket's events of conversation id one by
-// one, from the cursor's position (k, v) on, moved by step.
-func stored(id string, k, v []byte, step func() ([]byte, []byte)) func() (uint64, []byte, bool) {
+// visitRefs calls fn with the events refs lists, read from the tail
+// (newest first when back), and reports whether fn asked for more.
+func visitRefs(tail *bolt.Cursor, id string, refs []tailRef, back bool, fn visit) (bool, error) {
+	for i := range refs {
+		r := refs[i]
+		if back {
+			r = refs[len(refs)-1-i]
+		}
+		key := tailKey(r.g)
+		k, frame := tail.Seek(key)
+		if !bytes.Equal(k, key) {
+			return false, fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, r.seq)
+		}
+		if more, err := fn(r.seq, frame); !more || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// walkRuns calls fn with conversation id's events in runs from seq on,
+// in seq order, or (back) before seq, newest first, and reports whether
+// fn asked for more.
+func walkRuns(tx *bolt.Tx, tail *bolt.Cursor, id string, seq uint64, back bool, fn visit) (bool, error) {
 	p := prefix(id)
-	return func() (uint64, []byte, bool) {
-		if k == nil || !bytes.HasPrefix(k, p) {
-			return 0, nil, false
-		}
-		seq, frame := keySeq(k), v
-		k, v = step()
-		return seq, frame, true
-	}
-}
-
-// merge calls fn with the events of the events bucket (next) and of the
-// tail (refs), both in the order first says (whether seq a comes before
-// seq b), merged in that order.
-func merge(tx snap, id string, next func() (uint64, []byte, bool), refs []tailRef, first func(a, b uint64) bool,
-	fn func(seq uint64, frame []byte) (bool, error)) error {
-	tail := tx.Bucket(bucketTail)
-	kseq, kframe, ok := next()
-	for {
-		var seq uint64
-		var frame []byte
-		switch {
-		case ok && (len(refs) == 0 || first(kseq, refs[0].seq)):
-			seq, frame = kseq, kframe
-			kseq, kframe, ok = next()
-		case len(refs) > 0:
-			if seq, frame = refs[0].seq, tail.Get(tailKey(refs[0].g)); frame == nil {
-				return fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, seq)
-			}
-			refs = refs[1:]
-		default:
-			return nil
-		}
-		if more, err := fn(seq, frame); !more || err != nil {
-			return err
+	c := tx.Bucket(bucketRuns).Cursor()
+	step := c.Next
+	var k, v []byte
+	switch {
+	case back:
+		// The last run that begins before seq.
+		k, v = lastBefore(c, id, seq)
+		step = c.Prev
+	default:
+		// The run holding seq begins at or before it, unless the
+		// conversation has no run that early.
+		if k, v = lastBefore(c, id, seq+1); k == nil {
+			k, v = c.Seek(p)
 		}
 	}
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = step() {
+		refs := tailRefs(v)
+		if i := firstAt(refs, seq); back {
+			refs = refs[:i]
+		} else {
+			refs = refs[i:]
+		}
+		if more, err := visitRefs(tail, id, refs, back, fn); !more || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
-// Messages implements convo.Log: newest first, it merges the events
-// bucket and the tail (where a turn's events are until it ends), keeping
+// walkStored calls fn with conversation id's events in the events bucket
+// as walkRuns does with those in runs.
+func walkStored(tx *bolt.Tx, id string, seq uint64, back bool, fn visit) (bool, error) {
+	p := prefix(id)
+	c := tx.Bucket(bucketEvents).Cursor()
+	step := c.Next
+	var k, v []byte
+	if back {
+		k, v = lastBefore(c, id, seq)
+		step = c.Prev
+	} else {
+		k, v = c.Seek(seqKey(id, seq))
+	}
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = step() {
+		if more, err := fn(keySeq(k), v); !more || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// Messages implements convo.Log: newest first (see walkBack), it keeps
 // the events that carry a message.
 func (l *Log) Messages(ctx context.Context, id string, before uint64, limit, maxBytes int) ([]protocol.Message, bool, error) {
 	msgs := []protocol.Message{}

@@ -15,67 +15,52 @@ import (
 	"github.com/chatgateway/gateway/protocol"
 )
 
-// The tail keeps the events of turns in progress (the user message that
-// starts one, its turn_start, the deltas and thinking that are the bulk
-// of what a gateway stores, tool events, messages sent meanwhile) out of
-// the per-conversation events bucket until the turn ends. A commit that
-// stores one chunk for each of a thousand conversations would dirty a
-// thousand events pages there (about 6 KiB written per event); in the
-// tail, whose keys are one global sequence, it appends to the last few
-// pages. A send writes its message and turn_start there too, so that a
-// turn dirties its conversation's events page once, when it ends, not
-// also when it starts. Only a turn_end goes to the events bucket at once,
-// and moves the tail's events.
+// Every event is stored once, in the tail, under one global key g that
+// each commit takes in order, and stays there: a commit that stores one
+// chunk for each of a thousand conversations appends to the tail's last
+// few pages instead of dirtying a page of each conversation.
 //
-//	tail      <g>    JSON event, exactly as sent to clients
+//	tail      <g>                  JSON event, exactly as sent to clients
+//	runs      <id> 0 <first seq>   a run: the (seq, g) pairs of consecutive events of id
+//	state     "indexed"            every tail entry below this g is in a run
 //
-// Which of them are a conversation's is kept in memory (tailIndex): its
-// (seq, g) pairs in seq order, rebuilt from the tail when the file opens.
-// Files written before kept it in a tailidx bucket, rewritten with every
-// event (a random page per commit and conversation); it is read once
-// when such a file opens, and deleted.
+// Which entries are a conversation's is kept in memory (tailIndex: its
+// (seq, g) pairs in seq order) until its turn ends: then they are
+// written as one run, a few bytes an event, and leave the index. A long
+// reply writes a run every runMax events, a stalled one when its
+// oldest entry is tailMaxBehind entries old, so that the index stays
+// small and the watermark ("indexed") moves on. At start-up the index is
+// rebuilt from the tail's entries from the watermark on. Readers see the
+// index as of their own transaction (see snap), so a run is never
+// written for them without the index that no longer lists it.
 //
-// When a turn ends (and when a long reply has tailMoveAt events in the
-// tail, or a stalled one's oldest is tailMaxBehind entries old, or its
-// conversation is deleted) its events move to the events
-// bucket in one contiguous run, as if they had been written there, and
-// it leaves the index. The moved tail entries stay behind until every
-// older entry has moved too: then each commit deletes the head of the
-// tail below the oldest entry still listed, which frees whole pages
-// instead of dirtying pages shared with live replies (a deleted
-// conversation's entries are deleted at once). Readers see the index as
-// of their own transaction (see snap), so a turn is never half moved for
-// them.
+// Files of the first layout moved a turn's events, when it ended, from
+// the tail to an events bucket (<id> 0 <seq>: JSON event), which cost a
+// random page of that bucket per turn and commit, and cut the tail's
+// head once every entry there had moved. Their events bucket is read as
+// it is, before the runs (its events are a conversation's oldest); the
+// tail entries that had moved are deleted when such a file opens (see
+// loadTail). Earlier files kept the index in a tailidx bucket; it is
+// read once, and deleted.
 var (
 	bucketTail    = []byte("tail")
+	bucketRuns    = []byte("runs")
+	bucketState   = []byte("state")
 	bucketTailIdx = []byte("tailidx")
+	keyIndexed    = []byte("indexed")
 )
 
-// tailMoveAt is how many events a conversation keeps in the tail before
-// they move early, which bounds both its index and how far a long reply
-// holds back the truncation of the tail.
-const tailMoveAt = 256
-
-// tailTruncateMax bounds the tail entries one commit deletes.
-const tailTruncateMax = 4096
+// runMax is how many events a conversation's index lists before they
+// are written as a run, which bounds the index and a run.
+const runMax = 256
 
 // tailMaxBehind bounds how far behind the newest entry a reply's oldest
-// entry in the tail may be: a reply that stalls after a few chunks while
-// others stream would otherwise keep the whole tail from being cut. Such
-// a reply's events move out early. It is several times what a busy
-// gateway stores while a short reply streams: a quarter of it moved most
-// replies at 1,000 streams out twice, each move a write of their
-// conversation's events page (see docs/PERFORMANCE.md). The tail it lets
-// stand is some tens of MiB at most.
+// entry in the index may be: a reply that stalls after a few chunks while
+// others stream would otherwise hold the watermark back, and with it how
+// much of the tail an open reads. Such a reply's events are written as a
+// run early. It is several times what a busy gateway stores while a short
+// reply streams, so that most replies are written as one run.
 const tailMaxBehind = 1 << 16
-
-// tailEvent reports whether events of type typ are stored in the tail:
-// all but turn_end. The tail holds the end of a conversation's log (a
-// move takes all of its events there), so readers find its newest events
-// there.
-func tailEvent(typ string) bool {
-	return typ != protocol.EventTurnEnd
-}
 
 // streamEvent reports whether events of type typ change nothing in a
 // conversation's metadata but its last seq.
@@ -90,14 +75,27 @@ func tailKey(g uint64) []byte { return binary.BigEndian.AppendUint64(nil, g) }
 // the tail.
 type tailRef struct{ seq, g uint64 }
 
-// compactRefs opens a tailidx value (files written before) in the compact
-// encoding: the first pair as two uvarints, then each pair as the uvarint
-// differences from the pair before. A value without the mark holds
-// 8+8-byte big-endian pairs: a seq's first byte is 0.
+// compactRefs opens a run (and a tailidx value of files written before)
+// in the compact encoding: the first pair as two uvarints, then each pair
+// as the uvarint differences from the pair before. A tailidx value
+// without the mark holds 8+8-byte big-endian pairs: a seq's first byte
+// is 0.
 const compactRefs = 0xff
 
-// tailRefs decodes a tailidx value, either encoding; it stops at the
-// first pair it cannot read.
+// appendRefs appends refs, in seq order, to v in the compact encoding.
+func appendRefs(v []byte, refs []tailRef) []byte {
+	v = append(v, compactRefs)
+	var prev tailRef
+	for _, r := range refs {
+		v = binary.AppendUvarint(v, r.seq-prev.seq)
+		v = binary.AppendUvarint(v, r.g-prev.g)
+		prev = r
+	}
+	return v
+}
+
+// tailRefs decodes a run or a tailidx value, either encoding; it stops at
+// the first pair it cannot read.
 func tailRefs(v []byte) []tailRef {
 	if len(v) == 0 || v[0] != compactRefs {
 		refs := make([]tailRef, 0, len(v)/16)
@@ -127,23 +125,23 @@ func tailRefs(v []byte) []tailRef {
 
 // tailState is what the commit loop remembers of the tail between
 // commits: the next key, the index, the conversations' oldest entries
-// (the lowest of which is how far the tail can be cut), and the newest
-// frames.
+// in it (the lowest of which is the watermark), and the watermark
+// stored.
 type tailState struct {
 	next uint64
 	// refs is the index as of the last commit: the commit loop's own
 	// copy, which it changes in place (readers use a tailIndex).
 	refs map[string][]tailRef
 	// heads are, in key order, the entries that became their
-	// conversation's oldest one. Those that no longer are (moved out
-	// since) are skipped, and dropped once at the front, so that the
-	// first that still is, the lowest, is found without looking at every
-	// conversation.
-	heads  []tailHead
-	frames tailFrames
+	// conversation's oldest one in the index. Those that no longer are
+	// (written as a run since) are skipped, and dropped once at the
+	// front, so that the first that still is, the lowest, is found
+	// without looking at every conversation.
+	heads   []tailHead
+	indexed uint64
 }
 
-// tailHead is conversation id's oldest entry in the tail, g, when it
+// tailHead is conversation id's oldest entry in the index, g, when it
 // became so.
 type tailHead struct {
 	g  uint64
@@ -151,21 +149,28 @@ type tailHead struct {
 }
 
 // oldest reports whether h is still the oldest of its conversation's
-// entries refs (none: all moved out).
+// entries refs (none: all written as runs).
 func (h tailHead) oldest(refs []tailRef) bool { return len(refs) > 0 && refs[0].g == h.g }
 
-// loadTail reads the tail's state at start-up and rebuilds its index:
-// from a tailidx bucket (a file written before), which it deletes, or
-// else from the tail's entries themselves. An entry is a live event of
-// its conversation if the conversation exists, has no event of that seq
-// in the events bucket, and no delete's mark of its id follows it: a
-// move leaves the moved entries behind until the tail is cut below them,
-// a delete deletes the others and marks the moved ones dead.
+// loadTail reads the tail's state at start-up and rebuilds its index
+// from the tail's entries from the watermark on: an entry is listed if
+// its seq is past its conversation's last event in a run (or in the
+// events bucket of the first layout). A file of the first layout has no
+// watermark: its index comes from a tailidx bucket (which goes), or from
+// its whole tail, where a delete left a mark (an entry of seq 0) after
+// its conversation's entries that had moved out; then every entry not
+// listed, having moved out or been deleted, is deleted, and the
+// watermark written.
 func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 	st := tailState{next: 1}
 	refs := map[string][]tailRef{}
-	if k, _ := tx.Bucket(bucketTail).Cursor().Last(); k != nil {
+	tail := tx.Bucket(bucketTail)
+	if k, _ := tail.Cursor().Last(); k != nil {
 		st.next = binary.BigEndian.Uint64(k) + 1
+	}
+	mark := tx.Bucket(bucketState).Get(keyIndexed)
+	if len(mark) == 8 {
+		st.indexed = binary.BigEndian.Uint64(mark)
 	}
 	if old := tx.Bucket(bucketTailIdx); old != nil {
 		_ = old.ForEach(func(k, v []byte) error {
@@ -177,42 +182,8 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 		if err := tx.DeleteBucket(bucketTailIdx); err != nil {
 			return st, nil, err
 		}
-	} else {
-		// lastMoved is each conversation's last seq in the events bucket
-		// (0: none), or -1 when it does not exist.
-		lastMoved := map[string]int64{}
-		err := tx.Bucket(bucketTail).ForEach(func(k, v []byte) error {
-			var ev struct {
-				Conversation string `json:"conversation"`
-				Seq          uint64 `json:"seq"`
-			}
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("tail entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			id := ev.Conversation
-			if ev.Seq == 0 {
-				// A delete's mark (see deleteTail): the entries before it
-				// are of the conversation deleted, not of one created
-				// again under its id.
-				delete(refs, id)
-				return nil
-			}
-			last, ok := lastMoved[id]
-			if !ok {
-				last = -1
-				if tx.Bucket(bucketMeta).Get([]byte(id)) != nil {
-					last = int64(lastStoredSeq(tx, id))
-				}
-				lastMoved[id] = last
-			}
-			if last >= 0 && ev.Seq > uint64(last) {
-				refs[id] = append(refs[id], tailRef{ev.Seq, binary.BigEndian.Uint64(k)})
-			}
-			return nil
-		})
-		if err != nil {
-			return st, nil, err
-		}
+	} else if err := scanTail(tx, st.indexed, refs); err != nil {
+		return st, nil, err
 	}
 	// The readers' index, and the commit loop's, which it changes.
 	st.refs = maps.Clone(refs)
@@ -220,8 +191,89 @@ func loadTail(tx *bolt.Tx) (tailState, map[string][]tailRef, error) {
 		st.heads = append(st.heads, tailHead{r[0].g, id})
 	}
 	slices.SortFunc(st.heads, func(a, b tailHead) int { return cmp.Compare(a.g, b.g) })
-	st.frames.first = st.next
+	if mark == nil {
+		if err := dropUnlisted(tail, refs); err != nil {
+			return st, nil, err
+		}
+		st.indexed = st.next
+		if len(st.heads) > 0 {
+			st.indexed = st.heads[0].g
+		}
+		if err := putIndexed(tx, st.indexed); err != nil {
+			return st, nil, err
+		}
+	}
 	return st, refs, nil
+}
+
+// scanTail lists in refs the tail's entries from key from on that are
+// in no run (see loadTail).
+func scanTail(tx *bolt.Tx, from uint64, refs map[string][]tailRef) error {
+	// last is each conversation's last seq in a run or the events bucket
+	// (0: none), or -1 when it does not exist.
+	last := map[string]int64{}
+	none := snap{tx, func(string) []tailRef { return nil }}
+	c := tx.Bucket(bucketTail).Cursor()
+	for k, v := c.Seek(tailKey(from)); k != nil; k, v = c.Next() {
+		var ev struct {
+			Conversation string `json:"conversation"`
+			Seq          uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return fmt.Errorf("tail entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		id := ev.Conversation
+		if ev.Seq == 0 {
+			// A delete's mark: the entries before it are of the
+			// conversation deleted, not of one created again under its
+			// id.
+			delete(refs, id)
+			continue
+		}
+		l, ok := last[id]
+		if !ok {
+			l = -1
+			if tx.Bucket(bucketMeta).Get([]byte(id)) != nil {
+				l = int64(lastEventSeq(none, id))
+			}
+			last[id] = l
+		}
+		if l >= 0 && ev.Seq > uint64(l) {
+			refs[id] = append(refs[id], tailRef{ev.Seq, binary.BigEndian.Uint64(k)})
+		}
+	}
+	return nil
+}
+
+// dropUnlisted deletes the tail's entries that refs does not list.
+func dropUnlisted(tail *bolt.Bucket, refs map[string][]tailRef) error {
+	listed := map[uint64]bool{}
+	for _, r := range refs {
+		for _, ref := range r {
+			listed[ref.g] = true
+		}
+	}
+	var dead [][]byte
+	err := tail.ForEach(func(k, _ []byte) error {
+		if !listed[binary.BigEndian.Uint64(k)] {
+			dead = append(dead, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range dead {
+		if err := tail.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putIndexed stores the watermark: every tail entry below g is in a run.
+func putIndexed(tx *bolt.Tx, g uint64) error {
+	return tx.Bucket(bucketState).Put(keyIndexed, binary.BigEndian.AppendUint64(nil, g))
 }
 
 // tailBatch is a commit's changes to the tail state, applied to it only
@@ -231,31 +283,15 @@ type tailBatch struct {
 	next uint64
 	// heads are the entries that became their conversation's oldest, in
 	// key order (all from st.next on: after st.heads).
-	heads []tailHead
-	// frames are those stored from st.next on, moved the keys of the
-	// entries that left the index, below the key the tail is cut below.
-	frames [][]byte
-	moved  []uint64
-	below  uint64
+	heads   []tailHead
+	indexed uint64
 	// base is the readers' index as of the last commit; refs the
 	// conversations whose entries this commit changed (nil: none left).
 	base *tailIndex
 	refs map[string][]tailRef
 }
 
-// frame returns the frame stored at tail key g as the batch knows it
-// without reading the tail, or nil.
-func (tb *tailBatch) frame(g uint64) []byte {
-	if g >= tb.st.next {
-		if i := g - tb.st.next; i < uint64(len(tb.frames)) {
-			return tb.frames[i]
-		}
-		return nil
-	}
-	return tb.st.frames.get(g)
-}
-
-// refsOf returns conversation id's entries in the tail as of the batch.
+// refsOf returns conversation id's entries in the index as of the batch.
 func (b *batch) refsOf(id string) []tailRef {
 	if r, ok := b.tail.refs[id]; ok {
 		return r
@@ -287,7 +323,8 @@ func (tb *tailBatch) index(txid int) *tailIndex {
 	return &tailIndex{txid: txid, refs: refs}
 }
 
-// appendTail stores ev, already encoded as frame, in the tail.
+// appendTail stores ev of conversation id, already encoded as frame, in
+// the tail.
 func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	g := b.tail.next
 	b.tail.next++
@@ -295,7 +332,6 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	if err := b.appendOnly(bucketTail).Put(b.key, frame); err != nil {
 		return err
 	}
-	b.tail.frames = append(b.tail.frames, frame)
 	refs := b.refsOf(id)
 	if len(refs) == 0 {
 		b.tail.heads = append(b.tail.heads, tailHead{g, id})
@@ -304,88 +340,63 @@ func (b *batch) appendTail(id string, seq uint64, frame []byte) error {
 	// only: appending in place changes nothing it holds.
 	refs = append(refs, tailRef{seq, g})
 	b.tail.refs[id] = refs
-	if len(refs) >= tailMoveAt {
-		return b.moveTail(id)
+	if len(refs) >= runMax {
+		return b.writeRun(id)
 	}
 	return nil
 }
 
-// moveTail moves conversation id's events from the tail to the events
-// bucket.
-func (b *batch) moveTail(id string) error {
+// writeRun writes conversation id's entries in the index as a run, and
+// takes them out of the index.
+func (b *batch) writeRun(id string) error {
 	refs := b.refsOf(id)
 	if len(refs) == 0 {
 		return nil
 	}
-	// One cursor for the reads: Get would make one for each.
-	tail, events := b.tx.Bucket(bucketTail).Cursor(), b.appendOnly(bucketEvents)
-	var key [8]byte
-	for _, r := range refs {
-		frame := b.tail.frame(r.g)
-		if frame == nil {
-			binary.BigEndian.PutUint64(key[:], r.g)
-			k, v := tail.Seek(key[:])
-			if bytes.Equal(k, key[:]) {
-				frame = v
-			}
-		}
-		// frame is valid for the transaction's life, as Put wants: bbolt
-		// copies what a written node holds from the file's memory map
-		// before it remaps it.
-		b.key = appendSeqKey(b.key[:0], id, r.seq)
-		if err := events.Put(b.key, frame); err != nil {
-			return err
-		}
-	}
-	b.dropTail(id)
-	return nil
-}
-
-// dropTail forgets conversation id's events in the tail, moved: the
-// entries go with the tail's head.
-func (b *batch) dropTail(id string) {
-	for _, r := range b.refsOf(id) {
-		b.tail.moved = append(b.tail.moved, r.g)
+	b.key = appendSeqKey(b.key[:0], id, refs[0].seq)
+	// Put keeps the value, not a copy, until the commit: a run's own.
+	run := appendRefs(make([]byte, 0, 1+4*len(refs)), refs)
+	if err := b.appendOnly(bucketRuns).Put(b.key, run); err != nil {
+		return err
 	}
 	b.tail.refs[id] = nil
-}
-
-// deleteTail deletes conversation id's events in the tail, with the
-// conversation: the index rebuilt at start-up must not find them. Its
-// moved entries, left for the tail's cut, are not listed anywhere: a
-// mark after them, an entry of seq 0, tells loadTail that they are dead,
-// should a conversation be created again under the id. The mark is cut
-// with the tail's head, after them.
-func (b *batch) deleteTail(id string) error {
-	tail := b.tx.Bucket(bucketTail)
-	for _, r := range b.refsOf(id) {
-		if err := tail.Delete(tailKey(r.g)); err != nil {
-			return err
-		}
-	}
-	b.dropTail(id)
-	mark, err := json.Marshal(struct {
-		Conversation string `json:"conversation"`
-		Seq          uint64 `json:"seq"`
-	}{id, 0})
-	if err != nil {
-		return err
-	}
-	g := b.tail.next
-	b.tail.next++
-	if err := tail.Put(tailKey(g), mark); err != nil {
-		return err
-	}
-	// Kept as a frame for its key's place, forgotten as moved.
-	b.tail.frames = append(b.tail.frames, mark)
-	b.tail.moved = append(b.tail.moved, g)
 	return nil
 }
 
-// truncateTail deletes the tail's entries that every conversation has
-// moved out: those below the oldest one still listed, after moving out
-// the replies more than tailMaxBehind entries old.
-func (b *batch) truncateTail(st *tailState) error {
+// deleteTail deletes conversation id's events, in runs and in the index,
+// with the conversation.
+func (b *batch) deleteTail(id string) error {
+	tail := b.tx.Bucket(bucketTail)
+	del := func(refs []tailRef) error {
+		for _, r := range refs {
+			if err := tail.Delete(tailKey(r.g)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	runs := b.tx.Bucket(bucketRuns)
+	p := prefix(id)
+	c := runs.Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := del(tailRefs(v)); err != nil {
+			return err
+		}
+	}
+	if err := deletePrefix(runs, p); err != nil {
+		return err
+	}
+	if err := del(b.refsOf(id)); err != nil {
+		return err
+	}
+	b.tail.refs[id] = nil
+	return nil
+}
+
+// advance writes as runs the replies whose oldest entry is more than
+// tailMaxBehind entries old, and moves the watermark to the oldest entry
+// the index still lists.
+func (b *batch) advance(st *tailState) error {
 	below := b.tail.next
 heads:
 	// In key order: the first head still a conversation's oldest entry,
@@ -396,7 +407,7 @@ heads:
 				continue
 			}
 			if b.tail.next-h.g > tailMaxBehind {
-				if err := b.moveTail(h.id); err != nil {
+				if err := b.writeRun(h.id); err != nil {
 					return err
 				}
 				continue
@@ -405,18 +416,18 @@ heads:
 			break heads
 		}
 	}
-	b.tail.below = below
-	n := 0
-	return deleteFrom(b.tx.Bucket(bucketTail), nil, func(k []byte) bool {
-		n++
-		return n <= tailTruncateMax && binary.BigEndian.Uint64(k) < below
-	})
+	b.tail.indexed = st.indexed
+	if below == st.indexed {
+		return nil
+	}
+	b.tail.indexed = below
+	return putIndexed(b.tx, below)
 }
 
 // apply makes a committed batch's changes part of the state.
 func (st *tailState) apply(tb tailBatch) {
-	st.frames.apply(st.next, tb.frames, tb.moved, tb.below)
 	st.next = tb.next
+	st.indexed = tb.indexed
 	for id, r := range tb.refs {
 		if len(r) == 0 {
 			delete(st.refs, id)

@@ -123,28 +123,75 @@ func checkRead(t *testing.T, st *Log, id string, after, upTo, want uint64, limit
 	}
 }
 
-// tailLen counts the entries in the tail and the conversations its index
-// lists.
-func tailLen(t *testing.T, st *Log) (entries, conversations int) {
+// tailUse is what checkTail found: the tail's entries, those listed by
+// runs, and those listed by the index.
+type tailUse struct{ entries, inRuns, listed int }
+
+// checkTail checks that every entry of l's tail is listed once, by a run
+// or by the index, that no run or index lists anything else, and that
+// the watermark stored is the commit loop's and below every entry the
+// index lists.
+func checkTail(t *testing.T, l *Log) tailUse {
 	t.Helper()
-	err := st.db.View(func(tx *bolt.Tx) error {
-		entries = tx.Bucket(bucketTail).Stats().KeyN
-		return nil
+	var u tailUse
+	count := map[uint64]int{}
+	var stored uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketTail).ForEach(func(k, _ []byte) error {
+			count[binary.BigEndian.Uint64(k)] = 0
+			return nil
+		})
+		if err == nil {
+			err = tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+				for _, r := range tailRefs(v) {
+					if _, ok := count[r.g]; !ok {
+						return fmt.Errorf("run %q lists seq %d at %d, not in the tail", k, r.seq, r.g)
+					}
+					count[r.g]++
+					u.inRuns++
+				}
+				return nil
+			})
+		}
+		stored = binary.BigEndian.Uint64(tx.Bucket(bucketState).Get(keyIndexed))
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return entries, len(st.tail.refs)
+	for id, refs := range l.tail.refs {
+		for _, r := range refs {
+			if r.g < stored {
+				t.Errorf("%s's seq %d at %d is below the watermark %d", id, r.seq, r.g, stored)
+			}
+			if _, ok := count[r.g]; !ok {
+				t.Errorf("the index lists %s's seq %d at %d, not in the tail", id, r.seq, r.g)
+			}
+			count[r.g]++
+			u.listed++
+		}
+	}
+	for g, n := range count {
+		if n != 1 {
+			t.Errorf("tail entry %d listed %d times", g, n)
+		}
+	}
+	if stored != l.tail.indexed {
+		t.Errorf("watermark stored %d, the commit loop's %d", stored, l.tail.indexed)
+	}
+	u.entries = len(count)
+	return u
 }
 
 func delta(text string) *protocol.Event {
 	return &protocol.Event{Type: protocol.EventDelta, Turn: "t1", Text: text}
 }
 
-// TestTailKeepsTheLogWhole stores replies in progress in the tail,
-// interleaved with events that go straight to the events bucket, and
-// checks that readers see one gapless log before and after the reply
-// moves out of the tail, across a restart, and that the tail empties.
+// TestTailKeepsTheLogWhole stores replies in progress, interleaved with
+// other events, and checks that readers see one gapless log before and
+// after a reply's events are written as runs (early and at its end),
+// across a restart, that the index empties, and that a delete takes all
+// of a conversation's entries.
 func TestTailKeepsTheLogWhole(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gateway.db")
 	s := openAt(t, path)
@@ -154,11 +201,11 @@ func TestTailKeepsTheLogWhole(t *testing.T) {
 	create(t, s, a.ID)
 	create(t, s, b.ID)
 	// A reply in conversation a with actions among its deltas, longer
-	// than tailMoveAt, while b's reply streams alongside.
+	// than runMax, while b's reply streams alongside.
 	appendEvents(t, s, a.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
 	appendEvents(t, s, b.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t1"})
 	var last uint64 = 1
-	for i := range tailMoveAt + 40 {
+	for i := range runMax + 40 {
 		evs := []*protocol.Event{delta(fmt.Sprint(i, " "))}
 		if i%50 == 7 {
 			evs = append(evs, &protocol.Event{Type: protocol.EventAction, Turn: "t1", Name: fmt.Sprint("tool", i)}, delta("after"))
@@ -168,8 +215,8 @@ func TestTailKeepsTheLogWhole(t *testing.T) {
 		last += uint64(len(evs))
 	}
 	checkLog(t, s, a.ID, last)
-	if entries, convs := tailLen(t, s); convs != 2 || entries < 40 {
-		t.Fatalf("tail has %d entries of %d conversations mid-reply, want ≥ 40 of 2", entries, convs)
+	if u := checkTail(t, s); len(s.tail.refs) != 2 || u.listed < 40 || u.inRuns < runMax {
+		t.Fatalf("index lists %d entries of %d conversations mid-reply, runs %d, want ≥ 40 of 2 and a run of %d", u.listed, len(s.tail.refs), u.inRuns, runMax)
 	}
 
 	// A crash mid-reply: the tail is read back at start-up.
@@ -178,35 +225,39 @@ func TestTailKeepsTheLogWhole(t *testing.T) {
 	}
 	s = openAt(t, path)
 	checkLog(t, s, a.ID, last)
-	// Recovery ends both replies: their deltas move.
+	checkTail(t, s)
+	// Recovery ends both replies: each is written as a run.
 	for _, id := range []string{a.ID, b.ID} {
 		appendEvents(t, s, id, &protocol.Event{Type: protocol.EventTurnEnd, Turn: "t1", StopReason: protocol.StopInterrupted,
 			Message: &protocol.Message{Role: protocol.RoleAssistant, Turn: "t1"}})
 	}
 	last++
 	checkLog(t, s, a.ID, last)
-	// The next commit cuts the tail below the oldest entry still listed:
-	// none.
-	appendEvents(t, s, b.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"}, delta("new"))
-	if entries, convs := tailLen(t, s); entries != 2 || convs != 1 {
-		t.Fatalf("tail has %d entries of %d conversations, want b's turn start and delta", entries, convs)
+	if u := checkTail(t, s); u.listed != 0 {
+		t.Fatalf("index lists %d entries once both replies ended", u.listed)
 	}
-	// Deleting a conversation mid-reply drops its tail entries.
+	appendEvents(t, s, b.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t2"}, delta("new"))
+	if u := checkTail(t, s); u.listed != 2 {
+		t.Fatalf("index lists %d entries, want b's turn start and delta", u.listed)
+	}
+	// Deleting a conversation mid-reply deletes its entries, in runs and
+	// in the index.
 	if _, err := s.Delete(ctx, b.ID, "u1"); err != nil {
 		t.Fatal(err)
 	}
 	appendEvents(t, s, a.ID, &protocol.Event{Type: protocol.EventTurnStart, Turn: "t3"})
-	if entries, convs := tailLen(t, s); entries != 1 || convs != 1 {
-		t.Fatalf("tail has %d entries of %d conversations after the delete, want a's turn start only", entries, convs)
+	if u := checkTail(t, s); u.entries != int(last+1) || u.listed != 1 {
+		t.Fatalf("tail has %d entries, the index %d, after the delete; want a's %d, its turn start listed", u.entries, u.listed, last+1)
 	}
 	checkLog(t, s, a.ID, last+1)
 }
 
-// TestStalledReplyDoesNotPinTheTail streams a long reply in one
+// TestStalledReplyDoesNotHoldTheWatermark streams a long reply in one
 // conversation while another reply stalls after one chunk: the stalled
-// reply's event moves out of the tail once it is tailMaxBehind entries
-// old, so the tail stays bounded, and its log stays whole.
-func TestStalledReplyDoesNotPinTheTail(t *testing.T) {
+// reply's events are written as a run once its oldest is tailMaxBehind
+// entries old, so the watermark (and what an open reads of the tail)
+// stays that close to the tail's end, and its log stays whole.
+func TestStalledReplyDoesNotHoldTheWatermark(t *testing.T) {
 	s := openTest(t)
 	for _, id := range []string{"stalled", "busy"} {
 		create(t, s, id)
@@ -222,11 +273,12 @@ func TestStalledReplyDoesNotPinTheTail(t *testing.T) {
 	for range commits {
 		appendEvents(t, s, "busy", batch...)
 	}
-	// Without the bound, the stalled reply's one delta would keep every
-	// busy delta after it in the tail.
-	if entries, _ := tailLen(t, s); entries > tailMaxBehind {
-		t.Fatalf("tail has %d entries, want at most %d", entries, tailMaxBehind)
+	// Without the bound, the stalled reply's one delta would hold the
+	// watermark below every busy delta.
+	if behind := s.tail.next - s.tail.indexed; behind > tailMaxBehind {
+		t.Fatalf("watermark %d entries behind, want at most %d", behind, tailMaxBehind)
 	}
+	checkTail(t, s)
 	checkLog(t, s, "stalled", 2)
 	// The busy log is read once, whole: checkLog's every way over its
 	// 19,000 events took two thirds of this test's time under -race.
@@ -318,9 +370,7 @@ func TestTailIndexRebuiltAtOpen(t *testing.T) {
 	}
 	create(t, l, "c")
 	appendEvents(t, l, "c", &protocol.Event{Type: protocol.EventTurnStart, Turn: "t9"})
-	if entries, _ := tailLen(t, l); entries < 7 {
-		t.Fatalf("%d tail entries before reopening, want the moved ones kept", entries)
-	}
+	checkTail(t, l)
 	want := maps.Clone(l.tail.refs)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
