@@ -49,14 +49,16 @@ import (
 // allows.
 //
 // By conversation, it keys each record by its stream and seq instead, as
-// a log that reads a conversation back by its keys lays it out (the
-// gateway's events bucket, without its tail): a commit then writes into
-// each stream's own key range, not at the end of one sequence. Through a
-// tail, it keys the records of a turn in progress by the global sequence
-// and moves them under their stream and seq when the turn ends, deleting
-// moved records from the tail's head, as the gateway's log does: the
-// least layout that reads a conversation back by its keys after a
-// restart and writes into each stream's range once per turn.
+// a log that reads a conversation back by its keys lays it out: a
+// commit then writes into each stream's own key range, not at the end of
+// one sequence. Through a tail, it keys the records of a turn in progress
+// by the global sequence and moves them under their stream and seq when
+// the turn ends, deleting moved records from the tail's head, as the
+// gateway's first layout did: the least layout that reads a conversation
+// back by its keys after a restart and writes into each stream's range
+// once per turn. Through an index, every record stays in the global
+// sequence, and a turn's end stores where its records are, as the
+// gateway's log does.
 type barePipe struct {
 	db     *bolt.DB // nil: nothing is stored
 	layout pipeLayout

@@ -108,11 +108,12 @@ const (
 	byConversation
 	// throughTail keys the records of a turn in progress by one global
 	// sequence (a tail), and moves them under their conversation and seq
-	// when the turn ends, as the gateway's log does.
+	// when the turn ends, as the gateway's first layout did.
 	throughTail
 	// throughIndex keys every record by one global sequence, and when a
 	// turn ends stores one index record under its conversation and first
-	// seq that lists where the turn's records are.
+	// seq that lists where the turn's records are, as the gateway's log
+	// does.
 	throughIndex
 )
 

@@ -16,7 +16,7 @@ import (
 // TestSendNotQueuedBehindReplies queues, while a commit is in flight, a
 // flood of reply chunks from many conversations with one send in the
 // middle and more chunks after it. The send must be in the very next
-// commit, with at most a quarter of MaxDeferrable chunks (the oldest), no
+// commit, with at most MaxDeferrable/othersShare chunks (the oldest), no
 // commit may carry more than MaxDeferrable chunks, and every chunk must be
 // stored, each conversation's in order.
 func TestSendNotQueuedBehindReplies(t *testing.T) {
@@ -75,7 +75,7 @@ func TestSendNotQueuedBehindReplies(t *testing.T) {
 			perCommit[c]++
 		}
 	}
-	const share = maxDeferrable / 4
+	const share = maxDeferrable / othersShare
 	if n := perCommit[commitOf["send"]]; n != share {
 		t.Errorf("the send's commit carried %d chunks, want %d: a send's commit is short", n, share)
 	}
@@ -141,7 +141,7 @@ func holdCommit(t *testing.T, l *Log, id string) (held uint64, release func()) {
 
 // TestChunksGoOnUnderSends keeps a send queued at every commit (each
 // send's completion posts the next) while reply chunks wait. A commit
-// with a send takes a quarter of MaxDeferrable chunks, so every commit
+// with a send takes MaxDeferrable/othersShare chunks, so every commit
 // carries a send and that many chunks until the chunks are stored.
 func TestChunksGoOnUnderSends(t *testing.T) {
 	const maxDeferrable, chunks, sends = 8, 12, 10
@@ -207,8 +207,8 @@ func TestChunksGoOnUnderSends(t *testing.T) {
 		got = append(got, fmt.Sprintf("%d+%d", sent[i], stored[i]))
 		// The chunks go in every commit until all are stored.
 		c := 0
-		if i < chunks/(maxDeferrable/4) {
-			c = maxDeferrable / 4
+		if i < chunks/(maxDeferrable/othersShare) {
+			c = maxDeferrable / othersShare
 		}
 		want = append(want, fmt.Sprintf("1+%d", c))
 	}

@@ -38,7 +38,7 @@ type Options struct {
 	// MaxDeferrable bounds the deferrable appends (a reply's chunks) that
 	// one commit carries; the others wait for the next commits, oldest
 	// first. Every other append goes into the next commit, which then
-	// takes at most a quarter as many deferrable ones (default
+	// takes at most half as many deferrable ones (default
 	// DefaultMaxDeferrable; see take).
 	MaxDeferrable int
 	// TracerProvider receives a span per commit, linked to the spans of
@@ -46,6 +46,11 @@ type Options struct {
 	// unless tracing is on).
 	TracerProvider trace.TracerProvider
 }
+
+// othersShare divides maxDeferrable for a commit that takes other ops
+// too: half as many chunks held the ack and relay aims at 1,000 streams
+// best of a quarter, a third, a half and all (see docs/PERFORMANCE.md).
+const othersShare = 2
 
 // DefaultMaxDeferrable is the default of Options.MaxDeferrable. It bounds
 // how long a commit takes, and so how long a send waits for the commit in
@@ -300,9 +305,9 @@ func (l *Log) loop() {
 // ops (a reply's chunks) are most of what a busy gateway stores, and the
 // rest (sends, a turn's start and end) are what people wait for: a commit
 // takes every op that is not deferrable, and the oldest deferrable ones up
-// to maxDeferrable, or a quarter of that with any of the others queued. So
-// a send waits for the commit in flight and then a short commit of its
-// own, and chunks go on in every commit. Those left stay queued in their
+// to maxDeferrable, or 1/othersShare of that with any of the others
+// queued. So a send waits for the commit in flight and then a shorter
+// commit of its own, and chunks go on in every commit. Those left stay queued in their
 // order. With all set (the loop is stopping) it takes everything. The
 // ops it returns are in the queue's array, the loop's from now on, and
 // the queue goes on in spare, an empty array the loop no longer uses.
@@ -318,7 +323,7 @@ func (l *Log) take(all bool, spare []*op) []*op {
 	}
 	limit := l.maxDeferrable
 	if deferrable < len(ops) {
-		limit = max(1, limit/4)
+		limit = max(1, limit/othersShare)
 	}
 	if all || deferrable <= limit {
 		return ops
