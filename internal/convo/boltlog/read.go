@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -209,16 +210,29 @@ func lastBefore(c *bolt.Cursor, id string, seq uint64) (k, v []byte) {
 // visitRefs calls fn with the events refs lists, read from the tail
 // (newest first when back), and reports whether fn asked for more.
 func visitRefs(tail *bolt.Cursor, id string, refs []tailRef, back bool, fn visit) (bool, error) {
+	var key [8]byte
+	var at uint64 // the cursor's key, when it is on one (0: unknown)
 	for i := range refs {
 		r := refs[i]
 		if back {
 			r = refs[len(refs)-1-i]
 		}
-		key := tailKey(r.g)
-		k, frame := tail.Seek(key)
-		if !bytes.Equal(k, key) {
+		// Events written one after another are neighbours in the tail:
+		// the cursor steps to them, where a seek walks down from the root.
+		var k, frame []byte
+		switch {
+		case at != 0 && !back && r.g == at+1:
+			k, frame = tail.Next()
+		case at != 0 && back && r.g == at-1:
+			k, frame = tail.Prev()
+		default:
+			binary.BigEndian.PutUint64(key[:], r.g)
+			k, frame = tail.Seek(key[:])
+		}
+		if len(k) != 8 || binary.BigEndian.Uint64(k) != r.g {
 			return false, fmt.Errorf("boltlog: conversation %s: event %d is missing from the tail", id, r.seq)
 		}
+		at = r.g
 		if more, err := fn(r.seq, frame); !more || err != nil {
 			return false, err
 		}

@@ -104,7 +104,8 @@ func tailRefs(v []byte) []tailRef {
 		}
 		return refs
 	}
-	var refs []tailRef
+	// Each pair takes two bytes at least.
+	refs := make([]tailRef, 0, (len(v)-1)/2)
 	var prev tailRef
 	for v = v[1:]; len(v) > 0; {
 		ds, n := binary.Uvarint(v)
