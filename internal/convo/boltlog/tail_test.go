@@ -302,34 +302,21 @@ func oldRefs(refs []tailRef) []byte {
 	return v
 }
 
-// compactRefsValue encodes refs as files written before held them in the
-// compact encoding (see compactRefs).
-func compactRefsValue(refs []tailRef) []byte {
-	v := []byte{compactRefs}
-	var prev tailRef
-	for _, r := range refs {
-		v = binary.AppendUvarint(v, r.seq-prev.seq)
-		v = binary.AppendUvarint(v, r.g-prev.g)
-		prev = r
-	}
-	return v
-}
-
-// TestTailRefsEncoding decodes the tailidx values of files written
-// before, in both encodings.
+// TestTailRefsEncoding decodes runs, and the tailidx values of files
+// written before, in both encodings.
 func TestTailRefsEncoding(t *testing.T) {
 	refs := []tailRef{{5, 1}, {6, 40}, {7, 41}, {9, 1 << 40}, {10, 1<<40 + 3}}
-	for name, v := range map[string][]byte{"compact": compactRefsValue(refs), "pairs": oldRefs(refs)} {
+	for name, v := range map[string][]byte{"compact": appendRefs(nil, refs), "pairs": oldRefs(refs)} {
 		if got := tailRefs(v); !slices.Equal(got, refs) {
 			t.Errorf("%s: decoded %v, want %v", name, got, refs)
 		}
 	}
 }
 
-// FuzzTailRefs decodes any tailidx value without failing, and a value
+// FuzzTailRefs decodes any run or tailidx value without failing, and a value
 // encoded from pairs back to them.
 func FuzzTailRefs(f *testing.F) {
-	f.Add(compactRefsValue([]tailRef{{1, 7}, {2, 9}, {4, 1 << 33}}), uint64(5), uint64(1<<33+1))
+	f.Add(appendRefs(nil, []tailRef{{1, 7}, {2, 9}, {4, 1 << 33}}), uint64(5), uint64(1<<33+1))
 	f.Add(oldRefs([]tailRef{{1, 7}, {2, 9}}), uint64(3), uint64(10))
 	f.Add([]byte{compactRefs, 0x80}, uint64(1), uint64(1))
 	f.Fuzz(func(t *testing.T, v []byte, seq, g uint64) {
@@ -341,17 +328,17 @@ func FuzzTailRefs(f *testing.F) {
 				return
 			}
 		}
-		if got := tailRefs(compactRefsValue(next)); !slices.Equal(got, next) {
+		if got := tailRefs(appendRefs(nil, next)); !slices.Equal(got, next) {
 			t.Fatalf("%v encoded and decoded: %v", next, got)
 		}
 	})
 }
 
 // TestTailIndexRebuiltAtOpen reopens a file whose tail holds entries of
-// every kind: a reply in progress, entries a move left behind (an older
-// reply in progress keeps the tail from being cut), and a deleted
-// conversation whose id was created again. The index rebuilt from the
-// tail lists the live events only.
+// every kind: replies in progress (an older one holds the watermark
+// back), ended turns in runs, and a deleted conversation whose id was
+// created again. The index rebuilt from the tail lists the events of
+// the replies in progress only.
 func TestTailIndexRebuiltAtOpen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gateway.db")
@@ -422,7 +409,7 @@ func TestOpensFileWithTailIdx(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return bk.Put([]byte("a"), compactRefsValue(refs))
+		return bk.Put([]byte("a"), appendRefs(nil, refs))
 	})
 
 	l = openAt(t, path)
