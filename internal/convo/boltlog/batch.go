@@ -156,9 +156,9 @@ func (bm *batchMeta) own(typ string) *convo.Meta {
 // the last commit's. Nothing else holds what it reuses once that commit
 // is done: the metadata cache copied what it keeps out of metas (see
 // keep), the tail state the tail's heads (see tailState.apply), and the
-// *batchMeta that appendOp and Delete use last no longer than their op. What the batch hands over is made
-// anew: out becomes the committed function's, and the tail's refs the
-// readers' index.
+// *batchMeta that appendOp and Delete use last no longer than their op.
+// What the batch hands over is made anew: out becomes the committed
+// function's, and the tail's refs the readers' index.
 func (l *Log) newBatch(n int) *batch {
 	b := &l.batch
 	if b.metas == nil {

@@ -307,11 +307,11 @@ func (l *Log) loop() {
 // takes every op that is not deferrable, and the oldest deferrable ones up
 // to maxDeferrable, or 1/othersShare of that with any of the others
 // queued. So a send waits for the commit in flight and then a shorter
-// commit of its own, and chunks go on in every commit. Those left stay queued in their
-// order. With all set (the loop is stopping) it takes everything. The
-// ops it returns are in the queue's array, the loop's from now on, and
-// the queue goes on in spare, an empty array the loop no longer uses.
-// Call with l.mu held.
+// commit of its own, and chunks go on in every commit. Those left stay
+// queued in their order. With all set (the loop is stopping) it takes
+// everything. The ops it returns are in the queue's array, the loop's
+// from now on, and the queue goes on in spare, an empty array the loop
+// no longer uses. Call with l.mu held.
 func (l *Log) take(all bool, spare []*op) []*op {
 	ops := l.queue
 	l.queue = spare
