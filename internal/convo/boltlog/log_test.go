@@ -58,76 +58,92 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// TestPostsWhileCommitting posts appends from several goroutines while
-// the commit loop commits, half of them deferrable with few per commit
-// so that takes leave some queued: the queue grows in the array of an
-// earlier commit's ops (see take), never in that of the commit in
-// progress. Once Close has stored all that was queued, every done was
-// called once, with its own append's event, and each conversation's
-// events (all deferrable or none) are stored in the order they were
-// posted.
+// TestPostsWhileCommitting holds a commit that took some of the queued
+// reply chunks and left the others (see take), and posts more while it
+// is in flight: the queue goes on in an array of its own, never in that
+// of the commit in progress, whose ops the leftovers or the posts would
+// overwrite. Every done is called once, with its own append's event,
+// and the chunks are stored in the order they were posted.
 func TestPostsWhileCommitting(t *testing.T) {
-	const posters, appends = 4, 100
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	l, err := Open(path, Options{MaxDeferrable: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const maxDeferrable, chunks = 4, 12
+	ctx := context.Background()
+	l := openDeferring(t, maxDeferrable)
+	create(t, l, "c")
+	create(t, l, "h")
 	var mu sync.Mutex
 	done := map[string]int{}
 	var errs []error
-	var wg sync.WaitGroup
-	for p := range posters {
-		id := fmt.Sprint("c", p)
-		create(t, l, id)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range appends {
-				text := fmt.Sprint(id, "/", i)
-				l.Post(context.Background(), &convo.Append{Conversation: id, Deferrable: p%2 == 0,
-					Build: func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: delta(text)}}, nil }},
-					func(res *convo.Appended, err error) {
-						mu.Lock()
-						defer mu.Unlock()
-						done[text]++
-						switch {
-						case err != nil:
-							errs = append(errs, err)
-						case len(res.Events) != 1 || res.Events[0].Text != text:
-							errs = append(errs, fmt.Errorf("the done of %s got %+v", text, res.Events))
-						}
-					})
-			}
-		}()
+	var posted sync.WaitGroup
+	post := func(i int) {
+		text := fmt.Sprint(i)
+		posted.Add(1)
+		l.Post(ctx, &convo.Append{Conversation: "c", Deferrable: true,
+			Build: func(*convo.Meta) ([]convo.Draft, error) { return []convo.Draft{{Event: delta(text)}}, nil }},
+			func(res *convo.Appended, err error) {
+				defer posted.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				done[text]++
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+				case len(res.Events) != 1 || res.Events[0].Text != text:
+					errs = append(errs, fmt.Errorf("the done of %s got %+v", text, res.Events))
+				}
+			})
 	}
-	wg.Wait()
-	if err := l.Close(); err != nil {
+	queued := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.queue)
+	}
+
+	// Half the chunks queue behind a held commit, then an append that
+	// holds the next commit from inside its transaction.
+	_, release := holdCommit(t, l, "h")
+	for i := range chunks / 2 {
+		post(i)
+	}
+	entered, proceed, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	l.Post(ctx, &convo.Append{Conversation: "h", Build: func(*convo.Meta) ([]convo.Draft, error) {
+		close(entered)
+		<-proceed
+		return nil, nil
+	}}, func(_ *convo.Appended, err error) { held <- err })
+	release()
+	<-entered
+	// That commit took the append and maxDeferrable/othersShare chunks.
+	left := chunks/2 - maxDeferrable/othersShare
+	if n := queued(); n != left {
+		t.Fatalf("%d ops left queued by the commit in flight, want %d", n, left)
+	}
+	for i := chunks / 2; i < chunks; i++ {
+		post(i)
+	}
+	if n := queued(); n != left+chunks/2 {
+		t.Fatalf("%d ops queued, want %d", n, left+chunks/2)
+	}
+	close(proceed)
+	if err := <-held; err != nil {
 		t.Fatal(err)
 	}
+	posted.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if len(done) != posters*appends {
-		t.Errorf("%d appends done, want %d", len(done), posters*appends)
-	}
-	for text, n := range done {
-		if n != 1 {
-			t.Errorf("the done of %s was called %d times", text, n)
+	for i := range chunks {
+		if n := done[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("the done of chunk %d was called %d times", i, n)
 		}
 	}
-	l = openAt(t, path)
-	for p := range posters {
-		id := fmt.Sprint("c", p)
-		frames, err := l.Events(context.Background(), id, 0, 0, 2*appends)
-		if err != nil || len(frames) != appends {
-			t.Fatalf("%s: %d events (%v), want %d", id, len(frames), err, appends)
-		}
-		for i, f := range frames {
-			var ev protocol.Event
-			if err := json.Unmarshal(f, &ev); err != nil || ev.Text != fmt.Sprint(id, "/", i) {
-				t.Fatalf("%s: event %d is %s (%v)", id, i+1, f, err)
-			}
+	frames, err := l.Events(ctx, "c", 0, 0, 2*chunks)
+	if err != nil || len(frames) != chunks {
+		t.Fatalf("%d events (%v), want %d", len(frames), err, chunks)
+	}
+	for i, f := range frames {
+		var ev protocol.Event
+		if err := json.Unmarshal(f, &ev); err != nil || ev.Text != fmt.Sprint(i) {
+			t.Fatalf("event %d is %s (%v)", i+1, f, err)
 		}
 	}
 }
