@@ -86,6 +86,9 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	// The last event, if a delta or thinking: only its time matters.
 	var stream []byte
 	err = walk(tx, id, stored, func(seq uint64, frame []byte) (bool, error) {
+		// The walk goes to the end of the log: the last seq it visits is
+		// the conversation's.
+		m.LastSeq = seq
 		// A delta or thinking event changes nothing but the last seq and
 		// the update time.
 		if convo.StreamFrame(frame) {
@@ -112,7 +115,6 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 		}
 		m.UpdatedAt = ev.TS
 	}
-	m.LastSeq = lastEventSeq(tx, id)
 	return m, stored, nil
 }
 
