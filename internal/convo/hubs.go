@@ -35,9 +35,9 @@ type hub struct {
 	// A conversation created again under the id is another log: its
 	// seqs start from 1 again, and this hub's last means nothing there.
 	created time.Time
-	// subs maps each live subscriber to the seq after which it wants
-	// events.
-	subs map[Subscriber]uint64
+	// subs are the live subscribers, each with the seq after which it
+	// wants events.
+	subs subscribers
 	// running is the turn runner in progress, or nil.
 	running *turn
 	// cancelled is the id of the open turn the last cancel found in the
@@ -75,7 +75,7 @@ type hub struct {
 }
 
 // idle reports whether nothing uses h. Call with h.mu held.
-func (h *hub) idle() bool { return len(h.subs) == 0 && h.running == nil && h.refs == 0 }
+func (h *hub) idle() bool { return len(h.subs.list) == 0 && h.running == nil && h.refs == 0 }
 
 // publish delivers the committed events of h's conversation to its live
 // subscribers, skipping any at or below h.last (already covered by the
@@ -88,17 +88,72 @@ func (h *hub) publish(events []Committed) (dropped int) {
 			continue
 		}
 		h.last = ev.Seq
-		for sub, after := range h.subs {
-			if ev.Seq <= after {
+		for i := 0; i < len(h.subs.list); {
+			s := h.subs.list[i]
+			if ev.Seq > s.after && !s.sub.Send(Frame{Data: ev.Frame, Born: ev.Born, Durable: ev.Durable}) {
+				h.remove(s.sub) // the last one moves to i
+				dropped++
 				continue
 			}
-			if !sub.Send(Frame{Data: ev.Frame, Born: ev.Born, Durable: ev.Durable}) {
-				h.remove(sub)
-				dropped++
-			}
+			i++
 		}
 	}
 	return dropped
+}
+
+// subscribers is a set of live subscribers, each with the seq after
+// which it wants events. publish walks a slice: walking a map of one
+// subscriber took half of the commit loop's time in the hubs, because
+// a map is more memory to bring into the cache, for a hundred hubs a
+// commit. at says where each subscriber is in list, for the rest.
+type subscribers struct {
+	list []subscriber
+	at   map[Subscriber]int
+}
+
+// subscriber is one entry of a subscribers set.
+type subscriber struct {
+	sub   Subscriber
+	after uint64
+}
+
+// has reports whether sub is in the set.
+func (ss *subscribers) has(sub Subscriber) bool {
+	_, ok := ss.at[sub]
+	return ok
+}
+
+// set puts sub in the set from seq after, or moves it there if it is in
+// the set already, and reports whether it was not.
+func (ss *subscribers) set(sub Subscriber, after uint64) bool {
+	if i, ok := ss.at[sub]; ok {
+		ss.list[i].after = after
+		return false
+	}
+	if ss.at == nil {
+		ss.at = make(map[Subscriber]int)
+	}
+	ss.at[sub] = len(ss.list)
+	ss.list = append(ss.list, subscriber{sub, after})
+	return true
+}
+
+// remove takes sub out of the set, moving the last entry to its place,
+// and reports whether it was in it.
+func (ss *subscribers) remove(sub Subscriber) bool {
+	i, ok := ss.at[sub]
+	if !ok {
+		return false
+	}
+	delete(ss.at, sub)
+	last := len(ss.list) - 1
+	if i != last {
+		ss.list[i] = ss.list[last]
+		ss.at[ss.list[i].sub] = i
+	}
+	ss.list[last] = subscriber{}
+	ss.list = ss.list[:last]
+	return true
 }
 
 // addLive subscribes sub from the live edge if it is not subscribed yet,
@@ -106,23 +161,24 @@ func (h *hub) publish(events []Committed) (dropped int) {
 func (h *hub) addLive(sub Subscriber) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[sub]; ok {
+	if h.subs.has(sub) {
 		return false
 	}
 	h.add(sub, h.last)
 	return true
 }
 
-// add registers sub as live from seq after. Call with h.mu held.
+// add registers sub as live from seq after, or moves it there if it is
+// live already. Call with h.mu held.
 func (h *hub) add(sub Subscriber, after uint64) {
-	h.subs[sub] = after
-	h.metrics.Subscriptions.Inc()
+	if h.subs.set(sub, after) {
+		h.metrics.Subscriptions.Inc()
+	}
 }
 
 // remove unregisters sub, if registered. Call with h.mu held.
 func (h *hub) remove(sub Subscriber) {
-	if _, ok := h.subs[sub]; ok {
-		delete(h.subs, sub)
+	if h.subs.remove(sub) {
 		h.metrics.Subscriptions.Dec()
 	}
 }
@@ -227,7 +283,8 @@ func (h *hub) markDeleted() {
 // conversation is gone. Call after markDeleted.
 func (h *hub) removeAll() {
 	h.mu.Lock()
-	for sub := range h.subs {
+	for len(h.subs.list) > 0 {
+		sub := h.subs.list[0].sub
 		h.remove(sub)
 		sub.Gone(h.id)
 	}
@@ -262,7 +319,7 @@ func (s *Service) acquire(id string) *hub {
 	h := s.hubs[id]
 	starter := h == nil
 	if starter {
-		h = &hub{id: id, metrics: s.cfg.Metrics, subs: map[Subscriber]uint64{}, started: make(chan struct{})}
+		h = &hub{id: id, metrics: s.cfg.Metrics, started: make(chan struct{})}
 		s.hubs[id] = h
 		s.cfg.Metrics.Hubs.Inc()
 	}

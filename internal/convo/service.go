@@ -365,8 +365,7 @@ func (s *Service) Subscribed(conversation string, sub Subscriber) bool {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.subs[sub]
-	return ok
+	return h.subs.has(sub)
 }
 
 // Cancel ends the running turn of conversation with stop reason
