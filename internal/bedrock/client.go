@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -61,8 +60,8 @@ type Options struct {
 	CredentialsTimeout time.Duration
 	// Logger receives the client's logs (default slog.Default()).
 	Logger *slog.Logger
-	// TracerProvider receives a span per model call (default: the global
-	// provider, a no-op unless tracing is on).
+	// TracerProvider receives a span per model call (nil: tracing is
+	// off, and no span is made).
 	TracerProvider trace.TracerProvider
 }
 
@@ -116,8 +115,11 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		o.RetryMaxAttempts = 1
 		o.HTTPClient = inMemoryBody{next: withHeaderTimeout(o.HTTPClient, opts.HeaderTimeout)}
 	})
-	return &Client{rt: rt, region: cfg.Region, opts: opts, log: opts.Logger,
-		tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/bedrock")}, nil
+	c := &Client{rt: rt, region: cfg.Region, opts: opts, log: opts.Logger}
+	if opts.TracerProvider != nil {
+		c.tracer = opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/bedrock")
+	}
+	return c, nil
 }
 
 func withDefaults(o Options) Options {
@@ -141,9 +143,6 @@ func withDefaults(o Options) Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
 	}
 	return o
 }

@@ -24,6 +24,9 @@ import (
 // attributes (system aws.bedrock, request model, tokens, finish reason),
 // an event at the first chunk and one per retry.
 func (c *Client) Stream(ctx context.Context, req convo.ModelRequest, emit func(convo.Chunk)) (convo.Result, error) {
+	if c.tracer == nil {
+		return c.stream(ctx, req, emit)
+	}
 	ctx, span := c.tracer.Start(ctx, "chat "+req.Model, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
 	if !span.IsRecording() {

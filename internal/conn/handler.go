@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/auth"
@@ -91,8 +90,8 @@ type Options struct {
 	// Sizes bounds the title and system prompt of a create (default:
 	// limits' defaults); a larger one gets too_large.
 	Sizes limits.Sizes
-	// TracerProvider receives the spans of sends (default: the global
-	// provider, a no-op unless tracing is on).
+	// TracerProvider receives the spans of sends (nil: tracing is off,
+	// and no span is made).
 	TracerProvider trace.TracerProvider
 	// UpgradeLimiter, keyed by client address (Proxies.ClientKey of the
 	// request), limits upgrades (default: no limit); a refused one gets
@@ -152,15 +151,15 @@ func NewHandler(svc *convo.Service, opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	if opts.TracerProvider == nil {
-		opts.TracerProvider = otel.GetTracerProvider()
-	}
 	if opts.MaxSubscriptions <= 0 {
 		opts.MaxSubscriptions = DefaultMaxSubscriptions
 	}
-	return &Handler{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics,
-		tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/conn"),
-		slots:  limits.NewSlots(opts.MaxConns, opts.MaxConnsPerUser), conns: make(map[*conn]struct{})}
+	h := &Handler{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics,
+		slots: limits.NewSlots(opts.MaxConns, opts.MaxConnsPerUser), conns: make(map[*conn]struct{})}
+	if opts.TracerProvider != nil {
+		h.tracer = opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/conn")
+	}
+	return h
 }
 
 // errShuttingDown refuses upgrades once StopAccepting or Shutdown has

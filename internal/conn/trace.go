@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -20,10 +21,17 @@ const (
 	attrErrorCode    = attribute.Key("gateway.error.code")
 )
 
+// noSpan is the span of a send while tracing is off: it records
+// nothing, and returning it allocates nothing.
+var noSpan trace.Span = noop.Span{}
+
 // startSend starts the span of a send whose frame was read at read: it
 // covers decoding, the commit that makes the message durable (linked from
 // the commit's own span), and queueing the ack.
 func (c *conn) startSend(ctx context.Context, r *protocol.Send, read time.Time) (context.Context, trace.Span) {
+	if c.h.tracer == nil {
+		return ctx, noSpan
+	}
 	ctx, span := c.h.tracer.Start(ctx, "send", trace.WithTimestamp(read), trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() {
 		span.AddEvent("decoded")

@@ -97,7 +97,7 @@ type Config struct {
 	// registry nobody reads).
 	Metrics *metrics.Metrics
 	// TracerProvider receives a span per turn, the parent of the model's
-	// (default: the global provider, a no-op unless tracing is on).
+	// (nil: tracing is off, and no span is made).
 	TracerProvider trace.TracerProvider
 	// Agents are the agents conversations may be created with (nil:
 	// none).

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/metrics"
@@ -94,15 +93,15 @@ func New(log Log, model Model, cfg Config) (*Service, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	if cfg.TracerProvider == nil {
-		cfg.TracerProvider = otel.GetTracerProvider()
-	}
 	s := &Service{cfg: cfg, logger: cfg.Logger, model: model, log: log, hubs: map[string]*hub{},
 		modelCalls:  newModelCalls(cfg.MaxModelCalls, cfg.MaxWaitingTurns, cfg.Metrics.ModelCallsWaiting),
 		toolRuns:    newBound(cfg.MaxToolCalls, cfg.Metrics.ToolCallsWaiting),
 		answerWaits: newBound(cfg.MaxWaitingCalls, nil),
 		runLine:     newBound(cfg.MaxWaitingCalls, nil),
-		tracer:      cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")}
+	}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo")
+	}
 	s.turnCtx, s.stopTurns = context.WithCancelCause(context.Background())
 	log.Start(s.dispatch)
 	if c, ok := log.(Canceller); ok {

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.36.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/chatgateway/gateway/protocol"
 )
@@ -23,10 +24,17 @@ const (
 	attrToolResult = attribute.Key("gateway.tool.result")
 )
 
+// noSpan is the span of a turn or a tool call while tracing is off: it
+// records nothing, and returning it allocates nothing.
+var noSpan trace.Span = noop.Span{}
+
 // startTurnSpan starts the span of turn turnID of conversation id, once
 // it is open (an early turn's as its send is being stored): it lasts
 // until the turn_end is stored, and the model's calls are its children.
 func (s *Service) startTurnSpan(ctx context.Context, id, turnID, model string) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, noSpan
+	}
 	ctx, span := s.tracer.Start(ctx, "turn")
 	if span.IsRecording() {
 		span.SetAttributes(attrConversation.String(id), attrTurn.String(turnID), attrModel.String(model))
@@ -59,6 +67,9 @@ func turnNotOpened(span trace.Span) {
 // client's output included. It has the GenAI semantic-convention
 // attributes of a tool execution.
 func (s *Service) startToolSpan(ctx context.Context, c *call) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, noSpan
+	}
 	ctx, span := s.tracer.Start(ctx, "execute_tool "+c.use.Name, trace.WithSpanKind(trace.SpanKindInternal))
 	if span.IsRecording() {
 		span.SetAttributes(semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolName(c.use.Name),

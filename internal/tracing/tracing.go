@@ -1,7 +1,7 @@
 // Package tracing sets up OpenTelemetry tracing for the gateway: spans go
 // over OTLP/HTTP to a collector when an endpoint is configured, and
-// nowhere otherwise. Off, the packages trace through the global no-op
-// provider, whose spans cost an allocation and record nothing.
+// nowhere otherwise. Off, the provider is nil, and the packages make no
+// span at all: tracing that is off costs nothing.
 package tracing
 
 import (
@@ -58,13 +58,13 @@ func (c Config) Enabled() bool {
 
 // Setup returns the tracer provider that c asks for and the function that
 // flushes and stops it. With tracing on, it also becomes the global
-// provider. Off, it is the global one (a no-op unless something set it)
-// and stopping does nothing. The exporter batches spans in a bounded queue
+// provider. Off, it is nil, which the gateway's packages take as no
+// tracing at all, and stopping does nothing. The exporter batches spans in a bounded queue
 // and drops them when the collector cannot keep up, so tracing never
 // holds up a request.
 func Setup(ctx context.Context, c Config) (trace.TracerProvider, func(context.Context) error, error) {
 	if !c.Enabled() {
-		return otel.GetTracerProvider(), func(context.Context) error { return nil }, nil
+		return nil, func(context.Context) error { return nil }, nil
 	}
 	var opts []otlptracehttp.Option
 	if c.Endpoint != "" {

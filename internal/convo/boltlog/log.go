@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatgateway/gateway/internal/convo"
@@ -42,8 +41,7 @@ type Options struct {
 	// DefaultMaxDeferrable; see take).
 	MaxDeferrable int
 	// TracerProvider receives a span per commit, linked to the spans of
-	// the appends it carried (default: the global provider, a no-op
-	// unless tracing is on).
+	// the appends it carried (nil: tracing is off, and no span is made).
 	TracerProvider trace.TracerProvider
 }
 
@@ -179,9 +177,6 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.MaxDeferrable <= 0 {
 		opts.MaxDeferrable = DefaultMaxDeferrable
 	}
-	if opts.TracerProvider == nil {
-		opts.TracerProvider = otel.GetTracerProvider()
-	}
 	db, err := bolt.Open(path, 0o600, BoltOptions(opts.Timeout))
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltlog: database %s is in use by another process (waited %s for its lock): %w", path, opts.Timeout, err)
@@ -212,7 +207,10 @@ func Open(path string, opts Options) (*Log, error) {
 	l := &Log{db: db, metrics: opts.Metrics, now: func() time.Time { return time.Now().UTC() },
 		committed: func([]convo.Committed) {}, cache: newMetaCache(), tail: tail, eventCounters: map[string]prometheus.Counter{},
 		waitReply: opts.Metrics.CommitWaitSeconds.WithLabelValues("reply"), waitOther: opts.Metrics.CommitWaitSeconds.WithLabelValues("other"),
-		maxDeferrable: opts.MaxDeferrable, tracer: opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog"), wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		maxDeferrable: opts.MaxDeferrable, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	if opts.TracerProvider != nil {
+		l.tracer = opts.TracerProvider.Tracer("github.com/chatgateway/gateway/internal/convo/boltlog")
+	}
 	l.tails.publish(&tailIndex{txid: txid, refs: refs})
 	go l.loop()
 	return l, nil

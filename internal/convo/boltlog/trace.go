@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Attributes of a commit's span.
@@ -14,10 +15,17 @@ const (
 	attrEvents = attribute.Key("gateway.commit.events")
 )
 
+// noSpan is the span of a commit while tracing is off: it records
+// nothing, and returning it allocates nothing.
+var noSpan trace.Span = noop.Span{}
+
 // startCommitSpan starts the span of a commit that carries ops, linked to
 // the span of each op's caller (a send's, for one). The commit is a trace
 // of its own: it serves many requests, and belongs to none of them.
 func (l *Log) startCommitSpan(ops []*op) trace.Span {
+	if l.tracer == nil {
+		return noSpan
+	}
 	_, span := l.tracer.Start(context.Background(), "commit")
 	if !span.IsRecording() {
 		return span
