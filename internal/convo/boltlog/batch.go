@@ -34,7 +34,7 @@ import (
 // conversation.
 //
 // Seqs are 8-byte big-endian so that cursors walk them in order. A
-// conversation's last seq is its last event's (see lastEventSeq), so
+// conversation's last seq is its last event's (see readMeta), so
 // storing a delta writes no metadata.
 var (
 	bucketMeta   = []byte("meta")

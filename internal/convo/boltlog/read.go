@@ -118,17 +118,6 @@ func readMeta(tx snap, id string) (m *convo.Meta, stored uint64, err error) {
 	return m, stored, nil
 }
 
-// lastEventSeq is the seq of conversation id's newest event (0 without
-// events).
-func lastEventSeq(tx snap, id string) uint64 {
-	var last uint64
-	_ = walkBack(tx, id, 0, func(seq uint64, _ []byte) (bool, error) {
-		last = seq
-		return false, nil
-	})
-	return last
-}
-
 // Events implements convo.Log (see walk).
 func (l *Log) Events(ctx context.Context, id string, after, upTo uint64, limit int) ([][]byte, error) {
 	var out [][]byte

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 
@@ -213,7 +214,6 @@ func scanTail(tx *bolt.Tx, from uint64, refs map[string][]tailRef) error {
 	// last is each conversation's last seq in a run or the events bucket
 	// (0: none), or -1 when it does not exist.
 	last := map[string]int64{}
-	none := snap{tx, func(string) []tailRef { return nil }}
 	c := tx.Bucket(bucketTail).Cursor()
 	for k, v := c.Seek(tailKey(from)); k != nil; k, v = c.Next() {
 		var ev struct {
@@ -235,7 +235,7 @@ func scanTail(tx *bolt.Tx, from uint64, refs map[string][]tailRef) error {
 		if !ok {
 			l = -1
 			if tx.Bucket(bucketMeta).Get([]byte(id)) != nil {
-				l = int64(lastEventSeq(none, id))
+				l = int64(lastIndexedSeq(tx, id))
 			}
 			last[id] = l
 		}
@@ -244,6 +244,21 @@ func scanTail(tx *bolt.Tx, from uint64, refs map[string][]tailRef) error {
 		}
 	}
 	return nil
+}
+
+// lastIndexedSeq is the seq of conversation id's last event in a run,
+// or else in the events bucket of a file of the first layout (0: none).
+// It reads the run's refs, not the tail.
+func lastIndexedSeq(tx *bolt.Tx, id string) uint64 {
+	if k, v := lastBefore(tx.Bucket(bucketRuns).Cursor(), id, math.MaxUint64); k != nil {
+		if refs := tailRefs(v); len(refs) > 0 {
+			return refs[len(refs)-1].seq
+		}
+	}
+	if k, _ := lastBefore(tx.Bucket(bucketEvents).Cursor(), id, math.MaxUint64); k != nil {
+		return keySeq(k)
+	}
+	return 0
 }
 
 // dropUnlisted deletes the tail's entries that refs does not list.
